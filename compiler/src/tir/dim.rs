@@ -1,0 +1,350 @@
+//! Symbolic dimension expressions.
+//!
+//! A [`Dim`] is an integer polynomial over named symbols (`B`, `N`) and opaque floor
+//! divisions (`(N + 1) / 2`). Construction through [`Dim::add`], [`Dim::mul`], ... keeps
+//! the polynomial in a canonical form, so two dims are equal exactly when their
+//! canonical forms are equal (`2 * d + d == 3 * d`, `N / 2 + 1 - 1 == N / 2`).
+//! Printing is deterministic and parses back with [`Dim::parse`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+/// An atom of a monomial: a symbol, or a floor division that did not simplify.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Atom {
+    Sym(String),
+    /// `num / den` (floor division), `den > 1`, `num` not divisible by `den`.
+    FloorDiv(Box<Dim>, i64),
+}
+
+/// A product of atoms, sorted (with repetition for powers). Empty = the constant 1.
+type Monomial = Vec<Atom>;
+
+/// A canonical integer polynomial: monomial -> non-zero coefficient.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Dim {
+    terms: BTreeMap<Monomial, i64>,
+}
+
+impl Dim {
+    pub fn constant(c: i64) -> Dim {
+        let mut terms = BTreeMap::new();
+        if c != 0 {
+            terms.insert(Vec::new(), c);
+        }
+        Dim { terms }
+    }
+
+    pub fn sym(name: impl Into<String>) -> Dim {
+        Dim::atom(Atom::Sym(name.into()))
+    }
+
+    fn atom(a: Atom) -> Dim {
+        let mut terms = BTreeMap::new();
+        terms.insert(vec![a], 1);
+        Dim { terms }
+    }
+
+    /// The value when the dim has no symbols.
+    pub fn as_const(&self) -> Option<i64> {
+        match self.terms.len() {
+            0 => Some(0),
+            1 => self.terms.get(&Vec::new()).copied(),
+            _ => None,
+        }
+    }
+
+    pub fn is_const(&self) -> bool {
+        self.as_const().is_some()
+    }
+
+    pub fn add(&self, other: &Dim) -> Dim {
+        let mut terms = self.terms.clone();
+        for (m, c) in &other.terms {
+            let e = terms.entry(m.clone()).or_insert(0);
+            *e += c;
+            if *e == 0 {
+                terms.remove(m);
+            }
+        }
+        Dim { terms }
+    }
+
+    pub fn neg(&self) -> Dim {
+        Dim { terms: self.terms.iter().map(|(m, c)| (m.clone(), -c)).collect() }
+    }
+
+    pub fn sub(&self, other: &Dim) -> Dim {
+        self.add(&other.neg())
+    }
+
+    pub fn mul(&self, other: &Dim) -> Dim {
+        let mut out = Dim::default();
+        for (ma, ca) in &self.terms {
+            for (mb, cb) in &other.terms {
+                let mut m: Monomial = ma.iter().chain(mb.iter()).cloned().collect();
+                m.sort();
+                out = out.add(&Dim { terms: BTreeMap::from([(m, ca * cb)]) });
+            }
+        }
+        out
+    }
+
+    /// Floor division by a positive constant. `None` when `den <= 0`.
+    pub fn floor_div(&self, den: i64) -> Option<Dim> {
+        if den <= 0 {
+            return None;
+        }
+        if den == 1 {
+            return Some(self.clone());
+        }
+        if let Some(c) = self.as_const() {
+            return Some(Dim::constant(c.div_euclid(den)));
+        }
+        // (k * den * X + r) / den == k * X + r / den when every coefficient divides.
+        if self.terms.values().all(|c| c % den == 0) {
+            return Some(Dim { terms: self.terms.iter().map(|(m, c)| (m.clone(), c / den)).collect() });
+        }
+        Some(Dim::atom(Atom::FloorDiv(Box::new(self.clone()), den)))
+    }
+
+    /// Division that must be exact (e.g. `d / heads` when `heads` divides `d`).
+    pub fn exact_div(&self, den: i64) -> Option<Dim> {
+        if den > 0 && self.terms.values().all(|c| c % den == 0) {
+            Some(Dim { terms: self.terms.iter().map(|(m, c)| (m.clone(), c / den)).collect() })
+        } else {
+            None
+        }
+    }
+
+    /// The symbols this dim mentions (including inside divisions).
+    pub fn symbols(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for m in self.terms.keys() {
+            for a in m {
+                match a {
+                    Atom::Sym(s) => out.push(s.clone()),
+                    Atom::FloorDiv(d, _) => out.extend(d.symbols()),
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Evaluates with the given symbol values; `None` if a symbol is unbound.
+    pub fn eval(&self, env: &HashMap<String, i64>) -> Option<i64> {
+        let mut total = 0i64;
+        for (m, c) in &self.terms {
+            let mut v = *c;
+            for a in m {
+                v *= match a {
+                    Atom::Sym(s) => *env.get(s)?,
+                    Atom::FloorDiv(d, den) => d.eval(env)?.div_euclid(*den),
+                };
+            }
+            total += v;
+        }
+        Some(total)
+    }
+
+    /// Substitutes symbols by dims.
+    pub fn subst(&self, env: &HashMap<String, Dim>) -> Dim {
+        let mut out = Dim::default();
+        for (m, c) in &self.terms {
+            let mut v = Dim::constant(*c);
+            for a in m {
+                let f = match a {
+                    Atom::Sym(s) => env.get(s).cloned().unwrap_or_else(|| Dim::sym(s.clone())),
+                    Atom::FloorDiv(d, den) => d.subst(env).floor_div(*den).expect("den > 0"),
+                };
+                v = v.mul(&f);
+            }
+            out = out.add(&v);
+        }
+        out
+    }
+
+    /// Parses the printed form: integers, symbols, `+ - * /`, parentheses.
+    pub fn parse(text: &str) -> Result<Dim, String> {
+        let toks = tokenize(text)?;
+        let mut p = DimParser { toks: &toks, pos: 0 };
+        let d = p.sum()?;
+        if p.pos != toks.len() {
+            return Err(format!("unexpected `{}` in dim `{text}`", toks[p.pos]));
+        }
+        Ok(d)
+    }
+}
+
+impl From<i64> for Dim {
+    fn from(c: i64) -> Dim {
+        Dim::constant(c)
+    }
+}
+
+impl fmt::Display for Atom {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Atom::Sym(s) => write!(f, "{s}"),
+            Atom::FloorDiv(d, den) if d.terms.len() == 1 && d.terms.values().all(|c| *c > 0) => {
+                write!(f, "{d} / {den}")
+            }
+            Atom::FloorDiv(d, den) => write!(f, "({d}) / {den}"),
+        }
+    }
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        if self.terms.is_empty() {
+            return write!(f, "0");
+        }
+        // Symbolic terms first (in canonical order), the constant last: `N / 2 + 1`.
+        let mut ordered: Vec<(&Monomial, &i64)> = self.terms.iter().filter(|(m, _)| !m.is_empty()).collect();
+        if let Some(c) = self.terms.get(&Vec::new()) {
+            ordered.push((&EMPTY, c));
+        }
+        for (i, (m, c)) in ordered.into_iter().enumerate() {
+            let (sign, mag) = if *c < 0 { ("-", -c) } else { ("+", *c) };
+            match (i, sign) {
+                (0, "-") => write!(f, "-")?,
+                (0, _) => {}
+                _ => write!(f, " {sign} ")?,
+            }
+            let atoms: Vec<String> = m.iter().map(|a| a.to_string()).collect();
+            match (mag, atoms.is_empty()) {
+                (_, true) => write!(f, "{mag}")?,
+                (1, false) => write!(f, "{}", atoms.join(" * "))?,
+                _ => write!(f, "{mag} * {}", atoms.join(" * "))?,
+            }
+        }
+        Ok(())
+    }
+}
+
+static EMPTY: Monomial = Vec::new();
+
+fn tokenize(text: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+        } else if c.is_ascii_alphanumeric() || c == '_' {
+            let mut s = String::new();
+            while let Some(&c) = chars.peek().filter(|c| c.is_ascii_alphanumeric() || **c == '_' || **c == '.') {
+                s.push(c);
+                chars.next();
+            }
+            out.push(s);
+        } else if "+-*/()".contains(c) {
+            out.push(c.to_string());
+            chars.next();
+        } else {
+            return Err(format!("unexpected `{c}` in dim `{text}`"));
+        }
+    }
+    Ok(out)
+}
+
+struct DimParser<'a> {
+    toks: &'a [String],
+    pos: usize,
+}
+
+impl DimParser<'_> {
+    fn peek(&self) -> Option<&str> {
+        self.toks.get(self.pos).map(|s| s.as_str())
+    }
+
+    fn sum(&mut self) -> Result<Dim, String> {
+        let mut acc = self.product()?;
+        while let Some(op @ ("+" | "-")) = self.peek() {
+            let neg = op == "-";
+            self.pos += 1;
+            let rhs = self.product()?;
+            acc = if neg { acc.sub(&rhs) } else { acc.add(&rhs) };
+        }
+        Ok(acc)
+    }
+
+    fn product(&mut self) -> Result<Dim, String> {
+        let mut acc = self.factor()?;
+        while let Some(op @ ("*" | "/")) = self.peek() {
+            let div = op == "/";
+            self.pos += 1;
+            let rhs = self.factor()?;
+            acc = if div {
+                let den = rhs.as_const().ok_or("division by a symbolic dim")?;
+                acc.floor_div(den).ok_or("division by a non-positive constant")?
+            } else {
+                acc.mul(&rhs)
+            };
+        }
+        Ok(acc)
+    }
+
+    fn factor(&mut self) -> Result<Dim, String> {
+        let tok = self.peek().ok_or("unexpected end of dim")?.to_string();
+        self.pos += 1;
+        match tok.as_str() {
+            "(" => {
+                let d = self.sum()?;
+                if self.peek() != Some(")") {
+                    return Err("expected `)` in dim".into());
+                }
+                self.pos += 1;
+                Ok(d)
+            }
+            "-" => Ok(self.factor()?.neg()),
+            t if t.chars().all(|c| c.is_ascii_digit()) => {
+                t.parse::<i64>().map(Dim::constant).map_err(|e| e.to_string())
+            }
+            t if t.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') => Ok(Dim::sym(t)),
+            t => Err(format!("unexpected `{t}` in dim")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_forms_compare_equal() {
+        let d = Dim::sym("d");
+        assert_eq!(d.mul(&2.into()).add(&d), d.mul(&3.into()));
+        let n = Dim::sym("N");
+        let half = n.floor_div(2).unwrap().add(&1.into());
+        assert_eq!(half.sub(&1.into()), n.floor_div(2).unwrap());
+        assert_eq!(half.to_string(), "N / 2 + 1");
+        assert_ne!(n.floor_div(2).unwrap().mul(&2.into()), n);
+    }
+
+    #[test]
+    fn constants_fold() {
+        assert_eq!(Dim::constant(7).floor_div(2).unwrap().as_const(), Some(3));
+        assert_eq!(Dim::sym("d").mul(&4.into()).floor_div(2).unwrap().to_string(), "2 * d");
+    }
+
+    #[test]
+    fn print_parse_round_trip() {
+        for text in ["B", "N / 2 + 1", "2 * d - 3", "B * N", "(N + 1) / 2", "-B + 4", "0", "B * B"] {
+            let d = Dim::parse(text).unwrap();
+            assert_eq!(Dim::parse(&d.to_string()).unwrap(), d, "{text}");
+        }
+        assert_eq!(Dim::parse("N/2+1").unwrap().to_string(), "N / 2 + 1");
+    }
+
+    #[test]
+    fn eval_and_subst() {
+        let d = Dim::parse("N / 2 + 1").unwrap();
+        let env = HashMap::from([("N".to_string(), 16)]);
+        assert_eq!(d.eval(&env), Some(9));
+        let s = d.subst(&HashMap::from([("N".to_string(), Dim::constant(7))]));
+        assert_eq!(s.as_const(), Some(4));
+        assert_eq!(d.symbols(), vec!["N".to_string()]);
+    }
+}
