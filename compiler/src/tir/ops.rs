@@ -167,6 +167,11 @@ pub enum Op {
     /// kept (size 1) when `keep[i]`, else dropped; results are concatenated along axis 0.
     /// `%31 = vmap(%x, %w) {func=@target, keep=[true, false]} : f32[B, 10]`
     Vmap { func: String, keep: Vec<bool> },
+    /// A recurrence over `axis` of `xs` (operands: `init`, `xs`). `func(state, x_t) -> state`,
+    /// where `x_t` is `xs` with `axis` removed and every state has `init`'s type. The
+    /// result stacks the states after each step along `axis`: `init.shape[..axis] + [T] +
+    /// init.shape[axis..]`. `%32 = scan(%h0, %xs) {func=@cell, axis=1} : f32[B, T, 64]`
+    Scan { func: String, axis: usize },
 }
 
 impl Op {
@@ -205,13 +210,14 @@ impl Op {
             Op::Call(_) => "call".into(),
             Op::Stack(_) => "stack".into(),
             Op::Vmap { .. } => "vmap".into(),
+            Op::Scan { .. } => "scan".into(),
         }
     }
 
     /// Functions this op calls.
     pub fn callees(&self) -> Vec<&str> {
         match self {
-            Op::Call(f) | Op::Vmap { func: f, .. } => vec![f.as_str()],
+            Op::Call(f) | Op::Vmap { func: f, .. } | Op::Scan { func: f, .. } => vec![f.as_str()],
             Op::Stack(fs) => fs.iter().map(|s| s.as_str()).collect(),
             _ => Vec::new(),
         }
