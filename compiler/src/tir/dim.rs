@@ -348,3 +348,30 @@ mod tests {
         assert_eq!(d.symbols(), vec!["N".to_string()]);
     }
 }
+
+impl Dim {
+    /// `self / den` when the division is exact term by term (e.g. `B * 64 / B == 64`,
+    /// `6 * d / 3 == 2 * d`); `None` otherwise.
+    pub fn div_exact(&self, den: &Dim) -> Option<Dim> {
+        if let Some(c) = den.as_const() {
+            return self.exact_div(c);
+        }
+        if den.terms.len() != 1 {
+            return (self == den).then(|| Dim::constant(1));
+        }
+        let (dm, dc) = den.terms.iter().next()?;
+        let mut out = Dim::default();
+        for (m, c) in &self.terms {
+            if c % dc != 0 {
+                return None;
+            }
+            let mut rest = m.clone();
+            for a in dm {
+                let pos = rest.iter().position(|x| x == a)?;
+                rest.remove(pos);
+            }
+            out = out.add(&Dim { terms: BTreeMap::from([(rest, c / dc)]) });
+        }
+        Some(out)
+    }
+}

@@ -1,0 +1,158 @@
+//! Construction of the TIR program during checking.
+//!
+//! The builder owns the parameter table and a stack of functions under construction
+//! (the entry `main` at the bottom; `stack` blocks, `scan` cells and `vmap` bodies are
+//! built on top and finished before the instruction that calls them). Every instruction
+//! goes through [`crate::tir::infer::infer`], so the checker and the verifier share one
+//! set of shape rules.
+
+use super::value::TVal;
+use crate::tir::infer::{infer, FuncSigs};
+use crate::tir::{Func, Inst, Op, ParamDecl, Program, TensorType, ValueId};
+use archc_grammar::span::Span;
+use std::collections::HashMap;
+
+struct FuncInProgress {
+    index: usize,
+    func: Func,
+    next: u32,
+}
+
+#[derive(Default)]
+pub struct Builder {
+    pub params: Vec<ParamDecl>,
+    param_index: HashMap<String, usize>,
+    finished: Vec<Func>,
+    open: Vec<FuncInProgress>,
+    func_count: usize,
+    names: HashMap<String, usize>,
+    seed: u64,
+}
+
+struct Sigs<'a>(&'a [Func]);
+
+impl FuncSigs for Sigs<'_> {
+    fn sig(&self, name: &str) -> Option<(Vec<TensorType>, Vec<TensorType>)> {
+        let f = self.0.iter().find(|f| f.name == name)?;
+        Some((f.args.iter().map(|(_, t)| t.clone()).collect(), f.result_types()))
+    }
+}
+
+impl Builder {
+    /// Starts a function; returns its argument values.
+    pub fn begin_func(&mut self, name: &str, args: &[(String, TensorType)]) -> Vec<TVal> {
+        let index = self.func_count;
+        self.func_count += 1;
+        let mut func = Func {
+            name: self.unique_func_name(name),
+            args: Vec::new(),
+            arg_names: Vec::new(),
+            body: Vec::new(),
+            results: Vec::new(),
+            result_names: Vec::new(),
+        };
+        let mut vals = Vec::new();
+        for (i, (n, ty)) in args.iter().enumerate() {
+            func.args.push((ValueId(i as u32), ty.clone()));
+            func.arg_names.push(n.clone());
+            vals.push(TVal { id: ValueId(i as u32), ty: ty.clone(), func: index });
+        }
+        self.open.push(FuncInProgress { index, func, next: args.len() as u32 });
+        vals
+    }
+
+    fn unique_func_name(&mut self, name: &str) -> String {
+        let n = self.names.entry(name.to_string()).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            name.to_string()
+        } else {
+            format!("{name}.{}", *n - 1)
+        }
+    }
+
+    /// Finishes the innermost function; returns its name.
+    pub fn end_func(&mut self, results: &[(String, TVal)]) -> String {
+        let mut f = self.open.pop().expect("a function is open");
+        f.func.results = results.iter().map(|(_, v)| v.id).collect();
+        f.func.result_names = results.iter().map(|(n, _)| n.clone()).collect();
+        let name = f.func.name.clone();
+        self.finished.push(f.func);
+        name
+    }
+
+    /// Abandons the innermost function (after an error, or for a dry run).
+    pub fn discard_func(&mut self) {
+        self.open.pop();
+    }
+
+    pub fn current_func(&self) -> usize {
+        self.open.last().expect("a function is open").index
+    }
+
+    /// Appends `op(args)`; the result type comes from the shared shape rules.
+    pub fn emit(&mut self, op: Op, args: &[&TVal], declared: Option<TensorType>, span: Span) -> Result<TVal, String> {
+        let cur = self.current_func();
+        if args.iter().any(|a| a.func != cur) {
+            return Err("this tensor belongs to an enclosing network and cannot be used inside a \
+                        `stack`, `scan` or per-sample block; pass it in as an input"
+                .into());
+        }
+        let tys: Vec<&TensorType> = args.iter().map(|a| &a.ty).collect();
+        let ty = infer(&op, &tys, declared.as_ref(), &Sigs(&self.finished))?;
+        let f = self.open.last_mut().expect("a function is open");
+        let id = ValueId(f.next);
+        f.next += 1;
+        f.func.body.push(Inst { result: id, op, args: args.iter().map(|a| a.id).collect(), ty: ty.clone(), span: Some(span) });
+        Ok(TVal { id, ty, func: cur })
+    }
+
+    /// Declares a parameter (idempotent for the same name and type).
+    pub fn declare_param(&mut self, decl: ParamDecl) -> Result<(), String> {
+        if let Some(&i) = self.param_index.get(&decl.name) {
+            let old = &self.params[i];
+            if old.ty != decl.ty {
+                return Err(format!(
+                    "parameter `{}` is declared as {} here but as {} elsewhere",
+                    decl.name, decl.ty, old.ty
+                ));
+            }
+            return Ok(());
+        }
+        self.param_index.insert(decl.name.clone(), self.params.len());
+        self.params.push(decl);
+        Ok(())
+    }
+
+    pub fn param(&self, name: &str) -> Option<&ParamDecl> {
+        self.param_index.get(name).map(|&i| &self.params[i])
+    }
+
+    /// Parameters declared since `mark` (a value of `params.len()`), in order.
+    pub fn params_since(&self, mark: usize) -> &[ParamDecl] {
+        &self.params[mark..]
+    }
+
+    /// Forgets parameters declared since `mark` (after a dry run).
+    pub fn truncate_params(&mut self, mark: usize) {
+        for p in self.params.drain(mark..) {
+            self.param_index.remove(&p.name);
+        }
+    }
+
+    /// A fresh seed for a random op.
+    pub fn next_seed(&mut self) -> u64 {
+        self.seed += 1;
+        self.seed
+    }
+
+    /// Finishes the program: `main` first, then the other functions in build order.
+    pub fn finish(self, name: &str) -> Program {
+        let mut funcs = self.finished;
+        if let Some(i) = funcs.iter().position(|f| f.name == "main") {
+            let main = funcs.remove(i);
+            funcs.insert(0, main);
+        }
+        Program { name: name.to_string(), params: self.params, funcs }
+    }
+}

@@ -1,0 +1,192 @@
+//! Compile-time values of the checker.
+//!
+//! Checking a `.arch` program is evaluating it at build time: numbers, dims, layer specs
+//! and instances are values; tensors are SSA values of the TIR function being built
+//! ([`TVal`]). A `Value` never outlives the build of one program.
+
+use crate::tir::{DType, Dim, Init, TensorType, ValueId};
+use archc_grammar::ast::{BlockDef, Expr, FnDef};
+use archc_grammar::span::Span;
+use std::fmt;
+use std::rc::Rc;
+
+/// A tensor being built: SSA value `id` of TIR function number `func`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TVal {
+    pub id: ValueId,
+    pub ty: TensorType,
+    pub func: usize,
+}
+
+/// A block definition and the module it lives in.
+#[derive(Clone, Debug)]
+pub struct BlockRef {
+    pub def: Rc<BlockDef>,
+    pub module: usize,
+}
+
+/// A named function definition and the module it lives in.
+#[derive(Clone, Debug)]
+pub struct FnRef {
+    pub def: Rc<FnDef>,
+    pub module: usize,
+}
+
+/// Lexical environment captured by lambdas and repeat bodies.
+pub type Env = Rc<super::scope::Scope>;
+
+/// A layer instance: one set of parameters under `path`.
+#[derive(Debug)]
+pub struct Instance {
+    pub block: BlockRef,
+    pub path: String,
+    pub args: Vec<(String, Value)>,
+    /// Where it was created (for diagnostics).
+    pub span: Span,
+}
+
+/// Anything that can be applied to tensors.
+#[derive(Clone, Debug)]
+pub enum Layer {
+    /// `Linear(4, 8)`: instantiated where it is applied or bound by `let`.
+    Spec { block: BlockRef, args: Vec<(String, Value)>, span: Span },
+    Instance(Rc<Instance>),
+    /// `skip`
+    Skip,
+    /// `h => expr`
+    Lambda { param: String, body: Rc<Expr>, env: Env, module: usize },
+    /// `repeat n { body }` / `stack(n) { body }`
+    Repeat { count: usize, index: Option<String>, body: Rc<Expr>, env: Env, module: usize, stack: bool },
+    /// `inst.with_params(theta)`
+    WithParams { inst: Rc<Instance>, theta: TVal, span: Span },
+    /// A function used as a layer: `x |> relu`.
+    Func(Callable),
+}
+
+/// A callable that is not a layer: a user `fn` or a builtin.
+#[derive(Clone, Debug)]
+pub enum Callable {
+    User(FnRef),
+    Builtin(&'static str),
+}
+
+#[derive(Clone, Debug)]
+pub enum Value {
+    Int(Dim),
+    /// A `shared` (elastic) choice: the chosen value and the largest option.
+    Elastic { value: i64, max: i64 },
+    Float(f64),
+    Bool(bool),
+    Str(String),
+    DType(DType),
+    List(Vec<Value>),
+    Tensor(TVal),
+    Layer(Layer),
+    /// A block name, not yet given arguments: `Linear`.
+    Block(BlockRef),
+    Func(Callable),
+    Module(usize),
+    Init(Init),
+    /// The `init` namespace.
+    InitNamespace,
+}
+
+impl Value {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Int(_) | Value::Elastic { .. } => "int",
+            Value::Float(_) => "float",
+            Value::Bool(_) => "bool",
+            Value::Str(_) => "str",
+            Value::DType(_) => "dtype",
+            Value::List(_) => "list",
+            Value::Tensor(_) => "tensor",
+            Value::Layer(_) => "layer",
+            Value::Block(_) => "block",
+            Value::Func(_) => "function",
+            Value::Module(_) => "module",
+            Value::Init(_) => "initialiser",
+            Value::InitNamespace => "namespace",
+        }
+    }
+
+    /// The int as a dim (elastic ints give their chosen value).
+    pub fn as_dim(&self) -> Option<Dim> {
+        match self {
+            Value::Int(d) => Some(d.clone()),
+            Value::Elastic { value, .. } => Some(Dim::constant(*value)),
+            _ => None,
+        }
+    }
+
+    /// The dim with every elastic choice at its largest option.
+    pub fn max_dim(&self) -> Option<Dim> {
+        match self {
+            Value::Elastic { max, .. } => Some(Dim::constant(*max)),
+            _ => self.as_dim(),
+        }
+    }
+
+    pub fn as_const_int(&self) -> Option<i64> {
+        self.as_dim().and_then(|d| d.as_const())
+    }
+
+    pub fn as_float(&self) -> Option<f64> {
+        match self {
+            Value::Float(f) => Some(*f),
+            _ => self.as_const_int().map(|i| i as f64),
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Value::Int(d) => write!(f, "{d}"),
+            Value::Elastic { value, .. } => write!(f, "{value}"),
+            Value::Float(x) => write!(f, "{x:?}"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Str(s) => write!(f, "{s:?}"),
+            Value::DType(d) => write!(f, "{d}"),
+            Value::List(items) => {
+                write!(f, "[")?;
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        write!(f, ", ")?;
+                    }
+                    write!(f, "{v}")?;
+                }
+                write!(f, "]")
+            }
+            Value::Tensor(t) => write!(f, "{}", t.ty),
+            Value::Layer(l) => write!(f, "{}", layer_name(l)),
+            Value::Block(b) => write!(f, "{}", b.def.name.node),
+            Value::Func(Callable::User(u)) => {
+                write!(f, "{}", u.def.name.as_ref().map(|n| n.node.as_str()).unwrap_or("fn"))
+            }
+            Value::Func(Callable::Builtin(b)) => write!(f, "{b}"),
+            Value::Module(_) => write!(f, "module"),
+            Value::Init(i) => write!(f, "{i:?}"),
+            Value::InitNamespace => write!(f, "init"),
+        }
+    }
+}
+
+/// A short human name for a layer value: `Linear(4, 8)`, `skip`, `lambda`.
+pub fn layer_name(l: &Layer) -> String {
+    match l {
+        Layer::Spec { block, args, .. } => spec_name(&block.def.name.node, args),
+        Layer::Instance(i) => spec_name(&i.block.def.name.node, &i.args),
+        Layer::Skip => "skip".into(),
+        Layer::Lambda { .. } => "lambda".into(),
+        Layer::Repeat { count, stack: false, .. } => format!("repeat {count}"),
+        Layer::Repeat { count, stack: true, .. } => format!("stack({count})"),
+        Layer::WithParams { inst, .. } => format!("{}.with_params", spec_name(&inst.block.def.name.node, &inst.args)),
+        Layer::Func(c) => Value::Func(c.clone()).to_string(),
+    }
+}
+
+fn spec_name(name: &str, args: &[(String, Value)]) -> String {
+    let shown: Vec<String> = args.iter().map(|(_, v)| v.to_string()).collect();
+    format!("{name}({})", shown.join(", "))
+}
