@@ -156,3 +156,15 @@ impl Builder {
         Program { name: name.to_string(), params: self.params, funcs }
     }
 }
+
+impl Builder {
+    /// Adds an argument to the innermost function (entry inputs appear as they are met).
+    pub fn add_arg(&mut self, name: &str, ty: TensorType) -> TVal {
+        let f = self.open.last_mut().expect("a function is open");
+        let id = ValueId(f.next);
+        f.next += 1;
+        f.func.args.push((id, ty.clone()));
+        f.func.arg_names.push(name.to_string());
+        TVal { id, ty, func: f.index }
+    }
+}

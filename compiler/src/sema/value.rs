@@ -68,6 +68,8 @@ pub enum Layer {
 pub enum Callable {
     User(FnRef),
     Builtin(&'static str),
+    /// `inst.with_params`, waiting for its `theta`.
+    WithParams(Rc<Instance>),
 }
 
 #[derive(Clone, Debug)]
@@ -165,6 +167,7 @@ impl fmt::Display for Value {
                 write!(f, "{}", u.def.name.as_ref().map(|n| n.node.as_str()).unwrap_or("fn"))
             }
             Value::Func(Callable::Builtin(b)) => write!(f, "{b}"),
+            Value::Func(Callable::WithParams(i)) => write!(f, "{}.with_params", i.path),
             Value::Module(_) => write!(f, "module"),
             Value::Init(i) => write!(f, "{i:?}"),
             Value::InitNamespace => write!(f, "init"),

@@ -213,7 +213,17 @@ impl fmt::Display for Dim {
                 (0, _) => {}
                 _ => write!(f, " {sign} ")?,
             }
-            let atoms: Vec<String> = m.iter().map(|a| a.to_string()).collect();
+            // A division among other factors, or negated up front, needs parentheses:
+            // `2 * ((N + 1) / 2)` and `-(N / 2)`, not `2 * (N + 1) / 2` (which parses back
+            // as `N + 1`) and `-N / 2` (which parses back as `(-N) / 2`).
+            let alone = mag == 1 && m.len() == 1 && !(i == 0 && *c < 0);
+            let atoms: Vec<String> = m
+                .iter()
+                .map(|a| match a {
+                    Atom::FloorDiv(..) if !alone => format!("({a})"),
+                    _ => a.to_string(),
+                })
+                .collect();
             match (mag, atoms.is_empty()) {
                 (_, true) => write!(f, "{mag}")?,
                 (1, false) => write!(f, "{}", atoms.join(" * "))?,
@@ -331,7 +341,7 @@ mod tests {
 
     #[test]
     fn print_parse_round_trip() {
-        for text in ["B", "N / 2 + 1", "2 * d - 3", "B * N", "(N + 1) / 2", "-B + 4", "0", "B * B"] {
+        for text in ["B", "N / 2 + 1", "2 * d - 3", "B * N", "(N + 1) / 2", "-B + 4", "0", "B * B", "2 * ((N + 1) / 2)", "M * (N / 2)", "-(N / 2)"] {
             let d = Dim::parse(text).unwrap();
             assert_eq!(Dim::parse(&d.to_string()).unwrap(), d, "{text}");
         }
@@ -373,5 +383,12 @@ impl Dim {
             out = out.add(&Dim { terms: BTreeMap::from([(rest, c / dc)]) });
         }
         Some(out)
+    }
+}
+
+impl Dim {
+    /// The constant term of the polynomial (`3` in `N / 2 + 3`, `0` in `2 * N`).
+    pub fn constant_term(&self) -> i64 {
+        self.terms.get(&Vec::new()).copied().unwrap_or(0)
     }
 }

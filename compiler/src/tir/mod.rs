@@ -3,11 +3,19 @@
 //! text form (`print`, `parse`) and verifier (`verify`).
 
 pub mod dim;
+pub mod infer;
 pub mod ops;
+pub mod parse;
+pub mod print;
 pub mod program;
+pub mod testutil;
 pub mod types;
+pub mod verify;
 
 pub use dim::Dim;
+pub use infer::{infer, FuncSigs};
 pub use ops::{BinaryOp, Init, Op, PoolOp, ReduceOp, UnaryOp};
+pub use parse::{parse_program, parse_type, ParseError};
 pub use program::{Func, Inst, ParamDecl, Program, ValueId};
 pub use types::{DType, TensorType};
+pub use verify::{verify, VerifyError};

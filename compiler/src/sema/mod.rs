@@ -1,0 +1,134 @@
+//! The checker: name resolution, instantiation and shape inference, producing TIR.
+//!
+//! Checking is evaluation at build time. [`Checker`] walks the AST of the entry block
+//! with compile-time values ([`value::Value`]): numbers and dims are computed, layer
+//! specs are instantiated under dotted paths (`enc.0.attn`), and every tensor operation
+//! is emitted into the TIR program through the shared shape rules. An error stops the
+//! evaluation of the item it is in and becomes a [`Diagnostic`] with the source span and,
+//! when it happened inside a library layer, the user's call site.
+//!
+//! Contract: given the same sources and [`Options`], the produced program (names, order
+//! of params and instructions, random seeds) is identical.
+
+pub mod apply;
+pub mod args;
+pub mod builder;
+pub mod builtins;
+pub mod eval;
+pub mod experiment;
+pub mod index;
+pub mod hyper;
+pub mod modules;
+pub mod params;
+pub mod resolve;
+pub mod scope;
+pub mod shapes;
+pub mod tensor_ops;
+pub mod value;
+
+pub use modules::{check_file, CheckOutput, ModuleSource, NoModules, Options, ChoiceMode};
+
+use crate::diag::Diagnostic;
+use builder::Builder;
+use modules::ModuleInfo;
+use scope::Scope;
+use std::collections::HashMap;
+use std::rc::Rc;
+use value::TVal;
+
+pub type R<T> = Result<T, Diagnostic>;
+
+/// One application frame: the instance path and its counters for anonymous children.
+#[derive(Default)]
+pub struct Frame {
+    pub path: String,
+    pub counters: HashMap<String, usize>,
+    pub used_names: HashMap<String, usize>,
+}
+
+pub struct Checker<'a> {
+    pub modules: &'a [ModuleInfo],
+    pub opts: &'a Options,
+    pub b: Builder,
+    pub frames: Vec<Frame>,
+    /// Parameters replaced by generated tensors (`with_params`), by full name.
+    pub overrides: Vec<HashMap<String, TVal>>,
+    /// Call sites in the user's file, innermost last (for diagnostics).
+    pub call_sites: Vec<archc_grammar::span::Span>,
+    pub depth: usize,
+    /// Choices made, `(qualified name, chosen option)`, in order of first use.
+    pub choices: Vec<(String, String)>,
+    /// Outputs of the entry block, collected when `entry` is set.
+    pub entry_outputs: Option<Vec<(String, TVal)>>,
+    pub globals: Vec<Rc<Scope>>,
+}
+
+/// Maximum nesting of applications and function calls.
+pub const MAX_DEPTH: usize = 200;
+
+impl<'a> Checker<'a> {
+    pub fn new(modules: &'a [ModuleInfo], opts: &'a Options) -> Self {
+        let globals = modules.iter().map(|m| m.globals.clone()).collect();
+        Checker {
+            modules,
+            opts,
+            b: Builder::default(),
+            frames: vec![Frame::default()],
+            overrides: Vec::new(),
+            call_sites: Vec::new(),
+            depth: 0,
+            choices: Vec::new(),
+            entry_outputs: None,
+            globals,
+        }
+    }
+
+    pub fn frame(&mut self) -> &mut Frame {
+        self.frames.last_mut().expect("a frame")
+    }
+
+    /// A fresh name for an anonymous child instance: `linear_0`, `linear_1`, ...
+    pub fn anon_path(&mut self, base: &str) -> String {
+        let base = base.to_lowercase();
+        let f = self.frame();
+        let n = f.counters.entry(base.clone()).or_insert(0);
+        let name = format!("{base}_{n}");
+        *n += 1;
+        join_path(&f.path, &name)
+    }
+
+    /// The path for a `let`-bound instance (deduplicated within the frame).
+    pub fn let_path(&mut self, name: &str) -> String {
+        let f = self.frame();
+        let n = f.used_names.entry(name.to_string()).or_insert(0);
+        let local = if *n == 0 { name.to_string() } else { format!("{name}_{n}") };
+        *n += 1;
+        join_path(&f.path, &local)
+    }
+
+    pub fn push_frame(&mut self, path: String) {
+        self.frames.push(Frame { path, ..Frame::default() });
+    }
+
+    pub fn pop_frame(&mut self) {
+        self.frames.pop();
+    }
+
+    /// Adds the innermost user call site to a diagnostic raised in another file.
+    pub fn locate(&self, mut d: Diagnostic) -> Diagnostic {
+        if let (Some(span), Some(site)) = (d.span, self.call_sites.first()) {
+            if span.file != site.file && d.related.is_empty() {
+                d = d.with_related(*site, "in this use");
+            }
+        }
+        d
+    }
+}
+
+pub fn join_path(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}

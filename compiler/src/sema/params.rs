@@ -1,0 +1,176 @@
+//! Parameters, search-space choices and entry inputs of a block body.
+//!
+//! A `param` declares `path.name` once (idempotently, so every application of an
+//! instance shares it) and reads it with a `param` op. Under `with_params`, the read is
+//! replaced by the generated tensor. Parameters whose shape depends on a `shared`
+//! choice are declared at the largest option and sliced to the chosen one. In an
+//! `operator`, a parameter whose shape mentions a grid dim is an error.
+
+use super::value::{Env, TVal, Value};
+use super::{join_path, Checker, R};
+use crate::diag::Diagnostic;
+use crate::tir::{Dim, Init, Op, ParamDecl, TensorType};
+use archc_grammar::ast::{DimExpr, Expr, FnDef, Ident, TypeExpr};
+use archc_grammar::span::Span;
+
+/// The pieces of a `param`/`buffer` statement.
+pub struct ParamStmt<'a> {
+    pub name: &'a Ident,
+    pub ty: &'a TypeExpr,
+    pub init: &'a Option<Expr>,
+    pub cond: &'a Option<Expr>,
+    pub buffer: bool,
+    pub span: Span,
+}
+
+impl Checker<'_> {
+    pub fn param_stmt(&mut self, p: &ParamStmt, scope: &Env, m: usize, grid: &[String], operator: bool) -> R<()> {
+        if let Some(c) = p.cond {
+            match self.eval(c, scope, m)? {
+                Value::Bool(true) => {}
+                Value::Bool(false) => return Ok(()),
+                v => {
+                    return Err(Diagnostic::error(
+                        format!("the condition of a param must be a compile-time bool, found {} `{v}`", v.kind()),
+                        c.span,
+                    ))
+                }
+            }
+        }
+        let (ty, max_ty) = self.param_types(p, scope, m, grid, operator)?;
+        let init = match p.init {
+            Some(e) => match self.eval(e, scope, m)? {
+                Value::Init(i) => i,
+                v => {
+                    return Err(Diagnostic::error(format!("expected an initialiser, found {} `{v}`", v.kind()), e.span)
+                        .with_help("e.g. `init.normal(std = 0.02)`"))
+                }
+            },
+            None => Init::Zeros,
+        };
+        let full = join_path(&self.frames.last().expect("frame").path, &p.name.node);
+        let value = match self.override_for(&full) {
+            Some(t) => check_override(&full, t, &ty, p.span)?,
+            None => self.read_param(ParamDecl { name: full, ty: max_ty, init, trainable: !p.buffer }, &ty, p.span)?,
+        };
+        scope.set(p.name.node.clone(), Value::Tensor(value));
+        Ok(())
+    }
+
+    /// The chosen type and the allocated (largest elastic) type of a param.
+    fn param_types(
+        &mut self,
+        p: &ParamStmt,
+        scope: &Env,
+        m: usize,
+        grid: &[String],
+        operator: bool,
+    ) -> R<(TensorType, TensorType)> {
+        let TypeExpr::Tensor { dtype, dims, .. } = p.ty else {
+            return Err(Diagnostic::error("a param needs a tensor type like f32[d, d]", p.ty.span()));
+        };
+        let dtype = self.dtype_of(dtype)?;
+        let (mut shape, mut max) = (Vec::new(), Vec::new());
+        for d in dims {
+            let DimExpr::Expr(e) = d else {
+                return Err(Diagnostic::error("`...` is not allowed in a param's type", p.ty.span()));
+            };
+            let v = self.eval(e, scope, m)?;
+            let (Some(dim), Some(dmax)) = (v.as_dim(), v.max_dim()) else {
+                return Err(Diagnostic::error(format!("a dim must be an int, found {} `{v}`", v.kind()), e.span));
+            };
+            if let Some(g) = dim.symbols().into_iter().find(|s| grid.contains(s)) {
+                let _ = operator;
+                return Err(Diagnostic::error(
+                    format!("parameter `{}` depends on grid dim `{g}`", p.name.node),
+                    e.span,
+                )
+                .with_label(format!("this dim is `{dim}`"))
+                .with_help("an operator must be discretisation-agnostic: no parameter shape may depend on a grid dim"));
+            }
+            if !dim.is_const() {
+                return Err(Diagnostic::error(
+                    format!("the shape of parameter `{}` must be known when the model is built; `{dim}` is symbolic", p.name.node),
+                    e.span,
+                ));
+            }
+            if dim.as_const().is_some_and(|c| c < 0) {
+                return Err(Diagnostic::error(format!("parameter `{}` has a negative dim `{dim}`", p.name.node), e.span));
+            }
+            shape.push(dim);
+            max.push(dmax);
+        }
+        Ok((TensorType::new(dtype, shape), TensorType::new(dtype, max)))
+    }
+
+    fn override_for(&self, name: &str) -> Option<TVal> {
+        self.overrides.iter().rev().find_map(|o| o.get(name).cloned())
+    }
+
+    /// Declares and reads a param; slices elastic params to the chosen shape.
+    fn read_param(&mut self, decl: ParamDecl, ty: &TensorType, span: Span) -> R<TVal> {
+        let name = decl.name.clone();
+        let alloc = decl.ty.clone();
+        self.b.declare_param(decl).map_err(|msg| Diagnostic::error(msg, span))?;
+        let t = self.emit(Op::Param(name), &[], Some(alloc.clone()), span)?;
+        if &alloc == ty {
+            return Ok(t);
+        }
+        let zero = vec![Dim::constant(0); ty.rank()];
+        let op = Op::Slice { start: zero, end: ty.shape.clone(), step: vec![1; ty.rank()] };
+        self.emit(op, &[&t], None, span)
+    }
+
+    /// `choose name in [options] shared?`
+    pub fn choose(&mut self, name: &str, options: &[Expr], shared: bool, scope: &Env, m: usize, span: Span) -> R<Value> {
+        if options.is_empty() {
+            return Err(Diagnostic::error(format!("choice `{name}` has no options"), span));
+        }
+        let vals = options.iter().map(|o| self.eval(o, scope, m)).collect::<R<Vec<_>>>()?;
+        let qualified = join_path(&self.frames.last().expect("frame").path, name);
+        let i = super::experiment::pick_option(&self.opts.choices, &qualified, name, &vals)
+            .map_err(|msg| Diagnostic::error(msg, span))?;
+        if !self.choices.iter().any(|(n, _)| n == &qualified) {
+            self.choices.push((qualified, vals[i].to_string()));
+        }
+        if !shared {
+            return Ok(vals[i].clone());
+        }
+        let ints: Option<Vec<i64>> = vals.iter().map(|v| v.as_const_int()).collect();
+        match ints {
+            Some(ints) => Ok(Value::Elastic { value: ints[i], max: *ints.iter().max().expect("non-empty") }),
+            None => Err(Diagnostic::error(format!("a `shared` choice must have int options; `{name}` does not"), span)
+                .with_help("`shared` makes one weight tensor serve every width, sliced to the chosen one")),
+        }
+    }
+
+    /// An `input` of the entry block: an argument of `main`.
+    pub fn entry_input(&mut self, name: &str, ty: &TypeExpr, scope: &Env, m: usize) -> R<TVal> {
+        let t = self.entry_type(ty, scope, m, false)?;
+        Ok(self.b.add_arg(name, t))
+    }
+
+    /// The forward `fn` parameters of an entry layer become arguments of `main`.
+    pub fn entry_fn_inputs(&mut self, f: &FnDef, scope: &Env, m: usize) -> R<Vec<(Value, Span)>> {
+        let mut out = Vec::new();
+        for p in &f.params {
+            let Some(ty @ TypeExpr::Tensor { .. }) = &p.ty else {
+                return Err(Diagnostic::error(
+                    format!("to build this layer on its own, input `{}` needs a tensor type", p.name.node),
+                    p.span,
+                ));
+            };
+            let t = self.entry_type(ty, scope, m, true)?;
+            out.push((Value::Tensor(self.b.add_arg(&p.name.node, t)), p.span));
+        }
+        Ok(out)
+    }
+}
+
+fn check_override(name: &str, t: TVal, ty: &TensorType, span: Span) -> R<TVal> {
+    if &t.ty == ty || t.ty.numel() == ty.numel() && t.ty.dtype == ty.dtype {
+        Ok(t)
+    } else {
+        Err(Diagnostic::error(format!("generated parameter `{name}` has type {}, expected {ty}", t.ty), span))
+    }
+}

@@ -1,0 +1,1185 @@
+//! Shape and dtype rules of every TIR op: the single source of truth, shared by the
+//! checker (which builds TIR through [`infer`]) and the verifier.
+//!
+//! [`infer`] computes an instruction's result type from its operand types and the op's
+//! attributes. `declared` is the instruction's own type. Ops whose result cannot be
+//! derived ([`needs_declared`]) require it and validate it; for every other op a declared
+//! type, when given, must equal the derived one. Errors are sentences for users, prefixed
+//! with the op name: `matmul: inner dims differ: f32[B, 64] @ f32[32, 10] (64 vs 32)`.
+//!
+//! Dims are compared by canonical equality ([`Dim`]'s `==`), never by guessing values.
+//!
+//! Ops that take their type from `declared`:
+//! - `param`: any type (the verifier checks it against the parameter declaration).
+//! - `const`: rank 0; an `i64` value must be integral, a `bool` value 0 or 1.
+//! - `iota`: `axis < rank`; dtype `i64`, `f32` or `f64`.
+//! - `cast`: same shape as the operand; a `c64` operand casts only to `c64` (`real`/`imag`
+//!   take parts).
+//! - `reshape`: same dtype, same element count (`numel`, canonically equal).
+//! - `broadcast`: same dtype; operand rank <= result rank; aligned at the trailing axis,
+//!   each operand dim equals the result dim or is 1.
+//! - `rand.uniform`, `rand.normal`: `f32` or `f64`.
+//!
+//! Dtypes accepted (the result has the operand dtype unless said otherwise):
+//! - unary: `not` bool; `neg` f32/f64/i64/c64; `abs` f32/f64/i64; the rest f32/f64.
+//! - binary (identical operand types): `add sub mul div` f32/f64/i64/c64; `pow` f32/f64;
+//!   `rem max min` and the orderings `lt le gt ge` f32/f64/i64; `eq ne` any; `and or`
+//!   bool. Predicates give `bool`.
+//! - `reduce.sum` f32/f64/i64/c64, `reduce.mean` f32/f64/c64, `reduce.max/min` and
+//!   `argmax` f32/f64/i64 (`argmax` gives i64); `matmul`, `einsum` f32/f64/c64; `conv`,
+//!   `pool.*`, `rfft` f32/f64; `scatter_add` any but bool; indices are always i64.
+//!
+//! Shape rules that need a word:
+//! - `einsum`: `"ab,bc->ac"`, ASCII letters only, one or two operands, no letter repeated
+//!   within one operand or the output, one size per letter, output letters appear in
+//!   the inputs (the others are summed).
+//! - `conv`/`pool`: output size `(S + lo + hi - (dilation * (K - 1) + 1)) / stride + 1`
+//!   (floor division; pooling uses dilation 1 and K = window); a constant size below 1
+//!   is an error. Every floor division here goes through [`floor_div_norm`], which
+//!   moves whole multiples of the divisor out of the numerator's constant term, so
+//!   `(N - 2) / 2 + 1` comes out as `N / 2`.
+//! - `slice`, per axis: `start >= 0` when constant, `step > 0`; the end is clamped to the
+//!   size, which must be decidable: `size - end` must be a constant (so `end == size`,
+//!   `end == size - 1` or both constant). The length is then `ceil((end' - start) /
+//!   step)`, computed as `(end' - start + step - 1) / step`, or `max(0, ..)` when
+//!   constant. A symbolic `start` is trusted to be `<= end'`.
+//! - `call`, `stack`, `vmap`, `scan` unify the operand types with the callee's argument
+//!   types ([`unify`]): callee dims that are a bare symbol bind to the caller's dims,
+//!   every other dim must be equal after substitution; the callee's results are
+//!   substituted. These ops produce one value, so the callee must return exactly one.
+//! - `stack`: every function maps the operand type `T` to `T`; the result is `T`
+//!   (an empty list is the identity).
+//! - `vmap`: all operands share their axis-0 size `B`; operand `i` is passed with axis 0
+//!   kept as size 1 (`keep[i]`) or dropped. The callee's result, after unification,
+//!   must have axis 0 equal to 1; the op's result is `[B] + callee_result.shape[1..]`.
+//! - `scan(init, xs)`: `x_t` is `xs` with `axis` removed; the callee maps
+//!   `(init type, x_t) -> init type`; the result is `init.shape[..axis] + [T] +
+//!   init.shape[axis..]` where `T = xs.shape[axis]` (so `axis <= rank(init)`).
+
+use super::dim::Dim;
+use super::ops::{BinaryOp, Op, ReduceOp, UnaryOp};
+use super::program::Program;
+use super::types::{DType, TensorType};
+use std::collections::{BTreeMap, HashMap};
+
+/// The signatures of the functions an instruction may call.
+pub trait FuncSigs {
+    /// Argument types and result types of function `name`; `None` when unknown.
+    fn sig(&self, name: &str) -> Option<(Vec<TensorType>, Vec<TensorType>)>;
+}
+
+impl FuncSigs for Program {
+    /// `None` also when a result of the function is undefined (the verifier reports it).
+    fn sig(&self, name: &str) -> Option<(Vec<TensorType>, Vec<TensorType>)> {
+        let f = self.func(name)?;
+        let args = f.args.iter().map(|(_, t)| t.clone()).collect();
+        let results = f.results.iter().map(|r| f.type_of(*r).cloned()).collect::<Option<Vec<_>>>()?;
+        Some((args, results))
+    }
+}
+
+type Res = Result<TensorType, String>;
+type Check = Result<(), String>;
+
+use DType::{Bool, C64, F32, F64, I64};
+const BOOL: &[DType] = &[Bool];
+const FLOAT: &[DType] = &[F32, F64];
+const REAL: &[DType] = &[F32, F64, I64];
+const NUMERIC: &[DType] = &[F32, F64, I64, C64];
+const INEXACT: &[DType] = &[F32, F64, C64];
+const ANY: &[DType] = &[F32, F64, I64, Bool, C64];
+
+/// The result type of `op` applied to operands of types `args` (see the module docs).
+pub fn infer(op: &Op, args: &[&TensorType], declared: Option<&TensorType>, funcs: &dyn FuncSigs) -> Res {
+    infer_op(op, args, declared, funcs).map_err(|e| format!("{}: {e}", op.name()))
+}
+
+/// Whether the op's result type comes from the instruction (`declared`) rather than
+/// from its operands.
+pub fn needs_declared(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Param(_)
+            | Op::Const(_)
+            | Op::Iota { .. }
+            | Op::Cast
+            | Op::Reshape
+            | Op::Broadcast
+            | Op::RandUniform { .. }
+            | Op::RandNormal { .. }
+    )
+}
+
+/// The number of operands the op takes: `(min, max)`, `max == usize::MAX` when variadic.
+/// `call` takes what its callee takes (checked by [`infer`]).
+pub fn arity(op: &Op) -> (usize, usize) {
+    match op {
+        Op::Param(_) | Op::Const(_) | Op::Iota { .. } | Op::RandUniform { .. } | Op::RandNormal { .. } => (0, 0),
+        Op::Binary(_) | Op::MatMul | Op::Conv { .. } | Op::Gather { .. } | Op::Complex | Op::Scan { .. } => (2, 2),
+        Op::Select | Op::ScatterAdd { .. } => (3, 3),
+        Op::Einsum(_) => (1, 2),
+        Op::Concat { .. } => (1, usize::MAX),
+        Op::Call(_) => (0, usize::MAX),
+        Op::Vmap { keep, .. } => (keep.len(), keep.len()),
+        _ => (1, 1),
+    }
+}
+
+fn infer_op(op: &Op, args: &[&TensorType], declared: Option<&TensorType>, funcs: &dyn FuncSigs) -> Res {
+    check_arity(op, args.len())?;
+    if needs_declared(op) {
+        let d = declared.ok_or("needs a declared result type")?;
+        check_declared(op, args, d)?;
+        return Ok(d.clone());
+    }
+    let t = derive(op, args, declared, funcs)?;
+    match declared {
+        Some(d) if *d != t => Err(format!("declared type {d} differs from the inferred type {t}")),
+        _ => Ok(t),
+    }
+}
+
+fn check_arity(op: &Op, n: usize) -> Check {
+    let (lo, hi) = arity(op);
+    let plural = |k: usize| if k == 1 { "operand" } else { "operands" };
+    match (n < lo || n > hi, lo == hi, hi == usize::MAX) {
+        (false, _, _) => Ok(()),
+        (true, true, _) => Err(format!("expected {lo} {}, got {n}", plural(lo))),
+        (true, false, true) => Err(format!("expected at least {lo} {}, got {n}", plural(lo))),
+        (true, false, false) => Err(format!("expected {lo} to {hi} operands, got {n}")),
+    }
+}
+
+fn derive(op: &Op, a: &[&TensorType], declared: Option<&TensorType>, funcs: &dyn FuncSigs) -> Res {
+    match op {
+        Op::Unary(u) => unary(*u, a[0]),
+        Op::Binary(b) => binary(*b, a[0], a[1]),
+        Op::Select => select(a[0], a[1], a[2]),
+        Op::Reduce { op, axes, keepdim } => reduce(*op, axes, *keepdim, a[0]),
+        Op::ArgMax { axis, keepdim } => argmax(*axis, *keepdim, a[0]),
+        Op::MatMul => matmul(a[0], a[1]),
+        Op::Einsum(spec) => einsum(spec, a),
+        Op::Conv { stride, padding, dilation, groups } => conv(a[0], a[1], stride, padding, dilation, *groups),
+        Op::Pool { window, stride, padding, .. } => pool(a[0], window, stride, padding),
+        Op::Permute(perm) => permute(perm, a[0]),
+        Op::Slice { start, end, step } => slice(a[0], start, end, step),
+        Op::Concat { axis } => concat(*axis, a),
+        Op::Pad { padding, value } => pad(a[0], padding, *value),
+        Op::Gather { axis } => gather(*axis, a[0], a[1]),
+        Op::ScatterAdd { axis } => scatter_add(*axis, a[0], a[1], a[2]),
+        Op::Rfft { axis } => rfft(*axis, a[0]),
+        Op::Irfft { axis, n } => irfft(*axis, n, a[0], declared),
+        Op::Real | Op::Imag => complex_part(a[0]),
+        Op::Complex => complex(a[0], a[1]),
+        Op::Call(f) => call(f, a, funcs),
+        Op::Stack(fs) => stack(fs, a[0], funcs),
+        Op::Vmap { func, keep } => vmap(func, keep, a, funcs),
+        Op::Scan { func, axis } => scan(func, *axis, a[0], a[1], funcs),
+        Op::Param(_)
+        | Op::Const(_)
+        | Op::Iota { .. }
+        | Op::Cast
+        | Op::Reshape
+        | Op::Broadcast
+        | Op::RandUniform { .. }
+        | Op::RandNormal { .. } => unreachable!("declared-type ops are checked by check_declared"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared checks
+
+fn dtype_list(ds: &[DType]) -> String {
+    let names: Vec<&str> = ds.iter().map(|d| d.name()).collect();
+    match names.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => "nothing".into(),
+    }
+}
+
+fn dtype_in(t: &TensorType, allowed: &[DType], role: &str) -> Check {
+    if allowed.contains(&t.dtype) {
+        Ok(())
+    } else {
+        Err(format!("{role} must be {}, got {t}", dtype_list(allowed)))
+    }
+}
+
+fn same_dtype(x: &TensorType, y: &TensorType) -> Check {
+    if x.dtype == y.dtype {
+        Ok(())
+    } else {
+        Err(format!("operand dtypes differ: {x} vs {y}"))
+    }
+}
+
+fn same_type(x: &TensorType, y: &TensorType) -> Check {
+    same_dtype(x, y)?;
+    if x.shape == y.shape {
+        Ok(())
+    } else {
+        Err(format!("operand shapes differ: {x} vs {y}"))
+    }
+}
+
+fn check_axis(axis: usize, t: &TensorType, role: &str) -> Check {
+    if axis < t.rank() {
+        Ok(())
+    } else {
+        Err(format!("axis {axis} is out of range for {role} {t} (rank {})", t.rank()))
+    }
+}
+
+/// Whether `value` is representable in `dtype` (for `const` and `pad`).
+fn scalar_fits(value: f64, dtype: DType) -> Check {
+    match dtype {
+        I64 if !value.is_finite() || value.fract() != 0.0 => Err(format!("value {value:?} is not an i64")),
+        Bool if value != 0.0 && value != 1.0 => Err(format!("value {value:?} is not a bool (0 or 1)")),
+        _ => Ok(()),
+    }
+}
+
+fn positive(what: &str, xs: &[i64]) -> Check {
+    match xs.iter().find(|x| **x < 1) {
+        Some(x) => Err(format!("{what} must be positive, got {x} in {xs:?}")),
+        None => Ok(()),
+    }
+}
+
+fn non_negative(padding: &[(i64, i64)]) -> Check {
+    match padding.iter().find(|(lo, hi)| *lo < 0 || *hi < 0) {
+        Some((lo, hi)) => Err(format!("padding must be non-negative, got ({lo}, {hi})")),
+        None => Ok(()),
+    }
+}
+
+/// A dim that is exactly one symbol (`N`), as opposed to `2 * N` or `N / 2`.
+pub fn bare_symbol(d: &Dim) -> Option<String> {
+    match d.symbols().as_slice() {
+        [s] if *d == Dim::sym(s.clone()) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// `d / den` (floor, `den > 0`) with the constant term of the numerator reduced into
+/// `[0, den)` first, so that equal quantities get one form: `(N - 2) / 2 + 1 == N / 2`,
+/// `(N - 1) / 2 + 1 == (N + 1) / 2`.
+pub fn floor_div_norm(d: &Dim, den: i64) -> Dim {
+    assert!(den > 0, "floor_div_norm by {den}");
+    let c = d.constant_term();
+    let num = d.sub(&Dim::constant(c - c.rem_euclid(den)));
+    num.floor_div(den).expect("den is positive").add(&Dim::constant(c.div_euclid(den)))
+}
+
+// ---------------------------------------------------------------------------------------
+// Ops whose type is declared
+
+fn check_declared(op: &Op, a: &[&TensorType], d: &TensorType) -> Check {
+    match op {
+        Op::Param(_) => Ok(()),
+        Op::Const(v) => {
+            if d.rank() != 0 {
+                return Err(format!("a constant is a scalar, but the declared type is {d}"));
+            }
+            scalar_fits(*v, d.dtype)
+        }
+        Op::Iota { axis } => {
+            check_axis(*axis, d, "result")?;
+            dtype_in(d, &[I64, F32, F64], "result")
+        }
+        Op::Cast => cast(a[0], d),
+        Op::Reshape => reshape(a[0], d),
+        Op::Broadcast => broadcast(a[0], d),
+        Op::RandUniform { .. } | Op::RandNormal { .. } => dtype_in(d, FLOAT, "result"),
+        _ => unreachable!("only declared-type ops reach check_declared"),
+    }
+}
+
+fn cast(x: &TensorType, d: &TensorType) -> Check {
+    if x.shape != d.shape {
+        return Err(format!("cannot change the shape: {x} to {d}"));
+    }
+    if x.dtype == C64 && d.dtype != C64 {
+        return Err(format!("cannot cast complex {x} to {d}; use real or imag"));
+    }
+    Ok(())
+}
+
+fn reshape(x: &TensorType, d: &TensorType) -> Check {
+    same_dtype(x, d)?;
+    let (nx, nd) = (x.numel(), d.numel());
+    if nx == nd {
+        Ok(())
+    } else {
+        Err(format!("element counts differ: {x} has {nx}, {d} has {nd}"))
+    }
+}
+
+fn broadcast(x: &TensorType, d: &TensorType) -> Check {
+    same_dtype(x, d)?;
+    if x.rank() > d.rank() {
+        return Err(format!("cannot broadcast {x} to {d}, which has a lower rank"));
+    }
+    let offset = d.rank() - x.rank();
+    for (i, xd) in x.shape.iter().enumerate() {
+        let rd = &d.shape[offset + i];
+        if xd != rd && xd.as_const() != Some(1) {
+            return Err(format!("cannot broadcast {x} to {d}: axis {i} has size {xd}, not 1 or {rd}"));
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Elementwise
+
+fn unary_dtypes(u: UnaryOp) -> &'static [DType] {
+    match u {
+        UnaryOp::Not => BOOL,
+        UnaryOp::Neg => NUMERIC,
+        UnaryOp::Abs => REAL,
+        _ => FLOAT,
+    }
+}
+
+fn unary(u: UnaryOp, x: &TensorType) -> Res {
+    dtype_in(x, unary_dtypes(u), "operand")?;
+    Ok(x.clone())
+}
+
+fn binary_dtypes(b: BinaryOp) -> &'static [DType] {
+    use BinaryOp::*;
+    match b {
+        Add | Sub | Mul | Div => NUMERIC,
+        Pow => FLOAT,
+        Rem | Max | Min | Lt | Le | Gt | Ge => REAL,
+        Eq | Ne => ANY,
+        And | Or => BOOL,
+    }
+}
+
+fn binary(b: BinaryOp, x: &TensorType, y: &TensorType) -> Res {
+    same_type(x, y)?;
+    dtype_in(x, binary_dtypes(b), "operands")?;
+    Ok(if b.is_predicate() { x.with_dtype(Bool) } else { x.clone() })
+}
+
+fn select(c: &TensorType, x: &TensorType, y: &TensorType) -> Res {
+    dtype_in(c, BOOL, "condition")?;
+    same_type(x, y)?;
+    if c.shape != x.shape {
+        return Err(format!("condition {c} and values {x} differ in shape"));
+    }
+    Ok(x.clone())
+}
+
+// ---------------------------------------------------------------------------------------
+// Reductions and contractions
+
+fn reduced_shape(x: &TensorType, axes: &[usize], keepdim: bool) -> Result<Vec<Dim>, String> {
+    for (i, a) in axes.iter().enumerate() {
+        check_axis(*a, x, "operand")?;
+        if axes[..i].contains(a) {
+            return Err(format!("axis {a} is listed twice in {axes:?}"));
+        }
+    }
+    let keep = |(i, d): (usize, &Dim)| match axes.contains(&i) {
+        true => keepdim.then(|| Dim::constant(1)),
+        false => Some(d.clone()),
+    };
+    Ok(x.shape.iter().enumerate().filter_map(keep).collect())
+}
+
+fn reduce(op: ReduceOp, axes: &[usize], keepdim: bool, x: &TensorType) -> Res {
+    let allowed = match op {
+        ReduceOp::Sum => NUMERIC,
+        ReduceOp::Mean => INEXACT,
+        ReduceOp::Max | ReduceOp::Min => REAL,
+    };
+    dtype_in(x, allowed, "operand")?;
+    Ok(TensorType::new(x.dtype, reduced_shape(x, axes, keepdim)?))
+}
+
+fn argmax(axis: usize, keepdim: bool, x: &TensorType) -> Res {
+    dtype_in(x, REAL, "operand")?;
+    Ok(TensorType::new(I64, reduced_shape(x, &[axis], keepdim)?))
+}
+
+fn matmul(x: &TensorType, w: &TensorType) -> Res {
+    same_dtype(x, w)?;
+    dtype_in(x, INEXACT, "operands")?;
+    let r = x.rank();
+    if r < 2 || w.rank() < 2 {
+        return Err(format!("operands need rank 2 or more: {x} @ {w}"));
+    }
+    if w.rank() != r || x.shape[..r - 2] != w.shape[..r - 2] {
+        return Err(format!("batch dims differ: {x} @ {w}"));
+    }
+    let (k1, k2) = (&x.shape[r - 1], &w.shape[r - 2]);
+    if k1 != k2 {
+        return Err(format!("inner dims differ: {x} @ {w} ({k1} vs {k2})"));
+    }
+    let mut shape = x.shape[..r - 1].to_vec();
+    shape.push(w.shape[r - 1].clone());
+    Ok(TensorType::new(x.dtype, shape))
+}
+
+/// Splits an einsum spec into operand subscripts and output subscripts, checking the
+/// rules in the module docs that do not depend on operand types.
+pub fn parse_einsum(spec: &str) -> Result<(Vec<Vec<char>>, Vec<char>), String> {
+    let (lhs, out) = spec.split_once("->").ok_or_else(|| format!("spec `{spec}` has no `->`"))?;
+    let letters = |s: &str| -> Result<Vec<char>, String> {
+        let cs: Vec<char> = s.trim().chars().collect();
+        if let Some(c) = cs.iter().find(|c| !c.is_ascii_alphabetic()) {
+            return Err(format!("spec `{spec}`: `{c}` is not a letter"));
+        }
+        if let Some((_, c)) = cs.iter().enumerate().find(|(i, c)| cs[..*i].contains(c)) {
+            return Err(format!("spec `{spec}`: `{c}` repeats within one operand"));
+        }
+        Ok(cs)
+    };
+    let ins = lhs.split(',').map(letters).collect::<Result<Vec<_>, _>>()?;
+    if ins.len() > 2 {
+        return Err(format!("spec `{spec}` has {} operands; at most 2 are supported", ins.len()));
+    }
+    let out = letters(out)?;
+    if let Some(c) = out.iter().find(|c| !ins.iter().any(|i| i.contains(c))) {
+        return Err(format!("spec `{spec}`: output letter `{c}` is not in any input"));
+    }
+    Ok((ins, out))
+}
+
+fn einsum(spec: &str, a: &[&TensorType]) -> Res {
+    let (ins, out) = parse_einsum(spec)?;
+    if ins.len() != a.len() {
+        return Err(format!("spec `{spec}` has {} inputs, but {} operands are given", ins.len(), a.len()));
+    }
+    for t in &a[1..] {
+        same_dtype(a[0], t)?;
+    }
+    dtype_in(a[0], INEXACT, "operands")?;
+    let mut sizes: BTreeMap<char, Dim> = BTreeMap::new();
+    for (sub, t) in ins.iter().zip(a) {
+        if sub.len() != t.rank() {
+            return Err(format!("subscripts `{}` do not fit {t}", sub.iter().collect::<String>()));
+        }
+        for (c, d) in sub.iter().zip(&t.shape) {
+            match sizes.get(c) {
+                Some(prev) if prev != d => return Err(format!("letter `{c}` has size {prev} and {d}")),
+                _ => sizes.insert(*c, d.clone()),
+            };
+        }
+    }
+    Ok(TensorType::new(a[0].dtype, out.iter().map(|c| sizes[c].clone()).collect()))
+}
+
+// ---------------------------------------------------------------------------------------
+// Windows: convolution and pooling
+
+/// `(size + lo + hi - window) / stride + 1`, where `window` is the effective extent.
+fn window_out(axis: usize, size: &Dim, pad: (i64, i64), window: &Dim, stride: i64) -> Result<Dim, String> {
+    let span = size.add(&Dim::constant(pad.0 + pad.1)).sub(window);
+    let out = floor_div_norm(&span, stride).add(&Dim::constant(1));
+    match out.as_const() {
+        Some(n) if n < 1 => Err(format!(
+            "spatial axis {axis}: window {window} does not fit size {size} with padding ({}, {})",
+            pad.0, pad.1
+        )),
+        _ => Ok(out),
+    }
+}
+
+fn conv(x: &TensorType, w: &TensorType, stride: &[i64], padding: &[(i64, i64)], dilation: &[i64], groups: i64) -> Res {
+    same_dtype(x, w)?;
+    dtype_in(x, FLOAT, "operands")?;
+    let n = stride.len();
+    if n == 0 || padding.len() != n || dilation.len() != n {
+        return Err(format!(
+            "stride, padding and dilation need one entry per spatial axis, got {}, {} and {}",
+            n,
+            padding.len(),
+            dilation.len()
+        ));
+    }
+    if x.rank() != n + 2 || w.rank() != n + 2 {
+        return Err(format!("{n} spatial axes need input and weight of rank {}, got {x} and {w}", n + 2));
+    }
+    positive("stride", stride)?;
+    positive("dilation", dilation)?;
+    non_negative(padding)?;
+    conv_channels(x, w, groups)?;
+    let mut shape = vec![x.shape[0].clone(), w.shape[0].clone()];
+    for i in 0..n {
+        let k = &w.shape[i + 2];
+        let extent = k.sub(&Dim::constant(1)).mul(&Dim::constant(dilation[i])).add(&Dim::constant(1));
+        shape.push(window_out(i, &x.shape[i + 2], padding[i], &extent, stride[i])?);
+    }
+    Ok(TensorType::new(x.dtype, shape))
+}
+
+fn conv_channels(x: &TensorType, w: &TensorType, groups: i64) -> Check {
+    if groups < 1 {
+        return Err(format!("groups must be positive, got {groups}"));
+    }
+    let (cin, cout) = (&x.shape[1], &w.shape[0]);
+    if w.shape[1].mul(&Dim::constant(groups)) != *cin {
+        return Err(format!(
+            "input channels differ: {x} has {cin}, weight {w} expects {} x {groups} groups",
+            w.shape[1]
+        ));
+    }
+    if cout.exact_div(groups).is_none() {
+        return Err(format!("output channels {cout} are not divisible by groups={groups}"));
+    }
+    Ok(())
+}
+
+fn pool(x: &TensorType, window: &[i64], stride: &[i64], padding: &[(i64, i64)]) -> Res {
+    dtype_in(x, FLOAT, "operand")?;
+    let n = window.len();
+    if n == 0 || stride.len() != n || padding.len() != n {
+        return Err(format!(
+            "window, stride and padding need one entry per pooled axis, got {}, {} and {}",
+            n,
+            stride.len(),
+            padding.len()
+        ));
+    }
+    if x.rank() < n {
+        return Err(format!("a {n}-d window needs rank {n} or more, got {x}"));
+    }
+    positive("window", window)?;
+    positive("stride", stride)?;
+    non_negative(padding)?;
+    let lead = x.rank() - n;
+    let mut shape = x.shape[..lead].to_vec();
+    for i in 0..n {
+        shape.push(window_out(i, &x.shape[lead + i], padding[i], &Dim::constant(window[i]), stride[i])?);
+    }
+    Ok(TensorType::new(x.dtype, shape))
+}
+
+// ---------------------------------------------------------------------------------------
+// Data movement
+
+fn permute(perm: &[usize], x: &TensorType) -> Res {
+    let r = x.rank();
+    let valid = perm.len() == r && (0..r).all(|i| perm.contains(&i));
+    if !valid {
+        return Err(format!("{perm:?} is not a permutation of the {r} axes of {x}"));
+    }
+    Ok(TensorType::new(x.dtype, perm.iter().map(|&p| x.shape[p].clone()).collect()))
+}
+
+fn slice(x: &TensorType, start: &[Dim], end: &[Dim], step: &[i64]) -> Res {
+    let r = x.rank();
+    if start.len() != r || end.len() != r || step.len() != r {
+        return Err(format!(
+            "start, end and step need one entry per axis of {x}, got {}, {} and {}",
+            start.len(),
+            end.len(),
+            step.len()
+        ));
+    }
+    let lens = (0..r).map(|i| slice_len(i, &x.shape[i], &start[i], &end[i], step[i]));
+    Ok(TensorType::new(x.dtype, lens.collect::<Result<_, _>>()?))
+}
+
+fn slice_len(axis: usize, size: &Dim, start: &Dim, end: &Dim, step: i64) -> Result<Dim, String> {
+    if step < 1 {
+        return Err(format!("axis {axis}: step must be positive, got {step}"));
+    }
+    if let Some(s) = start.as_const().filter(|s| *s < 0) {
+        return Err(format!("axis {axis}: start must be non-negative, got {s}"));
+    }
+    let end = match size.sub(end).as_const() {
+        Some(d) if d >= 0 => end.clone(),
+        Some(_) => size.clone(),
+        None => return Err(format!("axis {axis}: cannot tell whether end {end} is within size {size}")),
+    };
+    let span = end.sub(start);
+    if let Some(c) = span.as_const() {
+        return Ok(Dim::constant(if c <= 0 { 0 } else { (c + step - 1) / step }));
+    }
+    Ok(floor_div_norm(&span.add(&Dim::constant(step - 1)), step))
+}
+
+fn concat(axis: usize, a: &[&TensorType]) -> Res {
+    let first = a[0];
+    check_axis(axis, first, "operand")?;
+    let mut total = first.shape[axis].clone();
+    for (k, t) in a.iter().enumerate().skip(1) {
+        same_dtype(first, t)?;
+        let fits = t.rank() == first.rank()
+            && t.shape.iter().zip(&first.shape).enumerate().all(|(i, (d, e))| i == axis || d == e);
+        if !fits {
+            return Err(format!("operand {k} ({t}) does not match {first} outside axis {axis}"));
+        }
+        total = total.add(&t.shape[axis]);
+    }
+    let mut shape = first.shape.clone();
+    shape[axis] = total;
+    Ok(TensorType::new(first.dtype, shape))
+}
+
+fn pad(x: &TensorType, padding: &[(i64, i64)], value: f64) -> Res {
+    if padding.len() != x.rank() {
+        return Err(format!("padding needs one (lo, hi) pair per axis of {x}, got {}", padding.len()));
+    }
+    non_negative(padding)?;
+    scalar_fits(value, x.dtype)?;
+    let shape = x.shape.iter().zip(padding).map(|(d, (lo, hi))| d.add(&Dim::constant(lo + hi)));
+    Ok(TensorType::new(x.dtype, shape.collect()))
+}
+
+fn gathered_shape(axis: usize, x: &TensorType, idx: &TensorType) -> Result<Vec<Dim>, String> {
+    check_axis(axis, x, "operand")?;
+    dtype_in(idx, &[I64], "indices")?;
+    let mut shape = x.shape[..axis].to_vec();
+    shape.extend(idx.shape.iter().cloned());
+    shape.extend(x.shape[axis + 1..].iter().cloned());
+    Ok(shape)
+}
+
+fn gather(axis: usize, x: &TensorType, idx: &TensorType) -> Res {
+    Ok(TensorType::new(x.dtype, gathered_shape(axis, x, idx)?))
+}
+
+fn scatter_add(axis: usize, x: &TensorType, idx: &TensorType, src: &TensorType) -> Res {
+    dtype_in(x, NUMERIC, "operand")?;
+    let expected = TensorType::new(x.dtype, gathered_shape(axis, x, idx)?);
+    if *src != expected {
+        return Err(format!("source {src} does not fit: {x} indexed by {idx} along axis {axis} needs {expected}"));
+    }
+    Ok(x.clone())
+}
+
+// ---------------------------------------------------------------------------------------
+// Spectral and complex
+
+fn rfft(axis: usize, x: &TensorType) -> Res {
+    dtype_in(x, FLOAT, "operand")?;
+    check_axis(axis, x, "operand")?;
+    let mut shape = x.shape.clone();
+    shape[axis] = half_spectrum(&x.shape[axis]);
+    Ok(TensorType::new(C64, shape))
+}
+
+fn half_spectrum(n: &Dim) -> Dim {
+    floor_div_norm(n, 2).add(&Dim::constant(1))
+}
+
+fn irfft(axis: usize, n: &Dim, x: &TensorType, declared: Option<&TensorType>) -> Res {
+    dtype_in(x, &[C64], "operand")?;
+    check_axis(axis, x, "operand")?;
+    if let Some(c) = n.as_const().filter(|c| *c < 1) {
+        return Err(format!("n must be positive, got {c}"));
+    }
+    let expected = half_spectrum(n);
+    if x.shape[axis] != expected {
+        return Err(format!("axis {axis} of {x} has size {}, but n={n} needs {expected}", x.shape[axis]));
+    }
+    let dtype = if declared.is_some_and(|d| d.dtype == F64) { F64 } else { F32 };
+    let mut shape = x.shape.clone();
+    shape[axis] = n.clone();
+    Ok(TensorType::new(dtype, shape))
+}
+
+fn complex_part(z: &TensorType) -> Res {
+    dtype_in(z, &[C64], "operand")?;
+    Ok(z.with_dtype(F32))
+}
+
+fn complex(re: &TensorType, im: &TensorType) -> Res {
+    dtype_in(re, &[F32], "real part")?;
+    dtype_in(im, &[F32], "imaginary part")?;
+    same_type(re, im)?;
+    Ok(re.with_dtype(C64))
+}
+
+// ---------------------------------------------------------------------------------------
+// Function application
+
+/// Binds the callee's symbolic dims to the caller's: a callee dim that is a bare symbol
+/// binds it (consistently across all arguments); every callee type must then equal the
+/// actual type after substitution.
+pub fn unify(params: &[TensorType], actual: &[TensorType]) -> Result<HashMap<String, Dim>, String> {
+    if params.len() != actual.len() {
+        return Err(format!("takes {} arguments, got {}", params.len(), actual.len()));
+    }
+    let mut env: HashMap<String, Dim> = HashMap::new();
+    for (i, (p, a)) in params.iter().zip(actual).enumerate() {
+        if p.dtype != a.dtype || p.rank() != a.rank() {
+            return Err(format!("argument {i}: expected {p}, got {a}"));
+        }
+        for (pd, ad) in p.shape.iter().zip(&a.shape) {
+            let Some(s) = bare_symbol(pd) else { continue };
+            match env.get(&s) {
+                Some(b) if b != ad => return Err(format!("argument {i}: {s} is {b} in one place and {ad} in another")),
+                _ => env.insert(s, ad.clone()),
+            };
+        }
+    }
+    for (i, (p, a)) in params.iter().zip(actual).enumerate() {
+        let ps = subst_type(p, &env);
+        if ps != *a {
+            return Err(format!("argument {i}: expected {ps}, got {a}"));
+        }
+    }
+    Ok(env)
+}
+
+/// `t` with symbols replaced by `env`.
+pub fn subst_type(t: &TensorType, env: &HashMap<String, Dim>) -> TensorType {
+    TensorType::new(t.dtype, t.shape.iter().map(|d| d.subst(env)).collect())
+}
+
+/// The single result type of applying `f` to arguments of types `actual`.
+fn apply(f: &str, actual: &[TensorType], funcs: &dyn FuncSigs) -> Res {
+    let (params, results) = funcs.sig(f).ok_or_else(|| format!("unknown function @{f}"))?;
+    let env = unify(&params, actual).map_err(|e| format!("@{f} {e}"))?;
+    match results.as_slice() {
+        [r] => Ok(subst_type(r, &env)),
+        rs => Err(format!("@{f} returns {} values; this op needs exactly one", rs.len())),
+    }
+}
+
+fn call(f: &str, a: &[&TensorType], funcs: &dyn FuncSigs) -> Res {
+    let actual: Vec<TensorType> = a.iter().map(|t| (*t).clone()).collect();
+    apply(f, &actual, funcs)
+}
+
+fn stack(fs: &[String], x: &TensorType, funcs: &dyn FuncSigs) -> Res {
+    for f in fs {
+        let r = apply(f, std::slice::from_ref(x), funcs)?;
+        if r != *x {
+            return Err(format!("@{f} maps {x} to {r}; every stacked function must keep the type"));
+        }
+    }
+    Ok(x.clone())
+}
+
+fn vmap(f: &str, keep: &[bool], a: &[&TensorType], funcs: &dyn FuncSigs) -> Res {
+    let Some(first) = a.first() else { return Err("needs at least one operand".into()) };
+    let batch = first.shape.first().ok_or_else(|| format!("operand 0 ({first}) has no axis 0 to map over"))?;
+    let mut passed = Vec::new();
+    for (i, (t, k)) in a.iter().zip(keep).enumerate() {
+        if t.shape.first() != Some(batch) {
+            return Err(format!("operand {i} ({t}) does not have axis 0 of size {batch}"));
+        }
+        let mut shape = t.shape[1..].to_vec();
+        if *k {
+            shape.insert(0, Dim::constant(1));
+        }
+        passed.push(TensorType::new(t.dtype, shape));
+    }
+    let r = apply(f, &passed, funcs)?;
+    if r.shape.first().and_then(|d| d.as_const()) != Some(1) {
+        return Err(format!("@{f} returns {r}; a mapped function must return axis 0 of size 1"));
+    }
+    let mut shape = r.shape.clone();
+    shape[0] = batch.clone();
+    Ok(TensorType::new(r.dtype, shape))
+}
+
+fn scan(f: &str, axis: usize, init: &TensorType, xs: &TensorType, funcs: &dyn FuncSigs) -> Res {
+    check_axis(axis, xs, "xs")?;
+    if axis > init.rank() {
+        return Err(format!("axis {axis} is out of range for the state {init}"));
+    }
+    let mut x_t = xs.clone();
+    let steps = x_t.shape.remove(axis);
+    let r = apply(f, &[init.clone(), x_t], funcs)?;
+    if r != *init {
+        return Err(format!("@{f} maps the state {init} to {r}; the state type must not change"));
+    }
+    let mut shape = init.shape.clone();
+    shape.insert(axis, steps);
+    Ok(TensorType::new(init.dtype, shape))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tir::ops::PoolOp;
+    use crate::tir::testutil::ty;
+
+    /// Function signatures written as text: `("f", &["f32[N, 16]"], &["f32[N]"])`.
+    struct Sigs(Vec<(&'static str, Vec<TensorType>, Vec<TensorType>)>);
+
+    impl FuncSigs for Sigs {
+        fn sig(&self, name: &str) -> Option<(Vec<TensorType>, Vec<TensorType>)> {
+            self.0.iter().find(|(n, _, _)| *n == name).map(|(_, a, r)| (a.clone(), r.clone()))
+        }
+    }
+
+    fn sigs(list: &[(&'static str, &[&str], &[&str])]) -> Sigs {
+        let tys = |ts: &[&str]| ts.iter().map(|t| ty(t)).collect();
+        Sigs(list.iter().map(|(n, a, r)| (*n, tys(a), tys(r))).collect())
+    }
+
+    fn run_with(funcs: &dyn FuncSigs, op: &Op, args: &[&str], declared: Option<&str>) -> Result<String, String> {
+        let tys: Vec<TensorType> = args.iter().map(|a| ty(a)).collect();
+        let refs: Vec<&TensorType> = tys.iter().collect();
+        infer(op, &refs, declared.map(ty).as_ref(), funcs).map(|t| t.to_string())
+    }
+
+    fn ok(op: Op, args: &[&str], declared: Option<&str>) -> String {
+        run_with(&sigs(&[]), &op, args, declared).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn err(op: Op, args: &[&str], declared: Option<&str>) -> String {
+        run_with(&sigs(&[]), &op, args, declared).expect_err("the rules should reject this")
+    }
+
+    fn dims(ds: &[&str]) -> Vec<Dim> {
+        ds.iter().map(|d| Dim::parse(d).unwrap()).collect()
+    }
+
+    #[test]
+    fn param_takes_the_declared_type() {
+        assert_eq!(ok(Op::Param("w".into()), &[], Some("f32[3, N]")), "f32[3, N]");
+        assert!(err(Op::Param("w".into()), &[], None).contains("needs a declared result type"));
+        assert!(err(Op::Param("w".into()), &["f32[]"], Some("f32[]")).contains("expected 0 operands, got 1"));
+    }
+
+    #[test]
+    fn const_is_a_fitting_scalar() {
+        assert_eq!(ok(Op::Const(0.5), &[], Some("f32[]")), "f32[]");
+        assert_eq!(ok(Op::Const(3.0), &[], Some("i64[]")), "i64[]");
+        assert!(err(Op::Const(0.5), &[], Some("f32[2]")).contains("scalar"));
+        assert!(err(Op::Const(0.5), &[], Some("i64[]")).contains("not an i64"));
+        assert!(err(Op::Const(2.0), &[], Some("bool[]")).contains("not a bool"));
+    }
+
+    #[test]
+    fn iota_axis_and_dtype() {
+        assert_eq!(ok(Op::Iota { axis: 1 }, &[], Some("f32[B, 8]")), "f32[B, 8]");
+        assert!(err(Op::Iota { axis: 1 }, &[], Some("i64[8]")).contains("axis 1 is out of range"));
+        assert!(err(Op::Iota { axis: 0 }, &[], Some("bool[8]")).contains("must be i64, f32 or f64"));
+    }
+
+    #[test]
+    fn unary_dtypes() {
+        assert_eq!(ok(Op::Unary(UnaryOp::Exp), &["f32[B, 8]"], None), "f32[B, 8]");
+        assert_eq!(ok(Op::Unary(UnaryOp::Neg), &["i64[B]"], None), "i64[B]");
+        assert_eq!(ok(Op::Unary(UnaryOp::Neg), &["c64[B]"], None), "c64[B]");
+        assert_eq!(ok(Op::Unary(UnaryOp::Abs), &["i64[B]"], None), "i64[B]");
+        assert_eq!(ok(Op::Unary(UnaryOp::Not), &["bool[B]"], None), "bool[B]");
+        assert_eq!(err(Op::Unary(UnaryOp::Exp), &["i64[B]"], None), "exp: operand must be f32 or f64, got i64[B]");
+        assert!(err(Op::Unary(UnaryOp::Not), &["f32[B]"], None).contains("must be bool"));
+        assert!(err(Op::Unary(UnaryOp::Abs), &["c64[B]"], None).contains("must be f32, f64 or i64"));
+        assert!(err(Op::Unary(UnaryOp::Exp), &["f32[B]"], Some("f64[B]")).contains("declared type f64[B] differs"));
+    }
+
+    #[test]
+    fn binary_rules() {
+        let add = Op::Binary(BinaryOp::Add);
+        assert_eq!(ok(add.clone(), &["f32[B, 8]", "f32[B, 8]"], None), "f32[B, 8]");
+        assert_eq!(ok(Op::Binary(BinaryOp::Lt), &["i64[B]", "i64[B]"], None), "bool[B]");
+        assert_eq!(ok(Op::Binary(BinaryOp::Rem), &["i64[B]", "i64[B]"], None), "i64[B]");
+        assert_eq!(ok(Op::Binary(BinaryOp::Eq), &["bool[B]", "bool[B]"], None), "bool[B]");
+        assert_eq!(ok(Op::Binary(BinaryOp::And), &["bool[B]", "bool[B]"], None), "bool[B]");
+        assert_eq!(err(add.clone(), &["f32[B, 8]", "f32[B, 4]"], None), "add: operand shapes differ: f32[B, 8] vs f32[B, 4]");
+        assert!(err(add, &["f32[B]", "f64[B]"], None).contains("dtypes differ"));
+        assert!(err(Op::Binary(BinaryOp::And), &["f32[B]", "f32[B]"], None).contains("must be bool"));
+        assert!(err(Op::Binary(BinaryOp::Pow), &["i64[B]", "i64[B]"], None).contains("must be f32 or f64"));
+        assert!(err(Op::Binary(BinaryOp::Lt), &["c64[B]", "c64[B]"], None).contains("must be f32, f64 or i64"));
+    }
+
+    #[test]
+    fn select_rules() {
+        assert_eq!(ok(Op::Select, &["bool[B, 8]", "f32[B, 8]", "f32[B, 8]"], None), "f32[B, 8]");
+        assert!(err(Op::Select, &["f32[B, 8]", "f32[B, 8]", "f32[B, 8]"], None).contains("condition must be bool"));
+        assert!(err(Op::Select, &["bool[B]", "f32[B, 8]", "f32[B, 8]"], None).contains("differ in shape"));
+        assert!(err(Op::Select, &["bool[B]", "f32[B]", "i64[B]"], None).contains("dtypes differ"));
+    }
+
+    #[test]
+    fn cast_keeps_the_shape() {
+        assert_eq!(ok(Op::Cast, &["f32[B, 8]"], Some("i64[B, 8]")), "i64[B, 8]");
+        assert_eq!(ok(Op::Cast, &["f32[B]"], Some("c64[B]")), "c64[B]");
+        assert!(err(Op::Cast, &["f32[B, 8]"], Some("f32[8, B]")).contains("cannot change the shape"));
+        assert!(err(Op::Cast, &["c64[B]"], Some("f32[B]")).contains("use real or imag"));
+    }
+
+    #[test]
+    fn reduce_rules() {
+        let sum = |axes: &[usize], keepdim| Op::Reduce { op: ReduceOp::Sum, axes: axes.to_vec(), keepdim };
+        assert_eq!(ok(sum(&[1], false), &["f32[B, 8, N]"], None), "f32[B, N]");
+        assert_eq!(ok(sum(&[2, 0], true), &["f32[B, 8, N]"], None), "f32[1, 8, 1]");
+        assert_eq!(ok(sum(&[], false), &["f32[B]"], None), "f32[B]");
+        assert!(err(sum(&[1, 1], false), &["f32[B, 8]"], None).contains("listed twice"));
+        assert!(err(sum(&[2], false), &["f32[B, 8]"], None).contains("axis 2 is out of range"));
+        let mean = Op::Reduce { op: ReduceOp::Mean, axes: vec![0], keepdim: false };
+        assert!(err(mean, &["i64[B]"], None).contains("must be f32, f64 or c64"));
+    }
+
+    #[test]
+    fn argmax_gives_i64() {
+        assert_eq!(ok(Op::ArgMax { axis: 1, keepdim: false }, &["f32[B, 10]"], None), "i64[B]");
+        assert_eq!(ok(Op::ArgMax { axis: 1, keepdim: true }, &["f32[B, 10]"], None), "i64[B, 1]");
+        assert!(err(Op::ArgMax { axis: 2, keepdim: false }, &["f32[B, 10]"], None).contains("out of range"));
+        assert!(err(Op::ArgMax { axis: 0, keepdim: false }, &["bool[B]"], None).contains("must be"));
+    }
+
+    #[test]
+    fn matmul_rules() {
+        assert_eq!(ok(Op::MatMul, &["f32[B, 64]", "f32[64, 10]"], None), "f32[B, 10]");
+        assert_eq!(ok(Op::MatMul, &["c64[H, N, 8]", "c64[H, 8, 2]"], None), "c64[H, N, 2]");
+        assert_eq!(
+            err(Op::MatMul, &["f32[B, 64]", "f32[32, 10]"], None),
+            "matmul: inner dims differ: f32[B, 64] @ f32[32, 10] (64 vs 32)"
+        );
+        assert!(err(Op::MatMul, &["f32[B, 4, 8]", "f32[C, 8, 2]"], None).contains("batch dims differ"));
+        assert!(err(Op::MatMul, &["f32[B, 4, 8]", "f32[8, 2]"], None).contains("batch dims differ"));
+        assert!(err(Op::MatMul, &["f32[8]", "f32[8, 2]"], None).contains("rank 2 or more"));
+        assert!(err(Op::MatMul, &["i64[2, 2]", "i64[2, 2]"], None).contains("must be f32, f64 or c64"));
+    }
+
+    #[test]
+    fn einsum_rules() {
+        let e = |s: &str| Op::Einsum(s.into());
+        assert_eq!(ok(e("bi,io->bo"), &["f32[B, 8]", "f32[8, 16]"], None), "f32[B, 16]");
+        assert_eq!(ok(e("bix,iox->box"), &["c64[B, 4, M]", "c64[4, 8, M]"], None), "c64[B, 8, M]");
+        assert_eq!(ok(e("bi->ib"), &["f32[B, 8]"], None), "f32[8, B]");
+        assert_eq!(ok(e("bi->"), &["f32[B, 8]"], None), "f32[]");
+        assert!(err(e("bi,io->bo"), &["f32[B, 8]", "f32[4, 16]"], None).contains("letter `i` has size 8 and 4"));
+        assert!(err(e("bi,io->bz"), &["f32[B, 8]", "f32[8, 16]"], None).contains("`z` is not in any input"));
+        assert!(err(e("b1->b"), &["f32[B, 8]"], None).contains("not a letter"));
+        assert!(err(e("ii->i"), &["f32[8, 8]"], None).contains("repeats"));
+        assert!(err(e("bi,io"), &["f32[B, 8]", "f32[8, 16]"], None).contains("no `->`"));
+        assert!(err(e("bi,io->bo"), &["f32[B, 8]"], None).contains("2 inputs, but 1 operands"));
+        assert!(err(e("bij->b"), &["f32[B, 8]"], None).contains("do not fit"));
+    }
+
+    fn conv(stride: &[i64], padding: &[(i64, i64)], dilation: &[i64], groups: i64) -> Op {
+        Op::Conv { stride: stride.to_vec(), padding: padding.to_vec(), dilation: dilation.to_vec(), groups }
+    }
+
+    #[test]
+    fn conv_output_sizes() {
+        assert_eq!(ok(conv(&[1], &[(1, 1)], &[1], 2), &["f32[B, 4, L]", "f32[6, 2, 3]"], None), "f32[B, 6, L]");
+        assert_eq!(ok(conv(&[2], &[(0, 0)], &[1], 1), &["f32[B, 4, L]", "f32[6, 4, 1]"], None), "f32[B, 6, (L + 1) / 2]");
+        let c2 = conv(&[1, 2], &[(0, 0), (1, 1)], &[2, 1], 1);
+        assert_eq!(ok(c2, &["f32[1, 3, 32, 32]", "f32[8, 3, 3, 3]"], None), "f32[1, 8, 28, 16]");
+    }
+
+    #[test]
+    fn conv_rejects_bad_layouts() {
+        let x = "f32[B, 4, 16]";
+        assert!(err(conv(&[1], &[(0, 0)], &[1], 1), &[x, "f32[6, 3, 3]"], None).contains("input channels differ"));
+        assert!(err(conv(&[1], &[(0, 0)], &[1], 4), &[x, "f32[6, 1, 3]"], None).contains("not divisible by groups=4"));
+        assert!(err(conv(&[1, 1], &[(0, 0)], &[1], 1), &[x, "f32[6, 4, 3]"], None).contains("one entry per spatial axis"));
+        assert!(err(conv(&[1], &[(0, 0)], &[1], 1), &[x, "f32[6, 4, 17]"], None).contains("does not fit"));
+        assert!(err(conv(&[0], &[(0, 0)], &[1], 1), &[x, "f32[6, 4, 3]"], None).contains("stride must be positive"));
+        assert!(err(conv(&[1], &[(-1, 0)], &[1], 1), &[x, "f32[6, 4, 3]"], None).contains("non-negative"));
+    }
+
+    #[test]
+    fn pool_rules() {
+        let pool = |w: i64, s: i64, p: (i64, i64)| Op::Pool {
+            op: PoolOp::Max,
+            window: vec![w],
+            stride: vec![s],
+            padding: vec![p],
+        };
+        assert_eq!(ok(pool(2, 2, (0, 0)), &["f32[B, 8, N]"], None), "f32[B, 8, N / 2]");
+        assert_eq!(ok(pool(3, 1, (1, 1)), &["f32[B, 8, N]"], None), "f32[B, 8, N]");
+        assert_eq!(ok(pool(2, 2, (0, 0)), &["f32[7]"], None), "f32[3]");
+        assert!(err(pool(9, 1, (0, 0)), &["f32[B, 8]"], None).contains("does not fit"));
+        assert!(err(pool(2, 2, (0, 0)), &["i64[B, 8]"], None).contains("must be f32 or f64"));
+        let two = Op::Pool { op: PoolOp::Avg, window: vec![2, 2], stride: vec![2], padding: vec![(0, 0)] };
+        assert!(err(two, &["f32[B, 8, 8]"], None).contains("one entry per pooled axis"));
+    }
+
+    #[test]
+    fn reshape_compares_element_counts() {
+        assert_eq!(ok(Op::Reshape, &["f32[B, 8]"], Some("f32[B, 4, 2]")), "f32[B, 4, 2]");
+        assert_eq!(ok(Op::Reshape, &["f32[B, N, 4]"], Some("f32[4 * N * B]")), "f32[4 * B * N]");
+        assert!(err(Op::Reshape, &["f32[B, 8]"], Some("f32[B, 4, 3]")).contains("element counts differ"));
+        assert!(err(Op::Reshape, &["f32[B, 8]"], Some("f64[B, 8]")).contains("dtypes differ"));
+        assert!(err(Op::Reshape, &["f32[B, 8]"], None).contains("needs a declared result type"));
+    }
+
+    #[test]
+    fn permute_needs_a_permutation() {
+        assert_eq!(ok(Op::Permute(vec![0, 2, 1]), &["f32[B, 4, N]"], None), "f32[B, N, 4]");
+        assert!(err(Op::Permute(vec![0, 0, 1]), &["f32[B, 4, N]"], None).contains("not a permutation"));
+        assert!(err(Op::Permute(vec![1, 0]), &["f32[B, 4, N]"], None).contains("not a permutation"));
+    }
+
+    #[test]
+    fn broadcast_follows_numpy() {
+        assert_eq!(ok(Op::Broadcast, &["f32[16]"], Some("f32[B, 16]")), "f32[B, 16]");
+        assert_eq!(ok(Op::Broadcast, &["f32[B, 1]"], Some("f32[B, 16]")), "f32[B, 16]");
+        assert_eq!(ok(Op::Broadcast, &["f32[]"], Some("f32[B, 16]")), "f32[B, 16]");
+        assert!(err(Op::Broadcast, &["f32[8]"], Some("f32[B, 16]")).contains("axis 0 has size 8, not 1 or 16"));
+        assert!(err(Op::Broadcast, &["f32[B, 16]"], Some("f32[16]")).contains("lower rank"));
+        assert!(err(Op::Broadcast, &["f32[16]"], Some("i64[16]")).contains("dtypes differ"));
+    }
+
+    fn slice(start: &[&str], end: &[&str], step: &[i64]) -> Op {
+        Op::Slice { start: dims(start), end: dims(end), step: step.to_vec() }
+    }
+
+    #[test]
+    fn slice_lengths() {
+        assert_eq!(ok(slice(&["0", "2"], &["B", "16"], &[1, 3]), &["f32[B, 16]"], None), "f32[B, 5]");
+        assert_eq!(ok(slice(&["1"], &["T"], &[2]), &["f32[T]"], None), "f32[T / 2]");
+        assert_eq!(ok(slice(&["0"], &["N - 1"], &[1]), &["f32[N]"], None), "f32[N - 1]");
+        assert_eq!(ok(slice(&["N / 2"], &["N"], &[1]), &["f32[N]"], None), "f32[N - N / 2]");
+        assert_eq!(ok(slice(&["2"], &["100"], &[1]), &["f32[8]"], None), "f32[6]");
+        assert_eq!(ok(slice(&["9"], &["100"], &[1]), &["f32[8]"], None), "f32[0]");
+    }
+
+    #[test]
+    fn slice_rejects_unknowable_bounds() {
+        assert!(err(slice(&["0"], &["4"], &[1]), &["f32[B]"], None).contains("cannot tell whether end 4"));
+        assert!(err(slice(&["0"], &["8"], &[0]), &["f32[8]"], None).contains("step must be positive"));
+        assert!(err(slice(&["-1"], &["8"], &[1]), &["f32[8]"], None).contains("start must be non-negative"));
+        assert!(err(slice(&["0"], &["8"], &[1]), &["f32[8, 2]"], None).contains("one entry per axis"));
+    }
+
+    #[test]
+    fn concat_sums_the_axis() {
+        assert_eq!(ok(Op::Concat { axis: 1 }, &["f32[B, 8]", "f32[B, N]", "f32[B, 2]"], None), "f32[B, N + 10]");
+        assert_eq!(ok(Op::Concat { axis: 0 }, &["f32[B]"], None), "f32[B]");
+        assert!(err(Op::Concat { axis: 1 }, &["f32[B, 8]", "f32[C, 8]"], None).contains("outside axis 1"));
+        assert!(err(Op::Concat { axis: 1 }, &["f32[B, 8]", "f64[B, 8]"], None).contains("dtypes differ"));
+        assert!(err(Op::Concat { axis: 2 }, &["f32[B, 8]"], None).contains("out of range"));
+        assert!(err(Op::Concat { axis: 0 }, &[], None).contains("at least 1 operand"));
+    }
+
+    #[test]
+    fn pad_rules() {
+        let pad = |p: &[(i64, i64)], value| Op::Pad { padding: p.to_vec(), value };
+        assert_eq!(ok(pad(&[(0, 0), (1, 2)], 0.0), &["f32[B, 8]"], None), "f32[B, 11]");
+        assert_eq!(ok(pad(&[(1, 0)], 7.0), &["i64[N]"], None), "i64[N + 1]");
+        assert!(err(pad(&[(0, -1)], 0.0), &["f32[8]"], None).contains("non-negative"));
+        assert!(err(pad(&[(0, 1)], 0.0), &["f32[B, 8]"], None).contains("one (lo, hi) pair per axis"));
+        assert!(err(pad(&[(0, 1)], 0.5), &["i64[8]"], None).contains("not an i64"));
+    }
+
+    #[test]
+    fn gather_and_scatter_add() {
+        let g = Op::Gather { axis: 0 };
+        assert_eq!(ok(g.clone(), &["f32[100, 8]", "i64[B, T]"], None), "f32[B, T, 8]");
+        assert_eq!(ok(Op::Gather { axis: 1 }, &["f32[B, 100]", "i64[]"], None), "f32[B]");
+        assert!(err(g, &["f32[100, 8]", "f32[B]"], None).contains("indices must be i64"));
+        let s = Op::ScatterAdd { axis: 0 };
+        assert_eq!(ok(s.clone(), &["f32[100, 8]", "i64[B]", "f32[B, 8]"], None), "f32[100, 8]");
+        assert!(err(s.clone(), &["f32[100, 8]", "i64[B]", "f32[B, 4]"], None).contains("needs f32[B, 8]"));
+        assert!(err(s, &["bool[100]", "i64[B]", "bool[B]"], None).contains("must be"));
+    }
+
+    #[test]
+    fn spectral_ops() {
+        assert_eq!(ok(Op::Rfft { axis: 1 }, &["f32[B, N]"], None), "c64[B, N / 2 + 1]");
+        assert_eq!(ok(Op::Rfft { axis: 0 }, &["f64[16]"], None), "c64[9]");
+        assert!(err(Op::Rfft { axis: 0 }, &["c64[16]"], None).contains("must be f32 or f64"));
+        assert!(err(Op::Rfft { axis: 1 }, &["f32[16]"], None).contains("out of range"));
+        let irfft = |n: &str| Op::Irfft { axis: 1, n: Dim::parse(n).unwrap() };
+        assert_eq!(ok(irfft("N"), &["c64[B, N / 2 + 1]"], None), "f32[B, N]");
+        assert_eq!(ok(irfft("N"), &["c64[B, N / 2 + 1]"], Some("f64[B, N]")), "f64[B, N]");
+        assert_eq!(ok(irfft("15"), &["c64[B, 8]"], None), "f32[B, 15]");
+        assert!(err(irfft("N"), &["c64[B, N]"], None).contains("needs N / 2 + 1"));
+        assert!(err(irfft("16"), &["f32[B, 9]"], None).contains("must be c64"));
+        assert!(err(irfft("0"), &["c64[B, 1]"], None).contains("n must be positive"));
+    }
+
+    #[test]
+    fn complex_parts() {
+        assert_eq!(ok(Op::Real, &["c64[B, 8]"], None), "f32[B, 8]");
+        assert_eq!(ok(Op::Imag, &["c64[B, 8]"], None), "f32[B, 8]");
+        assert!(err(Op::Real, &["f32[B, 8]"], None).contains("must be c64"));
+        assert!(err(Op::Imag, &["f64[B]"], None).contains("must be c64"));
+        assert_eq!(ok(Op::Complex, &["f32[B, 8]", "f32[B, 8]"], None), "c64[B, 8]");
+        assert!(err(Op::Complex, &["f32[B, 8]", "f32[B, 4]"], None).contains("shapes differ"));
+        assert!(err(Op::Complex, &["f64[B]", "f64[B]"], None).contains("real part must be f32"));
+    }
+
+    #[test]
+    fn random_ops_are_float() {
+        assert_eq!(ok(Op::RandUniform { seed: 1 }, &[], Some("f32[B, 8]")), "f32[B, 8]");
+        assert_eq!(ok(Op::RandNormal { seed: 2 }, &[], Some("f64[4]")), "f64[4]");
+        assert!(err(Op::RandUniform { seed: 1 }, &[], Some("i64[4]")).contains("must be f32 or f64"));
+        assert!(err(Op::RandNormal { seed: 1 }, &[], None).contains("needs a declared"));
+    }
+
+    fn fsigs() -> Sigs {
+        sigs(&[
+            ("lin", &["f32[N, 16]", "f32[16, M]"], &["f32[N, M]"]),
+            ("twice", &["f32[N, 2 * N]"], &["f32[N]"]),
+            ("pair", &["f32[N]", "f32[N]"], &["f32[N]"]),
+            ("two", &["f32[N]"], &["f32[N]", "f32[N]"]),
+            ("keep", &["f32[N, 16]"], &["f32[N, 16]"]),
+            ("grow", &["f32[N, 16]"], &["f32[N, 17]"]),
+            ("head", &["f32[1, 16]", "f32[16, 4]"], &["f32[1, 4]"]),
+            ("flat", &["f32[16]"], &["f32[4]"]),
+            ("cell", &["f32[K, 16]", "f32[K, 4]"], &["f32[K, 16]"]),
+        ])
+    }
+
+    fn call_ok(op: Op, args: &[&str]) -> String {
+        run_with(&fsigs(), &op, args, None).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn call_err(op: Op, args: &[&str]) -> String {
+        run_with(&fsigs(), &op, args, None).expect_err("the rules should reject this")
+    }
+
+    #[test]
+    fn call_unifies_symbols() {
+        assert_eq!(call_ok(Op::Call("lin".into()), &["f32[B, 16]", "f32[16, 4]"]), "f32[B, 4]");
+        assert_eq!(call_ok(Op::Call("twice".into()), &["f32[B + 1, 2 * B + 2]"]), "f32[B + 1]");
+        assert_eq!(
+            call_err(Op::Call("twice".into()), &["f32[B, 8]"]),
+            "call: @twice argument 0: expected f32[B, 2 * B], got f32[B, 8]"
+        );
+        assert!(call_err(Op::Call("pair".into()), &["f32[3]", "f32[4]"]).contains("N is 3 in one place and 4"));
+        assert!(call_err(Op::Call("lin".into()), &["f64[B, 16]", "f32[16, 4]"]).contains("argument 0"));
+        assert!(call_err(Op::Call("lin".into()), &["f32[B, 16]"]).contains("takes 2 arguments, got 1"));
+        assert!(call_err(Op::Call("nope".into()), &["f32[B]"]).contains("unknown function @nope"));
+        assert!(call_err(Op::Call("two".into()), &["f32[B]"]).contains("returns 2 values"));
+    }
+
+    #[test]
+    fn stack_keeps_the_type() {
+        let stack = |fs: &[&str]| Op::Stack(fs.iter().map(|f| f.to_string()).collect());
+        assert_eq!(call_ok(stack(&["keep", "keep"]), &["f32[B, 16]"]), "f32[B, 16]");
+        assert_eq!(call_ok(stack(&[]), &["f32[B, 16]"]), "f32[B, 16]");
+        assert!(call_err(stack(&["keep", "grow"]), &["f32[B, 16]"]).contains("@grow maps f32[B, 16] to f32[B, 17]"));
+    }
+
+    #[test]
+    fn vmap_maps_axis_zero() {
+        let vmap = |f: &str, keep: &[bool]| Op::Vmap { func: f.into(), keep: keep.to_vec() };
+        assert_eq!(call_ok(vmap("head", &[true, false]), &["f32[B, 16]", "f32[B, 16, 4]"]), "f32[B, 4]");
+        assert!(call_err(vmap("head", &[true, false]), &["f32[B, 16]", "f32[C, 16, 4]"])
+            .contains("operand 1 (f32[C, 16, 4]) does not have axis 0 of size B"));
+        assert!(call_err(vmap("flat", &[false]), &["f32[B, 16]"]).contains("axis 0 of size 1"));
+        assert!(call_err(vmap("head", &[true]), &["f32[B, 16]", "f32[B, 16, 4]"]).contains("expected 1 operand"));
+        assert!(call_err(vmap("head", &[]), &[]).contains("at least one operand"));
+    }
+
+    #[test]
+    fn scan_stacks_states() {
+        let scan = |axis| Op::Scan { func: "cell".into(), axis };
+        assert_eq!(call_ok(scan(1), &["f32[B, 16]", "f32[B, T, 4]"]), "f32[B, T, 16]");
+        assert!(call_err(scan(0), &["f32[B, 16]", "f32[B, T, 4]"]).contains("argument 1"));
+        assert!(call_err(scan(3), &["f32[B, 16]", "f32[B, T, 4]"]).contains("out of range"));
+        let grow = Op::Scan { func: "grow".into(), axis: 1 };
+        assert!(call_err(grow, &["f32[B, 16]", "f32[B, T, 4]"]).contains("takes 1 arguments"));
+    }
+
+    #[test]
+    fn floor_div_norm_moves_constants_out() {
+        let d = |s: &str| Dim::parse(s).unwrap();
+        assert_eq!(floor_div_norm(&d("N - 2"), 2), d("N / 2 - 1"));
+        assert_eq!(floor_div_norm(&d("N + 5"), 2), d("(N + 1) / 2 + 2"));
+        assert_eq!(floor_div_norm(&d("2 * N - 2"), 2), d("N - 1"));
+        assert_eq!(floor_div_norm(&d("-7"), 2), d("-4"));
+    }
+}
