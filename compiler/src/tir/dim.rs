@@ -54,6 +54,11 @@ impl Dim {
         }
     }
 
+    /// The constant term of the polynomial (`3` in `N / 2 + 3`, `0` in `2 * N`).
+    pub fn constant_term(&self) -> i64 {
+        self.terms.get(&Vec::new()).copied().unwrap_or(0)
+    }
+
     pub fn is_const(&self) -> bool {
         self.as_const().is_some()
     }
@@ -341,7 +346,19 @@ mod tests {
 
     #[test]
     fn print_parse_round_trip() {
-        for text in ["B", "N / 2 + 1", "2 * d - 3", "B * N", "(N + 1) / 2", "-B + 4", "0", "B * B", "2 * ((N + 1) / 2)", "M * (N / 2)", "-(N / 2)"] {
+        for text in [
+            "B",
+            "N / 2 + 1",
+            "2 * d - 3",
+            "B * N",
+            "(N + 1) / 2",
+            "-B + 4",
+            "0",
+            "B * B",
+            "2 * ((N + 1) / 2)",
+            "M * (N / 2)",
+            "-(N / 2)",
+        ] {
             let d = Dim::parse(text).unwrap();
             assert_eq!(Dim::parse(&d.to_string()).unwrap(), d, "{text}");
         }
@@ -383,12 +400,5 @@ impl Dim {
             out = out.add(&Dim { terms: BTreeMap::from([(rest, c / dc)]) });
         }
         Some(out)
-    }
-}
-
-impl Dim {
-    /// The constant term of the polynomial (`3` in `N / 2 + 3`, `0` in `2 * N`).
-    pub fn constant_term(&self) -> i64 {
-        self.terms.get(&Vec::new()).copied().unwrap_or(0)
     }
 }

@@ -706,7 +706,8 @@ fn complex(re: &TensorType, im: &TensorType) -> Res {
 /// actual type after substitution.
 pub fn unify(params: &[TensorType], actual: &[TensorType]) -> Result<HashMap<String, Dim>, String> {
     if params.len() != actual.len() {
-        return Err(format!("takes {} arguments, got {}", params.len(), actual.len()));
+        let plural = if params.len() == 1 { "" } else { "s" };
+        return Err(format!("takes {} argument{plural}, got {}", params.len(), actual.len()));
     }
     let mut env: HashMap<String, Dim> = HashMap::new();
     for (i, (p, a)) in params.iter().zip(actual).enumerate() {
@@ -881,7 +882,10 @@ mod tests {
         assert_eq!(ok(Op::Binary(BinaryOp::Rem), &["i64[B]", "i64[B]"], None), "i64[B]");
         assert_eq!(ok(Op::Binary(BinaryOp::Eq), &["bool[B]", "bool[B]"], None), "bool[B]");
         assert_eq!(ok(Op::Binary(BinaryOp::And), &["bool[B]", "bool[B]"], None), "bool[B]");
-        assert_eq!(err(add.clone(), &["f32[B, 8]", "f32[B, 4]"], None), "add: operand shapes differ: f32[B, 8] vs f32[B, 4]");
+        assert_eq!(
+            err(add.clone(), &["f32[B, 8]", "f32[B, 4]"], None),
+            "add: operand shapes differ: f32[B, 8] vs f32[B, 4]"
+        );
         assert!(err(add, &["f32[B]", "f64[B]"], None).contains("dtypes differ"));
         assert!(err(Op::Binary(BinaryOp::And), &["f32[B]", "f32[B]"], None).contains("must be bool"));
         assert!(err(Op::Binary(BinaryOp::Pow), &["i64[B]", "i64[B]"], None).contains("must be f32 or f64"));
@@ -961,7 +965,10 @@ mod tests {
     #[test]
     fn conv_output_sizes() {
         assert_eq!(ok(conv(&[1], &[(1, 1)], &[1], 2), &["f32[B, 4, L]", "f32[6, 2, 3]"], None), "f32[B, 6, L]");
-        assert_eq!(ok(conv(&[2], &[(0, 0)], &[1], 1), &["f32[B, 4, L]", "f32[6, 4, 1]"], None), "f32[B, 6, (L + 1) / 2]");
+        assert_eq!(
+            ok(conv(&[2], &[(0, 0)], &[1], 1), &["f32[B, 4, L]", "f32[6, 4, 1]"], None),
+            "f32[B, 6, (L + 1) / 2]"
+        );
         let c2 = conv(&[1, 2], &[(0, 0), (1, 1)], &[2, 1], 1);
         assert_eq!(ok(c2, &["f32[1, 3, 32, 32]", "f32[8, 3, 3, 3]"], None), "f32[1, 8, 28, 16]");
     }
@@ -971,7 +978,9 @@ mod tests {
         let x = "f32[B, 4, 16]";
         assert!(err(conv(&[1], &[(0, 0)], &[1], 1), &[x, "f32[6, 3, 3]"], None).contains("input channels differ"));
         assert!(err(conv(&[1], &[(0, 0)], &[1], 4), &[x, "f32[6, 1, 3]"], None).contains("not divisible by groups=4"));
-        assert!(err(conv(&[1, 1], &[(0, 0)], &[1], 1), &[x, "f32[6, 4, 3]"], None).contains("one entry per spatial axis"));
+        assert!(
+            err(conv(&[1, 1], &[(0, 0)], &[1], 1), &[x, "f32[6, 4, 3]"], None).contains("one entry per spatial axis")
+        );
         assert!(err(conv(&[1], &[(0, 0)], &[1], 1), &[x, "f32[6, 4, 17]"], None).contains("does not fit"));
         assert!(err(conv(&[0], &[(0, 0)], &[1], 1), &[x, "f32[6, 4, 3]"], None).contains("stride must be positive"));
         assert!(err(conv(&[1], &[(-1, 0)], &[1], 1), &[x, "f32[6, 4, 3]"], None).contains("non-negative"));
@@ -1171,7 +1180,7 @@ mod tests {
         assert!(call_err(scan(0), &["f32[B, 16]", "f32[B, T, 4]"]).contains("argument 1"));
         assert!(call_err(scan(3), &["f32[B, 16]", "f32[B, T, 4]"]).contains("out of range"));
         let grow = Op::Scan { func: "grow".into(), axis: 1 };
-        assert!(call_err(grow, &["f32[B, 16]", "f32[B, T, 4]"]).contains("takes 1 arguments"));
+        assert!(call_err(grow, &["f32[B, 16]", "f32[B, T, 4]"]).contains("takes 1 argument, got 2"));
     }
 
     #[test]

@@ -20,8 +20,8 @@
 //! ```
 
 use super::dim::Dim;
-use super::ops::{Init, Op, PoolOp, ReduceOp, BINARY_OPS, UNARY_OPS};
 use super::ops::{binary_name, reduce_name, unary_name};
+use super::ops::{Init, Op, PoolOp, ReduceOp, BINARY_OPS, UNARY_OPS};
 use super::print::is_name_char;
 use super::program::{Func, Inst, ParamDecl, Program, ValueId};
 use super::types::{DType, TensorType};
@@ -217,7 +217,8 @@ impl<'a> Parser<'a> {
         self.expect("%")?;
         let start = self.pos;
         let len = self.rest().find(|c: char| !c.is_ascii_digit()).unwrap_or(self.rest().len());
-        let n = self.rest()[..len].parse::<u32>().map_err(|_| self.error(start, "expected a value number after `%`"))?;
+        let n =
+            self.rest()[..len].parse::<u32>().map_err(|_| self.error(start, "expected a value number after `%`"))?;
         self.pos += len;
         Ok(ValueId(n))
     }
@@ -691,7 +692,10 @@ mod tests {
     fn floats_round_trip_bit_exactly() {
         let values = [0.1, -0.0, 1e-300, 1e300, f64::MAX, f64::MIN_POSITIVE, 5e-324, f64::INFINITY, -1.5e-7, 1.0 / 3.0];
         for v in values {
-            let text = format!("program P\nfunc @main() -> (f32[]) {{\n  %0 = const() {{value={}}} : f32[]\n  return %0\n}}\n", super::super::print::float_text(v));
+            let text = format!(
+                "program P\nfunc @main() -> (f32[]) {{\n  %0 = const() {{value={}}} : f32[]\n  return %0\n}}\n",
+                super::super::print::float_text(v)
+            );
             let p = parse_program(&text).unwrap();
             let Op::Const(back) = p.funcs[0].body[0].op else { panic!() };
             assert_eq!(back.to_bits(), v.to_bits(), "{v:?}");

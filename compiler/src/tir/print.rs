@@ -23,8 +23,8 @@
 //!   digits, `_` and `.`, else as quoted strings (`@"odd name"`). Arg and result names are
 //!   always quoted strings. Strings escape `\` `"` `\n` `\r` `\t` and other control
 //!   characters (`\u{1b}`).
-//! - Floats print with Rust's `{:?}` (`0.5`, `1e-5`, `-inf`, `NaN`), which parses back
-//!   bit-exactly; dims print with `Dim`'s `Display`.
+//! - Floats print with Rust's `{:?}` (`0.5`, `1e-5`, `-0.0`, `-inf`, `NaN`), which parses
+//!   back bit-exactly (except NaN payloads); dims print with `Dim`'s `Display`.
 //! - A result header entry is the result's type, or `?` when the returned value is not
 //!   defined (so invalid programs still print). Names print only where the name lists
 //!   have an entry, so the text round-trips exactly when `arg_names`/`result_names`
@@ -121,11 +121,9 @@ pub fn op_attrs(op: &Op) -> Vec<(&'static str, String)> {
     match op {
         Op::Param(name) => vec![("name", quote(name))],
         Op::Const(v) => vec![("value", float_text(*v))],
-        Op::Iota { axis }
-        | Op::Concat { axis }
-        | Op::Gather { axis }
-        | Op::ScatterAdd { axis }
-        | Op::Rfft { axis } => vec![("axis", axis.to_string())],
+        Op::Iota { axis } | Op::Concat { axis } | Op::Gather { axis } | Op::ScatterAdd { axis } | Op::Rfft { axis } => {
+            vec![("axis", axis.to_string())]
+        }
         Op::Reduce { axes, keepdim, .. } => vec![("axes", list(axes)), ("keepdim", keepdim.to_string())],
         Op::ArgMax { axis, keepdim } => vec![("axis", axis.to_string()), ("keepdim", keepdim.to_string())],
         Op::Einsum(spec) => vec![("spec", quote(spec))],

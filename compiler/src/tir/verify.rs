@@ -25,6 +25,7 @@ use super::infer::{infer, FuncSigs};
 use super::ops::Op;
 use super::program::{Func, Inst, Program, ValueId};
 use super::types::TensorType;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
@@ -172,10 +173,10 @@ impl<'a> FuncCheck<'a> {
         }
         for (i, inst) in self.f.body.iter().enumerate() {
             let operands = self.operands(i, inst, &defined);
-            if defined.contains_key(&inst.result) {
-                self.err(Some(i), format!("{} is defined more than once", inst.result));
+            if let Entry::Vacant(e) = defined.entry(inst.result) {
+                e.insert(&inst.ty);
             } else {
-                defined.insert(inst.result, &inst.ty);
+                self.err(Some(i), format!("{} is defined more than once", inst.result));
             }
             if let Some(tys) = operands {
                 self.check_inst(i, inst, &tys);
@@ -318,7 +319,8 @@ mod tests {
 
     #[test]
     fn values_are_defined_once() {
-        let text = "program P\nfunc @main(%0: f32[B] \"x\") -> (f32[B] \"y\") {\n  %0 = exp(%0) : f32[B]\n  return %0\n}\n";
+        let text =
+            "program P\nfunc @main(%0: f32[B] \"x\") -> (f32[B] \"y\") {\n  %0 = exp(%0) : f32[B]\n  return %0\n}\n";
         one_error(text, "@main, instruction 0: %0 is defined more than once");
     }
 
@@ -376,7 +378,8 @@ mod tests {
 
     #[test]
     fn recursion_is_rejected() {
-        let text = "program P\nfunc @main(%0: f32[B] \"x\") -> (f32[B] \"y\") {\n  %1 = call(%0) {func=@a} : f32[B]\n  \
+        let text =
+            "program P\nfunc @main(%0: f32[B] \"x\") -> (f32[B] \"y\") {\n  %1 = call(%0) {func=@a} : f32[B]\n  \
                     return %1\n}\nfunc @a(%0: f32[N] \"x\") -> (f32[N] \"y\") {\n  %1 = call(%0) {func=@b} : f32[N]\n  \
                     return %1\n}\nfunc @b(%0: f32[N] \"x\") -> (f32[N] \"y\") {\n  %1 = call(%0) {func=@a} : f32[N]\n  \
                     %2 = call(%0) {func=@b} : f32[N]\n  return %1\n}\n";
