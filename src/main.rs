@@ -1,1 +1,317 @@
-fn main() {}
+//! `archc`: check, build, run and format `.arch` files.
+//!
+//! Exit codes: 0 success, 1 user error (diagnostics printed), 2 internal error.
+
+use archc::driver::{check_path, parse_pairs};
+use archc::inputs::{arg_shapes, random_tensor};
+use archc::render::render;
+use archc_compiler::sema::{ChoiceMode, CheckOutput, Options};
+use archc_compiler::tir::Program;
+use archc_runtime::{io, Interpreter, Tensor};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "archc", version, about = "Compiler and runtime for .arch neural architecture files")]
+struct Cli {
+    /// Colour diagnostics: auto, always, never.
+    #[arg(long, global = true, default_value = "auto")]
+    color: Color,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Copy, Clone, ValueEnum)]
+enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Parse, resolve names and check shapes of every buildable item.
+    Check {
+        /// The .arch files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Build the entry network and print a stage.
+    Build {
+        file: PathBuf,
+        /// The stage to print.
+        #[arg(long, default_value = "tir")]
+        emit: Emit,
+        #[command(flatten)]
+        sel: Selection,
+        /// Write to this file instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Run the entry network with the reference interpreter.
+    Run {
+        file: PathBuf,
+        #[command(flatten)]
+        sel: Selection,
+        /// Weights to load (`.safetensors`, names as in `build --emit tir`).
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// An input from a file: `--input x=x.npy` (repeatable). Others are random.
+        #[arg(long = "input", value_name = "NAME=PATH")]
+        inputs: Vec<String>,
+        /// Sizes of symbolic dims for random inputs: `--dim B=4,N=64` (default B=2, others 16).
+        #[arg(long, value_name = "NAME=SIZE,...")]
+        dim: Option<String>,
+        /// Seed for parameter initialisation and random inputs.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Write each output to DIR/NAME.npy.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Print the file in canonical format.
+    Fmt {
+        files: Vec<PathBuf>,
+        /// Rewrite the files in place.
+        #[arg(long)]
+        write: bool,
+        /// Exit with 1 if a file is not formatted.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+#[derive(Copy, Clone, ValueEnum)]
+enum Emit {
+    Ast,
+    Tir,
+}
+
+/// Which concrete network to build.
+#[derive(Args, Clone)]
+struct Selection {
+    /// The block to build (default: the last network or operator in the file).
+    #[arg(long)]
+    entry: Option<String>,
+    /// Values for the entry's parameters: `--args hidden=64,classes=10`.
+    #[arg(long, value_name = "NAME=VALUE,...")]
+    args: Option<String>,
+    /// Draw every search-space choice at random with this seed.
+    #[arg(long, conflicts_with = "choices")]
+    sample: Option<u64>,
+    /// Fix choices: `--choices depth=3,op=1` (ints by value, other options by index).
+    #[arg(long, value_name = "NAME=VALUE,...")]
+    choices: Option<String>,
+    /// Build for training (dropout active, batch statistics).
+    #[arg(long)]
+    train: bool,
+}
+
+/// A failure: user errors exit 1, internal ones 2.
+enum Fail {
+    User(String),
+    Internal(String),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let color = match cli.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stderr().is_terminal(),
+    };
+    let r = std::panic::catch_unwind(|| run_cmd(cli.cmd, color));
+    match r {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(Fail::User(msg))) => {
+            if !msg.is_empty() {
+                eprintln!("{msg}");
+            }
+            ExitCode::from(1)
+        }
+        Ok(Err(Fail::Internal(msg))) => {
+            eprintln!("internal error: {msg}");
+            ExitCode::from(2)
+        }
+        Err(_) => ExitCode::from(2),
+    }
+}
+
+fn run_cmd(cmd: Cmd, color: bool) -> Result<(), Fail> {
+    match cmd {
+        Cmd::Check { files } => check(&files, color),
+        Cmd::Build { file, emit, sel, output } => build(&file, emit, &sel, output.as_deref(), color),
+        Cmd::Run { file, sel, weights, inputs, dim, seed, out } => {
+            let program = compile(&file, &sel, color)?;
+            let inputs = RunInputs { weights, inputs, dim, seed, out };
+            run(&program, &inputs)
+        }
+        Cmd::Fmt { files, write, check } => fmt(&files, write, check),
+    }
+}
+
+fn options(sel: &Selection, check_all: bool) -> Result<Options, Fail> {
+    let user = |e: String| Fail::User(format!("error: {e}"));
+    let choices = match (&sel.sample, &sel.choices) {
+        (Some(seed), _) => ChoiceMode::Sample(*seed),
+        (None, Some(c)) => ChoiceMode::Explicit(parse_pairs(c).map_err(user)?),
+        (None, None) => ChoiceMode::First,
+    };
+    let args = sel.args.as_deref().map(parse_pairs).transpose().map_err(user)?.unwrap_or_default();
+    Ok(Options { training: sel.train, choices, entry: sel.entry.clone(), args, check_all })
+}
+
+fn checked(path: &Path, opts: &Options, color: bool) -> Result<CheckOutput, Fail> {
+    let out = check_path(path, opts).map_err(|e| Fail::User(format!("error: {e}")))?;
+    if !out.diagnostics.is_empty() {
+        eprint!("{}", render(&out.diagnostics, &out.sources, color));
+        let n = out.diagnostics.len();
+        return Err(Fail::User(format!("error: {} failed with {n} error{}", path.display(), if n == 1 { "" } else { "s" })));
+    }
+    Ok(out)
+}
+
+fn check(files: &[PathBuf], color: bool) -> Result<(), Fail> {
+    let opts = Options { check_all: true, ..Options::default() };
+    let mut failed = 0;
+    for f in files {
+        match checked(f, &opts, color) {
+            Ok(_) => eprintln!("ok: {}", f.display()),
+            Err(Fail::User(msg)) => {
+                eprintln!("{msg}");
+                failed += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if failed > 0 {
+        Err(Fail::User(String::new()))
+    } else {
+        Ok(())
+    }
+}
+
+fn compile(file: &Path, sel: &Selection, color: bool) -> Result<Program, Fail> {
+    let out = checked(file, &options(sel, false)?, color)?;
+    for (name, value) in &out.choices {
+        eprintln!("choice {name} = {value}");
+    }
+    out.program.ok_or_else(|| Fail::Internal("no program was built".into()))
+}
+
+fn build(file: &Path, emit: Emit, sel: &Selection, output: Option<&Path>, color: bool) -> Result<(), Fail> {
+    let text = match emit {
+        Emit::Ast => {
+            let out = checked(file, &options(sel, true)?, color)?;
+            format!("{:#?}\n", out.ast.expect("main file parsed"))
+        }
+        Emit::Tir => compile(file, sel, color)?.to_string(),
+    };
+    match output {
+        Some(p) => std::fs::write(p, text).map_err(|e| Fail::User(format!("error: cannot write {}: {e}", p.display()))),
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
+struct RunInputs {
+    weights: Option<PathBuf>,
+    inputs: Vec<String>,
+    dim: Option<String>,
+    seed: u64,
+    out: Option<PathBuf>,
+}
+
+fn run(program: &Program, ri: &RunInputs) -> Result<(), Fail> {
+    let user = |e: String| Fail::User(format!("error: {e}"));
+    let mut interp = Interpreter::new(program);
+    interp.init_params(ri.seed).map_err(|e| user(e.to_string()))?;
+    if let Some(w) = &ri.weights {
+        for (name, t) in io::read_safetensors(w).map_err(|e| user(e.to_string()))? {
+            interp.set_param(&name, t).map_err(|e| user(e.to_string()))?;
+        }
+    }
+    let tensors = main_inputs(program, ri)?;
+    let outputs = interp.run("main", &tensors).map_err(|e| user(e.to_string()))?;
+    let main = program.main();
+    for (name, t) in main.result_names.iter().zip(&outputs) {
+        println!("{name}: {}{}", t.type_string(), stats(t));
+        if let Some(dir) = &ri.out {
+            std::fs::create_dir_all(dir).map_err(|e| user(format!("cannot create {}: {e}", dir.display())))?;
+            io::write_npy(dir.join(format!("{name}.npy")), t).map_err(|e| user(e.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
+fn main_inputs(program: &Program, ri: &RunInputs) -> Result<Vec<Tensor>, Fail> {
+    let user = |e: String| Fail::User(format!("error: {e}"));
+    let main = program.main();
+    let mut files: HashMap<String, PathBuf> = HashMap::new();
+    for spec in &ri.inputs {
+        let (k, v) = spec.split_once('=').ok_or_else(|| user(format!("--input expects NAME=PATH, found `{spec}`")))?;
+        if !main.arg_names.iter().any(|a| a == k) {
+            return Err(user(format!("the network has no input `{k}`; inputs: {}", main.arg_names.join(", "))));
+        }
+        files.insert(k.to_string(), PathBuf::from(v));
+    }
+    let dims: HashMap<String, i64> = match &ri.dim {
+        Some(d) => parse_pairs(d)
+            .map_err(user)?
+            .into_iter()
+            .map(|(k, v)| v.parse::<i64>().map(|n| (k.clone(), n)).map_err(|_| user(format!("--dim {k}={v}: not an int"))))
+            .collect::<Result<_, _>>()?,
+        None => HashMap::new(),
+    };
+    let shapes = arg_shapes(main, &dims).map_err(user)?;
+    let mut out = Vec::new();
+    for (i, ((name, (_, ty)), shape)) in main.arg_names.iter().zip(&main.args).zip(shapes).enumerate() {
+        let t = match files.get(name) {
+            Some(p) => io::read_npy(p).map_err(|e| user(e.to_string()))?,
+            None => random_tensor(ty.dtype, &shape, ri.seed.wrapping_add(1000 + i as u64)),
+        };
+        out.push(t);
+    }
+    Ok(out)
+}
+
+fn stats(t: &Tensor) -> String {
+    match t.to_f64_vec() {
+        Some(v) if !v.is_empty() => {
+            let n = v.len() as f64;
+            let mean = v.iter().sum::<f64>() / n;
+            let std = (v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n).sqrt();
+            format!("  mean {mean:.6}  std {std:.6}")
+        }
+        _ => String::new(),
+    }
+}
+
+fn fmt(files: &[PathBuf], write: bool, check: bool) -> Result<(), Fail> {
+    let mut unformatted = 0;
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(|e| Fail::User(format!("error: cannot read {}: {e}", f.display())))?;
+        let formatted = archc_grammar::fmt::format_source(&text)
+            .ok_or_else(|| Fail::User(format!("error: {} has syntax errors; run `archc check` for details", f.display())))?;
+        if check {
+            if formatted != text {
+                eprintln!("not formatted: {}", f.display());
+                unformatted += 1;
+            }
+        } else if write {
+            std::fs::write(f, &formatted).map_err(|e| Fail::User(format!("error: cannot write {}: {e}", f.display())))?;
+        } else {
+            print!("{formatted}");
+        }
+    }
+    if unformatted > 0 {
+        Err(Fail::User(String::new()))
+    } else {
+        Ok(())
+    }
+}

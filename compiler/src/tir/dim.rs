@@ -110,6 +110,14 @@ impl Dim {
         if self.terms.values().all(|c| c % den == 0) {
             return Some(Dim { terms: self.terms.iter().map(|(m, c)| (m.clone(), c / den)).collect() });
         }
+        // (X + q * den + r) / den == (X + r) / den + q, with 0 <= r < den.
+        let c = self.terms.get(&Vec::new()).copied().unwrap_or(0);
+        let (q, r) = (c.div_euclid(den), c.rem_euclid(den));
+        if q != 0 {
+            let rest = self.sub(&Dim::constant(q * den));
+            return Some(rest.floor_div(den)?.add(&Dim::constant(q)));
+        }
+        let _ = r;
         Some(Dim::atom(Atom::FloorDiv(Box::new(self.clone()), den)))
     }
 

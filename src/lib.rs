@@ -1,0 +1,7 @@
+//! The `archc` driver: everything between the command line and the compiler core —
+//! reading files, finding user modules beside the main file, rendering diagnostics with
+//! `ariadne`, and preparing interpreter inputs.
+
+pub mod driver;
+pub mod inputs;
+pub mod render;

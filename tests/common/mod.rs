@@ -1,0 +1,45 @@
+//! Helpers shared by the integration tests: checking a file as the CLI does, with
+//! diagnostics rendered without colour and with paths made relative to the repository.
+
+#![allow(dead_code)]
+
+use archc::driver::check_path;
+use archc::render::render;
+use archc_compiler::sema::{CheckOutput, Options};
+use std::path::{Path, PathBuf};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Checks `path` (relative to the repository) with `opts`.
+pub fn check(path: &Path, opts: &Options) -> CheckOutput {
+    let rel = path.strip_prefix(repo()).unwrap_or(path);
+    let _guard = CwdGuard::enter(&repo());
+    check_path(rel, opts).expect("readable test file")
+}
+
+/// Rendered diagnostics, colour off.
+pub fn rendered(out: &CheckOutput) -> String {
+    render(&out.diagnostics, &out.sources, false)
+}
+
+/// Every `.arch` file in a directory of the repository, sorted.
+pub fn arch_files(dir: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(repo().join(dir))
+        .expect("directory exists")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "arch"))
+        .collect();
+    v.sort();
+    v
+}
+
+struct CwdGuard;
+
+impl CwdGuard {
+    fn enter(dir: &Path) -> CwdGuard {
+        std::env::set_current_dir(dir).expect("repo dir");
+        CwdGuard
+    }
+}

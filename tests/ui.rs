@@ -1,0 +1,31 @@
+//! Diagnostics of deliberately broken programs (`tests/ui/*.arch`).
+//!
+//! Each file starts with `// expect: TEXT` lines; checking it must fail, the rendered
+//! diagnostics must contain every TEXT, and they are snapshot-tested (`cargo insta
+//! review` after an intended change). Adding a case means adding a file.
+
+mod common;
+
+use archc_compiler::sema::Options;
+
+#[test]
+fn ui_diagnostics() {
+    let files = common::arch_files("tests/ui");
+    assert!(files.len() >= 40, "expected at least 40 ui cases, found {}", files.len());
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("readable");
+        let expects: Vec<&str> = text.lines().filter_map(|l| l.trim().strip_prefix("// expect:")).map(str::trim).collect();
+        assert!(!expects.is_empty(), "{}: no `// expect:` header", path.display());
+        let opts = Options { check_all: true, ..Options::default() };
+        let out = common::check(&path, &opts);
+        let shown = common::rendered(&out);
+        assert!(!out.diagnostics.is_empty(), "{}: checking succeeded but should fail", path.display());
+        for e in &expects {
+            assert!(shown.contains(e), "{}: diagnostics do not mention `{e}`:\n{shown}", path.display());
+        }
+        let name = path.file_stem().expect("file name").to_string_lossy().to_string();
+        insta::with_settings!({ snapshot_path => "ui/snapshots", prepend_module_to_snapshot => false, description => text.clone(), omit_expression => true }, {
+            insta::assert_snapshot!(name, shown);
+        });
+    }
+}
