@@ -8,6 +8,7 @@ use archc_compiler::tir::{parse_program, verify};
 
 #[test]
 fn examples_tir_snapshots_and_round_trip() {
+    common::assert_no_orphan_snapshots("tests/tir/snapshots", "examples");
     let files = common::arch_files("examples");
     assert!(!files.is_empty());
     for path in files {

@@ -10,6 +10,7 @@ use archc_compiler::sema::Options;
 
 #[test]
 fn ui_diagnostics() {
+    common::assert_no_orphan_snapshots("tests/ui/snapshots", "tests/ui");
     let files = common::arch_files("tests/ui");
     assert!(files.len() >= 40, "expected at least 40 ui cases, found {}", files.len());
     for path in files {

@@ -43,3 +43,16 @@ impl CwdGuard {
         CwdGuard
     }
 }
+
+/// Fails when a snapshot in `snap_dir` has no input file in `input_dir` (stale goldens).
+pub fn assert_no_orphan_snapshots(snap_dir: &str, input_dir: &str) {
+    let Ok(entries) = std::fs::read_dir(repo().join(snap_dir)) else { return };
+    for e in entries {
+        let p = e.expect("dir entry").path();
+        if p.extension().is_some_and(|x| x == "snap") {
+            let stem = p.file_stem().expect("name").to_string_lossy().to_string();
+            let input = repo().join(input_dir).join(format!("{stem}.arch"));
+            assert!(input.exists(), "snapshot {} has no input {}; delete it", p.display(), input.display());
+        }
+    }
+}

@@ -1,0 +1,40 @@
+# archc: `make demo` runs the main job, `make test` runs every test.
+# Neither needs LLVM yet; both need only a Rust toolchain (cargo).
+
+CARGO ?= cargo
+ARCHC := target/release/archc
+EXAMPLES := $(wildcard examples/*.arch)
+STDLIB := $(wildcard stdlib/*.arch)
+
+.PHONY: all build demo test check-arch fixtures fmt clean
+
+all: build
+
+build:
+	$(CARGO) build --release --locked
+
+# Check every example, show the TIR of the MLP, and run forward passes with the
+# reference interpreter.
+demo: build
+	$(ARCHC) check $(STDLIB) $(EXAMPLES)
+	@echo "== TIR of examples/mlp.arch"
+	$(ARCHC) build examples/mlp.arch --emit tir
+	@echo "== forward passes on random inputs (batch 4)"
+	@for f in examples/mlp.arch examples/cnn_mnist1d.arch examples/transformer.arch examples/fno1d.arch examples/hypernet.arch; do \
+		echo "-- $$f"; $(ARCHC) run $$f --dim B=4 || exit 1; done
+
+test: build check-arch
+	$(CARGO) test --release --locked --workspace
+
+check-arch: build
+	$(ARCHC) check $(STDLIB) $(EXAMPLES)
+
+# PyTorch reference fixtures (needs a Python with torch; not part of CI).
+fixtures:
+	python3 scripts/gen_fixtures.py
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean
