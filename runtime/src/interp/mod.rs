@@ -1,0 +1,320 @@
+//! The reference TIR interpreter.
+//!
+//! Contract: [`Interpreter::run`] evaluates one function of a [`Program`] on concrete
+//! tensors, exactly as `archc_compiler::tir::ops` documents each op. It binds the
+//! function's size symbols from the input shapes (see [`bind`]), evaluates instructions in
+//! order, and checks every result's dtype and shape against the instruction's declared
+//! type. Any failure (bad inputs, a missing parameter, an op precondition, a result that
+//! disagrees with its declared type) is a [`RunError`] naming the function and the
+//! instruction, never a panic.
+//!
+//! Numerics: f32 ops compute in f32, except that sums, means, matmul, einsum and conv
+//! accumulate f32 in f64 and round once, and rfft/irfft compute in f64 (like numpy).
+//! Randomness is deterministic: a `rand.*` op at the top level draws from
+//! `ChaCha8(interpreter seed ^ op seed)`; inside `call`/`stack`/`vmap` the stream key is
+//! further mixed with the call site (and the vmap sample), so two calls of one function
+//! and two samples of one vmap get different streams (see [`random`]).
+//!
+//! The op families live in one module each; this module holds the state and dispatcher.
+
+pub mod bind;
+mod contract;
+mod control;
+mod conv;
+mod elementwise;
+mod fft;
+mod index;
+mod movement;
+pub mod random;
+mod reduce;
+
+use crate::tensor::Tensor;
+
+use archc_compiler::tir::{DType, Func, Inst, Op, Program, ValueId};
+use bind::DimEnv;
+pub use movement::permute;
+use std::collections::HashMap;
+use std::fmt;
+
+/// Calls nested deeper than this are reported as an error (recursive programs).
+const MAX_DEPTH: u32 = 64;
+
+/// A failed run. `Nested` wraps an error raised inside a function called by an instruction.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunError {
+    /// No function of that name.
+    UnknownFunc(String),
+    /// A parameter is missing, unknown, of the wrong type, or could not be initialised.
+    Param { name: String, message: String },
+    /// The inputs do not fit the function's argument types.
+    Input { func: String, message: String },
+    /// An instruction failed; `inst` reads like `%5 = conv`.
+    Inst { func: String, inst: String, message: String },
+    /// An error inside a function called by instruction `inst` of `func`.
+    Nested { func: String, inst: String, source: Box<RunError> },
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            RunError::UnknownFunc(name) => write!(f, "no function @{name}"),
+            RunError::Param { name, message } => write!(f, "param @{name}: {message}"),
+            RunError::Input { func, message } => write!(f, "@{func}: {message}"),
+            RunError::Inst { func, inst, message } => write!(f, "in @{func}, {inst}: {message}"),
+            RunError::Nested { func, inst, source } => write!(f, "in @{func}, {inst}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// The interpreter: a program, its parameter values and a random seed.
+pub struct Interpreter<'p> {
+    program: &'p Program,
+    params: HashMap<String, Tensor>,
+    seed: u64,
+}
+
+/// The declared result of the instruction being evaluated, made concrete.
+pub(crate) struct Out<'a> {
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    pub dims: &'a DimEnv,
+}
+
+/// Per-activation state: the random stream key and the call depth.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Frame {
+    pub key: u64,
+    pub depth: u32,
+}
+
+/// An error raised by an op: a message, or an error from a called function.
+pub(crate) enum OpError {
+    Msg(String),
+    Nested(RunError),
+}
+
+impl From<String> for OpError {
+    fn from(m: String) -> OpError {
+        OpError::Msg(m)
+    }
+}
+
+pub(crate) type OpResult = Result<Tensor, OpError>;
+
+impl<'p> Interpreter<'p> {
+    /// No parameters set, seed 0.
+    pub fn new(program: &'p Program) -> Self {
+        Interpreter { program, params: HashMap::new(), seed: 0 }
+    }
+
+    pub fn program(&self) -> &'p Program {
+        self.program
+    }
+
+    /// The seed of `rand.*` ops.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    pub fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
+    }
+
+    /// Sets a declared parameter; its dtype and shape must match the declaration.
+    pub fn set_param(&mut self, name: &str, value: Tensor) -> Result<(), RunError> {
+        let err = |message: String| RunError::Param { name: name.to_string(), message };
+        let decl = self.program.param(name).ok_or_else(|| err("not declared by the program".into()))?;
+        let shape = random::param_shape(decl).map_err(err)?;
+        if value.dtype() != decl.ty.dtype || value.shape != shape {
+            return Err(err(format!("value is {}, declared {}", value.type_string(), decl.ty)));
+        }
+        self.params.insert(name.to_string(), value);
+        Ok(())
+    }
+
+    pub fn param(&self, name: &str) -> Option<&Tensor> {
+        self.params.get(name)
+    }
+
+    pub fn params(&self) -> &HashMap<String, Tensor> {
+        &self.params
+    }
+
+    /// Materialises every declared parameter by its `Init`, replacing current values
+    /// (deterministic: see [`random::init_param`]).
+    pub fn init_params(&mut self, seed: u64) -> Result<(), RunError> {
+        for decl in &self.program.params {
+            let value = random::init_param(decl, seed)
+                .map_err(|message| RunError::Param { name: decl.name.clone(), message })?;
+            self.params.insert(decl.name.clone(), value);
+        }
+        Ok(())
+    }
+
+    /// Runs function `func` on `inputs`, returning its results in order.
+    pub fn run(&self, func: &str, inputs: &[Tensor]) -> Result<Vec<Tensor>, RunError> {
+        let f = self.program.func(func).ok_or_else(|| RunError::UnknownFunc(func.to_string()))?;
+        let inputs: Vec<&Tensor> = inputs.iter().collect();
+        self.call_func(f, &inputs, Frame { key: 0, depth: 0 })
+    }
+
+    /// Evaluates one activation of `func`.
+    pub(crate) fn call_func(&self, func: &Func, inputs: &[&Tensor], frame: Frame) -> Result<Vec<Tensor>, RunError> {
+        let input_err = |message: String| RunError::Input { func: func.name.clone(), message };
+        if frame.depth > MAX_DEPTH {
+            return Err(input_err(format!("calls nested deeper than {MAX_DEPTH} (recursion?)")));
+        }
+        let dims = bind::bind_args(func, inputs).map_err(input_err)?;
+        let mut env = Env::new(func);
+        for ((id, _), x) in func.args.iter().zip(inputs) {
+            env.define(*id, (*x).clone()).map_err(input_err)?;
+        }
+        for (pos, inst) in func.body.iter().enumerate() {
+            let value = self.exec(func, inst, &env, &dims, frame)?;
+            env.define(inst.result, value).map_err(|m| inst_error(func, inst, m))?;
+            env.release_after(pos);
+        }
+        func.results.iter().map(|r| env.get(*r).cloned().map_err(|m| input_err(format!("result: {m}")))).collect()
+    }
+
+    /// Evaluates one instruction and checks its result against the declared type.
+    fn exec(&self, func: &Func, inst: &Inst, env: &Env, dims: &DimEnv, frame: Frame) -> Result<Tensor, RunError> {
+        let fail = |m: String| inst_error(func, inst, m);
+        let args: Vec<&Tensor> = inst.args.iter().map(|a| env.get(*a)).collect::<Result<_, _>>().map_err(fail)?;
+        let shape = bind::eval_shape(&inst.ty.shape, dims).map_err(|m| fail(format!("declared type: {m}")))?;
+        let out = Out { dtype: inst.ty.dtype, shape, dims };
+        let value = self.eval_op(&inst.op, &args, &out, frame, inst.result).map_err(|e| match e {
+            OpError::Msg(m) => fail(m),
+            OpError::Nested(source) => {
+                RunError::Nested { func: func.name.clone(), inst: inst_label(inst), source: Box::new(source) }
+            }
+        })?;
+        if value.dtype() != out.dtype || value.shape != out.shape {
+            return Err(fail(format!(
+                "result is {}, declared {} = {}",
+                value.type_string(),
+                inst.ty,
+                crate::tensor::type_string(out.dtype, &out.shape)
+            )));
+        }
+        Ok(value)
+    }
+
+    /// The dispatcher: one arm per op, each delegating to its family module.
+    fn eval_op(&self, op: &Op, args: &[&Tensor], out: &Out, frame: Frame, site: ValueId) -> OpResult {
+        use elementwise as ew;
+        let a = |n: usize| arity(args, n);
+        let t = match op {
+            Op::Param(name) => self.read_param(name),
+            Op::Const(v) => Ok(Tensor::full(out.dtype, &[], *v)),
+            Op::Iota { axis } => ew::iota(*axis, out),
+            Op::Unary(u) => a(1).and_then(|_| ew::unary(*u, args[0])),
+            Op::Binary(b) => a(2).and_then(|_| ew::binary(*b, args[0], args[1])),
+            Op::Select => a(3).and_then(|_| ew::select(args[0], args[1], args[2])),
+            Op::Cast => a(1).map(|_| args[0].cast(out.dtype)),
+            Op::Reduce { op, axes, keepdim } => a(1).and_then(|_| reduce::reduce(*op, args[0], axes, *keepdim)),
+            Op::ArgMax { axis, keepdim } => a(1).and_then(|_| reduce::argmax(args[0], *axis, *keepdim)),
+            Op::MatMul => a(2).and_then(|_| contract::matmul(args[0], args[1])),
+            Op::Einsum(spec) => contract::einsum(spec, args),
+            Op::Conv { stride, padding, dilation, groups } => {
+                let spec = conv::ConvSpec { stride, padding, dilation, groups: *groups };
+                a(2).and_then(|_| conv::conv(args[0], args[1], &spec))
+            }
+            Op::Pool { op, window, stride, padding } => {
+                a(1).and_then(|_| conv::pool(*op, args[0], window, stride, padding))
+            }
+            Op::Reshape => a(1).and_then(|_| movement::reshape(args[0], &out.shape)),
+            Op::Permute(perm) => a(1).and_then(|_| movement::permute(args[0], perm)),
+            Op::Broadcast => a(1).and_then(|_| movement::broadcast(args[0], &out.shape)),
+            Op::Slice { start, end, step } => a(1).and_then(|_| index::slice(args[0], start, end, step, out.dims)),
+            Op::Concat { axis } => movement::concat(args, *axis),
+            Op::Pad { padding, value } => a(1).and_then(|_| movement::pad(args[0], padding, *value)),
+            Op::Gather { axis } => a(2).and_then(|_| index::gather(args[0], args[1], *axis)),
+            Op::ScatterAdd { axis } => a(3).and_then(|_| index::scatter_add(args[0], args[1], args[2], *axis)),
+            Op::Rfft { axis } => a(1).and_then(|_| fft::rfft(args[0], *axis)),
+            Op::Irfft { axis, n } => a(1).and_then(|_| fft::irfft(args[0], *axis, n, out)),
+            Op::Real => a(1).and_then(|_| fft::real_part(args[0], false)),
+            Op::Imag => a(1).and_then(|_| fft::real_part(args[0], true)),
+            Op::Complex => a(2).and_then(|_| fft::complex(args[0], args[1])),
+            Op::RandUniform { seed } => a(0).and_then(|_| random::uniform(self.seed ^ seed ^ frame.key, out)),
+            Op::RandNormal { seed } => a(0).and_then(|_| random::normal(self.seed ^ seed ^ frame.key, out)),
+            Op::Call(f) => return control::call(self, f, args, frame, site),
+            Op::Stack(fs) => return control::stack(self, fs, args, frame, site),
+            Op::Vmap { func, keep } => return control::vmap(self, func, keep, args, out, frame, site),
+            Op::Scan { func, axis } => return control::scan(self, func, *axis, args, out, frame, site),
+        };
+        t.map_err(OpError::Msg)
+    }
+
+    fn read_param(&self, name: &str) -> Result<Tensor, String> {
+        self.params
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("parameter @{name} has no value (set_param or init_params)"))
+    }
+}
+
+fn arity(args: &[&Tensor], n: usize) -> Result<(), String> {
+    if args.len() == n {
+        Ok(())
+    } else {
+        Err(format!("expects {n} operand(s), got {}", args.len()))
+    }
+}
+
+fn inst_label(inst: &Inst) -> String {
+    format!("{} = {}", inst.result, inst.op.name())
+}
+
+fn inst_error(func: &Func, inst: &Inst, message: String) -> RunError {
+    RunError::Inst { func: func.name.clone(), inst: inst_label(inst), message }
+}
+
+/// The values of one activation, dropped after their last use.
+struct Env {
+    values: Vec<Option<Tensor>>,
+    /// `last_use[p]`: values whose last reader is instruction `p` (never results).
+    dead_after: Vec<Vec<ValueId>>,
+}
+
+impl Env {
+    fn new(func: &Func) -> Env {
+        let mut last: HashMap<ValueId, usize> = HashMap::new();
+        for (pos, inst) in func.body.iter().enumerate() {
+            for a in &inst.args {
+                last.insert(*a, pos);
+            }
+        }
+        let mut dead_after = vec![Vec::new(); func.body.len()];
+        for (v, pos) in last {
+            if !func.results.contains(&v) {
+                dead_after[pos].push(v);
+            }
+        }
+        Env { values: vec![None; func.next_value().0 as usize], dead_after }
+    }
+
+    fn define(&mut self, id: ValueId, value: Tensor) -> Result<(), String> {
+        let slot = &mut self.values[id.0 as usize];
+        if slot.is_some() {
+            return Err(format!("{id} is defined twice"));
+        }
+        *slot = Some(value);
+        Ok(())
+    }
+
+    fn get(&self, id: ValueId) -> Result<&Tensor, String> {
+        self.values
+            .get(id.0 as usize)
+            .and_then(|v| v.as_ref())
+            .ok_or_else(|| format!("{id} is used before it is defined"))
+    }
+
+    fn release_after(&mut self, pos: usize) {
+        for v in &self.dead_after[pos] {
+            self.values[v.0 as usize] = None;
+        }
+    }
+}
