@@ -75,6 +75,51 @@ fn exercise(src: &str) -> bool {
     true
 }
 
+/// A random well-formed expression of at most `depth` levels, with random parentheses.
+fn random_expr(rng: &mut Lcg, depth: u32) -> String {
+    const LEAVES: &[&str] = &["x", "y", "d", "0", "2", "1.5", "1e-3", "true", "skip", "\"s\""];
+    const BINOPS: &[&str] = &["|>", "||", "&&", "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%", "@", "**"];
+    if depth == 0 {
+        return LEAVES[rng.below(LEAVES.len())].to_string();
+    }
+    let sub = |rng: &mut Lcg| random_expr(rng, depth - 1);
+    let e = match rng.below(14) {
+        0..=4 => format!("{} {} {}", sub(rng), BINOPS[rng.below(BINOPS.len())], sub(rng)),
+        5 => format!("{}{}", ["-", "!"][rng.below(2)], sub(rng)),
+        6 => format!("{}({}, k = {})", sub(rng), sub(rng), sub(rng)),
+        7 => format!("{}[{}, {}:, ::{}, ...]", sub(rng), sub(rng), sub(rng), sub(rng)),
+        8 => format!("{}.T", sub(rng)),
+        9 => format!("h => {}", sub(rng)),
+        10 => format!("if {} {{ {} }} else {{ {} }}", sub(rng), sub(rng), sub(rng)),
+        11 => format!("repeat n as i {{ {} }} |> stack({}) {{ {} }}", sub(rng), sub(rng), sub(rng)),
+        12 => format!("{{ let a = {}; {} }}", sub(rng), sub(rng)),
+        _ => format!("[{}, {}]", sub(rng), sub(rng)),
+    };
+    if rng.below(3) == 0 {
+        format!("({e})")
+    } else {
+        e
+    }
+}
+
+#[test]
+fn random_expressions_roundtrip_through_the_formatter() {
+    let mut rng = Lcg(3);
+    let mut clean = 0;
+    for _ in 0..600 {
+        let e = random_expr(&mut rng, 4);
+        let src = format!("network T {{ let v = {e} }}");
+        let ok = exercise(&src);
+        if !ok && std::env::var("SHOW_REJECTED").is_ok() {
+            eprintln!("{src}\n  {:?}", parse(FileId(0), &src).1[0].message);
+        }
+        clean += ok as usize;
+    }
+    // Chained comparisons (`a < b < c`) and unparenthesised lambdas as operands
+    // (`x + h => h`) are rejected.
+    assert!(clean > 300, "only {clean} random expressions parsed");
+}
+
 #[test]
 fn random_token_strings_never_panic() {
     let mut rng = Lcg(7);

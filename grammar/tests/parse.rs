@@ -58,7 +58,7 @@ fn design_sample_trees() {
     assert_eq!(fno.grid.iter().map(|g| g.node.as_str()).collect::<Vec<_>>(), ["N"]);
     assert_eq!(
         sexpr(
-            &fno.body
+            fno.body
                 .iter()
                 .filter_map(|s| match s {
                     Stmt::Let { value, .. } => Some(value),

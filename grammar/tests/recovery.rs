@@ -8,10 +8,6 @@ use archc_grammar::MAX_DEPTH;
 use common::{parse_err, sexpr};
 use std::time::{Duration, Instant};
 
-fn messages(src: &str) -> Vec<String> {
-    parse_err(src).1.into_iter().map(|e| e.message).collect()
-}
-
 fn item_names(m: &Module) -> Vec<String> {
     m.items
         .iter()
