@@ -10,6 +10,7 @@ mod conv;
 mod elementwise;
 mod fft;
 mod index;
+mod models;
 mod movement;
 mod random;
 mod reduce;
