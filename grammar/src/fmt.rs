@@ -9,7 +9,9 @@
 //! first (in source order, as one group), then the other items in source order, one
 //! blank line between items, spaces around binary operators, `name = value` for keyword arguments, minimal
 //! parentheses. Block expressions with `let`s are printed on several lines with a `;`
-//! after every `let`. A `repeat` count that is not a plain name, literal, call, field or
+//! after every `let`. A statement whose value is a pipe chain too long for one line
+//! (over 100 columns) gets one `|> stage` per continuation line; other long lines are not
+//! broken. A `repeat` count that is not a plain name, literal, call, field or
 //! index is printed in braces: `repeat { n - 1 } { .. }`.
 //!
 //! Comments are kept. A comment on the line of the end of an item, statement, entry or
@@ -199,6 +201,9 @@ fn is_plain_count(e: &Expr) -> bool {
 }
 
 // ---------------------------------------------------------------- printer
+
+/// Lines longer than this are broken at `|>` where the expression is a pipe chain.
+const MAX_WIDTH: usize = 100;
 
 struct Printer<'a> {
     src: &'a str,
@@ -463,7 +468,7 @@ impl<'a> Printer<'a> {
             self.nl();
             self.push(&e.key.node);
             self.push(": ");
-            self.expr(&e.value, prec::LAMBDA);
+            self.expr_stmt(&e.value);
             self.trailing(e.span.end as usize);
         }
         self.close_block(close);
@@ -495,13 +500,13 @@ impl<'a> Printer<'a> {
                 self.push("output ");
                 self.typed_name(name, ty.as_ref());
                 self.push(" = ");
-                self.expr(value, prec::LAMBDA);
+                self.expr_stmt(value);
             }
             Stmt::Let { name, ty, value, .. } => {
                 self.push("let ");
                 self.typed_name(name, ty.as_ref());
                 self.push(" = ");
-                self.expr(value, prec::LAMBDA);
+                self.expr_stmt(value);
             }
             Stmt::Choose { name, options, shared, .. } => self.choose(name, options, *shared),
             Stmt::Forward(f) => self.fn_def(f),
@@ -557,6 +562,40 @@ impl<'a> Printer<'a> {
     }
 
     // ------------------------------------------------------------ expressions
+
+    /// Prints the whole expression of a statement line; a pipe chain that would make the
+    /// line longer than [`MAX_WIDTH`] is broken before every `|>`.
+    fn expr_stmt(&mut self, e: &Expr) {
+        let (start, taken) = (self.out.len(), self.taken.clone());
+        self.expr(e, prec::LAMBDA);
+        let added = &self.out[start..];
+        let line_start = self.out[..start].rfind('\n').map_or(0, |i| i + 1);
+        let width = self.out[line_start..].chars().count();
+        if !matches!(e.kind, ExprKind::Pipe(..)) || added.contains('\n') || width <= MAX_WIDTH {
+            return;
+        }
+        self.out.truncate(start);
+        self.taken = taken;
+        self.pipe_lines(e);
+    }
+
+    /// `a` then `|> stage` on continuation lines, one per stage.
+    fn pipe_lines(&mut self, e: &Expr) {
+        let mut stages = Vec::new();
+        let mut head = e;
+        while let ExprKind::Pipe(a, b) = &head.kind {
+            stages.push(b.as_ref());
+            head = a;
+        }
+        self.expr(head, prec::PIPE);
+        self.indent += 1;
+        for stage in stages.into_iter().rev() {
+            self.nl();
+            self.push("|> ");
+            self.expr(stage, prec::OR);
+        }
+        self.indent -= 1;
+    }
 
     /// Prints `e` in a position that needs at least precedence `min`.
     fn expr(&mut self, e: &Expr, min: u8) {
@@ -738,7 +777,7 @@ impl<'a> Printer<'a> {
         };
         self.flush_lines(result.span.start as usize);
         self.nl();
-        self.expr(result, prec::LAMBDA);
+        self.expr_stmt(result);
         self.trailing(result.span.end as usize);
         self.close_block(close);
     }
@@ -749,7 +788,7 @@ impl<'a> Printer<'a> {
         self.push("let ");
         self.push(&l.name.node);
         self.push(" = ");
-        self.expr(&l.value, prec::LAMBDA);
+        self.expr_stmt(&l.value);
         self.push(";");
         self.trailing(l.span.end as usize);
     }

@@ -285,32 +285,28 @@ pub const MAX_BRACKET_DEPTH: usize = 256;
 fn limit_nesting(toks: Vec<Spanned>, errors: &mut Vec<LexError>) -> Vec<Spanned> {
     let mut out = Vec::with_capacity(toks.len());
     let mut depth = 0usize;
+    let mut in_run = false;
     for (l, tok, r) in toks {
         let opens = matches!(tok, Tok::LParen | Tok::LBracket | Tok::LBrace);
-        let closes = matches!(tok, Tok::RParen | Tok::RBracket | Tok::RBrace);
-        if closes {
+        if matches!(tok, Tok::RParen | Tok::RBracket | Tok::RBrace) {
             depth = depth.saturating_sub(1);
         }
         let too_deep = depth >= MAX_BRACKET_DEPTH;
-        if opens {
-            depth += 1;
+        depth += opens as usize;
+        match (too_deep, in_run) {
+            (false, _) => out.push((l, tok, r)),
+            (true, true) => {
+                out.last_mut().expect("a run has its error token").2 = r;
+                errors.last_mut().expect("a run has its error").end = r;
+            }
+            (true, false) => {
+                errors.push(LexError { kind: LexErrorKind::TooDeep, start: l, end: r });
+                out.push((l, Tok::Error, r));
+            }
         }
-        if !too_deep {
-            out.push((l, tok, r));
-        } else if let Some((_, Tok::Error, end)) = out.last_mut().filter(|_| in_deep_run(errors, l)) {
-            *end = r;
-            errors.last_mut().expect("deep run has an error").end = r;
-        } else {
-            errors.push(LexError { kind: LexErrorKind::TooDeep, start: l, end: r });
-            out.push((l, Tok::Error, r));
-        }
+        in_run = too_deep;
     }
     out
-}
-
-/// Whether the last error is a too-deep run that the token at `start` extends.
-fn in_deep_run(errors: &[LexError], start: usize) -> bool {
-    errors.last().is_some_and(|e| e.kind == LexErrorKind::TooDeep && e.end <= start)
 }
 
 fn push_error(toks: &mut Vec<Spanned>, errors: &mut Vec<LexError>, kind: LexErrorKind, start: usize, end: usize) {

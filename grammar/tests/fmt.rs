@@ -239,3 +239,41 @@ fn empty_and_comment_only_sources() {
     assert_eq!(format_source("  \n\n"), Some(String::new()));
     assert_eq!(format_source("// just this\n\n\n/* and this */"), Some("// just this\n/* and this */\n".to_string()));
 }
+
+#[test]
+fn long_pipe_chains_are_broken_before_each_stage() {
+    let src = "network N { let theta = task |> Embedding(tasks, emb) |> Linear(emb, gen_hidden) |> tanh \
+               |> Linear(gen_hidden, target.param_count) // f32[B, P]\n let short = x |> f |> g }";
+    let expected = "\
+network N {
+    let theta = task
+        |> Embedding(tasks, emb)
+        |> Linear(emb, gen_hidden)
+        |> tanh
+        |> Linear(gen_hidden, target.param_count) // f32[B, P]
+    let short = x |> f |> g
+}
+";
+    assert_eq!(check_roundtrip(src), expected);
+}
+
+/// Every stdlib module and example that parses cleanly round-trips through the
+/// formatter (files with syntax errors are `archc check`'s business).
+#[test]
+fn repository_programs_roundtrip() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let mut checked = 0;
+    for dir in ["stdlib", "examples"] {
+        let Ok(entries) = std::fs::read_dir(format!("{root}/{dir}")) else { continue };
+        for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+            if path.extension().is_some_and(|x| x == "arch") {
+                let src = std::fs::read_to_string(&path).expect("readable");
+                if parse(FileId(0), &src).1.is_empty() {
+                    check_roundtrip(&src);
+                    checked += 1;
+                }
+            }
+        }
+    }
+    eprintln!("{checked} repository programs round-trip");
+}

@@ -107,4 +107,6 @@ fn excessive_bracket_nesting_is_cut() {
     assert_eq!(errs[0].0, LexErrorKind::TooDeep);
     let (toks, _) = lex(&deep);
     assert_eq!(toks.len(), 2 * depth + 1, "the too-deep run is one error token");
+    let twice = errors(&format!("{deep} + {deep}"));
+    assert_eq!(twice.iter().map(|e| &e.0).collect::<Vec<_>>(), [&LexErrorKind::TooDeep, &LexErrorKind::TooDeep]);
 }
