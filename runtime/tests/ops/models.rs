@@ -24,8 +24,7 @@ impl Model {
         &mut self,
         name: &str,
         x: ValueId,
-        c_in: usize,
-        c_out: usize,
+        (c_in, c_out): (usize, usize),
         k: &[usize],
         stride: i64,
         out: &[usize],
@@ -66,9 +65,9 @@ impl Model {
 fn cnn_mnist1d() -> Program {
     let mut m = Model { f: FuncBuilder::new("main"), params: vec![] };
     let x = m.f.arg(ty(DType::F32, &["B", "1", "40"]));
-    let h = m.conv_block("c1", x, 1, 25, &[5], 2, &[19]);
-    let h = m.conv_block("c2", h, 25, 25, &[3], 2, &[10]);
-    let h = m.conv_block("c3", h, 25, 25, &[3], 2, &[5]);
+    let h = m.conv_block("c1", x, (1, 25), &[5], 2, &[19]);
+    let h = m.conv_block("c2", h, (25, 25), &[3], 2, &[10]);
+    let h = m.conv_block("c3", h, (25, 25), &[3], 2, &[5]);
     let h = m.f.inst(Op::Reshape, &[h], ty(DType::F32, &["B", "125"]));
     let logits = m.linear("fc", h, 125, 10);
     m.finish(logits)
@@ -105,10 +104,10 @@ fn cnn_mnist1d_forward() {
 fn bench_cnn2d() {
     let mut m = Model { f: FuncBuilder::new("main"), params: vec![] };
     let x = m.f.arg(ty(DType::F32, &["B", "3", "32", "32"]));
-    let h = m.conv_block("c1", x, 3, 32, &[3, 3], 1, &[32, 32]);
+    let h = m.conv_block("c1", x, (3, 32), &[3, 3], 1, &[32, 32]);
     let pool = |window| Op::Pool { op: PoolOp::Max, window, stride: vec![2, 2], padding: vec![(0, 0); 2] };
     let h = m.f.inst(pool(vec![2, 2]), &[h], ty(DType::F32, &["B", "32", "16", "16"]));
-    let h = m.conv_block("c2", h, 32, 64, &[3, 3], 1, &[16, 16]);
+    let h = m.conv_block("c2", h, (32, 64), &[3, 3], 1, &[16, 16]);
     let h = m.f.inst(pool(vec![2, 2]), &[h], ty(DType::F32, &["B", "64", "8", "8"]));
     let h = m.f.inst(Op::Reshape, &[h], ty(DType::F32, &["B", "4096"]));
     let logits = m.linear("fc", h, 4096, 10);
