@@ -129,6 +129,11 @@ pub enum Tok {
     RParen,
     #[token("[")]
     LBracket,
+    /// `(` as the first token of a line: it opens a parenthesised expression and never
+    /// a call, so a `let` value does not swallow a result on the next line.
+    LParenLine,
+    /// `[` as the first token of a line: a list, never an index.
+    LBracketLine,
     #[token("]")]
     RBracket,
     #[token("{")]
@@ -273,8 +278,23 @@ pub fn lex(src: &str) -> (Vec<Spanned>, Vec<LexError>) {
             Err(kind) => push_error(&mut toks, &mut errors, kind, range.start, range.end),
         }
     }
+    mark_line_starts(src, &mut toks);
     let toks = limit_nesting(toks, &mut errors);
     (toks, errors)
+}
+
+/// Turns `(`/`[` that begin a line into [`Tok::LParenLine`]/[`Tok::LBracketLine`].
+fn mark_line_starts(src: &str, toks: &mut [Spanned]) {
+    let mut prev_end = 0;
+    for (l, tok, r) in toks.iter_mut() {
+        let new_line = prev_end > 0 && src[prev_end..*l].contains('\n');
+        match tok {
+            Tok::LParen if new_line => *tok = Tok::LParenLine,
+            Tok::LBracket if new_line => *tok = Tok::LBracketLine,
+            _ => {}
+        }
+        prev_end = *r;
+    }
 }
 
 /// The deepest bracket nesting (`(`, `[`, `{` together) handed to the parser.
@@ -287,7 +307,7 @@ fn limit_nesting(toks: Vec<Spanned>, errors: &mut Vec<LexError>) -> Vec<Spanned>
     let mut depth = 0usize;
     let mut in_run = false;
     for (l, tok, r) in toks {
-        let opens = matches!(tok, Tok::LParen | Tok::LBracket | Tok::LBrace);
+        let opens = matches!(tok, Tok::LParen | Tok::LBracket | Tok::LBrace | Tok::LParenLine | Tok::LBracketLine);
         if matches!(tok, Tok::RParen | Tok::RBracket | Tok::RBrace) {
             depth = depth.saturating_sub(1);
         }
@@ -412,9 +432,9 @@ fn keyword_text(t: &Tok) -> Option<&'static str> {
 fn punct_text(t: &Tok) -> Option<&'static str> {
     use Tok::*;
     Some(match t {
-        LParen => "(",
+        LParen | LParenLine => "(",
         RParen => ")",
-        LBracket => "[",
+        LBracket | LBracketLine => "[",
         RBracket => "]",
         LBrace => "{",
         RBrace => "}",

@@ -313,7 +313,10 @@ fn block_expressions() {
     assert_eq!(sx("{ x }"), "x");
     assert_eq!(sx("{ let a = 1; a }"), "(block (let a 1) a)");
     assert_eq!(sx("{ let a = 1 let b = a a + b }"), "(block (let a 1) (let b a) (+ a b))");
-    assert_eq!(sx("{\n let a = f\n (x); a }"), "(block (let a (call f x)) a)");
+    // A `(` that starts a line opens a new expression, never a call.
+    assert_eq!(sx("{\n let a = f\n (x) }"), "(block (let a f) x)");
+    assert_eq!(sx("{\n let a = f(\n x) \n a }"), "(block (let a (call f x)) a)");
+    assert_eq!(sx("{\n let a = [1]\n [a] }"), "(block (let a [1]) [a])");
     assert_eq!(sx("{ let a = 1; -a; }"), "(block (let a 1) (neg a))");
     assert_eq!(sx("{ let a = 1; { let b = 2; b } }"), "(block (let a 1) (block (let b 2) b))");
     assert_eq!(sx("{ let a = 1\n if c { a } else { 2 } }"), "(block (let a 1) (if c a 2))");
