@@ -80,9 +80,10 @@ pub(crate) fn from_lex(file: FileId, e: &LexError) -> ParseError {
 /// and sorted.
 fn friendly(expected: Vec<String>) -> Vec<String> {
     let starts_expr = EXPR_START.iter().all(|t| expected.iter().any(|e| e == t));
+    let line_start = |e: &str| e == "\"NL(\"" || e == "\"NL[\"";
     let mut out: Vec<String> = expected
         .iter()
-        .filter(|e| !(starts_expr && EXPR_START.contains(&e.as_str())))
+        .filter(|e| !(starts_expr && (EXPR_START.contains(&e.as_str()) || line_start(e))))
         .map(|s| friendly_one(s))
         .collect();
     if starts_expr {
@@ -115,6 +116,8 @@ const EXPR_START: &[&str] = &[
 
 fn friendly_one(terminal: &str) -> String {
     match terminal {
+        "\"NL(\"" => "`(`".to_string(),
+        "\"NL[\"" => "`[`".to_string(),
         "IDENT" => "identifier".to_string(),
         "INT" => "integer".to_string(),
         "FLOAT" => "float".to_string(),
