@@ -12,6 +12,9 @@ use crate::tir::{Func, Inst, Op, ParamDecl, Program, TensorType, ValueId};
 use archc_grammar::span::Span;
 use std::collections::HashMap;
 
+/// The largest function the checker builds.
+pub const MAX_INSTS: usize = 1_000_000;
+
 struct FuncInProgress {
     index: usize,
     func: Func,
@@ -97,6 +100,10 @@ impl Builder {
             return Err("this tensor belongs to an enclosing network and cannot be used inside a \
                         `stack`, `scan` or per-sample block; pass it in as an input"
                 .into());
+        }
+        let f = self.open.last().expect("a function is open");
+        if f.func.body.len() >= MAX_INSTS {
+            return Err(format!("a function of more than {MAX_INSTS} instructions is too large to build"));
         }
         let tys: Vec<&TensorType> = args.iter().map(|a| &a.ty).collect();
         let ty = infer(&op, &tys, declared.as_ref(), &Sigs(&self.finished))?;

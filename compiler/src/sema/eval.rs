@@ -12,6 +12,11 @@ use std::rc::Rc;
 
 impl Checker<'_> {
     pub fn eval(&mut self, e: &Expr, env: &Env, m: usize) -> R<Value> {
+        if self.fuel == 0 {
+            return Err(Diagnostic::error("this program is too large to build (evaluation budget exhausted)", e.span)
+                .with_help("look for nested `repeat`s with large counts"));
+        }
+        self.fuel -= 1;
         match &e.kind {
             ExprKind::Int(i) => Ok(Value::Int(Dim::constant(*i))),
             ExprKind::Float(f) => Ok(Value::Float(*f)),

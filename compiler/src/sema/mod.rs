@@ -61,7 +61,13 @@ pub struct Checker<'a> {
     /// Outputs of the entry block, collected when `entry` is set.
     pub entry_outputs: Option<Vec<(String, TVal)>>,
     pub globals: Vec<Rc<Scope>>,
+    /// Evaluation steps left before the build is abandoned (guards against programs like
+    /// `repeat 10000 { repeat 10000 { skip } }` that would not finish).
+    pub fuel: u64,
 }
+
+/// Evaluation steps allowed for one build.
+pub const FUEL: u64 = 2_000_000;
 
 /// Maximum nesting of applications and function calls.
 pub const MAX_DEPTH: usize = 200;
@@ -80,6 +86,7 @@ impl<'a> Checker<'a> {
             choices: Vec::new(),
             entry_outputs: None,
             globals,
+            fuel: FUEL,
         }
     }
 
