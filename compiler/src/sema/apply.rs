@@ -135,9 +135,9 @@ impl Checker<'_> {
                 scope.set(param.clone(), x);
                 self.eval(body, &scope, *module)
             }
-            Layer::Repeat { count, index, body, env, module, stack } => {
+            Layer::Repeat { count, index, body, env, module, stack, name } => {
                 let x = single_tensor(inputs, if *stack { "stack" } else { "repeat" }, span)?;
-                let rep = Repeat { count: *count, index: index.as_deref(), body, env, module: *module };
+                let rep = Repeat { count: *count, index: index.as_deref(), body, env, module: *module, name: name.as_deref() };
                 if *stack {
                     self.apply_stack(&rep, x, span)
                 } else {
@@ -382,7 +382,7 @@ impl Checker<'_> {
 
     /// Applies `repeat n { body }` to `x`: `n` fresh copies in sequence.
     fn apply_repeat(&mut self, rep: &Repeat, x: TVal, span: Span) -> R<Value> {
-        let base = self.anon_path("repeat");
+        let base = rep.name.map(str::to_string).unwrap_or_else(|| self.anon_path("repeat"));
         let mut h = Value::Tensor(x);
         for i in 0..rep.count {
             self.push_frame(join_path(&base, &i.to_string()));
@@ -419,7 +419,7 @@ impl Checker<'_> {
 
     /// Applies `stack(n) { body }` to `x`: each block becomes its own TIR function.
     fn apply_stack(&mut self, rep: &Repeat, x: TVal, span: Span) -> R<Value> {
-        let base = self.anon_path("stack");
+        let base = rep.name.map(str::to_string).unwrap_or_else(|| self.anon_path("stack"));
         let mut funcs = Vec::new();
         for i in 0..rep.count {
             let path = join_path(&base, &i.to_string());
@@ -475,6 +475,8 @@ pub struct Repeat<'a> {
     pub body: &'a archc_grammar::ast::Expr,
     pub env: &'a Env,
     pub module: usize,
+    /// The path given by `let`, if any.
+    pub name: Option<&'a str>,
 }
 
 fn single_input(inputs: Vec<(Value, Span)>, what: &str, span: Span) -> R<Value> {

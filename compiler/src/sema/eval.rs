@@ -76,7 +76,15 @@ impl Checker<'_> {
                 let count = self.concrete_count(&n, count.span)?;
                 let index = index.as_ref().map(|i| i.node.clone());
                 let body = Rc::new((**body).clone());
-                Ok(Value::Layer(Layer::Repeat { count, index, body, env: env.clone(), module: m, stack: *stack }))
+                Ok(Value::Layer(Layer::Repeat {
+                    count,
+                    index,
+                    body,
+                    env: env.clone(),
+                    module: m,
+                    stack: *stack,
+                    name: None,
+                }))
             }
             ExprKind::Lambda(p, body) => Ok(Value::Layer(Layer::Lambda {
                 param: p.node.clone(),
@@ -105,6 +113,10 @@ impl Checker<'_> {
             Value::Layer(Layer::Spec { block, args, span }) => {
                 let path = self.let_path(name);
                 Value::Layer(Layer::Instance(Rc::new(super::value::Instance { block, path, args, span })))
+            }
+            Value::Layer(Layer::Repeat { count, index, body, env, module, stack, name: None }) => {
+                let name = Some(self.let_path(name));
+                Value::Layer(Layer::Repeat { count, index, body, env, module, stack, name })
             }
             other => other,
         }

@@ -150,10 +150,28 @@ pub fn check_adapt(modules: &[ModuleInfo], opts: &Options, a: &AdaptDef) -> R<()
     let target = a.target.first().ok_or_else(|| Diagnostic::error("`adapt` needs a target", a.span))?;
     let model = Expr { kind: ExprKind::Name(target.node.clone()), span: target.span };
     let program = build_model(modules, opts, &model)?;
-    let has_stack = program.funcs.iter().any(|f| f.body.iter().any(|i| matches!(i.op, Op::Stack(_))));
-    if !has_stack {
+    let stacks: Vec<&str> = program
+        .funcs
+        .iter()
+        .flat_map(|f| f.body.iter())
+        .filter_map(|i| match &i.op {
+            Op::Stack(funcs) => funcs.first().map(|f| f.rsplit_once('.').map_or(f.as_str(), |(base, _)| base)),
+            _ => None,
+        })
+        .collect();
+    if stacks.is_empty() {
         return Err(Diagnostic::error(format!("`{}` has no `stack(n) {{ .. }}` to adapt", target.node), target.span)
             .with_help("layer-loop adaptation skips or repeats the blocks of a stack"));
+    }
+    if let Some(which) = a.target.get(1) {
+        if which.node != "stack" && !stacks.contains(&which.node.as_str()) {
+            let mut d = Diagnostic::error(format!("`{}` has no stack named `{}`", target.node, which.node), which.span)
+                .with_label(format!("its stacks are: {}", stacks.join(", ")));
+            if let Some(s) = did_you_mean(&which.node, stacks.iter().copied()) {
+                d = d.with_help(format!("did you mean `{s}`?"));
+            }
+            return Err(d);
+        }
     }
     for e in &a.entries {
         match e.key.node.as_str() {

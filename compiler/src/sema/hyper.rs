@@ -91,7 +91,7 @@ impl Checker<'_> {
             let flat = self.emit(op, &[theta], None, span)?;
             let mut shape = lead.clone();
             shape.extend(p.ty.shape.iter().cloned());
-            out.push(self.emit(Op::Reshape, &[&flat], Some(TensorType::new(p.ty.dtype, shape)), span)?);
+            out.push(self.reshape(&flat, shape, span)?);
             off = end;
         }
         Ok(out)

@@ -56,7 +56,8 @@ pub enum Layer {
     /// `h => expr`
     Lambda { param: String, body: Rc<Expr>, env: Env, module: usize },
     /// `repeat n { body }` / `stack(n) { body }`
-    Repeat { count: usize, index: Option<String>, body: Rc<Expr>, env: Env, module: usize, stack: bool },
+    /// `name` is the instance path once bound by `let` (applications then share params).
+    Repeat { count: usize, index: Option<String>, body: Rc<Expr>, env: Env, module: usize, stack: bool, name: Option<String> },
     /// `inst.with_params(theta)`
     WithParams { inst: Rc<Instance>, theta: TVal, span: Span },
     /// A function used as a layer: `x |> relu`.
