@@ -768,8 +768,9 @@ impl<'a> Printer<'a> {
         self.indent += 1;
         let result = match &e.kind {
             ExprKind::Block(lets, result) => {
-                for l in lets {
-                    self.let_line(l);
+                for (i, l) in lets.iter().enumerate() {
+                    let last = i + 1 == lets.len();
+                    self.let_line(l, last && needs_semicolon_before(result));
                 }
                 result.as_ref()
             }
@@ -782,15 +783,31 @@ impl<'a> Printer<'a> {
         self.close_block(close);
     }
 
-    fn let_line(&mut self, l: &LetBinding) {
+    fn let_line(&mut self, l: &LetBinding, semicolon: bool) {
         self.flush_lines(l.span.start as usize);
         self.nl();
         self.push("let ");
         self.push(&l.name.node);
         self.push(" = ");
         self.expr_stmt(&l.value);
-        self.push(";");
+        if semicolon {
+            self.push(";");
+        }
         self.trailing(l.span.end as usize);
+    }
+}
+
+/// Whether a block's result would continue the last `let` without a `;`: it starts with
+/// `-` or `!` (read as a binary operator or rejected), `{`, or is a lambda. A `(` or `[`
+/// at the start of a line always begins a new expression.
+fn needs_semicolon_before(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Unary(..) | ExprKind::Block(..) | ExprKind::Lambda(..) => true,
+        ExprKind::Binary(_, a, _) | ExprKind::Pipe(a, _) => needs_semicolon_before(a),
+        ExprKind::Call(f, _) | ExprKind::Index(f, _) | ExprKind::Field(f, _) => needs_semicolon_before(f),
+        ExprKind::Int(v) => *v < 0,
+        ExprKind::Float(v) => v.is_sign_negative(),
+        _ => false,
     }
 }
 

@@ -56,12 +56,12 @@ adapt Looped.stack {
 }
 
 #[test]
-fn block_expressions_are_multiline_with_semicolons() {
+fn block_expressions_are_multiline_semicolons_only_where_needed() {
     let src = "fn softmax(x, axis: int = -1) { { let m = max(x, axis = axis) let e = exp(x - m)\n e / sum(e) } }";
     let expected = "\
 fn softmax(x, axis: int = -1) {
-    let m = max(x, axis = axis);
-    let e = exp(x - m);
+    let m = max(x, axis = axis)
+    let e = exp(x - m)
     e / sum(e)
 }
 ";
@@ -203,7 +203,7 @@ layer A(d: int) {
     /* block
        comment */
     fn (x) {
-        let a = x; // after let
+        let a = x // after let
         // before result
         a + f(1, 2)
         // inside a call
