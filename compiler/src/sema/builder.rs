@@ -89,13 +89,15 @@ impl Builder {
         self.open.pop();
     }
 
-    pub fn current_func(&self) -> usize {
-        self.open.last().expect("a function is open").index
+    pub fn current_func(&self) -> Option<usize> {
+        self.open.last().map(|f| f.index)
     }
 
     /// Appends `op(args)`; the result type comes from the shared shape rules.
     pub fn emit(&mut self, op: Op, args: &[&TVal], declared: Option<TensorType>, span: Span) -> Result<TVal, String> {
-        let cur = self.current_func();
+        let Some(cur) = self.current_func() else {
+            return Err("tensor operations are only allowed inside a network or layer".into());
+        };
         if args.iter().any(|a| a.func != cur) {
             return Err("this tensor belongs to an enclosing network and cannot be used inside a \
                         `stack`, `scan` or per-sample block; pass it in as an input"

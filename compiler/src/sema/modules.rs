@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 /// Where user modules come from (the core does no IO).
-pub trait ModuleSource {
+pub trait ModuleSource: Sync {
     /// `(display name, text)` of module `name`, if it exists.
     fn load(&self, name: &str) -> Option<(String, String)>;
 }
@@ -73,7 +73,7 @@ pub struct CheckOutput {
     /// The choices made for the entry, `(name, option)`.
     pub choices: Vec<(String, String)>,
     /// The main file's syntax tree.
-    pub ast: Option<Rc<ast::Module>>,
+    pub ast: Option<ast::Module>,
     pub main_file: FileId,
 }
 
@@ -139,8 +139,23 @@ fn module_name(u: &ast::UseItem) -> String {
     u.path.iter().map(|p| p.node.as_str()).collect::<Vec<_>>().join(".")
 }
 
-/// Checks `main` (and builds its entry program unless only checking).
+/// Stack for checking: evaluation recurses once per nested layer application.
+const CHECK_STACK: usize = 256 << 20;
+
+/// Checks `main` (and builds its entry program unless only checking). Runs on a thread
+/// of its own with a large stack, so deeply nested programs end in a diagnostic rather
+/// than a stack overflow whatever thread calls this.
 pub fn check_file(name: &str, text: &str, source: &dyn ModuleSource, opts: &Options) -> CheckOutput {
+    std::thread::scope(|s| {
+        let worker = std::thread::Builder::new().stack_size(CHECK_STACK);
+        match worker.spawn_scoped(s, || check_file_here(name, text, source, opts)) {
+            Ok(handle) => handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            Err(_) => check_file_here(name, text, source, opts),
+        }
+    })
+}
+
+fn check_file_here(name: &str, text: &str, source: &dyn ModuleSource, opts: &Options) -> CheckOutput {
     let mut loader =
         Loader { source, sources: SourceMap::new(), modules: Vec::new(), by_name: HashMap::new(), diagnostics: Vec::new() };
     let main = loader.add("main", name.to_string(), text.to_string());
@@ -151,7 +166,7 @@ pub fn check_file(name: &str, text: &str, source: &dyn ModuleSource, opts: &Opti
         diagnostics: Vec::new(),
         program: None,
         choices: Vec::new(),
-        ast: Some(loader.modules[main].2.clone()),
+        ast: Some((*loader.modules[main].2).clone()),
         main_file,
     };
     if loader.diagnostics.is_empty() {
