@@ -1,0 +1,363 @@
+#!/usr/bin/env python3
+"""PyTorch reference fixtures for `tests/numeric.rs`.
+
+Usage: `make fixtures` (= `python3 scripts/gen_fixtures.py`), from the repository root,
+with a Python that has torch, numpy and safetensors, e.g.
+
+    python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch numpy safetensors
+    /tmp/torchenv/bin/python scripts/gen_fixtures.py
+
+The tests themselves need neither Python nor torch: they read the committed files.
+
+For every case NAME this writes `tests/fixtures/NAME.safetensors`, the data for the
+hand-written network `tests/fixtures/NAME.arch` (a tiny network around one stdlib layer,
+whose params all have fixed values here). The file holds:
+
+- `input.<arg>`: each input of the network (`input.x`), f32;
+- every param and buffer of the network under its TIR name (`archc build NAME.arch
+  --emit tir` lists them as `param @fc.w`, `buffer @bn.running_mean`), f32, in OUR
+  layout (e.g. Linear's `w` is PyTorch's `weight.T`; LSTM's `w_ih` is `weight_ih_l0.T`);
+- `output.y`: the PyTorch forward output, f32.
+
+Determinism: every value is drawn from `numpy.random.default_rng(seed)` with a fixed seed
+per case (nothing comes from torch's own initialisation or RNG), rounded to f32, and the
+PyTorch reference runs in float64 on those f32 values; only the output is rounded to f32.
+So the stored output is the exact answer up to one f32 rounding, and the error the Rust
+test measures is our f32 interpreter's error (plus any real disagreement).
+
+If an `archc` binary is built (target/debug or target/release), the script also checks
+that the names and shapes it writes are exactly the program's params and buffers.
+
+Adding a case: write `tests/fixtures/NAME.arch`, add a `case_NAME(rng)` function below
+returning (inputs, params, output) as dicts of numpy arrays, list it in CASES, run the
+script, commit both files. tests/numeric.rs picks up every `tests/fixtures/*.arch`.
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.numpy import save_file
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURES = os.path.join(ROOT, "tests", "fixtures")
+
+torch.use_deterministic_algorithms(True)
+
+
+# ---------------------------------------------------------------- helpers
+
+def f32(a):
+    """A float32 numpy array (values drawn once and rounded here are used everywhere)."""
+    return np.ascontiguousarray(np.asarray(a, dtype=np.float32))
+
+
+def t64(a):
+    """A float64 torch tensor holding exactly the f32 values of `a`."""
+    return torch.from_numpy(f32(a).astype(np.float64))
+
+
+def uniform(rng, shape, low, high):
+    return f32(rng.uniform(low, high, size=shape))
+
+
+def normal(rng, shape, std=1.0):
+    return f32(rng.standard_normal(size=shape) * std)
+
+
+def set_params(module, values):
+    """Overwrites module params/buffers named in `values` (numpy f32) with float64 copies."""
+    own = dict(module.named_parameters())
+    own.update(dict(module.named_buffers()))
+    for name, v in values.items():
+        target = own[name]
+        assert tuple(target.shape) == v.shape, (name, tuple(target.shape), v.shape)
+        with torch.no_grad():
+            target.copy_(t64(v))
+    missing = set(dict(module.named_parameters())) - set(values)
+    assert not missing, f"torch params not set: {sorted(missing)}"
+
+
+def out(y):
+    return f32(y.detach().numpy())
+
+
+# ---------------------------------------------------------------- cases
+#
+# Each returns (inputs, params, outputs): dicts name -> numpy f32 array, params under our
+# TIR names and layouts.
+
+def case_linear(rng):
+    x = normal(rng, (2, 5, 8))
+    w = uniform(rng, (6, 8), -0.5, 0.5)   # torch layout [d_out, d_in]
+    b = uniform(rng, (6,), -0.5, 0.5)
+    m = torch.nn.Linear(8, 6).double()
+    set_params(m, {"weight": w, "bias": b})
+    y = m(t64(x))
+    return {"x": x}, {"fc.w": f32(w.T), "fc.b": b}, {"y": out(y)}
+
+
+def case_conv1d(rng):
+    x = normal(rng, (2, 4, 11))
+    w = uniform(rng, (6, 2, 3), -0.5, 0.5)
+    b = uniform(rng, (6,), -0.5, 0.5)
+    m = torch.nn.Conv1d(4, 6, 3, stride=2, padding=1, dilation=2, groups=2).double()
+    set_params(m, {"weight": w, "bias": b})
+    y = m(t64(x))
+    return {"x": x}, {"conv.w": w, "conv.b": b}, {"y": out(y)}
+
+
+def case_conv2d(rng):
+    x = normal(rng, (2, 3, 7, 6))
+    w = uniform(rng, (4, 3, 3, 3), -0.3, 0.3)
+    b = uniform(rng, (4,), -0.3, 0.3)
+    m = torch.nn.Conv2d(3, 4, 3, stride=2, padding=1).double()
+    set_params(m, {"weight": w, "bias": b})
+    y = m(t64(x))
+    return {"x": x}, {"conv.w": w, "conv.b": b}, {"y": out(y)}
+
+
+def mha_torch_params(rng, d):
+    """Random nn.MultiheadAttention params (nonzero biases), torch names."""
+    return {
+        "in_proj_weight": uniform(rng, (3 * d, d), -0.5, 0.5),
+        "in_proj_bias": uniform(rng, (3 * d,), -0.3, 0.3),
+        "out_proj.weight": uniform(rng, (d, d), -0.5, 0.5),
+        "out_proj.bias": uniform(rng, (d,), -0.3, 0.3),
+    }
+
+
+def mha_ours(prefix, p, d):
+    """nn.MultiheadAttention params -> our MultiheadAttention (x @ w layout)."""
+    w, b = p["in_proj_weight"], p["in_proj_bias"]
+    return {
+        f"{prefix}.wq": f32(w[:d].T), f"{prefix}.wk": f32(w[d:2 * d].T), f"{prefix}.wv": f32(w[2 * d:].T),
+        f"{prefix}.bq": b[:d], f"{prefix}.bk": b[d:2 * d], f"{prefix}.bv": b[2 * d:],
+        f"{prefix}.wo": f32(p["out_proj.weight"].T), f"{prefix}.bo": p["out_proj.bias"],
+    }
+
+
+def case_mha(rng):
+    d, heads = 8, 2
+    x = normal(rng, (2, 5, d))
+    p = mha_torch_params(rng, d)
+    m = torch.nn.MultiheadAttention(d, heads, batch_first=True).double().eval()
+    set_params(m, p)
+    xt = t64(x)
+    y, _ = m(xt, xt, xt, need_weights=False)
+    return {"x": x}, mha_ours("attn", p, d), {"y": out(y)}
+
+
+def rnn_case(rng, cls, prefix, gates):
+    d_in, h = 4, 6
+    x = normal(rng, (2, 5, d_in))
+    bound = 1.0 / np.sqrt(h)
+    p = {
+        "weight_ih_l0": uniform(rng, (gates * h, d_in), -bound, bound),
+        "weight_hh_l0": uniform(rng, (gates * h, h), -bound, bound),
+        "bias_ih_l0": uniform(rng, (gates * h,), -bound, bound),
+        "bias_hh_l0": uniform(rng, (gates * h,), -bound, bound),
+    }
+    m = cls(d_in, h, batch_first=True).double()
+    set_params(m, p)
+    y, _ = m(t64(x))   # zero initial state; y: [B, T, h], every h
+    ours = {
+        f"{prefix}.w_ih": f32(p["weight_ih_l0"].T), f"{prefix}.w_hh": f32(p["weight_hh_l0"].T),
+        f"{prefix}.b_ih": p["bias_ih_l0"], f"{prefix}.b_hh": p["bias_hh_l0"],
+    }
+    return {"x": x}, ours, {"y": out(y)}
+
+
+def case_lstm(rng):
+    return rnn_case(rng, torch.nn.LSTM, "lstm.cell", 4)   # gates i, f, g, o
+
+
+def case_gru(rng):
+    return rnn_case(rng, torch.nn.GRU, "gru.cell", 3)     # gates r, z, n
+
+
+def spectral_conv1d(rng, modes, n):
+    # FNO's SpectralConv1d, written out: rfft, complex channel mixing on the first
+    # `modes` frequencies, zeros above, irfft back to n points.
+    c_in, c_out = 3, 4
+    x = normal(rng, (2, c_in, n))
+    scale = 1.0 / (c_in * c_out)
+    w_re = uniform(rng, (c_in, c_out, modes), 0.0, scale)
+    w_im = uniform(rng, (c_in, c_out, modes), 0.0, scale)
+    w = torch.complex(t64(w_re), t64(w_im))
+    xf = torch.fft.rfft(t64(x), dim=-1)
+    yf = torch.zeros(2, c_out, n // 2 + 1, dtype=torch.complex128)
+    yf[:, :, :modes] = torch.einsum("bix,iox->box", xf[:, :, :modes], w)
+    y = torch.fft.irfft(yf, n=n, dim=-1)
+    return {"x": x}, {"spec.w_re": w_re, "spec.w_im": w_im}, {"y": out(y)}
+
+
+def case_spectral_conv1d(rng):
+    return spectral_conv1d(rng, modes=4, n=12)
+
+
+def case_spectral_conv1d_all_modes(rng):
+    # modes = n / 2 + 1: nothing is zeroed, and the Nyquist frequency is mixed.
+    return spectral_conv1d(rng, modes=6, n=10)
+
+
+def case_spectral_conv2d(rng):
+    # FNO's SpectralConv2d (Li et al. reference code): rfft2, weights1 on the first m1
+    # rows, weights2 on the last m1 rows, first m2 columns, irfft2. Our w_re/w_im rows
+    # 0..m1-1 are weights1, rows m1.. weights2. W is odd on purpose.
+    c_in, c_out, m1, m2, hh, ww = 3, 4, 2, 3, 8, 7
+    x = normal(rng, (2, c_in, hh, ww))
+    scale = 1.0 / (c_in * c_out)
+    w_re = uniform(rng, (c_in, c_out, 2 * m1, m2), 0.0, scale)
+    w_im = uniform(rng, (c_in, c_out, 2 * m1, m2), 0.0, scale)
+    w = torch.complex(t64(w_re), t64(w_im))
+    w1, w2 = w[:, :, :m1], w[:, :, m1:]
+    xf = torch.fft.rfft2(t64(x))
+    yf = torch.zeros(2, c_out, hh, ww // 2 + 1, dtype=torch.complex128)
+    yf[:, :, :m1, :m2] = torch.einsum("bixy,ioxy->boxy", xf[:, :, :m1, :m2], w1)
+    yf[:, :, -m1:, :m2] = torch.einsum("bixy,ioxy->boxy", xf[:, :, -m1:, :m2], w2)
+    y = torch.fft.irfft2(yf, s=(hh, ww))
+    return {"x": x}, {"spec.w_re": w_re, "spec.w_im": w_im}, {"y": out(y)}
+
+
+def case_layer_norm(rng):
+    x = normal(rng, (2, 5, 8)) * 2.0 + 0.5
+    weight = uniform(rng, (8,), 0.5, 1.5)
+    bias = uniform(rng, (8,), -0.5, 0.5)
+    m = torch.nn.LayerNorm(8).double()
+    set_params(m, {"weight": weight, "bias": bias})
+    y = m(t64(x))
+    return {"x": f32(x)}, {"norm.weight": weight, "norm.bias": bias}, {"y": out(y)}
+
+
+def case_batch_norm2d(rng):
+    x = normal(rng, (2, 3, 4, 5))
+    p = {
+        "weight": uniform(rng, (3,), 0.5, 1.5),
+        "bias": uniform(rng, (3,), -0.5, 0.5),
+        "running_mean": uniform(rng, (3,), -0.5, 0.5),
+        "running_var": uniform(rng, (3,), 0.5, 2.0),
+    }
+    m = torch.nn.BatchNorm2d(3).double().eval()   # eval: running statistics
+    set_params(m, p)
+    y = m(t64(x))
+    return {"x": x}, {f"bn.{k}": v for k, v in p.items()}, {"y": out(y)}
+
+
+def case_group_norm(rng):
+    x = normal(rng, (2, 6, 5)) + 0.3
+    weight = uniform(rng, (6,), 0.5, 1.5)
+    bias = uniform(rng, (6,), -0.5, 0.5)
+    m = torch.nn.GroupNorm(2, 6).double()
+    set_params(m, {"weight": weight, "bias": bias})
+    y = m(t64(x))
+    return {"x": f32(x)}, {"gn.weight": weight, "gn.bias": bias}, {"y": out(y)}
+
+
+def case_pool2d(rng):
+    x = normal(rng, (2, 3, 7, 6))
+    xt = t64(x)
+    y_max = F.max_pool2d(xt, 3, stride=2, padding=1)
+    y_avg = F.avg_pool2d(xt, 3, stride=2, padding=1, count_include_pad=True)
+    y = torch.cat([y_max, y_avg], dim=1)
+    return {"x": x}, {}, {"y": out(y)}
+
+
+def case_transformer_encoder_layer(rng):
+    d, heads, ff = 8, 2, 16
+    x = normal(rng, (2, 5, d))
+    attn = mha_torch_params(rng, d)
+    p = {f"self_attn.{k}": v for k, v in attn.items()}
+    p.update({
+        "linear1.weight": uniform(rng, (ff, d), -0.5, 0.5),
+        "linear1.bias": uniform(rng, (ff,), -0.3, 0.3),
+        "linear2.weight": uniform(rng, (d, ff), -0.3, 0.3),
+        "linear2.bias": uniform(rng, (d,), -0.3, 0.3),
+        "norm1.weight": uniform(rng, (d,), 0.5, 1.5),
+        "norm1.bias": uniform(rng, (d,), -0.5, 0.5),
+        "norm2.weight": uniform(rng, (d,), 0.5, 1.5),
+        "norm2.bias": uniform(rng, (d,), -0.5, 0.5),
+    })
+    m = torch.nn.TransformerEncoderLayer(d, heads, ff, dropout=0.0, batch_first=True).double().eval()
+    set_params(m, p)
+    y = m(t64(x))
+    ours = mha_ours("enc.attn", attn, d)
+    ours.update({
+        "enc.linear1.w": f32(p["linear1.weight"].T), "enc.linear1.b": p["linear1.bias"],
+        "enc.linear2.w": f32(p["linear2.weight"].T), "enc.linear2.b": p["linear2.bias"],
+        "enc.norm1.weight": p["norm1.weight"], "enc.norm1.bias": p["norm1.bias"],
+        "enc.norm2.weight": p["norm2.weight"], "enc.norm2.bias": p["norm2.bias"],
+    })
+    return {"x": x}, ours, {"y": out(y)}
+
+
+# name -> (case function, seed)
+CASES = {
+    "linear": (case_linear, 1),
+    "conv1d": (case_conv1d, 2),
+    "conv2d": (case_conv2d, 3),
+    "mha": (case_mha, 4),
+    "lstm": (case_lstm, 5),
+    "gru": (case_gru, 6),
+    "spectral_conv1d": (case_spectral_conv1d, 7),
+    "spectral_conv1d_all_modes": (case_spectral_conv1d_all_modes, 14),
+    "spectral_conv2d": (case_spectral_conv2d, 8),
+    "layer_norm": (case_layer_norm, 9),
+    "batch_norm2d": (case_batch_norm2d, 10),
+    "group_norm": (case_group_norm, 11),
+    "pool2d": (case_pool2d, 12),
+    "transformer_encoder_layer": (case_transformer_encoder_layer, 13),
+}
+
+
+# ---------------------------------------------------------------- checking names
+
+def find_archc():
+    for sub in ("debug", "release"):
+        p = os.path.join(ROOT, "target", sub, "archc")
+        if os.access(p, os.X_OK):
+            return p
+    return None
+
+
+def tir_params(archc, arch_path):
+    """name -> shape of every `param`/`buffer` of the program (concrete shapes only)."""
+    text = subprocess.run([archc, "build", arch_path, "--emit", "tir"], check=True,
+                          capture_output=True, text=True).stdout
+    found = {}
+    for m in re.finditer(r"^(?:param|buffer) @(\S+) : f32\[([^\]]*)\]", text, re.M):
+        dims = [d.strip() for d in m.group(2).split(",") if d.strip()]
+        found[m.group(1)] = tuple(int(d) for d in dims)
+    return found
+
+
+def main():
+    archc = find_archc()
+    if archc is None:
+        print("note: no target/*/archc binary; param names are not checked against the TIR")
+    for name, (fn, seed) in CASES.items():
+        arch = os.path.join(FIXTURES, f"{name}.arch")
+        if not os.path.exists(arch):
+            sys.exit(f"error: {arch} is missing")
+        inputs, params, outputs = fn(np.random.default_rng(seed))
+        if archc is not None:
+            want = tir_params(archc, arch)
+            got = {k: tuple(v.shape) for k, v in params.items()}
+            if want != got:
+                sys.exit(f"error: {name}: params written {got}\n  but the program declares {want}")
+        tensors = {f"input.{k}": f32(v) for k, v in inputs.items()}
+        tensors.update({k: f32(v) for k, v in params.items()})
+        tensors.update({f"output.{k}": f32(v) for k, v in outputs.items()})
+        path = os.path.join(FIXTURES, f"{name}.safetensors")
+        # One metadata key only: safetensors writes a map's keys in hash order, so two
+        # keys would make the bytes differ from run to run.
+        save_file(tensors, path, metadata={"generator": f"scripts/gen_fixtures.py, case {name}"})
+        print(f"wrote {os.path.relpath(path, ROOT)} ({os.path.getsize(path)} bytes, {len(tensors)} tensors)")
+
+
+if __name__ == "__main__":
+    main()
