@@ -29,9 +29,12 @@ test: build check-arch
 check-arch: build
 	$(ARCHC) check $(STDLIB) $(EXAMPLES)
 
-# PyTorch reference fixtures (needs a Python with torch; not part of CI).
+# PyTorch reference fixtures (not part of CI). Needs a Python with torch, numpy and
+# safetensors, e.g. `python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install
+# torch numpy safetensors`, then `make fixtures PYTHON=/tmp/torchenv/bin/python`.
+PYTHON ?= python3
 fixtures:
-	python3 scripts/gen_fixtures.py
+	$(PYTHON) scripts/gen_fixtures.py
 
 fmt:
 	$(CARGO) fmt --all

@@ -180,7 +180,8 @@ impl Checker<'_> {
             Inputs::Given(v) => Some(v.clone().into_iter()),
             Inputs::Entry => None,
         };
-        let name = &def.name.node;
+        let shown = display_name(&def, args);
+        let name = &shown;
         let mut outputs: Vec<(String, TVal)> = Vec::new();
         let mut forward: Option<&FnDef> = None;
         let mut n_inputs = 0;
@@ -477,6 +478,22 @@ pub struct Repeat<'a> {
     pub module: usize,
     /// The path given by `let`, if any.
     pub name: Option<&'a str>,
+}
+
+/// `Linear(32, 10)`: the block with the arguments of its parameters that have no default.
+fn display_name(def: &archc_grammar::ast::BlockDef, args: &[(String, Value)]) -> String {
+    let shown: Vec<String> = def
+        .params
+        .iter()
+        .zip(args)
+        .filter(|(p, _)| p.default.is_none())
+        .map(|(_, (_, v))| v.to_string())
+        .collect();
+    if def.params.is_empty() {
+        def.name.node.clone()
+    } else {
+        format!("{}({})", def.name.node, shown.join(", "))
+    }
 }
 
 fn single_input(inputs: Vec<(Value, Span)>, what: &str, span: Span) -> R<Value> {
