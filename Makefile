@@ -28,6 +28,7 @@ test: build check-arch
 
 check-arch: build
 	$(ARCHC) check $(STDLIB) $(EXAMPLES)
+	$(ARCHC) fmt --check $(STDLIB) $(EXAMPLES)
 
 # PyTorch reference fixtures (not part of CI). Needs a Python with torch, numpy and
 # safetensors, e.g. `python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install
