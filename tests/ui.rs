@@ -13,6 +13,7 @@ fn ui_diagnostics() {
     common::assert_no_orphan_snapshots("tests/ui/snapshots", "tests/ui");
     let files = common::arch_files("tests/ui");
     assert!(files.len() >= 40, "expected at least 40 ui cases, found {}", files.len());
+    let mut failures = Vec::new();
     for path in files {
         let text = std::fs::read_to_string(&path).expect("readable");
         let expects: Vec<&str> = text.lines().filter_map(|l| l.trim().strip_prefix("// expect:")).map(str::trim).collect();
@@ -20,13 +21,16 @@ fn ui_diagnostics() {
         let opts = Options { check_all: true, ..Options::default() };
         let out = common::check(&path, &opts);
         let shown = common::rendered(&out);
-        assert!(!out.diagnostics.is_empty(), "{}: checking succeeded but should fail", path.display());
-        for e in &expects {
-            assert!(shown.contains(e), "{}: diagnostics do not mention `{e}`:\n{shown}", path.display());
+        if out.diagnostics.is_empty() {
+            failures.push(format!("{}: checking succeeded but should fail", path.display()));
+        }
+        for e in expects.iter().filter(|e| !shown.contains(*e)) {
+            failures.push(format!("{}: diagnostics do not mention `{e}`:\n{shown}", path.display()));
         }
         let name = path.file_stem().expect("file name").to_string_lossy().to_string();
         insta::with_settings!({ snapshot_path => "ui/snapshots", prepend_module_to_snapshot => false, description => text.clone(), omit_expression => true }, {
             insta::assert_snapshot!(name, shown);
         });
     }
+    assert!(failures.is_empty(), "{} ui case(s) failed:\n{}", failures.len(), failures.join("\n"));
 }

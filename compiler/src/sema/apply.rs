@@ -158,12 +158,12 @@ impl Checker<'_> {
             self.call_sites.push(span);
         }
         self.push_frame(inst.path.clone());
-        let r = self.run_block(&inst.block, &inst.args, Inputs::Given(inputs), span);
+        let r = self.run_block(&inst.block, &inst.args, Inputs::Given(inputs), span).map_err(|d| self.locate(d));
         self.pop_frame();
         if user_site {
             self.call_sites.pop();
         }
-        r.map_err(|d| self.locate(d))
+        r
     }
 
     /// Runs a block body; returns the block's value (forward result or first output).
@@ -180,7 +180,7 @@ impl Checker<'_> {
             Inputs::Given(v) => Some(v.clone().into_iter()),
             Inputs::Entry => None,
         };
-        let shown = display_name(&def, args);
+        let shown = super::value::display_name(&def, args);
         let name = &shown;
         let mut outputs: Vec<(String, TVal)> = Vec::new();
         let mut forward: Option<&FnDef> = None;
@@ -478,22 +478,6 @@ pub struct Repeat<'a> {
     pub module: usize,
     /// The path given by `let`, if any.
     pub name: Option<&'a str>,
-}
-
-/// `Linear(32, 10)`: the block with the arguments of its parameters that have no default.
-fn display_name(def: &archc_grammar::ast::BlockDef, args: &[(String, Value)]) -> String {
-    let shown: Vec<String> = def
-        .params
-        .iter()
-        .zip(args)
-        .filter(|(p, _)| p.default.is_none())
-        .map(|(_, (_, v))| v.to_string())
-        .collect();
-    if def.params.is_empty() {
-        def.name.node.clone()
-    } else {
-        format!("{}({})", def.name.node, shown.join(", "))
-    }
 }
 
 fn single_input(inputs: Vec<(Value, Span)>, what: &str, span: Span) -> R<Value> {

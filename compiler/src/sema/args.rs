@@ -138,14 +138,24 @@ impl ArgReader {
         }
     }
 
-    /// A list of dims (`[B, d * 2]`).
+    /// A list of dims (`[B, d * 2]`); `-1` is allowed only when `holes` is true.
     pub fn dims(&mut self, name: &'static str) -> R<Vec<Dim>> {
+        self.dims_with(name, false)
+    }
+
+    pub fn dims_with(&mut self, name: &'static str, holes: bool) -> R<Vec<Dim>> {
         let (v, s) = self.req(name)?;
-        match &v {
+        let dims = match &v {
             Value::List(items) => items.iter().map(|i| i.as_dim()).collect::<Option<Vec<_>>>(),
             _ => v.as_dim().map(|d| vec![d]),
         }
-        .ok_or_else(|| self.wrong(name, "a list of ints", &v, s))
+        .ok_or_else(|| self.wrong(name, "a list of ints", &v, s))?;
+        for d in &dims {
+            if d.as_const().is_some_and(|c| c < 0 && !(holes && c == -1)) {
+                return Err(Diagnostic::error(format!("dim `{d}` in `{name}` is negative"), s));
+            }
+        }
+        Ok(dims)
     }
 
     pub fn wrong(&self, name: &str, expected: &str, found: &Value, span: Span) -> Diagnostic {

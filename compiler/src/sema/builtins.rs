@@ -14,7 +14,7 @@ pub const BUILTINS: &[&str] = &[
     "maximum", "minimum", "pow", "where", "cast", "sum", "mean", "max", "min", "argmax", "matmul", "einsum", "conv",
     "max_pool", "avg_pool", "reshape", "transpose", "permute", "flatten", "unsqueeze", "squeeze", "concat", "pad",
     "broadcast", "gather", "scatter_add", "rfft", "irfft", "real", "imag", "complex", "rand_like", "randn_like",
-    "zeros", "ones", "full", "arange", "linspace", "scan", "len", "int", "float",
+    "zeros", "ones", "full", "arange", "linspace", "scan", "len", "int", "float", "assert",
 ];
 
 pub const INIT_FNS: &[&str] =
@@ -172,6 +172,19 @@ fn dispatch(c: &mut Checker, name: &'static str, a: &mut ArgReader) -> R<Value> 
         }
         "linspace" => linspace(c, a),
         "scan" => scan(c, a),
+        "assert" => {
+            let (c, cs) = a.req("cond")?;
+            let msg = match a.opt("message") {
+                Some((Value::Str(s), _)) => s,
+                Some((v, s)) => return Err(a.wrong("message", "a string", &v, s)),
+                None => "assertion failed".to_string(),
+            };
+            match c {
+                Value::Bool(true) => Ok(Value::Bool(true)),
+                Value::Bool(false) => Err(Diagnostic::error(msg, span)),
+                v => Err(a.wrong("cond", "a compile-time bool", &v, cs)),
+            }
+        }
         "len" => match a.req("list")? {
             (Value::List(v), _) => Ok(Value::Int((v.len() as i64).into())),
             (v, s) => Err(a.wrong("list", "a list", &v, s)),
@@ -428,7 +441,7 @@ fn pool(c: &mut Checker, name: &str, a: &mut ArgReader) -> R<Value> {
 fn reshape(c: &mut Checker, a: &mut ArgReader) -> R<Value> {
     let span = a.span();
     let x = a.tensor("x")?;
-    let dims = a.dims("shape")?;
+    let dims = a.dims_with("shape", true)?;
     let holes: Vec<usize> = (0..dims.len()).filter(|&i| dims[i].as_const() == Some(-1)).collect();
     let shape = match holes.as_slice() {
         [] => dims,
@@ -505,8 +518,11 @@ fn pad(c: &mut Checker, a: &mut ArgReader) -> R<Value> {
         _ => ints_of(&v).filter(|l| l.len() % 2 == 0).map(|l| l.chunks(2).map(|p| (p[0], p[1])).collect()),
     }
     .ok_or_else(|| a.wrong("padding", "[lo, hi] pairs", &v, s))?;
-    if pairs.len() > x.ty.rank() || pairs.iter().any(|(l, h)| *l < 0 || *h < 0) {
-        return Err(Diagnostic::error(format!("padding {v} does not fit {}", x.ty), s));
+    if pairs.iter().any(|(l, h)| *l < 0 || *h < 0) {
+        return Err(Diagnostic::error(format!("padding {v} is negative; use slicing to crop"), s));
+    }
+    if pairs.len() > x.ty.rank() {
+        return Err(Diagnostic::error(format!("padding {v} has {} pairs for {} axes of {}", pairs.len(), x.ty.rank(), x.ty), s));
     }
     let value = a.float_or("value", 0.0)?;
     let mut padding = vec![(0, 0); x.ty.rank() - pairs.len()];

@@ -100,10 +100,11 @@ impl Checker<'_> {
         match v.as_const_int() {
             Some(n) if n >= 0 && n <= 10_000 => Ok(n as usize),
             Some(n) => Err(Diagnostic::error(format!("repeat count must be between 0 and 10000, found {n}"), span)),
-            None => Err(Diagnostic::error(
-                format!("repeat count must be a compile-time int, found {} `{v}`", v.kind()),
+            None if v.as_dim().is_some() => Err(Diagnostic::error(
+                format!("repeat count must be known when the model is built; `{v}` is a symbolic dim"),
                 span,
             )),
+            None => Err(Diagnostic::error(format!("repeat count must be an int, found {} `{v}`", v.a_kind()), span)),
         }
     }
 
@@ -175,7 +176,8 @@ impl Checker<'_> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             self.depth -= 1;
-            return Err(Diagnostic::error("calls are nested too deeply (is a layer using itself?)", span));
+            return Err(Diagnostic::error("calls are nested too deeply", span)
+                .with_help("a layer or function that applies itself (directly or through others) never ends"));
         }
         let r = self.call_value_inner(f, args, piped, span, fspan);
         self.depth -= 1;
@@ -211,7 +213,7 @@ impl Checker<'_> {
                 let inputs = args.into_inputs(span)?;
                 self.apply_layer(&l, inputs, span)
             }
-            other => Err(Diagnostic::error(format!("a {} is not callable", other.kind()), fspan)),
+            other => Err(Diagnostic::error(format!("{} is not callable", other.a_kind()), fspan)),
         }
     }
 

@@ -61,7 +61,7 @@ impl Checker<'_> {
                 format!("theta has {p_dim} entries per parameter set but {name} has {total} parameters"),
                 span,
             )
-            .with_help("size the generator's output with `target.param_count`"));
+            .with_help("size the generator's output with the target's `.param_count`"));
         }
         let slices = self.split_theta(theta, &params, span)?;
         if per_sample {

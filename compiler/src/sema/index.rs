@@ -32,7 +32,7 @@ impl Checker<'_> {
                     Diagnostic::error(format!("index {i} is out of range for a list of {n}"), e.span)
                 })
             }
-            other => Err(Diagnostic::error(format!("a {} cannot be indexed", other.kind()), span)),
+            other => Err(Diagnostic::error(format!("{} cannot be indexed", other.a_kind()), span)),
         }
     }
 
@@ -104,7 +104,17 @@ impl Checker<'_> {
                             let i = v.as_dim().ok_or_else(|| {
                                 Diagnostic::error(format!("an index must be an int or an i64 tensor, found {} `{v}`", v.kind()), e.span)
                             })?;
-                            picks.push(Pick::One(normalise(&i, &size)));
+                            let axis = picks.len();
+                            let j = normalise(&i, &size);
+                            if let (Some(c), Some(n)) = (j.as_const(), size.as_const()) {
+                                if c < 0 || c >= n {
+                                    return Err(Diagnostic::error(
+                                        format!("index {i} is out of range for axis {axis} of size {n}"),
+                                        e.span,
+                                    ));
+                                }
+                            }
+                            picks.push(Pick::One(j));
                         }
                     }
                 }
@@ -148,7 +158,7 @@ impl Checker<'_> {
                 format!("`{name}` needs a layer instance"),
                 span,
             )
-            .with_help("bind it first: `let target = Mlp(64, 128, 10)`")),
+            .with_help("bind the layer with `let` first: `let target = ...`, then use `target.param_count`")),
             Value::Module(id) => self.globals[id].get(name).ok_or_else(|| {
                 let names = self.globals[id].names();
                 let mut d = Diagnostic::error(format!("module `{}` has no item `{name}`", self.modules[id].name), span);
@@ -164,7 +174,7 @@ impl Checker<'_> {
                 }
                 d
             }),
-            other => Err(Diagnostic::error(format!("a {} has no field `{name}`", other.kind()), span)),
+            other => Err(Diagnostic::error(format!("{} has no field `{name}`", other.a_kind()), span)),
         }
     }
 

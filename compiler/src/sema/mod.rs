@@ -123,7 +123,7 @@ impl<'a> Checker<'a> {
 
     /// Adds the innermost user call site to a diagnostic raised in another file.
     pub fn locate(&self, mut d: Diagnostic) -> Diagnostic {
-        if let (Some(span), Some(site)) = (d.span, self.call_sites.first()) {
+        if let (Some(span), Some(site)) = (d.span, self.call_sites.last()) {
             if span.file != site.file && d.related.is_empty() {
                 d = d.with_related(*site, "in this use");
             }

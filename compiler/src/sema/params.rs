@@ -75,18 +75,16 @@ impl Checker<'_> {
             let DimExpr::Expr(e) = d else {
                 return Err(Diagnostic::error("`...` is not allowed in a param's type", p.ty.span()));
             };
+            if let Some(g) = super::resolve::names_in(e).into_iter().find(|n| grid.contains(n)) {
+                return Err(grid_error(p.name, &g, e.span, format!("this dim mentions `{g}`")));
+            }
             let v = self.eval(e, scope, m)?;
             let (Some(dim), Some(dmax)) = (v.as_dim(), v.max_dim()) else {
                 return Err(Diagnostic::error(format!("a dim must be an int, found {} `{v}`", v.kind()), e.span));
             };
             if let Some(g) = dim.symbols().into_iter().find(|s| grid.contains(s)) {
                 let _ = operator;
-                return Err(Diagnostic::error(
-                    format!("parameter `{}` depends on grid dim `{g}`", p.name.node),
-                    e.span,
-                )
-                .with_label(format!("this dim is `{dim}`"))
-                .with_help("an operator must be discretisation-agnostic: no parameter shape may depend on a grid dim"));
+                return Err(grid_error(p.name, &g, e.span, format!("this dim is `{dim}`")));
             }
             if !dim.is_const() {
                 return Err(Diagnostic::error(
@@ -165,6 +163,12 @@ impl Checker<'_> {
         }
         Ok(out)
     }
+}
+
+fn grid_error(name: &Ident, grid: &str, span: Span, label: String) -> Diagnostic {
+    Diagnostic::error(format!("parameter `{}` depends on grid dim `{grid}`", name.node), span)
+        .with_label(label)
+        .with_help("an operator must be discretisation-agnostic: no parameter shape may depend on a grid dim")
 }
 
 fn check_override(name: &str, t: TVal, ty: &TensorType, span: Span) -> R<TVal> {

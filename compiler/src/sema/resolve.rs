@@ -39,6 +39,7 @@ impl Resolver<'_> {
     fn item(&mut self, item: &Item) {
         match item {
             Item::Block(b) => {
+                self.duplicates(b.params.iter().map(|p| &p.name).chain(b.body.iter().filter_map(declared_name)));
                 let mut names: Vec<String> = b.params.iter().map(|p| p.name.node.clone()).collect();
                 names.extend(b.grid.iter().map(|g| g.node.clone()));
                 for s in &b.body {
@@ -76,7 +77,23 @@ impl Resolver<'_> {
         }
     }
 
+    /// Reports names declared twice (params, inputs, outputs, choices; `let` may shadow).
+    fn duplicates<'i>(&mut self, names: impl Iterator<Item = &'i archc_grammar::ast::Ident>) {
+        let mut seen: Vec<&archc_grammar::ast::Ident> = Vec::new();
+        for n in names {
+            if let Some(prev) = seen.iter().find(|p| p.node == n.node) {
+                self.errors.push(
+                    Diagnostic::error(format!("`{}` is defined twice", n.node), n.span)
+                        .with_related(prev.span, "first defined here"),
+                );
+            } else {
+                seen.push(n);
+            }
+        }
+    }
+
     fn func(&mut self, f: &FnDef) {
+        self.duplicates(f.params.iter().map(|p| &p.name));
         let mut names: Vec<String> = f.params.iter().map(|p| p.name.node.clone()).collect();
         for p in &f.params {
             if let Some(t) = &p.ty {
@@ -193,6 +210,16 @@ impl Resolver<'_> {
     }
 }
 
+/// The name a statement declares, when redeclaring it is an error.
+fn declared_name(s: &Stmt) -> Option<&archc_grammar::ast::Ident> {
+    match s {
+        Stmt::Param { name, .. } | Stmt::Input { name, .. } | Stmt::Output { name, .. } | Stmt::Choose { name, .. } => {
+            Some(name)
+        }
+        _ => None,
+    }
+}
+
 fn stmt_names(s: &Stmt) -> Vec<String> {
     match s {
         Stmt::Param { name, .. } | Stmt::Output { name, .. } | Stmt::Let { name, .. } | Stmt::Choose { name, .. } => {
@@ -216,6 +243,13 @@ fn type_names(t: &TypeExpr) -> Vec<String> {
             collect_names(e, &mut out);
         }
     }
+    out
+}
+
+/// Every name mentioned in an arithmetic (dim) expression.
+pub fn names_in(e: &Expr) -> Vec<String> {
+    let mut out = Vec::new();
+    collect_names(e, &mut out);
     out
 }
 

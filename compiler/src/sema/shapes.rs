@@ -59,7 +59,13 @@ impl Checker<'_> {
                 DimExpr::Ellipsis(s) => {
                     return Err(Diagnostic::error("`...` is only allowed in the parameter types of a `fn`", *s))
                 }
-                DimExpr::Expr(e) => shape.push(self.eval_dim(e, scope, m)?),
+                DimExpr::Expr(e) => {
+                    let d = self.eval_dim(e, scope, m)?;
+                    if d.as_const().is_some_and(|c| c < 0) {
+                        return Err(Diagnostic::error(format!("dim `{d}` is negative"), e.span));
+                    }
+                    shape.push(d);
+                }
             }
         }
         Ok(TensorType::new(dtype, shape))

@@ -145,9 +145,9 @@ impl Checker<'_> {
                     .with_help("cast the tensor: `cast(x, f32)`"))
             }
             (v, DType::F32 | DType::F64 | DType::I64 | DType::C64) => v.as_float().ok_or_else(|| {
-                Diagnostic::error(format!("a {} `{v}` cannot be used as a {dtype} value", v.kind()), span)
+                Diagnostic::error(format!("{} `{v}` cannot be used as a {dtype} value", v.a_kind()), span)
             })?,
-            _ => return Err(Diagnostic::error(format!("a {} `{v}` cannot be used as a {dtype} value", v.kind()), span)),
+            _ => return Err(Diagnostic::error(format!("{} `{v}` cannot be used as a {dtype} value", v.a_kind()), span)),
         };
         self.emit(Op::Const(x), &[], Some(TensorType::scalar(dtype)), span)
     }

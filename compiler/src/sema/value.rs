@@ -95,6 +95,13 @@ pub enum Value {
 }
 
 impl Value {
+    /// The kind with its article: "an int", "a tensor".
+    pub fn a_kind(&self) -> String {
+        let k = self.kind();
+        let vowel = k.starts_with(['a', 'e', 'i', 'o', 'u']);
+        format!("{} {k}", if vowel { "an" } else { "a" })
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Value::Int(_) | Value::Elastic { .. } => "int",
@@ -179,18 +186,29 @@ impl fmt::Display for Value {
 /// A short human name for a layer value: `Linear(4, 8)`, `skip`, `lambda`.
 pub fn layer_name(l: &Layer) -> String {
     match l {
-        Layer::Spec { block, args, .. } => spec_name(&block.def.name.node, args),
-        Layer::Instance(i) => spec_name(&i.block.def.name.node, &i.args),
+        Layer::Spec { block, args, .. } => spec_name(&block.def, args),
+        Layer::Instance(i) => spec_name(&i.block.def, &i.args),
         Layer::Skip => "skip".into(),
         Layer::Lambda { .. } => "lambda".into(),
         Layer::Repeat { count, stack: false, .. } => format!("repeat {count}"),
         Layer::Repeat { count, stack: true, .. } => format!("stack({count})"),
-        Layer::WithParams { inst, .. } => format!("{}.with_params", spec_name(&inst.block.def.name.node, &inst.args)),
+        Layer::WithParams { inst, .. } => format!("{}.with_params", spec_name(&inst.block.def, &inst.args)),
         Layer::Func(c) => Value::Func(c.clone()).to_string(),
     }
 }
 
-fn spec_name(name: &str, args: &[(String, Value)]) -> String {
-    let shown: Vec<String> = args.iter().map(|(_, v)| v.to_string()).collect();
-    format!("{name}({})", shown.join(", "))
+fn spec_name(block: &BlockDef, args: &[(String, Value)]) -> String {
+    display_name(block, args)
+}
+
+/// `Linear(32, 10)`: a block with the arguments of its parameters that have no default
+/// (just the name when every parameter has one).
+pub fn display_name(def: &BlockDef, args: &[(String, Value)]) -> String {
+    let shown: Vec<String> =
+        def.params.iter().zip(args).filter(|(p, _)| p.default.is_none()).map(|(_, (_, v))| v.to_string()).collect();
+    if shown.is_empty() {
+        def.name.node.clone()
+    } else {
+        format!("{}({})", def.name.node, shown.join(", "))
+    }
 }
