@@ -37,6 +37,18 @@ PYTHON ?= python3
 fixtures:
 	$(PYTHON) scripts/gen_fixtures.py
 
+# Real data sets (digits, mnist_5k, mnist1d, darcy, burgers; ~6 MB, plus a 345 MB venv
+# in data/.venv for the MNIST-1D generator) from PyPI into $ARCHC_DATA or data/
+# (gitignored). Idempotent: `make data` skips what exists. A target that needs the data
+# can depend on $(DATA_STAMP), which runs the fetch only when the stamp is missing.
+DATA_STAMP := $(or $(ARCHC_DATA),data)/.stamp
+.PHONY: data
+data:
+	bash scripts/fetch_data.sh
+
+$(DATA_STAMP):
+	bash scripts/fetch_data.sh
+
 fmt:
 	$(CARGO) fmt --all
 

@@ -1,14 +1,26 @@
-//! Tensor files: `.npy` (one tensor) and `.safetensors` (a map name -> tensor).
+//! Tensor files: `.npy` (one tensor), `.npz` and `.safetensors` (maps name -> tensor),
+//! numeric CSV (optionally gzipped) and PyTorch zip checkpoints (`.pt`, read only).
 //!
 //! Contract:
 //! - `.npy` (via `npyz`): writes f32 `<f4`, f64 `<f8`, i64 `<i8`, bool `|b1`, C order.
 //!   Reads those (either byte order, C or Fortran order), and widens other integer types
 //!   (`i1 i2 i4 u1 u2 u4 u8`) to i64. c64 and every other dtype are `UnsupportedDType`.
+//!   The header's shape is checked against the file's length before any data is read, so
+//!   a malformed header is an error, never a huge allocation.
+//! - `.npz` (a zip of `.npy` entries, stored or deflated, as `numpy.savez[_compressed]`
+//!   writes): every entry must be a `.npy`; names come back without the `.npy` suffix, in
+//!   a `BTreeMap`. Errors inside an entry name the path `file.npz/entry.npy`.
 //! - `.safetensors` (via `safetensors`): f32, f64, i64, bool and c64 (`C64`: interleaved
 //!   little-endian f32 pairs) both ways; other stored dtypes are `UnsupportedDType`.
 //!   Names come back in a `BTreeMap` (sorted).
+//! - CSV ([`read_csv`]): gzip is detected by its magic bytes. Comma-separated numeric
+//!   rows become f32 features `[N, F]` and i64 labels `[N]` (label column configurable,
+//!   default last; labels must be integral). A first row that does not parse as numbers is
+//!   a header and is skipped; any later such row, or a row of another width, is an error.
+//! - PyTorch `.pt` ([`read_pt`], module `torch`): the zip format of `torch.save`, read
+//!   without PyTorch by a small pickle reader; see that module for what is supported.
 //!
-//! Every error carries the path it concerns.
+//! Every error carries the path it concerns. Malformed files give errors, never panics.
 
 use crate::elem::C64;
 use crate::tensor::{Data, Tensor};
@@ -19,8 +31,13 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::{BufRead, BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
+
+mod pickle;
+mod torch;
+
+pub use torch::read_pt;
 
 /// A failed read or write.
 #[derive(Debug)]
@@ -54,15 +71,15 @@ impl std::error::Error for IoError {
     }
 }
 
-fn io_err(path: &Path) -> impl Fn(std::io::Error) -> IoError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl Fn(std::io::Error) -> IoError + '_ {
     move |source| IoError::Io { path: path.to_path_buf(), source }
 }
 
-fn format_err(path: &Path, message: impl fmt::Display) -> IoError {
+pub(crate) fn format_err(path: &Path, message: impl fmt::Display) -> IoError {
     IoError::Format { path: path.to_path_buf(), message: message.to_string() }
 }
 
-fn unsupported(path: &Path, dtype: impl fmt::Display) -> IoError {
+pub(crate) fn unsupported(path: &Path, dtype: impl fmt::Display) -> IoError {
     IoError::UnsupportedDType { path: path.to_path_buf(), dtype: dtype.to_string() }
 }
 
@@ -71,8 +88,14 @@ fn unsupported(path: &Path, dtype: impl fmt::Display) -> IoError {
 /// Reads one tensor from a `.npy` file.
 pub fn read_npy(path: impl AsRef<Path>) -> Result<Tensor, IoError> {
     let path = path.as_ref();
-    let file = File::open(path).map_err(io_err(path))?;
-    let npy = npyz::NpyFile::new(BufReader::new(file)).map_err(io_err(path))?;
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    npy_from_bytes(&bytes, path)
+}
+
+/// Parses a whole `.npy` image; `path` names it in errors.
+fn npy_from_bytes(bytes: &[u8], path: &Path) -> Result<Tensor, IoError> {
+    check_npy_shape(bytes).map_err(|m| format_err(path, m))?;
+    let npy = npyz::NpyFile::new(bytes).map_err(io_err(path))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let order = npy.order();
     let npyz::DType::Plain(ts) = npy.dtype() else {
@@ -90,13 +113,39 @@ pub fn read_npy(path: impl AsRef<Path>) -> Result<Tensor, IoError> {
     Ok(if order == Order::Fortran { from_fortran(tensor) } else { tensor })
 }
 
+/// Checks, before `npyz` sees it, that the header's shape has no more elements than the
+/// file has data bytes (every supported element takes at least one byte), so that a
+/// corrupt shape cannot overflow or make `npyz` reserve an absurd buffer.
+fn check_npy_shape(bytes: &[u8]) -> Result<(), String> {
+    let bad = || "malformed .npy header".to_string();
+    if bytes.len() < 10 || !bytes.starts_with(b"\x93NUMPY") {
+        return Err("not a .npy file (bad magic)".into());
+    }
+    let (len, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
+        _ if bytes.len() >= 12 => (u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize, 12),
+        _ => return Err(bad()),
+    };
+    let header = bytes.get(start..start.saturating_add(len)).ok_or_else(bad)?;
+    let header = std::str::from_utf8(header).map_err(|_| bad())?;
+    let after = &header[header.find("'shape'").ok_or_else(bad)?..];
+    let open = after.find('(').ok_or_else(bad)?;
+    let close = after.find(')').ok_or_else(bad)?;
+    let dims = after.get(open + 1..close).ok_or_else(bad)?;
+    let mut numel: u64 = 1;
+    for d in dims.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let d: u64 = d.trim_end_matches('L').parse().map_err(|_| bad())?;
+        numel = numel.checked_mul(d).ok_or_else(|| format!("shape ({dims}) overflows"))?;
+    }
+    let data_len = (bytes.len() - start - len) as u64;
+    if numel > data_len {
+        return Err(format!("shape ({dims}) needs more data than the file's {data_len} bytes"));
+    }
+    Ok(())
+}
+
 /// Integer data of any width, widened to i64.
-fn read_ints<R: std::io::Read>(
-    npy: npyz::NpyFile<R>,
-    kind: TypeChar,
-    size: u64,
-    path: &Path,
-) -> Result<Vec<i64>, IoError> {
+fn read_ints<R: Read>(npy: npyz::NpyFile<R>, kind: TypeChar, size: u64, path: &Path) -> Result<Vec<i64>, IoError> {
     fn widen<T: Into<i64>>(v: Vec<T>) -> Vec<i64> {
         v.into_iter().map(Into::into).collect()
     }
@@ -130,26 +179,193 @@ fn from_fortran(t: Tensor) -> Tensor {
 /// Writes one tensor to a `.npy` file (C order).
 pub fn write_npy(path: impl AsRef<Path>, tensor: &Tensor) -> Result<(), IoError> {
     let path = path.as_ref();
-    match &tensor.data {
-        Data::F32(v) => write_npy_values(path, &tensor.shape, v),
-        Data::F64(v) => write_npy_values(path, &tensor.shape, v),
-        Data::I64(v) => write_npy_values(path, &tensor.shape, v),
-        Data::Bool(v) => write_npy_values(path, &tensor.shape, v),
-        Data::C64(_) => Err(unsupported(path, "c64 (npy)")),
+    let bytes = npy_bytes(path, tensor)?;
+    std::fs::write(path, bytes).map_err(io_err(path))
+}
+
+fn npy_to_writer<W: Write, T: npyz::AutoSerialize + Copy>(w: W, shape: &[usize], values: &[T]) -> std::io::Result<()> {
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    let mut writer = npyz::WriteOptions::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
+    writer.extend(values.iter().copied())?;
+    writer.finish()
+}
+
+/// One tensor as the bytes of a `.npy` file.
+fn npy_bytes(path: &Path, tensor: &Tensor) -> Result<Vec<u8>, IoError> {
+    let mut out = Vec::new();
+    let shape = &tensor.shape;
+    let result = match &tensor.data {
+        Data::F32(v) => npy_to_writer(&mut out, shape, v),
+        Data::F64(v) => npy_to_writer(&mut out, shape, v),
+        Data::I64(v) => npy_to_writer(&mut out, shape, v),
+        Data::Bool(v) => npy_to_writer(&mut out, shape, v),
+        Data::C64(_) => return Err(unsupported(path, "c64 (npy)")),
+    };
+    result.map_err(io_err(path))?;
+    Ok(out)
+}
+
+// ---- zip archives (.npz, .pt) ----
+
+/// The most bytes one archive entry may inflate to (a guard against zip bombs).
+const MAX_ENTRY_BYTES: u64 = 1 << 32;
+
+/// Opens a zip archive.
+pub(crate) fn open_zip(path: &Path) -> Result<zip::ZipArchive<BufReader<File>>, IoError> {
+    let file = File::open(path).map_err(io_err(path))?;
+    zip::ZipArchive::new(BufReader::new(file)).map_err(|e| format_err(path, format!("not a zip archive: {e}")))
+}
+
+/// The whole contents of entry `index` (size-capped, CRC-checked by `zip`).
+pub(crate) fn zip_entry<R: Read + Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    index: usize,
+    path: &Path,
+) -> Result<(String, Vec<u8>), IoError> {
+    let entry = zip.by_index(index).map_err(|e| format_err(path, e))?;
+    let name = entry.name().to_string();
+    let entry_path = path.join(&name);
+    let mut bytes = Vec::new();
+    entry.take(MAX_ENTRY_BYTES + 1).read_to_end(&mut bytes).map_err(io_err(&entry_path))?;
+    if bytes.len() as u64 > MAX_ENTRY_BYTES {
+        return Err(format_err(&entry_path, "entry larger than 4 GiB"));
+    }
+    Ok((name, bytes))
+}
+
+/// Reads every array of a `.npz` file (names without `.npy`).
+pub fn read_npz(path: impl AsRef<Path>) -> Result<BTreeMap<String, Tensor>, IoError> {
+    let path = path.as_ref();
+    let mut zip = open_zip(path)?;
+    let mut out = BTreeMap::new();
+    for i in 0..zip.len() {
+        let (name, bytes) = zip_entry(&mut zip, i, path)?;
+        if name.ends_with('/') {
+            continue;
+        }
+        let Some(key) = name.strip_suffix(".npy") else {
+            return Err(format_err(path, format!("entry {name:?} is not a .npy array")));
+        };
+        out.insert(key.to_string(), npy_from_bytes(&bytes, &path.join(&name))?);
+    }
+    Ok(out)
+}
+
+/// Writes named tensors to a `.npz` file (stored, uncompressed, like `numpy.savez`).
+pub fn write_npz<'a, K, I>(path: impl AsRef<Path>, tensors: I) -> Result<(), IoError>
+where
+    K: AsRef<str>,
+    I: IntoIterator<Item = (K, &'a Tensor)>,
+{
+    let path = path.as_ref();
+    let file = File::create(path).map_err(io_err(path))?;
+    let mut zip = zip::ZipWriter::new(BufWriter::new(file));
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).large_file(true);
+    let zip_err = |e: zip::result::ZipError| format_err(path, e);
+    for (name, tensor) in tensors {
+        let bytes = npy_bytes(path, tensor)?;
+        zip.start_file(format!("{}.npy", name.as_ref()), options).map_err(zip_err)?;
+        zip.write_all(&bytes).map_err(io_err(path))?;
+    }
+    zip.finish().map_err(zip_err)?.flush().map_err(io_err(path))
+}
+
+// ---- CSV ----
+
+/// How [`read_csv`] splits a row into features and a label.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CsvOptions {
+    /// The label's column index; `None` means the last column.
+    pub label_column: Option<usize>,
+}
+
+/// A labelled table: `features` f32 `[N, F]`, `labels` i64 `[N]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LabeledTable {
+    pub features: Tensor,
+    pub labels: Tensor,
+}
+
+/// Reads a numeric CSV file, gzipped or not (see the module docs).
+pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<LabeledTable, IoError> {
+    let path = path.as_ref();
+    let mut reader = BufReader::new(File::open(path).map_err(io_err(path))?);
+    let gzipped = reader.fill_buf().map_err(io_err(path))?.starts_with(&[0x1f, 0x8b]);
+    let text: Box<dyn BufRead> =
+        if gzipped { Box::new(BufReader::new(flate2::bufread::MultiGzDecoder::new(reader))) } else { Box::new(reader) };
+    let mut table = CsvBuilder::default();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.map_err(io_err(path))?;
+        table.row(i + 1, &line, options).map_err(|m| format_err(path, m))?;
+    }
+    table.finish().map_err(|m| format_err(path, m))
+}
+
+/// Rows parsed so far.
+#[derive(Default)]
+struct CsvBuilder {
+    features: Vec<f32>,
+    labels: Vec<i64>,
+    width: Option<usize>,
+    seen_row: bool,
+}
+
+impl CsvBuilder {
+    /// Adds line `line_no` (1-based) unless it is blank or the header.
+    fn row(&mut self, line_no: usize, line: &str, options: &CsvOptions) -> Result<(), String> {
+        let line = line.trim();
+        if line.is_empty() {
+            return Ok(());
+        }
+        let first = !self.seen_row;
+        self.seen_row = true;
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let label_at = options.label_column.unwrap_or(fields.len() - 1);
+        if label_at >= fields.len() {
+            return Err(format!("line {line_no}: no label column {label_at} in {} columns", fields.len()));
+        }
+        if first && fields.iter().any(|f| f.parse::<f64>().is_err()) {
+            return Ok(()); // a header
+        }
+        match self.width {
+            None if fields.len() < 2 => return Err(format!("line {line_no}: a row needs features and a label")),
+            None => self.width = Some(fields.len()),
+            Some(w) if w != fields.len() => {
+                return Err(format!("line {line_no}: {} columns, expected {w}", fields.len()));
+            }
+            Some(_) => {}
+        }
+        for (col, field) in fields.iter().enumerate() {
+            if col == label_at {
+                self.labels.push(parse_label(field).map_err(|m| format!("line {line_no}, column {col}: {m}"))?);
+            } else {
+                let x = field.parse::<f32>();
+                self.features.push(x.map_err(|_| format!("line {line_no}, column {col}: {field:?} is not a number"))?);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<LabeledTable, String> {
+        let Some(width) = self.width else { return Err("no data rows".into()) };
+        let n = self.labels.len();
+        let features = Tensor::new(vec![n, width - 1], Data::F32(self.features)).map_err(|e| e.to_string())?;
+        let labels = Tensor::new(vec![n], Data::I64(self.labels)).map_err(|e| e.to_string())?;
+        Ok(LabeledTable { features, labels })
     }
 }
 
-fn write_npy_values<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[usize], values: &[T]) -> Result<(), IoError> {
-    let file = File::create(path).map_err(io_err(path))?;
-    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
-    let mut writer = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(&shape)
-        .writer(BufWriter::new(file))
-        .begin_nd()
-        .map_err(io_err(path))?;
-    writer.extend(values.iter().copied()).map_err(io_err(path))?;
-    writer.finish().map_err(io_err(path))
+/// An integral label (`3`, `3.0`, `-1`).
+fn parse_label(field: &str) -> Result<i64, String> {
+    if let Ok(v) = field.parse::<i64>() {
+        return Ok(v);
+    }
+    match field.parse::<f64>() {
+        Ok(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => Ok(v as i64),
+        Ok(_) => Err(format!("label {field:?} is not an integer")),
+        Err(_) => Err(format!("{field:?} is not a number")),
+    }
 }
 
 // ---- .safetensors ----

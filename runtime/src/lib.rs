@@ -1,6 +1,8 @@
 //! The `archc` runtime: dense tensors ([`tensor`]), the reference TIR interpreter
-//! ([`interp`]) and tensor file formats ([`io`]: `.npy`, `.safetensors`).
+//! ([`interp`]), tensor file formats ([`io`]: `.npy`, `.npz`, `.safetensors`, CSV,
+//! PyTorch `.pt`) and training data sets ([`data`]: loaders, seeded splits and batches).
 
+pub mod data;
 pub mod elem;
 pub mod interp;
 pub mod io;
