@@ -275,6 +275,16 @@ pub fn lex(src: &str) -> (Vec<Spanned>, Vec<LexError>) {
         match res {
             Ok(Tok::LineComment | Tok::BlockComment) => {}
             Ok(tok) => toks.push((range.start, tok, range.end)),
+            // A literal that is well-formed but too large is reported once and parsed as
+            // a placeholder value, so it causes no follow-on syntax errors.
+            Err(LexErrorKind::IntOutOfRange) => {
+                errors.push(LexError { kind: LexErrorKind::IntOutOfRange, start: range.start, end: range.end });
+                toks.push((range.start, Tok::Int(0), range.end));
+            }
+            Err(LexErrorKind::FloatOutOfRange) => {
+                errors.push(LexError { kind: LexErrorKind::FloatOutOfRange, start: range.start, end: range.end });
+                toks.push((range.start, Tok::Float(0.0), range.end));
+            }
             Err(kind) => push_error(&mut toks, &mut errors, kind, range.start, range.end),
         }
     }
