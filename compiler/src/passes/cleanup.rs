@@ -2,8 +2,10 @@
 //! and renumbering of values (arguments first, then instructions in order).
 //!
 //! Every TIR op is pure (random ops included: their stream is a function of the seed),
-//! so an instruction whose result is unused can be removed: `%3 = exp(%1)` with no use
-//! of `%3` ;; drop.
+//! so an instruction none of whose results is used can be removed: `%3 = exp(%1)` with
+//! no use of `%3` ;; drop. An instruction with several results stays whole while any of
+//! them is used (`%3, %4 = scan(...)` with only `%4` used keeps both). Renumbering gives
+//! an instruction's results consecutive numbers, in order.
 
 use crate::tir::{Func, Op, Program, ValueId};
 use std::collections::{HashMap, HashSet};
@@ -23,7 +25,7 @@ fn dead_code(f: &mut Func) {
     let mut live: HashSet<ValueId> = f.results.iter().copied().collect();
     let mut keep = vec![false; f.body.len()];
     for (i, inst) in f.body.iter().enumerate().rev() {
-        if live.contains(&inst.result) {
+        if inst.result_ids().any(|r| live.contains(&r)) {
             keep[i] = true;
             live.extend(inst.args.iter().copied());
         }
@@ -78,8 +80,73 @@ fn renumber(f: &mut Func) {
             *a = map[a];
         }
         inst.result = fresh(inst.result, &mut map);
+        for (r, _) in &mut inst.extra {
+            *r = fresh(*r, &mut map);
+        }
     }
     for r in &mut f.results {
         *r = map[r];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tir::{parse_program, verify};
+
+    fn cleaned(text: &str) -> String {
+        let mut p = parse_program(text).unwrap_or_else(|e| panic!("{e}"));
+        cleanup(&mut p);
+        verify(&p).unwrap_or_else(|e| panic!("{e:?}"));
+        p.to_string()
+    }
+
+    const SPLIT: &str = "func @split(%0: f32[N] \"x\") -> (f32[N] \"a\", f32[] \"b\") {
+  %1 = reduce.sum(%0) {axes=[0], keepdim=false} : f32[]
+  %2 = exp(%0) : f32[N]
+  return %2, %1
+}
+";
+
+    #[test]
+    fn an_instruction_stays_while_any_result_is_used() {
+        // Only the second result of the call is used: the call stays (with both results,
+        // renumbered in order); the dead `neg` goes.
+        let text = format!(
+            "program P
+func @main(%0: f32[B] \"x\") -> (f32[] \"y\") {{
+  %7 = neg(%0) : f32[B]
+  %5, %9 = call(%0) {{func=@split}} : f32[B], f32[]
+  %3 = exp(%9) : f32[]
+  return %3
+}}
+{SPLIT}"
+        );
+        let expected = format!(
+            "program P
+
+func @main(%0: f32[B] \"x\") -> (f32[] \"y\") {{
+  %1, %2 = call(%0) {{func=@split}} : f32[B], f32[]
+  %3 = exp(%2) : f32[]
+  return %3
+}}
+
+{SPLIT}"
+        );
+        assert_eq!(cleaned(&text), expected);
+    }
+
+    #[test]
+    fn an_instruction_with_no_used_result_is_dropped() {
+        let text = format!(
+            "program P
+func @main(%0: f32[B] \"x\") -> (f32[B] \"y\") {{
+  %1, %2 = call(%0) {{func=@split}} : f32[B], f32[]
+  return %0
+}}
+{SPLIT}"
+        );
+        let out = cleaned(&text);
+        assert!(!out.contains("call") && !out.contains("@split"), "{out}");
     }
 }

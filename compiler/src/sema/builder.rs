@@ -4,7 +4,9 @@
 //! (the entry `main` at the bottom; `stack` blocks, `scan` cells and `vmap` bodies are
 //! built on top and finished before the instruction that calls them). Every instruction
 //! goes through [`crate::tir::infer::infer`], so the checker and the verifier share one
-//! set of shape rules.
+//! set of shape rules: [`Builder::emit`] appends a single-result instruction,
+//! [`Builder::emit_multi`] one with all the results its op gives (`scan`, multi-result
+//! `call`/`vmap`).
 
 use super::value::TVal;
 use crate::tir::infer::{infer, FuncSigs};
@@ -93,8 +95,23 @@ impl Builder {
         self.open.last().map(|f| f.index)
     }
 
-    /// Appends `op(args)`; the result type comes from the shared shape rules.
+    /// Appends `op(args)`, which must have one result; its type comes from the shared
+    /// shape rules (`declared` for ops that need it).
     pub fn emit(&mut self, op: Op, args: &[&TVal], declared: Option<TensorType>, span: Span) -> Result<TVal, String> {
+        let name = op.name();
+        let mut vals = self.push(op, args, declared, span)?;
+        match vals.len() {
+            1 => Ok(vals.pop().expect("one result")),
+            n => Err(format!("{name}: gives {n} results where one is expected")),
+        }
+    }
+
+    /// Appends `op(args)` with every result the shared shape rules give it, in order.
+    pub fn emit_multi(&mut self, op: Op, args: &[&TVal], span: Span) -> Result<Vec<TVal>, String> {
+        self.push(op, args, None, span)
+    }
+
+    fn push(&mut self, op: Op, args: &[&TVal], declared: Option<TensorType>, span: Span) -> Result<Vec<TVal>, String> {
         let Some(cur) = self.current_func() else {
             return Err("tensor operations are only allowed inside a network or layer".into());
         };
@@ -108,12 +125,20 @@ impl Builder {
             return Err(format!("a function of more than {MAX_INSTS} instructions is too large to build"));
         }
         let tys: Vec<&TensorType> = args.iter().map(|a| &a.ty).collect();
-        let ty = infer(&op, &tys, declared.as_ref(), &Sigs(&self.finished))?;
+        let types = infer(&op, &tys, declared.as_ref().map(std::slice::from_ref), &Sigs(&self.finished))?;
         let f = self.open.last_mut().expect("a function is open");
-        let id = ValueId(f.next);
-        f.next += 1;
-        f.func.body.push(Inst { result: id, op, args: args.iter().map(|a| a.id).collect(), ty: ty.clone(), span: Some(span) });
-        Ok(TVal { id, ty, func: cur })
+        let results: Vec<(ValueId, TensorType)> = types
+            .into_iter()
+            .map(|t| {
+                f.next += 1;
+                (ValueId(f.next - 1), t)
+            })
+            .collect();
+        let vals = results.iter().map(|(id, ty)| TVal { id: *id, ty: ty.clone(), func: cur }).collect();
+        let mut inst = Inst::with_results(op, args.iter().map(|a| a.id).collect(), results);
+        inst.span = Some(span);
+        f.func.body.push(inst);
+        Ok(vals)
     }
 
     /// Declares a parameter (idempotent for the same name and type).

@@ -603,8 +603,12 @@ fn scan(c: &mut Checker, a: &mut ArgReader) -> R<Value> {
             return Err(d);
         }
     };
-    let func = c.b.end_func(&[("state".into(), y)]);
-    c.emit(Op::Scan { func, axis }, &[&init, &xs], None, span).map(Value::Tensor)
+    // The cell returns its state as the carry and as the per-step output; the value of
+    // `scan` is the stacked output (every state, along `axis`).
+    let func = c.b.end_func(&[("state".into(), y.clone()), ("y".into(), y)]);
+    let op = Op::Scan { func, axis, carries: 1, xs: 1, reverse: false };
+    let mut results = c.b.emit_multi(op, &[&init, &xs], span).map_err(|msg| Diagnostic::error(msg, span))?;
+    Ok(Value::Tensor(results.pop().expect("scan gives the final state and the stacked states")))
 }
 
 fn init(name: &str, a: &mut ArgReader) -> R<Value> {

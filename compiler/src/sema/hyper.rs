@@ -138,6 +138,6 @@ impl Checker<'_> {
         let func = self.b.end_func(&[("y".into(), y)]);
         let keep: Vec<bool> = xs.iter().map(|_| true).chain(weights.iter().map(|_| false)).collect();
         let operands: Vec<&TVal> = xs.iter().chain(weights.iter()).collect();
-        self.emit(Op::Vmap { func, keep }, &operands, None, span).map(Value::Tensor)
+        self.emit(Op::Vmap { func, keep, out_keep: vec![true] }, &operands, None, span).map(Value::Tensor)
     }
 }

@@ -1,11 +1,13 @@
 //! Shape and dtype rules of every TIR op: the single source of truth, shared by the
 //! checker (which builds TIR through [`infer`]) and the verifier.
 //!
-//! [`infer`] computes an instruction's result type from its operand types and the op's
-//! attributes. `declared` is the instruction's own type. Ops whose result cannot be
-//! derived ([`needs_declared`]) require it and validate it; for every other op a declared
-//! type, when given, must equal the derived one. Errors are sentences for users, prefixed
-//! with the op name: `matmul: inner dims differ: f32[B, 64] @ f32[32, 10] (64 vs 32)`.
+//! [`infer`] computes an instruction's result types (one per result, in order) from its
+//! operand types and the op's attributes; [`infer_one`] is the same for an instruction
+//! that must have exactly one result. `declared` holds the instruction's own types. Ops
+//! whose result cannot be derived ([`needs_declared`], all single-result) require it and
+//! validate it; for every other op the declared types, when given, must equal the
+//! derived ones in number and value. Errors are sentences for users, prefixed with the
+//! op name: `matmul: inner dims differ: f32[B, 64] @ f32[32, 10] (64 vs 32)`.
 //!
 //! Dims are compared by canonical equality ([`Dim`]'s `==`), never by guessing values.
 //!
@@ -47,15 +49,22 @@
 //! - `call`, `stack`, `vmap`, `scan` unify the operand types with the callee's argument
 //!   types ([`unify`]): callee dims that are a bare symbol bind to the caller's dims,
 //!   every other dim must be equal after substitution; the callee's results are
-//!   substituted. These ops produce one value, so the callee must return exactly one.
-//! - `stack`: every function maps the operand type `T` to `T`; the result is `T`
-//!   (an empty list is the identity).
+//!   substituted. Every instruction has at least one result.
+//! - `call`: the results are the callee's results (at least one).
+//! - `stack`: every function returns exactly one value and maps the operand type `T` to
+//!   `T`; the result is `T` (an empty list is the identity).
 //! - `vmap`: all operands share their axis-0 size `B`; operand `i` is passed with axis 0
-//!   kept as size 1 (`keep[i]`) or dropped. The callee's result, after unification,
-//!   must have axis 0 equal to 1; the op's result is `[B] + callee_result.shape[1..]`.
-//! - `scan(init, xs)`: `x_t` is `xs` with `axis` removed; the callee maps
-//!   `(init type, x_t) -> init type`; the result is `init.shape[..axis] + [T] +
-//!   init.shape[axis..]` where `T = xs.shape[axis]` (so `axis <= rank(init)`).
+//!   kept as size 1 (`keep[i]`) or dropped. The callee returns one value per entry of
+//!   `out_keep` (at least one); result `j` (type `r`, after unification) becomes
+//!   `[B] + r.shape[1..]` when `out_keep[j]` (then `r.shape[0]` must be 1), else
+//!   `[B] + r.shape`.
+//! - `scan {carries: C, xs: X}`: operands are `C` carries, `X >= 1` sequences, then any
+//!   number of invariants. Every sequence has `axis < rank` and one length `T` along
+//!   `axis`; `x_t` is a sequence with `axis` removed. The callee takes `(carry types,
+//!   x_t types, invariant types)` and returns at least `C` values, the first `C` equal
+//!   to the carry types; each further value `y` needs `axis <= rank(y)`. The results are
+//!   the carry types, then each `y` as `y.shape[..axis] + [T] + y.shape[axis..]`; there
+//!   must be at least one. `reverse` does not affect types.
 
 use super::dim::Dim;
 use super::ops::{BinaryOp, Op, ReduceOp, UnaryOp};
@@ -80,6 +89,7 @@ impl FuncSigs for Program {
 }
 
 type Res = Result<TensorType, String>;
+type Multi = Result<Vec<TensorType>, String>;
 type Check = Result<(), String>;
 
 use DType::{Bool, C64, F32, F64, I64};
@@ -90,13 +100,23 @@ const NUMERIC: &[DType] = &[F32, F64, I64, C64];
 const INEXACT: &[DType] = &[F32, F64, C64];
 const ANY: &[DType] = &[F32, F64, I64, Bool, C64];
 
-/// The result type of `op` applied to operands of types `args` (see the module docs).
-pub fn infer(op: &Op, args: &[&TensorType], declared: Option<&TensorType>, funcs: &dyn FuncSigs) -> Res {
+/// The result types of `op` applied to operands of types `args` (see the module docs),
+/// one per result, in order; `declared` are the instruction's own result types.
+pub fn infer(op: &Op, args: &[&TensorType], declared: Option<&[TensorType]>, funcs: &dyn FuncSigs) -> Multi {
     infer_op(op, args, declared, funcs).map_err(|e| format!("{}: {e}", op.name()))
 }
 
+/// [`infer`] for an instruction with exactly one result (of type `declared`, when given).
+pub fn infer_one(op: &Op, args: &[&TensorType], declared: Option<&TensorType>, funcs: &dyn FuncSigs) -> Res {
+    let mut ts = infer(op, args, declared.map(std::slice::from_ref), funcs)?;
+    match ts.len() {
+        1 => Ok(ts.pop().expect("one type")),
+        n => Err(format!("{}: gives {n} results where one is expected", op.name())),
+    }
+}
+
 /// Whether the op's result type comes from the instruction (`declared`) rather than
-/// from its operands.
+/// from its operands (these ops all have one result).
 pub fn needs_declared(op: &Op) -> bool {
     matches!(
         op,
@@ -112,32 +132,50 @@ pub fn needs_declared(op: &Op) -> bool {
 }
 
 /// The number of operands the op takes: `(min, max)`, `max == usize::MAX` when variadic.
-/// `call` takes what its callee takes (checked by [`infer`]).
+/// `call` takes what its callee takes (checked by [`infer`]); `scan` takes its carries
+/// and sequences, then any number of invariants.
 pub fn arity(op: &Op) -> (usize, usize) {
     match op {
         Op::Param(_) | Op::Const(_) | Op::Iota { .. } | Op::RandUniform { .. } | Op::RandNormal { .. } => (0, 0),
-        Op::Binary(_) | Op::MatMul | Op::Conv { .. } | Op::Gather { .. } | Op::Complex | Op::Scan { .. } => (2, 2),
+        Op::Binary(_) | Op::MatMul | Op::Conv { .. } | Op::Gather { .. } | Op::Complex => (2, 2),
         Op::Select | Op::ScatterAdd { .. } => (3, 3),
         Op::Einsum(_) => (1, 2),
         Op::Concat { .. } => (1, usize::MAX),
         Op::Call(_) => (0, usize::MAX),
         Op::Vmap { keep, .. } => (keep.len(), keep.len()),
+        Op::Scan { carries, xs, .. } => (carries.saturating_add(*xs), usize::MAX),
         _ => (1, 1),
     }
 }
 
-fn infer_op(op: &Op, args: &[&TensorType], declared: Option<&TensorType>, funcs: &dyn FuncSigs) -> Res {
+fn infer_op(op: &Op, args: &[&TensorType], declared: Option<&[TensorType]>, funcs: &dyn FuncSigs) -> Multi {
     check_arity(op, args.len())?;
     if needs_declared(op) {
-        let d = declared.ok_or("needs a declared result type")?;
+        let d = match declared {
+            None => return Err("needs a declared result type".into()),
+            Some([d]) => d,
+            Some(ds) => return Err(format!("has one result, but {} are declared", count(ds.len(), "type"))),
+        };
         check_declared(op, args, d)?;
-        return Ok(d.clone());
+        return Ok(vec![d.clone()]);
     }
-    let t = derive(op, args, declared, funcs)?;
-    match declared {
-        Some(d) if *d != t => Err(format!("declared type {d} differs from the inferred type {t}")),
-        _ => Ok(t),
+    let ts = derive(op, args, declared.and_then(|d| d.first()), funcs)?;
+    let Some(ds) = declared else { return Ok(ts) };
+    if ds.len() != ts.len() {
+        return Err(format!("{} declared, but the op gives {}", count(ds.len(), "result type"), ts.len()));
     }
+    for (i, (d, t)) in ds.iter().zip(&ts).enumerate() {
+        if d != t {
+            let which = if ts.len() == 1 { String::new() } else { format!(" of result {i}") };
+            return Err(format!("declared type {d}{which} differs from the inferred type {t}"));
+        }
+    }
+    Ok(ts)
+}
+
+/// `1 type`, `2 types`.
+fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 fn check_arity(op: &Op, n: usize) -> Check {
@@ -151,7 +189,17 @@ fn check_arity(op: &Op, n: usize) -> Check {
     }
 }
 
-fn derive(op: &Op, a: &[&TensorType], declared: Option<&TensorType>, funcs: &dyn FuncSigs) -> Res {
+fn derive(op: &Op, a: &[&TensorType], declared: Option<&TensorType>, funcs: &dyn FuncSigs) -> Multi {
+    match op {
+        Op::Call(f) => call(f, a, funcs),
+        Op::Vmap { func, keep, out_keep } => vmap(func, keep, out_keep, a, funcs),
+        Op::Scan { func, axis, carries, xs, .. } => scan(func, *axis, *carries, *xs, a, funcs),
+        _ => derive_one(op, a, declared, funcs).map(|t| vec![t]),
+    }
+}
+
+/// The type of a single-result op.
+fn derive_one(op: &Op, a: &[&TensorType], declared: Option<&TensorType>, funcs: &dyn FuncSigs) -> Res {
     match op {
         Op::Unary(u) => unary(*u, a[0]),
         Op::Binary(b) => binary(*b, a[0], a[1]),
@@ -172,10 +220,8 @@ fn derive(op: &Op, a: &[&TensorType], declared: Option<&TensorType>, funcs: &dyn
         Op::Irfft { axis, n } => irfft(*axis, n, a[0], declared),
         Op::Real | Op::Imag => complex_part(a[0]),
         Op::Complex => complex(a[0], a[1]),
-        Op::Call(f) => call(f, a, funcs),
         Op::Stack(fs) => stack(fs, a[0], funcs),
-        Op::Vmap { func, keep } => vmap(func, keep, a, funcs),
-        Op::Scan { func, axis } => scan(func, *axis, a[0], a[1], funcs),
+        Op::Call(_) | Op::Vmap { .. } | Op::Scan { .. } => unreachable!("multi-result ops are derived by derive"),
         Op::Param(_)
         | Op::Const(_)
         | Op::Iota { .. }
@@ -739,32 +785,40 @@ pub fn subst_type(t: &TensorType, env: &HashMap<String, Dim>) -> TensorType {
     TensorType::new(t.dtype, t.shape.iter().map(|d| d.subst(env)).collect())
 }
 
-/// The single result type of applying `f` to arguments of types `actual`.
-fn apply(f: &str, actual: &[TensorType], funcs: &dyn FuncSigs) -> Res {
+/// The result types of applying `f` to arguments of types `actual`.
+fn apply(f: &str, actual: &[TensorType], funcs: &dyn FuncSigs) -> Multi {
     let (params, results) = funcs.sig(f).ok_or_else(|| format!("unknown function @{f}"))?;
     let env = unify(&params, actual).map_err(|e| format!("@{f} {e}"))?;
-    match results.as_slice() {
-        [r] => Ok(subst_type(r, &env)),
-        rs => Err(format!("@{f} returns {} values; this op needs exactly one", rs.len())),
-    }
+    Ok(results.iter().map(|r| subst_type(r, &env)).collect())
 }
 
-fn call(f: &str, a: &[&TensorType], funcs: &dyn FuncSigs) -> Res {
+fn returns(f: &str, n: usize) -> String {
+    format!("@{f} returns {}", count(n, "value"))
+}
+
+fn call(f: &str, a: &[&TensorType], funcs: &dyn FuncSigs) -> Multi {
     let actual: Vec<TensorType> = a.iter().map(|t| (*t).clone()).collect();
-    apply(f, &actual, funcs)
+    let rs = apply(f, &actual, funcs)?;
+    if rs.is_empty() {
+        return Err(format!("{}; an instruction needs at least one result", returns(f, 0)));
+    }
+    Ok(rs)
 }
 
 fn stack(fs: &[String], x: &TensorType, funcs: &dyn FuncSigs) -> Res {
     for f in fs {
-        let r = apply(f, std::slice::from_ref(x), funcs)?;
-        if r != *x {
+        let rs = apply(f, std::slice::from_ref(x), funcs)?;
+        let [r] = rs.as_slice() else {
+            return Err(format!("{}; every stacked function must return exactly one", returns(f, rs.len())));
+        };
+        if r != x {
             return Err(format!("@{f} maps {x} to {r}; every stacked function must keep the type"));
         }
     }
     Ok(x.clone())
 }
 
-fn vmap(f: &str, keep: &[bool], a: &[&TensorType], funcs: &dyn FuncSigs) -> Res {
+fn vmap(f: &str, keep: &[bool], out_keep: &[bool], a: &[&TensorType], funcs: &dyn FuncSigs) -> Multi {
     let Some(first) = a.first() else { return Err("needs at least one operand".into()) };
     let batch = first.shape.first().ok_or_else(|| format!("operand 0 ({first}) has no axis 0 to map over"))?;
     let mut passed = Vec::new();
@@ -778,29 +832,80 @@ fn vmap(f: &str, keep: &[bool], a: &[&TensorType], funcs: &dyn FuncSigs) -> Res 
         }
         passed.push(TensorType::new(t.dtype, shape));
     }
-    let r = apply(f, &passed, funcs)?;
-    if r.shape.first().and_then(|d| d.as_const()) != Some(1) {
-        return Err(format!("@{f} returns {r}; a mapped function must return axis 0 of size 1"));
+    let rs = apply(f, &passed, funcs)?;
+    if rs.len() != out_keep.len() {
+        return Err(format!("{}, but out_keep has {} entries", returns(f, rs.len()), out_keep.len()));
     }
-    let mut shape = r.shape.clone();
-    shape[0] = batch.clone();
-    Ok(TensorType::new(r.dtype, shape))
+    if rs.is_empty() {
+        return Err(format!("{}; an instruction needs at least one result", returns(f, 0)));
+    }
+    let mut out = Vec::new();
+    for (j, (r, k)) in rs.iter().zip(out_keep).enumerate() {
+        let mut shape = r.shape.clone();
+        match k {
+            true if shape.first().and_then(|d| d.as_const()) != Some(1) => {
+                return Err(format!("@{f} returns {r} as result {j}; a kept result must have axis 0 of size 1"));
+            }
+            true => shape[0] = batch.clone(),
+            false => shape.insert(0, batch.clone()),
+        }
+        out.push(TensorType::new(r.dtype, shape));
+    }
+    Ok(out)
 }
 
-fn scan(f: &str, axis: usize, init: &TensorType, xs: &TensorType, funcs: &dyn FuncSigs) -> Res {
-    check_axis(axis, xs, "xs")?;
-    if axis > init.rank() {
-        return Err(format!("axis {axis} is out of range for the state {init}"));
+fn scan(f: &str, axis: usize, carries: usize, nxs: usize, a: &[&TensorType], funcs: &dyn FuncSigs) -> Multi {
+    if nxs == 0 {
+        return Err("needs at least one sequence to scan over (xs=0)".into());
     }
-    let mut x_t = xs.clone();
-    let steps = x_t.shape.remove(axis);
-    let r = apply(f, &[init.clone(), x_t], funcs)?;
-    if r != *init {
-        return Err(format!("@{f} maps the state {init} to {r}; the state type must not change"));
+    let (inits, rest) = a.split_at(carries);
+    let (xs, invariants) = rest.split_at(nxs);
+    let mut passed: Vec<TensorType> = inits.iter().map(|t| (*t).clone()).collect();
+    let steps = xs[0]
+        .shape
+        .get(axis)
+        .ok_or_else(|| format!("axis {axis} is out of range for the sequence {} (rank {})", xs[0], xs[0].rank()))?;
+    for x in xs {
+        if axis >= x.rank() {
+            return Err(format!("axis {axis} is out of range for the sequence {x} (rank {})", x.rank()));
+        }
+        if x.shape[axis] != *steps {
+            return Err(format!(
+                "sequences differ in length along axis {axis}: {} has {steps} steps, {x} has {}",
+                xs[0], x.shape[axis]
+            ));
+        }
+        let mut x_t = (*x).clone();
+        x_t.shape.remove(axis);
+        passed.push(x_t);
     }
-    let mut shape = init.shape.clone();
-    shape.insert(axis, steps);
-    Ok(TensorType::new(init.dtype, shape))
+    passed.extend(invariants.iter().map(|t| (*t).clone()));
+    let rs = apply(f, &passed, funcs)?;
+    if rs.len() < carries {
+        let noun = if carries == 1 { "carry" } else { "carries" };
+        return Err(format!("{}, fewer than the {carries} {noun}", returns(f, rs.len())));
+    }
+    for (i, (r, c)) in rs.iter().zip(inits).enumerate() {
+        if r != *c {
+            return Err(format!("@{f} maps carry {i} of type {c} to {r}; a carry must keep its type"));
+        }
+    }
+    let mut out: Vec<TensorType> = rs[..carries].to_vec();
+    for (j, y) in rs[carries..].iter().enumerate() {
+        if axis > y.rank() {
+            return Err(format!(
+                "axis {axis} is out of range for the per-step output {j} of @{f}, {y} (rank {})",
+                y.rank()
+            ));
+        }
+        let mut shape = y.shape.clone();
+        shape.insert(axis, steps.clone());
+        out.push(TensorType::new(y.dtype, shape));
+    }
+    if out.is_empty() {
+        return Err(format!("{} and there are no carries; an instruction needs at least one result", returns(f, 0)));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -826,7 +931,9 @@ mod tests {
     fn run_with(funcs: &dyn FuncSigs, op: &Op, args: &[&str], declared: Option<&str>) -> Result<String, String> {
         let tys: Vec<TensorType> = args.iter().map(|a| ty(a)).collect();
         let refs: Vec<&TensorType> = tys.iter().collect();
-        infer(op, &refs, declared.map(ty).as_ref(), funcs).map(|t| t.to_string())
+        let declared = declared.map(ty);
+        let ts = infer(op, &refs, declared.as_ref().map(std::slice::from_ref), funcs)?;
+        Ok(ts.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", "))
     }
 
     fn ok(op: Op, args: &[&str], declared: Option<&str>) -> String {
@@ -1131,6 +1238,13 @@ mod tests {
             ("head", &["f32[1, 16]", "f32[16, 4]"], &["f32[1, 4]"]),
             ("flat", &["f32[16]"], &["f32[4]"]),
             ("cell", &["f32[K, 16]", "f32[K, 4]"], &["f32[K, 16]"]),
+            ("rnn", &["f32[K, 16]", "f32[K, 4]", "f32[4, 16]"], &["f32[K, 16]", "f32[K, 16]"]),
+            ("pair_cell", &["f32[K]", "i64[]", "f32[K, 4]", "f32[K]"], &["f32[K]", "i64[]", "f32[4]", "f32[]"]),
+            ("seq2", &["f32[K]", "f32[K]"], &["f32[K]"]),
+            ("bad_carry", &["f32[K]", "f32[K]"], &["f64[K]"]),
+            ("three", &["f32[K]", "f32[K]", "f32[K]"], &["f32[K]"]),
+            ("none", &["f32[N]"], &[]),
+            ("mixed", &["f32[1, 16]"], &["f32[1, 4]", "f32[]", "i64[3]"]),
         ])
     }
 
@@ -1154,7 +1268,35 @@ mod tests {
         assert!(call_err(Op::Call("lin".into()), &["f64[B, 16]", "f32[16, 4]"]).contains("argument 0"));
         assert!(call_err(Op::Call("lin".into()), &["f32[B, 16]"]).contains("takes 2 arguments, got 1"));
         assert!(call_err(Op::Call("nope".into()), &["f32[B]"]).contains("unknown function @nope"));
-        assert!(call_err(Op::Call("two".into()), &["f32[B]"]).contains("returns 2 values"));
+        assert_eq!(call_ok(Op::Call("two".into()), &["f32[B]"]), "f32[B], f32[B]");
+        assert!(call_err(Op::Call("none".into()), &["f32[B]"]).contains("returns 0 values; an instruction needs"));
+    }
+
+    #[test]
+    fn declared_result_types_must_match_in_number_and_value() {
+        let f = fsigs();
+        let tys = |ts: &[&str]| ts.iter().map(|t| ty(t)).collect::<Vec<_>>();
+        let x = ty("f32[B]");
+        let call = Op::Call("two".into());
+        assert!(infer(&call, &[&x], Some(&tys(&["f32[B]", "f32[B]"])), &f).is_ok());
+        assert_eq!(
+            infer(&call, &[&x], Some(&tys(&["f32[B]"])), &f).unwrap_err(),
+            "call: 1 result type declared, but the op gives 2"
+        );
+        assert_eq!(
+            infer(&call, &[&x], Some(&tys(&["f32[B]", "f64[B]"])), &f).unwrap_err(),
+            "call: declared type f64[B] of result 1 differs from the inferred type f32[B]"
+        );
+        assert_eq!(
+            infer(&Op::Unary(UnaryOp::Exp), &[&x], Some(&tys(&["f32[B]", "f32[B]"])), &f).unwrap_err(),
+            "exp: 2 result types declared, but the op gives 1"
+        );
+        assert_eq!(
+            infer(&Op::Reshape, &[&x], Some(&tys(&["f32[B]", "f32[B]"])), &f).unwrap_err(),
+            "reshape: has one result, but 2 types are declared"
+        );
+        assert_eq!(infer_one(&call, &[&x], None, &f).unwrap_err(), "call: gives 2 results where one is expected");
+        assert_eq!(infer_one(&Op::Call("seq2".into()), &[&x, &x], None, &f).unwrap().to_string(), "f32[B]");
     }
 
     #[test]
@@ -1163,27 +1305,105 @@ mod tests {
         assert_eq!(call_ok(stack(&["keep", "keep"]), &["f32[B, 16]"]), "f32[B, 16]");
         assert_eq!(call_ok(stack(&[]), &["f32[B, 16]"]), "f32[B, 16]");
         assert!(call_err(stack(&["keep", "grow"]), &["f32[B, 16]"]).contains("@grow maps f32[B, 16] to f32[B, 17]"));
+        assert!(call_err(stack(&["two"]), &["f32[B]"]).contains("@two returns 2 values; every stacked function"));
     }
 
     #[test]
     fn vmap_maps_axis_zero() {
-        let vmap = |f: &str, keep: &[bool]| Op::Vmap { func: f.into(), keep: keep.to_vec() };
+        let vmap = |f: &str, keep: &[bool]| Op::Vmap { func: f.into(), keep: keep.to_vec(), out_keep: vec![true] };
         assert_eq!(call_ok(vmap("head", &[true, false]), &["f32[B, 16]", "f32[B, 16, 4]"]), "f32[B, 4]");
         assert!(call_err(vmap("head", &[true, false]), &["f32[B, 16]", "f32[C, 16, 4]"])
             .contains("operand 1 (f32[C, 16, 4]) does not have axis 0 of size B"));
-        assert!(call_err(vmap("flat", &[false]), &["f32[B, 16]"]).contains("axis 0 of size 1"));
+        assert!(call_err(vmap("flat", &[false]), &["f32[B, 16]"]).contains("a kept result must have axis 0 of size 1"));
         assert!(call_err(vmap("head", &[true]), &["f32[B, 16]", "f32[B, 16, 4]"]).contains("expected 1 operand"));
         assert!(call_err(vmap("head", &[]), &[]).contains("at least one operand"));
     }
 
     #[test]
-    fn scan_stacks_states() {
-        let scan = |axis| Op::Scan { func: "cell".into(), axis };
-        assert_eq!(call_ok(scan(1), &["f32[B, 16]", "f32[B, T, 4]"]), "f32[B, T, 16]");
-        assert!(call_err(scan(0), &["f32[B, 16]", "f32[B, T, 4]"]).contains("argument 1"));
-        assert!(call_err(scan(3), &["f32[B, 16]", "f32[B, T, 4]"]).contains("out of range"));
-        let grow = Op::Scan { func: "grow".into(), axis: 1 };
-        assert!(call_err(grow, &["f32[B, 16]", "f32[B, T, 4]"]).contains("takes 1 argument, got 2"));
+    fn vmap_concatenates_kept_results_and_stacks_the_others() {
+        let vmap =
+            |f: &str, out_keep: &[bool]| Op::Vmap { func: f.into(), keep: vec![true], out_keep: out_keep.to_vec() };
+        assert_eq!(call_ok(vmap("mixed", &[true, false, false]), &["f32[B, 16]"]), "f32[B, 4], f32[B], i64[B, 3]");
+        assert_eq!(call_ok(vmap("mixed", &[false, false, false]), &["f32[B, 16]"]), "f32[B, 1, 4], f32[B], i64[B, 3]");
+        assert_eq!(
+            call_err(vmap("mixed", &[true, true, false]), &["f32[B, 16]"]),
+            "vmap: @mixed returns f32[] as result 1; a kept result must have axis 0 of size 1"
+        );
+        assert_eq!(
+            call_err(vmap("mixed", &[true]), &["f32[B, 16]"]),
+            "vmap: @mixed returns 3 values, but out_keep has 1 entries"
+        );
+        let none = Op::Vmap { func: "none".into(), keep: vec![false], out_keep: vec![] };
+        assert!(call_err(none, &["f32[B, 3]"]).contains("returns 0 values; an instruction needs"));
+    }
+
+    #[test]
+    fn scan_gives_final_carries_and_stacked_outputs() {
+        let scan = |f: &str, axis, carries, xs| Op::Scan { func: f.into(), axis, carries, xs, reverse: false };
+        // The language-level form: one carry, one sequence, the state returned twice.
+        assert_eq!(
+            call_ok(scan("rnn", 1, 1, 1), &["f32[B, 16]", "f32[B, T, 4]", "f32[4, 16]"]),
+            "f32[B, 16], f32[B, T, 16]"
+        );
+        assert_eq!(
+            call_ok(scan("rnn", 0, 1, 1), &["f32[B, 16]", "f32[T, B, 4]", "f32[4, 16]"]),
+            "f32[B, 16], f32[T, B, 16]"
+        );
+        let reverse = Op::Scan { func: "rnn".into(), axis: 2, carries: 1, xs: 1, reverse: true };
+        assert_eq!(call_ok(reverse, &["f32[B, 16]", "f32[B, 4, T]", "f32[4, 16]"]), "f32[B, 16], f32[B, 16, T]");
+        // Two carries (one of them a scalar), one sequence, one invariant; per-step outputs
+        // of rank 1 and 0.
+        assert_eq!(
+            call_ok(scan("pair_cell", 0, 2, 1), &["f32[N]", "i64[]", "f32[T, N, 4]", "f32[N]"]),
+            "f32[N], i64[], f32[T, 4], f32[T]"
+        );
+
+        // Carries only, or outputs only.
+        assert_eq!(call_ok(scan("cell", 1, 1, 1), &["f32[B, 16]", "f32[B, T, 4]"]), "f32[B, 16]");
+        assert_eq!(call_ok(scan("seq2", 0, 0, 2), &["f32[T, K]", "f32[T, K]"]), "f32[T, K]");
+        // T = 0 is a type like any other.
+        assert_eq!(call_ok(scan("seq2", 0, 0, 2), &["f32[0, K]", "f32[0, K]"]), "f32[0, K]");
+    }
+
+    #[test]
+    fn scan_errors() {
+        let scan = |f: &str, axis, carries, xs| Op::Scan { func: f.into(), axis, carries, xs, reverse: false };
+        let rnn_args = ["f32[B, 16]", "f32[B, T, 4]", "f32[4, 16]"];
+        assert!(call_err(scan("rnn", 0, 1, 1), &rnn_args).contains("argument 1"));
+        assert_eq!(
+            call_err(scan("rnn", 3, 1, 1), &rnn_args),
+            "scan: axis 3 is out of range for the sequence f32[B, T, 4] (rank 3)"
+        );
+        assert_eq!(
+            call_err(scan("seq2", 0, 0, 2), &["f32[T, K]", "f32[S, K]"]),
+            "scan: sequences differ in length along axis 0: f32[T, K] has T steps, f32[S, K] has S"
+        );
+        assert_eq!(call_err(scan("rnn", 1, 1, 1), &["f32[B, 16]"]), "scan: expected at least 2 operands, got 1");
+        assert!(call_err(scan("rnn", 1, 1, 1), &rnn_args[..2]).contains("@rnn takes 3 arguments, got 2"));
+        assert_eq!(
+            call_err(scan("rnn", 1, 2, 0), &["f32[B, 16]", "f32[B, T, 4]", "f32[4, 16]"]),
+            "scan: needs at least one sequence to scan over (xs=0)"
+        );
+        assert_eq!(
+            call_err(scan("grow", 0, 1, 1), &["f32[B, 16]", "f32[T, B, 16]"]),
+            "scan: @grow takes 1 argument, got 2"
+        );
+        assert_eq!(
+            call_err(scan("three", 0, 2, 1), &["f32[K]", "f32[K]", "f32[T, K]"]),
+            "scan: @three returns 1 value, fewer than the 2 carries"
+        );
+        assert_eq!(
+            call_err(scan("bad_carry", 0, 1, 1), &["f32[N]", "f32[T, N]"]),
+            "scan: @bad_carry maps carry 0 of type f32[N] to f64[N]; a carry must keep its type"
+        );
+        assert_eq!(
+            call_err(scan("pair_cell", 2, 2, 1), &["f32[N]", "i64[]", "f32[N, 4, T]", "f32[N]"]),
+            "scan: axis 2 is out of range for the per-step output 0 of @pair_cell, f32[4] (rank 1)"
+        );
+        assert_eq!(
+            call_err(scan("none", 0, 0, 1), &["f32[T, N]"]),
+            "scan: @none returns 0 values and there are no carries; an instruction needs at least one result"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub mod types;
 pub mod verify;
 
 pub use dim::Dim;
-pub use infer::{infer, FuncSigs};
+pub use infer::{infer, infer_one, FuncSigs};
 pub use ops::{BinaryOp, Init, Op, PoolOp, ReduceOp, UnaryOp};
 pub use parse::{parse_program, parse_type, ParseError};
 pub use program::{Func, Inst, ParamDecl, Program, ValueId};

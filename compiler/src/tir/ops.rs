@@ -1,8 +1,9 @@
 //! The TIR primitive operations.
 //!
 //! Every op is a pure function of its operands (tensors) and attributes (compile-time
-//! data); the instruction that uses it records its single result type. Conventions
-//! shared by every backend:
+//! data); the instruction that uses it records its result types. Every op has exactly
+//! one result except `call`, `vmap` (one per result of the callee) and `scan` (the final
+//! carries, then the stacked per-step outputs). Conventions shared by every backend:
 //! - Elementwise binary ops, `select` and comparisons take operands of *identical*
 //!   shapes: the checker inserts `broadcast` ops, so no backend implements broadcasting.
 //! - Axes in attributes are non-negative and already normalised.
@@ -158,20 +159,32 @@ pub enum Op {
     RandUniform { seed: u64 },
     /// Standard normal. `%28 = rand.normal() {seed=4} : f32[B, 8]`
     RandNormal { seed: u64 },
-    /// Calls another function of the program. `%29 = call(%x) {func=@block0} : f32[B, 8]`
+    /// Calls another function of the program; its results are the callee's results.
+    /// `%29 = call(%x) {func=@block0} : f32[B, 8]`,
+    /// `%29, %30 = call(%x) {func=@split} : f32[B, 4], f32[B, 4]`
     Call(String),
     /// Applies the functions in order (a `stack` of same-shape blocks); the runtime may
     /// skip or repeat entries per sample. `%30 = stack(%x) {funcs=[@s.0, @s.1]} : f32[B, 8]`
     Stack(Vec<String>),
     /// Maps `func` over axis 0 of every operand. Operand `i` is passed with that axis
-    /// kept (size 1) when `keep[i]`, else dropped; results are concatenated along axis 0.
-    /// `%31 = vmap(%x, %w) {func=@target, keep=[true, false]} : f32[B, 10]`
-    Vmap { func: String, keep: Vec<bool> },
-    /// A recurrence over `axis` of `xs` (operands: `init`, `xs`). `func(state, x_t) -> state`,
-    /// where `x_t` is `xs` with `axis` removed and every state has `init`'s type. The
-    /// result stacks the states after each step along `axis`: `init.shape[..axis] + [T] +
-    /// init.shape[axis..]`. `%32 = scan(%h0, %xs) {func=@cell, axis=1} : f32[B, T, 64]`
-    Scan { func: String, axis: usize },
+    /// kept (size 1) when `keep[i]`, else dropped. The op has one result per callee
+    /// result: result `j` concatenates the per-sample values along axis 0 when
+    /// `out_keep[j]` (each has a leading axis of size 1), else stacks them along a new
+    /// axis 0. `%31 = vmap(%x, %w) {func=@target, keep=[true, false], out_keep=[true]} : f32[B, 10]`,
+    /// `%31, %32 = vmap(%x) {func=@two, keep=[true], out_keep=[true, false]} : f32[B, 4], f32[B]`
+    Vmap { func: String, keep: Vec<bool>, out_keep: Vec<bool> },
+    /// A loop over `axis`, like `jax.lax.scan`. Operands: `carries` initial carry values,
+    /// then `xs` sequences (all of one length `T` along `axis`), then invariants (every
+    /// remaining operand, passed unchanged to every step, e.g. parameters of a cell).
+    /// Each step is `func(carry..., x_t..., invariant...) -> (carry..., y_t...)`, where
+    /// `x_t` is a sequence at index `t` with `axis` removed and every carry keeps its
+    /// initial type. Steps run `t = 0..T`, or from `T - 1` down to 0 when `reverse`.
+    /// Results: the final carries, then each output `y` stacked along `axis`
+    /// (`y.shape[..axis] + [T] + y.shape[axis..]`, `y_t` at index `t` in either
+    /// direction). With `T = 0` the carries are the initial values and the outputs are
+    /// empty. `%32, %33 = scan(%h0, %xs, %w) {func=@cell, axis=1, carries=1, xs=1,
+    /// reverse=false} : f32[B, 64], f32[B, T, 64]`
+    Scan { func: String, axis: usize, carries: usize, xs: usize, reverse: bool },
 }
 
 impl Op {

@@ -14,7 +14,8 @@
 //! item    := ("param" | "buffer") "@" NAME ":" type "=" INIT "(" [NAME "=" RAW, ...] ")"
 //!          | "func" "@" NAME "(" [VALUE ":" type [STRING], ...] ")"
 //!            "->" "(" [(type | "?") [STRING], ...] ")" "{" inst* "return" [VALUE, ...] "}"
-//! inst    := VALUE "=" OPNAME "(" [VALUE, ...] ")" ["{" [KEY "=" attr, ...] "}"] ":" type
+//! inst    := VALUE ("," VALUE)* "=" OPNAME "(" [VALUE, ...] ")" ["{" [KEY "=" attr, ...] "}"]
+//!            ":" type ("," type)*          (as many types as results)
 //! attr    := STRING | "@" NAME | "[" [attr, ...] "]" | RAW
 //! type    := DTYPE "[" [RAW, ...] "]"
 //! ```
@@ -386,7 +387,10 @@ impl Parser<'_> {
     }
 
     fn inst(&mut self) -> PResult<Inst> {
-        let result = self.value_id()?;
+        let mut results = vec![self.value_id()?];
+        while self.eat(",") {
+            results.push(self.value_id()?);
+        }
         self.expect("=")?;
         let (name, pos) = self.word()?;
         self.expect("(")?;
@@ -398,10 +402,20 @@ impl Parser<'_> {
             }
         }
         self.expect(":")?;
-        let ty = self.tensor_type()?;
+        let types_pos = self.pos;
+        let mut types = vec![self.tensor_type()?];
+        while self.eat(",") {
+            types.push(self.tensor_type()?);
+        }
+        if types.len() != results.len() {
+            let plural = |n: usize, noun: &str| format!("{n} {noun}{}", if n == 1 { "" } else { "s" });
+            let msg = format!("{} but {}", plural(results.len(), "result"), plural(types.len(), "type"));
+            let pos = types_pos + self.src[types_pos..].len() - self.src[types_pos..].trim_start().len();
+            return Err(self.error(pos, msg));
+        }
         let op = build_op(&name, &mut attrs).and_then(|op| attrs.finish().map(|_| op));
         let op = op.map_err(|(p, m)| self.error(p, m))?;
-        Ok(Inst { result, op, args, ty, span: None })
+        Ok(Inst::with_results(op, args, results.into_iter().zip(types).collect()))
     }
 
     fn attr(&mut self) -> PResult<(String, usize, AttrVal)> {
@@ -659,8 +673,18 @@ fn func_op(name: &str, a: &mut Attrs) -> BResult<Option<Op>> {
     Ok(Some(match name {
         "call" => Op::Call(a.take("func")?.func()?),
         "stack" => Op::Stack(a.take("funcs")?.list(|v| v.func())?),
-        "vmap" => Op::Vmap { func: a.take("func")?.func()?, keep: a.take("keep")?.list(|v| v.bool())? },
-        "scan" => Op::Scan { func: a.take("func")?.func()?, axis: a.usize("axis")? },
+        "vmap" => Op::Vmap {
+            func: a.take("func")?.func()?,
+            keep: a.take("keep")?.list(|v| v.bool())?,
+            out_keep: a.take("out_keep")?.list(|v| v.bool())?,
+        },
+        "scan" => Op::Scan {
+            func: a.take("func")?.func()?,
+            axis: a.usize("axis")?,
+            carries: a.usize("carries")?,
+            xs: a.usize("xs")?,
+            reverse: a.bool("reverse")?,
+        },
         _ => return Ok(None),
     }))
 }
@@ -686,6 +710,57 @@ mod tests {
         let back = parse_program(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(back, p);
         assert_eq!(back.to_string(), text);
+    }
+
+    #[test]
+    fn multi_result_instructions_round_trip() {
+        let text = r#"program P
+
+func @main(%0: f32[B, T, 8] "xs", %1: f32[B, 8] "h0", %2: f32[8, 8] "w") -> (f32[B, 8] "last", f32[B, T, 8] "all", f32[B, 8] "a", f32[B] "b") {
+  %3, %4 = scan(%1, %0, %2) {func=@cell, axis=1, carries=1, xs=1, reverse=true} : f32[B, 8], f32[B, T, 8]
+  %5, %6 = call(%3) {func=@split} : f32[B, 8], f32[B]
+  %7, %8 = vmap(%3) {func=@per, keep=[true], out_keep=[true, false]} : f32[B, 8], f32[B]
+  return %3, %4, %5, %8
+}
+
+func @cell(%0: f32[N, 8] "h", %1: f32[N, 8] "x", %2: f32[8, 8] "w") -> (f32[N, 8] "h", f32[N, 8] "y") {
+  %3 = matmul(%0, %2) : f32[N, 8]
+  %4 = add(%3, %1) : f32[N, 8]
+  %5 = tanh(%4) : f32[N, 8]
+  return %5, %5
+}
+
+func @split(%0: f32[N, 8] "x") -> (f32[N, 8] "x", f32[N] "s") {
+  %1 = reduce.sum(%0) {axes=[1], keepdim=false} : f32[N]
+  return %0, %1
+}
+
+func @per(%0: f32[1, 8] "x") -> (f32[1, 8] "x", f32[] "s") {
+  %1 = reduce.sum(%0) {axes=[0, 1], keepdim=false} : f32[]
+  return %0, %1
+}
+"#;
+        let p = parse_program(text).unwrap_or_else(|e| panic!("{e}"));
+        let scan = &p.funcs[0].body[0];
+        assert_eq!(scan.result_ids().collect::<Vec<_>>(), [ValueId(3), ValueId(4)]);
+        assert_eq!(scan.extra.len(), 1);
+        assert_eq!(scan.extra[0].1.to_string(), "f32[B, T, 8]");
+        assert_eq!(p.funcs[0].type_of(ValueId(8)).map(|t| t.to_string()), Some("f32[B]".into()));
+        assert_eq!(p.funcs[0].next_value(), ValueId(9));
+        assert_eq!(p.to_string(), text);
+        assert_eq!(crate::tir::verify(&p), Ok(()));
+    }
+
+    #[test]
+    fn result_and_type_counts_must_agree() {
+        let e = body_err("  %1, %2 = call(%0) {func=@f} : f32[B]");
+        assert_eq!((e.line, e.col, e.message.as_str()), (3, 33, "2 results but 1 type"));
+        let e = body_err("  %1 = exp(%0) : f32[B], f32[B]");
+        assert_eq!((e.line, e.col, e.message.as_str()), (3, 18, "1 result but 2 types"));
+        let e = body_err("  %1, = exp(%0) : f32[B]");
+        assert_eq!((e.line, e.col, e.message.as_str()), (3, 7, "expected `%`, found `=`"));
+        let e = body_err("  %1 = scan(%0) {func=@f, axis=0, carries=1, xs=1} : f32[B]");
+        assert_eq!(e.message, "`scan` needs the attribute `reverse`");
     }
 
     #[test]

@@ -15,6 +15,9 @@
 //! }
 //! ```
 //!
+//! An instruction with several results lists them, and their types, in order:
+//! `%5, %6 = scan(%1, %2) {func=@cell, axis=1, carries=1, xs=1, reverse=false} : f32[B, 8], f32[B, T, 8]`.
+//!
 //! Contract:
 //! - Output is deterministic: params, then functions, in program order; attributes in the
 //!   fixed order of [`op_attrs`] (the op's field order), omitted with their braces when
@@ -102,17 +105,20 @@ fn opt_name(name: Option<&String>) -> String {
     name.map_or(String::new(), |n| format!(" {}", quote(n)))
 }
 
-/// One instruction line, without indentation: `%2 = matmul(%0, %1) : f32[B, 128]`.
+/// One instruction line, without indentation: `%2 = matmul(%0, %1) : f32[B, 128]`, or
+/// `%3, %4 = call(%0) {func=@split} : f32[B, 64], f32[B, 64]`.
 impl Display for Inst {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         let args: Vec<String> = self.args.iter().map(|a| a.to_string()).collect();
-        write!(f, "{} = {}({})", self.result, self.op.name(), args.join(", "))?;
+        let results: Vec<String> = self.result_ids().map(|r| r.to_string()).collect();
+        write!(f, "{} = {}({})", results.join(", "), self.op.name(), args.join(", "))?;
         let attrs = op_attrs(&self.op);
         if !attrs.is_empty() {
             let kv: Vec<String> = attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
             write!(f, " {{{}}}", kv.join(", "))?;
         }
-        write!(f, " : {}", self.ty)
+        let types: Vec<String> = self.results().map(|(_, t)| t.to_string()).collect();
+        write!(f, " : {}", types.join(", "))
     }
 }
 
@@ -155,8 +161,16 @@ fn func_attrs(op: &Op) -> Vec<(&'static str, String)> {
     match op {
         Op::Call(f) => vec![("func", func_ref(f))],
         Op::Stack(fs) => vec![("funcs", list(&fs.iter().map(|f| func_ref(f)).collect::<Vec<_>>()))],
-        Op::Vmap { func, keep } => vec![("func", func_ref(func)), ("keep", list(keep))],
-        Op::Scan { func, axis } => vec![("func", func_ref(func)), ("axis", axis.to_string())],
+        Op::Vmap { func, keep, out_keep } => {
+            vec![("func", func_ref(func)), ("keep", list(keep)), ("out_keep", list(out_keep))]
+        }
+        Op::Scan { func, axis, carries, xs, reverse } => vec![
+            ("func", func_ref(func)),
+            ("axis", axis.to_string()),
+            ("carries", carries.to_string()),
+            ("xs", xs.to_string()),
+            ("reverse", reverse.to_string()),
+        ],
         _ => Vec::new(),
     }
 }
@@ -279,6 +293,27 @@ func @main(%0: f32[B, 64] "x") -> (f32[B] "logits") {
         let stack = Op::Stack(vec!["s.0".into(), "odd name".into()]);
         assert_eq!(op_attrs(&stack), vec![("funcs", r#"[@s.0, @"odd name"]"#.to_string())]);
         assert!(op_attrs(&Op::MatMul).is_empty());
+    }
+
+    #[test]
+    fn prints_every_result_of_an_instruction() {
+        let scan = Op::Scan { func: "cell".into(), axis: 1, carries: 1, xs: 1, reverse: true };
+        let inst = Inst::with_results(
+            scan,
+            vec![ValueId(1), ValueId(2)],
+            vec![(ValueId(5), ty("f32[B, 8]")), (ValueId(6), ty("f32[B, T, 8]"))],
+        );
+        assert_eq!(
+            inst.to_string(),
+            "%5, %6 = scan(%1, %2) {func=@cell, axis=1, carries=1, xs=1, reverse=true} : f32[B, 8], f32[B, T, 8]"
+        );
+        let vmap = Op::Vmap { func: "f".into(), keep: vec![true], out_keep: vec![true, false] };
+        let inst =
+            Inst::with_results(vmap, vec![ValueId(0)], vec![(ValueId(1), ty("f32[B, 4]")), (ValueId(2), ty("f32[B]"))]);
+        assert_eq!(
+            inst.to_string(),
+            "%1, %2 = vmap(%0) {func=@f, keep=[true], out_keep=[true, false]} : f32[B, 4], f32[B]"
+        );
     }
 
     #[test]

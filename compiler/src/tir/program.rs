@@ -4,6 +4,10 @@
 //! Functions are in SSA form: every [`ValueId`] is defined once, by a function argument
 //! or by one instruction, before it is used. Symbolic dims that appear in argument types
 //! are the function's size parameters; every other dim is derived from them.
+//!
+//! An instruction has one or more results: the first is `result : ty`, any others are in
+//! `extra` (empty for every op but `call`, `vmap` and `scan` of functions with several
+//! results). [`Inst::results`] lists them all, in order.
 
 use super::ops::{Init, Op};
 use super::types::TensorType;
@@ -31,15 +35,62 @@ pub struct ParamDecl {
     pub trainable: bool,
 }
 
-/// One instruction: `%r = op(%a, %b) {attrs} : type`.
+/// One instruction: `%r = op(%a, %b) {attrs} : type`, or with several results
+/// `%r, %s = op(%a) {attrs} : type_r, type_s`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Inst {
+    /// The first result and its type.
     pub result: ValueId,
     pub op: Op,
     pub args: Vec<ValueId>,
     pub ty: TensorType,
+    /// The results after the first, in order (empty for single-result instructions).
+    pub extra: Vec<(ValueId, TensorType)>,
     /// Where in the `.arch` source this came from (not part of the text form).
     pub span: Option<Span>,
+}
+
+impl Inst {
+    /// A single-result instruction without a span.
+    pub fn new(result: ValueId, op: Op, args: Vec<ValueId>, ty: TensorType) -> Inst {
+        Inst { result, op, args, ty, extra: Vec::new(), span: None }
+    }
+
+    /// An instruction with the results `results` (at least one), without a span.
+    pub fn with_results(op: Op, args: Vec<ValueId>, results: Vec<(ValueId, TensorType)>) -> Inst {
+        let mut it = results.into_iter();
+        let (result, ty) = it.next().expect("an instruction has at least one result");
+        Inst { result, op, args, ty, extra: it.collect(), span: None }
+    }
+
+    /// Every result with its type, the first one first.
+    pub fn results(&self) -> impl Iterator<Item = (ValueId, &TensorType)> + '_ {
+        std::iter::once((self.result, &self.ty)).chain(self.extra.iter().map(|(v, t)| (*v, t)))
+    }
+
+    /// Every result value, in order.
+    pub fn result_ids(&self) -> impl Iterator<Item = ValueId> + '_ {
+        self.results().map(|(v, _)| v)
+    }
+
+    /// The result types, in order.
+    pub fn result_types(&self) -> Vec<TensorType> {
+        self.results().map(|(_, t)| t.clone()).collect()
+    }
+
+    pub fn num_results(&self) -> usize {
+        1 + self.extra.len()
+    }
+
+    /// Whether `v` is one of this instruction's results.
+    pub fn defines(&self, v: ValueId) -> bool {
+        self.result_ids().any(|r| r == v)
+    }
+
+    /// The type of result `v`, when this instruction defines it.
+    pub fn type_of(&self, v: ValueId) -> Option<&TensorType> {
+        self.results().find(|(r, _)| *r == v).map(|(_, t)| t)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -56,11 +107,7 @@ pub struct Func {
 impl Func {
     /// The type of a value defined in this function.
     pub fn type_of(&self, v: ValueId) -> Option<&TensorType> {
-        self.args
-            .iter()
-            .find(|(a, _)| *a == v)
-            .map(|(_, t)| t)
-            .or_else(|| self.body.iter().find(|i| i.result == v).map(|i| &i.ty))
+        self.args.iter().find(|(a, _)| *a == v).map(|(_, t)| t).or_else(|| self.body.iter().find_map(|i| i.type_of(v)))
     }
 
     pub fn result_types(&self) -> Vec<TensorType> {
@@ -70,7 +117,7 @@ impl Func {
     /// The next unused value id.
     pub fn next_value(&self) -> ValueId {
         let max_arg = self.args.iter().map(|(v, _)| v.0 + 1).max().unwrap_or(0);
-        let max_inst = self.body.iter().map(|i| i.result.0 + 1).max().unwrap_or(0);
+        let max_inst = self.body.iter().flat_map(|i| i.result_ids()).map(|v| v.0 + 1).max().unwrap_or(0);
         ValueId(max_arg.max(max_inst))
     }
 }

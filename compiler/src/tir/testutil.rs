@@ -1,11 +1,12 @@
 //! Helpers for tests of TIR and its consumers: a function builder that derives result
 //! types with [`infer`], type literals, and [`sample_program`], a valid program that uses
-//! every op variant (and every unary and binary op) at least once.
+//! every op variant (and every unary and binary op) at least once, and multi-result
+//! `call`, `vmap` and `scan` instructions.
 //!
 //! Everything here panics on misuse: it is for tests, not for the compiler.
 
 use super::dim::Dim;
-use super::infer::{infer, FuncSigs};
+use super::infer::{infer, infer_one, FuncSigs};
 use super::ops::{BinaryOp, Init, Op, PoolOp, ReduceOp, UnaryOp, BINARY_OPS, UNARY_OPS};
 use super::parse::parse_type;
 use super::program::{Func, Inst, ParamDecl, Program, ValueId};
@@ -53,9 +54,18 @@ impl FuncBuilder {
         self.func.type_of(v).expect("value defined")
     }
 
-    /// Appends `op(args)` with its type derived by `infer`; panics when the rules reject it.
+    /// Appends `op(args)` with its type derived by `infer`; panics when the rules reject it
+    /// or give more than one result.
     pub fn op(&mut self, funcs: &dyn FuncSigs, op: Op, args: &[ValueId]) -> ValueId {
         self.push(funcs, op, args, None)
+    }
+
+    /// Appends `op(args)` with all its results, typed by `infer`; panics when the rules
+    /// reject it.
+    pub fn op_multi(&mut self, funcs: &dyn FuncSigs, op: Op, args: &[ValueId]) -> Vec<ValueId> {
+        let tys: Vec<&TensorType> = args.iter().map(|a| self.type_of(*a)).collect();
+        let ts = infer(&op, &tys, None, funcs).unwrap_or_else(|e| panic!("{e}"));
+        self.raw_multi(op, args, ts)
     }
 
     /// Appends `op(args) : t`, checked by `infer` against the declared type `t`.
@@ -65,15 +75,23 @@ impl FuncBuilder {
 
     fn push(&mut self, funcs: &dyn FuncSigs, op: Op, args: &[ValueId], declared: Option<TensorType>) -> ValueId {
         let tys: Vec<&TensorType> = args.iter().map(|a| self.type_of(*a)).collect();
-        let t = infer(&op, &tys, declared.as_ref(), funcs).unwrap_or_else(|e| panic!("{e}"));
+        let t = infer_one(&op, &tys, declared.as_ref(), funcs).unwrap_or_else(|e| panic!("{e}"));
         self.raw(op, args, t)
     }
 
     /// Appends an instruction without checking it (to build invalid programs).
     pub fn raw(&mut self, op: Op, args: &[ValueId], t: TensorType) -> ValueId {
         let result = self.fresh();
-        self.func.body.push(Inst { result, op, args: args.to_vec(), ty: t, span: None });
+        self.func.body.push(Inst::new(result, op, args.to_vec(), t));
         result
+    }
+
+    /// Appends an instruction with results of types `ts` without checking it.
+    pub fn raw_multi(&mut self, op: Op, args: &[ValueId], ts: Vec<TensorType>) -> Vec<ValueId> {
+        let results: Vec<(ValueId, TensorType)> = ts.into_iter().map(|t| (self.fresh(), t)).collect();
+        let ids = results.iter().map(|(v, _)| *v).collect();
+        self.func.body.push(Inst::with_results(op, args.to_vec(), results));
+        ids
     }
 
     pub fn finish(mut self, results: &[(ValueId, &str)]) -> Func {
@@ -112,6 +130,7 @@ pub fn sample_program() -> Program {
     p.funcs.push(unary_block("s.1", "M", UnaryOp::Sigmoid));
     p.funcs.push(head(&p));
     p.funcs.push(cell(&p));
+    p.funcs.push(moments());
     let main = sample_main(&p);
     p.funcs.insert(0, main);
     p
@@ -134,16 +153,27 @@ fn head(p: &Program) -> Func {
     b.finish(&[(y, "y")])
 }
 
-/// The recurrent cell of `scan`: `h' = tanh(h + x_t @ W)`.
+/// The recurrent cell of `scan`: `h' = tanh(h + x_t @ W)` with the weight passed as an
+/// invariant, returning the new state as the carry and as the per-step output.
 fn cell(p: &Program) -> Func {
     let mut b = FuncBuilder::new("cell");
     let h = b.arg("f32[K, 16]", "h");
     let x = b.arg("f32[K, 4]", "x_t");
-    let w = b.op_as(p, Op::Param("cell.w".into()), &[], "f32[4, 16]");
+    let w = b.arg("f32[4, 16]", "w");
     let xw = b.op(p, Op::MatMul, &[x, w]);
     let s = b.op(p, Op::Binary(BinaryOp::Add), &[h, xw]);
     let y = b.op(p, Op::Unary(UnaryOp::Tanh), &[s]);
-    b.finish(&[(y, "h")])
+    b.finish(&[(y, "h"), (y, "y")])
+}
+
+/// Two results: the mean and the maximum over axis 1 of `f32[M, 16]`.
+fn moments() -> Func {
+    let p = Program::default();
+    let mut b = FuncBuilder::new("moments");
+    let x = b.arg("f32[M, 16]", "x");
+    let mean = b.op(&p, Op::Reduce { op: ReduceOp::Mean, axes: vec![1], keepdim: false }, &[x]);
+    let max = b.op(&p, Op::Reduce { op: ReduceOp::Max, axes: vec![1], keepdim: false }, &[x]);
+    b.finish(&[(mean, "mean"), (max, "max")])
 }
 
 fn sample_main(p: &Program) -> Func {
@@ -238,13 +268,19 @@ fn creation(b: &mut FuncBuilder, p: &Program) {
     b.op_as(p, Op::RandNormal { seed: 4 }, &[], "f64[B, 16]");
 }
 
-/// `call`, `stack`, `vmap` and `scan`; returns the vmap and scan results.
+/// `call`, `stack`, `vmap` and `scan` (with several results each); returns the vmap
+/// result and the stacked scan states.
 fn functional(b: &mut FuncBuilder, p: &Program, h: ValueId, seq: ValueId, heads: ValueId) -> (ValueId, ValueId) {
     let c = b.op(p, Op::Call("block".into()), &[h]);
+    b.op_multi(p, Op::Call("moments".into()), &[c]);
     let s = b.op(p, Op::Stack(vec!["s.0".into(), "s.1".into()]), &[c]);
-    let v = b.op(p, Op::Vmap { func: "head".into(), keep: vec![true, false] }, &[s, heads]);
-    let states = b.op(p, Op::Scan { func: "cell".into(), axis: 1 }, &[h, seq]);
-    (v, states)
+    let v = b.op(p, Op::Vmap { func: "head".into(), keep: vec![true, false], out_keep: vec![true] }, &[s, heads]);
+    b.op_multi(p, Op::Vmap { func: "moments".into(), keep: vec![true], out_keep: vec![true, false] }, &[s]);
+    let w = b.op_as(p, Op::Param("cell.w".into()), &[], "f32[4, 16]");
+    let scan = |reverse| Op::Scan { func: "cell".into(), axis: 1, carries: 1, xs: 1, reverse };
+    let states = b.op_multi(p, scan(false), &[h, seq, w]);
+    b.op_multi(p, scan(true), &[h, seq, w]);
+    (v, states[1])
 }
 
 #[cfg(test)]

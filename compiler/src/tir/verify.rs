@@ -6,14 +6,16 @@
 //!    unique.
 //! 2. Names: `arg_names` has one entry per argument, `result_names` one per result.
 //! 3. SSA: a function's arguments are distinct values; every value is defined once (by an
-//!    argument or by one instruction); every operand is defined before it is used.
+//!    argument or by one result of one instruction); every operand is defined before it
+//!    is used.
 //! 4. Results: every returned value is defined in the function.
-//! 5. Types: every instruction's type equals [`infer`] of its op and operand types, given
-//!    the instruction's type as the declared one (so declared-type ops are validated).
+//! 5. Types: an instruction has as many results as its op gives, and their types equal
+//!    [`infer`] of its op and operand types, given the instruction's types as the
+//!    declared ones (so declared-type ops are validated).
 //! 6. Params: a `param` op names a declared parameter and has exactly its type.
 //! 7. Calls: the targets of `call`, `stack`, `vmap` and `scan` exist, and the call graph
 //!    is acyclic (no recursion, direct or mutual).
-//! 8. Symbols: in a function with arguments, every symbol in an instruction's type or dim
+//! 8. Symbols: in a function with arguments, every symbol in an instruction's types or dim
 //!    attributes (`slice` bounds, `irfft` n) appears in some argument type: argument
 //!    dims are the function's size parameters and everything else derives from them.
 //!    (Functions without arguments are exempt.)
@@ -173,10 +175,12 @@ impl<'a> FuncCheck<'a> {
         }
         for (i, inst) in self.f.body.iter().enumerate() {
             let operands = self.operands(i, inst, &defined);
-            if let Entry::Vacant(e) = defined.entry(inst.result) {
-                e.insert(&inst.ty);
-            } else {
-                self.err(Some(i), format!("{} is defined more than once", inst.result));
+            for (r, t) in inst.results() {
+                if let Entry::Vacant(e) = defined.entry(r) {
+                    e.insert(t);
+                } else {
+                    self.err(Some(i), format!("{r} is defined more than once"));
+                }
             }
             if let Some(tys) = operands {
                 self.check_inst(i, inst, &tys);
@@ -197,7 +201,7 @@ impl<'a> FuncCheck<'a> {
             match defined.get(a) {
                 Some(t) => tys.iter_mut().for_each(|v| v.push(*t)),
                 None => {
-                    let later = self.f.body[i..].iter().any(|b| b.result == *a);
+                    let later = self.f.body[i..].iter().any(|b| b.defines(*a));
                     let why = if later { "before it is defined" } else { "but never defined" };
                     self.err(Some(i), format!("operand {a} is used {why}"));
                     tys = None;
@@ -219,7 +223,7 @@ impl<'a> FuncCheck<'a> {
             self.check_param(i, name, &inst.ty);
         }
         if callable {
-            if let Err(e) = infer(&inst.op, tys, Some(&inst.ty), self.p) {
+            if let Err(e) = infer(&inst.op, tys, Some(&inst.result_types()), self.p) {
                 self.err(Some(i), e);
             }
         }
@@ -242,7 +246,7 @@ impl<'a> FuncCheck<'a> {
         let bound: BTreeSet<String> =
             self.f.args.iter().flat_map(|(_, t)| t.shape.iter().flat_map(|d| d.symbols())).collect();
         for (i, inst) in self.f.body.iter().enumerate() {
-            let mut dims: Vec<_> = inst.ty.shape.iter().collect();
+            let mut dims: Vec<_> = inst.results().flat_map(|(_, t)| &t.shape).collect();
             match &inst.op {
                 Op::Slice { start, end, .. } => dims.extend(start.iter().chain(end)),
                 Op::Irfft { n, .. } => dims.push(n),
@@ -354,6 +358,44 @@ mod tests {
                 "@main, instruction 1: reshape: element counts differ: f32[B] has B, f32[B, 2] has 2 * B"
             ]
         );
+    }
+
+    #[test]
+    fn every_result_is_checked() {
+        let split = "func @split(%0: f32[N] \"x\") -> (f32[N] \"a\", f32[] \"b\") {\n  \
+                     %1 = reduce.sum(%0) {axes=[0], keepdim=false} : f32[]\n  return %0, %1\n}\n";
+        let main = |line: &str| {
+            format!("program P\nfunc @main(%0: f32[B] \"x\") -> (f32[B] \"y\") {{\n  {line}\n  return %0\n}}\n{split}")
+        };
+        assert_eq!(errors(&main("%1, %2 = call(%0) {func=@split} : f32[B], f32[]")), Vec::<String>::new());
+        one_error(
+            &main("%1 = call(%0) {func=@split} : f32[B]"),
+            "@main, instruction 0: call: 1 result type declared, but the op gives 2",
+        );
+        one_error(
+            &main("%1, %2, %3 = call(%0) {func=@split} : f32[B], f32[], f32[]"),
+            "@main, instruction 0: call: 3 result types declared, but the op gives 2",
+        );
+        one_error(
+            &main("%1, %2 = call(%0) {func=@split} : f32[B], f64[]"),
+            "@main, instruction 0: call: declared type f64[] of result 1 differs from the inferred type f32[]",
+        );
+        one_error(
+            &main("%1, %2 = exp(%0) : f32[B], f32[B]"),
+            "@main, instruction 0: exp: 2 result types declared, but the op gives 1",
+        );
+        one_error(
+            &main("%1, %1 = call(%0) {func=@split} : f32[B], f32[]"),
+            "@main, instruction 0: %1 is defined more than once",
+        );
+        one_error(
+            &main("%1, %0 = call(%0) {func=@split} : f32[B], f32[]"),
+            "@main, instruction 0: %0 is defined more than once",
+        );
+        // A second result used before its instruction.
+        let text = "program P\nfunc @main(%0: f32[B] \"x\") -> (f32[] \"y\") {\n  %1 = neg(%3) : f32[]\n  \
+                    %2, %3 = call(%0) {func=@split} : f32[B], f32[]\n  return %3\n}\n";
+        one_error(&format!("{text}{split}"), "@main, instruction 0: operand %3 is used before it is defined");
     }
 
     #[test]

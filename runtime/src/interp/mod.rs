@@ -4,16 +4,18 @@
 //! tensors, exactly as `archc_compiler::tir::ops` documents each op. It binds the
 //! function's size symbols from the input shapes (see [`bind`]), evaluates instructions in
 //! order, and checks every result's dtype and shape against the instruction's declared
-//! type. Any failure (bad inputs, a missing parameter, an op precondition, a result that
+//! types (an instruction may have several results: `call`, `vmap`, `scan`). Any failure (bad inputs, a missing parameter, an op precondition, a result that
 //! disagrees with its declared type) is a [`RunError`] naming the function and the
 //! instruction, never a panic.
 //!
 //! Numerics: f32 ops compute in f32, except that sums, means, matmul, einsum and conv
 //! accumulate f32 in f64 and round once, and rfft/irfft compute in f64 (like numpy).
 //! Randomness is deterministic: a `rand.*` op at the top level draws from
-//! `ChaCha8(interpreter seed ^ op seed)`; inside `call`/`stack`/`vmap` the stream key is
-//! further mixed with the call site (and the vmap sample), so two calls of one function
-//! and two samples of one vmap get different streams (see [`random`]).
+//! `ChaCha8(interpreter seed ^ op seed)`; inside `call`/`stack`/`vmap`/`scan` the stream
+//! key is further mixed with the call site (the instruction's first result) and an index
+//! (the stack entry, the vmap sample, the scan step's time index), so two calls of one
+//! function, two samples of one vmap and two steps of one scan get different streams
+//! (see [`random`]).
 //!
 //! The op families live in one module each; this module holds the state and dispatcher.
 
@@ -102,6 +104,8 @@ impl From<String> for OpError {
 }
 
 pub(crate) type OpResult = Result<Tensor, OpError>;
+/// The results of an op, in order.
+pub(crate) type OpResults = Result<Vec<Tensor>, OpError>;
 
 impl<'p> Interpreter<'p> {
     /// No parameters set, seed 0.
@@ -172,39 +176,54 @@ impl<'p> Interpreter<'p> {
             env.define(*id, (*x).clone()).map_err(input_err)?;
         }
         for (pos, inst) in func.body.iter().enumerate() {
-            let value = self.exec(func, inst, &env, &dims, frame)?;
-            env.define(inst.result, value).map_err(|m| inst_error(func, inst, m))?;
+            let values = self.exec(func, inst, &env, &dims, frame)?;
+            for (r, value) in inst.result_ids().zip(values) {
+                env.define(r, value).map_err(|m| inst_error(func, inst, m))?;
+            }
             env.release_after(pos);
         }
         func.results.iter().map(|r| env.get(*r).cloned().map_err(|m| input_err(format!("result: {m}")))).collect()
     }
 
-    /// Evaluates one instruction and checks its result against the declared type.
-    fn exec(&self, func: &Func, inst: &Inst, env: &Env, dims: &DimEnv, frame: Frame) -> Result<Tensor, RunError> {
+    /// Evaluates one instruction and checks its results against the declared types.
+    fn exec(&self, func: &Func, inst: &Inst, env: &Env, dims: &DimEnv, frame: Frame) -> Result<Vec<Tensor>, RunError> {
         let fail = |m: String| inst_error(func, inst, m);
         let args: Vec<&Tensor> = inst.args.iter().map(|a| env.get(*a)).collect::<Result<_, _>>().map_err(fail)?;
-        let shape = bind::eval_shape(&inst.ty.shape, dims).map_err(|m| fail(format!("declared type: {m}")))?;
-        let out = Out { dtype: inst.ty.dtype, shape, dims };
-        let value = self.eval_op(&inst.op, &args, &out, frame, inst.result).map_err(|e| match e {
+        let mut outs = Vec::with_capacity(inst.num_results());
+        for (i, (_, ty)) in inst.results().enumerate() {
+            let shape = bind::eval_shape(&ty.shape, dims).map_err(|m| match inst.num_results() {
+                1 => fail(format!("declared type: {m}")),
+                _ => fail(format!("declared type of result {i}: {m}")),
+            })?;
+            outs.push(Out { dtype: ty.dtype, shape, dims });
+        }
+        let values = self.eval_op(&inst.op, &args, &outs, frame, inst.result).map_err(|e| match e {
             OpError::Msg(m) => fail(m),
             OpError::Nested(source) => {
                 RunError::Nested { func: func.name.clone(), inst: inst_label(inst), source: Box::new(source) }
             }
         })?;
-        if value.dtype() != out.dtype || value.shape != out.shape {
-            return Err(fail(format!(
-                "result is {}, declared {} = {}",
-                value.type_string(),
-                inst.ty,
-                crate::tensor::type_string(out.dtype, &out.shape)
-            )));
+        if values.len() != outs.len() {
+            return Err(fail(format!("gives {} results, declared {}", values.len(), outs.len())));
         }
-        Ok(value)
+        for (i, ((value, out), (_, ty))) in values.iter().zip(&outs).zip(inst.results()).enumerate() {
+            if value.dtype() != out.dtype || value.shape != out.shape {
+                let which = if outs.len() == 1 { String::new() } else { format!(" {i}") };
+                return Err(fail(format!(
+                    "result{which} is {}, declared {ty} = {}",
+                    value.type_string(),
+                    crate::tensor::type_string(out.dtype, &out.shape)
+                )));
+            }
+        }
+        Ok(values)
     }
 
-    /// The dispatcher: one arm per op, each delegating to its family module.
-    fn eval_op(&self, op: &Op, args: &[&Tensor], out: &Out, frame: Frame, site: ValueId) -> OpResult {
+    /// The dispatcher: one arm per op, each delegating to its family module. `outs` are
+    /// the declared results, one per result of the instruction.
+    fn eval_op(&self, op: &Op, args: &[&Tensor], outs: &[Out], frame: Frame, site: ValueId) -> OpResults {
         use elementwise as ew;
+        let out = &outs[0];
         let a = |n: usize| arity(args, n);
         let t = match op {
             Op::Param(name) => self.read_param(name),
@@ -241,11 +260,16 @@ impl<'p> Interpreter<'p> {
             Op::RandUniform { seed } => a(0).and_then(|_| random::uniform(self.seed ^ seed ^ frame.key, out)),
             Op::RandNormal { seed } => a(0).and_then(|_| random::normal(self.seed ^ seed ^ frame.key, out)),
             Op::Call(f) => return control::call(self, f, args, frame, site),
-            Op::Stack(fs) => return control::stack(self, fs, args, frame, site),
-            Op::Vmap { func, keep } => return control::vmap(self, func, keep, args, out, frame, site),
-            Op::Scan { func, axis } => return control::scan(self, func, *axis, args, out, frame, site),
+            Op::Stack(fs) => return control::stack(self, fs, args, frame, site).map(|t| vec![t]),
+            Op::Vmap { func, keep, out_keep } => {
+                return control::vmap(self, func, keep, out_keep, args, outs, frame, site)
+            }
+            Op::Scan { func, axis, carries, xs, reverse } => {
+                let spec = control::ScanSpec { axis: *axis, carries: *carries, xs: *xs, reverse: *reverse };
+                return control::scan(self, func, &spec, args, outs, frame, site);
+            }
         };
-        t.map_err(OpError::Msg)
+        t.map(|t| vec![t]).map_err(OpError::Msg)
     }
 
     fn read_param(&self, name: &str) -> Result<Tensor, String> {
@@ -275,7 +299,8 @@ fn inst_error(func: &Func, inst: &Inst, message: String) -> RunError {
 /// The values of one activation, dropped after their last use.
 struct Env {
     values: Vec<Option<Tensor>>,
-    /// `last_use[p]`: values whose last reader is instruction `p` (never results).
+    /// `dead_after[p]`: values whose last reader is instruction `p`, and results of `p`
+    /// that nothing reads (never the function's results).
     dead_after: Vec<Vec<ValueId>>,
 }
 
@@ -285,6 +310,11 @@ impl Env {
         for (pos, inst) in func.body.iter().enumerate() {
             for a in &inst.args {
                 last.insert(*a, pos);
+            }
+        }
+        for (pos, inst) in func.body.iter().enumerate() {
+            for r in inst.result_ids() {
+                last.entry(r).or_insert(pos);
             }
         }
         let mut dead_after = vec![Vec::new(); func.body.len()];

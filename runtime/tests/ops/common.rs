@@ -51,8 +51,16 @@ impl FuncBuilder {
 
     pub fn inst(&mut self, op: Op, args: &[ValueId], ty: TensorType) -> ValueId {
         let result = self.fresh();
-        self.func.body.push(Inst { result, op, args: args.to_vec(), ty, span: None });
+        self.func.body.push(Inst::new(result, op, args.to_vec(), ty));
         result
+    }
+
+    /// An instruction with one result per type in `tys`.
+    pub fn inst_multi(&mut self, op: Op, args: &[ValueId], tys: &[TensorType]) -> Vec<ValueId> {
+        let results: Vec<(ValueId, TensorType)> = tys.iter().map(|t| (self.fresh(), t.clone())).collect();
+        let ids = results.iter().map(|(v, _)| *v).collect();
+        self.func.body.push(Inst::with_results(op, args.to_vec(), results));
+        ids
     }
 
     pub fn finish(mut self, results: &[ValueId]) -> Func {

@@ -1,5 +1,5 @@
 use crate::common::*;
-use archc_compiler::tir::{BinaryOp, DType, Func, Op, ValueId};
+use archc_compiler::tir::{BinaryOp, DType, Func, Op, ReduceOp, ValueId};
 use archc_runtime::{Interpreter, RunError, Tensor};
 
 /// `name(x: f32[N]) -> x op x`
@@ -54,7 +54,7 @@ fn vmap_slices_kept_and_dropped_axes() {
     let mut f = FuncBuilder::new("main");
     let xs = f.arg(ty(DType::F32, &["B", "3"]));
     let ws = f.arg(ty(DType::F32, &["B", "3", "2"]));
-    let vm = Op::Vmap { func: "target".into(), keep: vec![true, false] };
+    let vm = Op::Vmap { func: "target".into(), keep: vec![true, false], out_keep: vec![true] };
     let r = f.inst(vm, &[xs, ws], ty(DType::F32, &["B", "2"]));
     let p = program(vec![f.finish(&[r]), target]);
     // Sample 0: [1, 0, 0] picks w0's first row [1, 2]; sample 1: [0, 1, 1] sums w1's last rows.
@@ -78,7 +78,8 @@ fn vmap_gives_each_sample_its_own_random_stream() {
     let noise_fn = t.finish(&[r]);
     let mut f = FuncBuilder::new("main");
     let xs = f.arg(ty(DType::F32, &["B", "4"]));
-    let r = f.inst(Op::Vmap { func: "noise".into(), keep: vec![true] }, &[xs], ty(DType::F32, &["B", "4"]));
+    let vm = Op::Vmap { func: "noise".into(), keep: vec![true], out_keep: vec![true] };
+    let r = f.inst(vm, &[xs], ty(DType::F32, &["B", "4"]));
     let p = program(vec![f.finish(&[r]), noise_fn]);
     let it = Interpreter::new(&p);
     let got = it.run("main", &[Tensor::zeros(DType::F32, &[2, 4])]).unwrap();
@@ -87,26 +88,212 @@ fn vmap_gives_each_sample_its_own_random_stream() {
     assert_eq!(it.run("main", &[Tensor::zeros(DType::F32, &[2, 4])]).unwrap(), got);
 }
 
-#[test]
-fn scan_runs_a_recurrence() {
-    // cell(h: f32[B], x: f32[B]) -> h + x; scan over axis 1 of xs: f32[B, T] from h0: f32[B]
-    // stacks the running sums: result[b, t] = h0[b] + xs[b, 0] + ... + xs[b, t].
+/// `scan {func, axis, carries, xs, reverse}`.
+fn scan_op(func: &str, axis: usize, carries: usize, xs: usize, reverse: bool) -> Op {
+    Op::Scan { func: func.into(), axis, carries, xs, reverse }
+}
+
+/// `cell(h: f32[B], x: f32[B]) -> (h + x, h + x)`: the running sum as carry and output.
+fn sum_cell() -> Func {
     let mut c = FuncBuilder::new("cell");
     let h = c.arg(ty(DType::F32, &["B"]));
     let x = c.arg(ty(DType::F32, &["B"]));
     let r = c.inst(Op::Binary(BinaryOp::Add), &[h, x], ty(DType::F32, &["B"]));
-    let cell = c.finish(&[r]);
+    c.finish(&[r, r])
+}
+
+/// `main(h0: f32[B], xs: f32[B, T]) -> scan(h0, xs) {axis=1}` with both results.
+fn sum_scan(reverse: bool) -> archc_compiler::tir::Program {
     let mut f = FuncBuilder::new("main");
     let h0 = f.arg(ty(DType::F32, &["B"]));
     let xs = f.arg(ty(DType::F32, &["B", "T"]));
-    let r = f.inst(Op::Scan { func: "cell".into(), axis: 1 }, &[h0, xs], ty(DType::F32, &["B", "T"]));
-    let p = program(vec![f.finish(&[r]), cell]);
+    let rs = f.inst_multi(
+        scan_op("cell", 1, 1, 1, reverse),
+        &[h0, xs],
+        &[ty(DType::F32, &["B"]), ty(DType::F32, &["B", "T"])],
+    );
+    program(vec![f.finish(&rs), sum_cell()])
+}
+
+#[test]
+fn scan_runs_a_recurrence() {
+    // Forward: result[b, t] = h0[b] + xs[b, 0] + ... + xs[b, t]; the final carry is the
+    // last column.
+    let p = sum_scan(false);
     let h0 = f32s(&[2], &[0.0, 100.0]);
     let xs = f32s(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
     let got = Interpreter::new(&p).run("main", &[h0.clone(), xs]).unwrap();
-    assert_eq!(got[0].as_f32().unwrap(), &[1.0, 3.0, 6.0, 104.0, 109.0, 115.0]);
-    let empty = Interpreter::new(&p).run("main", &[h0, Tensor::zeros(DType::F32, &[2, 0])]).unwrap();
-    assert_eq!(empty[0].shape, vec![2, 0]);
+    assert_eq!(got[0].as_f32().unwrap(), &[6.0, 115.0]);
+    assert_eq!(got[1].as_f32().unwrap(), &[1.0, 3.0, 6.0, 104.0, 109.0, 115.0]);
+    // T = 0: the carry is the initial value, the stacked output is empty.
+    let empty = Interpreter::new(&p).run("main", &[h0.clone(), Tensor::zeros(DType::F32, &[2, 0])]).unwrap();
+    assert_eq!(empty[0], h0);
+    assert_eq!(empty[1].shape, vec![2, 0]);
+}
+
+#[test]
+fn reverse_scan_computes_suffix_sums() {
+    // Steps run t = 2, 1, 0 and y_t is stored at index t:
+    // y[b, t] = h0[b] + xs[b, t] + ... + xs[b, T - 1].
+    let p = sum_scan(true);
+    let h0 = f32s(&[2], &[0.0, 100.0]);
+    let xs = f32s(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let got = Interpreter::new(&p).run("main", &[h0, xs]).unwrap();
+    assert_eq!(got[0].as_f32().unwrap(), &[6.0, 115.0]);
+    assert_eq!(got[1].as_f32().unwrap(), &[6.0, 5.0, 3.0, 115.0, 111.0, 106.0]);
+}
+
+#[test]
+fn scan_with_two_carries_and_an_invariant() {
+    // cell(acc: f32[N], n: i64[], x: f32[N], w: f32[N]) -> (acc + x * w, n + 1, sum(acc + x * w))
+    // over axis 0 of xs: f32[T, N], with w passed unchanged to every step.
+    let mut c = FuncBuilder::new("cell");
+    let acc = c.arg(ty(DType::F32, &["N"]));
+    let n = c.arg(ty(DType::I64, &[]));
+    let x = c.arg(ty(DType::F32, &["N"]));
+    let w = c.arg(ty(DType::F32, &["N"]));
+    let xw = c.inst(Op::Binary(BinaryOp::Mul), &[x, w], ty(DType::F32, &["N"]));
+    let acc2 = c.inst(Op::Binary(BinaryOp::Add), &[acc, xw], ty(DType::F32, &["N"]));
+    let one = c.inst(Op::Const(1.0), &[], ty(DType::I64, &[]));
+    let n2 = c.inst(Op::Binary(BinaryOp::Add), &[n, one], ty(DType::I64, &[]));
+    let total = Op::Reduce { op: ReduceOp::Sum, axes: vec![0], keepdim: false };
+    let y = c.inst(total, &[acc2], ty(DType::F32, &[]));
+    let cell = c.finish(&[acc2, n2, y]);
+    let mut f = FuncBuilder::new("main");
+    let acc0 = f.arg(ty(DType::F32, &["N"]));
+    let n0 = f.arg(ty(DType::I64, &[]));
+    let xs = f.arg(ty(DType::F32, &["T", "N"]));
+    let w = f.arg(ty(DType::F32, &["N"]));
+    let types = [ty(DType::F32, &["N"]), ty(DType::I64, &[]), ty(DType::F32, &["T"])];
+    let rs = f.inst_multi(scan_op("cell", 0, 2, 1, false), &[acc0, n0, xs, w], &types);
+    let p = program(vec![f.finish(&rs), cell]);
+    archc_compiler::tir::verify(&p).unwrap();
+    // w = [1, 2]; xs rows [1, 1], [2, 0], [0, 3]: acc goes [1, 2], [3, 2], [3, 8].
+    let inputs = [
+        f32s(&[2], &[0.0, 0.0]),
+        i64s(&[], &[5]),
+        f32s(&[3, 2], &[1.0, 1.0, 2.0, 0.0, 0.0, 3.0]),
+        f32s(&[2], &[1.0, 2.0]),
+    ];
+    let got = Interpreter::new(&p).run("main", &inputs).unwrap();
+    assert_eq!(got[0].as_f32().unwrap(), &[3.0, 8.0]);
+    assert_eq!(got[1], i64s(&[], &[8]));
+    assert_eq!(got[2].as_f32().unwrap(), &[3.0, 5.0, 11.0]);
+}
+
+#[test]
+fn scan_steps_are_keyed_by_their_time_index() {
+    // cell(c: f32[], x: f32[]) -> (c, rand.uniform): every step draws its own values, and a
+    // reverse scan at the same site draws the same values at the same time index.
+    let mut c = FuncBuilder::new("cell");
+    let carry = c.arg(ty(DType::F32, &[]));
+    let _x = c.arg(ty(DType::F32, &[]));
+    let r = c.inst(Op::RandUniform { seed: 7 }, &[], ty(DType::F32, &["2"]));
+    let cell = c.finish(&[carry, r]);
+    let run = |reverse: bool| {
+        let mut f = FuncBuilder::new("main");
+        let c0 = f.arg(ty(DType::F32, &[]));
+        let xs = f.arg(ty(DType::F32, &["T"]));
+        let types = [ty(DType::F32, &[]), ty(DType::F32, &["T", "2"])];
+        let rs = f.inst_multi(scan_op("cell", 0, 1, 1, reverse), &[c0, xs], &types);
+        let p = program(vec![f.finish(&rs), cell.clone()]);
+        let got = Interpreter::new(&p).run("main", &[f32s(&[], &[0.0]), Tensor::zeros(DType::F32, &[3])]).unwrap();
+        got[1].as_f32().unwrap().to_vec()
+    };
+    let forward = run(false);
+    assert!(forward[0..2] != forward[2..4] && forward[2..4] != forward[4..6], "{forward:?}");
+    assert_eq!(run(true), forward);
+}
+
+#[test]
+fn scan_rejects_a_carry_that_changes_type() {
+    // cell(h: f32[N], x: f32[N]) -> (concat(h, x), h) declared as if it kept the type.
+    let mut c = FuncBuilder::new("cell");
+    let h = c.arg(ty(DType::F32, &["N"]));
+    let x = c.arg(ty(DType::F32, &["N"]));
+    let hx = c.inst(Op::Concat { axis: 0 }, &[h, x], ty(DType::F32, &["2 * N"]));
+    let cell = c.finish(&[hx, h]);
+    let mut f = FuncBuilder::new("main");
+    let h0 = f.arg(ty(DType::F32, &["N"]));
+    let xs = f.arg(ty(DType::F32, &["T", "N"]));
+    let rs = f.inst_multi(
+        scan_op("cell", 0, 1, 1, false),
+        &[h0, xs],
+        &[ty(DType::F32, &["N"]), ty(DType::F32, &["T", "N"])],
+    );
+    let p = program(vec![f.finish(&rs), cell]);
+    let e = Interpreter::new(&p).run("main", &[f32s(&[1], &[1.0]), f32s(&[2, 1], &[1.0, 2.0])]).unwrap_err();
+    assert!(e.to_string().contains("@cell returns f32[2] for carry 0, whose type is f32[1]"), "{e}");
+}
+
+/// `split(x: f32[N]) -> (x * x, sum(x))`.
+fn split() -> Func {
+    let mut s = FuncBuilder::new("split");
+    let x = s.arg(ty(DType::F32, &["N"]));
+    let sq = s.inst(Op::Binary(BinaryOp::Mul), &[x, x], ty(DType::F32, &["N"]));
+    let total = Op::Reduce { op: ReduceOp::Sum, axes: vec![0], keepdim: false };
+    let sum = s.inst(total, &[x], ty(DType::F32, &[]));
+    s.finish(&[sq, sum])
+}
+
+#[test]
+fn call_returns_every_result() {
+    let mut f = FuncBuilder::new("main");
+    let x = f.arg(ty(DType::F32, &["B"]));
+    let rs = f.inst_multi(Op::Call("split".into()), &[x], &[ty(DType::F32, &["B"]), ty(DType::F32, &[])]);
+    let p = program(vec![f.finish(&rs), split()]);
+    archc_compiler::tir::verify(&p).unwrap();
+    let got = Interpreter::new(&p).run("main", &[f32s(&[3], &[1.0, 2.0, 3.0])]).unwrap();
+    assert_eq!(got, vec![f32s(&[3], &[1.0, 4.0, 9.0]), f32s(&[], &[6.0])]);
+    // A declared type that the run contradicts names the result.
+    let mut f = FuncBuilder::new("main");
+    let x = f.arg(ty(DType::F32, &["B"]));
+    let rs = f.inst_multi(Op::Call("split".into()), &[x], &[ty(DType::F32, &["B"]), ty(DType::F32, &["B"])]);
+    let p = program(vec![f.finish(&rs), split()]);
+    let e = Interpreter::new(&p).run("main", &[f32s(&[3], &[1.0, 2.0, 3.0])]).unwrap_err();
+    assert!(e.to_string().contains("%1 = call: result 1 is f32[], declared f32[B] = f32[3]"), "{e}");
+}
+
+#[test]
+fn unused_second_results_are_removed_with_their_instruction_only_when_all_are_dead() {
+    // main(x) -> exp(second result of split(x)): cleanup keeps the call whole.
+    let mut f = FuncBuilder::new("main");
+    let x = f.arg(ty(DType::F32, &["B"]));
+    let _dead = f.inst(Op::Unary(archc_compiler::tir::UnaryOp::Neg), &[x], ty(DType::F32, &["B"]));
+    let rs = f.inst_multi(Op::Call("split".into()), &[x], &[ty(DType::F32, &["B"]), ty(DType::F32, &[])]);
+    let y = f.inst(Op::Unary(archc_compiler::tir::UnaryOp::Exp), &[rs[1]], ty(DType::F32, &[]));
+    let mut p = program(vec![f.finish(&[y]), split()]);
+    let x = f32s(&[2], &[0.5, -0.5]);
+    let before = Interpreter::new(&p).run("main", &[x.clone()]).unwrap();
+    archc_compiler::passes::cleanup(&mut p);
+    archc_compiler::tir::verify(&p).unwrap();
+    assert_eq!(p.main().body.len(), 2, "{p}");
+    assert_eq!(p.main().body[0].result_ids().collect::<Vec<_>>(), [ValueId(1), ValueId(2)]);
+    assert_eq!(Interpreter::new(&p).run("main", &[x]).unwrap(), before);
+    assert_eq!(before[0], f32s(&[], &[1.0]));
+}
+
+#[test]
+fn vmap_concatenates_kept_results_and_stacks_the_others() {
+    // per(x: f32[1, 3]) -> (x + x : f32[1, 3], sum(x) : f32[]); out_keep = [true, false]
+    // gives f32[B, 3] (concatenated) and f32[B] (stacked).
+    let mut s = FuncBuilder::new("per");
+    let x = s.arg(ty(DType::F32, &["1", "3"]));
+    let dbl = s.inst(Op::Binary(BinaryOp::Add), &[x, x], ty(DType::F32, &["1", "3"]));
+    let total = Op::Reduce { op: ReduceOp::Sum, axes: vec![0, 1], keepdim: false };
+    let sum = s.inst(total, &[x], ty(DType::F32, &[]));
+    let per = s.finish(&[dbl, sum]);
+    let mut f = FuncBuilder::new("main");
+    let xs = f.arg(ty(DType::F32, &["B", "3"]));
+    let vm = Op::Vmap { func: "per".into(), keep: vec![true], out_keep: vec![true, false] };
+    let rs = f.inst_multi(vm, &[xs], &[ty(DType::F32, &["B", "3"]), ty(DType::F32, &["B"])]);
+    let p = program(vec![f.finish(&rs), per]);
+    archc_compiler::tir::verify(&p).unwrap();
+    let got = Interpreter::new(&p).run("main", &[f32s(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])]).unwrap();
+    assert_eq!(got[0], f32s(&[2, 3], &[2.0, 4.0, 6.0, 8.0, 10.0, 12.0]));
+    assert_eq!(got[1], f32s(&[2], &[6.0, 15.0]));
+    let empty = Interpreter::new(&p).run("main", &[Tensor::zeros(DType::F32, &[0, 3])]).unwrap();
+    assert_eq!((empty[0].shape.clone(), empty[1].shape.clone()), (vec![0, 3], vec![0]));
 }
 
 #[test]
