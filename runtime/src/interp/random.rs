@@ -3,7 +3,9 @@
 //! Contract (all deterministic, ChaCha8 from `rand_chacha`):
 //! - A `rand.*` op draws from `ChaCha8Rng::seed_from_u64(key)` where `key` is
 //!   `interpreter seed ^ op seed ^ frame key`; the frame key is 0 in the function passed to
-//!   `run` and is re-derived by [`mix`] for each call site, stack entry and vmap sample.
+//!   `run` and is re-derived by [`mix`] for each call site (the instruction's first
+//!   result) with an index: 0 for `call`, the stack entry, the vmap sample, or the scan
+//!   step's time index (the same in a forward and a reverse scan).
 //!   Uniform values are in `[0, 1)` (`rand`'s standard f32/f64 sampling, per dtype).
 //!   Normal values use Box-Muller in f64 (pairs `r cos t, r sin t`), rounded to the dtype.
 //! - [`init_param`] seeds `ChaCha8Rng` with `seed ^ fnv1a64(name)` (a stable hash), so a
@@ -32,7 +34,7 @@ fn splitmix(mut z: u64) -> u64 {
 }
 
 /// The frame key of a nested activation: the parent's key, the call site, and an index
-/// (stack entry or vmap sample; 0 for `call`).
+/// (stack entry, vmap sample or scan time index; 0 for `call`).
 pub fn mix(key: u64, site: u32, index: u64) -> u64 {
     splitmix(key ^ splitmix(((site as u64) << 32) ^ splitmix(index)))
 }
