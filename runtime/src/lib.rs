@@ -1,6 +1,7 @@
 //! The `archc` runtime: dense tensors ([`tensor`]), the reference TIR interpreter
 //! ([`interp`]), tensor file formats ([`io`]: `.npy`, `.npz`, `.safetensors`, CSV,
-//! PyTorch `.pt`) and training data sets ([`data`]: loaders, seeded splits and batches).
+//! PyTorch `.pt`), training data sets ([`data`]: loaders, seeded splits and batches) and the
+//! training loop ([`train`]: schedules, checkpoints, metrics, curves, anomaly detection).
 
 pub mod data;
 pub mod elem;
@@ -8,6 +9,7 @@ pub mod interp;
 pub mod io;
 pub mod special;
 pub mod tensor;
+pub mod train;
 
 pub use interp::{Interpreter, RunError};
 pub use tensor::{Data, Diff, Tensor, TensorError};

@@ -1,0 +1,570 @@
+//! The training loop: [`train`] runs `train_step` over the mini-batches of every epoch,
+//! evaluates with `eval_step`, and keeps the run directory up to date.
+//!
+//! Contract (see the parent module for the train-step ABI):
+//! - Initial parameters are `Interpreter::init_params(spec.seed)` of the program; state
+//!   slots are zeros of their arg types (which must be concrete).
+//! - Epoch `e` (0-based) visits `data.train.batches(spec.batch, spec.seed, e,
+//!   spec.drop_last)`. Step `t` (0-based, counted over the whole run) uses learning rate
+//!   `spec.schedule.lr(t, total)` with `total = epochs * batches per epoch`, and
+//!   interpreter seed [`step_seed`]`(spec.seed, t)`.
+//! - After each step the loss and every updated `param:`/`state:` result (in result
+//!   order, loss first) must be finite; otherwise the run stops with
+//!   `TrainError::NonFinite` before the update is applied, and nothing of that step is
+//!   saved. With `detect_anomaly`, the step is re-run by [`super::anomaly`] to name the
+//!   first instruction that made a non-finite value.
+//! - At the end of each epoch: evaluation on the test set (when there is one and the
+//!   program has `eval_step`) every `eval_every` epochs and after the last, in order,
+//!   in chunks of `spec.batch` rows; one line appended to `metrics.jsonl`; `curves.svg`
+//!   redrawn; `checkpoint.safetensors` saved, in that order.
+//! - `stop_after_steps: Some(n)`: once `n` steps are done, the checkpoint is saved
+//!   (mid-epoch if need be) and the run returns with `stopped_early`.
+//! - `resume` with a checkpoint in `out_dir`: the run continues from it (same seed and
+//!   batch size required), bit-for-bit as if never interrupted (the data order is a pure
+//!   function of seed and epoch, and the checkpoint holds the batch index and the epoch's
+//!   running totals); metric lines of epochs after the checkpoint are dropped. Without a
+//!   checkpoint, or without `resume`, the run starts fresh: the metrics file is
+//!   truncated, and a stale checkpoint and plot are removed.
+
+use super::anomaly::{find_anomaly, is_finite};
+use super::metrics::{truncate_metrics, MetricsWriter, Record, Value};
+use super::plot::write_curves;
+use super::schedule::Schedule;
+use super::state::{EpochTotals, TrainState};
+use super::{io_error, TrainError};
+use crate::data::Dataset;
+use crate::interp::Interpreter;
+use crate::tensor::Tensor;
+use archc_compiler::tir::{Func, Program, TensorType};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The file names of a run directory.
+pub const METRICS_FILE: &str = "metrics.jsonl";
+pub const CURVES_FILE: &str = "curves.svg";
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+
+/// The names of the train-step ABI.
+pub const TRAIN_STEP: &str = "train_step";
+pub const EVAL_STEP: &str = "eval_step";
+
+/// How to run the loop.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoopSpec {
+    pub epochs: u64,
+    /// Rows per batch (> 0).
+    pub batch: usize,
+    /// Seeds parameter init, the batch order and the per-step interpreter seed.
+    pub seed: u64,
+    pub schedule: Schedule,
+    /// Evaluate every this many epochs (and always after the last); 0: only after the last.
+    pub eval_every: u64,
+    /// On a non-finite step, find the instruction that made it (see `anomaly`).
+    pub detect_anomaly: bool,
+    /// Drop each epoch's last, shorter batch (for steps with a fixed batch dimension).
+    pub drop_last: bool,
+    /// Stop (saving a checkpoint) when the run's step count reaches exactly this value
+    /// (so a resumed run already past it does not stop); for tests and kill simulation.
+    pub stop_after_steps: Option<u64>,
+}
+
+impl LoopSpec {
+    /// Evaluation every epoch, no anomaly detection, all batches, no early stop.
+    pub fn new(epochs: u64, batch: usize, seed: u64, schedule: Schedule) -> LoopSpec {
+        LoopSpec {
+            epochs,
+            batch,
+            seed,
+            schedule,
+            eval_every: 1,
+            detect_anomaly: false,
+            drop_last: false,
+            stop_after_steps: None,
+        }
+    }
+}
+
+/// The data of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainData {
+    pub train: Dataset,
+    pub test: Option<Dataset>,
+    /// Data set tensor name -> step arg name, for tensors whose names differ from the
+    /// args they feed (every other data arg is fed by the tensor of its own name).
+    pub input_names: BTreeMap<String, String>,
+}
+
+impl TrainData {
+    pub fn new(train: Dataset, test: Option<Dataset>) -> TrainData {
+        TrainData { train, test, input_names: BTreeMap::new() }
+    }
+
+    /// The data set tensor that feeds arg `arg`.
+    fn source_of<'a>(&'a self, arg: &'a str) -> &'a str {
+        self.input_names.iter().find(|(_, a)| a.as_str() == arg).map_or(arg, |(d, _)| d.as_str())
+    }
+}
+
+/// What a run did and wrote.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainReport {
+    /// Epochs and steps done in total (including those before a resume).
+    pub epochs: u64,
+    pub steps: u64,
+    /// The last metrics line's values (`None` when absent or null).
+    pub train_loss: Option<f64>,
+    pub train_acc: Option<f64>,
+    pub test_loss: Option<f64>,
+    pub test_acc: Option<f64>,
+    /// Whether the run continued from a checkpoint.
+    pub resumed: bool,
+    /// Whether it stopped at `stop_after_steps`.
+    pub stopped_early: bool,
+    pub metrics: PathBuf,
+    pub curves: PathBuf,
+    pub checkpoint: PathBuf,
+    /// The final state (as saved in the checkpoint).
+    pub state: TrainState,
+}
+
+/// The interpreter seed of step `step` of a run seeded `seed`: SplitMix64 finalisers,
+/// `mix(seed ^ mix(step))`, so every step draws fresh random numbers reproducibly.
+pub fn step_seed(seed: u64, step: u64) -> u64 {
+    fn mix(mut z: u64) -> u64 {
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    mix(seed ^ mix(step))
+}
+
+/// Writes the experiment's source text as `out_dir/name` (a plain file name).
+pub fn write_source(out_dir: &Path, name: &str, text: &str) -> Result<PathBuf, TrainError> {
+    if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+        return Err(TrainError::Spec(format!("source file name {name:?} must be a plain file name")));
+    }
+    std::fs::create_dir_all(out_dir).map_err(|e| io_error(out_dir, e))?;
+    let path = out_dir.join(name);
+    std::fs::write(&path, text).map_err(|e| io_error(&path, e))?;
+    Ok(path)
+}
+
+/// The roles of a step function's args and results.
+struct Abi {
+    /// `(arg index, data set tensor name)`.
+    data: Vec<(usize, String)>,
+    /// `(arg index, name)` of `param:NAME` args.
+    params: Vec<(usize, String)>,
+    /// `(arg index, name)` of `state:NAME` args.
+    slots: Vec<(usize, String)>,
+    lr: Option<usize>,
+    loss: usize,
+    /// `(result index, NAME)` of `metric:NAME` results.
+    metrics: Vec<(usize, String)>,
+    /// `(result index, arg index)` of updated params and slots, in result order.
+    updates: Vec<(usize, usize)>,
+}
+
+fn abi_err(func: &str, m: impl std::fmt::Display) -> TrainError {
+    TrainError::Abi(format!("@{func}: {m}"))
+}
+
+impl Abi {
+    fn of(f: &Func, data: &TrainData, dataset: &Dataset, training: bool) -> Result<Abi, TrainError> {
+        let err = |m: String| abi_err(&f.name, m);
+        if f.arg_names.len() != f.args.len() || f.result_names.len() != f.results.len() {
+            return Err(err("every arg and result needs a name".into()));
+        }
+        let mut abi =
+            Abi { data: vec![], params: vec![], slots: vec![], lr: None, loss: 0, metrics: vec![], updates: vec![] };
+        for (i, name) in f.arg_names.iter().enumerate() {
+            if let Some(p) = name.strip_prefix("param:") {
+                abi.params.push((i, p.to_string()));
+            } else if let Some(s) = name.strip_prefix("state:") {
+                if !training {
+                    return Err(err(format!("arg {name:?}: an eval step takes no optimizer state")));
+                }
+                abi.slots.push((i, s.to_string()));
+            } else if name == "lr" {
+                if !training {
+                    return Err(err("arg \"lr\": an eval step takes no learning rate".into()));
+                }
+                if f.args[i].1.rank() != 0 || !f.args[i].1.dtype.is_float() {
+                    return Err(err(format!("arg \"lr\" is {}, expected a float scalar", f.args[i].1)));
+                }
+                abi.lr = Some(i);
+            } else {
+                let src = data.source_of(name);
+                if dataset.get(src).is_none() {
+                    let have: Vec<&str> = dataset.tensors().map(|(n, _)| n).collect();
+                    return Err(err(format!(
+                        "data arg {name:?} has no data set tensor {src:?} (the data set has {})",
+                        have.join(", ")
+                    )));
+                }
+                abi.data.push((i, src.to_string()));
+            }
+        }
+        if training && abi.lr.is_none() {
+            return Err(err("no \"lr\" arg".into()));
+        }
+        let mut loss = None;
+        for (r, name) in f.result_names.iter().enumerate() {
+            let ty = f.type_of(f.results[r]).ok_or_else(|| err(format!("result {name:?} is not defined")))?;
+            let scalar = |what: &str| {
+                if ty.rank() == 0 && ty.dtype.is_float() {
+                    Ok(())
+                } else {
+                    Err(err(format!("result {what:?} is {ty}, expected a float scalar")))
+                }
+            };
+            if name == "loss" {
+                scalar(name)?;
+                loss = Some(r);
+            } else if let Some(m) = name.strip_prefix("metric:") {
+                scalar(name)?;
+                abi.metrics.push((r, m.to_string()));
+            } else if training && (name.starts_with("param:") || name.starts_with("state:")) {
+                let a = f
+                    .arg_names
+                    .iter()
+                    .position(|a| a == name)
+                    .ok_or_else(|| err(format!("result {name:?} has no arg")))?;
+                if &f.args[a].1 != ty {
+                    return Err(err(format!("result {name:?} is {ty}, its arg is {}", f.args[a].1)));
+                }
+                abi.updates.push((r, a));
+            } else {
+                return Err(err(format!("unexpected result {name:?}")));
+            }
+        }
+        abi.loss = loss.ok_or_else(|| err("no \"loss\" result".into()))?;
+        if training {
+            for (a, _) in abi.params.iter().chain(&abi.slots) {
+                if !abi.updates.iter().any(|(_, ua)| ua == a) {
+                    return Err(err(format!("arg {:?} has no updated result of the same name", f.arg_names[*a])));
+                }
+            }
+        }
+        Ok(abi)
+    }
+}
+
+/// The concrete shape of a state slot's type.
+fn concrete(func: &str, name: &str, ty: &TensorType) -> Result<Vec<usize>, TrainError> {
+    ty.const_shape().ok_or_else(|| abi_err(func, format!("arg {name:?} has a symbolic type {ty}")))
+}
+
+/// The scalar value of a float result.
+fn scalar(t: &Tensor) -> f64 {
+    t.to_f64_vec().map_or(f64::NAN, |v| v.iter().sum())
+}
+
+/// The loop's mutable state: the step's args in place (params and slots live there
+/// between steps, so no copies are made per step) and the counters.
+struct Run<'a> {
+    program: &'a Program,
+    spec: &'a LoopSpec,
+    data: &'a TrainData,
+    abi: Abi,
+    args: Vec<Tensor>,
+    step: u64,
+    epoch: u64,
+    batch_in_epoch: u64,
+    totals: EpochTotals,
+}
+
+impl Run<'_> {
+    fn state(&self) -> TrainState {
+        let pick = |v: &[(usize, String)]| v.iter().map(|(a, n)| (n.clone(), self.args[*a].clone())).collect();
+        TrainState {
+            params: pick(&self.abi.params),
+            slots: pick(&self.abi.slots),
+            step: self.step,
+            epoch: self.epoch,
+            batch_in_epoch: self.batch_in_epoch,
+            seed: self.spec.seed,
+            batch_size: self.spec.batch as u64,
+            partial: self.totals.clone(),
+        }
+    }
+
+    /// Puts a checkpoint's values into the args, checking names and types.
+    fn restore(&mut self, f: &Func, st: TrainState, path: &Path) -> Result<(), TrainError> {
+        let bad = |m: String| TrainError::Format { path: path.to_path_buf(), message: m };
+        if st.seed != self.spec.seed || st.batch_size != self.spec.batch as u64 {
+            return Err(TrainError::Spec(format!(
+                "{}: the checkpoint is of a run with seed {} and batch {}, this run has seed {} and batch {}",
+                path.display(),
+                st.seed,
+                st.batch_size,
+                self.spec.seed,
+                self.spec.batch
+            )));
+        }
+        for (kind, slots, mut values) in [("param", &self.abi.params, st.params), ("state", &self.abi.slots, st.slots)]
+        {
+            for (a, name) in slots {
+                let v = values.remove(name).ok_or_else(|| bad(format!("checkpoint has no {kind}/{name}")))?;
+                let ty = &f.args[*a].1;
+                let fits =
+                    v.dtype() == ty.dtype && ty.const_shape().is_none_or(|s| s == v.shape) && ty.rank() == v.rank();
+                if !fits {
+                    return Err(bad(format!("{kind}/{name} is {}, the step takes {ty}", v.type_string())));
+                }
+                self.args[*a] = v;
+            }
+            if let Some(extra) = values.keys().next() {
+                return Err(bad(format!("checkpoint has {kind}/{extra}, which the step does not take")));
+            }
+        }
+        self.step = st.step;
+        self.epoch = st.epoch;
+        self.batch_in_epoch = st.batch_in_epoch;
+        self.totals = st.partial;
+        Ok(())
+    }
+
+    /// Moves the batch's tensors into the data args.
+    fn feed(abi_data: &[(usize, String)], args: &mut [Tensor], batch: Dataset) {
+        let mut tensors: HashMap<String, Tensor> = batch.inputs.into_iter().chain(batch.targets).collect();
+        for (a, src) in abi_data {
+            args[*a] = tensors.remove(src).expect("checked by Abi::of");
+        }
+    }
+
+    /// Test loss and per-sample metric means, by running `eval_step` in chunks.
+    fn evaluate(&self, interp: &mut Interpreter, test: &Dataset) -> Result<(f64, BTreeMap<String, f64>), TrainError> {
+        let f = self.program.func(EVAL_STEP).expect("checked");
+        let abi = Abi::of(f, self.data, test, false)?;
+        let mut args: Vec<Tensor> = f.args.iter().map(|(_, t)| Tensor::zeros(t.dtype, &[])).collect();
+        for (a, name) in &abi.params {
+            let (ta, _) =
+                self.abi.params.iter().find(|(_, n)| n == name).ok_or_else(|| {
+                    abi_err(EVAL_STEP, format!("arg \"param:{name}\" is not a param of @{TRAIN_STEP}"))
+                })?;
+            args[*a] = self.args[*ta].clone();
+        }
+        interp.set_seed(step_seed(self.spec.seed, self.step));
+        let (mut loss_sum, mut sums, n) = (0.0, BTreeMap::new(), test.len());
+        for start in (0..n).step_by(self.spec.batch) {
+            let rows: Vec<usize> = (start..(start + self.spec.batch).min(n)).collect();
+            Run::feed(&abi.data, &mut args, test.select(&rows));
+            let out = interp.run(EVAL_STEP, &args).map_err(|source| TrainError::Run { step: self.step, source })?;
+            loss_sum += scalar(&out[abi.loss]) * rows.len() as f64;
+            for (r, name) in &abi.metrics {
+                *sums.entry(name.clone()).or_insert(0.0) += scalar(&out[*r]);
+            }
+        }
+        let n = n.max(1) as f64;
+        Ok((loss_sum / n, sums.into_iter().map(|(k, v)| (k, v / n)).collect()))
+    }
+}
+
+/// The progress bar of one epoch: hidden unless `show` and stderr is a terminal.
+fn progress_bar(show: bool, epoch: u64, epochs: u64, len: u64, pos: u64) -> ProgressBar {
+    let target = if show && std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(Some(len), target);
+    let style = ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed}<{eta})")
+        .expect("valid template")
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(format!("{}/{epochs}", epoch + 1));
+    bar.set_position(pos);
+    bar
+}
+
+/// Runs the training loop (see the module docs) and writes `out_dir`.
+pub fn train(
+    program: &Program,
+    spec: &LoopSpec,
+    data: &TrainData,
+    out_dir: &Path,
+    resume: bool,
+    progress: bool,
+) -> Result<TrainReport, TrainError> {
+    if spec.batch == 0 {
+        return Err(TrainError::Spec("batch size must be positive".into()));
+    }
+    let f = program.func(TRAIN_STEP).ok_or_else(|| TrainError::Abi(format!("the program has no @{TRAIN_STEP}")))?;
+    let abi = Abi::of(f, data, &data.train, true)?;
+    let has_eval = match (&data.test, program.func(EVAL_STEP)) {
+        (Some(test), Some(ef)) => {
+            Abi::of(ef, data, test, false)?;
+            true
+        }
+        _ => false,
+    };
+    let batches_per_epoch = match spec.drop_last {
+        true => data.train.len() / spec.batch,
+        false => data.train.len().div_ceil(spec.batch),
+    } as u64;
+    if batches_per_epoch == 0 {
+        return Err(TrainError::Spec(format!(
+            "the training set has {} rows: no batch of {} (drop_last = {})",
+            data.train.len(),
+            spec.batch,
+            spec.drop_last
+        )));
+    }
+    let total_steps = spec.epochs * batches_per_epoch;
+
+    // Initial values: declared inits for params, zeros for slots, placeholders for the rest.
+    let mut interp = Interpreter::new(program);
+    interp.init_params(spec.seed).map_err(|source| TrainError::Run { step: 0, source })?;
+    let mut args: Vec<Tensor> = f.args.iter().map(|(_, t)| Tensor::zeros(t.dtype, &[])).collect();
+    for (a, name) in &abi.params {
+        let v = interp
+            .param(name)
+            .ok_or_else(|| abi_err(TRAIN_STEP, format!("arg \"param:{name}\": no parameter @{name} is declared")))?;
+        args[*a] = v.clone();
+    }
+    for (a, name) in &abi.slots {
+        let ty = &f.args[*a].1;
+        args[*a] = Tensor::zeros(ty.dtype, &concrete(TRAIN_STEP, &format!("state:{name}"), ty)?);
+    }
+    let mut run =
+        Run { program, spec, data, abi, args, step: 0, epoch: 0, batch_in_epoch: 0, totals: EpochTotals::default() };
+
+    std::fs::create_dir_all(out_dir).map_err(|e| io_error(out_dir, e))?;
+    let metrics_path = out_dir.join(METRICS_FILE);
+    let curves_path = out_dir.join(CURVES_FILE);
+    let ckpt_path = out_dir.join(CHECKPOINT_FILE);
+    let resumed = resume && ckpt_path.exists();
+    let mut history = if resumed {
+        let st = TrainState::load(&ckpt_path)?;
+        run.restore(f, st, &ckpt_path)?;
+        truncate_metrics(&metrics_path, run.epoch)?
+    } else {
+        for stale in [&ckpt_path, &curves_path] {
+            match std::fs::remove_file(stale) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_error(stale, e)),
+                _ => {}
+            }
+        }
+        Vec::new()
+    };
+    let mut metrics = MetricsWriter::open(&metrics_path, resumed)?;
+    let report = |run: &Run, history: &[Record], stopped_early: bool| {
+        let last = history.last();
+        let get = |k: &str| last.and_then(|r| r.f64(k));
+        TrainReport {
+            epochs: run.epoch,
+            steps: run.step,
+            train_loss: get("train_loss"),
+            train_acc: get("train_acc"),
+            test_loss: get("test_loss"),
+            test_acc: get("test_acc"),
+            resumed,
+            stopped_early,
+            metrics: metrics_path.clone(),
+            curves: curves_path.clone(),
+            checkpoint: ckpt_path.clone(),
+            state: run.state(),
+        }
+    };
+
+    let lr_arg = run.abi.lr.expect("checked by Abi::of");
+    let lr_dtype = f.args[lr_arg].1.dtype;
+    while run.epoch < spec.epochs {
+        let epoch_start = Instant::now();
+        let seconds_before = run.totals.seconds;
+        let bar = progress_bar(progress, run.epoch, spec.epochs, batches_per_epoch, run.batch_in_epoch);
+        let batches = data.train.batches(spec.batch, spec.seed, run.epoch, spec.drop_last);
+        for batch in batches.skip(run.batch_in_epoch as usize) {
+            let t0 = Instant::now();
+            let rows = batch.len() as u64;
+            Run::feed(&run.abi.data, &mut run.args, batch);
+            let lr = spec.schedule.lr(run.step, total_steps);
+            run.args[lr_arg] = Tensor::full(lr_dtype, &[], lr);
+            let seed = step_seed(spec.seed, run.step);
+            interp.set_seed(seed);
+            let out = interp.run(TRAIN_STEP, &run.args).map_err(|source| TrainError::Run { step: run.step, source })?;
+            let checks = std::iter::once((run.abi.loss, "loss".to_string()))
+                .chain(run.abi.updates.iter().map(|(r, _)| (*r, f.result_names[*r].clone())));
+            for (r, what) in checks {
+                if !is_finite(&out[r]) {
+                    bar.abandon();
+                    let anomaly = match spec.detect_anomaly {
+                        true => find_anomaly(program, TRAIN_STEP, &run.args, interp.params(), seed)
+                            .map_err(|source| TrainError::Run { step: run.step, source })?
+                            .map(Box::new),
+                        false => None,
+                    };
+                    return Err(TrainError::NonFinite { step: run.step, what, anomaly });
+                }
+            }
+            let loss = scalar(&out[run.abi.loss]);
+            run.totals.samples += rows;
+            run.totals.loss_sum += loss * rows as f64;
+            for (r, name) in &run.abi.metrics {
+                *run.totals.metric_sums.entry(name.clone()).or_insert(0.0) += scalar(&out[*r]);
+            }
+            let mut out: Vec<Option<Tensor>> = out.into_iter().map(Some).collect();
+            for (r, a) in &run.abi.updates {
+                run.args[*a] = out[*r].take().expect("each result moves once");
+            }
+            run.step += 1;
+            run.batch_in_epoch += 1;
+            run.totals.seconds += t0.elapsed().as_secs_f64();
+            bar.set_position(run.batch_in_epoch);
+            bar.set_message(format!(
+                "loss {loss:.4}  lr {lr:.3e}  {:.0} samples/s",
+                run.totals.samples as f64 / run.totals.seconds.max(1e-9)
+            ));
+            if spec.stop_after_steps == Some(run.step) {
+                bar.abandon();
+                run.state().save(&ckpt_path)?;
+                return Ok(report(&run, &history, true));
+            }
+        }
+        bar.finish_and_clear();
+
+        // Epoch end: evaluate, log, plot, checkpoint.
+        let done = run.epoch + 1;
+        let evaluate = has_eval && (done == spec.epochs || (spec.eval_every > 0 && done % spec.eval_every == 0));
+        let test = match (evaluate, &data.test) {
+            (true, Some(test)) => Some(run.evaluate(&mut interp, test)?),
+            _ => None,
+        };
+        let t = &run.totals;
+        let n = t.samples.max(1) as f64;
+        let mut rec = Record::default();
+        rec.push("epoch", Value::Int(done as i64));
+        rec.push("step", Value::Int(run.step as i64));
+        rec.push("train_loss", Value::num(t.loss_sum / n));
+        for (_, name) in &run.abi.metrics {
+            let key = if name == "correct" { "train_acc".to_string() } else { format!("train_{name}") };
+            rec.push(&key, Value::opt(t.metric_sums.get(name).map(|s| s / n)));
+        }
+        if has_eval {
+            rec.push("test_loss", Value::opt(test.as_ref().map(|(l, _)| *l)));
+            for (_, name) in &run.abi.metrics {
+                let key = if name == "correct" { "test_acc".to_string() } else { format!("test_{name}") };
+                rec.push(&key, Value::opt(test.as_ref().and_then(|(_, m)| m.get(name).copied())));
+            }
+        }
+        rec.push("lr", Value::num(spec.schedule.lr(run.step.saturating_sub(1), total_steps)));
+        rec.push("seconds", Value::num(seconds_before + epoch_start.elapsed().as_secs_f64()));
+        rec.push("samples_per_s", Value::num(t.samples as f64 / t.seconds.max(1e-9)));
+        metrics.append(&rec)?;
+        if progress {
+            eprintln!("{}", rec.to_json());
+        }
+        history.push(rec);
+        write_curves(&curves_path, &history)?;
+        run.epoch = done;
+        run.batch_in_epoch = 0;
+        run.totals = EpochTotals::default();
+        run.state().save(&ckpt_path)?;
+    }
+    Ok(report(&run, &history, false))
+}
