@@ -1,0 +1,129 @@
+//! Losses and metrics emitted into a train or eval step. Every loss is a mean over the
+//! batch (axis 0); metrics are batch sums, so the loop can average over an epoch.
+
+use super::emit::{Emitter, Res, V};
+use crate::tir::{BinaryOp, DType, Dim, Op, ReduceOp, TensorType, UnaryOp};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Loss {
+    /// Softmax cross-entropy of logits `[B, C]` against `i64[B]` labels.
+    CrossEntropy { smoothing: f64 },
+    /// Mean squared error over every element.
+    Mse,
+    /// Mean over the batch of `||y - t|| / ||t||` (per-sample L2 norms).
+    RelL2,
+    /// Binary cross-entropy with logits.
+    Bce,
+}
+
+impl Loss {
+    /// The type of the target given the prediction's type.
+    pub fn target_type(&self, pred: &TensorType) -> Res<TensorType> {
+        match self {
+            Loss::CrossEntropy { .. } => {
+                if pred.rank() != 2 {
+                    return Err(format!("cross_entropy needs logits of shape [B, C], found {pred}"));
+                }
+                Ok(TensorType::new(DType::I64, vec![pred.shape[0].clone()]))
+            }
+            _ => Ok(pred.clone()),
+        }
+    }
+}
+
+/// `(loss, metrics)`: the scalar loss and named batch-sum metrics.
+pub fn emit_loss(e: &mut Emitter, loss: &Loss, pred: V, target: V) -> Res<(V, Vec<(String, V)>)> {
+    match loss {
+        Loss::CrossEntropy { smoothing } => cross_entropy(e, pred, target, *smoothing),
+        Loss::Mse => {
+            let d = e.bin(BinaryOp::Sub, pred, target)?;
+            let d2 = e.mul(d, d)?;
+            let rank = e.ty(d2).rank();
+            let l = e.op(Op::Reduce { op: ReduceOp::Mean, axes: (0..rank).collect(), keepdim: false }, &[d2], None)?;
+            Ok((l, Vec::new()))
+        }
+        Loss::RelL2 => rel_l2(e, pred, target),
+        Loss::Bce => bce(e, pred, target),
+    }
+}
+
+fn batch_size(e: &mut Emitter, v: V, dtype: DType) -> Res<V> {
+    let b = e.ty(v).shape[0].clone();
+    e.dim_value(&b, dtype)
+}
+
+fn cross_entropy(e: &mut Emitter, logits: V, label: V, smoothing: f64) -> Res<(V, Vec<(String, V)>)> {
+    let t = e.ty(logits);
+    let (b, c) = (t.shape[0].clone(), t.shape[1].clone());
+    let keep = |axes: Vec<usize>| Op::Reduce { op: ReduceOp::Max, axes, keepdim: true };
+    let m = e.op(keep(vec![1]), &[logits], None)?;
+    let mb = e.broadcast(m, &t.shape)?;
+    let z = e.bin(BinaryOp::Sub, logits, mb)?;
+    let ez = e.un(UnaryOp::Exp, z)?;
+    let s = e.op(Op::Reduce { op: ReduceOp::Sum, axes: vec![1], keepdim: true }, &[ez], None)?;
+    let lse = e.un(UnaryOp::Log, s)?;
+    let lseb = e.broadcast(lse, &t.shape)?;
+    let logp = e.bin(BinaryOp::Sub, z, lseb)?;
+    let onehot = one_hot(e, label, &b, &c, t.dtype)?;
+    let target = if smoothing > 0.0 {
+        let scaled = e.scale(onehot, 1.0 - smoothing)?;
+        let cv = e.dim_value(&c, t.dtype)?;
+        let eps = e.op(Op::Const(smoothing), &[], Some(TensorType::scalar(t.dtype)))?;
+        let u = e.bin(BinaryOp::Div, eps, cv)?;
+        let ub = e.broadcast(u, &t.shape)?;
+        e.add(scaled, ub)?
+    } else {
+        onehot
+    };
+    let prod = e.mul(target, logp)?;
+    let total = e.op(Op::Reduce { op: ReduceOp::Sum, axes: vec![0, 1], keepdim: false }, &[prod], None)?;
+    let n = batch_size(e, logits, t.dtype)?;
+    let mean = e.bin(BinaryOp::Div, total, n)?;
+    let loss = e.neg(mean)?;
+    let pred = e.op(Op::ArgMax { axis: 1, keepdim: false }, &[logits], None)?;
+    let hit = e.bin(BinaryOp::Eq, pred, label)?;
+    let hitf = e.cast(hit, t.dtype)?;
+    let correct = e.op(Op::Reduce { op: ReduceOp::Sum, axes: vec![0], keepdim: false }, &[hitf], None)?;
+    Ok((loss, vec![("correct".to_string(), correct)]))
+}
+
+/// `[B, C]` one-hot rows of `label` (i64[B]) as `dtype`.
+fn one_hot(e: &mut Emitter, label: V, b: &Dim, c: &Dim, dtype: DType) -> Res<V> {
+    let shape = vec![b.clone(), c.clone()];
+    let classes = e.op(Op::Iota { axis: 1 }, &[], Some(TensorType::new(DType::I64, shape.clone())))?;
+    let col = e.reshape(label, vec![b.clone(), Dim::constant(1)])?;
+    let lb = e.broadcast(col, &shape)?;
+    let eq = e.bin(BinaryOp::Eq, classes, lb)?;
+    e.cast(eq, dtype)
+}
+
+fn rel_l2(e: &mut Emitter, pred: V, target: V) -> Res<(V, Vec<(String, V)>)> {
+    let t = e.ty(pred);
+    let axes: Vec<usize> = (1..t.rank()).collect();
+    let d = e.bin(BinaryOp::Sub, pred, target)?;
+    let d2 = e.mul(d, d)?;
+    let num = e.op(Op::Reduce { op: ReduceOp::Sum, axes: axes.clone(), keepdim: false }, &[d2], None)?;
+    let t2 = e.mul(target, target)?;
+    let den = e.op(Op::Reduce { op: ReduceOp::Sum, axes, keepdim: false }, &[t2], None)?;
+    let r = e.bin(BinaryOp::Div, num, den)?;
+    let r = e.un(UnaryOp::Sqrt, r)?;
+    let sum = e.op(Op::Reduce { op: ReduceOp::Sum, axes: vec![0], keepdim: false }, &[r], None)?;
+    let n = batch_size(e, pred, t.dtype)?;
+    let l = e.bin(BinaryOp::Div, sum, n)?;
+    Ok((l, vec![("rel_l2".to_string(), sum)]))
+}
+
+/// `mean(relu(z) - z t + log1p(exp(-|z|)))`, the stable form of BCE with logits.
+fn bce(e: &mut Emitter, z: V, target: V) -> Res<(V, Vec<(String, V)>)> {
+    let rz = e.un(UnaryOp::Relu, z)?;
+    let zt = e.mul(z, target)?;
+    let a = e.un(UnaryOp::Abs, z)?;
+    let na = e.neg(a)?;
+    let ex = e.un(UnaryOp::Exp, na)?;
+    let l1 = e.un(UnaryOp::Log1p, ex)?;
+    let s = e.bin(BinaryOp::Sub, rz, zt)?;
+    let s = e.add(s, l1)?;
+    let rank = e.ty(s).rank();
+    let l = e.op(Op::Reduce { op: ReduceOp::Mean, axes: (0..rank).collect(), keepdim: false }, &[s], None)?;
+    Ok((l, Vec::new()))
+}

@@ -1,0 +1,19 @@
+//! Reverse-mode automatic differentiation of TIR.
+//!
+//! - [`emit`]: a builder for the instructions gradient rules emit.
+//! - [`rules`]: one vector-Jacobian product per primitive op (the gradient table).
+//! - [`reverse`]: the reverse sweep over a straight-line function.
+//!
+//! Control ops are expanded before the sweep (calls and stacks are inlined); `scan` and
+//! `vmap` bodies are differentiated as functions of their own.
+
+pub mod emit;
+pub mod expand;
+pub mod loss;
+pub mod optim;
+pub mod reverse;
+pub mod rules;
+pub mod train_step;
+
+pub use reverse::gradient;
+pub use train_step::{build_train_program, TrainSpec};

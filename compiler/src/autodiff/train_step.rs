@@ -1,0 +1,171 @@
+//! The train step: one TIR function that runs the forward pass, the loss, the backward
+//! pass and the optimizer update, with parameters and optimizer state as arguments and
+//! results (so the loop only feeds and collects tensors).
+//!
+//! ABI (matched by name):
+//! - `train_step(data..., param:NAME..., state:NAME.SLOT..., state:step, lr)` returns
+//!   `loss`, `metric:NAME...`, `param:NAME...`, `state:NAME.SLOT...`, `state:step`.
+//! - `eval_step(data..., param:NAME...)` returns `loss`, `metric:NAME...`.
+//!
+//! The data arguments are the model's inputs followed by the loss target (named by
+//! [`TrainSpec::target`]). Buffers (non-trainable params) are passed as `param:NAME`
+//! and returned unchanged.
+
+use super::emit::{Emitter, Res, V};
+use super::expand::{inline_calls, params_to_args};
+use super::loss::{emit_loss, Loss};
+use super::optim::{add_noise, clip_global_norm, update, Optimizer, UpdateCtx};
+use super::reverse::gradient;
+use crate::tir::{DType, Func, Program, TensorType, ValueId};
+
+#[derive(Clone, Debug)]
+pub struct TrainSpec {
+    /// The model output the loss reads.
+    pub output: String,
+    pub loss: Loss,
+    /// The name of the target argument (`label`, `y`).
+    pub target: String,
+    pub optimizer: Optimizer,
+    /// Clip the global gradient norm to this value.
+    pub clip: Option<f64>,
+    /// Annealed gradient noise `(eta, gamma)`.
+    pub noise: Option<(f64, f64)>,
+}
+
+/// The program with `train_step` and `eval_step` added (and `main` kept for inference).
+pub fn build_train_program(program: &Program, spec: &TrainSpec) -> Res<Program> {
+    let mut out = program.clone();
+    let eval = build_eval(program, spec)?;
+    let train = build_train(program, spec)?;
+    out.funcs.push(train);
+    out.funcs.push(eval);
+    crate::passes::cleanup(&mut out);
+    if let Err(errors) = crate::tir::verify::verify(&out) {
+        let msgs: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        return Err(format!("internal error: the train step does not verify: {}", msgs.join("; ")));
+    }
+    Ok(out)
+}
+
+/// The forward function with parameters as arguments, a target argument and the loss.
+struct Forward {
+    func: Func,
+    params: Vec<String>,
+    loss: ValueId,
+    metrics: Vec<(String, ValueId)>,
+    data_args: usize,
+}
+
+fn forward(program: &Program, spec: &TrainSpec, name: &str) -> Res<Forward> {
+    let main = program.main();
+    let mut f = inline_calls(program, main)?;
+    f.name = name.to_string();
+    let out_idx = f
+        .result_names
+        .iter()
+        .position(|n| n == &spec.output)
+        .ok_or_else(|| format!("the model has no output `{}`", spec.output))?;
+    let pred = f.results[out_idx];
+    let pred_t = f.type_of(pred).cloned().ok_or("output undefined")?;
+    let target_t = spec.loss.target_type(&pred_t)?;
+    let target = f.next_value();
+    f.args.push((target, target_t));
+    f.arg_names.push(spec.target.clone());
+    let data_args = f.args.len();
+    let params = params_to_args(program, &mut f);
+    f.results.clear();
+    f.result_names.clear();
+    let sigs = program.clone();
+    let mut e = Emitter::new(f, &sigs);
+    let (loss, metrics) = emit_loss(&mut e, &spec.loss, pred, target)?;
+    Ok(Forward { func: e.func, params, loss, metrics, data_args })
+}
+
+fn build_eval(program: &Program, spec: &TrainSpec) -> Res<Func> {
+    let fw = forward(program, spec, "eval_step")?;
+    let mut f = fw.func;
+    f.results.push(fw.loss);
+    f.result_names.push("loss".into());
+    for (n, v) in fw.metrics {
+        f.results.push(v);
+        f.result_names.push(format!("metric:{n}"));
+    }
+    let _ = fw.data_args;
+    Ok(f)
+}
+
+fn build_train(program: &Program, spec: &TrainSpec) -> Res<Func> {
+    let fw = forward(program, spec, "train_step")?;
+    let trainable: Vec<bool> =
+        fw.params.iter().map(|n| program.param(n).map(|p| p.trainable).unwrap_or(true)).collect();
+    let n_data = fw.data_args;
+    let param_vals: Vec<ValueId> = fw.func.args[n_data..].iter().map(|(v, _)| *v).collect();
+    let wrt: Vec<ValueId> = param_vals.iter().zip(&trainable).filter(|(_, t)| **t).map(|(v, _)| *v).collect();
+    let sigs = program.clone();
+    let g = gradient(&fw.func, &sigs, fw.loss, &wrt)?;
+    let grads: Vec<ValueId> = g.results[g.results.len() - wrt.len()..].to_vec();
+    let mut f = g;
+    f.results.clear();
+    f.result_names.clear();
+    let mut e = Emitter::new(f, &sigs);
+    let step = add_arg(&mut e, "state:step", TensorType::scalar(DType::F32));
+    let lr = add_arg(&mut e, "lr", TensorType::scalar(DType::F32));
+    let one = e.op(crate::tir::Op::Const(1.0), &[], Some(TensorType::scalar(DType::F32)))?;
+    let t = e.add(step, one)?;
+    let mut grads = grads;
+    if let Some(max) = spec.clip {
+        grads = clip_global_norm(&mut e, &grads, max)?;
+    }
+    if let Some((eta, gamma)) = spec.noise {
+        grads = add_noise(&mut e, &grads, step, eta, gamma, 1 << 32)?;
+    }
+    let ctx = UpdateCtx { lr, t };
+    let mut results: Vec<(String, V)> = vec![("loss".into(), fw.loss)];
+    results.extend(fw.metrics.iter().map(|(n, v)| (format!("metric:{n}"), *v)));
+    let mut states: Vec<(String, V)> = Vec::new();
+    let mut gi = 0;
+    for ((name, &p), &tr) in fw.params.iter().zip(&param_vals).zip(&trainable) {
+        if !tr {
+            results.push((format!("param:{name}"), p));
+            continue;
+        }
+        let pt = e.ty(p);
+        let slots: Vec<V> =
+            spec.optimizer.slots().iter().map(|s| add_arg(&mut e, &format!("state:{name}.{s}"), pt.clone())).collect();
+        let (np, ns) = update(&mut e, &spec.optimizer, &ctx, p, grads[gi], &slots)?;
+        gi += 1;
+        results.push((format!("param:{name}"), np));
+        for (s, v) in spec.optimizer.slots().iter().zip(ns) {
+            states.push((format!("state:{name}.{s}"), v));
+        }
+    }
+    results.extend(states);
+    results.push(("state:step".into(), t));
+    let mut f = e.func;
+    move_args_last(&mut f, &["state:step", "lr"]);
+    for (n, v) in results {
+        f.results.push(v);
+        f.result_names.push(n);
+    }
+    Ok(f)
+}
+
+fn add_arg(e: &mut Emitter, name: &str, ty: TensorType) -> V {
+    let v = ValueId(e.func.next_value().0.max(e.peek_next()));
+    e.bump_past(v);
+    e.func.args.push((v, ty));
+    e.func.arg_names.push(name.to_string());
+    v
+}
+
+/// Moves the named arguments to the end, in the given order.
+fn move_args_last(f: &mut Func, names: &[&str]) {
+    for n in names {
+        if let Some(i) = f.arg_names.iter().position(|a| a == n) {
+            let a = f.args.remove(i);
+            let an = f.arg_names.remove(i);
+            f.args.push(a);
+            f.arg_names.push(an);
+        }
+    }
+}
