@@ -8,7 +8,7 @@
 //! (relative to max(1, |analytic|, |numeric|)); ops through `c64` (single precision,
 //! the only complex dtype) or a cast to f32 to 2e-3.
 
-use archc_compiler::autodiff::gradient;
+use archc_compiler::autodiff::{gradient, FuncTable};
 use archc_compiler::tir::testutil::{ty, FuncBuilder};
 use archc_compiler::tir::{BinaryOp, DType, Dim, Func, Op, PoolOp, Program, ReduceOp, TensorType, UnaryOp, ValueId};
 use archc_runtime::{Interpreter, Tensor};
@@ -21,6 +21,12 @@ struct Case {
     /// Values drawn from [0.5, 2] instead of a standard normal.
     positive: bool,
     build: fn(&mut FuncBuilder, &Program, &[ValueId]) -> ValueId,
+    /// Functions the case calls (bodies of `scan` and `vmap`).
+    aux: fn() -> Vec<Func>,
+}
+
+fn no_aux() -> Vec<Func> {
+    Vec::new()
 }
 
 fn case(
@@ -29,7 +35,7 @@ fn case(
     build: fn(&mut FuncBuilder, &Program, &[ValueId]) -> ValueId,
 ) -> Case {
     let wrt = inputs.iter().enumerate().filter(|(_, t)| t.starts_with("f64")).map(|(i, _)| i).collect();
-    Case { name, inputs: inputs.to_vec(), wrt, positive: false, build }
+    Case { name, inputs: inputs.to_vec(), wrt, positive: false, build, aux: no_aux }
 }
 
 fn positive(mut c: Case) -> Case {
@@ -67,7 +73,7 @@ fn random_input(t: &TensorType, rng: &mut Rng, positive: bool) -> Tensor {
 
 /// Builds `main(x..., r...) -> loss` for a case; returns it with the loss value.
 fn program(c: &Case) -> (Program, ValueId) {
-    let empty = Program::default();
+    let empty = Program { funcs: (c.aux)(), ..Program::default() };
     let mut b = FuncBuilder::new("main");
     let xs: Vec<ValueId> = c.inputs.iter().enumerate().map(|(i, t)| b.arg(t, &format!("x{i}"))).collect();
     let y = (c.build)(&mut b, &empty, &xs);
@@ -91,7 +97,9 @@ fn program(c: &Case) -> (Program, ValueId) {
         b.op(&empty, all(&yt), &[p])
     };
     let f = b.finish(&[(loss, "loss")]);
-    (Program { name: c.name.into(), params: vec![], funcs: vec![f] }, loss)
+    let mut funcs = vec![f];
+    funcs.extend(empty.funcs);
+    (Program { name: c.name.into(), params: vec![], funcs }, loss)
 }
 
 fn loss_of(p: &Program, inputs: &[Tensor]) -> f64 {
@@ -109,8 +117,12 @@ fn check(c: &Case) {
     let (p, loss) = program(c);
     let main: &Func = p.main();
     let wrt: Vec<ValueId> = c.wrt.iter().map(|&i| main.args[i].0).collect();
-    let g = gradient(main, &p, loss, &wrt).unwrap_or_else(|e| panic!("{}: {e}", c.name));
-    let gp = Program { funcs: vec![g], ..p.clone() };
+    let table = FuncTable::new(&p);
+    let g = gradient(main, &table, loss, &wrt).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+    let mut funcs = vec![g];
+    funcs.extend(p.funcs[1..].iter().cloned());
+    funcs.extend(table.added.into_inner());
+    let gp = Program { funcs, ..p.clone() };
     if let Err(e) = archc_compiler::tir::verify(&gp) {
         panic!("{}: gradient program does not verify: {e:?}\n{gp}", c.name);
     }
@@ -247,6 +259,71 @@ fn cases() -> Vec<Case> {
     v
 }
 
+/// `cell(h: [2, 3], x: [2, 4], w: [4, 3]) -> (tanh(h + x @ w), tanh(h + x @ w) * 2)`.
+fn rnn_cell() -> Vec<Func> {
+    let p = Program::default();
+    let mut b = FuncBuilder::new("cell");
+    let h = b.arg("f64[2, 3]", "h");
+    let x = b.arg("f64[2, 4]", "x");
+    let w = b.arg("f64[4, 3]", "w");
+    let xw = b.op(&p, Op::MatMul, &[x, w]);
+    let s = b.op(&p, Op::Binary(BinaryOp::Add), &[h, xw]);
+    let t = b.op(&p, Op::Unary(UnaryOp::Tanh), &[s]);
+    let y = b.op(&p, Op::Binary(BinaryOp::Mul), &[t, t]);
+    vec![b.finish(&[(t, "h"), (y, "y")])]
+}
+
+/// `head(x: [1, 4], w: [4, 3]) -> (x @ w, sum(w))`.
+fn head() -> Vec<Func> {
+    let p = Program::default();
+    let mut b = FuncBuilder::new("head");
+    let x = b.arg("f64[1, 4]", "x");
+    let w = b.arg("f64[4, 3]", "w");
+    let y = b.op(&p, Op::MatMul, &[x, w]);
+    let s = b.op(&p, Op::Reduce { op: ReduceOp::Sum, axes: vec![0, 1], keepdim: false }, &[w]);
+    vec![b.finish(&[(y, "y"), (s, "s")])]
+}
+
+fn control_cases() -> Vec<Case> {
+    let scan = |reverse: bool| Op::Scan { func: "cell".into(), axis: 1, carries: 1, xs: 1, reverse };
+    let inputs = &["f64[2, 3]", "f64[2, 5, 4]", "f64[4, 3]"];
+    let mut v = vec![
+        case("scan_outputs", inputs, |b, p, x| {
+            let r = b.op_multi(p, Op::Scan { func: "cell".into(), axis: 1, carries: 1, xs: 1, reverse: false }, &[x[0], x[1], x[2]]);
+            r[1]
+        }),
+        case("scan_final_carry", inputs, |b, p, x| {
+            let r = b.op_multi(p, Op::Scan { func: "cell".into(), axis: 1, carries: 1, xs: 1, reverse: false }, &[x[0], x[1], x[2]]);
+            r[0]
+        }),
+        case("scan_reverse", inputs, |b, p, x| {
+            let r = b.op_multi(p, Op::Scan { func: "cell".into(), axis: 1, carries: 1, xs: 1, reverse: true }, &[x[0], x[1], x[2]]);
+            let s = b.op(p, Op::Reduce { op: ReduceOp::Sum, axes: vec![1], keepdim: false }, &[r[1]]);
+            b.op(p, Op::Binary(BinaryOp::Add), &[s, r[0]])
+        }),
+        case("vmap_kept_and_stacked", &["f64[5, 4]", "f64[5, 4, 3]"], |b, p, x| {
+            let op = Op::Vmap { func: "head".into(), keep: vec![true, false], out_keep: vec![true, false] };
+            let r = b.op_multi(p, op, &[x[0], x[1]]);
+            let s = b.op_as(p, Op::Reshape, &[r[1]], "f64[5, 1]");
+            let sb = b.op_as(p, Op::Broadcast, &[s], "f64[5, 3]");
+            b.op(p, Op::Binary(BinaryOp::Mul), &[r[0], sb])
+        }),
+    ];
+    let _ = scan;
+    for c in v.iter_mut().take(3) {
+        c.aux = rnn_cell;
+    }
+    v[3].aux = head;
+    v
+}
+
+#[test]
+fn scan_and_vmap_match_finite_differences() {
+    for c in control_cases() {
+        check(&c);
+    }
+}
+
 #[test]
 fn every_rule_matches_finite_differences() {
     for c in cases() {
@@ -266,7 +343,7 @@ fn losses_other_than_real_scalars_are_rejected() {
     let x = b.arg("f64[3]", "x");
     let f = b.finish(&[(x, "y")]);
     let p = Program { name: "t".into(), params: vec![], funcs: vec![f] };
-    let err = gradient(p.main(), &p, x, &[x]).unwrap_err();
+    let err = gradient(p.main(), &FuncTable::new(&p), x, &[x]).unwrap_err();
     assert!(err.contains("real scalar"), "{err}");
     let _ = TensorType::scalar(DType::F64);
 }

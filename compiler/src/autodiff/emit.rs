@@ -2,7 +2,7 @@
 //! autodiff: every instruction goes through the shared shape rules, and the helpers
 //! spell the compound patterns gradient rules need (fill, sum to a shape, conjugate).
 
-use crate::tir::infer::{infer_one, FuncSigs};
+use crate::tir::infer::{infer, infer_one, FuncSigs};
 use crate::tir::{BinaryOp, DType, Dim, Func, Inst, Op, ReduceOp, TensorType, UnaryOp, ValueId};
 
 pub type V = ValueId;
@@ -43,6 +43,21 @@ impl<'a> Emitter<'a> {
         self.next += 1;
         self.func.body.push(Inst::new(result, op, args.to_vec(), ty));
         Ok(result)
+    }
+
+    /// Appends an instruction with several results (`call`, `scan`, `vmap`).
+    pub fn op_multi(&mut self, op: Op, args: &[V]) -> Res<Vec<V>> {
+        let tys: Vec<TensorType> = args.iter().map(|a| self.ty(*a)).collect();
+        let refs: Vec<&TensorType> = tys.iter().collect();
+        let types = infer(&op, &refs, None, self.sigs)?;
+        let mut results = Vec::new();
+        for t in types {
+            results.push((ValueId(self.next), t));
+            self.next += 1;
+        }
+        let ids = results.iter().map(|(v, _)| *v).collect();
+        self.func.body.push(Inst::with_results(op, args.to_vec(), results));
+        Ok(ids)
     }
 
     pub fn un(&mut self, u: UnaryOp, x: V) -> Res<V> {

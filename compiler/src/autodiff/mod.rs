@@ -7,6 +7,7 @@
 //! Control ops are expanded before the sweep (calls and stacks are inlined); `scan` and
 //! `vmap` bodies are differentiated as functions of their own.
 
+pub mod control;
 pub mod emit;
 pub mod expand;
 pub mod loss;
@@ -15,5 +16,6 @@ pub mod reverse;
 pub mod rules;
 pub mod train_step;
 
+pub use control::FuncTable;
 pub use reverse::gradient;
 pub use train_step::{build_train_program, TrainSpec};

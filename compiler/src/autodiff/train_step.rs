@@ -15,6 +15,7 @@ use super::emit::{Emitter, Res, V};
 use super::expand::{inline_calls, params_to_args};
 use super::loss::{emit_loss, Loss};
 use super::optim::{add_noise, clip_global_norm, update, Optimizer, UpdateCtx};
+use super::control::FuncTable;
 use super::reverse::gradient;
 use crate::tir::{DType, Func, Program, TensorType, ValueId};
 
@@ -35,10 +36,12 @@ pub struct TrainSpec {
 /// The program with `train_step` and `eval_step` added (and `main` kept for inference).
 pub fn build_train_program(program: &Program, spec: &TrainSpec) -> Res<Program> {
     let mut out = program.clone();
-    let eval = build_eval(program, spec)?;
-    let train = build_train(program, spec)?;
+    let table = FuncTable::new(program);
+    let eval = build_eval(program, spec, &table)?;
+    let train = build_train(program, spec, &table)?;
     out.funcs.push(train);
     out.funcs.push(eval);
+    out.funcs.extend(table.added.into_inner());
     crate::passes::cleanup(&mut out);
     if let Err(errors) = crate::tir::verify::verify(&out) {
         let msgs: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
@@ -56,7 +59,7 @@ struct Forward {
     data_args: usize,
 }
 
-fn forward(program: &Program, spec: &TrainSpec, name: &str) -> Res<Forward> {
+fn forward(program: &Program, spec: &TrainSpec, name: &str, table: &FuncTable) -> Res<Forward> {
     let main = program.main();
     let mut f = inline_calls(program, main)?;
     f.name = name.to_string();
@@ -75,14 +78,13 @@ fn forward(program: &Program, spec: &TrainSpec, name: &str) -> Res<Forward> {
     let params = params_to_args(program, &mut f);
     f.results.clear();
     f.result_names.clear();
-    let sigs = program.clone();
-    let mut e = Emitter::new(f, &sigs);
+    let mut e = Emitter::new(f, table);
     let (loss, metrics) = emit_loss(&mut e, &spec.loss, pred, target)?;
     Ok(Forward { func: e.func, params, loss, metrics, data_args })
 }
 
-fn build_eval(program: &Program, spec: &TrainSpec) -> Res<Func> {
-    let fw = forward(program, spec, "eval_step")?;
+fn build_eval(program: &Program, spec: &TrainSpec, table: &FuncTable) -> Res<Func> {
+    let fw = forward(program, spec, "eval_step", table)?;
     let mut f = fw.func;
     f.results.push(fw.loss);
     f.result_names.push("loss".into());
@@ -94,20 +96,19 @@ fn build_eval(program: &Program, spec: &TrainSpec) -> Res<Func> {
     Ok(f)
 }
 
-fn build_train(program: &Program, spec: &TrainSpec) -> Res<Func> {
-    let fw = forward(program, spec, "train_step")?;
+fn build_train(program: &Program, spec: &TrainSpec, table: &FuncTable) -> Res<Func> {
+    let fw = forward(program, spec, "train_step", table)?;
     let trainable: Vec<bool> =
         fw.params.iter().map(|n| program.param(n).map(|p| p.trainable).unwrap_or(true)).collect();
     let n_data = fw.data_args;
     let param_vals: Vec<ValueId> = fw.func.args[n_data..].iter().map(|(v, _)| *v).collect();
     let wrt: Vec<ValueId> = param_vals.iter().zip(&trainable).filter(|(_, t)| **t).map(|(v, _)| *v).collect();
-    let sigs = program.clone();
-    let g = gradient(&fw.func, &sigs, fw.loss, &wrt)?;
+    let g = gradient(&fw.func, table, fw.loss, &wrt)?;
     let grads: Vec<ValueId> = g.results[g.results.len() - wrt.len()..].to_vec();
     let mut f = g;
     f.results.clear();
     f.result_names.clear();
-    let mut e = Emitter::new(f, &sigs);
+    let mut e = Emitter::new(f, table);
     let step = add_arg(&mut e, "state:step", TensorType::scalar(DType::F32));
     let lr = add_arg(&mut e, "lr", TensorType::scalar(DType::F32));
     let one = e.op(crate::tir::Op::Const(1.0), &[], Some(TensorType::scalar(DType::F32)))?;

@@ -21,7 +21,8 @@ pub fn cleanup(p: &mut Program) {
     }
 }
 
-fn dead_code(f: &mut Func) {
+/// Removes instructions none of whose results is used.
+pub fn dead_code(f: &mut Func) {
     let mut live: HashSet<ValueId> = f.results.iter().copied().collect();
     let mut keep = vec![false; f.body.len()];
     for (i, inst) in f.body.iter().enumerate().rev() {

@@ -3,4 +3,4 @@
 
 mod cleanup;
 
-pub use cleanup::cleanup;
+pub use cleanup::{cleanup, dead_code};
