@@ -53,7 +53,7 @@ impl CallArgs {
 
 /// Typed access to a builtin's arguments, positional or by name, in declaration order.
 pub struct ArgReader {
-    fname: &'static str,
+    fname: String,
     pos: VecDeque<(Value, Span)>,
     named: Vec<(String, Value, Span)>,
     span: Span,
@@ -61,8 +61,8 @@ pub struct ArgReader {
 }
 
 impl ArgReader {
-    pub fn new(fname: &'static str, args: CallArgs, span: Span) -> Self {
-        ArgReader { fname, pos: args.positional.into(), named: args.named, span, accepted: Vec::new() }
+    pub fn new(fname: impl Into<String>, args: CallArgs, span: Span) -> Self {
+        ArgReader { fname: fname.into(), pos: args.positional.into(), named: args.named, span, accepted: Vec::new() }
     }
 
     pub fn span(&self) -> Span {

@@ -11,6 +11,7 @@ use archc_grammar::span::Span;
 
 pub const TRAIN_KEYS: &[&str] =
     &["loss", "optimizer", "schedule", "batch", "epochs", "seed", "metrics", "clip", "noise", "eval_every"];
+pub const TRAIN_SCHEDULES: &[&str] = &["constant", "step", "cosine", "onecycle"];
 pub const LOSSES: &[&str] = &["cross_entropy", "mse", "rel_l2", "bce"];
 pub const OPTIMIZERS: &[&str] = &["sgd", "adam", "adamw", "rmsprop"];
 pub const SCHEDULES: &[&str] = &["constant", "step", "cosine", "onecycle"];
@@ -70,7 +71,7 @@ pub fn check_train(modules: &[ModuleInfo], opts: &Options, t: &TrainDef) -> R<()
     Ok(())
 }
 
-fn build_model(modules: &[ModuleInfo], opts: &Options, model: &Expr) -> R<Program> {
+pub fn build_model(modules: &[ModuleInfo], opts: &Options, model: &Expr) -> R<Program> {
     let mut c = Checker::new(modules, opts);
     let env = super::scope::Scope::child(&c.globals[0]);
     let v = c.eval(model, &env, 0)?;

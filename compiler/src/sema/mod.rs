@@ -24,9 +24,10 @@ pub mod resolve;
 pub mod scope;
 pub mod shapes;
 pub mod tensor_ops;
+pub mod train_config;
 pub mod value;
 
-pub use modules::{check_file, CheckOutput, ModuleSource, NoModules, Options, ChoiceMode};
+pub use modules::{check_file, train_file, CheckOutput, ChoiceMode, ModuleSource, NoModules, Options, TrainOutput};
 
 use crate::diag::Diagnostic;
 use builder::Builder;

@@ -181,6 +181,79 @@ fn check_file_here(name: &str, text: &str, source: &dyn ModuleSource, opts: &Opt
     out
 }
 
+/// What reading a `train` block produced.
+pub struct TrainOutput {
+    pub sources: SourceMap,
+    pub diagnostics: Vec<Diagnostic>,
+    pub config: Option<super::train_config::TrainConfig>,
+}
+
+/// Checks `main` and reads its `train` block (the first one, or the one whose model is
+/// `opts.entry`).
+pub fn train_file(name: &str, text: &str, source: &dyn ModuleSource, opts: &Options) -> TrainOutput {
+    std::thread::scope(|s| {
+        let worker = std::thread::Builder::new().stack_size(CHECK_STACK);
+        match worker.spawn_scoped(s, || train_file_here(name, text, source, opts)) {
+            Ok(handle) => handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            Err(_) => train_file_here(name, text, source, opts),
+        }
+    })
+}
+
+fn train_file_here(name: &str, text: &str, source: &dyn ModuleSource, opts: &Options) -> TrainOutput {
+    let mut loader =
+        Loader { source, sources: SourceMap::new(), modules: Vec::new(), by_name: HashMap::new(), diagnostics: Vec::new() };
+    let main = loader.add("main", name.to_string(), text.to_string());
+    loader.load_uses(main);
+    let mut out = TrainOutput { sources: SourceMap::new(), diagnostics: Vec::new(), config: None };
+    if loader.diagnostics.is_empty() {
+        match build_globals(&loader, &mut Vec::new()) {
+            Ok(modules) => {
+                let errors = resolve_module(&modules, 0);
+                if errors.is_empty() {
+                    match find_train(&modules[0], opts) {
+                        Ok(t) => match super::train_config::train_config(&modules, opts, t) {
+                            Ok(cfg) => out.config = Some(cfg),
+                            Err(d) => out.diagnostics.push(d),
+                        },
+                        Err(d) => out.diagnostics.push(d),
+                    }
+                }
+                out.diagnostics.extend(errors);
+            }
+            Err(ds) => out.diagnostics.extend(ds),
+        }
+    }
+    out.diagnostics.splice(0..0, loader.diagnostics);
+    out.sources = loader.sources;
+    out
+}
+
+fn find_train<'m>(main: &'m ModuleInfo, opts: &Options) -> R<&'m ast::TrainDef> {
+    let trains: Vec<&ast::TrainDef> = main
+        .ast
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Train(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    let model_name = |t: &ast::TrainDef| match &t.model.kind {
+        ast::ExprKind::Call(c, _) => match &c.kind {
+            ast::ExprKind::Name(n) => n.clone(),
+            _ => String::new(),
+        },
+        ast::ExprKind::Name(n) => n.clone(),
+        _ => String::new(),
+    };
+    match &opts.entry {
+        Some(e) => trains.into_iter().find(|t| &model_name(t) == e),
+        None => trains.into_iter().next(),
+    }
+    .ok_or_else(|| Diagnostic::global("this file has no `train` block").with_help("add `train Model(..) on data(..) { .. }`"))
+}
+
 fn build_globals(loader: &Loader, _: &mut Vec<Diagnostic>) -> Result<Vec<ModuleInfo>, Vec<Diagnostic>> {
     let mut infos: Vec<ModuleInfo> = Vec::new();
     let mut errors = Vec::new();
