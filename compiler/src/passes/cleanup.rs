@@ -35,9 +35,12 @@ pub fn dead_code(f: &mut Func) {
     f.body.retain(|_| it.next().unwrap_or(false));
 }
 
+/// Functions that are called from outside the program: inference and the train-step ABI.
+pub const ENTRY_POINTS: &[&str] = &["main", "train_step", "eval_step"];
+
 fn drop_unreferenced_funcs(p: &mut Program) {
-    let mut reached: HashSet<String> = HashSet::from(["main".to_string()]);
-    let mut work = vec!["main".to_string()];
+    let mut reached: HashSet<String> = ENTRY_POINTS.iter().map(|s| s.to_string()).collect();
+    let mut work: Vec<String> = ENTRY_POINTS.iter().map(|s| s.to_string()).collect();
     while let Some(name) = work.pop() {
         let Some(f) = p.func(&name) else { continue };
         let callees: Vec<String> = f.body.iter().flat_map(|i| i.op.callees()).map(str::to_string).collect();
