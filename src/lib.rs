@@ -5,3 +5,4 @@
 pub mod driver;
 pub mod inputs;
 pub mod render;
+pub mod training;

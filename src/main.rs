@@ -5,6 +5,8 @@
 use archc::driver::{check_path, parse_pairs};
 use archc::inputs::{arg_shapes, random_tensor};
 use archc::render::render;
+use archc::training;
+use archc_compiler::sema::train_config::TrainConfig;
 use archc_compiler::sema::{ChoiceMode, CheckOutput, Options};
 use archc_compiler::tir::Program;
 use archc_runtime::{io, Interpreter, Tensor};
@@ -72,6 +74,19 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// Train the network of a `train` block on its data set.
+    Train {
+        file: PathBuf,
+        #[command(flatten)]
+        run: TrainArgs,
+    },
+    /// Report test metrics of a checkpoint written by `archc train`.
+    Eval {
+        file: PathBuf,
+        /// The checkpoint (default: runs/NAME/checkpoint.safetensors).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+    },
     /// Print the file in canonical format.
     Fmt {
         files: Vec<PathBuf>,
@@ -108,6 +123,35 @@ struct Selection {
     /// Build for training (dropout active, batch statistics).
     #[arg(long)]
     train: bool,
+}
+
+/// Overrides of a `train` block.
+#[derive(Args, Clone)]
+struct TrainArgs {
+    /// Number of epochs.
+    #[arg(long)]
+    epochs: Option<u64>,
+    /// Learning rate (the schedule scales it).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Seed for initialisation, shuffling and random ops.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Batch size.
+    #[arg(long)]
+    batch: Option<u64>,
+    /// The run directory (default: runs/NAME, NAME the file's stem).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue from the run directory's checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// On a NaN or Inf, find the first instruction that produced it.
+    #[arg(long)]
+    detect_anomaly: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
 }
 
 /// A failure: user errors exit 1, internal ones 2.
@@ -149,6 +193,8 @@ fn run_cmd(cmd: Cmd, color: bool) -> Result<(), Fail> {
             let inputs = RunInputs { weights, inputs, dim, seed, out };
             run(&program, &inputs)
         }
+        Cmd::Train { file, run } => train(&file, &run, color),
+        Cmd::Eval { file, checkpoint } => eval(&file, checkpoint, color),
         Cmd::Fmt { files, write, check } => fmt(&files, write, check),
     }
 }
@@ -314,4 +360,77 @@ fn fmt(files: &[PathBuf], write: bool, check: bool) -> Result<(), Fail> {
     } else {
         Ok(())
     }
+}
+
+fn train_config(file: &Path, color: bool) -> Result<(TrainConfig, String), Fail> {
+    let (out, text) = training::read_config(file, &Options::default()).map_err(|e| Fail::User(format!("error: {e}")))?;
+    if !out.diagnostics.is_empty() {
+        eprint!("{}", render(&out.diagnostics, &out.sources, color));
+        return Err(Fail::User(format!("error: {} failed", file.display())));
+    }
+    let cfg = out.config.ok_or_else(|| Fail::Internal("no train configuration".into()))?;
+    Ok((cfg, text))
+}
+
+fn run_dir(file: &Path, out: Option<&Path>) -> PathBuf {
+    out.map(Path::to_path_buf).unwrap_or_else(|| {
+        PathBuf::from("runs").join(file.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default())
+    })
+}
+
+fn train(file: &Path, args: &TrainArgs, color: bool) -> Result<(), Fail> {
+    let user = |e: String| Fail::User(format!("error: {e}"));
+    let (mut cfg, text) = train_config(file, color)?;
+    cfg.epochs = args.epochs.unwrap_or(cfg.epochs);
+    cfg.lr = args.lr.unwrap_or(cfg.lr);
+    cfg.seed = args.seed.unwrap_or(cfg.seed);
+    cfg.batch = args.batch.unwrap_or(cfg.batch);
+    let program = training::train_program(&cfg).map_err(|e| user(format!("cannot build the train step: {e}")))?;
+    let data = training::train_data(&cfg, &program).map_err(user)?;
+    let mut spec = training::loop_spec(&cfg, data.train.len());
+    spec.detect_anomaly = args.detect_anomaly;
+    let dir = run_dir(file, args.out.as_deref());
+    std::fs::create_dir_all(&dir).map_err(|e| user(format!("cannot create {}: {e}", dir.display())))?;
+    let name = file.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "train.arch".into());
+    archc_runtime::train::write_source(&dir, &name, &text).map_err(|e| user(e.to_string()))?;
+    eprintln!(
+        "training {} on {} ({} train / {} test samples), {} epochs, batch {}, into {}",
+        cfg.program.name,
+        cfg.data.name,
+        data.train.len(),
+        data.test.as_ref().map_or(0, |t| t.len()),
+        cfg.epochs,
+        cfg.batch,
+        dir.display()
+    );
+    let progress = !args.quiet && std::io::stderr().is_terminal();
+    let report = archc_runtime::train::train(&program, &spec, &data, &dir, args.resume, progress)
+        .map_err(|e| user(e.to_string()))?;
+    let pct = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
+    println!("train loss {} accuracy {}", pct(report.train_loss), pct(report.train_acc));
+    println!("test loss {} accuracy {}", pct(report.test_loss), pct(report.test_acc));
+    println!("curves: {}", report.curves.display());
+    println!("metrics: {}", report.metrics.display());
+    println!("checkpoint: {}", report.checkpoint.display());
+    Ok(())
+}
+
+fn eval(file: &Path, checkpoint: Option<PathBuf>, color: bool) -> Result<(), Fail> {
+    let user = |e: String| Fail::User(format!("error: {e}"));
+    let (cfg, _) = train_config(file, color)?;
+    let program = training::train_program(&cfg).map_err(|e| user(format!("cannot build the eval step: {e}")))?;
+    let data = training::train_data(&cfg, &program).map_err(user)?;
+    let ckpt = checkpoint.unwrap_or_else(|| run_dir(file, None).join("checkpoint.safetensors"));
+    let state = archc_runtime::train::TrainState::load(&ckpt).map_err(|e| user(e.to_string()))?;
+    let test = data.test.as_ref().ok_or_else(|| user("this data set has no test part".into()))?;
+    let metrics = training::evaluate(&program, &state.params, test, cfg.batch as usize).map_err(user)?;
+    println!("{} test samples, checkpoint {} (epoch {})", test.len(), ckpt.display(), state.epoch);
+    for (name, v) in metrics {
+        let shown = match name.as_str() {
+            "metric:correct" => "accuracy".to_string(),
+            other => other.trim_start_matches("metric:").to_string(),
+        };
+        println!("{shown}: {v:.4}");
+    }
+    Ok(())
 }

@@ -1,0 +1,164 @@
+//! `archc train` and `archc eval`: a `train` block, its data set and the training loop.
+//!
+//! The data set's tensors are matched to the train step's arguments: the first data
+//! input feeds the model's first input, the first target feeds the loss target. A data
+//! tensor is reshaped to the model's input type when the element counts agree
+//! (`mnist1d` rows of 40 into `f32[B, 1, 40]`), and Darcy inputs get their grid
+//! coordinates appended when the model asks for three channels.
+
+use crate::driver::FsModules;
+use archc_compiler::autodiff::build_train_program;
+use archc_compiler::sema::train_config::{DataSpec, ScheduleSpec, TrainConfig};
+use archc_compiler::sema::{train_file, Options, TrainOutput};
+use archc_compiler::tir::{Program, TensorType};
+use archc_runtime::data::{self, Dataset};
+use archc_runtime::train::{LoopSpec, Schedule, TrainData};
+use archc_runtime::Tensor;
+use std::path::Path;
+
+/// Reads the `train` block of `path`.
+pub fn read_config(path: &Path, opts: &Options) -> Result<(TrainOutput, String), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok((train_file(&path.display().to_string(), &text, &FsModules { dir }, opts), text))
+}
+
+/// The train program (`train_step`, `eval_step`) of a configuration.
+pub fn train_program(cfg: &TrainConfig) -> Result<Program, String> {
+    build_train_program(&cfg.program, &cfg.spec)
+}
+
+/// Loads and splits the data set, fitted to the train step's argument types.
+pub fn train_data(cfg: &TrainConfig, program: &Program) -> Result<TrainData, String> {
+    let (train, test) = parts(&cfg.data)?;
+    let step = program.func("train_step").ok_or("internal: no train_step")?;
+    let arg = |name: &str| -> Option<TensorType> {
+        step.arg_names.iter().position(|n| n == name).map(|i| step.args[i].1.clone())
+    };
+    let model_input = program.main().arg_names.first().cloned().ok_or("the model has no input")?;
+    let fit = |ds: Dataset| -> Result<Dataset, String> {
+        let mut inputs = Vec::new();
+        for (i, (name, t)) in ds.inputs.into_iter().enumerate() {
+            let target = if i == 0 { model_input.clone() } else { name };
+            let t = match arg(&target) {
+                Some(ty) => fit_tensor(t, &ty, &target)?,
+                None => t,
+            };
+            inputs.push((target, t));
+        }
+        let mut targets = Vec::new();
+        for (i, (name, t)) in ds.targets.into_iter().enumerate() {
+            let target = if i == 0 { cfg.spec.target.clone() } else { name };
+            let t = match arg(&target) {
+                Some(ty) => fit_tensor(t, &ty, &target)?,
+                None => t,
+            };
+            targets.push((target, t));
+        }
+        Dataset::new(inputs, targets).map_err(|e| e.to_string())
+    };
+    Ok(TrainData::new(fit(train)?, test.map(fit).transpose()?))
+}
+
+fn parts(spec: &DataSpec) -> Result<(Dataset, Option<Dataset>), String> {
+    let mut parts = data::load(&spec.name).map_err(|e| e.to_string())?;
+    if let Some(fractions) = &spec.split {
+        let whole = match (&spec.train_part, parts.len()) {
+            (Some(p), _) => parts.remove(p).ok_or_else(|| format!("{} has no part `{p}`", spec.name))?,
+            (None, 1) => parts.into_values().next().expect("one part"),
+            (None, _) => parts.remove("train").ok_or_else(|| format!("{}: which part to split?", spec.name))?,
+        };
+        let mut split = whole.split(fractions, spec.split_seed).map_err(|e| e.to_string())?;
+        let test = (split.len() > 1).then(|| split.remove(1));
+        return Ok((split.remove(0), test));
+    }
+    let pick = |parts: &mut std::collections::BTreeMap<String, Dataset>, want: &Option<String>, prefix: &str| {
+        match want {
+            Some(p) => parts.remove(p),
+            None => {
+                let key = parts.keys().find(|k| k.starts_with(prefix)).cloned();
+                key.and_then(|k| parts.remove(&k))
+            }
+        }
+    };
+    let train = pick(&mut parts, &spec.train_part, "train")
+        .ok_or_else(|| format!("{} has no training part; give `split = [..]` or `train = \"part\"`", spec.name))?;
+    let test = pick(&mut parts, &spec.test_part, "test");
+    Ok((train, test))
+}
+
+/// Reshapes (or, for three-channel grids, extends) a data tensor to an argument type.
+fn fit_tensor(t: Tensor, ty: &TensorType, name: &str) -> Result<Tensor, String> {
+    let rows = t.shape[0];
+    let tail: Option<Vec<usize>> = ty.shape[1..].iter().map(|d| d.as_const().map(|c| c as usize)).collect();
+    let Some(tail) = tail else { return Ok(t) };
+    let mut want = vec![rows];
+    want.extend(&tail);
+    if t.shape == want {
+        return Ok(t);
+    }
+    if t.numel() == want.iter().product::<usize>() {
+        return t.reshape(&want).map_err(|e| e.to_string());
+    }
+    if tail.last() == Some(&3) && t.shape.last() == Some(&1) {
+        let g = data::append_grid(&t).map_err(|e| e.to_string())?;
+        if g.shape == want {
+            return Ok(g);
+        }
+    }
+    Err(format!("data for `{name}` has shape {:?}, which does not fit {ty}", t.shape))
+}
+
+/// The loop settings of a configuration (steps per epoch sizes `step` schedules).
+pub fn loop_spec(cfg: &TrainConfig, train_rows: usize) -> LoopSpec {
+    let per_epoch = (train_rows as u64).div_ceil(cfg.batch.max(1));
+    let schedule = match &cfg.schedule {
+        ScheduleSpec::Constant => Schedule::Constant { lr: cfg.lr },
+        ScheduleSpec::Step { step_size, gamma } => Schedule::Step { lr: cfg.lr, step_size: step_size * per_epoch, gamma: *gamma },
+        ScheduleSpec::Cosine { warmup, min_lr } => Schedule::Cosine { lr: cfg.lr, warmup: *warmup, total: None, min_lr: *min_lr },
+        ScheduleSpec::OneCycle { max_lr, pct_start } => Schedule::OneCycle {
+            max_lr: if max_lr.is_nan() { cfg.lr } else { *max_lr },
+            total: None,
+            pct_start: *pct_start,
+            div_factor: 25.0,
+            final_div_factor: 1e4,
+        },
+    };
+    let mut spec = LoopSpec::new(cfg.epochs, cfg.batch as usize, cfg.seed, schedule);
+    spec.eval_every = cfg.eval_every;
+    spec
+}
+
+/// Test loss and metrics (divided by the number of samples) of `params` on `test`,
+/// through `eval_step` in chunks of `batch` rows.
+pub fn evaluate(
+    program: &Program,
+    params: &std::collections::BTreeMap<String, Tensor>,
+    test: &Dataset,
+    batch: usize,
+) -> Result<Vec<(String, f64)>, String> {
+    let f = program.func("eval_step").ok_or("internal: no eval_step")?;
+    let interp = archc_runtime::Interpreter::new(program);
+    let n = test.len();
+    let mut sums: Vec<(String, f64)> = f.result_names.iter().map(|r| (r.clone(), 0.0)).collect();
+    let mut start = 0;
+    while start < n {
+        let rows: Vec<usize> = (start..(start + batch).min(n)).collect();
+        let chunk = test.select(&rows);
+        let mut inputs = Vec::new();
+        for name in &f.arg_names {
+            let t = match name.strip_prefix("param:") {
+                Some(p) => params.get(p).ok_or_else(|| format!("the checkpoint has no parameter `{p}`"))?.clone(),
+                None => chunk.get(name).ok_or_else(|| format!("the data set has no `{name}`"))?.clone(),
+            };
+            inputs.push(t);
+        }
+        let out = interp.run("eval_step", &inputs).map_err(|e| e.to_string())?;
+        for ((name, acc), t) in sums.iter_mut().zip(out) {
+            let v = t.to_f64_vec().and_then(|v| v.first().copied()).unwrap_or(f64::NAN);
+            *acc += if name == "loss" { v * rows.len() as f64 } else { v };
+        }
+        start += batch;
+    }
+    Ok(sums.into_iter().map(|(k, v)| (k, v / n.max(1) as f64)).collect())
+}
