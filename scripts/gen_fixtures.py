@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch reference fixtures for `tests/numeric.rs`.
+"""PyTorch reference fixtures for `tests/numeric.rs` and `tests/grad_fixtures.rs`.
 
 Usage: `make fixtures` (= `python3 scripts/gen_fixtures.py`), from the repository root,
 with a Python that has torch, numpy and safetensors, e.g.
@@ -31,6 +31,13 @@ that the names and shapes it writes are exactly the program's params and buffers
 Adding a case: write `tests/fixtures/NAME.arch`, add a `case_NAME(rng)` function below
 returning (inputs, params, output) as dicts of numpy arrays, list it in CASES, run the
 script, commit both files. tests/numeric.rs picks up every `tests/fixtures/*.arch`.
+
+Gradient fixtures (`GRAD_CASES`, for tests/grad_fixtures.rs) live in `tests/fixtures/grad/`:
+a small whole model `NAME.arch` and `NAME.safetensors` with, besides the above, the loss
+weights `r` and PyTorch's gradients of `sum(y * r)`, `grad.param.<name>` and
+`grad.input.<arg>`; see "gradient cases" below. Adding one: write the `.arch`, a
+`grad_NAME(rng, xs)` function, list it in GRAD_CASES and in the `fixtures!` list of
+tests/grad_fixtures.rs.
 """
 
 import os
@@ -314,6 +321,242 @@ CASES = {
 }
 
 
+# ---------------------------------------------------------------- gradient cases
+#
+# Whole-model gradient fixtures for `tests/grad_fixtures.rs`: `tests/fixtures/grad/NAME.arch`
+# and `tests/fixtures/grad/NAME.safetensors` (a subdirectory, so that tests/numeric.rs, which
+# takes every `tests/fixtures/*.arch` as a forward fixture, does not see them). The loss is
+# `sum(y * r)` for the network's output `y` and a fixed random `r` of y's shape; the file
+# holds, besides the forward fixture's `input.<arg>`, params under their TIR names (our
+# layout) and `output.y`:
+#
+# - `r`: the loss weights, f32;
+# - `grad.param.<name>`: d loss / d param, in OUR layout (the same map as the value: a
+#   torch Linear weight's gradient is transposed like the weight);
+# - `grad.input.<arg>`: d loss / d input, for every float input.
+#
+# As above, the reference runs in float64 on the f32-rounded values; gradients are rounded
+# to f32 once.
+#
+# Each case returns (inputs, leaves, y): `inputs` name -> numpy array (f32, or int64 for
+# indices); `leaves` our param name -> (torch leaf tensor, to_ours), where `to_ours` maps a
+# numpy array in the leaf's layout to ours and is applied to the value and to its gradient
+# alike; `y` the float64 output, computed from the leaves and from `t64(inputs[name])`
+# leaves that `grad_input` hands out (so their gradients are collected).
+
+class GradInputs:
+    """Float64 leaf tensors for a case's float inputs; keeps them to read `.grad` later."""
+
+    def __init__(self):
+        self.leaves = {}
+
+    def __call__(self, name, a):
+        t = t64(a).requires_grad_(True)
+        self.leaves[name] = t
+        return t
+
+
+def same(a):
+    return a
+
+
+def transposed(a):
+    return a.T
+
+
+def module_leaves(module, mapping):
+    """`{ours: (torch param name, to_ours)}` -> `{ours: (the module's tensor, to_ours)}`;
+    every param of the module must be mapped."""
+    own = dict(module.named_parameters())
+    unmapped = set(own) - {t for t, _ in mapping.values()}
+    assert not unmapped, f"torch params not mapped to ours: {sorted(unmapped)}"
+    return {ours: (own[t], fn) for ours, (t, fn) in mapping.items()}
+
+
+def linear_map(prefix, tprefix=""):
+    return {f"{prefix}.w": (f"{tprefix}weight", transposed), f"{prefix}.b": (f"{tprefix}bias", same)}
+
+
+def mha_map(prefix, tprefix, d):
+    """Our MultiheadAttention params as views of nn.MultiheadAttention's packed ones."""
+    rows = lambda i: (lambda a: a[i * d:(i + 1) * d])
+    w = lambda i: (lambda a: a[i * d:(i + 1) * d].T)
+    return {
+        f"{prefix}.wq": (f"{tprefix}in_proj_weight", w(0)),
+        f"{prefix}.wk": (f"{tprefix}in_proj_weight", w(1)),
+        f"{prefix}.wv": (f"{tprefix}in_proj_weight", w(2)),
+        f"{prefix}.bq": (f"{tprefix}in_proj_bias", rows(0)),
+        f"{prefix}.bk": (f"{tprefix}in_proj_bias", rows(1)),
+        f"{prefix}.bv": (f"{tprefix}in_proj_bias", rows(2)),
+        f"{prefix}.wo": (f"{tprefix}out_proj.weight", transposed),
+        f"{prefix}.bo": (f"{tprefix}out_proj.bias", same),
+    }
+
+
+def grad_mlp(rng, xs):
+    x = normal(rng, (3, 6))
+    m = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.ReLU(), torch.nn.Linear(10, 4)).double()
+    set_params(m, {
+        "0.weight": uniform(rng, (10, 6), -0.5, 0.5), "0.bias": uniform(rng, (10,), -0.5, 0.5),
+        "2.weight": uniform(rng, (4, 10), -0.5, 0.5), "2.bias": uniform(rng, (4,), -0.5, 0.5),
+    })
+    leaves = module_leaves(m, {**linear_map("fc1", "0."), **linear_map("fc2", "2.")})
+    return {"x": x}, leaves, m(xs("x", x))
+
+
+def grad_cnn(rng, xs):
+    x = normal(rng, (2, 3, 12))
+    conv = torch.nn.Conv1d(3, 5, 3, stride=2, padding=1).double()
+    fc = torch.nn.Linear(15, 4).double()
+    set_params(conv, {"weight": uniform(rng, (5, 3, 3), -0.5, 0.5), "bias": uniform(rng, (5,), -0.3, 0.3)})
+    set_params(fc, {"weight": uniform(rng, (4, 15), -0.4, 0.4), "bias": uniform(rng, (4,), -0.3, 0.3)})
+    h = F.max_pool1d(F.relu(conv(xs("x", x))), 2)   # [2, 5, 3]
+    y = fc(torch.flatten(h, 1))
+    leaves = module_leaves(conv, {"conv.w": ("weight", same), "conv.b": ("bias", same)})
+    leaves.update(module_leaves(fc, linear_map("fc")))
+    return {"x": x}, leaves, y
+
+
+def grad_lstm(rng, xs):
+    d_in, h = 3, 5
+    x = normal(rng, (2, 4, d_in))
+    bound = 1.0 / np.sqrt(h)
+    m = torch.nn.LSTM(d_in, h, batch_first=True).double()
+    set_params(m, {
+        "weight_ih_l0": uniform(rng, (4 * h, d_in), -bound, bound),
+        "weight_hh_l0": uniform(rng, (4 * h, h), -bound, bound),
+        "bias_ih_l0": uniform(rng, (4 * h,), -bound, bound),
+        "bias_hh_l0": uniform(rng, (4 * h,), -bound, bound),
+    })
+    y, _ = m(xs("x", x))   # zero initial state; every h
+    leaves = module_leaves(m, {
+        "lstm.cell.w_ih": ("weight_ih_l0", transposed), "lstm.cell.w_hh": ("weight_hh_l0", transposed),
+        "lstm.cell.b_ih": ("bias_ih_l0", same), "lstm.cell.b_hh": ("bias_hh_l0", same),
+    })
+    return {"x": x}, leaves, y
+
+
+def grad_attention(rng, xs):
+    d, heads, ff = 8, 2, 16
+    x = normal(rng, (2, 4, d))
+    p = {f"self_attn.{k}": v for k, v in mha_torch_params(rng, d).items()}
+    p.update({
+        "linear1.weight": uniform(rng, (ff, d), -0.5, 0.5),
+        "linear1.bias": uniform(rng, (ff,), -0.3, 0.3),
+        "linear2.weight": uniform(rng, (d, ff), -0.3, 0.3),
+        "linear2.bias": uniform(rng, (d,), -0.3, 0.3),
+        "norm1.weight": uniform(rng, (d,), 0.5, 1.5),
+        "norm1.bias": uniform(rng, (d,), -0.5, 0.5),
+        "norm2.weight": uniform(rng, (d,), 0.5, 1.5),
+        "norm2.bias": uniform(rng, (d,), -0.5, 0.5),
+    })
+    m = torch.nn.TransformerEncoderLayer(d, heads, ff, dropout=0.0, batch_first=True).double().eval()
+    set_params(m, p)
+    # eval() alone would take the fused fast path when no grad is needed; with grads on
+    # it runs the reference math, which is what we compare against.
+    y = m(xs("x", x))
+    mapping = mha_map("enc.attn", "self_attn.", d)
+    mapping.update(linear_map("enc.linear1", "linear1."))
+    mapping.update(linear_map("enc.linear2", "linear2."))
+    for n in ("norm1", "norm2"):
+        mapping.update({f"enc.{n}.weight": (f"{n}.weight", same), f"enc.{n}.bias": (f"{n}.bias", same)})
+    return {"x": x}, module_leaves(m, mapping), y
+
+
+def grad_fno(rng, xs):
+    # gelu(SpectralConv1d(x) + Conv1d(c, c, 1)(x)), the spectral conv written out as in
+    # spectral_conv1d above.
+    c, modes, n = 4, 5, 16
+    x = normal(rng, (2, c, n))
+    scale = 1.0 / (c * c)
+    w_re = t64(uniform(rng, (c, c, modes), 0.0, scale)).requires_grad_(True)
+    w_im = t64(uniform(rng, (c, c, modes), 0.0, scale)).requires_grad_(True)
+    pw = torch.nn.Conv1d(c, c, 1).double()
+    set_params(pw, {"weight": uniform(rng, (c, c, 1), -0.5, 0.5), "bias": uniform(rng, (c,), -0.5, 0.5)})
+    xt = xs("x", x)
+    xf = torch.fft.rfft(xt, dim=-1)
+    w = torch.complex(w_re, w_im)
+    mixed = torch.einsum("bix,iox->box", xf[:, :, :modes], w)
+    zeros = torch.zeros(2, c, n // 2 + 1 - modes, dtype=torch.complex128)
+    spec = torch.fft.irfft(torch.cat([mixed, zeros], dim=-1), n=n, dim=-1)
+    y = F.gelu(spec + pw(xt))   # exact (erf) gelu
+    leaves = {"spec.w_re": (w_re, same), "spec.w_im": (w_im, same)}
+    leaves.update(module_leaves(pw, {"pointwise.w": ("weight", same), "pointwise.b": ("bias", same)}))
+    return {"x": x}, leaves, y
+
+
+def grad_hypernet(rng, xs):
+    # theta = gen2(tanh(gen1(emb(task)))): [B, P], P = the target MLP's param count, laid
+    # out as our `with_params` reads it: fc1.w [5, 6], fc1.b, fc2.w [6, 3], fc2.b, each
+    # row-major in OUR layout (so a torch Linear weight is the chunk's transpose). Each
+    # sample runs the target with its own theta: torch.func.functional_call under vmap.
+    d_in, hidden, d_out, tasks, emb_d, gen_h = 5, 6, 3, 4, 3, 8
+    shapes = [("0.weight", (d_in, hidden)), ("0.bias", (hidden,)),
+              ("2.weight", (hidden, d_out)), ("2.bias", (d_out,))]
+    p_count = sum(int(np.prod(s)) for _, s in shapes)
+    x = normal(rng, (4, d_in))
+    task = np.array([0, 2, 0, 3], dtype=np.int64)   # task 1 unused: its embedding row gets 0
+    emb = torch.nn.Embedding(tasks, emb_d).double()
+    gen1 = torch.nn.Linear(emb_d, gen_h).double()
+    gen2 = torch.nn.Linear(gen_h, p_count).double()
+    set_params(emb, {"weight": normal(rng, (tasks, emb_d))})
+    set_params(gen1, {"weight": uniform(rng, (gen_h, emb_d), -0.6, 0.6), "bias": uniform(rng, (gen_h,), -0.5, 0.5)})
+    set_params(gen2, {"weight": uniform(rng, (p_count, gen_h), -0.4, 0.4), "bias": uniform(rng, (p_count,), -0.3, 0.3)})
+    theta = gen2(torch.tanh(gen1(emb(torch.from_numpy(task)))))
+    target = torch.nn.Sequential(torch.nn.Linear(d_in, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, d_out)).double()
+
+    def run_one(th, xb):
+        params, at = {}, 0
+        for name, s in shapes:
+            k = int(np.prod(s))
+            chunk = th[at:at + k].reshape(s)
+            params[name] = chunk.T if name.endswith("weight") else chunk
+            at += k
+        return torch.func.functional_call(target, params, (xb.unsqueeze(0),)).squeeze(0)
+
+    y = torch.func.vmap(run_one)(theta, xs("x", x))
+    leaves = module_leaves(emb, {"emb.weight": ("weight", same)})
+    leaves.update(module_leaves(gen1, linear_map("gen1")))
+    leaves.update(module_leaves(gen2, linear_map("gen2")))
+    return {"x": x, "task": task}, leaves, y
+
+
+# name -> (case function, seed)
+GRAD_CASES = {
+    "mlp": (grad_mlp, 101),
+    "cnn": (grad_cnn, 102),
+    "lstm": (grad_lstm, 103),
+    "attention": (grad_attention, 104),
+    "fno": (grad_fno, 105),
+    "hypernet": (grad_hypernet, 106),
+}
+
+GRAD_FIXTURES = os.path.join(FIXTURES, "grad")
+
+
+def grad_case(fn, rng):
+    """Runs a gradient case: (tensors to store, params in our layout)."""
+    xs = GradInputs()
+    inputs, leaves, y = fn(rng, xs)
+    r = normal(rng, tuple(y.shape))
+    loss = (y * t64(r)).sum()
+    loss.backward()
+    tensors = {}
+    for k, v in inputs.items():
+        tensors[f"input.{k}"] = v if v.dtype == np.int64 else f32(v)
+    params = {}
+    for name, (leaf, to_ours) in leaves.items():
+        assert leaf.grad is not None, f"param {name} got no gradient in torch"
+        params[name] = f32(to_ours(leaf.detach().numpy()))
+        tensors[name] = params[name]
+        tensors[f"grad.param.{name}"] = f32(to_ours(leaf.grad.numpy()))
+    for k, leaf in xs.leaves.items():
+        tensors[f"grad.input.{k}"] = f32(leaf.grad.numpy())
+    tensors["r"] = r
+    tensors["output.y"] = out(y)
+    return tensors, params
+
+
 # ---------------------------------------------------------------- checking names
 
 def find_archc():
@@ -356,6 +599,19 @@ def main():
         # One metadata key only: safetensors writes a map's keys in hash order, so two
         # keys would make the bytes differ from run to run.
         save_file(tensors, path, metadata={"generator": f"scripts/gen_fixtures.py, case {name}"})
+        print(f"wrote {os.path.relpath(path, ROOT)} ({os.path.getsize(path)} bytes, {len(tensors)} tensors)")
+    for name, (fn, seed) in GRAD_CASES.items():
+        arch = os.path.join(GRAD_FIXTURES, f"{name}.arch")
+        if not os.path.exists(arch):
+            sys.exit(f"error: {arch} is missing")
+        tensors, params = grad_case(fn, np.random.default_rng(seed))
+        if archc is not None:
+            want = tir_params(archc, arch)
+            got = {k: tuple(v.shape) for k, v in params.items()}
+            if want != got:
+                sys.exit(f"error: grad/{name}: params written {got}\n  but the program declares {want}")
+        path = os.path.join(GRAD_FIXTURES, f"{name}.safetensors")
+        save_file(tensors, path, metadata={"generator": f"scripts/gen_fixtures.py, gradient case {name}"})
         print(f"wrote {os.path.relpath(path, ROOT)} ({os.path.getsize(path)} bytes, {len(tensors)} tensors)")
 
 

@@ -1,0 +1,350 @@
+//! Whole-model gradients against PyTorch: every `tests/fixtures/grad/NAME.arch` is a small
+//! model (MLP, CNN, LSTM, attention block, FNO layer, hypernetwork), and
+//! `tests/fixtures/grad/NAME.safetensors` (written by `scripts/gen_fixtures.py`, see there;
+//! `make fixtures`) holds its inputs `input.<arg>`, every param under its TIR name (our
+//! layout), PyTorch's output `output.y`, the loss weights `r`, and PyTorch's gradients of
+//! the loss `sum(y * r)`: `grad.param.<name>` (our layout) and `grad.input.<arg>` for every
+//! float input. The tests need neither Python nor torch.
+//!
+//! Each test builds the loss function the way the train step does
+//! (`archc_compiler::autodiff::train_step`): `main` with calls inlined
+//! (`expand::inline_calls`), every param read turned into an argument `param:NAME`
+//! (`expand::params_to_args`), an argument `r` and `loss = sum(y * r)` in f32. It
+//! differentiates that with `autodiff::gradient` with respect to every `param:` argument and
+//! every float input, runs it in the interpreter, and compares each gradient (and the
+//! forward output) with the fixture. Every param of the program must get a gradient, and
+//! every gradient in the fixture must be checked.
+//!
+//! Metric, as in tests/numeric.rs: `max |ours - torch| / max |torch|` at most 1e-5 (the
+//! reference is float64 on the same f32 values, so this measures our f32 error).
+//! Element-wise relative errors are printed only (`cargo test --test grad_fixtures --
+//! --nocapture`); they are ill-defined where a gradient is near zero.
+
+mod common;
+
+use archc_compiler::autodiff::emit::Emitter;
+use archc_compiler::autodiff::expand::{inline_calls, params_to_args};
+use archc_compiler::autodiff::{gradient, FuncTable};
+use archc_compiler::sema::Options;
+use archc_compiler::tir::{Func, Inst, Op, Program, ReduceOp, TensorType, ValueId};
+use archc_runtime::{io, Interpreter, Tensor};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// The bound on `max |ours - torch| / max |torch|`.
+const TOL: f64 = 1e-5;
+
+/// A gradient whose largest PyTorch magnitude is at most `ZERO` times the largest of all
+/// the fixture's gradients is zero in exact arithmetic (attention's key bias `bk`: softmax
+/// ignores a shift shared by every key, so torch's float64 value is ~1e-17 noise). Ours
+/// is then f32 rounding noise, and relative to itself the metric is meaningless, so its
+/// error is measured against that largest gradient instead (still at most `TOL`).
+const ZERO: f64 = 1e-12;
+
+fn max_abs(v: &[f64]) -> f64 {
+    v.iter().fold(0.0f64, |m, x| m.max(x.abs()))
+}
+
+/// How params read inside a `scan` body reach the gradient.
+#[derive(Clone, Copy, PartialEq)]
+enum ScanParams {
+    /// As the train step does it: only `main`'s param reads become arguments.
+    AsIs,
+    /// First (in this test only) pass them to the scan as invariant operands, so that
+    /// `params_to_args` sees them and the scan rule differentiates them.
+    Hoisted,
+}
+
+fn run_fixture(name: &str, scan_params: ScanParams) {
+    let dir = common::repo().join("tests/fixtures/grad");
+    let arch = dir.join(format!("{name}.arch"));
+    let data = dir.join(format!("{name}.safetensors"));
+    let out = common::check(&arch, &Options::default());
+    assert!(out.diagnostics.is_empty(), "{}:\n{}", arch.display(), common::rendered(&out));
+    let program = out.program.expect("program built");
+    let mut fixture: BTreeMap<String, Tensor> =
+        io::read_safetensors(&data).unwrap_or_else(|e| panic!("{e} (run `make fixtures`)"));
+
+    // Every param has a value and an expected gradient; every expected gradient is a param's
+    // or a float input's.
+    let declared: BTreeSet<&str> = program.params.iter().map(|p| p.name.as_str()).collect();
+    for p in &declared {
+        assert!(fixture.contains_key(*p), "{name}: param @{p} has no value in {}", data.display());
+        assert!(
+            fixture.contains_key(&format!("grad.param.{p}")),
+            "{name}: param @{p} has no grad.param.{p} in the fixture"
+        );
+    }
+    for k in fixture.keys() {
+        if let Some(p) = k.strip_prefix("grad.param.") {
+            assert!(declared.contains(p), "{name}: fixture {k} is not a param of the program (declared: {declared:?})");
+        }
+    }
+
+    // The loss function: main inlined, params as arguments, `r`, loss = sum(y * r).
+    let mut f = inline_calls(&program, program.main()).unwrap_or_else(|e| panic!("{name}: inline: {e}"));
+    f.name = "grad_loss".into();
+    let base = match scan_params {
+        ScanParams::AsIs => program.clone(),
+        ScanParams::Hoisted => hoist_scan_params(&program, &mut f),
+    };
+    assert_eq!(f.result_names, ["y"], "{name}: the fixture networks have one output `y`");
+    let y = f.results[0];
+    let n_data = f.args.len();
+    let params = params_to_args(&base, &mut f);
+    let yt = f.type_of(y).expect("y defined").clone();
+    let r = f.next_value();
+    f.args.push((r, yt.clone()));
+    f.arg_names.push("r".into());
+    let table = FuncTable::new(&base);
+    let mut e = Emitter::new(f, &table);
+    let prod = e.mul(y, r).unwrap();
+    let sum = Op::Reduce { op: ReduceOp::Sum, axes: (0..yt.rank()).collect(), keepdim: false };
+    let loss = e.op(sum, &[prod], None).unwrap();
+    let mut f = e.func;
+    f.results = vec![y, loss];
+    f.result_names = vec!["y".into(), "loss".into()];
+
+    // Differentiate w.r.t. every float data input and every param argument.
+    let mut wrt: Vec<ValueId> = Vec::new();
+    let mut labels: Vec<String> = Vec::new();
+    for (i, ((v, t), an)) in f.args.iter().zip(&f.arg_names).enumerate() {
+        if i < n_data && t.dtype.is_float() {
+            wrt.push(*v);
+            labels.push(format!("input.{an}"));
+        } else if let Some(p) = an.strip_prefix("param:") {
+            wrt.push(*v);
+            labels.push(format!("param.{p}"));
+        }
+    }
+    let g = gradient(&f, &table, loss, &wrt).unwrap_or_else(|e| panic!("{name}: gradient: {e}"));
+    let mut funcs = vec![g.clone()];
+    funcs.extend(base.funcs.iter().cloned());
+    funcs.extend(table.added.into_inner());
+    let gp = Program { funcs, ..base.clone() };
+    if let Err(errs) = archc_compiler::tir::verify(&gp) {
+        panic!("{name}: the gradient program does not verify: {errs:?}\n{gp}");
+    }
+
+    // Run: params are set too (a body the gradient did not rewrite may still read them).
+    let mut interp = Interpreter::new(&gp);
+    for p in &declared {
+        interp.set_param(p, fixture[*p].clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let inputs: Vec<Tensor> = g
+        .arg_names
+        .iter()
+        .map(|a| {
+            let key = match a.strip_prefix("param:") {
+                Some(p) => p.to_string(),
+                None if a == "r" => "r".to_string(),
+                None => format!("input.{a}"),
+            };
+            fixture.get(&key).cloned().unwrap_or_else(|| panic!("{name}: no {key} in the fixture"))
+        })
+        .collect();
+    let results = interp.run("grad_loss", &inputs).unwrap_or_else(|e| panic!("{name}: {e}"));
+
+    let mut failures: Vec<String> = Vec::new();
+    let want_y = fixture.remove("output.y").expect("output.y in the fixture");
+    failures.extend(compare(name, "output y", &results[0], &want_y, 0.0));
+    let largest_gradient = fixture
+        .iter()
+        .filter(|(k, _)| k.starts_with("grad."))
+        .map(|(_, t)| max_abs(&t.to_f64_vec().expect("real gradient")))
+        .fold(0.0f64, f64::max);
+    let mut checked: BTreeSet<String> = BTreeSet::new();
+    for (label, got) in labels.iter().zip(&results[2..]) {
+        let key = format!("grad.{label}");
+        match fixture.get(&key) {
+            Some(want) => failures.extend(compare(name, &format!("d loss / d {label}"), got, want, largest_gradient)),
+            None => failures.push(format!("{key} is not in the fixture")),
+        }
+        checked.insert(key);
+    }
+    for p in &declared {
+        if !params.iter().any(|q| q == p) {
+            failures.push(format!(
+                "param @{p} gets no gradient: it is not an argument `param:{p}` of the differentiated function \
+                 (expand::params_to_args only rewrites param reads in the inlined main)"
+            ));
+            checked.insert(format!("grad.param.{p}"));
+        }
+    }
+    let unchecked: Vec<&String> = fixture.keys().filter(|k| k.starts_with("grad.") && !checked.contains(*k)).collect();
+    if !unchecked.is_empty() {
+        failures
+            .push(format!("fixture gradients {unchecked:?} were not compared (an input that is not differentiated?)"));
+    }
+    assert!(failures.is_empty(), "{name}: gradients disagree with PyTorch:\n  {}", failures.join("\n  "));
+}
+
+/// Prints the errors of `got` against `want`; a failure message when they disagree.
+/// `zero_scale`: when `max |want|` is at most `ZERO * zero_scale`, the gradient is zero in
+/// exact arithmetic (the float64 reference holds rounding noise only), and the error is
+/// measured against `zero_scale` instead (see [`ZERO`]).
+fn compare(name: &str, what: &str, got: &Tensor, want: &Tensor, zero_scale: f64) -> Option<String> {
+    let diff = match got.compare(want) {
+        Ok(d) => d,
+        Err(e) => return Some(format!("{what}: {e}")),
+    };
+    let want_v = want.to_f64_vec().expect("real");
+    let got_v = got.to_f64_vec().expect("real");
+    let own = max_abs(&want_v);
+    let structural_zero = own <= ZERO * zero_scale;
+    let scale = if structural_zero { zero_scale } else { own };
+    let mean_abs = want_v.iter().zip(&got_v).map(|(a, b)| (a - b).abs()).sum::<f64>() / want_v.len().max(1) as f64;
+    let rel = if scale > 0.0 { diff.max_abs / scale } else { f64::INFINITY };
+    let metric = if structural_zero {
+        "max|err|/max|any torch gradient| (zero in exact arithmetic)"
+    } else {
+        "max|err|/max|torch|"
+    };
+    eprintln!(
+        "{name}: {what}: {}  {metric} = {rel:.3e}  max|err| = {:.3e}  mean|err| = {mean_abs:.3e}  max elementwise rel = {:.3e}",
+        got.type_string(),
+        diff.max_abs,
+        diff.max_rel
+    );
+    if scale == 0.0 {
+        Some(format!("{what}: the expected value is all zeros; a useless fixture"))
+    } else if rel.is_nan() || rel > TOL {
+        Some(format!(
+            "{what}: {metric} = {rel:e} > {TOL:e} (max|err| {:e} at {:?}; ours {}, torch {})",
+            diff.max_abs,
+            archc_runtime::tensor::unravel(diff.worst, &want.shape),
+            got_v[diff.worst],
+            want_v[diff.worst],
+        ))
+    } else {
+        None
+    }
+}
+
+/// Passes every param that a `scan` body of `f` reads to that scan as an invariant operand
+/// (a `param` read in `f`, appended after the scan's operands; the body becomes a copy,
+/// `NAME.hoisted`, taking them as trailing arguments). Returns the program with the copies.
+fn hoist_scan_params(program: &Program, f: &mut Func) -> Program {
+    let mut prog = program.clone();
+    let mut next = f.next_value().0;
+    let mut body = Vec::new();
+    for inst in std::mem::take(&mut f.body) {
+        let Op::Scan { func, axis, carries, xs, reverse } = &inst.op else {
+            body.push(inst);
+            continue;
+        };
+        let callee = prog.func(func).expect("scan body").clone();
+        let reads: Vec<(String, TensorType)> = {
+            let mut seen = Vec::<(String, TensorType)>::new();
+            for i in &callee.body {
+                if let Op::Param(n) = &i.op {
+                    if !seen.iter().any(|(s, _)| s == n) {
+                        seen.push((n.clone(), i.ty.clone()));
+                    }
+                }
+                assert!(
+                    !matches!(i.op, Op::Call(_) | Op::Scan { .. } | Op::Vmap { .. } | Op::Stack(_)),
+                    "hoist_scan_params handles flat scan bodies only"
+                );
+            }
+            seen
+        };
+        if reads.is_empty() {
+            body.push(inst);
+            continue;
+        }
+        let mut g = callee.clone();
+        g.name = format!("{func}.hoisted");
+        let mut arg_of: HashMap<String, ValueId> = HashMap::new();
+        for (c, (n, t)) in (g.next_value().0..).zip(&reads) {
+            let v = ValueId(c);
+            g.args.push((v, t.clone()));
+            g.arg_names.push(format!("param:{n}"));
+            arg_of.insert(n.clone(), v);
+        }
+        let replace: HashMap<ValueId, ValueId> = g
+            .body
+            .iter()
+            .filter_map(|i| match &i.op {
+                Op::Param(n) => Some((i.result, arg_of[n])),
+                _ => None,
+            })
+            .collect();
+        g.body.retain(|i| !matches!(i.op, Op::Param(_)));
+        for i in &mut g.body {
+            for a in &mut i.args {
+                if let Some(v) = replace.get(a) {
+                    *a = *v;
+                }
+            }
+        }
+        for rv in &mut g.results {
+            if let Some(v) = replace.get(rv) {
+                *rv = *v;
+            }
+        }
+        let mut args = inst.args.clone();
+        for (n, t) in reads {
+            let v = ValueId(next);
+            next += 1;
+            body.push(Inst::new(v, Op::Param(n), vec![], t));
+            args.push(v);
+        }
+        let mut scan = inst.clone();
+        scan.op = Op::Scan { func: g.name.clone(), axis: *axis, carries: *carries, xs: *xs, reverse: *reverse };
+        scan.args = args;
+        body.push(scan);
+        prog.funcs.push(g);
+    }
+    f.body = body;
+    prog
+}
+
+macro_rules! fixtures {
+    ($($(#[$attr:meta])* $name:ident),* $(,)?) => {
+        const FIXTURES: &[&str] = &[$(stringify!($name)),*];
+        $(
+            #[test]
+            $(#[$attr])*
+            fn $name() {
+                run_fixture(stringify!($name), ScanParams::AsIs);
+            }
+        )*
+    };
+}
+
+fixtures!(
+    mlp,
+    cnn,
+    /// Fails: the cell params are read inside the `scan` body (`param` ops in `@scan_cell`),
+    /// and `expand::params_to_args` only turns param reads of the inlined `main` into
+    /// arguments, so they are not differentiated at all (and the train step of a model
+    /// with an Lstm or Gru has no `param:lstm...` arguments: those weights never train).
+    /// `lstm_with_scan_params_hoisted` shows that the scan gradient itself is right.
+    #[ignore = "params read inside a scan body get no gradient (expand::params_to_args)"]
+    lstm,
+    attention,
+    fno,
+    hypernet,
+);
+
+/// The LSTM's scan rule on its own: its cell params passed to the scan as invariant
+/// operands first (what `params_to_args` would need to do for params read in a scan body).
+#[test]
+fn lstm_with_scan_params_hoisted() {
+    run_fixture("lstm", ScanParams::Hoisted);
+}
+
+/// Every gradient fixture program has a test above and its data file beside it.
+#[test]
+fn every_grad_fixture_is_tested() {
+    let on_disk: BTreeSet<String> = common::arch_files("tests/fixtures/grad")
+        .iter()
+        .map(|p| p.file_stem().expect("file name").to_string_lossy().to_string())
+        .collect();
+    let listed: BTreeSet<String> = FIXTURES.iter().map(|s| s.to_string()).collect();
+    assert_eq!(on_disk, listed, "tests/fixtures/grad/*.arch and the fixtures! list in tests/grad_fixtures.rs differ");
+    for name in &on_disk {
+        let data = common::repo().join("tests/fixtures/grad").join(format!("{name}.safetensors"));
+        assert!(data.exists(), "{} is missing (run `make fixtures`)", data.display());
+    }
+}
