@@ -23,7 +23,7 @@
 mod common;
 
 use archc_compiler::autodiff::emit::Emitter;
-use archc_compiler::autodiff::expand::{inline_calls, params_to_args};
+use archc_compiler::autodiff::expand::{hoist_params, inline_calls, params_to_args};
 use archc_compiler::autodiff::{gradient, FuncTable};
 use archc_compiler::sema::Options;
 use archc_compiler::tir::{Func, Inst, Op, Program, ReduceOp, TensorType, ValueId};
@@ -47,7 +47,7 @@ fn max_abs(v: &[f64]) -> f64 {
 /// How params read inside a `scan` body reach the gradient.
 #[derive(Clone, Copy, PartialEq)]
 enum ScanParams {
-    /// As the train step does it: only `main`'s param reads become arguments.
+    /// As the train step does it (`expand::hoist_params`).
     AsIs,
     /// First (in this test only) pass them to the scan as invariant operands, so that
     /// `params_to_args` sees them and the scan rule differentiates them.
@@ -81,10 +81,17 @@ fn run_fixture(name: &str, scan_params: ScanParams) {
     }
 
     // The loss function: main inlined, params as arguments, `r`, loss = sum(y * r).
-    let mut f = inline_calls(&program, program.main()).unwrap_or_else(|e| panic!("{name}: inline: {e}"));
+    let inlined = inline_calls(&program, program.main()).unwrap_or_else(|e| panic!("{name}: inline: {e}"));
+    let hoisting = FuncTable::new(&program);
+    let mut f = match scan_params {
+        ScanParams::AsIs => hoist_params(&hoisting, &inlined).unwrap_or_else(|e| panic!("{name}: hoist: {e}")),
+        ScanParams::Hoisted => inlined,
+    };
     f.name = "grad_loss".into();
+    let mut base = program.clone();
+    base.funcs.extend(hoisting.added.into_inner());
     let base = match scan_params {
-        ScanParams::AsIs => program.clone(),
+        ScanParams::AsIs => base,
         ScanParams::Hoisted => hoist_scan_params(&program, &mut f),
     };
     assert_eq!(f.result_names, ["y"], "{name}: the fixture networks have one output `y`");
@@ -315,12 +322,8 @@ macro_rules! fixtures {
 fixtures!(
     mlp,
     cnn,
-    /// Fails: the cell params are read inside the `scan` body (`param` ops in `@scan_cell`),
-    /// and `expand::params_to_args` only turns param reads of the inlined `main` into
-    /// arguments, so they are not differentiated at all (and the train step of a model
-    /// with an Lstm or Gru has no `param:lstm...` arguments: those weights never train).
-    /// `lstm_with_scan_params_hoisted` shows that the scan gradient itself is right.
-    #[ignore = "params read inside a scan body get no gradient (expand::params_to_args)"]
+    /// The cell params are read inside the `scan` body; `expand::hoist_params` passes
+    /// them to the scan as invariants, as the train step does.
     lstm,
     attention,
     fno,

@@ -117,3 +117,111 @@ pub fn params_to_args(program: &Program, func: &mut Func) -> Vec<String> {
     }
     order.into_iter().map(|(n, _, _)| n).collect()
 }
+
+/// Makes the bodies of `scan` and `vmap` parameter-free, so that every parameter read is
+/// in `func` itself (where [`params_to_args`] turns it into an argument): a body that
+/// reads parameters gets them as extra arguments — `scan` passes them as invariants,
+/// `vmap` broadcast along the mapped axis (each sample sees the same value; the
+/// gradient of the broadcast sums over samples). Calls inside bodies are inlined first;
+/// nested bodies are handled recursively. New bodies are added to `table`.
+pub fn hoist_params(table: &super::control::FuncTable, func: &Func) -> Res<Func> {
+    let mut out = Func { body: Vec::new(), ..func.clone() };
+    let mut next = func.next_value().0;
+    for inst in &func.body {
+        let (callee, is_scan) = match &inst.op {
+            Op::Scan { func, .. } => (func.clone(), true),
+            Op::Vmap { func, .. } => (func.clone(), false),
+            _ => {
+                out.body.push(inst.clone());
+                continue;
+            }
+        };
+        let body = table.get(&callee).ok_or_else(|| format!("no function `{callee}`"))?;
+        let body = hoist_params(table, &inline_calls(table.base, &body)?)?;
+        let reads = param_reads(&body);
+        if reads.is_empty() {
+            out.body.push(inst.clone());
+            continue;
+        }
+        let new_body = take_params(&body, &reads);
+        let name = table.add(new_body);
+        let mut new = inst.clone();
+        for (pname, ty) in &reads {
+            let p = ValueId(next);
+            next += 1;
+            out.body.push(Inst::new(p, Op::Param(pname.clone()), vec![], ty.clone()));
+            let operand = if is_scan {
+                p
+            } else {
+                let batch = func.type_of(inst.args[0]).or_else(|| out.type_of(inst.args[0])).ok_or("vmap operand")?;
+                let mut shape = vec![batch.shape[0].clone()];
+                shape.extend(ty.shape.iter().cloned());
+                let b = ValueId(next);
+                next += 1;
+                out.body.push(Inst::new(b, Op::Broadcast, vec![p], TensorType::new(ty.dtype, shape)));
+                b
+            };
+            new.args.push(operand);
+        }
+        match &mut new.op {
+            Op::Scan { func, .. } => *func = name,
+            Op::Vmap { func, keep, .. } => {
+                *func = name;
+                keep.extend(reads.iter().map(|_| false));
+            }
+            _ => unreachable!("scan or vmap"),
+        }
+        out.body.push(new);
+    }
+    Ok(out)
+}
+
+/// The parameters a function reads, in first-read order, with their types.
+fn param_reads(f: &Func) -> Vec<(String, TensorType)> {
+    let mut out: Vec<(String, TensorType)> = Vec::new();
+    for i in &f.body {
+        if let Op::Param(n) = &i.op {
+            if !out.iter().any(|(m, _)| m == n) {
+                out.push((n.clone(), i.ty.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// `f` with each parameter read replaced by a new trailing argument.
+fn take_params(f: &Func, reads: &[(String, TensorType)]) -> Func {
+    let mut g = f.clone();
+    g.name = format!("{}.explicit", f.name);
+    let mut next = f.next_value().0;
+    let mut arg_of: HashMap<String, ValueId> = HashMap::new();
+    for (name, ty) in reads {
+        let v = ValueId(next);
+        next += 1;
+        g.args.push((v, ty.clone()));
+        g.arg_names.push(format!("param:{name}"));
+        arg_of.insert(name.clone(), v);
+    }
+    let replace: HashMap<ValueId, ValueId> = f
+        .body
+        .iter()
+        .filter_map(|i| match &i.op {
+            Op::Param(n) => Some((i.result, arg_of[n])),
+            _ => None,
+        })
+        .collect();
+    g.body.retain(|i| !matches!(i.op, Op::Param(_)));
+    for i in &mut g.body {
+        for a in &mut i.args {
+            if let Some(r) = replace.get(a) {
+                *a = *r;
+            }
+        }
+    }
+    for r in &mut g.results {
+        if let Some(v) = replace.get(r) {
+            *r = *v;
+        }
+    }
+    g
+}

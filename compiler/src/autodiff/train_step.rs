@@ -12,7 +12,7 @@
 //! and returned unchanged.
 
 use super::emit::{Emitter, Res, V};
-use super::expand::{inline_calls, params_to_args};
+use super::expand::{hoist_params, inline_calls, params_to_args};
 use super::loss::{emit_loss, Loss};
 use super::optim::{add_noise, clip_global_norm, update, Optimizer, UpdateCtx};
 use super::control::FuncTable;
@@ -61,7 +61,7 @@ struct Forward {
 
 fn forward(program: &Program, spec: &TrainSpec, name: &str, table: &FuncTable) -> Res<Forward> {
     let main = program.main();
-    let mut f = inline_calls(program, main)?;
+    let mut f = hoist_params(table, &inline_calls(program, main)?)?;
     f.name = name.to_string();
     let out_idx = f
         .result_names
