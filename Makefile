@@ -47,6 +47,16 @@ data:
 $(DATA_STAMP):
 	bash scripts/fetch_data.sh
 
+# Epoch-time benchmark (not part of CI): the digits and mnist_5k MLPs trained by archc's
+# fastest backend and, interleaved in the same run, by PyTorch eager when $(PYTHON) has
+# torch; prints epoch-time medians and ratios. With PyTorch:
+# `make bench PYTHON=/tmp/torchenv/bin/python`; options: BENCH_ARGS="--rounds 3" (see
+# `python3 scripts/bench.py --help`).
+BENCH_ARGS ?=
+.PHONY: bench
+bench: build $(DATA_STAMP)
+	$(PYTHON) scripts/bench.py --archc $(ARCHC) $(BENCH_ARGS)
+
 fmt:
 	$(CARGO) fmt --all
 
