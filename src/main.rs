@@ -8,7 +8,9 @@ use archc::render::render;
 use archc::training;
 use archc_compiler::sema::train_config::TrainConfig;
 use archc_compiler::sema::{ChoiceMode, CheckOutput, Options};
+use archc_compiler::diag::Diagnostic;
 use archc_compiler::tir::Program;
+use archc_grammar::span::SourceMap;
 use archc_runtime::{io, Interpreter, Tensor};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::HashMap;
@@ -363,13 +365,17 @@ fn fmt(files: &[PathBuf], write: bool, check: bool) -> Result<(), Fail> {
 }
 
 fn train_config(file: &Path, color: bool) -> Result<(TrainConfig, String), Fail> {
+    train_config_with_sources(file, color).map(|(c, t, _)| (c, t))
+}
+
+fn train_config_with_sources(file: &Path, color: bool) -> Result<(TrainConfig, String, SourceMap), Fail> {
     let (out, text) = training::read_config(file, &Options::default()).map_err(|e| Fail::User(format!("error: {e}")))?;
     if !out.diagnostics.is_empty() {
         eprint!("{}", render(&out.diagnostics, &out.sources, color));
         return Err(Fail::User(format!("error: {} failed", file.display())));
     }
     let cfg = out.config.ok_or_else(|| Fail::Internal("no train configuration".into()))?;
-    Ok((cfg, text))
+    Ok((cfg, text, out.sources))
 }
 
 fn run_dir(file: &Path, out: Option<&Path>) -> PathBuf {
@@ -380,7 +386,7 @@ fn run_dir(file: &Path, out: Option<&Path>) -> PathBuf {
 
 fn train(file: &Path, args: &TrainArgs, color: bool) -> Result<(), Fail> {
     let user = |e: String| Fail::User(format!("error: {e}"));
-    let (mut cfg, text) = train_config(file, color)?;
+    let (mut cfg, text, sources) = train_config_with_sources(file, color)?;
     cfg.epochs = args.epochs.unwrap_or(cfg.epochs);
     cfg.lr = args.lr.unwrap_or(cfg.lr);
     cfg.seed = args.seed.unwrap_or(cfg.seed);
@@ -405,7 +411,7 @@ fn train(file: &Path, args: &TrainArgs, color: bool) -> Result<(), Fail> {
     );
     let progress = !args.quiet && std::io::stderr().is_terminal();
     let report = archc_runtime::train::train(&program, &spec, &data, &dir, args.resume, progress)
-        .map_err(|e| user(e.to_string()))?;
+        .map_err(|e| train_failure(e, &sources, color))?;
     let pct = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
     println!("train loss {} accuracy {}", pct(report.train_loss), pct(report.train_acc));
     println!("test loss {} accuracy {}", pct(report.test_loss), pct(report.test_acc));
@@ -433,4 +439,19 @@ fn eval(file: &Path, checkpoint: Option<PathBuf>, color: bool) -> Result<(), Fai
         println!("{shown}: {v:.4}");
     }
     Ok(())
+}
+
+/// A training error; a non-finite value traced to a source span is shown in the source.
+fn train_failure(e: archc_runtime::train::TrainError, sources: &SourceMap, color: bool) -> Fail {
+    use archc_runtime::train::TrainError;
+    if let TrainError::NonFinite { step, what, anomaly: Some(a) } = &e {
+        if let Some(span) = a.span {
+            let d = Diagnostic::error(format!("step {step}: {what} is not finite; first produced by `{}`", a.inst), span)
+                .with_label(a.detail.clone())
+                .with_help("the last good checkpoint was kept; lower the learning rate or clip gradients (`clip: 1.0`)");
+            eprint!("{}", render(&[d], sources, color));
+            return Fail::User(String::new());
+        }
+    }
+    Fail::User(format!("error: {e}"))
 }
