@@ -12,6 +12,7 @@
 //! | name | parts | inputs | targets |
 //! |---|---|---|---|
 //! | `digits` | `all` (1797) | `x` f32[N, 64], pixels / 16 in [0, 1] | `label` i64[N], 0..9 |
+//! | `permuted_digits` | `all` (1797 × 4 = 7188) | `x` f32[N·T, 64], `task` i64[N·T], 0..T-1 | `label` i64[N·T] |
 //! | `mnist_5k` | `all` (5000, sorted by label) | `x` f32[N, 784], pixels / 255 | `label` i64[N] |
 //! | `mnist1d` | `train` (4000), `test` (1000) | `x` f32[N, 40] (standardised by the generator) | `label` i64[N] |
 //! | `darcy` | `train_16` (1000), `test_16` (50), `test_32` (50) | `x` f32[N, H, W, 1], coefficient 0 or 1 | `y` f32[N, H, W, 1], solution |
@@ -21,8 +22,17 @@
 //!   [`append_grid`] adds the coordinate channels they take. `test_16` is `test_32`
 //!   subsampled (`[:, ::2, ::2]`): the same 50 problems at two resolutions. Burgers'
 //!   viscosity (one value, 0.01) is not a per-row tensor and is not returned.
+//!
+//!   `permuted_digits` is `digits` seen as [`PERMUTED_DIGITS_TASKS`] tasks (the
+//!   permuted-MNIST benchmark of continual learning, on 8x8 digits): rows `t·N..(t+1)·N`
+//!   are every digit with its 64 pixels permuted by task `t`'s fixed permutation
+//!   (`x[t·N + i, j] = digits.x[i, perm_t[j]]`), `task` = `t`, the digit's label. Task 0
+//!   is the identity; task `t >= 1` uses [`shuffle::permutation`]`(64,
+//!   PERMUTED_DIGITS_SEED, t)` (see [`permuted_tasks`]). A seeded row split (`split =
+//!   [0.8, 0.2]`) mixes tasks, so one digit may be in training under one task and in the
+//!   test set under another.
 
-use super::{DataError, Dataset};
+use super::{shuffle, DataError, Dataset};
 use crate::io::{read_csv, read_npz, read_pt, CsvOptions};
 use crate::tensor::{Data, Tensor};
 use archc_compiler::tir::DType;
@@ -30,7 +40,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The data sets [`load_from`] knows.
-pub const NAMES: [&str; 5] = ["digits", "mnist_5k", "mnist1d", "darcy", "burgers"];
+pub const NAMES: [&str; 6] = ["digits", "permuted_digits", "mnist_5k", "mnist1d", "darcy", "burgers"];
+
+/// The number of tasks of `permuted_digits`.
+pub const PERMUTED_DIGITS_TASKS: usize = 4;
+
+/// The seed of `permuted_digits`' pixel permutations (task `t` is stream `t`).
+pub const PERMUTED_DIGITS_SEED: u64 = 2017;
 
 /// Named parts of one data set.
 pub type Parts = BTreeMap<String, Dataset>;
@@ -52,6 +68,7 @@ pub fn load(name: &str) -> Result<Parts, DataError> {
 pub fn load_from(name: &str, dir: &Path) -> Result<Parts, DataError> {
     match name {
         "digits" => digits(dir),
+        "permuted_digits" => permuted_digits(dir),
         "mnist_5k" => mnist_5k(dir),
         "mnist1d" => mnist1d(dir),
         "darcy" => darcy(dir),
@@ -87,6 +104,41 @@ fn parts(items: Vec<(&str, Dataset)>) -> Parts {
 fn digits(dir: &Path) -> Result<Parts, DataError> {
     let path = file("digits", dir, "digits.csv.gz")?;
     Ok(parts(vec![("all", csv_classes(&path, 64, 16.0)?)]))
+}
+
+fn permuted_digits(dir: &Path) -> Result<Parts, DataError> {
+    let path = file("permuted_digits", dir, "digits.csv.gz")?;
+    let all = csv_classes(&path, 64, 16.0)?;
+    Ok(parts(vec![("all", permuted_tasks(&all, PERMUTED_DIGITS_TASKS, PERMUTED_DIGITS_SEED)?)]))
+}
+
+/// The permuted-tasks form of a classification set with inputs `x` f32[N, D] and
+/// targets `label` (see the module docs): `tasks` copies of the rows, copy `t` with
+/// the features permuted by `shuffle::permutation(D, seed, t)` (copy 0 unpermuted),
+/// plus an input `task` i64 holding `t`.
+pub fn permuted_tasks(ds: &Dataset, tasks: usize, seed: u64) -> Result<Dataset, DataError> {
+    let bad = || DataError::Invalid("permuted_tasks needs inputs `x` f32[N, D] and targets `label` i64[N]".into());
+    let x = ds.get("x").filter(|t| t.rank() == 2).ok_or_else(bad)?;
+    let pixels = x.as_f32().ok_or_else(bad)?;
+    let labels = ds.get("label").and_then(|t| t.as_i64()).ok_or_else(bad)?;
+    let (n, d) = (x.shape[0], x.shape[1]);
+    let mut xs = Vec::with_capacity(tasks * n * d);
+    let (mut task, mut label) = (Vec::with_capacity(tasks * n), Vec::with_capacity(tasks * n));
+    for t in 0..tasks {
+        let perm: Vec<usize> = if t == 0 { (0..d).collect() } else { shuffle::permutation(d, seed, t as u64) };
+        for row in pixels.chunks_exact(d) {
+            xs.extend(perm.iter().map(|&j| row[j]));
+        }
+        task.extend(std::iter::repeat_n(t as i64, n));
+        label.extend_from_slice(labels);
+    }
+    let tensor =
+        |shape: Vec<usize>, data: Data| Tensor::new(shape, data).map_err(|e| DataError::Invalid(e.to_string()));
+    let m = tasks * n;
+    Dataset::new(
+        pairs(vec![("x", tensor(vec![m, d], Data::F32(xs))?), ("task", tensor(vec![m], Data::I64(task))?)]),
+        pairs(vec![("label", tensor(vec![m], Data::I64(label))?)]),
+    )
 }
 
 fn mnist_5k(dir: &Path) -> Result<Parts, DataError> {
@@ -208,4 +260,68 @@ fn grid_point(mut p: usize, spatial: &[usize]) -> Vec<f32> {
         coords[k] = if s > 1 { i as f32 / (s - 1) as f32 } else { 0.0 };
     }
     coords
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toy(n: usize, d: usize) -> Dataset {
+        let x = Tensor::new(vec![n, d], Data::F32((0..n * d).map(|v| v as f32).collect())).unwrap();
+        let label = Tensor::new(vec![n], Data::I64((0..n as i64).map(|i| i % 10).collect())).unwrap();
+        Dataset::new(pairs(vec![("x", x)]), pairs(vec![("label", label)])).unwrap()
+    }
+
+    #[test]
+    fn permuted_tasks_repeat_the_rows_with_fixed_pixel_permutations() {
+        let (n, d, tasks) = (3, 64, 4);
+        let ds = toy(n, d);
+        let p = permuted_tasks(&ds, tasks, PERMUTED_DIGITS_SEED).unwrap();
+        assert_eq!(p.len(), n * tasks);
+        let x = p.get("x").unwrap();
+        assert_eq!(x.shape, vec![n * tasks, d]);
+        let xs = x.as_f32().unwrap();
+        let task = p.get("task").unwrap().as_i64().unwrap();
+        let label = p.get("label").unwrap().as_i64().unwrap();
+        let orig = ds.get("x").unwrap().as_f32().unwrap();
+        // Task 0 is the data itself.
+        assert_eq!(&xs[..n * d], orig);
+        let mut perms = Vec::new();
+        for t in 0..tasks {
+            for i in 0..n {
+                let r = t * n + i;
+                assert_eq!(task[r], t as i64);
+                assert_eq!(label[r], i as i64 % 10);
+                let row = &xs[r * d..(r + 1) * d];
+                let mut sorted = row.to_vec();
+                sorted.sort_by(f32::total_cmp);
+                assert_eq!(sorted, &orig[i * d..(i + 1) * d], "a permutation of the row's pixels");
+            }
+            // The permutation of task t, read off the first row (its pixels are 0..d).
+            let perm: Vec<usize> = xs[t * n * d..t * n * d + d].iter().map(|&v| v as usize).collect();
+            let want = if t == 0 { (0..d).collect() } else { shuffle::permutation(d, PERMUTED_DIGITS_SEED, t as u64) };
+            assert_eq!(perm, want);
+            perms.push(perm);
+        }
+        for a in 0..tasks {
+            for b in a + 1..tasks {
+                assert_ne!(perms[a], perms[b], "tasks {a} and {b} share a permutation");
+            }
+        }
+        assert_eq!(permuted_tasks(&ds, tasks, PERMUTED_DIGITS_SEED).unwrap(), p, "deterministic");
+    }
+
+    #[test]
+    fn permuted_digits_loads_when_digits_is_there() {
+        match load("permuted_digits") {
+            Ok(parts) => {
+                let all = &parts["all"];
+                assert_eq!(all.len(), 1797 * PERMUTED_DIGITS_TASKS);
+                assert_eq!(all.get("x").unwrap().shape, vec![1797 * PERMUTED_DIGITS_TASKS, 64]);
+                assert_eq!(all.get("task").unwrap().as_i64().unwrap()[1797], 1);
+            }
+            Err(DataError::Missing { .. }) => eprintln!("skipped: digits not fetched (make data)"),
+            Err(e) => panic!("{e}"),
+        }
+    }
 }
