@@ -18,6 +18,10 @@ impl Checker<'_> {
         }
         self.fuel -= 1;
         match &e.kind {
+            ExprKind::Int(i) if i.unsigned_abs() > super::tensor_ops::MAX_INT => Err(Diagnostic::error(
+                format!("integer {i} is too large (at most 2^53 in magnitude)"),
+                e.span,
+            )),
             ExprKind::Int(i) => Ok(Value::Int(Dim::constant(*i))),
             ExprKind::Float(f) => Ok(Value::Float(*f)),
             ExprKind::Bool(b) => Ok(Value::Bool(*b)),
@@ -219,7 +223,7 @@ impl Checker<'_> {
 
     fn unary(&mut self, op: UnOp, v: Value, span: Span) -> R<Value> {
         match (op, v) {
-            (UnOp::Neg, Value::Int(d)) => Ok(Value::Int(d.neg())),
+            (UnOp::Neg, Value::Int(d)) if d.as_const() != Some(i64::MIN) => Ok(Value::Int(d.neg())),
             (UnOp::Neg, Value::Elastic { value, max }) => Ok(Value::Elastic { value: -value, max: -max }),
             (UnOp::Neg, Value::Float(f)) => Ok(Value::Float(-f)),
             (UnOp::Not, Value::Bool(b)) => Ok(Value::Bool(!b)),

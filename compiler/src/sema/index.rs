@@ -105,6 +105,7 @@ impl Checker<'_> {
                                 Diagnostic::error(format!("an index must be an int or an i64 tensor, found {} `{v}`", v.kind()), e.span)
                             })?;
                             let axis = picks.len();
+                            check_magnitude(&i, e.span)?;
                             let j = normalise(&i, &size);
                             if let (Some(c), Some(n)) = (j.as_const(), size.as_const()) {
                                 if c < 0 || c >= n {
@@ -142,7 +143,11 @@ impl Checker<'_> {
     fn opt_dim(&mut self, e: &Option<archc_grammar::ast::Expr>, env: &Env, m: usize) -> R<Option<Dim>> {
         match e {
             None => Ok(None),
-            Some(e) => self.eval_dim(e, env, m).map(Some),
+            Some(e) => {
+                let d = self.eval_dim(e, env, m)?;
+                check_magnitude(&d, e.span)?;
+                Ok(Some(d))
+            }
         }
     }
 
@@ -212,6 +217,16 @@ impl Checker<'_> {
                 Err(d)
             }
         }
+    }
+}
+
+/// Indices beyond any real axis (|i| > 2^40) are errors even against a symbolic size.
+fn check_magnitude(i: &Dim, span: Span) -> R<()> {
+    match i.as_const() {
+        Some(c) if c.unsigned_abs() > 1 << 40 => {
+            Err(Diagnostic::error(format!("index {c} is out of range for any axis"), span))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -49,11 +49,36 @@ fn elastic(op: BinOp, a: &Value, b: &Value) -> Option<Value> {
     }
 }
 
+/// The largest int the checker computes with; beyond it no dim or index is meaningful,
+/// and printed TIR stays within `i64`.
+pub const MAX_INT: u64 = 1 << 53;
+
 fn int_op(op: BinOp, x: &Dim, y: &Dim) -> Option<Value> {
+    let v = int_op_unchecked(op, x, y)?;
+    match &v {
+        Value::Int(d) if d.max_coefficient() > MAX_INT => None,
+        _ => Some(v),
+    }
+}
+
+fn int_op_unchecked(op: BinOp, x: &Dim, y: &Dim) -> Option<Value> {
     use BinOp::*;
     let cx = x.as_const();
     let cy = y.as_const();
     let cmp = |f: fn(i64, i64) -> bool| Some(Value::Bool(f(cx?, cy?)));
+    // Constant arithmetic must not overflow (it would wrap inside dims).
+    if let (Some(a), Some(b)) = (cx, cy) {
+        let fits = match op {
+            Add => a.checked_add(b).is_some(),
+            Sub => a.checked_sub(b).is_some(),
+            Mul => a.checked_mul(b).is_some(),
+            Div | Rem => !(a == i64::MIN && b == -1),
+            _ => true,
+        };
+        if !fits {
+            return None;
+        }
+    }
     match op {
         Add => Some(Value::Int(x.add(y))),
         Sub => Some(Value::Int(x.sub(y))),

@@ -67,7 +67,7 @@ impl Dim {
         let mut terms = self.terms.clone();
         for (m, c) in &other.terms {
             let e = terms.entry(m.clone()).or_insert(0);
-            *e += c;
+            *e = e.wrapping_add(*c);
             if *e == 0 {
                 terms.remove(m);
             }
@@ -76,7 +76,7 @@ impl Dim {
     }
 
     pub fn neg(&self) -> Dim {
-        Dim { terms: self.terms.iter().map(|(m, c)| (m.clone(), -c)).collect() }
+        Dim { terms: self.terms.iter().map(|(m, c)| (m.clone(), c.wrapping_neg())).collect() }
     }
 
     pub fn sub(&self, other: &Dim) -> Dim {
@@ -89,7 +89,7 @@ impl Dim {
             for (mb, cb) in &other.terms {
                 let mut m: Monomial = ma.iter().chain(mb.iter()).cloned().collect();
                 m.sort();
-                out = out.add(&Dim { terms: BTreeMap::from([(m, ca * cb)]) });
+                out = out.add(&Dim { terms: BTreeMap::from([(m, ca.wrapping_mul(*cb))]) });
             }
         }
         out
@@ -152,12 +152,12 @@ impl Dim {
         for (m, c) in &self.terms {
             let mut v = *c;
             for a in m {
-                v *= match a {
+                v = v.wrapping_mul(match a {
                     Atom::Sym(s) => *env.get(s)?,
                     Atom::FloorDiv(d, den) => d.eval(env)?.div_euclid(*den),
-                };
+                });
             }
-            total += v;
+            total = total.wrapping_add(v);
         }
         Some(total)
     }
@@ -220,7 +220,7 @@ impl fmt::Display for Dim {
             ordered.push((&EMPTY, c));
         }
         for (i, (m, c)) in ordered.into_iter().enumerate() {
-            let (sign, mag) = if *c < 0 { ("-", -c) } else { ("+", *c) };
+            let (sign, mag) = if *c < 0 { ("-", c.unsigned_abs()) } else { ("+", c.unsigned_abs()) };
             match (i, sign) {
                 (0, "-") => write!(f, "-")?,
                 (0, _) => {}
@@ -408,5 +408,24 @@ impl Dim {
             out = out.add(&Dim { terms: BTreeMap::from([(rest, c / dc)]) });
         }
         Some(out)
+    }
+}
+
+impl Dim {
+    /// The largest coefficient magnitude (constant term included): dims beyond any real
+    /// size (say `> 2^40`) are rejected by the checker.
+    pub fn max_coefficient(&self) -> u64 {
+        let own = self.terms.values().map(|c| c.unsigned_abs()).max().unwrap_or(0);
+        let inner = self
+            .terms
+            .keys()
+            .flat_map(|m| m.iter())
+            .map(|a| match a {
+                Atom::Sym(_) => 0,
+                Atom::FloorDiv(d, den) => d.max_coefficient().max(den.unsigned_abs()),
+            })
+            .max()
+            .unwrap_or(0);
+        own.max(inner)
     }
 }
