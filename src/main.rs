@@ -122,7 +122,9 @@ struct Selection {
     /// Fix choices: `--choices depth=3,op=1` (ints by value, other options by index).
     #[arg(long, value_name = "NAME=VALUE,...")]
     choices: Option<String>,
-    /// Build for training (dropout active, batch statistics).
+    /// Build for training: with a `train` block, print the whole train step (forward,
+    /// loss, backward, optimizer update); otherwise the network in training mode
+    /// (dropout active, batch statistics).
     #[arg(long)]
     train: bool,
 }
@@ -255,6 +257,10 @@ fn build(file: &Path, emit: Emit, sel: &Selection, output: Option<&Path>, color:
         Emit::Ast => {
             let out = checked(file, &options(sel, true)?, color)?;
             format!("{:#?}\n", out.ast.expect("main file parsed"))
+        }
+        Emit::Tir if sel.train && has_train_block(file) => {
+            let (cfg, _) = train_config(file, color)?;
+            training::train_program(&cfg).map_err(|e| Fail::User(format!("error: cannot build the train step: {e}")))?.to_string()
         }
         Emit::Tir => compile(file, sel, color)?.to_string(),
     };
@@ -454,4 +460,11 @@ fn train_failure(e: archc_runtime::train::TrainError, sources: &SourceMap, color
         }
     }
     Fail::User(format!("error: {e}"))
+}
+
+/// Whether the file defines a `train` block (syntax only).
+fn has_train_block(file: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(file) else { return false };
+    let (m, _) = archc_grammar::parse(archc_grammar::span::FileId(0), &text);
+    m.items.iter().any(|i| matches!(i, archc_grammar::ast::Item::Train(_)))
 }

@@ -25,7 +25,7 @@ pub fn read_config(path: &Path, opts: &Options) -> Result<(TrainOutput, String),
 
 /// The train program (`train_step`, `eval_step`) of a configuration.
 pub fn train_program(cfg: &TrainConfig) -> Result<Program, String> {
-    build_train_program(&cfg.program, &cfg.spec)
+    build_train_program(&cfg.program, Some(&cfg.training), &cfg.spec)
 }
 
 /// Loads and splits the data set, fitted to the train step's argument types.

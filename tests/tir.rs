@@ -25,3 +25,21 @@ fn examples_tir_snapshots_and_round_trip() {
         });
     }
 }
+
+/// The whole train step (`archc build --emit tir --train`) of the digits experiment:
+/// verified, round-tripped and snapshot-tested like the forward programs.
+#[test]
+fn train_step_snapshot() {
+    let path = common::repo().join("examples/train_digits.arch");
+    let (out, _) = archc::training::read_config(&path, &Options::default()).expect("readable");
+    assert!(out.diagnostics.is_empty(), "{:?}", out.diagnostics);
+    let cfg = out.config.expect("train config");
+    let program = archc::training::train_program(&cfg).expect("train step builds");
+    verify(&program).unwrap_or_else(|e| panic!("{e:?}"));
+    let text = program.to_string();
+    let reparsed = parse_program(&text).expect("parses");
+    assert_eq!(reparsed.to_string(), text, "train step TIR does not round-trip");
+    insta::with_settings!({ snapshot_path => "tir/train_snapshots", prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!("train_digits_step", text);
+    });
+}

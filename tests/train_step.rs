@@ -22,7 +22,7 @@ fn config(path: &str) -> archc_compiler::sema::train_config::TrainConfig {
 /// Runs `steps` train steps on one fixed batch; returns the losses.
 fn overfit(path: &str, batch: usize, steps: usize, lr: f32) -> Vec<f64> {
     let cfg = config(path);
-    let p = build_train_program(&cfg.program, &cfg.spec).unwrap_or_else(|e| panic!("{e}"));
+    let p = build_train_program(&cfg.program, Some(&cfg.training), &cfg.spec).unwrap_or_else(|e| panic!("{e}"));
     let f = p.func("train_step").expect("train_step");
     let mut interp = Interpreter::new(&p);
     interp.init_params(0).expect("init");

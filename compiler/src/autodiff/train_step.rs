@@ -34,11 +34,22 @@ pub struct TrainSpec {
 }
 
 /// The program with `train_step` and `eval_step` added (and `main` kept for inference).
-pub fn build_train_program(program: &Program, spec: &TrainSpec) -> Res<Program> {
-    let mut out = program.clone();
-    let table = FuncTable::new(program);
-    let eval = build_eval(program, spec, &table)?;
-    let train = build_train(program, spec, &table)?;
+/// `training`, when given, is the same model built in training mode (dropout active,
+/// batch statistics): `train_step` differentiates its forward pass, `eval_step` uses
+/// `program`'s.
+pub fn build_train_program(program: &Program, training: Option<&Program>, spec: &TrainSpec) -> Res<Program> {
+    let mut base = program.clone();
+    let train_main = match training {
+        Some(t) => {
+            base.funcs.extend(prefixed(t, "train."));
+            "train.main"
+        }
+        None => "main",
+    };
+    let mut out = base.clone();
+    let table = FuncTable::new(&base);
+    let eval = build_eval(&base, "main", spec, &table)?;
+    let train = build_train(&base, train_main, spec, &table)?;
     out.funcs.push(train);
     out.funcs.push(eval);
     out.funcs.extend(table.added.into_inner());
@@ -59,8 +70,8 @@ struct Forward {
     data_args: usize,
 }
 
-fn forward(program: &Program, spec: &TrainSpec, name: &str, table: &FuncTable) -> Res<Forward> {
-    let main = program.main();
+fn forward(program: &Program, main: &str, spec: &TrainSpec, name: &str, table: &FuncTable) -> Res<Forward> {
+    let main = program.func(main).ok_or_else(|| format!("internal: no function `{main}`"))?;
     let mut f = hoist_params(table, &inline_calls(program, main)?)?;
     f.name = name.to_string();
     let out_idx = f
@@ -83,8 +94,8 @@ fn forward(program: &Program, spec: &TrainSpec, name: &str, table: &FuncTable) -
     Ok(Forward { func: e.func, params, loss, metrics, data_args })
 }
 
-fn build_eval(program: &Program, spec: &TrainSpec, table: &FuncTable) -> Res<Func> {
-    let fw = forward(program, spec, "eval_step", table)?;
+fn build_eval(program: &Program, main: &str, spec: &TrainSpec, table: &FuncTable) -> Res<Func> {
+    let fw = forward(program, main, spec, "eval_step", table)?;
     let mut f = fw.func;
     f.results.push(fw.loss);
     f.result_names.push("loss".into());
@@ -96,8 +107,8 @@ fn build_eval(program: &Program, spec: &TrainSpec, table: &FuncTable) -> Res<Fun
     Ok(f)
 }
 
-fn build_train(program: &Program, spec: &TrainSpec, table: &FuncTable) -> Res<Func> {
-    let fw = forward(program, spec, "train_step", table)?;
+fn build_train(program: &Program, main: &str, spec: &TrainSpec, table: &FuncTable) -> Res<Func> {
+    let fw = forward(program, main, spec, "train_step", table)?;
     let trainable: Vec<bool> =
         fw.params.iter().map(|n| program.param(n).map(|p| p.trainable).unwrap_or(true)).collect();
     let n_data = fw.data_args;
@@ -149,6 +160,27 @@ fn build_train(program: &Program, spec: &TrainSpec, table: &FuncTable) -> Res<Fu
         f.result_names.push(n);
     }
     Ok(f)
+}
+
+/// The functions of `p` renamed with `prefix`, references included.
+fn prefixed(p: &Program, prefix: &str) -> Vec<Func> {
+    let name = |n: &str| format!("{prefix}{n}");
+    p.funcs
+        .iter()
+        .map(|f| {
+            let mut g = f.clone();
+            g.name = name(&f.name);
+            for i in &mut g.body {
+                match &mut i.op {
+                    crate::tir::Op::Call(c) => *c = name(c),
+                    crate::tir::Op::Stack(fs) => fs.iter_mut().for_each(|c| *c = name(c)),
+                    crate::tir::Op::Vmap { func, .. } | crate::tir::Op::Scan { func, .. } => *func = name(func),
+                    _ => {}
+                }
+            }
+            g
+        })
+        .collect()
 }
 
 fn add_arg(e: &mut Emitter, name: &str, ty: TensorType) -> V {

@@ -41,7 +41,10 @@ pub struct DataSpec {
 
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
+    /// The model in inference mode (`main`, and the forward of `eval_step`).
     pub program: Program,
+    /// The model in training mode (dropout active, batch statistics).
+    pub training: Program,
     pub spec: TrainSpec,
     pub lr: f64,
     pub schedule: ScheduleSpec,
@@ -56,6 +59,8 @@ pub struct TrainConfig {
 pub fn train_config(modules: &[ModuleInfo], opts: &Options, t: &TrainDef) -> R<TrainConfig> {
     check_train(modules, opts, t)?;
     let program = build_model(modules, opts, &t.model)?;
+    let train_opts = Options { training: true, ..opts.clone() };
+    let training = build_model(modules, &train_opts, &t.model)?;
     let mut c = Checker::new(modules, opts);
     let env = Scope::child(&c.globals[0]);
     let mut cfg = TrainConfig {
@@ -68,6 +73,7 @@ pub fn train_config(modules: &[ModuleInfo], opts: &Options, t: &TrainDef) -> R<T
             noise: None,
         },
         program,
+        training,
         lr: 1e-3,
         schedule: ScheduleSpec::Constant,
         data: data_spec(&mut c, &t.data)?,
