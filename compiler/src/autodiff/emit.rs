@@ -12,13 +12,21 @@ pub struct Emitter<'a> {
     pub func: Func,
     next: u32,
     sigs: &'a dyn FuncSigs,
+    /// Types of the values defined so far (a function can have many thousands).
+    types: std::collections::HashMap<ValueId, TensorType>,
 }
 
 impl<'a> Emitter<'a> {
     /// Continues `func` (new values are numbered after its existing ones).
     pub fn new(func: Func, sigs: &'a dyn FuncSigs) -> Self {
         let next = func.next_value().0;
-        Emitter { func, next, sigs }
+        let mut types: std::collections::HashMap<ValueId, TensorType> = func.args.iter().cloned().collect();
+        for i in &func.body {
+            for (v, t) in i.results() {
+                types.insert(v, t.clone());
+            }
+        }
+        Emitter { func, next, sigs, types }
     }
 
     /// The next value number this emitter would use.
@@ -32,7 +40,11 @@ impl<'a> Emitter<'a> {
     }
 
     pub fn ty(&self, v: V) -> TensorType {
-        self.func.type_of(v).cloned().expect("value defined in this function")
+        match self.types.get(&v) {
+            Some(t) => t.clone(),
+            // Arguments added by hand after construction.
+            None => self.func.type_of(v).cloned().expect("value defined in this function"),
+        }
     }
 
     pub fn op(&mut self, op: Op, args: &[V], declared: Option<TensorType>) -> Res<V> {
@@ -41,6 +53,7 @@ impl<'a> Emitter<'a> {
         let ty = infer_one(&op, &refs, declared.as_ref(), self.sigs)?;
         let result = ValueId(self.next);
         self.next += 1;
+        self.types.insert(result, ty.clone());
         self.func.body.push(Inst::new(result, op, args.to_vec(), ty));
         Ok(result)
     }
@@ -52,6 +65,7 @@ impl<'a> Emitter<'a> {
         let types = infer(&op, &refs, None, self.sigs)?;
         let mut results = Vec::new();
         for t in types {
+            self.types.insert(ValueId(self.next), t.clone());
             results.push((ValueId(self.next), t));
             self.next += 1;
         }

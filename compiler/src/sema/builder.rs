@@ -32,14 +32,17 @@ pub struct Builder {
     func_count: usize,
     names: HashMap<String, usize>,
     seed: u64,
+    sigs: SigMap,
 }
 
-struct Sigs<'a>(&'a [Func]);
+/// Signatures of the finished functions, by name.
+type SigMap = HashMap<String, (Vec<TensorType>, Vec<TensorType>)>;
+
+struct Sigs<'a>(&'a SigMap);
 
 impl FuncSigs for Sigs<'_> {
     fn sig(&self, name: &str) -> Option<(Vec<TensorType>, Vec<TensorType>)> {
-        let f = self.0.iter().find(|f| f.name == name)?;
-        Some((f.args.iter().map(|(_, t)| t.clone()).collect(), f.result_types()))
+        self.0.get(name).cloned()
     }
 }
 
@@ -82,6 +85,8 @@ impl Builder {
         f.func.results = results.iter().map(|(_, v)| v.id).collect();
         f.func.result_names = results.iter().map(|(n, _)| n.clone()).collect();
         let name = f.func.name.clone();
+        let sig = (f.func.args.iter().map(|(_, t)| t.clone()).collect(), results.iter().map(|(_, v)| v.ty.clone()).collect());
+        self.sigs.insert(name.clone(), sig);
         self.finished.push(f.func);
         name
     }
@@ -125,7 +130,7 @@ impl Builder {
             return Err(format!("a function of more than {MAX_INSTS} instructions is too large to build"));
         }
         let tys: Vec<&TensorType> = args.iter().map(|a| &a.ty).collect();
-        let types = infer(&op, &tys, declared.as_ref().map(std::slice::from_ref), &Sigs(&self.finished))?;
+        let types = infer(&op, &tys, declared.as_ref().map(std::slice::from_ref), &Sigs(&self.sigs))?;
         let f = self.open.last_mut().expect("a function is open");
         let results: Vec<(ValueId, TensorType)> = types
             .into_iter()

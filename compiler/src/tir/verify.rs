@@ -55,15 +55,47 @@ impl std::error::Error for VerifyError {}
 /// Checks every invariant in the module docs.
 pub fn verify(p: &Program) -> Result<(), Vec<VerifyError>> {
     let mut errs = Vec::new();
+    let ix = Index::new(p);
     check_program(p, &mut errs);
-    check_call_graph(p, &mut errs);
+    check_call_graph(p, &ix, &mut errs);
     for f in &p.funcs {
-        FuncCheck { p, f, errs: &mut errs }.run();
+        FuncCheck { ix: &ix, f, errs: &mut errs }.run();
     }
     if errs.is_empty() {
         Ok(())
     } else {
         Err(errs)
+    }
+}
+
+/// Functions, signatures and parameters by name (programs can have many thousands).
+struct Index<'p> {
+    funcs: HashMap<&'p str, &'p Func>,
+    sigs: HashMap<&'p str, (Vec<TensorType>, Vec<TensorType>)>,
+    params: HashMap<&'p str, &'p super::program::ParamDecl>,
+}
+
+impl<'p> Index<'p> {
+    fn new(p: &'p Program) -> Self {
+        let mut funcs = HashMap::new();
+        let mut sigs = HashMap::new();
+        for f in &p.funcs {
+            funcs.entry(f.name.as_str()).or_insert(f);
+            if let Some(sig) = p.sig(&f.name) {
+                sigs.entry(f.name.as_str()).or_insert(sig);
+            }
+        }
+        let mut params = HashMap::new();
+        for d in &p.params {
+            params.entry(d.name.as_str()).or_insert(d);
+        }
+        Index { funcs, sigs, params }
+    }
+}
+
+impl FuncSigs for Index<'_> {
+    fn sig(&self, name: &str) -> Option<(Vec<TensorType>, Vec<TensorType>)> {
+        self.sigs.get(name).cloned()
     }
 }
 
@@ -97,16 +129,16 @@ fn duplicates<'a>(names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
 
 /// Reports each cycle of the call graph once (missing targets are reported per
 /// instruction).
-fn check_call_graph(p: &Program, errs: &mut Vec<VerifyError>) {
+fn check_call_graph(p: &Program, ix: &Index, errs: &mut Vec<VerifyError>) {
     let mut state: HashMap<&str, bool> = HashMap::new(); // false: on the path, true: done
     for f in &p.funcs {
         let mut path = Vec::new();
-        visit(p, &f.name, &mut state, &mut path, errs);
+        visit(ix, &f.name, &mut state, &mut path, errs);
     }
 }
 
 fn visit<'a>(
-    p: &'a Program,
+    p: &Index<'a>,
     name: &'a str,
     state: &mut HashMap<&'a str, bool>,
     path: &mut Vec<&'a str>,
@@ -123,7 +155,7 @@ fn visit<'a>(
         }
         None => {}
     }
-    let Some(f) = p.func(name) else { return };
+    let Some(f) = p.funcs.get(name).copied() else { return };
     state.insert(name, false);
     path.push(name);
     for callee in f.body.iter().flat_map(|i| i.op.callees()) {
@@ -134,7 +166,7 @@ fn visit<'a>(
 }
 
 struct FuncCheck<'a> {
-    p: &'a Program,
+    ix: &'a Index<'a>,
     f: &'a Func,
     errs: &'a mut Vec<VerifyError>,
 }
@@ -214,23 +246,23 @@ impl<'a> FuncCheck<'a> {
     fn check_inst(&mut self, i: usize, inst: &Inst, tys: &[&TensorType]) {
         let mut callable = true;
         for c in inst.op.callees() {
-            if self.p.func(c).is_none() {
+            if !self.ix.funcs.contains_key(c) {
                 self.err(Some(i), format!("{} targets @{c}, which does not exist", inst.op.name()));
             }
-            callable &= self.p.sig(c).is_some();
+            callable &= self.ix.sigs.contains_key(c);
         }
         if let Op::Param(name) = &inst.op {
             self.check_param(i, name, &inst.ty);
         }
         if callable {
-            if let Err(e) = infer(&inst.op, tys, Some(&inst.result_types()), self.p) {
+            if let Err(e) = infer(&inst.op, tys, Some(&inst.result_types()), self.ix) {
                 self.err(Some(i), e);
             }
         }
     }
 
     fn check_param(&mut self, i: usize, name: &str, ty: &TensorType) {
-        match self.p.param(name) {
+        match self.ix.params.get(name) {
             None => self.err(Some(i), format!("reads parameter `{name}`, which is not declared")),
             Some(d) if d.ty != *ty => {
                 self.err(Some(i), format!("reads parameter `{name}` as {ty}, but it is declared as {}", d.ty))
