@@ -6,9 +6,9 @@ use archc::driver::{check_path, parse_pairs};
 use archc::inputs::{arg_shapes, random_tensor};
 use archc::render::render;
 use archc::training;
-use archc_compiler::sema::train_config::TrainConfig;
-use archc_compiler::sema::{ChoiceMode, CheckOutput, Options};
 use archc_compiler::diag::Diagnostic;
+use archc_compiler::sema::train_config::TrainConfig;
+use archc_compiler::sema::{CheckOutput, ChoiceMode, Options};
 use archc_compiler::tir::Program;
 use archc_grammar::span::SourceMap;
 use archc_runtime::{io, Interpreter, Tensor};
@@ -219,7 +219,11 @@ fn checked(path: &Path, opts: &Options, color: bool) -> Result<CheckOutput, Fail
     if !out.diagnostics.is_empty() {
         eprint!("{}", render(&out.diagnostics, &out.sources, color));
         let n = out.diagnostics.len();
-        return Err(Fail::User(format!("error: {} failed with {n} error{}", path.display(), if n == 1 { "" } else { "s" })));
+        return Err(Fail::User(format!(
+            "error: {} failed with {n} error{}",
+            path.display(),
+            if n == 1 { "" } else { "s" }
+        )));
     }
     Ok(out)
 }
@@ -260,7 +264,9 @@ fn build(file: &Path, emit: Emit, sel: &Selection, output: Option<&Path>, color:
         }
         Emit::Tir if sel.train && has_train_block(file) => {
             let (cfg, _) = train_config(file, color)?;
-            training::train_program(&cfg).map_err(|e| Fail::User(format!("error: cannot build the train step: {e}")))?.to_string()
+            training::train_program(&cfg)
+                .map_err(|e| Fail::User(format!("error: cannot build the train step: {e}")))?
+                .to_string()
         }
         Emit::Tir => compile(file, sel, color)?.to_string(),
     };
@@ -318,7 +324,9 @@ fn main_inputs(program: &Program, ri: &RunInputs) -> Result<Vec<Tensor>, Fail> {
         Some(d) => parse_pairs(d)
             .map_err(user)?
             .into_iter()
-            .map(|(k, v)| v.parse::<i64>().map(|n| (k.clone(), n)).map_err(|_| user(format!("--dim {k}={v}: not an int"))))
+            .map(|(k, v)| {
+                v.parse::<i64>().map(|n| (k.clone(), n)).map_err(|_| user(format!("--dim {k}={v}: not an int")))
+            })
             .collect::<Result<_, _>>()?,
         None => HashMap::new(),
     };
@@ -349,16 +357,19 @@ fn stats(t: &Tensor) -> String {
 fn fmt(files: &[PathBuf], write: bool, check: bool) -> Result<(), Fail> {
     let mut unformatted = 0;
     for f in files {
-        let text = std::fs::read_to_string(f).map_err(|e| Fail::User(format!("error: cannot read {}: {e}", f.display())))?;
-        let formatted = archc_grammar::fmt::format_source(&text)
-            .ok_or_else(|| Fail::User(format!("error: {} has syntax errors; run `archc check` for details", f.display())))?;
+        let text =
+            std::fs::read_to_string(f).map_err(|e| Fail::User(format!("error: cannot read {}: {e}", f.display())))?;
+        let formatted = archc_grammar::fmt::format_source(&text).ok_or_else(|| {
+            Fail::User(format!("error: {} has syntax errors; run `archc check` for details", f.display()))
+        })?;
         if check {
             if formatted != text {
                 eprintln!("not formatted: {}", f.display());
                 unformatted += 1;
             }
         } else if write {
-            std::fs::write(f, &formatted).map_err(|e| Fail::User(format!("error: cannot write {}: {e}", f.display())))?;
+            std::fs::write(f, &formatted)
+                .map_err(|e| Fail::User(format!("error: cannot write {}: {e}", f.display())))?;
         } else {
             print!("{formatted}");
         }
@@ -375,7 +386,8 @@ fn train_config(file: &Path, color: bool) -> Result<(TrainConfig, String), Fail>
 }
 
 fn train_config_with_sources(file: &Path, color: bool) -> Result<(TrainConfig, String, SourceMap), Fail> {
-    let (out, text) = training::read_config(file, &Options::default()).map_err(|e| Fail::User(format!("error: {e}")))?;
+    let (out, text) =
+        training::read_config(file, &Options::default()).map_err(|e| Fail::User(format!("error: {e}")))?;
     if !out.diagnostics.is_empty() {
         eprint!("{}", render(&out.diagnostics, &out.sources, color));
         return Err(Fail::User(format!("error: {} failed", file.display())));
@@ -452,9 +464,12 @@ fn train_failure(e: archc_runtime::train::TrainError, sources: &SourceMap, color
     use archc_runtime::train::TrainError;
     if let TrainError::NonFinite { step, what, anomaly: Some(a) } = &e {
         if let Some(span) = a.span {
-            let d = Diagnostic::error(format!("step {step}: {what} is not finite; first produced by `{}`", a.inst), span)
-                .with_label(a.detail.clone())
-                .with_help("the last good checkpoint was kept; lower the learning rate or clip gradients (`clip: 1.0`)");
+            let d =
+                Diagnostic::error(format!("step {step}: {what} is not finite; first produced by `{}`", a.inst), span)
+                    .with_label(a.detail.clone())
+                    .with_help(
+                        "the last good checkpoint was kept; lower the learning rate or clip gradients (`clip: 1.0`)",
+                    );
             eprint!("{}", render(&[d], sources, color));
             return Fail::User(String::new());
         }

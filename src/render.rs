@@ -31,7 +31,9 @@ fn render_one(d: &Diagnostic, sources: &SourceMap, color: bool, out: &mut Vec<u8
         .with_message(&d.message)
         .with_label(Label::new((name(span.file), span.range())).with_message(&d.label).with_color(Color::Red));
     for r in &d.related {
-        report = report.with_label(Label::new((name(r.span.file), r.span.range())).with_message(&r.message).with_color(Color::Blue));
+        report = report.with_label(
+            Label::new((name(r.span.file), r.span.range())).with_message(&r.message).with_color(Color::Blue),
+        );
     }
     if let Some(h) = &d.help {
         report = report.with_help(h);

@@ -72,13 +72,12 @@ fn parts(spec: &DataSpec) -> Result<(Dataset, Option<Dataset>), String> {
         let test = (split.len() > 1).then(|| split.remove(1));
         return Ok((split.remove(0), test));
     }
-    let pick = |parts: &mut std::collections::BTreeMap<String, Dataset>, want: &Option<String>, prefix: &str| {
-        match want {
-            Some(p) => parts.remove(p),
-            None => {
-                let key = parts.keys().find(|k| k.starts_with(prefix)).cloned();
-                key.and_then(|k| parts.remove(&k))
-            }
+    let pick = |parts: &mut std::collections::BTreeMap<String, Dataset>, want: &Option<String>, prefix: &str| match want
+    {
+        Some(p) => parts.remove(p),
+        None => {
+            let key = parts.keys().find(|k| k.starts_with(prefix)).cloned();
+            key.and_then(|k| parts.remove(&k))
         }
     };
     let train = pick(&mut parts, &spec.train_part, "train")
@@ -114,8 +113,12 @@ pub fn loop_spec(cfg: &TrainConfig, train_rows: usize) -> LoopSpec {
     let per_epoch = (train_rows as u64).div_ceil(cfg.batch.max(1));
     let schedule = match &cfg.schedule {
         ScheduleSpec::Constant => Schedule::Constant { lr: cfg.lr },
-        ScheduleSpec::Step { step_size, gamma } => Schedule::Step { lr: cfg.lr, step_size: step_size * per_epoch, gamma: *gamma },
-        ScheduleSpec::Cosine { warmup, min_lr } => Schedule::Cosine { lr: cfg.lr, warmup: *warmup, total: None, min_lr: *min_lr },
+        ScheduleSpec::Step { step_size, gamma } => {
+            Schedule::Step { lr: cfg.lr, step_size: step_size * per_epoch, gamma: *gamma }
+        }
+        ScheduleSpec::Cosine { warmup, min_lr } => {
+            Schedule::Cosine { lr: cfg.lr, warmup: *warmup, total: None, min_lr: *min_lr }
+        }
         ScheduleSpec::OneCycle { max_lr, pct_start } => Schedule::OneCycle {
             max_lr: if max_lr.is_nan() { cfg.lr } else { *max_lr },
             total: None,

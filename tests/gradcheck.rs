@@ -65,7 +65,9 @@ fn random_input(t: &TensorType, rng: &mut Rng, positive: bool) -> Tensor {
     let s = shape_of(t);
     let n: usize = s.iter().product();
     match t.dtype {
-        DType::F64 => Tensor::from_f64(&s, (0..n).map(|_| if positive { 0.5 + 1.5 * rng.next() } else { rng.normal() }).collect()),
+        DType::F64 => {
+            Tensor::from_f64(&s, (0..n).map(|_| if positive { 0.5 + 1.5 * rng.next() } else { rng.normal() }).collect())
+        }
         DType::I64 => Tensor::from_i64(&s, (0..n).map(|_| (rng.next() * 3.0) as i64).collect()),
         other => panic!("unsupported input dtype {other}"),
     }
@@ -127,9 +129,12 @@ fn check(c: &Case) {
         panic!("{}: gradient program does not verify: {e:?}\n{gp}", c.name);
     }
     let mut rng = Rng(0x5eed ^ c.name.len() as u64);
-    let inputs: Vec<Tensor> = main.args.iter().enumerate().map(|(i, (_, t))| {
-        random_input(t, &mut rng, c.positive && i < c.inputs.len())
-    }).collect();
+    let inputs: Vec<Tensor> = main
+        .args
+        .iter()
+        .enumerate()
+        .map(|(i, (_, t))| random_input(t, &mut rng, c.positive && i < c.inputs.len()))
+        .collect();
     let out = Interpreter::new(&gp).run("main", &inputs).unwrap_or_else(|e| panic!("{}: {e}\n{gp}", c.name));
     // Anything routed through single precision (c64, or a cast to f32) is checked at
     // single-precision tolerance.
@@ -196,16 +201,32 @@ fn cases() -> Vec<Case> {
         b.op(p, Op::Select, &[c, x[1], x[2]])
     }));
     for r in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min] {
-        v.push(case("reduce", &["f64[2, 3, 4]"], match r {
-            ReduceOp::Sum => |b, p, x| b.op(p, Op::Reduce { op: ReduceOp::Sum, axes: vec![0, 2], keepdim: false }, &[x[0]]),
-            ReduceOp::Mean => |b, p, x| b.op(p, Op::Reduce { op: ReduceOp::Mean, axes: vec![1], keepdim: true }, &[x[0]]),
-            ReduceOp::Max => |b, p, x| b.op(p, Op::Reduce { op: ReduceOp::Max, axes: vec![2], keepdim: false }, &[x[0]]),
-            ReduceOp::Min => |b, p, x| b.op(p, Op::Reduce { op: ReduceOp::Min, axes: vec![0, 1], keepdim: true }, &[x[0]]),
-        }));
+        v.push(case(
+            "reduce",
+            &["f64[2, 3, 4]"],
+            match r {
+                ReduceOp::Sum => {
+                    |b, p, x| b.op(p, Op::Reduce { op: ReduceOp::Sum, axes: vec![0, 2], keepdim: false }, &[x[0]])
+                }
+                ReduceOp::Mean => {
+                    |b, p, x| b.op(p, Op::Reduce { op: ReduceOp::Mean, axes: vec![1], keepdim: true }, &[x[0]])
+                }
+                ReduceOp::Max => {
+                    |b, p, x| b.op(p, Op::Reduce { op: ReduceOp::Max, axes: vec![2], keepdim: false }, &[x[0]])
+                }
+                ReduceOp::Min => {
+                    |b, p, x| b.op(p, Op::Reduce { op: ReduceOp::Min, axes: vec![0, 1], keepdim: true }, &[x[0]])
+                }
+            },
+        ));
     }
     v.push(case("matmul", &["f64[2, 3, 4]", "f64[2, 4, 5]"], |b, p, x| b.op(p, Op::MatMul, &[x[0], x[1]])));
-    v.push(case("einsum_mm", &["f64[3, 4]", "f64[4, 2]"], |b, p, x| b.op(p, Op::Einsum("ij,jk->ik".into()), &[x[0], x[1]])));
-    v.push(case("einsum_outer_sum", &["f64[3, 4]", "f64[5]"], |b, p, x| b.op(p, Op::Einsum("ij,k->kj".into()), &[x[0], x[1]])));
+    v.push(case("einsum_mm", &["f64[3, 4]", "f64[4, 2]"], |b, p, x| {
+        b.op(p, Op::Einsum("ij,jk->ik".into()), &[x[0], x[1]])
+    }));
+    v.push(case("einsum_outer_sum", &["f64[3, 4]", "f64[5]"], |b, p, x| {
+        b.op(p, Op::Einsum("ij,k->kj".into()), &[x[0], x[1]])
+    }));
     v.push(case("einsum_unary", &["f64[3, 4, 2]"], |b, p, x| b.op(p, Op::Einsum("ijk->ki".into()), &[x[0]])));
     v.push(case("conv1d", &["f64[2, 4, 9]", "f64[6, 2, 3]"], |b, p, x| {
         let op = Op::Conv { stride: vec![2], padding: vec![(1, 2)], dilation: vec![2], groups: 2 };
@@ -233,7 +254,9 @@ fn cases() -> Vec<Case> {
         b.op(p, Op::Slice { start: vec![d(1), d(1)], end: vec![d(3), d(8)], step: vec![1, 3] }, &[x[0]])
     }));
     v.push(case("concat", &["f64[2, 3]", "f64[2, 2]"], |b, p, x| b.op(p, Op::Concat { axis: 1 }, &[x[0], x[1]])));
-    v.push(case("pad", &["f64[2, 3]"], |b, p, x| b.op(p, Op::Pad { padding: vec![(1, 0), (2, 1)], value: 0.5 }, &[x[0]])));
+    v.push(case("pad", &["f64[2, 3]"], |b, p, x| {
+        b.op(p, Op::Pad { padding: vec![(1, 0), (2, 1)], value: 0.5 }, &[x[0]])
+    }));
     v.push(case("gather", &["f64[4, 3]", "i64[5]"], |b, p, x| b.op(p, Op::Gather { axis: 0 }, &[x[0], x[1]])));
     v.push(case("scatter_add", &["f64[4, 3]", "i64[5]", "f64[5, 3]"], |b, p, x| {
         b.op(p, Op::ScatterAdd { axis: 0 }, &[x[0], x[1], x[2]])
@@ -289,15 +312,27 @@ fn control_cases() -> Vec<Case> {
     let inputs = &["f64[2, 3]", "f64[2, 5, 4]", "f64[4, 3]"];
     let mut v = vec![
         case("scan_outputs", inputs, |b, p, x| {
-            let r = b.op_multi(p, Op::Scan { func: "cell".into(), axis: 1, carries: 1, xs: 1, reverse: false }, &[x[0], x[1], x[2]]);
+            let r = b.op_multi(
+                p,
+                Op::Scan { func: "cell".into(), axis: 1, carries: 1, xs: 1, reverse: false },
+                &[x[0], x[1], x[2]],
+            );
             r[1]
         }),
         case("scan_final_carry", inputs, |b, p, x| {
-            let r = b.op_multi(p, Op::Scan { func: "cell".into(), axis: 1, carries: 1, xs: 1, reverse: false }, &[x[0], x[1], x[2]]);
+            let r = b.op_multi(
+                p,
+                Op::Scan { func: "cell".into(), axis: 1, carries: 1, xs: 1, reverse: false },
+                &[x[0], x[1], x[2]],
+            );
             r[0]
         }),
         case("scan_reverse", inputs, |b, p, x| {
-            let r = b.op_multi(p, Op::Scan { func: "cell".into(), axis: 1, carries: 1, xs: 1, reverse: true }, &[x[0], x[1], x[2]]);
+            let r = b.op_multi(
+                p,
+                Op::Scan { func: "cell".into(), axis: 1, carries: 1, xs: 1, reverse: true },
+                &[x[0], x[1], x[2]],
+            );
             let s = b.op(p, Op::Reduce { op: ReduceOp::Sum, axes: vec![1], keepdim: false }, &[r[1]]);
             b.op(p, Op::Binary(BinaryOp::Add), &[s, r[0]])
         }),

@@ -16,8 +16,13 @@ fn every_example_runs_with_declared_output_shapes() {
         let program = out.program.expect("program");
         let main = program.main();
         let shapes = arg_shapes(main, &HashMap::new()).expect("input shapes");
-        let inputs: Vec<_> =
-            main.args.iter().zip(&shapes).enumerate().map(|(i, ((_, t), s))| random_tensor(t.dtype, s, i as u64)).collect();
+        let inputs: Vec<_> = main
+            .args
+            .iter()
+            .zip(&shapes)
+            .enumerate()
+            .map(|(i, ((_, t), s))| random_tensor(t.dtype, s, i as u64))
+            .collect();
         let mut interp = Interpreter::new(&program);
         interp.init_params(0).expect("params initialise");
         let outputs = interp.run("main", &inputs).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

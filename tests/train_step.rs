@@ -28,7 +28,11 @@ fn overfit(path: &str, batch: usize, steps: usize, lr: f32) -> Vec<f64> {
     interp.init_params(0).expect("init");
     let mut env: HashMap<String, Tensor> = HashMap::new();
     for (i, ((_, t), name)) in f.args.iter().zip(&f.arg_names).enumerate() {
-        let shape: Vec<usize> = t.shape.iter().map(|d| d.eval(&HashMap::from([("B".to_string(), batch as i64)])).expect("dim") as usize).collect();
+        let shape: Vec<usize> = t
+            .shape
+            .iter()
+            .map(|d| d.eval(&HashMap::from([("B".to_string(), batch as i64)])).expect("dim") as usize)
+            .collect();
         let v = if let Some(pn) = name.strip_prefix("param:") {
             interp.param(pn).expect("initialised param").clone()
         } else if name.starts_with("state:") {

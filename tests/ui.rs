@@ -16,7 +16,8 @@ fn ui_diagnostics() {
     let mut failures = Vec::new();
     for path in files {
         let text = std::fs::read_to_string(&path).expect("readable");
-        let expects: Vec<&str> = text.lines().filter_map(|l| l.trim().strip_prefix("// expect:")).map(str::trim).collect();
+        let expects: Vec<&str> =
+            text.lines().filter_map(|l| l.trim().strip_prefix("// expect:")).map(str::trim).collect();
         assert!(!expects.is_empty(), "{}: no `// expect:` header", path.display());
         let opts = Options { check_all: true, ..Options::default() };
         let out = common::check(&path, &opts);

@@ -48,7 +48,14 @@ impl Diagnostic {
     /// An error with no source location (e.g. a bad command-line argument).
     pub fn global(message: impl Into<String>) -> Self {
         let message = message.into();
-        Diagnostic { severity: Severity::Error, label: message.clone(), message, span: None, related: Vec::new(), help: None }
+        Diagnostic {
+            severity: Severity::Error,
+            label: message.clone(),
+            message,
+            span: None,
+            related: Vec::new(),
+            help: None,
+        }
     }
 
     pub fn with_label(mut self, label: impl Into<String>) -> Self {

@@ -41,7 +41,9 @@ fn a_let_instance_shares_its_weights() {
 
 #[test]
 fn applied_specs_and_repeats_get_fresh_weights() {
-    let p = build(&format!("{LIN} network N() {{ input x: f32[B, 4]  output y = x |> Lin(4, 4) |> repeat 2 {{ Lin(4, 4) }} }}"));
+    let p = build(&format!(
+        "{LIN} network N() {{ input x: f32[B, 4]  output y = x |> Lin(4, 4) |> repeat 2 {{ Lin(4, 4) }} }}"
+    ));
     assert_eq!(param_names(&p), ["lin_0.w", "repeat_0.0.w", "repeat_0.1.w"]);
 }
 
@@ -123,7 +125,8 @@ fn choices_first_explicit_and_sampled() {
     assert_eq!(first.main().result_types()[0].to_string(), "f32[B, 8]");
     let opts = Options { choices: ChoiceMode::Explicit(vec![("width".into(), "16".into())]), ..Options::default() };
     assert_eq!(build_with(SPACE, &opts).main().result_types()[0].to_string(), "f32[B, 16]");
-    let sampled = |seed| build_with(SPACE, &Options { choices: ChoiceMode::Sample(seed), ..Options::default() }).to_string();
+    let sampled =
+        |seed| build_with(SPACE, &Options { choices: ChoiceMode::Sample(seed), ..Options::default() }).to_string();
     assert_eq!(sampled(7), sampled(7), "sampling is deterministic");
     let distinct: std::collections::HashSet<String> = (0..20).map(sampled).collect();
     assert!(distinct.len() > 1, "different seeds reach different networks");
@@ -138,7 +141,8 @@ fn shared_widths_allocate_the_largest_option_and_slice() {
 
 #[test]
 fn operators_reject_grid_dependent_params() {
-    let e = errors("operator Op() over grid N { input a: f32[B, N]  param w: f32[N] = init.zeros()  output u = a * w }");
+    let e =
+        errors("operator Op() over grid N { input a: f32[B, N]  param w: f32[N] = init.zeros()  output u = a * w }");
     assert!(e.iter().any(|m| m.contains("depends on grid dim `N`")), "{e:?}");
     let derived = "operator Op() over grid N { input a: f32[B, N]  let m = a.shape[1] / 2  param w: f32[m] = init.zeros()  output u = a }";
     assert!(errors(derived).iter().any(|m| m.contains("grid dim `N`")));

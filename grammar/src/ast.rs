@@ -276,7 +276,12 @@ pub enum ExprKind {
     /// `{ let a = e; ...; result }`
     Block(Vec<LetBinding>, Box<Expr>),
     /// `repeat n as i { body }` (`stack: false`) or `stack(n) as i { body }` (`stack: true`).
-    Repeat { count: Box<Expr>, index: Option<Ident>, body: Box<Expr>, stack: bool },
+    Repeat {
+        count: Box<Expr>,
+        index: Option<Ident>,
+        body: Box<Expr>,
+        stack: bool,
+    },
     /// `x => body`
     Lambda(Ident, Box<Expr>),
     /// A syntax error where an expression was expected.

@@ -8,11 +8,29 @@ use crate::tir::{BinaryOp, DType, Op, ReduceOp, TensorType, UnaryOp};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Optimizer {
-    Sgd { momentum: f64, nesterov: bool, weight_decay: f64 },
-    Adam { beta1: f64, beta2: f64, eps: f64, weight_decay: f64 },
+    Sgd {
+        momentum: f64,
+        nesterov: bool,
+        weight_decay: f64,
+    },
+    Adam {
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        weight_decay: f64,
+    },
     /// Adam with decoupled weight decay.
-    AdamW { beta1: f64, beta2: f64, eps: f64, weight_decay: f64 },
-    RmsProp { alpha: f64, eps: f64, weight_decay: f64 },
+    AdamW {
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        weight_decay: f64,
+    },
+    RmsProp {
+        alpha: f64,
+        eps: f64,
+        weight_decay: f64,
+    },
 }
 
 impl Optimizer {
@@ -82,7 +100,15 @@ pub fn update(e: &mut Emitter, opt: &Optimizer, ctx: &UpdateCtx, p: V, g: V, slo
 }
 
 #[allow(clippy::too_many_arguments)]
-fn adam(e: &mut Emitter, ctx: &UpdateCtx, p: V, g: V, lr: V, slots: &[V], (b1, b2, eps): (f64, f64, f64)) -> Res<(V, Vec<V>)> {
+fn adam(
+    e: &mut Emitter,
+    ctx: &UpdateCtx,
+    p: V,
+    g: V,
+    lr: V,
+    slots: &[V],
+    (b1, b2, eps): (f64, f64, f64),
+) -> Res<(V, Vec<V>)> {
     // m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2
     let m1 = e.scale(slots[0], b1)?;
     let gm = e.scale(g, 1.0 - b1)?;
@@ -158,10 +184,13 @@ pub fn clip_global_norm(e: &mut Emitter, grads: &[V], max_norm: f64) -> Res<Vec<
     let ratio = e.bin(BinaryOp::Div, mx, den)?;
     let one = e.op(Op::Const(1.0), &[], Some(TensorType::scalar(DType::F32)))?;
     let scale = e.bin(BinaryOp::Min, ratio, one)?;
-    grads.iter().map(|&g| {
-        let s = spread(e, scale, g)?;
-        e.mul(g, s)
-    }).collect()
+    grads
+        .iter()
+        .map(|&g| {
+            let s = spread(e, scale, g)?;
+            e.mul(g, s)
+        })
+        .collect()
 }
 
 /// Adds annealed Gaussian noise with variance `eta / (1 + t)^gamma` to each gradient

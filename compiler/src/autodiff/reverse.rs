@@ -30,8 +30,8 @@ pub fn gradient(func: &Func, table: &FuncTable, loss: ValueId, wrt: &[ValueId]) 
         if cts.iter().all(Option::is_none) {
             continue;
         }
-        let grads = operand_cotangents(&mut e, table, inst, &cts)
-            .map_err(|m| format!("{m} (in `{}`)", inst.op.name()))?;
+        let grads =
+            operand_cotangents(&mut e, table, inst, &cts).map_err(|m| format!("{m} (in `{}`)", inst.op.name()))?;
         for (arg, g) in inst.args.iter().zip(grads) {
             let Some(g) = g else { continue };
             if !e.ty(*arg).dtype.is_inexact() {

@@ -11,11 +11,11 @@
 //! [`TrainSpec::target`]). Buffers (non-trainable params) are passed as `param:NAME`
 //! and returned unchanged.
 
+use super::control::FuncTable;
 use super::emit::{Emitter, Res, V};
 use super::expand::{hoist_params, inline_calls, params_to_args};
 use super::loss::{emit_loss, Loss};
 use super::optim::{add_noise, clip_global_norm, update, Optimizer, UpdateCtx};
-use super::control::FuncTable;
 use super::reverse::gradient;
 use crate::tir::{DType, Func, Program, TensorType, ValueId};
 

@@ -137,7 +137,14 @@ impl Checker<'_> {
             }
             Layer::Repeat { count, index, body, env, module, stack, name } => {
                 let x = single_tensor(inputs, if *stack { "stack" } else { "repeat" }, span)?;
-                let rep = Repeat { count: *count, index: index.as_deref(), body, env, module: *module, name: name.as_deref() };
+                let rep = Repeat {
+                    count: *count,
+                    index: index.as_deref(),
+                    body,
+                    env,
+                    module: *module,
+                    name: name.as_deref(),
+                };
                 if *stack {
                     self.apply_stack(&rep, x, span)
                 } else {
@@ -197,8 +204,11 @@ impl Checker<'_> {
                         None => Value::Tensor(self.entry_input(&iname.node, ty, &scope, m)?),
                         Some(it) => {
                             let (v, vs) = it.next().ok_or_else(|| {
-                                Diagnostic::error(format!("{name} expects an input `{}`, none was given", iname.node), span)
-                                    .with_related(*s, "declared here")
+                                Diagnostic::error(
+                                    format!("{name} expects an input `{}`, none was given", iname.node),
+                                    span,
+                                )
+                                .with_related(*s, "declared here")
                             })?;
                             self.check_tensor_arg(&iname.node, ty, v, vs, &scope, m, name)?
                         }
@@ -250,9 +260,10 @@ impl Checker<'_> {
                 return Err(Diagnostic::error(format!("{name} takes {n_inputs} input(s); this one is extra"), s));
             }
         }
-        let first = outputs.first().map(|(_, t)| Value::Tensor(t.clone())).ok_or_else(|| {
-            Diagnostic::error(format!("{name} has no `output` and no forward `fn`"), def.name.span)
-        })?;
+        let first = outputs
+            .first()
+            .map(|(_, t)| Value::Tensor(t.clone()))
+            .ok_or_else(|| Diagnostic::error(format!("{name} has no `output` and no forward `fn`"), def.name.span))?;
         if is_entry {
             self.entry_outputs = Some(outputs);
         }
@@ -260,7 +271,15 @@ impl Checker<'_> {
     }
 
     /// Applies a forward function `fn (x: T, ...) -> T { body }` in the block's scope.
-    fn apply_fn(&mut self, f: &FnDef, inputs: Vec<(Value, Span)>, scope: &Env, m: usize, what: &str, span: Span) -> R<Value> {
+    fn apply_fn(
+        &mut self,
+        f: &FnDef,
+        inputs: Vec<(Value, Span)>,
+        scope: &Env,
+        m: usize,
+        what: &str,
+        span: Span,
+    ) -> R<Value> {
         if inputs.len() > f.params.len() {
             return Err(Diagnostic::error(
                 format!("{what} takes {} input(s) but {} were given", f.params.len(), inputs.len()),
@@ -272,7 +291,9 @@ impl Checker<'_> {
         for p in &f.params {
             let v = match (it.next(), &p.default) {
                 (Some((v, vs)), _) => match &p.ty {
-                    Some(ty @ TypeExpr::Tensor { .. }) => self.check_tensor_arg(&p.name.node, ty, v, vs, &fscope, m, what)?,
+                    Some(ty @ TypeExpr::Tensor { .. }) => {
+                        self.check_tensor_arg(&p.name.node, ty, v, vs, &fscope, m, what)?
+                    }
                     _ => v,
                 },
                 (None, Some(d)) => self.eval(d, &fscope, m)?,
@@ -438,10 +459,15 @@ impl Checker<'_> {
             if y.ty != x.ty {
                 self.b.discard_func();
                 return Err(Diagnostic::error(
-                    format!("block {i} of this stack maps {} to {}; every block of a stack must keep the shape", x.ty, y.ty),
+                    format!(
+                        "block {i} of this stack maps {} to {}; every block of a stack must keep the shape",
+                        x.ty, y.ty
+                    ),
                     rep.body.span,
                 )
-                .with_help("blocks may be skipped or repeated per sample, so each must map a tensor to one of the same type"));
+                .with_help(
+                    "blocks may be skipped or repeated per sample, so each must map a tensor to one of the same type",
+                ));
             }
             funcs.push(self.b.end_func(&[("y".to_string(), y)]));
         }

@@ -80,9 +80,8 @@ impl ArgReader {
     }
 
     pub fn req(&mut self, name: &'static str) -> R<(Value, Span)> {
-        self.opt(name).ok_or_else(|| {
-            Diagnostic::error(format!("`{}` is missing argument `{name}`", self.fname), self.span)
-        })
+        self.opt(name)
+            .ok_or_else(|| Diagnostic::error(format!("`{}` is missing argument `{name}`", self.fname), self.span))
     }
 
     /// All remaining positional arguments.

@@ -85,7 +85,8 @@ impl Builder {
         f.func.results = results.iter().map(|(_, v)| v.id).collect();
         f.func.result_names = results.iter().map(|(n, _)| n.clone()).collect();
         let name = f.func.name.clone();
-        let sig = (f.func.args.iter().map(|(_, t)| t.clone()).collect(), results.iter().map(|(_, v)| v.ty.clone()).collect());
+        let sig =
+            (f.func.args.iter().map(|(_, t)| t.clone()).collect(), results.iter().map(|(_, v)| v.ty.clone()).collect());
         self.sigs.insert(name.clone(), sig);
         self.finished.push(f.func);
         name

@@ -10,19 +10,87 @@ use crate::tir::{BinaryOp, DType, Dim, Init, Op, PoolOp, ReduceOp, TensorType, U
 use archc_grammar::span::Span;
 
 pub const BUILTINS: &[&str] = &[
-    "exp", "log", "log1p", "sqrt", "rsqrt", "tanh", "sigmoid", "relu", "erf", "abs", "sin", "cos", "sign", "floor",
-    "maximum", "minimum", "pow", "where", "cast", "sum", "mean", "max", "min", "argmax", "matmul", "einsum", "conv",
-    "max_pool", "avg_pool", "reshape", "transpose", "permute", "flatten", "unsqueeze", "squeeze", "concat", "pad",
-    "broadcast", "gather", "scatter_add", "rfft", "irfft", "real", "imag", "complex", "rand_like", "randn_like",
-    "zeros", "ones", "full", "arange", "linspace", "scan", "len", "int", "float", "assert",
+    "exp",
+    "log",
+    "log1p",
+    "sqrt",
+    "rsqrt",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "erf",
+    "abs",
+    "sin",
+    "cos",
+    "sign",
+    "floor",
+    "maximum",
+    "minimum",
+    "pow",
+    "where",
+    "cast",
+    "sum",
+    "mean",
+    "max",
+    "min",
+    "argmax",
+    "matmul",
+    "einsum",
+    "conv",
+    "max_pool",
+    "avg_pool",
+    "reshape",
+    "transpose",
+    "permute",
+    "flatten",
+    "unsqueeze",
+    "squeeze",
+    "concat",
+    "pad",
+    "broadcast",
+    "gather",
+    "scatter_add",
+    "rfft",
+    "irfft",
+    "real",
+    "imag",
+    "complex",
+    "rand_like",
+    "randn_like",
+    "zeros",
+    "ones",
+    "full",
+    "arange",
+    "linspace",
+    "scan",
+    "len",
+    "int",
+    "float",
+    "assert",
 ];
 
-pub const INIT_FNS: &[&str] =
-    &["zeros", "ones", "constant", "normal", "uniform", "kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal"];
+pub const INIT_FNS: &[&str] = &[
+    "zeros",
+    "ones",
+    "constant",
+    "normal",
+    "uniform",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "xavier_uniform",
+    "xavier_normal",
+];
 
 const INIT_NAMES: &[&str] = &[
-    "init.zeros", "init.ones", "init.constant", "init.normal", "init.uniform", "init.kaiming_uniform",
-    "init.kaiming_normal", "init.xavier_uniform", "init.xavier_normal",
+    "init.zeros",
+    "init.ones",
+    "init.constant",
+    "init.normal",
+    "init.uniform",
+    "init.kaiming_uniform",
+    "init.kaiming_normal",
+    "init.xavier_uniform",
+    "init.xavier_normal",
 ];
 
 /// The value of a builtin name (`relu`, `init`, `f32`, `pi`), if it is one.
@@ -107,7 +175,10 @@ fn dispatch(c: &mut Checker, name: &'static str, a: &mut ArgReader) -> R<Value> 
             let x = a.tensor("x")?;
             let axis = norm_axis(a.int("axis")?, x.ty.rank(), span)?;
             if x.ty.shape[axis].as_const() != Some(1) {
-                return Err(Diagnostic::error(format!("cannot squeeze axis {axis} of {}: its size is not 1", x.ty), span));
+                return Err(Diagnostic::error(
+                    format!("cannot squeeze axis {axis} of {}: its size is not 1", x.ty),
+                    span,
+                ));
             }
             let mut shape = x.ty.shape.clone();
             shape.remove(axis);
@@ -264,13 +335,15 @@ fn erf(x: f64) -> f64 {
     // erf via the complementary error function's Chebyshev fit (Numerical Recipes erfc).
     let z = x.abs();
     let t = 1.0 / (1.0 + 0.5 * z);
-    let r = t * (-z * z - 1.26551223
-        + t * (1.00002368
-            + t * (0.37409196
-                + t * (0.09678418
-                    + t * (-0.18628806
-                        + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
-        .exp();
+    let r = t
+        * (-z * z - 1.26551223
+            + t * (1.00002368
+                + t * (0.37409196
+                    + t * (0.09678418
+                        + t * (-0.18628806
+                            + t * (0.27886807
+                                + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
+            .exp();
     if x >= 0.0 {
         1.0 - r
     } else {
@@ -446,9 +519,13 @@ fn reshape(c: &mut Checker, a: &mut ArgReader) -> R<Value> {
     let shape = match holes.as_slice() {
         [] => dims,
         [h] => {
-            let known = dims.iter().enumerate().filter(|(i, _)| i != h).fold(Dim::constant(1), |acc, (_, d)| acc.mul(d));
+            let known =
+                dims.iter().enumerate().filter(|(i, _)| i != h).fold(Dim::constant(1), |acc, (_, d)| acc.mul(d));
             let fill = x.ty.numel().div_exact(&known).ok_or_else(|| {
-                Diagnostic::error(format!("cannot infer `-1`: {} elements do not divide by {known}", x.ty.numel()), span)
+                Diagnostic::error(
+                    format!("cannot infer `-1`: {} elements do not divide by {known}", x.ty.numel()),
+                    span,
+                )
             })?;
             let mut d = dims;
             d[*h] = fill;
@@ -522,7 +599,10 @@ fn pad(c: &mut Checker, a: &mut ArgReader) -> R<Value> {
         return Err(Diagnostic::error(format!("padding {v} is negative; use slicing to crop"), s));
     }
     if pairs.len() > x.ty.rank() {
-        return Err(Diagnostic::error(format!("padding {v} has {} pairs for {} axes of {}", pairs.len(), x.ty.rank(), x.ty), s));
+        return Err(Diagnostic::error(
+            format!("padding {v} has {} pairs for {} axes of {}", pairs.len(), x.ty.rank(), x.ty),
+            s,
+        ));
     }
     let value = a.float_or("value", 0.0)?;
     let mut padding = vec![(0, 0); x.ty.rank() - pairs.len()];

@@ -3,7 +3,7 @@
 use super::args::CallArgs;
 use super::scope::Scope;
 use super::value::{Callable, Env, Layer, TVal, Value};
-use super::{Checker, R, MAX_DEPTH};
+use super::{Checker, MAX_DEPTH, R};
 use crate::diag::{did_you_mean, Diagnostic};
 use crate::tir::{Dim, UnaryOp};
 use archc_grammar::ast::{BinOp, Expr, ExprKind, UnOp};
@@ -18,10 +18,9 @@ impl Checker<'_> {
         }
         self.fuel -= 1;
         match &e.kind {
-            ExprKind::Int(i) if i.unsigned_abs() > super::tensor_ops::MAX_INT => Err(Diagnostic::error(
-                format!("integer {i} is too large (at most 2^53 in magnitude)"),
-                e.span,
-            )),
+            ExprKind::Int(i) if i.unsigned_abs() > super::tensor_ops::MAX_INT => {
+                Err(Diagnostic::error(format!("integer {i} is too large (at most 2^53 in magnitude)"), e.span))
+            }
             ExprKind::Int(i) => Ok(Value::Int(Dim::constant(*i))),
             ExprKind::Float(f) => Ok(Value::Float(*f)),
             ExprKind::Bool(b) => Ok(Value::Bool(*b)),
@@ -60,11 +59,10 @@ impl Checker<'_> {
             ExprKind::If(c, a, b) => match self.eval(c, env, m)? {
                 Value::Bool(true) => self.eval(a, env, m),
                 Value::Bool(false) => self.eval(b, env, m),
-                other => Err(Diagnostic::error(
-                    format!("`if` needs a compile-time bool, found {}", other.kind()),
-                    c.span,
-                )
-                .with_help("conditions are decided when the model is built; use `where(c, a, b)` for tensors")),
+                other => {
+                    Err(Diagnostic::error(format!("`if` needs a compile-time bool, found {}", other.kind()), c.span)
+                        .with_help("conditions are decided when the model is built; use `where(c, a, b)` for tensors"))
+                }
             },
             ExprKind::Block(lets, result) => {
                 let scope = Scope::child(env);
@@ -188,7 +186,14 @@ impl Checker<'_> {
         r
     }
 
-    fn call_value_inner(&mut self, f: Value, mut args: CallArgs, piped: Option<Value>, span: Span, fspan: Span) -> R<Value> {
+    fn call_value_inner(
+        &mut self,
+        f: Value,
+        mut args: CallArgs,
+        piped: Option<Value>,
+        span: Span,
+        fspan: Span,
+    ) -> R<Value> {
         match f {
             Value::Func(Callable::Builtin(name)) => {
                 args.prepend(piped, span);

@@ -28,7 +28,8 @@ pub fn pick_option(mode: &ChoiceMode, qualified: &str, name: &str, vals: &[Value
         ChoiceMode::First => Ok(0),
         ChoiceMode::Sample(seed) => Ok((splitmix(seed ^ fnv1a(qualified)) % n as u64) as usize),
         ChoiceMode::Explicit(list) => {
-            let Some((_, want)) = list.iter().find(|(k, _)| k == qualified).or_else(|| list.iter().find(|(k, _)| k == name))
+            let Some((_, want)) =
+                list.iter().find(|(k, _)| k == qualified).or_else(|| list.iter().find(|(k, _)| k == name))
             else {
                 return Ok(0);
             };
@@ -130,7 +131,8 @@ fn check_call_name(e: &Expr, known: &[&str], what: &str) -> R<()> {
     if known.contains(&name) {
         return Ok(());
     }
-    let mut d = Diagnostic::error(format!("unknown {what} `{name}`"), span).with_label(format!("known: {}", known.join(", ")));
+    let mut d =
+        Diagnostic::error(format!("unknown {what} `{name}`"), span).with_label(format!("known: {}", known.join(", ")));
     if let Some(s) = did_you_mean(name, known.iter().copied()) {
         d = d.with_help(format!("did you mean `{s}`?"));
     }
@@ -178,7 +180,9 @@ pub fn check_adapt(modules: &[ModuleInfo], opts: &Options, a: &AdaptDef) -> R<()
         match e.key.node.as_str() {
             "moves" => match &e.value.kind {
                 ExprKind::List(items) => items.iter().try_for_each(|i| check_call_name(i, MOVES, "move"))?,
-                _ => return Err(Diagnostic::error("`moves` must be a list like [skip, repeat(max = 2)]", e.value.span)),
+                _ => {
+                    return Err(Diagnostic::error("`moves` must be a list like [skip, repeat(max = 2)]", e.value.span))
+                }
             },
             "search" => check_call_name(&e.value, SEARCHES, "search strategy")?,
             "score" => check_call_name(&e.value, SCORES, "score")?,

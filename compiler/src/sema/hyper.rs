@@ -36,7 +36,13 @@ impl Checker<'_> {
         Ok(Value::Int(total))
     }
 
-    pub fn apply_with_params(&mut self, inst: &Instance, theta: &TVal, inputs: Vec<(Value, Span)>, span: Span) -> R<Value> {
+    pub fn apply_with_params(
+        &mut self,
+        inst: &Instance,
+        theta: &TVal,
+        inputs: Vec<(Value, Span)>,
+        span: Span,
+    ) -> R<Value> {
         let params = self.instance_params(inst, span)?;
         let total = params.iter().fold(Dim::constant(0), |acc, p| acc.add(&p.ty.numel()));
         let name = super::value::layer_name(&super::value::Layer::Instance(std::rc::Rc::new(Instance {
@@ -126,7 +132,9 @@ impl Checker<'_> {
         let map: HashMap<String, TVal> = params.iter().map(|p| p.name.clone()).zip(fw.iter().cloned()).collect();
         self.overrides.push(map);
         let inner: Vec<(Value, Span)> = fx.iter().map(|t| (Value::Tensor(t.clone()), span)).collect();
-        let r = self.apply_instance(inst, inner, span).and_then(|v| self.expect_tensor(v, span, "a per-sample layer's result"));
+        let r = self
+            .apply_instance(inst, inner, span)
+            .and_then(|v| self.expect_tensor(v, span, "a per-sample layer's result"));
         self.overrides.pop();
         let y = match r {
             Ok(y) => y,

@@ -23,14 +23,15 @@ impl Checker<'_> {
                 let [IndexItem::Expr(e)] = items else {
                     return Err(Diagnostic::error("a list takes one index", span));
                 };
-                let i = self.eval(e, env, m)?.as_const_int().ok_or_else(|| {
-                    Diagnostic::error("a list index must be a compile-time int", e.span)
-                })?;
+                let i = self
+                    .eval(e, env, m)?
+                    .as_const_int()
+                    .ok_or_else(|| Diagnostic::error("a list index must be a compile-time int", e.span))?;
                 let n = vals.len() as i64;
                 let j = if i < 0 { i + n } else { i };
-                vals.get(usize::try_from(j).unwrap_or(usize::MAX)).cloned().ok_or_else(|| {
-                    Diagnostic::error(format!("index {i} is out of range for a list of {n}"), e.span)
-                })
+                vals.get(usize::try_from(j).unwrap_or(usize::MAX))
+                    .cloned()
+                    .ok_or_else(|| Diagnostic::error(format!("index {i} is out of range for a list of {n}"), e.span))
             }
             other => Err(Diagnostic::error(format!("{} cannot be indexed", other.a_kind()), span)),
         }
@@ -102,7 +103,10 @@ impl Checker<'_> {
                         Value::Tensor(idx) if idx.ty.dtype == crate::tir::DType::I64 => picks.push(Pick::Gather(idx)),
                         v => {
                             let i = v.as_dim().ok_or_else(|| {
-                                Diagnostic::error(format!("an index must be an int or an i64 tensor, found {} `{v}`", v.kind()), e.span)
+                                Diagnostic::error(
+                                    format!("an index must be an int or an i64 tensor, found {} `{v}`", v.kind()),
+                                    e.span,
+                                )
                             })?;
                             let axis = picks.len();
                             check_magnitude(&i, e.span)?;
@@ -159,11 +163,10 @@ impl Checker<'_> {
                 "with_params" => Ok(Value::Func(Callable::WithParams(inst))),
                 _ => self.instance_param(&inst, name, span),
             },
-            Value::Layer(Layer::Spec { .. }) if matches!(name, "param_count" | "with_params") => Err(Diagnostic::error(
-                format!("`{name}` needs a layer instance"),
-                span,
-            )
-            .with_help("bind the layer with `let` first: `let target = ...`, then use `target.param_count`")),
+            Value::Layer(Layer::Spec { .. }) if matches!(name, "param_count" | "with_params") => {
+                Err(Diagnostic::error(format!("`{name}` needs a layer instance"), span)
+                    .with_help("bind the layer with `let` first: `let target = ...`, then use `target.param_count`"))
+            }
             Value::Module(id) => self.globals[id].get(name).ok_or_else(|| {
                 let names = self.globals[id].names();
                 let mut d = Diagnostic::error(format!("module `{}` has no item `{name}`", self.modules[id].name), span);
@@ -208,8 +211,7 @@ impl Checker<'_> {
         match params.iter().find(|p| p.name == full) {
             Some(p) => self.emit(Op::Param(full), &[], Some(p.ty.clone()), span).map(Value::Tensor),
             None => {
-                let locals: Vec<String> =
-                    params.iter().map(|p| p.name[inst.path.len() + 1..].to_string()).collect();
+                let locals: Vec<String> = params.iter().map(|p| p.name[inst.path.len() + 1..].to_string()).collect();
                 let mut d = Diagnostic::error(format!("this layer has no parameter or field `{name}`"), span);
                 if let Some(s) = did_you_mean(name, locals.iter().map(|s| s.as_str())) {
                     d = d.with_help(format!("did you mean `{s}`?"));

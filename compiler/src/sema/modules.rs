@@ -156,8 +156,13 @@ pub fn check_file(name: &str, text: &str, source: &dyn ModuleSource, opts: &Opti
 }
 
 fn check_file_here(name: &str, text: &str, source: &dyn ModuleSource, opts: &Options) -> CheckOutput {
-    let mut loader =
-        Loader { source, sources: SourceMap::new(), modules: Vec::new(), by_name: HashMap::new(), diagnostics: Vec::new() };
+    let mut loader = Loader {
+        source,
+        sources: SourceMap::new(),
+        modules: Vec::new(),
+        by_name: HashMap::new(),
+        diagnostics: Vec::new(),
+    };
     let main = loader.add("main", name.to_string(), text.to_string());
     loader.load_uses(main);
     let main_file = loader.modules[main].1;
@@ -201,8 +206,13 @@ pub fn train_file(name: &str, text: &str, source: &dyn ModuleSource, opts: &Opti
 }
 
 fn train_file_here(name: &str, text: &str, source: &dyn ModuleSource, opts: &Options) -> TrainOutput {
-    let mut loader =
-        Loader { source, sources: SourceMap::new(), modules: Vec::new(), by_name: HashMap::new(), diagnostics: Vec::new() };
+    let mut loader = Loader {
+        source,
+        sources: SourceMap::new(),
+        modules: Vec::new(),
+        by_name: HashMap::new(),
+        diagnostics: Vec::new(),
+    };
     let main = loader.add("main", name.to_string(), text.to_string());
     loader.load_uses(main);
     let mut out = TrainOutput { sources: SourceMap::new(), diagnostics: Vec::new(), config: None };
@@ -251,7 +261,9 @@ fn find_train<'m>(main: &'m ModuleInfo, opts: &Options) -> R<&'m ast::TrainDef> 
         Some(e) => trains.into_iter().find(|t| &model_name(t) == e),
         None => trains.into_iter().next(),
     }
-    .ok_or_else(|| Diagnostic::global("this file has no `train` block").with_help("add `train Model(..) on data(..) { .. }`"))
+    .ok_or_else(|| {
+        Diagnostic::global("this file has no `train` block").with_help("add `train Model(..) on data(..) { .. }`")
+    })
 }
 
 fn build_globals(loader: &Loader, _: &mut Vec<Diagnostic>) -> Result<Vec<ModuleInfo>, Vec<Diagnostic>> {
@@ -317,10 +329,8 @@ fn import(infos: &[ModuleInfo], into: usize, from: usize, u: &ast::UseItem, erro
                     Some(v) => dest.set(n.node.clone(), v),
                     None => {
                         let names = own_names(&target.ast);
-                        let mut d = Diagnostic::error(
-                            format!("module `{}` has no item `{}`", target.name, n.node),
-                            n.span,
-                        );
+                        let mut d =
+                            Diagnostic::error(format!("module `{}` has no item `{}`", target.name, n.node), n.span);
                         if let Some(s) = did_you_mean(&n.node, names.iter().map(|s| s.as_str())) {
                             d = d.with_help(format!("did you mean `{s}`?"));
                         }

@@ -88,12 +88,18 @@ impl Checker<'_> {
             }
             if !dim.is_const() {
                 return Err(Diagnostic::error(
-                    format!("the shape of parameter `{}` must be known when the model is built; `{dim}` is symbolic", p.name.node),
+                    format!(
+                        "the shape of parameter `{}` must be known when the model is built; `{dim}` is symbolic",
+                        p.name.node
+                    ),
                     e.span,
                 ));
             }
             if dim.as_const().is_some_and(|c| c < 0) {
-                return Err(Diagnostic::error(format!("parameter `{}` has a negative dim `{dim}`", p.name.node), e.span));
+                return Err(Diagnostic::error(
+                    format!("parameter `{}` has a negative dim `{dim}`", p.name.node),
+                    e.span,
+                ));
             }
             shape.push(dim);
             max.push(dmax);
@@ -120,7 +126,15 @@ impl Checker<'_> {
     }
 
     /// `choose name in [options] shared?`
-    pub fn choose(&mut self, name: &str, options: &[Expr], shared: bool, scope: &Env, m: usize, span: Span) -> R<Value> {
+    pub fn choose(
+        &mut self,
+        name: &str,
+        options: &[Expr],
+        shared: bool,
+        scope: &Env,
+        m: usize,
+        span: Span,
+    ) -> R<Value> {
         if options.is_empty() {
             return Err(Diagnostic::error(format!("choice `{name}` has no options"), span));
         }

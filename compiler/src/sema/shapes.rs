@@ -23,7 +23,8 @@ impl Checker<'_> {
 
     pub fn dtype_of(&self, t: &archc_grammar::ast::Ident) -> R<DType> {
         DType::from_name(&t.node).ok_or_else(|| {
-            Diagnostic::error(format!("unknown dtype `{}`", t.node), t.span).with_help("dtypes are f32, f64, i64, bool, c64")
+            Diagnostic::error(format!("unknown dtype `{}`", t.node), t.span)
+                .with_help("dtypes are f32, f64, i64, bool, c64")
         })
     }
 
@@ -73,13 +74,19 @@ impl Checker<'_> {
 
     pub fn eval_dim(&mut self, e: &Expr, scope: &Env, m: usize) -> R<Dim> {
         let v = self.eval(e, scope, m)?;
-        v.as_dim().ok_or_else(|| {
-            Diagnostic::error(format!("a dim must be an int, found {} `{v}`", v.kind()), e.span)
-        })
+        v.as_dim().ok_or_else(|| Diagnostic::error(format!("a dim must be an int, found {} `{v}`", v.kind()), e.span))
     }
 
     /// Checks `actual` against the written type, binding undefined names and `...`.
-    pub fn unify(&mut self, ty: &TypeExpr, actual: &TensorType, scope: &Env, m: usize, what: &str, span: Span) -> R<()> {
+    pub fn unify(
+        &mut self,
+        ty: &TypeExpr,
+        actual: &TensorType,
+        scope: &Env,
+        m: usize,
+        what: &str,
+        span: Span,
+    ) -> R<()> {
         let (dtype, dims) = self.tensor_parts(ty)?;
         let mismatch = |c: &Self, why: String| {
             Diagnostic::error(format!("{what} has type {actual}, expected {}", c.render_type(ty, scope, m)), span)

@@ -172,7 +172,9 @@ impl Checker<'_> {
             (v, DType::F32 | DType::F64 | DType::I64 | DType::C64) => v.as_float().ok_or_else(|| {
                 Diagnostic::error(format!("{} `{v}` cannot be used as a {dtype} value", v.a_kind()), span)
             })?,
-            _ => return Err(Diagnostic::error(format!("{} `{v}` cannot be used as a {dtype} value", v.a_kind()), span)),
+            _ => {
+                return Err(Diagnostic::error(format!("{} `{v}` cannot be used as a {dtype} value", v.a_kind()), span))
+            }
         };
         self.emit(Op::Const(x), &[], Some(TensorType::scalar(dtype)), span)
     }
@@ -231,8 +233,16 @@ impl Checker<'_> {
         if a.ty.rank() == 0 || b.ty.rank() == 0 {
             return Err(Diagnostic::error(format!("`@` needs tensors of rank >= 1, found {} @ {}", a.ty, b.ty), span));
         }
-        let a2 = if a.ty.rank() == 1 { self.reshape(a, vec![Dim::constant(1), a.ty.shape[0].clone()], span)? } else { a.clone() };
-        let b2 = if b.ty.rank() == 1 { self.reshape(b, vec![b.ty.shape[0].clone(), Dim::constant(1)], span)? } else { b.clone() };
+        let a2 = if a.ty.rank() == 1 {
+            self.reshape(a, vec![Dim::constant(1), a.ty.shape[0].clone()], span)?
+        } else {
+            a.clone()
+        };
+        let b2 = if b.ty.rank() == 1 {
+            self.reshape(b, vec![b.ty.shape[0].clone(), Dim::constant(1)], span)?
+        } else {
+            b.clone()
+        };
         let k_a = &a2.ty.shape[a2.ty.rank() - 1];
         let k_b = &b2.ty.shape[b2.ty.rank() - 2];
         if k_a != k_b {

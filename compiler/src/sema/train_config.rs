@@ -20,11 +20,20 @@ use archc_grammar::ast::{Expr, ExprKind, TrainDef};
 pub enum ScheduleSpec {
     Constant,
     /// Multiply by `gamma` every `step_size` epochs.
-    Step { step_size: u64, gamma: f64 },
+    Step {
+        step_size: u64,
+        gamma: f64,
+    },
     /// Linear warmup over `warmup` steps, then cosine decay to `min_lr`.
-    Cosine { warmup: u64, min_lr: f64 },
+    Cosine {
+        warmup: u64,
+        min_lr: f64,
+    },
     /// One-cycle: up to `max_lr` over `pct_start` of the steps, then cosine down.
-    OneCycle { max_lr: f64, pct_start: f64 },
+    OneCycle {
+        max_lr: f64,
+        pct_start: f64,
+    },
 }
 
 /// Which data set and how to split it.
@@ -187,7 +196,8 @@ fn read_optimizer(c: &mut Checker, e: &Expr, cfg: &mut TrainConfig) -> R<()> {
             weight_decay,
         },
         "adam" | "adamw" => {
-            let (beta1, beta2, eps) = (r.float_or("beta1", 0.9)?, r.float_or("beta2", 0.999)?, r.float_or("eps", 1e-8)?);
+            let (beta1, beta2, eps) =
+                (r.float_or("beta1", 0.9)?, r.float_or("beta2", 0.999)?, r.float_or("eps", 1e-8)?);
             if name == "adam" {
                 Optimizer::Adam { beta1, beta2, eps, weight_decay }
             } else {
@@ -203,9 +213,15 @@ fn read_schedule(c: &mut Checker, e: &Expr) -> R<ScheduleSpec> {
     let (name, mut r) = call(c, e)?;
     let s = match name.as_str() {
         "constant" => ScheduleSpec::Constant,
-        "step" => ScheduleSpec::Step { step_size: r.int_or("step_size", 10)?.max(1) as u64, gamma: r.float_or("gamma", 0.1)? },
-        "cosine" => ScheduleSpec::Cosine { warmup: r.int_or("warmup", 0)?.max(0) as u64, min_lr: r.float_or("min_lr", 0.0)? },
-        _ => ScheduleSpec::OneCycle { max_lr: r.float_or("max_lr", f64::NAN)?, pct_start: r.float_or("pct_start", 0.3)? },
+        "step" => {
+            ScheduleSpec::Step { step_size: r.int_or("step_size", 10)?.max(1) as u64, gamma: r.float_or("gamma", 0.1)? }
+        }
+        "cosine" => {
+            ScheduleSpec::Cosine { warmup: r.int_or("warmup", 0)?.max(0) as u64, min_lr: r.float_or("min_lr", 0.0)? }
+        }
+        _ => {
+            ScheduleSpec::OneCycle { max_lr: r.float_or("max_lr", f64::NAN)?, pct_start: r.float_or("pct_start", 0.3)? }
+        }
     };
     r.finish()?;
     Ok(s)

@@ -49,17 +49,38 @@ pub struct Instance {
 #[derive(Clone, Debug)]
 pub enum Layer {
     /// `Linear(4, 8)`: instantiated where it is applied or bound by `let`.
-    Spec { block: BlockRef, args: Vec<(String, Value)>, span: Span },
+    Spec {
+        block: BlockRef,
+        args: Vec<(String, Value)>,
+        span: Span,
+    },
     Instance(Rc<Instance>),
     /// `skip`
     Skip,
     /// `h => expr`
-    Lambda { param: String, body: Rc<Expr>, env: Env, module: usize },
+    Lambda {
+        param: String,
+        body: Rc<Expr>,
+        env: Env,
+        module: usize,
+    },
     /// `repeat n { body }` / `stack(n) { body }`
     /// `name` is the instance path once bound by `let` (applications then share params).
-    Repeat { count: usize, index: Option<String>, body: Rc<Expr>, env: Env, module: usize, stack: bool, name: Option<String> },
+    Repeat {
+        count: usize,
+        index: Option<String>,
+        body: Rc<Expr>,
+        env: Env,
+        module: usize,
+        stack: bool,
+        name: Option<String>,
+    },
     /// `inst.with_params(theta)`
-    WithParams { inst: Rc<Instance>, theta: TVal, span: Span },
+    WithParams {
+        inst: Rc<Instance>,
+        theta: TVal,
+        span: Span,
+    },
     /// A function used as a layer: `x |> relu`.
     Func(Callable),
 }
@@ -77,7 +98,10 @@ pub enum Callable {
 pub enum Value {
     Int(Dim),
     /// A `shared` (elastic) choice: the chosen value and the largest option.
-    Elastic { value: i64, max: i64 },
+    Elastic {
+        value: i64,
+        max: i64,
+    },
     Float(f64),
     Bool(bool),
     Str(String),

@@ -42,8 +42,7 @@ pub fn einsum(e: &mut Emitter, spec: &str, args: &[V], ct: V) -> Res<Vec<Option<
         if target.iter().enumerate().any(|(i, c)| target[..i].contains(c)) {
             return Err(format!("einsum `{spec}`: a repeated letter in one operand has no gradient rule"));
         }
-        let avail: Vec<char> =
-            out.iter().chain(others.iter().flat_map(|(_, s)| s.iter())).copied().collect();
+        let avail: Vec<char> = out.iter().chain(others.iter().flat_map(|(_, s)| s.iter())).copied().collect();
         let reach: Vec<char> = target.iter().copied().filter(|c| avail.contains(c)).collect();
         let mut operands = vec![ct];
         let mut subs = vec![out.iter().collect::<String>()];
@@ -55,8 +54,11 @@ pub fn einsum(e: &mut Emitter, spec: &str, args: &[V], ct: V) -> Res<Vec<Option<
         let g = e.op(Op::Einsum(g_spec), &operands, None)?;
         let xt = e.ty(x);
         // Letters summed away in the forward pass come back by broadcasting.
-        let kept: Vec<Dim> =
-            target.iter().enumerate().map(|(i, c)| if reach.contains(c) { xt.shape[i].clone() } else { Dim::constant(1) }).collect();
+        let kept: Vec<Dim> = target
+            .iter()
+            .enumerate()
+            .map(|(i, c)| if reach.contains(c) { xt.shape[i].clone() } else { Dim::constant(1) })
+            .collect();
         let order: Vec<usize> = reach.iter().map(|c| target.iter().position(|t| t == c).expect("letter")).collect();
         let mut sorted = order.clone();
         sorted.sort();

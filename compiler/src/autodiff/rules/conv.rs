@@ -146,7 +146,9 @@ pub fn pool(
             let mut xs = xp;
             for ax in 0..n {
                 let start = Dim::constant(off[ax]);
-                let end = start.add(&out[lead + ax].sub(&Dim::constant(1)).mul(&Dim::constant(stride[ax]))).add(&Dim::constant(1));
+                let end = start
+                    .add(&out[lead + ax].sub(&Dim::constant(1)).mul(&Dim::constant(stride[ax])))
+                    .add(&Dim::constant(1));
                 xs = e.slice_axis(xs, lead + ax, start, end, stride[ax])?;
             }
             let hit = e.bin(BinaryOp::Eq, xs, y)?;
