@@ -26,9 +26,9 @@ use archc_compiler::autodiff::emit::Emitter;
 use archc_compiler::autodiff::expand::{hoist_params, inline_calls, params_to_args};
 use archc_compiler::autodiff::{gradient, FuncTable};
 use archc_compiler::sema::Options;
-use archc_compiler::tir::{Func, Inst, Op, Program, ReduceOp, TensorType, ValueId};
+use archc_compiler::tir::{Op, Program, ReduceOp, ValueId};
 use archc_runtime::{io, Interpreter, Tensor};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The bound on `max |ours - torch| / max |torch|`.
 const TOL: f64 = 1e-5;
@@ -44,17 +44,7 @@ fn max_abs(v: &[f64]) -> f64 {
     v.iter().fold(0.0f64, |m, x| m.max(x.abs()))
 }
 
-/// How params read inside a `scan` body reach the gradient.
-#[derive(Clone, Copy, PartialEq)]
-enum ScanParams {
-    /// As the train step does it (`expand::hoist_params`).
-    AsIs,
-    /// First (in this test only) pass them to the scan as invariant operands, so that
-    /// `params_to_args` sees them and the scan rule differentiates them.
-    Hoisted,
-}
-
-fn run_fixture(name: &str, scan_params: ScanParams) {
+fn run_fixture(name: &str) {
     let dir = common::repo().join("tests/fixtures/grad");
     let arch = dir.join(format!("{name}.arch"));
     let data = dir.join(format!("{name}.safetensors"));
@@ -83,17 +73,10 @@ fn run_fixture(name: &str, scan_params: ScanParams) {
     // The loss function: main inlined, params as arguments, `r`, loss = sum(y * r).
     let inlined = inline_calls(&program, program.main()).unwrap_or_else(|e| panic!("{name}: inline: {e}"));
     let hoisting = FuncTable::new(&program);
-    let mut f = match scan_params {
-        ScanParams::AsIs => hoist_params(&hoisting, &inlined).unwrap_or_else(|e| panic!("{name}: hoist: {e}")),
-        ScanParams::Hoisted => inlined,
-    };
+    let mut f = hoist_params(&hoisting, &inlined).unwrap_or_else(|e| panic!("{name}: hoist: {e}"));
     f.name = "grad_loss".into();
     let mut base = program.clone();
     base.funcs.extend(hoisting.added.into_inner());
-    let base = match scan_params {
-        ScanParams::AsIs => base,
-        ScanParams::Hoisted => hoist_scan_params(&program, &mut f),
-    };
     assert_eq!(f.result_names, ["y"], "{name}: the fixture networks have one output `y`");
     let y = f.results[0];
     let n_data = f.args.len();
@@ -227,85 +210,6 @@ fn compare(name: &str, what: &str, got: &Tensor, want: &Tensor, zero_scale: f64)
     }
 }
 
-/// Passes every param that a `scan` body of `f` reads to that scan as an invariant operand
-/// (a `param` read in `f`, appended after the scan's operands; the body becomes a copy,
-/// `NAME.hoisted`, taking them as trailing arguments). Returns the program with the copies.
-fn hoist_scan_params(program: &Program, f: &mut Func) -> Program {
-    let mut prog = program.clone();
-    let mut next = f.next_value().0;
-    let mut body = Vec::new();
-    for inst in std::mem::take(&mut f.body) {
-        let Op::Scan { func, axis, carries, xs, reverse } = &inst.op else {
-            body.push(inst);
-            continue;
-        };
-        let callee = prog.func(func).expect("scan body").clone();
-        let reads: Vec<(String, TensorType)> = {
-            let mut seen = Vec::<(String, TensorType)>::new();
-            for i in &callee.body {
-                if let Op::Param(n) = &i.op {
-                    if !seen.iter().any(|(s, _)| s == n) {
-                        seen.push((n.clone(), i.ty.clone()));
-                    }
-                }
-                assert!(
-                    !matches!(i.op, Op::Call(_) | Op::Scan { .. } | Op::Vmap { .. } | Op::Stack(_)),
-                    "hoist_scan_params handles flat scan bodies only"
-                );
-            }
-            seen
-        };
-        if reads.is_empty() {
-            body.push(inst);
-            continue;
-        }
-        let mut g = callee.clone();
-        g.name = format!("{func}.hoisted");
-        let mut arg_of: HashMap<String, ValueId> = HashMap::new();
-        for (c, (n, t)) in (g.next_value().0..).zip(&reads) {
-            let v = ValueId(c);
-            g.args.push((v, t.clone()));
-            g.arg_names.push(format!("param:{n}"));
-            arg_of.insert(n.clone(), v);
-        }
-        let replace: HashMap<ValueId, ValueId> = g
-            .body
-            .iter()
-            .filter_map(|i| match &i.op {
-                Op::Param(n) => Some((i.result, arg_of[n])),
-                _ => None,
-            })
-            .collect();
-        g.body.retain(|i| !matches!(i.op, Op::Param(_)));
-        for i in &mut g.body {
-            for a in &mut i.args {
-                if let Some(v) = replace.get(a) {
-                    *a = *v;
-                }
-            }
-        }
-        for rv in &mut g.results {
-            if let Some(v) = replace.get(rv) {
-                *rv = *v;
-            }
-        }
-        let mut args = inst.args.clone();
-        for (n, t) in reads {
-            let v = ValueId(next);
-            next += 1;
-            body.push(Inst::new(v, Op::Param(n), vec![], t));
-            args.push(v);
-        }
-        let mut scan = inst.clone();
-        scan.op = Op::Scan { func: g.name.clone(), axis: *axis, carries: *carries, xs: *xs, reverse: *reverse };
-        scan.args = args;
-        body.push(scan);
-        prog.funcs.push(g);
-    }
-    f.body = body;
-    prog
-}
-
 macro_rules! fixtures {
     ($($(#[$attr:meta])* $name:ident),* $(,)?) => {
         const FIXTURES: &[&str] = &[$(stringify!($name)),*];
@@ -313,7 +217,7 @@ macro_rules! fixtures {
             #[test]
             $(#[$attr])*
             fn $name() {
-                run_fixture(stringify!($name), ScanParams::AsIs);
+                run_fixture(stringify!($name));
             }
         )*
     };
@@ -329,13 +233,6 @@ fixtures!(
     fno,
     hypernet,
 );
-
-/// The LSTM's scan rule on its own: its cell params passed to the scan as invariant
-/// operands first (what `params_to_args` would need to do for params read in a scan body).
-#[test]
-fn lstm_with_scan_params_hoisted() {
-    run_fixture("lstm", ScanParams::Hoisted);
-}
 
 /// Every gradient fixture program has a test above and its data file beside it.
 #[test]

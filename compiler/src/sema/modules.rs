@@ -146,16 +146,22 @@ const CHECK_STACK: usize = 256 << 20;
 /// of its own with a large stack, so deeply nested programs end in a diagnostic rather
 /// than a stack overflow whatever thread calls this.
 pub fn check_file(name: &str, text: &str, source: &dyn ModuleSource, opts: &Options) -> CheckOutput {
+    on_big_stack(|| check_file_here(name, text, source, opts))
+}
+
+/// Runs `f` on a thread with [`CHECK_STACK`] of stack (inline if no thread can start).
+fn on_big_stack<T: Send>(f: impl Fn() -> T + Send + Sync) -> T {
     std::thread::scope(|s| {
         let worker = std::thread::Builder::new().stack_size(CHECK_STACK);
-        match worker.spawn_scoped(s, || check_file_here(name, text, source, opts)) {
+        match worker.spawn_scoped(s, &f) {
             Ok(handle) => handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-            Err(_) => check_file_here(name, text, source, opts),
+            Err(_) => f(),
         }
     })
 }
 
-fn check_file_here(name: &str, text: &str, source: &dyn ModuleSource, opts: &Options) -> CheckOutput {
+/// Parses `main` and every module it uses.
+fn load_main<'s>(name: &str, text: &str, source: &'s dyn ModuleSource) -> (Loader<'s>, usize) {
     let mut loader = Loader {
         source,
         sources: SourceMap::new(),
@@ -165,6 +171,11 @@ fn check_file_here(name: &str, text: &str, source: &dyn ModuleSource, opts: &Opt
     };
     let main = loader.add("main", name.to_string(), text.to_string());
     loader.load_uses(main);
+    (loader, main)
+}
+
+fn check_file_here(name: &str, text: &str, source: &dyn ModuleSource, opts: &Options) -> CheckOutput {
+    let (loader, main) = load_main(name, text, source);
     let main_file = loader.modules[main].1;
     let mut out = CheckOutput {
         sources: SourceMap::new(),
@@ -196,25 +207,11 @@ pub struct TrainOutput {
 /// Checks `main` and reads its `train` block (the first one, or the one whose model is
 /// `opts.entry`).
 pub fn train_file(name: &str, text: &str, source: &dyn ModuleSource, opts: &Options) -> TrainOutput {
-    std::thread::scope(|s| {
-        let worker = std::thread::Builder::new().stack_size(CHECK_STACK);
-        match worker.spawn_scoped(s, || train_file_here(name, text, source, opts)) {
-            Ok(handle) => handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-            Err(_) => train_file_here(name, text, source, opts),
-        }
-    })
+    on_big_stack(|| train_file_here(name, text, source, opts))
 }
 
 fn train_file_here(name: &str, text: &str, source: &dyn ModuleSource, opts: &Options) -> TrainOutput {
-    let mut loader = Loader {
-        source,
-        sources: SourceMap::new(),
-        modules: Vec::new(),
-        by_name: HashMap::new(),
-        diagnostics: Vec::new(),
-    };
-    let main = loader.add("main", name.to_string(), text.to_string());
-    loader.load_uses(main);
+    let (loader, _) = load_main(name, text, source);
     let mut out = TrainOutput { sources: SourceMap::new(), diagnostics: Vec::new(), config: None };
     if loader.diagnostics.is_empty() {
         match build_globals(&loader, &mut Vec::new()) {
