@@ -90,7 +90,14 @@ fn parts(spec: &DataSpec) -> Result<(Dataset, Option<Dataset>), String> {
 fn fit_tensor(t: Tensor, ty: &TensorType, name: &str) -> Result<Tensor, String> {
     let rows = t.shape[0];
     let tail: Option<Vec<usize>> = ty.shape[1..].iter().map(|d| d.as_const().map(|c| c as usize)).collect();
-    let Some(tail) = tail else { return Ok(t) };
+    let Some(tail) = tail else {
+        // Symbolic (grid) dims: only the channel count can be fitted, by adding the grid.
+        let want_c = ty.shape.last().and_then(|d| d.as_const());
+        if t.rank() == ty.rank() && want_c == Some(3) && t.shape.last() == Some(&1) {
+            return data::append_grid(&t).map_err(|e| e.to_string());
+        }
+        return Ok(t);
+    };
     let mut want = vec![rows];
     want.extend(&tail);
     if t.shape == want {

@@ -80,7 +80,7 @@ pub(crate) fn from_lex(file: FileId, e: &LexError) -> ParseError {
 /// and sorted.
 fn friendly(expected: Vec<String>) -> Vec<String> {
     let starts_expr = EXPR_START.iter().all(|t| expected.iter().any(|e| e == t));
-    let line_start = |e: &str| e == "\"NL(\"" || e == "\"NL[\"";
+    let line_start = |e: &str| e == "\"NL(\"" || e == "\"NL[\"" || (starts_expr && ARG_KEYWORDS.contains(&e));
     let mut out: Vec<String> = expected
         .iter()
         .filter(|e| !(starts_expr && (EXPR_START.contains(&e.as_str()) || line_start(e))))
@@ -93,6 +93,23 @@ fn friendly(expected: Vec<String>) -> Vec<String> {
     out.dedup();
     out
 }
+
+/// Keywords accepted as argument names (`data(train = ..)`): not worth listing where an
+/// expression is expected.
+const ARG_KEYWORDS: &[&str] = &[
+    "\"train\"",
+    "\"input\"",
+    "\"output\"",
+    "\"on\"",
+    "\"in\"",
+    "\"over\"",
+    "\"grid\"",
+    "\"shared\"",
+    "\"as\"",
+    "\"param\"",
+    "\"buffer\"",
+    "\"adapt\"",
+];
 
 /// The terminals that can start an expression; when all are expected they are reported
 /// as one "expression".

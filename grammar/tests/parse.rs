@@ -349,3 +349,9 @@ fn empty_and_comment_only_files() {
     assert!(parse_ok("// only a comment\n/* and a block */").items.is_empty());
     assert!(parse_ok("//! doc").items.is_empty());
 }
+
+#[test]
+fn keywords_that_cannot_start_an_expression_name_arguments() {
+    let m = parse_ok("train M() on darcy(train = \"train_16\", test = \"test_32\") { batch: 1 }");
+    assert!(matches!(&m.items[0], Item::Train(_)));
+}
