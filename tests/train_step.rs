@@ -14,13 +14,19 @@ use std::collections::HashMap;
 
 fn config(path: &str) -> archc_compiler::sema::train_config::TrainConfig {
     let text = std::fs::read_to_string(common::repo().join(path)).expect("example");
-    let out = train_file(path, &text, &FsModules { dir: common::repo().join("examples") }, &Options::default());
+    let dir = common::repo().join(path).parent().expect("dir").to_path_buf();
+    let out = train_file(path, &text, &FsModules { dir }, &Options::default());
     assert!(out.diagnostics.is_empty(), "{:?}", out.diagnostics);
     out.config.expect("config")
 }
 
 /// Runs `steps` train steps on one fixed batch; returns the losses.
 fn overfit(path: &str, batch: usize, steps: usize, lr: f32) -> Vec<f64> {
+    overfit_env(path, batch, steps, lr).0
+}
+
+/// Like [`overfit`], also returning the final arguments by name.
+fn overfit_env(path: &str, batch: usize, steps: usize, lr: f32) -> (Vec<f64>, HashMap<String, Tensor>) {
     let cfg = config(path);
     let p = build_train_program(&cfg.program, Some(&cfg.training), &cfg.spec).unwrap_or_else(|e| panic!("{e}"));
     let f = p.func("train_step").expect("train_step");
@@ -58,7 +64,7 @@ fn overfit(path: &str, batch: usize, steps: usize, lr: f32) -> Vec<f64> {
             }
         }
     }
-    losses
+    (losses, env)
 }
 
 #[test]
@@ -67,4 +73,14 @@ fn the_digits_mlp_memorises_a_batch() {
     let (first, last) = (losses[0], *losses.last().expect("losses"));
     assert!(first > 1.5, "initial cross-entropy near ln(10): {first}");
     assert!(last < 0.2 * first, "loss went from {first} to {last}");
+}
+
+#[test]
+fn batch_norm_running_statistics_are_updated_by_the_train_step() {
+    let (losses, env) = overfit_env("tests/train_cases/bn_mlp.arch", 16, 3, 1e-2);
+    assert!(losses.iter().all(|l| l.is_finite()));
+    let mean = env["param:batchnorm1d_0.running_mean"].to_f64_vec().expect("f32");
+    let var = env["param:batchnorm1d_0.running_var"].to_f64_vec().expect("f32");
+    assert!(mean.iter().any(|m| m.abs() > 1e-4), "running mean still zero: {mean:?}");
+    assert!(var.iter().any(|v| (v - 1.0).abs() > 1e-4), "running var still one: {var:?}");
 }

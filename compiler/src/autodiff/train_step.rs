@@ -64,6 +64,8 @@ pub fn build_train_program(program: &Program, training: Option<&Program>, spec: 
 /// The forward function with parameters as arguments, a target argument and the loss.
 struct Forward {
     func: Func,
+    /// New values of buffers computed by the forward pass (training mode), by name.
+    buffers: Vec<(String, ValueId)>,
     params: Vec<String>,
     loss: ValueId,
     metrics: Vec<(String, ValueId)>,
@@ -80,6 +82,12 @@ fn forward(program: &Program, main: &str, spec: &TrainSpec, name: &str, table: &
         .position(|n| n == &spec.output)
         .ok_or_else(|| format!("the model has no output `{}`", spec.output))?;
     let pred = f.results[out_idx];
+    let buffers: Vec<(String, ValueId)> = f
+        .result_names
+        .iter()
+        .zip(&f.results)
+        .filter_map(|(n, v)| n.strip_prefix("buffer:").map(|b| (b.to_string(), *v)))
+        .collect();
     let pred_t = f.type_of(pred).cloned().ok_or("output undefined")?;
     let target_t = spec.loss.target_type(&pred_t)?;
     let target = f.next_value();
@@ -91,7 +99,7 @@ fn forward(program: &Program, main: &str, spec: &TrainSpec, name: &str, table: &
     f.result_names.clear();
     let mut e = Emitter::new(f, table);
     let (loss, metrics) = emit_loss(&mut e, &spec.loss, pred, target)?;
-    Ok(Forward { func: e.func, params, loss, metrics, data_args })
+    Ok(Forward { func: e.func, buffers, params, loss, metrics, data_args })
 }
 
 fn build_eval(program: &Program, main: &str, spec: &TrainSpec, table: &FuncTable) -> Res<Func> {
@@ -138,7 +146,8 @@ fn build_train(program: &Program, main: &str, spec: &TrainSpec, table: &FuncTabl
     let mut gi = 0;
     for ((name, &p), &tr) in fw.params.iter().zip(&param_vals).zip(&trainable) {
         if !tr {
-            results.push((format!("param:{name}"), p));
+            let updated = fw.buffers.iter().find(|(b, _)| b == name).map_or(p, |(_, v)| *v);
+            results.push((format!("param:{name}"), updated));
             continue;
         }
         let pt = e.ty(p);

@@ -387,7 +387,10 @@ impl Checker<'_> {
             self.b.discard_func();
             return Err(d);
         }
-        let outputs = self.entry_outputs.take().unwrap_or_default();
+        let mut outputs = self.entry_outputs.take().unwrap_or_default();
+        for (name, v) in std::mem::take(&mut self.buffer_updates) {
+            outputs.push((format!("buffer:{name}"), v));
+        }
         self.b.end_func(&outputs);
         let b = std::mem::take(&mut self.b);
         let mut program = b.finish(&name);

@@ -67,6 +67,7 @@ pub const BUILTINS: &[&str] = &[
     "int",
     "float",
     "assert",
+    "update",
 ];
 
 pub const INIT_FNS: &[&str] = &[
@@ -255,6 +256,26 @@ fn dispatch(c: &mut Checker, name: &'static str, a: &mut ArgReader) -> R<Value> 
                 Value::Bool(false) => Err(Diagnostic::error(msg, span)),
                 v => Err(a.wrong("cond", "a compile-time bool", &v, cs)),
             }
+        }
+        "update" => {
+            let buf = a.tensor("buffer")?;
+            let value = a.tensor("value")?;
+            let name = c.buffer_reads.get(&(buf.func, buf.id)).cloned().ok_or_else(|| {
+                Diagnostic::error("`update` needs a buffer (declared with `buffer`) as its first argument", span)
+            })?;
+            if value.ty != buf.ty {
+                return Err(Diagnostic::error(
+                    format!("buffer `{name}` is {}, the new value {}", buf.ty, value.ty),
+                    span,
+                ));
+            }
+            // Updates are outputs of `main`; inside stack, scan and per-sample bodies (other
+            // functions) they are not recorded.
+            if value.func == 0 {
+                c.buffer_updates.retain(|(n, _)| n != &name);
+                c.buffer_updates.push((name, value.clone()));
+            }
+            Ok(Value::Tensor(value))
         }
         "len" => match a.req("list")? {
             (Value::List(v), _) => Ok(Value::Int((v.len() as i64).into())),

@@ -62,6 +62,10 @@ pub struct Checker<'a> {
     /// Outputs of the entry block, collected when `entry` is set.
     pub entry_outputs: Option<Vec<(String, TVal)>>,
     pub globals: Vec<Rc<Scope>>,
+    /// Buffers read in this build, by the value that holds them: `(function, value) -> name`.
+    pub buffer_reads: HashMap<(usize, crate::tir::ValueId), String>,
+    /// New values of buffers (`update(buffer, value)` in `main`), by buffer name.
+    pub buffer_updates: Vec<(String, TVal)>,
     /// Evaluation steps left before the build is abandoned (guards against programs like
     /// `repeat 10000 { repeat 10000 { skip } }` that would not finish).
     pub fuel: u64,
@@ -88,6 +92,8 @@ impl<'a> Checker<'a> {
             entry_outputs: None,
             globals,
             fuel: FUEL,
+            buffer_reads: HashMap::new(),
+            buffer_updates: Vec::new(),
         }
     }
 

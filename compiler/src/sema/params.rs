@@ -51,7 +51,14 @@ impl Checker<'_> {
         let full = join_path(&self.frames.last().expect("frame").path, &p.name.node);
         let value = match self.override_for(&full) {
             Some(t) => check_override(&full, t, &ty, p.span)?,
-            None => self.read_param(ParamDecl { name: full, ty: max_ty, init, trainable: !p.buffer }, &ty, p.span)?,
+            None => {
+                let decl = ParamDecl { name: full.clone(), ty: max_ty, init, trainable: !p.buffer };
+                let t = self.read_param(decl, &ty, p.span)?;
+                if p.buffer {
+                    self.buffer_reads.insert((t.func, t.id), full);
+                }
+                t
+            }
         };
         scope.set(p.name.node.clone(), Value::Tensor(value));
         Ok(())
