@@ -237,14 +237,5 @@ fixtures!(
 /// Every gradient fixture program has a test above and its data file beside it.
 #[test]
 fn every_grad_fixture_is_tested() {
-    let on_disk: BTreeSet<String> = common::arch_files("tests/fixtures/grad")
-        .iter()
-        .map(|p| p.file_stem().expect("file name").to_string_lossy().to_string())
-        .collect();
-    let listed: BTreeSet<String> = FIXTURES.iter().map(|s| s.to_string()).collect();
-    assert_eq!(on_disk, listed, "tests/fixtures/grad/*.arch and the fixtures! list in tests/grad_fixtures.rs differ");
-    for name in &on_disk {
-        let data = common::repo().join("tests/fixtures/grad").join(format!("{name}.safetensors"));
-        assert!(data.exists(), "{} is missing (run `make fixtures`)", data.display());
-    }
+    common::assert_fixture_list("tests/fixtures/grad", FIXTURES, "tests/grad_fixtures.rs");
 }

@@ -116,14 +116,5 @@ fixtures!(
 /// Every fixture program has a test above and its data file beside it.
 #[test]
 fn every_fixture_is_tested() {
-    let on_disk: BTreeSet<String> = common::arch_files("tests/fixtures")
-        .iter()
-        .map(|p| p.file_stem().expect("file name").to_string_lossy().to_string())
-        .collect();
-    let listed: BTreeSet<String> = FIXTURES.iter().map(|s| s.to_string()).collect();
-    assert_eq!(on_disk, listed, "tests/fixtures/*.arch and the fixtures! list in tests/numeric.rs differ");
-    for name in &on_disk {
-        let data = common::repo().join("tests/fixtures").join(format!("{name}.safetensors"));
-        assert!(data.exists(), "{} is missing (run `make fixtures`)", data.display());
-    }
+    common::assert_fixture_list("tests/fixtures", FIXTURES, "tests/numeric.rs");
 }

@@ -56,3 +56,16 @@ pub fn assert_no_orphan_snapshots(snap_dir: &str, input_dir: &str) {
         }
     }
 }
+
+/// Fails unless the `.arch` programs in fixture directory `dir` are exactly `listed`,
+/// each with its `.safetensors` data beside it.
+pub fn assert_fixture_list(dir: &str, listed: &[&str], list_file: &str) {
+    let on_disk: std::collections::BTreeSet<String> =
+        arch_files(dir).iter().map(|p| p.file_stem().expect("file name").to_string_lossy().to_string()).collect();
+    let listed: std::collections::BTreeSet<String> = listed.iter().map(|s| s.to_string()).collect();
+    assert_eq!(on_disk, listed, "{dir}/*.arch and the fixtures! list in {list_file} differ");
+    for name in &on_disk {
+        let data = repo().join(dir).join(format!("{name}.safetensors"));
+        assert!(data.exists(), "{} is missing (run `make fixtures`)", data.display());
+    }
+}
