@@ -5,7 +5,7 @@
 use archc::driver::{check_path, parse_pairs};
 use archc::inputs::{arg_shapes, random_tensor};
 use archc::render::render;
-use archc::training;
+use archc::{backend, training};
 use archc_compiler::diag::Diagnostic;
 use archc_compiler::sema::train_config::TrainConfig;
 use archc_compiler::sema::{CheckOutput, ChoiceMode, Options};
@@ -54,6 +54,10 @@ enum Cmd {
         /// Write to this file instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Sizes of symbolic dims for the MLIR stages, which are specialised to concrete
+        /// shapes: `--dim B=32,N=64` (default `B=2`, others 16).
+        #[arg(long, value_name = "NAME=SIZE,...")]
+        dim: Option<String>,
     },
     /// Run the entry network with the reference interpreter.
     Run {
@@ -103,8 +107,12 @@ enum Cmd {
 
 #[derive(Copy, Clone, ValueEnum)]
 enum Emit {
+    /// The syntax tree of the main file.
     Ast,
+    /// Typed tensor IR (with `--train`: the whole train step).
     Tir,
+    /// MLIR on tensors (linalg, tensor, arith, math, scf), as generated and verified.
+    Mlir,
 }
 
 /// Which concrete network to build.
@@ -191,7 +199,9 @@ fn main() -> ExitCode {
 fn run_cmd(cmd: Cmd, color: bool) -> Result<(), Fail> {
     match cmd {
         Cmd::Check { files } => check(&files, color),
-        Cmd::Build { file, emit, sel, output } => build(&file, emit, &sel, output.as_deref(), color),
+        Cmd::Build { file, emit, sel, output, dim } => {
+            build(&file, emit, &sel, output.as_deref(), dim.as_deref(), color)
+        }
         Cmd::Run { file, sel, weights, inputs, dim, seed, out } => {
             let program = compile(&file, &sel, color)?;
             let inputs = RunInputs { weights, inputs, dim, seed, out };
@@ -256,8 +266,26 @@ fn compile(file: &Path, sel: &Selection, color: bool) -> Result<Program, Fail> {
     out.program.ok_or_else(|| Fail::Internal("no program was built".into()))
 }
 
-fn build(file: &Path, emit: Emit, sel: &Selection, output: Option<&Path>, color: bool) -> Result<(), Fail> {
+fn build(
+    file: &Path,
+    emit: Emit,
+    sel: &Selection,
+    output: Option<&Path>,
+    dim: Option<&str>,
+    color: bool,
+) -> Result<(), Fail> {
     let text = match emit {
+        Emit::Mlir => {
+            let (program, entry) = if sel.train && has_train_block(file) {
+                let (cfg, _) = train_config(file, color)?;
+                let p = training::train_program(&cfg)
+                    .map_err(|e| Fail::User(format!("error: cannot build the train step: {e}")))?;
+                (p, "train_step")
+            } else {
+                (compile(file, sel, color)?, "main")
+            };
+            backend::emit_mlir(&program, entry, dim).map_err(|e| Fail::User(format!("error: {e}")))?
+        }
         Emit::Ast => {
             let out = checked(file, &options(sel, true)?, color)?;
             format!("{:#?}\n", out.ast.expect("main file parsed"))

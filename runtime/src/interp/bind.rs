@@ -6,8 +6,8 @@
 //! (`2 * N + 1`) is solved for it when the solution is a non-negative integer; finally
 //! every argument dim is evaluated and must equal the input's size.
 
-use crate::tensor::Tensor;
-use archc_compiler::tir::{Dim, Func};
+use crate::tensor::{type_string, Tensor};
+use archc_compiler::tir::{DType, Dim, Func};
 use std::collections::HashMap;
 
 /// Symbol values of one function activation.
@@ -15,23 +15,31 @@ pub type DimEnv = HashMap<String, i64>;
 
 /// Binds `func`'s size symbols from `inputs`, checking count, dtypes, ranks and sizes.
 pub fn bind_args(func: &Func, inputs: &[&Tensor]) -> Result<DimEnv, String> {
+    let shapes: Vec<(DType, &[usize])> = inputs.iter().map(|x| (x.dtype(), x.shape.as_slice())).collect();
+    bind_shapes(func, &shapes)
+}
+
+/// [`bind_args`] on the dtypes and shapes of the inputs alone (compilers specialising a
+/// function for concrete shapes use it without any data).
+pub fn bind_shapes(func: &Func, inputs: &[(DType, &[usize])]) -> Result<DimEnv, String> {
     if inputs.len() != func.args.len() {
         return Err(format!("expects {} inputs, got {}", func.args.len(), inputs.len()));
     }
     let mut env = DimEnv::new();
-    for (i, ((_, ty), x)) in func.args.iter().zip(inputs).enumerate() {
-        if ty.dtype != x.dtype() || ty.rank() != x.rank() {
-            return Err(format!("input {i} is {}, expected {ty}", x.type_string()));
+    for (i, ((_, ty), &(dtype, shape))) in func.args.iter().zip(inputs).enumerate() {
+        if ty.dtype != dtype || ty.rank() != shape.len() {
+            return Err(format!("input {i} is {}, expected {ty}", type_string(dtype, shape)));
         }
-        for (d, &size) in ty.shape.iter().zip(&x.shape) {
-            bind_bare(d, size as i64, &mut env).map_err(|m| format!("input {i} ({}): {m}", x.type_string()))?;
+        for (d, &size) in ty.shape.iter().zip(shape) {
+            bind_bare(d, size as i64, &mut env)
+                .map_err(|m| format!("input {i} ({}): {m}", type_string(dtype, shape)))?;
         }
     }
     solve_linear(func, inputs, &mut env);
-    for (i, ((_, ty), x)) in func.args.iter().zip(inputs).enumerate() {
+    for (i, ((_, ty), &(dtype, shape))) in func.args.iter().zip(inputs).enumerate() {
         let want = eval_shape(&ty.shape, &env).map_err(|m| format!("input {i}: {m}"))?;
-        if want != x.shape {
-            return Err(format!("input {i} is {}, expected {ty} = {want:?}", x.type_string()));
+        if want != shape {
+            return Err(format!("input {i} is {}, expected {ty} = {want:?}", type_string(dtype, shape)));
         }
     }
     Ok(env)
@@ -55,11 +63,11 @@ fn bare_symbol(d: &Dim) -> Option<String> {
 }
 
 /// Repeatedly solves dims `a * S + b` (after substituting bound symbols) for `S`.
-fn solve_linear(func: &Func, inputs: &[&Tensor], env: &mut DimEnv) {
+fn solve_linear(func: &Func, inputs: &[(DType, &[usize])], env: &mut DimEnv) {
     loop {
         let mut progress = false;
-        for ((_, ty), x) in func.args.iter().zip(inputs) {
-            for (d, &size) in ty.shape.iter().zip(&x.shape) {
+        for ((_, ty), (_, shape)) in func.args.iter().zip(inputs) {
+            for (d, &size) in ty.shape.iter().zip(shape.iter()) {
                 if let Some((s, v)) = solve_one(d, size as i64, env) {
                     env.insert(s, v);
                     progress = true;

@@ -54,6 +54,8 @@ pub enum RunError {
     Inst { func: String, inst: String, message: String },
     /// An error inside a function called by instruction `inst` of `func`.
     Nested { func: String, inst: String, source: Box<RunError> },
+    /// A compiled backend could not build or run `func`.
+    Backend { func: String, message: String },
 }
 
 impl fmt::Display for RunError {
@@ -64,11 +66,32 @@ impl fmt::Display for RunError {
             RunError::Input { func, message } => write!(f, "@{func}: {message}"),
             RunError::Inst { func, inst, message } => write!(f, "in @{func}, {inst}: {message}"),
             RunError::Nested { func, inst, source } => write!(f, "in @{func}, {inst}: {source}"),
+            RunError::Backend { func, message } => write!(f, "@{func}: {message}"),
         }
     }
 }
 
 impl std::error::Error for RunError {}
+
+/// Something that runs the functions of one program: the interpreter, or a compiled
+/// backend. Parameters read by `param` ops are set by name beforehand.
+pub trait Executor {
+    /// Runs `func` on `inputs` with the random seed `seed`.
+    fn run_func(&mut self, func: &str, inputs: &[Tensor], seed: u64) -> Result<Vec<Tensor>, RunError>;
+    /// Sets a declared parameter (dtype and shape must match the declaration).
+    fn set_param_value(&mut self, name: &str, value: Tensor) -> Result<(), RunError>;
+}
+
+impl Executor for Interpreter<'_> {
+    fn run_func(&mut self, func: &str, inputs: &[Tensor], seed: u64) -> Result<Vec<Tensor>, RunError> {
+        self.set_seed(seed);
+        self.run(func, inputs)
+    }
+
+    fn set_param_value(&mut self, name: &str, value: Tensor) -> Result<(), RunError> {
+        self.set_param(name, value)
+    }
+}
 
 /// The interpreter: a program, its parameter values and a random seed.
 pub struct Interpreter<'p> {

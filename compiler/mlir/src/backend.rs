@@ -1,0 +1,100 @@
+//! The `mlir-cpu` backend: an [`Executor`] that JIT-compiles each (function, input
+//! shapes) once and caches it, with parameters held by name and copied into a compiled
+//! module's globals when they changed since that module last ran.
+
+use crate::emit::{emit_module, Shape};
+use crate::jit::{Compiled, Timings};
+use archc_compiler::tir::Program;
+use archc_runtime::interp::random::{init_param, param_shape};
+use archc_runtime::{Executor, RunError, Tensor};
+use std::collections::HashMap;
+
+struct Entry {
+    compiled: Compiled,
+    /// The parameter generation last copied into this module.
+    params_at: Option<u64>,
+}
+
+pub struct MlirCpu<'p> {
+    program: &'p Program,
+    cache: HashMap<(String, Vec<Shape>), Entry>,
+    params: HashMap<String, Tensor>,
+    generation: u64,
+    /// Compile times of every module compiled so far, in order.
+    pub timings: Vec<(String, Timings)>,
+}
+
+impl<'p> MlirCpu<'p> {
+    pub fn new(program: &'p Program) -> Self {
+        MlirCpu { program, cache: HashMap::new(), params: HashMap::new(), generation: 0, timings: Vec::new() }
+    }
+
+    /// Materialises every declared parameter by its `Init` (the interpreter's values).
+    pub fn init_params(&mut self, seed: u64) -> Result<(), RunError> {
+        for decl in &self.program.params {
+            let value =
+                init_param(decl, seed).map_err(|message| RunError::Param { name: decl.name.clone(), message })?;
+            self.params.insert(decl.name.clone(), value);
+        }
+        self.generation += 1;
+        Ok(())
+    }
+
+    /// Compiles (or finds) the module for `func` on inputs of these types.
+    pub fn prepare(&mut self, func: &str, inputs: &[Shape]) -> Result<&Compiled, RunError> {
+        let err = |message: String| RunError::Backend { func: func.to_string(), message };
+        let key = (func.to_string(), inputs.to_vec());
+        if !self.cache.contains_key(&key) {
+            let sig = emit_module(self.program, func, inputs, None).map_err(|e| err(e.0))?;
+            let compiled = Compiled::new(sig).map_err(err)?;
+            self.timings.push((func.to_string(), compiled.timings.clone()));
+            self.cache.insert(key.clone(), Entry { compiled, params_at: None });
+        }
+        Ok(&self.cache[&key].compiled)
+    }
+}
+
+impl Executor for MlirCpu<'_> {
+    fn run_func(&mut self, func: &str, inputs: &[Tensor], seed: u64) -> Result<Vec<Tensor>, RunError> {
+        let err = |message: String| RunError::Backend { func: func.to_string(), message };
+        let shapes: Vec<Shape> = inputs.iter().map(|t| (t.dtype(), t.shape().to_vec())).collect();
+        if let Some(f) = self.program.func(func) {
+            // The interpreter's argument check gives the same message for bad inputs.
+            let s: Vec<_> = shapes.iter().map(|(d, s)| (*d, s.as_slice())).collect();
+            archc_runtime::interp::bind::bind_shapes(f, &s)
+                .map_err(|message| RunError::Input { func: func.to_string(), message })?;
+        } else {
+            return Err(RunError::UnknownFunc(func.to_string()));
+        }
+        self.prepare(func, &shapes)?;
+        let generation = self.generation;
+        let entry = self.cache.get_mut(&(func.to_string(), shapes)).expect("prepared");
+        if entry.params_at != Some(generation) && !entry.compiled.sig.params.is_empty() {
+            let values: Vec<&Tensor> = entry
+                .compiled
+                .sig
+                .params
+                .iter()
+                .map(|(n, _)| {
+                    self.params.get(n).ok_or_else(|| RunError::Param { name: n.clone(), message: "not set".into() })
+                })
+                .collect::<Result<_, _>>()?;
+            entry.compiled.set_params(&values).map_err(err)?;
+        }
+        entry.params_at = Some(generation);
+        let refs: Vec<&Tensor> = inputs.iter().collect();
+        entry.compiled.run(&refs, seed).map_err(err)
+    }
+
+    fn set_param_value(&mut self, name: &str, value: Tensor) -> Result<(), RunError> {
+        let e = |message: String| RunError::Param { name: name.to_string(), message };
+        let decl = self.program.param(name).ok_or_else(|| e("not declared by the program".into()))?;
+        let shape = param_shape(decl).map_err(e)?;
+        if value.dtype() != decl.ty.dtype || value.shape() != shape.as_slice() {
+            return Err(e(format!("value is {}, declared {}", value.type_string(), decl.ty)));
+        }
+        self.params.insert(name.to_string(), value);
+        self.generation += 1;
+        Ok(())
+    }
+}

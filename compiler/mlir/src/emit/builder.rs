@@ -1,0 +1,212 @@
+//! A text builder for one MLIR function: fresh SSA names, indentation, locations, and the
+//! helpers every lowering shares (`tensor.empty`, `linalg.fill`, `linalg.generic`,
+//! constants). Values are [`V`]: an SSA name with its concrete tensor type.
+
+use super::types::{affine_map, elem, float_lit, tensor};
+use archc_compiler::tir::DType;
+
+/// A tensor value: SSA name, dtype and concrete shape.
+#[derive(Clone, Debug)]
+pub struct V {
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+}
+
+impl V {
+    pub fn ty(&self) -> String {
+        tensor(self.dtype, &self.shape)
+    }
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+}
+
+/// How a loop of a `linalg.generic` iterates.
+#[derive(Copy, Clone, PartialEq, Eq)]
+pub enum Iter {
+    Par,
+    Red,
+}
+
+/// One operand of a `linalg.generic`: a value and its indexing-map results.
+pub struct Operand<'a> {
+    pub value: &'a V,
+    pub map: Vec<String>,
+}
+
+impl<'a> Operand<'a> {
+    /// The value indexed by loops `d0..d{rank}` in order.
+    pub fn identity(value: &'a V) -> Self {
+        Operand { value, map: (0..value.rank()).map(|i| format!("d{i}")).collect() }
+    }
+    pub fn new(value: &'a V, map: Vec<String>) -> Self {
+        Operand { value, map }
+    }
+}
+
+pub struct Builder {
+    lines: Vec<String>,
+    indent: usize,
+    next: u32,
+    /// The location appended to ops (`loc("model.arch":3:9)`), when known.
+    pub loc: Option<String>,
+}
+
+impl Builder {
+    pub fn new() -> Self {
+        Builder { lines: Vec::new(), indent: 2, next: 0, loc: None }
+    }
+
+    pub fn into_lines(self) -> Vec<String> {
+        self.lines
+    }
+
+    pub fn fresh(&mut self) -> String {
+        self.next += 1;
+        format!("%t{}", self.next)
+    }
+
+    /// A line as is (block labels, region ends).
+    pub fn raw(&mut self, s: impl AsRef<str>) {
+        self.lines.push(format!("{}{}", "  ".repeat(self.indent), s.as_ref()));
+    }
+
+    /// A complete op: gets the current location.
+    pub fn op(&mut self, s: impl AsRef<str>) {
+        match &self.loc {
+            Some(l) => {
+                let line = format!("{} {l}", s.as_ref());
+                self.raw(line)
+            }
+            None => self.raw(s),
+        }
+    }
+
+    /// `%r = <text>` as an op; returns `%r`.
+    pub fn assign(&mut self, text: impl AsRef<str>) -> String {
+        let r = self.fresh();
+        self.op(format!("{r} = {}", text.as_ref()));
+        r
+    }
+
+    pub fn indent(&mut self) {
+        self.indent += 1;
+    }
+    pub fn dedent(&mut self) {
+        self.indent -= 1;
+    }
+
+    /// A scalar constant of `dtype`.
+    pub fn scalar(&mut self, v: f64, dtype: DType) -> String {
+        match dtype {
+            DType::F32 | DType::F64 => self.assign(format!("arith.constant {} : {}", float_lit(v, dtype), elem(dtype))),
+            DType::I64 => self.assign(format!("arith.constant {} : i64", v as i64)),
+            DType::Bool => self.assign(format!("arith.constant {}", v != 0.0)),
+            DType::C64 => {
+                self.assign(format!("complex.constant [{} : f32, 0.0 : f32] : complex<f32>", float_lit(v, DType::F32)))
+            }
+        }
+    }
+
+    pub fn index(&mut self, v: i64) -> String {
+        self.assign(format!("arith.constant {v} : index"))
+    }
+
+    pub fn i64c(&mut self, v: i64) -> String {
+        self.assign(format!("arith.constant {v} : i64"))
+    }
+
+    /// `tensor.empty()` of a type.
+    pub fn empty(&mut self, dtype: DType, shape: &[usize]) -> V {
+        let name = self.assign(format!("tensor.empty() : {}", tensor(dtype, shape)));
+        V { name, dtype, shape: shape.to_vec() }
+    }
+
+    /// A tensor of `shape` filled with the scalar `v`.
+    pub fn filled(&mut self, v: f64, dtype: DType, shape: &[usize]) -> V {
+        let c = self.scalar(v, dtype);
+        self.fill(&c, dtype, shape)
+    }
+
+    /// A tensor of `shape` filled with the scalar SSA value `c`.
+    pub fn fill(&mut self, c: &str, dtype: DType, shape: &[usize]) -> V {
+        let e = self.empty(dtype, shape);
+        let ty = e.ty();
+        let name = self.assign(format!("linalg.fill ins({c} : {}) outs({} : {ty}) -> {ty}", elem(dtype), e.name));
+        V { name, dtype, shape: shape.to_vec() }
+    }
+
+    /// `linalg.generic` over `iters.len()` loops. `body` gets the block arguments (inputs
+    /// then outputs) and returns the values to yield, one per output. Returns one value per
+    /// output, typed like its init.
+    pub fn generic(
+        &mut self,
+        ins: &[Operand],
+        outs: &[Operand],
+        iters: &[Iter],
+        body: impl FnOnce(&mut Builder, &[String]) -> Vec<String>,
+    ) -> Vec<V> {
+        let n = iters.len();
+        let maps: Vec<String> = ins.iter().chain(outs).map(|o| affine_map(n, &o.map)).collect();
+        let iter_names: Vec<&str> =
+            iters.iter().map(|i| if *i == Iter::Par { "\"parallel\"" } else { "\"reduction\"" }).collect();
+        let list = |ops: &[Operand]| {
+            let names: Vec<&str> = ops.iter().map(|o| o.value.name.as_str()).collect();
+            let tys: Vec<String> = ops.iter().map(|o| o.value.ty()).collect();
+            format!("{} : {}", names.join(", "), tys.join(", "))
+        };
+        let results: Vec<V> = outs.iter().map(|o| V { name: String::new(), ..o.value.clone() }).collect();
+        let res = self.fresh();
+        let lhs = if outs.len() == 1 { res.clone() } else { format!("{res}:{}", outs.len()) };
+        let ins_text = if ins.is_empty() { String::new() } else { format!(" ins({})", list(ins)) };
+        self.raw(format!(
+            "{lhs} = linalg.generic {{indexing_maps = [{}], iterator_types = [{}]}}{ins_text} outs({}) {{",
+            maps.join(", "),
+            iter_names.join(", "),
+            list(outs)
+        ));
+        let args: Vec<String> = (0..ins.len() + outs.len()).map(|_| self.fresh()).collect();
+        let arg_decls: Vec<String> =
+            args.iter().zip(ins.iter().chain(outs)).map(|(a, o)| format!("{a}: {}", elem(o.value.dtype))).collect();
+        self.raw(format!("^bb0({}):", arg_decls.join(", ")));
+        self.indent();
+        let yields = body(self, &args);
+        let ytys: Vec<&str> = outs.iter().map(|o| elem(o.value.dtype)).collect();
+        self.raw(format!("linalg.yield {} : {}", yields.join(", "), ytys.join(", ")));
+        self.dedent();
+        let rtys: Vec<String> = results.iter().map(|r| r.ty()).collect();
+        let close = match rtys.len() {
+            1 => format!("}} -> {}", rtys[0]),
+            _ => format!("}} -> ({})", rtys.join(", ")),
+        };
+        self.op(close);
+        let single = outs.len() == 1;
+        results
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| V { name: if single { res.clone() } else { format!("{res}#{i}") }, ..r })
+            .collect()
+    }
+
+    /// An elementwise `linalg.generic` over same-shape inputs producing `dtype`.
+    pub fn map(&mut self, ins: &[&V], dtype: DType, body: impl FnOnce(&mut Builder, &[String]) -> String) -> V {
+        let shape = ins[0].shape.clone();
+        let init = self.empty(dtype, &shape);
+        let operands: Vec<Operand> = ins.iter().map(|v| Operand::identity(v)).collect();
+        let iters = vec![Iter::Par; shape.len()];
+        let mut out = self.generic(&operands, &[Operand::identity(&init)], &iters, |b, a| vec![body(b, a)]);
+        out.remove(0)
+    }
+
+    /// `linalg.index` of loop `d`, as an `index` value.
+    pub fn loop_index(&mut self, d: usize) -> String {
+        self.assign(format!("linalg.index {d} : index"))
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,242 @@
+//! Data movement as `tensor` and `linalg` ops: reshape, permute, broadcast, slice,
+//! concat, pad, gather and scatter-add.
+
+use super::builder::{Iter, Operand, V};
+use super::lower::FnLower;
+use super::scalar;
+use super::types::{elem, tensor};
+use super::Shape;
+use archc_compiler::tir::{BinaryOp, DType, Dim};
+use archc_runtime::interp::bind::eval_dim;
+
+fn list<T: ToString>(xs: &[T]) -> String {
+    xs.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+impl FnLower<'_, '_, '_> {
+    /// Row-major reshape: collapse to one axis, expand to the target.
+    pub fn reshape(&mut self, x: &V, shape: &[usize]) -> V {
+        if x.shape == shape {
+            return x.clone();
+        }
+        let n: usize = x.shape.iter().product();
+        let flat = match x.rank() {
+            1 => x.clone(),
+            0 => self.expand_from_scalar(x, &[1]),
+            r => self.collapse(x, &[n], &[(0..r).collect()], 0),
+        };
+        match shape.len() {
+            0 => {
+                let name = self.b.assign(format!(
+                    "tensor.collapse_shape {} [] : {} into {}",
+                    flat.name,
+                    flat.ty(),
+                    tensor(x.dtype, &[])
+                ));
+                V { name, dtype: x.dtype, shape: vec![] }
+            }
+            1 => V { shape: shape.to_vec(), ..flat },
+            r => self.expand(&flat, shape, &[(0..r).collect()], 0),
+        }
+    }
+
+    fn expand_from_scalar(&mut self, x: &V, shape: &[usize]) -> V {
+        let name = self.b.assign(format!(
+            "tensor.expand_shape {} [] output_shape [{}] : {} into {}",
+            x.name,
+            list(shape),
+            x.ty(),
+            tensor(x.dtype, shape)
+        ));
+        V { name, dtype: x.dtype, shape: shape.to_vec() }
+    }
+
+    pub fn permute(&mut self, x: &V, perm: &[usize]) -> V {
+        let shape: Vec<usize> = perm.iter().map(|&p| x.shape[p]).collect();
+        if perm.iter().enumerate().all(|(i, &p)| i == p) {
+            return x.clone();
+        }
+        let init = self.b.empty(x.dtype, &shape);
+        let ty = init.ty();
+        let name = self.b.assign(format!(
+            "linalg.transpose ins({} : {}) outs({} : {ty}) permutation = [{}]",
+            x.name,
+            x.ty(),
+            init.name,
+            list(perm)
+        ));
+        V { name, dtype: x.dtype, shape }
+    }
+
+    /// Numpy broadcasting: leading axes added, size-1 axes stretched.
+    pub fn broadcast(&mut self, x: &V, shape: &[usize]) -> V {
+        if x.shape == shape {
+            return x.clone();
+        }
+        let lead = shape.len() - x.rank();
+        let map: Vec<String> = x
+            .shape
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| if d == 1 && shape[lead + i] != 1 { "0".to_string() } else { format!("d{}", lead + i) })
+            .collect();
+        let init = self.b.empty(x.dtype, shape);
+        let iters = vec![Iter::Par; shape.len()];
+        let mut r =
+            self.b.generic(&[Operand::new(x, map)], &[Operand::identity(&init)], &iters, |_, a| vec![a[0].clone()]);
+        r.remove(0)
+    }
+
+    pub fn slice(&mut self, x: &V, start: &[Dim], _end: &[Dim], step: &[i64], out: &Shape) -> Result<V, String> {
+        let offsets: Vec<i64> = start
+            .iter()
+            .zip(&x.shape)
+            .map(|(s, &n)| eval_dim(s, &self.env).map(|v| v.clamp(0, n as i64)))
+            .collect::<Result<_, _>>()?;
+        if out.1 == x.shape {
+            return Ok(x.clone());
+        }
+        let name = self.b.assign(format!(
+            "tensor.extract_slice {}[{}] [{}] [{}] : {} to {}",
+            x.name,
+            list(&offsets),
+            list(&out.1),
+            list(step),
+            x.ty(),
+            tensor(x.dtype, &out.1)
+        ));
+        Ok(V { name, dtype: x.dtype, shape: out.1.clone() })
+    }
+
+    /// `x` inserted into `dest` at `offsets` (same rank).
+    pub fn insert(&mut self, x: &V, dest: &V, offsets: &[String]) -> V {
+        let ones = vec![1; x.rank()];
+        let name = self.b.assign(format!(
+            "tensor.insert_slice {} into {}[{}] [{}] [{}] : {} into {}",
+            x.name,
+            dest.name,
+            offsets.join(", "),
+            list(&x.shape),
+            list(&ones),
+            x.ty(),
+            dest.ty()
+        ));
+        V { name, ..dest.clone() }
+    }
+
+    pub fn concat(&mut self, xs: &[V], axis: usize, out: &Shape) -> V {
+        let mut acc = self.b.empty(out.0, &out.1);
+        let mut at = 0;
+        for x in xs {
+            let offsets: Vec<String> =
+                (0..x.rank()).map(|i| if i == axis { at.to_string() } else { "0".into() }).collect();
+            acc = self.insert(x, &acc, &offsets);
+            at += x.shape[axis];
+        }
+        acc
+    }
+
+    pub fn pad(&mut self, x: &V, padding: &[(i64, i64)], value: f64, _out: &Shape) -> V {
+        self.pad_value(x, padding, value)
+    }
+
+    /// `tensor.pad` with a constant (no-op when every amount is zero).
+    pub fn pad_value(&mut self, x: &V, padding: &[(i64, i64)], value: f64) -> V {
+        if padding.iter().all(|&(l, h)| l == 0 && h == 0) {
+            return x.clone();
+        }
+        let shape: Vec<usize> = x.shape.iter().zip(padding).map(|(&d, &(l, h))| d + (l + h) as usize).collect();
+        let c = self.b.scalar(value, x.dtype);
+        let lo: Vec<i64> = padding.iter().map(|p| p.0).collect();
+        let hi: Vec<i64> = padding.iter().map(|p| p.1).collect();
+        let r = self.b.fresh();
+        let idx: Vec<String> = (0..x.rank()).map(|i| format!("%i{i}: index")).collect();
+        self.b.raw(format!("{r} = tensor.pad {} low[{}] high[{}] {{", x.name, list(&lo), list(&hi)));
+        self.b.raw(format!("^bb0({}):", idx.join(", ")));
+        self.b.raw(format!("  tensor.yield {c} : {}", elem(x.dtype)));
+        self.b.op(format!("}} : {} to {}", x.ty(), tensor(x.dtype, &shape)));
+        V { name: r, dtype: x.dtype, shape }
+    }
+
+    /// The index `i` (i64) as an `index`, clamped to `[0, n)`.
+    fn clamped_index(&mut self, i: &str, n: usize) -> String {
+        let i = self.b.assign(format!("arith.index_cast {i} : i64 to index"));
+        let zero = self.b.index(0);
+        let hi = self.b.index(n.saturating_sub(1) as i64);
+        let lo = self.b.assign(format!("arith.maxsi {i}, {zero} : index"));
+        self.b.assign(format!("arith.minsi {lo}, {hi} : index"))
+    }
+
+    pub fn gather(&mut self, x: &V, idx: &V, axis: usize, out: &Shape) -> V {
+        let init = self.b.empty(out.0, &out.1);
+        let k = idx.rank();
+        let imap: Vec<String> = (axis..axis + k).map(|i| format!("d{i}")).collect();
+        let iters = vec![Iter::Par; out.1.len()];
+        let n = x.shape[axis];
+        let xr = x.rank();
+        let xname = x.name.clone();
+        let xty = x.ty();
+        // The body needs `self` for the clamp; build it on the generic's builder directly.
+        let mut r = self.b.generic(&[Operand::new(idx, imap)], &[Operand::identity(&init)], &iters, |b, a| {
+            let i = b.assign(format!("arith.index_cast {} : i64 to index", a[0]));
+            let zero = b.index(0);
+            let hi = b.index(n.saturating_sub(1) as i64);
+            let lo = b.assign(format!("arith.maxsi {i}, {zero} : index"));
+            let i = b.assign(format!("arith.minsi {lo}, {hi} : index"));
+            let mut pos = Vec::with_capacity(xr);
+            for d in 0..xr {
+                pos.push(match d {
+                    d if d < axis => b.loop_index(d),
+                    d if d == axis => i.clone(),
+                    d => b.loop_index(d - 1 + k),
+                });
+            }
+            vec![b.assign(format!("tensor.extract {xname}[{}] : {xty}", pos.join(", ")))]
+        });
+        r.remove(0)
+    }
+
+    /// `x` plus `src` added at `idx` along `axis`: a loop nest over `src`.
+    pub fn scatter_add(&mut self, x: &V, idx: &V, src: &V, axis: usize) -> Result<V, String> {
+        let k = idx.rank();
+        let r = src.rank();
+        let zero = self.b.index(0);
+        let one = self.b.index(1);
+        let bounds: Vec<String> = src.shape.iter().map(|&d| self.b.index(d as i64)).collect();
+        let ty = x.ty();
+        let ivs: Vec<String> = (0..r).map(|_| self.b.fresh()).collect();
+        let accs: Vec<String> = (0..=r).map(|_| self.b.fresh()).collect();
+        let results: Vec<String> = (0..r).map(|_| self.b.fresh()).collect();
+        // accs[0] is x; loop level l carries accs[l] -> iter arg accs[l + 1].
+        let mut prev = x.name.clone();
+        for l in 0..r {
+            self.b.raw(format!(
+                "{} = scf.for {} = {zero} to {} step {one} iter_args({} = {prev}) -> ({ty}) {{",
+                results[l],
+                ivs[l],
+                bounds[l],
+                accs[l + 1]
+            ));
+            self.b.indent();
+            prev = accs[l + 1].clone();
+        }
+        let cur = accs[r].clone();
+        let s = self.b.assign(format!("tensor.extract {}[{}] : {}", src.name, ivs.join(", "), src.ty()));
+        let j =
+            self.b.assign(format!("tensor.extract {}[{}] : {}", idx.name, ivs[axis..axis + k].join(", "), idx.ty()));
+        let j = self.clamped_index(&j, x.shape[axis]);
+        let pos: Vec<String> = ivs[..axis].iter().cloned().chain([j]).chain(ivs[axis + k..].iter().cloned()).collect();
+        let old = self.b.assign(format!("tensor.extract {cur}[{}] : {ty}", pos.join(", ")));
+        let new = scalar::binary(&mut self.b, BinaryOp::Add, x.dtype, &old, &s)?;
+        let upd = self.b.assign(format!("tensor.insert {new} into {cur}[{}] : {ty}", pos.join(", ")));
+        let mut yielded = upd;
+        for l in (0..r).rev() {
+            self.b.raw(format!("scf.yield {yielded} : {ty}"));
+            self.b.dedent();
+            self.b.raw("}");
+            yielded = results[l].clone();
+        }
+        let _ = DType::F32;
+        Ok(V { name: yielded, ..x.clone() })
+    }
+}

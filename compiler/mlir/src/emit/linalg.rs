@@ -1,0 +1,370 @@
+//! Computations as `linalg` ops: elementwise maps, reductions, `argmax`, contractions
+//! (`matmul`, `einsum`), convolution and pooling. Reductions of f32 accumulate in f64
+//! like the interpreter; contractions accumulate in the element type.
+
+use super::builder::{Builder, Iter, Operand, V};
+use super::lower::FnLower;
+use super::scalar;
+use super::types::tensor;
+use super::Shape;
+use archc_compiler::tir::{BinaryOp, DType, PoolOp, ReduceOp, UnaryOp};
+
+fn dims(idx: impl IntoIterator<Item = usize>) -> Vec<String> {
+    idx.into_iter().map(|i| format!("d{i}")).collect()
+}
+
+impl FnLower<'_, '_, '_> {
+    pub fn constant(&mut self, c: f64, out: &Shape) -> V {
+        self.b.filled(c, out.0, &out.1)
+    }
+
+    pub fn iota(&mut self, axis: usize, out: &Shape) -> V {
+        let init = self.b.empty(out.0, &out.1);
+        let iters = vec![Iter::Par; out.1.len()];
+        let dtype = out.0;
+        let mut r = self.b.generic(&[], &[Operand::identity(&init)], &iters, |b, _| {
+            let i = b.loop_index(axis);
+            let i = b.assign(format!("arith.index_cast {i} : index to i64"));
+            vec![scalar::cast(b, DType::I64, dtype, &i)]
+        });
+        r.remove(0)
+    }
+
+    pub fn unary(&mut self, op: UnaryOp, x: &V, out: &Shape) -> Result<V, String> {
+        let mut res = Ok(());
+        let dt = x.dtype;
+        let v = self.b.map(&[x], out.0, |b, a| match scalar::unary(b, op, dt, &a[0]) {
+            Ok(v) => v,
+            Err(e) => {
+                res = Err(e);
+                a[0].clone()
+            }
+        });
+        res.map(|_| v)
+    }
+
+    pub fn binary(&mut self, op: BinaryOp, x: &V, y: &V, out: &Shape) -> Result<V, String> {
+        let mut res = Ok(());
+        let dt = x.dtype;
+        let v = self.b.map(&[x, y], out.0, |b, a| match scalar::binary(b, op, dt, &a[0], &a[1]) {
+            Ok(v) => v,
+            Err(e) => {
+                res = Err(e);
+                a[0].clone()
+            }
+        });
+        res.map(|_| v)
+    }
+
+    pub fn select(&mut self, c: &V, x: &V, y: &V) -> V {
+        let t = super::types::elem(x.dtype);
+        self.b.map(&[c, x, y], x.dtype, |b, a| b.assign(format!("arith.select {}, {}, {} : {t}", a[0], a[1], a[2])))
+    }
+
+    pub fn cast(&mut self, x: &V, to: DType) -> V {
+        let from = x.dtype;
+        self.b.map(&[x], to, |b, a| scalar::cast(b, from, to, &a[0]))
+    }
+
+    /// `real` / `imag` of a complex tensor; on real input, the identity / zeros.
+    pub fn part(&mut self, z: &V, imag: bool) -> V {
+        match (z.dtype, imag) {
+            (DType::C64, _) => {
+                let name = if imag { "complex.im" } else { "complex.re" };
+                self.b.map(&[z], DType::F32, |b, a| b.assign(format!("{name} {} : complex<f32>", a[0])))
+            }
+            (_, false) => z.clone(),
+            (dt, true) => self.b.filled(0.0, dt, &z.shape),
+        }
+    }
+
+    pub fn complex(&mut self, re: &V, im: &V) -> V {
+        let dt = re.dtype;
+        self.b.map(&[re, im], DType::C64, |b, a| {
+            let r = scalar::cast(b, dt, DType::F32, &a[0]);
+            let i = scalar::cast(b, dt, DType::F32, &a[1]);
+            b.assign(format!("complex.create {r}, {i} : complex<f32>"))
+        })
+    }
+
+    /// `reduce.*` over `axes`; the result before `keepdim` drops the reduced axes.
+    pub fn reduce(&mut self, op: ReduceOp, axes: &[usize], keepdim: bool, x: &V, out: &Shape) -> Result<V, String> {
+        let kept: Vec<usize> = (0..x.rank()).filter(|i| !axes.contains(i)).collect();
+        let shape: Vec<usize> = kept.iter().map(|&i| x.shape[i]).collect();
+        let count: usize = axes.iter().map(|&i| x.shape[i]).product();
+        let acc = match (op, x.dtype) {
+            (ReduceOp::Sum | ReduceOp::Mean, DType::F32) => DType::F64,
+            (_, d) => d,
+        };
+        let init_value = match (op, acc) {
+            (ReduceOp::Sum | ReduceOp::Mean, _) => 0.0,
+            (ReduceOp::Max, DType::I64) => i64::MIN as f64,
+            (ReduceOp::Min, DType::I64) => i64::MAX as f64,
+            (ReduceOp::Max, DType::Bool) => 0.0,
+            (ReduceOp::Min, DType::Bool) => 1.0,
+            (ReduceOp::Max, _) => f64::NEG_INFINITY,
+            (ReduceOp::Min, _) => f64::INFINITY,
+        };
+        if x.dtype == DType::C64 && matches!(op, ReduceOp::Max | ReduceOp::Min) {
+            return Err("max/min reductions are not defined on c64".into());
+        }
+        let init = self.b.filled(init_value, acc, &shape);
+        let iters: Vec<Iter> = (0..x.rank()).map(|i| if axes.contains(&i) { Iter::Red } else { Iter::Par }).collect();
+        let xd = x.dtype;
+        let combine = match op {
+            ReduceOp::Sum | ReduceOp::Mean => BinaryOp::Add,
+            ReduceOp::Max => BinaryOp::Max,
+            ReduceOp::Min => BinaryOp::Min,
+        };
+        let mut r =
+            self.b.generic(&[Operand::identity(x)], &[Operand::new(&init, dims(kept.clone()))], &iters, |b, a| {
+                let v = scalar::cast(b, xd, acc, &a[0]);
+                vec![scalar::binary(b, combine, acc, &a[1], &v).expect("sum/max/min of a checked dtype")]
+            });
+        let mut v = r.remove(0);
+        if op == ReduceOp::Mean {
+            let n = count as f64;
+            v = self.b.map(&[&v], acc, |b, a| {
+                let c = b.scalar(n, acc);
+                scalar::binary(b, BinaryOp::Div, acc, &a[0], &c).expect("division of a float")
+            });
+        }
+        if acc != out.0 {
+            v = self.cast(&v, out.0);
+        }
+        Ok(if keepdim { self.reshape(&v, &out.1) } else { v })
+    }
+
+    /// Index of the first maximum along `axis` (a NaN counts as the maximum).
+    pub fn argmax(&mut self, axis: usize, keepdim: bool, x: &V, out: &Shape) -> V {
+        let kept: Vec<usize> = (0..x.rank()).filter(|&i| i != axis).collect();
+        let shape: Vec<usize> = kept.iter().map(|&i| x.shape[i]).collect();
+        let vd = if x.dtype == DType::Bool { DType::I64 } else { x.dtype };
+        let lowest = if vd == DType::I64 { i64::MIN as f64 } else { f64::NEG_INFINITY };
+        let best = self.b.filled(lowest, vd, &shape);
+        let idx = self.b.filled(0.0, DType::I64, &shape);
+        let iters: Vec<Iter> = (0..x.rank()).map(|i| if i == axis { Iter::Red } else { Iter::Par }).collect();
+        let xd = x.dtype;
+        let outs = [Operand::new(&best, dims(kept.clone())), Operand::new(&idx, dims(kept.clone()))];
+        let mut r = self.b.generic(&[Operand::identity(x)], &outs, &iters, |b, a| {
+            let v = scalar::cast(b, xd, vd, &a[0]);
+            let i = b.loop_index(axis);
+            let i = b.assign(format!("arith.index_cast {i} : index to i64"));
+            let t = super::types::elem(vd);
+            let take = if vd == DType::I64 {
+                b.assign(format!("arith.cmpi sgt, {v}, {} : i64", a[1]))
+            } else {
+                let gt = b.assign(format!("arith.cmpf ogt, {v}, {} : {t}", a[1]));
+                let vnan = b.assign(format!("arith.cmpf uno, {v}, {v} : {t}"));
+                let bnan = b.assign(format!("arith.cmpf uno, {0}, {0} : {t}", a[1]));
+                let either = b.assign(format!("arith.ori {gt}, {vnan} : i1"));
+                let tr = b.scalar(1.0, DType::Bool);
+                let bok = b.assign(format!("arith.xori {bnan}, {tr} : i1"));
+                b.assign(format!("arith.andi {either}, {bok} : i1"))
+            };
+            let nb = b.assign(format!("arith.select {take}, {v}, {} : {t}", a[1]));
+            let ni = b.assign(format!("arith.select {take}, {i}, {} : i64", a[2]));
+            vec![nb, ni]
+        });
+        let v = r.remove(1);
+        if keepdim {
+            self.reshape(&v, &out.1)
+        } else {
+            v
+        }
+    }
+
+    pub fn matmul(&mut self, a: &V, b: &V, out: &Shape) -> V {
+        let init = self.b.filled(0.0, out.0, &out.1);
+        let r = a.rank();
+        if r == 2 || r == 3 {
+            let name = if r == 2 { "linalg.matmul" } else { "linalg.batch_matmul" };
+            let ty = init.ty();
+            let res = self.b.assign(format!(
+                "{name} ins({}, {} : {}, {}) outs({} : {ty}) -> {ty}",
+                a.name,
+                b.name,
+                a.ty(),
+                b.ty(),
+                init.name
+            ));
+            return V { name: res, dtype: out.0, shape: out.1.clone() };
+        }
+        // Loops: batch..., m, n, k.
+        let nb = r - 2;
+        let batch: Vec<String> = dims(0..nb);
+        let (m, n, k) = (format!("d{nb}"), format!("d{}", nb + 1), format!("d{}", nb + 2));
+        let am = [batch.clone(), vec![m.clone(), k.clone()]].concat();
+        let bm = [batch.clone(), vec![k, n.clone()]].concat();
+        let om = [batch, vec![m, n]].concat();
+        let mut iters = vec![Iter::Par; nb + 2];
+        iters.push(Iter::Red);
+        self.contract(&[Operand::new(a, am), Operand::new(b, bm)], &init, om, &iters)
+    }
+
+    /// A generic sum-of-products into `init`.
+    fn contract(&mut self, ins: &[Operand], init: &V, out_map: Vec<String>, iters: &[Iter]) -> V {
+        let dt = init.dtype;
+        let n_in = ins.len();
+        let mut r = self.b.generic(ins, &[Operand::new(init, out_map)], iters, |b, a| {
+            let mut p = a[0].clone();
+            for x in &a[1..n_in] {
+                p = scalar::binary(b, BinaryOp::Mul, dt, &p, x).expect("numeric");
+            }
+            vec![scalar::binary(b, BinaryOp::Add, dt, &a[n_in], &p).expect("numeric")]
+        });
+        r.remove(0)
+    }
+
+    pub fn einsum(&mut self, spec: &str, xs: &[V], out: &Shape) -> Result<V, String> {
+        let (lhs, rhs) = spec.split_once("->").ok_or_else(|| format!("bad einsum spec {spec:?}"))?;
+        let inputs: Vec<&str> = lhs.split(',').collect();
+        if inputs.len() != xs.len() {
+            return Err(format!("einsum spec {spec:?} has {} operands, got {}", inputs.len(), xs.len()));
+        }
+        // Loop order: output letters, then the summed letters in order of appearance.
+        let mut letters: Vec<char> = rhs.chars().collect();
+        for s in &inputs {
+            for c in s.chars() {
+                if !letters.contains(&c) {
+                    letters.push(c);
+                }
+            }
+        }
+        let map_of = |s: &str| -> Vec<String> {
+            s.chars().map(|c| format!("d{}", letters.iter().position(|&l| l == c).expect("collected"))).collect()
+        };
+        let iters: Vec<Iter> = (0..letters.len()).map(|i| if i < rhs.len() { Iter::Par } else { Iter::Red }).collect();
+        let init = self.b.filled(0.0, out.0, &out.1);
+        let ins: Vec<Operand> = xs.iter().zip(&inputs).map(|(x, s)| Operand::new(x, map_of(s))).collect();
+        Ok(self.contract(&ins, &init, map_of(rhs), &iters))
+    }
+
+    /// Cross-correlation with groups: channels split as `[G, C/G]`, output `[G, O/G]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv(
+        &mut self,
+        x: &V,
+        w: &V,
+        stride: &[i64],
+        padding: &[(i64, i64)],
+        dilation: &[i64],
+        groups: i64,
+        out: &Shape,
+    ) -> Result<V, String> {
+        let nd = stride.len();
+        let g = groups as usize;
+        let full_pad: Vec<(i64, i64)> = [vec![(0, 0); 2], padding.to_vec()].concat();
+        let xp = self.pad_value(x, &full_pad, 0.0);
+        let (bsz, cin) = (x.shape[0], x.shape[1]);
+        let cout = w.shape[0];
+        let xs = [vec![bsz, g, cin / g], xp.shape[2..].to_vec()].concat();
+        let xg = self.expand(&xp, &xs, &[vec![0, 1]], 1);
+        let ws = [vec![g, cout / g], w.shape[1..].to_vec()].concat();
+        let wg = self.expand(w, &ws, &[vec![0, 1]], 0);
+        let os = [vec![bsz, g, cout / g], out.1[2..].to_vec()].concat();
+        let init = self.b.filled(0.0, out.0, &os);
+        // Loops: b, g, o, s_1..s_nd, c, k_1..k_nd.
+        let s0 = 3;
+        let c = 3 + nd;
+        let k0 = 4 + nd;
+        let xmap: Vec<String> = [
+            vec!["d0".into(), "d1".into(), format!("d{c}")],
+            (0..nd).map(|i| format!("d{} * {} + d{} * {}", s0 + i, stride[i], k0 + i, dilation[i])).collect(),
+        ]
+        .concat();
+        let wmap = [vec!["d1".to_string(), "d2".into(), format!("d{c}")], dims(k0..k0 + nd)].concat();
+        let omap = dims(0..3 + nd);
+        let iters: Vec<Iter> = (0..4 + 2 * nd).map(|i| if i < 3 + nd { Iter::Par } else { Iter::Red }).collect();
+        let y = self.contract(&[Operand::new(&xg, xmap), Operand::new(&wg, wmap)], &init, omap, &iters);
+        Ok(self.collapse(&y, &out.1, &[vec![0, 1]], 1))
+    }
+
+    /// Max or average pooling over the trailing `window.len()` axes.
+    pub fn pool(
+        &mut self,
+        op: PoolOp,
+        x: &V,
+        window: &[i64],
+        stride: &[i64],
+        padding: &[(i64, i64)],
+        out: &Shape,
+    ) -> Result<V, String> {
+        let nd = window.len();
+        let lead = x.rank() - nd;
+        let fill = match (op, x.dtype) {
+            (PoolOp::Avg, _) => 0.0,
+            (PoolOp::Max, DType::I64) => i64::MIN as f64,
+            (PoolOp::Max, _) => f64::NEG_INFINITY,
+        };
+        let full_pad: Vec<(i64, i64)> = [vec![(0, 0); lead], padding.to_vec()].concat();
+        let xp = self.pad_value(x, &full_pad, fill);
+        let win_shape: Vec<usize> = window.iter().map(|&k| k as usize).collect();
+        let win = self.b.empty(DType::F32, &win_shape);
+        let init = self.b.filled(fill, x.dtype, &out.1);
+        let k0 = lead + nd;
+        let xmap: Vec<String> =
+            [dims(0..lead), (0..nd).map(|i| format!("d{} * {} + d{}", lead + i, stride[i], k0 + i)).collect()].concat();
+        let iters: Vec<Iter> = (0..lead + 2 * nd).map(|i| if i < k0 { Iter::Par } else { Iter::Red }).collect();
+        let dt = x.dtype;
+        let comb = if op == PoolOp::Max { BinaryOp::Max } else { BinaryOp::Add };
+        let ins = [Operand::new(&xp, xmap), Operand::new(&win, dims(k0..k0 + nd))];
+        let mut r = self.b.generic(&ins, &[Operand::new(&init, dims(0..k0))], &iters, |b: &mut Builder, a| {
+            vec![scalar::binary(b, comb, dt, &a[2], &a[0]).expect("numeric pooling")]
+        });
+        let v = r.remove(0);
+        if op == PoolOp::Max {
+            return Ok(v);
+        }
+        let n = window.iter().product::<i64>() as f64;
+        Ok(self.b.map(&[&v], dt, |b, a| {
+            let c = b.scalar(n, dt);
+            scalar::binary(b, BinaryOp::Div, dt, &a[0], &c).expect("float")
+        }))
+    }
+
+    /// `tensor.expand_shape`: axis `at` of `x` split per `groups` (indices into `shape`,
+    /// relative to `at`); other axes unchanged.
+    pub fn expand(&mut self, x: &V, shape: &[usize], groups: &[Vec<usize>], at: usize) -> V {
+        let reassoc = self.reassociation(x.rank(), shape.len(), groups, at);
+        let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+        let name = self.b.assign(format!(
+            "tensor.expand_shape {} {reassoc} output_shape [{}] : {} into {}",
+            x.name,
+            dims.join(", "),
+            x.ty(),
+            tensor(x.dtype, shape)
+        ));
+        V { name, dtype: x.dtype, shape: shape.to_vec() }
+    }
+
+    /// `tensor.collapse_shape`, the inverse of [`Self::expand`].
+    pub fn collapse(&mut self, x: &V, shape: &[usize], groups: &[Vec<usize>], at: usize) -> V {
+        let reassoc = self.reassociation(shape.len(), x.rank(), groups, at);
+        let name = self.b.assign(format!(
+            "tensor.collapse_shape {} {reassoc} : {} into {}",
+            x.name,
+            x.ty(),
+            tensor(x.dtype, shape)
+        ));
+        V { name, dtype: x.dtype, shape: shape.to_vec() }
+    }
+
+    /// Reassociation between a rank-`small` and a rank-`big` shape: before `at` one to one,
+    /// then `groups` (each a run of big axes, given relative to `at`), then one to one.
+    fn reassociation(&self, small: usize, big: usize, groups: &[Vec<usize>], at: usize) -> String {
+        let mut out: Vec<String> = (0..at).map(|i| format!("[{i}]")).collect();
+        let mut next = at;
+        for g in groups {
+            let ids: Vec<String> = g.iter().map(|i| (at + i).to_string()).collect();
+            next = at + g.last().expect("non-empty group") + 1;
+            out.push(format!("[{}]", ids.join(", ")));
+        }
+        let small_used = at + groups.len();
+        for (k, i) in (next..big).enumerate() {
+            debug_assert!(small_used + k < small);
+            out.push(format!("[{i}]"));
+        }
+        format!("[{}]", out.join(", "))
+    }
+}

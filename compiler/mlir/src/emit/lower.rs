@@ -1,0 +1,115 @@
+//! Lowering of one specialised TIR function: binds its arguments, lowers each instruction
+//! through the op families (`scalar`, `linalg`, `data`, `fft`, `control`), and returns the
+//! `func.func` text.
+
+use super::builder::{Builder, V};
+use super::types::tensor;
+use super::{concrete, EmitError, Emitter, Job, Shape};
+use archc_compiler::tir::{Func, Inst, Op, ValueId};
+use archc_runtime::interp::bind::DimEnv;
+use std::collections::HashMap;
+
+/// Per-function lowering state.
+pub(crate) struct FnLower<'e, 'p, 'l> {
+    pub em: &'e mut Emitter<'p, 'l>,
+    pub b: Builder,
+    pub env: DimEnv,
+    vals: HashMap<ValueId, V>,
+}
+
+pub(crate) fn lower_func(em: &mut Emitter, job: &Job) -> Result<String, EmitError> {
+    let func: &Func = em.program.func(&job.func).expect("requested functions exist");
+    let func = func.clone();
+    let mut l = FnLower { em, b: Builder::new(), env: job.env.clone(), vals: HashMap::new() };
+    let mut params = vec!["%seed: i64".to_string(), "%fkey: i64".to_string()];
+    for (i, ((id, _), (dt, shape))) in func.args.iter().zip(&job.inputs).enumerate() {
+        let name = format!("%a{i}");
+        params.push(format!("{name}: {}", tensor(*dt, shape)));
+        l.vals.insert(*id, V { name, dtype: *dt, shape: shape.clone() });
+    }
+    for inst in &func.body {
+        l.b.loc = inst.span.and_then(|s| l.em.locator.and_then(|f| f(s)));
+        l.inst(inst).map_err(|m| EmitError(format!("in @{}, {} = {}: {m}", func.name, inst.result, inst.op.name())))?;
+    }
+    l.b.loc = None;
+    let results: Vec<V> = func.results.iter().map(|r| l.get(*r)).collect::<Result<_, _>>().map_err(EmitError)?;
+    let names: Vec<&str> = results.iter().map(|v| v.name.as_str()).collect();
+    let tys: Vec<String> = job.outputs.iter().map(|(d, s)| tensor(*d, s)).collect();
+    if results.is_empty() {
+        l.b.raw("return");
+    } else {
+        l.b.raw(format!("return {} : {}", names.join(", "), tys.join(", ")));
+    }
+    let mut text = format!("  func.func private @{}({}) -> ({}) {{\n", job.mangled, params.join(", "), tys.join(", "));
+    for line in l.b.into_lines() {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    text.push_str("  }\n");
+    Ok(text)
+}
+
+impl FnLower<'_, '_, '_> {
+    pub fn get(&self, v: ValueId) -> Result<V, String> {
+        self.vals.get(&v).cloned().ok_or_else(|| format!("{v} is not defined"))
+    }
+
+    fn inst(&mut self, inst: &Inst) -> Result<(), String> {
+        let args: Vec<V> = inst.args.iter().map(|a| self.get(*a)).collect::<Result<_, _>>()?;
+        let outs: Vec<Shape> = inst.results().map(|(_, t)| concrete(t, &self.env)).collect::<Result<_, _>>()?;
+        let values = self.op(inst, &args, &outs)?;
+        if values.len() != outs.len() {
+            return Err(format!("lowered to {} results, declared {}", values.len(), outs.len()));
+        }
+        for ((r, v), (dt, shape)) in inst.result_ids().zip(values).zip(&outs) {
+            if v.dtype != *dt || &v.shape != shape {
+                return Err(format!("lowered to {}, declared {}", v.ty(), tensor(*dt, shape)));
+            }
+            self.vals.insert(r, v);
+        }
+        Ok(())
+    }
+
+    fn op(&mut self, inst: &Inst, a: &[V], outs: &[Shape]) -> Result<Vec<V>, String> {
+        let out = &outs[0];
+        let one = |v: V| Ok(vec![v]);
+        match &inst.op {
+            Op::Param(name) => one(self.param(name)?),
+            Op::Const(c) => one(self.constant(*c, out)),
+            Op::Iota { axis } => one(self.iota(*axis, out)),
+            Op::Unary(u) => one(self.unary(*u, &a[0], out)?),
+            Op::Binary(op) => one(self.binary(*op, &a[0], &a[1], out)?),
+            Op::Select => one(self.select(&a[0], &a[1], &a[2])),
+            Op::Cast => one(self.cast(&a[0], out.0)),
+            Op::Reduce { op, axes, keepdim } => one(self.reduce(*op, axes, *keepdim, &a[0], out)?),
+            Op::ArgMax { axis, keepdim } => one(self.argmax(*axis, *keepdim, &a[0], out)),
+            Op::MatMul => one(self.matmul(&a[0], &a[1], out)),
+            Op::Einsum(spec) => one(self.einsum(spec, a, out)?),
+            Op::Conv { stride, padding, dilation, groups } => {
+                one(self.conv(&a[0], &a[1], stride, padding, dilation, *groups, out)?)
+            }
+            Op::Pool { op, window, stride, padding } => one(self.pool(*op, &a[0], window, stride, padding, out)?),
+            Op::Reshape => one(self.reshape(&a[0], &out.1)),
+            Op::Permute(perm) => one(self.permute(&a[0], perm)),
+            Op::Broadcast => one(self.broadcast(&a[0], &out.1)),
+            Op::Slice { start, end, step } => one(self.slice(&a[0], start, end, step, out)?),
+            Op::Concat { axis } => one(self.concat(a, *axis, out)),
+            Op::Pad { padding, value } => one(self.pad(&a[0], padding, *value, out)),
+            Op::Gather { axis } => one(self.gather(&a[0], &a[1], *axis, out)),
+            Op::ScatterAdd { axis } => one(self.scatter_add(&a[0], &a[1], &a[2], *axis)?),
+            Op::Rfft { axis } => one(self.rfft(&a[0], *axis, out)),
+            Op::Irfft { axis, .. } => one(self.irfft(&a[0], *axis, out)),
+            Op::Real => one(self.part(&a[0], false)),
+            Op::Imag => one(self.part(&a[0], true)),
+            Op::Complex => one(self.complex(&a[0], &a[1])),
+            Op::RandUniform { seed } => one(self.rand(*seed, false, out)?),
+            Op::RandNormal { seed } => one(self.rand(*seed, true, out)?),
+            Op::Call(f) => self.call(f, a, inst.result),
+            Op::Stack(fs) => one(self.stack(fs, a, inst.result)?),
+            Op::Vmap { func, keep, out_keep } => self.vmap(func, keep, out_keep, a, outs, inst.result),
+            Op::Scan { func, axis, carries, xs, reverse } => {
+                self.scan(func, *axis, *carries, *xs, *reverse, a, outs, inst.result)
+            }
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Scalar arithmetic inside `linalg.generic` bodies: one function per TIR elementwise
+//! family, matching the reference interpreter's semantics (floor division and remainder,
+//! NaN-propagating max/min, `relu(NaN) = NaN`, `sign(0) = 0`).
+
+use super::builder::Builder;
+use super::types::elem;
+use archc_compiler::tir::{BinaryOp, DType, UnaryOp};
+
+fn err(what: &str, dtype: DType) -> String {
+    format!("{what} is not defined on {dtype}")
+}
+
+pub fn unary(b: &mut Builder, op: UnaryOp, dtype: DType, x: &str) -> Result<String, String> {
+    match dtype {
+        DType::F32 | DType::F64 => Ok(float_unary(b, op, elem(dtype), x, dtype)),
+        DType::I64 => int_unary(b, op, x),
+        DType::Bool if op == UnaryOp::Not => {
+            let t = b.scalar(1.0, DType::Bool);
+            Ok(b.assign(format!("arith.xori {x}, {t} : i1")))
+        }
+        DType::C64 => complex_unary(b, op, x),
+        DType::Bool => Err(err(archc_compiler::tir::ops::unary_name(op), dtype)),
+    }
+}
+
+fn float_unary(b: &mut Builder, op: UnaryOp, t: &str, x: &str, dtype: DType) -> String {
+    use UnaryOp::*;
+    let simple = |name: &str| format!("{name} {x} : {t}");
+    match op {
+        Neg => b.assign(simple("arith.negf")),
+        Exp => b.assign(simple("math.exp")),
+        Log => b.assign(simple("math.log")),
+        Log1p => b.assign(simple("math.log1p")),
+        Sqrt => b.assign(simple("math.sqrt")),
+        Rsqrt => {
+            let one = b.scalar(1.0, dtype);
+            let s = b.assign(simple("math.sqrt"));
+            b.assign(format!("arith.divf {one}, {s} : {t}"))
+        }
+        Tanh => b.assign(simple("math.tanh")),
+        Sigmoid => {
+            let one = b.scalar(1.0, dtype);
+            let n = b.assign(simple("arith.negf"));
+            let e = b.assign(format!("math.exp {n} : {t}"));
+            let d = b.assign(format!("arith.addf {one}, {e} : {t}"));
+            b.assign(format!("arith.divf {one}, {d} : {t}"))
+        }
+        Relu => {
+            let zero = b.scalar(0.0, dtype);
+            let keep = b.assign(format!("arith.cmpf ugt, {x}, {zero} : {t}"));
+            b.assign(format!("arith.select {keep}, {x}, {zero} : {t}"))
+        }
+        Erf => b.assign(simple("math.erf")),
+        Abs => b.assign(simple("math.absf")),
+        Sin => b.assign(simple("math.sin")),
+        Cos => b.assign(simple("math.cos")),
+        Sign => {
+            let zero = b.scalar(0.0, dtype);
+            let one = b.scalar(1.0, dtype);
+            let m1 = b.scalar(-1.0, dtype);
+            let gt = b.assign(format!("arith.cmpf ogt, {x}, {zero} : {t}"));
+            let lt = b.assign(format!("arith.cmpf olt, {x}, {zero} : {t}"));
+            let neg = b.assign(format!("arith.select {lt}, {m1}, {x} : {t}"));
+            b.assign(format!("arith.select {gt}, {one}, {neg} : {t}"))
+        }
+        Floor => b.assign(simple("math.floor")),
+        Not => unreachable!("rejected by the verifier on floats"),
+    }
+}
+
+fn int_unary(b: &mut Builder, op: UnaryOp, x: &str) -> Result<String, String> {
+    use UnaryOp::*;
+    let zero = b.i64c(0);
+    Ok(match op {
+        Neg => b.assign(format!("arith.subi {zero}, {x} : i64")),
+        Abs => b.assign(format!("math.absi {x} : i64")),
+        Sign => {
+            let one = b.i64c(1);
+            let m1 = b.i64c(-1);
+            let gt = b.assign(format!("arith.cmpi sgt, {x}, {zero} : i64"));
+            let lt = b.assign(format!("arith.cmpi slt, {x}, {zero} : i64"));
+            let neg = b.assign(format!("arith.select {lt}, {m1}, {zero} : i64"));
+            b.assign(format!("arith.select {gt}, {one}, {neg} : i64"))
+        }
+        Relu => b.assign(format!("arith.maxsi {x}, {zero} : i64")),
+        Floor => x.to_string(),
+        _ => return Err(err(archc_compiler::tir::ops::unary_name(op), DType::I64)),
+    })
+}
+
+fn complex_unary(b: &mut Builder, op: UnaryOp, x: &str) -> Result<String, String> {
+    use UnaryOp::*;
+    let t = "complex<f32>";
+    let name = match op {
+        Abs => return Ok(b.assign(format!("complex.abs {x} : {t}"))),
+        Neg => "complex.neg",
+        Exp => "complex.exp",
+        Log => "complex.log",
+        Sqrt => "complex.sqrt",
+        Rsqrt => "complex.rsqrt",
+        Sin => "complex.sin",
+        Cos => "complex.cos",
+        Tanh => "complex.tanh",
+        _ => return Err(err(archc_compiler::tir::ops::unary_name(op), DType::C64)),
+    };
+    Ok(b.assign(format!("{name} {x} : {t}")))
+}
+
+/// `op(x, y)` on scalars of `dtype` (the operands' dtype; predicates give `i1`).
+pub fn binary(b: &mut Builder, op: BinaryOp, dtype: DType, x: &str, y: &str) -> Result<String, String> {
+    match dtype {
+        DType::F32 | DType::F64 => Ok(float_binary(b, op, dtype, x, y)),
+        DType::I64 => int_binary(b, op, x, y),
+        DType::Bool => bool_binary(b, op, x, y),
+        DType::C64 => complex_binary(b, op, x, y),
+    }
+}
+
+fn float_binary(b: &mut Builder, op: BinaryOp, dtype: DType, x: &str, y: &str) -> String {
+    use BinaryOp::*;
+    let t = elem(dtype);
+    let two = |name: &str| format!("{name} {x}, {y} : {t}");
+    let cmp = |pred: &str| format!("arith.cmpf {pred}, {x}, {y} : {t}");
+    match op {
+        Add => b.assign(two("arith.addf")),
+        Sub => b.assign(two("arith.subf")),
+        Mul => b.assign(two("arith.mulf")),
+        Div => b.assign(two("arith.divf")),
+        Pow => b.assign(two("math.powf")),
+        Rem => {
+            // fmod, then moved to the divisor's sign (floor semantics).
+            let zero = b.scalar(0.0, dtype);
+            let r = b.assign(two("arith.remf"));
+            let nz = b.assign(format!("arith.cmpf one, {r}, {zero} : {t}"));
+            let rneg = b.assign(format!("arith.cmpf olt, {r}, {zero} : {t}"));
+            let yneg = b.assign(format!("arith.cmpf olt, {y}, {zero} : {t}"));
+            let differ = b.assign(format!("arith.xori {rneg}, {yneg} : i1"));
+            let fix = b.assign(format!("arith.andi {nz}, {differ} : i1"));
+            let moved = b.assign(format!("arith.addf {r}, {y} : {t}"));
+            b.assign(format!("arith.select {fix}, {moved}, {r} : {t}"))
+        }
+        // NaN-propagating, like the interpreter's `x.is_nan() || x >= y`.
+        Max => b.assign(two("arith.maximumf")),
+        Min => b.assign(two("arith.minimumf")),
+        Eq => b.assign(cmp("oeq")),
+        Ne => b.assign(cmp("une")),
+        Lt => b.assign(cmp("olt")),
+        Le => b.assign(cmp("ole")),
+        Gt => b.assign(cmp("ogt")),
+        Ge => b.assign(cmp("oge")),
+        And | Or => {
+            let zero = b.scalar(0.0, dtype);
+            let xb = b.assign(format!("arith.cmpf une, {x}, {zero} : {t}"));
+            let yb = b.assign(format!("arith.cmpf une, {y}, {zero} : {t}"));
+            let name = if op == And { "arith.andi" } else { "arith.ori" };
+            b.assign(format!("{name} {xb}, {yb} : i1"))
+        }
+    }
+}
+
+fn int_binary(b: &mut Builder, op: BinaryOp, x: &str, y: &str) -> Result<String, String> {
+    use BinaryOp::*;
+    let two = |name: &str| format!("{name} {x}, {y} : i64");
+    let cmp = |pred: &str| format!("arith.cmpi {pred}, {x}, {y} : i64");
+    Ok(match op {
+        Add => b.assign(two("arith.addi")),
+        Sub => b.assign(two("arith.subi")),
+        Mul => b.assign(two("arith.muli")),
+        Div | Rem => {
+            // A zero divisor is replaced by 1 rather than trapping.
+            let zero = b.i64c(0);
+            let one = b.i64c(1);
+            let isz = b.assign(format!("arith.cmpi eq, {y}, {zero} : i64"));
+            let d = b.assign(format!("arith.select {isz}, {one}, {y} : i64"));
+            let q = b.assign(format!("arith.floordivsi {x}, {d} : i64"));
+            if op == Div {
+                q
+            } else {
+                let p = b.assign(format!("arith.muli {q}, {d} : i64"));
+                b.assign(format!("arith.subi {x}, {p} : i64"))
+            }
+        }
+        Pow => b.assign(two("math.ipowi")),
+        Max => b.assign(two("arith.maxsi")),
+        Min => b.assign(two("arith.minsi")),
+        Eq => b.assign(cmp("eq")),
+        Ne => b.assign(cmp("ne")),
+        Lt => b.assign(cmp("slt")),
+        Le => b.assign(cmp("sle")),
+        Gt => b.assign(cmp("sgt")),
+        Ge => b.assign(cmp("sge")),
+        And | Or => {
+            let zero = b.i64c(0);
+            let xb = b.assign(format!("arith.cmpi ne, {x}, {zero} : i64"));
+            let yb = b.assign(format!("arith.cmpi ne, {y}, {zero} : i64"));
+            let name = if op == And { "arith.andi" } else { "arith.ori" };
+            b.assign(format!("{name} {xb}, {yb} : i1"))
+        }
+    })
+}
+
+fn bool_binary(b: &mut Builder, op: BinaryOp, x: &str, y: &str) -> Result<String, String> {
+    use BinaryOp::*;
+    let name = match op {
+        And | Min => "arith.andi",
+        Or | Max => "arith.ori",
+        Ne => "arith.xori",
+        Eq => return Ok(b.assign(format!("arith.cmpi eq, {x}, {y} : i1"))),
+        _ => return Err(err(archc_compiler::tir::ops::binary_name(op), DType::Bool)),
+    };
+    Ok(b.assign(format!("{name} {x}, {y} : i1")))
+}
+
+fn complex_binary(b: &mut Builder, op: BinaryOp, x: &str, y: &str) -> Result<String, String> {
+    use BinaryOp::*;
+    let t = "complex<f32>";
+    let name = match op {
+        Add => "complex.add",
+        Sub => "complex.sub",
+        Mul => "complex.mul",
+        Div => "complex.div",
+        Pow => "complex.pow",
+        Eq => "complex.eq",
+        Ne => "complex.neq",
+        _ => return Err(err(archc_compiler::tir::ops::binary_name(op), DType::C64)),
+    };
+    Ok(b.assign(format!("{name} {x}, {y} : {t}")))
+}
+
+/// Converts a scalar between dtypes as `cast` does (float -> int truncates toward zero,
+/// anything -> bool is `!= 0`, complex -> real keeps the real part).
+pub fn cast(b: &mut Builder, from: DType, to: DType, x: &str) -> String {
+    use DType::*;
+    if from == to {
+        return x.to_string();
+    }
+    match (from, to) {
+        (F32, F64) => b.assign(format!("arith.extf {x} : f32 to f64")),
+        (F64, F32) => b.assign(format!("arith.truncf {x} : f64 to f32")),
+        (F32 | F64, I64) => b.assign(format!("arith.fptosi {x} : {} to i64", elem(from))),
+        (I64, F32 | F64) => b.assign(format!("arith.sitofp {x} : i64 to {}", elem(to))),
+        (Bool, F32 | F64) => b.assign(format!("arith.uitofp {x} : i1 to {}", elem(to))),
+        (Bool, I64) => b.assign(format!("arith.extui {x} : i1 to i64")),
+        (F32 | F64, Bool) => {
+            let zero = b.scalar(0.0, from);
+            b.assign(format!("arith.cmpf une, {x}, {zero} : {}", elem(from)))
+        }
+        (I64, Bool) => {
+            let zero = b.i64c(0);
+            b.assign(format!("arith.cmpi ne, {x}, {zero} : i64"))
+        }
+        (C64, _) => {
+            let re = b.assign(format!("complex.re {x} : complex<f32>"));
+            cast(b, F32, to, &re)
+        }
+        (_, C64) => {
+            let re = cast(b, from, F32, x);
+            let zero = b.scalar(0.0, F32);
+            b.assign(format!("complex.create {re}, {zero} : complex<f32>"))
+        }
+        _ => unreachable!("every pair is covered above"),
+    }
+}

@@ -1,0 +1,220 @@
+//! Compiling emitted MLIR with melior (LLVM/MLIR 22) and running it.
+//!
+//! Contract: [`Compiled::new`] parses the module text, verifies it (a failure is an
+//! internal error naming MLIR's diagnostics), runs [`PIPELINE`] (bufferization, lowering
+//! to loops and to the LLVM dialect), and JIT-compiles it with the ExecutionEngine at
+//! LLVM -O3, registering the runtime symbols of [`crate::rt`]. [`Compiled::run`] passes
+//! tensors as memref descriptors (inputs read in place, outputs written into fresh
+//! tensors). `ARCHC_MLIR_DUMP=DIR` writes the module before and after every pass into
+//! `DIR` (MLIR's IR printing).
+
+use crate::emit::{Module as Emitted, Shape};
+use archc_runtime::tensor::{Data, Tensor};
+use melior::dialect::DialectRegistry;
+use melior::ir::operation::OperationLike;
+use melior::ir::Module;
+use melior::pass::PassManager;
+use melior::utility::{
+    parse_pass_pipeline, register_all_dialects, register_all_llvm_translations, register_all_passes,
+};
+use melior::{Context, ExecutionEngine};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+/// Tensors in, LLVM dialect out. Elementwise producers are fused into their consumers
+/// before bufferization; loops stay scalar here (the CPU-specific tiling and
+/// vectorisation come from LLVM's loop vectoriser at -O3).
+pub const PIPELINE: &str = "builtin.module(inline,symbol-dce,canonicalize,cse,\
+func.func(linalg-fuse-elementwise-ops),canonicalize,cse,\
+one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map allow-return-allocs-from-loops},\
+buffer-deallocation-pipeline,func.func(convert-linalg-to-loops),convert-complex-to-standard,convert-scf-to-cf,\
+expand-strided-metadata,lower-affine,finalize-memref-to-llvm,convert-math-to-llvm,convert-math-to-libm,\
+convert-complex-to-llvm,convert-arith-to-llvm,convert-cf-to-llvm,convert-func-to-llvm,convert-index-to-llvm,\
+reconcile-unrealized-casts)";
+
+/// Where compile time went.
+#[derive(Clone, Debug, Default)]
+pub struct Timings {
+    pub parse_verify: Duration,
+    pub passes: Duration,
+    pub jit: Duration,
+}
+
+/// A JIT-compiled module ready to run.
+pub struct Compiled {
+    engine: ExecutionEngine,
+    _context: Context,
+    pub sig: Emitted,
+    pub timings: Timings,
+}
+
+fn context() -> Context {
+    static PASSES: Once = Once::new();
+    PASSES.call_once(register_all_passes);
+    let registry = DialectRegistry::new();
+    register_all_dialects(&registry);
+    let context = Context::new();
+    context.append_dialect_registry(&registry);
+    context.load_all_available_dialects();
+    register_all_llvm_translations(&context);
+    context
+}
+
+/// Collects MLIR diagnostics as text while `f` runs.
+fn with_diagnostics<T>(context: &Context, f: impl FnOnce() -> T) -> (T, String) {
+    let log = Rc::new(RefCell::new(String::new()));
+    let sink = log.clone();
+    let id = context.attach_diagnostic_handler(move |d| {
+        sink.borrow_mut().push_str(&format!("{}: {d}\n", d.location()));
+        true
+    });
+    let out = f();
+    context.detach_diagnostic_handler(id);
+    let text = log.borrow().clone();
+    (out, text)
+}
+
+impl Compiled {
+    pub fn new(sig: Emitted) -> Result<Compiled, String> {
+        let context = context();
+        let t0 = Instant::now();
+        let (module, diags) = with_diagnostics(&context, || Module::parse(&context, &sig.text));
+        let mut module = module.ok_or_else(|| format!("emitted MLIR does not parse:\n{diags}"))?;
+        let (ok, diags) = with_diagnostics(&context, || module.as_operation().verify());
+        if !ok {
+            return Err(format!("emitted MLIR does not verify:\n{diags}"));
+        }
+        let t1 = Instant::now();
+        run_pipeline(&context, &mut module, PIPELINE)?;
+        let t2 = Instant::now();
+        let engine = ExecutionEngine::new(&module, 3, &[], false, false);
+        for (name, ptr) in crate::rt::symbols() {
+            // SAFETY: each pointer is an `extern "C"` function with the signature the
+            // emitted declarations give it.
+            unsafe { engine.register_symbol(name, ptr) };
+        }
+        if engine.lookup("archc_entry").is_null() {
+            return Err("the JIT could not compile the module (no archc_entry symbol)".into());
+        }
+        let timings = Timings { parse_verify: t1 - t0, passes: t2 - t1, jit: t2.elapsed() };
+        drop(module);
+        Ok(Compiled { engine, _context: context, sig, timings })
+    }
+
+    /// Copies parameter values into the module's globals (in `sig.params` order).
+    pub fn set_params(&self, values: &[&Tensor]) -> Result<(), String> {
+        let want: Vec<&Shape> = self.sig.params.iter().map(|(_, s)| s).collect();
+        let mut descs = Descriptors::default();
+        for ((name, shape), t) in self.sig.params.iter().zip(values) {
+            check(t, shape).map_err(|m| format!("parameter @{name}: {m}"))?;
+            descs.push(t);
+        }
+        if values.len() != want.len() {
+            return Err(format!("{} parameter values for {} parameters", values.len(), want.len()));
+        }
+        let mut args = descs.packed();
+        // SAFETY: one descriptor per memref argument of archc_set_params, each pointing
+        // at a live tensor of the declared type.
+        unsafe { self.engine.invoke_packed("archc_set_params", &mut args) }.map_err(|e| e.to_string())
+    }
+
+    /// Runs the entry on `inputs` with random seed `seed`.
+    pub fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>, String> {
+        if inputs.len() != self.sig.inputs.len() {
+            return Err(format!("expects {} inputs, got {}", self.sig.inputs.len(), inputs.len()));
+        }
+        let mut outputs: Vec<Tensor> = self.sig.outputs.iter().map(|(d, s)| Tensor::zeros(*d, s)).collect();
+        let mut descs = Descriptors::default();
+        for (i, (t, shape)) in inputs.iter().zip(&self.sig.inputs).enumerate() {
+            check(t, shape).map_err(|m| format!("input {i}: {m}"))?;
+            descs.push(t);
+        }
+        for t in &mut outputs {
+            descs.push(t);
+        }
+        let mut seed = seed as i64;
+        let mut args = vec![&mut seed as *mut i64 as *mut ()];
+        args.extend(descs.packed());
+        // SAFETY: the arguments follow archc_entry's C interface: the seed, then one
+        // descriptor per memref, each over a live buffer of the declared shape; outputs
+        // are distinct fresh tensors.
+        unsafe { self.engine.invoke_packed("archc_entry", &mut args) }.map_err(|e| e.to_string())?;
+        Ok(outputs)
+    }
+}
+
+/// Runs a textual pass pipeline, with IR dumps when `ARCHC_MLIR_DUMP` is set.
+pub fn run_pipeline(context: &Context, module: &mut Module, pipeline: &str) -> Result<(), String> {
+    let pm = PassManager::new(context);
+    pm.enable_verifier(true);
+    if let Ok(dir) = std::env::var("ARCHC_MLIR_DUMP") {
+        dump_each_pass(&pm, &dir);
+    }
+    parse_pass_pipeline(pm.as_operation_pass_manager(), pipeline).map_err(|e| format!("bad pass pipeline: {e}"))?;
+    let (res, diags) = with_diagnostics(context, || pm.run(module));
+    res.map_err(|e| format!("MLIR pass pipeline failed ({e}):\n{diags}"))
+}
+
+fn dump_each_pass(pm: &PassManager, dir: &str) {
+    use melior::ir::operation::OperationPrintingFlags;
+    use melior::pass::PassIrPrintingOptions;
+    let _ = std::fs::create_dir_all(dir);
+    pm.enable_ir_printing(&PassIrPrintingOptions {
+        before_all: true,
+        after_all: true,
+        module_scope: true,
+        on_change: false,
+        on_failure: true,
+        flags: OperationPrintingFlags::new(),
+        tree_printing_path: dir.into(),
+    });
+}
+
+fn check(t: &Tensor, (dtype, shape): &Shape) -> Result<(), String> {
+    if t.dtype() != *dtype || t.shape() != shape.as_slice() {
+        return Err(format!("is {}, expected {}", t.type_string(), archc_runtime::tensor::type_string(*dtype, shape)));
+    }
+    Ok(())
+}
+
+/// Ranked memref descriptors `{allocated, aligned, offset, sizes[r], strides[r]}`, and
+/// the packed argument array (a pointer to a pointer to each descriptor).
+#[derive(Default)]
+struct Descriptors {
+    descs: Vec<Box<[i64]>>,
+    ptrs: Vec<Box<*mut i64>>,
+}
+
+impl Descriptors {
+    fn push(&mut self, t: &Tensor) {
+        let ptr = data_ptr(t) as i64;
+        let mut d = vec![ptr, ptr, 0];
+        d.extend(t.shape().iter().map(|&s| s as i64));
+        let mut stride = 1i64;
+        let mut strides = vec![0i64; t.shape().len()];
+        for (i, &s) in t.shape().iter().enumerate().rev() {
+            strides[i] = stride;
+            stride *= s.max(1) as i64;
+        }
+        d.extend(strides);
+        self.descs.push(d.into_boxed_slice());
+    }
+
+    fn packed(&mut self) -> Vec<*mut ()> {
+        self.ptrs = self.descs.iter_mut().map(|d| Box::new(d.as_mut_ptr())).collect();
+        self.ptrs.iter_mut().map(|p| &mut **p as *mut *mut i64 as *mut ()).collect()
+    }
+}
+
+/// The address of a tensor's first element (compiled code may write through it).
+fn data_ptr(t: &Tensor) -> *mut u8 {
+    match &t.data {
+        Data::F32(v) => v.as_ptr() as *mut u8,
+        Data::F64(v) => v.as_ptr() as *mut u8,
+        Data::I64(v) => v.as_ptr() as *mut u8,
+        Data::Bool(v) => v.as_ptr() as *mut u8,
+        Data::C64(v) => v.as_ptr() as *mut u8,
+    }
+}

@@ -1,0 +1,13 @@
+//! archc's MLIR backend: TIR lowered to MLIR (`linalg` on tensors), bufferized, lowered to
+//! LLVM and JIT-compiled through MLIR's ExecutionEngine.
+//!
+//! - [`emit`] turns a TIR function into MLIR text for concrete shapes (no LLVM needed).
+//! - [`rt`] holds the runtime functions compiled code calls (random streams).
+//! - `jit` (feature `llvm`) parses, verifies, runs the pass pipeline and executes.
+
+#[cfg(feature = "llvm")]
+pub mod backend;
+pub mod emit;
+#[cfg(feature = "llvm")]
+pub mod jit;
+pub mod rt;
