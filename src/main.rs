@@ -2,10 +2,11 @@
 //!
 //! Exit codes: 0 success, 1 user error (diagnostics printed), 2 internal error.
 
+use archc::backend::{self, Backend};
 use archc::driver::{check_path, parse_pairs};
 use archc::inputs::{arg_shapes, random_tensor};
 use archc::render::render;
-use archc::{backend, training};
+use archc::training;
 use archc_compiler::diag::Diagnostic;
 use archc_compiler::sema::train_config::TrainConfig;
 use archc_compiler::sema::{CheckOutput, ChoiceMode, Options};
@@ -59,11 +60,13 @@ enum Cmd {
         #[arg(long, value_name = "NAME=SIZE,...")]
         dim: Option<String>,
     },
-    /// Run the entry network with the reference interpreter.
+    /// Run the entry network.
     Run {
         file: PathBuf,
         #[command(flatten)]
         sel: Selection,
+        #[arg(long, value_enum, default_value_t = Backend::default())]
+        backend: Backend,
         /// Weights to load (`.safetensors`, names as in `build --emit tir`).
         #[arg(long)]
         weights: Option<PathBuf>,
@@ -92,6 +95,9 @@ enum Cmd {
         /// The checkpoint (default: runs/NAME/checkpoint.safetensors).
         #[arg(long)]
         checkpoint: Option<PathBuf>,
+        /// What runs the eval steps.
+        #[arg(long, value_enum, default_value_t = Backend::default())]
+        backend: Backend,
     },
     /// Print the file in canonical format.
     Fmt {
@@ -164,6 +170,9 @@ struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// What runs the train and eval steps.
+    #[arg(long, value_enum, default_value_t = Backend::default())]
+    backend: Backend,
 }
 
 /// A failure: user errors exit 1, internal ones 2.
@@ -202,13 +211,13 @@ fn run_cmd(cmd: Cmd, color: bool) -> Result<(), Fail> {
         Cmd::Build { file, emit, sel, output, dim } => {
             build(&file, emit, &sel, output.as_deref(), dim.as_deref(), color)
         }
-        Cmd::Run { file, sel, weights, inputs, dim, seed, out } => {
+        Cmd::Run { file, sel, backend, weights, inputs, dim, seed, out } => {
             let program = compile(&file, &sel, color)?;
             let inputs = RunInputs { weights, inputs, dim, seed, out };
-            run(&program, &inputs)
+            run(&program, backend, &inputs)
         }
         Cmd::Train { file, run } => train(&file, &run, color),
-        Cmd::Eval { file, checkpoint } => eval(&file, checkpoint, color),
+        Cmd::Eval { file, checkpoint, backend } => eval(&file, checkpoint, backend, color),
         Cmd::Fmt { files, write, check } => fmt(&files, write, check),
     }
 }
@@ -315,17 +324,21 @@ struct RunInputs {
     out: Option<PathBuf>,
 }
 
-fn run(program: &Program, ri: &RunInputs) -> Result<(), Fail> {
+fn run(program: &Program, backend: Backend, ri: &RunInputs) -> Result<(), Fail> {
     let user = |e: String| Fail::User(format!("error: {e}"));
-    let mut interp = Interpreter::new(program);
-    interp.init_params(ri.seed).map_err(|e| user(e.to_string()))?;
+    let mut exec = backend::executor(program, backend).map_err(user)?;
+    let mut init = Interpreter::new(program);
+    init.init_params(ri.seed).map_err(|e| user(e.to_string()))?;
+    for (name, t) in init.params() {
+        exec.set_param_value(name, t.clone()).map_err(|e| user(e.to_string()))?;
+    }
     if let Some(w) = &ri.weights {
         for (name, t) in io::read_safetensors(w).map_err(|e| user(e.to_string()))? {
-            interp.set_param(&name, t).map_err(|e| user(e.to_string()))?;
+            exec.set_param_value(&name, t).map_err(|e| user(e.to_string()))?;
         }
     }
     let tensors = main_inputs(program, ri)?;
-    let outputs = interp.run("main", &tensors).map_err(|e| user(e.to_string()))?;
+    let outputs = exec.run_func("main", &tensors, 0).map_err(|e| user(e.to_string()))?;
     let main = program.main();
     for (name, t) in main.result_names.iter().zip(&outputs) {
         println!("{name}: {}{}", t.type_string(), stats(t));
@@ -456,7 +469,8 @@ fn train(file: &Path, args: &TrainArgs, color: bool) -> Result<(), Fail> {
         dir.display()
     );
     let progress = !args.quiet && std::io::stderr().is_terminal();
-    let report = archc_runtime::train::train(&program, &spec, &data, &dir, args.resume, progress)
+    let mut exec = backend::executor(&program, args.backend).map_err(user)?;
+    let report = archc_runtime::train::train_with(&program, &spec, &data, &dir, args.resume, progress, exec.as_mut())
         .map_err(|e| train_failure(e, &sources, color))?;
     let pct = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
     println!("train loss {} accuracy {}", pct(report.train_loss), pct(report.train_acc));
@@ -467,7 +481,7 @@ fn train(file: &Path, args: &TrainArgs, color: bool) -> Result<(), Fail> {
     Ok(())
 }
 
-fn eval(file: &Path, checkpoint: Option<PathBuf>, color: bool) -> Result<(), Fail> {
+fn eval(file: &Path, checkpoint: Option<PathBuf>, backend: Backend, color: bool) -> Result<(), Fail> {
     let user = |e: String| Fail::User(format!("error: {e}"));
     let (cfg, _) = train_config(file, color)?;
     let program = training::train_program(&cfg).map_err(|e| user(format!("cannot build the eval step: {e}")))?;
@@ -475,7 +489,8 @@ fn eval(file: &Path, checkpoint: Option<PathBuf>, color: bool) -> Result<(), Fai
     let ckpt = checkpoint.unwrap_or_else(|| run_dir(file, None).join("checkpoint.safetensors"));
     let state = archc_runtime::train::TrainState::load(&ckpt).map_err(|e| user(e.to_string()))?;
     let test = data.test.as_ref().ok_or_else(|| user("this data set has no test part".into()))?;
-    let metrics = training::evaluate(&program, &state.params, test, cfg.batch as usize).map_err(user)?;
+    let mut exec = backend::executor(&program, backend).map_err(user)?;
+    let metrics = training::evaluate(&program, &state.params, test, cfg.batch as usize, exec.as_mut()).map_err(user)?;
     println!("{} test samples, checkpoint {} (epoch {})", test.len(), ckpt.display(), state.epoch);
     for (name, v) in metrics {
         let shown = match name.as_str() {

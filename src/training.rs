@@ -146,9 +146,9 @@ pub fn evaluate(
     params: &std::collections::BTreeMap<String, Tensor>,
     test: &Dataset,
     batch: usize,
+    exec: &mut dyn archc_runtime::Executor,
 ) -> Result<Vec<(String, f64)>, String> {
     let f = program.func("eval_step").ok_or("internal: no eval_step")?;
-    let interp = archc_runtime::Interpreter::new(program);
     let n = test.len();
     let mut sums: Vec<(String, f64)> = f.result_names.iter().map(|r| (r.clone(), 0.0)).collect();
     let mut start = 0;
@@ -163,7 +163,7 @@ pub fn evaluate(
             };
             inputs.push(t);
         }
-        let out = interp.run("eval_step", &inputs).map_err(|e| e.to_string())?;
+        let out = exec.run_func("eval_step", &inputs, 0).map_err(|e| e.to_string())?;
         for ((name, acc), t) in sums.iter_mut().zip(out) {
             let v = t.to_f64_vec().and_then(|v| v.first().copied()).unwrap_or(f64::NAN);
             *acc += if name == "loss" { v * rows.len() as f64 } else { v };

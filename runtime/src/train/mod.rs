@@ -30,7 +30,7 @@ pub mod state;
 pub use anomaly::{find_anomaly, Anomaly};
 pub use metrics::{read_metrics, MetricsWriter, Record, Value};
 pub use plot::{render_curves, write_curves};
-pub use run::{step_seed, train, write_source, LoopSpec, TrainData, TrainReport};
+pub use run::{step_seed, train, train_with, write_source, LoopSpec, TrainData, TrainReport};
 pub use schedule::Schedule;
 pub use state::{EpochTotals, TrainState};
 

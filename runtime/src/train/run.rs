@@ -33,7 +33,7 @@ use super::schedule::Schedule;
 use super::state::{EpochTotals, TrainState};
 use super::{io_error, TrainError};
 use crate::data::Dataset;
-use crate::interp::Interpreter;
+use crate::interp::{Executor, Interpreter};
 use crate::tensor::Tensor;
 use archc_compiler::tir::{Func, Program, TensorType};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -338,7 +338,7 @@ impl Run<'_> {
     }
 
     /// Test loss and per-sample metric means, by running `eval_step` in chunks.
-    fn evaluate(&self, interp: &mut Interpreter, test: &Dataset) -> Result<(f64, BTreeMap<String, f64>), TrainError> {
+    fn evaluate(&self, exec: &mut dyn Executor, test: &Dataset) -> Result<(f64, BTreeMap<String, f64>), TrainError> {
         let f = self.program.func(EVAL_STEP).expect("checked");
         let abi = Abi::of(f, self.data, test, false)?;
         let mut args: Vec<Tensor> = f.args.iter().map(|(_, t)| Tensor::zeros(t.dtype, &[])).collect();
@@ -349,12 +349,13 @@ impl Run<'_> {
                 })?;
             args[*a] = self.args[*ta].clone();
         }
-        interp.set_seed(step_seed(self.spec.seed, self.step));
+        let seed = step_seed(self.spec.seed, self.step);
         let (mut loss_sum, mut sums, n) = (0.0, BTreeMap::new(), test.len());
         for start in (0..n).step_by(self.spec.batch) {
             let rows: Vec<usize> = (start..(start + self.spec.batch).min(n)).collect();
             Run::feed(&abi.data, &mut args, test.select(&rows));
-            let out = interp.run(EVAL_STEP, &args).map_err(|source| TrainError::Run { step: self.step, source })?;
+            let out =
+                exec.run_func(EVAL_STEP, &args, seed).map_err(|source| TrainError::Run { step: self.step, source })?;
             loss_sum += scalar(&out[abi.loss]) * rows.len() as f64;
             for (r, name) in &abi.metrics {
                 *sums.entry(name.clone()).or_insert(0.0) += scalar(&out[*r]);
@@ -382,7 +383,8 @@ fn progress_bar(show: bool, epoch: u64, epochs: u64, len: u64, pos: u64) -> Prog
     bar
 }
 
-/// Runs the training loop (see the module docs) and writes `out_dir`.
+/// Runs the training loop (see the module docs) with the reference interpreter and
+/// writes `out_dir`.
 pub fn train(
     program: &Program,
     spec: &LoopSpec,
@@ -390,6 +392,20 @@ pub fn train(
     out_dir: &Path,
     resume: bool,
     progress: bool,
+) -> Result<TrainReport, TrainError> {
+    train_with(program, spec, data, out_dir, resume, progress, &mut Interpreter::new(program))
+}
+
+/// [`train`] with the train and eval steps run by `exec` (a compiled backend, or the
+/// interpreter). Initial values and anomaly reports still come from the interpreter.
+pub fn train_with(
+    program: &Program,
+    spec: &LoopSpec,
+    data: &TrainData,
+    out_dir: &Path,
+    resume: bool,
+    progress: bool,
+    exec: &mut dyn Executor,
 ) -> Result<TrainReport, TrainError> {
     if spec.batch == 0 {
         return Err(TrainError::Spec("batch size must be positive".into()));
@@ -486,8 +502,9 @@ pub fn train(
             let lr = spec.schedule.lr(run.step, total_steps);
             run.args[lr_arg] = Tensor::full(lr_dtype, &[], lr);
             let seed = step_seed(spec.seed, run.step);
-            interp.set_seed(seed);
-            let out = interp.run(TRAIN_STEP, &run.args).map_err(|source| TrainError::Run { step: run.step, source })?;
+            let out = exec
+                .run_func(TRAIN_STEP, &run.args, seed)
+                .map_err(|source| TrainError::Run { step: run.step, source })?;
             let checks = std::iter::once((run.abi.loss, "loss".to_string()))
                 .chain(run.abi.updates.iter().map(|(r, _)| (*r, f.result_names[*r].clone())));
             for (r, what) in checks {
@@ -532,7 +549,7 @@ pub fn train(
         let done = run.epoch + 1;
         let evaluate = has_eval && (done == spec.epochs || (spec.eval_every > 0 && done % spec.eval_every == 0));
         let test = match (evaluate, &data.test) {
-            (true, Some(test)) => Some(run.evaluate(&mut interp, test)?),
+            (true, Some(test)) => Some(run.evaluate(exec, test)?),
             _ => None,
         };
         let t = &run.totals;
