@@ -1,20 +1,26 @@
 # archc: `make demo` runs the main job, `make test` runs every test.
-# Both fetch the real data sets on first use (`make data`); neither needs LLVM yet.
+# Both install LLVM/MLIR 22 when it is missing (scripts/install_llvm.sh, apt) and fetch
+# the real data sets on first use (`make data`). The env vars that point mlir-sys at
+# LLVM 22 live in .cargo/config.toml.
 
 CARGO ?= cargo
 ARCHC := target/release/archc
 EXAMPLES := $(wildcard examples/*.arch)
 STDLIB := $(wildcard stdlib/*.arch)
 
-.PHONY: all build demo test check-arch fixtures fmt clean
+.PHONY: all build demo test check-arch fixtures fmt clean llvm
 
 # The data stamp (see `data` below) must be known before the targets that use it.
 DATA_STAMP := $(or $(ARCHC_DATA),data)/.stamp
 
 all: build
 
-build:
+build: llvm
 	$(CARGO) build --release --locked
+
+# LLVM/MLIR 22 for the MLIR backend (a no-op when installed).
+llvm:
+	bash scripts/install_llvm.sh
 
 # Check every example, then train the digits MLP on real data (scikit-learn's digits,
 # 80/20 split): progress, test accuracy, and where the curves and checkpoint went.

@@ -4,6 +4,7 @@
 use crate::driver::parse_pairs;
 use crate::inputs::arg_shapes;
 use archc_compiler::tir::Program;
+use archc_grammar::span::{SourceMap, Span};
 use archc_runtime::{Executor, Interpreter};
 use std::collections::HashMap;
 
@@ -16,13 +17,66 @@ pub fn parse_dims(dim: Option<&str>) -> Result<HashMap<String, i64>, String> {
         .collect()
 }
 
-/// The MLIR module of `entry`, specialised for the shapes `--dim` gives its arguments.
-pub fn emit_mlir(program: &Program, entry: &str, dim: Option<&str>) -> Result<String, String> {
+/// The MLIR module of `entry`, specialised for the shapes `--dim` gives its arguments,
+/// with `loc("file":line:col)` locations from `sources`.
+pub fn emit_mlir(
+    program: &Program,
+    entry: &str,
+    dim: Option<&str>,
+    sources: &SourceMap,
+) -> Result<archc_mlir::emit::Module, String> {
     let f = program.func(entry).ok_or_else(|| format!("the program has no function @{entry}"))?;
     let shapes = arg_shapes(f, &parse_dims(dim)?)?;
     let inputs: Vec<_> = f.args.iter().zip(shapes).map(|((_, t), s)| (t.dtype, s)).collect();
-    let m = archc_mlir::emit::emit_module(program, entry, &inputs, None).map_err(|e| e.to_string())?;
-    Ok(m.text)
+    let locate = |span: Span| Some(mlir_location(sources, span));
+    archc_mlir::emit::emit_module(program, entry, &inputs, Some(&locate)).map_err(|e| e.to_string())
+}
+
+/// `loc("path":line:col)` of a span's start (1-based, columns in characters).
+fn mlir_location(sources: &SourceMap, span: Span) -> String {
+    let file = sources.get(span.file);
+    let before = &file.text[..(span.start as usize).min(file.text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let name = file.name.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("loc(\"{name}\":{line}:{col})")
+}
+
+/// The module after the CPU pipeline (`llvm_ir`: translated to LLVM IR).
+#[cfg(feature = "mlir")]
+pub fn lower_mlir(text: &str, llvm_ir: bool) -> Result<String, String> {
+    use archc_mlir::jit::{lower_to, Stage};
+    lower_to(text, if llvm_ir { Stage::LlvmIr } else { Stage::Optimized })
+}
+
+#[cfg(not(feature = "mlir"))]
+pub fn lower_mlir(_: &str, _: bool) -> Result<String, String> {
+    Err(NO_MLIR.into())
+}
+
+#[cfg(not(feature = "mlir"))]
+const NO_MLIR: &str = "this archc was built without the MLIR backend (cargo feature `mlir`)";
+
+/// Compiles `module` through the JIT and reports each phase's time.
+#[cfg(feature = "mlir")]
+pub fn timings(module: &archc_mlir::emit::Module, front: std::time::Duration) -> Result<String, String> {
+    let c = archc_mlir::jit::Compiled::new(module.clone())?;
+    let t = &c.timings;
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    let total = front + t.parse_verify + t.passes + t.jit;
+    Ok(format!(
+        "timings: front end + TIR {:.1} ms, MLIR parse + verify {:.1} ms, passes {:.1} ms, LLVM JIT {:.1} ms, total {:.1} ms\n",
+        ms(front),
+        ms(t.parse_verify),
+        ms(t.passes),
+        ms(t.jit),
+        ms(total)
+    ))
+}
+
+#[cfg(not(feature = "mlir"))]
+pub fn timings(_: &archc_mlir::emit::Module, _: std::time::Duration) -> Result<String, String> {
+    Err(NO_MLIR.into())
 }
 
 /// What executes a program.
@@ -47,6 +101,6 @@ pub fn executor<'p>(program: &'p Program, backend: Backend) -> Result<Box<dyn Ex
         #[cfg(feature = "mlir")]
         Backend::MlirCpu => Ok(Box::new(archc_mlir::backend::MlirCpu::new(program))),
         #[cfg(not(feature = "mlir"))]
-        Backend::MlirCpu => Err("this archc was built without the MLIR backend (cargo feature `mlir`)".into()),
+        Backend::MlirCpu => Err(NO_MLIR.into()),
     }
 }

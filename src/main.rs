@@ -59,6 +59,9 @@ enum Cmd {
         /// shapes: `--dim B=32,N=64` (default `B=2`, others 16).
         #[arg(long, value_name = "NAME=SIZE,...")]
         dim: Option<String>,
+        /// Compile the MLIR stages through the JIT and report where the time went.
+        #[arg(long)]
+        timings: bool,
     },
     /// Run the entry network.
     Run {
@@ -119,6 +122,10 @@ enum Emit {
     Tir,
     /// MLIR on tensors (linalg, tensor, arith, math, scf), as generated and verified.
     Mlir,
+    /// MLIR after the CPU pass pipeline (bufferized, lowered to the LLVM dialect).
+    MlirOpt,
+    /// LLVM IR, as handed to the JIT.
+    Llvm,
 }
 
 /// Which concrete network to build.
@@ -208,8 +215,9 @@ fn main() -> ExitCode {
 fn run_cmd(cmd: Cmd, color: bool) -> Result<(), Fail> {
     match cmd {
         Cmd::Check { files } => check(&files, color),
-        Cmd::Build { file, emit, sel, output, dim } => {
-            build(&file, emit, &sel, output.as_deref(), dim.as_deref(), color)
+        Cmd::Build { file, emit, sel, output, dim, timings } => {
+            let mlir = MlirOpts { dim: dim.as_deref(), timings };
+            build(&file, emit, &sel, output.as_deref(), &mlir, color)
         }
         Cmd::Run { file, sel, backend, weights, inputs, dim, seed, out } => {
             let program = compile(&file, &sel, color)?;
@@ -267,6 +275,30 @@ fn check(files: &[PathBuf], color: bool) -> Result<(), Fail> {
     }
 }
 
+/// The MLIR stage `emit` of the entry (or, with `--train`, of the train step).
+fn build_mlir(file: &Path, emit: Emit, sel: &Selection, mlir: &MlirOpts, color: bool) -> Result<String, Fail> {
+    let user = |e: String| Fail::User(format!("error: {e}"));
+    let t0 = std::time::Instant::now();
+    let out = checked(file, &options(sel, false)?, color)?;
+    let (program, entry) = if sel.train && has_train_block(file) {
+        let (cfg, _) = train_config(file, color)?;
+        let p = training::train_program(&cfg).map_err(|e| user(format!("cannot build the train step: {e}")))?;
+        (p, "train_step")
+    } else {
+        (out.program.ok_or_else(|| Fail::Internal("no program was built".into()))?, "main")
+    };
+    let front = t0.elapsed();
+    let module = backend::emit_mlir(&program, entry, mlir.dim, &out.sources).map_err(user)?;
+    if mlir.timings {
+        eprint!("{}", backend::timings(&module, front).map_err(user)?);
+    }
+    match emit {
+        Emit::MlirOpt => backend::lower_mlir(&module.text, false).map_err(user),
+        Emit::Llvm => backend::lower_mlir(&module.text, true).map_err(user),
+        _ => Ok(module.text),
+    }
+}
+
 fn compile(file: &Path, sel: &Selection, color: bool) -> Result<Program, Fail> {
     let out = checked(file, &options(sel, false)?, color)?;
     for (name, value) in &out.choices {
@@ -275,26 +307,22 @@ fn compile(file: &Path, sel: &Selection, color: bool) -> Result<Program, Fail> {
     out.program.ok_or_else(|| Fail::Internal("no program was built".into()))
 }
 
+/// Options of the MLIR stages of `build`.
+struct MlirOpts<'a> {
+    dim: Option<&'a str>,
+    timings: bool,
+}
+
 fn build(
     file: &Path,
     emit: Emit,
     sel: &Selection,
     output: Option<&Path>,
-    dim: Option<&str>,
+    mlir: &MlirOpts,
     color: bool,
 ) -> Result<(), Fail> {
     let text = match emit {
-        Emit::Mlir => {
-            let (program, entry) = if sel.train && has_train_block(file) {
-                let (cfg, _) = train_config(file, color)?;
-                let p = training::train_program(&cfg)
-                    .map_err(|e| Fail::User(format!("error: cannot build the train step: {e}")))?;
-                (p, "train_step")
-            } else {
-                (compile(file, sel, color)?, "main")
-            };
-            backend::emit_mlir(&program, entry, dim).map_err(|e| Fail::User(format!("error: {e}")))?
-        }
+        Emit::Mlir | Emit::MlirOpt | Emit::Llvm => build_mlir(file, emit, sel, mlir, color)?,
         Emit::Ast => {
             let out = checked(file, &options(sel, true)?, color)?;
             format!("{:#?}\n", out.ast.expect("main file parsed"))

@@ -218,3 +218,41 @@ fn data_ptr(t: &Tensor) -> *mut u8 {
         Data::C64(v) => v.as_ptr() as *mut u8,
     }
 }
+
+/// A stage of compilation that `archc build --emit` can print.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// After [`PIPELINE`]: the LLVM dialect.
+    Optimized,
+    /// LLVM IR, as translated from the LLVM dialect.
+    LlvmIr,
+}
+
+/// The text of `module` at `stage`.
+pub fn lower_to(module_text: &str, stage: Stage) -> Result<String, String> {
+    let context = context();
+    let (module, diags) = with_diagnostics(&context, || Module::parse(&context, module_text));
+    let mut module = module.ok_or_else(|| format!("emitted MLIR does not parse:\n{diags}"))?;
+    run_pipeline(&context, &mut module, PIPELINE)?;
+    match stage {
+        Stage::Optimized => Ok(format!("{}\n", module.as_operation())),
+        Stage::LlvmIr => {
+            // SAFETY: the module is a verified LLVM-dialect module; the returned C string
+            // is malloc'd by MLIR and freed here after copying.
+            unsafe {
+                let raw = mlir_sys::mlirTranslateModuleToLLVMIRToString(module.as_operation().to_raw());
+                if raw.is_null() {
+                    return Err("translation to LLVM IR failed".into());
+                }
+                let text = std::ffi::CStr::from_ptr(raw).to_string_lossy().into_owned();
+                libc_free(raw as *mut std::ffi::c_void);
+                Ok(text)
+            }
+        }
+    }
+}
+
+extern "C" {
+    #[link_name = "free"]
+    fn libc_free(p: *mut std::ffi::c_void);
+}
