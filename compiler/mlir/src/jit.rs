@@ -256,3 +256,16 @@ extern "C" {
     #[link_name = "free"]
     fn libc_free(p: *mut std::ffi::c_void);
 }
+
+/// Parses and verifies MLIR text; the error carries MLIR's diagnostics.
+pub fn verify(module_text: &str) -> Result<(), String> {
+    let context = context();
+    let (module, diags) = with_diagnostics(&context, || Module::parse(&context, module_text));
+    let module = module.ok_or_else(|| format!("MLIR does not parse:\n{diags}"))?;
+    let (ok, diags) = with_diagnostics(&context, || module.as_operation().verify());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("MLIR does not verify:\n{diags}"))
+    }
+}

@@ -91,9 +91,28 @@ impl FnLower<'_, '_, '_> {
         self.complex(&parts.remove(0), &im)
     }
 
+    /// The first `k` entries of `x` along `axis`.
+    fn leading(&mut self, x: &V, axis: usize, k: usize) -> V {
+        let mut shape = x.shape.clone();
+        shape[axis] = k;
+        let list = |v: Vec<String>| v.join(", ");
+        let name = self.b.assign(format!(
+            "tensor.extract_slice {}[{}] [{}] [{}] : {} to {}",
+            x.name,
+            list(vec!["0".to_string(); x.rank()]),
+            list(shape.iter().map(|d| d.to_string()).collect()),
+            list(vec!["1".to_string(); x.rank()]),
+            x.ty(),
+            super::types::tensor(x.dtype, &shape)
+        ));
+        V { name, dtype: x.dtype, shape }
+    }
+
     pub fn irfft(&mut self, z: &V, axis: usize, out: &Shape) -> V {
         let n = out.1[axis];
         let kn = z.shape[axis].min(n / 2 + 1);
+        // Coefficients past `n / 2 + 1` are ignored: contract only the first `kn`.
+        let z = &if z.shape[axis] > kn { self.leading(z, axis, kn) } else { z.clone() };
         let dt = out.0;
         let (a_tab, b_tab) = self.twiddles(kn, n, dt, Table::Inverse);
         let r = z.rank();

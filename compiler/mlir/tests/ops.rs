@@ -1,0 +1,1390 @@
+//! Differential tests of the MLIR CPU backend, op by op: every TIR primitive op (forward,
+//! on every dtype the type rules allow) and the gradient programs of the differentiable
+//! ones are JIT-compiled by MLIR and run against the reference interpreter.
+//!
+//! Agreement: integer and bool outputs are equal; float and complex outputs have a
+//! scaled error `max |a - b| / max(max |b|, 1e-6)` below 1e-5 (the scale over the
+//! interpreter's finite elements; NaNs at the same position and equal infinities count as
+//! equal). Many ops share one program (one compile) and every intermediate value of
+//! interest is a result, so a mismatch names the op that caused it.
+
+#![cfg(feature = "llvm")]
+
+use archc_compiler::autodiff::{gradient, FuncTable};
+use archc_compiler::tir::ops::{binary_name, unary_name, BINARY_OPS, UNARY_OPS};
+use archc_compiler::tir::testutil::{sample_program, FuncBuilder};
+use archc_compiler::tir::{
+    infer, verify, BinaryOp, DType, Dim, Func, Init, Op, ParamDecl, PoolOp, Program, ReduceOp, TensorType, UnaryOp,
+    ValueId,
+};
+use archc_mlir::backend::MlirCpu;
+use archc_runtime::elem::C64;
+use archc_runtime::{Executor, Interpreter, Tensor};
+
+const TOL: f64 = 1e-5;
+
+// ---------------------------------------------------------------------------------------
+// Comparison
+
+/// `max |a - b| / max(max |b|, 1e-6)`, the scale taken over `want`'s finite elements.
+fn scaled_error(got: &Tensor, want: &Tensor) -> f64 {
+    let d = got.compare(want).expect("shapes checked first");
+    let scale = (0..want.numel()).map(|i| want.data.get_c128(i).norm()).filter(|v| v.is_finite()).fold(0.0, f64::max);
+    d.max_abs / scale.max(1e-6)
+}
+
+/// Every disagreement between the backend's outputs and the interpreter's.
+fn mismatches(label: &str, names: &[String], got: &[Tensor], want: &[Tensor]) -> Vec<String> {
+    if got.len() != want.len() {
+        return vec![format!("{label}: {} outputs, the interpreter gives {}", got.len(), want.len())];
+    }
+    let mut out = Vec::new();
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let name = names.get(i).map(String::as_str).unwrap_or("?");
+        let what = format!("{label}: output {i} `{name}`");
+        if g.dtype() != w.dtype() || g.shape() != w.shape() {
+            out.push(format!("{what}: {} but the interpreter gives {}", g.type_string(), w.type_string()));
+            continue;
+        }
+        match w.dtype() {
+            DType::I64 | DType::Bool => {
+                if g.data != w.data {
+                    let at = (0..w.numel()).find(|&k| g.data.get_c128(k) != w.data.get_c128(k)).unwrap_or(0);
+                    out.push(format!("{what}: differs at flat index {at}\n   got: {g}\n  want: {w}"));
+                }
+            }
+            _ => {
+                let e = scaled_error(g, w);
+                if !(e < TOL) {
+                    out.push(format!("{what}: scaled error {e:.3e}\n   got: {g}\n  want: {w}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Runs `func` of `p` on `inputs` once per seed in the interpreter and in the MLIR
+/// backend (one compile; parameters of both initialised from seed 0) and asserts that
+/// every output agrees. Returns the interpreter's outputs of the last seed.
+fn check(p: &Program, func: &str, inputs: &[Tensor], seeds: &[u64]) -> Vec<Tensor> {
+    let mut interp = Interpreter::new(p);
+    interp.init_params(0).expect("interpreter parameters");
+    let mut jit = MlirCpu::new(p);
+    jit.init_params(0).expect("backend parameters");
+    check_with(p, func, inputs, seeds, &mut interp, &mut jit)
+}
+
+fn check_with(
+    p: &Program,
+    func: &str,
+    inputs: &[Tensor],
+    seeds: &[u64],
+    interp: &mut Interpreter,
+    jit: &mut MlirCpu,
+) -> Vec<Tensor> {
+    let names = p.func(func).expect("function").result_names.clone();
+    assert!(!names.is_empty(), "{}/@{func} has no results to compare", p.name);
+    let mut failures = Vec::new();
+    let mut last = Vec::new();
+    for &seed in seeds {
+        let want =
+            interp.run_func(func, inputs, seed).unwrap_or_else(|e| panic!("{}/@{func}: interpreter: {e}", p.name));
+        let got = jit.run_func(func, inputs, seed).unwrap_or_else(|e| panic!("{}/@{func}: MLIR backend: {e}", p.name));
+        failures.extend(mismatches(&format!("{}/@{func} (seed {seed})", p.name), &names, &got, &want));
+        last = want;
+    }
+    assert!(failures.is_empty(), "{} mismatch(es):\n{}", failures.len(), failures.join("\n"));
+    last
+}
+
+#[test]
+fn the_comparison_catches_mismatches() {
+    let names = vec!["y".to_string()];
+    let w = Tensor::from_f32(&[3], vec![1.0, -2.0, f32::NAN]);
+    // Equal, NaN pairs included, and a relative error of 5e-7.
+    assert!(mismatches("t", &names, &[w.clone()], &[w.clone()]).is_empty());
+    let near = Tensor::from_f32(&[3], vec![1.000001, -2.0, f32::NAN]);
+    assert!(mismatches("t", &names, &[near], &[w.clone()]).is_empty());
+    // A relative error of 5e-5, a NaN for a number, a wrong shape or dtype, one count off.
+    let far = Tensor::from_f32(&[3], vec![1.0001, -2.0, f32::NAN]);
+    assert_eq!(mismatches("t", &names, &[far], &[w.clone()]).len(), 1);
+    let nan = Tensor::from_f32(&[3], vec![f32::NAN, -2.0, f32::NAN]);
+    assert_eq!(mismatches("t", &names, &[nan], &[w.clone()]).len(), 1);
+    let shape = Tensor::from_f32(&[1, 3], vec![1.0, -2.0, f32::NAN]);
+    assert_eq!(mismatches("t", &names, &[shape], &[w.clone()]).len(), 1);
+    assert_eq!(mismatches("t", &names, &[w.cast(DType::F64)], &[w.clone()]).len(), 1);
+    assert_eq!(mismatches("t", &names, &[], &[w.clone()]).len(), 1);
+    // Integers and bools must be equal.
+    let i = Tensor::from_i64(&[2], vec![1, 1 << 40]);
+    let j = Tensor::from_i64(&[2], vec![1, (1 << 40) + 1]);
+    assert_eq!(mismatches("t", &names, &[j], &[i.clone()]).len(), 1);
+    assert!(mismatches("t", &names, &[i.clone()], &[i]).is_empty());
+    let b = Tensor::from_bool(&[2], vec![true, false]);
+    assert_eq!(mismatches("t", &names, &[Tensor::from_bool(&[2], vec![true, true])], &[b]).len(), 1);
+    // Complex values are compared by modulus.
+    let z = Tensor::from_c64(&[1], vec![C64 { re: 1.0, im: 2.0 }]);
+    let z2 = Tensor::from_c64(&[1], vec![C64 { re: 1.0, im: 2.001 }]);
+    assert_eq!(mismatches("t", &names, &[z2], &[z]).len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// Building programs and inputs
+
+/// The `main` function of a test program, with named results.
+struct Main {
+    b: FuncBuilder,
+    sigs: Program,
+    outs: Vec<(ValueId, String)>,
+    args: usize,
+}
+
+impl Main {
+    /// `callees` are the other functions of the program.
+    fn new(callees: Vec<Func>) -> Main {
+        Main {
+            b: FuncBuilder::new("main"),
+            sigs: Program { funcs: callees, ..Program::default() },
+            outs: vec![],
+            args: 0,
+        }
+    }
+
+    fn arg(&mut self, t: &str) -> ValueId {
+        self.args += 1;
+        self.b.arg(t, &format!("a{}", self.args - 1))
+    }
+
+    fn ty(&self, v: ValueId) -> TensorType {
+        self.b.type_of(v).clone()
+    }
+
+    fn op(&mut self, op: Op, args: &[ValueId]) -> ValueId {
+        self.b.op(&self.sigs, op, args)
+    }
+
+    fn op_as(&mut self, op: Op, args: &[ValueId], t: &str) -> ValueId {
+        self.b.op_as(&self.sigs, op, args, t)
+    }
+
+    fn multi(&mut self, op: Op, args: &[ValueId]) -> Vec<ValueId> {
+        self.b.op_multi(&self.sigs, op, args)
+    }
+
+    /// Whether the type rules accept `op(args)`.
+    fn accepts(&self, op: &Op, args: &[ValueId]) -> bool {
+        let tys: Vec<&TensorType> = args.iter().map(|a| self.b.type_of(*a)).collect();
+        infer(op, &tys, None, &self.sigs).is_ok()
+    }
+
+    fn out(&mut self, v: ValueId, name: impl Into<String>) {
+        self.outs.push((v, name.into()));
+    }
+
+    /// `op(args)` as a result named `name`.
+    fn emit(&mut self, op: Op, args: &[ValueId], name: impl Into<String>) -> ValueId {
+        let v = self.op(op, args);
+        self.out(v, name);
+        v
+    }
+
+    fn emit_as(&mut self, op: Op, args: &[ValueId], t: &str, name: impl Into<String>) -> ValueId {
+        let v = self.op_as(op, args, t);
+        self.out(v, name);
+        v
+    }
+
+    /// Every result as a named result.
+    fn emit_multi(&mut self, op: Op, args: &[ValueId], name: &str) -> Vec<ValueId> {
+        let vs = self.multi(op, args);
+        for (i, v) in vs.iter().enumerate() {
+            self.out(*v, format!("{name}#{i}"));
+        }
+        vs
+    }
+
+    /// An instruction the type rules do not check (for cases beyond them).
+    fn emit_raw(&mut self, op: Op, args: &[ValueId], t: &str, name: impl Into<String>) -> ValueId {
+        let v = self.b.raw(op, args, archc_compiler::tir::testutil::ty(t));
+        self.out(v, name);
+        v
+    }
+
+    fn program(self, name: &str, params: Vec<ParamDecl>) -> Program {
+        let outs: Vec<(ValueId, &str)> = self.outs.iter().map(|(v, n)| (*v, n.as_str())).collect();
+        let main = self.b.finish(&outs);
+        let mut funcs = vec![main];
+        funcs.extend(self.sigs.funcs);
+        Program { name: name.into(), params, funcs }
+    }
+
+    /// The program, checked by the TIR verifier.
+    fn verified(self, name: &str) -> Program {
+        verified(self.program(name, vec![]))
+    }
+}
+
+fn verified(p: Program) -> Program {
+    if let Err(e) = verify(&p) {
+        panic!("{} does not verify: {e:?}\n{p}", p.name);
+    }
+    p
+}
+
+/// A deterministic generator of test inputs (an LCG).
+struct Gen(u64);
+
+impl Gen {
+    /// Uniform in [0, 1).
+    fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 11) as f64) / ((1u64 << 53) as f64)
+    }
+
+    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.next()
+    }
+
+    fn f32s(&mut self, shape: &[usize], lo: f64, hi: f64) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::from_f32(shape, (0..n).map(|_| self.uniform(lo, hi) as f32).collect())
+    }
+
+    fn f64s(&mut self, shape: &[usize], lo: f64, hi: f64) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::from_f64(shape, (0..n).map(|_| self.uniform(lo, hi)).collect())
+    }
+
+    /// Integers in `[lo, hi)`.
+    fn i64s(&mut self, shape: &[usize], lo: i64, hi: i64) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::from_i64(shape, (0..n).map(|_| lo + (self.next() * (hi - lo) as f64) as i64).collect())
+    }
+
+    fn bools(&mut self, shape: &[usize]) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::from_bool(shape, (0..n).map(|_| self.next() < 0.5).collect())
+    }
+
+    fn c64s(&mut self, shape: &[usize]) -> Tensor {
+        let n = shape.iter().product();
+        let v =
+            (0..n).map(|_| C64 { re: self.uniform(-2.0, 2.0) as f32, im: self.uniform(-2.0, 2.0) as f32 }).collect();
+        Tensor::from_c64(shape, v)
+    }
+
+    /// A tensor of the given type with values suited to most ops: floats in [-2, 2),
+    /// integers in [-20, 20), random bools, complex parts in [-2, 2).
+    fn any(&mut self, t: &TensorType) -> Tensor {
+        let shape = t.const_shape().expect("concrete input types");
+        match t.dtype {
+            DType::F32 => self.f32s(&shape, -2.0, 2.0),
+            DType::F64 => self.f64s(&shape, -2.0, 2.0),
+            DType::I64 => self.i64s(&shape, -20, 20),
+            DType::Bool => self.bools(&shape),
+            DType::C64 => self.c64s(&shape),
+        }
+    }
+}
+
+fn f32s(shape: &[usize], v: &[f32]) -> Tensor {
+    Tensor::from_f32(shape, v.to_vec())
+}
+
+fn d(c: i64) -> Dim {
+    Dim::constant(c)
+}
+
+fn reduce(op: ReduceOp, axes: &[usize], keepdim: bool) -> Op {
+    Op::Reduce { op, axes: axes.to_vec(), keepdim }
+}
+
+fn bin(op: BinaryOp) -> Op {
+    Op::Binary(op)
+}
+
+// ---------------------------------------------------------------------------------------
+// Forward: elementwise
+
+/// Every unary and binary op on every dtype the type rules accept it on, plus `select`.
+#[test]
+fn elementwise_on_every_dtype() {
+    let mut m = Main::new(vec![]);
+    let dtypes = [DType::F32, DType::F64, DType::I64, DType::Bool, DType::C64];
+    let operands: Vec<(DType, ValueId, ValueId)> = dtypes
+        .iter()
+        .map(|&dt| {
+            let t = format!("{dt}[3, 4]");
+            (dt, m.arg(&t), m.arg(&t))
+        })
+        .collect();
+    let mut accepted = Vec::new();
+    for u in UNARY_OPS {
+        for &(dt, x, _) in &operands {
+            if m.accepts(&Op::Unary(u), &[x]) {
+                let name = format!("{}({dt})", unary_name(u));
+                m.emit(Op::Unary(u), &[x], &name);
+                accepted.push(name);
+            }
+        }
+    }
+    for b in BINARY_OPS {
+        for &(dt, x, y) in &operands {
+            if m.accepts(&bin(b), &[x, y]) {
+                let name = format!("{}({dt})", binary_name(b));
+                m.emit(bin(b), &[x, y], &name);
+                accepted.push(name);
+            }
+        }
+    }
+    // Unary: 15 on each float, neg/abs on i64, not on bool, neg on c64. Binary: all but
+    // and/or on floats, all but pow/and/or on i64, eq/ne/and/or on bool, + - * / == != on c64.
+    assert_eq!(accepted.len(), (15 + 15 + 2 + 1 + 1) + (14 + 14 + 13 + 4 + 6), "{accepted:?}");
+    for &(dt, x, y) in &operands {
+        let c = operands[3].1;
+        m.emit(Op::Select, &[c, x, y], format!("select({dt})"));
+    }
+    let p = m.verified("elementwise");
+    let mut g = Gen(11);
+    let mut inputs: Vec<Tensor> = p.main().args.iter().map(|(_, t)| g.any(t)).collect();
+    // i64 divisors: non-zero, mixed signs, one large; a few large dividends (wrapping `mul`).
+    let div = vec![3, -2, 7, 1 << 30, 1, -1, 4, 4, -9, 2, -3, 5];
+    inputs[5] = Tensor::from_i64(&[3, 4], div);
+    let mut a = inputs[4].as_i64().unwrap().to_vec();
+    a[0] = 1 << 40;
+    a[1] = -(1 << 35);
+    a[2] = 0;
+    a[6] = 9;
+    inputs[4] = Tensor::from_i64(&[3, 4], a);
+    // Ties between the operands (comparisons, max, min).
+    for (k, dt) in [(0, DType::F32), (2, DType::F64), (4, DType::I64)] {
+        let (x, y) = (&inputs[k], &inputs[k + 1]);
+        let mut yv = y.to_f64_vec().unwrap();
+        let xv = x.to_f64_vec().unwrap();
+        yv[1] = xv[1];
+        yv[6] = xv[6];
+        inputs[k + 1] = Tensor::from_f64(&[3, 4], yv).cast(dt);
+    }
+    check(&p, "main", &inputs, &[0]);
+}
+
+/// f32 elementwise ops on positive values (log, sqrt, pow) and on special values: signed
+/// zeros, infinities, NaN, ties, zero divisors.
+#[test]
+fn elementwise_f32_special_values() {
+    let mut m = Main::new(vec![]);
+    let x = m.arg("f32[3, 5]");
+    let p = m.arg("f32[3, 5]");
+    let q = m.arg("f32[3, 5]");
+    let s = m.arg("f32[3, 5]");
+    let t = m.arg("f32[3, 5]");
+    for u in UNARY_OPS.iter().filter(|u| **u != UnaryOp::Not) {
+        for (v, n) in [(p, "p"), (s, "s")] {
+            m.emit(Op::Unary(*u), &[v], format!("{}({n})", unary_name(*u)));
+        }
+    }
+    for b in BINARY_OPS.iter().filter(|b| !matches!(b, BinaryOp::And | BinaryOp::Or)) {
+        for (l, r, n) in [(x, q, "x, q"), (p, x, "p, x"), (s, t, "s, t"), (t, s, "t, s")] {
+            m.emit(bin(*b), &[l, r], format!("{}({n})", binary_name(*b)));
+        }
+    }
+    let lt = m.op(bin(BinaryOp::Lt), &[x, q]);
+    m.emit(Op::Select, &[lt, x, q], "select(x < q)");
+    let ge = m.op(bin(BinaryOp::Ge), &[s, t]);
+    m.emit(Op::Select, &[ge, s, t], "select(s >= t)");
+    let prog = m.verified("elementwise_f32");
+    let mut g = Gen(12);
+    let (inf, nan) = (f32::INFINITY, f32::NAN);
+    let sv = [0.0, -0.0, 1.0, -1.0, 2.5, -2.5, 3.0, -3.0, 0.5, -0.5, nan, inf, -inf, 1e-30, -7.25];
+    let tv = [0.0, 0.0, 1.0, 2.0, -2.5, -2.5, 0.5, -3.0, inf, -inf, 1.0, inf, 2.0, nan, 1.5];
+    let mut qv = g.f32s(&[15], 0.3, 2.0).as_f32().unwrap().to_vec();
+    for (i, v) in qv.iter_mut().enumerate() {
+        if i % 3 == 1 {
+            *v = -*v;
+        }
+    }
+    let inputs = vec![
+        g.f32s(&[3, 5], -3.0, 3.0),
+        g.f32s(&[3, 5], 0.2, 3.0),
+        f32s(&[3, 5], &qv),
+        f32s(&[3, 5], &sv),
+        f32s(&[3, 5], &tv),
+    ];
+    check(&prog, "main", &inputs, &[0]);
+}
+
+/// `cast` between every pair of dtypes the type rules allow (complex only to complex).
+#[test]
+fn cast_between_every_pair_of_dtypes() {
+    let dtypes = [DType::F32, DType::F64, DType::I64, DType::Bool, DType::C64];
+    let mut m = Main::new(vec![]);
+    let xs: Vec<ValueId> = dtypes.iter().map(|dt| m.arg(&format!("{dt}[9]"))).collect();
+    let mut n = 0;
+    for (&from, &x) in dtypes.iter().zip(&xs) {
+        for &to in &dtypes {
+            let t = format!("{to}[9]");
+            let (op, tys) = (Op::Cast, [m.ty(x)]);
+            let declared = archc_compiler::tir::testutil::ty(&t);
+            if infer(&op, &[&tys[0]], Some(std::slice::from_ref(&declared)), &m.sigs).is_ok() {
+                m.emit_as(op, &[x], &t, format!("cast {from} -> {to}"));
+                n += 1;
+            }
+        }
+    }
+    assert_eq!(n, 4 * 5 + 1);
+    let p = m.verified("cast");
+    let c = |re: f32, im: f32| C64 { re, im };
+    let inputs = vec![
+        f32s(&[9], &[-2.7, -0.5, -0.0, 0.0, 0.3, 1.0, 2.5, 123456.78, -1e10]),
+        Tensor::from_f64(&[9], vec![-2.7, 1e-300, 1.000000001, 3.5, -0.0, 0.0, -1e15, 16777217.0, 0.1]),
+        Tensor::from_i64(&[9], vec![-3, -1, 0, 1, 2, 1 << 40, (1 << 53) + 1, -(1 << 60), 16777217]),
+        Tensor::from_bool(&[9], vec![true, false, true, true, false, false, true, false, true]),
+        Tensor::from_c64(&[9], (0..9).map(|i| c(i as f32 - 4.0, 0.5 * i as f32)).collect()),
+    ];
+    check(&p, "main", &inputs, &[0]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Forward: reductions and contractions
+
+#[test]
+fn reductions_and_argmax() {
+    let mut m = Main::new(vec![]);
+    let x = m.arg("f32[2, 3, 4]");
+    let i = m.arg("i64[2, 3, 4]");
+    let f = m.arg("f64[2, 3, 4]");
+    let z = m.arg("c64[2, 3, 4]");
+    let ties = m.arg("f32[2, 3, 4]");
+    let nan = m.arg("f32[3, 4]");
+    let axes_sets: [&[usize]; 7] = [&[], &[0], &[1], &[2], &[0, 2], &[1, 2], &[0, 1, 2]];
+    for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min] {
+        for axes in axes_sets {
+            for keepdim in [false, true] {
+                m.emit(reduce(op, axes, keepdim), &[x], format!("{op:?} {axes:?} keepdim={keepdim} (f32)"));
+            }
+        }
+        m.emit(reduce(op, &[1], false), &[f], format!("{op:?} [1] (f64)"));
+        m.emit(reduce(op, &[0, 2], true), &[f], format!("{op:?} [0, 2] keepdim (f64)"));
+        m.emit(reduce(op, &[1], false), &[nan], format!("{op:?} [1] (NaN, inf)"));
+        if op != ReduceOp::Mean {
+            m.emit(reduce(op, &[1], false), &[i], format!("{op:?} [1] (i64)"));
+            m.emit(reduce(op, &[0, 2], true), &[i], format!("{op:?} [0, 2] keepdim (i64)"));
+        }
+        if matches!(op, ReduceOp::Sum | ReduceOp::Mean) {
+            m.emit(reduce(op, &[1], false), &[z], format!("{op:?} [1] (c64)"));
+            m.emit(reduce(op, &[0, 1, 2], false), &[z], format!("{op:?} all (c64)"));
+        }
+    }
+    for axis in 0..3 {
+        for keepdim in [false, true] {
+            let am = Op::ArgMax { axis, keepdim };
+            m.emit(am.clone(), &[x], format!("argmax {axis} keepdim={keepdim} (f32)"));
+            m.emit(am.clone(), &[ties], format!("argmax {axis} keepdim={keepdim} (f32 ties)"));
+            m.emit(am.clone(), &[i], format!("argmax {axis} keepdim={keepdim} (i64 ties)"));
+            m.emit(am, &[f], format!("argmax {axis} keepdim={keepdim} (f64)"));
+        }
+    }
+    m.emit(Op::ArgMax { axis: 1, keepdim: false }, &[nan], "argmax 1 (NaN, inf)");
+    m.emit(Op::ArgMax { axis: 0, keepdim: true }, &[nan], "argmax 0 (NaN, inf)");
+    let p = m.verified("reduce");
+    let mut g = Gen(21);
+    let (inf, nan) = (f32::INFINITY, f32::NAN);
+    let ties: Vec<f32> = (0..24).map(|_| (g.next() * 3.0).floor() as f32 - 1.0).collect();
+    let inputs = vec![
+        g.f32s(&[2, 3, 4], -2.0, 2.0),
+        g.i64s(&[2, 3, 4], -3, 3),
+        g.f64s(&[2, 3, 4], -2.0, 2.0),
+        g.c64s(&[2, 3, 4]),
+        f32s(&[2, 3, 4], &ties),
+        f32s(&[3, 4], &[1.0, nan, 3.0, nan, -inf, -inf, -inf, -inf, 2.0, inf, -1.0, inf]),
+    ];
+    check(&p, "main", &inputs, &[0]);
+}
+
+#[test]
+fn matmul_and_einsum() {
+    let mut m = Main::new(vec![]);
+    let a2 = m.arg("f32[3, 4]");
+    let b2 = m.arg("f32[4, 5]");
+    let a3 = m.arg("f32[2, 3, 4]");
+    let b3 = m.arg("f32[2, 4, 5]");
+    let a4 = m.arg("f32[2, 2, 3, 4]");
+    let b4 = m.arg("f32[2, 2, 4, 3]");
+    let fa = m.arg("f64[3, 4]");
+    let fb = m.arg("f64[4, 5]");
+    let za = m.arg("c64[2, 3, 4]");
+    let zb = m.arg("c64[2, 4, 2]");
+    let sq = m.arg("f32[4, 4]");
+    let c = m.arg("f32[5, 2]");
+    let v = m.arg("f32[6]");
+    let q = m.arg("f32[2, 2, 3, 4]");
+    let k = m.arg("f32[2, 2, 5, 4]");
+    m.emit(Op::MatMul, &[a2, b2], "matmul rank 2");
+    m.emit(Op::MatMul, &[a3, b3], "matmul rank 3");
+    m.emit(Op::MatMul, &[a4, b4], "matmul rank 4");
+    m.emit(Op::MatMul, &[fa, fb], "matmul f64");
+    m.emit(Op::MatMul, &[za, zb], "matmul c64 rank 3");
+    let es = |s: &str| Op::Einsum(s.into());
+    m.emit(es("ij,jk->ik"), &[a2, b2], "ij,jk->ik");
+    m.emit(es("ij,jk->ki"), &[a2, b2], "ij,jk->ki");
+    m.emit(es("bij,bjk->bik"), &[a3, b3], "bij,bjk->bik");
+    m.emit(es("ij,jk,kl->il"), &[a2, b2, c], "ij,jk,kl->il (3 operands)");
+    m.emit(es("bij,jk,kl->lbi"), &[a3, b2, c], "bij,jk,kl->lbi (3 operands)");
+    m.emit(es("ii->"), &[sq], "ii-> (trace)");
+    m.emit(es("ii->i"), &[sq], "ii->i (diagonal)");
+    m.emit(es("ij,jj->i"), &[a2, sq], "ij,jj->i");
+    m.emit(es("ijk->ki"), &[a3], "ijk->ki");
+    m.emit(es("ijk->"), &[a3], "ijk->");
+    m.emit(es("i,j->ij"), &[v, v], "i,j->ij (outer)");
+    m.emit(es("ij,k->kj"), &[a2, v], "ij,k->kj");
+    m.emit(es("bhqd,bhkd->bhqk"), &[q, k], "bhqd,bhkd->bhqk");
+    m.emit(es("ij,jk->ik"), &[fa, fb], "ij,jk->ik (f64)");
+    let p = m.verified("contract");
+    let mut g = Gen(31);
+    let inputs: Vec<Tensor> = p.main().args.iter().map(|(_, t)| g.any(t)).collect();
+    check(&p, "main", &inputs, &[0]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Forward: windows
+
+#[test]
+fn conv_and_pool() {
+    let mut m = Main::new(vec![]);
+    let x1 = m.arg("f32[2, 4, 9]");
+    let w1 = m.arg("f32[6, 2, 3]");
+    let x2 = m.arg("f32[1, 2, 5, 6]");
+    let w2 = m.arg("f32[3, 2, 3, 2]");
+    let x3 = m.arg("f32[2, 4, 6, 5]");
+    let w3 = m.arg("f32[4, 2, 2, 3]");
+    let x4 = m.arg("f32[1, 3, 7]");
+    let w4 = m.arg("f32[3, 1, 3]");
+    let xf = m.arg("f64[2, 4, 9]");
+    let wf = m.arg("f64[6, 2, 3]");
+    let neg = m.arg("f32[2, 2, 7]");
+    let conv = |stride: &[i64], padding: &[(i64, i64)], dilation: &[i64], groups| Op::Conv {
+        stride: stride.to_vec(),
+        padding: padding.to_vec(),
+        dilation: dilation.to_vec(),
+        groups,
+    };
+    m.emit(conv(&[2], &[(1, 2)], &[2], 2), &[x1, w1], "conv1d stride 2, dilation 2, groups 2, pad (1, 2)");
+    let w = reshape_w(&mut m, w1);
+    m.emit(conv(&[1], &[(0, 0)], &[1], 1), &[x1, w], "conv1d plain");
+    m.emit(conv(&[1, 2], &[(1, 1), (0, 1)], &[1, 1], 1), &[x2, w2], "conv2d stride (1, 2), pad ((1, 1), (0, 1))");
+    m.emit(conv(&[2, 1], &[(0, 1), (2, 0)], &[2, 1], 2), &[x3, w3], "conv2d dilation (2, 1), groups 2");
+    m.emit(conv(&[1], &[(2, 1)], &[1], 3), &[x4, w4], "conv1d depthwise");
+    m.emit(conv(&[2], &[(1, 2)], &[2], 2), &[xf, wf], "conv1d f64");
+    let pool = |op, window: &[i64], stride: &[i64], padding: &[(i64, i64)]| Op::Pool {
+        op,
+        window: window.to_vec(),
+        stride: stride.to_vec(),
+        padding: padding.to_vec(),
+    };
+    for (x, n) in [(x1, "x"), (neg, "negative x")] {
+        m.emit(pool(PoolOp::Max, &[3], &[2], &[(1, 1)]), &[x], format!("pool.max 1d pad (1, 1) ({n})"));
+        m.emit(pool(PoolOp::Avg, &[3], &[2], &[(1, 1)]), &[x], format!("pool.avg 1d pad (1, 1) ({n})"));
+        m.emit(pool(PoolOp::Max, &[2], &[2], &[(0, 1)]), &[x], format!("pool.max 1d pad (0, 1) ({n})"));
+    }
+    m.emit(pool(PoolOp::Avg, &[2, 2], &[2, 1], &[(1, 0), (0, 0)]), &[x2], "pool.avg 2d");
+    m.emit(pool(PoolOp::Max, &[3, 2], &[1, 2], &[(1, 1), (0, 1)]), &[x3], "pool.max 2d");
+    m.emit(pool(PoolOp::Avg, &[2, 3], &[1, 1], &[(0, 1), (1, 1)]), &[x3], "pool.avg 2d asymmetric");
+    m.emit(pool(PoolOp::Max, &[2], &[1], &[(0, 0)]), &[xf], "pool.max f64");
+    let p = m.verified("windows");
+    let mut g = Gen(41);
+    let mut inputs: Vec<Tensor> = p.main().args.iter().map(|(_, t)| g.any(t)).collect();
+    inputs[10] = g.f32s(&[2, 2, 7], -3.0, -0.5);
+    check(&p, "main", &inputs, &[0]);
+}
+
+/// `w: [6, 2, 3]` as `[3, 4, 3]`, a weight for an ungrouped conv of 4 channels.
+fn reshape_w(m: &mut Main, w: ValueId) -> ValueId {
+    let s = m.op(Op::Slice { start: vec![d(0), d(0), d(0)], end: vec![d(6), d(2), d(3)], step: vec![2, 1, 1] }, &[w]);
+    let c = m.op(Op::Concat { axis: 1 }, &[s, s]);
+    m.op_as(Op::Reshape, &[c], "f32[3, 4, 3]")
+}
+
+// ---------------------------------------------------------------------------------------
+// Forward: data movement
+
+#[test]
+fn movement_and_indexing() {
+    let mut m = Main::new(vec![]);
+    let x = m.arg("f32[2, 3, 4]");
+    let s = m.arg("f32[]");
+    let one = m.arg("f32[1, 1]");
+    let col = m.arg("f32[3, 1]");
+    let row = m.arg("f32[4]");
+    let table = m.arg("f32[5, 3]");
+    let idx = m.arg("i64[6]");
+    let idx2 = m.arg("i64[2, 2]");
+    let x5 = m.arg("f32[2, 5, 3]");
+    let src = m.arg("f32[6, 3]");
+    let src2 = m.arg("f32[2, 2, 2, 3]");
+    let it = m.arg("i64[5, 3]");
+    let isrc = m.arg("i64[6, 3]");
+    let b = m.arg("bool[2, 3, 4]");
+    let x1 = m.arg("f32[2, 1, 4]");
+    for t in ["f32[6, 4]", "f32[24]", "f32[4, 3, 2]", "f32[2, 12]", "f32[1, 24, 1]"] {
+        m.emit_as(Op::Reshape, &[x], t, format!("reshape to {t}"));
+    }
+    m.emit_as(Op::Reshape, &[one], "f32[]", "reshape [1, 1] to []");
+    m.emit_as(Op::Reshape, &[s], "f32[1, 1, 1]", "reshape [] to [1, 1, 1]");
+    m.emit_as(Op::Reshape, &[s], "f32[1]", "reshape [] to [1]");
+    m.emit_as(Op::Reshape, &[b], "bool[4, 6]", "reshape bool");
+    for perm in [vec![2, 0, 1], vec![0, 2, 1], vec![1, 0, 2], vec![0, 1, 2]] {
+        m.emit(Op::Permute(perm.clone()), &[x], format!("permute {perm:?}"));
+    }
+    m.emit(Op::Permute(vec![1, 0]), &[it], "permute i64");
+    m.emit_as(Op::Broadcast, &[col], "f32[2, 3, 4]", "broadcast [3, 1] to [2, 3, 4]");
+    m.emit_as(Op::Broadcast, &[s], "f32[2, 2]", "broadcast [] to [2, 2]");
+    m.emit_as(Op::Broadcast, &[row], "f32[3, 4]", "broadcast [4] to [3, 4]");
+    m.emit_as(Op::Broadcast, &[one], "f32[3, 1, 2]", "broadcast [1, 1] to [3, 1, 2]");
+    m.emit_as(Op::Broadcast, &[x1], "f32[2, 3, 4]", "broadcast [2, 1, 4] to [2, 3, 4]");
+    let slice = |start: &[i64], end: &[i64], step: &[i64]| Op::Slice {
+        start: start.iter().map(|&c| d(c)).collect(),
+        end: end.iter().map(|&c| d(c)).collect(),
+        step: step.to_vec(),
+    };
+    m.emit(slice(&[0, 1, 1], &[2, 3, 4], &[1, 1, 2]), &[x], "slice [:, 1:, 1::2]");
+    m.emit(slice(&[1, 0, 0], &[2, 3, 4], &[1, 2, 3]), &[x], "slice [1:, ::2, ::3]");
+    m.emit(slice(&[0, 2, 3], &[2, 10, 9], &[2, 1, 1]), &[x], "slice with ends past the size");
+    m.emit(slice(&[0, 0, 0], &[2, 3, 4], &[1, 1, 1]), &[x], "slice (all)");
+    m.emit(slice(&[1, 0], &[5, 3], &[3, 2]), &[it], "slice i64");
+    m.emit(Op::Concat { axis: 1 }, &[x, x1, x], "concat axis 1");
+    m.emit(Op::Concat { axis: 0 }, &[x, x], "concat axis 0");
+    m.emit(Op::Concat { axis: 2 }, &[x1, x1], "concat axis 2");
+    m.emit(Op::Concat { axis: 0 }, &[b, b], "concat bool");
+    m.emit(Op::Pad { padding: vec![(1, 0), (0, 2), (2, 1)], value: 0.5 }, &[x], "pad value 0.5");
+    m.emit(Op::Pad { padding: vec![(0, 0), (0, 0), (0, 0)], value: 1.0 }, &[x], "pad nothing");
+    m.emit(Op::Pad { padding: vec![(2, 1), (0, 1)], value: -3.0 }, &[it], "pad i64");
+    m.emit(Op::Pad { padding: vec![(1, 1), (1, 0)], value: f64::NEG_INFINITY }, &[table], "pad -inf");
+    m.emit(Op::Gather { axis: 0 }, &[table, idx], "gather axis 0");
+    m.emit(Op::Gather { axis: 1 }, &[table, idx2], "gather axis 1, 2-d indices");
+    m.emit(Op::Gather { axis: 1 }, &[x5, idx2], "gather axis 1 of rank 3");
+    m.emit(Op::Gather { axis: 2 }, &[x5, idx2], "gather axis 2 (last)");
+    m.emit(Op::Gather { axis: 0 }, &[it, idx], "gather i64");
+    m.emit(Op::ScatterAdd { axis: 0 }, &[table, idx, src], "scatter_add axis 0, duplicates");
+    m.emit(Op::ScatterAdd { axis: 1 }, &[x5, idx2, src2], "scatter_add axis 1, 2-d indices");
+    m.emit(Op::ScatterAdd { axis: 0 }, &[it, idx, isrc], "scatter_add i64");
+    let p = m.verified("movement");
+    let mut g = Gen(51);
+    let mut inputs: Vec<Tensor> = p.main().args.iter().map(|(_, t)| g.any(t)).collect();
+    inputs[6] = Tensor::from_i64(&[6], vec![4, 0, 2, 4, 4, 1]);
+    inputs[7] = Tensor::from_i64(&[2, 2], vec![2, 0, 2, 2]);
+    check(&p, "main", &inputs, &[0]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Forward: spectral and complex
+
+#[test]
+fn fft_and_complex_parts() {
+    let mut m = Main::new(vec![]);
+    let x = m.arg("f32[2, 6]");
+    let y = m.arg("f32[7, 3]");
+    let f = m.arg("f64[5]");
+    let z = m.arg("c64[2, 4]");
+    let re = m.arg("f32[2, 4]");
+    let im = m.arg("f32[2, 4]");
+    let z3 = m.arg("c64[3, 4, 2]");
+    let zx = m.emit(Op::Rfft { axis: 1 }, &[x], "rfft even n, axis 1");
+    m.emit(Op::Rfft { axis: 0 }, &[x], "rfft n = 2, axis 0");
+    let zy = m.emit(Op::Rfft { axis: 0 }, &[y], "rfft odd n, axis 0");
+    m.emit(Op::Rfft { axis: 1 }, &[y], "rfft n = 3, axis 1");
+    m.emit(Op::Rfft { axis: 0 }, &[f], "rfft f64");
+    m.emit(Op::Irfft { axis: 1, n: d(6) }, &[zx], "irfft(rfft) even n");
+    m.emit(Op::Irfft { axis: 0, n: d(7) }, &[zy], "irfft(rfft) odd n");
+    m.emit(Op::Irfft { axis: 1, n: d(6) }, &[z], "irfft n = 6");
+    m.emit(Op::Irfft { axis: 1, n: d(7) }, &[z], "irfft n = 7");
+    m.emit_as(Op::Irfft { axis: 1, n: d(6) }, &[z], "f64[2, 6]", "irfft to f64");
+    m.emit(Op::Irfft { axis: 1, n: d(6) }, &[z3], "irfft axis 1 of rank 3");
+    m.emit(Op::Irfft { axis: 0, n: d(4) }, &[z3], "irfft axis 0 of rank 3");
+    m.emit(Op::Real, &[zx], "real");
+    m.emit(Op::Imag, &[zx], "imag");
+    m.emit(Op::Complex, &[re, im], "complex");
+    let p = m.verified("spectral");
+    let mut g = Gen(61);
+    let inputs: Vec<Tensor> = p.main().args.iter().map(|(_, t)| g.any(t)).collect();
+    check(&p, "main", &inputs, &[0]);
+}
+
+/// `irfft` with fewer or more input coefficients than `n / 2 + 1` (the interpreter pads
+/// with zeros or ignores the extra ones; the type rules only build the exact count).
+#[test]
+fn irfft_with_other_coefficient_counts() {
+    let mut m = Main::new(vec![]);
+    let z3 = m.arg("c64[2, 3]");
+    let z4 = m.arg("c64[2, 4]");
+    let z5 = m.arg("c64[2, 5]");
+    let zt = m.arg("c64[5, 2]");
+    m.emit_raw(Op::Irfft { axis: 1, n: d(6) }, &[z3], "f32[2, 6]", "n = 6 from 3 (fewer)");
+    m.emit_raw(Op::Irfft { axis: 1, n: d(8) }, &[z4], "f32[2, 8]", "n = 8 from 4 (fewer, no Nyquist)");
+    m.emit_raw(Op::Irfft { axis: 1, n: d(6) }, &[z5], "f32[2, 6]", "n = 6 from 5 (more)");
+    m.emit_raw(Op::Irfft { axis: 1, n: d(5) }, &[z4], "f32[2, 5]", "n = 5 from 4 (more, odd)");
+    m.emit_raw(Op::Irfft { axis: 1, n: d(2) }, &[z5], "f32[2, 2]", "n = 2 from 5 (more)");
+    m.emit_raw(Op::Irfft { axis: 0, n: d(4) }, &[zt], "f32[4, 2]", "n = 4 from 5 along axis 0");
+    m.emit_raw(Op::Irfft { axis: 1, n: d(9) }, &[z3], "f32[2, 9]", "n = 9 from 3 (fewer, odd)");
+    let p = m.program("irfft_counts", vec![]);
+    let mut g = Gen(62);
+    let inputs: Vec<Tensor> = p.main().args.iter().map(|(_, t)| g.any(t)).collect();
+    check(&p, "main", &inputs, &[0]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Forward: creation and parameters
+
+#[test]
+fn iota_const_and_param() {
+    let param = |name: &str, t: &str, init: Init, trainable| ParamDecl {
+        name: name.into(),
+        ty: archc_compiler::tir::testutil::ty(t),
+        init,
+        trainable,
+    };
+    let params = vec![
+        param("p.zeros", "f32[2, 3]", Init::Zeros, true),
+        param("p.ones", "f64[3]", Init::Ones, true),
+        param("p.const", "f32[4]", Init::Constant(0.25), false),
+        param("p.normal", "f32[3, 4]", Init::Normal { mean: 0.5, std: 2.0 }, true),
+        param("p.uniform", "f64[2, 2]", Init::Uniform { low: -1.0, high: 3.0 }, true),
+        param("layer.0.w", "f32[5]", Init::Uniform { low: -0.1, high: 0.1 }, true),
+    ];
+    let mut m = Main::new(vec![]);
+    let x = m.arg("f32[3, 4]");
+    m.emit_as(Op::Iota { axis: 0 }, &[], "i64[3, 4]", "iota i64 axis 0");
+    m.emit_as(Op::Iota { axis: 1 }, &[], "i64[3, 4]", "iota i64 axis 1");
+    m.emit_as(Op::Iota { axis: 0 }, &[], "f32[5]", "iota f32");
+    m.emit_as(Op::Iota { axis: 1 }, &[], "f64[2, 3]", "iota f64 axis 1");
+    m.emit_as(Op::Iota { axis: 2 }, &[], "i64[2, 2, 3]", "iota rank 3 axis 2");
+    for (v, t) in [
+        (0.5, "f32[]"),
+        (f64::NEG_INFINITY, "f32[]"),
+        (1e-5, "f32[]"),
+        (0.1, "f64[]"),
+        (-1e300, "f64[]"),
+        (3.0, "i64[]"),
+        (-7.0, "i64[]"),
+        (1.0, "bool[]"),
+        (0.0, "bool[]"),
+        (2.5, "c64[]"),
+    ] {
+        m.emit_as(Op::Const(v), &[], t, format!("const {v} : {t}"));
+    }
+    for p in &params {
+        let t = p.ty.to_string();
+        m.emit_as(Op::Param(p.name.clone()), &[], &t, format!("param {}", p.name));
+    }
+    let w = m.op_as(Op::Param("p.normal".into()), &[], "f32[3, 4]");
+    m.emit(bin(BinaryOp::Mul), &[w, x], "param * x");
+    let p = verified(m.program("creation", params));
+    let inputs = vec![Gen(71).f32s(&[3, 4], -1.0, 1.0)];
+    let mut interp = Interpreter::new(&p);
+    interp.init_params(3).expect("params");
+    let mut jit = MlirCpu::new(&p);
+    jit.init_params(3).expect("params");
+    check_with(&p, "main", &inputs, &[0], &mut interp, &mut jit);
+    // A parameter set after the first run reaches the compiled module.
+    let value = Gen(72).f32s(&[3, 4], -5.0, 5.0);
+    interp.set_param_value("p.normal", value.clone()).unwrap();
+    jit.set_param_value("p.normal", value.clone()).unwrap();
+    let want = check_with(&p, "main", &inputs, &[0], &mut interp, &mut jit);
+    assert_eq!(want[p.main().result_names.iter().position(|n| n == "param p.normal").unwrap()], value);
+}
+
+// ---------------------------------------------------------------------------------------
+// Forward: random values
+
+/// A function of `(args) -> results` built by `body`.
+fn func(
+    name: &str,
+    sigs: &Program,
+    args: &[&str],
+    body: impl FnOnce(&mut FuncBuilder, &Program, &[ValueId]) -> Vec<ValueId>,
+) -> Func {
+    let mut b = FuncBuilder::new(name);
+    let xs: Vec<ValueId> = args.iter().enumerate().map(|(i, t)| b.arg(t, &format!("x{i}"))).collect();
+    let rs = body(&mut b, sigs, &xs);
+    let names: Vec<String> = (0..rs.len()).map(|i| format!("r{i}")).collect();
+    let outs: Vec<(ValueId, &str)> = rs.iter().zip(&names).map(|(v, n)| (*v, n.as_str())).collect();
+    b.finish(&outs)
+}
+
+fn sigs_of(funcs: &[Func]) -> Program {
+    Program { funcs: funcs.to_vec(), ..Program::default() }
+}
+
+/// `rand.uniform` / `rand.normal` at the top level and inside `call`, `stack`, `vmap`,
+/// `scan` (forward and reverse) and nested calls, value for value, for several seeds.
+#[test]
+fn random_values_match_everywhere() {
+    let mut fs: Vec<Func> = Vec::new();
+    let uni = |seed| Op::RandUniform { seed };
+    let nor = |seed| Op::RandNormal { seed };
+    fs.push(func("noisy", &sigs_of(&fs), &["f32[2, 3]"], |b, p, x| {
+        let u = b.op_as(p, uni(1), &[], "f32[2, 3]");
+        let y = b.op(p, bin(BinaryOp::Add), &[x[0], u]);
+        let n = b.op_as(p, nor(2), &[], "f32[3]");
+        vec![y, n]
+    }));
+    fs.push(func("jitter", &sigs_of(&fs), &["f32[3]"], |b, p, x| {
+        let u = b.op_as(p, uni(8), &[], "f32[3]");
+        vec![b.op(p, bin(BinaryOp::Add), &[x[0], u])]
+    }));
+    fs.push(func("row", &sigs_of(&fs), &["f32[3]"], |b, p, x| {
+        let n = b.op_as(p, nor(3), &[], "f32[3]");
+        let y = b.op(p, bin(BinaryOp::Mul), &[x[0], n]);
+        let c = b.op(p, Op::Call("jitter".into()), &[y]);
+        let u = b.op_as(p, uni(4), &[], "f64[2]");
+        vec![c, u]
+    }));
+    fs.push(func("row.kept", &sigs_of(&fs), &["f32[1, 3]"], |b, p, x| {
+        let u = b.op_as(p, uni(u64::MAX - 5), &[], "f32[1, 3]");
+        vec![b.op(p, bin(BinaryOp::Add), &[x[0], u])]
+    }));
+    fs.push(func("step", &sigs_of(&fs), &["f32[3]", "f32[3]"], |b, p, x| {
+        let n = b.op_as(p, nor(5), &[], "f32[3]");
+        let xn = b.op(p, bin(BinaryOp::Mul), &[x[1], n]);
+        let h = b.op(p, bin(BinaryOp::Add), &[x[0], xn]);
+        let h = b.op(p, Op::Call("jitter".into()), &[h]);
+        let u = b.op_as(p, uni(6), &[], "f64[2]");
+        vec![h, u]
+    }));
+    for (name, seed) in [("s.0", 7), ("s.1", 9)] {
+        fs.push(func(name, &sigs_of(&fs), &["f32[2, 3]"], |b, p, x| {
+            let u = b.op_as(p, if seed == 7 { uni(seed) } else { nor(seed) }, &[], "f32[2, 3]");
+            vec![b.op(p, bin(BinaryOp::Add), &[x[0], u])]
+        }));
+    }
+    let mut m = Main::new(fs);
+    let x = m.arg("f32[2, 3]");
+    let rows = m.arg("f32[4, 3]");
+    let seq = m.arg("f32[5, 3]");
+    let h0 = m.arg("f32[3]");
+    m.emit_as(uni(3), &[], "f32[2, 5]", "uniform f32");
+    m.emit_as(uni(3), &[], "f64[7]", "uniform f64");
+    m.emit_as(nor(4), &[], "f32[7]", "normal f32 (odd count)");
+    m.emit_as(nor(4), &[], "f64[2, 3]", "normal f64");
+    m.emit_as(nor(u64::MAX), &[], "f32[3]", "normal, largest op seed");
+    m.emit_multi(Op::Call("noisy".into()), &[x], "call noisy");
+    m.emit_multi(Op::Call("noisy".into()), &[x], "call noisy again");
+    m.emit(Op::Stack(vec!["s.0".into(), "s.1".into(), "s.0".into()]), &[x], "stack");
+    let vm = Op::Vmap { func: "row".into(), keep: vec![false], out_keep: vec![false, false] };
+    m.emit_multi(vm, &[rows], "vmap row");
+    let vk = Op::Vmap { func: "row.kept".into(), keep: vec![true], out_keep: vec![true] };
+    m.emit_multi(vk, &[rows], "vmap row.kept");
+    for reverse in [false, true] {
+        let sc = Op::Scan { func: "step".into(), axis: 0, carries: 1, xs: 1, reverse };
+        m.emit_multi(sc, &[h0, seq], &format!("scan step reverse={reverse}"));
+    }
+    let p = m.verified("random");
+    let mut g = Gen(81);
+    let inputs: Vec<Tensor> = p.main().args.iter().map(|(_, t)| g.any(t)).collect();
+    check(&p, "main", &inputs, &[0, 42, 0xdead_beef_0000_0001]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Forward: control
+
+/// `call` with several results, `stack` with extra operands, every `vmap` keep/out_keep
+/// combination, and `scan` forward and reverse with several carries, outputs and
+/// invariants along axes 0, 1 and 2, and nested inside each other.
+#[test]
+fn call_stack_vmap_and_scan() {
+    let mut fs: Vec<Func> = Vec::new();
+    fs.push(func("split", &sigs_of(&fs), &["f32[2, 4]"], |b, p, x| {
+        let sl = |lo, hi| Op::Slice { start: vec![d(0), d(lo)], end: vec![d(2), d(hi)], step: vec![1, 1] };
+        let a = b.op(p, sl(0, 2), &[x[0]]);
+        let c = b.op(p, sl(2, 4), &[x[0]]);
+        let c = b.op(p, bin(BinaryOp::Mul), &[c, c]);
+        let s = b.op(p, reduce(ReduceOp::Sum, &[1], false), &[x[0]]);
+        vec![a, c, s]
+    }));
+    fs.push(func("st.a", &sigs_of(&fs), &["f32[2, 4]", "f32[4, 4]"], |b, p, x| {
+        let y = b.op(p, Op::MatMul, &[x[0], x[1]]);
+        vec![b.op(p, Op::Unary(UnaryOp::Tanh), &[y])]
+    }));
+    fs.push(func("st.b", &sigs_of(&fs), &["f32[2, 4]", "f32[4, 4]"], |b, p, x| {
+        let s = b.op(p, Op::Unary(UnaryOp::Sigmoid), &[x[0]]);
+        vec![b.op(p, bin(BinaryOp::Mul), &[x[0], s])]
+    }));
+    fs.push(func("pair", &sigs_of(&fs), &["f32[1, 4]", "f32[4]"], |b, p, x| {
+        let v = b.op_as(p, Op::Broadcast, &[x[1]], "f32[1, 4]");
+        let y = b.op(p, bin(BinaryOp::Mul), &[x[0], v]);
+        let s = b.op(p, reduce(ReduceOp::Sum, &[0], false), &[x[1]]);
+        vec![y, s]
+    }));
+    fs.push(func("rowdot", &sigs_of(&fs), &["f32[4]", "f32[4]"], |b, p, x| {
+        let m = b.op(p, bin(BinaryOp::Mul), &[x[0], x[1]]);
+        let s = b.op(p, reduce(ReduceOp::Sum, &[0], false), &[m]);
+        let a = b.op(p, bin(BinaryOp::Sub), &[x[0], x[1]]);
+        vec![s, a]
+    }));
+    fs.push(func("diff", &sigs_of(&fs), &["f32[1, 4]", "f32[1, 4]"], |b, p, x| {
+        vec![b.op(p, bin(BinaryOp::Sub), &[x[0], x[1]])]
+    }));
+    fs.push(func(
+        "cell2",
+        &sigs_of(&fs),
+        &["f32[2, 3]", "i64[]", "f32[2, 4]", "f32[2, 3]", "f32[4, 3]", "f32[2, 3]"],
+        |b, p, x| {
+            let xw = b.op(p, Op::MatMul, &[x[2], x[4]]);
+            let s = b.op(p, bin(BinaryOp::Add), &[x[0], xw]);
+            let s = b.op(p, bin(BinaryOp::Add), &[s, x[5]]);
+            let h = b.op(p, Op::Unary(UnaryOp::Tanh), &[s]);
+            let one = b.op_as(p, Op::Const(1.0), &[], "i64[]");
+            let c = b.op(p, bin(BinaryOp::Add), &[x[1], one]);
+            let y1 = b.op(p, bin(BinaryOp::Mul), &[h, x[3]]);
+            let y2 = b.op(p, reduce(ReduceOp::Sum, &[1], false), &[h]);
+            vec![h, c, y1, y2]
+        },
+    ));
+    fs.push(func("acc", &sigs_of(&fs), &["f32[3]", "f32[3]"], |b, p, x| {
+        let s = b.op(p, bin(BinaryOp::Add), &[x[0], x[1]]);
+        let y = b.op(p, bin(BinaryOp::Mul), &[x[0], x[1]]);
+        vec![s, y]
+    }));
+    fs.push(func("mix2", &sigs_of(&fs), &["f32[2, 3]", "f32[2, 3]"], |b, p, x| {
+        let y = b.op(p, bin(BinaryOp::Mul), &[x[0], x[1]]);
+        let h = b.op(p, bin(BinaryOp::Add), &[x[0], y]);
+        let h = b.op(p, Op::Unary(UnaryOp::Sin), &[h]);
+        vec![h, y]
+    }));
+    fs.push(func("jitterless", &sigs_of(&fs), &["f32[4]"], |b, p, x| vec![b.op(p, Op::Unary(UnaryOp::Cos), &[x[0]])]));
+    fs.push(func("nest", &sigs_of(&fs), &["f32[4]", "f32[2, 4]"], |b, p, x| {
+        let vm = Op::Vmap { func: "rowdot".into(), keep: vec![false, false], out_keep: vec![false, false] };
+        let r = b.op_multi(p, vm, &[x[1], x[1]]);
+        let s = b.op(p, reduce(ReduceOp::Sum, &[0], false), &[r[1]]);
+        let h = b.op(p, bin(BinaryOp::Add), &[x[0], s]);
+        let h = b.op(p, Op::Call("jitterless".into()), &[h]);
+        vec![h, r[0]]
+    }));
+    let mut m = Main::new(fs);
+    let x = m.arg("f32[2, 4]");
+    let w = m.arg("f32[4, 4]");
+    let xs = m.arg("f32[5, 4]");
+    let vs = m.arg("f32[5, 4]");
+    let h0 = m.arg("f32[2, 3]");
+    let c0 = m.arg("i64[]");
+    let seq = m.arg("f32[2, 6, 4]");
+    let mask = m.arg("f32[2, 6, 3]");
+    let wc = m.arg("f32[4, 3]");
+    let bias = m.arg("f32[2, 3]");
+    let s0 = m.arg("f32[3]");
+    let seq0 = m.arg("f32[4, 3]");
+    let seq2 = m.arg("f32[2, 3, 5]");
+    let n0 = m.arg("f32[4]");
+    let nseq = m.arg("f32[3, 2, 4]");
+    m.emit_multi(Op::Call("split".into()), &[x], "call split");
+    m.emit(Op::Stack(vec!["st.a".into(), "st.b".into(), "st.a".into()]), &[x, w], "stack");
+    let vmap = |func: &str, keep: &[bool], out_keep: &[bool]| Op::Vmap {
+        func: func.into(),
+        keep: keep.to_vec(),
+        out_keep: out_keep.to_vec(),
+    };
+    m.emit_multi(vmap("pair", &[true, false], &[true, false]), &[xs, vs], "vmap keep [t, f] out_keep [t, f]");
+    m.emit_multi(vmap("rowdot", &[false, false], &[false, false]), &[xs, vs], "vmap keep [f, f] out_keep [f, f]");
+    m.emit_multi(vmap("diff", &[true, true], &[false]), &[xs, vs], "vmap keep [t, t] out_keep [f]");
+    m.emit_multi(vmap("diff", &[true, true], &[true]), &[xs, vs], "vmap keep [t, t] out_keep [t]");
+    for reverse in [false, true] {
+        let sc = Op::Scan { func: "cell2".into(), axis: 1, carries: 2, xs: 2, reverse };
+        m.emit_multi(sc, &[h0, c0, seq, mask, wc, bias], &format!("scan cell2 axis 1 reverse={reverse}"));
+        let sc = Op::Scan { func: "acc".into(), axis: 0, carries: 1, xs: 1, reverse };
+        m.emit_multi(sc, &[s0, seq0], &format!("scan acc axis 0 reverse={reverse}"));
+        let sc = Op::Scan { func: "mix2".into(), axis: 2, carries: 1, xs: 1, reverse };
+        m.emit_multi(sc, &[h0, seq2], &format!("scan mix2 axis 2 reverse={reverse}"));
+        let sc = Op::Scan { func: "nest".into(), axis: 0, carries: 1, xs: 1, reverse };
+        m.emit_multi(sc, &[n0, nseq], &format!("scan nest (vmap and call inside) reverse={reverse}"));
+    }
+    let p = m.verified("control");
+    let mut g = Gen(91);
+    let inputs: Vec<Tensor> = p.main().args.iter().map(|(_, t)| g.any(t)).collect();
+    check(&p, "main", &inputs, &[0]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Forward: the sample program
+
+/// Every function of `testutil::sample_program()` (which uses every op variant), through a
+/// copy that returns every value the function defines, on concrete sizes.
+#[test]
+fn every_function_of_the_sample_program() {
+    let mut p = sample_program();
+    let sizes = [("B", 2), ("T", 3), ("L", 6), ("N", 3), ("M", 2), ("K", 2)];
+    let mut probes = Vec::new();
+    for f in &p.funcs {
+        let mut probe = f.clone();
+        probe.name = format!("probe.{}", f.name);
+        for inst in &f.body {
+            for (r, _) in inst.results() {
+                probe.results.push(r);
+                probe.result_names.push(format!("{r} = {}", inst.op.name()));
+            }
+        }
+        probes.push(probe);
+    }
+    let names: Vec<String> = probes.iter().map(|f| f.name.clone()).collect();
+    p.funcs.extend(probes);
+    let p = verified(p);
+    let mut g = Gen(101);
+    for name in names {
+        let f = p.func(&name).unwrap();
+        let inputs: Vec<Tensor> = f
+            .args
+            .iter()
+            .map(|(_, t)| {
+                let shape: Vec<Dim> = t
+                    .shape
+                    .iter()
+                    .map(|dim| match dim.as_const() {
+                        Some(_) => dim.clone(),
+                        None => {
+                            let s = dim.to_string();
+                            d(sizes.iter().find(|(n, _)| *n == s).unwrap_or_else(|| panic!("size {s}")).1)
+                        }
+                    })
+                    .collect();
+                let t = TensorType::new(t.dtype, shape);
+                match t.dtype {
+                    DType::I64 => g.i64s(&t.const_shape().unwrap(), 0, 100),
+                    _ => g.any(&t),
+                }
+            })
+            .collect();
+        check(&p, &name, &inputs, &[5]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Gradients
+
+/// How a gradient test input is drawn.
+#[derive(Copy, Clone)]
+enum In {
+    /// Uniform in [-2, 2).
+    Any,
+    /// Uniform in [0.5, 2).
+    Positive,
+    /// i64 indices in `[0, n)`.
+    Index(i64),
+}
+
+/// Builds `main(x..., r...) -> loss` with `loss = sum_k sum(y_k * r_k)` over the values
+/// `y_k` that `build` returns (complex `y`: `sum(real(y) * r + imag(y) * r')`), its
+/// gradient program with respect to every f32 input (`autodiff::gradient`, as
+/// `tests/gradcheck.rs` builds it), and checks the loss and every gradient.
+fn grad_check(
+    name: &str,
+    inputs: &[(&str, In)],
+    aux: Vec<Func>,
+    build: impl FnOnce(&mut FuncBuilder, &Program, &[ValueId]) -> Vec<(ValueId, String)>,
+) {
+    let sigs = sigs_of(&aux);
+    let mut b = FuncBuilder::new("main");
+    let xs: Vec<ValueId> = inputs.iter().enumerate().map(|(i, (t, _))| b.arg(t, &format!("x{i}"))).collect();
+    let ys = build(&mut b, &sigs, &xs);
+    assert!(!ys.is_empty());
+    let mut loss: Option<ValueId> = None;
+    for (k, (y, _)) in ys.iter().enumerate() {
+        let yt = b.type_of(*y).clone();
+        let all = |t: &TensorType| reduce(ReduceOp::Sum, &(0..t.rank()).collect::<Vec<_>>(), false);
+        let l = if yt.dtype == DType::C64 {
+            let rt = yt.with_dtype(DType::F32);
+            let r1 = b.arg(&rt.to_string(), &format!("r{k}.re"));
+            let r2 = b.arg(&rt.to_string(), &format!("r{k}.im"));
+            let re = b.op(&sigs, Op::Real, &[*y]);
+            let im = b.op(&sigs, Op::Imag, &[*y]);
+            let a = b.op(&sigs, bin(BinaryOp::Mul), &[re, r1]);
+            let c = b.op(&sigs, bin(BinaryOp::Mul), &[im, r2]);
+            let s = b.op(&sigs, bin(BinaryOp::Add), &[a, c]);
+            b.op(&sigs, all(&rt), &[s])
+        } else {
+            let r = b.arg(&yt.to_string(), &format!("r{k}"));
+            let p = b.op(&sigs, bin(BinaryOp::Mul), &[*y, r]);
+            b.op(&sigs, all(&yt), &[p])
+        };
+        loss = Some(match loss {
+            None => l,
+            Some(acc) => b.op(&sigs, bin(BinaryOp::Add), &[acc, l]),
+        });
+    }
+    let loss = loss.expect("a loss");
+    let f = b.finish(&[(loss, "loss")]);
+    let wrt_idx: Vec<usize> = (0..inputs.len()).filter(|&i| f.args[i].1.dtype == DType::F32).collect();
+    let wrt: Vec<ValueId> = wrt_idx.iter().map(|&i| f.args[i].0).collect();
+    let mut funcs = vec![f];
+    funcs.extend(aux);
+    let p = Program { name: name.into(), params: vec![], funcs };
+    let table = FuncTable::new(&p);
+    let mut g = gradient(p.main(), &table, loss, &wrt).unwrap_or_else(|e| panic!("{name}: {e}"));
+    for (k, &i) in wrt_idx.iter().enumerate() {
+        // Name each gradient after the output(s) its input feeds.
+        let me = format!("x{i}");
+        let feeds: Vec<&str> = ys
+            .iter()
+            .filter(|(_, n)| n.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w == me))
+            .map(|(_, n)| n.as_str())
+            .collect();
+        g.result_names[1 + k] = format!("d/dx{i} ({})", feeds.join("; "));
+    }
+    let mut funcs = vec![g];
+    funcs.extend(p.funcs[1..].iter().cloned());
+    funcs.extend(table.added.into_inner());
+    let gp = verified(Program { funcs, ..p.clone() });
+    assert_eq!(gp.main().results.len(), 1 + wrt.len());
+    let mut rng = Gen(0x5eed ^ name.len() as u64);
+    let values: Vec<Tensor> = gp
+        .main()
+        .args
+        .iter()
+        .enumerate()
+        .map(|(i, (_, t))| {
+            let shape = t.const_shape().expect("concrete");
+            match inputs.get(i).map(|x| x.1).unwrap_or(In::Any) {
+                In::Any => rng.any(t),
+                In::Positive => rng.f32s(&shape, 0.5, 2.0),
+                In::Index(n) => rng.i64s(&shape, 0, n),
+            }
+        })
+        .collect();
+    check(&gp, "main", &values, &[0]);
+}
+
+/// The inputs' names in `build`'s output labels: `x3` for input 3.
+fn label(op: &str, xs: &[usize]) -> String {
+    let names: Vec<String> = xs.iter().map(|i| format!("x{i}")).collect();
+    format!("{op}({})", names.join(", "))
+}
+
+#[test]
+fn gradients_of_unary_and_binary_ops() {
+    let unary: Vec<UnaryOp> = UNARY_OPS.iter().copied().filter(|u| *u != UnaryOp::Not).collect();
+    let binary = [
+        (BinaryOp::Add, In::Any),
+        (BinaryOp::Sub, In::Any),
+        (BinaryOp::Mul, In::Any),
+        (BinaryOp::Max, In::Any),
+        (BinaryOp::Min, In::Any),
+        (BinaryOp::Div, In::Positive),
+        (BinaryOp::Pow, In::Positive),
+        (BinaryOp::Rem, In::Positive),
+    ];
+    let mut inputs: Vec<(&str, In)> = Vec::new();
+    for u in &unary {
+        let positive = matches!(u, UnaryOp::Log | UnaryOp::Log1p | UnaryOp::Sqrt | UnaryOp::Rsqrt);
+        inputs.push(("f32[2, 3]", if positive { In::Positive } else { In::Any }));
+    }
+    for (_, kind) in &binary {
+        inputs.push(("f32[2, 3]", *kind));
+        inputs.push(("f32[2, 3]", *kind));
+    }
+    inputs.extend([("f32[2, 3]", In::Any); 3]);
+    grad_check("grad_elementwise", &inputs, vec![], |b, p, x| {
+        let mut ys = Vec::new();
+        for (i, u) in unary.iter().enumerate() {
+            ys.push((b.op(p, Op::Unary(*u), &[x[i]]), label(unary_name(*u), &[i])));
+        }
+        let n = unary.len();
+        for (k, (op, _)) in binary.iter().enumerate() {
+            let (l, r) = (n + 2 * k, n + 2 * k + 1);
+            ys.push((b.op(p, bin(*op), &[x[l], x[r]]), label(binary_name(*op), &[l, r])));
+        }
+        let s = n + 2 * binary.len();
+        let c = b.op(p, bin(BinaryOp::Gt), &[x[s], x[s + 1]]);
+        ys.push((b.op(p, Op::Select, &[c, x[s + 1], x[s + 2]]), label("select", &[s, s + 1, s + 2])));
+        ys
+    });
+}
+
+#[test]
+fn gradients_of_reductions_and_contractions() {
+    let inputs = [
+        ("f32[2, 3, 4]", In::Any),    // 0: reduce.sum
+        ("f32[2, 3, 4]", In::Any),    // 1: reduce.mean
+        ("f32[2, 3, 4]", In::Any),    // 2: reduce.max
+        ("f32[2, 3, 4]", In::Any),    // 3: reduce.min
+        ("f32[3, 4]", In::Any),       // 4, 5: matmul rank 2
+        ("f32[4, 5]", In::Any),       //
+        ("f32[2, 3, 4]", In::Any),    // 6, 7: matmul rank 3
+        ("f32[2, 4, 5]", In::Any),    //
+        ("f32[2, 2, 3, 4]", In::Any), // 8, 9: matmul rank 4
+        ("f32[2, 2, 4, 3]", In::Any), //
+        ("f32[3, 4]", In::Any),       // 10, 11: einsum ij,jk->ik
+        ("f32[4, 2]", In::Any),       //
+        ("f32[3, 4]", In::Any),       // 12, 13: einsum ij,k->kj
+        ("f32[5]", In::Any),          //
+        ("f32[3, 4, 2]", In::Any),    // 14: einsum ijk->ki
+        ("f32[2, 3]", In::Any),       // 15, 16, 17: einsum ij,jk,kl->il
+        ("f32[3, 4]", In::Any),       //
+        ("f32[4, 2]", In::Any),       //
+        ("f32[2, 3, 4]", In::Any),    // 18, 19: einsum bij,bkj->bik
+        ("f32[2, 5, 4]", In::Any),    //
+        ("f32[2, 3, 4]", In::Any),    // 20: reduce.sum over no axes
+    ];
+    grad_check("grad_reduce_contract", &inputs, vec![], |b, p, x| {
+        let mut ys = Vec::new();
+        let mut add = |b: &mut FuncBuilder, op: Op, xs: &[usize], what: &str| {
+            let args: Vec<ValueId> = xs.iter().map(|&i| x[i]).collect();
+            ys.push((b.op(p, op, &args), label(what, xs)));
+        };
+        add(b, reduce(ReduceOp::Sum, &[0, 2], false), &[0], "reduce.sum [0, 2]");
+        add(b, reduce(ReduceOp::Mean, &[1], true), &[1], "reduce.mean [1] keepdim");
+        add(b, reduce(ReduceOp::Max, &[2], false), &[2], "reduce.max [2]");
+        add(b, reduce(ReduceOp::Min, &[0, 1], true), &[3], "reduce.min [0, 1] keepdim");
+        add(b, Op::MatMul, &[4, 5], "matmul");
+        add(b, Op::MatMul, &[6, 7], "matmul");
+        add(b, Op::MatMul, &[8, 9], "matmul");
+        add(b, Op::Einsum("ij,jk->ik".into()), &[10, 11], "einsum ij,jk->ik");
+        add(b, Op::Einsum("ij,k->kj".into()), &[12, 13], "einsum ij,k->kj");
+        add(b, Op::Einsum("ijk->ki".into()), &[14], "einsum ijk->ki");
+        add(b, Op::Einsum("ij,jk,kl->il".into()), &[15, 16, 17], "einsum ij,jk,kl->il");
+        add(b, Op::Einsum("bij,bkj->bik".into()), &[18, 19], "einsum bij,bkj->bik");
+        add(b, reduce(ReduceOp::Sum, &[], false), &[20], "reduce.sum []");
+        ys
+    });
+}
+
+#[test]
+fn gradients_of_windows_and_movement() {
+    let inputs = [
+        ("f32[2, 4, 9]", In::Any),    // 0, 1: conv1d groups 2, stride 2, dilation 2
+        ("f32[6, 2, 3]", In::Any),    //
+        ("f32[1, 2, 5, 6]", In::Any), // 2, 3: conv2d stride (1, 2)
+        ("f32[3, 2, 3, 2]", In::Any), //
+        ("f32[1, 3, 7]", In::Any),    // 4, 5: depthwise conv1d
+        ("f32[3, 1, 3]", In::Any),    //
+        ("f32[2, 2, 7]", In::Any),    // 6: pool.max
+        ("f32[1, 2, 5, 4]", In::Any), // 7: pool.avg 2d
+        ("f32[2, 3, 4]", In::Any),    // 8: reshape + permute
+        ("f32[3, 1]", In::Any),       // 9: broadcast
+        ("f32[3, 8]", In::Any),       // 10: slice with steps
+        ("f32[2, 3]", In::Any),       // 11, 12: concat
+        ("f32[2, 2]", In::Any),       //
+        ("f32[2, 3]", In::Any),       // 13: pad
+        ("f32[4, 3]", In::Any),       // 14: gather (15: indices)
+        ("i64[5]", In::Index(4)),     //
+        ("f32[4, 3]", In::Any),       // 16, 18: scatter_add (17: indices)
+        ("i64[5]", In::Index(4)),     //
+        ("f32[5, 3]", In::Any),       //
+        ("f32[2, 3]", In::Any),       // 19: cast f32 -> f64 -> f32
+        ("f32[2, 2, 5]", In::Any),    // 20: gather along axis 2 (21: indices)
+        ("i64[2, 3]", In::Index(5)),  //
+        ("f32[2, 3, 4]", In::Any),    // 22: permute
+    ];
+    grad_check("grad_windows_movement", &inputs, vec![], |b, p, x| {
+        let mut ys: Vec<(ValueId, String)> = Vec::new();
+        let conv = |stride: &[i64], padding: &[(i64, i64)], dilation: &[i64], groups| Op::Conv {
+            stride: stride.to_vec(),
+            padding: padding.to_vec(),
+            dilation: dilation.to_vec(),
+            groups,
+        };
+        let y = b.op(p, conv(&[2], &[(1, 2)], &[2], 2), &[x[0], x[1]]);
+        ys.push((y, label("conv1d", &[0, 1])));
+        let y = b.op(p, conv(&[1, 2], &[(1, 1), (0, 1)], &[1, 1], 1), &[x[2], x[3]]);
+        ys.push((y, label("conv2d", &[2, 3])));
+        let y = b.op(p, conv(&[1], &[(2, 1)], &[1], 3), &[x[4], x[5]]);
+        ys.push((y, label("conv1d depthwise", &[4, 5])));
+        let pool = Op::Pool { op: PoolOp::Max, window: vec![3], stride: vec![2], padding: vec![(1, 1)] };
+        ys.push((b.op(p, pool, &[x[6]]), label("pool.max", &[6])));
+        let pool = Op::Pool { op: PoolOp::Avg, window: vec![2, 2], stride: vec![2, 1], padding: vec![(1, 0), (0, 0)] };
+        ys.push((b.op(p, pool, &[x[7]]), label("pool.avg", &[7])));
+        let r = b.op_as(p, Op::Reshape, &[x[8]], "f32[6, 4]");
+        ys.push((b.op(p, Op::Permute(vec![1, 0]), &[r]), label("reshape, permute", &[8])));
+        ys.push((b.op_as(p, Op::Broadcast, &[x[9]], "f32[2, 3, 4]"), label("broadcast", &[9])));
+        let sl = Op::Slice { start: vec![d(1), d(1)], end: vec![d(3), d(8)], step: vec![1, 3] };
+        ys.push((b.op(p, sl, &[x[10]]), label("slice", &[10])));
+        ys.push((b.op(p, Op::Concat { axis: 1 }, &[x[11], x[12], x[11]]), label("concat", &[11, 12])));
+        let pad = Op::Pad { padding: vec![(1, 0), (2, 1)], value: 0.5 };
+        ys.push((b.op(p, pad, &[x[13]]), label("pad", &[13])));
+        ys.push((b.op(p, Op::Gather { axis: 0 }, &[x[14], x[15]]), label("gather", &[14])));
+        let sc = b.op(p, Op::ScatterAdd { axis: 0 }, &[x[16], x[17], x[18]]);
+        ys.push((sc, label("scatter_add", &[16, 18])));
+        let c = b.op_as(p, Op::Cast, &[x[19]], "f64[2, 3]");
+        let c = b.op(p, Op::Unary(UnaryOp::Sin), &[c]);
+        ys.push((b.op_as(p, Op::Cast, &[c], "f32[2, 3]"), label("cast, sin, cast", &[19])));
+        ys.push((b.op(p, Op::Gather { axis: 2 }, &[x[20], x[21]]), label("gather axis 2", &[20])));
+        ys.push((b.op(p, Op::Permute(vec![2, 0, 1]), &[x[22]]), label("permute", &[22])));
+        ys
+    });
+}
+
+#[test]
+fn gradients_of_fft_and_complex_ops() {
+    let inputs = [
+        ("f32[2, 6]", In::Any), // 0: rfft even
+        ("f32[7]", In::Any),    // 1: rfft odd
+        ("f32[2, 4]", In::Any), // 2, 3: irfft(complex(re, im))
+        ("f32[2, 4]", In::Any), //
+        ("f32[3, 5]", In::Any), // 4: irfft(rfft) odd, axis 1
+        ("f32[6, 2]", In::Any), // 5: irfft(rfft) even, axis 0
+        ("f32[3]", In::Any),    // 6..9: complex multiply
+        ("f32[3]", In::Any),
+        ("f32[3]", In::Any),
+        ("f32[3]", In::Any),
+    ];
+    grad_check("grad_fft", &inputs, vec![], |b, p, x| {
+        let mut ys = Vec::new();
+        ys.push((b.op(p, Op::Rfft { axis: 1 }, &[x[0]]), label("rfft", &[0])));
+        ys.push((b.op(p, Op::Rfft { axis: 0 }, &[x[1]]), label("rfft", &[1])));
+        let z = b.op(p, Op::Complex, &[x[2], x[3]]);
+        ys.push((b.op(p, Op::Irfft { axis: 1, n: d(6) }, &[z]), label("irfft(complex)", &[2, 3])));
+        let z = b.op(p, Op::Rfft { axis: 1 }, &[x[4]]);
+        ys.push((b.op(p, Op::Irfft { axis: 1, n: d(5) }, &[z]), label("irfft(rfft)", &[4])));
+        let z = b.op(p, Op::Rfft { axis: 0 }, &[x[5]]);
+        let z = b.op(p, bin(BinaryOp::Mul), &[z, z]);
+        ys.push((b.op(p, Op::Irfft { axis: 0, n: d(6) }, &[z]), label("irfft(rfft^2)", &[5])));
+        let u = b.op(p, Op::Complex, &[x[6], x[7]]);
+        let v = b.op(p, Op::Complex, &[x[8], x[9]]);
+        ys.push((b.op(p, bin(BinaryOp::Mul), &[u, v]), label("complex mul", &[6, 7, 8, 9])));
+        ys
+    });
+}
+
+/// `cell(h: [2, 3], x: [2, 4], w: [4, 3]) -> (tanh(h + x @ w), tanh(..)^2)`.
+fn rnn_cell() -> Func {
+    func("cell", &Program::default(), &["f32[2, 3]", "f32[2, 4]", "f32[4, 3]"], |b, p, x| {
+        let xw = b.op(p, Op::MatMul, &[x[1], x[2]]);
+        let s = b.op(p, bin(BinaryOp::Add), &[x[0], xw]);
+        let t = b.op(p, Op::Unary(UnaryOp::Tanh), &[s]);
+        let y = b.op(p, bin(BinaryOp::Mul), &[t, t]);
+        vec![t, y]
+    })
+}
+
+/// `head(x: [1, 4], w: [4, 3]) -> (x @ w, sum(w))`.
+fn head() -> Func {
+    func("head", &Program::default(), &["f32[1, 4]", "f32[4, 3]"], |b, p, x| {
+        let y = b.op(p, Op::MatMul, &[x[0], x[1]]);
+        let s = b.op(p, reduce(ReduceOp::Sum, &[0, 1], false), &[x[1]]);
+        vec![y, s]
+    })
+}
+
+#[test]
+fn gradients_of_scan_and_vmap() {
+    let cell = ["f32[2, 3]", "f32[2, 5, 4]", "f32[4, 3]"];
+    let mut inputs: Vec<(&str, In)> = Vec::new();
+    for _ in 0..3 {
+        inputs.extend(cell.iter().map(|t| (*t, In::Any)));
+    }
+    inputs.push(("f32[5, 4]", In::Any));
+    inputs.push(("f32[5, 4, 3]", In::Any));
+    grad_check("grad_control", &inputs, vec![rnn_cell(), head()], |b, p, x| {
+        let scan = |reverse| Op::Scan { func: "cell".into(), axis: 1, carries: 1, xs: 1, reverse };
+        let mut ys = Vec::new();
+        let r = b.op_multi(p, scan(false), &[x[0], x[1], x[2]]);
+        ys.push((r[1], label("scan outputs", &[0, 1, 2])));
+        let r = b.op_multi(p, scan(false), &[x[3], x[4], x[5]]);
+        ys.push((r[0], label("scan final carry", &[3, 4, 5])));
+        let r = b.op_multi(p, scan(true), &[x[6], x[7], x[8]]);
+        let s = b.op(p, reduce(ReduceOp::Sum, &[1], false), &[r[1]]);
+        ys.push((b.op(p, bin(BinaryOp::Add), &[s, r[0]]), label("reverse scan", &[6, 7, 8])));
+        let vm = Op::Vmap { func: "head".into(), keep: vec![true, false], out_keep: vec![true, false] };
+        let r = b.op_multi(p, vm, &[x[9], x[10]]);
+        let s = b.op_as(p, Op::Reshape, &[r[1]], "f32[5, 1]");
+        let sb = b.op_as(p, Op::Broadcast, &[s], "f32[5, 3]");
+        ys.push((b.op(p, bin(BinaryOp::Mul), &[r[0], sb]), label("vmap", &[9, 10])));
+        ys
+    });
+}

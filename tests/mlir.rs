@@ -1,0 +1,205 @@
+//! The MLIR CPU backend on every example: emitted MLIR verified (by melior and by the
+//! upstream `mlir-opt-22 --verify-each` through the whole CPU pipeline) and
+//! snapshot-tested, forward (`B = 2`, other dims 16) and train step; and one train step of
+//! each training example on real data matching the reference interpreter (loss, metrics,
+//! every updated parameter and optimizer slot).
+
+#![cfg(feature = "mlir")]
+
+mod common;
+
+use archc::inputs::arg_shapes;
+use archc_compiler::sema::Options;
+use archc_compiler::tir::Program;
+use archc_mlir::backend::MlirCpu;
+use archc_mlir::emit::emit_module;
+use archc_runtime::interp::random::init_param;
+use archc_runtime::{Executor, Interpreter, Tensor};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// The forward program of an example.
+fn forward(path: &Path) -> Program {
+    let out = common::check(path, &Options::default());
+    assert!(out.diagnostics.is_empty(), "{}:\n{}", path.display(), common::rendered(&out));
+    out.program.expect("program")
+}
+
+/// The train step of a training example.
+fn train_step(path: &Path) -> (archc_compiler::sema::train_config::TrainConfig, Program) {
+    let (out, _) = archc::training::read_config(path, &Options::default()).expect("readable");
+    assert!(out.diagnostics.is_empty(), "{:?}", out.diagnostics);
+    let cfg = out.config.expect("train config");
+    let program = archc::training::train_program(&cfg).expect("train step builds");
+    (cfg, program)
+}
+
+/// The module of `entry` for default shapes.
+fn emit(program: &Program, entry: &str) -> String {
+    let f = program.func(entry).expect("entry");
+    let shapes = arg_shapes(f, &HashMap::new()).expect("shapes");
+    let inputs: Vec<_> = f.args.iter().zip(shapes).map(|((_, t), s)| (t.dtype, s)).collect();
+    emit_module(program, entry, &inputs, None).expect("emits").text
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem().expect("file name").to_string_lossy().to_string()
+}
+
+fn train_examples() -> Vec<PathBuf> {
+    common::arch_files("examples").into_iter().filter(|p| stem(p).starts_with("train_")).collect()
+}
+
+/// Every module: `(snapshot name, text)`.
+fn modules() -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    for path in common::arch_files("examples") {
+        v.push((stem(&path), emit(&forward(&path), "main")));
+    }
+    for path in train_examples() {
+        v.push((format!("{}.train_step", stem(&path)), emit(&train_step(&path).1, "train_step")));
+    }
+    v
+}
+
+#[test]
+fn examples_mlir_verified_and_snapshotted() {
+    for (name, text) in modules() {
+        archc_mlir::jit::verify(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        insta::with_settings!({ snapshot_path => "mlir/snapshots", prepend_module_to_snapshot => false, omit_expression => true }, {
+            insta::assert_snapshot!(name, text);
+        });
+    }
+}
+
+#[test]
+fn upstream_mlir_opt_verifies_each_pass() {
+    let tool = Path::new("/usr/lib/llvm-22/bin/mlir-opt");
+    assert!(tool.exists(), "{} is missing: run `bash scripts/install_llvm.sh`", tool.display());
+    let dir = std::env::temp_dir().join(format!("archc-mlir-opt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let pipeline = format!("--pass-pipeline={}", archc_mlir::jit::PIPELINE);
+    for (name, text) in modules() {
+        let file = dir.join(format!("{name}.mlir"));
+        std::fs::write(&file, &text).expect("write module");
+        let out = std::process::Command::new(tool)
+            .args(["--verify-each", &pipeline, "-o", "/dev/null"])
+            .arg(&file)
+            .output()
+            .expect("mlir-opt runs");
+        assert!(out.status.success(), "{name}: mlir-opt failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `a - b` elementwise, in f64.
+fn minus(a: &Tensor, b: &Tensor) -> Tensor {
+    let (av, bv) = (a.to_f64_vec().expect("real"), b.to_f64_vec().expect("real"));
+    let data = archc_runtime::Data::F64(av.iter().zip(&bv).map(|(x, y)| x - y).collect());
+    Tensor { shape: a.shape.clone(), data }
+}
+
+/// `max |a - b| / max(max |b|, 1e-6)`.
+fn scaled_error(got: &Tensor, want: &Tensor) -> f64 {
+    let d = got.compare(want).expect("same shape");
+    let scale = want.to_f64_vec().map(|v| v.iter().fold(0.0f64, |m, x| m.max(x.abs()))).unwrap_or(1.0);
+    d.max_abs / scale.max(1e-6)
+}
+
+/// The train step's arguments for the first batch of the training set: initial
+/// parameters, zero optimizer state, step 0, the configured learning rate.
+fn first_batch_args(cfg: &archc_compiler::sema::train_config::TrainConfig, program: &Program) -> Vec<Tensor> {
+    let data = archc::training::train_data(cfg, program).expect("data (run `make data`)");
+    let rows: Vec<usize> = (0..cfg.batch as usize).collect();
+    let batch = data.train.select(&rows);
+    let f = program.func("train_step").expect("train_step");
+    f.arg_names
+        .iter()
+        .zip(&f.args)
+        .map(|(name, (_, ty))| {
+            if let Some(p) = name.strip_prefix("param:") {
+                init_param(program.param(p).expect("declared"), cfg.seed).expect("init")
+            } else if name == "lr" {
+                Tensor::full(ty.dtype, &[], cfg.lr)
+            } else if name.starts_with("state:") {
+                Tensor::zeros(ty.dtype, &ty.const_shape().expect("concrete state"))
+            } else {
+                batch.get(name).unwrap_or_else(|| panic!("no data field {name}")).clone()
+            }
+        })
+        .collect()
+}
+
+/// One train step per training example, rebuilt with plain SGD at learning rate 1 so that
+/// `param - updated param` is exactly the gradient: the loss, the metrics and every
+/// parameter's gradient match the interpreter. (An Adam step divides by the gradient's
+/// magnitude, so its update amplifies rounding in near-zero gradients.)
+#[test]
+fn train_step_gradients_match_the_interpreter() {
+    use archc_compiler::autodiff::optim::Optimizer;
+    let mut failures = Vec::new();
+    for path in train_examples() {
+        let (mut cfg, _) = train_step(&path);
+        cfg.spec.optimizer = Optimizer::Sgd { momentum: 0.0, nesterov: false, weight_decay: 0.0 };
+        cfg.spec.clip = None;
+        cfg.spec.noise = None;
+        cfg.lr = 1.0;
+        let program = archc::training::train_program(&cfg).expect("SGD train step builds");
+        let args = first_batch_args(&cfg, &program);
+        let want = Interpreter::new(&program).run_func("train_step", &args, 11).expect("interpreter");
+        let got = MlirCpu::new(&program).run_func("train_step", &args, 11).expect("mlir-cpu");
+        let f = program.func("train_step").expect("train_step");
+        let mut checked = 0;
+        for (r, name) in f.result_names.iter().enumerate() {
+            let (g, w) = match name.strip_prefix("param:") {
+                Some(p) => {
+                    let a = f.arg_names.iter().position(|n| n == name).unwrap_or_else(|| panic!("no arg {p}"));
+                    (minus(&args[a], &got[r]), minus(&args[a], &want[r]))
+                }
+                None => (got[r].clone(), want[r].clone()),
+            };
+            let e = scaled_error(&g, &w);
+            checked += 1;
+            if !(e < 1e-5) {
+                failures.push(format!("{}: {name}: scaled error {e:.3e}", stem(&path)));
+            }
+        }
+        assert!(checked > 2, "{}: nothing compared", stem(&path));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Every example's `main` gives the interpreter's outputs on random inputs.
+#[test]
+fn every_example_matches_the_interpreter() {
+    let mut failures = Vec::new();
+    for path in common::arch_files("examples") {
+        let program = forward(&path);
+        let main = program.main();
+        let shapes = arg_shapes(main, &HashMap::new()).expect("input shapes");
+        let inputs: Vec<Tensor> = main
+            .args
+            .iter()
+            .zip(&shapes)
+            .enumerate()
+            .map(|(i, ((_, t), s))| archc::inputs::random_tensor(t.dtype, s, i as u64))
+            .collect();
+        let mut interp = Interpreter::new(&program);
+        interp.init_params(0).expect("params");
+        let want = interp.run_func("main", &inputs, 7).expect("interpreter runs");
+        let mut jit = MlirCpu::new(&program);
+        jit.init_params(0).expect("params");
+        match jit.run_func("main", &inputs, 7) {
+            Ok(got) => {
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    let e = scaled_error(g, w);
+                    if !(e < 1e-5) {
+                        failures.push(format!("{}: output {i}: scaled error {e:.3e}", stem(&path)));
+                    }
+                }
+            }
+            Err(e) => failures.push(format!("{}: {e}", stem(&path))),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
