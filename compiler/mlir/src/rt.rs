@@ -1,5 +1,9 @@
 //! Runtime functions called by compiled code, registered as JIT symbols.
 //!
+//! Matrix products (`archc_matmul_*`, batched `archc_bmm_*`, through MLIR's C interface
+//! `_mlir_ciface_*`: pointers to memref descriptors) run the `gemm` crate's kernels on
+//! strided views, on both cores when large.
+//!
 //! Random values reproduce the interpreter's streams element by element: element `i` of a
 //! `rand.uniform` op with key `k` is the `i`-th draw of `ChaCha8Rng::seed_from_u64(k)`
 //! (one 32-bit word per f32, two per f64); `rand.normal` takes Box-Muller pair `i / 2`
@@ -51,6 +55,10 @@ pub fn symbols() -> Vec<(&'static str, *mut ())> {
         ("archc_rand_normal_f32", archc_rand_normal_f32 as *mut ()),
         ("archc_rand_normal_f64", archc_rand_normal_f64 as *mut ()),
         ("memrefCopy", memrefCopy as *mut ()),
+        ("_mlir_ciface_archc_matmul_f32", archc_matmul_f32 as *mut ()),
+        ("_mlir_ciface_archc_bmm_f32", archc_bmm_f32 as *mut ()),
+        ("_mlir_ciface_archc_matmul_f64", archc_matmul_f64 as *mut ()),
+        ("_mlir_ciface_archc_bmm_f64", archc_bmm_f64 as *mut ()),
     ]
 }
 
@@ -98,3 +106,95 @@ pub unsafe extern "C" fn memrefCopy(elem_size: i64, src: *const UnrankedMemRef, 
         }
     }
 }
+
+/// A ranked memref descriptor as MLIR's C interface passes it.
+#[repr(C)]
+pub struct MemRef<T, const R: usize> {
+    allocated: *mut T,
+    aligned: *mut T,
+    offset: i64,
+    sizes: [i64; R],
+    strides: [i64; R],
+}
+
+/// Products at least this large (m * n * k) use both cores.
+const PARALLEL_FLOPS: usize = 1 << 18;
+
+/// `c = a @ b` for strided row-major views (`c` is overwritten), by the `gemm` crate.
+///
+/// # Safety
+/// The descriptors must describe live, non-overlapping views with `a: [m, k]`, `b: [k, n]`,
+/// `c: [m, n]`.
+unsafe fn matmul<T: Copy + 'static + Default>(a: &MemRef<T, 2>, b: &MemRef<T, 2>, c: &MemRef<T, 2>, one: T) {
+    let (m, k, n) = (a.sizes[0] as usize, a.sizes[1] as usize, b.sizes[1] as usize);
+    let (pa, pb, pc) = unsafe {
+        (a.aligned.offset(a.offset as isize), b.aligned.offset(b.offset as isize), c.aligned.offset(c.offset as isize))
+    };
+    if k == 0 {
+        for i in 0..m {
+            for j in 0..n {
+                unsafe {
+                    *pc.offset(i as isize * c.strides[0] as isize + j as isize * c.strides[1] as isize) = T::default()
+                };
+            }
+        }
+        return;
+    }
+    let par = if m * n * k >= PARALLEL_FLOPS { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            pc,
+            c.strides[1] as isize,
+            c.strides[0] as isize,
+            false,
+            pa,
+            a.strides[1] as isize,
+            a.strides[0] as isize,
+            pb,
+            b.strides[1] as isize,
+            b.strides[0] as isize,
+            T::default(),
+            one,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
+}
+
+/// The view `i` of a batch `[batch, rows, cols]` as a 2-d descriptor.
+fn batch_view<T>(x: &MemRef<T, 3>, i: i64) -> MemRef<T, 2> {
+    MemRef {
+        allocated: x.allocated,
+        aligned: x.aligned,
+        offset: x.offset + i * x.strides[0],
+        sizes: [x.sizes[1], x.sizes[2]],
+        strides: [x.strides[1], x.strides[2]],
+    }
+}
+
+macro_rules! matmul_fns {
+    ($t:ty, $mm:ident, $bmm:ident) => {
+        /// # Safety
+        /// See [`matmul`].
+        pub unsafe extern "C" fn $mm(a: *const MemRef<$t, 2>, b: *const MemRef<$t, 2>, c: *const MemRef<$t, 2>) {
+            unsafe { matmul(&*a, &*b, &*c, 1.0) }
+        }
+
+        /// # Safety
+        /// See [`matmul`]; batched over axis 0.
+        pub unsafe extern "C" fn $bmm(a: *const MemRef<$t, 3>, b: *const MemRef<$t, 3>, c: *const MemRef<$t, 3>) {
+            let (a, b, c) = unsafe { (&*a, &*b, &*c) };
+            for i in 0..a.sizes[0] {
+                unsafe { matmul(&batch_view(a, i), &batch_view(b, i), &batch_view(c, i), 1.0) }
+            }
+        }
+    };
+}
+
+matmul_fns!(f32, archc_matmul_f32, archc_bmm_f32);
+matmul_fns!(f64, archc_matmul_f64, archc_bmm_f64);

@@ -94,6 +94,11 @@ impl FnLower<'_, '_, '_> {
 
     /// `reduce.*` over `axes`; the result before `keepdim` drops the reduced axes.
     pub fn reduce(&mut self, op: ReduceOp, axes: &[usize], keepdim: bool, x: &V, out: &Shape) -> Result<V, String> {
+        if axes.is_empty() {
+            // Reducing no axis is the identity (and a generic without a reduction loop
+            // must not read its init: see `contract`).
+            return Ok(x.clone());
+        }
         let kept: Vec<usize> = (0..x.rank()).filter(|i| !axes.contains(i)).collect();
         let shape: Vec<usize> = kept.iter().map(|&i| x.shape[i]).collect();
         let count: usize = axes.iter().map(|&i| x.shape[i]).product();
@@ -181,6 +186,9 @@ impl FnLower<'_, '_, '_> {
 
     pub fn matmul(&mut self, a: &V, b: &V, out: &Shape) -> V {
         let r = a.rank();
+        if (r == 2 || r == 3) && matches!(out.0, DType::F32 | DType::F64) {
+            return self.library_matmul(a, b, out);
+        }
         let red = a.shape[r - 1];
         if (r == 2 || r == 3) && !(out.0 == DType::F32 && red >= LONG_SUM) {
             let init = self.b.filled(0.0, out.0, &out.1);
@@ -208,6 +216,33 @@ impl FnLower<'_, '_, '_> {
         self.contract(&[Operand::new(a, am), Operand::new(b, bm)], out.0, &out.1, om, &iters, red)
     }
 
+    /// `a @ b` by the runtime's `gemm` kernels (`archc_matmul_*` / `archc_bmm_*`): the
+    /// operands' buffers are read in place, the result is a fresh buffer.
+    fn library_matmul(&mut self, a: &V, b: &V, out: &Shape) -> V {
+        let r = a.rank();
+        let t = super::types::elem(out.0);
+        let sym = format!("archc_{}_{t}", if r == 2 { "matmul" } else { "bmm" });
+        let dyn_ty = format!("memref<{}{t}, strided<[{}], offset: ?>>", "?x".repeat(r), vec!["?"; r].join(", "));
+        self.em.externs.insert(
+            sym.clone(),
+            format!("func.func private @{sym}({dyn_ty}, {dyn_ty}, {dyn_ty}) attributes {{llvm.emit_c_interface}}"),
+        );
+        let cast = |l: &mut Self, v: &V| {
+            let m = super::types::memref(v.dtype, &v.shape);
+            let buf = l.b.assign(format!("bufferization.to_buffer {} read_only : {} to {m}", v.name, v.ty()));
+            l.b.assign(format!("memref.cast {buf} : {m} to {dyn_ty}"))
+        };
+        let ca = cast(self, a);
+        let cb = cast(self, b);
+        let mc_ty = super::types::memref(out.0, &out.1);
+        let mc = self.b.assign(format!("memref.alloc() {{alignment = 64 : i64}} : {mc_ty}"));
+        let cc = self.b.assign(format!("memref.cast {mc} : {mc_ty} to {dyn_ty}"));
+        self.b.op(format!("func.call @{sym}({ca}, {cb}, {cc}) : ({dyn_ty}, {dyn_ty}, {dyn_ty}) -> ()"));
+        let name =
+            self.b.assign(format!("bufferization.to_tensor {mc} restrict : {mc_ty} to {}", tensor(out.0, &out.1)));
+        V { name, dtype: out.0, shape: out.1.clone() }
+    }
+
     /// A generic sum-of-products of `ins` (all of dtype `dt`) into zeros of `shape`,
     /// summing `red` terms per output element. Long f32 sums (at least
     /// [`LONG_SUM`] terms) accumulate exact products in f64 and round once, as the
@@ -224,11 +259,18 @@ impl FnLower<'_, '_, '_> {
         let acc = if dt == DType::F32 && red >= LONG_SUM { DType::F64 } else { dt };
         let init = self.b.filled(0.0, acc, shape);
         let n_in = ins.len();
+        let sums = iters.contains(&Iter::Red);
         let mut r = self.b.generic(ins, &[Operand::new(&init, out_map)], iters, |b, a| {
             let mut p = scalar::cast(b, dt, acc, &a[0]);
             for x in &a[1..n_in] {
                 let x = scalar::cast(b, dt, acc, x);
                 p = scalar::binary(b, BinaryOp::Mul, acc, &p, &x).expect("numeric");
+            }
+            if !sums {
+                // Nothing summed (a permutation or outer product): the init is not read,
+                // as MLIR's elementwise fusion would turn an accumulating all-parallel op
+                // read through a broadcast into a running sum.
+                return vec![p];
             }
             vec![scalar::binary(b, BinaryOp::Add, acc, &a[n_in], &p).expect("numeric")]
         });

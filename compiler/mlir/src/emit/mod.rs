@@ -80,6 +80,7 @@ pub fn emit_module(
         params: BTreeMap::new(),
         locator,
         rand: Default::default(),
+        externs: BTreeMap::new(),
     };
     let (main, outputs) = em.request(entry, inputs)?;
     while let Some(job) = em.queue.pop() {
@@ -110,6 +111,8 @@ pub(crate) struct Emitter<'p, 'l> {
     pub locator: Option<Locator<'l>>,
     /// Random-number runtime functions used, by symbol.
     pub rand: std::collections::BTreeSet<String>,
+    /// Other runtime functions used: symbol -> declaration.
+    pub externs: BTreeMap<String, String>,
 }
 
 pub(crate) fn concrete(ty: &TensorType, env: &DimEnv) -> Result<Shape, String> {
@@ -166,6 +169,9 @@ impl<'p, 'l> Emitter<'p, 'l> {
         for sym in &self.rand {
             let ty = if sym.ends_with("f32") { "f32" } else { "f64" };
             s.push_str(&format!("  func.func private @{sym}(i64, i64) -> {ty}\n"));
+        }
+        for decl in self.externs.values() {
+            s.push_str(&format!("  {decl}\n"));
         }
         s.push_str(&self.setter());
         s.push_str(&entry_wrapper(main, inputs, outputs));
