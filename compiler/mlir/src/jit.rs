@@ -89,7 +89,7 @@ impl Compiled {
         let t1 = Instant::now();
         run_pipeline(&context, &mut module, PIPELINE)?;
         let t2 = Instant::now();
-        let engine = ExecutionEngine::new(&module, 3, &[], false, false);
+        let engine = ExecutionEngine::new(&module, opt_level(), &[], false, false);
         for (name, ptr) in crate::rt::symbols() {
             // SAFETY: each pointer is an `extern "C"` function with the signature the
             // emitted declarations give it.
@@ -145,11 +145,18 @@ impl Compiled {
     }
 }
 
+/// LLVM's optimisation level for the JIT: `ARCHC_LLVM_OPT` (0-3), default 2.
+fn opt_level() -> usize {
+    std::env::var("ARCHC_LLVM_OPT").ok().and_then(|v| v.parse().ok()).filter(|&l| l <= 3).unwrap_or(2)
+}
+
 /// Runs a textual pass pipeline, with IR dumps when `ARCHC_MLIR_DUMP` is set.
 pub fn run_pipeline(context: &Context, module: &mut Module, pipeline: &str) -> Result<(), String> {
     let pm = PassManager::new(context);
     pm.enable_verifier(true);
     if let Ok(dir) = std::env::var("ARCHC_MLIR_DUMP") {
+        // MLIR refuses IR printing on a multi-threaded context.
+        context.enable_multi_threading(false);
         dump_each_pass(&pm, &dir);
     }
     parse_pass_pipeline(pm.as_operation_pass_manager(), pipeline).map_err(|e| format!("bad pass pipeline: {e}"))?;

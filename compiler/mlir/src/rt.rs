@@ -118,7 +118,7 @@ pub struct MemRef<T, const R: usize> {
 }
 
 /// Products at least this large (m * n * k) use both cores.
-const PARALLEL_FLOPS: usize = 1 << 18;
+const PARALLEL_FLOPS: usize = 1 << 21;
 
 /// `c = a @ b` for strided row-major views (`c` is overwritten), by the `gemm` crate.
 ///

@@ -10,9 +10,10 @@
 
 #![cfg(feature = "llvm")]
 
+use archc_compiler::autodiff::expand::inline_calls;
 use archc_compiler::autodiff::{gradient, FuncTable};
 use archc_compiler::tir::ops::{binary_name, unary_name, BINARY_OPS, UNARY_OPS};
-use archc_compiler::tir::testutil::{sample_program, FuncBuilder};
+use archc_compiler::tir::testutil::{sample_program, ty, FuncBuilder};
 use archc_compiler::tir::{
     infer, verify, BinaryOp, DType, Dim, Func, Init, Op, ParamDecl, PoolOp, Program, ReduceOp, TensorType, UnaryOp,
     ValueId,
@@ -55,7 +56,7 @@ fn mismatches(label: &str, names: &[String], got: &[Tensor], want: &[Tensor]) ->
             }
             _ => {
                 let e = scaled_error(g, w);
-                if !(e < TOL) {
+                if e.is_nan() || e >= TOL {
                     out.push(format!("{what}: scaled error {e:.3e}\n   got: {g}\n  want: {w}"));
                 }
             }
@@ -100,32 +101,26 @@ fn check_with(
 
 #[test]
 fn the_comparison_catches_mismatches() {
-    let names = vec!["y".to_string()];
+    let count = |got: Vec<Tensor>, want: Tensor| mismatches("t", &["y".to_string()], &got, &[want]).len();
     let w = Tensor::from_f32(&[3], vec![1.0, -2.0, f32::NAN]);
-    // Equal, NaN pairs included, and a relative error of 5e-7.
-    assert!(mismatches("t", &names, &[w.clone()], &[w.clone()]).is_empty());
-    let near = Tensor::from_f32(&[3], vec![1.000001, -2.0, f32::NAN]);
-    assert!(mismatches("t", &names, &[near], &[w.clone()]).is_empty());
-    // A relative error of 5e-5, a NaN for a number, a wrong shape or dtype, one count off.
-    let far = Tensor::from_f32(&[3], vec![1.0001, -2.0, f32::NAN]);
-    assert_eq!(mismatches("t", &names, &[far], &[w.clone()]).len(), 1);
-    let nan = Tensor::from_f32(&[3], vec![f32::NAN, -2.0, f32::NAN]);
-    assert_eq!(mismatches("t", &names, &[nan], &[w.clone()]).len(), 1);
-    let shape = Tensor::from_f32(&[1, 3], vec![1.0, -2.0, f32::NAN]);
-    assert_eq!(mismatches("t", &names, &[shape], &[w.clone()]).len(), 1);
-    assert_eq!(mismatches("t", &names, &[w.cast(DType::F64)], &[w.clone()]).len(), 1);
-    assert_eq!(mismatches("t", &names, &[], &[w.clone()]).len(), 1);
+    // Equal, NaN pairs included, and a scaled error of 5e-7.
+    assert_eq!(count(vec![w.clone()], w.clone()), 0);
+    assert_eq!(count(vec![Tensor::from_f32(&[3], vec![1.000001, -2.0, f32::NAN])], w.clone()), 0);
+    // A scaled error of 5e-5, a NaN for a number, a wrong shape or dtype, one output short.
+    assert_eq!(count(vec![Tensor::from_f32(&[3], vec![1.0001, -2.0, f32::NAN])], w.clone()), 1);
+    assert_eq!(count(vec![Tensor::from_f32(&[3], vec![f32::NAN, -2.0, f32::NAN])], w.clone()), 1);
+    assert_eq!(count(vec![Tensor::from_f32(&[1, 3], vec![1.0, -2.0, f32::NAN])], w.clone()), 1);
+    assert_eq!(count(vec![w.cast(DType::F64)], w.clone()), 1);
+    assert_eq!(count(vec![], w), 1);
     // Integers and bools must be equal.
     let i = Tensor::from_i64(&[2], vec![1, 1 << 40]);
-    let j = Tensor::from_i64(&[2], vec![1, (1 << 40) + 1]);
-    assert_eq!(mismatches("t", &names, &[j], &[i.clone()]).len(), 1);
-    assert!(mismatches("t", &names, &[i.clone()], &[i]).is_empty());
+    assert_eq!(count(vec![Tensor::from_i64(&[2], vec![1, (1 << 40) + 1])], i.clone()), 1);
+    assert_eq!(count(vec![i.clone()], i), 0);
     let b = Tensor::from_bool(&[2], vec![true, false]);
-    assert_eq!(mismatches("t", &names, &[Tensor::from_bool(&[2], vec![true, true])], &[b]).len(), 1);
+    assert_eq!(count(vec![Tensor::from_bool(&[2], vec![true, true])], b), 1);
     // Complex values are compared by modulus.
     let z = Tensor::from_c64(&[1], vec![C64 { re: 1.0, im: 2.0 }]);
-    let z2 = Tensor::from_c64(&[1], vec![C64 { re: 1.0, im: 2.001 }]);
-    assert_eq!(mismatches("t", &names, &[z2], &[z]).len(), 1);
+    assert_eq!(count(vec![Tensor::from_c64(&[1], vec![C64 { re: 1.0, im: 2.001 }])], z), 1);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -205,7 +200,7 @@ impl Main {
 
     /// An instruction the type rules do not check (for cases beyond them).
     fn emit_raw(&mut self, op: Op, args: &[ValueId], t: &str, name: impl Into<String>) -> ValueId {
-        let v = self.b.raw(op, args, archc_compiler::tir::testutil::ty(t));
+        let v = self.b.raw(op, args, ty(t));
         self.out(v, name);
         v
     }
@@ -423,10 +418,9 @@ fn cast_between_every_pair_of_dtypes() {
     for (&from, &x) in dtypes.iter().zip(&xs) {
         for &to in &dtypes {
             let t = format!("{to}[9]");
-            let (op, tys) = (Op::Cast, [m.ty(x)]);
-            let declared = archc_compiler::tir::testutil::ty(&t);
-            if infer(&op, &[&tys[0]], Some(std::slice::from_ref(&declared)), &m.sigs).is_ok() {
-                m.emit_as(op, &[x], &t, format!("cast {from} -> {to}"));
+            let declared = [ty(&t)];
+            if infer(&Op::Cast, &[&m.ty(x)], Some(&declared), &m.sigs).is_ok() {
+                m.emit_as(Op::Cast, &[x], &t, format!("cast {from} -> {to}"));
                 n += 1;
             }
         }
@@ -773,12 +767,8 @@ fn irfft_coefficient_counts_and_einsum_of_three() {
 
 #[test]
 fn iota_const_and_param() {
-    let param = |name: &str, t: &str, init: Init, trainable| ParamDecl {
-        name: name.into(),
-        ty: archc_compiler::tir::testutil::ty(t),
-        init,
-        trainable,
-    };
+    let param =
+        |name: &str, t: &str, init: Init, trainable| ParamDecl { name: name.into(), ty: ty(t), init, trainable };
     let params = vec![
         param("p.zeros", "f32[2, 3]", Init::Zeros, true),
         param("p.ones", "f64[3]", Init::Ones, true),
@@ -1127,8 +1117,9 @@ enum In {
 
 /// Builds `main(x..., r...) -> loss` with `loss = sum_k sum(y_k * r_k)` over the values
 /// `y_k` that `build` returns (complex `y`: `sum(real(y) * r + imag(y) * r')`), its
-/// gradient program with respect to every f32 input (`autodiff::gradient`, as
-/// `tests/gradcheck.rs` builds it), and checks the loss and every gradient.
+/// gradient program with respect to every f32 input (`call`/`stack` inlined, then
+/// `autodiff::gradient`, as `tests/gradcheck.rs` and train steps build it), and checks
+/// the loss and every gradient.
 fn grad_check(
     name: &str,
     inputs: &[(&str, In)],
@@ -1164,8 +1155,10 @@ fn grad_check(
             Some(acc) => b.op(&sigs, bin(BinaryOp::Add), &[acc, l]),
         });
     }
-    let loss = loss.expect("a loss");
-    let f = b.finish(&[(loss, "loss")]);
+    let f = b.finish(&[(loss.expect("a loss"), "loss")]);
+    // `call` and `stack` are inlined before differentiation, as train steps do.
+    let f = inline_calls(&sigs, &f).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let loss = f.results[0];
     let wrt_idx: Vec<usize> = (0..inputs.len()).filter(|&i| f.args[i].1.dtype == DType::F32).collect();
     let wrt: Vec<ValueId> = wrt_idx.iter().map(|&i| f.args[i].0).collect();
     let mut funcs = vec![f];

@@ -88,10 +88,13 @@ impl FnLower<'_, '_, '_> {
     }
 
     pub fn slice(&mut self, x: &V, start: &[Dim], _end: &[Dim], step: &[i64], out: &Shape) -> Result<V, String> {
+        // An empty result axis reads nothing; its offset is 0 (MLIR rejects an offset at
+        // the end of the axis even for a size-0 slice).
         let offsets: Vec<i64> = start
             .iter()
             .zip(&x.shape)
-            .map(|(s, &n)| eval_dim(s, &self.env).map(|v| v.clamp(0, n as i64)))
+            .zip(&out.1)
+            .map(|((s, &n), &len)| eval_dim(s, &self.env).map(|v| if len == 0 { 0 } else { v.clamp(0, n as i64) }))
             .collect::<Result<_, _>>()?;
         if out.1 == x.shape {
             return Ok(x.clone());
