@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 /// before bufferization; loops stay scalar here (the CPU-specific tiling and
 /// vectorisation come from LLVM's loop vectoriser at -O3).
 pub const PIPELINE: &str = "builtin.module(inline,symbol-dce,canonicalize,cse,\
-func.func(linalg-fuse-elementwise-ops),canonicalize,cse,\
+func.func(linalg-fuse-elementwise-ops),canonicalize,cse,eliminate-empty-tensors,\
 one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map allow-return-allocs-from-loops},\
 buffer-deallocation-pipeline,func.func(convert-linalg-to-loops),convert-complex-to-standard,convert-scf-to-cf,\
 expand-strided-metadata,lower-affine,finalize-memref-to-llvm,convert-math-to-llvm,convert-math-to-libm,\

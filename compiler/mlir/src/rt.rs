@@ -117,8 +117,9 @@ pub struct MemRef<T, const R: usize> {
     strides: [i64; R],
 }
 
-/// Products at least this large (m * n * k) use both cores.
-const PARALLEL_FLOPS: usize = 1 << 21;
+/// Products at least this large (m * n * k) use both cores (below it, waking the second
+/// thread costs more than it saves on two cores).
+const PARALLEL_FLOPS: usize = 1 << 24;
 
 /// `c = a @ b` for strided row-major views (`c` is overwritten), by the `gemm` crate.
 ///
