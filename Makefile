@@ -66,9 +66,11 @@ bench: build $(DATA_STAMP)
 # The training results of examples/train_*.arch (MNIST-1D MLP/CNN/GRU, mnist_5k MLP,
 # Darcy FNO-2d at 16x16 and zero-shot 32x32, a hypernetwork on permuted digits): each
 # trains in release mode and fails if its goal is missed (~30 min on two cores).
+# `make reproduce BACKEND=mlir-cpu` trains with the MLIR CPU backend.
 .PHONY: reproduce
-reproduce: $(DATA_STAMP)
-	$(CARGO) test --release --locked --test reproduce -- --ignored --test-threads=1 --nocapture
+BACKEND ?= interp
+reproduce: llvm $(DATA_STAMP)
+	ARCHC_BACKEND=$(BACKEND) $(CARGO) test --release --locked --test reproduce -- --ignored --test-threads=1 --nocapture
 
 fmt:
 	$(CARGO) fmt --all

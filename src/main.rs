@@ -85,6 +85,10 @@ enum Cmd {
         /// Write each output to DIR/NAME.npy.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Run N more times after the first and report the median time per run (the first
+        /// run, which includes compilation, is reported separately).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        repeat: usize,
     },
     /// Train the network of a `train` block on its data set.
     Train {
@@ -219,9 +223,9 @@ fn run_cmd(cmd: Cmd, color: bool) -> Result<(), Fail> {
             let mlir = MlirOpts { dim: dim.as_deref(), timings };
             build(&file, emit, &sel, output.as_deref(), &mlir, color)
         }
-        Cmd::Run { file, sel, backend, weights, inputs, dim, seed, out } => {
+        Cmd::Run { file, sel, backend, weights, inputs, dim, seed, out, repeat } => {
             let program = compile(&file, &sel, color)?;
-            let inputs = RunInputs { weights, inputs, dim, seed, out };
+            let inputs = RunInputs { weights, inputs, dim, seed, out, repeat };
             run(&program, backend, &inputs)
         }
         Cmd::Train { file, run } => train(&file, &run, color),
@@ -350,6 +354,7 @@ struct RunInputs {
     dim: Option<String>,
     seed: u64,
     out: Option<PathBuf>,
+    repeat: usize,
 }
 
 fn run(program: &Program, backend: Backend, ri: &RunInputs) -> Result<(), Fail> {
@@ -366,7 +371,25 @@ fn run(program: &Program, backend: Backend, ri: &RunInputs) -> Result<(), Fail> 
         }
     }
     let tensors = main_inputs(program, ri)?;
+    let t0 = std::time::Instant::now();
     let outputs = exec.run_func("main", &tensors, 0).map_err(|e| user(e.to_string()))?;
+    let first = t0.elapsed();
+    if ri.repeat > 0 {
+        let mut times = Vec::with_capacity(ri.repeat);
+        for _ in 0..ri.repeat {
+            let t = std::time::Instant::now();
+            exec.run_func("main", &tensors, 0).map_err(|e| user(e.to_string()))?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        eprintln!(
+            "time: median {:.3} ms, min {:.3} ms over {} runs (first run {:.1} ms)",
+            times[times.len() / 2],
+            times[0],
+            times.len(),
+            first.as_secs_f64() * 1e3
+        );
+    }
     let main = program.main();
     for (name, t) in main.result_names.iter().zip(&outputs) {
         println!("{name}: {}{}", t.type_string(), stats(t));

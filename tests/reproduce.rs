@@ -7,7 +7,10 @@
 //! Slow (minutes each, ~30 minutes in all on two cores) and in need of the real data
 //! (`make data`), so every test is `#[ignore]`d: run them with `make reproduce`, i.e.
 //! `cargo test --release --test reproduce -- --ignored --test-threads=1 --nocapture`.
+//! `ARCHC_BACKEND=mlir-cpu` (`make reproduce BACKEND=mlir-cpu`) trains and evaluates
+//! with the MLIR CPU backend instead of the reference interpreter.
 
+use archc::backend::{executor, Backend};
 use archc::training;
 use archc_compiler::sema::train_config::TrainConfig;
 use archc_compiler::sema::Options;
@@ -16,6 +19,15 @@ use archc_runtime::data::Dataset;
 use archc_runtime::train::{TrainData, TrainReport};
 use std::path::PathBuf;
 use std::time::Instant;
+
+/// The backend named by `ARCHC_BACKEND` (default: the interpreter).
+fn backend() -> Backend {
+    match std::env::var("ARCHC_BACKEND").as_deref() {
+        Ok("mlir-cpu") => Backend::MlirCpu,
+        Ok("interp") | Err(_) => Backend::Interp,
+        Ok(other) => panic!("ARCHC_BACKEND={other}: expected interp or mlir-cpu"),
+    }
+}
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -58,8 +70,11 @@ fn train(example: &str) -> Trained {
         cfg.schedule
     );
     let start = Instant::now();
-    let report =
-        archc_runtime::train::train(&program, &spec, &data, &dir, false, false).unwrap_or_else(|e| panic!("{e}"));
+    let report = {
+        let mut exec = executor(&program, backend()).unwrap_or_else(|e| panic!("{e}"));
+        archc_runtime::train::train_with(&program, &spec, &data, &dir, false, false, exec.as_mut())
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
     let seconds = start.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&dir);
     Trained { cfg, program, data, report, seconds }
@@ -67,7 +82,8 @@ fn train(example: &str) -> Trained {
 
 /// Mean test metrics of the trained parameters on `test` (see `training::evaluate`).
 fn evaluate(t: &Trained, test: &Dataset, name: &str) -> f64 {
-    let metrics = training::evaluate(&t.program, &t.report.state.params, test, t.cfg.batch as usize)
+    let mut exec = executor(&t.program, backend()).unwrap_or_else(|e| panic!("{e}"));
+    let metrics = training::evaluate(&t.program, &t.report.state.params, test, t.cfg.batch as usize, exec.as_mut())
         .unwrap_or_else(|e| panic!("{e}"));
     metrics.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no {name} in {metrics:?}")).1
 }

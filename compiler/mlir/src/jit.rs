@@ -24,12 +24,18 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 /// Tensors in, LLVM dialect out. Elementwise producers are fused into their consumers
-/// before bufferization; loops stay scalar here (the CPU-specific tiling and
-/// vectorisation come from LLVM's loop vectoriser at -O3).
-pub const PIPELINE: &str = "builtin.module(inline,symbol-dce,canonicalize,cse,\
-func.func(linalg-fuse-elementwise-ops),canonicalize,cse,eliminate-empty-tensors,\
+/// before bufferization; loops stay scalar here (LLVM's loop vectoriser does the rest).
+///
+/// No `cse` runs before bufferization: the runtime calls (matmul) read their operands
+/// through `bufferization.to_buffer`, which bufferization treats as the tensor's last
+/// read, and CSE would merge two such reads of one tensor into the first, letting an
+/// in-place write between them clobber the buffer the second call still reads.
+/// `eliminate-empty-tensors` is left out too: with it, results written in place into the
+/// entry's outputs came out wrong (seen in `tests/ops.rs`).
+pub const PIPELINE: &str = "builtin.module(inline,symbol-dce,canonicalize,\
+func.func(linalg-fuse-elementwise-ops),canonicalize,\
 one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map allow-return-allocs-from-loops},\
-buffer-deallocation-pipeline,func.func(convert-linalg-to-loops),convert-complex-to-standard,convert-scf-to-cf,\
+canonicalize,cse,buffer-deallocation-pipeline,func.func(convert-linalg-to-loops),convert-complex-to-standard,convert-scf-to-cf,\
 expand-strided-metadata,lower-affine,finalize-memref-to-llvm,convert-math-to-llvm,convert-math-to-libm,\
 convert-complex-to-llvm,convert-arith-to-llvm,convert-cf-to-llvm,convert-func-to-llvm,convert-index-to-llvm,\
 reconcile-unrealized-casts)";

@@ -1,6 +1,13 @@
-//! `rfft` / `irfft` as DFT contractions: twiddle tables are computed in f64 by a
-//! `linalg.generic` (angles reduced modulo `n` first), then contracted with the input.
+//! `rfft` / `irfft` as DFT matrix products on the runtime's `gemm` kernels: the transform
+//! axis is moved last and the other axes flattened, so a transform is `[R, n] @ [n, 2k]`
+//! (cosine and negated sine columns side by side) or `[R, 2k] @ [2k, n]`. Twiddle tables
+//! are computed in f64 by a `linalg.generic` (angles reduced modulo `n` first).
 //! Conventions are numpy's (see the interpreter's `fft` module).
+//!
+//! Only the coefficients a program uses are computed: an `rfft` read only through
+//! leading slices along its axis keeps `k` coefficients ([`FnLower::rfft`] with `keep`),
+//! and an `irfft` of `complex(concat(re, 0), concat(im, 0))` contracts only `re` and `im`
+//! ([`FnLower::irfft_parts`]), which is how spectral convolutions truncate modes.
 
 use super::builder::{Builder, Iter, Operand, V};
 use super::lower::FnLower;
@@ -8,87 +15,142 @@ use super::scalar;
 use super::Shape;
 use archc_compiler::tir::DType;
 
-/// Which table: rfft's `(cos, -sin)`, or irfft's weighted `(c_k cos / n, -s_k sin / n)`.
-#[derive(Copy, Clone)]
-enum Table {
-    Forward,
-    Inverse,
-}
-
-fn dims(idx: impl IntoIterator<Item = usize>) -> Vec<String> {
-    idx.into_iter().map(|i| format!("d{i}")).collect()
-}
-
 impl FnLower<'_, '_, '_> {
-    /// Two `[k, t]` tables of `dtype` for a length-`n` transform with `kn` coefficients.
-    fn twiddles(&mut self, kn: usize, n: usize, dtype: DType, table: Table) -> (V, V) {
-        let c = self.b.empty(dtype, &[kn, n]);
-        let s = self.b.empty(dtype, &[kn, n]);
-        let outs = [Operand::identity(&c), Operand::identity(&s)];
-        let mut r = self.b.generic(&[], &outs, &[Iter::Par, Iter::Par], |b: &mut Builder, _| {
-            let k = b.loop_index(0);
-            let t = b.loop_index(1);
-            let kt = b.assign(format!("arith.muli {k}, {t} : index"));
-            let nn = b.index(n as i64);
-            let kt = b.assign(format!("arith.remui {kt}, {nn} : index"));
-            let kt = b.assign(format!("arith.index_cast {kt} : index to i64"));
-            let kt = b.assign(format!("arith.sitofp {kt} : i64 to f64"));
-            let w = b.scalar(std::f64::consts::TAU / n as f64, DType::F64);
-            let th = b.assign(format!("arith.mulf {kt}, {w} : f64"));
-            let cos = b.assign(format!("math.cos {th} : f64"));
-            let sin = b.assign(format!("math.sin {th} : f64"));
-            let sin = b.assign(format!("arith.negf {sin} : f64"));
-            let (cos, sin) = match table {
-                Table::Forward => (cos, sin),
-                Table::Inverse => {
-                    // c_k = 1 at DC and (even n) Nyquist, else 2; the imaginary parts there are ignored.
-                    let k64 = b.assign(format!("arith.index_cast {k} : index to i64"));
-                    let zero = b.i64c(0);
-                    let nyq = b.i64c(if n % 2 == 0 { (n / 2) as i64 } else { -1 });
-                    let dc = b.assign(format!("arith.cmpi eq, {k64}, {zero} : i64"));
-                    let ny = b.assign(format!("arith.cmpi eq, {k64}, {nyq} : i64"));
-                    let edge = b.assign(format!("arith.ori {dc}, {ny} : i1"));
-                    let inv_n = b.scalar(1.0 / n as f64, DType::F64);
-                    let two_n = b.scalar(2.0 / n as f64, DType::F64);
-                    let zf = b.scalar(0.0, DType::F64);
-                    let wc = b.assign(format!("arith.select {edge}, {inv_n}, {two_n} : f64"));
-                    let ws = b.assign(format!("arith.select {edge}, {zf}, {two_n} : f64"));
-                    let cos = b.assign(format!("arith.mulf {cos}, {wc} : f64"));
-                    let sin = b.assign(format!("arith.mulf {sin}, {ws} : f64"));
-                    (cos, sin)
-                }
-            };
-            vec![scalar::cast(b, DType::F64, dtype, &cos), scalar::cast(b, DType::F64, dtype, &sin)]
+    /// A `[rows, cols]` table of `dtype` whose entry is `f(builder, row, col)` (f64).
+    fn table(
+        &mut self,
+        rows: usize,
+        cols: usize,
+        dtype: DType,
+        f: impl FnOnce(&mut Builder, &str, &str) -> String,
+    ) -> V {
+        let init = self.b.empty(dtype, &[rows, cols]);
+        let mut r = self.b.generic(&[], &[Operand::identity(&init)], &[Iter::Par, Iter::Par], |b, _| {
+            let i = b.loop_index(0);
+            let j = b.loop_index(1);
+            let v = f(b, &i, &j);
+            vec![scalar::cast(b, DType::F64, dtype, &v)]
         });
-        let s = r.remove(1);
-        (r.remove(0), s)
+        r.remove(0)
     }
 
-    pub fn rfft(&mut self, x: &V, axis: usize, out: &Shape) -> V {
-        let n = x.shape[axis];
-        let m = out.1[axis];
-        let dt = x.dtype;
-        let (cos, sin) = self.twiddles(m, n, dt, Table::Forward);
+    /// `[n, 2k]`: column `j < k` is `cos(2 pi j t / n)`, column `k + j` is `-sin(...)`.
+    fn forward_table(&mut self, n: usize, k: usize, dtype: DType) -> V {
+        self.table(n, 2 * k, dtype, |b, t, j| {
+            let (freq, is_sin) = split_column(b, j, k);
+            let (cos, sin) = angle(b, &freq, t, n);
+            let nsin = b.assign(format!("arith.negf {sin} : f64"));
+            b.assign(format!("arith.select {is_sin}, {nsin}, {cos} : f64"))
+        })
+    }
+
+    /// `[2k, n]`: row `j < k` is `c_j cos(2 pi j t / n) / n`, row `k + j` is
+    /// `-s_j sin(...) / n`, with `c_j = 1` at DC and (even `n`) Nyquist, else 2, and
+    /// `s_j` the same but 0 at DC and Nyquist (their imaginary parts are ignored).
+    fn inverse_table(&mut self, k: usize, n: usize, dtype: DType) -> V {
+        self.table(2 * k, n, dtype, |b, j, t| {
+            let (freq, is_sin) = split_column(b, j, k);
+            let (cos, sin) = angle(b, &freq, t, n);
+            let f64v = b.assign(format!("arith.index_cast {freq} : index to i64"));
+            let zero = b.i64c(0);
+            let nyq = b.i64c(if n % 2 == 0 { (n / 2) as i64 } else { -1 });
+            let dc = b.assign(format!("arith.cmpi eq, {f64v}, {zero} : i64"));
+            let ny = b.assign(format!("arith.cmpi eq, {f64v}, {nyq} : i64"));
+            let edge = b.assign(format!("arith.ori {dc}, {ny} : i1"));
+            let inv_n = b.scalar(1.0 / n as f64, DType::F64);
+            let two_n = b.scalar(2.0 / n as f64, DType::F64);
+            let m_two_n = b.scalar(-2.0 / n as f64, DType::F64);
+            let zf = b.scalar(0.0, DType::F64);
+            let wc = b.assign(format!("arith.select {edge}, {inv_n}, {two_n} : f64"));
+            let ws = b.assign(format!("arith.select {edge}, {zf}, {m_two_n} : f64"));
+            let c = b.assign(format!("arith.mulf {cos}, {wc} : f64"));
+            let s = b.assign(format!("arith.mulf {sin}, {ws} : f64"));
+            b.assign(format!("arith.select {is_sin}, {s}, {c} : f64"))
+        })
+    }
+
+    /// `x` with `axis` moved last and the other axes flattened: `([R, n], moved shape)`.
+    fn rows_along(&mut self, x: &V, axis: usize) -> (V, Vec<usize>) {
         let r = x.rank();
-        let re0 = self.b.filled(0.0, dt, &out.1);
-        let im0 = self.b.filled(0.0, dt, &out.1);
-        let xmap: Vec<String> = (0..r).map(|i| if i == axis { format!("d{r}") } else { format!("d{i}") }).collect();
-        let tmap = vec![format!("d{axis}"), format!("d{r}")];
-        let mut iters = vec![Iter::Par; r];
-        iters.push(Iter::Red);
-        let ins = [Operand::new(x, xmap), Operand::new(&cos, tmap.clone()), Operand::new(&sin, tmap)];
-        let outs = [Operand::new(&re0, dims(0..r)), Operand::new(&im0, dims(0..r))];
-        let t = super::types::elem(dt);
-        let mut parts = self.b.generic(&ins, &outs, &iters, |b, a| {
-            let pc = b.assign(format!("arith.mulf {}, {} : {t}", a[0], a[1]));
-            let ps = b.assign(format!("arith.mulf {}, {} : {t}", a[0], a[2]));
-            vec![
-                b.assign(format!("arith.addf {}, {pc} : {t}", a[3])),
-                b.assign(format!("arith.addf {}, {ps} : {t}", a[4])),
-            ]
-        });
-        let im = parts.remove(1);
-        self.complex(&parts.remove(0), &im)
+        let perm: Vec<usize> = (0..r).filter(|&i| i != axis).chain([axis]).collect();
+        let moved = self.permute(x, &perm);
+        let rows: usize = moved.shape[..r - 1].iter().product();
+        let flat = self.reshape(&moved, &[rows, x.shape[axis]]);
+        (flat, moved.shape)
+    }
+
+    /// The inverse of [`Self::rows_along`] for a result with `len` points on the axis.
+    fn unrows(&mut self, y: &V, moved: &[usize], axis: usize, len: usize) -> V {
+        let r = moved.len();
+        let mut shape = moved.to_vec();
+        shape[r - 1] = len;
+        let y = self.reshape(y, &shape);
+        // Moving the last axis back to `axis`.
+        let inv: Vec<usize> = (0..r)
+            .map(|i| {
+                if i < axis {
+                    i
+                } else if i == axis {
+                    r - 1
+                } else {
+                    i - 1
+                }
+            })
+            .collect();
+        self.permute(&y, &inv)
+    }
+
+    /// The first `keep` (at most `n / 2 + 1`) coefficients of the real FFT along `axis`.
+    pub fn rfft(&mut self, x: &V, axis: usize, out: &Shape, keep: Option<usize>) -> V {
+        let n = x.shape[axis];
+        let k = keep.unwrap_or(out.1[axis]).min(out.1[axis]);
+        let dt = x.dtype;
+        let (rows, moved) = self.rows_along(x, axis);
+        let table = self.forward_table(n, k, dt);
+        let y = self.matmul(&rows, &table, &(dt, vec![rows.shape[0], 2 * k]));
+        let re = self.columns(&y, 0, k);
+        let im = self.columns(&y, k, k);
+        let z = self.complex(&re, &im);
+        self.unrows(&z, &moved, axis, k)
+    }
+
+    /// Columns `[start, start + len)` of a matrix.
+    fn columns(&mut self, y: &V, start: usize, len: usize) -> V {
+        let shape = vec![y.shape[0], len];
+        let name = self.b.assign(format!(
+            "tensor.extract_slice {}[0, {start}] [{}, {len}] [1, 1] : {} to {}",
+            y.name,
+            y.shape[0],
+            y.ty(),
+            super::types::tensor(y.dtype, &shape)
+        ));
+        V { name, dtype: y.dtype, shape }
+    }
+
+    pub fn irfft(&mut self, z: &V, axis: usize, out: &Shape) -> V {
+        let re = self.part(z, false);
+        let im = self.part(z, true);
+        self.irfft_parts(&re, &im, axis, out)
+    }
+
+    /// `irfft(complex(re, im))` along `axis` with `out.1[axis]` points; coefficients past
+    /// `n / 2 + 1` are ignored, missing ones are zeros.
+    pub fn irfft_parts(&mut self, re: &V, im: &V, axis: usize, out: &Shape) -> V {
+        let n = out.1[axis];
+        let k = re.shape[axis].min(n / 2 + 1);
+        let dt = out.0;
+        let mut parts = Vec::new();
+        for p in [re, im] {
+            let p = if p.shape[axis] > k { self.leading(p, axis, k) } else { p.clone() };
+            let p = if p.dtype == dt { p } else { self.cast(&p, dt) };
+            parts.push(self.rows_along(&p, axis));
+        }
+        let moved = parts[0].1.clone();
+        let rows = parts[0].0.shape[0];
+        let both = self.concat(&[parts[0].0.clone(), parts[1].0.clone()], 1, &(dt, vec![rows, 2 * k]));
+        let table = self.inverse_table(k, n, dt);
+        let y = self.matmul(&both, &table, &(dt, vec![rows, n]));
+        self.unrows(&y, &moved, axis, n)
     }
 
     /// The first `k` entries of `x` along `axis`.
@@ -107,32 +169,25 @@ impl FnLower<'_, '_, '_> {
         ));
         V { name, dtype: x.dtype, shape }
     }
+}
 
-    pub fn irfft(&mut self, z: &V, axis: usize, out: &Shape) -> V {
-        let n = out.1[axis];
-        let kn = z.shape[axis].min(n / 2 + 1);
-        // Coefficients past `n / 2 + 1` are ignored: contract only the first `kn`.
-        let z = &if z.shape[axis] > kn { self.leading(z, axis, kn) } else { z.clone() };
-        let dt = out.0;
-        let (a_tab, b_tab) = self.twiddles(kn, n, dt, Table::Inverse);
-        let r = z.rank();
-        let init = self.b.filled(0.0, dt, &out.1);
-        let zmap: Vec<String> = (0..r).map(|i| if i == axis { format!("d{r}") } else { format!("d{i}") }).collect();
-        let tmap = vec![format!("d{r}"), format!("d{axis}")];
-        let mut iters = vec![Iter::Par; r];
-        iters.push(Iter::Red);
-        let ins = [Operand::new(z, zmap), Operand::new(&a_tab, tmap.clone()), Operand::new(&b_tab, tmap)];
-        let t = super::types::elem(dt);
-        let mut res = self.b.generic(&ins, &[Operand::new(&init, dims(0..r))], &iters, |b, a| {
-            let re = b.assign(format!("complex.re {} : complex<f32>", a[0]));
-            let im = b.assign(format!("complex.im {} : complex<f32>", a[0]));
-            let re = scalar::cast(b, DType::F32, dt, &re);
-            let im = scalar::cast(b, DType::F32, dt, &im);
-            let p = b.assign(format!("arith.mulf {re}, {} : {t}", a[1]));
-            let q = b.assign(format!("arith.mulf {im}, {} : {t}", a[2]));
-            let s = b.assign(format!("arith.addf {p}, {q} : {t}"));
-            vec![b.assign(format!("arith.addf {}, {s} : {t}", a[3]))]
-        });
-        res.remove(0)
-    }
+/// For table index `j` over `2k` entries: the frequency `j mod k` (index) and whether `j`
+/// is in the sine half.
+fn split_column(b: &mut Builder, j: &str, k: usize) -> (String, String) {
+    let kk = b.index(k as i64);
+    let is_sin = b.assign(format!("arith.cmpi uge, {j}, {kk} : index"));
+    let freq = b.assign(format!("arith.remui {j}, {kk} : index"));
+    (freq, is_sin)
+}
+
+/// `(cos, sin)` of `2 pi ((f * t) mod n) / n` in f64.
+fn angle(b: &mut Builder, f: &str, t: &str, n: usize) -> (String, String) {
+    let ft = b.assign(format!("arith.muli {f}, {t} : index"));
+    let nn = b.index(n as i64);
+    let ft = b.assign(format!("arith.remui {ft}, {nn} : index"));
+    let ft = b.assign(format!("arith.index_cast {ft} : index to i64"));
+    let ft = b.assign(format!("arith.sitofp {ft} : i64 to f64"));
+    let w = b.scalar(std::f64::consts::TAU / n as f64, DType::F64);
+    let th = b.assign(format!("arith.mulf {ft}, {w} : f64"));
+    (b.assign(format!("math.cos {th} : f64")), b.assign(format!("math.sin {th} : f64")))
 }

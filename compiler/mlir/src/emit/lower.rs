@@ -15,12 +15,68 @@ pub(crate) struct FnLower<'e, 'p, 'l> {
     pub b: Builder,
     pub env: DimEnv,
     vals: HashMap<ValueId, V>,
+    plan: SpectralPlan,
+}
+
+/// Spectral shortcuts found before lowering (see the `fft` module).
+#[derive(Default)]
+struct SpectralPlan {
+    /// `rfft` results read only through leading slices: the coefficients to compute.
+    rfft_keep: HashMap<ValueId, usize>,
+    /// `irfft` results whose operand is `complex(concat(re, 0), concat(im, 0))`.
+    irfft_parts: HashMap<ValueId, (ValueId, ValueId)>,
+}
+
+impl SpectralPlan {
+    fn of(func: &Func, env: &DimEnv) -> SpectralPlan {
+        let def: HashMap<ValueId, &Inst> = func.body.iter().map(|i| (i.result, i)).collect();
+        let mut plan = SpectralPlan::default();
+        for inst in &func.body {
+            match &inst.op {
+                Op::Rfft { axis } if !func.results.contains(&inst.result) => {
+                    let uses: Vec<&Inst> = func.body.iter().filter(|u| u.args.contains(&inst.result)).collect();
+                    let ends: Option<Vec<i64>> = uses
+                        .iter()
+                        .map(|u| match &u.op {
+                            Op::Slice { start, end, step } if step[*axis] == 1 && start[*axis].eval(env) == Some(0) => {
+                                end[*axis].eval(env)
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    if let Some(k) = ends.and_then(|e| e.into_iter().max()) {
+                        plan.rfft_keep.insert(inst.result, k.max(1) as usize);
+                    }
+                }
+                Op::Irfft { axis, .. } => {
+                    let zero_tail = |v: ValueId| -> Option<ValueId> {
+                        let c = def.get(&v)?;
+                        let Op::Concat { axis: a } = c.op else { return None };
+                        let tail = def.get(c.args.get(1)?)?;
+                        let zero = matches!(tail.op, Op::Broadcast)
+                            && def.get(&tail.args[0]).is_some_and(|k| k.op == Op::Const(0.0));
+                        (a == *axis && c.args.len() == 2 && zero).then_some(c.args[0])
+                    };
+                    let parts = def
+                        .get(&inst.args[0])
+                        .filter(|c| c.op == Op::Complex)
+                        .and_then(|c| Some((zero_tail(c.args[0])?, zero_tail(c.args[1])?)));
+                    if let Some(p) = parts {
+                        plan.irfft_parts.insert(inst.result, p);
+                    }
+                }
+                _ => {}
+            }
+        }
+        plan
+    }
 }
 
 pub(crate) fn lower_func(em: &mut Emitter, job: &Job) -> Result<String, EmitError> {
     let func: &Func = em.program.func(&job.func).expect("requested functions exist");
     let func = func.clone();
-    let mut l = FnLower { em, b: Builder::new(), env: job.env.clone(), vals: HashMap::new() };
+    let plan = SpectralPlan::of(&func, &job.env);
+    let mut l = FnLower { em, b: Builder::new(), env: job.env.clone(), vals: HashMap::new(), plan };
     let mut params = vec!["%seed: i64".to_string(), "%fkey: i64".to_string()];
     for (i, ((id, _), (dt, shape))) in func.args.iter().zip(&job.inputs).enumerate() {
         let name = format!("%a{i}");
@@ -61,8 +117,9 @@ impl FnLower<'_, '_, '_> {
         if values.len() != outs.len() {
             return Err(format!("lowered to {} results, declared {}", values.len(), outs.len()));
         }
+        let truncated = self.plan.rfft_keep.contains_key(&inst.result);
         for ((r, v), (dt, shape)) in inst.result_ids().zip(values).zip(&outs) {
-            if v.dtype != *dt || &v.shape != shape {
+            if (v.dtype != *dt || &v.shape != shape) && !truncated {
                 return Err(format!("lowered to {}, declared {}", v.ty(), tensor(*dt, shape)));
             }
             self.vals.insert(r, v);
@@ -97,8 +154,17 @@ impl FnLower<'_, '_, '_> {
             Op::Pad { padding, value } => one(self.pad(&a[0], padding, *value, out)),
             Op::Gather { axis } => one(self.gather(&a[0], &a[1], *axis, out)),
             Op::ScatterAdd { axis } => one(self.scatter_add(&a[0], &a[1], &a[2], *axis)?),
-            Op::Rfft { axis } => one(self.rfft(&a[0], *axis, out)),
-            Op::Irfft { axis, .. } => one(self.irfft(&a[0], *axis, out)),
+            Op::Rfft { axis } => {
+                let keep = self.plan.rfft_keep.get(&inst.result).copied();
+                one(self.rfft(&a[0], *axis, out, keep))
+            }
+            Op::Irfft { axis, .. } => match self.plan.irfft_parts.get(&inst.result).copied() {
+                Some((re, im)) => {
+                    let (re, im) = (self.get(re)?, self.get(im)?);
+                    one(self.irfft_parts(&re, &im, *axis, out))
+                }
+                None => one(self.irfft(&a[0], *axis, out)),
+            },
             Op::Real => one(self.part(&a[0], false)),
             Op::Imag => one(self.part(&a[0], true)),
             Op::Complex => one(self.complex(&a[0], &a[1])),
