@@ -312,7 +312,8 @@ impl FnLower<'_, '_, '_> {
         Ok(self.contract(&ins, out.0, &out.1, map_of(rhs), &iters, red))
     }
 
-    /// Cross-correlation with groups: channels split as `[G, C/G]`, output `[G, O/G]`.
+    /// Cross-correlation with groups. Floats go through im2col and the runtime's batched
+    /// matmul ([`Self::conv_gemm`]); other dtypes through one `linalg.generic`.
     #[allow(clippy::too_many_arguments)]
     pub fn conv(
         &mut self,
@@ -324,7 +325,108 @@ impl FnLower<'_, '_, '_> {
         groups: i64,
         out: &Shape,
     ) -> Result<V, String> {
+        if x.dtype.is_float() {
+            return Ok(self.conv_gemm(x, w, stride, padding, dilation, groups as usize, out));
+        }
+        self.conv_generic(x, w, stride, padding, dilation, groups, out)
+    }
+
+    /// im2col: the padded input gathered into `col[G, C/G * K, B * S]` (`K` the window,
+    /// `S` the output positions), then `y[G, O/G, B * S] = w[G, O/G, C/G * K] @ col` as
+    /// one batched matmul, then moved to `[B, O, S]`.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_gemm(
+        &mut self,
+        x: &V,
+        w: &V,
+        stride: &[i64],
+        padding: &[(i64, i64)],
+        dilation: &[i64],
+        g: usize,
+        out: &Shape,
+    ) -> V {
         let nd = stride.len();
+        let dt = x.dtype;
+        let full_pad: Vec<(i64, i64)> = [vec![(0, 0); 2], padding.to_vec()].concat();
+        let xp = self.pad_value(x, &full_pad, 0.0);
+        let (bsz, cin, cout) = (x.shape[0], x.shape[1], w.shape[0]);
+        let (cg, og) = (cin / g, cout / g);
+        let win: Vec<usize> = w.shape[2..].to_vec();
+        let spatial: Vec<usize> = out.1[2..].to_vec();
+        let (k_all, s_all): (usize, usize) = (win.iter().product(), spatial.iter().product());
+        let xs = [vec![bsz, g, cg], xp.shape[2..].to_vec()].concat();
+        let xg = self.expand(&xp, &xs, &[vec![0, 1]], 1);
+        // col loops: g, c, k_1..k_nd, b, s_1..s_nd (all parallel).
+        let col_shape = [vec![g, cg], win.clone(), vec![bsz], spatial.clone()].concat();
+        let b_loop = 2 + nd;
+        let xmap: Vec<String> = [
+            vec![format!("d{b_loop}"), "d0".into(), "d1".into()],
+            (0..nd).map(|i| format!("d{} * {} + d{} * {}", b_loop + 1 + i, stride[i], 2 + i, dilation[i])).collect(),
+        ]
+        .concat();
+        let init = self.b.empty(dt, &col_shape);
+        let iters = vec![Iter::Par; col_shape.len()];
+        let col = self
+            .b
+            .generic(&[Operand::new(&xg, xmap)], &[Operand::identity(&init)], &iters, |_, a| vec![a[0].clone()])
+            .remove(0);
+        let col = self.regroup(
+            &col,
+            &[g, cg * k_all, bsz * s_all],
+            &[vec![0], (1..2 + nd).collect(), (2 + nd..3 + 2 * nd).collect()],
+            false,
+        );
+        let w_split: Vec<Vec<usize>> = [vec![vec![0, 1]], (2..3 + nd).map(|i| vec![i]).collect()].concat();
+        let wg = self.regroup(w, &[vec![g, og, cg], win.clone()].concat(), &w_split, true);
+        let wg = self.regroup(&wg, &[g, og, cg * k_all], &[vec![0], vec![1], (2..3 + nd).collect()], false);
+        let y = self.matmul(&wg, &col, &(dt, vec![g, og, bsz * s_all]));
+        let y = self.regroup(
+            &y,
+            &[vec![g, og, bsz], spatial.clone()].concat(),
+            &[vec![0], vec![1], (2..3 + nd).collect()],
+            true,
+        );
+        let perm: Vec<usize> = [vec![2, 0, 1], (3..3 + nd).collect()].concat();
+        let y = self.permute(&y, &perm);
+        let groups: Vec<Vec<usize>> = [vec![vec![0], vec![1, 2]], (3..3 + nd).map(|i| vec![i]).collect()].concat();
+        self.regroup(&y, &out.1, &groups, false)
+    }
+
+    /// `tensor.expand_shape` (`expand`: `groups[i]` lists the axes of `shape` that axis `i`
+    /// of `x` becomes) or `tensor.collapse_shape` (`groups[i]` lists the axes of `x` that
+    /// become axis `i` of `shape`).
+    fn regroup(&mut self, x: &V, shape: &[usize], groups: &[Vec<usize>], expand: bool) -> V {
+        let list = |g: &Vec<usize>| format!("[{}]", g.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "));
+        let reassoc = format!("[{}]", groups.iter().map(list).collect::<Vec<_>>().join(", "));
+        let ty = tensor(x.dtype, shape);
+        let name = if expand {
+            let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+            self.b.assign(format!(
+                "tensor.expand_shape {} {reassoc} output_shape [{}] : {} into {ty}",
+                x.name,
+                dims.join(", "),
+                x.ty()
+            ))
+        } else {
+            self.b.assign(format!("tensor.collapse_shape {} {reassoc} : {} into {ty}", x.name, x.ty()))
+        };
+        V { name, dtype: x.dtype, shape: shape.to_vec() }
+    }
+
+    /// The whole convolution as one `linalg.generic` (non-float dtypes).
+    #[allow(clippy::too_many_arguments)]
+    fn conv_generic(
+        &mut self,
+        x: &V,
+        w: &V,
+        stride: &[i64],
+        padding: &[(i64, i64)],
+        dilation: &[i64],
+        groups: i64,
+        out: &Shape,
+    ) -> Result<V, String> {
+        let nd = stride.len();
+
         let g = groups as usize;
         let full_pad: Vec<(i64, i64)> = [vec![(0, 0); 2], padding.to_vec()].concat();
         let xp = self.pad_value(x, &full_pad, 0.0);
