@@ -26,6 +26,7 @@ pub struct MlirCpu<'p> {
 
 impl<'p> MlirCpu<'p> {
     pub fn new(program: &'p Program) -> Self {
+        crate::rt::tune_allocator();
         MlirCpu { program, cache: HashMap::new(), params: HashMap::new(), generation: 0, timings: Vec::new() }
     }
 

@@ -199,3 +199,26 @@ macro_rules! matmul_fns {
 
 matmul_fns!(f32, archc_matmul_f32, archc_bmm_f32);
 matmul_fns!(f64, archc_matmul_f64, archc_bmm_f64);
+
+/// Keeps freed tensor buffers in the process heap: compiled code allocates and frees
+/// every intermediate each run, and with glibc's defaults buffers above 128 KiB are
+/// mapped and unmapped each time, so every run pays page faults to re-zero them (a
+/// quarter of an FNO forward pass). Called once by the backend; glibc only.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn mallopt(param: i32, value: i32) -> i32;
+        }
+        const M_TRIM_THRESHOLD: i32 = -1;
+        const M_MMAP_THRESHOLD: i32 = -3;
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: mallopt only changes allocator tuning parameters.
+            unsafe {
+                mallopt(M_MMAP_THRESHOLD, 32 << 20);
+                mallopt(M_TRIM_THRESHOLD, 1 << 30);
+            }
+        });
+    }
+}

@@ -288,6 +288,13 @@ impl FnLower<'_, '_, '_> {
         if inputs.len() != xs.len() {
             return Err(format!("einsum spec {spec:?} has {} operands, got {}", inputs.len(), xs.len()));
         }
+        if let [a, b] = xs {
+            if out.0.is_float() && a.dtype == out.0 && b.dtype == out.0 {
+                if let Some(v) = self.einsum_as_matmul(inputs[0], inputs[1], rhs, a, b, out) {
+                    return Ok(v);
+                }
+            }
+        }
         // Loop order: output letters, then the summed letters in order of appearance.
         let mut letters: Vec<char> = rhs.chars().collect();
         for s in &inputs {
@@ -310,6 +317,46 @@ impl FnLower<'_, '_, '_> {
         let red: usize = letters[rhs.len()..].iter().map(|c| size[c]).product();
         let ins: Vec<Operand> = xs.iter().zip(&inputs).map(|(x, s)| Operand::new(x, map_of(s))).collect();
         Ok(self.contract(&ins, out.0, &out.1, map_of(rhs), &iters, red))
+    }
+
+    /// A two-operand einsum as one (batched) matmul: operands permuted to
+    /// `[batch, free, contracted]` / `[batch, contracted, free]` and flattened, the product
+    /// reshaped and permuted to the output. `None` when the spec is not of that form
+    /// (a repeated letter, or a letter summed within one operand).
+    fn einsum_as_matmul(&mut self, l: &str, r: &str, o: &str, a: &V, b: &V, out: &Shape) -> Option<V> {
+        let distinct = |s: &str| s.chars().enumerate().all(|(i, c)| !s[..i].contains(c));
+        if !distinct(l) || !distinct(r) || !distinct(o) {
+            return None;
+        }
+        if l.chars().chain(r.chars()).any(|c| !o.contains(c) && !(l.contains(c) && r.contains(c))) {
+            return None;
+        }
+        let size: HashMap<char, usize> =
+            l.chars().zip(&a.shape).chain(r.chars().zip(&b.shape)).map(|(c, &d)| (c, d)).collect();
+        let batch: Vec<char> = o.chars().filter(|&c| l.contains(c) && r.contains(c)).collect();
+        let lfree: Vec<char> = o.chars().filter(|&c| l.contains(c) && !r.contains(c)).collect();
+        let rfree: Vec<char> = o.chars().filter(|&c| r.contains(c) && !l.contains(c)).collect();
+        let contr: Vec<char> = l.chars().filter(|&c| r.contains(c) && !o.contains(c)).collect();
+        let prod = |cs: &[char]| cs.iter().map(|c| size[c]).product::<usize>();
+        let (bp, lp, cp, rp) = (prod(&batch), prod(&lfree), prod(&contr), prod(&rfree));
+        let pos = |s: &str, cs: &[char]| cs.iter().map(|&c| s.find(c).expect("letter of s")).collect::<Vec<_>>();
+        let pa = [pos(l, &batch), pos(l, &lfree), pos(l, &contr)].concat();
+        let pb = [pos(r, &batch), pos(r, &contr), pos(r, &rfree)].concat();
+        let dt = out.0;
+        let (sa, sb, sy) = if batch.is_empty() {
+            (vec![lp, cp], vec![cp, rp], vec![lp, rp])
+        } else {
+            (vec![bp, lp, cp], vec![bp, cp, rp], vec![bp, lp, rp])
+        };
+        let a2 = self.permute(a, &pa);
+        let a2 = self.reshape(&a2, &sa);
+        let b2 = self.permute(b, &pb);
+        let b2 = self.reshape(&b2, &sb);
+        let y = self.matmul(&a2, &b2, &(dt, sy));
+        let order: Vec<char> = [batch, lfree, rfree].concat();
+        let y = self.reshape(&y, &order.iter().map(|c| size[c]).collect::<Vec<_>>());
+        let perm: Vec<usize> = o.chars().map(|c| order.iter().position(|&x| x == c).expect("output letter")).collect();
+        Some(self.permute(&y, &perm))
     }
 
     /// Cross-correlation with groups. Floats go through im2col and the runtime's batched
