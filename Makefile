@@ -53,10 +53,12 @@ data:
 $(DATA_STAMP):
 	bash scripts/fetch_data.sh
 
-# Epoch-time benchmark (not part of CI): the digits and mnist_5k MLPs trained by archc's
-# fastest backend and, interleaved in the same run, by PyTorch eager when $(PYTHON) has
-# torch; prints epoch-time medians and ratios. With PyTorch:
-# `make bench PYTHON=/tmp/torchenv/bin/python`; options: BENCH_ARGS="--rounds 3" (see
+# Benchmark (not part of CI): archc's MLIR CPU backend against PyTorch eager and
+# torch.compile (interleaved in one run, when $(PYTHON) has torch) on five workloads: a
+# 1024^3 f32 matmul, epochs of the digits and mnist_5k MLPs and of the MNIST-1D CNN, and
+# an FNO-1d forward pass; prints medians and archc's speed-up over the fastest PyTorch
+# variant. With PyTorch: `make bench PYTHON=/tmp/torchenv/bin/python`; options:
+# BENCH_ARGS="--rounds 3 --only fno1d --backends mlir-cpu,interp" (see
 # `python3 scripts/bench.py --help`).
 BENCH_ARGS ?=
 .PHONY: bench
