@@ -89,8 +89,14 @@ pub enum Backend {
 }
 
 impl Default for Backend {
+    /// The MLIR CPU backend when archc is built with it (it runs every example, op and
+    /// train step the interpreter does, to 1e-5), else the interpreter.
     fn default() -> Self {
-        Backend::Interp
+        if cfg!(feature = "mlir") {
+            Backend::MlirCpu
+        } else {
+            Backend::Interp
+        }
     }
 }
 
