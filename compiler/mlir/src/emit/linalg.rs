@@ -11,6 +11,14 @@ use super::Shape;
 use archc_compiler::tir::{BinaryOp, DType, PoolOp, ReduceOp, UnaryOp};
 use std::collections::HashMap;
 
+/// The attributes of a `conv` op.
+pub struct ConvSpec<'a> {
+    pub stride: &'a [i64],
+    pub padding: &'a [(i64, i64)],
+    pub dilation: &'a [i64],
+    pub groups: i64,
+}
+
 /// Generic contractions summing at least this many f32 terms accumulate in f64.
 pub const LONG_SUM: usize = 1024;
 
@@ -373,48 +381,27 @@ impl FnLower<'_, '_, '_> {
 
     /// Cross-correlation with groups. Floats go through im2col and the runtime's batched
     /// matmul ([`Self::conv_gemm`]); other dtypes through one `linalg.generic`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn conv(
-        &mut self,
-        x: &V,
-        w: &V,
-        stride: &[i64],
-        padding: &[(i64, i64)],
-        dilation: &[i64],
-        groups: i64,
-        out: &Shape,
-    ) -> Result<V, String> {
+    pub fn conv(&mut self, x: &V, w: &V, spec: &ConvSpec, out: &Shape) -> Result<V, String> {
         if x.dtype.is_float() {
-            return Ok(self.conv_gemm(x, w, stride, padding, dilation, groups as usize, out));
+            return Ok(self.conv_gemm(x, w, spec, out));
         }
-        self.conv_generic(x, w, stride, padding, dilation, groups, out)
+        self.conv_generic(x, w, spec, out)
     }
 
     /// im2col: the padded input gathered into `col[G, C/G * K, B * S]` (`K` the window,
     /// `S` the output positions), then `y[G, O/G, B * S] = w[G, O/G, C/G * K] @ col` as
     /// one batched matmul, then moved to `[B, O, S]`.
-    #[allow(clippy::too_many_arguments)]
-    fn conv_gemm(
-        &mut self,
-        x: &V,
-        w: &V,
-        stride: &[i64],
-        padding: &[(i64, i64)],
-        dilation: &[i64],
-        g: usize,
-        out: &Shape,
-    ) -> V {
+    fn conv_gemm(&mut self, x: &V, w: &V, spec: &ConvSpec, out: &Shape) -> V {
+        let ConvSpec { stride, dilation, .. } = *spec;
         let nd = stride.len();
         let dt = x.dtype;
-        let full_pad: Vec<(i64, i64)> = [vec![(0, 0); 2], padding.to_vec()].concat();
-        let xp = self.pad_value(x, &full_pad, 0.0);
-        let (bsz, cin, cout) = (x.shape[0], x.shape[1], w.shape[0]);
-        let (cg, og) = (cin / g, cout / g);
+        let g = spec.groups as usize;
+        let (bsz, cout) = (x.shape[0], w.shape[0]);
+        let (cg, og) = (x.shape[1] / g, cout / g);
         let win: Vec<usize> = w.shape[2..].to_vec();
         let spatial: Vec<usize> = out.1[2..].to_vec();
         let (k_all, s_all): (usize, usize) = (win.iter().product(), spatial.iter().product());
-        let xs = [vec![bsz, g, cg], xp.shape[2..].to_vec()].concat();
-        let xg = self.expand(&xp, &xs, &[vec![0, 1]], 1);
+        let xg = self.padded_groups(x, spec);
         // col loops: g, c, k_1..k_nd, b, s_1..s_nd (all parallel).
         let col_shape = [vec![g, cg], win.clone(), vec![bsz], spatial.clone()].concat();
         let b_loop = 2 + nd;
@@ -472,27 +459,23 @@ impl FnLower<'_, '_, '_> {
         V { name, dtype: x.dtype, shape: shape.to_vec() }
     }
 
-    /// The whole convolution as one `linalg.generic` (non-float dtypes).
-    #[allow(clippy::too_many_arguments)]
-    fn conv_generic(
-        &mut self,
-        x: &V,
-        w: &V,
-        stride: &[i64],
-        padding: &[(i64, i64)],
-        dilation: &[i64],
-        groups: i64,
-        out: &Shape,
-    ) -> Result<V, String> {
-        let nd = stride.len();
-
-        let g = groups as usize;
-        let full_pad: Vec<(i64, i64)> = [vec![(0, 0); 2], padding.to_vec()].concat();
+    /// `x` padded and with its channels split `[B, G, C/G, S...]`.
+    fn padded_groups(&mut self, x: &V, spec: &ConvSpec) -> V {
+        let g = spec.groups as usize;
+        let full_pad: Vec<(i64, i64)> = [vec![(0, 0); 2], spec.padding.to_vec()].concat();
         let xp = self.pad_value(x, &full_pad, 0.0);
+        let xs = [vec![x.shape[0], g, x.shape[1] / g], xp.shape[2..].to_vec()].concat();
+        self.expand(&xp, &xs, &[vec![0, 1]], 1)
+    }
+
+    /// The whole convolution as one `linalg.generic` (non-float dtypes).
+    fn conv_generic(&mut self, x: &V, w: &V, spec: &ConvSpec, out: &Shape) -> Result<V, String> {
+        let ConvSpec { stride, dilation, .. } = *spec;
+        let nd = stride.len();
+        let g = spec.groups as usize;
         let (bsz, cin) = (x.shape[0], x.shape[1]);
         let cout = w.shape[0];
-        let xs = [vec![bsz, g, cin / g], xp.shape[2..].to_vec()].concat();
-        let xg = self.expand(&xp, &xs, &[vec![0, 1]], 1);
+        let xg = self.padded_groups(x, spec);
         let ws = [vec![g, cout / g], w.shape[1..].to_vec()].concat();
         let wg = self.expand(w, &ws, &[vec![0, 1]], 0);
         let os = [vec![bsz, g, cout / g], out.1[2..].to_vec()].concat();

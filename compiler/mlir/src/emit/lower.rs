@@ -143,7 +143,8 @@ impl FnLower<'_, '_, '_> {
             Op::MatMul => one(self.matmul(&a[0], &a[1], out)),
             Op::Einsum(spec) => one(self.einsum(spec, a, out)?),
             Op::Conv { stride, padding, dilation, groups } => {
-                one(self.conv(&a[0], &a[1], stride, padding, dilation, *groups, out)?)
+                let spec = super::linalg::ConvSpec { stride, padding, dilation, groups: *groups };
+                one(self.conv(&a[0], &a[1], &spec, out)?)
             }
             Op::Pool { op, window, stride, padding } => one(self.pool(*op, &a[0], window, stride, padding, out)?),
             Op::Reshape => one(self.reshape(&a[0], &out.1)),
