@@ -86,13 +86,17 @@ pub unsafe extern "C" fn memrefCopy(elem_size: i64, src: *const UnrankedMemRef, 
         return;
     }
     let es = elem_size as usize;
-    let mut idx = vec![0i64; rank];
+    // Rows: the innermost axis when both sides are unit-stride there, else single elements.
+    let unit = rank > 0 && s[3 + 2 * rank - 1] == 1 && d[3 + 2 * rank - 1] == 1;
+    let (outer, row) = if unit { (rank - 1, sizes[rank - 1] as usize) } else { (rank, 1) };
+    let mut idx = vec![0i64; outer];
     loop {
-        let off = |w: &[i64]| w[2] + (0..rank).map(|i| idx[i] * w[3 + rank + i]).sum::<i64>();
+        let off = |w: &[i64]| w[2] + (0..outer).map(|i| idx[i] * w[3 + rank + i]).sum::<i64>();
         let sp = (s[1] as *const u8).wrapping_add(off(s) as usize * es);
         let dp = (d[1] as *mut u8).wrapping_add(off(d) as usize * es);
-        unsafe { std::ptr::copy_nonoverlapping(sp, dp, es) };
-        let mut i = rank;
+        // SAFETY: both descriptors cover `row` elements from these offsets (same shape).
+        unsafe { std::ptr::copy_nonoverlapping(sp, dp, es * row) };
+        let mut i = outer;
         loop {
             if i == 0 {
                 return;
