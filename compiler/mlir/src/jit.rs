@@ -29,11 +29,12 @@ use std::time::{Duration, Instant};
 /// No `cse` runs before bufferization: the runtime calls (matmul) read their operands
 /// through `bufferization.to_buffer`, which bufferization treats as the tensor's last
 /// read, and CSE would merge two such reads of one tensor into the first, letting an
-/// in-place write between them clobber the buffer the second call still reads.
-/// `eliminate-empty-tensors` is left out too: with it, results written in place into the
-/// entry's outputs came out wrong (seen in `tests/ops.rs`).
+/// in-place write between them clobber the buffer the second call still reads. CSE
+/// also merges identical `tensor.empty` ops, after which `eliminate-empty-tensors`
+/// (which lets results be computed in place in the entry's output buffers) made several
+/// results share one output buffer.
 pub const PIPELINE: &str = "builtin.module(inline,symbol-dce,canonicalize,\
-func.func(linalg-fuse-elementwise-ops),canonicalize,\
+func.func(linalg-fuse-elementwise-ops),canonicalize,eliminate-empty-tensors,\
 one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map allow-return-allocs-from-loops},\
 canonicalize,cse,buffer-deallocation-pipeline,func.func(convert-linalg-to-loops),convert-complex-to-standard,convert-scf-to-cf,\
 expand-strided-metadata,lower-affine,finalize-memref-to-llvm,convert-math-to-llvm,convert-math-to-libm,\
