@@ -175,15 +175,7 @@ fn every_example_matches_the_interpreter() {
     let mut failures = Vec::new();
     for path in common::arch_files("examples") {
         let program = forward(&path);
-        let main = program.main();
-        let shapes = arg_shapes(main, &HashMap::new()).expect("input shapes");
-        let inputs: Vec<Tensor> = main
-            .args
-            .iter()
-            .zip(&shapes)
-            .enumerate()
-            .map(|(i, ((_, t), s))| archc::inputs::random_tensor(t.dtype, s, i as u64))
-            .collect();
+        let inputs = common::random_inputs(program.main());
         let mut interp = Interpreter::new(&program);
         interp.init_params(0).expect("params");
         let want = interp.run_func("main", &inputs, 7).expect("interpreter runs");

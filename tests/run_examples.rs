@@ -3,7 +3,7 @@
 
 mod common;
 
-use archc::inputs::{arg_shapes, default_dim, random_tensor};
+use archc::inputs::default_dim;
 use archc_compiler::sema::Options;
 use archc_runtime::Interpreter;
 use std::collections::HashMap;
@@ -15,14 +15,7 @@ fn every_example_runs_with_declared_output_shapes() {
         assert!(out.diagnostics.is_empty(), "{}:\n{}", path.display(), common::rendered(&out));
         let program = out.program.expect("program");
         let main = program.main();
-        let shapes = arg_shapes(main, &HashMap::new()).expect("input shapes");
-        let inputs: Vec<_> = main
-            .args
-            .iter()
-            .zip(&shapes)
-            .enumerate()
-            .map(|(i, ((_, t), s))| random_tensor(t.dtype, s, i as u64))
-            .collect();
+        let inputs = common::random_inputs(main);
         let mut interp = Interpreter::new(&program);
         interp.init_params(0).expect("params initialise");
         let outputs = interp.run("main", &inputs).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

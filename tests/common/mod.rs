@@ -24,6 +24,18 @@ pub fn rendered(out: &CheckOutput) -> String {
     render(&out.diagnostics, &out.sources, false)
 }
 
+/// Random inputs for `f`'s arguments (symbolic dims at `archc run`'s defaults, `B = 2`,
+/// others 16), argument `i` drawn with seed `i`.
+pub fn random_inputs(f: &archc_compiler::tir::Func) -> Vec<archc_runtime::Tensor> {
+    let shapes = archc::inputs::arg_shapes(f, &std::collections::HashMap::new()).expect("input shapes");
+    f.args
+        .iter()
+        .zip(&shapes)
+        .enumerate()
+        .map(|(i, ((_, t), s))| archc::inputs::random_tensor(t.dtype, s, i as u64))
+        .collect()
+}
+
 /// Every `.arch` file in a directory of the repository, sorted.
 pub fn arch_files(dir: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(repo().join(dir))

@@ -9,7 +9,7 @@
 //! (one 32-bit word per f32, two per f64); `rand.normal` takes Box-Muller pair `i / 2`
 //! (four words: two f64 uniforms), the cosine half for even `i` and the sine half for odd.
 
-use rand::{Rng, RngCore, SeedableRng};
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn stream_at(key: i64, word: u128) -> ChaCha8Rng {
@@ -48,7 +48,6 @@ pub extern "C" fn archc_rand_normal_f64(key: i64, i: i64) -> f64 {
 
 /// Every runtime symbol with its address.
 pub fn symbols() -> Vec<(&'static str, *mut ())> {
-    let _ = ChaCha8Rng::next_u32;
     vec![
         ("archc_rand_uniform_f32", archc_rand_uniform_f32 as *mut ()),
         ("archc_rand_uniform_f64", archc_rand_uniform_f64 as *mut ()),

@@ -8,7 +8,7 @@ use super::builder::{Iter, Operand, V};
 use super::lower::FnLower;
 use super::types::{elem, tensor};
 use super::Shape;
-use archc_compiler::tir::{DType, ValueId};
+use archc_compiler::tir::ValueId;
 
 /// SplitMix64's constants (see `archc_runtime::interp::random`).
 const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -277,6 +277,3 @@ impl FnLower<'_, '_, '_> {
         })
     }
 }
-
-#[allow(dead_code)]
-fn _unused(_: DType) {}

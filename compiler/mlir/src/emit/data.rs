@@ -6,7 +6,7 @@ use super::lower::FnLower;
 use super::scalar;
 use super::types::{elem, tensor};
 use super::Shape;
-use archc_compiler::tir::{BinaryOp, DType, Dim};
+use archc_compiler::tir::{BinaryOp, Dim};
 use archc_runtime::interp::bind::eval_dim;
 
 fn list<T: ToString>(xs: &[T]) -> String {
@@ -239,7 +239,6 @@ impl FnLower<'_, '_, '_> {
             self.b.raw("}");
             yielded = results[l].clone();
         }
-        let _ = DType::F32;
         Ok(V { name: yielded, ..x.clone() })
     }
 }
