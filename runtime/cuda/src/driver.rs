@@ -1,0 +1,162 @@
+//! The CUDA driver API, loaded at run time from `libcuda.so.1` (or `libcuda.so`).
+//!
+//! `Driver` owns the opened library and one function pointer per entry point we use, each
+//! typed exactly as its prototype in `cuda.h`. Where `cuda.h` `#define`s a name to a
+//! versioned symbol (`cuMemAlloc` -> `cuMemAlloc_v2`), the versioned symbol is loaded.
+//! Nothing here links against CUDA: building needs no toolkit, and `Driver::load` fails
+//! with one readable line on a machine without the NVIDIA driver.
+//!
+//! `Driver::check` turns a `CUresult` into `Err("CUDA error NAME (text) in cuXxx")`.
+
+use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
+
+use libloading::Library;
+
+/// `CUresult`: 0 is `CUDA_SUCCESS`.
+pub type CUresult = c_int;
+/// `CUdevice`: a device ordinal.
+pub type CUdevice = c_int;
+/// `CUcontext`, an opaque handle.
+pub type CUcontext = *mut c_void;
+/// `CUmodule`, an opaque handle.
+pub type CUmodule = *mut c_void;
+/// `CUfunction`, an opaque handle.
+pub type CUfunction = *mut c_void;
+/// `CUstream`, an opaque handle; null is the legacy default stream.
+pub type CUstream = *mut c_void;
+/// `CUdeviceptr`: a device address (unified with host addresses on 64-bit Linux).
+pub type CUdeviceptr = u64;
+/// `CUjit_option`, a C enum.
+pub type CUjitOption = c_int;
+
+pub const CUDA_SUCCESS: CUresult = 0;
+pub const CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED: CUresult = 712;
+pub const CU_MEM_ATTACH_GLOBAL: c_uint = 1;
+pub const CU_MEMHOSTREGISTER_PORTABLE: c_uint = 1;
+pub const CU_MEMHOSTREGISTER_DEVICEMAP: c_uint = 2;
+pub const CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: c_int = 75;
+pub const CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR: c_int = 76;
+pub const CU_JIT_ERROR_LOG_BUFFER: CUjitOption = 5;
+pub const CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES: CUjitOption = 6;
+pub const CU_JIT_OPTIMIZATION_LEVEL: CUjitOption = 7;
+
+/// The file names tried, in order.
+const LIBRARY_NAMES: [&str; 2] = ["libcuda.so.1", "libcuda.so"];
+
+/// Declares `Driver` with one field per entry point and the loader that fills them.
+macro_rules! driver_api {
+    ($($field:ident = $symbol:literal fn($($arg:ty),*);)*) => {
+        /// The opened driver library and its entry points (see the module doc).
+        pub struct Driver {
+            $(pub $field: unsafe extern "C" fn($($arg),*) -> CUresult,)*
+            /// Kept open for as long as the pointers above are used.
+            _library: Library,
+        }
+
+        impl Driver {
+            fn from_library(library: Library) -> Result<Driver, String> {
+                $(
+                    // SAFETY: the type is the prototype of this symbol in cuda.h, and the
+                    // pointer copied out lives no longer than `library`, stored beside it.
+                    let $field = unsafe {
+                        *library
+                            .get::<unsafe extern "C" fn($($arg),*) -> CUresult>(
+                                concat!($symbol, "\0").as_bytes(),
+                            )
+                            .map_err(|e| format!("CUDA driver too old: no {} ({e})", $symbol))?
+                    };
+                )*
+                Ok(Driver { $($field,)* _library: library })
+            }
+        }
+    };
+}
+
+driver_api! {
+    cu_init = "cuInit" fn(c_uint);
+    cu_driver_get_version = "cuDriverGetVersion" fn(*mut c_int);
+    cu_get_error_name = "cuGetErrorName" fn(CUresult, *mut *const c_char);
+    cu_get_error_string = "cuGetErrorString" fn(CUresult, *mut *const c_char);
+    cu_device_get = "cuDeviceGet" fn(*mut CUdevice, c_int);
+    cu_device_get_count = "cuDeviceGetCount" fn(*mut c_int);
+    cu_device_get_name = "cuDeviceGetName" fn(*mut c_char, c_int, CUdevice);
+    cu_device_get_attribute = "cuDeviceGetAttribute" fn(*mut c_int, c_int, CUdevice);
+    cu_device_total_mem = "cuDeviceTotalMem_v2" fn(*mut usize, CUdevice);
+    cu_device_primary_ctx_retain = "cuDevicePrimaryCtxRetain" fn(*mut CUcontext, CUdevice);
+    cu_ctx_set_current = "cuCtxSetCurrent" fn(CUcontext);
+    cu_ctx_synchronize = "cuCtxSynchronize" fn();
+    cu_mem_alloc_managed = "cuMemAllocManaged" fn(*mut CUdeviceptr, usize, c_uint);
+    cu_mem_alloc = "cuMemAlloc_v2" fn(*mut CUdeviceptr, usize);
+    cu_mem_free = "cuMemFree_v2" fn(CUdeviceptr);
+    cu_memcpy = "cuMemcpy" fn(CUdeviceptr, CUdeviceptr, usize);
+    cu_memcpy_async = "cuMemcpyAsync" fn(CUdeviceptr, CUdeviceptr, usize, CUstream);
+    cu_memset_d32_async = "cuMemsetD32Async" fn(CUdeviceptr, c_uint, usize, CUstream);
+    cu_mem_host_register = "cuMemHostRegister_v2" fn(*mut c_void, usize, c_uint);
+    cu_mem_host_unregister = "cuMemHostUnregister" fn(*mut c_void);
+    cu_module_load_data_ex = "cuModuleLoadDataEx"
+        fn(*mut CUmodule, *const c_void, c_uint, *mut CUjitOption, *mut *mut c_void);
+    cu_module_unload = "cuModuleUnload" fn(CUmodule);
+    cu_module_get_function = "cuModuleGetFunction" fn(*mut CUfunction, CUmodule, *const c_char);
+    cu_launch_kernel = "cuLaunchKernel" fn(
+        CUfunction, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, CUstream,
+        *mut *mut c_void, *mut *mut c_void
+    );
+    cu_stream_create = "cuStreamCreate" fn(*mut CUstream, c_uint);
+    cu_stream_synchronize = "cuStreamSynchronize" fn(CUstream);
+    cu_stream_destroy = "cuStreamDestroy_v2" fn(CUstream);
+}
+
+impl Driver {
+    /// Opens the driver library; the error says that no NVIDIA driver is installed.
+    pub fn load() -> Result<Driver, String> {
+        Driver::from_library(open_library()?)
+    }
+
+    /// `Ok(())` for `CUDA_SUCCESS`, else `Err("CUDA error NAME (text) in {call}")`.
+    pub fn check(&self, result: CUresult, call: &str) -> Result<(), String> {
+        if result == CUDA_SUCCESS {
+            return Ok(());
+        }
+        Err(format!("CUDA error {} ({}) in {call}", self.error_name(result), self.error_text(result)))
+    }
+
+    /// `CUDA_ERROR_...` for a result code, or `CUresult N` if the driver does not know it.
+    pub fn error_name(&self, result: CUresult) -> String {
+        self.describe(self.cu_get_error_name, result)
+    }
+
+    /// The driver's sentence for a result code.
+    pub fn error_text(&self, result: CUresult) -> String {
+        self.describe(self.cu_get_error_string, result)
+    }
+
+    fn describe(
+        &self,
+        get: unsafe extern "C" fn(CUresult, *mut *const c_char) -> CUresult,
+        result: CUresult,
+    ) -> String {
+        let mut text: *const c_char = std::ptr::null();
+        // SAFETY: `get` is cuGetErrorName or cuGetErrorString, which store a pointer to a
+        // static NUL-terminated string, or leave null (and fail) for an unknown code.
+        let status = unsafe { get(result, &mut text) };
+        if status != CUDA_SUCCESS || text.is_null() {
+            return format!("CUresult {result}");
+        }
+        // SAFETY: non-null and NUL-terminated, owned by the driver for the process's life.
+        unsafe { CStr::from_ptr(text) }.to_string_lossy().into_owned()
+    }
+}
+
+fn open_library() -> Result<Library, String> {
+    let mut first = None;
+    for name in LIBRARY_NAMES {
+        // SAFETY: opening libcuda runs only the driver's own initialisers.
+        match unsafe { Library::new(name) } {
+            Ok(library) => return Ok(library),
+            Err(e) => first = first.or(Some(e.to_string())),
+        }
+    }
+    // dlerror's text starts with the file name: "libcuda.so.1: cannot open shared object file".
+    let why = first.unwrap_or_default();
+    Err(format!("no CUDA driver ({why}): mlir-gpu needs an NVIDIA GPU and its driver"))
+}
