@@ -5,6 +5,7 @@ use crate::driver::parse_pairs;
 use crate::inputs::arg_shapes;
 use archc_compiler::tir::Program;
 use archc_grammar::span::{SourceMap, Span};
+use archc_mlir::emit::Target;
 use archc_runtime::{Executor, Interpreter};
 use std::collections::HashMap;
 
@@ -24,12 +25,14 @@ pub fn emit_mlir(
     entry: &str,
     dim: Option<&str>,
     sources: &SourceMap,
+    gpu: bool,
 ) -> Result<archc_mlir::emit::Module, String> {
     let f = program.func(entry).ok_or_else(|| format!("the program has no function @{entry}"))?;
     let shapes = arg_shapes(f, &parse_dims(dim)?)?;
     let inputs: Vec<_> = f.args.iter().zip(shapes).map(|((_, t), s)| (t.dtype, s)).collect();
     let locate = |span: Span| Some(mlir_location(sources, span));
-    archc_mlir::emit::emit_module(program, entry, &inputs, Some(&locate)).map_err(|e| e.to_string())
+    let target = if gpu { Target::Gpu } else { Target::Cpu };
+    archc_mlir::emit::emit_module_for(program, entry, &inputs, Some(&locate), target).map_err(|e| e.to_string())
 }
 
 /// `loc("path":line:col)` of a span's start (1-based, columns in characters).
@@ -51,6 +54,22 @@ pub fn lower_mlir(text: &str, llvm_ir: bool) -> Result<String, String> {
 
 #[cfg(not(feature = "mlir"))]
 pub fn lower_mlir(_: &str, _: bool) -> Result<String, String> {
+    Err(NO_MLIR.into())
+}
+
+/// The PTX of every kernel of an emitted (GPU-target) module, each under a header line.
+#[cfg(feature = "mlir")]
+pub fn ptx(text: &str, arch: &str) -> Result<String, String> {
+    let lowered = archc_mlir::gpu::compile(text, arch)?;
+    let mut out = String::new();
+    for (name, ptx) in archc_mlir::gpu::ptx(&lowered)? {
+        out.push_str(&format!("// ---- kernel module @{name}\n{ptx}\n"));
+    }
+    Ok(out)
+}
+
+#[cfg(not(feature = "mlir"))]
+pub fn ptx(_: &str, _: &str) -> Result<String, String> {
     Err(NO_MLIR.into())
 }
 
@@ -86,6 +105,8 @@ pub enum Backend {
     Interp,
     /// MLIR lowered to LLVM and JIT-compiled for this CPU (compiled once per input shapes).
     MlirCpu,
+    /// MLIR lowered to NVVM/PTX kernels run through the CUDA driver (`--device cuda:N`).
+    MlirGpu,
 }
 
 impl Default for Backend {
@@ -106,7 +127,24 @@ pub fn executor<'p>(program: &'p Program, backend: Backend) -> Result<Box<dyn Ex
         Backend::Interp => Ok(Box::new(Interpreter::new(program))),
         #[cfg(feature = "mlir")]
         Backend::MlirCpu => Ok(Box::new(archc_mlir::backend::MlirCpu::new(program))),
+        #[cfg(feature = "mlir")]
+        Backend::MlirGpu => {
+            archc_cuda::cuda()?;
+            Ok(Box::new(archc_mlir::backend::MlirGpu::new(program)))
+        }
         #[cfg(not(feature = "mlir"))]
-        Backend::MlirCpu => Err(NO_MLIR.into()),
+        Backend::MlirCpu | Backend::MlirGpu => Err(NO_MLIR.into()),
     }
+}
+
+/// `--device cuda:N`: selects the GPU (through `ARCHC_CUDA_DEVICE`, read when CUDA starts).
+pub fn select_device(device: Option<&str>) -> Result<(), String> {
+    let Some(d) = device else { return Ok(()) };
+    let n = d
+        .strip_prefix("cuda:")
+        .or(if d == "cuda" { Some("0") } else { None })
+        .and_then(|n| n.parse::<u32>().ok())
+        .ok_or_else(|| format!("--device {d}: expected cuda:N, e.g. cuda:0"))?;
+    std::env::set_var("ARCHC_CUDA_DEVICE", n.to_string());
+    Ok(())
 }

@@ -25,6 +25,9 @@ struct Cli {
     /// Colour diagnostics: auto, always, never.
     #[arg(long, global = true, default_value = "auto")]
     color: Color,
+    /// The GPU for `--backend mlir-gpu`: `cuda:N` (default cuda:0).
+    #[arg(long, global = true, value_name = "cuda:N")]
+    device: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -62,6 +65,9 @@ enum Cmd {
         /// Compile the MLIR stages through the JIT and report where the time went.
         #[arg(long)]
         timings: bool,
+        /// The GPU architecture of `--emit ptx`: sm_80, sm_90, ...
+        #[arg(long, default_value = "sm_80")]
+        gpu_arch: String,
     },
     /// Run the entry network.
     Run {
@@ -130,6 +136,8 @@ enum Emit {
     MlirOpt,
     /// LLVM IR, as handed to the JIT.
     Llvm,
+    /// PTX of the GPU kernels (`--gpu-arch`), as loaded by the CUDA driver.
+    Ptx,
 }
 
 /// Which concrete network to build.
@@ -199,6 +207,10 @@ fn main() -> ExitCode {
         Color::Never => false,
         Color::Auto => std::io::stderr().is_terminal(),
     };
+    if let Err(e) = backend::select_device(cli.device.as_deref()) {
+        eprintln!("error: {e}");
+        return ExitCode::from(1);
+    }
     let r = std::panic::catch_unwind(|| run_cmd(cli.cmd, color));
     match r {
         Ok(Ok(())) => ExitCode::SUCCESS,
@@ -219,8 +231,8 @@ fn main() -> ExitCode {
 fn run_cmd(cmd: Cmd, color: bool) -> Result<(), Fail> {
     match cmd {
         Cmd::Check { files } => check(&files, color),
-        Cmd::Build { file, emit, sel, output, dim, timings } => {
-            let mlir = MlirOpts { dim: dim.as_deref(), timings };
+        Cmd::Build { file, emit, sel, output, dim, timings, gpu_arch } => {
+            let mlir = MlirOpts { dim: dim.as_deref(), timings, gpu_arch: &gpu_arch };
             build(&file, emit, &sel, output.as_deref(), &mlir, color)
         }
         Cmd::Run { file, sel, backend, weights, inputs, dim, seed, out, repeat } => {
@@ -292,7 +304,11 @@ fn build_mlir(file: &Path, emit: Emit, sel: &Selection, mlir: &MlirOpts, color: 
         (out.program.ok_or_else(|| Fail::Internal("no program was built".into()))?, "main")
     };
     let front = t0.elapsed();
-    let module = backend::emit_mlir(&program, entry, mlir.dim, &out.sources).map_err(user)?;
+    let gpu = matches!(emit, Emit::Ptx);
+    let module = backend::emit_mlir(&program, entry, mlir.dim, &out.sources, gpu).map_err(user)?;
+    if gpu {
+        return backend::ptx(&module.text, mlir.gpu_arch).map_err(user);
+    }
     if mlir.timings {
         eprint!("{}", backend::timings(&module, front).map_err(user)?);
     }
@@ -315,6 +331,7 @@ fn compile(file: &Path, sel: &Selection, color: bool) -> Result<Program, Fail> {
 struct MlirOpts<'a> {
     dim: Option<&'a str>,
     timings: bool,
+    gpu_arch: &'a str,
 }
 
 fn build(
@@ -326,7 +343,7 @@ fn build(
     color: bool,
 ) -> Result<(), Fail> {
     let text = match emit {
-        Emit::Mlir | Emit::MlirOpt | Emit::Llvm => build_mlir(file, emit, sel, mlir, color)?,
+        Emit::Mlir | Emit::MlirOpt | Emit::Llvm | Emit::Ptx => build_mlir(file, emit, sel, mlir, color)?,
         Emit::Ast => {
             let out = checked(file, &options(sel, true)?, color)?;
             format!("{:#?}\n", out.ast.expect("main file parsed"))

@@ -11,8 +11,8 @@ mod common;
 use archc::inputs::arg_shapes;
 use archc_compiler::sema::Options;
 use archc_compiler::tir::Program;
-use archc_mlir::backend::MlirCpu;
-use archc_mlir::emit::emit_module;
+use archc_mlir::backend::{MlirCpu, MlirGpu};
+use archc_mlir::emit::{emit_module_for, Target};
 use archc_runtime::interp::random::init_param;
 use archc_runtime::{Executor, Interpreter, Tensor};
 use std::collections::HashMap;
@@ -35,11 +35,11 @@ fn train_step(path: &Path) -> (archc_compiler::sema::train_config::TrainConfig, 
 }
 
 /// The module of `entry` for default shapes.
-fn emit(program: &Program, entry: &str) -> String {
+fn emit_for(program: &Program, entry: &str, target: Target) -> String {
     let f = program.func(entry).expect("entry");
     let shapes = arg_shapes(f, &HashMap::new()).expect("shapes");
     let inputs: Vec<_> = f.args.iter().zip(shapes).map(|((_, t), s)| (t.dtype, s)).collect();
-    emit_module(program, entry, &inputs, None).expect("emits").text
+    emit_module_for(program, entry, &inputs, None, target).expect("emits").text
 }
 
 fn stem(path: &Path) -> String {
@@ -52,24 +52,60 @@ fn train_examples() -> Vec<PathBuf> {
 
 /// Every module: `(snapshot name, text)`.
 fn modules() -> Vec<(String, String)> {
+    modules_for(Target::Cpu)
+}
+
+fn modules_for(target: Target) -> Vec<(String, String)> {
     let mut v = Vec::new();
     for path in common::arch_files("examples") {
-        v.push((stem(&path), emit(&forward(&path), "main")));
+        v.push((stem(&path), emit_for(&forward(&path), "main", target)));
     }
     for path in train_examples() {
-        v.push((format!("{}.train_step", stem(&path)), emit(&train_step(&path).1, "train_step")));
+        v.push((format!("{}.train_step", stem(&path)), emit_for(&train_step(&path).1, "train_step", target)));
     }
     v
 }
 
+/// Every example's kernels, forward and train step, lowered to PTX for sm_80 without a
+/// GPU. The whole PTX would be megabytes, so each kernel is snapshotted as a digest (its
+/// parameter count and how often each instruction occurs; `tests/mlir/ptx`), which shows
+/// in review when the kernels change; the MLP's full PTX is snapshotted as text.
 #[test]
-fn examples_mlir_verified_and_snapshotted() {
-    for (name, text) in modules() {
-        archc_mlir::jit::verify(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-        insta::with_settings!({ snapshot_path => "mlir/snapshots", prepend_module_to_snapshot => false, omit_expression => true }, {
-            insta::assert_snapshot!(name, text);
+fn examples_ptx_snapshotted() {
+    for (name, text) in modules_for(Target::Gpu) {
+        let lowered = archc_mlir::gpu::compile(&text, "sm_80").unwrap_or_else(|e| panic!("{name}: {e}"));
+        let kernels = archc_mlir::gpu::ptx(&lowered).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!kernels.is_empty(), "{name}: no kernels");
+        let mut digest = String::new();
+        for (module, ptx) in &kernels {
+            assert!(ptx.contains(".entry"), "{name}/{module}: no kernel entry in\n{ptx}");
+            assert!(!ptx.contains("__nv_"), "{name}/{module}: calls libdevice");
+            digest.push_str(&format!("@{module}: {}\n", ptx_digest(ptx)));
+        }
+        insta::with_settings!({ snapshot_path => "mlir/ptx", prepend_module_to_snapshot => false, omit_expression => true }, {
+            insta::assert_snapshot!(name.as_str(), digest);
+            if name == "mlp" {
+                let full: Vec<String> = kernels.iter().map(|(m, p)| format!("// ---- @{m}\n{p}")).collect();
+                insta::assert_snapshot!("mlp.full", full.join("\n"));
+            }
         });
     }
+}
+
+/// `N params; opcode xCOUNT ...` of one PTX kernel module (opcodes sorted).
+fn ptx_digest(ptx: &str) -> String {
+    let params = ptx.lines().filter(|l| l.trim_start().starts_with(".param")).count();
+    let mut ops = std::collections::BTreeMap::<&str, usize>::new();
+    for line in ptx.lines().map(str::trim) {
+        let body = line.strip_prefix('@').map_or(line, |l| l.split_once(' ').map_or("", |(_, r)| r.trim()));
+        let Some(op) = body.split_whitespace().next() else { continue };
+        if op.starts_with(['.', '/', '$', '{', '}', ')', '(']) || op.ends_with(':') {
+            continue;
+        }
+        *ops.entry(op.trim_end_matches(';')).or_default() += 1;
+    }
+    let ops: Vec<String> = ops.iter().map(|(op, n)| format!("{op} x{n}")).collect();
+    format!("{params} params; {}", ops.join(", "))
 }
 
 #[test]
@@ -130,12 +166,38 @@ fn first_batch_args(cfg: &archc_compiler::sema::train_config::TrainConfig, progr
         .collect()
 }
 
+/// A backend under test: builds an executor for a program with parameters initialised
+/// from `seed` (the interpreter's values).
+type Make = dyn for<'p> Fn(&'p Program, u64) -> Box<dyn Executor + 'p>;
+
+fn mlir_cpu<'p>(program: &'p Program, seed: u64) -> Box<dyn Executor + 'p> {
+    let mut jit = MlirCpu::new(program);
+    jit.init_params(seed).expect("params");
+    Box::new(jit)
+}
+
+fn mlir_gpu<'p>(program: &'p Program, seed: u64) -> Box<dyn Executor + 'p> {
+    let mut jit = MlirGpu::new(program);
+    jit.init_params(seed).expect("params");
+    Box::new(jit)
+}
+
+/// Whether a CUDA device is present; prints why the GPU tests skip when not.
+fn have_cuda() -> bool {
+    match archc_cuda::cuda() {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("skipped: no CUDA device ({e})");
+            false
+        }
+    }
+}
+
 /// One train step per training example, rebuilt with plain SGD at learning rate 1 so that
 /// `param - updated param` is exactly the gradient: the loss, the metrics and every
-/// parameter's gradient match the interpreter. (An Adam step divides by the gradient's
-/// magnitude, so its update amplifies rounding in near-zero gradients.)
-#[test]
-fn train_step_gradients_match_the_interpreter() {
+/// parameter's gradient match the interpreter within `tol`. (An Adam step divides by the
+/// gradient's magnitude, so its update amplifies rounding in near-zero gradients.)
+fn train_step_mismatches(make: &Make, tol: f64) -> Vec<String> {
     use archc_compiler::autodiff::optim::Optimizer;
     let mut failures = Vec::new();
     for path in train_examples() {
@@ -147,7 +209,14 @@ fn train_step_gradients_match_the_interpreter() {
         let program = archc::training::train_program(&cfg).expect("SGD train step builds");
         let args = first_batch_args(&cfg, &program);
         let want = Interpreter::new(&program).run_func("train_step", &args, 11).expect("interpreter");
-        let got = MlirCpu::new(&program).run_func("train_step", &args, 11).expect("mlir-cpu");
+        let got = make(&program, 0).run_func("train_step", &args, 11);
+        let got = match got {
+            Ok(got) => got,
+            Err(e) => {
+                failures.push(format!("{}: {e}", stem(&path)));
+                continue;
+            }
+        };
         let f = program.func("train_step").expect("train_step");
         let mut checked = 0;
         for (r, name) in f.result_names.iter().enumerate() {
@@ -160,18 +229,17 @@ fn train_step_gradients_match_the_interpreter() {
             };
             let e = scaled_error(&g, &w);
             checked += 1;
-            if !(e < 1e-5) {
+            if !(e < tol) {
                 failures.push(format!("{}: {name}: scaled error {e:.3e}", stem(&path)));
             }
         }
         assert!(checked > 2, "{}: nothing compared", stem(&path));
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    failures
 }
 
-/// Every example's `main` gives the interpreter's outputs on random inputs.
-#[test]
-fn every_example_matches_the_interpreter() {
+/// Every example's `main` gives the interpreter's outputs on random inputs, within `tol`.
+fn example_mismatches(make: &Make, tol: f64) -> Vec<String> {
     let mut failures = Vec::new();
     for path in common::arch_files("examples") {
         let program = forward(&path);
@@ -179,13 +247,12 @@ fn every_example_matches_the_interpreter() {
         let mut interp = Interpreter::new(&program);
         interp.init_params(0).expect("params");
         let want = interp.run_func("main", &inputs, 7).expect("interpreter runs");
-        let mut jit = MlirCpu::new(&program);
-        jit.init_params(0).expect("params");
-        match jit.run_func("main", &inputs, 7) {
+        let got = make(&program, 0).run_func("main", &inputs, 7);
+        match got {
             Ok(got) => {
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                     let e = scaled_error(g, w);
-                    if !(e < 1e-5) {
+                    if !(e < tol) {
                         failures.push(format!("{}: output {i}: scaled error {e:.3e}", stem(&path)));
                     }
                 }
@@ -193,5 +260,37 @@ fn every_example_matches_the_interpreter() {
             Err(e) => failures.push(format!("{}: {e}", stem(&path))),
         }
     }
+    failures
+}
+
+#[test]
+fn train_step_gradients_match_the_interpreter() {
+    let failures = train_step_mismatches(&mlir_cpu, 1e-5);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_example_matches_the_interpreter() {
+    let failures = example_mismatches(&mlir_cpu, 1e-5);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The GPU backend: every training example's gradients (f32, relative error < 1e-4).
+#[test]
+fn gpu_train_step_gradients_match_the_interpreter() {
+    if !have_cuda() {
+        return;
+    }
+    let failures = train_step_mismatches(&mlir_gpu, 1e-4);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The GPU backend: every example's forward outputs (relative error < 1e-4).
+#[test]
+fn gpu_every_example_matches_the_interpreter() {
+    if !have_cuda() {
+        return;
+    }
+    let failures = example_mismatches(&mlir_gpu, 1e-4);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

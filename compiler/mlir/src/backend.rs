@@ -1,33 +1,88 @@
-//! The `mlir-cpu` backend: an [`Executor`] that JIT-compiles each (function, input
-//! shapes) once and caches it, with parameters held by name and copied into a compiled
-//! module's globals when they changed since that module last ran.
+//! The `mlir-cpu` and `mlir-gpu` backends: an [`Executor`] that JIT-compiles each
+//! (function, input shapes) once and caches it, with parameters held by name and copied
+//! into a compiled module's globals when they changed since that module last ran. The
+//! two differ only in how a module is compiled and run ([`Target`]).
 
-use crate::emit::{emit_module, Shape};
+use crate::emit::{emit_module_for, Module, Shape, Target};
 use crate::jit::{Compiled, Timings};
 use archc_compiler::tir::Program;
 use archc_runtime::interp::random::{init_param, param_shape};
 use archc_runtime::{Executor, RunError, Tensor};
 use std::collections::HashMap;
 
-struct Entry {
-    compiled: Compiled,
+/// A compiled module of one target.
+pub trait Unit: Sized {
+    const TARGET: Target;
+    fn compile(sig: Module) -> Result<Self, String>;
+    fn sig(&self) -> &Module;
+    fn timings(&self) -> &Timings;
+    fn set_params(&self, values: &[&Tensor]) -> Result<(), String>;
+    fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>, String>;
+}
+
+impl Unit for Compiled {
+    const TARGET: Target = Target::Cpu;
+    fn compile(sig: Module) -> Result<Self, String> {
+        Compiled::new(sig)
+    }
+    fn sig(&self) -> &Module {
+        &self.sig
+    }
+    fn timings(&self) -> &Timings {
+        &self.timings
+    }
+    fn set_params(&self, values: &[&Tensor]) -> Result<(), String> {
+        Compiled::set_params(self, values)
+    }
+    fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>, String> {
+        Compiled::run(self, inputs, seed)
+    }
+}
+
+impl Unit for crate::gpu::jit::GpuCompiled {
+    const TARGET: Target = Target::Gpu;
+    fn compile(sig: Module) -> Result<Self, String> {
+        let (major, minor) = archc_cuda::cuda()?.compute_capability();
+        Self::new(sig, &format!("sm_{major}{minor}"))
+    }
+    fn sig(&self) -> &Module {
+        &self.sig
+    }
+    fn timings(&self) -> &Timings {
+        &self.timings
+    }
+    fn set_params(&self, values: &[&Tensor]) -> Result<(), String> {
+        Self::set_params(self, values)
+    }
+    fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>, String> {
+        Self::run(self, inputs, seed)
+    }
+}
+
+/// The MLIR CPU backend.
+pub type MlirCpu<'p> = Mlir<'p, Compiled>;
+/// The MLIR GPU backend (CUDA).
+pub type MlirGpu<'p> = Mlir<'p, crate::gpu::jit::GpuCompiled>;
+
+struct Entry<U> {
+    compiled: U,
     /// The parameter generation last copied into this module.
     params_at: Option<u64>,
 }
 
-pub struct MlirCpu<'p> {
+pub struct Mlir<'p, U> {
     program: &'p Program,
-    cache: HashMap<(String, Vec<Shape>), Entry>,
+    cache: HashMap<(String, Vec<Shape>), Entry<U>>,
     params: HashMap<String, Tensor>,
     generation: u64,
     /// Compile times of every module compiled so far, in order.
     pub timings: Vec<(String, Timings)>,
 }
 
-impl<'p> MlirCpu<'p> {
+impl<'p, U: Unit> Mlir<'p, U> {
     pub fn new(program: &'p Program) -> Self {
         crate::rt::tune_allocator();
-        MlirCpu { program, cache: HashMap::new(), params: HashMap::new(), generation: 0, timings: Vec::new() }
+        Mlir { program, cache: HashMap::new(), params: HashMap::new(), generation: 0, timings: Vec::new() }
     }
 
     /// Materialises every declared parameter by its `Init` (the interpreter's values).
@@ -42,20 +97,20 @@ impl<'p> MlirCpu<'p> {
     }
 
     /// Compiles (or finds) the module for `func` on inputs of these types.
-    pub fn prepare(&mut self, func: &str, inputs: &[Shape]) -> Result<&Compiled, RunError> {
+    pub fn prepare(&mut self, func: &str, inputs: &[Shape]) -> Result<&U, RunError> {
         let err = |message: String| RunError::Backend { func: func.to_string(), message };
         let key = (func.to_string(), inputs.to_vec());
         if !self.cache.contains_key(&key) {
-            let sig = emit_module(self.program, func, inputs, None).map_err(|e| err(e.0))?;
-            let compiled = Compiled::new(sig).map_err(err)?;
-            self.timings.push((func.to_string(), compiled.timings.clone()));
+            let sig = emit_module_for(self.program, func, inputs, None, U::TARGET).map_err(|e| err(e.0))?;
+            let compiled = U::compile(sig).map_err(err)?;
+            self.timings.push((func.to_string(), compiled.timings().clone()));
             self.cache.insert(key.clone(), Entry { compiled, params_at: None });
         }
         Ok(&self.cache[&key].compiled)
     }
 }
 
-impl Executor for MlirCpu<'_> {
+impl<U: Unit> Executor for Mlir<'_, U> {
     fn run_func(&mut self, func: &str, inputs: &[Tensor], seed: u64) -> Result<Vec<Tensor>, RunError> {
         let err = |message: String| RunError::Backend { func: func.to_string(), message };
         let shapes: Vec<Shape> = inputs.iter().map(|t| (t.dtype(), t.shape().to_vec())).collect();
@@ -70,10 +125,10 @@ impl Executor for MlirCpu<'_> {
         self.prepare(func, &shapes)?;
         let generation = self.generation;
         let entry = self.cache.get_mut(&(func.to_string(), shapes)).expect("prepared");
-        if entry.params_at != Some(generation) && !entry.compiled.sig.params.is_empty() {
+        if entry.params_at != Some(generation) && !entry.compiled.sig().params.is_empty() {
             let values: Vec<&Tensor> = entry
                 .compiled
-                .sig
+                .sig()
                 .params
                 .iter()
                 .map(|(n, _)| {

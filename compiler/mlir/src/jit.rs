@@ -57,7 +57,7 @@ pub struct Compiled {
     pub timings: Timings,
 }
 
-fn context() -> Context {
+pub(crate) fn context() -> Context {
     static PASSES: Once = Once::new();
     PASSES.call_once(register_all_passes);
     let registry = DialectRegistry::new();
@@ -70,7 +70,7 @@ fn context() -> Context {
 }
 
 /// Collects MLIR diagnostics as text while `f` runs.
-fn with_diagnostics<T>(context: &Context, f: impl FnOnce() -> T) -> (T, String) {
+pub(crate) fn with_diagnostics<T>(context: &Context, f: impl FnOnce() -> T) -> (T, String) {
     let log = Rc::new(RefCell::new(String::new()));
     let sink = log.clone();
     let id = context.attach_diagnostic_handler(move |d| {
@@ -153,7 +153,7 @@ impl Compiled {
 }
 
 /// LLVM's optimisation level for the JIT: `ARCHC_LLVM_OPT` (0-3), default 2.
-fn opt_level() -> usize {
+pub(crate) fn opt_level() -> usize {
     std::env::var("ARCHC_LLVM_OPT").ok().and_then(|v| v.parse().ok()).filter(|&l| l <= 3).unwrap_or(2)
 }
 
@@ -186,7 +186,7 @@ fn dump_each_pass(pm: &PassManager, dir: &str) {
     });
 }
 
-fn check(t: &Tensor, (dtype, shape): &Shape) -> Result<(), String> {
+pub(crate) fn check(t: &Tensor, (dtype, shape): &Shape) -> Result<(), String> {
     if t.dtype() != *dtype || t.shape() != shape.as_slice() {
         return Err(format!("is {}, expected {}", t.type_string(), archc_runtime::tensor::type_string(*dtype, shape)));
     }
@@ -196,19 +196,24 @@ fn check(t: &Tensor, (dtype, shape): &Shape) -> Result<(), String> {
 /// Ranked memref descriptors `{allocated, aligned, offset, sizes[r], strides[r]}`, and
 /// the packed argument array (a pointer to a pointer to each descriptor).
 #[derive(Default)]
-struct Descriptors {
+pub(crate) struct Descriptors {
     descs: Vec<Box<[i64]>>,
     ptrs: Vec<Box<*mut i64>>,
 }
 
 impl Descriptors {
-    fn push(&mut self, t: &Tensor) {
-        let ptr = data_ptr(t) as i64;
+    pub(crate) fn push(&mut self, t: &Tensor) {
+        self.push_raw(data_ptr(t), t.shape());
+    }
+
+    /// A descriptor of a dense row-major buffer at `ptr`.
+    pub(crate) fn push_raw(&mut self, ptr: *mut u8, shape: &[usize]) {
+        let ptr = ptr as i64;
         let mut d = vec![ptr, ptr, 0];
-        d.extend(t.shape().iter().map(|&s| s as i64));
+        d.extend(shape.iter().map(|&s| s as i64));
         let mut stride = 1i64;
-        let mut strides = vec![0i64; t.shape().len()];
-        for (i, &s) in t.shape().iter().enumerate().rev() {
+        let mut strides = vec![0i64; shape.len()];
+        for (i, &s) in shape.iter().enumerate().rev() {
             strides[i] = stride;
             stride *= s.max(1) as i64;
         }
@@ -216,14 +221,14 @@ impl Descriptors {
         self.descs.push(d.into_boxed_slice());
     }
 
-    fn packed(&mut self) -> Vec<*mut ()> {
+    pub(crate) fn packed(&mut self) -> Vec<*mut ()> {
         self.ptrs = self.descs.iter_mut().map(|d| Box::new(d.as_mut_ptr())).collect();
         self.ptrs.iter_mut().map(|p| &mut **p as *mut *mut i64 as *mut ()).collect()
     }
 }
 
 /// The address of a tensor's first element (compiled code may write through it).
-fn data_ptr(t: &Tensor) -> *mut u8 {
+pub(crate) fn data_ptr(t: &Tensor) -> *mut u8 {
     match &t.data {
         Data::F32(v) => v.as_ptr() as *mut u8,
         Data::F64(v) => v.as_ptr() as *mut u8,

@@ -4,10 +4,12 @@
 //! - [`emit`] turns a TIR function into MLIR text for concrete shapes (no LLVM needed).
 //! - [`rt`] holds the runtime functions compiled code calls (random streams).
 //! - `jit` (feature `llvm`) parses, verifies, runs the pass pipeline and executes.
+//! - [`gpu`] lowers the same modules to NVVM/PTX kernels and runs them through CUDA.
 
 #[cfg(feature = "llvm")]
 pub mod backend;
 pub mod emit;
+pub mod gpu;
 #[cfg(feature = "llvm")]
 pub mod jit;
 pub mod rt;

@@ -46,6 +46,37 @@ pub extern "C" fn archc_rand_normal_f64(key: i64, i: i64) -> f64 {
     normal(key, i)
 }
 
+/// The elements of a contiguous memref (a fresh buffer) behind an unranked descriptor.
+///
+/// # Safety
+/// `m` must describe a live, contiguous row-major buffer of `T`.
+unsafe fn contiguous<'a, T>(m: *const UnrankedMemRef) -> &'a mut [T] {
+    let m = unsafe { &*m };
+    let rank = m.rank as usize;
+    let w = unsafe { std::slice::from_raw_parts(m.desc, 3 + 2 * rank) };
+    let n: i64 = w[3..3 + rank].iter().product();
+    unsafe { std::slice::from_raw_parts_mut((w[1] as *mut T).offset(w[2] as isize), n as usize) }
+}
+
+macro_rules! rand_fill {
+    ($name:ident, $t:ty, $f:ident) => {
+        /// Fills a fresh buffer with element `i` = `$f(key, i)` in row-major order.
+        ///
+        /// # Safety
+        /// `m` must describe a live, contiguous buffer of this element type.
+        pub unsafe extern "C" fn $name(key: i64, m: *const UnrankedMemRef) {
+            for (i, x) in unsafe { contiguous::<$t>(m) }.iter_mut().enumerate() {
+                *x = $f(key, i as i64);
+            }
+        }
+    };
+}
+
+rand_fill!(archc_rand_fill_uniform_f32, f32, archc_rand_uniform_f32);
+rand_fill!(archc_rand_fill_uniform_f64, f64, archc_rand_uniform_f64);
+rand_fill!(archc_rand_fill_normal_f32, f32, archc_rand_normal_f32);
+rand_fill!(archc_rand_fill_normal_f64, f64, archc_rand_normal_f64);
+
 /// Every runtime symbol with its address.
 pub fn symbols() -> Vec<(&'static str, *mut ())> {
     vec![
@@ -54,6 +85,10 @@ pub fn symbols() -> Vec<(&'static str, *mut ())> {
         ("archc_rand_normal_f32", archc_rand_normal_f32 as *mut ()),
         ("archc_rand_normal_f64", archc_rand_normal_f64 as *mut ()),
         ("memrefCopy", memrefCopy as *mut ()),
+        ("_mlir_ciface_archc_rand_fill_uniform_f32", archc_rand_fill_uniform_f32 as *mut ()),
+        ("_mlir_ciface_archc_rand_fill_uniform_f64", archc_rand_fill_uniform_f64 as *mut ()),
+        ("_mlir_ciface_archc_rand_fill_normal_f32", archc_rand_fill_normal_f32 as *mut ()),
+        ("_mlir_ciface_archc_rand_fill_normal_f64", archc_rand_fill_normal_f64 as *mut ()),
         ("_mlir_ciface_archc_matmul_f32", archc_matmul_f32 as *mut ()),
         ("_mlir_ciface_archc_bmm_f32", archc_bmm_f32 as *mut ()),
         ("_mlir_ciface_archc_matmul_f64", archc_matmul_f64 as *mut ()),
@@ -223,5 +258,27 @@ pub fn tune_allocator() {
                 mallopt(M_TRIM_THRESHOLD, 1 << 30);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fill functions give the per-element streams, in row-major order.
+    #[test]
+    fn fills_match_the_element_functions() {
+        let mut buf = vec![0f32; 6];
+        let desc: [i64; 7] = [buf.as_mut_ptr() as i64, buf.as_mut_ptr() as i64, 0, 2, 3, 3, 1];
+        let m = UnrankedMemRef { rank: 2, desc: desc.as_ptr() };
+        // SAFETY: the descriptor covers `buf` (2 x 3, contiguous).
+        unsafe { archc_rand_fill_normal_f32(77, &m) };
+        let want: Vec<f32> = (0..6).map(|i| archc_rand_normal_f32(77, i)).collect();
+        assert_eq!(buf, want);
+        let mut one = [0f64; 1];
+        let desc0: [i64; 3] = [one.as_mut_ptr() as i64, one.as_mut_ptr() as i64, 0];
+        // SAFETY: a rank-0 descriptor of one f64.
+        unsafe { archc_rand_fill_uniform_f64(5, &UnrankedMemRef { rank: 0, desc: desc0.as_ptr() }) };
+        assert_eq!(one[0], archc_rand_uniform_f64(5, 0));
     }
 }

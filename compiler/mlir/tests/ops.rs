@@ -18,11 +18,37 @@ use archc_compiler::tir::{
     infer, verify, BinaryOp, DType, Dim, Func, Init, Op, ParamDecl, PoolOp, Program, ReduceOp, TensorType, UnaryOp,
     ValueId,
 };
-use archc_mlir::backend::MlirCpu;
+use archc_mlir::backend::{MlirCpu, MlirGpu};
 use archc_runtime::elem::C64;
 use archc_runtime::{Executor, Interpreter, Tensor};
 
-const TOL: f64 = 1e-5;
+/// The backend under test: `mlir-cpu`, or `mlir-gpu` when `ARCHC_OPS_BACKEND=mlir-gpu`
+/// (a GPU run of the same tests, with the GPU tolerance; see `scripts/gpu-check.sh`).
+fn on_gpu() -> bool {
+    std::env::var("ARCHC_OPS_BACKEND").as_deref() == Ok("mlir-gpu")
+}
+
+/// Scaled-error bound: 1e-5 on the CPU, 1e-4 on the GPU.
+fn tol() -> f64 {
+    if on_gpu() {
+        1e-4
+    } else {
+        1e-5
+    }
+}
+
+/// A fresh executor of the backend under test, parameters initialised from `seed`.
+fn backend(p: &Program, seed: u64) -> Box<dyn Executor + '_> {
+    if on_gpu() {
+        let mut jit = MlirGpu::new(p);
+        jit.init_params(seed).expect("backend parameters");
+        Box::new(jit)
+    } else {
+        let mut jit = MlirCpu::new(p);
+        jit.init_params(seed).expect("backend parameters");
+        Box::new(jit)
+    }
+}
 
 // ---------------------------------------------------------------------------------------
 // Comparison
@@ -56,7 +82,7 @@ fn mismatches(label: &str, names: &[String], got: &[Tensor], want: &[Tensor]) ->
             }
             _ => {
                 let e = scaled_error(g, w);
-                if e.is_nan() || e >= TOL {
+                if e.is_nan() || e >= tol() {
                     out.push(format!("{what}: scaled error {e:.3e}\n   got: {g}\n  want: {w}"));
                 }
             }
@@ -71,9 +97,8 @@ fn mismatches(label: &str, names: &[String], got: &[Tensor], want: &[Tensor]) ->
 fn check(p: &Program, func: &str, inputs: &[Tensor], seeds: &[u64]) -> Vec<Tensor> {
     let mut interp = Interpreter::new(p);
     interp.init_params(0).expect("interpreter parameters");
-    let mut jit = MlirCpu::new(p);
-    jit.init_params(0).expect("backend parameters");
-    check_with(p, func, inputs, seeds, &mut interp, &mut jit)
+    let mut jit = backend(p, 0);
+    check_with(p, func, inputs, seeds, &mut interp, jit.as_mut())
 }
 
 fn check_with(
@@ -82,7 +107,7 @@ fn check_with(
     inputs: &[Tensor],
     seeds: &[u64],
     interp: &mut Interpreter,
-    jit: &mut MlirCpu,
+    jit: &mut dyn Executor,
 ) -> Vec<Tensor> {
     let names = p.func(func).expect("function").result_names.clone();
     assert!(!names.is_empty(), "{}/@{func} has no results to compare", p.name);
@@ -808,14 +833,13 @@ fn iota_const_and_param() {
     let inputs = vec![Gen(71).f32s(&[3, 4], -1.0, 1.0)];
     let mut interp = Interpreter::new(&p);
     interp.init_params(3).expect("params");
-    let mut jit = MlirCpu::new(&p);
-    jit.init_params(3).expect("params");
-    check_with(&p, "main", &inputs, &[0], &mut interp, &mut jit);
+    let mut jit = backend(&p, 3);
+    check_with(&p, "main", &inputs, &[0], &mut interp, jit.as_mut());
     // A parameter set after the first run reaches the compiled module.
     let value = Gen(72).f32s(&[3, 4], -5.0, 5.0);
     interp.set_param_value("p.normal", value.clone()).unwrap();
     jit.set_param_value("p.normal", value.clone()).unwrap();
-    let want = check_with(&p, "main", &inputs, &[0], &mut interp, &mut jit);
+    let want = check_with(&p, "main", &inputs, &[0], &mut interp, jit.as_mut());
     assert_eq!(want[p.main().result_names.iter().position(|n| n == "param p.normal").unwrap()], value);
 }
 

@@ -62,11 +62,15 @@ impl FnLower<'_, '_, '_> {
         if !dt.is_float() {
             return Err(format!("random values of dtype {dt}"));
         }
-        let sym = format!("archc_rand_{}_{}", if normal { "normal" } else { "uniform" }, elem(*dt));
-        self.em.rand.insert(sym.clone());
+        let kind = if normal { "normal" } else { "uniform" };
         let s = self.b.i64c(seed as i64);
         let k = self.b.assign(format!("arith.xori %seed, {s} : i64"));
         let key = self.b.assign(format!("arith.xori {k}, %fkey : i64"));
+        if self.em.target == super::Target::Gpu {
+            return Ok(self.rand_fill(kind, &key, out));
+        }
+        let sym = format!("archc_rand_{kind}_{}", elem(*dt));
+        self.em.rand.insert(sym.clone());
         let init = self.b.empty(*dt, shape);
         let iters = vec![Iter::Par; shape.len()];
         let shape_c = shape.clone();
@@ -83,6 +87,24 @@ impl FnLower<'_, '_, '_> {
             vec![b.assign(format!("func.call @{sym}({key}, {lin}) : (i64, i64) -> {t}"))]
         });
         Ok(r.remove(0))
+    }
+
+    /// Random values written by one host call (`archc_rand_fill_*`, the same streams as
+    /// the per-element functions) into a fresh buffer: kernels cannot call the runtime,
+    /// and the host call reaches the GPU's managed buffers directly.
+    fn rand_fill(&mut self, kind: &str, key: &str, (dt, shape): &Shape) -> V {
+        let t = elem(*dt);
+        let sym = format!("archc_rand_fill_{kind}_{t}");
+        let any = format!("memref<*x{t}>");
+        self.em
+            .externs
+            .insert(sym.clone(), format!("func.func private @{sym}(i64, {any}) attributes {{llvm.emit_c_interface}}"));
+        let mty = super::types::memref(*dt, shape);
+        let m = self.b.assign(format!("memref.alloc() {{alignment = 64 : i64}} : {mty}"));
+        let u = self.b.assign(format!("memref.cast {m} : {mty} to {any}"));
+        self.b.op(format!("func.call @{sym}({key}, {u}) : (i64, {any}) -> ()"));
+        let name = self.b.assign(format!("bufferization.to_tensor {m} restrict : {mty} to {}", tensor(*dt, shape)));
+        V { name, dtype: *dt, shape: shape.clone() }
     }
 
     /// `func.call` of a specialised callee with frame key `key`.

@@ -65,14 +65,37 @@ pub struct Module {
     pub params: Vec<(String, Shape)>,
 }
 
-/// Lowers `entry` of `program` for inputs of the given dtypes and shapes.
+/// What the module is compiled for: the GPU target keeps parameter globals public (the
+/// runtime makes their host memory visible to kernels) and draws random values with one
+/// host call per op (`archc_rand_fill_*`) instead of per-element calls, which cannot run
+/// inside kernels.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum Target {
+    #[default]
+    Cpu,
+    Gpu,
+}
+
+/// Lowers `entry` of `program` for inputs of the given dtypes and shapes (CPU target).
 pub fn emit_module(
     program: &Program,
     entry: &str,
     inputs: &[Shape],
     locator: Option<Locator>,
 ) -> Result<Module, EmitError> {
+    emit_module_for(program, entry, inputs, locator, Target::Cpu)
+}
+
+/// [`emit_module`] for a given [`Target`].
+pub fn emit_module_for(
+    program: &Program,
+    entry: &str,
+    inputs: &[Shape],
+    locator: Option<Locator>,
+    target: Target,
+) -> Result<Module, EmitError> {
     let mut em = Emitter {
+        target,
         program,
         done: HashMap::new(),
         queue: Vec::new(),
@@ -103,6 +126,7 @@ pub(crate) struct Job {
 
 pub(crate) struct Emitter<'p, 'l> {
     pub program: &'p Program,
+    pub target: Target,
     done: HashMap<(String, Vec<Shape>), (String, Vec<Shape>)>,
     queue: Vec<Job>,
     funcs: Vec<String>,
@@ -164,7 +188,8 @@ impl<'p, 'l> Emitter<'p, 'l> {
     fn assemble(&self, main: &str, inputs: &[Shape], outputs: &[Shape]) -> String {
         let mut s = String::from("module {\n");
         for (g, (dt, shape)) in self.params.values() {
-            s.push_str(&format!("  memref.global \"private\" @{g} : {} = uninitialized\n", types::memref(*dt, shape)));
+            let vis = if self.target == Target::Gpu { "" } else { "\"private\" " };
+            s.push_str(&format!("  memref.global {vis}@{g} : {} = uninitialized\n", types::memref(*dt, shape)));
         }
         for sym in &self.rand {
             let ty = if sym.ends_with("f32") { "f32" } else { "f64" };

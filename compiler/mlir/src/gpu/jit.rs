@@ -1,0 +1,153 @@
+//! Running a GPU-lowered module: the host code is JIT-compiled by MLIR's ExecutionEngine
+//! with the `mgpu*` runtime symbols of `archc-cuda`; kernels are PTX loaded by the driver
+//! when the module initialises.
+//!
+//! Contract: [`GpuCompiled::new`] fails with one clear line when there is no CUDA device.
+//! [`GpuCompiled::run`] copies inputs into managed buffers, runs the entry, reports the
+//! first CUDA error raised during the run (kernel launches cannot return errors into the
+//! generated code), and copies outputs back. Parameters of forward programs live in the
+//! module's globals (host memory), registered with the driver so kernels can read them.
+
+use super::{compile, Lowered};
+use crate::emit::Module as Emitted;
+use crate::jit::{check, data_ptr, opt_level, Descriptors, Timings};
+use archc_cuda::Cuda;
+use archc_runtime::tensor::Tensor;
+use melior::ExecutionEngine;
+use std::time::Instant;
+
+/// A module compiled for the GPU, ready to run.
+pub struct GpuCompiled {
+    engine: ExecutionEngine,
+    _lowered: Lowered,
+    cuda: &'static Cuda,
+    pub sig: Emitted,
+    pub timings: Timings,
+}
+
+/// Bytes per element of a dtype as compiled code stores it.
+fn elem_bytes(t: &Tensor) -> usize {
+    use archc_compiler::tir::DType;
+    match t.dtype() {
+        DType::F32 => 4,
+        DType::F64 | DType::I64 | DType::C64 => 8,
+        DType::Bool => 1,
+    }
+}
+
+impl GpuCompiled {
+    pub fn new(sig: Emitted, arch: &str) -> Result<GpuCompiled, String> {
+        let cuda = archc_cuda::cuda()?;
+        let lowered = compile(&sig.text, arch)?;
+        let t = Instant::now();
+        let engine = ExecutionEngine::new(&lowered.module, opt_level(), &[], false, false);
+        for (name, ptr) in crate::rt::symbols().into_iter().chain(archc_cuda::symbols()) {
+            // SAFETY: each pointer is an `extern "C"` function with the signature the
+            // generated code declares for it.
+            unsafe { engine.register_symbol(name, ptr) };
+        }
+        if engine.lookup("archc_entry").is_null() {
+            return Err("the JIT could not compile the module (no archc_entry symbol)".into());
+        }
+        take_error()?;
+        let timings = Timings { parse_verify: lowered.parse_verify, passes: lowered.passes, jit: t.elapsed() };
+        let compiled = GpuCompiled { engine, _lowered: lowered, cuda, sig, timings };
+        compiled.register_globals()?;
+        Ok(compiled)
+    }
+
+    /// Makes the parameter globals (JIT data in host memory) readable by kernels.
+    fn register_globals(&self) -> Result<(), String> {
+        for (i, (name, (dt, shape))) in self.sig.params.iter().enumerate() {
+            let addr = self.engine.lookup(&format!("param_{i}"));
+            if addr.is_null() {
+                return Err(format!("parameter @{name}: its global is missing from the compiled module"));
+            }
+            let probe = Tensor::zeros(*dt, &[]);
+            let bytes = shape.iter().product::<usize>().max(1) * elem_bytes(&probe);
+            self.cuda.register_host(addr as *mut u8, bytes).map_err(|e| format!("parameter @{name}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Copies parameter values into the module's globals (in `sig.params` order).
+    pub fn set_params(&self, values: &[&Tensor]) -> Result<(), String> {
+        if values.len() != self.sig.params.len() {
+            return Err(format!("{} parameter values for {} parameters", values.len(), self.sig.params.len()));
+        }
+        let mut descs = Descriptors::default();
+        for ((name, shape), t) in self.sig.params.iter().zip(values) {
+            check(t, shape).map_err(|m| format!("parameter @{name}: {m}"))?;
+            descs.push(t);
+        }
+        let mut args = descs.packed();
+        // SAFETY: one descriptor per memref argument of archc_set_params, each over a live
+        // tensor of the declared type; the setter only runs host code.
+        unsafe { self.engine.invoke_packed("archc_set_params", &mut args) }.map_err(|e| e.to_string())?;
+        take_error()
+    }
+
+    /// Runs the entry on `inputs` with random seed `seed`.
+    pub fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>, String> {
+        if inputs.len() != self.sig.inputs.len() {
+            return Err(format!("expects {} inputs, got {}", self.sig.inputs.len(), inputs.len()));
+        }
+        for (i, (t, shape)) in inputs.iter().zip(&self.sig.inputs).enumerate() {
+            check(t, shape).map_err(|m| format!("input {i}: {m}"))?;
+        }
+        let mut outputs: Vec<Tensor> = self.sig.outputs.iter().map(|(d, s)| Tensor::zeros(*d, s)).collect();
+        let buffers = Buffers::new(self.cuda, inputs.iter().copied().chain(outputs.iter()))?;
+        let mut descs = Descriptors::default();
+        for (t, &(ptr, _)) in inputs.iter().copied().chain(outputs.iter()).zip(&buffers.0) {
+            descs.push_raw(ptr, t.shape());
+        }
+        let mut seed = seed as i64;
+        let mut args = vec![&mut seed as *mut i64 as *mut ()];
+        args.extend(descs.packed());
+        // SAFETY: the arguments follow archc_entry's C interface: the seed, then one
+        // descriptor per memref over a managed buffer of the declared shape.
+        unsafe { self.engine.invoke_packed("archc_entry", &mut args) }.map_err(|e| e.to_string())?;
+        self.cuda.synchronize()?;
+        take_error()?;
+        let n_in = inputs.len();
+        for (t, &(ptr, bytes)) in outputs.iter_mut().zip(&buffers.0[n_in..]) {
+            // SAFETY: the buffer holds `bytes` bytes written by the entry; the tensor was
+            // created with the same dtype and shape, so its storage has `bytes` bytes.
+            unsafe { std::ptr::copy_nonoverlapping(ptr, data_ptr(t), bytes) };
+        }
+        Ok(outputs)
+    }
+}
+
+/// The first CUDA error the runtime recorded, as an error.
+fn take_error() -> Result<(), String> {
+    match archc_cuda::take_error() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Managed copies of tensors (pointer, bytes), freed on drop.
+struct Buffers(Vec<(*mut u8, usize)>, &'static Cuda);
+
+impl Buffers {
+    fn new<'t>(cuda: &'static Cuda, tensors: impl Iterator<Item = &'t Tensor>) -> Result<Buffers, String> {
+        let mut b = Buffers(Vec::new(), cuda);
+        for t in tensors {
+            let bytes = t.numel() * elem_bytes(t);
+            let ptr = cuda.alloc_managed(bytes)?;
+            // SAFETY: `ptr` has room for `bytes` bytes; the tensor's storage holds them.
+            unsafe { std::ptr::copy_nonoverlapping(data_ptr(t), ptr, bytes) };
+            b.0.push((ptr, bytes));
+        }
+        Ok(b)
+    }
+}
+
+impl Drop for Buffers {
+    fn drop(&mut self) {
+        for &(p, _) in &self.0 {
+            let _ = self.1.free(p);
+        }
+    }
+}

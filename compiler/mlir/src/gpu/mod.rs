@@ -1,0 +1,144 @@
+//! The GPU path: emitted MLIR (linalg on tensors) -> `gpu` dialect kernels -> NVVM -> PTX,
+//! with host code JIT-compiled for the CPU that launches them through MLIR's `mgpu*`
+//! runtime ABI (implemented in `archc-cuda` over the CUDA driver, loaded at run time).
+//!
+//! Contract:
+//! - [`compile`] takes a module emitted for [`crate::emit::Target::Gpu`] and an
+//!   architecture (`sm_80`, `sm_90`, ...) and returns the lowered module: every linalg op
+//!   with parallel loops becomes a kernel (its parallel loops tiled by [`BLOCK`] threads
+//!   and mapped to blocks and threads); what has no parallel loop (full reductions, the
+//!   scatter loops) and the runtime calls (matrix products) stay on the host, on the same
+//!   buffers, which are CUDA managed memory (`_mlir_memref_to_llvm_alloc`). Every launch
+//!   synchronises before the host goes on.
+//! - Math ops inside kernels are replaced by [`devmath`]'s pure-arith implementations, so
+//!   no libdevice (CUDA toolkit) is needed to produce PTX.
+//! - [`ptx`] extracts the PTX text of every kernel module (`archc build --emit ptx`).
+//! - `jit::GpuCompiled` (feature `llvm`) JIT-compiles the host code and runs it.
+
+pub mod devmath;
+#[cfg(feature = "llvm")]
+pub mod jit;
+
+/// Threads per block along the innermost mapped loop dimension.
+pub const BLOCK: usize = 256;
+
+/// The default architecture of `--emit ptx` (PTX for sm_80 also runs on sm_90 through the
+/// driver's JIT).
+pub const DEFAULT_ARCH: &str = "sm_80";
+
+/// Tensors to outlined kernels: the CPU pipeline's fusion and bufferization, then
+/// parallel loops, tiled and mapped to the GPU, outlined into `gpu.module`s. Complex
+/// arithmetic is expanded here so that kernels see only real math ops.
+pub fn stage_outline() -> String {
+    format!(
+        "builtin.module(inline,symbol-dce,canonicalize,func.func(linalg-fuse-elementwise-ops),canonicalize,\
+eliminate-empty-tensors,\
+one-shot-bufferize{{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map allow-return-allocs-from-loops}},\
+canonicalize,cse,buffer-deallocation-pipeline,func.func(convert-linalg-to-parallel-loops),\
+func.func(scf-parallel-loop-tiling{{parallel-loop-tile-sizes={BLOCK} no-min-max-bounds=true}},gpu-map-parallel-loops,convert-parallel-loops-to-gpu),\
+gpu-kernel-outlining,lower-affine,convert-complex-to-standard,canonicalize)"
+    )
+}
+
+/// Outlined kernels to PTX (`gpu.binary`) and host code to the LLVM dialect.
+pub fn stage_lower(arch: &str) -> String {
+    format!(
+        "builtin.module(nvvm-attach-target{{chip={arch} features=+ptx80 O=3}},\
+gpu.module(convert-scf-to-cf,convert-gpu-to-nvvm,canonicalize,cse,reconcile-unrealized-casts),\
+gpu-module-to-binary{{format=isa}},\
+convert-scf-to-cf,expand-strided-metadata,lower-affine,finalize-memref-to-llvm{{use-generic-functions}},\
+convert-math-to-llvm,convert-math-to-libm,convert-complex-to-llvm,convert-arith-to-llvm,convert-cf-to-llvm,\
+gpu-to-llvm,convert-func-to-llvm,convert-index-to-llvm,reconcile-unrealized-casts)"
+    )
+}
+
+/// Checks an architecture name like `sm_90`.
+pub fn check_arch(arch: &str) -> Result<(), String> {
+    match arch.strip_prefix("sm_").map(|n| n.trim_end_matches('a').parse::<u32>()) {
+        Some(Ok(n)) if n >= 50 => Ok(()),
+        _ => Err(format!("unknown GPU architecture `{arch}` (expected e.g. sm_80 or sm_90)")),
+    }
+}
+
+#[cfg(feature = "llvm")]
+pub use lowered::{compile, ptx, Lowered};
+
+#[cfg(feature = "llvm")]
+mod lowered {
+    use super::{check_arch, devmath, stage_lower, stage_outline};
+    use crate::jit::{context, run_pipeline, with_diagnostics};
+    use melior::ir::attribute::{ArrayAttribute, AttributeLike};
+    use melior::ir::operation::OperationLike;
+    use melior::ir::{BlockLike, Module};
+    use melior::Context;
+    use std::time::{Duration, Instant};
+
+    /// A module lowered for the GPU, with its context and compile times.
+    pub struct Lowered {
+        // Field order: the module must drop before its context.
+        pub module: Module<'static>,
+        pub context: Box<Context>,
+        pub parse_verify: Duration,
+        pub passes: Duration,
+    }
+
+    /// Parses, verifies and lowers emitted MLIR for `arch`.
+    pub fn compile(text: &str, arch: &str) -> Result<Lowered, String> {
+        check_arch(arch)?;
+        let context = Box::new(context());
+        // SAFETY: the context is boxed (stable address) and outlives the module: it is
+        // dropped after it (field order of `Lowered`).
+        let ctx: &'static Context = unsafe { &*(context.as_ref() as *const Context) };
+        let t0 = Instant::now();
+        let mut module = parse_verified(ctx, text)?;
+        let t1 = Instant::now();
+        run_pipeline(ctx, &mut module, &stage_outline())?;
+        let outlined = devmath::lower_math_in_gpu_modules(&module.as_operation().to_string())?;
+        drop(module);
+        let mut module = parse_verified(ctx, &outlined)?;
+        run_pipeline(ctx, &mut module, &stage_lower(arch))?;
+        let passes = t1.elapsed();
+        Ok(Lowered { module, context, parse_verify: t1 - t0, passes })
+    }
+
+    fn parse_verified<'c>(ctx: &'c Context, text: &str) -> Result<Module<'c>, String> {
+        let (module, diags) = with_diagnostics(ctx, || Module::parse(ctx, text));
+        let module = module.ok_or_else(|| format!("MLIR does not parse:\n{diags}"))?;
+        let (ok, diags) = with_diagnostics(ctx, || module.as_operation().verify());
+        if !ok {
+            return Err(format!("MLIR does not verify:\n{diags}"));
+        }
+        Ok(module)
+    }
+
+    /// The PTX of every kernel module, as `(module name, text)` in module order.
+    pub fn ptx(lowered: &Lowered) -> Result<Vec<(String, String)>, String> {
+        let mut out = Vec::new();
+        let mut op = lowered.module.body().first_operation();
+        while let Some(o) = op {
+            if o.name().as_string_ref().as_str() == Ok("gpu.binary") {
+                let name = o
+                    .attribute("sym_name")
+                    .ok()
+                    .and_then(|a| melior::ir::attribute::StringAttribute::try_from(a).ok())
+                    .map(|s| s.value().to_string())
+                    .unwrap_or_default();
+                let objects = o.attribute("objects").map_err(|e| format!("gpu.binary without objects: {e}"))?;
+                let objects = ArrayAttribute::try_from(objects).map_err(|e| e.to_string())?;
+                for i in 0..objects.len() {
+                    let obj = objects.element(i).map_err(|e| e.to_string())?;
+                    // SAFETY: `obj` is a `#gpu.object` attribute of a live context; the
+                    // returned string reference points into it and is copied at once.
+                    let text = unsafe {
+                        let s = mlir_sys::mlirGPUObjectAttrGetObject(obj.to_raw());
+                        let bytes = std::slice::from_raw_parts(s.data as *const u8, s.length);
+                        String::from_utf8_lossy(bytes).trim_end_matches('\0').to_string()
+                    };
+                    out.push((name.clone(), text));
+                }
+            }
+            op = o.next_in_block();
+        }
+        Ok(out)
+    }
+}

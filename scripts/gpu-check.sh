@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The GPU check: runs the GPU tests, trains the digits and MNIST-1D CNN examples on the
+# GPU, and reports step times, on a machine with an NVIDIA GPU and its driver.
+#
+#   bash scripts/gpu-check.sh              # builds with cargo first (needs Rust + LLVM 22)
+#   ARCHC_PREBUILT=DIR bash scripts/gpu-check.sh
+#                                          # uses binaries built elsewhere: DIR/archc and the
+#                                          # test executables DIR/test-mlir, DIR/test-ops
+#
+# Data: `make data` (or a copied data/ folder). Everything it prints is the report.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
+status=0
+run() { "$@" || { echo "FAILED ($?): $*"; status=1; }; }
+
+step "GPU"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "nvidia-smi failed"
+
+if [ -n "${ARCHC_PREBUILT:-}" ]; then
+  bin="$ARCHC_PREBUILT"
+else
+  step "build"
+  cargo build --release --bin archc || exit 1
+  cargo test --release --no-run --test mlir -p archc 2>&1 | tail -n 3
+  cargo test --release --no-run --test ops -p archc-mlir 2>&1 | tail -n 3
+  bin=target/release
+  ln -sf "$(ls -t target/release/deps/mlir-* | grep -v '\.d$' | head -n1)" "$bin/test-mlir"
+  ln -sf "$(ls -t target/release/deps/ops-* | grep -v '\.d$' | head -n1)" "$bin/test-ops"
+fi
+archc="$bin/archc"
+
+step "GPU tests: every example forward and every training example's gradients vs the interpreter"
+run "$bin/test-mlir" gpu_ --nocapture --test-threads=1
+
+step "GPU tests: every primitive op vs the interpreter"
+ARCHC_OPS_BACKEND=mlir-gpu run "$bin/test-ops" --test-threads=1
+
+step "train digits MLP on the GPU"
+run "$archc" train examples/train_digits.arch --backend mlir-gpu --quiet --out /tmp/archc-gpu-digits
+
+step "train MNIST-1D CNN on the GPU"
+run "$archc" train examples/train_mnist1d_cnn.arch --backend mlir-gpu --quiet --out /tmp/archc-gpu-cnn
+
+step "step times (archc run --repeat, median)"
+run "$archc" run examples/mlp.arch --backend mlir-gpu --dim B=256 --repeat 20
+run "$archc" run examples/fno1d.arch --backend mlir-gpu --dim B=32,N=1024 --repeat 20
+
+step "done"
+[ $status -eq 0 ] && echo "gpu-check: all passed" || echo "gpu-check: FAILURES above"
+exit $status
