@@ -13,7 +13,13 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
 status=0
-run() { "$@" || { echo "FAILED ($?): $*"; status=1; }; }
+# ARCHC_STEP_TIMEOUT=SECONDS bounds each step (0: unbounded).
+limit=${ARCHC_STEP_TIMEOUT:-0}
+run() {
+  local rc=0
+  if [ "$limit" -gt 0 ]; then timeout "$limit" "$@" || rc=$?; else "$@" || rc=$?; fi
+  [ $rc -eq 0 ] || { echo "FAILED (exit $rc): $*"; status=1; }
+}
 
 step "GPU"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "nvidia-smi failed"
@@ -31,11 +37,17 @@ else
 fi
 archc="$bin/archc"
 
+step "smoke: the MLP forward on mlir-gpu and on mlir-cpu"
+run "$archc" run examples/mlp.arch --backend mlir-gpu --seed 3
+run "$archc" run examples/mlp.arch --backend mlir-cpu --seed 3
+
 step "GPU tests: every example forward and every training example's gradients vs the interpreter"
 run "$bin/test-mlir" gpu_ --nocapture --test-threads=1
 
 step "GPU tests: every primitive op vs the interpreter"
-ARCHC_OPS_BACKEND=mlir-gpu run "$bin/test-ops" --test-threads=1
+export ARCHC_OPS_BACKEND=mlir-gpu
+run "$bin/test-ops" --test-threads=1
+unset ARCHC_OPS_BACKEND
 
 step "train digits MLP on the GPU"
 run "$archc" train examples/train_digits.arch --backend mlir-gpu --quiet --out /tmp/archc-gpu-digits

@@ -215,6 +215,11 @@ pub unsafe extern "C" fn mgpuLaunchKernel(
     _paramsCount: i64,
 ) {
     guarded((), |cuda| {
+        if [gridX, gridY, gridZ, blockX, blockY, blockZ].contains(&0) {
+            // An empty iteration space (a loop over a zero-sized dimension): nothing to run,
+            // and the driver rejects zero-sized launches.
+            return Ok(());
+        }
         let what = describe_launch(function, [gridX, gridY, gridZ], [blockX, blockY, blockZ]);
         let launch = Launch {
             function,

@@ -21,6 +21,8 @@ pub struct GpuCompiled {
     engine: ExecutionEngine,
     _lowered: Lowered,
     cuda: &'static Cuda,
+    /// The start of the host range registered for the parameter globals.
+    registered: Option<*mut u8>,
     pub sig: Emitted,
     pub timings: Timings,
 }
@@ -51,23 +53,32 @@ impl GpuCompiled {
         }
         take_error()?;
         let timings = Timings { parse_verify: lowered.parse_verify, passes: lowered.passes, jit: t.elapsed() };
-        let compiled = GpuCompiled { engine, _lowered: lowered, cuda, sig, timings };
-        compiled.register_globals()?;
+        let mut compiled = GpuCompiled { engine, _lowered: lowered, cuda, registered: None, sig, timings };
+        compiled.registered = compiled.register_globals()?;
         Ok(compiled)
     }
 
-    /// Makes the parameter globals (JIT data in host memory) readable by kernels.
-    fn register_globals(&self) -> Result<(), String> {
+    /// Makes the parameter globals (JIT data in host memory) readable by kernels: the
+    /// pages spanning all of them are registered with the driver at once (globals share
+    /// pages, and a page can be registered only once).
+    fn register_globals(&self) -> Result<Option<*mut u8>, String> {
+        const PAGE: usize = 4096;
+        let (mut lo, mut hi) = (usize::MAX, 0usize);
         for (i, (name, (dt, shape))) in self.sig.params.iter().enumerate() {
-            let addr = self.engine.lookup(&format!("param_{i}"));
-            if addr.is_null() {
+            let addr = self.engine.lookup(&format!("param_{i}")) as usize;
+            if addr == 0 {
                 return Err(format!("parameter @{name}: its global is missing from the compiled module"));
             }
-            let probe = Tensor::zeros(*dt, &[]);
-            let bytes = shape.iter().product::<usize>().max(1) * elem_bytes(&probe);
-            self.cuda.register_host(addr as *mut u8, bytes).map_err(|e| format!("parameter @{name}: {e}"))?;
+            let bytes = shape.iter().product::<usize>().max(1) * elem_bytes(&Tensor::zeros(*dt, &[]));
+            lo = lo.min(addr);
+            hi = hi.max(addr + bytes);
         }
-        Ok(())
+        if hi == 0 {
+            return Ok(None);
+        }
+        let (lo, hi) = (lo / PAGE * PAGE, hi.div_ceil(PAGE) * PAGE);
+        self.cuda.register_host(lo as *mut u8, hi - lo).map_err(|e| format!("parameters: {e}"))?;
+        Ok(Some(lo as *mut u8))
     }
 
     /// Copies parameter values into the module's globals (in `sig.params` order).
@@ -116,6 +127,16 @@ impl GpuCompiled {
             unsafe { std::ptr::copy_nonoverlapping(ptr, data_ptr(t), bytes) };
         }
         Ok(outputs)
+    }
+}
+
+impl Drop for GpuCompiled {
+    /// Unregisters the globals' pages before the JIT frees them (a stale registration
+    /// would map reused addresses to the old pages).
+    fn drop(&mut self) {
+        if let Some(p) = self.registered.take() {
+            let _ = self.cuda.unregister_host(p);
+        }
     }
 }
 

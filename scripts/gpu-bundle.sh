@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Packs what scripts/gpu-check.sh needs onto a GPU machine without Rust or LLVM: the
+# release archc, the two GPU test executables (stripped), and the data sets, as one
+# xz tarball (the three binaries share most of their bytes; a large dictionary makes
+# the second and third cost a few MB).
+#
+#   bash scripts/gpu-bundle.sh DIR      # writes DIR/bundle.tar.xz
+# On the GPU machine, from the repository root:
+#   mkdir -p /tmp/archc-bin && tar xJf DIR/bundle.tar.xz -C /tmp/archc-bin
+#   ARCHC_DATA=/tmp/archc-bin/data ARCHC_PREBUILT=/tmp/archc-bin bash scripts/gpu-check.sh
+# (test executables find examples/ through the path they were built at: run from a
+# checkout at that path, or link it there.)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${1:?usage: gpu-bundle.sh DIR}"
+mkdir -p "$out"
+stage="$(mktemp -d)"
+trap 'rm -rf "$stage"' EXIT
+cargo build --release --locked --bin archc
+exe() { cargo test --release --locked "$@" --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))/\1/p' | tail -n1; }
+cp target/release/archc "$stage/archc"
+cp "$(exe --test mlir -p archc)" "$stage/test-mlir"
+cp "$(exe --test ops -p archc-mlir)" "$stage/test-ops"
+strip "$stage"/archc "$stage"/test-mlir "$stage"/test-ops
+mkdir -p "$stage/data"
+cp data/*.gz data/*.npz data/*.pt "$stage/data/" 2>/dev/null || true
+tar cf - -C "$stage" . | xz -T1 --lzma2=preset=2,dict=512MiB > "$out/bundle.tar.xz"
+ls -la "$out/bundle.tar.xz"
