@@ -41,8 +41,12 @@ step "smoke: the MLP forward on mlir-gpu and on mlir-cpu"
 run "$archc" run examples/mlp.arch --backend mlir-gpu --seed 3
 run "$archc" run examples/mlp.arch --backend mlir-cpu --seed 3
 
-step "GPU tests: every example forward and every training example's gradients vs the interpreter"
-run "$bin/test-mlir" gpu_ --nocapture --test-threads=1
+# One process per test: a GPU fault poisons the CUDA context of its process.
+step "GPU tests: every example's forward vs the interpreter"
+run "$bin/test-mlir" gpu_every_example --nocapture --test-threads=1
+
+step "GPU tests: every training example's train-step gradients vs the interpreter"
+run "$bin/test-mlir" gpu_train_step --nocapture --test-threads=1
 
 step "GPU tests: every primitive op vs the interpreter"
 export ARCHC_OPS_BACKEND=mlir-gpu
@@ -52,8 +56,9 @@ unset ARCHC_OPS_BACKEND
 step "train digits MLP on the GPU"
 run "$archc" train examples/train_digits.arch --backend mlir-gpu --quiet --out /tmp/archc-gpu-digits
 
-step "train MNIST-1D CNN on the GPU"
-run "$archc" train examples/train_mnist1d_cnn.arch --backend mlir-gpu --quiet --out /tmp/archc-gpu-cnn
+step "train MNIST-1D CNN on the GPU (ARCHC_CNN_EPOCHS, default 150 as in the example)"
+run "$archc" train examples/train_mnist1d_cnn.arch --backend mlir-gpu --quiet --out /tmp/archc-gpu-cnn \
+  --epochs "${ARCHC_CNN_EPOCHS:-150}"
 
 step "step times (archc run --repeat, median)"
 run "$archc" run examples/mlp.arch --backend mlir-gpu --dim B=256 --repeat 20

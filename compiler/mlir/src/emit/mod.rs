@@ -63,6 +63,8 @@ pub struct Module {
     pub outputs: Vec<Shape>,
     /// Parameters read through globals, in `archc_set_params` argument order.
     pub params: Vec<(String, Shape)>,
+    /// The global symbol of each parameter, in the same order.
+    pub param_globals: Vec<String>,
 }
 
 /// What the module is compiled for: the GPU target keeps parameter globals public (the
@@ -111,8 +113,9 @@ pub fn emit_module_for(
         em.funcs.push(text);
     }
     let params: Vec<(String, Shape)> = em.params.iter().map(|(n, (_, s))| (n.clone(), s.clone())).collect();
+    let param_globals = em.params.values().map(|(g, _)| g.clone()).collect();
     let text = em.assemble(&main, inputs, &outputs);
-    Ok(Module { text, inputs: inputs.to_vec(), outputs, params })
+    Ok(Module { text, inputs: inputs.to_vec(), outputs, params, param_globals })
 }
 
 /// One function specialisation to lower.

@@ -64,8 +64,8 @@ impl GpuCompiled {
     fn register_globals(&self) -> Result<Option<*mut u8>, String> {
         const PAGE: usize = 4096;
         let (mut lo, mut hi) = (usize::MAX, 0usize);
-        for (i, (name, (dt, shape))) in self.sig.params.iter().enumerate() {
-            let addr = self.engine.lookup(&format!("param_{i}")) as usize;
+        for ((name, (dt, shape)), global) in self.sig.params.iter().zip(&self.sig.param_globals) {
+            let addr = self.engine.lookup(global) as usize;
             if addr == 0 {
                 return Err(format!("parameter @{name}: its global is missing from the compiled module"));
             }
@@ -118,8 +118,10 @@ impl GpuCompiled {
         // SAFETY: the arguments follow archc_entry's C interface: the seed, then one
         // descriptor per memref over a managed buffer of the declared shape.
         unsafe { self.engine.invoke_packed("archc_entry", &mut args) }.map_err(|e| e.to_string())?;
-        self.cuda.synchronize()?;
+        // The runtime's first error names the launch or call that failed; a fault the
+        // launches did not report shows at the final synchronisation.
         take_error()?;
+        self.cuda.synchronize()?;
         let n_in = inputs.len();
         for (t, &(ptr, bytes)) in outputs.iter_mut().zip(&buffers.0[n_in..]) {
             // SAFETY: the buffer holds `bytes` bytes written by the entry; the tensor was
