@@ -21,7 +21,9 @@ exe() { cargo test --release --locked "$@" --no-run 2>&1 | sed -n 's/.*Executabl
 cp target/release/archc "$stage/archc"
 cp "$(exe --test mlir -p archc)" "$stage/test-mlir"
 cp "$(exe --test ops -p archc-mlir)" "$stage/test-ops"
-strip "$stage"/archc "$stage"/test-mlir "$stage"/test-ops
+cp "$(exe --test driver -p archc-cuda)" "$stage/test-cuda-driver"
+cp "$(exe --test blas -p archc-cuda)" "$stage/test-cuda-blas"
+strip "$stage"/archc "$stage"/test-*
 mkdir -p "$stage/data"
 cp data/*.gz data/*.npz data/*.pt "$stage/data/" 2>/dev/null || true
 tar cf - -C "$stage" . | xz -T1 --lzma2=preset=2,dict=512MiB > "$out/bundle.tar.xz"

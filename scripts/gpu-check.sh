@@ -31,11 +31,22 @@ else
   cargo build --release --bin archc || exit 1
   cargo test --release --no-run --test mlir -p archc 2>&1 | tail -n 3
   cargo test --release --no-run --test ops -p archc-mlir 2>&1 | tail -n 3
+  cargo test --release --no-run -p archc-cuda 2>&1 | tail -n 3
   bin=target/release
-  ln -sf "$(ls -t target/release/deps/mlir-* | grep -v '\.d$' | head -n1)" "$bin/test-mlir"
-  ln -sf "$(ls -t target/release/deps/ops-* | grep -v '\.d$' | head -n1)" "$bin/test-ops"
+  latest() { ls -t target/release/deps/"$1"-* | grep -v '\.d$' | head -n1; }
+  ln -sf "$(latest mlir)" "$bin/test-mlir"
+  ln -sf "$(latest ops)" "$bin/test-ops"
+  ln -sf "$(latest driver)" "$bin/test-cuda-driver"
+  ln -sf "$(latest blas)" "$bin/test-cuda-blas"
 fi
+# Seconds since the epoch, for step timings.
+now() { date +%s.%N; }
+took() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "took %.1f s\n", b - a }'; }
 archc="$bin/archc"
+
+step "the CUDA runtime: driver, kernels through the mgpu ABI, cuBLAS products and copies"
+run "$bin/test-cuda-driver" --test-threads=1
+run "$bin/test-cuda-blas" --test-threads=1 --nocapture
 
 step "smoke: the MLP forward on mlir-gpu and on mlir-cpu"
 run "$archc" run examples/mlp.arch --backend mlir-gpu --seed 3
@@ -54,11 +65,21 @@ run "$bin/test-ops" --test-threads=1
 unset ARCHC_OPS_BACKEND
 
 step "train digits MLP on the GPU"
+t=$(now)
 run "$archc" train examples/train_digits.arch --backend mlir-gpu --quiet --out /tmp/archc-gpu-digits
+took "$t"
+
+step "the same 30 epochs with matrix products on the host (ARCHC_GPU_HOST_GEMM=1), for comparison"
+t=$(now)
+ARCHC_GPU_HOST_GEMM=1 run "$archc" train examples/train_digits.arch --backend mlir-gpu --quiet \
+  --out /tmp/archc-gpu-digits-host
+took "$t"
 
 step "train MNIST-1D CNN on the GPU (ARCHC_CNN_EPOCHS, default 150 as in the example)"
+t=$(now)
 run "$archc" train examples/train_mnist1d_cnn.arch --backend mlir-gpu --quiet --out /tmp/archc-gpu-cnn \
   --epochs "${ARCHC_CNN_EPOCHS:-150}"
+took "$t"
 
 step "step times (archc run --repeat, median)"
 run "$archc" run examples/mlp.arch --backend mlir-gpu --dim B=256 --repeat 20

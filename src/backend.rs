@@ -61,7 +61,7 @@ pub fn lower_mlir(_: &str, _: bool) -> Result<String, String> {
 #[cfg(feature = "mlir")]
 pub fn ptx(text: &str, arch: &str) -> Result<String, String> {
     let lowered = archc_mlir::gpu::compile(text, arch)?;
-    let mut out = String::new();
+    let mut out = format!("// {} loads/stores of buffers left in host code\n", lowered.host_ops);
     for (name, ptx) in archc_mlir::gpu::ptx(&lowered)? {
         out.push_str(&format!("// ---- kernel module @{name}\n{ptx}\n"));
     }

@@ -32,6 +32,9 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// Stack of the thread that runs a command.
+const STACK_BYTES: usize = 256 << 20;
+
 #[derive(Copy, Clone, ValueEnum)]
 enum Color {
     Auto,
@@ -211,7 +214,17 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(1);
     }
-    let r = std::panic::catch_unwind(|| run_cmd(cli.cmd, color));
+    // MLIR's and LLVM's recursive passes over large modules (a train step's GPU kernels)
+    // need more stack than a main thread's 8 MiB.
+    let worker = std::thread::Builder::new()
+        .name("archc".into())
+        .stack_size(STACK_BYTES)
+        .spawn(move || std::panic::catch_unwind(|| run_cmd(cli.cmd, color)));
+    let r = match worker.map(|w| w.join()) {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => Err(Box::new("the worker thread died") as Box<dyn std::any::Any + Send>),
+        Err(e) => Ok(Err(Fail::Internal(format!("cannot start the worker thread: {e}")))),
+    };
     match r {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(Fail::User(msg))) => {
@@ -358,10 +371,18 @@ fn build(
     };
     match output {
         Some(p) => std::fs::write(p, text).map_err(|e| Fail::User(format!("error: cannot write {}: {e}", p.display()))),
-        None => {
-            print!("{text}");
-            Ok(())
+        None => stdout(&text),
+    }
+}
+
+/// Writes to stdout; a closed pipe (`archc build ... | head`) is not an error.
+fn stdout(text: &str) -> Result<(), Fail> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Fail::User(format!("error: cannot write to stdout: {e}")))
         }
+        _ => Ok(()),
     }
 }
 
@@ -480,7 +501,7 @@ fn fmt(files: &[PathBuf], write: bool, check: bool) -> Result<(), Fail> {
             std::fs::write(f, &formatted)
                 .map_err(|e| Fail::User(format!("error: cannot write {}: {e}", f.display())))?;
         } else {
-            print!("{formatted}");
+            stdout(&formatted)?;
         }
     }
     if unformatted > 0 {

@@ -11,7 +11,7 @@ mod common;
 use archc::inputs::arg_shapes;
 use archc_compiler::sema::Options;
 use archc_compiler::tir::Program;
-use archc_mlir::backend::{MlirCpu, MlirGpu};
+use archc_mlir::backend::{MlirCpu, MlirGpu, MlirGpuStagingOnCpu};
 use archc_mlir::emit::{emit_module_for, Target};
 use archc_runtime::interp::random::init_param;
 use archc_runtime::{Executor, Interpreter, Tensor};
@@ -182,6 +182,12 @@ fn mlir_gpu<'p>(program: &'p Program, seed: u64) -> Box<dyn Executor + 'p> {
     Box::new(jit)
 }
 
+fn gpu_staging_on_cpu<'p>(program: &'p Program, seed: u64) -> Box<dyn Executor + 'p> {
+    let mut jit = MlirGpuStagingOnCpu::new(program);
+    jit.init_params(seed).expect("params");
+    Box::new(jit)
+}
+
 /// Whether a CUDA device is present; prints why the GPU tests skip when not.
 fn have_cuda() -> bool {
     match archc_cuda::cuda() {
@@ -275,13 +281,30 @@ fn every_example_matches_the_interpreter() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The GPU path's own transformations without a GPU: every example and train step
+/// emitted for the GPU target (random values by host fills, public parameter globals),
+/// lowered to parallel loops with host compute wrapped as for kernels, then run on the
+/// CPU, matches the interpreter.
+#[test]
+fn gpu_staging_on_cpu_matches_the_interpreter() {
+    let mut failures = with_big_stack(|| example_mismatches(&gpu_staging_on_cpu, 1e-5));
+    failures.extend(with_big_stack(|| train_step_mismatches(&gpu_staging_on_cpu, 1e-5)));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Runs `f` on a thread with a large stack, as the CLI does: compiling a train step's GPU
+/// kernels recurses deeper than a test thread's 2 MiB allow.
+fn with_big_stack(f: impl FnOnce() -> Vec<String> + Send + 'static) -> Vec<String> {
+    std::thread::Builder::new().stack_size(256 << 20).spawn(f).expect("thread").join().expect("no panic")
+}
+
 /// The GPU backend: every training example's gradients (f32, relative error < 1e-4).
 #[test]
 fn gpu_train_step_gradients_match_the_interpreter() {
     if !have_cuda() {
         return;
     }
-    let failures = train_step_mismatches(&mlir_gpu, 1e-4);
+    let failures = with_big_stack(|| train_step_mismatches(&mlir_gpu, 1e-4));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -291,6 +314,6 @@ fn gpu_every_example_matches_the_interpreter() {
     if !have_cuda() {
         return;
     }
-    let failures = example_mismatches(&mlir_gpu, 1e-4);
+    let failures = with_big_stack(|| example_mismatches(&mlir_gpu, 1e-4));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

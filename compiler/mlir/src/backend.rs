@@ -59,8 +59,34 @@ impl Unit for crate::gpu::jit::GpuCompiled {
     }
 }
 
+/// A module of the GPU target, staged like the GPU path (parallel loops, host compute
+/// wrapped into one-iteration parallel loops) but lowered for the CPU: a check of the
+/// GPU path's own transformations that needs no GPU.
+pub struct GpuStagingOnCpu(Compiled);
+
+impl Unit for GpuStagingOnCpu {
+    const TARGET: Target = Target::Gpu;
+    fn compile(sig: Module) -> Result<Self, String> {
+        Compiled::gpu_staging_on_cpu(sig).map(GpuStagingOnCpu)
+    }
+    fn sig(&self) -> &Module {
+        &self.0.sig
+    }
+    fn timings(&self) -> &Timings {
+        &self.0.timings
+    }
+    fn set_params(&self, values: &[&Tensor]) -> Result<(), String> {
+        self.0.set_params(values)
+    }
+    fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>, String> {
+        self.0.run(inputs, seed)
+    }
+}
+
 /// The MLIR CPU backend.
 pub type MlirCpu<'p> = Mlir<'p, Compiled>;
+/// [`GpuStagingOnCpu`] as an executor (tests).
+pub type MlirGpuStagingOnCpu<'p> = Mlir<'p, GpuStagingOnCpu>;
 /// The MLIR GPU backend (CUDA).
 pub type MlirGpu<'p> = Mlir<'p, crate::gpu::jit::GpuCompiled>;
 

@@ -83,8 +83,37 @@ pub(crate) fn with_diagnostics<T>(context: &Context, f: impl FnOnce() -> T) -> (
     (out, text)
 }
 
+/// The CPU pipeline's lowering of parallel loops (after the GPU path's
+/// `gpu::stage_loops` and host wrapping) to the LLVM dialect: `scf.parallel` runs as
+/// sequential loops.
+pub const LOOPS_TO_LLVM: &str = "builtin.module(canonicalize,convert-complex-to-standard,convert-scf-to-cf,\
+expand-strided-metadata,lower-affine,finalize-memref-to-llvm,convert-math-to-llvm,convert-math-to-libm,\
+convert-complex-to-llvm,convert-arith-to-llvm,convert-cf-to-llvm,convert-func-to-llvm,convert-index-to-llvm,\
+reconcile-unrealized-casts)";
+
 impl Compiled {
     pub fn new(sig: Emitted) -> Result<Compiled, String> {
+        Self::staged(sig, &|context, module| run_pipeline(context, module, PIPELINE))
+    }
+
+    /// The GPU path's transformations (the GPU target's module, [`crate::gpu::stage_loops`]
+    /// and [`crate::gpu::hostwrap`]) compiled for the CPU: tests check them against the
+    /// interpreter on machines without a GPU.
+    pub fn gpu_staging_on_cpu(sig: Emitted) -> Result<Compiled, String> {
+        Self::staged(sig, &|context, module| {
+            run_pipeline(context, module, &crate::gpu::stage_loops())?;
+            let (text, _) = crate::gpu::hostwrap::wrap_host_compute(&module.as_operation().to_string());
+            let (parsed, diags) = with_diagnostics(context, || Module::parse(context, &text));
+            *module = parsed.ok_or_else(|| format!("wrapped MLIR does not parse:\n{diags}"))?;
+            run_pipeline(context, module, LOOPS_TO_LLVM)
+        })
+    }
+
+    /// Parses and verifies `sig`, lowers it to the LLVM dialect with `lower`, and JITs it.
+    fn staged(
+        sig: Emitted,
+        lower: &dyn for<'c> Fn(&'c Context, &mut Module<'c>) -> Result<(), String>,
+    ) -> Result<Compiled, String> {
         let context = context();
         let t0 = Instant::now();
         let (module, diags) = with_diagnostics(&context, || Module::parse(&context, &sig.text));
@@ -94,7 +123,7 @@ impl Compiled {
             return Err(format!("emitted MLIR does not verify:\n{diags}"));
         }
         let t1 = Instant::now();
-        run_pipeline(&context, &mut module, PIPELINE)?;
+        lower(&context, &mut module)?;
         let t2 = Instant::now();
         let engine = ExecutionEngine::new(&module, opt_level(), &[], false, false);
         for (name, ptr) in crate::rt::symbols() {

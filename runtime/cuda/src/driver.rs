@@ -39,6 +39,39 @@ pub const CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR: c_int = 76;
 pub const CU_JIT_ERROR_LOG_BUFFER: CUjitOption = 5;
 pub const CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES: CUjitOption = 6;
 pub const CU_JIT_OPTIMIZATION_LEVEL: CUjitOption = 7;
+/// `CUmemorytype` `CU_MEMORYTYPE_UNIFIED`: an address in the unified address space.
+pub const CU_MEMORYTYPE_UNIFIED: c_uint = 4;
+/// `CUpointer_attribute` `CU_POINTER_ATTRIBUTE_MEMORY_TYPE` (a `CUmemorytype`, 32 bits).
+pub const CU_POINTER_ATTRIBUTE_MEMORY_TYPE: c_int = 2;
+
+/// `CUDA_MEMCPY2D` (`CUDA_MEMCPY2D_v2`, the layout `cuMemcpy2DAsync_v2` takes): `size_t`s,
+/// `CUmemorytype` (a 32-bit C enum, padded to the following pointer), pointers and
+/// `CUdeviceptr`s, in the order of `cuda.h`; 128 bytes on 64-bit Linux.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct CudaMemcpy2D {
+    pub src_x_in_bytes: usize,
+    pub src_y: usize,
+    pub src_memory_type: c_uint,
+    pub src_host: *const c_void,
+    pub src_device: CUdeviceptr,
+    pub src_array: *mut c_void,
+    pub src_pitch: usize,
+    pub dst_x_in_bytes: usize,
+    pub dst_y: usize,
+    pub dst_memory_type: c_uint,
+    pub dst_host: *mut c_void,
+    pub dst_device: CUdeviceptr,
+    pub dst_array: *mut c_void,
+    pub dst_pitch: usize,
+    pub width_in_bytes: usize,
+    pub height: usize,
+}
+
+const _: () = assert!(std::mem::size_of::<CudaMemcpy2D>() == 128);
+const _: () = assert!(std::mem::offset_of!(CudaMemcpy2D, src_host) == 24);
+const _: () = assert!(std::mem::offset_of!(CudaMemcpy2D, dst_memory_type) == 72);
+const _: () = assert!(std::mem::offset_of!(CudaMemcpy2D, width_in_bytes) == 112);
 
 /// The file names tried, in order.
 const LIBRARY_NAMES: [&str; 2] = ["libcuda.so.1", "libcuda.so"];
@@ -91,6 +124,9 @@ driver_api! {
     cu_memcpy = "cuMemcpy" fn(CUdeviceptr, CUdeviceptr, usize);
     cu_memcpy_async = "cuMemcpyAsync" fn(CUdeviceptr, CUdeviceptr, usize, CUstream);
     cu_memset_d32_async = "cuMemsetD32Async" fn(CUdeviceptr, c_uint, usize, CUstream);
+    cu_memcpy_2d_async = "cuMemcpy2DAsync_v2" fn(*const CudaMemcpy2D, CUstream);
+    cu_memset_d2d32_async = "cuMemsetD2D32Async" fn(CUdeviceptr, usize, c_uint, usize, usize, CUstream);
+    cu_pointer_get_attribute = "cuPointerGetAttribute" fn(*mut c_void, c_int, CUdeviceptr);
     cu_mem_host_register = "cuMemHostRegister_v2" fn(*mut c_void, usize, c_uint);
     cu_mem_host_unregister = "cuMemHostUnregister" fn(*mut c_void);
     cu_module_load_data_ex = "cuModuleLoadDataEx"

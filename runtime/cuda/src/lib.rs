@@ -12,8 +12,14 @@
 //!   for JIT-compiled host code; [`symbols`] lists them by name for the JIT. Those functions
 //!   cannot return errors: the first one is kept, later GPU calls become no-ops, and the
 //!   caller collects it with [`take_error`] after each run.
+//! - [`blas`] and [`copy`] replace CPU runtime functions of the generated host code
+//!   (`_mlir_ciface_archc_matmul_*`, `_mlir_ciface_archc_bmm_*`, `memrefCopy`) with GPU
+//!   versions (cuBLAS, opened at run time, and driver copies) on the same stream, so that
+//!   the host never touches managed memory between kernels; [`symbols`] lists them too.
 //! - Every `CUresult` is checked; errors are `String`s naming the failing driver call.
 
+pub mod blas;
+pub mod copy;
 mod driver;
 pub mod mgpu;
 mod pool;
@@ -23,10 +29,26 @@ use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::ptr::null_mut;
 use std::sync::OnceLock;
 
+pub use blas::{gemm_backend, MemRef};
+pub use copy::UnrankedMemRef;
 use driver::{CUcontext, CUdevice, CUdeviceptr, CUjitOption, Driver};
 pub use driver::{CUfunction, CUmodule, CUstream};
-pub use mgpu::{symbols, take_error};
+pub use mgpu::{set_sync_launches, take_error};
 pub use pool::trim_cache;
+
+/// Every runtime symbol of this crate with its address, for the JIT's symbol map: the
+/// `mgpu*` ABI and allocation functions, the matrix products and `memrefCopy`.
+pub fn symbols() -> Vec<(&'static str, *mut ())> {
+    let mut symbols = mgpu::symbols();
+    symbols.extend(blas::symbols());
+    symbols.extend(copy::symbols());
+    symbols
+}
+
+/// Whether the environment variable `name` is set to `1`.
+pub(crate) fn env_flag(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|value| value == "1")
+}
 
 /// The process-wide CUDA state: the driver, one device and its primary context.
 pub struct Cuda {
@@ -297,6 +319,40 @@ impl Cuda {
     pub(crate) fn memcpy_async(&self, dst: u64, src: u64, bytes: usize, stream: CUstream) -> Result<(), String> {
         // SAFETY: the caller (generated code) vouches for both ranges.
         self.check(unsafe { (self.driver.cu_memcpy_async)(dst, src, bytes, stream) }, "cuMemcpyAsync")
+    }
+
+    /// Queues a 2-D copy described by `copy` on `stream`.
+    pub(crate) fn memcpy_2d_async(&self, copy: &driver::CudaMemcpy2D, stream: CUstream) -> Result<(), String> {
+        // SAFETY: `copy` is a complete CUDA_MEMCPY2D; the caller vouches for its ranges.
+        self.check(unsafe { (self.driver.cu_memcpy_2d_async)(copy, stream) }, "cuMemcpy2DAsync")
+    }
+
+    /// Queues filling `height` rows of `width` 32-bit words, `pitch` bytes apart, at `dst`
+    /// with `value` on `stream`.
+    pub(crate) fn memset2d32_async(
+        &self,
+        dst: u64,
+        pitch: usize,
+        value: u32,
+        width: usize,
+        height: usize,
+        stream: CUstream,
+    ) -> Result<(), String> {
+        // SAFETY: the caller vouches for the rows.
+        let status = unsafe { (self.driver.cu_memset_d2d32_async)(dst, pitch, value, width, height, stream) };
+        self.check(status, "cuMemsetD2D32Async")
+    }
+
+    /// Whether the driver knows `address` (device, managed or registered host memory), so
+    /// that kernels can use it; plain pageable host memory is not known.
+    pub(crate) fn knows_address(&self, address: u64) -> bool {
+        let mut kind: std::ffi::c_uint = 0;
+        let attribute = driver::CU_POINTER_ATTRIBUTE_MEMORY_TYPE;
+        // SAFETY: `kind` is a valid out-pointer for the 32-bit CUmemorytype this attribute
+        // returns; unknown addresses are reported as errors, not faults.
+        let status =
+            unsafe { (self.driver.cu_pointer_get_attribute)((&mut kind as *mut u32).cast(), attribute, address) };
+        status == driver::CUDA_SUCCESS && kind != 0
     }
 
     /// Queues filling `count` 32-bit words at `dst` with `value` on `stream`.

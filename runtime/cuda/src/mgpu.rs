@@ -46,12 +46,20 @@ pub fn take_error() -> Option<String> {
     lock(&ERROR).take()
 }
 
-fn record(error: String) {
+/// Keeps `error` unless an earlier one is pending.
+pub(crate) fn record(error: String) {
     lock(&ERROR).get_or_insert(error);
 }
 
-fn failed() -> bool {
+/// Whether an error is pending (from then on the GPU calls do nothing).
+pub(crate) fn failed() -> bool {
     lock(&ERROR).is_some()
+}
+
+/// The process's one stream (see the module doc), created on first use.
+pub(crate) fn stream(cuda: &Cuda) -> Result<CUstream, String> {
+    let stream = STREAM.get_or_init(|| cuda.create_stream_raw().map(|stream| stream as usize));
+    stream.clone().map(|address| address as CUstream)
 }
 
 /// Runs `call` unless an error is pending; records its error and returns `fallback` then.
@@ -68,7 +76,8 @@ fn guarded<T>(fallback: T, call: impl FnOnce(&'static Cuda) -> Result<T, String>
     }
 }
 
-/// Every symbol of this module with its address, for the JIT's symbol map.
+/// Every symbol of this module with its address, for the JIT's symbol map (the crate's
+/// [`crate::symbols`] adds the matrix products and `memrefCopy`).
 pub fn symbols() -> Vec<(&'static str, *mut ())> {
     vec![
         ("mgpuModuleLoadJIT", mgpuModuleLoadJIT as *mut ()),
@@ -168,10 +177,7 @@ pub unsafe extern "C" fn mgpuModuleGetFunction(module: CUmodule, name: *const c_
 /// `ptr mgpuStreamCreate()`: the process's one stream (see the module doc).
 #[allow(non_snake_case)]
 pub extern "C" fn mgpuStreamCreate() -> CUstream {
-    guarded(null_mut(), |cuda| {
-        let stream = STREAM.get_or_init(|| cuda.create_stream_raw().map(|stream| stream as usize));
-        stream.clone().map(|address| address as CUstream)
-    })
+    guarded(null_mut(), stream)
 }
 
 /// `void mgpuStreamSynchronize(ptr stream)`: waits for the stream; reports the failure of
@@ -181,9 +187,23 @@ pub extern "C" fn mgpuStreamCreate() -> CUstream {
 /// `stream` came from `mgpuStreamCreate` (or is null, the default stream).
 #[allow(non_snake_case)]
 pub unsafe extern "C" fn mgpuStreamSynchronize(stream: CUstream) {
+    if !SYNC_LAUNCHES.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     guarded((), |cuda| {
         cuda.stream_synchronize_raw(stream).map_err(|e| format!("{e} (after the launch of {})", lock(&LAST_LAUNCH)))
     })
+}
+
+/// Whether `mgpuStreamSynchronize` (which generated code calls after every launch) waits.
+static SYNC_LAUNCHES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Makes the generated code's per-launch synchronisations wait (`true`, the default) or
+/// return at once. Skipping them is correct only when the host touches no buffer the GPU
+/// uses until the caller synchronises: everything on the one stream is ordered, and the
+/// runtime's own host-side paths (fallback products and copies) synchronise first.
+pub fn set_sync_launches(sync: bool) {
+    SYNC_LAUNCHES.store(sync, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// `void mgpuStreamDestroy(ptr stream)`: nothing; the one stream lives as long as the

@@ -23,6 +23,9 @@ pub struct GpuCompiled {
     cuda: &'static Cuda,
     /// The start of the host range registered for the parameter globals.
     registered: Option<*mut u8>,
+    /// Whether launches must synchronise: some compute, or a random fill, stays on the
+    /// host and reads or writes buffers the GPU uses.
+    sync_launches: bool,
     pub sig: Emitted,
     pub timings: Timings,
 }
@@ -43,7 +46,7 @@ impl GpuCompiled {
         let lowered = compile(&sig.text, arch)?;
         let t = Instant::now();
         let engine = ExecutionEngine::new(&lowered.module, opt_level(), &[], false, false);
-        for (name, ptr) in crate::rt::symbols().into_iter().chain(archc_cuda::symbols()) {
+        for (name, ptr) in gpu_symbols() {
             // SAFETY: each pointer is an `extern "C"` function with the signature the
             // generated code declares for it.
             unsafe { engine.register_symbol(name, ptr) };
@@ -53,7 +56,9 @@ impl GpuCompiled {
         }
         take_error()?;
         let timings = Timings { parse_verify: lowered.parse_verify, passes: lowered.passes, jit: t.elapsed() };
-        let mut compiled = GpuCompiled { engine, _lowered: lowered, cuda, registered: None, sig, timings };
+        let sync_launches = lowered.host_ops > 0 || sig.text.contains("archc_rand_fill") || sync_forced();
+        let mut compiled =
+            GpuCompiled { engine, _lowered: lowered, cuda, registered: None, sync_launches, sig, timings };
         compiled.registered = compiled.register_globals()?;
         Ok(compiled)
     }
@@ -115,9 +120,12 @@ impl GpuCompiled {
         let mut seed = seed as i64;
         let mut args = vec![&mut seed as *mut i64 as *mut ()];
         args.extend(descs.packed());
+        archc_cuda::set_sync_launches(self.sync_launches);
         // SAFETY: the arguments follow archc_entry's C interface: the seed, then one
         // descriptor per memref over a managed buffer of the declared shape.
-        unsafe { self.engine.invoke_packed("archc_entry", &mut args) }.map_err(|e| e.to_string())?;
+        let ran = unsafe { self.engine.invoke_packed("archc_entry", &mut args) };
+        archc_cuda::set_sync_launches(true);
+        ran.map_err(|e| e.to_string())?;
         // The runtime's first error names the launch or call that failed; a fault the
         // launches did not report shows at the final synchronisation.
         take_error()?;
@@ -140,6 +148,21 @@ impl Drop for GpuCompiled {
             let _ = self.cuda.unregister_host(p);
         }
     }
+}
+
+/// The runtime symbols of GPU modules: `archc-cuda`'s, and the CPU runtime's for the
+/// names it does not provide (a symbol can be defined only once in the JIT).
+fn gpu_symbols() -> Vec<(&'static str, *mut ())> {
+    let mut symbols = archc_cuda::symbols();
+    let cpu: Vec<_> = crate::rt::symbols().into_iter().filter(|(n, _)| symbols.iter().all(|(m, _)| m != n)).collect();
+    symbols.extend(cpu);
+    symbols
+}
+
+/// `ARCHC_GPU_SYNC=1`: synchronise after every launch even when no host code needs it
+/// (kernel faults then name their launch).
+fn sync_forced() -> bool {
+    std::env::var("ARCHC_GPU_SYNC").is_ok_and(|v| v == "1")
 }
 
 /// The first CUDA error the runtime recorded, as an error.

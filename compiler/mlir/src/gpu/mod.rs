@@ -6,16 +6,19 @@
 //! - [`compile`] takes a module emitted for [`crate::emit::Target::Gpu`] and an
 //!   architecture (`sm_80`, `sm_90`, ...) and returns the lowered module: every linalg op
 //!   with parallel loops becomes a kernel (its parallel loops tiled by [`BLOCK`] threads
-//!   and mapped to blocks and threads); what has no parallel loop (full reductions, the
-//!   scatter loops) and the runtime calls (matrix products) stay on the host, on the same
+//!   and mapped to blocks and threads); runtime calls (matrix products, copies, random
+//!   fills) and the host compute [`hostwrap`] cannot move stay on the host, on the same
 //!   buffers, which are CUDA managed memory (`_mlir_memref_to_llvm_alloc`). Every launch
 //!   synchronises before the host goes on.
+//! - Host compute without parallel loops (full reductions, 0-d arithmetic) is wrapped
+//!   into one-thread kernels by [`hostwrap`] where its values stay on the device.
 //! - Math ops inside kernels are replaced by [`devmath`]'s pure-arith implementations, so
 //!   no libdevice (CUDA toolkit) is needed to produce PTX.
 //! - [`ptx`] extracts the PTX text of every kernel module (`archc build --emit ptx`).
 //! - `jit::GpuCompiled` (feature `llvm`) JIT-compiles the host code and runs it.
 
 pub mod devmath;
+pub mod hostwrap;
 #[cfg(feature = "llvm")]
 pub mod jit;
 
@@ -26,17 +29,23 @@ pub const BLOCK: usize = 256;
 /// driver's JIT).
 pub const DEFAULT_ARCH: &str = "sm_80";
 
-/// Tensors to outlined kernels: the CPU pipeline's fusion and bufferization, then
-/// parallel loops, tiled and mapped to the GPU, outlined into `gpu.module`s. Complex
-/// arithmetic is expanded here so that kernels see only real math ops.
+/// Tensors to parallel loops: the CPU pipeline's fusion and bufferization, then every
+/// linalg op as loops (`scf.parallel` over its parallel dimensions).
+pub fn stage_loops() -> String {
+    "builtin.module(inline,symbol-dce,canonicalize,func.func(linalg-fuse-elementwise-ops),canonicalize,\
+eliminate-empty-tensors,\
+one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map allow-return-allocs-from-loops},\
+canonicalize,cse,buffer-deallocation-pipeline,func.func(convert-linalg-to-parallel-loops))"
+        .to_string()
+}
+
+/// Parallel loops (after [`hostwrap`]) to outlined kernels: each parallel nest tiled by
+/// [`BLOCK`] threads, mapped to blocks and threads and outlined into a `gpu.module`.
+/// Complex arithmetic is expanded here so that kernels see only real math ops.
 pub fn stage_outline() -> String {
     format!(
-        "builtin.module(inline,symbol-dce,canonicalize,func.func(linalg-fuse-elementwise-ops),canonicalize,\
-eliminate-empty-tensors,\
-one-shot-bufferize{{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map allow-return-allocs-from-loops}},\
-canonicalize,cse,buffer-deallocation-pipeline,func.func(convert-linalg-to-parallel-loops),\
-func.func(scf-parallel-loop-tiling{{parallel-loop-tile-sizes={BLOCK} no-min-max-bounds=true}},gpu-map-parallel-loops,convert-parallel-loops-to-gpu),\
-gpu-kernel-outlining,lower-affine,convert-complex-to-standard,canonicalize)"
+        "builtin.module(func.func(scf-parallel-loop-tiling{{parallel-loop-tile-sizes={BLOCK} no-min-max-bounds=true}},\
+gpu-map-parallel-loops,convert-parallel-loops-to-gpu),gpu-kernel-outlining,lower-affine,convert-complex-to-standard,canonicalize)"
     )
 }
 
@@ -65,7 +74,7 @@ pub use lowered::{compile, ptx, Lowered};
 
 #[cfg(feature = "llvm")]
 mod lowered {
-    use super::{check_arch, devmath, stage_lower, stage_outline};
+    use super::{check_arch, devmath, hostwrap, stage_loops, stage_lower, stage_outline};
     use crate::jit::{context, run_pipeline, with_diagnostics};
     use melior::ir::attribute::{ArrayAttribute, AttributeLike};
     use melior::ir::operation::OperationLike;
@@ -78,6 +87,8 @@ mod lowered {
         // Field order: the module must drop before its context.
         pub module: Module<'static>,
         pub context: Box<Context>,
+        /// Loads and stores left in host code (see [`hostwrap::host_memory_ops`]).
+        pub host_ops: usize,
         pub parse_verify: Duration,
         pub passes: Duration,
     }
@@ -92,13 +103,19 @@ mod lowered {
         let t0 = Instant::now();
         let mut module = parse_verified(ctx, text)?;
         let t1 = Instant::now();
+        run_pipeline(ctx, &mut module, &stage_loops())?;
+        let (wrapped, _) = hostwrap::wrap_host_compute(&module.as_operation().to_string());
+        drop(module);
+        let mut module = parse_verified(ctx, &wrapped)?;
         run_pipeline(ctx, &mut module, &stage_outline())?;
-        let outlined = devmath::lower_math_in_gpu_modules(&module.as_operation().to_string())?;
+        let outlined = module.as_operation().to_string();
+        let host_ops = hostwrap::host_memory_ops(&outlined);
+        let outlined = devmath::lower_math_in_gpu_modules(&outlined)?;
         drop(module);
         let mut module = parse_verified(ctx, &outlined)?;
         run_pipeline(ctx, &mut module, &stage_lower(arch))?;
         let passes = t1.elapsed();
-        Ok(Lowered { module, context, parse_verify: t1 - t0, passes })
+        Ok(Lowered { module, context, host_ops, parse_verify: t1 - t0, passes })
     }
 
     fn parse_verified<'c>(ctx: &'c Context, text: &str) -> Result<Module<'c>, String> {
