@@ -30,6 +30,8 @@ demo: build $(DATA_STAMP)
 
 test: build check-arch $(DATA_STAMP)
 	$(CARGO) test --release --locked --workspace
+	# every op again through the GPU path's staging (kernels' host code), lowered for the CPU
+	ARCHC_OPS_BACKEND=gpu-staging $(CARGO) test --release --locked -p archc-mlir --test ops
 
 check-arch: build
 	$(ARCHC) check $(STDLIB) $(EXAMPLES)

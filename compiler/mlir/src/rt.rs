@@ -77,9 +77,44 @@ rand_fill!(archc_rand_fill_uniform_f64, f64, archc_rand_uniform_f64);
 rand_fill!(archc_rand_fill_normal_f32, f32, archc_rand_normal_f32);
 rand_fill!(archc_rand_fill_normal_f64, f64, archc_rand_normal_f64);
 
+macro_rules! typed_copy {
+    ($name:ident, $bytes:expr) => {
+        /// `memref.copy` of one element type, routed through the runtime (see
+        /// `gpu::hostwrap::route_copies`).
+        ///
+        /// # Safety
+        /// As [`memrefCopy`].
+        pub unsafe extern "C" fn $name(src: *const UnrankedMemRef, dst: *const UnrankedMemRef) {
+            unsafe { memrefCopy($bytes, src, dst) }
+        }
+    };
+}
+
+typed_copy!(archc_copy_f32, 4);
+typed_copy!(archc_copy_f64, 8);
+typed_copy!(archc_copy_i64, 8);
+typed_copy!(archc_copy_i32, 4);
+typed_copy!(archc_copy_i1, 1);
+typed_copy!(archc_copy_c64, 8);
+typed_copy!(archc_copy_index, 8);
+
+/// The typed copies by C-interface symbol.
+pub fn copy_symbols() -> Vec<(&'static str, *mut ())> {
+    vec![
+        ("_mlir_ciface_archc_copy_f32", archc_copy_f32 as *mut ()),
+        ("_mlir_ciface_archc_copy_f64", archc_copy_f64 as *mut ()),
+        ("_mlir_ciface_archc_copy_i64", archc_copy_i64 as *mut ()),
+        ("_mlir_ciface_archc_copy_i32", archc_copy_i32 as *mut ()),
+        ("_mlir_ciface_archc_copy_i1", archc_copy_i1 as *mut ()),
+        ("_mlir_ciface_archc_copy_c64", archc_copy_c64 as *mut ()),
+        ("_mlir_ciface_archc_copy_index", archc_copy_index as *mut ()),
+    ]
+}
+
 /// Every runtime symbol with its address.
 pub fn symbols() -> Vec<(&'static str, *mut ())> {
-    vec![
+    let mut v = copy_symbols();
+    v.extend([
         ("archc_rand_uniform_f32", archc_rand_uniform_f32 as *mut ()),
         ("archc_rand_uniform_f64", archc_rand_uniform_f64 as *mut ()),
         ("archc_rand_normal_f32", archc_rand_normal_f32 as *mut ()),
@@ -93,7 +128,8 @@ pub fn symbols() -> Vec<(&'static str, *mut ())> {
         ("_mlir_ciface_archc_bmm_f32", archc_bmm_f32 as *mut ()),
         ("_mlir_ciface_archc_matmul_f64", archc_matmul_f64 as *mut ()),
         ("_mlir_ciface_archc_bmm_f64", archc_bmm_f64 as *mut ()),
-    ]
+    ]);
+    v
 }
 
 /// An unranked memref as MLIR passes it: the rank and a pointer to a ranked descriptor

@@ -18,14 +18,19 @@ use archc_compiler::tir::{
     infer, verify, BinaryOp, DType, Dim, Func, Init, Op, ParamDecl, PoolOp, Program, ReduceOp, TensorType, UnaryOp,
     ValueId,
 };
-use archc_mlir::backend::{MlirCpu, MlirGpu};
+use archc_mlir::backend::{MlirCpu, MlirGpu, MlirGpuStagingOnCpu};
 use archc_runtime::elem::C64;
 use archc_runtime::{Executor, Interpreter, Tensor};
 
-/// The backend under test: `mlir-cpu`, or `mlir-gpu` when `ARCHC_OPS_BACKEND=mlir-gpu`
-/// (a GPU run of the same tests, with the GPU tolerance; see `scripts/gpu-check.sh`).
+/// The backend under test: `mlir-cpu`; `mlir-gpu` when `ARCHC_OPS_BACKEND=mlir-gpu` (a
+/// GPU run of the same tests, with the GPU tolerance; see `scripts/gpu-check.sh`); the
+/// GPU path's staging lowered for the CPU when `ARCHC_OPS_BACKEND=gpu-staging`.
 fn on_gpu() -> bool {
     std::env::var("ARCHC_OPS_BACKEND").as_deref() == Ok("mlir-gpu")
+}
+
+fn gpu_staging() -> bool {
+    std::env::var("ARCHC_OPS_BACKEND").as_deref() == Ok("gpu-staging")
 }
 
 /// Scaled-error bound: 1e-5 on the CPU, 1e-4 on the GPU.
@@ -41,6 +46,10 @@ fn tol() -> f64 {
 fn backend(p: &Program, seed: u64) -> Box<dyn Executor + '_> {
     if on_gpu() {
         let mut jit = MlirGpu::new(p);
+        jit.init_params(seed).expect("backend parameters");
+        Box::new(jit)
+    } else if gpu_staging() {
+        let mut jit = MlirGpuStagingOnCpu::new(p);
         jit.init_params(seed).expect("backend parameters");
         Box::new(jit)
     } else {

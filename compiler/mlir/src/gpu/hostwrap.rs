@@ -262,6 +262,105 @@ pub fn host_memory_ops(text: &str) -> usize {
     n
 }
 
+/// The element type of a memref type (`memref<2x?xf32, strided<..>>` -> `f32`).
+fn memref_elem(ty: &str) -> Option<&str> {
+    let inner = ty.trim().strip_prefix("memref<")?;
+    let mut depth = 0;
+    let mut end = inner.len();
+    for (i, c) in inner.char_indices() {
+        match c {
+            '<' => depth += 1,
+            '>' if depth == 0 => {
+                end = i;
+                break;
+            }
+            '>' => depth -= 1,
+            ',' if depth == 0 => {
+                end = i;
+                break;
+            }
+            _ => {}
+        }
+    }
+    let shape = &inner[..end];
+    let mut rest = shape;
+    while let Some((dim, tail)) = rest.split_once('x') {
+        if dim.is_empty() || !dim.chars().all(|c| c.is_ascii_digit() || c == '?') {
+            break;
+        }
+        rest = tail;
+    }
+    Some(rest)
+}
+
+/// The copy function for an element type: `archc_copy_f32`, `archc_copy_c64`, ...
+pub fn copy_symbol(elem: &str) -> String {
+    let suffix = match elem {
+        "complex<f32>" => "c64".to_string(),
+        e => e.chars().filter(char::is_ascii_alphanumeric).collect(),
+    };
+    format!("archc_copy_{suffix}")
+}
+
+/// Routes every host `memref.copy` through a runtime call `archc_copy_<elem>(src, dst)`
+/// (unranked memrefs, C interface). The LLVM lowering would otherwise copy contiguous
+/// buffers with an inline `memcpy` on the host, which reads buffers the GPU may still
+/// be writing; the GPU runtime copies on its stream instead.
+pub fn route_copies(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut decls = std::collections::BTreeSet::new();
+    for (n, line) in text.lines().enumerate() {
+        match reroute(line, n) {
+            Some((call, elem)) => {
+                out.push_str(&call);
+                decls.insert(elem);
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    let decl: String = decls
+        .iter()
+        .map(|e| {
+            format!(
+                "  func.func private @{}(memref<*x{e}>, memref<*x{e}>) attributes {{llvm.emit_c_interface}}\n",
+                copy_symbol(e)
+            )
+        })
+        .collect();
+    // After the `module ... {` line (attribute aliases like `#map = ...` come before it).
+    let at = out.lines().position(|l| l.starts_with("module") && l.trim_end().ends_with('{'));
+    match at {
+        Some(k) if !decl.is_empty() => {
+            let split = out.split_inclusive('\n').take(k + 1).map(str::len).sum::<usize>();
+            format!("{}{decl}{}", &out[..split], &out[split..])
+        }
+        _ => out,
+    }
+}
+
+/// `memref.copy %a, %b : T1 to T2` as casts to unranked memrefs and a call.
+fn reroute(line: &str, n: usize) -> Option<(String, String)> {
+    let indent = &line[..line.len() - line.trim_start().len()];
+    let rest = line.trim_start().strip_prefix("memref.copy ")?;
+    let (operands, types) = rest.split_once(" : ")?;
+    let (a, b) = operands.split_once(", ")?;
+    let (ta, tb) = types.split_once(" to ")?;
+    let tb = tb.split(" loc(").next()?;
+    let elem = memref_elem(ta)?.to_string();
+    let any = format!("memref<*x{elem}>");
+    let sym = copy_symbol(&elem);
+    Some((
+        format!(
+            "{indent}%rc_src{n} = memref.cast {a} : {ta} to {any}\n{indent}%rc_dst{n} = memref.cast {b} : {tb} to {any}\n\
+{indent}func.call @{sym}(%rc_src{n}, %rc_dst{n}) : ({any}, {any}) -> ()\n"
+        ),
+        elem,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,6 +433,23 @@ mod tests {
     fn host_memory_ops_skip_kernels() {
         let text = "module {\n  func.func @f() {\n    %0 = memref.load %a[] : memref<f32>\n  }\n  gpu.module @k {\n    gpu.func @g() kernel {\n      memref.store %x, %a[] : memref<f32>\n    }\n  }\n}\n";
         assert_eq!(host_memory_ops(text), 1);
+    }
+
+    #[test]
+    fn copies_become_runtime_calls() {
+        let src = "#map = affine_map<(d0) -> (d0)>\nmodule {\n  func.func @f(%a: memref<2x3xf32>, %b: memref<2x3xf32, strided<[4, 1], offset: ?>>) {\n    memref.copy %a, %b : memref<2x3xf32> to memref<2x3xf32, strided<[4, 1], offset: ?>>\n    return\n  }\n}\n";
+        let out = route_copies(src);
+        assert!(out.contains("module {\n  func.func private @archc_copy_f32(memref<*xf32>, memref<*xf32>)"), "{out}");
+        assert!(
+            out.contains("%rc_dst3 = memref.cast %b : memref<2x3xf32, strided<[4, 1], offset: ?>> to memref<*xf32>"),
+            "{out}"
+        );
+        assert!(out.contains("func.call @archc_copy_f32(%rc_src3, %rc_dst3)"), "{out}");
+        assert!(!out.contains("memref.copy"), "{out}");
+        assert_eq!(memref_elem("memref<4xcomplex<f32>>"), Some("complex<f32>"));
+        assert_eq!(memref_elem("memref<i1>"), Some("i1"));
+        assert_eq!(memref_elem("memref<?x8xi64, strided<[?, 1], offset: ?>>"), Some("i64"));
+        assert_eq!(copy_symbol("complex<f32>"), "archc_copy_c64");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 use super::{compile, Lowered};
 use crate::emit::Module as Emitted;
 use crate::jit::{check, data_ptr, opt_level, Descriptors, Timings};
+use archc_cuda::copy::UnrankedMemRef;
 use archc_cuda::Cuda;
 use archc_runtime::tensor::Tensor;
 use melior::ExecutionEngine;
@@ -24,7 +25,7 @@ pub struct GpuCompiled {
     /// The start of the host range registered for the parameter globals.
     registered: Option<*mut u8>,
     /// Whether launches must synchronise: some compute, or a random fill, stays on the
-    /// host and reads or writes buffers the GPU uses.
+    /// host and reads or writes buffers the GPU uses (or `ARCHC_GPU_ASYNC` is not set).
     sync_launches: bool,
     pub sig: Emitted,
     pub timings: Timings,
@@ -56,7 +57,7 @@ impl GpuCompiled {
         }
         take_error()?;
         let timings = Timings { parse_verify: lowered.parse_verify, passes: lowered.passes, jit: t.elapsed() };
-        let sync_launches = lowered.host_ops > 0 || sig.text.contains("archc_rand_fill") || sync_forced();
+        let sync_launches = lowered.host_ops > 0 || sig.text.contains("archc_rand_fill") || !async_enabled();
         let mut compiled =
             GpuCompiled { engine, _lowered: lowered, cuda, registered: None, sync_launches, sig, timings };
         compiled.registered = compiled.register_globals()?;
@@ -150,19 +151,46 @@ impl Drop for GpuCompiled {
     }
 }
 
-/// The runtime symbols of GPU modules: `archc-cuda`'s, and the CPU runtime's for the
-/// names it does not provide (a symbol can be defined only once in the JIT).
+macro_rules! gpu_copy {
+    ($name:ident, $bytes:expr) => {
+        /// A routed `memref.copy` of one element type, on the GPU runtime's stream.
+        ///
+        /// # Safety
+        /// As `archc_cuda::copy::memrefCopy`.
+        unsafe extern "C" fn $name(src: *const UnrankedMemRef, dst: *const UnrankedMemRef) {
+            unsafe { archc_cuda::copy::memrefCopy($bytes, src, dst) }
+        }
+    };
+}
+
+gpu_copy!(gpu_copy_4, 4);
+gpu_copy!(gpu_copy_8, 8);
+gpu_copy!(gpu_copy_1, 1);
+
+/// The runtime symbols of GPU modules: the GPU copies, `archc-cuda`'s, and the CPU
+/// runtime's for the names they do not provide (a symbol is defined once in the JIT).
 fn gpu_symbols() -> Vec<(&'static str, *mut ())> {
-    let mut symbols = archc_cuda::symbols();
+    let mut symbols: Vec<(&'static str, *mut ())> = vec![
+        ("_mlir_ciface_archc_copy_f32", gpu_copy_4 as *mut ()),
+        ("_mlir_ciface_archc_copy_i32", gpu_copy_4 as *mut ()),
+        ("_mlir_ciface_archc_copy_f64", gpu_copy_8 as *mut ()),
+        ("_mlir_ciface_archc_copy_i64", gpu_copy_8 as *mut ()),
+        ("_mlir_ciface_archc_copy_c64", gpu_copy_8 as *mut ()),
+        ("_mlir_ciface_archc_copy_index", gpu_copy_8 as *mut ()),
+        ("_mlir_ciface_archc_copy_i1", gpu_copy_1 as *mut ()),
+    ];
+    symbols.extend(archc_cuda::symbols());
     let cpu: Vec<_> = crate::rt::symbols().into_iter().filter(|(n, _)| symbols.iter().all(|(m, _)| m != n)).collect();
     symbols.extend(cpu);
     symbols
 }
 
-/// `ARCHC_GPU_SYNC=1`: synchronise after every launch even when no host code needs it
-/// (kernel faults then name their launch).
-fn sync_forced() -> bool {
-    std::env::var("ARCHC_GPU_SYNC").is_ok_and(|v| v == "1")
+/// `ARCHC_GPU_ASYNC=1`: launches do not synchronise when no host code touches buffers
+/// (the runtime's calls synchronise themselves). Off by default: a GPU run found an inline
+/// host `memcpy` this missed (now routed through the runtime), and the fix has not run on
+/// a GPU yet.
+fn async_enabled() -> bool {
+    std::env::var("ARCHC_GPU_ASYNC").is_ok_and(|v| v == "1")
 }
 
 /// The first CUDA error the runtime recorded, as an error.
