@@ -103,7 +103,7 @@ impl Compiled {
         Self::staged(sig, &|context, module| {
             run_pipeline(context, module, &crate::gpu::stage_loops())?;
             let (text, _) = crate::gpu::hostwrap::wrap_host_compute(&module.as_operation().to_string());
-            let text = crate::gpu::hostwrap::route_copies(&text);
+            let text = crate::gpu::hostwrap::innermost_first(&crate::gpu::hostwrap::route_copies(&text));
             let (parsed, diags) = with_diagnostics(context, || Module::parse(context, &text));
             *module = parsed.ok_or_else(|| format!("wrapped MLIR does not parse:\n{diags}"))?;
             run_pipeline(context, module, LOOPS_TO_LLVM)

@@ -361,6 +361,35 @@ fn reroute(line: &str, n: usize) -> Option<(String, String)> {
     ))
 }
 
+/// Reverses the dimensions of every multi-dimensional `scf.parallel` header, so that the
+/// innermost dimension comes first: the tiling by threads and the mapping to `x` take the
+/// first dimension, and consecutive threads then touch consecutive elements (coalesced
+/// accesses). Parallel dimensions commute, and the body refers to them by name, so the
+/// loop means the same.
+pub fn innermost_first(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        out.push_str(&reverse_header(line).unwrap_or_else(|| line.to_string()));
+        out.push('\n');
+    }
+    out
+}
+
+/// `scf.parallel (a, b) = (c, d) to (e, f) step (g, h) {` with each list reversed.
+fn reverse_header(line: &str) -> Option<String> {
+    let indent = &line[..line.len() - line.trim_start().len()];
+    let rest = line.trim_start().strip_prefix("scf.parallel (")?;
+    let (ivs, rest) = rest.split_once(") = (")?;
+    let (lbs, rest) = rest.split_once(") to (")?;
+    let (ubs, rest) = rest.split_once(") step (")?;
+    let (steps, tail) = rest.split_once(')')?;
+    if !ivs.contains(',') {
+        return None;
+    }
+    let rev = |l: &str| l.rsplit(", ").collect::<Vec<_>>().join(", ");
+    Some(format!("{indent}scf.parallel ({}) = ({}) to ({}) step ({}){tail}", rev(ivs), rev(lbs), rev(ubs), rev(steps)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,6 +479,16 @@ mod tests {
         assert_eq!(memref_elem("memref<i1>"), Some("i1"));
         assert_eq!(memref_elem("memref<?x8xi64, strided<[?, 1], offset: ?>>"), Some("i64"));
         assert_eq!(copy_symbol("complex<f32>"), "archc_copy_c64");
+    }
+
+    #[test]
+    fn parallel_dims_are_reversed() {
+        let src = "    scf.parallel (%a, %b, %c) = (%c0, %c0, %c1) to (%c2, %c16, %c8) step (%c1, %c1, %c2) {\n      scf.parallel (%i) = (%c0) to (%c4) step (%c1) {\n";
+        let out = innermost_first(src);
+        assert_eq!(
+            out,
+            "    scf.parallel (%c, %b, %a) = (%c1, %c0, %c0) to (%c8, %c16, %c2) step (%c2, %c1, %c1) {\n      scf.parallel (%i) = (%c0) to (%c4) step (%c1) {\n"
+        );
     }
 
     #[test]

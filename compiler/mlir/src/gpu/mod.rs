@@ -105,7 +105,7 @@ mod lowered {
         let t1 = Instant::now();
         run_pipeline(ctx, &mut module, &stage_loops())?;
         let (wrapped, _) = hostwrap::wrap_host_compute(&module.as_operation().to_string());
-        let wrapped = hostwrap::route_copies(&wrapped);
+        let wrapped = hostwrap::innermost_first(&hostwrap::route_copies(&wrapped));
         drop(module);
         let mut module = parse_verified(ctx, &wrapped)?;
         run_pipeline(ctx, &mut module, &stage_outline())?;
