@@ -81,7 +81,10 @@ run "$archc" train examples/train_mnist1d_cnn.arch --backend mlir-gpu --quiet --
   --epochs "${ARCHC_CNN_EPOCHS:-150}"
 took "$t"
 
-step "step times (archc run --repeat, median)"
+step "GPU benchmark: archc train steps vs PyTorch eager / torch.compile / reduce-overhead"
+run python3 scripts/bench_gpu.py --archc "$archc" --steps "${ARCHC_BENCH_STEPS:-30}"
+
+step "forward times (archc run --repeat, median)"
 run "$archc" run examples/mlp.arch --backend mlir-gpu --dim B=256 --repeat 20
 run "$archc" run examples/fno1d.arch --backend mlir-gpu --dim B=32,N=1024 --repeat 20
 

@@ -6,4 +6,5 @@ pub mod backend;
 pub mod driver;
 pub mod inputs;
 pub mod render;
+pub mod steptime;
 pub mod training;

@@ -195,6 +195,13 @@ struct TrainArgs {
     /// What runs the train and eval steps.
     #[arg(long, value_enum, default_value_t = Backend::default())]
     backend: Backend,
+    /// Do not train: time N train steps on random batches of the batch size and print
+    /// the median (the first step, which compiles, apart). Needs no data set.
+    #[arg(long, value_name = "N")]
+    time_steps: Option<usize>,
+    /// Sizes of symbolic dims for `--time-steps`: `--dim N=1024` (B is the batch size).
+    #[arg(long, value_name = "NAME=SIZE,...", requires = "time_steps")]
+    dim: Option<String>,
 }
 
 /// A failure: user errors exit 1, internal ones 2.
@@ -532,6 +539,24 @@ fn run_dir(file: &Path, out: Option<&Path>) -> PathBuf {
     })
 }
 
+/// `archc train --time-steps N`: prints the median train-step time on random batches.
+fn time_steps(cfg: &TrainConfig, program: &Program, args: &TrainArgs, steps: usize) -> Result<(), Fail> {
+    let user = |e: String| Fail::User(format!("error: {e}"));
+    let dims = backend::parse_dims(args.dim.as_deref()).map_err(user)?;
+    let step_args = archc::steptime::step_args(cfg, program, &dims).map_err(user)?;
+    let mut exec = backend::executor(program, args.backend).map_err(user)?;
+    let t = archc::steptime::time_steps(exec.as_mut(), &step_args, steps).map_err(user)?;
+    println!(
+        "train step: median {:.3} ms, min {:.3} ms over {} steps (first step {:.1} ms), batch {}",
+        t.median_ms(),
+        t.sorted_ms.first().copied().unwrap_or(t.first_ms),
+        t.sorted_ms.len(),
+        t.first_ms,
+        cfg.batch
+    );
+    Ok(())
+}
+
 fn train(file: &Path, args: &TrainArgs, color: bool) -> Result<(), Fail> {
     let user = |e: String| Fail::User(format!("error: {e}"));
     let (mut cfg, text, sources) = train_config_with_sources(file, color)?;
@@ -540,6 +565,9 @@ fn train(file: &Path, args: &TrainArgs, color: bool) -> Result<(), Fail> {
     cfg.seed = args.seed.unwrap_or(cfg.seed);
     cfg.batch = args.batch.unwrap_or(cfg.batch);
     let program = training::train_program(&cfg).map_err(|e| user(format!("cannot build the train step: {e}")))?;
+    if let Some(steps) = args.time_steps {
+        return time_steps(&cfg, &program, args, steps);
+    }
     let data = training::train_data(&cfg, &program).map_err(user)?;
     let mut spec = training::loop_spec(&cfg, data.train.len());
     spec.detect_anomaly = args.detect_anomaly;
