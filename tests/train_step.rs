@@ -84,3 +84,23 @@ fn batch_norm_running_statistics_are_updated_by_the_train_step() {
     assert!(mean.iter().any(|m| m.abs() > 1e-4), "running mean still zero: {mean:?}");
     assert!(var.iter().any(|v| (v - 1.0).abs() > 1e-4), "running var still one: {var:?}");
 }
+
+/// `archc train --time-steps`: the step's arguments come from its signature (batch size
+/// from the train block, other dims from `--dim`), without a data set.
+#[test]
+fn time_steps_build_arguments_from_the_signature() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench/gpu_fno1d.arch");
+    let (out, _) = archc::training::read_config(&path, &archc_compiler::sema::Options::default()).expect("readable");
+    let cfg = out.config.expect("train config");
+    let program = archc::training::train_program(&cfg).expect("train step builds");
+    let dims = std::collections::HashMap::from([("N".to_string(), 64)]);
+    let args = archc::steptime::step_args(&cfg, &program, &dims).expect("arguments");
+    let f = program.func("train_step").expect("train_step");
+    let x = f.arg_names.iter().position(|n| n == "x").expect("data field x");
+    assert_eq!(args[x].shape(), &[32, 64, 1]);
+    let lr = f.arg_names.iter().position(|n| n == "lr").expect("lr");
+    assert_eq!(args[lr].to_f64_vec().expect("real"), vec![cfg.lr as f32 as f64]);
+    let mut interp = archc_runtime::Interpreter::new(&program);
+    let times = archc::steptime::time_steps(&mut interp, &args, 1).expect("steps run");
+    assert_eq!(times.sorted_ms.len(), 1);
+}
