@@ -57,7 +57,8 @@ pub struct Compiled {
     pub timings: Timings,
 }
 
-pub(crate) fn context() -> Context {
+/// An MLIR context with every dialect, pass and LLVM translation registered.
+pub fn context() -> Context {
     static PASSES: Once = Once::new();
     PASSES.call_once(register_all_passes);
     let registry = DialectRegistry::new();

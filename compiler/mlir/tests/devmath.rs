@@ -12,21 +12,15 @@
 
 #![cfg(feature = "llvm")]
 
-#[path = "../src/gpu/devmath.rs"]
-#[allow(dead_code)]
-mod devmath;
-
-use melior::dialect::DialectRegistry;
+use archc_mlir::gpu::devmath;
+use archc_mlir::jit::context;
 use melior::ir::operation::OperationLike;
 use melior::ir::Module;
 use melior::pass::PassManager;
-use melior::utility::{
-    parse_pass_pipeline, register_all_dialects, register_all_llvm_translations, register_all_passes,
-};
+use melior::utility::parse_pass_pipeline;
 use melior::{Context, ExecutionEngine};
 use std::f64::consts::{FRAC_PI_2, PI};
 use std::process::Command;
-use std::sync::Once;
 
 extern "C" {
     /// glibc's erf (libm is linked by std), the reference for `math.erf`.
@@ -47,18 +41,6 @@ struct Jit {
 
 const CPU_PIPELINE: &str = "builtin.module(convert-scf-to-cf,convert-arith-to-llvm,convert-cf-to-llvm,\
 convert-func-to-llvm,reconcile-unrealized-casts)";
-
-fn context() -> Context {
-    static PASSES: Once = Once::new();
-    PASSES.call_once(register_all_passes);
-    let registry = DialectRegistry::new();
-    register_all_dialects(&registry);
-    let context = Context::new();
-    context.append_dialect_registry(&registry);
-    context.load_all_available_dialects();
-    register_all_llvm_translations(&context);
-    context
-}
 
 /// `func.func @t_<name>` calling the helper; i1 results come back as i32.
 fn wrapper(name: &str, args: &[&str], result: &str) -> String {
