@@ -67,6 +67,12 @@ BENCH_ARGS ?=
 bench: build $(DATA_STAMP)
 	$(PYTHON) scripts/bench.py --archc $(ARCHC) $(BENCH_ARGS)
 
+# On a machine with an NVIDIA GPU: the GPU tests, training on the GPU and the GPU
+# benchmark against PyTorch (scripts/gpu-check.sh builds the test executables first).
+.PHONY: gpu-check
+gpu-check: llvm $(DATA_STAMP)
+	bash scripts/gpu-check.sh
+
 # The training results of examples/train_*.arch (MNIST-1D MLP/CNN/GRU, mnist_5k MLP,
 # Darcy FNO-2d at 16x16 and zero-shot 32x32, a hypernetwork on permuted digits): each
 # trains in release mode and fails if its goal is missed (~30 min on two cores).
