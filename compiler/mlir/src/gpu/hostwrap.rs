@@ -1,4 +1,8 @@
-//! Moves the host code's scalar compute into one-thread kernels.
+//! Text passes of the GPU path over printed MLIR, between `gpu::stage_loops` and
+//! `gpu::stage_outline`: host compute into one-thread kernels ([`wrap_host_compute`]),
+//! host copies through the runtime ([`route_copies`]), innermost parallel dimension
+//! first ([`innermost_first`]), and the count of buffer accesses left in host code
+//! ([`host_memory_ops`]).
 //!
 //! After `convert-linalg-to-parallel-loops`, a linalg op with no parallel loop (a full
 //! reduction, an elementwise op on 0-d tensors, a fill of a 0-d tensor) is a plain
@@ -11,9 +15,10 @@
 //! ops made only of `scf.for`/`scf.if` (whose bodies hold only scalar, load/store and
 //! view ops), `memref.load`, `memref.store`, `arith` (constants are hoisted out) and
 //! `math` ops in a one-iteration `scf.parallel`, which the GPU mapping turns into a
-//! kernel. A run is left on the host when a value it defines is used after it (the host
-//! needs that value, e.g. as a kernel argument). Nothing else changes. It returns the
-//! new text and the number of top-level compute ops still on the host.
+//! kernel. An op stays on the host when a value it defines is used after its wrapped
+//! segment (the host needs that value, e.g. as a kernel argument); the run is split
+//! around it, order kept. Nothing else changes. It returns the new text and the number
+//! of top-level compute ops still on the host.
 
 /// Ops allowed inside a wrapped region (by op name).
 fn inner_allowed(op: &str) -> bool {

@@ -9,9 +9,12 @@
 //!   and mapped to blocks and threads); runtime calls (matrix products, copies, random
 //!   fills) and the host compute [`hostwrap`] cannot move stay on the host, on the same
 //!   buffers, which are CUDA managed memory (`_mlir_memref_to_llvm_alloc`). Every launch
-//!   synchronises before the host goes on.
-//! - Host compute without parallel loops (full reductions, 0-d arithmetic) is wrapped
-//!   into one-thread kernels by [`hostwrap`] where its values stay on the device.
+//!   synchronises before the host goes on (unless `ARCHC_GPU_ASYNC=1` and no host code
+//!   touches buffers; see `jit`).
+//! - Between the stages, [`hostwrap`]'s text passes wrap host compute without parallel
+//!   loops (full reductions, 0-d arithmetic) into one-thread kernels where its values stay
+//!   on the device, route host `memref.copy` through the runtime, and put each parallel
+//!   loop's innermost dimension first (threads along contiguous elements).
 //! - Math ops inside kernels are replaced by [`devmath`]'s pure-arith implementations, so
 //!   no libdevice (CUDA toolkit) is needed to produce PTX.
 //! - [`ptx`] extracts the PTX text of every kernel module (`archc build --emit ptx`).
@@ -24,10 +27,6 @@ pub mod jit;
 
 /// Threads per block along the innermost mapped loop dimension.
 pub const BLOCK: usize = 256;
-
-/// The default architecture of `--emit ptx` (PTX for sm_80 also runs on sm_90 through the
-/// driver's JIT).
-pub const DEFAULT_ARCH: &str = "sm_80";
 
 /// Tensors to parallel loops: the CPU pipeline's fusion and bufferization, then every
 /// linalg op as loops (`scf.parallel` over its parallel dimensions).
