@@ -4,6 +4,7 @@
 //! two differ only in how a module is compiled and run ([`Target`]).
 
 use crate::emit::{emit_module_for, Module, Shape, Target};
+use crate::gpu::jit::GpuCompiled;
 use crate::jit::{Compiled, Timings};
 use archc_compiler::tir::Program;
 use archc_runtime::interp::random::{init_param, param_shape};
@@ -20,43 +21,43 @@ pub trait Unit: Sized {
     fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>, String>;
 }
 
-impl Unit for Compiled {
-    const TARGET: Target = Target::Cpu;
-    fn compile(sig: Module) -> Result<Self, String> {
-        Compiled::new(sig)
-    }
-    fn sig(&self) -> &Module {
-        &self.sig
-    }
-    fn timings(&self) -> &Timings {
-        &self.timings
-    }
-    fn set_params(&self, values: &[&Tensor]) -> Result<(), String> {
-        Compiled::set_params(self, values)
-    }
-    fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>, String> {
-        Compiled::run(self, inputs, seed)
-    }
+/// `Unit` for a type whose module, timings, parameter setter and run are those of the
+/// compiled module `$inner` reached from `$s` (inherent methods of the same names).
+macro_rules! unit {
+    ($ty:ty, $target:expr, $compile:expr, |$s:ident| $inner:expr) => {
+        impl Unit for $ty {
+            const TARGET: Target = $target;
+            fn compile(sig: Module) -> Result<Self, String> {
+                $compile(sig)
+            }
+            fn sig(&self) -> &Module {
+                let $s = self;
+                &$inner.sig
+            }
+            fn timings(&self) -> &Timings {
+                let $s = self;
+                &$inner.timings
+            }
+            fn set_params(&self, values: &[&Tensor]) -> Result<(), String> {
+                let $s = self;
+                $inner.set_params(values)
+            }
+            fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>, String> {
+                let $s = self;
+                $inner.run(inputs, seed)
+            }
+        }
+    };
 }
 
-impl Unit for crate::gpu::jit::GpuCompiled {
-    const TARGET: Target = Target::Gpu;
-    fn compile(sig: Module) -> Result<Self, String> {
-        let (major, minor) = archc_cuda::cuda()?.compute_capability();
-        Self::new(sig, &format!("sm_{major}{minor}"))
-    }
-    fn sig(&self) -> &Module {
-        &self.sig
-    }
-    fn timings(&self) -> &Timings {
-        &self.timings
-    }
-    fn set_params(&self, values: &[&Tensor]) -> Result<(), String> {
-        Self::set_params(self, values)
-    }
-    fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>, String> {
-        Self::run(self, inputs, seed)
-    }
+unit!(Compiled, Target::Cpu, Compiled::new, |s| s);
+unit!(GpuCompiled, Target::Gpu, compile_for_the_device, |s| s);
+unit!(GpuStagingOnCpu, Target::Gpu, |sig| Compiled::gpu_staging_on_cpu(sig).map(GpuStagingOnCpu), |s| s.0);
+
+/// Compiles for the CUDA device's own architecture.
+fn compile_for_the_device(sig: Module) -> Result<GpuCompiled, String> {
+    let (major, minor) = archc_cuda::cuda()?.compute_capability();
+    GpuCompiled::new(sig, &format!("sm_{major}{minor}"))
 }
 
 /// A module of the GPU target, staged like the GPU path (parallel loops, host compute
@@ -64,31 +65,12 @@ impl Unit for crate::gpu::jit::GpuCompiled {
 /// GPU path's own transformations that needs no GPU.
 pub struct GpuStagingOnCpu(Compiled);
 
-impl Unit for GpuStagingOnCpu {
-    const TARGET: Target = Target::Gpu;
-    fn compile(sig: Module) -> Result<Self, String> {
-        Compiled::gpu_staging_on_cpu(sig).map(GpuStagingOnCpu)
-    }
-    fn sig(&self) -> &Module {
-        &self.0.sig
-    }
-    fn timings(&self) -> &Timings {
-        &self.0.timings
-    }
-    fn set_params(&self, values: &[&Tensor]) -> Result<(), String> {
-        self.0.set_params(values)
-    }
-    fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>, String> {
-        self.0.run(inputs, seed)
-    }
-}
-
 /// The MLIR CPU backend.
 pub type MlirCpu<'p> = Mlir<'p, Compiled>;
 /// [`GpuStagingOnCpu`] as an executor (tests).
 pub type MlirGpuStagingOnCpu<'p> = Mlir<'p, GpuStagingOnCpu>;
 /// The MLIR GPU backend (CUDA).
-pub type MlirGpu<'p> = Mlir<'p, crate::gpu::jit::GpuCompiled>;
+pub type MlirGpu<'p> = Mlir<'p, GpuCompiled>;
 
 struct Entry<U> {
     compiled: U,
