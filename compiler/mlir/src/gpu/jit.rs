@@ -32,9 +32,9 @@ pub struct GpuCompiled {
 }
 
 /// Bytes per element of a dtype as compiled code stores it.
-fn elem_bytes(t: &Tensor) -> usize {
+fn elem_bytes(dtype: archc_compiler::tir::DType) -> usize {
     use archc_compiler::tir::DType;
-    match t.dtype() {
+    match dtype {
         DType::F32 => 4,
         DType::F64 | DType::I64 | DType::C64 => 8,
         DType::Bool => 1,
@@ -75,7 +75,7 @@ impl GpuCompiled {
             if addr == 0 {
                 return Err(format!("parameter @{name}: its global is missing from the compiled module"));
             }
-            let bytes = shape.iter().product::<usize>().max(1) * elem_bytes(&Tensor::zeros(*dt, &[]));
+            let bytes = shape.iter().product::<usize>().max(1) * elem_bytes(*dt);
             lo = lo.min(addr);
             hi = hi.max(addr + bytes);
         }
@@ -208,7 +208,7 @@ impl Buffers {
     fn new<'t>(cuda: &'static Cuda, tensors: impl Iterator<Item = &'t Tensor>) -> Result<Buffers, String> {
         let mut b = Buffers(Vec::new(), cuda);
         for t in tensors {
-            let bytes = t.numel() * elem_bytes(t);
+            let bytes = t.numel() * elem_bytes(t.dtype());
             let ptr = cuda.alloc_managed(bytes)?;
             // SAFETY: `ptr` has room for `bytes` bytes; the tensor's storage holds them.
             unsafe { std::ptr::copy_nonoverlapping(data_ptr(t), ptr, bytes) };
