@@ -66,6 +66,17 @@ fn modules_for(target: Target) -> Vec<(String, String)> {
     v
 }
 
+/// Every example's module, forward and train step: verified by MLIR, then snapshotted.
+#[test]
+fn examples_mlir_verified_and_snapshotted() {
+    for (name, text) in modules() {
+        archc_mlir::jit::verify(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        insta::with_settings!({ snapshot_path => "mlir/snapshots", prepend_module_to_snapshot => false, omit_expression => true }, {
+            insta::assert_snapshot!(name.as_str(), text);
+        });
+    }
+}
+
 /// Every example's kernels, forward and train step, lowered to PTX for sm_80 without a
 /// GPU. The whole PTX would be megabytes, so each kernel is snapshotted as a digest (its
 /// parameter count and how often each instruction occurs; `tests/mlir/ptx`), which shows

@@ -160,13 +160,9 @@ impl Compiled {
 
     /// Runs the entry on `inputs` with random seed `seed`.
     pub fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>, String> {
-        if inputs.len() != self.sig.inputs.len() {
-            return Err(format!("expects {} inputs, got {}", self.sig.inputs.len(), inputs.len()));
-        }
-        let mut outputs: Vec<Tensor> = self.sig.outputs.iter().map(|(d, s)| Tensor::zeros(*d, s)).collect();
+        let mut outputs = output_tensors(&self.sig, inputs)?;
         let mut descs = Descriptors::default();
-        for (i, (t, shape)) in inputs.iter().zip(&self.sig.inputs).enumerate() {
-            check(t, shape).map_err(|m| format!("input {i}: {m}"))?;
+        for t in inputs {
             descs.push(t);
         }
         for t in &mut outputs {
@@ -215,6 +211,12 @@ fn dump_each_pass(pm: &PassManager, dir: &str) {
         flags: OperationPrintingFlags::new(),
         tree_printing_path: dir.into(),
     });
+}
+
+/// Checks `inputs` against the entry's types and allocates its outputs (zeros).
+pub(crate) fn output_tensors(sig: &Emitted, inputs: &[&Tensor]) -> Result<Vec<Tensor>, String> {
+    let shapes: Vec<Shape> = inputs.iter().map(|t| (t.dtype(), t.shape().to_vec())).collect();
+    Ok(sig.output_shapes(&shapes)?.iter().map(|(d, s)| Tensor::zeros(*d, s)).collect())
 }
 
 pub(crate) fn check(t: &Tensor, (dtype, shape): &Shape) -> Result<(), String> {

@@ -54,6 +54,12 @@ impl Dim {
         }
     }
 
+    /// The monomials with their coefficients, in canonical order (an empty monomial is
+    /// the constant term). Backends that compute sizes at run time walk these.
+    pub fn terms(&self) -> impl Iterator<Item = (&[Atom], i64)> {
+        self.terms.iter().map(|(m, c)| (m.as_slice(), *c))
+    }
+
     /// The constant term of the polynomial (`3` in `N / 2 + 3`, `0` in `2 * N`).
     pub fn constant_term(&self) -> i64 {
         self.terms.get(&Vec::new()).copied().unwrap_or(0)

@@ -57,7 +57,7 @@ fn bind_bare(d: &Dim, size: i64, env: &mut DimEnv) -> Result<(), String> {
 }
 
 /// The symbol when `d` is exactly one symbol.
-fn bare_symbol(d: &Dim) -> Option<String> {
+pub fn bare_symbol(d: &Dim) -> Option<String> {
     let syms = d.symbols();
     (syms.len() == 1 && *d == Dim::sym(syms[0].clone())).then(|| syms[0].clone())
 }
@@ -80,7 +80,9 @@ fn solve_linear(func: &Func, inputs: &[(DType, &[usize])], env: &mut DimEnv) {
     }
 }
 
-fn solve_one(d: &Dim, size: i64, env: &DimEnv) -> Option<(String, i64)> {
+/// The one unbound symbol of `d` and its value when `d` (after substituting `env`) is
+/// `a * S + b` and `size` gives a non-negative integer `S`.
+pub fn solve_one(d: &Dim, size: i64, env: &DimEnv) -> Option<(String, i64)> {
     let unbound: Vec<String> = d.symbols().into_iter().filter(|s| !env.contains_key(s)).collect();
     let [s] = unbound.as_slice() else { return None };
     let bound: HashMap<String, Dim> = env.iter().map(|(k, v)| (k.clone(), Dim::constant(*v))).collect();

@@ -1,16 +1,24 @@
 //! A text builder for one MLIR function: fresh SSA names, indentation, locations, and the
 //! helpers every lowering shares (`tensor.empty`, `linalg.fill`, `linalg.generic`,
-//! constants). Values are [`V`]: an SSA name with its concrete tensor type.
+//! constants) and run-time sizes. Values are [`V`]: an SSA name with its tensor type,
+//! whose sizes are constants or polynomials in the function's dynamic symbols.
+//!
+//! Run-time sizes: [`Builder::bind_symbol`] names the argument axis a dynamic symbol is
+//! read from; [`Builder::size`] computes any polynomial in such symbols once, in a
+//! prologue at the top of the function (so the value dominates every use, also inside
+//! regions), and caches it.
 
 use super::types::{affine_map, elem, float_lit, tensor};
-use archc_compiler::tir::DType;
+use archc_compiler::tir::dim::Atom;
+use archc_compiler::tir::{DType, Dim};
+use std::collections::HashMap;
 
-/// A tensor value: SSA name, dtype and concrete shape.
+/// A tensor value: SSA name, dtype and shape.
 #[derive(Clone, Debug)]
 pub struct V {
     pub name: String,
     pub dtype: DType,
-    pub shape: Vec<usize>,
+    pub shape: Vec<Dim>,
 }
 
 impl V {
@@ -20,6 +28,28 @@ impl V {
     pub fn rank(&self) -> usize {
         self.shape.len()
     }
+    /// Size `i` when it is a compile-time constant (see [`fixed`]).
+    pub fn fixed(&self, i: usize) -> Result<usize, String> {
+        fixed(&self.shape[i])
+    }
+}
+
+/// Dims of constant sizes.
+pub fn ds(sizes: &[usize]) -> Vec<Dim> {
+    sizes.iter().map(|&n| Dim::constant(n as i64)).collect()
+}
+
+/// A size that must be known at compile time; an error when it is dynamic.
+pub fn fixed(d: &Dim) -> Result<usize, String> {
+    match d.as_const() {
+        Some(c) if c >= 0 => Ok(c as usize),
+        _ => Err(format!("size `{d}` is only known at run time here")),
+    }
+}
+
+/// The product of sizes.
+pub fn product<'a>(dims: impl IntoIterator<Item = &'a Dim>) -> Dim {
+    dims.into_iter().fold(Dim::constant(1), |acc, d| acc.mul(d))
 }
 
 /// How a loop of a `linalg.generic` iterates.
@@ -51,15 +81,108 @@ pub struct Builder {
     next: u32,
     /// The location appended to ops (`loc("model.arch":3:9)`), when known.
     pub loc: Option<String>,
+    /// Run-time size computations, placed before `lines`.
+    prologue: Vec<String>,
+    /// SSA `index` values of run-time sizes (symbols and polynomials in them).
+    sizes: HashMap<Dim, String>,
+    /// The first size that could not be computed (a symbol nobody bound).
+    pub size_error: Option<String>,
 }
 
 impl Builder {
     pub fn new() -> Self {
-        Builder { lines: Vec::new(), indent: 2, next: 0, loc: None }
+        Builder {
+            lines: Vec::new(),
+            indent: 2,
+            next: 0,
+            loc: None,
+            prologue: Vec::new(),
+            sizes: HashMap::new(),
+            size_error: None,
+        }
     }
 
+    /// The prologue, then the body.
     pub fn into_lines(self) -> Vec<String> {
-        self.lines
+        let mut lines = self.prologue;
+        lines.extend(self.lines);
+        lines
+    }
+
+    /// Dynamic symbol `sym` is the size of axis `axis` of `arg` (of type `ty`).
+    pub fn bind_symbol(&mut self, sym: &str, arg: &str, axis: usize, ty: &str) {
+        let c = self.fresh();
+        let v = self.fresh();
+        self.prologue.push(format!("    {c} = arith.constant {axis} : index"));
+        self.prologue.push(format!("    {v} = tensor.dim {arg}, {c} : {ty}"));
+        self.sizes.insert(Dim::sym(sym), v);
+    }
+
+    /// The `index` value of a size: a constant in place, a run-time size from the
+    /// prologue.
+    pub fn size(&mut self, d: &Dim) -> String {
+        if let Some(c) = d.as_const() {
+            return self.index(c);
+        }
+        if let Some(v) = self.sizes.get(d) {
+            return v.clone();
+        }
+        let v = self.poly(d);
+        self.sizes.insert(d.clone(), v.clone());
+        v
+    }
+
+    /// Sizes as `tensor.extract_slice`-style mixed lists: constants literally, run-time
+    /// sizes as SSA values.
+    pub fn mixed(&mut self, dims: &[Dim]) -> Vec<String> {
+        dims.iter().map(|d| d.as_const().map(|c| c.to_string()).unwrap_or_else(|| self.size(d))).collect()
+    }
+
+    /// The SSA values of the run-time sizes of `dims`, in order (operands of
+    /// `tensor.empty` / `memref.alloc`).
+    pub fn dynamic_sizes(&mut self, dims: &[Dim]) -> Vec<String> {
+        dims.iter().filter(|d| d.as_const().is_none()).map(|d| self.size(d)).collect()
+    }
+
+    /// A prologue line `%r = <text>`.
+    fn pro(&mut self, text: String) -> String {
+        let r = self.fresh();
+        self.prologue.push(format!("    {r} = {text}"));
+        r
+    }
+
+    /// Computes a polynomial in the prologue.
+    fn poly(&mut self, d: &Dim) -> String {
+        let mut total: Option<String> = None;
+        let terms: Vec<(Vec<Atom>, i64)> = d.terms().map(|(m, c)| (m.to_vec(), c)).collect();
+        for (atoms, c) in terms {
+            let mut v = self.pro(format!("arith.constant {c} : index"));
+            for a in &atoms {
+                let f = match a {
+                    Atom::Sym(s) => match self.sizes.get(&Dim::sym(s.clone())) {
+                        Some(v) => v.clone(),
+                        None => {
+                            self.size_error.get_or_insert_with(|| format!("no run-time value of size `{s}`"));
+                            self.pro("arith.constant 0 : index".into())
+                        }
+                    },
+                    Atom::FloorDiv(num, den) => {
+                        let n = match self.sizes.get(num.as_ref()) {
+                            Some(v) => v.clone(),
+                            None => self.poly(num),
+                        };
+                        let k = self.pro(format!("arith.constant {den} : index"));
+                        self.pro(format!("arith.floordivsi {n}, {k} : index"))
+                    }
+                };
+                v = self.pro(format!("arith.muli {v}, {f} : index"));
+            }
+            total = Some(match total {
+                None => v,
+                Some(t) => self.pro(format!("arith.addi {t}, {v} : index")),
+            });
+        }
+        total.unwrap_or_else(|| self.pro("arith.constant 0 : index".into()))
     }
 
     pub fn fresh(&mut self) -> String {
@@ -117,20 +240,28 @@ impl Builder {
         self.assign(format!("arith.constant {v} : i64"))
     }
 
-    /// `tensor.empty()` of a type.
-    pub fn empty(&mut self, dtype: DType, shape: &[usize]) -> V {
-        let name = self.assign(format!("tensor.empty() : {}", tensor(dtype, shape)));
+    /// `tensor.empty(sizes)` of a type.
+    pub fn empty(&mut self, dtype: DType, shape: &[Dim]) -> V {
+        let sizes = self.dynamic_sizes(shape);
+        let name = self.assign(format!("tensor.empty({}) : {}", sizes.join(", "), tensor(dtype, shape)));
         V { name, dtype, shape: shape.to_vec() }
     }
 
+    /// `memref.alloc(sizes)` of a type (64-byte aligned); returns the memref.
+    pub fn alloc(&mut self, dtype: DType, shape: &[Dim]) -> String {
+        let sizes = self.dynamic_sizes(shape);
+        let ty = super::types::memref(dtype, shape);
+        self.assign(format!("memref.alloc({}) {{alignment = 64 : i64}} : {ty}", sizes.join(", ")))
+    }
+
     /// A tensor of `shape` filled with the scalar `v`.
-    pub fn filled(&mut self, v: f64, dtype: DType, shape: &[usize]) -> V {
+    pub fn filled(&mut self, v: f64, dtype: DType, shape: &[Dim]) -> V {
         let c = self.scalar(v, dtype);
         self.fill(&c, dtype, shape)
     }
 
     /// A tensor of `shape` filled with the scalar SSA value `c`.
-    pub fn fill(&mut self, c: &str, dtype: DType, shape: &[usize]) -> V {
+    pub fn fill(&mut self, c: &str, dtype: DType, shape: &[Dim]) -> V {
         let e = self.empty(dtype, shape);
         let ty = e.ty();
         let name = self.assign(format!("linalg.fill ins({c} : {}) outs({} : {ty}) -> {ty}", elem(dtype), e.name));

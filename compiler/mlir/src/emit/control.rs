@@ -4,11 +4,11 @@
 //! `mix(parent key, call site, index)` with index 0 for `call`, the stack entry, the vmap
 //! sample or the scan time index.
 
-use super::builder::{Iter, Operand, V};
+use super::builder::{ds, Iter, Operand, V};
 use super::lower::FnLower;
 use super::types::{elem, tensor};
-use super::Shape;
-use archc_compiler::tir::ValueId;
+use super::Ty;
+use archc_compiler::tir::{Dim, ValueId};
 
 /// SplitMix64's constants (see `archc_runtime::interp::random`).
 const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -21,7 +21,7 @@ impl FnLower<'_, '_, '_> {
         let mty = super::types::memref(dt, &shape);
         let m = self.b.assign(format!("memref.get_global @{g} : {mty}"));
         let t = self.b.assign(format!("bufferization.to_tensor {m} restrict : {mty} to {}", tensor(dt, &shape)));
-        Ok(V { name: t, dtype: dt, shape })
+        Ok(V { name: t, dtype: dt, shape: ds(&shape) })
     }
 
     fn splitmix(&mut self, z: &str) -> String {
@@ -57,7 +57,7 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// Uniform or normal values from the runtime's ChaCha8 streams, element by element.
-    pub fn rand(&mut self, seed: u64, normal: bool, out: &Shape) -> Result<V, String> {
+    pub fn rand(&mut self, seed: u64, normal: bool, out: &Ty) -> Result<V, String> {
         let (dt, shape) = out;
         if !dt.is_float() {
             return Err(format!("random values of dtype {dt}"));
@@ -77,8 +77,8 @@ impl FnLower<'_, '_, '_> {
         let t = elem(*dt);
         let mut r = self.b.generic(&[], &[Operand::identity(&init)], &iters, |b, _| {
             let mut lin = b.index(0);
-            for (d, &n) in shape_c.iter().enumerate() {
-                let nn = b.index(n as i64);
+            for (d, n) in shape_c.iter().enumerate() {
+                let nn = b.size(n);
                 let i = b.loop_index(d);
                 let m = b.assign(format!("arith.muli {lin}, {nn} : index"));
                 lin = b.assign(format!("arith.addi {m}, {i} : index"));
@@ -92,7 +92,7 @@ impl FnLower<'_, '_, '_> {
     /// Random values written by one host call (`archc_rand_fill_*`, the same streams as
     /// the per-element functions) into a fresh buffer: kernels cannot call the runtime,
     /// and the host call reaches the GPU's managed buffers directly.
-    fn rand_fill(&mut self, kind: &str, key: &str, (dt, shape): &Shape) -> V {
+    fn rand_fill(&mut self, kind: &str, key: &str, (dt, shape): &Ty) -> V {
         let t = elem(*dt);
         let sym = format!("archc_rand_fill_{kind}_{t}");
         let any = format!("memref<*x{t}>");
@@ -100,17 +100,22 @@ impl FnLower<'_, '_, '_> {
             .externs
             .insert(sym.clone(), format!("func.func private @{sym}(i64, {any}) attributes {{llvm.emit_c_interface}}"));
         let mty = super::types::memref(*dt, shape);
-        let m = self.b.assign(format!("memref.alloc() {{alignment = 64 : i64}} : {mty}"));
+        let m = self.b.alloc(*dt, shape);
         let u = self.b.assign(format!("memref.cast {m} : {mty} to {any}"));
         self.b.op(format!("func.call @{sym}({key}, {u}) : (i64, {any}) -> ()"));
         let name = self.b.assign(format!("bufferization.to_tensor {m} restrict : {mty} to {}", tensor(*dt, shape)));
         V { name, dtype: *dt, shape: shape.clone() }
     }
 
-    /// `func.call` of a specialised callee with frame key `key`.
-    fn call_spec(&mut self, func: &str, args: &[V], key: &str) -> Result<Vec<V>, String> {
-        let shapes: Vec<Shape> = args.iter().map(|a| (a.dtype, a.shape.clone())).collect();
+    /// `func.call` of a specialised callee with frame key `key`; its results, typed as
+    /// the caller expects them (`expect`, in the caller's sizes; a `tensor.cast` where
+    /// the callee has a size dynamic that is constant here, or the reverse).
+    fn call_spec(&mut self, func: &str, args: &[V], key: &str, expect: &[Ty]) -> Result<Vec<V>, String> {
+        let shapes: Vec<Ty> = args.iter().map(|a| (a.dtype, a.shape.clone())).collect();
         let (sym, outs) = self.em.request(func, &shapes).map_err(|e| e.0)?;
+        if outs.len() != expect.len() || outs.iter().zip(expect).any(|(o, e)| o.0 != e.0 || o.1.len() != e.1.len()) {
+            return Err(format!("@{func} returns {} values of other types than its caller expects", outs.len()));
+        }
         let names: Vec<&str> = args.iter().map(|a| a.name.as_str()).collect();
         let in_tys: Vec<String> = args.iter().map(|a| a.ty()).collect();
         let out_tys: Vec<String> = outs.iter().map(|(d, s)| tensor(*d, s)).collect();
@@ -124,25 +129,28 @@ impl FnLower<'_, '_, '_> {
             out_tys.join(", ")
         ));
         let single = outs.len() == 1;
-        Ok(outs
-            .into_iter()
-            .enumerate()
-            .map(|(i, (dtype, shape))| V { name: if single { r.clone() } else { format!("{r}#{i}") }, dtype, shape })
-            .collect())
+        let mut results = Vec::new();
+        for (i, ((dtype, shape), want)) in outs.into_iter().zip(expect).enumerate() {
+            let v = V { name: if single { r.clone() } else { format!("{r}#{i}") }, dtype, shape };
+            results.push(self.cast_to(&v, &want.1));
+        }
+        Ok(results)
     }
 
-    pub fn call(&mut self, func: &str, args: &[V], site: ValueId) -> Result<Vec<V>, String> {
+    pub fn call(&mut self, func: &str, args: &[V], site: ValueId, outs: &[Ty]) -> Result<Vec<V>, String> {
         let key = self.const_child_key(site, 0);
-        self.call_spec(func, args, &key)
+        self.call_spec(func, args, &key, outs)
     }
 
-    pub fn stack(&mut self, funcs: &[String], args: &[V], site: ValueId) -> Result<V, String> {
+    /// Blocks applied in turn; each returns the type of its input, the last the result's.
+    pub fn stack(&mut self, funcs: &[String], args: &[V], site: ValueId, out: &Ty) -> Result<V, String> {
         let (first, rest) = args.split_first().ok_or("stack of no operands")?;
         let mut x = first.clone();
         for (j, f) in funcs.iter().enumerate() {
             let key = self.const_child_key(site, j as i64);
+            let want = if j + 1 == funcs.len() { out.clone() } else { (x.dtype, x.shape.clone()) };
             let inputs: Vec<V> = std::iter::once(x).chain(rest.iter().cloned()).collect();
-            x = self.call_spec(f, &inputs, &key)?.remove(0);
+            x = self.call_spec(f, &inputs, &key, &[want])?.remove(0);
         }
         Ok(x)
     }
@@ -151,13 +159,13 @@ impl FnLower<'_, '_, '_> {
     /// the carried values and returns the next ones.
     fn for_loop(
         &mut self,
-        n: usize,
+        n: &Dim,
         inits: &[V],
         body: impl FnOnce(&mut Self, &str, &[V]) -> Result<Vec<V>, String>,
     ) -> Result<Vec<V>, String> {
         let zero = self.b.index(0);
         let one = self.b.index(1);
-        let hi = self.b.index(n as i64);
+        let hi = self.b.size(n);
         let iv = self.b.fresh();
         let r = self.b.fresh();
         let carried: Vec<V> = inits.iter().map(|v| V { name: self.b.fresh(), ..v.clone() }).collect();
@@ -189,11 +197,10 @@ impl FnLower<'_, '_, '_> {
     fn take(&mut self, x: &V, axis: usize, pos: &str, keep: bool) -> V {
         let offsets: Vec<String> =
             (0..x.rank()).map(|i| if i == axis { pos.to_string() } else { "0".into() }).collect();
-        let sizes: Vec<String> =
-            x.shape.iter().enumerate().map(|(i, d)| if i == axis { "1".into() } else { d.to_string() }).collect();
+        let sizes = self.unit_axis_sizes(&x.shape, axis);
         let mut shape = x.shape.clone();
         if keep {
-            shape[axis] = 1;
+            shape[axis] = Dim::constant(1);
         } else {
             shape.remove(axis);
         }
@@ -214,8 +221,7 @@ impl FnLower<'_, '_, '_> {
     fn put(&mut self, y: &V, acc: &V, axis: usize, pos: &str) -> V {
         let offsets: Vec<String> =
             (0..acc.rank()).map(|i| if i == axis { pos.to_string() } else { "0".into() }).collect();
-        let sizes: Vec<String> =
-            acc.shape.iter().enumerate().map(|(i, d)| if i == axis { "1".into() } else { d.to_string() }).collect();
+        let sizes = self.unit_axis_sizes(&acc.shape, axis);
         let ones = vec!["1"; acc.rank()];
         let name = self.b.assign(format!(
             "tensor.insert_slice {} into {}[{}] [{}] [{}] : {} into {}",
@@ -230,6 +236,13 @@ impl FnLower<'_, '_, '_> {
         V { name, ..acc.clone() }
     }
 
+    /// The sizes of `shape` with `axis` set to 1, as a mixed list.
+    fn unit_axis_sizes(&mut self, shape: &[Dim], axis: usize) -> Vec<String> {
+        let mut dims = shape.to_vec();
+        dims[axis] = Dim::constant(1);
+        self.b.mixed(&dims)
+    }
+
     fn index_i64(&mut self, iv: &str) -> String {
         self.b.assign(format!("arith.index_cast {iv} : index to i64"))
     }
@@ -240,21 +253,22 @@ impl FnLower<'_, '_, '_> {
         keep: &[bool],
         out_keep: &[bool],
         args: &[V],
-        outs: &[Shape],
+        outs: &[Ty],
         site: ValueId,
     ) -> Result<Vec<V>, String> {
         if keep.len() != args.len() || out_keep.len() != outs.len() || args.is_empty() {
             return Err("vmap flags do not match its operands and results".into());
         }
-        let batch = args[0].shape.first().copied().ok_or("vmap of a rank-0 operand")?;
+        let batch = args[0].shape.first().cloned().ok_or("vmap of a rank-0 operand")?;
         let inits: Vec<V> = outs.iter().map(|(d, s)| self.b.empty(*d, s)).collect();
+        let per_sample: Vec<Ty> = outs.iter().zip(out_keep).map(|(t, &k)| unit_axis(t, 0, k)).collect();
         let func = func.to_string();
         let (args, keep) = (args.to_vec(), keep.to_vec());
-        self.for_loop(batch, &inits, |l, iv, accs| {
+        self.for_loop(&batch, &inits, |l, iv, accs| {
             let inputs: Vec<V> = args.iter().zip(&keep).map(|(a, &k)| l.take(a, 0, iv, k)).collect();
             let i = l.index_i64(iv);
             let key = l.child_key(site, &i);
-            let rs = l.call_spec(&func, &inputs, &key)?;
+            let rs = l.call_spec(&func, &inputs, &key, &per_sample)?;
             Ok(rs.iter().zip(accs).map(|(r, acc)| l.put(r, acc, 0, iv)).collect())
         })
     }
@@ -268,26 +282,31 @@ impl FnLower<'_, '_, '_> {
         n_xs: usize,
         reverse: bool,
         args: &[V],
-        outs: &[Shape],
+        outs: &[Ty],
         site: ValueId,
     ) -> Result<Vec<V>, String> {
         if n_xs == 0 || args.len() < carries + n_xs || outs.len() < carries {
             return Err("scan operands do not match its attributes".into());
         }
-        let steps = args[carries].shape[axis];
+        let steps = args[carries].shape[axis].clone();
         let ys: Vec<V> = outs[carries..].iter().map(|(d, s)| self.b.empty(*d, s)).collect();
         let inits: Vec<V> = args[..carries].iter().cloned().chain(ys).collect();
+        let per_step: Vec<Ty> = outs[..carries]
+            .iter()
+            .cloned()
+            .chain(outs[carries..].iter().map(|t| unit_axis(t, axis, false)))
+            .collect();
         let func = func.to_string();
         let args = args.to_vec();
-        let t_last = self.b.index(steps as i64 - 1);
-        self.for_loop(steps, &inits, |l, iv, state| {
+        let t_last = self.b.size(&steps.sub(&Dim::constant(1)));
+        self.for_loop(&steps, &inits, |l, iv, state| {
             let t = if reverse { l.b.assign(format!("arith.subi {t_last}, {iv} : index")) } else { iv.to_string() };
             let xs: Vec<V> = args[carries..carries + n_xs].iter().map(|x| l.take(x, axis, &t, false)).collect();
             let inputs: Vec<V> =
                 state[..carries].iter().cloned().chain(xs).chain(args[carries + n_xs..].iter().cloned()).collect();
             let ti = l.index_i64(&t);
             let key = l.child_key(site, &ti);
-            let rs = l.call_spec(&func, &inputs, &key)?;
+            let rs = l.call_spec(&func, &inputs, &key, &per_step)?;
             if rs.len() != state.len() {
                 return Err(format!("@{func} returns {} values, the scan carries {}", rs.len(), state.len()));
             }
@@ -298,4 +317,16 @@ impl FnLower<'_, '_, '_> {
             Ok(next)
         })
     }
+}
+
+/// `ty` with `axis` kept as a unit axis or dropped (one sample or step of a mapped or
+/// scanned result).
+fn unit_axis((dt, dims): &Ty, axis: usize, keep: bool) -> Ty {
+    let mut dims = dims.clone();
+    if keep {
+        dims[axis] = Dim::constant(1);
+    } else {
+        dims.remove(axis);
+    }
+    (*dt, dims)
 }

@@ -1,13 +1,12 @@
 //! Data movement as `tensor` and `linalg` ops: reshape, permute, broadcast, slice,
 //! concat, pad, gather and scatter-add.
 
-use super::builder::{Iter, Operand, V};
+use super::builder::{ds, product, Builder, Iter, Operand, V};
 use super::lower::FnLower;
 use super::scalar;
 use super::types::{elem, tensor};
-use super::Shape;
+use super::Ty;
 use archc_compiler::tir::{BinaryOp, Dim};
-use archc_runtime::interp::bind::eval_dim;
 
 fn list<T: ToString>(xs: &[T]) -> String {
     xs.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
@@ -15,44 +14,57 @@ fn list<T: ToString>(xs: &[T]) -> String {
 
 impl FnLower<'_, '_, '_> {
     /// Row-major reshape: collapse to one axis, expand to the target.
-    pub fn reshape(&mut self, x: &V, shape: &[usize]) -> V {
+    pub fn reshape(&mut self, x: &V, shape: &[Dim]) -> Result<V, String> {
         if x.shape == shape {
-            return x.clone();
+            return Ok(x.clone());
         }
-        let n: usize = x.shape.iter().product();
+        let n = product(&x.shape);
         let flat = match x.rank() {
             1 => x.clone(),
-            0 => self.expand_from_scalar(x, &[1]),
+            0 => self.expand_from_scalar(x),
             r => self.collapse(x, &[n], &[(0..r).collect()], 0),
         };
-        match shape.len() {
+        Ok(match shape.len() {
             0 => {
                 let name = self.b.assign(format!(
                     "tensor.collapse_shape {} [] : {} into {}",
                     flat.name,
                     flat.ty(),
-                    tensor(x.dtype, &[])
+                    tensor(x.dtype, &[] as &[usize])
                 ));
                 V { name, dtype: x.dtype, shape: vec![] }
             }
-            1 => V { shape: shape.to_vec(), ..flat },
-            r => self.expand(&flat, shape, &[(0..r).collect()], 0),
-        }
+            1 => self.cast_to(&flat, shape),
+            r => {
+                let flat = self.cast_to(&flat, &[product(shape)]);
+                self.expand(&flat, shape, &[(0..r).collect()], 0)
+            }
+        })
     }
 
-    fn expand_from_scalar(&mut self, x: &V, shape: &[usize]) -> V {
+    /// `x` with the sizes `shape` (equal at run time): a `tensor.cast` where one is
+    /// constant and the other dynamic.
+    pub fn cast_to(&mut self, x: &V, shape: &[Dim]) -> V {
+        let v = V { shape: shape.to_vec(), ..x.clone() };
+        if v.ty() == x.ty() {
+            return v;
+        }
+        V { name: self.b.assign(format!("tensor.cast {} : {} to {}", x.name, x.ty(), v.ty())), ..v }
+    }
+
+    fn expand_from_scalar(&mut self, x: &V) -> V {
+        let shape = ds(&[1]);
         let name = self.b.assign(format!(
-            "tensor.expand_shape {} [] output_shape [{}] : {} into {}",
+            "tensor.expand_shape {} [] output_shape [1] : {} into {}",
             x.name,
-            list(shape),
             x.ty(),
-            tensor(x.dtype, shape)
+            tensor(x.dtype, &shape)
         ));
-        V { name, dtype: x.dtype, shape: shape.to_vec() }
+        V { name, dtype: x.dtype, shape }
     }
 
     pub fn permute(&mut self, x: &V, perm: &[usize]) -> V {
-        let shape: Vec<usize> = perm.iter().map(|&p| x.shape[p]).collect();
+        let shape: Vec<Dim> = perm.iter().map(|&p| x.shape[p].clone()).collect();
         if perm.iter().enumerate().all(|(i, &p)| i == p) {
             return x.clone();
         }
@@ -69,41 +81,43 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// Numpy broadcasting: leading axes added, size-1 axes stretched.
-    pub fn broadcast(&mut self, x: &V, shape: &[usize]) -> V {
+    pub fn broadcast(&mut self, x: &V, shape: &[Dim]) -> Result<V, String> {
         if x.shape == shape {
-            return x.clone();
+            return Ok(x.clone());
         }
         let lead = shape.len() - x.rank();
-        let map: Vec<String> = x
-            .shape
-            .iter()
-            .enumerate()
-            .map(|(i, &d)| if d == 1 && shape[lead + i] != 1 { "0".to_string() } else { format!("d{}", lead + i) })
-            .collect();
+        let mut map = Vec::new();
+        for (i, d) in x.shape.iter().enumerate() {
+            let to = &shape[lead + i];
+            map.push(match (d.as_const(), to.as_const()) {
+                (Some(1), t) if t != Some(1) => "0".to_string(),
+                _ if d == to => format!("d{}", lead + i),
+                (Some(a), Some(b)) if a == b => format!("d{}", lead + i),
+                _ => return Err(format!("broadcast of size `{d}` to `{to}` decided at run time")),
+            });
+        }
         let init = self.b.empty(x.dtype, shape);
         let iters = vec![Iter::Par; shape.len()];
         let mut r =
             self.b.generic(&[Operand::new(x, map)], &[Operand::identity(&init)], &iters, |_, a| vec![a[0].clone()]);
-        r.remove(0)
+        Ok(r.remove(0))
     }
 
-    pub fn slice(&mut self, x: &V, start: &[Dim], _end: &[Dim], step: &[i64], out: &Shape) -> Result<V, String> {
-        // An empty result axis reads nothing; its offset is 0 (MLIR rejects an offset at
-        // the end of the axis even for a size-0 slice).
-        let offsets: Vec<i64> = start
-            .iter()
-            .zip(&x.shape)
-            .zip(&out.1)
-            .map(|((s, &n), &len)| eval_dim(s, &self.env).map(|v| if len == 0 { 0 } else { v.clamp(0, n as i64) }))
-            .collect::<Result<_, _>>()?;
+    pub fn slice(&mut self, x: &V, start: &[Dim], _end: &[Dim], step: &[i64], out: &Ty) -> Result<V, String> {
+        let known = super::consts(&self.env);
+        let mut offsets = Vec::new();
+        for ((s, n), len) in start.iter().zip(&x.shape).zip(&out.1) {
+            offsets.push(self.slice_offset(&s.subst(&known), n, len));
+        }
         if out.1 == x.shape {
             return Ok(x.clone());
         }
+        let sizes = self.b.mixed(&out.1);
         let name = self.b.assign(format!(
             "tensor.extract_slice {}[{}] [{}] [{}] : {} to {}",
             x.name,
-            list(&offsets),
-            list(&out.1),
+            offsets.join(", "),
+            sizes.join(", "),
             list(step),
             x.ty(),
             tensor(x.dtype, &out.1)
@@ -111,15 +125,37 @@ impl FnLower<'_, '_, '_> {
         Ok(V { name, dtype: x.dtype, shape: out.1.clone() })
     }
 
+    /// The offset of a slice starting at `start` on an axis of size `n` yielding `len`
+    /// elements: `start` clamped to `[0, n]`, and 0 for an empty result (MLIR rejects an
+    /// offset at the end of the axis even for a size-0 slice).
+    fn slice_offset(&mut self, start: &Dim, n: &Dim, len: &Dim) -> String {
+        match (start.as_const(), n.as_const(), len.as_const()) {
+            (_, _, Some(0)) => "0".into(),
+            (Some(v), Some(n), _) => v.clamp(0, n).to_string(),
+            _ => {
+                let (v, n, zero) = (self.b.size(start), self.b.size(n), self.b.index(0));
+                let lo = self.b.assign(format!("arith.maxsi {v}, {zero} : index"));
+                let off = self.b.assign(format!("arith.minsi {lo}, {n} : index"));
+                if len.as_const().is_some() {
+                    return off;
+                }
+                let l = self.b.size(len);
+                let empty = self.b.assign(format!("arith.cmpi eq, {l}, {zero} : index"));
+                self.b.assign(format!("arith.select {empty}, {zero}, {off} : index"))
+            }
+        }
+    }
+
     /// `x` inserted into `dest` at `offsets` (same rank).
     pub fn insert(&mut self, x: &V, dest: &V, offsets: &[String]) -> V {
         let ones = vec![1; x.rank()];
+        let sizes = self.b.mixed(&x.shape);
         let name = self.b.assign(format!(
             "tensor.insert_slice {} into {}[{}] [{}] [{}] : {} into {}",
             x.name,
             dest.name,
             offsets.join(", "),
-            list(&x.shape),
+            sizes.join(", "),
             list(&ones),
             x.ty(),
             dest.ty()
@@ -127,19 +163,20 @@ impl FnLower<'_, '_, '_> {
         V { name, ..dest.clone() }
     }
 
-    pub fn concat(&mut self, xs: &[V], axis: usize, out: &Shape) -> V {
+    pub fn concat(&mut self, xs: &[V], axis: usize, out: &Ty) -> V {
         let mut acc = self.b.empty(out.0, &out.1);
-        let mut at = 0;
+        let mut at = Dim::constant(0);
         for x in xs {
+            let pos = self.b.mixed(std::slice::from_ref(&at)).remove(0);
             let offsets: Vec<String> =
-                (0..x.rank()).map(|i| if i == axis { at.to_string() } else { "0".into() }).collect();
+                (0..x.rank()).map(|i| if i == axis { pos.clone() } else { "0".into() }).collect();
             acc = self.insert(x, &acc, &offsets);
-            at += x.shape[axis];
+            at = at.add(&x.shape[axis]);
         }
         acc
     }
 
-    pub fn pad(&mut self, x: &V, padding: &[(i64, i64)], value: f64, _out: &Shape) -> V {
+    pub fn pad(&mut self, x: &V, padding: &[(i64, i64)], value: f64, _out: &Ty) -> V {
         self.pad_value(x, padding, value)
     }
 
@@ -148,7 +185,7 @@ impl FnLower<'_, '_, '_> {
         if padding.iter().all(|&(l, h)| l == 0 && h == 0) {
             return x.clone();
         }
-        let shape: Vec<usize> = x.shape.iter().zip(padding).map(|(&d, &(l, h))| d + (l + h) as usize).collect();
+        let shape: Vec<Dim> = x.shape.iter().zip(padding).map(|(d, &(l, h))| d.add(&Dim::constant(l + h))).collect();
         let c = self.b.scalar(value, x.dtype);
         let lo: Vec<i64> = padding.iter().map(|p| p.0).collect();
         let hi: Vec<i64> = padding.iter().map(|p| p.1).collect();
@@ -162,30 +199,21 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// The index `i` (i64) as an `index`, clamped to `[0, n)`.
-    fn clamped_index(&mut self, i: &str, n: usize) -> String {
-        let i = self.b.assign(format!("arith.index_cast {i} : i64 to index"));
-        let zero = self.b.index(0);
-        let hi = self.b.index(n.saturating_sub(1) as i64);
-        let lo = self.b.assign(format!("arith.maxsi {i}, {zero} : index"));
-        self.b.assign(format!("arith.minsi {lo}, {hi} : index"))
+    fn clamped_index(&mut self, i: &str, n: &Dim) -> String {
+        clamp_index(&mut self.b, i, n)
     }
 
-    pub fn gather(&mut self, x: &V, idx: &V, axis: usize, out: &Shape) -> V {
+    pub fn gather(&mut self, x: &V, idx: &V, axis: usize, out: &Ty) -> V {
         let init = self.b.empty(out.0, &out.1);
         let k = idx.rank();
         let imap: Vec<String> = (axis..axis + k).map(|i| format!("d{i}")).collect();
         let iters = vec![Iter::Par; out.1.len()];
-        let n = x.shape[axis];
+        let n = x.shape[axis].clone();
         let xr = x.rank();
         let xname = x.name.clone();
         let xty = x.ty();
-        // The body needs `self` for the clamp; build it on the generic's builder directly.
         let mut r = self.b.generic(&[Operand::new(idx, imap)], &[Operand::identity(&init)], &iters, |b, a| {
-            let i = b.assign(format!("arith.index_cast {} : i64 to index", a[0]));
-            let zero = b.index(0);
-            let hi = b.index(n.saturating_sub(1) as i64);
-            let lo = b.assign(format!("arith.maxsi {i}, {zero} : index"));
-            let i = b.assign(format!("arith.minsi {lo}, {hi} : index"));
+            let i = clamp_index(b, &a[0], &n);
             let mut pos = Vec::with_capacity(xr);
             for d in 0..xr {
                 pos.push(match d {
@@ -205,7 +233,7 @@ impl FnLower<'_, '_, '_> {
         let r = src.rank();
         let zero = self.b.index(0);
         let one = self.b.index(1);
-        let bounds: Vec<String> = src.shape.iter().map(|&d| self.b.index(d as i64)).collect();
+        let bounds: Vec<String> = src.shape.iter().map(|d| self.b.size(d)).collect();
         let ty = x.ty();
         let ivs: Vec<String> = (0..r).map(|_| self.b.fresh()).collect();
         let accs: Vec<String> = (0..=r).map(|_| self.b.fresh()).collect();
@@ -227,7 +255,7 @@ impl FnLower<'_, '_, '_> {
         let s = self.b.assign(format!("tensor.extract {}[{}] : {}", src.name, ivs.join(", "), src.ty()));
         let j =
             self.b.assign(format!("tensor.extract {}[{}] : {}", idx.name, ivs[axis..axis + k].join(", "), idx.ty()));
-        let j = self.clamped_index(&j, x.shape[axis]);
+        let j = self.clamped_index(&j, &x.shape[axis]);
         let pos: Vec<String> = ivs[..axis].iter().cloned().chain([j]).chain(ivs[axis + k..].iter().cloned()).collect();
         let old = self.b.assign(format!("tensor.extract {cur}[{}] : {ty}", pos.join(", ")));
         let new = scalar::binary(&mut self.b, BinaryOp::Add, x.dtype, &old, &s)?;
@@ -241,4 +269,19 @@ impl FnLower<'_, '_, '_> {
         }
         Ok(V { name: yielded, ..x.clone() })
     }
+}
+
+/// The index `i` (i64) as an `index`, clamped to `[0, n)` (to 0 when `n` is 0).
+fn clamp_index(b: &mut Builder, i: &str, n: &Dim) -> String {
+    let i = b.assign(format!("arith.index_cast {i} : i64 to index"));
+    let zero = b.index(0);
+    let hi = match n.as_const() {
+        Some(c) => b.index((c - 1).max(0)),
+        None => {
+            let last = b.size(&n.sub(&Dim::constant(1)));
+            b.assign(format!("arith.maxsi {last}, {zero} : index"))
+        }
+    };
+    let lo = b.assign(format!("arith.maxsi {i}, {zero} : index"));
+    b.assign(format!("arith.minsi {lo}, {hi} : index"))
 }

@@ -9,11 +9,11 @@
 //! and an `irfft` of `complex(concat(re, 0), concat(im, 0))` contracts only `re` and `im`
 //! ([`FnLower::irfft_parts`]), which is how spectral convolutions truncate modes.
 
-use super::builder::{Builder, Iter, Operand, V};
+use super::builder::{ds, fixed, product, Builder, Iter, Operand, V};
 use super::lower::FnLower;
 use super::scalar;
-use super::Shape;
-use archc_compiler::tir::DType;
+use super::Ty;
+use archc_compiler::tir::{DType, Dim};
 
 impl FnLower<'_, '_, '_> {
     /// A `[rows, cols]` table of `dtype` whose entry is `f(builder, row, col)` (f64).
@@ -24,7 +24,7 @@ impl FnLower<'_, '_, '_> {
         dtype: DType,
         f: impl FnOnce(&mut Builder, &str, &str) -> String,
     ) -> V {
-        let init = self.b.empty(dtype, &[rows, cols]);
+        let init = self.b.empty(dtype, &ds(&[rows, cols]));
         let mut r = self.b.generic(&[], &[Operand::identity(&init)], &[Iter::Par, Iter::Par], |b, _| {
             let i = b.loop_index(0);
             let j = b.loop_index(1);
@@ -70,21 +70,21 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// `x` with `axis` moved last and the other axes flattened: `([R, n], moved shape)`.
-    fn rows_along(&mut self, x: &V, axis: usize) -> (V, Vec<usize>) {
+    fn rows_along(&mut self, x: &V, axis: usize) -> Result<(V, Vec<Dim>), String> {
         let r = x.rank();
         let perm: Vec<usize> = (0..r).filter(|&i| i != axis).chain([axis]).collect();
         let moved = self.permute(x, &perm);
-        let rows: usize = moved.shape[..r - 1].iter().product();
-        let flat = self.reshape(&moved, &[rows, x.shape[axis]]);
-        (flat, moved.shape)
+        let rows = product(&moved.shape[..r - 1]);
+        let flat = self.reshape(&moved, &[rows, x.shape[axis].clone()])?;
+        Ok((flat, moved.shape))
     }
 
     /// The inverse of [`Self::rows_along`] for a result with `len` points on the axis.
-    fn unrows(&mut self, y: &V, moved: &[usize], axis: usize, len: usize) -> V {
+    fn unrows(&mut self, y: &V, moved: &[Dim], axis: usize, len: usize) -> Result<V, String> {
         let r = moved.len();
         let mut shape = moved.to_vec();
-        shape[r - 1] = len;
-        let y = self.reshape(y, &shape);
+        shape[r - 1] = Dim::constant(len as i64);
+        let y = self.reshape(y, &shape)?;
         // Moving the last axis back to `axis`.
         let inv: Vec<usize> = (0..r)
             .map(|i| {
@@ -97,17 +97,18 @@ impl FnLower<'_, '_, '_> {
                 }
             })
             .collect();
-        self.permute(&y, &inv)
+        Ok(self.permute(&y, &inv))
     }
 
     /// The first `keep` (at most `n / 2 + 1`) coefficients of the real FFT along `axis`.
-    pub fn rfft(&mut self, x: &V, axis: usize, out: &Shape, keep: Option<usize>) -> V {
-        let n = x.shape[axis];
-        let k = keep.unwrap_or(out.1[axis]).min(out.1[axis]);
+    pub fn rfft(&mut self, x: &V, axis: usize, out: &Ty, keep: Option<usize>) -> Result<V, String> {
+        let n = x.fixed(axis)?;
+        let full = fixed(&out.1[axis])?;
+        let k = keep.unwrap_or(full).min(full);
         let dt = x.dtype;
-        let (rows, moved) = self.rows_along(x, axis);
+        let (rows, moved) = self.rows_along(x, axis)?;
         let table = self.forward_table(n, k, dt);
-        let y = self.matmul(&rows, &table, &(dt, vec![rows.shape[0], 2 * k]));
+        let y = self.matmul(&rows, &table, &(dt, vec![rows.shape[0].clone(), Dim::constant(2 * k as i64)]));
         let re = self.columns(&y, 0, k);
         let im = self.columns(&y, k, k);
         let z = self.complex(&re, &im);
@@ -116,18 +117,18 @@ impl FnLower<'_, '_, '_> {
 
     /// Columns `[start, start + len)` of a matrix.
     fn columns(&mut self, y: &V, start: usize, len: usize) -> V {
-        let shape = vec![y.shape[0], len];
+        let shape = vec![y.shape[0].clone(), Dim::constant(len as i64)];
+        let rows = self.b.mixed(&shape[..1]).remove(0);
         let name = self.b.assign(format!(
-            "tensor.extract_slice {}[0, {start}] [{}, {len}] [1, 1] : {} to {}",
+            "tensor.extract_slice {}[0, {start}] [{rows}, {len}] [1, 1] : {} to {}",
             y.name,
-            y.shape[0],
             y.ty(),
             super::types::tensor(y.dtype, &shape)
         ));
         V { name, dtype: y.dtype, shape }
     }
 
-    pub fn irfft(&mut self, z: &V, axis: usize, out: &Shape) -> V {
+    pub fn irfft(&mut self, z: &V, axis: usize, out: &Ty) -> Result<V, String> {
         let re = self.part(z, false);
         let im = self.part(z, true);
         self.irfft_parts(&re, &im, axis, out)
@@ -135,34 +136,36 @@ impl FnLower<'_, '_, '_> {
 
     /// `irfft(complex(re, im))` along `axis` with `out.1[axis]` points; coefficients past
     /// `n / 2 + 1` are ignored, missing ones are zeros.
-    pub fn irfft_parts(&mut self, re: &V, im: &V, axis: usize, out: &Shape) -> V {
-        let n = out.1[axis];
-        let k = re.shape[axis].min(n / 2 + 1);
+    pub fn irfft_parts(&mut self, re: &V, im: &V, axis: usize, out: &Ty) -> Result<V, String> {
+        let n = fixed(&out.1[axis])?;
+        let k = re.fixed(axis)?.min(n / 2 + 1);
         let dt = out.0;
         let mut parts = Vec::new();
         for p in [re, im] {
-            let p = if p.shape[axis] > k { self.leading(p, axis, k) } else { p.clone() };
+            let p = if p.fixed(axis)? > k { self.leading(p, axis, k) } else { p.clone() };
             let p = if p.dtype == dt { p } else { self.cast(&p, dt) };
-            parts.push(self.rows_along(&p, axis));
+            parts.push(self.rows_along(&p, axis)?);
         }
         let moved = parts[0].1.clone();
-        let rows = parts[0].0.shape[0];
-        let both = self.concat(&[parts[0].0.clone(), parts[1].0.clone()], 1, &(dt, vec![rows, 2 * k]));
+        let rows = parts[0].0.shape[0].clone();
+        let both_ty = (dt, vec![rows.clone(), Dim::constant(2 * k as i64)]);
+        let both = self.concat(&[parts[0].0.clone(), parts[1].0.clone()], 1, &both_ty);
         let table = self.inverse_table(k, n, dt);
-        let y = self.matmul(&both, &table, &(dt, vec![rows, n]));
+        let y = self.matmul(&both, &table, &(dt, vec![rows, Dim::constant(n as i64)]));
         self.unrows(&y, &moved, axis, n)
     }
 
     /// The first `k` entries of `x` along `axis`.
     fn leading(&mut self, x: &V, axis: usize, k: usize) -> V {
         let mut shape = x.shape.clone();
-        shape[axis] = k;
+        shape[axis] = Dim::constant(k as i64);
         let list = |v: Vec<String>| v.join(", ");
+        let sizes = self.b.mixed(&shape);
         let name = self.b.assign(format!(
             "tensor.extract_slice {}[{}] [{}] [{}] : {} to {}",
             x.name,
             list(vec!["0".to_string(); x.rank()]),
-            list(shape.iter().map(|d| d.to_string()).collect()),
+            list(sizes),
             list(vec!["1".to_string(); x.rank()]),
             x.ty(),
             super::types::tensor(x.dtype, &shape)

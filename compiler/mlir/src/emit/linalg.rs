@@ -3,12 +3,12 @@
 //! like the interpreter; contractions do when they sum at least [`LONG_SUM`] terms (below
 //! that, f32 accumulation stays within 1e-5 of the interpreter and is faster).
 
-use super::builder::{Builder, Iter, Operand, V};
+use super::builder::{ds, fixed, product, Builder, Iter, Operand, V};
 use super::lower::FnLower;
 use super::scalar;
 use super::types::tensor;
-use super::Shape;
-use archc_compiler::tir::{BinaryOp, DType, PoolOp, ReduceOp, UnaryOp};
+use super::Ty;
+use archc_compiler::tir::{BinaryOp, DType, Dim, PoolOp, ReduceOp, UnaryOp};
 use std::collections::HashMap;
 
 /// The attributes of a `conv` op.
@@ -19,25 +19,31 @@ pub struct ConvSpec<'a> {
     pub groups: i64,
 }
 
-/// Generic contractions summing at least this many f32 terms accumulate in f64.
+/// Generic contractions summing at least this many f32 terms accumulate in f64 (as do
+/// sums of a run-time length).
 pub const LONG_SUM: usize = 1024;
 
 /// f32 matmuls (and the convolutions, einsums and DFTs built on them) summing at least
 /// this many terms run in f64: gemm's blocked f32 sums stay within 1e-5 of the
 /// interpreter's f64 accumulation below it (measured: Darcy's pointwise-weight gradient,
-/// 5120 terms, was 1.1e-5 off in f32).
+/// 5120 terms, was 1.1e-5 off in f32). Sums of a run-time length count as long.
 pub const LONG_GEMM: usize = 4096;
+
+/// Whether a sum of `n` terms is at least `limit` long (a run-time length is).
+fn at_least(n: &Dim, limit: usize) -> bool {
+    n.as_const().is_none_or(|c| c >= limit as i64)
+}
 
 fn dims(idx: impl IntoIterator<Item = usize>) -> Vec<String> {
     idx.into_iter().map(|i| format!("d{i}")).collect()
 }
 
 impl FnLower<'_, '_, '_> {
-    pub fn constant(&mut self, c: f64, out: &Shape) -> V {
+    pub fn constant(&mut self, c: f64, out: &Ty) -> V {
         self.b.filled(c, out.0, &out.1)
     }
 
-    pub fn iota(&mut self, axis: usize, out: &Shape) -> V {
+    pub fn iota(&mut self, axis: usize, out: &Ty) -> V {
         let init = self.b.empty(out.0, &out.1);
         let iters = vec![Iter::Par; out.1.len()];
         let dtype = out.0;
@@ -49,7 +55,7 @@ impl FnLower<'_, '_, '_> {
         r.remove(0)
     }
 
-    pub fn unary(&mut self, op: UnaryOp, x: &V, out: &Shape) -> Result<V, String> {
+    pub fn unary(&mut self, op: UnaryOp, x: &V, out: &Ty) -> Result<V, String> {
         let mut res = Ok(());
         let dt = x.dtype;
         let v = self.b.map(&[x], out.0, |b, a| match scalar::unary(b, op, dt, &a[0]) {
@@ -62,7 +68,7 @@ impl FnLower<'_, '_, '_> {
         res.map(|_| v)
     }
 
-    pub fn binary(&mut self, op: BinaryOp, x: &V, y: &V, out: &Shape) -> Result<V, String> {
+    pub fn binary(&mut self, op: BinaryOp, x: &V, y: &V, out: &Ty) -> Result<V, String> {
         let mut res = Ok(());
         let dt = x.dtype;
         let v = self.b.map(&[x, y], out.0, |b, a| match scalar::binary(b, op, dt, &a[0], &a[1]) {
@@ -107,15 +113,15 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// `reduce.*` over `axes`; the result before `keepdim` drops the reduced axes.
-    pub fn reduce(&mut self, op: ReduceOp, axes: &[usize], keepdim: bool, x: &V, out: &Shape) -> Result<V, String> {
+    pub fn reduce(&mut self, op: ReduceOp, axes: &[usize], keepdim: bool, x: &V, out: &Ty) -> Result<V, String> {
         if axes.is_empty() {
             // Reducing no axis is the identity (and a generic without a reduction loop
             // must not read its init: see `contract`).
             return Ok(x.clone());
         }
         let kept: Vec<usize> = (0..x.rank()).filter(|i| !axes.contains(i)).collect();
-        let shape: Vec<usize> = kept.iter().map(|&i| x.shape[i]).collect();
-        let count: usize = axes.iter().map(|&i| x.shape[i]).product();
+        let shape: Vec<Dim> = kept.iter().map(|&i| x.shape[i].clone()).collect();
+        let count = product(axes.iter().map(|&i| &x.shape[i]));
         let acc = match (op, x.dtype) {
             (ReduceOp::Sum | ReduceOp::Mean, DType::F32) => DType::F64,
             (_, d) => d,
@@ -147,22 +153,31 @@ impl FnLower<'_, '_, '_> {
             });
         let mut v = r.remove(0);
         if op == ReduceOp::Mean {
-            let n = count as f64;
+            let n = match count.as_const() {
+                Some(c) => Ok(c as f64),
+                None => Err(self.b.size(&count)),
+            };
             v = self.b.map(&[&v], acc, |b, a| {
-                let c = b.scalar(n, acc);
+                let c = match n {
+                    Ok(n) => b.scalar(n, acc),
+                    Err(size) => {
+                        let i = b.assign(format!("arith.index_cast {size} : index to i64"));
+                        scalar::cast(b, DType::I64, acc, &i)
+                    }
+                };
                 scalar::binary(b, BinaryOp::Div, acc, &a[0], &c).expect("division of a float")
             });
         }
         if acc != out.0 {
             v = self.cast(&v, out.0);
         }
-        Ok(if keepdim { self.reshape(&v, &out.1) } else { v })
+        Ok(if keepdim { self.reshape(&v, &out.1)? } else { v })
     }
 
     /// Index of the first maximum along `axis` (a NaN counts as the maximum).
-    pub fn argmax(&mut self, axis: usize, keepdim: bool, x: &V, out: &Shape) -> V {
+    pub fn argmax(&mut self, axis: usize, keepdim: bool, x: &V, out: &Ty) -> Result<V, String> {
         let kept: Vec<usize> = (0..x.rank()).filter(|&i| i != axis).collect();
-        let shape: Vec<usize> = kept.iter().map(|&i| x.shape[i]).collect();
+        let shape: Vec<Dim> = kept.iter().map(|&i| x.shape[i].clone()).collect();
         let vd = if x.dtype == DType::Bool { DType::I64 } else { x.dtype };
         let lowest = if vd == DType::I64 { i64::MIN as f64 } else { f64::NEG_INFINITY };
         let best = self.b.filled(lowest, vd, &shape);
@@ -194,14 +209,14 @@ impl FnLower<'_, '_, '_> {
         if keepdim {
             self.reshape(&v, &out.1)
         } else {
-            v
+            Ok(v)
         }
     }
 
-    pub fn matmul(&mut self, a: &V, b: &V, out: &Shape) -> V {
+    pub fn matmul(&mut self, a: &V, b: &V, out: &Ty) -> V {
         let r = a.rank();
         if (r == 2 || r == 3) && matches!(out.0, DType::F32 | DType::F64) {
-            if out.0 == DType::F32 && a.shape[r - 1] >= LONG_GEMM {
+            if out.0 == DType::F32 && at_least(&a.shape[r - 1], LONG_GEMM) {
                 // Long f32 sums (weight gradients over batch x positions) run in f64.
                 let (a64, b64) = (self.cast(a, DType::F64), self.cast(b, DType::F64));
                 let y = self.library_matmul(&a64, &b64, &(DType::F64, out.1.clone()));
@@ -209,8 +224,8 @@ impl FnLower<'_, '_, '_> {
             }
             return self.library_matmul(a, b, out);
         }
-        let red = a.shape[r - 1];
-        if (r == 2 || r == 3) && !(out.0 == DType::F32 && red >= LONG_SUM) {
+        let red = a.shape[r - 1].clone();
+        if (r == 2 || r == 3) && !(out.0 == DType::F32 && at_least(&red, LONG_SUM)) {
             let init = self.b.filled(0.0, out.0, &out.1);
             let name = if r == 2 { "linalg.matmul" } else { "linalg.batch_matmul" };
             let ty = init.ty();
@@ -233,12 +248,12 @@ impl FnLower<'_, '_, '_> {
         let om = [batch, vec![m, n]].concat();
         let mut iters = vec![Iter::Par; nb + 2];
         iters.push(Iter::Red);
-        self.contract(&[Operand::new(a, am), Operand::new(b, bm)], out.0, &out.1, om, &iters, red)
+        self.contract(&[Operand::new(a, am), Operand::new(b, bm)], out.0, &out.1, om, &iters, &red)
     }
 
     /// `a @ b` by the runtime's `gemm` kernels (`archc_matmul_*` / `archc_bmm_*`): the
     /// operands' buffers are read in place, the result is a fresh buffer.
-    fn library_matmul(&mut self, a: &V, b: &V, out: &Shape) -> V {
+    fn library_matmul(&mut self, a: &V, b: &V, out: &Ty) -> V {
         let r = a.rank();
         let t = super::types::elem(out.0);
         let sym = format!("archc_{}_{t}", if r == 2 { "matmul" } else { "bmm" });
@@ -255,7 +270,7 @@ impl FnLower<'_, '_, '_> {
         let ca = cast(self, a);
         let cb = cast(self, b);
         let mc_ty = super::types::memref(out.0, &out.1);
-        let mc = self.b.assign(format!("memref.alloc() {{alignment = 64 : i64}} : {mc_ty}"));
+        let mc = self.b.alloc(out.0, &out.1);
         let cc = self.b.assign(format!("memref.cast {mc} : {mc_ty} to {dyn_ty}"));
         self.b.op(format!("func.call @{sym}({ca}, {cb}, {cc}) : ({dyn_ty}, {dyn_ty}, {dyn_ty}) -> ()"));
         let name =
@@ -271,12 +286,12 @@ impl FnLower<'_, '_, '_> {
         &mut self,
         ins: &[Operand],
         dt: DType,
-        shape: &[usize],
+        shape: &[Dim],
         out_map: Vec<String>,
         iters: &[Iter],
-        red: usize,
+        red: &Dim,
     ) -> V {
-        let acc = if dt == DType::F32 && red >= LONG_SUM { DType::F64 } else { dt };
+        let acc = if dt == DType::F32 && at_least(red, LONG_SUM) { DType::F64 } else { dt };
         let init = self.b.filled(0.0, acc, shape);
         let n_in = ins.len();
         let sums = iters.contains(&Iter::Red);
@@ -302,7 +317,7 @@ impl FnLower<'_, '_, '_> {
         }
     }
 
-    pub fn einsum(&mut self, spec: &str, xs: &[V], out: &Shape) -> Result<V, String> {
+    pub fn einsum(&mut self, spec: &str, xs: &[V], out: &Ty) -> Result<V, String> {
         let (lhs, rhs) = spec.split_once("->").ok_or_else(|| format!("bad einsum spec {spec:?}"))?;
         let inputs: Vec<&str> = lhs.split(',').collect();
         if inputs.len() != xs.len() {
@@ -310,7 +325,7 @@ impl FnLower<'_, '_, '_> {
         }
         if let [a, b] = xs {
             if out.0.is_float() && a.dtype == out.0 && b.dtype == out.0 {
-                if let Some(v) = self.einsum_as_matmul(inputs[0], inputs[1], rhs, a, b, out) {
+                if let Some(v) = self.einsum_as_matmul(inputs[0], inputs[1], rhs, a, b, out)? {
                     return Ok(v);
                 }
             }
@@ -328,62 +343,62 @@ impl FnLower<'_, '_, '_> {
             s.chars().map(|c| format!("d{}", letters.iter().position(|&l| l == c).expect("collected"))).collect()
         };
         let iters: Vec<Iter> = (0..letters.len()).map(|i| if i < rhs.len() { Iter::Par } else { Iter::Red }).collect();
-        let mut size: HashMap<char, usize> = HashMap::new();
+        let mut size: HashMap<char, Dim> = HashMap::new();
         for (x, s) in xs.iter().zip(&inputs) {
-            for (c, &d) in s.chars().zip(&x.shape) {
-                size.insert(c, d);
+            for (c, d) in s.chars().zip(&x.shape) {
+                size.insert(c, d.clone());
             }
         }
-        let red: usize = letters[rhs.len()..].iter().map(|c| size[c]).product();
+        let red = product(letters[rhs.len()..].iter().map(|c| &size[c]));
         let ins: Vec<Operand> = xs.iter().zip(&inputs).map(|(x, s)| Operand::new(x, map_of(s))).collect();
-        Ok(self.contract(&ins, out.0, &out.1, map_of(rhs), &iters, red))
+        Ok(self.contract(&ins, out.0, &out.1, map_of(rhs), &iters, &red))
     }
 
     /// A two-operand einsum as one (batched) matmul: operands permuted to
     /// `[batch, free, contracted]` / `[batch, contracted, free]` and flattened, the product
     /// reshaped and permuted to the output. `None` when the spec is not of that form
     /// (a repeated letter, or a letter summed within one operand).
-    fn einsum_as_matmul(&mut self, l: &str, r: &str, o: &str, a: &V, b: &V, out: &Shape) -> Option<V> {
+    fn einsum_as_matmul(&mut self, l: &str, r: &str, o: &str, a: &V, b: &V, out: &Ty) -> Result<Option<V>, String> {
         let distinct = |s: &str| s.chars().enumerate().all(|(i, c)| !s[..i].contains(c));
         if !distinct(l) || !distinct(r) || !distinct(o) {
-            return None;
+            return Ok(None);
         }
         if l.chars().chain(r.chars()).any(|c| !o.contains(c) && !(l.contains(c) && r.contains(c))) {
-            return None;
+            return Ok(None);
         }
-        let size: HashMap<char, usize> =
-            l.chars().zip(&a.shape).chain(r.chars().zip(&b.shape)).map(|(c, &d)| (c, d)).collect();
+        let size: HashMap<char, Dim> =
+            l.chars().zip(&a.shape).chain(r.chars().zip(&b.shape)).map(|(c, d)| (c, d.clone())).collect();
         let batch: Vec<char> = o.chars().filter(|&c| l.contains(c) && r.contains(c)).collect();
         let lfree: Vec<char> = o.chars().filter(|&c| l.contains(c) && !r.contains(c)).collect();
         let rfree: Vec<char> = o.chars().filter(|&c| r.contains(c) && !l.contains(c)).collect();
         let contr: Vec<char> = l.chars().filter(|&c| r.contains(c) && !o.contains(c)).collect();
-        let prod = |cs: &[char]| cs.iter().map(|c| size[c]).product::<usize>();
+        let prod = |cs: &[char]| product(cs.iter().map(|c| &size[c]));
         let (bp, lp, cp, rp) = (prod(&batch), prod(&lfree), prod(&contr), prod(&rfree));
         let pos = |s: &str, cs: &[char]| cs.iter().map(|&c| s.find(c).expect("letter of s")).collect::<Vec<_>>();
         let pa = [pos(l, &batch), pos(l, &lfree), pos(l, &contr)].concat();
         let pb = [pos(r, &batch), pos(r, &contr), pos(r, &rfree)].concat();
         let dt = out.0;
         let (sa, sb, sy) = if batch.is_empty() {
-            (vec![lp, cp], vec![cp, rp], vec![lp, rp])
+            (vec![lp.clone(), cp.clone()], vec![cp, rp.clone()], vec![lp, rp])
         } else {
-            (vec![bp, lp, cp], vec![bp, cp, rp], vec![bp, lp, rp])
+            (vec![bp.clone(), lp.clone(), cp.clone()], vec![bp.clone(), cp, rp.clone()], vec![bp, lp, rp])
         };
         let a2 = self.permute(a, &pa);
-        let a2 = self.reshape(&a2, &sa);
+        let a2 = self.reshape(&a2, &sa)?;
         let b2 = self.permute(b, &pb);
-        let b2 = self.reshape(&b2, &sb);
+        let b2 = self.reshape(&b2, &sb)?;
         let y = self.matmul(&a2, &b2, &(dt, sy));
         let order: Vec<char> = [batch, lfree, rfree].concat();
-        let y = self.reshape(&y, &order.iter().map(|c| size[c]).collect::<Vec<_>>());
+        let y = self.reshape(&y, &order.iter().map(|c| size[c].clone()).collect::<Vec<_>>())?;
         let perm: Vec<usize> = o.chars().map(|c| order.iter().position(|&x| x == c).expect("output letter")).collect();
-        Some(self.permute(&y, &perm))
+        Ok(Some(self.permute(&y, &perm)))
     }
 
     /// Cross-correlation with groups. Floats go through im2col and the runtime's batched
     /// matmul ([`Self::conv_gemm`]); other dtypes through one `linalg.generic`.
-    pub fn conv(&mut self, x: &V, w: &V, spec: &ConvSpec, out: &Shape) -> Result<V, String> {
+    pub fn conv(&mut self, x: &V, w: &V, spec: &ConvSpec, out: &Ty) -> Result<V, String> {
         if x.dtype.is_float() {
-            return Ok(self.conv_gemm(x, w, spec, out));
+            return self.conv_gemm(x, w, spec, out);
         }
         self.conv_generic(x, w, spec, out)
     }
@@ -391,19 +406,20 @@ impl FnLower<'_, '_, '_> {
     /// im2col: the padded input gathered into `col[G, C/G * K, B * S]` (`K` the window,
     /// `S` the output positions), then `y[G, O/G, B * S] = w[G, O/G, C/G * K] @ col` as
     /// one batched matmul, then moved to `[B, O, S]`.
-    fn conv_gemm(&mut self, x: &V, w: &V, spec: &ConvSpec, out: &Shape) -> V {
+    fn conv_gemm(&mut self, x: &V, w: &V, spec: &ConvSpec, out: &Ty) -> Result<V, String> {
         let ConvSpec { stride, dilation, .. } = *spec;
         let nd = stride.len();
         let dt = x.dtype;
         let g = spec.groups as usize;
-        let (bsz, cout) = (x.shape[0], w.shape[0]);
-        let (cg, og) = (x.shape[1] / g, cout / g);
-        let win: Vec<usize> = w.shape[2..].to_vec();
-        let spatial: Vec<usize> = out.1[2..].to_vec();
-        let (k_all, s_all): (usize, usize) = (win.iter().product(), spatial.iter().product());
-        let xg = self.padded_groups(x, spec);
+        let (bsz, cout) = (x.shape[0].clone(), w.fixed(0)?);
+        let (cg, og) = (x.fixed(1)? / g, cout / g);
+        let win: Vec<usize> = w.shape[2..].iter().map(fixed).collect::<Result<_, _>>()?;
+        let spatial: Vec<Dim> = out.1[2..].to_vec();
+        let k_all: usize = win.iter().product();
+        let s_all = product(&spatial);
+        let xg = self.padded_groups(x, spec)?;
         // col loops: g, c, k_1..k_nd, b, s_1..s_nd (all parallel).
-        let col_shape = [vec![g, cg], win.clone(), vec![bsz], spatial.clone()].concat();
+        let col_shape = [ds(&[g, cg]), ds(&win), vec![bsz.clone()], spatial.clone()].concat();
         let b_loop = 2 + nd;
         let xmap: Vec<String> = [
             vec![format!("d{b_loop}"), "d0".into(), "d1".into()],
@@ -416,37 +432,38 @@ impl FnLower<'_, '_, '_> {
             .b
             .generic(&[Operand::new(&xg, xmap)], &[Operand::identity(&init)], &iters, |_, a| vec![a[0].clone()])
             .remove(0);
+        let bs = bsz.mul(&s_all);
         let col = self.regroup(
             &col,
-            &[g, cg * k_all, bsz * s_all],
+            &[ds(&[g, cg * k_all]), vec![bs.clone()]].concat(),
             &[vec![0], (1..2 + nd).collect(), (2 + nd..3 + 2 * nd).collect()],
             false,
         );
         let w_split: Vec<Vec<usize>> = [vec![vec![0, 1]], (2..3 + nd).map(|i| vec![i]).collect()].concat();
-        let wg = self.regroup(w, &[vec![g, og, cg], win.clone()].concat(), &w_split, true);
-        let wg = self.regroup(&wg, &[g, og, cg * k_all], &[vec![0], vec![1], (2..3 + nd).collect()], false);
-        let y = self.matmul(&wg, &col, &(dt, vec![g, og, bsz * s_all]));
+        let wg = self.regroup(w, &ds(&[vec![g, og, cg], win.clone()].concat()), &w_split, true);
+        let wg = self.regroup(&wg, &ds(&[g, og, cg * k_all]), &[vec![0], vec![1], (2..3 + nd).collect()], false);
+        let y = self.matmul(&wg, &col, &(dt, [ds(&[g, og]), vec![bs]].concat()));
         let y = self.regroup(
             &y,
-            &[vec![g, og, bsz], spatial.clone()].concat(),
+            &[ds(&[g, og]), vec![bsz], spatial.clone()].concat(),
             &[vec![0], vec![1], (2..3 + nd).collect()],
             true,
         );
         let perm: Vec<usize> = [vec![2, 0, 1], (3..3 + nd).collect()].concat();
         let y = self.permute(&y, &perm);
         let groups: Vec<Vec<usize>> = [vec![vec![0], vec![1, 2]], (3..3 + nd).map(|i| vec![i]).collect()].concat();
-        self.regroup(&y, &out.1, &groups, false)
+        Ok(self.regroup(&y, &out.1, &groups, false))
     }
 
     /// `tensor.expand_shape` (`expand`: `groups[i]` lists the axes of `shape` that axis `i`
     /// of `x` becomes) or `tensor.collapse_shape` (`groups[i]` lists the axes of `x` that
     /// become axis `i` of `shape`).
-    fn regroup(&mut self, x: &V, shape: &[usize], groups: &[Vec<usize>], expand: bool) -> V {
+    fn regroup(&mut self, x: &V, shape: &[Dim], groups: &[Vec<usize>], expand: bool) -> V {
         let list = |g: &Vec<usize>| format!("[{}]", g.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "));
         let reassoc = format!("[{}]", groups.iter().map(list).collect::<Vec<_>>().join(", "));
         let ty = tensor(x.dtype, shape);
         let name = if expand {
-            let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+            let dims = self.b.mixed(shape);
             self.b.assign(format!(
                 "tensor.expand_shape {} {reassoc} output_shape [{}] : {} into {ty}",
                 x.name,
@@ -460,26 +477,26 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// `x` padded and with its channels split `[B, G, C/G, S...]`.
-    fn padded_groups(&mut self, x: &V, spec: &ConvSpec) -> V {
+    fn padded_groups(&mut self, x: &V, spec: &ConvSpec) -> Result<V, String> {
         let g = spec.groups as usize;
         let full_pad: Vec<(i64, i64)> = [vec![(0, 0); 2], spec.padding.to_vec()].concat();
         let xp = self.pad_value(x, &full_pad, 0.0);
-        let xs = [vec![x.shape[0], g, x.shape[1] / g], xp.shape[2..].to_vec()].concat();
-        self.expand(&xp, &xs, &[vec![0, 1]], 1)
+        let xs = [vec![x.shape[0].clone()], ds(&[g, x.fixed(1)? / g]), xp.shape[2..].to_vec()].concat();
+        Ok(self.expand(&xp, &xs, &[vec![0, 1]], 1))
     }
 
     /// The whole convolution as one `linalg.generic` (non-float dtypes).
-    fn conv_generic(&mut self, x: &V, w: &V, spec: &ConvSpec, out: &Shape) -> Result<V, String> {
+    fn conv_generic(&mut self, x: &V, w: &V, spec: &ConvSpec, out: &Ty) -> Result<V, String> {
         let ConvSpec { stride, dilation, .. } = *spec;
         let nd = stride.len();
         let g = spec.groups as usize;
-        let (bsz, cin) = (x.shape[0], x.shape[1]);
-        let cout = w.shape[0];
-        let xg = self.padded_groups(x, spec);
-        let ws = [vec![g, cout / g], w.shape[1..].to_vec()].concat();
+        let (bsz, cin) = (x.shape[0].clone(), x.fixed(1)?);
+        let cout = w.fixed(0)?;
+        let xg = self.padded_groups(x, spec)?;
+        let ws = [ds(&[g, cout / g]), w.shape[1..].to_vec()].concat();
         let wg = self.expand(w, &ws, &[vec![0, 1]], 0);
-        let os = [vec![bsz, g, cout / g], out.1[2..].to_vec()].concat();
-        let red = (cin / g) * w.shape[2..].iter().product::<usize>();
+        let os = [vec![bsz], ds(&[g, cout / g]), out.1[2..].to_vec()].concat();
+        let red = Dim::constant((cin / g) as i64).mul(&product(&w.shape[2..]));
         // Loops: b, g, o, s_1..s_nd, c, k_1..k_nd.
         let s0 = 3;
         let c = 3 + nd;
@@ -492,7 +509,7 @@ impl FnLower<'_, '_, '_> {
         let wmap = [vec!["d1".to_string(), "d2".into(), format!("d{c}")], dims(k0..k0 + nd)].concat();
         let omap = dims(0..3 + nd);
         let iters: Vec<Iter> = (0..4 + 2 * nd).map(|i| if i < 3 + nd { Iter::Par } else { Iter::Red }).collect();
-        let y = self.contract(&[Operand::new(&xg, xmap), Operand::new(&wg, wmap)], out.0, &os, omap, &iters, red);
+        let y = self.contract(&[Operand::new(&xg, xmap), Operand::new(&wg, wmap)], out.0, &os, omap, &iters, &red);
         Ok(self.collapse(&y, &out.1, &[vec![0, 1]], 1))
     }
 
@@ -504,7 +521,7 @@ impl FnLower<'_, '_, '_> {
         window: &[i64],
         stride: &[i64],
         padding: &[(i64, i64)],
-        out: &Shape,
+        out: &Ty,
     ) -> Result<V, String> {
         let nd = window.len();
         let lead = x.rank() - nd;
@@ -515,7 +532,7 @@ impl FnLower<'_, '_, '_> {
         };
         let full_pad: Vec<(i64, i64)> = [vec![(0, 0); lead], padding.to_vec()].concat();
         let xp = self.pad_value(x, &full_pad, fill);
-        let win_shape: Vec<usize> = window.iter().map(|&k| k as usize).collect();
+        let win_shape: Vec<Dim> = window.iter().map(|&k| Dim::constant(k)).collect();
         let win = self.b.empty(DType::F32, &win_shape);
         let init = self.b.filled(fill, x.dtype, &out.1);
         let k0 = lead + nd;
@@ -541,9 +558,9 @@ impl FnLower<'_, '_, '_> {
 
     /// `tensor.expand_shape`: axis `at` of `x` split per `groups` (indices into `shape`,
     /// relative to `at`); other axes unchanged.
-    pub fn expand(&mut self, x: &V, shape: &[usize], groups: &[Vec<usize>], at: usize) -> V {
+    pub fn expand(&mut self, x: &V, shape: &[Dim], groups: &[Vec<usize>], at: usize) -> V {
         let reassoc = self.reassociation(x.rank(), shape.len(), groups, at);
-        let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+        let dims = self.b.mixed(shape);
         let name = self.b.assign(format!(
             "tensor.expand_shape {} {reassoc} output_shape [{}] : {} into {}",
             x.name,
@@ -555,7 +572,7 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// `tensor.collapse_shape`, the inverse of [`Self::expand`].
-    pub fn collapse(&mut self, x: &V, shape: &[usize], groups: &[Vec<usize>], at: usize) -> V {
+    pub fn collapse(&mut self, x: &V, shape: &[Dim], groups: &[Vec<usize>], at: usize) -> V {
         let reassoc = self.reassociation(shape.len(), x.rank(), groups, at);
         let name = self.b.assign(format!(
             "tensor.collapse_shape {} {reassoc} : {} into {}",

@@ -4,7 +4,7 @@
 
 use super::builder::{Builder, V};
 use super::types::tensor;
-use super::{concrete, EmitError, Emitter, Job, Shape};
+use super::{concrete, EmitError, Emitter, Job, Ty};
 use archc_compiler::tir::{Func, Inst, Op, ValueId};
 use archc_runtime::interp::bind::DimEnv;
 use std::collections::HashMap;
@@ -13,7 +13,10 @@ use std::collections::HashMap;
 pub(crate) struct FnLower<'e, 'p, 'l> {
     pub em: &'e mut Emitter<'p, 'l>,
     pub b: Builder,
+    /// Symbols with constant values.
     pub env: DimEnv,
+    /// Dynamic symbols (read from argument axes at run time).
+    pub dynamic: Vec<(String, usize, usize)>,
     vals: HashMap<ValueId, V>,
     plan: SpectralPlan,
 }
@@ -76,18 +79,41 @@ pub(crate) fn lower_func(em: &mut Emitter, job: &Job) -> Result<String, EmitErro
     let func: &Func = em.program.func(&job.func).expect("requested functions exist");
     let func = func.clone();
     let plan = SpectralPlan::of(&func, &job.env);
-    let mut l = FnLower { em, b: Builder::new(), env: job.env.clone(), vals: HashMap::new(), plan };
+    let mut l = FnLower {
+        em,
+        b: Builder::new(),
+        env: job.env.clone(),
+        dynamic: job.dynamic.clone(),
+        vals: HashMap::new(),
+        plan,
+    };
     let mut params = vec!["%seed: i64".to_string(), "%fkey: i64".to_string()];
-    for (i, ((id, _), (dt, shape))) in func.args.iter().zip(&job.inputs).enumerate() {
+    for (sym, i, axis) in &job.dynamic {
+        let (dt, shape) = &job.inputs[*i];
+        l.b.bind_symbol(sym, &format!("%a{i}"), *axis, &tensor(*dt, shape));
+    }
+    for (i, ((id, decl), (dt, shape))) in func.args.iter().zip(&job.inputs).enumerate() {
         let name = format!("%a{i}");
-        params.push(format!("{name}: {}", tensor(*dt, shape)));
-        l.vals.insert(*id, V { name, dtype: *dt, shape: shape.clone() });
+        let param_ty = tensor(*dt, shape);
+        params.push(format!("{name}: {param_ty}"));
+        // The argument's sizes in this function's symbols; where the caller's type has a
+        // dynamic size that is constant here (or the reverse), a cast.
+        let (_, dims) = concrete(decl, &l.env, &l.dynamic).map_err(|m| EmitError(format!("@{}: {m}", func.name)))?;
+        let v = V { name: name.clone(), dtype: *dt, shape: dims };
+        let v = match v.ty() == param_ty {
+            true => v,
+            false => V { name: l.b.assign(format!("tensor.cast {name} : {param_ty} to {}", v.ty())), ..v },
+        };
+        l.vals.insert(*id, v);
     }
     for inst in &func.body {
         l.b.loc = inst.span.and_then(|s| l.em.locator.and_then(|f| f(s)));
         l.inst(inst).map_err(|m| EmitError(format!("in @{}, {} = {}: {m}", func.name, inst.result, inst.op.name())))?;
     }
     l.b.loc = None;
+    if let Some(m) = l.b.size_error.take() {
+        return Err(EmitError(format!("in @{}: {m}", func.name)));
+    }
     let results: Vec<V> = func.results.iter().map(|r| l.get(*r)).collect::<Result<_, _>>().map_err(EmitError)?;
     let names: Vec<&str> = results.iter().map(|v| v.name.as_str()).collect();
     let tys: Vec<String> = job.outputs.iter().map(|(d, s)| tensor(*d, s)).collect();
@@ -112,7 +138,8 @@ impl FnLower<'_, '_, '_> {
 
     fn inst(&mut self, inst: &Inst) -> Result<(), String> {
         let args: Vec<V> = inst.args.iter().map(|a| self.get(*a)).collect::<Result<_, _>>()?;
-        let outs: Vec<Shape> = inst.results().map(|(_, t)| concrete(t, &self.env)).collect::<Result<_, _>>()?;
+        let outs: Vec<Ty> =
+            inst.results().map(|(_, t)| concrete(t, &self.env, &self.dynamic)).collect::<Result<_, _>>()?;
         let values = self.op(inst, &args, &outs)?;
         if values.len() != outs.len() {
             return Err(format!("lowered to {} results, declared {}", values.len(), outs.len()));
@@ -127,7 +154,7 @@ impl FnLower<'_, '_, '_> {
         Ok(())
     }
 
-    fn op(&mut self, inst: &Inst, a: &[V], outs: &[Shape]) -> Result<Vec<V>, String> {
+    fn op(&mut self, inst: &Inst, a: &[V], outs: &[Ty]) -> Result<Vec<V>, String> {
         let out = &outs[0];
         let one = |v: V| Ok(vec![v]);
         match &inst.op {
@@ -139,7 +166,7 @@ impl FnLower<'_, '_, '_> {
             Op::Select => one(self.select(&a[0], &a[1], &a[2])),
             Op::Cast => one(self.cast(&a[0], out.0)),
             Op::Reduce { op, axes, keepdim } => one(self.reduce(*op, axes, *keepdim, &a[0], out)?),
-            Op::ArgMax { axis, keepdim } => one(self.argmax(*axis, *keepdim, &a[0], out)),
+            Op::ArgMax { axis, keepdim } => one(self.argmax(*axis, *keepdim, &a[0], out)?),
             Op::MatMul => one(self.matmul(&a[0], &a[1], out)),
             Op::Einsum(spec) => one(self.einsum(spec, a, out)?),
             Op::Conv { stride, padding, dilation, groups } => {
@@ -147,9 +174,9 @@ impl FnLower<'_, '_, '_> {
                 one(self.conv(&a[0], &a[1], &spec, out)?)
             }
             Op::Pool { op, window, stride, padding } => one(self.pool(*op, &a[0], window, stride, padding, out)?),
-            Op::Reshape => one(self.reshape(&a[0], &out.1)),
+            Op::Reshape => one(self.reshape(&a[0], &out.1)?),
             Op::Permute(perm) => one(self.permute(&a[0], perm)),
-            Op::Broadcast => one(self.broadcast(&a[0], &out.1)),
+            Op::Broadcast => one(self.broadcast(&a[0], &out.1)?),
             Op::Slice { start, end, step } => one(self.slice(&a[0], start, end, step, out)?),
             Op::Concat { axis } => one(self.concat(a, *axis, out)),
             Op::Pad { padding, value } => one(self.pad(&a[0], padding, *value, out)),
@@ -157,22 +184,22 @@ impl FnLower<'_, '_, '_> {
             Op::ScatterAdd { axis } => one(self.scatter_add(&a[0], &a[1], &a[2], *axis)?),
             Op::Rfft { axis } => {
                 let keep = self.plan.rfft_keep.get(&inst.result).copied();
-                one(self.rfft(&a[0], *axis, out, keep))
+                one(self.rfft(&a[0], *axis, out, keep)?)
             }
             Op::Irfft { axis, .. } => match self.plan.irfft_parts.get(&inst.result).copied() {
                 Some((re, im)) => {
                     let (re, im) = (self.get(re)?, self.get(im)?);
-                    one(self.irfft_parts(&re, &im, *axis, out))
+                    one(self.irfft_parts(&re, &im, *axis, out)?)
                 }
-                None => one(self.irfft(&a[0], *axis, out)),
+                None => one(self.irfft(&a[0], *axis, out)?),
             },
             Op::Real => one(self.part(&a[0], false)),
             Op::Imag => one(self.part(&a[0], true)),
             Op::Complex => one(self.complex(&a[0], &a[1])),
             Op::RandUniform { seed } => one(self.rand(*seed, false, out)?),
             Op::RandNormal { seed } => one(self.rand(*seed, true, out)?),
-            Op::Call(f) => self.call(f, a, inst.result),
-            Op::Stack(fs) => one(self.stack(fs, a, inst.result)?),
+            Op::Call(f) => self.call(f, a, inst.result, outs),
+            Op::Stack(fs) => one(self.stack(fs, a, inst.result, out)?),
             Op::Vmap { func, keep, out_keep } => self.vmap(func, keep, out_keep, a, outs, inst.result),
             Op::Scan { func, axis, carries, xs, reverse } => {
                 self.scan(func, *axis, *carries, *xs, *reverse, a, outs, inst.result)

@@ -1,11 +1,15 @@
 //! TIR -> MLIR text (`func`, `linalg`, `tensor`, `arith`, `math`, `complex`, `scf`,
-//! `bufferization`, `memref` dialects), specialised to concrete shapes.
+//! `bufferization`, `memref` dialects), specialised to the shapes a program is run with.
 //!
 //! Contract:
-//! - [`emit_module`] lowers one entry function of a program for concrete input shapes.
-//!   Every function reachable from it (through `call`, `stack`, `vmap`, `scan`) is
-//!   specialised once per distinct argument shapes: all tensor types in the module are
-//!   static. The JIT caches one compiled module per (program, entry, input shapes).
+//! - [`emit_module`] lowers one entry function of a program for concrete input shapes;
+//!   [`emit_module_dynamic`] keeps some of the entry's size symbols (say the batch `B`)
+//!   dynamic: their sizes become `?` in tensor types and are read from the inputs at run
+//!   time, so one module serves every value of them. Every function reachable from the
+//!   entry (through `call`, `stack`, `vmap`, `scan`) is specialised once per distinct
+//!   argument types (constant sizes, and which sizes are dynamic). A lowering that needs a
+//!   dynamic size as a constant (an FFT length, a channel count) fails with an
+//!   [`EmitError`]; callers then fall back to concrete shapes.
 //! - Each lowered TIR function becomes `func.func private @fN_name(%seed: i64, %fkey: i64,
 //!   args...) -> (results...)` on tensors. `%seed ^ %fkey ^ op seed` keys the random ops
 //!   exactly as the reference interpreter does, and the frame key is re-derived at each
@@ -14,7 +18,8 @@
 //! - Parameters read by `param` are module globals `@param_N` (set through the exported
 //!   `archc_set_params`); train steps receive theirs as arguments instead.
 //! - The exported entry is `archc_entry(%seed: i64, inputs: memref..., outputs: memref...)`
-//!   with `llvm.emit_c_interface`: inputs are read, outputs written in place.
+//!   with `llvm.emit_c_interface`: inputs are read, outputs written in place
+//!   ([`Module::output_shapes`] gives their shapes for given inputs).
 //! - Source spans become `loc("file":line:col)` when a locator is given.
 //!
 //! Semantics follow `archc_compiler::tir::ops` and the interpreter; deviations: integer
@@ -30,14 +35,25 @@ mod lower;
 mod scalar;
 pub mod types;
 
-use archc_compiler::tir::{DType, Program, TensorType};
+use archc_compiler::tir::{DType, Dim, Func, Program, TensorType};
 use archc_grammar::span::Span;
-use archc_runtime::interp::bind::{bind_shapes, eval_shape, DimEnv};
+use archc_runtime::interp::bind::{bare_symbol, bind_shapes, solve_one, DimEnv};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 /// A concrete tensor type.
 pub type Shape = (DType, Vec<usize>);
+
+/// A tensor type whose sizes may be dynamic: constants, or polynomials in the symbols
+/// of the function being lowered (of the entry's dynamic symbols, for a [`Module`]).
+pub type Ty = (DType, Vec<Dim>);
+
+/// The specialisation key of a function argument: constant sizes, `None` where dynamic.
+type Pattern = (DType, Vec<Option<usize>>);
+
+fn pattern((dt, dims): &Ty) -> Pattern {
+    (*dt, dims.iter().map(types::Ext::lit).collect())
+}
 
 /// Why a module could not be emitted (names the function and instruction).
 #[derive(Clone, Debug, PartialEq)]
@@ -58,9 +74,12 @@ pub type Locator<'a> = &'a dyn Fn(Span) -> Option<String>;
 #[derive(Clone, Debug)]
 pub struct Module {
     pub text: String,
-    /// The entry's inputs and outputs (after the seed), in order.
-    pub inputs: Vec<Shape>,
-    pub outputs: Vec<Shape>,
+    /// The entry's inputs and outputs (after the seed), in order; their dynamic sizes are
+    /// polynomials in the symbols of `dynamic`.
+    pub inputs: Vec<Ty>,
+    pub outputs: Vec<Ty>,
+    /// Each dynamic symbol and the input axis it is read from: `(symbol, input, axis)`.
+    pub dynamic: Vec<(String, usize, usize)>,
     /// Parameters read through globals, in `archc_set_params` argument order.
     pub params: Vec<(String, Shape)>,
     /// The global symbol of each parameter, in the same order.
@@ -76,6 +95,51 @@ pub enum Target {
     #[default]
     Cpu,
     Gpu,
+}
+
+impl Module {
+    /// The symbol values of `inputs`' shapes, checked against the input types.
+    fn bind(&self, inputs: &[Shape]) -> Result<DimEnv, String> {
+        if inputs.len() != self.inputs.len() {
+            return Err(format!("expects {} inputs, got {}", self.inputs.len(), inputs.len()));
+        }
+        let mut env = DimEnv::new();
+        for (sym, i, axis) in &self.dynamic {
+            env.insert(sym.clone(), inputs[*i].1.get(*axis).copied().unwrap_or(0) as i64);
+        }
+        for (i, ((dt, shape), (want_dt, want))) in inputs.iter().zip(&self.inputs).enumerate() {
+            let sizes: Option<Vec<i64>> = want.iter().map(|d| d.eval(&env)).collect();
+            let ok = dt == want_dt
+                && sizes.is_some_and(|s| s.len() == shape.len() && s.iter().zip(shape).all(|(a, &b)| *a == b as i64));
+            if !ok {
+                let got = archc_runtime::tensor::type_string(*dt, shape);
+                return Err(format!("input {i} is {got}, expected {}", types::tensor(*want_dt, want)));
+            }
+        }
+        Ok(env)
+    }
+
+    /// Checks `inputs` against the entry's input types and gives the output shapes.
+    pub fn output_shapes(&self, inputs: &[Shape]) -> Result<Vec<Shape>, String> {
+        let env = self.bind(inputs)?;
+        self.outputs
+            .iter()
+            .map(|(dt, dims)| {
+                let sizes = archc_runtime::interp::bind::eval_shape(dims, &env)?;
+                Ok((*dt, sizes))
+            })
+            .collect()
+    }
+
+    /// The input and output types when no size is dynamic.
+    pub fn static_types(&self) -> Result<(Vec<Shape>, Vec<Shape>), String> {
+        let conc = |tys: &[Ty]| -> Result<Vec<Shape>, String> {
+            tys.iter()
+                .map(|(dt, dims)| Ok((*dt, dims.iter().map(builder::fixed).collect::<Result<_, _>>()?)))
+                .collect()
+        };
+        Ok((conc(&self.inputs)?, conc(&self.outputs)?))
+    }
 }
 
 /// Lowers `entry` of `program` for inputs of the given dtypes and shapes (CPU target).
@@ -96,6 +160,21 @@ pub fn emit_module_for(
     locator: Option<Locator>,
     target: Target,
 ) -> Result<Module, EmitError> {
+    emit_module_dynamic(program, entry, inputs, &[], locator, target)
+}
+
+/// [`emit_module_for`] with the entry's size symbols `dynamic` left dynamic (read from
+/// `inputs` at run time). Each must be the whole size of some input axis.
+pub fn emit_module_dynamic(
+    program: &Program,
+    entry: &str,
+    inputs: &[Shape],
+    dynamic: &[String],
+    locator: Option<Locator>,
+    target: Target,
+) -> Result<Module, EmitError> {
+    let f = program.func(entry).ok_or_else(|| EmitError(format!("no function @{entry}")))?;
+    let (tys, sources) = entry_types(f, inputs, dynamic).map_err(|m| EmitError(format!("@{entry}: {m}")))?;
     let mut em = Emitter {
         target,
         program,
@@ -107,30 +186,59 @@ pub fn emit_module_for(
         rand: Default::default(),
         externs: BTreeMap::new(),
     };
-    let (main, outputs) = em.request(entry, inputs)?;
+    let (main, outputs) = em.request(entry, &tys)?;
     while let Some(job) = em.queue.pop() {
         let text = lower::lower_func(&mut em, &job)?;
         em.funcs.push(text);
     }
     let params: Vec<(String, Shape)> = em.params.iter().map(|(n, (_, s))| (n.clone(), s.clone())).collect();
     let param_globals = em.params.values().map(|(g, _)| g.clone()).collect();
-    let text = em.assemble(&main, inputs, &outputs);
-    Ok(Module { text, inputs: inputs.to_vec(), outputs, params, param_globals })
+    let text = em.assemble(&main, &tys, &outputs);
+    Ok(Module { text, inputs: tys, outputs, dynamic: sources, params, param_globals })
+}
+
+/// The entry's input types with `dynamic` symbols left symbolic, and where each is read.
+fn entry_types(
+    f: &Func,
+    inputs: &[Shape],
+    dynamic: &[String],
+) -> Result<(Vec<Ty>, Vec<(String, usize, usize)>), String> {
+    let shapes: Vec<(DType, &[usize])> = inputs.iter().map(|(d, s)| (*d, s.as_slice())).collect();
+    let mut env = bind_shapes(f, &shapes)?;
+    let mut sources = Vec::new();
+    for sym in dynamic {
+        let at = f.args.iter().enumerate().find_map(|(i, (_, ty))| {
+            ty.shape.iter().position(|d| bare_symbol(d).as_deref() == Some(sym)).map(|axis| (i, axis))
+        });
+        let (i, axis) = at.ok_or_else(|| format!("size `{sym}` is not the size of an input axis"))?;
+        env.remove(sym);
+        sources.push((sym.clone(), i, axis));
+    }
+    let known = consts(&env);
+    Ok((f.args.iter().map(|(_, ty)| (ty.dtype, ty.shape.iter().map(|d| d.subst(&known)).collect())).collect(), sources))
+}
+
+fn consts(env: &DimEnv) -> HashMap<String, Dim> {
+    env.iter().map(|(k, v)| (k.clone(), Dim::constant(*v))).collect()
 }
 
 /// One function specialisation to lower.
 pub(crate) struct Job {
     pub mangled: String,
     pub func: String,
+    /// Symbols with constant values.
     pub env: DimEnv,
-    pub inputs: Vec<Shape>,
-    pub outputs: Vec<Shape>,
+    /// Dynamic symbols and the argument axis each is read from.
+    pub dynamic: Vec<(String, usize, usize)>,
+    /// The argument types of the specialisation (its `func.func` signature).
+    pub inputs: Vec<Ty>,
+    pub outputs: Vec<Ty>,
 }
 
 pub(crate) struct Emitter<'p, 'l> {
     pub program: &'p Program,
     pub target: Target,
-    done: HashMap<(String, Vec<Shape>), (String, Vec<Shape>)>,
+    done: HashMap<(String, Vec<Pattern>), (String, Vec<Ty>)>,
     queue: Vec<Job>,
     funcs: Vec<String>,
     /// name -> (global symbol, type)
@@ -142,24 +250,102 @@ pub(crate) struct Emitter<'p, 'l> {
     pub externs: BTreeMap<String, String>,
 }
 
-pub(crate) fn concrete(ty: &TensorType, env: &DimEnv) -> Result<Shape, String> {
-    Ok((ty.dtype, eval_shape(&ty.shape, env)?))
+/// A declared type with the constant symbols of `env` substituted; any other symbol must
+/// be one of the `dynamic` ones.
+pub(crate) fn concrete(ty: &TensorType, env: &DimEnv, dynamic: &[(String, usize, usize)]) -> Result<Ty, String> {
+    let known = consts(env);
+    let dims: Vec<Dim> = ty.shape.iter().map(|d| d.subst(&known)).collect();
+    for d in &dims {
+        if let Some(s) = d.symbols().into_iter().find(|s| !dynamic.iter().any(|(x, ..)| x == s)) {
+            return Err(format!("dim `{d}` has unbound symbol {s}"));
+        }
+        if d.as_const().is_some_and(|c| c < 0) {
+            return Err(format!("dim `{d}` is negative"));
+        }
+    }
+    Ok((ty.dtype, dims))
+}
+
+/// Binds `f`'s size symbols from argument types with constant and dynamic sizes: bare
+/// symbols first (constant sizes win), then linear dims with constant sizes solved;
+/// every argument dim must then agree with its type. A dynamic size must be a bare
+/// symbol of `f`'s argument type.
+fn bind_partial(f: &Func, inputs: &[Ty]) -> Result<(DimEnv, Vec<(String, usize, usize)>), String> {
+    if inputs.len() != f.args.len() {
+        return Err(format!("expects {} inputs, got {}", f.args.len(), inputs.len()));
+    }
+    let mut env = DimEnv::new();
+    let mut dynamic: Vec<(String, usize, usize)> = Vec::new();
+    for (i, ((_, ty), (dt, dims))) in f.args.iter().zip(inputs).enumerate() {
+        if ty.dtype != *dt || ty.rank() != dims.len() {
+            return Err(format!("input {i} is {}, expected {ty}", types::tensor(*dt, dims)));
+        }
+        for (d, size) in ty.shape.iter().zip(dims) {
+            if let (Some(s), Some(c)) = (bare_symbol(d), size.as_const()) {
+                match env.get(&s) {
+                    Some(&v) if v != c => return Err(format!("input {i}: {s} is {v} elsewhere but {c} here")),
+                    _ => env.insert(s, c),
+                };
+            }
+        }
+    }
+    for (i, ((_, ty), (_, dims))) in f.args.iter().zip(inputs).enumerate() {
+        for (axis, (d, size)) in ty.shape.iter().zip(dims).enumerate() {
+            if size.as_const().is_some() {
+                continue;
+            }
+            let s = bare_symbol(d)
+                .ok_or_else(|| format!("input {i}: dynamic size for `{d}`, which is not a plain symbol"))?;
+            if !env.contains_key(&s) && !dynamic.iter().any(|(x, ..)| *x == s) {
+                dynamic.push((s, i, axis));
+            }
+        }
+    }
+    loop {
+        let mut progress = false;
+        for ((_, ty), (_, dims)) in f.args.iter().zip(inputs) {
+            for (d, size) in ty.shape.iter().zip(dims) {
+                let Some(c) = size.as_const() else { continue };
+                if let Some((s, v)) = solve_one(d, c, &env).filter(|(s, _)| !dynamic.iter().any(|(x, ..)| x == s)) {
+                    env.insert(s, v);
+                    progress = true;
+                }
+            }
+        }
+        if !progress {
+            break;
+        }
+    }
+    for (i, ((_, ty), (_, dims))) in f.args.iter().zip(inputs).enumerate() {
+        let (_, want) = concrete(ty, &env, &dynamic).map_err(|m| format!("input {i}: {m}"))?;
+        for (w, got) in want.iter().zip(dims) {
+            let agree = match (w.as_const(), got.as_const()) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            };
+            if !agree {
+                return Err(format!("input {i} is {}, expected {ty}", types::tensor(ty.dtype, dims)));
+            }
+        }
+    }
+    Ok((env, dynamic))
 }
 
 impl<'p, 'l> Emitter<'p, 'l> {
-    /// The specialisation of `func` for `inputs`: its symbol and concrete result types.
-    pub fn request(&mut self, func: &str, inputs: &[Shape]) -> Result<(String, Vec<Shape>), EmitError> {
-        let key = (func.to_string(), inputs.to_vec());
+    /// The specialisation of `func` for arguments of types `inputs`: its symbol and result
+    /// types (in `func`'s own dynamic symbols; only which sizes are constant matters to a
+    /// caller).
+    pub fn request(&mut self, func: &str, inputs: &[Ty]) -> Result<(String, Vec<Ty>), EmitError> {
+        let key = (func.to_string(), inputs.iter().map(pattern).collect::<Vec<_>>());
         if let Some(done) = self.done.get(&key) {
             return Ok(done.clone());
         }
         let f = self.program.func(func).ok_or_else(|| EmitError(format!("no function @{func}")))?;
-        let shapes: Vec<(DType, &[usize])> = inputs.iter().map(|(d, s)| (*d, s.as_slice())).collect();
-        let env = bind_shapes(f, &shapes).map_err(|m| EmitError(format!("@{func}: {m}")))?;
+        let (env, dynamic) = bind_partial(f, inputs).map_err(|m| EmitError(format!("@{func}: {m}")))?;
         let outputs = f
             .result_types()
             .iter()
-            .map(|t| concrete(t, &env))
+            .map(|t| concrete(t, &env, &dynamic))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|m| EmitError(format!("@{func} result: {m}")))?;
         let safe: String = func.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
@@ -169,7 +355,8 @@ impl<'p, 'l> Emitter<'p, 'l> {
             mangled: mangled.clone(),
             func: func.to_string(),
             env,
-            inputs: inputs.to_vec(),
+            dynamic,
+            inputs: inputs.iter().map(|(dt, dims)| (*dt, dims.iter().map(erase).collect())).collect(),
             outputs: outputs.clone(),
         });
         Ok((mangled, outputs))
@@ -188,7 +375,7 @@ impl<'p, 'l> Emitter<'p, 'l> {
         Ok(g)
     }
 
-    fn assemble(&self, main: &str, inputs: &[Shape], outputs: &[Shape]) -> String {
+    fn assemble(&self, main: &str, inputs: &[Ty], outputs: &[Ty]) -> String {
         let mut s = String::from("module {\n");
         for (g, (dt, shape)) in self.params.values() {
             let vis = if self.target == Target::Gpu { "" } else { "\"private\" " };
@@ -228,7 +415,15 @@ impl<'p, 'l> Emitter<'p, 'l> {
     }
 }
 
-fn entry_wrapper(main: &str, inputs: &[Shape], outputs: &[Shape]) -> String {
+/// A size as it appears in a signature: the constant, or an opaque dynamic size.
+fn erase(d: &Dim) -> Dim {
+    match d.as_const() {
+        Some(_) => d.clone(),
+        None => Dim::sym("?"),
+    }
+}
+
+fn entry_wrapper(main: &str, inputs: &[Ty], outputs: &[Ty]) -> String {
     let mut args = vec!["%seed: i64".to_string()];
     let mut body = String::new();
     let mut call_args = vec!["%seed".to_string(), "%zero".to_string()];

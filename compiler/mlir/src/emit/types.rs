@@ -1,6 +1,25 @@
-//! MLIR spellings of TIR types, for concrete (specialised) shapes.
+//! MLIR spellings of TIR types. A size is a constant or, for dims left dynamic, a
+//! polynomial in run-time symbols ([`Ext`]), spelled `?`.
 
-use archc_compiler::tir::DType;
+use archc_compiler::tir::{DType, Dim};
+
+/// One size of a tensor type: a known constant, or unknown until run time.
+pub trait Ext {
+    /// The size when it is a compile-time constant.
+    fn lit(&self) -> Option<usize>;
+}
+
+impl Ext for usize {
+    fn lit(&self) -> Option<usize> {
+        Some(*self)
+    }
+}
+
+impl Ext for Dim {
+    fn lit(&self) -> Option<usize> {
+        self.as_const().and_then(|c| usize::try_from(c).ok())
+    }
+}
 
 /// The MLIR element type of a dtype: `bool` is `i1`, `c64` is `complex<f32>`.
 pub fn elem(dtype: DType) -> &'static str {
@@ -13,20 +32,23 @@ pub fn elem(dtype: DType) -> &'static str {
     }
 }
 
-/// `tensor<2x3xf32>`; rank 0 is `tensor<f32>`.
-pub fn tensor(dtype: DType, shape: &[usize]) -> String {
+/// `tensor<2x?xf32>`; rank 0 is `tensor<f32>`.
+pub fn tensor(dtype: DType, shape: &[impl Ext]) -> String {
     format!("tensor<{}>", shaped(dtype, shape))
 }
 
 /// `memref<2x3xf32>`.
-pub fn memref(dtype: DType, shape: &[usize]) -> String {
+pub fn memref(dtype: DType, shape: &[impl Ext]) -> String {
     format!("memref<{}>", shaped(dtype, shape))
 }
 
-fn shaped(dtype: DType, shape: &[usize]) -> String {
+fn shaped(dtype: DType, shape: &[impl Ext]) -> String {
     let mut s = String::new();
     for d in shape {
-        s.push_str(&format!("{d}x"));
+        match d.lit() {
+            Some(n) => s.push_str(&format!("{n}x")),
+            None => s.push_str("?x"),
+        }
     }
     s.push_str(elem(dtype));
     s

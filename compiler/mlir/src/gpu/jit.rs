@@ -10,7 +10,7 @@
 
 use super::{compile, Lowered};
 use crate::emit::Module as Emitted;
-use crate::jit::{check, data_ptr, opt_level, Descriptors, Timings};
+use crate::jit::{check, data_ptr, opt_level, output_tensors, Descriptors, Timings};
 use archc_cuda::copy::UnrankedMemRef;
 use archc_cuda::Cuda;
 use archc_runtime::tensor::Tensor;
@@ -106,13 +106,7 @@ impl GpuCompiled {
 
     /// Runs the entry on `inputs` with random seed `seed`.
     pub fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>, String> {
-        if inputs.len() != self.sig.inputs.len() {
-            return Err(format!("expects {} inputs, got {}", self.sig.inputs.len(), inputs.len()));
-        }
-        for (i, (t, shape)) in inputs.iter().zip(&self.sig.inputs).enumerate() {
-            check(t, shape).map_err(|m| format!("input {i}: {m}"))?;
-        }
-        let mut outputs: Vec<Tensor> = self.sig.outputs.iter().map(|(d, s)| Tensor::zeros(*d, s)).collect();
+        let mut outputs = output_tensors(&self.sig, inputs)?;
         let buffers = Buffers::new(self.cuda, inputs.iter().copied().chain(outputs.iter()))?;
         let mut descs = Descriptors::default();
         for (t, &(ptr, _)) in inputs.iter().copied().chain(outputs.iter()).zip(&buffers.0) {
