@@ -18,12 +18,14 @@ pub fn parse_dims(dim: Option<&str>) -> Result<HashMap<String, i64>, String> {
         .collect()
 }
 
-/// The MLIR module of `entry`, specialised for the shapes `--dim` gives its arguments,
-/// with `loc("file":line:col)` locations from `sources`.
+/// The MLIR module of `entry`, specialised for the shapes `--dim` gives its arguments
+/// except for the `dynamic` size symbols, with `loc("file":line:col)` locations from
+/// `sources`.
 pub fn emit_mlir(
     program: &Program,
     entry: &str,
     dim: Option<&str>,
+    dynamic: &[String],
     sources: &SourceMap,
     gpu: bool,
 ) -> Result<archc_mlir::emit::Module, String> {
@@ -32,7 +34,8 @@ pub fn emit_mlir(
     let inputs: Vec<_> = f.args.iter().zip(shapes).map(|((_, t), s)| (t.dtype, s)).collect();
     let locate = |span: Span| Some(mlir_location(sources, span));
     let target = if gpu { Target::Gpu } else { Target::Cpu };
-    archc_mlir::emit::emit_module_for(program, entry, &inputs, Some(&locate), target).map_err(|e| e.to_string())
+    archc_mlir::emit::emit_module_dynamic(program, entry, &inputs, dynamic, Some(&locate), target)
+        .map_err(|e| e.to_string())
 }
 
 /// `loc("path":line:col)` of a span's start (1-based, columns in characters).

@@ -65,6 +65,10 @@ enum Cmd {
         /// shapes: `--dim B=32,N=64` (default `B=2`, others 16).
         #[arg(long, value_name = "NAME=SIZE,...")]
         dim: Option<String>,
+        /// Size symbols of the entry's inputs to leave dynamic in the MLIR stages
+        /// (`?` in tensor types, read from the inputs at run time): `--dynamic B,T`.
+        #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+        dynamic: Vec<String>,
         /// Compile the MLIR stages through the JIT and report where the time went.
         #[arg(long)]
         timings: bool,
@@ -251,8 +255,8 @@ fn main() -> ExitCode {
 fn run_cmd(cmd: Cmd, color: bool) -> Result<(), Fail> {
     match cmd {
         Cmd::Check { files } => check(&files, color),
-        Cmd::Build { file, emit, sel, output, dim, timings, gpu_arch } => {
-            let mlir = MlirOpts { dim: dim.as_deref(), timings, gpu_arch: &gpu_arch };
+        Cmd::Build { file, emit, sel, output, dim, dynamic, timings, gpu_arch } => {
+            let mlir = MlirOpts { dim: dim.as_deref(), dynamic: &dynamic, timings, gpu_arch: &gpu_arch };
             build(&file, emit, &sel, output.as_deref(), &mlir, color)
         }
         Cmd::Run { file, sel, backend, weights, inputs, dim, seed, out, repeat } => {
@@ -325,7 +329,7 @@ fn build_mlir(file: &Path, emit: Emit, sel: &Selection, mlir: &MlirOpts, color: 
     };
     let front = t0.elapsed();
     let gpu = matches!(emit, Emit::Ptx);
-    let module = backend::emit_mlir(&program, entry, mlir.dim, &out.sources, gpu).map_err(user)?;
+    let module = backend::emit_mlir(&program, entry, mlir.dim, mlir.dynamic, &out.sources, gpu).map_err(user)?;
     if gpu {
         return backend::ptx(&module.text, mlir.gpu_arch).map_err(user);
     }
@@ -350,6 +354,7 @@ fn compile(file: &Path, sel: &Selection, color: bool) -> Result<Program, Fail> {
 /// Options of the MLIR stages of `build`.
 struct MlirOpts<'a> {
     dim: Option<&'a str>,
+    dynamic: &'a [String],
     timings: bool,
     gpu_arch: &'a str,
 }

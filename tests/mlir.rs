@@ -12,7 +12,7 @@ use archc::inputs::arg_shapes;
 use archc_compiler::sema::Options;
 use archc_compiler::tir::Program;
 use archc_mlir::backend::{MlirCpu, MlirGpu, MlirGpuStagingOnCpu};
-use archc_mlir::emit::{emit_module_for, Target};
+use archc_mlir::emit::{emit_module_dynamic, emit_module_for, Target};
 use archc_runtime::interp::random::init_param;
 use archc_runtime::{Executor, Interpreter, Tensor};
 use std::collections::HashMap;
@@ -153,11 +153,11 @@ fn scaled_error(got: &Tensor, want: &Tensor) -> f64 {
     d.max_abs / scale.max(1e-6)
 }
 
-/// The train step's arguments for the first batch of the training set: initial
-/// parameters, zero optimizer state, step 0, the configured learning rate.
-fn first_batch_args(cfg: &archc_compiler::sema::train_config::TrainConfig, program: &Program) -> Vec<Tensor> {
+/// The train step's arguments for a batch of the first `n` rows of the training set:
+/// initial parameters, zero optimizer state, step 0, the configured learning rate.
+fn first_rows_args(cfg: &archc_compiler::sema::train_config::TrainConfig, program: &Program, n: usize) -> Vec<Tensor> {
     let data = archc::training::train_data(cfg, program).expect("data (run `make data`)");
-    let rows: Vec<usize> = (0..cfg.batch as usize).collect();
+    let rows: Vec<usize> = (0..n).collect();
     let batch = data.train.select(&rows);
     let f = program.func("train_step").expect("train_step");
     f.arg_names
@@ -215,6 +215,12 @@ fn have_cuda() -> bool {
 /// parameter's gradient match the interpreter within `tol`. (An Adam step divides by the
 /// gradient's magnitude, so its update amplifies rounding in near-zero gradients.)
 fn train_step_mismatches(make: &Make, tol: f64) -> Vec<String> {
+    train_step_mismatches_at(make, tol, &|batch| vec![batch])
+}
+
+/// [`train_step_mismatches`] with one executor per example running batches of the sizes
+/// `sizes(configured batch)`, in order.
+fn train_step_mismatches_at(make: &Make, tol: f64, sizes: &dyn Fn(usize) -> Vec<usize>) -> Vec<String> {
     use archc_compiler::autodiff::optim::Optimizer;
     let mut failures = Vec::new();
     for path in train_examples() {
@@ -224,35 +230,59 @@ fn train_step_mismatches(make: &Make, tol: f64) -> Vec<String> {
         cfg.spec.noise = None;
         cfg.lr = 1.0;
         let program = archc::training::train_program(&cfg).expect("SGD train step builds");
-        let args = first_batch_args(&cfg, &program);
-        let want = Interpreter::new(&program).run_func("train_step", &args, 11).expect("interpreter");
-        let got = make(&program, 0).run_func("train_step", &args, 11);
-        let got = match got {
-            Ok(got) => got,
-            Err(e) => {
-                failures.push(format!("{}: {e}", stem(&path)));
-                continue;
-            }
-        };
-        let f = program.func("train_step").expect("train_step");
-        let mut checked = 0;
-        for (r, name) in f.result_names.iter().enumerate() {
-            let (g, w) = match name.strip_prefix("param:") {
-                Some(p) => {
-                    let a = f.arg_names.iter().position(|n| n == name).unwrap_or_else(|| panic!("no arg {p}"));
-                    (minus(&args[a], &got[r]), minus(&args[a], &want[r]))
-                }
-                None => (got[r].clone(), want[r].clone()),
-            };
-            let e = scaled_error(&g, &w);
-            checked += 1;
-            if !(e < tol) {
-                failures.push(format!("{}: {name}: scaled error {e:.3e}", stem(&path)));
-            }
+        let mut exec = make(&program, 0);
+        for n in sizes(cfg.batch as usize) {
+            let args = first_rows_args(&cfg, &program, n);
+            let name = format!("{} (batch {n})", stem(&path));
+            failures.extend(train_step_compared(&program, exec.as_mut(), &args, &name, tol));
         }
-        assert!(checked > 2, "{}: nothing compared", stem(&path));
     }
     failures
+}
+
+/// One train step on `args` by `exec` against the interpreter.
+fn train_step_compared(
+    program: &Program,
+    exec: &mut dyn Executor,
+    args: &[Tensor],
+    name: &str,
+    tol: f64,
+) -> Vec<String> {
+    let want = Interpreter::new(program).run_func("train_step", args, 11).expect("interpreter");
+    let got = match exec.run_func("train_step", args, 11) {
+        Ok(got) => got,
+        Err(e) => return vec![format!("{name}: {e}")],
+    };
+    let f = program.func("train_step").expect("train_step");
+    let mut failures = Vec::new();
+    for (r, result) in f.result_names.iter().enumerate() {
+        let (g, w) = match result.strip_prefix("param:") {
+            Some(p) => {
+                let a = f.arg_names.iter().position(|n| n == result).unwrap_or_else(|| panic!("no arg {p}"));
+                (minus(&args[a], &got[r]), minus(&args[a], &want[r]))
+            }
+            None => (got[r].clone(), want[r].clone()),
+        };
+        let e = scaled_error(&g, &w);
+        if !(e < tol) {
+            failures.push(format!("{name}: {result}: scaled error {e:.3e}"));
+        }
+    }
+    assert!(f.result_names.len() > 2, "{name}: nothing compared");
+    failures
+}
+
+/// Train steps with the batch size dynamic: one module per example runs a full batch
+/// and a smaller last batch, and both match the interpreter.
+#[test]
+fn dynamic_batch_train_steps_match_the_interpreter() {
+    let make: &Make = &|program, seed| {
+        let mut jit = MlirCpu::new(program).with_dynamic(&["B"]);
+        jit.init_params(seed).expect("params");
+        Box::new(jit)
+    };
+    let failures = train_step_mismatches_at(make, 1e-5, &|batch| vec![batch, batch - 3]);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// Every example's `main` gives the interpreter's outputs on random inputs, within `tol`.
@@ -290,6 +320,84 @@ fn train_step_gradients_match_the_interpreter() {
 fn every_example_matches_the_interpreter() {
     let failures = example_mismatches(&mlir_cpu, 1e-5);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Random inputs for `f` with the given symbol values (others at their defaults).
+fn inputs_with(f: &archc_compiler::tir::Func, dims: &HashMap<String, i64>) -> Vec<Tensor> {
+    let shapes = arg_shapes(f, dims).expect("input shapes");
+    f.args
+        .iter()
+        .zip(&shapes)
+        .enumerate()
+        .map(|(i, ((_, t), s))| archc::inputs::random_tensor(t.dtype, s, i as u64))
+        .collect()
+}
+
+/// The size symbols of `f`'s inputs that one module can leave dynamic: all of them when
+/// the emitter lowers the function so, else the batch `B` alone, else none.
+fn dynamic_symbols(program: &Program, f: &archc_compiler::tir::Func) -> Vec<String> {
+    let shapes = arg_shapes(f, &HashMap::new()).expect("shapes");
+    let inputs: Vec<_> = f.args.iter().zip(shapes).map(|((_, t), s)| (t.dtype, s)).collect();
+    let mut all: Vec<String> = f.args.iter().flat_map(|(_, t)| t.shape.iter().flat_map(|d| d.symbols())).collect();
+    all.sort();
+    all.dedup();
+    let emits = |syms: &[String]| emit_module_dynamic(program, &f.name, &inputs, syms, None, Target::Cpu).is_ok();
+    let batch = vec!["B".to_string()];
+    match () {
+        _ if !all.is_empty() && emits(&all) => all,
+        _ if all.contains(&batch[0]) && emits(&batch) => batch,
+        _ => Vec::new(),
+    }
+}
+
+/// Every example with its input sizes dynamic (all of them where the lowering allows,
+/// else the batch): one module runs the default sizes (`B = 2`, others 16) and others
+/// (`B = 3`, others 12), and matches the interpreter on both. Which symbols each example
+/// leaves dynamic is snapshotted.
+#[test]
+fn dynamic_sizes_match_the_interpreter() {
+    let mut failures = Vec::new();
+    let mut summary = String::new();
+    for path in common::arch_files("examples") {
+        let program = forward(&path);
+        let f = program.main();
+        let syms = dynamic_symbols(&program, f);
+        summary.push_str(&format!("{}: {}\n", stem(&path), if syms.is_empty() { "-".into() } else { syms.join(", ") }));
+        let refs: Vec<&str> = syms.iter().map(|s| s.as_str()).collect();
+        let mut jit = MlirCpu::new(&program).with_dynamic(&refs);
+        jit.init_params(0).expect("params");
+        let mut interp = Interpreter::new(&program);
+        interp.init_params(0).expect("params");
+        let second: HashMap<String, i64> = syms.iter().map(|s| (s.clone(), if s == "B" { 3 } else { 12 })).collect();
+        for dims in [HashMap::new(), second] {
+            let inputs = inputs_with(f, &dims);
+            let want = interp.run_func("main", &inputs, 7).expect("interpreter runs");
+            match jit.run_func("main", &inputs, 7) {
+                Ok(got) => {
+                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                        let e = scaled_error(g, w);
+                        if !(e < 1e-5) {
+                            failures.push(format!("{} {dims:?}: output {i}: scaled error {e:.3e}", stem(&path)));
+                        }
+                    }
+                }
+                Err(e) => failures.push(format!("{} {dims:?}: {e}", stem(&path))),
+            }
+        }
+        let want_modules = if syms.is_empty() { 0 } else { 1 };
+        if jit.dynamic_modules() != want_modules || jit.timings.len() != 1 {
+            failures.push(format!(
+                "{}: {} modules compiled, {} dynamic",
+                stem(&path),
+                jit.timings.len(),
+                jit.dynamic_modules()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    insta::with_settings!({ snapshot_path => "mlir/snapshots", prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!("dynamic_symbols", summary);
+    });
 }
 
 /// The GPU path's own transformations without a GPU: every example and train step

@@ -2,11 +2,19 @@
 //! (function, input shapes) once and caches it, with parameters held by name and copied
 //! into a compiled module's globals when they changed since that module last ran. The
 //! two differ only in how a module is compiled and run ([`Target`]).
+//!
+//! Shapes: a function is first compiled for the concrete shapes it is called with. When
+//! it is called again with other values of some size symbols (a smaller last batch, an
+//! evaluation batch), a target that supports dynamic sizes compiles one more module with
+//! those symbols dynamic, which then serves every value of them (the static module keeps
+//! serving its own shapes, at full speed); where a function cannot be lowered with
+//! dynamic sizes, the new shapes get a static module of their own.
 
-use crate::emit::{emit_module_for, Module, Shape, Target};
+use crate::emit::{emit_module_dynamic, emit_module_for, Module, Shape, Target};
 use crate::gpu::jit::GpuCompiled;
 use crate::jit::{Compiled, Timings};
 use archc_compiler::tir::Program;
+use archc_runtime::interp::bind::{bind_shapes, DimEnv};
 use archc_runtime::interp::random::{init_param, param_shape};
 use archc_runtime::{Executor, RunError, Tensor};
 use std::collections::HashMap;
@@ -14,6 +22,8 @@ use std::collections::HashMap;
 /// A compiled module of one target.
 pub trait Unit: Sized {
     const TARGET: Target;
+    /// Whether modules with dynamic sizes may be compiled for this target.
+    const DYNAMIC: bool = false;
     fn compile(sig: Module) -> Result<Self, String>;
     fn sig(&self) -> &Module;
     fn timings(&self) -> &Timings;
@@ -24,9 +34,10 @@ pub trait Unit: Sized {
 /// `Unit` for a type whose module, timings, parameter setter and run are those of the
 /// compiled module `$inner` reached from `$s` (inherent methods of the same names).
 macro_rules! unit {
-    ($ty:ty, $target:expr, $compile:expr, |$s:ident| $inner:expr) => {
+    ($ty:ty, $target:expr, $dynamic:expr, $compile:expr, |$s:ident| $inner:expr) => {
         impl Unit for $ty {
             const TARGET: Target = $target;
+            const DYNAMIC: bool = $dynamic;
             fn compile(sig: Module) -> Result<Self, String> {
                 $compile(sig)
             }
@@ -50,9 +61,9 @@ macro_rules! unit {
     };
 }
 
-unit!(Compiled, Target::Cpu, Compiled::new, |s| s);
-unit!(GpuCompiled, Target::Gpu, compile_for_the_device, |s| s);
-unit!(GpuStagingOnCpu, Target::Gpu, |sig| Compiled::gpu_staging_on_cpu(sig).map(GpuStagingOnCpu), |s| s.0);
+unit!(Compiled, Target::Cpu, true, Compiled::new, |s| s);
+unit!(GpuCompiled, Target::Gpu, false, compile_for_the_device, |s| s);
+unit!(GpuStagingOnCpu, Target::Gpu, false, |sig| Compiled::gpu_staging_on_cpu(sig).map(GpuStagingOnCpu), |s| s.0);
 
 /// Compiles for the CUDA device's own architecture.
 fn compile_for_the_device(sig: Module) -> Result<GpuCompiled, String> {
@@ -81,6 +92,10 @@ struct Entry<U> {
 pub struct Mlir<'p, U> {
     program: &'p Program,
     cache: HashMap<(String, Vec<Shape>), Entry<U>>,
+    /// Per function: the module with dynamic sizes and its dynamic symbols.
+    dynamic: HashMap<String, (Vec<String>, Entry<U>)>,
+    /// Symbols to keep dynamic from the first compilation on (see [`Mlir::with_dynamic`]).
+    eager_dynamic: Vec<String>,
     params: HashMap<String, Tensor>,
     generation: u64,
     /// Compile times of every module compiled so far, in order.
@@ -90,7 +105,28 @@ pub struct Mlir<'p, U> {
 impl<'p, U: Unit> Mlir<'p, U> {
     pub fn new(program: &'p Program) -> Self {
         crate::rt::tune_allocator();
-        Mlir { program, cache: HashMap::new(), params: HashMap::new(), generation: 0, timings: Vec::new() }
+        Mlir {
+            program,
+            cache: HashMap::new(),
+            dynamic: HashMap::new(),
+            eager_dynamic: Vec::new(),
+            params: HashMap::new(),
+            generation: 0,
+            timings: Vec::new(),
+        }
+    }
+
+    /// Compiles every function with the size symbols `syms` dynamic from its first call
+    /// on (where the function has them as input sizes and can be lowered so), instead of
+    /// waiting for a second value.
+    pub fn with_dynamic(mut self, syms: &[&str]) -> Self {
+        self.eager_dynamic = syms.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// How many modules have been compiled with dynamic sizes.
+    pub fn dynamic_modules(&self) -> usize {
+        self.dynamic.len()
     }
 
     /// Materialises every declared parameter by its `Init` (the interpreter's values).
@@ -106,15 +142,79 @@ impl<'p, U: Unit> Mlir<'p, U> {
 
     /// Compiles (or finds) the module for `func` on inputs of these types.
     pub fn prepare(&mut self, func: &str, inputs: &[Shape]) -> Result<&U, RunError> {
-        let err = |message: String| RunError::Backend { func: func.to_string(), message };
-        let key = (func.to_string(), inputs.to_vec());
-        if !self.cache.contains_key(&key) {
-            let sig = emit_module_for(self.program, func, inputs, None, U::TARGET).map_err(|e| err(e.0))?;
-            let compiled = U::compile(sig).map_err(err)?;
-            self.timings.push((func.to_string(), compiled.timings().clone()));
-            self.cache.insert(key.clone(), Entry { compiled, params_at: None });
+        let slot = self.slot(func, inputs)?;
+        Ok(&self.get(&slot).compiled)
+    }
+
+    fn get(&mut self, slot: &Slot) -> &mut Entry<U> {
+        match slot {
+            Slot::Static(key) => self.cache.get_mut(key).expect("compiled"),
+            Slot::Dynamic(func) => &mut self.dynamic.get_mut(func).expect("compiled").1,
         }
-        Ok(&self.cache[&key].compiled)
+    }
+
+    /// Where the module that runs `func` on `inputs` is: the static one for these
+    /// shapes, else the function's dynamic one if it accepts them, else a new one (see
+    /// the module docs).
+    fn slot(&mut self, func: &str, inputs: &[Shape]) -> Result<Slot, RunError> {
+        let key = (func.to_string(), inputs.to_vec());
+        if self.cache.contains_key(&key) {
+            return Ok(Slot::Static(key));
+        }
+        let accepts = |(_, e): &(Vec<String>, Entry<U>)| e.compiled.sig().output_shapes(inputs).is_ok();
+        if self.dynamic.get(func).is_some_and(accepts) {
+            return Ok(Slot::Dynamic(func.to_string()));
+        }
+        let syms = self.symbols_to_free(func, inputs);
+        if U::DYNAMIC && !syms.is_empty() {
+            if let Ok(sig) = emit_module_dynamic(self.program, func, inputs, &syms, None, U::TARGET) {
+                let compiled = self.compile(func, sig)?;
+                self.dynamic.insert(func.to_string(), (syms, Entry { compiled, params_at: None }));
+                return Ok(Slot::Dynamic(func.to_string()));
+            }
+        }
+        let sig = emit_module_for(self.program, func, inputs, None, U::TARGET)
+            .map_err(|e| RunError::Backend { func: func.to_string(), message: e.0 })?;
+        let compiled = self.compile(func, sig)?;
+        self.cache.insert(key.clone(), Entry { compiled, params_at: None });
+        Ok(Slot::Static(key))
+    }
+
+    fn compile(&mut self, func: &str, sig: Module) -> Result<U, RunError> {
+        let compiled = U::compile(sig).map_err(|message| RunError::Backend { func: func.to_string(), message })?;
+        self.timings.push((func.to_string(), compiled.timings().clone()));
+        Ok(compiled)
+    }
+
+    /// The symbols a module for `inputs` should leave dynamic: those asked for up front,
+    /// those already dynamic, and those whose values differ from an earlier call's; each
+    /// only if it is the size of some input axis.
+    fn symbols_to_free(&self, func: &str, inputs: &[Shape]) -> Vec<String> {
+        let Some(f) = self.program.func(func) else { return Vec::new() };
+        let bind = |shapes: &[Shape]| -> Option<DimEnv> {
+            let s: Vec<_> = shapes.iter().map(|(d, s)| (*d, s.as_slice())).collect();
+            bind_shapes(f, &s).ok()
+        };
+        let Some(now) = bind(inputs) else { return Vec::new() };
+        let mut syms: Vec<String> = self.eager_dynamic.clone();
+        syms.extend(self.dynamic.get(func).map(|(s, _)| s.clone()).unwrap_or_default());
+        for ((name, shapes), _) in &self.cache {
+            if name != func {
+                continue;
+            }
+            for (sym, v) in bind(shapes).unwrap_or_default() {
+                if now.get(&sym) != Some(&v) {
+                    syms.push(sym);
+                }
+            }
+        }
+        let is_input_size = |s: &String| {
+            f.args.iter().any(|(_, ty)| ty.shape.iter().any(|d| *d == archc_compiler::tir::Dim::sym(s.clone())))
+        };
+        syms.sort();
+        syms.dedup();
+        syms.retain(is_input_size);
+        syms
     }
 }
 
@@ -130,9 +230,12 @@ impl<U: Unit> Executor for Mlir<'_, U> {
         } else {
             return Err(RunError::UnknownFunc(func.to_string()));
         }
-        self.prepare(func, &shapes)?;
+        let slot = self.slot(func, &shapes)?;
         let generation = self.generation;
-        let entry = self.cache.get_mut(&(func.to_string(), shapes)).expect("prepared");
+        let entry = match &slot {
+            Slot::Static(key) => self.cache.get_mut(key).expect("compiled"),
+            Slot::Dynamic(f) => &mut self.dynamic.get_mut(f).expect("compiled").1,
+        };
         if entry.params_at != Some(generation) && !entry.compiled.sig().params.is_empty() {
             let values: Vec<&Tensor> = entry
                 .compiled
@@ -161,4 +264,10 @@ impl<U: Unit> Executor for Mlir<'_, U> {
         self.generation += 1;
         Ok(())
     }
+}
+
+/// Where a compiled module is kept.
+enum Slot {
+    Static((String, Vec<Shape>)),
+    Dynamic(String),
 }

@@ -291,11 +291,8 @@ impl FnLower<'_, '_, '_> {
         let steps = args[carries].shape[axis].clone();
         let ys: Vec<V> = outs[carries..].iter().map(|(d, s)| self.b.empty(*d, s)).collect();
         let inits: Vec<V> = args[..carries].iter().cloned().chain(ys).collect();
-        let per_step: Vec<Ty> = outs[..carries]
-            .iter()
-            .cloned()
-            .chain(outs[carries..].iter().map(|t| unit_axis(t, axis, false)))
-            .collect();
+        let per_step: Vec<Ty> =
+            outs[..carries].iter().cloned().chain(outs[carries..].iter().map(|t| unit_axis(t, axis, false))).collect();
         let func = func.to_string();
         let args = args.to_vec();
         let t_last = self.b.size(&steps.sub(&Dim::constant(1)));

@@ -35,11 +35,24 @@ impl FnLower<'_, '_, '_> {
                 V { name, dtype: x.dtype, shape: vec![] }
             }
             1 => self.cast_to(&flat, shape),
+            _ if shape.iter().filter(|d| d.as_const().is_none()).count() > 1 => self.reshape_by_sizes(&flat, shape),
             r => {
                 let flat = self.cast_to(&flat, &[product(shape)]);
                 self.expand(&flat, shape, &[(0..r).collect()], 0)
             }
         })
+    }
+
+    /// `tensor.reshape` of a rank-1 `flat` to `shape` with sizes given as a tensor. Used
+    /// where one `tensor.expand_shape` group would hold several dynamic sizes, which
+    /// MLIR 22's `expand-strided-metadata` crashes on.
+    fn reshape_by_sizes(&mut self, flat: &V, shape: &[Dim]) -> V {
+        let sizes: Vec<String> = shape.iter().map(|d| self.b.size(d)).collect();
+        let st = format!("tensor<{}xindex>", shape.len());
+        let t = self.b.assign(format!("tensor.from_elements {} : {st}", sizes.join(", ")));
+        let ty = tensor(flat.dtype, shape);
+        let name = self.b.assign(format!("tensor.reshape {}({t}) : ({}, {st}) -> {ty}", flat.name, flat.ty()));
+        V { name, dtype: flat.dtype, shape: shape.to_vec() }
     }
 
     /// `x` with the sizes `shape` (equal at run time): a `tensor.cast` where one is

@@ -463,6 +463,9 @@ impl FnLower<'_, '_, '_> {
         let reassoc = format!("[{}]", groups.iter().map(list).collect::<Vec<_>>().join(", "));
         let ty = tensor(x.dtype, shape);
         let name = if expand {
+            for g in groups {
+                self.one_dynamic_size(g.iter().map(|&i| &shape[i]));
+            }
             let dims = self.b.mixed(shape);
             self.b.assign(format!(
                 "tensor.expand_shape {} {reassoc} output_shape [{}] : {} into {ty}",
@@ -559,6 +562,9 @@ impl FnLower<'_, '_, '_> {
     /// `tensor.expand_shape`: axis `at` of `x` split per `groups` (indices into `shape`,
     /// relative to `at`); other axes unchanged.
     pub fn expand(&mut self, x: &V, shape: &[Dim], groups: &[Vec<usize>], at: usize) -> V {
+        for g in groups {
+            self.one_dynamic_size(g.iter().map(|&i| &shape[at + i]));
+        }
         let reassoc = self.reassociation(x.rank(), shape.len(), groups, at);
         let dims = self.b.mixed(shape);
         let name = self.b.assign(format!(
@@ -569,6 +575,15 @@ impl FnLower<'_, '_, '_> {
             tensor(x.dtype, shape)
         ));
         V { name, dtype: x.dtype, shape: shape.to_vec() }
+    }
+
+    /// Fails the lowering when an expanded group has several dynamic sizes: MLIR 22's
+    /// `expand-strided-metadata` crashes on such an `expand_shape` (the caller then falls
+    /// back to concrete shapes).
+    fn one_dynamic_size<'d>(&mut self, group: impl Iterator<Item = &'d Dim>) {
+        if group.filter(|d| d.as_const().is_none()).count() > 1 {
+            self.b.size_error.get_or_insert_with(|| "an expand_shape group with several dynamic sizes".into());
+        }
     }
 
     /// `tensor.collapse_shape`, the inverse of [`Self::expand`].

@@ -134,9 +134,7 @@ impl Module {
     /// The input and output types when no size is dynamic.
     pub fn static_types(&self) -> Result<(Vec<Shape>, Vec<Shape>), String> {
         let conc = |tys: &[Ty]| -> Result<Vec<Shape>, String> {
-            tys.iter()
-                .map(|(dt, dims)| Ok((*dt, dims.iter().map(builder::fixed).collect::<Result<_, _>>()?)))
-                .collect()
+            tys.iter().map(|(dt, dims)| Ok((*dt, dims.iter().map(builder::fixed).collect::<Result<_, _>>()?))).collect()
         };
         Ok((conc(&self.inputs)?, conc(&self.outputs)?))
     }
