@@ -2,7 +2,9 @@
 //! upstream `mlir-opt-22 --verify-each` through the whole CPU pipeline) and
 //! snapshot-tested, forward (`B = 2`, other dims 16) and train step; and one train step of
 //! each training example on real data matching the reference interpreter (loss, metrics,
-//! every updated parameter and optimizer slot).
+//! every updated parameter and optimizer slot). The same with dynamic sizes: modules
+//! with `?` sizes verified (one snapshotted), run at two sizes each against the
+//! interpreter, forward and train step.
 
 #![cfg(feature = "mlir")]
 
@@ -66,6 +68,42 @@ fn modules_for(target: Target) -> Vec<(String, String)> {
     v
 }
 
+/// Every example's forward module with the size symbols [`dynamic_symbols`] gives left
+/// dynamic, and every train step with a dynamic batch: `(name, text)`.
+fn dynamic_modules() -> Vec<(String, String)> {
+    let emit = |program: &Program, entry: &str, syms: &[String]| {
+        let f = program.func(entry).expect("entry");
+        let shapes = arg_shapes(f, &HashMap::new()).expect("shapes");
+        let inputs: Vec<_> = f.args.iter().zip(shapes).map(|((_, t), s)| (t.dtype, s)).collect();
+        emit_module_dynamic(program, entry, &inputs, syms, None, Target::Cpu).expect("emits").text
+    };
+    let mut v = Vec::new();
+    for path in common::arch_files("examples") {
+        let program = forward(&path);
+        let syms = dynamic_symbols(&program, program.main());
+        v.push((format!("{}.dynamic", stem(&path)), emit(&program, "main", &syms)));
+    }
+    for path in train_examples() {
+        let program = train_step(&path).1;
+        v.push((format!("{}.train_step.dynamic", stem(&path)), emit(&program, "train_step", &["B".to_string()])));
+    }
+    v
+}
+
+/// Modules with dynamic sizes verify; the transformer's (batch and sequence length
+/// dynamic) is snapshotted.
+#[test]
+fn dynamic_modules_verified() {
+    for (name, text) in dynamic_modules() {
+        archc_mlir::jit::verify(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        if name == "transformer.dynamic" {
+            insta::with_settings!({ snapshot_path => "mlir/snapshots", prepend_module_to_snapshot => false, omit_expression => true }, {
+                insta::assert_snapshot!(name.as_str(), text);
+            });
+        }
+    }
+}
+
 /// Every example's module, forward and train step: verified by MLIR, then snapshotted.
 #[test]
 fn examples_mlir_verified_and_snapshotted() {
@@ -126,7 +164,7 @@ fn upstream_mlir_opt_verifies_each_pass() {
     let dir = std::env::temp_dir().join(format!("archc-mlir-opt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let pipeline = format!("--pass-pipeline={}", archc_mlir::jit::PIPELINE);
-    for (name, text) in modules() {
+    for (name, text) in modules().into_iter().chain(dynamic_modules()) {
         let file = dir.join(format!("{name}.mlir"));
         std::fs::write(&file, &text).expect("write module");
         let out = std::process::Command::new(tool)

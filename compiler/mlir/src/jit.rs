@@ -8,8 +8,9 @@
 //! tensors). `ARCHC_MLIR_DUMP=DIR` writes the module before and after every pass into
 //! `DIR` (MLIR's IR printing).
 
+use crate::abi::{check, output_tensors, Descriptors};
 use crate::emit::{Module as Emitted, Shape};
-use archc_runtime::tensor::{Data, Tensor};
+use archc_runtime::tensor::Tensor;
 use melior::dialect::DialectRegistry;
 use melior::ir::operation::OperationLike;
 use melior::ir::Module;
@@ -211,64 +212,6 @@ fn dump_each_pass(pm: &PassManager, dir: &str) {
         flags: OperationPrintingFlags::new(),
         tree_printing_path: dir.into(),
     });
-}
-
-/// Checks `inputs` against the entry's types and allocates its outputs (zeros).
-pub(crate) fn output_tensors(sig: &Emitted, inputs: &[&Tensor]) -> Result<Vec<Tensor>, String> {
-    let shapes: Vec<Shape> = inputs.iter().map(|t| (t.dtype(), t.shape().to_vec())).collect();
-    Ok(sig.output_shapes(&shapes)?.iter().map(|(d, s)| Tensor::zeros(*d, s)).collect())
-}
-
-pub(crate) fn check(t: &Tensor, (dtype, shape): &Shape) -> Result<(), String> {
-    if t.dtype() != *dtype || t.shape() != shape.as_slice() {
-        return Err(format!("is {}, expected {}", t.type_string(), archc_runtime::tensor::type_string(*dtype, shape)));
-    }
-    Ok(())
-}
-
-/// Ranked memref descriptors `{allocated, aligned, offset, sizes[r], strides[r]}`, and
-/// the packed argument array (a pointer to a pointer to each descriptor).
-#[derive(Default)]
-pub(crate) struct Descriptors {
-    descs: Vec<Box<[i64]>>,
-    ptrs: Vec<Box<*mut i64>>,
-}
-
-impl Descriptors {
-    pub(crate) fn push(&mut self, t: &Tensor) {
-        self.push_raw(data_ptr(t), t.shape());
-    }
-
-    /// A descriptor of a dense row-major buffer at `ptr`.
-    pub(crate) fn push_raw(&mut self, ptr: *mut u8, shape: &[usize]) {
-        let ptr = ptr as i64;
-        let mut d = vec![ptr, ptr, 0];
-        d.extend(shape.iter().map(|&s| s as i64));
-        let mut stride = 1i64;
-        let mut strides = vec![0i64; shape.len()];
-        for (i, &s) in shape.iter().enumerate().rev() {
-            strides[i] = stride;
-            stride *= s.max(1) as i64;
-        }
-        d.extend(strides);
-        self.descs.push(d.into_boxed_slice());
-    }
-
-    pub(crate) fn packed(&mut self) -> Vec<*mut ()> {
-        self.ptrs = self.descs.iter_mut().map(|d| Box::new(d.as_mut_ptr())).collect();
-        self.ptrs.iter_mut().map(|p| &mut **p as *mut *mut i64 as *mut ()).collect()
-    }
-}
-
-/// The address of a tensor's first element (compiled code may write through it).
-pub(crate) fn data_ptr(t: &Tensor) -> *mut u8 {
-    match &t.data {
-        Data::F32(v) => v.as_ptr() as *mut u8,
-        Data::F64(v) => v.as_ptr() as *mut u8,
-        Data::I64(v) => v.as_ptr() as *mut u8,
-        Data::Bool(v) => v.as_ptr() as *mut u8,
-        Data::C64(v) => v.as_ptr() as *mut u8,
-    }
 }
 
 /// A stage of compilation that `archc build --emit` can print.

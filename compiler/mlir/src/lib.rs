@@ -6,6 +6,8 @@
 //! - `jit` (feature `llvm`) parses, verifies, runs the pass pipeline and executes.
 //! - [`gpu`] lowers the same modules to NVVM/PTX kernels and runs them through CUDA.
 
+pub mod abi;
+pub mod aot;
 #[cfg(feature = "llvm")]
 pub mod backend;
 pub mod emit;

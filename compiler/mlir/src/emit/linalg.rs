@@ -411,15 +411,15 @@ impl FnLower<'_, '_, '_> {
         let nd = stride.len();
         let dt = x.dtype;
         let g = spec.groups as usize;
-        let (bsz, cout) = (x.shape[0].clone(), w.fixed(0)?);
-        let (cg, og) = (x.fixed(1)? / g, cout / g);
+        let bsz = x.shape[0].clone();
+        let (cg, og) = group_sizes(x, w, g)?;
         let win: Vec<usize> = w.shape[2..].iter().map(fixed).collect::<Result<_, _>>()?;
         let spatial: Vec<Dim> = out.1[2..].to_vec();
         let k_all: usize = win.iter().product();
         let s_all = product(&spatial);
         let xg = self.padded_groups(x, spec)?;
         // col loops: g, c, k_1..k_nd, b, s_1..s_nd (all parallel).
-        let col_shape = [ds(&[g, cg]), ds(&win), vec![bsz.clone()], spatial.clone()].concat();
+        let col_shape = [ds(&[g]), vec![cg.clone()], ds(&win), vec![bsz.clone()], spatial.clone()].concat();
         let b_loop = 2 + nd;
         let xmap: Vec<String> = [
             vec![format!("d{b_loop}"), "d0".into(), "d1".into()],
@@ -433,19 +433,21 @@ impl FnLower<'_, '_, '_> {
             .generic(&[Operand::new(&xg, xmap)], &[Operand::identity(&init)], &iters, |_, a| vec![a[0].clone()])
             .remove(0);
         let bs = bsz.mul(&s_all);
+        let ck = cg.mul(&Dim::constant(k_all as i64));
+        let gd = Dim::constant(g as i64);
         let col = self.regroup(
             &col,
-            &[ds(&[g, cg * k_all]), vec![bs.clone()]].concat(),
+            &[gd.clone(), ck.clone(), bs.clone()],
             &[vec![0], (1..2 + nd).collect(), (2 + nd..3 + 2 * nd).collect()],
             false,
         );
         let w_split: Vec<Vec<usize>> = [vec![vec![0, 1]], (2..3 + nd).map(|i| vec![i]).collect()].concat();
-        let wg = self.regroup(w, &ds(&[vec![g, og, cg], win.clone()].concat()), &w_split, true);
-        let wg = self.regroup(&wg, &ds(&[g, og, cg * k_all]), &[vec![0], vec![1], (2..3 + nd).collect()], false);
-        let y = self.matmul(&wg, &col, &(dt, [ds(&[g, og]), vec![bs]].concat()));
+        let wg = self.regroup(w, &[vec![gd.clone(), og.clone(), cg], ds(&win)].concat(), &w_split, true);
+        let wg = self.regroup(&wg, &[gd.clone(), og.clone(), ck], &[vec![0], vec![1], (2..3 + nd).collect()], false);
+        let y = self.matmul(&wg, &col, &(dt, vec![gd.clone(), og.clone(), bs]));
         let y = self.regroup(
             &y,
-            &[ds(&[g, og]), vec![bsz], spatial.clone()].concat(),
+            &[vec![gd, og, bsz], spatial.clone()].concat(),
             &[vec![0], vec![1], (2..3 + nd).collect()],
             true,
         );
@@ -484,7 +486,11 @@ impl FnLower<'_, '_, '_> {
         let g = spec.groups as usize;
         let full_pad: Vec<(i64, i64)> = [vec![(0, 0); 2], spec.padding.to_vec()].concat();
         let xp = self.pad_value(x, &full_pad, 0.0);
-        let xs = [vec![x.shape[0].clone()], ds(&[g, x.fixed(1)? / g]), xp.shape[2..].to_vec()].concat();
+        let cg = match g {
+            1 => x.shape[1].clone(),
+            _ => Dim::constant((x.fixed(1)? / g) as i64),
+        };
+        let xs = [vec![x.shape[0].clone(), Dim::constant(g as i64), cg], xp.shape[2..].to_vec()].concat();
         Ok(self.expand(&xp, &xs, &[vec![0, 1]], 1))
     }
 
@@ -615,4 +621,13 @@ impl FnLower<'_, '_, '_> {
         }
         format!("[{}]", out.join(", "))
     }
+}
+
+/// The input and output channels per group of a convolution: any sizes with one group,
+/// constants with several.
+fn group_sizes(x: &V, w: &V, g: usize) -> Result<(Dim, Dim), String> {
+    if g == 1 {
+        return Ok((x.shape[1].clone(), w.shape[0].clone()));
+    }
+    Ok((Dim::constant((x.fixed(1)? / g) as i64), Dim::constant((w.fixed(0)? / g) as i64)))
 }

@@ -35,6 +35,8 @@ mod lower;
 mod scalar;
 pub mod types;
 
+pub use builder::fixed as fixed_size;
+
 use archc_compiler::tir::{DType, Dim, Func, Program, TensorType};
 use archc_grammar::span::Span;
 use archc_runtime::interp::bind::{bare_symbol, bind_shapes, solve_one, DimEnv};
@@ -71,7 +73,7 @@ impl std::error::Error for EmitError {}
 pub type Locator<'a> = &'a dyn Fn(Span) -> Option<String>;
 
 /// An emitted module and its calling convention.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Module {
     pub text: String,
     /// The entry's inputs and outputs (after the seed), in order; their dynamic sizes are

@@ -9,8 +9,9 @@
 //! module's globals (host memory), registered with the driver so kernels can read them.
 
 use super::{compile, Lowered};
+use crate::abi::{check, data_ptr, output_tensors, Descriptors};
 use crate::emit::Module as Emitted;
-use crate::jit::{check, data_ptr, opt_level, output_tensors, Descriptors, Timings};
+use crate::jit::{opt_level, Timings};
 use archc_cuda::copy::UnrankedMemRef;
 use archc_cuda::Cuda;
 use archc_runtime::tensor::Tensor;

@@ -1,0 +1,233 @@
+//! Writing artifacts: each function's module is lowered through the CPU pipeline to LLVM
+//! IR, made loadable (runtime calls through slots, packed entry points; see the parent
+//! module), compiled by `llc` (position-independent, for the build machine's CPU) and
+//! linked into a shared object by the system C compiler.
+
+use super::{runtime_symbols, FuncEntry};
+use crate::emit::{emit_module_dynamic, Module, Shape, Target};
+use crate::jit::{lower_to, Stage};
+use archc_compiler::tir::Program;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Compiles `func` of `program` for inputs like `inputs`, leaving as many of the size
+/// symbols `dynamic` dynamic as the lowering allows: all of them, else the batch `B`
+/// alone, else none (the artifact then runs these shapes only).
+pub fn compile_function(
+    program: &Program,
+    func: &str,
+    inputs: &[Shape],
+    dynamic: &[String],
+) -> Result<FuncEntry, String> {
+    let batch = vec!["B".to_string()];
+    let tries: Vec<&[String]> = vec![dynamic, if dynamic.contains(&batch[0]) { &batch } else { &[] }, &[]];
+    let mut last = String::new();
+    for syms in tries {
+        match emit_module_dynamic(program, func, inputs, syms, None, Target::Cpu) {
+            Ok(sig) => {
+                let object = shared_object(&sig)?;
+                let sig = Module { text: String::new(), param_globals: Vec::new(), ..sig };
+                return Ok(FuncEntry { name: func.to_string(), sig, object });
+            }
+            Err(e) => last = e.0,
+        }
+    }
+    Err(last)
+}
+
+/// The shared object of an emitted module.
+pub fn shared_object(sig: &Module) -> Result<Vec<u8>, String> {
+    let ir = loadable(&lower_to(&sig.text, Stage::LlvmIr)?)?;
+    let dir = scratch_dir()?;
+    let (ll, obj, so) = (dir.join("m.ll"), dir.join("m.o"), dir.join("m.so"));
+    std::fs::write(&ll, ir).map_err(|e| format!("cannot write {}: {e}", ll.display()))?;
+    let llc = llc();
+    run(Command::new(&llc)
+        .args(["-O2", "-relocation-model=pic", "-filetype=obj", "-mcpu=native", "-o"])
+        .arg(&obj)
+        .arg(&ll))?;
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    run(Command::new(&cc).args(["-shared", "-o"]).arg(&so).arg(&obj).arg("-lm"))?;
+    let bytes = std::fs::read(&so).map_err(|e| format!("cannot read {}: {e}", so.display()))?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(bytes)
+}
+
+fn scratch_dir() -> Result<PathBuf, String> {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("archc-build-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// LLVM 22's `llc`: next to the MLIR libraries archc links, else on the PATH.
+fn llc() -> PathBuf {
+    let prefix = std::env::var("MLIR_SYS_220_PREFIX").unwrap_or_else(|_| "/usr/lib/llvm-22".into());
+    let path = Path::new(&prefix).join("bin/llc");
+    if path.exists() {
+        path
+    } else {
+        PathBuf::from("llc-22")
+    }
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let name = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd.output().map_err(|e| format!("cannot run {name}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{name} failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(())
+}
+
+/// LLVM IR made loadable: every declared runtime function becomes a trampoline through
+/// its slot, and `archc_entry` / `archc_set_params` get packed entry points.
+pub fn loadable(ir: &str) -> Result<String, String> {
+    let runtime = runtime_symbols();
+    let mut out = String::new();
+    let mut slots = Vec::new();
+    for line in ir.lines() {
+        match declaration(line) {
+            Some(d) if runtime.contains_key(d.name.as_str()) => {
+                out.push_str(&d.trampoline());
+                slots.push(d.name);
+            }
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out.push_str(&slot_table(&slots));
+    for name in ["archc_entry", "archc_set_params"] {
+        out.push_str(&packed(ir, name)?);
+    }
+    Ok(out)
+}
+
+/// A function declaration: `declare <ret> @<name>(<params>)`.
+struct Decl {
+    ret: String,
+    name: String,
+    params: Vec<String>,
+}
+
+fn declaration(line: &str) -> Option<Decl> {
+    let rest = line.strip_prefix("declare ")?;
+    let (ret, rest) = rest.split_once(" @")?;
+    let (name, rest) = rest.split_once('(')?;
+    let close = rest.rfind(')')?;
+    let params = split_top(&rest[..close]);
+    Some(Decl { ret: ret.trim().to_string(), name: name.trim_matches('"').to_string(), params })
+}
+
+/// Splits a parameter list at commas outside brackets.
+fn split_top(s: &str) -> Vec<String> {
+    let (mut out, mut cur, mut depth) = (Vec::new(), String::new(), 0i32);
+    for c in s.chars() {
+        match c {
+            '{' | '[' | '(' | '<' => depth += 1,
+            '}' | ']' | ')' | '>' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(cur.trim().to_string());
+                cur.clear();
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
+}
+
+impl Decl {
+    fn trampoline(&self) -> String {
+        let args: Vec<String> = self.params.iter().enumerate().map(|(i, t)| format!("{t} %a{i}")).collect();
+        let slot = format!("@\"archc_slot.{}\"", self.name);
+        let call = format!("call {} %f({})", self.ret, args.join(", "));
+        let body = match self.ret.as_str() {
+            "void" => format!("  {call}\n  ret void\n"),
+            r => format!("  %r = {call}\n  ret {r} %r\n"),
+        };
+        format!(
+            "{slot} = global ptr null\ndefine {} @\"{}\"({}) {{\n  %f = load ptr, ptr {slot}\n{body}}}\n",
+            self.ret,
+            self.name,
+            args.join(", ")
+        )
+    }
+}
+
+/// `archc_slot_names`: the slots' symbols as a null-terminated array of C strings.
+fn slot_table(slots: &[String]) -> String {
+    let mut s = String::new();
+    let mut refs = Vec::new();
+    for (i, name) in slots.iter().enumerate() {
+        s.push_str(&format!("@archc_slot_name.{i} = private constant [{} x i8] c\"{name}\\00\"\n", name.len() + 1));
+        refs.push(format!("ptr @archc_slot_name.{i}"));
+    }
+    refs.push("ptr null".into());
+    s.push_str(&format!("@archc_slot_names = global [{} x ptr] [{}]\n", refs.len(), refs.join(", ")));
+    s
+}
+
+/// `archc_packed_<name>(ptr %args)`: loads argument `i` through `args[i]` and calls the
+/// C interface `_mlir_ciface_<name>`.
+fn packed(ir: &str, name: &str) -> Result<String, String> {
+    let head = format!("define void @_mlir_ciface_{name}(");
+    let line = ir.lines().find(|l| l.starts_with(&head)).ok_or_else(|| format!("no C interface of {name}"))?;
+    let inner = &line[head.len()..line.rfind(')').ok_or("bad define line")?];
+    let types: Vec<String> = split_top(inner)
+        .iter()
+        .map(|p| p.split_whitespace().next().unwrap_or("ptr").to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let mut body = String::new();
+    let mut args = Vec::new();
+    for (i, t) in types.iter().enumerate() {
+        body.push_str(&format!(
+            "  %p{i} = getelementptr inbounds ptr, ptr %args, i64 {i}\n  %q{i} = load ptr, ptr %p{i}\n  %v{i} = load {t}, ptr %q{i}\n"
+        ));
+        args.push(format!("{t} %v{i}"));
+    }
+    Ok(format!(
+        "define void @archc_packed_{name}(ptr %args) {{\n{body}  call void @_mlir_ciface_{name}({})\n  ret void\n}}\n",
+        args.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declarations_parse_with_nested_types() {
+        let d = declaration("declare void @_mlir_ciface_archc_matmul_f32(ptr, { ptr, i64 }, ptr)").expect("decl");
+        assert_eq!(d.name, "_mlir_ciface_archc_matmul_f32");
+        assert_eq!(d.params, vec!["ptr", "{ ptr, i64 }", "ptr"]);
+        assert!(declaration("define void @f()").is_none());
+    }
+
+    #[test]
+    fn trampolines_call_through_the_slot() {
+        let d = declaration("declare float @archc_rand_uniform_f32(i64, i64)").expect("decl");
+        let t = d.trampoline();
+        assert!(t.contains("@\"archc_slot.archc_rand_uniform_f32\" = global ptr null"), "{t}");
+        assert!(t.contains("%r = call float %f(i64 %a0, i64 %a1)"), "{t}");
+        assert!(t.contains("ret float %r"), "{t}");
+    }
+
+    #[test]
+    fn packed_entry_loads_each_argument() {
+        let ir = "define void @_mlir_ciface_archc_entry(i64 %0, ptr %1) {\n}\n";
+        let p = packed(ir, "archc_entry").expect("packed");
+        assert!(p.contains("%v0 = load i64, ptr %q0"), "{p}");
+        assert!(p.contains("%v1 = load ptr, ptr %q1"), "{p}");
+        assert!(p.contains("call void @_mlir_ciface_archc_entry(i64 %v0, ptr %v1)"), "{p}");
+        assert!(packed(ir, "archc_set_params").is_err());
+    }
+}
