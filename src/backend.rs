@@ -124,8 +124,16 @@ impl Default for Backend {
     }
 }
 
-/// An executor of `program` on `backend`.
-pub fn executor<'p>(program: &'p Program, backend: Backend) -> Result<Box<dyn Executor + 'p>, String> {
+/// An executor of `program`: the artifact's compiled functions when one is given, else
+/// `backend`.
+pub fn executor<'p>(
+    program: &'p Program,
+    backend: Backend,
+    artifact: Option<&archc_mlir::aot::Artifact>,
+) -> Result<Box<dyn Executor + 'p>, String> {
+    if let Some(art) = artifact {
+        return Ok(Box::new(archc_mlir::aot::AotExecutor::new(program, art)?));
+    }
     match backend {
         Backend::Interp => Ok(Box::new(Interpreter::new(program))),
         #[cfg(feature = "mlir")]

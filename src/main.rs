@@ -12,6 +12,7 @@ use archc_compiler::sema::train_config::TrainConfig;
 use archc_compiler::sema::{CheckOutput, ChoiceMode, Options};
 use archc_compiler::tir::Program;
 use archc_grammar::span::SourceMap;
+use archc_mlir::aot::Artifact;
 use archc_runtime::{io, Interpreter, Tensor};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::HashMap;
@@ -61,6 +62,12 @@ enum Cmd {
         /// Write to this file instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Compile ahead of time into an artifact (`-o model.archx`) instead of printing
+        /// a stage: the entry, or with `--train` the train and eval steps, for this CPU,
+        /// with every input size dynamic that can be. `archc run|train|eval model.archx`
+        /// runs it, also an archc built without LLVM.
+        #[arg(long, value_enum, requires = "output")]
+        target: Option<ArtifactTarget>,
         /// Sizes of symbolic dims for the MLIR stages, which are specialised to concrete
         /// shapes: `--dim B=32,N=64` (default `B=2`, others 16).
         #[arg(long, value_name = "NAME=SIZE,...")]
@@ -148,7 +155,7 @@ enum Emit {
 }
 
 /// Which concrete network to build.
-#[derive(Args, Clone)]
+#[derive(Args, Clone, Default)]
 struct Selection {
     /// The block to build (default: the last network or operator in the file).
     #[arg(long)]
@@ -255,19 +262,92 @@ fn main() -> ExitCode {
 fn run_cmd(cmd: Cmd, color: bool) -> Result<(), Fail> {
     match cmd {
         Cmd::Check { files } => check(&files, color),
-        Cmd::Build { file, emit, sel, output, dim, dynamic, timings, gpu_arch } => {
+        Cmd::Build { file, target: Some(_), sel, output, dim, .. } => {
+            let out = output.expect("clap requires --output with --target");
+            build_artifact(&file, &sel, &out, dim.as_deref(), color)
+        }
+        Cmd::Build { file, emit, sel, output, dim, dynamic, timings, gpu_arch, target: None } => {
             let mlir = MlirOpts { dim: dim.as_deref(), dynamic: &dynamic, timings, gpu_arch: &gpu_arch };
             build(&file, emit, &sel, output.as_deref(), &mlir, color)
         }
         Cmd::Run { file, sel, backend, weights, inputs, dim, seed, out, repeat } => {
+            let (file, sel, art) = resolve(&file, sel)?;
             let program = compile(&file, &sel, color)?;
             let inputs = RunInputs { weights, inputs, dim, seed, out, repeat };
-            run(&program, backend, &inputs)
+            run(&program, backend, &inputs, art.as_ref())
         }
-        Cmd::Train { file, run } => train(&file, &run, color),
-        Cmd::Eval { file, checkpoint, backend } => eval(&file, checkpoint, backend, color),
+        Cmd::Train { file, run } => {
+            let (file, _, art) = resolve(&file, Selection::default())?;
+            train(&file, &run, art.as_ref(), color)
+        }
+        Cmd::Eval { file, checkpoint, backend } => {
+            let (file, _, art) = resolve(&file, Selection::default())?;
+            eval(&file, checkpoint, backend, art.as_ref(), color)
+        }
         Cmd::Fmt { files, write, check } => fmt(&files, write, check),
     }
+}
+
+/// What `--target` compiles for.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum ArtifactTarget {
+    /// This machine's CPU (shared objects built with LLVM's `llc` and the system `cc`).
+    Cpu,
+}
+
+/// For an artifact (`*.archx`): its sources extracted, the selection it was built with,
+/// and the artifact; other files are passed through.
+fn resolve(file: &Path, sel: Selection) -> Result<(PathBuf, Selection, Option<Artifact>), Fail> {
+    if !archc::artifact::is_artifact(file) {
+        return Ok((file.to_path_buf(), sel, None));
+    }
+    let (art, main) = archc::artifact::open(file).map_err(|e| Fail::User(format!("error: {e}")))?;
+    let mut sel = Selection::default();
+    for (k, v) in &art.options {
+        match k.as_str() {
+            "entry" => sel.entry = Some(v.clone()),
+            "args" => sel.args = Some(v.clone()),
+            "sample" => sel.sample = v.parse().ok(),
+            "choices" => sel.choices = Some(v.clone()),
+            "train" => sel.train = v == "true",
+            _ => {}
+        }
+    }
+    Ok((main, sel, Some(art)))
+}
+
+/// `archc build FILE --target cpu -o OUT`.
+fn build_artifact(file: &Path, sel: &Selection, out: &Path, dim: Option<&str>, color: bool) -> Result<(), Fail> {
+    let user = |e: String| Fail::User(format!("error: {e}"));
+    let checked = checked(file, &options(sel, false)?, color)?;
+    let (program, funcs): (Program, &[&str]) = if sel.train && has_train_block(file) {
+        let (cfg, _) = train_config(file, color)?;
+        let p = training::train_program(&cfg).map_err(|e| user(format!("cannot build the train step: {e}")))?;
+        (p, &["train_step", "eval_step"])
+    } else {
+        (checked.program.ok_or_else(|| Fail::Internal("no program was built".into()))?, &["main"])
+    };
+    let mut options = Vec::new();
+    let fields = [("entry", sel.entry.clone()), ("args", sel.args.clone()), ("choices", sel.choices.clone())];
+    for (k, v) in fields {
+        if let Some(v) = v {
+            options.push((k.to_string(), v));
+        }
+    }
+    if let Some(seed) = sel.sample {
+        options.push(("sample".into(), seed.to_string()));
+    }
+    options.push(("train".into(), sel.train.to_string()));
+    let dims = backend::parse_dims(dim).map_err(user)?;
+    let sources = archc::artifact::user_sources(file, &checked.sources);
+    let main = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let t0 = std::time::Instant::now();
+    let art = archc::artifact::build(&program, funcs, &dims, &main, sources, options).map_err(user)?;
+    art.write(out).map_err(user)?;
+    let size = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
+    eprintln!("wrote {} ({} KiB, {:.1} s):", out.display(), size / 1024, t0.elapsed().as_secs_f64());
+    eprintln!("{}", archc::artifact::describe(&art));
+    Ok(())
 }
 
 fn options(sel: &Selection, check_all: bool) -> Result<Options, Fail> {
@@ -407,9 +487,9 @@ struct RunInputs {
     repeat: usize,
 }
 
-fn run(program: &Program, backend: Backend, ri: &RunInputs) -> Result<(), Fail> {
+fn run(program: &Program, backend: Backend, ri: &RunInputs, art: Option<&Artifact>) -> Result<(), Fail> {
     let user = |e: String| Fail::User(format!("error: {e}"));
-    let mut exec = backend::executor(program, backend).map_err(user)?;
+    let mut exec = backend::executor(program, backend, art).map_err(user)?;
     let mut init = Interpreter::new(program);
     init.init_params(ri.seed).map_err(|e| user(e.to_string()))?;
     for (name, t) in init.params() {
@@ -545,11 +625,17 @@ fn run_dir(file: &Path, out: Option<&Path>) -> PathBuf {
 }
 
 /// `archc train --time-steps N`: prints the median train-step time on random batches.
-fn time_steps(cfg: &TrainConfig, program: &Program, args: &TrainArgs, steps: usize) -> Result<(), Fail> {
+fn time_steps(
+    cfg: &TrainConfig,
+    program: &Program,
+    args: &TrainArgs,
+    steps: usize,
+    art: Option<&Artifact>,
+) -> Result<(), Fail> {
     let user = |e: String| Fail::User(format!("error: {e}"));
     let dims = backend::parse_dims(args.dim.as_deref()).map_err(user)?;
     let step_args = archc::steptime::step_args(cfg, program, &dims).map_err(user)?;
-    let mut exec = backend::executor(program, args.backend).map_err(user)?;
+    let mut exec = backend::executor(program, args.backend, art).map_err(user)?;
     let t = archc::steptime::time_steps(exec.as_mut(), &step_args, steps).map_err(user)?;
     println!(
         "train step: median {:.3} ms, min {:.3} ms over {} steps (first step {:.1} ms), batch {}",
@@ -562,7 +648,7 @@ fn time_steps(cfg: &TrainConfig, program: &Program, args: &TrainArgs, steps: usi
     Ok(())
 }
 
-fn train(file: &Path, args: &TrainArgs, color: bool) -> Result<(), Fail> {
+fn train(file: &Path, args: &TrainArgs, art: Option<&Artifact>, color: bool) -> Result<(), Fail> {
     let user = |e: String| Fail::User(format!("error: {e}"));
     let (mut cfg, text, sources) = train_config_with_sources(file, color)?;
     cfg.epochs = args.epochs.unwrap_or(cfg.epochs);
@@ -571,7 +657,7 @@ fn train(file: &Path, args: &TrainArgs, color: bool) -> Result<(), Fail> {
     cfg.batch = args.batch.unwrap_or(cfg.batch);
     let program = training::train_program(&cfg).map_err(|e| user(format!("cannot build the train step: {e}")))?;
     if let Some(steps) = args.time_steps {
-        return time_steps(&cfg, &program, args, steps);
+        return time_steps(&cfg, &program, args, steps, art);
     }
     let data = training::train_data(&cfg, &program).map_err(user)?;
     let mut spec = training::loop_spec(&cfg, data.train.len());
@@ -591,7 +677,7 @@ fn train(file: &Path, args: &TrainArgs, color: bool) -> Result<(), Fail> {
         dir.display()
     );
     let progress = !args.quiet && std::io::stderr().is_terminal();
-    let mut exec = backend::executor(&program, args.backend).map_err(user)?;
+    let mut exec = backend::executor(&program, args.backend, art).map_err(user)?;
     let report = archc_runtime::train::train_with(&program, &spec, &data, &dir, args.resume, progress, exec.as_mut())
         .map_err(|e| train_failure(e, &sources, color))?;
     let pct = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
@@ -603,7 +689,13 @@ fn train(file: &Path, args: &TrainArgs, color: bool) -> Result<(), Fail> {
     Ok(())
 }
 
-fn eval(file: &Path, checkpoint: Option<PathBuf>, backend: Backend, color: bool) -> Result<(), Fail> {
+fn eval(
+    file: &Path,
+    checkpoint: Option<PathBuf>,
+    backend: Backend,
+    art: Option<&Artifact>,
+    color: bool,
+) -> Result<(), Fail> {
     let user = |e: String| Fail::User(format!("error: {e}"));
     let (cfg, _) = train_config(file, color)?;
     let program = training::train_program(&cfg).map_err(|e| user(format!("cannot build the eval step: {e}")))?;
@@ -611,7 +703,7 @@ fn eval(file: &Path, checkpoint: Option<PathBuf>, backend: Backend, color: bool)
     let ckpt = checkpoint.unwrap_or_else(|| run_dir(file, None).join("checkpoint.safetensors"));
     let state = archc_runtime::train::TrainState::load(&ckpt).map_err(|e| user(e.to_string()))?;
     let test = data.test.as_ref().ok_or_else(|| user("this data set has no test part".into()))?;
-    let mut exec = backend::executor(&program, backend).map_err(user)?;
+    let mut exec = backend::executor(&program, backend, art).map_err(user)?;
     let metrics = training::evaluate(&program, &state.params, test, cfg.batch as usize, exec.as_mut()).map_err(user)?;
     println!("{} test samples, checkpoint {} (epoch {})", test.len(), ckpt.display(), state.epoch);
     for (name, v) in metrics {
