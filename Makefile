@@ -32,6 +32,23 @@ test: build check-arch $(DATA_STAMP)
 	$(CARGO) test --release --locked --workspace
 	# every op again through the GPU path's staging (kernels' host code), lowered for the CPU
 	ARCHC_OPS_BACKEND=gpu-staging $(CARGO) test --release --locked -p archc-mlir --test ops
+	$(MAKE) check-lite
+
+# archc without LLVM (`--no-default-features`, into target/lite) runs the artifacts the
+# full archc compiles: it trains the digits MLP from one and runs the transformer from
+# another at sizes it was not built with.
+LITE := target/lite/release/archc
+.PHONY: check-lite
+check-lite: build $(DATA_STAMP)
+	$(CARGO) build --release --locked --no-default-features --target-dir target/lite
+	@if ldd $(LITE) | grep -E 'LLVM|MLIR'; then echo "check-lite: $(LITE) links LLVM" >&2; exit 1; fi
+	@echo "archc without LLVM: $$(du -k $(LITE) | cut -f1) KiB"
+	@tmp=$$(mktemp -d) && set -e && \
+	$(ARCHC) build examples/train_digits.arch --train --target cpu -o $$tmp/digits.archx && \
+	$(LITE) train $$tmp/digits.archx --epochs 2 --out $$tmp/run --quiet && \
+	$(ARCHC) build examples/transformer.arch --target cpu -o $$tmp/transformer.archx && \
+	$(LITE) run $$tmp/transformer.archx --dim B=3,T=7 && \
+	rm -rf $$tmp
 
 check-arch: build
 	$(ARCHC) check $(STDLIB) $(EXAMPLES)

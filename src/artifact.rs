@@ -3,10 +3,9 @@
 //! `archc run|train|eval m.archx` rebuilds the program from the sources inside with the
 //! front end alone and runs the compiled code (no LLVM needed).
 
-use crate::inputs::arg_shapes;
 use archc_compiler::tir::Program;
 use archc_grammar::span::SourceMap;
-use archc_mlir::aot::{program_hash, AotTarget, Artifact, FuncEntry};
+use archc_mlir::aot::Artifact;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -42,6 +41,8 @@ pub fn build(
     sources: Vec<(String, String)>,
     options: Vec<(String, String)>,
 ) -> Result<Artifact, String> {
+    use crate::inputs::arg_shapes;
+    use archc_mlir::aot::{program_hash, AotTarget, FuncEntry};
     let mut entries: Vec<FuncEntry> = Vec::new();
     for name in funcs {
         let Some(f) = program.func(name) else { continue };

@@ -97,3 +97,51 @@ fn artifacts_refuse_other_programs_and_shapes() {
     let e = exec.run_func("main", &bad, 0).err().expect("refused").to_string();
     assert!(e.contains("artifact built for"), "{e}");
 }
+
+/// Runs archc in `dir`; stdout on success.
+fn archc(dir: &std::path::Path, args: &[&str]) -> String {
+    let data = std::env::var("ARCHC_DATA").unwrap_or_else(|_| common::repo().join("data").display().to_string());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_archc"))
+        .args(args)
+        .current_dir(dir)
+        .env("ARCHC_DATA", data)
+        .output()
+        .expect("archc runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "archc {args:?} failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+/// The number after `key` in `text`.
+fn number_after(text: &str, key: &str) -> f64 {
+    let rest = &text[text.find(key).unwrap_or_else(|| panic!("no `{key}` in\n{text}")) + key.len()..];
+    rest.split_whitespace().next().and_then(|w| w.parse().ok()).unwrap_or_else(|| panic!("no number after `{key}`"))
+}
+
+/// The command line end to end: an artifact of the digits train step trains like the
+/// JIT does and its checkpoint evaluates; a forward artifact runs at another batch size.
+#[test]
+fn cli_builds_trains_evaluates_and_runs_artifacts() {
+    let dir = std::env::temp_dir().join(format!("archc-aot-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let ex = |name: &str| common::repo().join("examples").join(name).display().to_string();
+    archc(&dir, &["build", &ex("train_digits.arch"), "--train", "--target", "cpu", "-o", "digits.archx"]);
+    let aot = archc(&dir, &["train", "digits.archx", "--epochs", "3", "--out", "aot", "--quiet"]);
+    let jit = archc(&dir, &["train", &ex("train_digits.arch"), "--epochs", "3", "--out", "jit", "--quiet"]);
+    let (a, j) = (number_after(&aot, "test loss"), number_after(&jit, "test loss"));
+    assert!((a - j).abs() < 1e-3 * j.abs().max(1.0), "test loss: artifact {a}, JIT {j}");
+    let test_line = aot.lines().find(|l| l.starts_with("test loss")).expect("a test line");
+    let acc = number_after(test_line, "accuracy");
+    assert!(acc > 0.75, "test accuracy after 3 epochs: {acc}\n{aot}");
+    let eval = archc(&dir, &["eval", "digits.archx", "--checkpoint", "aot/checkpoint.safetensors"]);
+    assert!((number_after(&eval, "loss:") - a).abs() < 1e-4, "eval of the checkpoint:\n{eval}");
+    archc(&dir, &["build", &ex("mlp.arch"), "--target", "cpu", "-o", "mlp.archx"]);
+    let ran = archc(&dir, &["run", "mlp.archx", "--dim", "B=5"]);
+    let want = archc(&dir, &["run", &ex("mlp.arch"), "--dim", "B=5", "--backend", "interp"]);
+    assert!(ran.contains("f32[5, 10]"), "{ran}");
+    for key in ["mean", "std"] {
+        let (g, w) = (number_after(&ran, key), number_after(&want, key));
+        assert!((g - w).abs() < 1e-5, "{key}: artifact {g}, interpreter {w}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
