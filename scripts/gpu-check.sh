@@ -38,6 +38,9 @@ else
   ln -sf "$(latest ops)" "$bin/test-ops"
   ln -sf "$(latest driver)" "$bin/test-cuda-driver"
   ln -sf "$(latest blas)" "$bin/test-cuda-blas"
+  cargo build --release --no-default-features --target-dir target/lite || exit 1
+  ln -sf "$PWD/target/lite/release/archc" "$bin/archc-lite"
+  "$bin/archc" build examples/train_digits.arch --train --target cuda -o "$bin/digits-cuda.archx" || exit 1
 fi
 # Seconds since the epoch, for step timings.
 now() { date +%s.%N; }
@@ -67,6 +70,11 @@ unset ARCHC_OPS_BACKEND
 step "train digits MLP on the GPU"
 t=$(now)
 run "$archc" train examples/train_digits.arch --backend mlir-gpu --quiet --out /tmp/archc-gpu-digits
+took "$t"
+
+step "a CUDA artifact: archc without LLVM trains the digits MLP from digits-cuda.archx"
+t=$(now)
+run "$bin/archc-lite" train "$bin/digits-cuda.archx" --quiet --out /tmp/archc-gpu-digits-aot
 took "$t"
 
 step "the same 30 epochs with matrix products on the host (ARCHC_GPU_HOST_GEMM=1), for comparison"

@@ -5,7 +5,7 @@
 
 use archc_compiler::tir::Program;
 use archc_grammar::span::SourceMap;
-use archc_mlir::aot::Artifact;
+use archc_mlir::aot::{AotTarget, Artifact};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -34,6 +34,7 @@ pub fn user_sources(main: &Path, sources: &SourceMap) -> Vec<(String, String)> {
 /// symbols the lowering cannot leave dynamic.
 #[cfg(feature = "mlir")]
 pub fn build(
+    target: AotTarget,
     program: &Program,
     funcs: &[&str],
     dims: &HashMap<String, i64>,
@@ -42,7 +43,7 @@ pub fn build(
     options: Vec<(String, String)>,
 ) -> Result<Artifact, String> {
     use crate::inputs::arg_shapes;
-    use archc_mlir::aot::{program_hash, AotTarget, FuncEntry};
+    use archc_mlir::aot::{program_hash, FuncEntry};
     let mut entries: Vec<FuncEntry> = Vec::new();
     for name in funcs {
         let Some(f) = program.func(name) else { continue };
@@ -52,7 +53,7 @@ pub fn build(
         syms.sort();
         syms.dedup();
         syms.retain(|s| !dims.contains_key(s));
-        let entry = archc_mlir::aot::build::compile_function(program, name, &inputs, &syms)
+        let entry = archc_mlir::aot::build::compile_function(program, name, &inputs, &syms, &target)
             .map_err(|e| format!("cannot compile @{name}: {e}"))?;
         entries.push(entry);
     }
@@ -60,7 +61,7 @@ pub fn build(
         return Err(format!("the program has none of the functions {}", funcs.join(", ")));
     }
     Ok(Artifact {
-        target: AotTarget::Cpu,
+        target,
         program_hash: program_hash(program),
         main_source: main_source.to_string(),
         options,
@@ -71,6 +72,7 @@ pub fn build(
 
 #[cfg(not(feature = "mlir"))]
 pub fn build(
+    _: AotTarget,
     _: &Program,
     _: &[&str],
     _: &HashMap<String, i64>,

@@ -12,7 +12,7 @@ use archc_compiler::sema::train_config::TrainConfig;
 use archc_compiler::sema::{CheckOutput, ChoiceMode, Options};
 use archc_compiler::tir::Program;
 use archc_grammar::span::SourceMap;
-use archc_mlir::aot::Artifact;
+use archc_mlir::aot::{AotTarget, Artifact};
 use archc_runtime::{io, Interpreter, Tensor};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::HashMap;
@@ -79,7 +79,7 @@ enum Cmd {
         /// Compile the MLIR stages through the JIT and report where the time went.
         #[arg(long)]
         timings: bool,
-        /// The GPU architecture of `--emit ptx`: sm_80, sm_90, ...
+        /// The GPU architecture of `--emit ptx` and `--target cuda`: sm_80, sm_90, ...
         #[arg(long, default_value = "sm_80")]
         gpu_arch: String,
     },
@@ -262,9 +262,13 @@ fn main() -> ExitCode {
 fn run_cmd(cmd: Cmd, color: bool) -> Result<(), Fail> {
     match cmd {
         Cmd::Check { files } => check(&files, color),
-        Cmd::Build { file, target: Some(_), sel, output, dim, .. } => {
+        Cmd::Build { file, target: Some(target), sel, output, dim, gpu_arch, .. } => {
             let out = output.expect("clap requires --output with --target");
-            build_artifact(&file, &sel, &out, dim.as_deref(), color)
+            let target = match target {
+                ArtifactTarget::Cpu => AotTarget::Cpu,
+                ArtifactTarget::Cuda => AotTarget::Cuda(gpu_arch),
+            };
+            build_artifact(target, &file, &sel, &out, dim.as_deref(), color)
         }
         Cmd::Build { file, emit, sel, output, dim, dynamic, timings, gpu_arch, target: None } => {
             let mlir = MlirOpts { dim: dim.as_deref(), dynamic: &dynamic, timings, gpu_arch: &gpu_arch };
@@ -293,6 +297,8 @@ fn run_cmd(cmd: Cmd, color: bool) -> Result<(), Fail> {
 enum ArtifactTarget {
     /// This machine's CPU (shared objects built with LLVM's `llc` and the system `cc`).
     Cpu,
+    /// NVIDIA GPUs of `--gpu-arch` or newer (kernels as PTX; host code for this CPU).
+    Cuda,
 }
 
 /// For an artifact (`*.archx`): its sources extracted, the selection it was built with,
@@ -317,7 +323,14 @@ fn resolve(file: &Path, sel: Selection) -> Result<(PathBuf, Selection, Option<Ar
 }
 
 /// `archc build FILE --target cpu -o OUT`.
-fn build_artifact(file: &Path, sel: &Selection, out: &Path, dim: Option<&str>, color: bool) -> Result<(), Fail> {
+fn build_artifact(
+    target: AotTarget,
+    file: &Path,
+    sel: &Selection,
+    out: &Path,
+    dim: Option<&str>,
+    color: bool,
+) -> Result<(), Fail> {
     let user = |e: String| Fail::User(format!("error: {e}"));
     let checked = checked(file, &options(sel, false)?, color)?;
     let (program, funcs): (Program, &[&str]) = if sel.train && has_train_block(file) {
@@ -342,7 +355,7 @@ fn build_artifact(file: &Path, sel: &Selection, out: &Path, dim: Option<&str>, c
     let sources = archc::artifact::user_sources(file, &checked.sources);
     let main = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let t0 = std::time::Instant::now();
-    let art = archc::artifact::build(&program, funcs, &dims, &main, sources, options).map_err(user)?;
+    let art = archc::artifact::build(target, &program, funcs, &dims, &main, sources, options).map_err(user)?;
     art.write(out).map_err(user)?;
     let size = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
     eprintln!("wrote {} ({} KiB, {:.1} s):", out.display(), size / 1024, t0.elapsed().as_secs_f64());

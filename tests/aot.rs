@@ -27,7 +27,7 @@ fn artifact(program: &Program, func: &str) -> Artifact {
     let mut syms: Vec<String> = f.args.iter().flat_map(|(_, t)| t.shape.iter().flat_map(|d| d.symbols())).collect();
     syms.sort();
     syms.dedup();
-    let entry = compile_function(program, func, &inputs, &syms).expect("compiles");
+    let entry = compile_function(program, func, &inputs, &syms, &AotTarget::Cpu).expect("compiles");
     Artifact {
         target: AotTarget::Cpu,
         program_hash: program_hash(program),
@@ -144,4 +144,40 @@ fn cli_builds_trains_evaluates_and_runs_artifacts() {
         assert!((g - w).abs() < 1e-5, "{key}: artifact {g}, interpreter {w}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// CUDA artifacts build without a GPU or CUDA toolkit: the kernels' PTX is inside the
+/// shared object, the CUDA runtime is reached through slots, the batch is dynamic; the
+/// manifest round-trips. Loading one needs a device: without one the error says so.
+#[test]
+fn cuda_artifacts_build_without_a_gpu() {
+    let program = forward("mlp.arch");
+    let f = program.main();
+    let shapes = arg_shapes(f, &HashMap::new()).expect("shapes");
+    let inputs: Vec<_> = f.args.iter().zip(shapes).map(|((_, t), s)| (t.dtype, s)).collect();
+    let target = AotTarget::Cuda("sm_80".into());
+    let entry = compile_function(&program, "main", &inputs, &["B".to_string()], &target).expect("compiles");
+    let contains = |needle: &str| entry.object.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(contains(".target sm_80") && contains(".entry"), "no PTX kernels in the object");
+    assert!(contains("archc_slot.mgpuLaunchKernel") && contains("archc_slot.mgpuModuleLoad"), "no CUDA slots");
+    assert_eq!(entry.sig.dynamic.len(), 1, "batch not dynamic");
+    assert_eq!(entry.sig.param_globals.len(), entry.sig.params.len());
+    let art = Artifact {
+        target,
+        program_hash: program_hash(&program),
+        main_source: "model.arch".into(),
+        options: Vec::new(),
+        sources: vec![("model.arch".into(), "network N { }".into())],
+        funcs: vec![entry],
+    };
+    let path = std::env::temp_dir().join(format!("archc-aot-cuda-{}.archx", std::process::id()));
+    art.write(&path).expect("writes");
+    let back = Artifact::read(&path).expect("reads");
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(back, art, "round trip");
+    if archc_cuda::cuda().is_err() {
+        let e = AotExecutor::new(&program, &back).err().expect("no device");
+        assert!(e.contains("CUDA"), "{e}");
+        eprintln!("skipped running the CUDA artifact: no CUDA device");
+    }
 }

@@ -231,19 +231,22 @@ pub fn lower_to(module_text: &str, stage: Stage) -> Result<String, String> {
     run_pipeline(&context, &mut module, PIPELINE)?;
     match stage {
         Stage::Optimized => Ok(format!("{}\n", module.as_operation())),
-        Stage::LlvmIr => {
-            // SAFETY: the module is a verified LLVM-dialect module; the returned C string
-            // is malloc'd by MLIR and freed here after copying.
-            unsafe {
-                let raw = mlir_sys::mlirTranslateModuleToLLVMIRToString(module.as_operation().to_raw());
-                if raw.is_null() {
-                    return Err("translation to LLVM IR failed".into());
-                }
-                let text = std::ffi::CStr::from_ptr(raw).to_string_lossy().into_owned();
-                libc_free(raw as *mut std::ffi::c_void);
-                Ok(text)
-            }
+        Stage::LlvmIr => llvm_ir(&module),
+    }
+}
+
+/// The LLVM IR of a module in the LLVM dialect.
+pub fn llvm_ir(module: &Module) -> Result<String, String> {
+    // SAFETY: the module is a verified LLVM-dialect module; the returned C string is
+    // malloc'd by MLIR and freed here after copying.
+    unsafe {
+        let raw = mlir_sys::mlirTranslateModuleToLLVMIRToString(module.as_operation().to_raw());
+        if raw.is_null() {
+            return Err("translation to LLVM IR failed".into());
         }
+        let text = std::ffi::CStr::from_ptr(raw).to_string_lossy().into_owned();
+        libc_free(raw as *mut std::ffi::c_void);
+        Ok(text)
     }
 }
 

@@ -3,31 +3,36 @@
 //! module), compiled by `llc` (position-independent, for the build machine's CPU) and
 //! linked into a shared object by the system C compiler.
 
-use super::{runtime_symbols, FuncEntry};
+use super::{runtime_symbols, AotTarget, FuncEntry};
 use crate::emit::{emit_module_dynamic, Module, Shape, Target};
 use crate::jit::{lower_to, Stage};
 use archc_compiler::tir::Program;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Compiles `func` of `program` for inputs like `inputs`, leaving as many of the size
-/// symbols `dynamic` dynamic as the lowering allows: all of them, else the batch `B`
-/// alone, else none (the artifact then runs these shapes only).
+/// Compiles `func` of `program` for `target` and inputs like `inputs`, leaving as many
+/// of the size symbols `dynamic` dynamic as the lowering allows: all of them, else the
+/// batch `B` alone, else none (the artifact then runs these shapes only).
 pub fn compile_function(
     program: &Program,
     func: &str,
     inputs: &[Shape],
     dynamic: &[String],
+    target: &AotTarget,
 ) -> Result<FuncEntry, String> {
     let batch = vec!["B".to_string()];
     let tries: Vec<&[String]> = vec![dynamic, if dynamic.contains(&batch[0]) { &batch } else { &[] }, &[]];
+    let emit_target = match target {
+        AotTarget::Cpu => Target::Cpu,
+        AotTarget::Cuda(_) => Target::Gpu,
+    };
     let mut last = String::new();
     for syms in tries {
-        match emit_module_dynamic(program, func, inputs, syms, None, Target::Cpu) {
+        match emit_module_dynamic(program, func, inputs, syms, None, emit_target) {
             Ok(sig) => {
-                let object = shared_object(&sig)?;
-                let sig = Module { text: String::new(), param_globals: Vec::new(), ..sig };
-                return Ok(FuncEntry { name: func.to_string(), sig, object });
+                let (object, sync) = shared_object(&sig, target)?;
+                let sig = Module { text: String::new(), ..sig };
+                return Ok(FuncEntry { name: func.to_string(), sig, object, sync });
             }
             Err(e) => last = e.0,
         }
@@ -35,9 +40,18 @@ pub fn compile_function(
     Err(last)
 }
 
-/// The shared object of an emitted module.
-pub fn shared_object(sig: &Module) -> Result<Vec<u8>, String> {
-    let ir = loadable(&lower_to(&sig.text, Stage::LlvmIr)?)?;
+/// The shared object of an emitted module, and (for CUDA) whether its launches must
+/// synchronise (see [`crate::gpu::run::needs_sync`]).
+pub fn shared_object(sig: &Module, target: &AotTarget) -> Result<(Vec<u8>, bool), String> {
+    let (ir, sync) = match target {
+        AotTarget::Cpu => (lower_to(&sig.text, Stage::LlvmIr)?, false),
+        AotTarget::Cuda(arch) => {
+            let lowered = crate::gpu::compile(&sig.text, arch)?;
+            let sync = crate::gpu::run::needs_sync(lowered.host_ops, &sig.text);
+            (crate::jit::llvm_ir(&lowered.module)?, sync)
+        }
+    };
+    let ir = loadable(&ir, target)?;
     let dir = scratch_dir()?;
     let (ll, obj, so) = (dir.join("m.ll"), dir.join("m.o"), dir.join("m.so"));
     std::fs::write(&ll, ir).map_err(|e| format!("cannot write {}: {e}", ll.display()))?;
@@ -50,7 +64,7 @@ pub fn shared_object(sig: &Module) -> Result<Vec<u8>, String> {
     run(Command::new(&cc).args(["-shared", "-o"]).arg(&so).arg(&obj).arg("-lm"))?;
     let bytes = std::fs::read(&so).map_err(|e| format!("cannot read {}: {e}", so.display()))?;
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(bytes)
+    Ok((bytes, sync))
 }
 
 fn scratch_dir() -> Result<PathBuf, String> {
@@ -83,8 +97,8 @@ fn run(cmd: &mut Command) -> Result<(), String> {
 
 /// LLVM IR made loadable: every declared runtime function becomes a trampoline through
 /// its slot, and `archc_entry` / `archc_set_params` get packed entry points.
-pub fn loadable(ir: &str) -> Result<String, String> {
-    let runtime = runtime_symbols();
+pub fn loadable(ir: &str, target: &AotTarget) -> Result<String, String> {
+    let runtime = runtime_symbols(target);
     let mut out = String::new();
     let mut slots = Vec::new();
     for line in ir.lines() {

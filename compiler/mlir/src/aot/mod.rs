@@ -31,9 +31,13 @@ use std::path::{Path, PathBuf};
 const FORMAT: &str = "archx 1";
 
 /// What an artifact's code runs on.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AotTarget {
+    /// The build machine's CPU.
     Cpu,
+    /// NVIDIA GPUs of this architecture (`sm_80`) or newer: host code for the build
+    /// machine's CPU with the kernels' PTX inside, JIT-compiled by the driver at load.
+    Cuda(String),
 }
 
 /// One compiled function of an artifact.
@@ -44,6 +48,8 @@ pub struct FuncEntry {
     pub sig: Module,
     /// The shared object.
     pub object: Vec<u8>,
+    /// CUDA: whether every kernel launch must synchronise.
+    pub sync: bool,
 }
 
 impl std::fmt::Debug for FuncEntry {
@@ -92,12 +98,20 @@ fn parse_shape(text: &str) -> Result<Shape, String> {
 
 impl Artifact {
     fn manifest(&self) -> String {
-        let mut m = format!("{FORMAT}\ntarget cpu\nprogram {:016x}\nmain {}\n", self.program_hash, self.main_source);
+        let target = match &self.target {
+            AotTarget::Cpu => "cpu".to_string(),
+            AotTarget::Cuda(arch) => format!("cuda {arch}"),
+        };
+        let mut m =
+            format!("{FORMAT}\ntarget {target}\nprogram {:016x}\nmain {}\n", self.program_hash, self.main_source);
         for (k, v) in &self.options {
             m.push_str(&format!("option {k}={v}\n"));
         }
         for f in &self.funcs {
             m.push_str(&format!("func {}\n", f.name));
+            if f.sync {
+                m.push_str("  sync\n");
+            }
             for (sym, input, axis) in &f.sig.dynamic {
                 m.push_str(&format!("  dynamic {sym} {input} {axis}\n"));
             }
@@ -107,9 +121,10 @@ impl Artifact {
             for t in &f.sig.outputs {
                 m.push_str(&format!("  output {}\n", ty_text(t)));
             }
-            for (name, (dt, shape)) in &f.sig.params {
+            for (i, (name, (dt, shape))) in f.sig.params.iter().enumerate() {
                 let dims = shape.iter().map(|&n| archc_compiler::tir::Dim::constant(n as i64)).collect();
-                m.push_str(&format!("  param {name} {}\n", ty_text(&(*dt, dims))));
+                let global = f.sig.param_globals.get(i).map(String::as_str).unwrap_or("-");
+                m.push_str(&format!("  param {name} {global} {}\n", ty_text(&(*dt, dims))));
             }
         }
         m
@@ -191,6 +206,7 @@ fn parse_manifest(text: &str) -> Result<Artifact, String> {
         let func = || -> Result<&mut FuncEntry, String> { Err(format!("`{key}` before any `func`")) };
         match key {
             "target" if rest == "cpu" => art.target = AotTarget::Cpu,
+            "target" if rest.starts_with("cuda ") => art.target = AotTarget::Cuda(rest[5..].to_string()),
             "target" => return Err(format!("unknown target `{rest}`")),
             "program" => art.program_hash = u64::from_str_radix(rest, 16).map_err(|e| e.to_string())?,
             "main" => art.main_source = rest.to_string(),
@@ -198,7 +214,9 @@ fn parse_manifest(text: &str) -> Result<Artifact, String> {
                 let (k, v) = rest.split_once('=').ok_or("bad option line")?;
                 art.options.push((k.to_string(), v.to_string()));
             }
-            "func" => art.funcs.push(FuncEntry { name: rest.to_string(), sig: empty_sig(), object: Vec::new() }),
+            "func" => {
+                art.funcs.push(FuncEntry { name: rest.to_string(), sig: empty_sig(), object: Vec::new(), sync: false })
+            }
             _ => {
                 let Some(f) = art.funcs.last_mut() else {
                     func()?;
@@ -213,9 +231,12 @@ fn parse_manifest(text: &str) -> Result<Artifact, String> {
                     }
                     "input" => f.sig.inputs.push(parse_ty(rest)?),
                     "output" => f.sig.outputs.push(parse_ty(rest)?),
+                    "sync" => f.sync = true,
                     "param" => {
-                        let (name, ty) = rest.split_once(' ').ok_or("bad param line")?;
+                        let (name, rest) = rest.split_once(' ').ok_or("bad param line")?;
+                        let (global, ty) = rest.split_once(' ').ok_or("bad param line")?;
                         f.sig.params.push((name.to_string(), parse_shape(ty)?));
+                        f.sig.param_globals.push(global.to_string());
                     }
                     _ => return Err(format!("unknown line `{line}`")),
                 }
@@ -236,44 +257,83 @@ fn empty_sig() -> Module {
     }
 }
 
-/// Every runtime function compiled code may call, by symbol.
-pub fn runtime_symbols() -> HashMap<&'static str, *mut ()> {
-    crate::rt::symbols().into_iter().collect()
+/// Every runtime function compiled code for `target` may call, by symbol.
+pub fn runtime_symbols(target: &AotTarget) -> HashMap<&'static str, *mut ()> {
+    match target {
+        AotTarget::Cpu => crate::rt::symbols().into_iter().collect(),
+        AotTarget::Cuda(_) => crate::gpu::run::gpu_symbols().into_iter().collect(),
+    }
 }
 
 /// A loaded function of an artifact.
 pub struct Loaded {
     pub sig: Module,
+    /// CUDA: the buffers, parameters and errors of the GPU path (dropped before the code).
+    gpu: Option<crate::gpu::run::GpuRunner>,
+    code: Code,
+}
+
+/// A loaded shared object and its packed entry points.
+struct Code {
     entry: unsafe extern "C" fn(*mut *mut ()),
     set_params: unsafe extern "C" fn(*mut *mut ()),
-    /// Keeps the code mapped (and its temporary file named in errors).
-    _lib: libloading::Library,
+    lib: libloading::Library,
+}
+
+impl crate::gpu::run::HostCode for Code {
+    fn lookup(&self, symbol: &str) -> usize {
+        // SAFETY: only the address is taken.
+        unsafe { self.lib.get::<*mut u8>(symbol.as_bytes()).map(|s| *s as usize).unwrap_or(0) }
+    }
+
+    unsafe fn invoke(&self, func: &str, args: &mut [*mut ()]) -> Result<(), String> {
+        let f = match func {
+            "archc_entry" => self.entry,
+            "archc_set_params" => self.set_params,
+            other => return Err(format!("no packed entry point {other}")),
+        };
+        // SAFETY: as the caller guarantees.
+        unsafe { f(args.as_mut_ptr()) };
+        Ok(())
+    }
 }
 
 impl Loaded {
-    /// Loads `f`'s shared object (through a temporary file) and fills its runtime slots.
-    pub fn load(f: &FuncEntry) -> Result<Loaded, String> {
+    /// Loads `f`'s shared object (through a temporary file) and fills its runtime slots;
+    /// for CUDA, also sets up the device (a clear error without one).
+    pub fn load(f: &FuncEntry, target: &AotTarget) -> Result<Loaded, String> {
+        if let AotTarget::Cuda(_) = target {
+            archc_cuda::cuda()?;
+        }
         let dir = std::env::temp_dir().join(format!("archc-aot-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let path = dir.join(format!("{}-{}.so", f.name, f.object.len()));
         std::fs::write(&path, &f.object).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         // SAFETY: the object was built by `build` for this target: its initialisers do
-        // nothing but set up its own globals.
+        // nothing but set up its own globals (and, for CUDA, load its kernels).
         let lib = unsafe { libloading::Library::new(&path) }.map_err(|e| format!("cannot load {}: {e}", f.name));
         let _ = std::fs::remove_file(&path);
         let lib = lib?;
-        fill_slots(&lib, &f.name)?;
+        fill_slots(&lib, &f.name, target)?;
         // SAFETY: both are generated with exactly this signature (see the module docs).
         let (entry, set_params) = unsafe {
             let e = lib.get::<unsafe extern "C" fn(*mut *mut ())>(b"archc_packed_archc_entry");
             let s = lib.get::<unsafe extern "C" fn(*mut *mut ())>(b"archc_packed_archc_set_params");
             (*e.map_err(|e| e.to_string())?, *s.map_err(|e| e.to_string())?)
         };
-        Ok(Loaded { sig: f.sig.clone(), entry, set_params, _lib: lib })
+        let code = Code { entry, set_params, lib };
+        let gpu = match target {
+            AotTarget::Cpu => None,
+            AotTarget::Cuda(_) => Some(crate::gpu::run::GpuRunner::new(f.sig.clone(), f.sync, &code)?),
+        };
+        Ok(Loaded { sig: f.sig.clone(), gpu, code })
     }
 
     /// Copies parameter values into the module's globals (in `sig.params` order).
     pub fn set_params(&self, values: &[&Tensor]) -> Result<(), String> {
+        if let Some(gpu) = &self.gpu {
+            return gpu.set_params(&self.code, values);
+        }
         if values.len() != self.sig.params.len() {
             return Err(format!("{} parameter values for {} parameters", values.len(), self.sig.params.len()));
         }
@@ -285,12 +345,15 @@ impl Loaded {
         let mut args = descs.packed();
         // SAFETY: one descriptor per memref argument of archc_set_params, each over a
         // live tensor of the declared type.
-        unsafe { (self.set_params)(args.as_mut_ptr()) };
+        unsafe { (self.code.set_params)(args.as_mut_ptr()) };
         Ok(())
     }
 
     /// Runs the entry on `inputs` with random seed `seed`.
     pub fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>, String> {
+        if let Some(gpu) = &self.gpu {
+            return gpu.run(&self.code, inputs, seed);
+        }
         let outputs = output_tensors(&self.sig, inputs)?;
         let mut descs = Descriptors::default();
         for t in inputs.iter().copied().chain(outputs.iter()) {
@@ -301,13 +364,13 @@ impl Loaded {
         args.extend(descs.packed());
         // SAFETY: the seed, then one descriptor per memref, over live buffers of the
         // entry's types (checked by `output_tensors`); outputs are fresh tensors.
-        unsafe { (self.entry)(args.as_mut_ptr()) };
+        unsafe { (self.code.entry)(args.as_mut_ptr()) };
         Ok(outputs)
     }
 }
 
 /// Points every `archc_slot.<symbol>` of `lib` at archc's runtime function `<symbol>`.
-fn fill_slots(lib: &libloading::Library, name: &str) -> Result<(), String> {
+fn fill_slots(lib: &libloading::Library, name: &str, target: &AotTarget) -> Result<(), String> {
     // SAFETY: `archc_slots` is generated as a null-terminated array of C strings.
     let names: Vec<String> = unsafe {
         let table = lib
@@ -321,7 +384,7 @@ fn fill_slots(lib: &libloading::Library, name: &str) -> Result<(), String> {
         }
         v
     };
-    let symbols = runtime_symbols();
+    let symbols = runtime_symbols(target);
     for sym in names {
         let f = symbols.get(sym.as_str()).ok_or_else(|| format!("{name}: unknown runtime function {sym}"))?;
         let slot = format!("archc_slot.{sym}");
@@ -350,7 +413,7 @@ impl<'p> AotExecutor<'p> {
         }
         let mut funcs = HashMap::new();
         for f in &art.funcs {
-            funcs.insert(f.name.clone(), (Loaded::load(f)?, None));
+            funcs.insert(f.name.clone(), (Loaded::load(f, &art.target)?, None));
         }
         Ok(AotExecutor { program, funcs, params: HashMap::new(), generation: 0 })
     }

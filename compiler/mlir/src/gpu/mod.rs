@@ -18,12 +18,14 @@
 //! - Math ops inside kernels are replaced by [`devmath`]'s pure-arith implementations, so
 //!   no libdevice (CUDA toolkit) is needed to produce PTX.
 //! - [`ptx`] extracts the PTX text of every kernel module (`archc build --emit ptx`).
-//! - `jit::GpuCompiled` (feature `llvm`) JIT-compiles the host code and runs it.
+//! - `jit::GpuCompiled` (feature `llvm`) JIT-compiles the host code; [`run::GpuRunner`]
+//!   runs host code however compiled (also an artifact's).
 
 pub mod devmath;
 pub mod hostwrap;
 #[cfg(feature = "llvm")]
 pub mod jit;
+pub mod run;
 
 /// Threads per block along the innermost mapped loop dimension.
 pub const BLOCK: usize = 256;
