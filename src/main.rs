@@ -675,6 +675,7 @@ fn train(file: &Path, args: &TrainArgs, art: Option<&Artifact>, color: bool) -> 
     let data = training::train_data(&cfg, &program).map_err(user)?;
     let mut spec = training::loop_spec(&cfg, data.train.len());
     spec.detect_anomaly = args.detect_anomaly;
+    let mut exec = backend::executor(&program, args.backend, art).map_err(user)?;
     let dir = run_dir(file, args.out.as_deref());
     std::fs::create_dir_all(&dir).map_err(|e| user(format!("cannot create {}: {e}", dir.display())))?;
     let name = file.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "train.arch".into());
@@ -690,7 +691,6 @@ fn train(file: &Path, args: &TrainArgs, art: Option<&Artifact>, color: bool) -> 
         dir.display()
     );
     let progress = !args.quiet && std::io::stderr().is_terminal();
-    let mut exec = backend::executor(&program, args.backend, art).map_err(user)?;
     let report = archc_runtime::train::train_with(&program, &spec, &data, &dir, args.resume, progress, exec.as_mut())
         .map_err(|e| train_failure(e, &sources, color))?;
     let pct = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
