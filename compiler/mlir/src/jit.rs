@@ -128,7 +128,7 @@ impl Compiled {
         lower(&context, &mut module)?;
         let t2 = Instant::now();
         let engine = ExecutionEngine::new(&module, opt_level(), &[], false, false);
-        for (name, ptr) in crate::rt::symbols() {
+        for (name, ptr) in crate::rt::symbols().into_iter().chain(crate::alloc::symbols()) {
             // SAFETY: each pointer is an `extern "C"` function with the signature the
             // emitted declarations give it.
             unsafe { engine.register_symbol(name, ptr) };

@@ -2,10 +2,12 @@
 //! LLVM and JIT-compiled through MLIR's ExecutionEngine.
 //!
 //! - [`emit`] turns a TIR function into MLIR text for concrete shapes (no LLVM needed).
-//! - [`rt`] holds the runtime functions compiled code calls (random streams).
+//! - [`rt`] holds the runtime functions compiled code calls (random streams); [`alloc`]
+//!   their buffer allocation.
 //! - `jit` (feature `llvm`) parses, verifies, runs the pass pipeline and executes.
 //! - [`gpu`] lowers the same modules to NVVM/PTX kernels and runs them through CUDA.
 
+pub mod alloc;
 #[cfg(feature = "llvm")]
 pub mod backend;
 pub mod emit;
