@@ -162,11 +162,7 @@ pub unsafe extern "C" fn archc_free(p: *mut u8) {
 
 /// The allocation symbols of compiled CPU code.
 pub fn symbols() -> Vec<(&'static str, *mut ())> {
-    vec![
-        ("malloc", archc_malloc as *mut ()),
-        ("calloc", archc_calloc as *mut ()),
-        ("free", archc_free as *mut ()),
-    ]
+    vec![("malloc", archc_malloc as *mut ()), ("calloc", archc_calloc as *mut ()), ("free", archc_free as *mut ())]
 }
 
 #[cfg(test)]

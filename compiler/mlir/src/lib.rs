@@ -3,7 +3,8 @@
 //!
 //! - [`emit`] turns a TIR function into MLIR text for concrete shapes (no LLVM needed).
 //! - [`rt`] holds the runtime functions compiled code calls (random streams); [`alloc`]
-//!   their buffer allocation.
+//!   their buffer allocation; [`omp`] the OpenMP entry points that run the loops
+//!   [`par`] keeps parallel on every core.
 //! - `jit` (feature `llvm`) parses, verifies, runs the pass pipeline and executes.
 //! - [`gpu`] lowers the same modules to NVVM/PTX kernels and runs them through CUDA.
 
@@ -14,4 +15,6 @@ pub mod emit;
 pub mod gpu;
 #[cfg(feature = "llvm")]
 pub mod jit;
+pub mod omp;
+pub mod par;
 pub mod rt;
