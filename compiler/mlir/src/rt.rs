@@ -2,7 +2,7 @@
 //!
 //! Matrix products (`archc_matmul_*`, batched `archc_bmm_*`, through MLIR's C interface
 //! `_mlir_ciface_*`: pointers to memref descriptors) run the `gemm` crate's kernels on
-//! strided views, on both cores when large.
+//! strided views, split over the cores ([`crate::omp`]'s threads) when large.
 //!
 //! Random values reproduce the interpreter's streams element by element: element `i` of a
 //! `rand.uniform` op with key `k` is the `i`-th draw of `ChaCha8Rng::seed_from_u64(k)`
@@ -265,19 +265,79 @@ pub struct MemRef<T, const R: usize> {
     strides: [i64; R],
 }
 
-/// Products at least this large (m * n * k) use both cores (below it, waking the second
-/// thread costs more than it saves on two cores).
-const PARALLEL_FLOPS: usize = 1 << 24;
+/// Products of at least this many multiply-adds (m * n * k) are split over the cores
+/// (below it, handing half to another thread costs more than it saves).
+pub const PARALLEL_MACS: usize = 1 << 21;
 
-/// `c = a @ b` for strided row-major views (`c` is overwritten), by the `gemm` crate.
+/// Splits of the larger output dimension are multiples of this many elements (a 64-byte
+/// line of f32).
+const SPLIT_ALIGN: usize = 16;
+
+/// A raw pointer shared by the members of a team that write disjoint parts of it.
+struct Shared<T>(*mut T);
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Shared<T> {}
+// SAFETY: members only touch disjoint elements (or read), and the fork joins them.
+unsafe impl<T> Sync for Shared<T> {}
+unsafe impl<T> Send for Shared<T> {}
+
+/// `c = a @ b` for strided row-major views (`c` is overwritten), by the `gemm` crate; large
+/// products are split by output rows or columns over the cores ([`crate::omp::parallel`]),
+/// each part one single-threaded `gemm` call.
 ///
 /// # Safety
 /// The descriptors must describe live, non-overlapping views with `a: [m, k]`, `b: [k, n]`,
 /// `c: [m, n]`.
-unsafe fn matmul<T: Copy + 'static + Default>(a: &MemRef<T, 2>, b: &MemRef<T, 2>, c: &MemRef<T, 2>, one: T) {
-    let (m, k, n) = (a.sizes[0] as usize, a.sizes[1] as usize, b.sizes[1] as usize);
+unsafe fn matmul<T: Copy + 'static + Default + Sync>(a: &MemRef<T, 2>, b: &MemRef<T, 2>, c: &MemRef<T, 2>, one: T) {
+    let (m, n) = (a.sizes[0] as usize, b.sizes[1] as usize);
+    let team = if m * n * a.sizes[1] as usize >= PARALLEL_MACS { crate::omp::max_team() } else { 1 };
+    if team < 2 || m.max(n) < 2 * SPLIT_ALIGN {
+        // SAFETY: the caller's views.
+        unsafe { matmul_part(a, b, c, one, 0..m, 0..n) };
+        return;
+    }
+    let (a, b, c) =
+        (Shared(a as *const _ as *mut MemRef<T, 2>), Shared(b as *const _ as *mut _), Shared(c as *const _ as *mut _));
+    let by_cols = n >= m;
+    let len = if by_cols { n } else { m };
+    crate::omp::parallel(&|tid, size| {
+        let chunk = len.div_ceil(size).next_multiple_of(SPLIT_ALIGN);
+        let part = (tid * chunk).min(len)..((tid + 1) * chunk).min(len);
+        if part.is_empty() {
+            return;
+        }
+        let (rows, cols) = if by_cols { (0..m, part) } else { (part, 0..n) };
+        let (a, b, c) = (a, b, c);
+        // SAFETY: the caller's views; members write disjoint blocks of `c`.
+        unsafe { matmul_part(&*a.0, &*b.0, &*c.0, one, rows, cols) };
+    });
+}
+
+/// `c[rows, cols] = a[rows, :] @ b[:, cols]` by one single-threaded `gemm` call.
+///
+/// # Safety
+/// As [`matmul`], with the ranges inside the views.
+unsafe fn matmul_part<T: Copy + 'static + Default>(
+    a: &MemRef<T, 2>,
+    b: &MemRef<T, 2>,
+    c: &MemRef<T, 2>,
+    one: T,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+) {
+    let k = a.sizes[1] as usize;
+    let (m, n) = (rows.len(), cols.len());
+    let (r0, c0) = (rows.start as isize, cols.start as isize);
     let (pa, pb, pc) = unsafe {
-        (a.aligned.offset(a.offset as isize), b.aligned.offset(b.offset as isize), c.aligned.offset(c.offset as isize))
+        (
+            a.aligned.offset(a.offset as isize + r0 * a.strides[0] as isize),
+            b.aligned.offset(b.offset as isize + c0 * b.strides[1] as isize),
+            c.aligned.offset(c.offset as isize + r0 * c.strides[0] as isize + c0 * c.strides[1] as isize),
+        )
     };
     if k == 0 {
         for i in 0..m {
@@ -289,7 +349,6 @@ unsafe fn matmul<T: Copy + 'static + Default>(a: &MemRef<T, 2>, b: &MemRef<T, 2>
         }
         return;
     }
-    let par = if m * n * k >= PARALLEL_FLOPS { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
     unsafe {
         gemm::gemm(
             m,
@@ -310,7 +369,7 @@ unsafe fn matmul<T: Copy + 'static + Default>(a: &MemRef<T, 2>, b: &MemRef<T, 2>
             false,
             false,
             false,
-            par,
+            gemm::Parallelism::None,
         )
     }
 }
@@ -338,6 +397,28 @@ macro_rules! matmul_fns {
         /// See [`matmul`]; batched over axis 0.
         pub unsafe extern "C" fn $bmm(a: *const MemRef<$t, 3>, b: *const MemRef<$t, 3>, c: *const MemRef<$t, 3>) {
             let (a, b, c) = unsafe { (&*a, &*b, &*c) };
+            let batch = a.sizes[0] as usize;
+            let macs = batch * (a.sizes[1] * a.sizes[2] * b.sizes[2]) as usize;
+            if batch >= 2 && macs >= PARALLEL_MACS && crate::omp::max_team() > 1 {
+                // Whole products per core.
+                let (a, b, c) = (
+                    Shared(a as *const _ as *mut MemRef<$t, 3>),
+                    Shared(b as *const _ as *mut _),
+                    Shared(c as *const _ as *mut _),
+                );
+                crate::omp::parallel(&|tid, size| {
+                    let (a, b, c) = (a, b, c);
+                    let (a, b, c) = unsafe { (&*a.0, &*b.0, &*c.0) };
+                    let chunk = batch.div_ceil(size);
+                    for i in (tid * chunk).min(batch)..((tid + 1) * chunk).min(batch) {
+                        let (av, bv, cv) = (batch_view(a, i as i64), batch_view(b, i as i64), batch_view(c, i as i64));
+                        let (m, n) = (av.sizes[0] as usize, bv.sizes[1] as usize);
+                        // SAFETY: product i of the batch; members write disjoint products.
+                        unsafe { matmul_part(&av, &bv, &cv, 1.0, 0..m, 0..n) }
+                    }
+                });
+                return;
+            }
             for i in 0..a.sizes[0] {
                 unsafe { matmul(&batch_view(a, i), &batch_view(b, i), &batch_view(c, i), 1.0) }
             }
@@ -409,19 +490,13 @@ mod tests {
             let mut want = vec![u32::MAX; 200];
             naive(&sizes, &src, so, &ss, &mut want, dof, &ds);
             let mut got = vec![u32::MAX; 200];
-            let desc = |p: i64, off: i64, st: &[i64]| {
-                [vec![p, p, off], sizes.clone(), st.to_vec()].concat()
-            };
+            let desc = |p: i64, off: i64, st: &[i64]| [vec![p, p, off], sizes.clone(), st.to_vec()].concat();
             let sd = desc(src.as_ptr() as i64, so, &ss);
             let dd = desc(got.as_mut_ptr() as i64, dof, &ds);
             let rank = sizes.len() as i64;
             // SAFETY: both descriptors stay within the 200-element buffers.
             unsafe {
-                memrefCopy(
-                    4,
-                    &UnrankedMemRef { rank, desc: sd.as_ptr() },
-                    &UnrankedMemRef { rank, desc: dd.as_ptr() },
-                )
+                memrefCopy(4, &UnrankedMemRef { rank, desc: sd.as_ptr() }, &UnrankedMemRef { rank, desc: dd.as_ptr() })
             };
             assert_eq!(got, want, "sizes {sizes:?} src {so} {ss:?} dst {dof} {ds:?}");
         }
