@@ -20,7 +20,7 @@
 
 use std::cell::Cell;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -60,6 +60,9 @@ struct Pool {
     claimed: Vec<AtomicU64>,
     /// Helpers between looking at a share and finishing it.
     busy: AtomicUsize,
+    /// Set while the caller sleeps on `done` for helpers' shares.
+    waiting: AtomicBool,
+    done: Condvar,
     /// Helpers asleep on `wake`.
     asleep: AtomicI32,
     sleep: Mutex<()>,
@@ -78,6 +81,8 @@ fn pool() -> &'static Pool {
             generation: AtomicU64::new(0),
             claimed: (0..=helpers).map(|_| AtomicU64::new(0)).collect(),
             busy: AtomicUsize::new(0),
+            waiting: AtomicBool::new(false),
+            done: Condvar::new(),
             asleep: AtomicI32::new(0),
             sleep: Mutex::new(()),
             wake: Condvar::new(),
@@ -133,7 +138,10 @@ fn helper(pool: &'static Pool, tid: i32) {
         if tid < job.size {
             take_share(pool, &job, tid);
         }
-        pool.busy.fetch_sub(1, Ordering::SeqCst);
+        if pool.busy.fetch_sub(1, Ordering::SeqCst) == 1 && pool.waiting.load(Ordering::SeqCst) {
+            let _lock = pool.sleep.lock().unwrap_or_else(|e| e.into_inner());
+            pool.done.notify_all();
+        }
     }
 }
 
@@ -188,15 +196,22 @@ pub unsafe extern "C" fn __kmpc_fork_call(
     for tid in 0..size {
         take_share(pool, &job, tid);
     }
+    // Spin a little for shares helpers are running, then sleep (a busy machine may have
+    // descheduled the helper, which then needs this core).
     let start = Instant::now();
     let mut spins = 0u32;
     while pool.busy.load(Ordering::SeqCst) != 0 {
         spins = spins.wrapping_add(1);
-        if spins % 256 != 0 || start.elapsed() < SPIN {
-            std::hint::spin_loop();
-        } else {
-            std::thread::yield_now();
+        if spins % 256 == 0 && start.elapsed() > SPIN {
+            let mut guard = pool.sleep.lock().unwrap_or_else(|e| e.into_inner());
+            pool.waiting.store(true, Ordering::SeqCst);
+            while pool.busy.load(Ordering::SeqCst) != 0 {
+                guard = pool.done.wait_timeout(guard, Duration::from_millis(1)).unwrap_or_else(|e| e.into_inner()).0;
+            }
+            pool.waiting.store(false, Ordering::SeqCst);
+            break;
         }
+        std::hint::spin_loop();
     }
 }
 

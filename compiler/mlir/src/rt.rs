@@ -273,6 +273,9 @@ pub const PARALLEL_MACS: usize = 1 << 21;
 /// line of f32).
 const SPLIT_ALIGN: usize = 16;
 
+/// Parts per core of a split product.
+const SPLIT_PARTS: usize = 4;
+
 /// A raw pointer shared by the members of a team that write disjoint parts of it.
 struct Shared<T>(*mut T);
 impl<T> Clone for Shared<T> {
@@ -286,8 +289,8 @@ unsafe impl<T> Sync for Shared<T> {}
 unsafe impl<T> Send for Shared<T> {}
 
 /// `c = a @ b` for strided row-major views (`c` is overwritten), by the `gemm` crate; large
-/// products are split by output rows or columns over the cores ([`crate::omp::parallel`]),
-/// each part one single-threaded `gemm` call.
+/// products are split by output rows or columns into a few parts per core, which the
+/// cores ([`crate::omp::parallel`]) take in turn, each part one single-threaded `gemm` call.
 ///
 /// # Safety
 /// The descriptors must describe live, non-overlapping views with `a: [m, k]`, `b: [k, n]`,
@@ -304,15 +307,19 @@ unsafe fn matmul<T: Copy + 'static + Default + Sync>(a: &MemRef<T, 2>, b: &MemRe
         (Shared(a as *const _ as *mut MemRef<T, 2>), Shared(b as *const _ as *mut _), Shared(c as *const _ as *mut _));
     let by_cols = n >= m;
     let len = if by_cols { n } else { m };
-    crate::omp::parallel(&|tid, size| {
-        let chunk = len.div_ceil(size).next_multiple_of(SPLIT_ALIGN);
-        let part = (tid * chunk).min(len)..((tid + 1) * chunk).min(len);
-        if part.is_empty() {
+    // A few parts per core, taken in turn: a member the machine slows down takes fewer.
+    let chunk = len.div_ceil(SPLIT_PARTS * team).next_multiple_of(SPLIT_ALIGN);
+    let parts = len.div_ceil(chunk);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    crate::omp::parallel(&|_, _| loop {
+        let p = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if p >= parts {
             return;
         }
+        let part = p * chunk..((p + 1) * chunk).min(len);
         let (rows, cols) = if by_cols { (0..m, part) } else { (part, 0..n) };
         let (a, b, c) = (a, b, c);
-        // SAFETY: the caller's views; members write disjoint blocks of `c`.
+        // SAFETY: the caller's views; parts write disjoint blocks of `c`.
         unsafe { matmul_part(&*a.0, &*b.0, &*c.0, one, rows, cols) };
     });
 }
