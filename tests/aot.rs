@@ -83,6 +83,35 @@ fn artifacts_round_trip_and_match_the_interpreter() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// With every loop parallel (`ARCHC_PAR_MIN=1`), an artifact calls the OpenMP entry
+/// points (the variadic fork call through its slot) and still matches the interpreter.
+#[test]
+fn artifacts_run_parallel_loops() {
+    let program = forward("fno1d.arch");
+    let f = program.main();
+    let dims = HashMap::from([("B".to_string(), 5)]);
+    let shapes = arg_shapes(f, &dims).expect("shapes");
+    let inputs: Vec<_> = f.args.iter().zip(shapes).map(|((_, t), s)| (t.dtype, s)).collect();
+    // Static sizes: the selection of parallel loops needs constant trip counts.
+    // SAFETY: tests that read the variable compare results, which it does not change.
+    unsafe { std::env::set_var("ARCHC_PAR_MIN", "1") };
+    let entry = compile_function(&program, "main", &inputs, &[], &AotTarget::Cpu);
+    unsafe { std::env::remove_var("ARCHC_PAR_MIN") };
+    let mut art = artifact(&program, "main");
+    art.funcs = vec![entry.expect("compiles")];
+    let object = &art.funcs[0].object;
+    assert!(object.windows(16).any(|w| w == b"__kmpc_fork_call"), "no parallel region in the object");
+    let mut exec = AotExecutor::new(&program, &art).expect("loads");
+    exec.init_params(0).expect("params");
+    let mut interp = Interpreter::new(&program);
+    interp.init_params(0).expect("params");
+    let inputs = inputs_with(program.main(), &dims);
+    let want = interp.run_func("main", &inputs, 7).expect("interpreter");
+    let got = exec.run_func("main", &inputs, 7).expect("artifact runs");
+    let e = scaled_error(&got[0], &want[0]);
+    assert!(e < 1e-5, "scaled error {e:.3e}");
+}
+
 #[test]
 fn artifacts_refuse_other_programs_and_shapes() {
     let program = forward("mlp.arch");

@@ -1,16 +1,18 @@
 //! Compiling emitted MLIR with melior (LLVM/MLIR 22) and running it.
 //!
 //! Contract: [`Compiled::new`] parses the module text, verifies it (a failure is an
-//! internal error naming MLIR's diagnostics), runs [`PIPELINE`] (bufferization, lowering
-//! to loops and to the LLVM dialect), and JIT-compiles it with the ExecutionEngine at
-//! LLVM -O3, registering the runtime symbols of [`crate::rt`]. [`Compiled::run`] passes
-//! tensors as memref descriptors (inputs read in place, outputs written into fresh
-//! tensors). `ARCHC_MLIR_DUMP=DIR` writes the module before and after every pass into
+//! internal error naming MLIR's diagnostics), runs [`cpu_pipeline`] (bufferization,
+//! lowering to loops, [`crate::par`]'s choice of parallel loops, lowering to the LLVM
+//! dialect), and JIT-compiles it with the ExecutionEngine (LLVM -O2, [`opt_level`]),
+//! registering the runtime symbols of [`crate::rt`], [`crate::alloc`] and [`crate::omp`].
+//! [`Compiled::run`] passes tensors as memref descriptors (inputs read in place, outputs
+//! written into fresh tensors). `ARCHC_MLIR_DUMP=DIR` writes the module before and after every pass into
 //! `DIR` (MLIR's IR printing).
 
-use crate::abi::{check, output_tensors, Descriptors};
+use crate::abi::{check, Descriptors};
 use crate::emit::{Module as Emitted, Shape};
-use archc_runtime::tensor::Tensor;
+use archc_compiler::tir::DType;
+use archc_runtime::tensor::{Data, Tensor};
 use melior::dialect::DialectRegistry;
 use melior::ir::operation::OperationLike;
 use melior::ir::Module;
@@ -20,12 +22,47 @@ use melior::utility::{
 };
 use melior::{Context, ExecutionEngine};
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 use std::rc::Rc;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-/// Tensors in, LLVM dialect out. Elementwise producers are fused into their consumers
-/// before bufferization; loops stay scalar here (LLVM's loop vectoriser does the rest).
+macro_rules! to_loops {
+    () => {
+        "builtin.module(inline,symbol-dce,canonicalize,\
+func.func(linalg-fuse-elementwise-ops),canonicalize,eliminate-empty-tensors,\
+one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map allow-return-allocs-from-loops},\
+canonicalize,cse,buffer-deallocation-pipeline,func.func(convert-linalg-to-parallel-loops),canonicalize"
+    };
+}
+
+/// Loops to the LLVM dialect; `parallel`: with the remaining `scf.parallel` loops as OpenMP
+/// regions, memrefs lowered before `scf` (`convert-scf-to-openmp` wraps loop bodies in
+/// `memref.alloca_scope`, which must be inlined before the loops inside become blocks).
+macro_rules! loops_to_llvm {
+    (sequential) => {
+        "convert-complex-to-standard,convert-scf-to-cf,\
+expand-strided-metadata,lower-affine,finalize-memref-to-llvm,convert-math-to-llvm,convert-math-to-libm,\
+convert-complex-to-llvm,convert-arith-to-llvm,convert-cf-to-llvm,convert-func-to-llvm,convert-index-to-llvm,\
+reconcile-unrealized-casts"
+    };
+    (parallel) => {
+        "convert-scf-to-openmp,convert-complex-to-standard,\
+expand-strided-metadata,lower-affine,finalize-memref-to-llvm,convert-scf-to-cf,convert-math-to-llvm,convert-math-to-libm,\
+convert-complex-to-llvm,convert-arith-to-llvm,convert-openmp-to-llvm,convert-cf-to-llvm,convert-func-to-llvm,\
+convert-index-to-llvm,reconcile-unrealized-casts"
+    };
+}
+
+/// The CPU pass pipeline as one upstream pipeline (what `mlir-opt-22` runs in the tests):
+/// [`TO_LOOPS`], then [`LOOPS_TO_LLVM_PARALLEL`]. [`Compiled::new`] runs the two with
+/// [`crate::par::select`] between them, which leaves only the large loops parallel.
+pub const PIPELINE: &str = concat!(to_loops!(), ",", loops_to_llvm!(parallel), ")");
+
+/// Tensors in, loops out. Elementwise producers are fused into their consumers before
+/// bufferization; every linalg op becomes one `scf.parallel` (reduction dimensions as
+/// `scf.for` inside), which [`crate::par::select`] then keeps parallel or makes sequential.
+/// Loops stay scalar here (LLVM's loop vectoriser does the rest).
 ///
 /// No `cse` runs before bufferization: the runtime calls (matmul) read their operands
 /// through `bufferization.to_buffer`, which bufferization treats as the tensor's last
@@ -34,13 +71,30 @@ use std::time::{Duration, Instant};
 /// also merges identical `tensor.empty` ops, after which `eliminate-empty-tensors`
 /// (which lets results be computed in place in the entry's output buffers) made several
 /// results share one output buffer.
-pub const PIPELINE: &str = "builtin.module(inline,symbol-dce,canonicalize,\
-func.func(linalg-fuse-elementwise-ops),canonicalize,eliminate-empty-tensors,\
-one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map allow-return-allocs-from-loops},\
-canonicalize,cse,buffer-deallocation-pipeline,func.func(convert-linalg-to-loops),convert-complex-to-standard,convert-scf-to-cf,\
-expand-strided-metadata,lower-affine,finalize-memref-to-llvm,convert-math-to-llvm,convert-math-to-libm,\
-convert-complex-to-llvm,convert-arith-to-llvm,convert-cf-to-llvm,convert-func-to-llvm,convert-index-to-llvm,\
-reconcile-unrealized-casts)";
+pub const TO_LOOPS: &str = concat!(to_loops!(), ")");
+
+/// Loops to the LLVM dialect, the remaining `scf.parallel` loops as OpenMP regions (run by
+/// [`crate::omp`]).
+pub const LOOPS_TO_LLVM_PARALLEL: &str = concat!("builtin.module(", loops_to_llvm!(parallel), ")");
+
+/// Loops to the LLVM dialect, every loop sequential.
+pub const LOOPS_TO_LLVM_SEQUENTIAL: &str = concat!("builtin.module(", loops_to_llvm!(sequential), ")");
+
+/// [`TO_LOOPS`], [`crate::par::select`] (unless `ARCHC_PAR_MIN=0`), and the lowering to
+/// the LLVM dialect.
+pub fn cpu_pipeline(context: &Context, module: &mut Module) -> Result<(), String> {
+    run_pipeline(context, module, TO_LOOPS)?;
+    let selected = crate::par::min_work().and_then(|min| crate::par::select(&module.as_operation().to_string(), min));
+    match selected {
+        Some((text, sel)) => {
+            let (parsed, diags) = with_diagnostics(context, || Module::parse(context, &text));
+            *module = parsed.ok_or_else(|| format!("MLIR after loop selection does not parse:\n{diags}"))?;
+            let rest = if sel.parallel > 0 { LOOPS_TO_LLVM_PARALLEL } else { LOOPS_TO_LLVM_SEQUENTIAL };
+            run_pipeline(context, module, rest)
+        }
+        None => run_pipeline(context, module, LOOPS_TO_LLVM_SEQUENTIAL),
+    }
+}
 
 /// Where compile time went.
 #[derive(Clone, Debug, Default)]
@@ -95,7 +149,7 @@ reconcile-unrealized-casts)";
 
 impl Compiled {
     pub fn new(sig: Emitted) -> Result<Compiled, String> {
-        Self::staged(sig, &|context, module| run_pipeline(context, module, PIPELINE))
+        Self::staged(sig, &|context, module| cpu_pipeline(context, module))
     }
 
     /// The GPU path's transformations (the GPU target's module, [`crate::gpu::stage_loops`]
@@ -129,7 +183,8 @@ impl Compiled {
         lower(&context, &mut module)?;
         let t2 = Instant::now();
         let engine = ExecutionEngine::new(&module, opt_level(), &[], false, false);
-        for (name, ptr) in crate::rt::symbols() {
+        for (name, ptr) in crate::rt::symbols().into_iter().chain(crate::alloc::symbols()).chain(crate::omp::symbols())
+        {
             // SAFETY: each pointer is an `extern "C"` function with the signature the
             // emitted declarations give it.
             unsafe { engine.register_symbol(name, ptr) };
@@ -161,13 +216,15 @@ impl Compiled {
 
     /// Runs the entry on `inputs` with random seed `seed`.
     pub fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>, String> {
-        let mut outputs = output_tensors(&self.sig, inputs)?;
+        let shapes: Vec<Shape> = inputs.iter().map(|t| (t.dtype(), t.shape().to_vec())).collect();
+        let out_shapes = self.sig.output_shapes(&shapes)?;
         let mut descs = Descriptors::default();
         for t in inputs {
             descs.push(t);
         }
+        let mut outputs: Vec<Fresh> = out_shapes.iter().map(|(d, s)| Fresh::new(*d, s)).collect();
         for t in &mut outputs {
-            descs.push(t);
+            descs.push_raw(t.ptr(), &t.shape);
         }
         let mut seed = seed as i64;
         let mut args = vec![&mut seed as *mut i64 as *mut ()];
@@ -176,7 +233,80 @@ impl Compiled {
         // descriptor per memref, each over a live buffer of the declared shape; outputs
         // are distinct fresh tensors.
         unsafe { self.engine.invoke_packed("archc_entry", &mut args) }.map_err(|e| e.to_string())?;
-        Ok(outputs)
+        // SAFETY: the entry writes every element of its outputs.
+        Ok(outputs.into_iter().map(|t| unsafe { t.assume_init() }).collect())
+    }
+}
+
+/// An output buffer for compiled code, left uninitialised (the entry writes every
+/// element of its outputs, so zero-filling them first only cost time: 2.4 MB per
+/// mnist_5k train step).
+struct Fresh {
+    shape: Vec<usize>,
+    data: FreshData,
+}
+
+enum FreshData {
+    F32(Vec<MaybeUninit<f32>>),
+    F64(Vec<MaybeUninit<f64>>),
+    I64(Vec<MaybeUninit<i64>>),
+    Bool(Vec<MaybeUninit<bool>>),
+    C64(Vec<MaybeUninit<archc_runtime::elem::C64>>),
+}
+
+fn uninit<T>(n: usize) -> Vec<MaybeUninit<T>> {
+    let mut v = Vec::with_capacity(n);
+    // SAFETY: MaybeUninit elements need no initialisation.
+    unsafe { v.set_len(n) };
+    v
+}
+
+/// # Safety
+/// Every element of `v` must have been initialised.
+unsafe fn init<T>(v: Vec<MaybeUninit<T>>) -> Vec<T> {
+    let mut v = std::mem::ManuallyDrop::new(v);
+    // SAFETY: same allocation, length and capacity; MaybeUninit<T> has T's layout, and
+    // the caller vouches for the elements.
+    unsafe { Vec::from_raw_parts(v.as_mut_ptr() as *mut T, v.len(), v.capacity()) }
+}
+
+impl Fresh {
+    fn new(dtype: DType, shape: &[usize]) -> Fresh {
+        let n = shape.iter().product();
+        let data = match dtype {
+            DType::F32 => FreshData::F32(uninit(n)),
+            DType::F64 => FreshData::F64(uninit(n)),
+            DType::I64 => FreshData::I64(uninit(n)),
+            DType::Bool => FreshData::Bool(uninit(n)),
+            DType::C64 => FreshData::C64(uninit(n)),
+        };
+        Fresh { shape: shape.to_vec(), data }
+    }
+
+    fn ptr(&mut self) -> *mut u8 {
+        match &mut self.data {
+            FreshData::F32(v) => v.as_mut_ptr() as *mut u8,
+            FreshData::F64(v) => v.as_mut_ptr() as *mut u8,
+            FreshData::I64(v) => v.as_mut_ptr() as *mut u8,
+            FreshData::Bool(v) => v.as_mut_ptr() as *mut u8,
+            FreshData::C64(v) => v.as_mut_ptr() as *mut u8,
+        }
+    }
+
+    /// # Safety
+    /// Every element must have been written.
+    unsafe fn assume_init(self) -> Tensor {
+        // SAFETY: forwarded.
+        let data = unsafe {
+            match self.data {
+                FreshData::F32(v) => Data::F32(init(v)),
+                FreshData::F64(v) => Data::F64(init(v)),
+                FreshData::I64(v) => Data::I64(init(v)),
+                FreshData::Bool(v) => Data::Bool(init(v)),
+                FreshData::C64(v) => Data::C64(init(v)),
+            }
+        };
+        Tensor { shape: self.shape, data }
     }
 }
 
@@ -228,7 +358,7 @@ pub fn lower_to(module_text: &str, stage: Stage) -> Result<String, String> {
     let context = context();
     let (module, diags) = with_diagnostics(&context, || Module::parse(&context, module_text));
     let mut module = module.ok_or_else(|| format!("emitted MLIR does not parse:\n{diags}"))?;
-    run_pipeline(&context, &mut module, PIPELINE)?;
+    cpu_pipeline(&context, &mut module)?;
     match stage {
         Stage::Optimized => Ok(format!("{}\n", module.as_operation())),
         Stage::LlvmIr => llvm_ir(&module),

@@ -2,7 +2,7 @@
 //!
 //! Matrix products (`archc_matmul_*`, batched `archc_bmm_*`, through MLIR's C interface
 //! `_mlir_ciface_*`: pointers to memref descriptors) run the `gemm` crate's kernels on
-//! strided views, on both cores when large.
+//! strided views, split over the cores ([`crate::omp`]'s threads) when large.
 //!
 //! Random values reproduce the interpreter's streams element by element: element `i` of a
 //! `rand.uniform` op with key `k` is the `i`-th draw of `ChaCha8Rng::seed_from_u64(k)`
@@ -143,6 +143,11 @@ pub struct UnrankedMemRef {
 /// MLIR's `memrefCopy` runtime function (strided element copy between two memrefs of one
 /// shape), which lowered `memref.copy` calls for non-contiguous layouts.
 ///
+/// Axes of size 1 are dropped and axes that are contiguous with the next one on both
+/// sides are merged, so a copy between two dense buffers is one `memcpy` and a copy of a
+/// dense slab into a strided view is one `memcpy` per row; copies with a strided innermost
+/// axis move elements one by one, in loops typed by the element size.
+///
 /// # Safety
 /// `src` and `dst` must describe live buffers of one shape with `elem_size`-byte elements.
 #[no_mangle]
@@ -151,32 +156,101 @@ pub unsafe extern "C" fn memrefCopy(elem_size: i64, src: *const UnrankedMemRef, 
     let rank = src.rank as usize;
     let words = |m: &UnrankedMemRef| unsafe { std::slice::from_raw_parts(m.desc, 3 + 2 * rank) };
     let (s, d) = (words(src), words(dst));
-    let sizes = &s[3..3 + rank];
-    if sizes.contains(&0) {
+    if s[3..3 + rank].contains(&0) {
         return;
     }
+    // (size, source stride, destination stride) per axis, outermost first.
+    let mut axes: Vec<(i64, i64, i64)> = Vec::with_capacity(rank);
+    for i in 0..rank {
+        let axis = (s[3 + i], s[3 + rank + i], d[3 + rank + i]);
+        if axis.0 == 1 {
+            continue;
+        }
+        match axes.last_mut() {
+            // The previous (outer) axis steps over exactly this one on both sides.
+            Some(outer) if outer.1 == axis.0 * axis.1 && outer.2 == axis.0 * axis.2 => {
+                *outer = (outer.0 * axis.0, axis.1, axis.2);
+            }
+            _ => axes.push(axis),
+        }
+    }
     let es = elem_size as usize;
-    // Rows: the innermost axis when both sides are unit-stride there, else single elements.
-    let unit = rank > 0 && s[3 + 2 * rank - 1] == 1 && d[3 + 2 * rank - 1] == 1;
-    let (outer, row) = if unit { (rank - 1, sizes[rank - 1] as usize) } else { (rank, 1) };
+    let sp = (s[1] as *const u8).wrapping_add(s[2] as usize * es);
+    let dp = (d[1] as *mut u8).wrapping_add(d[2] as usize * es);
+    // The innermost axis as rows when both sides are unit-stride there.
+    let (row_elems, inner) = match axes.last() {
+        Some(&(n, 1, 1)) => {
+            axes.pop();
+            (n as usize, None)
+        }
+        Some(&(n, ss, ds)) => {
+            axes.pop();
+            (1, Some((n as usize, ss as isize * es as isize, ds as isize * es as isize)))
+        }
+        None => (1, None),
+    };
+    let row = |sp: *const u8, dp: *mut u8| match inner {
+        // SAFETY: both descriptors cover the row from these addresses (same shape).
+        None => unsafe { std::ptr::copy_nonoverlapping(sp, dp, es * row_elems) },
+        Some((n, ss, ds)) => unsafe { strided_row(es, n, sp, ss, dp, ds) },
+    };
+    let outer = axes.len();
+    if outer == 0 {
+        row(sp, dp);
+        return;
+    }
     let mut idx = vec![0i64; outer];
+    let (mut so, mut dof) = (0isize, 0isize);
     loop {
-        let off = |w: &[i64]| w[2] + (0..outer).map(|i| idx[i] * w[3 + rank + i]).sum::<i64>();
-        let sp = (s[1] as *const u8).wrapping_add(off(s) as usize * es);
-        let dp = (d[1] as *mut u8).wrapping_add(off(d) as usize * es);
-        // SAFETY: both descriptors cover `row` elements from these offsets (same shape).
-        unsafe { std::ptr::copy_nonoverlapping(sp, dp, es * row) };
+        row(sp.wrapping_offset(so * es as isize), dp.wrapping_offset(dof * es as isize));
         let mut i = outer;
         loop {
             if i == 0 {
                 return;
             }
             i -= 1;
+            let (n, ss, ds) = axes[i];
             idx[i] += 1;
-            if idx[i] < sizes[i] {
+            so += ss as isize;
+            dof += ds as isize;
+            if idx[i] < n {
                 break;
             }
             idx[i] = 0;
+            so -= (n * ss) as isize;
+            dof -= (n * ds) as isize;
+        }
+    }
+}
+
+/// `n` elements of `es` bytes from `sp` (byte stride `ss`) to `dp` (byte stride `ds`).
+///
+/// # Safety
+/// Both ranges must be live and not overlap.
+unsafe fn strided_row(es: usize, n: usize, sp: *const u8, ss: isize, dp: *mut u8, ds: isize) {
+    macro_rules! typed {
+        ($t:ty) => {
+            for i in 0..n as isize {
+                // SAFETY: element i of both rows (the caller's contract); unaligned
+                // accesses because strides are in bytes.
+                unsafe {
+                    let v = (sp.offset(i * ss) as *const $t).read_unaligned();
+                    (dp.offset(i * ds) as *mut $t).write_unaligned(v);
+                }
+            }
+        };
+    }
+    match es {
+        1 => typed!(u8),
+        2 => typed!(u16),
+        4 => typed!(u32),
+        8 => typed!(u64),
+        16 => typed!(u128),
+        _ => {
+            for i in 0..n as isize {
+                // SAFETY: as above.
+                unsafe { std::ptr::copy_nonoverlapping(sp.offset(i * ss), dp.offset(i * ds), es) };
+            }
         }
     }
 }
@@ -191,19 +265,86 @@ pub struct MemRef<T, const R: usize> {
     strides: [i64; R],
 }
 
-/// Products at least this large (m * n * k) use both cores (below it, waking the second
-/// thread costs more than it saves on two cores).
-const PARALLEL_FLOPS: usize = 1 << 24;
+/// Products of at least this many multiply-adds (m * n * k) are split over the cores
+/// (below it, handing half to another thread costs more than it saves).
+pub const PARALLEL_MACS: usize = 1 << 21;
 
-/// `c = a @ b` for strided row-major views (`c` is overwritten), by the `gemm` crate.
+/// Splits of the larger output dimension are multiples of this many elements (a 64-byte
+/// line of f32).
+const SPLIT_ALIGN: usize = 16;
+
+/// Parts per core of a split product.
+const SPLIT_PARTS: usize = 4;
+
+/// A raw pointer shared by the members of a team that write disjoint parts of it.
+struct Shared<T>(*mut T);
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Shared<T> {}
+// SAFETY: members only touch disjoint elements (or read), and the fork joins them.
+unsafe impl<T> Sync for Shared<T> {}
+unsafe impl<T> Send for Shared<T> {}
+
+/// `c = a @ b` for strided row-major views (`c` is overwritten), by the `gemm` crate; large
+/// products are split by output rows or columns into a few parts per core, which the
+/// cores ([`crate::omp::parallel`]) take in turn, each part one single-threaded `gemm` call.
 ///
 /// # Safety
 /// The descriptors must describe live, non-overlapping views with `a: [m, k]`, `b: [k, n]`,
 /// `c: [m, n]`.
-unsafe fn matmul<T: Copy + 'static + Default>(a: &MemRef<T, 2>, b: &MemRef<T, 2>, c: &MemRef<T, 2>, one: T) {
-    let (m, k, n) = (a.sizes[0] as usize, a.sizes[1] as usize, b.sizes[1] as usize);
+unsafe fn matmul<T: Copy + 'static + Default + Sync>(a: &MemRef<T, 2>, b: &MemRef<T, 2>, c: &MemRef<T, 2>, one: T) {
+    let (m, n) = (a.sizes[0] as usize, b.sizes[1] as usize);
+    let team = if m * n * a.sizes[1] as usize >= PARALLEL_MACS { crate::omp::max_team() } else { 1 };
+    if team < 2 || m.max(n) < 2 * SPLIT_ALIGN {
+        // SAFETY: the caller's views.
+        unsafe { matmul_part(a, b, c, one, 0..m, 0..n) };
+        return;
+    }
+    let (a, b, c) =
+        (Shared(a as *const _ as *mut MemRef<T, 2>), Shared(b as *const _ as *mut _), Shared(c as *const _ as *mut _));
+    let by_cols = n >= m;
+    let len = if by_cols { n } else { m };
+    // A few parts per core, taken in turn: a member the machine slows down takes fewer.
+    let chunk = len.div_ceil(SPLIT_PARTS * team).next_multiple_of(SPLIT_ALIGN);
+    let parts = len.div_ceil(chunk);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    crate::omp::parallel(&|_, _| loop {
+        let p = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if p >= parts {
+            return;
+        }
+        let part = p * chunk..((p + 1) * chunk).min(len);
+        let (rows, cols) = if by_cols { (0..m, part) } else { (part, 0..n) };
+        let (a, b, c) = (a, b, c);
+        // SAFETY: the caller's views; parts write disjoint blocks of `c`.
+        unsafe { matmul_part(&*a.0, &*b.0, &*c.0, one, rows, cols) };
+    });
+}
+
+/// `c[rows, cols] = a[rows, :] @ b[:, cols]` by one single-threaded `gemm` call.
+///
+/// # Safety
+/// As [`matmul`], with the ranges inside the views.
+unsafe fn matmul_part<T: Copy + 'static + Default>(
+    a: &MemRef<T, 2>,
+    b: &MemRef<T, 2>,
+    c: &MemRef<T, 2>,
+    one: T,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+) {
+    let k = a.sizes[1] as usize;
+    let (m, n) = (rows.len(), cols.len());
+    let (r0, c0) = (rows.start as isize, cols.start as isize);
     let (pa, pb, pc) = unsafe {
-        (a.aligned.offset(a.offset as isize), b.aligned.offset(b.offset as isize), c.aligned.offset(c.offset as isize))
+        (
+            a.aligned.offset(a.offset as isize + r0 * a.strides[0] as isize),
+            b.aligned.offset(b.offset as isize + c0 * b.strides[1] as isize),
+            c.aligned.offset(c.offset as isize + r0 * c.strides[0] as isize + c0 * c.strides[1] as isize),
+        )
     };
     if k == 0 {
         for i in 0..m {
@@ -215,7 +356,6 @@ unsafe fn matmul<T: Copy + 'static + Default>(a: &MemRef<T, 2>, b: &MemRef<T, 2>
         }
         return;
     }
-    let par = if m * n * k >= PARALLEL_FLOPS { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
     unsafe {
         gemm::gemm(
             m,
@@ -236,7 +376,7 @@ unsafe fn matmul<T: Copy + 'static + Default>(a: &MemRef<T, 2>, b: &MemRef<T, 2>
             false,
             false,
             false,
-            par,
+            gemm::Parallelism::None,
         )
     }
 }
@@ -264,6 +404,28 @@ macro_rules! matmul_fns {
         /// See [`matmul`]; batched over axis 0.
         pub unsafe extern "C" fn $bmm(a: *const MemRef<$t, 3>, b: *const MemRef<$t, 3>, c: *const MemRef<$t, 3>) {
             let (a, b, c) = unsafe { (&*a, &*b, &*c) };
+            let batch = a.sizes[0] as usize;
+            let macs = batch * (a.sizes[1] * a.sizes[2] * b.sizes[2]) as usize;
+            if batch >= 2 && macs >= PARALLEL_MACS && crate::omp::max_team() > 1 {
+                // Whole products per core.
+                let (a, b, c) = (
+                    Shared(a as *const _ as *mut MemRef<$t, 3>),
+                    Shared(b as *const _ as *mut _),
+                    Shared(c as *const _ as *mut _),
+                );
+                crate::omp::parallel(&|tid, size| {
+                    let (a, b, c) = (a, b, c);
+                    let (a, b, c) = unsafe { (&*a.0, &*b.0, &*c.0) };
+                    let chunk = batch.div_ceil(size);
+                    for i in (tid * chunk).min(batch)..((tid + 1) * chunk).min(batch) {
+                        let (av, bv, cv) = (batch_view(a, i as i64), batch_view(b, i as i64), batch_view(c, i as i64));
+                        let (m, n) = (av.sizes[0] as usize, bv.sizes[1] as usize);
+                        // SAFETY: product i of the batch; members write disjoint products.
+                        unsafe { matmul_part(&av, &bv, &cv, 1.0, 0..m, 0..n) }
+                    }
+                });
+                return;
+            }
             for i in 0..a.sizes[0] {
                 unsafe { matmul(&batch_view(a, i), &batch_view(b, i), &batch_view(c, i), 1.0) }
             }
@@ -300,6 +462,52 @@ pub fn tune_allocator() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A naive element-by-element copy of strided views: the reference for `memrefCopy`.
+    fn naive(sizes: &[i64], src: &[u32], so: i64, ss: &[i64], dst: &mut [u32], dof: i64, ds: &[i64]) {
+        let n: i64 = sizes.iter().product();
+        for flat in 0..n {
+            let (mut rem, mut a, mut b) = (flat, so, dof);
+            for i in (0..sizes.len()).rev() {
+                let k = rem % sizes[i];
+                rem /= sizes[i];
+                a += k * ss[i];
+                b += k * ds[i];
+            }
+            dst[b as usize] = src[a as usize];
+        }
+    }
+
+    /// `memrefCopy` agrees with an element loop on dense, transposed, sliced and
+    /// size-1-axis views.
+    #[test]
+    fn memref_copy_matches_element_loop() {
+        type Case = (Vec<i64>, i64, Vec<i64>, i64, Vec<i64>);
+        let cases: Vec<Case> = vec![
+            (vec![], 3, vec![], 5, vec![]),
+            (vec![2, 3, 4], 0, vec![12, 4, 1], 0, vec![12, 4, 1]),
+            (vec![2, 3, 4], 1, vec![12, 4, 1], 2, vec![1, 8, 2]),
+            (vec![3, 1, 4], 2, vec![20, 7, 1], 0, vec![4, 4, 1]),
+            (vec![5, 4], 0, vec![1, 5], 3, vec![9, 2]),
+            (vec![2, 2, 3], 4, vec![30, 6, 2], 1, vec![12, 6, 1]),
+            (vec![4, 1, 1, 6], 0, vec![6, 6, 6, 1], 0, vec![7, 7, 7, 1]),
+        ];
+        for (sizes, so, ss, dof, ds) in cases {
+            let src: Vec<u32> = (0..200).collect();
+            let mut want = vec![u32::MAX; 200];
+            naive(&sizes, &src, so, &ss, &mut want, dof, &ds);
+            let mut got = vec![u32::MAX; 200];
+            let desc = |p: i64, off: i64, st: &[i64]| [vec![p, p, off], sizes.clone(), st.to_vec()].concat();
+            let sd = desc(src.as_ptr() as i64, so, &ss);
+            let dd = desc(got.as_mut_ptr() as i64, dof, &ds);
+            let rank = sizes.len() as i64;
+            // SAFETY: both descriptors stay within the 200-element buffers.
+            unsafe {
+                memrefCopy(4, &UnrankedMemRef { rank, desc: sd.as_ptr() }, &UnrankedMemRef { rank, desc: dd.as_ptr() })
+            };
+            assert_eq!(got, want, "sizes {sizes:?} src {so} {ss:?} dst {dof} {ds:?}");
+        }
+    }
 
     /// The fill functions give the per-element streams, in row-major order.
     #[test]

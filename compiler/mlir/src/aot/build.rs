@@ -61,7 +61,9 @@ pub fn shared_object(sig: &Module, target: &AotTarget) -> Result<(Vec<u8>, bool)
         .arg(&obj)
         .arg(&ll))?;
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    run(Command::new(&cc).args(["-shared", "-o"]).arg(&so).arg(&obj).arg("-lm"))?;
+    // -Bsymbolic: the object's calls reach its own trampolines, also for names the C
+    // library defines too (the allocator's).
+    run(Command::new(&cc).args(["-shared", "-Wl,-Bsymbolic", "-o"]).arg(&so).arg(&obj).arg("-lm"))?;
     let bytes = std::fs::read(&so).map_err(|e| format!("cannot read {}: {e}", so.display()))?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok((bytes, sync))
@@ -133,7 +135,10 @@ fn declaration(line: &str) -> Option<Decl> {
     let (name, rest) = rest.split_once('(')?;
     let close = rest.rfind(')')?;
     let params = split_top(&rest[..close]);
-    Some(Decl { ret: ret.trim().to_string(), name: name.trim_matches('"').to_string(), params })
+    // The return type is the last word before the name: metadata (`!callback !3`),
+    // linkage and return attributes come first.
+    let ret = ret.split_whitespace().last()?.to_string();
+    Some(Decl { ret, name: name.trim_matches('"').to_string(), params })
 }
 
 /// Splits a parameter list at commas outside brackets.
@@ -159,9 +164,27 @@ fn split_top(s: &str) -> Vec<String> {
 }
 
 impl Decl {
+    /// A definition calling through the slot; a variadic function (OpenMP's fork call)
+    /// forwards its variadic arguments with a `musttail` call.
     fn trampoline(&self) -> String {
-        let args: Vec<String> = self.params.iter().enumerate().map(|(i, t)| format!("{t} %a{i}")).collect();
+        let variadic = self.params.last().is_some_and(|p| p == "...");
+        let fixed = &self.params[..self.params.len() - variadic as usize];
+        let mut args: Vec<String> = fixed.iter().enumerate().map(|(i, t)| format!("{t} %a{i}")).collect();
         let slot = format!("@\"archc_slot.{}\"", self.name);
+        if variadic {
+            args.push("...".into());
+            let fn_ty = format!("{} ({})", self.ret, self.params.join(", "));
+            let tail = match self.ret.as_str() {
+                "void" => format!("  musttail call {fn_ty} %f({})\n  ret void\n", args.join(", ")),
+                r => format!("  %r = musttail call {fn_ty} %f({})\n  ret {r} %r\n", args.join(", ")),
+            };
+            return format!(
+                "{slot} = global ptr null\ndefine {} @\"{}\"({}) {{\n  %f = load ptr, ptr {slot}\n{tail}}}\n",
+                self.ret,
+                self.name,
+                args.join(", ")
+            );
+        }
         let call = format!("call {} %f({})", self.ret, args.join(", "));
         let body = match self.ret.as_str() {
             "void" => format!("  {call}\n  ret void\n"),
@@ -224,6 +247,8 @@ mod tests {
         assert_eq!(d.name, "_mlir_ciface_archc_matmul_f32");
         assert_eq!(d.params, vec!["ptr", "{ ptr, i64 }", "ptr"]);
         assert!(declaration("define void @f()").is_none());
+        let d = declaration("declare !callback !3 void @__kmpc_fork_call(ptr, i32, ptr, ...)").expect("decl");
+        assert_eq!((d.ret.as_str(), d.params.len()), ("void", 4));
     }
 
     #[test]
@@ -233,6 +258,14 @@ mod tests {
         assert!(t.contains("@\"archc_slot.archc_rand_uniform_f32\" = global ptr null"), "{t}");
         assert!(t.contains("%r = call float %f(i64 %a0, i64 %a1)"), "{t}");
         assert!(t.contains("ret float %r"), "{t}");
+    }
+
+    #[test]
+    fn variadic_trampolines_forward_with_musttail() {
+        let d = declaration("declare void @__kmpc_fork_call(ptr, i32, ptr, ...)").expect("decl");
+        let t = d.trampoline();
+        assert!(t.contains("define void @\"__kmpc_fork_call\"(ptr %a0, i32 %a1, ptr %a2, ...)"), "{t}");
+        assert!(t.contains("musttail call void (ptr, i32, ptr, ...) %f(ptr %a0, i32 %a1, ptr %a2, ...)"), "{t}");
     }
 
     #[test]

@@ -260,7 +260,9 @@ fn empty_sig() -> Module {
 /// Every runtime function compiled code for `target` may call, by symbol.
 pub fn runtime_symbols(target: &AotTarget) -> HashMap<&'static str, *mut ()> {
     match target {
-        AotTarget::Cpu => crate::rt::symbols().into_iter().collect(),
+        AotTarget::Cpu => {
+            crate::rt::symbols().into_iter().chain(crate::alloc::symbols()).chain(crate::omp::symbols()).collect()
+        }
         AotTarget::Cuda(_) => crate::gpu::run::gpu_symbols().into_iter().collect(),
     }
 }
