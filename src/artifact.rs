@@ -83,14 +83,28 @@ pub fn build(
     Err("this archc was built without the MLIR backend (cargo feature `mlir`), which compiles artifacts".into())
 }
 
-/// Reads an artifact and writes its sources into a fresh folder: the artifact and the
-/// path of its main source there.
-pub fn open(path: &Path) -> Result<(Artifact, PathBuf), String> {
-    let art = Artifact::read(path)?;
+/// An artifact opened for running: its sources written into a fresh folder, which is
+/// removed when this is dropped.
+pub struct Opened {
+    pub artifact: Artifact,
+    /// The main source's path in the folder.
+    pub main: PathBuf,
+    dir: PathBuf,
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Reads an artifact and writes its sources into a fresh folder.
+pub fn open(path: &Path) -> Result<Opened, String> {
+    let artifact = Artifact::read(path)?;
     let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
     let dir = std::env::temp_dir().join(format!("archc-archx-{}-{stem}", std::process::id()));
-    let main = art.extract_sources(&dir)?;
-    Ok((art, main))
+    let main = artifact.extract_sources(&dir)?;
+    Ok(Opened { artifact, main, dir })
 }
 
 /// A one-line description of an artifact's functions, e.g.

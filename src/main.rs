@@ -278,15 +278,15 @@ fn run_cmd(cmd: Cmd, color: bool) -> Result<(), Fail> {
             let (file, sel, art) = resolve(&file, sel)?;
             let program = compile(&file, &sel, color)?;
             let inputs = RunInputs { weights, inputs, dim, seed, out, repeat };
-            run(&program, backend, &inputs, art.as_ref())
+            run(&program, backend, &inputs, art.as_ref().map(|a| &a.artifact))
         }
         Cmd::Train { file, run } => {
             let (file, _, art) = resolve(&file, Selection::default())?;
-            train(&file, &run, art.as_ref(), color)
+            train(&file, &run, art.as_ref().map(|a| &a.artifact), color)
         }
         Cmd::Eval { file, checkpoint, backend } => {
             let (file, _, art) = resolve(&file, Selection::default())?;
-            eval(&file, checkpoint, backend, art.as_ref(), color)
+            eval(&file, checkpoint, backend, art.as_ref().map(|a| &a.artifact), color)
         }
         Cmd::Fmt { files, write, check } => fmt(&files, write, check),
     }
@@ -301,15 +301,16 @@ enum ArtifactTarget {
     Cuda,
 }
 
-/// For an artifact (`*.archx`): its sources extracted, the selection it was built with,
-/// and the artifact; other files are passed through.
-fn resolve(file: &Path, sel: Selection) -> Result<(PathBuf, Selection, Option<Artifact>), Fail> {
+/// For an artifact (`*.archx`): the path of its extracted main source, the selection it
+/// was built with, and the opened artifact (which removes the sources when dropped);
+/// other files are passed through.
+fn resolve(file: &Path, sel: Selection) -> Result<(PathBuf, Selection, Option<archc::artifact::Opened>), Fail> {
     if !archc::artifact::is_artifact(file) {
         return Ok((file.to_path_buf(), sel, None));
     }
-    let (art, main) = archc::artifact::open(file).map_err(|e| Fail::User(format!("error: {e}")))?;
+    let opened = archc::artifact::open(file).map_err(|e| Fail::User(format!("error: {e}")))?;
     let mut sel = Selection::default();
-    for (k, v) in &art.options {
+    for (k, v) in &opened.artifact.options {
         match k.as_str() {
             "entry" => sel.entry = Some(v.clone()),
             "args" => sel.args = Some(v.clone()),
@@ -319,7 +320,7 @@ fn resolve(file: &Path, sel: Selection) -> Result<(PathBuf, Selection, Option<Ar
             _ => {}
         }
     }
-    Ok((main, sel, Some(art)))
+    Ok((opened.main.clone(), sel, Some(opened)))
 }
 
 /// `archc build FILE --target cpu -o OUT`.

@@ -307,14 +307,17 @@ impl Loaded {
         if let AotTarget::Cuda(_) = target {
             archc_cuda::cuda()?;
         }
-        let dir = std::env::temp_dir().join(format!("archc-aot-{}", std::process::id()));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("archc-aot-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let path = dir.join(format!("{}-{}.so", f.name, f.object.len()));
+        let path = dir.join(format!("{}.so", f.name));
         std::fs::write(&path, &f.object).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         // SAFETY: the object was built by `build` for this target: its initialisers do
         // nothing but set up its own globals (and, for CUDA, load its kernels).
         let lib = unsafe { libloading::Library::new(&path) }.map_err(|e| format!("cannot load {}: {e}", f.name));
-        let _ = std::fs::remove_file(&path);
+        // The mapping outlives the file.
+        let _ = std::fs::remove_dir_all(&dir);
         let lib = lib?;
         fill_slots(&lib, &f.name, target)?;
         // SAFETY: both are generated with exactly this signature (see the module docs).
