@@ -38,18 +38,6 @@ fn artifact(program: &Program, func: &str) -> Artifact {
     }
 }
 
-fn scaled_error(got: &Tensor, want: &Tensor) -> f64 {
-    let d = got.compare(want).expect("same shape");
-    let scale = want.to_f64_vec().map(|v| v.iter().fold(0.0f64, |m, x| m.max(x.abs()))).unwrap_or(1.0);
-    d.max_abs / scale.max(1e-6)
-}
-
-fn inputs_with(f: &archc_compiler::tir::Func, dims: &HashMap<String, i64>) -> Vec<Tensor> {
-    let shapes = arg_shapes(f, dims).expect("input shapes");
-    let tys = f.args.iter().zip(&shapes).enumerate();
-    tys.map(|(i, ((_, t), s))| archc::inputs::random_tensor(t.dtype, s, i as u64)).collect()
-}
-
 #[test]
 fn artifacts_round_trip_and_match_the_interpreter() {
     let dir = std::env::temp_dir().join(format!("archc-aot-test-{}", std::process::id()));
@@ -71,11 +59,11 @@ fn artifacts_round_trip_and_match_the_interpreter() {
         let second: HashMap<String, i64> =
             dynamic.iter().map(|s| (s.to_string(), if *s == "B" { 3 } else { 12 })).collect();
         for dims in [HashMap::new(), second] {
-            let inputs = inputs_with(program.main(), &dims);
+            let inputs = common::random_inputs_with(program.main(), &dims);
             let want = interp.run_func("main", &inputs, 7).expect("interpreter");
             let got = exec.run_func("main", &inputs, 7).unwrap_or_else(|e| panic!("{name} {dims:?}: {e}"));
             for (g, w) in got.iter().zip(&want) {
-                let e = scaled_error(g, w);
+                let e = common::scaled_error(g, w);
                 assert!(e < 1e-5, "{name} {dims:?}: scaled error {e:.3e}");
             }
         }
@@ -105,10 +93,10 @@ fn artifacts_run_parallel_loops() {
     exec.init_params(0).expect("params");
     let mut interp = Interpreter::new(&program);
     interp.init_params(0).expect("params");
-    let inputs = inputs_with(program.main(), &dims);
+    let inputs = common::random_inputs_with(program.main(), &dims);
     let want = interp.run_func("main", &inputs, 7).expect("interpreter");
     let got = exec.run_func("main", &inputs, 7).expect("artifact runs");
-    let e = scaled_error(&got[0], &want[0]);
+    let e = common::scaled_error(&got[0], &want[0]);
     assert!(e < 1e-5, "scaled error {e:.3e}");
 }
 

@@ -184,13 +184,6 @@ fn minus(a: &Tensor, b: &Tensor) -> Tensor {
     Tensor { shape: a.shape.clone(), data }
 }
 
-/// `max |a - b| / max(max |b|, 1e-6)`.
-fn scaled_error(got: &Tensor, want: &Tensor) -> f64 {
-    let d = got.compare(want).expect("same shape");
-    let scale = want.to_f64_vec().map(|v| v.iter().fold(0.0f64, |m, x| m.max(x.abs()))).unwrap_or(1.0);
-    d.max_abs / scale.max(1e-6)
-}
-
 /// The train step's arguments for a batch of the first `n` rows of the training set:
 /// initial parameters, zero optimizer state, step 0, the configured learning rate.
 fn first_rows_args(cfg: &archc_compiler::sema::train_config::TrainConfig, program: &Program, n: usize) -> Vec<Tensor> {
@@ -301,7 +294,7 @@ fn train_step_compared(
             }
             None => (got[r].clone(), want[r].clone()),
         };
-        let e = scaled_error(&g, &w);
+        let e = common::scaled_error(&g, &w);
         if !(e < tol) {
             failures.push(format!("{name}: {result}: scaled error {e:.3e}"));
         }
@@ -344,7 +337,7 @@ fn example_mismatches(make: &Make, tol: f64) -> Vec<String> {
         match got {
             Ok(got) => {
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                    let e = scaled_error(g, w);
+                    let e = common::scaled_error(g, w);
                     if !(e < tol) {
                         failures.push(format!("{}: output {i}: scaled error {e:.3e}", stem(&path)));
                     }
@@ -366,17 +359,6 @@ fn train_step_gradients_match_the_interpreter() {
 fn every_example_matches_the_interpreter() {
     let failures = example_mismatches(&mlir_cpu, 1e-5);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
-
-/// Random inputs for `f` with the given symbol values (others at their defaults).
-fn inputs_with(f: &archc_compiler::tir::Func, dims: &HashMap<String, i64>) -> Vec<Tensor> {
-    let shapes = arg_shapes(f, dims).expect("input shapes");
-    f.args
-        .iter()
-        .zip(&shapes)
-        .enumerate()
-        .map(|(i, ((_, t), s))| archc::inputs::random_tensor(t.dtype, s, i as u64))
-        .collect()
 }
 
 /// The size symbols of `f`'s inputs that one module can leave dynamic: all of them when
@@ -416,12 +398,12 @@ fn dynamic_sizes_match_the_interpreter() {
         interp.init_params(0).expect("params");
         let second: HashMap<String, i64> = syms.iter().map(|s| (s.clone(), if s == "B" { 3 } else { 12 })).collect();
         for dims in [HashMap::new(), second] {
-            let inputs = inputs_with(f, &dims);
+            let inputs = common::random_inputs_with(f, &dims);
             let want = interp.run_func("main", &inputs, 7).expect("interpreter runs");
             match jit.run_func("main", &inputs, 7) {
                 Ok(got) => {
                     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                        let e = scaled_error(g, w);
+                        let e = common::scaled_error(g, w);
                         if !(e < 1e-5) {
                             failures.push(format!("{} {dims:?}: output {i}: scaled error {e:.3e}", stem(&path)));
                         }

@@ -27,13 +27,30 @@ pub fn rendered(out: &CheckOutput) -> String {
 /// Random inputs for `f`'s arguments (symbolic dims at `archc run`'s defaults, `B = 2`,
 /// others 16), argument `i` drawn with seed `i`.
 pub fn random_inputs(f: &archc_compiler::tir::Func) -> Vec<archc_runtime::Tensor> {
-    let shapes = archc::inputs::arg_shapes(f, &std::collections::HashMap::new()).expect("input shapes");
+    random_inputs_with(f, &std::collections::HashMap::new())
+}
+
+/// [`random_inputs`] with the given symbol values (others at their defaults).
+#[allow(dead_code)] // not every test crate sizes its inputs
+pub fn random_inputs_with(
+    f: &archc_compiler::tir::Func,
+    dims: &std::collections::HashMap<String, i64>,
+) -> Vec<archc_runtime::Tensor> {
+    let shapes = archc::inputs::arg_shapes(f, dims).expect("input shapes");
     f.args
         .iter()
         .zip(&shapes)
         .enumerate()
         .map(|(i, ((_, t), s))| archc::inputs::random_tensor(t.dtype, s, i as u64))
         .collect()
+}
+
+/// `max |got - want| / max(max |want|, 1e-6)`.
+#[allow(dead_code)] // not every test crate compares tensors
+pub fn scaled_error(got: &archc_runtime::Tensor, want: &archc_runtime::Tensor) -> f64 {
+    let d = got.compare(want).expect("same shape");
+    let scale = want.to_f64_vec().map(|v| v.iter().fold(0.0f64, |m, x| m.max(x.abs()))).unwrap_or(1.0);
+    d.max_abs / scale.max(1e-6)
 }
 
 /// Every `.arch` file in a directory of the repository, sorted.

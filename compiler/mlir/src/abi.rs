@@ -12,6 +12,20 @@ pub fn output_tensors(sig: &Emitted, inputs: &[&Tensor]) -> Result<Vec<Tensor>, 
     Ok(sig.output_shapes(&shapes)?.iter().map(|(d, s)| Tensor::zeros(*d, s)).collect())
 }
 
+/// Descriptors of a module's parameter values, checked against its parameters (count,
+/// dtype and shape, in `sig.params` order): the arguments of `archc_set_params`.
+pub fn param_descriptors(sig: &Emitted, values: &[&Tensor]) -> Result<Descriptors, String> {
+    if values.len() != sig.params.len() {
+        return Err(format!("{} parameter values for {} parameters", values.len(), sig.params.len()));
+    }
+    let mut descs = Descriptors::default();
+    for ((name, shape), t) in sig.params.iter().zip(values) {
+        check(t, shape).map_err(|m| format!("parameter @{name}: {m}"))?;
+        descs.push(t);
+    }
+    Ok(descs)
+}
+
 /// Checks a tensor against a concrete type.
 pub fn check(t: &Tensor, (dtype, shape): &Shape) -> Result<(), String> {
     if t.dtype() != *dtype || t.shape() != shape.as_slice() {

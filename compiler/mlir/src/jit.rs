@@ -9,7 +9,7 @@
 //! written into fresh tensors). `ARCHC_MLIR_DUMP=DIR` writes the module before and after every pass into
 //! `DIR` (MLIR's IR printing).
 
-use crate::abi::{check, Descriptors};
+use crate::abi::{param_descriptors, Descriptors};
 use crate::emit::{Module as Emitted, Shape};
 use archc_compiler::tir::DType;
 use archc_runtime::tensor::{Data, Tensor};
@@ -199,15 +199,7 @@ impl Compiled {
 
     /// Copies parameter values into the module's globals (in `sig.params` order).
     pub fn set_params(&self, values: &[&Tensor]) -> Result<(), String> {
-        let want: Vec<&Shape> = self.sig.params.iter().map(|(_, s)| s).collect();
-        let mut descs = Descriptors::default();
-        for ((name, shape), t) in self.sig.params.iter().zip(values) {
-            check(t, shape).map_err(|m| format!("parameter @{name}: {m}"))?;
-            descs.push(t);
-        }
-        if values.len() != want.len() {
-            return Err(format!("{} parameter values for {} parameters", values.len(), want.len()));
-        }
+        let mut descs = param_descriptors(&self.sig, values)?;
         let mut args = descs.packed();
         // SAFETY: one descriptor per memref argument of archc_set_params, each pointing
         // at a live tensor of the declared type.

@@ -19,7 +19,7 @@
 #[cfg(feature = "llvm")]
 pub mod build;
 
-use crate::abi::{check, output_tensors, Descriptors};
+use crate::abi::{output_tensors, param_descriptors, Descriptors};
 use crate::emit::{Module, Shape, Ty};
 use archc_compiler::tir::{parse_type, TensorType};
 use archc_runtime::{Executor, RunError, Tensor};
@@ -339,14 +339,7 @@ impl Loaded {
         if let Some(gpu) = &self.gpu {
             return gpu.set_params(&self.code, values);
         }
-        if values.len() != self.sig.params.len() {
-            return Err(format!("{} parameter values for {} parameters", values.len(), self.sig.params.len()));
-        }
-        let mut descs = Descriptors::default();
-        for ((name, shape), t) in self.sig.params.iter().zip(values) {
-            check(t, shape).map_err(|m| format!("parameter @{name}: {m}"))?;
-            descs.push(t);
-        }
+        let mut descs = param_descriptors(&self.sig, values)?;
         let mut args = descs.packed();
         // SAFETY: one descriptor per memref argument of archc_set_params, each over a
         // live tensor of the declared type.

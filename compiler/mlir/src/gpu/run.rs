@@ -4,7 +4,7 @@
 //! parameter globals (host memory) registered with the driver so kernels can read them.
 //! No LLVM needed.
 
-use crate::abi::{check, data_ptr, output_tensors, Descriptors};
+use crate::abi::{data_ptr, output_tensors, param_descriptors, Descriptors};
 use crate::emit::Module as Emitted;
 use archc_cuda::copy::UnrankedMemRef;
 use archc_cuda::Cuda;
@@ -85,14 +85,7 @@ impl GpuRunner {
 
     /// Copies parameter values into the module's globals (in `sig.params` order).
     pub fn set_params(&self, code: &dyn HostCode, values: &[&Tensor]) -> Result<(), String> {
-        if values.len() != self.sig.params.len() {
-            return Err(format!("{} parameter values for {} parameters", values.len(), self.sig.params.len()));
-        }
-        let mut descs = Descriptors::default();
-        for ((name, shape), t) in self.sig.params.iter().zip(values) {
-            check(t, shape).map_err(|m| format!("parameter @{name}: {m}"))?;
-            descs.push(t);
-        }
+        let mut descs = param_descriptors(&self.sig, values)?;
         let mut args = descs.packed();
         // SAFETY: one descriptor per memref argument of archc_set_params, each over a live
         // tensor of the declared type; the setter only runs host code.
