@@ -146,14 +146,7 @@ impl<'p, U: Unit> Mlir<'p, U> {
     /// Compiles (or finds) the module for `func` on inputs of these types.
     pub fn prepare(&mut self, func: &str, inputs: &[Shape]) -> Result<&U, RunError> {
         let slot = self.slot(func, inputs)?;
-        Ok(&self.get(&slot).compiled)
-    }
-
-    fn get(&mut self, slot: &Slot) -> &mut Entry<U> {
-        match slot {
-            Slot::Static(key) => self.cache.get_mut(key).expect("compiled"),
-            Slot::Dynamic(func) => &mut self.dynamic.get_mut(func).expect("compiled").1,
-        }
+        Ok(&entry_at(&mut self.cache, &mut self.dynamic, &slot).compiled)
     }
 
     /// Where the module that runs `func` on `inputs` is: the static one for these
@@ -235,10 +228,7 @@ impl<U: Unit> Executor for Mlir<'_, U> {
         }
         let slot = self.slot(func, &shapes)?;
         let generation = self.generation;
-        let entry = match &slot {
-            Slot::Static(key) => self.cache.get_mut(key).expect("compiled"),
-            Slot::Dynamic(f) => &mut self.dynamic.get_mut(f).expect("compiled").1,
-        };
+        let entry = entry_at(&mut self.cache, &mut self.dynamic, &slot);
         if entry.params_at != Some(generation) && !entry.compiled.sig().params.is_empty() {
             let values: Vec<&Tensor> = entry
                 .compiled
@@ -273,4 +263,16 @@ impl<U: Unit> Executor for Mlir<'_, U> {
 enum Slot {
     Static((String, Vec<Shape>)),
     Dynamic(String),
+}
+
+/// The module at `slot` (a field-level borrow, so callers may read other fields).
+fn entry_at<'a, U>(
+    cache: &'a mut HashMap<(String, Vec<Shape>), Entry<U>>,
+    dynamic: &'a mut HashMap<String, (Vec<String>, Entry<U>)>,
+    slot: &Slot,
+) -> &'a mut Entry<U> {
+    match slot {
+        Slot::Static(key) => cache.get_mut(key).expect("compiled"),
+        Slot::Dynamic(func) => &mut dynamic.get_mut(func).expect("compiled").1,
+    }
 }
