@@ -13,11 +13,14 @@ Workloads (the issue's three train steps, f32, TF32 off on both sides):
                                                                       (scripts/bench/gpu_transformer.arch)
 
 archc: `archc train FILE --backend mlir-gpu --time-steps N` (random batches; the median
-step after a first, compiling one). PyTorch: the same model and step on random batches,
+step after a first, compiling one), once per run-time mode (`--archc-modes`): `managed`
+(managed memory, a wait after each launch: the default), `async` (`ARCHC_GPU_ASYNC=1`),
+`device` (`ARCHC_GPU_MEMORY=device`: device memory, one wait per step) and `graph`
+(`ARCHC_GPU_GRAPH=1`: device memory, the step replayed as a CUDA graph). PyTorch: the same model and step on random batches,
 timed with CUDA events (median of N steps after 10 warm-up steps) in three modes: eager,
 `torch.compile(step)` and `torch.compile(step, mode="reduce-overhead")` (CUDA graphs).
-The anchor is the fastest PyTorch mode; the table gives archc's speed-up over it (> 1:
-archc is faster) and the goal.
+The anchor is the fastest PyTorch mode; the table gives the fastest archc mode's speed-up
+over it (> 1: archc is faster) and the goal.
 """
 
 import argparse
@@ -39,12 +42,21 @@ WORKLOADS = [
 STEP_RE = re.compile(r"train step: median ([\d.]+) ms, min ([\d.]+) ms over (\d+) steps \(first step ([\d.]+) ms\)")
 
 
-def archc_step(archc, arch, dim, steps, backend):
+ARCHC_MODES = {
+    "managed": {},
+    "async": {"ARCHC_GPU_ASYNC": "1"},
+    "device": {"ARCHC_GPU_MEMORY": "device"},
+    "graph": {"ARCHC_GPU_GRAPH": "1"},
+}
+
+
+def archc_step(archc, arch, dim, steps, backend, mode="managed"):
     """archc's median train-step time in ms (and the first step's), or an error text."""
     cmd = [archc, "train", os.path.join(ROOT, arch), "--backend", backend, "--time-steps", str(steps)]
     if dim:
         cmd += ["--dim", dim]
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    env = dict(os.environ, **ARCHC_MODES[mode])
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
     m = STEP_RE.search(r.stdout + r.stderr)
     if r.returncode != 0 or not m:
         return None, None, (r.stdout + r.stderr).strip().splitlines()[-1:] or ["failed"]
@@ -146,7 +158,12 @@ def main():
     p.add_argument("--steps", type=int, default=50, help="timed steps per measurement (default 50)")
     p.add_argument("--only", help="comma-separated workloads (default all)")
     p.add_argument("--no-torch", action="store_true", help="archc only")
+    p.add_argument("--archc-modes", default="managed,graph", help="archc run-time modes: " + ",".join(ARCHC_MODES))
     args = p.parse_args()
+    archc_modes = args.archc_modes.split(",")
+    for m in archc_modes:
+        if m not in ARCHC_MODES:
+            p.error(f"unknown archc mode {m} (expected {', '.join(ARCHC_MODES)})")
     only = set(args.only.split(",")) if args.only else None
 
     torch = None
@@ -165,12 +182,25 @@ def main():
             print("PyTorch not found: archc only")
 
     modes = ["eager", "compile", "reduce-overhead"]
-    header = f"{'workload':<12} {'archc':>10} " + " ".join(f"{m:>16}" for m in modes) + f" {'speed-up':>9} {'goal':>8}"
+    header = (
+        f"{'workload':<12} "
+        + " ".join(f"{'archc ' + m:>14}" for m in archc_modes)
+        + " "
+        + " ".join(f"{m:>16}" for m in modes)
+        + f" {'speed-up':>9} {'goal':>8}"
+    )
     rows = []
     for name, arch, dim, goal in WORKLOADS:
         if only and name not in only:
             continue
-        ms, first, err = archc_step(args.archc, arch, dim, args.steps, args.backend)
+        ours = {}
+        for m in archc_modes:
+            ms, first, err = archc_step(args.archc, arch, dim, args.steps, args.backend, m)
+            if err:
+                print(f"{name}: archc {m}: {err[0]}", file=sys.stderr)
+            else:
+                ours[m] = ms
+                print(f"{name}: archc {m}: first step (compiles) {first:.0f} ms", file=sys.stderr)
         theirs = {}
         if torch is not None:
             for m in modes:
@@ -179,15 +209,12 @@ def main():
                 except Exception as e:  # a mode that fails is reported, not fatal
                     print(f"{name} {m}: {type(e).__name__}: {str(e).splitlines()[0][:120]}", file=sys.stderr)
         best = min(theirs.values()) if theirs else None
-        arch_txt = f"{ms:.3f} ms" if ms is not None else "failed"
-        if err:
-            print(f"{name}: archc: {err[0]}", file=sys.stderr)
-        elif first is not None:
-            print(f"{name}: archc first step (compiles) {first:.0f} ms", file=sys.stderr)
+        ms = min(ours.values()) if ours else None
+        arch_cols = " ".join(f"{ours[m]:>11.3f} ms" if m in ours else f"{'failed':>14}" for m in archc_modes)
         cols = " ".join(f"{theirs[m]:>13.3f} ms" if m in theirs else f"{'-':>16}" for m in modes)
         ratio = f"{best / ms:>8.2f}x" if best and ms else f"{'-':>9}"
         met = "met" if ms is not None and ms <= goal else "missed"
-        rows.append(f"{name:<12} {arch_txt:>10} {cols} {ratio} {f'<={goal:g} ms':>8} {met}")
+        rows.append(f"{name:<12} {arch_cols} {cols} {ratio} {f'<={goal:g} ms':>8} {met}")
     print(header)
     print("\n".join(rows))
 

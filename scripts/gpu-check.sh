@@ -67,10 +67,34 @@ export ARCHC_OPS_BACKEND=mlir-gpu
 run "$bin/test-ops" --test-threads=1
 unset ARCHC_OPS_BACKEND
 
-step "train digits MLP on the GPU"
+step "GPU tests: train steps in device memory, captured and replayed as CUDA graphs"
+run "$bin/test-mlir" gpu_graph --nocapture --test-threads=1
+
+step "GPU tests: every primitive op with launches left unsynchronised (ARCHC_GPU_ASYNC=1)"
+export ARCHC_OPS_BACKEND=mlir-gpu ARCHC_GPU_ASYNC=1
+run "$bin/test-ops" --test-threads=1
+unset ARCHC_OPS_BACKEND ARCHC_GPU_ASYNC
+
+# ARCHC_GPU_PROFILE=1: each compiled function reports its runs' mean time and counted
+# work (launches, waits, driver allocations, cuBLAS calls, copies, graph replays).
+export ARCHC_GPU_PROFILE=1
+step "train digits MLP on the GPU: managed memory, a wait after each launch (the default)"
 t=$(now)
 run "$archc" train examples/train_digits.arch --backend mlir-gpu --quiet --out /tmp/archc-gpu-digits
 took "$t"
+
+step "train digits MLP on the GPU: device memory (ARCHC_GPU_MEMORY=device)"
+t=$(now)
+ARCHC_GPU_MEMORY=device run "$archc" train examples/train_digits.arch --backend mlir-gpu --quiet \
+  --out /tmp/archc-gpu-digits-device
+took "$t"
+
+step "train digits MLP on the GPU: device memory, train step replayed as a CUDA graph (ARCHC_GPU_GRAPH=1)"
+t=$(now)
+ARCHC_GPU_GRAPH=1 run "$archc" train examples/train_digits.arch --backend mlir-gpu --quiet \
+  --out /tmp/archc-gpu-digits-graph
+took "$t"
+unset ARCHC_GPU_PROFILE
 
 step "a CUDA artifact: archc without LLVM trains the digits MLP from digits-cuda.archx"
 t=$(now)
@@ -83,18 +107,21 @@ ARCHC_GPU_HOST_GEMM=1 run "$archc" train examples/train_digits.arch --backend ml
   --out /tmp/archc-gpu-digits-host
 took "$t"
 
-step "train MNIST-1D CNN on the GPU (ARCHC_CNN_EPOCHS, default 150 as in the example)"
+step "train MNIST-1D CNN on the GPU with CUDA graphs (ARCHC_CNN_EPOCHS, default 150 as in the example)"
 t=$(now)
-run "$archc" train examples/train_mnist1d_cnn.arch --backend mlir-gpu --quiet --out /tmp/archc-gpu-cnn \
+ARCHC_GPU_GRAPH=1 run "$archc" train examples/train_mnist1d_cnn.arch --backend mlir-gpu --quiet --out /tmp/archc-gpu-cnn \
   --epochs "${ARCHC_CNN_EPOCHS:-150}"
 took "$t"
 
 step "GPU benchmark: archc train steps vs PyTorch eager / torch.compile / reduce-overhead"
-run python3 scripts/bench_gpu.py --archc "$archc" --steps "${ARCHC_BENCH_STEPS:-30}"
+run python3 scripts/bench_gpu.py --archc "$archc" --steps "${ARCHC_BENCH_STEPS:-30}" \
+  --archc-modes "${ARCHC_BENCH_MODES:-managed,device,graph}"
 
-step "forward times (archc run --repeat, median)"
+step "forward times (archc run --repeat, median): managed, then graphs"
 run "$archc" run examples/mlp.arch --backend mlir-gpu --dim B=256 --repeat 20
 run "$archc" run examples/fno1d.arch --backend mlir-gpu --dim B=32,N=1024 --repeat 20
+ARCHC_GPU_GRAPH=1 run "$archc" run examples/mlp.arch --backend mlir-gpu --dim B=256 --repeat 20
+ARCHC_GPU_GRAPH=1 run "$archc" run examples/fno1d.arch --backend mlir-gpu --dim B=32,N=1024 --repeat 20
 
 step "done"
 [ $status -eq 0 ] && echo "gpu-check: all passed" || echo "gpu-check: FAILURES above"

@@ -455,6 +455,54 @@ fn gpu_train_step_gradients_match_the_interpreter() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The GPU backend with device memory and CUDA graphs: every training example's train
+/// step runs three times on different values (parameters and learning rate scaled), the
+/// first launched kernel by kernel, the second captured and replayed, the third replayed;
+/// all match the interpreter, and graphs were replayed.
+#[test]
+fn gpu_graph_train_steps_match_the_interpreter() {
+    use archc_cuda::stats::{snapshot, Counter};
+    use archc_mlir::gpu::run::{override_memory, Memory};
+    if !have_cuda() {
+        return;
+    }
+    let before = snapshot();
+    override_memory(Some(Memory::Device { graphs: true }));
+    let failures = with_big_stack(|| {
+        let mut failures = Vec::new();
+        for path in train_examples() {
+            let (mut cfg, _) = train_step(&path);
+            cfg.spec.optimizer =
+                archc_compiler::autodiff::optim::Optimizer::Sgd { momentum: 0.0, nesterov: false, weight_decay: 0.0 };
+            (cfg.spec.clip, cfg.spec.noise, cfg.lr) = (None, None, 1.0);
+            let program = archc::training::train_program(&cfg).expect("SGD train step builds");
+            let mut exec = mlir_gpu(&program, 0);
+            let args = first_rows_args(&cfg, &program, cfg.batch as usize);
+            for run in 0..3 {
+                let args = scaled(&args, 1.0 + 0.25 * run as f32);
+                let name = format!("{} (run {run})", stem(&path));
+                failures.extend(train_step_compared(&program, exec.as_mut(), &args, &name, 1e-4));
+            }
+        }
+        failures
+    });
+    override_memory(None);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let replays = snapshot().since(&before).get(Counter::GraphLaunch);
+    assert!(replays > 0, "no train step was replayed as a graph");
+}
+
+/// `args` with every f32 tensor multiplied by `factor`.
+fn scaled(args: &[Tensor], factor: f32) -> Vec<Tensor> {
+    let scale = |t: &Tensor| match &t.data {
+        archc_runtime::Data::F32(v) => {
+            Tensor { shape: t.shape.clone(), data: archc_runtime::Data::F32(v.iter().map(|x| x * factor).collect()) }
+        }
+        _ => t.clone(),
+    };
+    args.iter().map(scale).collect()
+}
+
 /// The GPU backend: every example's forward outputs (relative error < 1e-4).
 #[test]
 fn gpu_every_example_matches_the_interpreter() {

@@ -531,6 +531,46 @@ fn reductions_and_argmax() {
     check(&p, "main", &inputs, &[0]);
 }
 
+/// Reductions of many elements into few results, which the GPU target folds in two
+/// stages (chunks, then the partial results): all dtypes, sum/mean/max/min, full and
+/// partial, with results on either side of the reduced axes.
+#[test]
+fn long_reductions_into_few_results() {
+    let mut m = Main::new(vec![]);
+    let x = m.arg("f32[64, 128, 3]");
+    let flat = m.arg("f32[8192]");
+    let i = m.arg("i64[64, 128]");
+    let f = m.arg("f64[2, 4096]");
+    let z = m.arg("c64[64, 128]");
+    for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min] {
+        m.emit(reduce(op, &[0, 1], false), &[x], format!("{op:?} [0, 1] (f32, 3 results)"));
+        m.emit(reduce(op, &[0, 1, 2], true), &[x], format!("{op:?} all keepdim (f32)"));
+        m.emit(reduce(op, &[0], false), &[flat], format!("{op:?} [0] (f32)"));
+        m.emit(reduce(op, &[1], false), &[f], format!("{op:?} [1] (f64, 2 results)"));
+        if op != ReduceOp::Mean {
+            m.emit(reduce(op, &[0, 1], false), &[i], format!("{op:?} all (i64)"));
+        }
+        if matches!(op, ReduceOp::Sum | ReduceOp::Mean) {
+            m.emit(reduce(op, &[0, 1], false), &[z], format!("{op:?} all (c64)"));
+        }
+    }
+    let p = m.verified("long_reduce");
+    let mut g = Gen(22);
+    let inputs = vec![
+        g.f32s(&[64, 128, 3], -2.0, 2.0),
+        g.f32s(&[8192], 0.0, 1.0),
+        g.i64s(&[64, 128], -1000, 1000),
+        g.f64s(&[2, 4096], -2.0, 2.0),
+        g.c64s(&[64, 128]),
+    ];
+    check(&p, "main", &inputs, &[0]);
+    // The GPU target folds in two stages (here 64 chunks of 128 rows), the CPU in one.
+    let shapes: Vec<_> = inputs.iter().map(|t| (t.dtype(), t.shape().to_vec())).collect();
+    let text = |target| archc_mlir::emit::emit_module_for(&p, "main", &shapes, None, target).expect("emits").text;
+    assert!(text(archc_mlir::emit::Target::Gpu).contains("tensor<1x64x128x3xf32>"));
+    assert!(!text(archc_mlir::emit::Target::Cpu).contains("tensor<1x64x128x3xf32>"));
+}
+
 #[test]
 fn matmul_and_einsum() {
     let mut m = Main::new(vec![]);

@@ -31,7 +31,10 @@
 //!   host after the products. A batch is one `cublas?gemmStridedBatched` call, or one call
 //!   per matrix where `c`'s batch stride is not positive or a stride is negative.
 //!   `k == 0` zeroes `c` with `cuMemsetD2D32Async` (or on the host if `c` is strided).
-//! - The stream is synchronised before returning: the host code may read `c` at once.
+//! - The stream is synchronised before returning, so the host code may read `c` at once,
+//!   unless `set_sync_launches(false)` says it reads no buffer. A path that needs the host
+//!   to touch an operand in device memory (staging, the host fallback) is not taken: the
+//!   error recorded contains [`crate::NEEDS_HOST_MEMORY`].
 //! - Host fallback (an exact triple loop, after `cuCtxSynchronize`): when cuBLAS cannot be
 //!   loaded or set up (said once on stderr), when `ARCHC_GPU_HOST_GEMM=1`, when a dimension
 //!   exceeds `i32`, or when an operand's memory is unknown to the driver (plain host memory,
@@ -335,6 +338,7 @@ pub(crate) unsafe fn run<T: Element>(
     }
     device.finish()?;
     if out.ptr != c.ptr {
+        device.wait()?;
         // SAFETY: the device is idle; both views cover their elements.
         unsafe { copy_view(out, c) };
     }
@@ -541,14 +545,20 @@ unsafe fn on_device<T: Element>(cuda: &'static Cuda, a: View<T>, b: View<T>, c: 
     let addresses = [a.ptr as usize, b.ptr as usize, c.ptr as usize];
     let used = if a.sizes[2] == 0 { &addresses[2..] } else { &addresses[..] };
     let readable = || used.iter().all(|&address| cuda.knows_address(address as u64));
+    let host_ok = used.iter().all(|&address| cuda.host_accessible(address as u64));
     let blas = blas.filter(|_| fits_cublas(&a, &c) && readable());
     let Some(blas) = blas else {
+        if !host_ok {
+            return Err(format!("a product on the host {}", crate::NEEDS_HOST_MEMORY));
+        }
+        crate::stats::bump(crate::stats::Counter::Wait);
         cuda.synchronize()?;
         // SAFETY: the device is idle (this function's contract for the rest).
         unsafe { host_product(a, b, c) };
         return Ok(());
     };
-    let mut gpu = Gpu { cuda, api: &blas.api, handle: blas.lock(), stream: stream(cuda)?, temps: Vec::new() };
+    let (handle, stream) = (blas.lock(), stream(cuda)?);
+    let mut gpu = Gpu { cuda, api: &blas.api, handle, stream, temps: Vec::new(), host_ok };
     // SAFETY: forwarded from this function's contract.
     unsafe { run(&mut gpu, a, b, c) }
 }
@@ -814,6 +824,8 @@ struct Gpu<'a> {
     handle: MutexGuard<'a, usize>,
     stream: CUstream,
     temps: Vec<*mut u8>,
+    /// Whether the host may touch the operands (none is device memory).
+    host_ok: bool,
 }
 
 impl<T: Element> Device<T> for Gpu<'_> {
@@ -825,10 +837,15 @@ impl<T: Element> Device<T> for Gpu<'_> {
     }
 
     fn wait(&mut self) -> Result<(), String> {
+        if !self.host_ok {
+            return Err(format!("staging a strided operand on the host {}", crate::NEEDS_HOST_MEMORY));
+        }
+        crate::stats::bump(crate::stats::Counter::Wait);
         self.cuda.synchronize()
     }
 
     unsafe fn gemm(&mut self, g: &Gemm<T>) -> Result<(), String> {
+        crate::stats::bump(crate::stats::Counter::Gemm);
         let (one, zero) = (T::ONE, T::default());
         let op = |t: bool| if t { CUBLAS_OP_T } else { CUBLAS_OP_N };
         let (ta, tb, handle) = (op(g.trans_a), op(g.trans_b), *self.handle as Handle);
@@ -857,6 +874,10 @@ impl<T: Element> Device<T> for Gpu<'_> {
     }
 
     fn finish(&mut self) -> Result<(), String> {
+        if !crate::mgpu::host_waits() {
+            return Ok(());
+        }
+        crate::stats::bump(crate::stats::Counter::Wait);
         self.cuda.stream_synchronize_raw(self.stream)
     }
 }
@@ -1051,7 +1072,8 @@ mod tests {
                         }
                         let strided = [a.view(), b.view(), c.view()].map(|v| v.layout() == Layout::Strided);
                         assert_eq!(device.temps.len(), strided.iter().filter(|&&s| s).count(), "{what}: staged");
-                        assert_eq!(device.waits, usize::from(strided[0] || strided[1]), "{what}: one wait");
+                        let waits = usize::from(strided[0] || strided[1]) + usize::from(strided[2]);
+                        assert_eq!(device.waits, waits, "{what}: one wait to stage, one to copy out");
                         if m > 1 && k > 1 {
                             assert_eq!(strided[0], ka == 4 || ka == 5, "{what}: a's layout");
                         }

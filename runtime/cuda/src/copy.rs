@@ -23,8 +23,10 @@
 //!     host loop after `cuCtxSynchronize` (whole rows with `memmove` where both sides are
 //!     unit-stride, else element by element). One side in plain host memory and the other
 //!     known to the driver goes through the driver.
-//! - Queued copies are waited for (`cuStreamSynchronize`) before returning: the host code
-//!   may read `dst` at once.
+//! - Queued copies are waited for (`cuStreamSynchronize`) before returning, so the host
+//!   code may read `dst` at once, unless `set_sync_launches(false)` says it reads no buffer.
+//!   A host copy where either side is device memory is not done: the error recorded
+//!   contains [`crate::NEEDS_HOST_MEMORY`].
 //! - Without a CUDA device (no driver, no device) the host loop runs directly, on host
 //!   memory, and nothing is recorded. While an error is pending nothing is copied, like the
 //!   `mgpu` calls.
@@ -157,6 +159,10 @@ impl Transfer {
         let route = if host { Route::Host } else { route(&self.dims, self.elem_size) };
         let stream = match route {
             Route::Host => {
+                if !(cuda.host_accessible(src) && cuda.host_accessible(dst)) {
+                    return Err(format!("this copy's layout {} (a copy on the host)", crate::NEEDS_HOST_MEMORY));
+                }
+                crate::stats::bump(crate::stats::Counter::Wait);
                 cuda.synchronize()?;
                 // SAFETY: the device is idle; the caller vouches for the ranges.
                 unsafe { self.on_host() };
@@ -192,6 +198,11 @@ impl Transfer {
             }
             Route::Host => unreachable!("handled above"),
         }
+        crate::stats::bump(crate::stats::Counter::Copy);
+        if !crate::mgpu::host_waits() {
+            return Ok(());
+        }
+        crate::stats::bump(crate::stats::Counter::Wait);
         cuda.stream_synchronize_raw(stream)
     }
 

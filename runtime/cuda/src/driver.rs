@@ -24,6 +24,10 @@ pub type CUmodule = *mut c_void;
 pub type CUfunction = *mut c_void;
 /// `CUstream`, an opaque handle; null is the legacy default stream.
 pub type CUstream = *mut c_void;
+/// `CUgraph`, an opaque handle (a captured graph).
+pub type CUgraph = *mut c_void;
+/// `CUgraphExec`, an opaque handle (an instantiated graph).
+pub type CUgraphExec = *mut c_void;
 /// `CUdeviceptr`: a device address (unified with host addresses on 64-bit Linux).
 pub type CUdeviceptr = u64;
 /// `CUjit_option`, a C enum.
@@ -41,8 +45,15 @@ pub const CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES: CUjitOption = 6;
 pub const CU_JIT_OPTIMIZATION_LEVEL: CUjitOption = 7;
 /// `CUmemorytype` `CU_MEMORYTYPE_UNIFIED`: an address in the unified address space.
 pub const CU_MEMORYTYPE_UNIFIED: c_uint = 4;
+/// `CUmemorytype` `CU_MEMORYTYPE_HOST`: page-locked or registered host memory.
+pub const CU_MEMORYTYPE_HOST: c_uint = 1;
 /// `CUpointer_attribute` `CU_POINTER_ATTRIBUTE_MEMORY_TYPE` (a `CUmemorytype`, 32 bits).
 pub const CU_POINTER_ATTRIBUTE_MEMORY_TYPE: c_int = 2;
+/// `CUpointer_attribute` `CU_POINTER_ATTRIBUTE_IS_MANAGED` (a 32-bit boolean).
+pub const CU_POINTER_ATTRIBUTE_IS_MANAGED: c_int = 8;
+/// `CUstreamCaptureMode` `CU_STREAM_CAPTURE_MODE_RELAXED`: other threads' CUDA calls are
+/// not restricted while a stream captures.
+pub const CU_STREAM_CAPTURE_MODE_RELAXED: c_int = 2;
 
 /// `CUDA_MEMCPY2D` (`CUDA_MEMCPY2D_v2`, the layout `cuMemcpy2DAsync_v2` takes): `size_t`s,
 /// `CUmemorytype` (a 32-bit C enum, padded to the following pointer), pointers and
@@ -140,6 +151,16 @@ driver_api! {
     cu_stream_create = "cuStreamCreate" fn(*mut CUstream, c_uint);
     cu_stream_synchronize = "cuStreamSynchronize" fn(CUstream);
     cu_stream_destroy = "cuStreamDestroy_v2" fn(CUstream);
+    cu_mem_alloc_host = "cuMemAllocHost_v2" fn(*mut *mut c_void, usize);
+    cu_mem_free_host = "cuMemFreeHost" fn(*mut c_void);
+    cu_memcpy_htod_async = "cuMemcpyHtoDAsync_v2" fn(CUdeviceptr, *const c_void, usize, CUstream);
+    cu_memcpy_dtoh_async = "cuMemcpyDtoHAsync_v2" fn(*mut c_void, CUdeviceptr, usize, CUstream);
+    cu_stream_begin_capture = "cuStreamBeginCapture_v2" fn(CUstream, c_int);
+    cu_stream_end_capture = "cuStreamEndCapture" fn(CUstream, *mut CUgraph);
+    cu_graph_instantiate = "cuGraphInstantiateWithFlags" fn(*mut CUgraphExec, CUgraph, u64);
+    cu_graph_launch = "cuGraphLaunch" fn(CUgraphExec, CUstream);
+    cu_graph_exec_destroy = "cuGraphExecDestroy" fn(CUgraphExec);
+    cu_graph_destroy = "cuGraphDestroy" fn(CUgraph);
 }
 
 impl Driver {

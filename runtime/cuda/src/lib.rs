@@ -23,6 +23,7 @@ pub mod copy;
 mod driver;
 pub mod mgpu;
 mod pool;
+pub mod stats;
 
 use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
@@ -34,7 +35,11 @@ pub use copy::UnrankedMemRef;
 use driver::{CUcontext, CUdevice, CUdeviceptr, CUjitOption, Driver};
 pub use driver::{CUfunction, CUmodule, CUstream};
 pub use mgpu::{set_sync_launches, take_error};
-pub use pool::trim_cache;
+
+/// Part of the error recorded when a runtime path that needs the host to read or write a
+/// buffer meets device memory; the caller can rerun with managed memory.
+pub const NEEDS_HOST_MEMORY: &str = "needs host-accessible memory";
+pub use pool::{begin_capture, end_capture, set_device_memory, trim_cache, Owned};
 
 /// Every runtime symbol of this crate with its address, for the JIT's symbol map: the
 /// `mgpu*` ABI and allocation functions, the matrix products and `memrefCopy`.
@@ -43,6 +48,12 @@ pub fn symbols() -> Vec<(&'static str, *mut ())> {
     symbols.extend(blas::symbols());
     symbols.extend(copy::symbols());
     symbols
+}
+
+/// The runtime's one stream: the one generated code's launches, products and copies use.
+pub fn runtime_stream() -> Result<Stream, String> {
+    let cuda = cuda()?;
+    mgpu::stream(cuda).map(Stream)
 }
 
 /// Whether the environment variable `name` is set to `1`.
@@ -346,13 +357,104 @@ impl Cuda {
     /// Whether the driver knows `address` (device, managed or registered host memory), so
     /// that kernels can use it; plain pageable host memory is not known.
     pub(crate) fn knows_address(&self, address: u64) -> bool {
-        let mut kind: std::ffi::c_uint = 0;
-        let attribute = driver::CU_POINTER_ATTRIBUTE_MEMORY_TYPE;
-        // SAFETY: `kind` is a valid out-pointer for the 32-bit CUmemorytype this attribute
-        // returns; unknown addresses are reported as errors, not faults.
+        self.pointer_attribute(address, driver::CU_POINTER_ATTRIBUTE_MEMORY_TYPE).is_some_and(|kind| kind != 0)
+    }
+
+    /// Whether the host may dereference `address`: plain host memory (unknown to the
+    /// driver), registered or page-locked host memory, or managed memory. Device memory
+    /// (`alloc_device`, the pool's device blocks) is the one kind it may not.
+    pub fn host_accessible(&self, address: u64) -> bool {
+        let Some(kind) = self.pointer_attribute(address, driver::CU_POINTER_ATTRIBUTE_MEMORY_TYPE) else {
+            return true;
+        };
+        kind == 0
+            || kind == driver::CU_MEMORYTYPE_HOST
+            || self.pointer_attribute(address, driver::CU_POINTER_ATTRIBUTE_IS_MANAGED).is_some_and(|m| m != 0)
+    }
+
+    /// A 32-bit pointer attribute of `address`, or `None` when the driver does not know it.
+    fn pointer_attribute(&self, address: u64, attribute: c_int) -> Option<u32> {
+        let mut value: std::ffi::c_uint = 0;
+        // SAFETY: `value` is a valid out-pointer for the 32-bit attributes asked for here;
+        // unknown addresses are reported as errors, not faults.
         let status =
-            unsafe { (self.driver.cu_pointer_get_attribute)((&mut kind as *mut u32).cast(), attribute, address) };
-        status == driver::CUDA_SUCCESS && kind != 0
+            unsafe { (self.driver.cu_pointer_get_attribute)((&mut value as *mut u32).cast(), attribute, address) };
+        (status == driver::CUDA_SUCCESS).then_some(value)
+    }
+
+    /// Page-locked host memory of `bytes` (at least 1), for fast asynchronous copies.
+    pub fn alloc_pinned(&self, bytes: usize) -> Result<*mut u8, String> {
+        let mut ptr = null_mut();
+        // SAFETY: `ptr` is a valid out-pointer.
+        let status = unsafe { (self.driver.cu_mem_alloc_host)(&mut ptr, bytes.max(1)) };
+        self.check(status, "cuMemAllocHost").map_err(|e| format!("{e} ({bytes} bytes)"))?;
+        Ok(ptr.cast())
+    }
+
+    /// Frees memory from `alloc_pinned`; null is ignored.
+    pub fn free_pinned(&self, ptr: *mut u8) -> Result<(), String> {
+        if ptr.is_null() {
+            return Ok(());
+        }
+        // SAFETY: the driver reports pointers it did not allocate as errors.
+        self.check(unsafe { (self.driver.cu_mem_free_host)(ptr.cast()) }, "cuMemFreeHost")
+    }
+
+    /// Queues a copy of `bytes` from host memory at `src` to the device at `dst`.
+    ///
+    /// # Safety
+    /// `bytes` are readable at `src` until the stream reaches the copy, and writable at
+    /// `dst` (device or managed memory).
+    pub unsafe fn copy_to_device(
+        &self,
+        dst: *mut u8,
+        src: *const u8,
+        bytes: usize,
+        stream: Stream,
+    ) -> Result<(), String> {
+        // SAFETY: forwarded from this function's contract.
+        let status = unsafe { (self.driver.cu_memcpy_htod_async)(dst as usize as u64, src.cast(), bytes, stream.0) };
+        self.check(status, "cuMemcpyHtoDAsync")
+    }
+
+    /// Queues a copy of `bytes` from the device at `src` to host memory at `dst`.
+    ///
+    /// # Safety
+    /// `bytes` are readable at `src` (device or managed memory) and writable at `dst`
+    /// until the stream reaches the copy.
+    pub unsafe fn copy_to_host(
+        &self,
+        dst: *mut u8,
+        src: *const u8,
+        bytes: usize,
+        stream: Stream,
+    ) -> Result<(), String> {
+        // SAFETY: forwarded from this function's contract.
+        let status = unsafe { (self.driver.cu_memcpy_dtoh_async)(dst.cast(), src as usize as u64, bytes, stream.0) };
+        self.check(status, "cuMemcpyDtoHAsync")
+    }
+
+    /// Starts capturing `stream`: work queued on it is recorded, not run, until
+    /// [`Cuda::end_capture`]. Relaxed mode: other CUDA calls stay allowed.
+    pub fn begin_capture(&self, stream: Stream) -> Result<(), String> {
+        let mode = driver::CU_STREAM_CAPTURE_MODE_RELAXED;
+        // SAFETY: the driver validates the stream handle.
+        self.check(unsafe { (self.driver.cu_stream_begin_capture)(stream.0, mode) }, "cuStreamBeginCapture")
+    }
+
+    /// Ends the capture of `stream` and instantiates what it recorded.
+    pub fn end_capture(&'static self, stream: Stream) -> Result<Graph, String> {
+        let mut graph = null_mut();
+        // SAFETY: `graph` is a valid out-pointer; the driver validates the stream.
+        self.check(unsafe { (self.driver.cu_stream_end_capture)(stream.0, &mut graph) }, "cuStreamEndCapture")?;
+        let mut exec = null_mut();
+        // SAFETY: `exec` is a valid out-pointer and `graph` came from the capture.
+        let status = unsafe { (self.driver.cu_graph_instantiate)(&mut exec, graph, 0) };
+        let instantiated = self.check(status, "cuGraphInstantiateWithFlags");
+        // SAFETY: the instantiated graph does not refer to its template.
+        let destroyed = self.check(unsafe { (self.driver.cu_graph_destroy)(graph) }, "cuGraphDestroy");
+        instantiated.and(destroyed)?;
+        Ok(Graph { cuda: self, exec })
     }
 
     /// Queues filling `count` 32-bit words at `dst` with `value` on `stream`.
@@ -445,6 +547,33 @@ impl Stream {
     /// The raw `CUstream` handle.
     pub fn raw(&self) -> CUstream {
         self.0
+    }
+}
+
+/// An instantiated CUDA graph (from [`Cuda::end_capture`]); destroyed on drop.
+pub struct Graph {
+    cuda: &'static Cuda,
+    exec: driver::CUgraphExec,
+}
+
+// SAFETY: graph handles belong to the context, not to a thread.
+unsafe impl Send for Graph {}
+// SAFETY: as above; `Graph` only passes its handle to the thread-safe driver.
+unsafe impl Sync for Graph {}
+
+impl Graph {
+    /// Queues one replay of the graph on `stream`.
+    pub fn launch(&self, stream: Stream) -> Result<(), String> {
+        // SAFETY: `exec` is a live instantiated graph.
+        self.cuda.check(unsafe { (self.cuda.driver.cu_graph_launch)(self.exec, stream.0) }, "cuGraphLaunch")
+    }
+}
+
+impl Drop for Graph {
+    fn drop(&mut self) {
+        // Nothing is left to clean up after a failed destroy, so its error is dropped.
+        // SAFETY: `exec` is a live instantiated graph, destroyed once.
+        let _ = unsafe { (self.cuda.driver.cu_graph_exec_destroy)(self.exec) };
     }
 }
 

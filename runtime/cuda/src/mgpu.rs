@@ -16,9 +16,13 @@
 //!   synchronises and destroys a stream around every launch; reusing one saves two driver
 //!   calls per launch and keeps all GPU work in one order, which the allocation cache
 //!   relies on.
-//! - All memory (`mgpuMemAlloc`, `_mlir_memref_to_llvm_alloc`) is managed memory from the
-//!   cache in `pool`, so host code and kernels can both touch every buffer.
-//!   `mgpuMemAlloc`'s `isHostShared` is therefore ignored.
+//! - All memory (`mgpuMemAlloc`, `_mlir_memref_to_llvm_alloc`) comes from the cache in
+//!   `pool`: managed memory, so host code and kernels can both touch every buffer, or
+//!   device memory while `pool::set_device_memory` is on (for host code that touches no
+//!   buffer). `mgpuMemAlloc`'s `isHostShared` is ignored.
+//! - [`set_sync_launches`]`(false)` makes every wait of this crate's functions return at
+//!   once (launches, products, copies): for host code that reads no buffer, and while a
+//!   CUDA graph is captured.
 
 use std::collections::HashMap;
 use std::ffi::{c_char, c_void, CStr};
@@ -187,23 +191,33 @@ pub extern "C" fn mgpuStreamCreate() -> CUstream {
 /// `stream` came from `mgpuStreamCreate` (or is null, the default stream).
 #[allow(non_snake_case)]
 pub unsafe extern "C" fn mgpuStreamSynchronize(stream: CUstream) {
-    if !SYNC_LAUNCHES.load(std::sync::atomic::Ordering::Relaxed) {
+    if !host_waits() {
         return;
     }
+    crate::stats::bump(crate::stats::Counter::Wait);
     guarded((), |cuda| {
         cuda.stream_synchronize_raw(stream).map_err(|e| format!("{e} (after the launch of {})", lock(&LAST_LAUNCH)))
     })
 }
 
-/// Whether `mgpuStreamSynchronize` (which generated code calls after every launch) waits.
+/// Whether the host waits for GPU work as soon as it is queued: `mgpuStreamSynchronize`
+/// (which generated code calls after every launch), and the products' and copies' final
+/// waits.
 static SYNC_LAUNCHES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
 /// Makes the generated code's per-launch synchronisations wait (`true`, the default) or
 /// return at once. Skipping them is correct only when the host touches no buffer the GPU
 /// uses until the caller synchronises: everything on the one stream is ordered, and the
 /// runtime's own host-side paths (fallback products and copies) synchronise first.
+/// While a CUDA graph is captured, nothing may wait: the caller turns this off.
 pub fn set_sync_launches(sync: bool) {
     SYNC_LAUNCHES.store(sync, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the runtime's own calls wait for their queued work before returning (see
+/// [`set_sync_launches`]).
+pub(crate) fn host_waits() -> bool {
+    SYNC_LAUNCHES.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// `void mgpuStreamDestroy(ptr stream)`: nothing; the one stream lives as long as the
@@ -250,6 +264,7 @@ pub unsafe extern "C" fn mgpuLaunchKernel(
         };
         // SAFETY: forwarded from this function's contract.
         let result = unsafe { cuda.launch_raw(&launch, params, extra) };
+        crate::stats::bump(crate::stats::Counter::Launch);
         result.map_err(|e| format!("{e} ({what})"))?;
         *lock(&LAST_LAUNCH) = what;
         Ok(())
@@ -338,8 +353,8 @@ fn allocate(bytes: i64) -> *mut c_void {
         record(format!("allocation of {bytes} bytes"));
         0
     });
-    let managed = guarded(None, |_| pool::alloc_managed(bytes).map(Some));
-    managed.unwrap_or_else(|| pool::alloc_host(bytes)).cast()
+    let gpu = guarded(None, |_| pool::alloc(bytes).map(Some));
+    gpu.unwrap_or_else(|| pool::alloc_host(bytes)).cast()
 }
 
 fn deallocate(p: *mut c_void) {

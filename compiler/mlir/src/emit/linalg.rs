@@ -138,20 +138,20 @@ impl FnLower<'_, '_, '_> {
         if x.dtype == DType::C64 && matches!(op, ReduceOp::Max | ReduceOp::Min) {
             return Err("max/min reductions are not defined on c64".into());
         }
-        let init = self.b.filled(init_value, acc, &shape);
-        let iters: Vec<Iter> = (0..x.rank()).map(|i| if axes.contains(&i) { Iter::Red } else { Iter::Par }).collect();
-        let xd = x.dtype;
         let combine = match op {
             ReduceOp::Sum | ReduceOp::Mean => BinaryOp::Add,
             ReduceOp::Max => BinaryOp::Max,
             ReduceOp::Min => BinaryOp::Min,
         };
-        let mut r =
-            self.b.generic(&[Operand::identity(x)], &[Operand::new(&init, dims(kept.clone()))], &iters, |b, a| {
-                let v = scalar::cast(b, xd, acc, &a[0]);
-                vec![scalar::binary(b, combine, acc, &a[1], &v).expect("sum/max/min of a checked dtype")]
-            });
-        let mut v = r.remove(0);
+        let fold = Fold { combine, acc, init: init_value };
+        let split = match self.em.target {
+            super::Target::Gpu => split_for_threads(&x.shape, axes),
+            super::Target::Cpu => None,
+        };
+        let mut v = match split {
+            Some(split) => self.reduce_in_two(&fold, x, &split, &shape)?,
+            None => self.fold(&fold, x, axes),
+        };
         if op == ReduceOp::Mean {
             let n = match count.as_const() {
                 Some(c) => Ok(c as f64),
@@ -172,6 +172,30 @@ impl FnLower<'_, '_, '_> {
             v = self.cast(&v, out.0);
         }
         Ok(if keepdim { self.reshape(&v, &out.1)? } else { v })
+    }
+
+    /// `x` folded over `axes` into the accumulator dtype (the reduced axes dropped).
+    fn fold(&mut self, fold: &Fold, x: &V, axes: &[usize]) -> V {
+        let kept: Vec<usize> = (0..x.rank()).filter(|i| !axes.contains(i)).collect();
+        let shape: Vec<Dim> = kept.iter().map(|&i| x.shape[i].clone()).collect();
+        let init = self.b.filled(fold.init, fold.acc, &shape);
+        let iters: Vec<Iter> = (0..x.rank()).map(|i| if axes.contains(&i) { Iter::Red } else { Iter::Par }).collect();
+        let (xd, acc, combine) = (x.dtype, fold.acc, fold.combine);
+        let mut r = self.b.generic(&[Operand::identity(x)], &[Operand::new(&init, dims(kept))], &iters, |b, a| {
+            let v = scalar::cast(b, xd, acc, &a[0]);
+            vec![scalar::binary(b, combine, acc, &a[1], &v).expect("sum/max/min of a checked dtype")]
+        });
+        r.remove(0)
+    }
+
+    /// A reduction in two stages (see [`split_for_threads`]): `x` as `[outer, parts,
+    /// chunk, inner]`, folded over `chunk`, then over `parts`, then shaped as `shape`.
+    fn reduce_in_two(&mut self, fold: &Fold, x: &V, split: &Split, shape: &[Dim]) -> Result<V, String> {
+        let four: Vec<Dim> = [split.outer, split.parts, split.chunk, split.inner].map(|n| Dim::from(n as i64)).to_vec();
+        let x4 = self.reshape(x, &four)?;
+        let partial = self.fold(fold, &x4, &[2]);
+        let whole = self.fold(fold, &partial, &[1]);
+        self.reshape(&whole, shape)
     }
 
     /// Index of the first maximum along `axis` (a NaN counts as the maximum).
@@ -630,4 +654,80 @@ fn group_sizes(x: &V, w: &V, g: usize) -> Result<(Dim, Dim), String> {
         return Ok((x.shape[1].clone(), w.shape[0].clone()));
     }
     Ok((Dim::constant((x.fixed(1)? / g) as i64), Dim::constant((w.fixed(0)? / g) as i64)))
+}
+
+/// What a reduction folds with: the combining op, the accumulator dtype, its start value.
+struct Fold {
+    combine: BinaryOp,
+    acc: DType,
+    init: f64,
+}
+
+/// How a GPU reduction splits: `[outer, reduced, inner]` with `reduced = parts * chunk`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Split {
+    outer: usize,
+    parts: usize,
+    chunk: usize,
+    inner: usize,
+}
+
+/// Reductions into fewer results than this run in two stages on the GPU ...
+const FEW_RESULTS: usize = 4096;
+/// ... when they fold at least this many elements into each result.
+const LONG_REDUCTION: usize = 4096;
+
+/// How to reduce `axes` of a tensor of `shape` in two stages on the GPU, or `None`.
+/// A GPU kernel runs one thread per result, which folds its elements one by one: a
+/// reduction into few results of many elements each (a loss's mean, a bias gradient's sum
+/// over the batch) would run on a handful of threads. Folding `parts` chunks of the
+/// reduced elements first and the partial results second gives `parts` times more
+/// threads. Applies when the reduced axes are adjacent and every size is constant, and
+/// their product has a divisor near its square root (which `parts` is).
+fn split_for_threads(shape: &[Dim], axes: &[usize]) -> Option<Split> {
+    let sizes: Vec<usize> =
+        shape.iter().map(|d| d.as_const().and_then(|c| usize::try_from(c).ok())).collect::<Option<_>>()?;
+    let (&first, &last) = (axes.iter().min()?, axes.iter().max()?);
+    if last - first + 1 != axes.len() {
+        return None;
+    }
+    let outer: usize = sizes[..first].iter().product();
+    let reduced: usize = sizes[first..=last].iter().product();
+    let inner: usize = sizes[last + 1..].iter().product();
+    if outer * inner >= FEW_RESULTS || reduced < LONG_REDUCTION {
+        return None;
+    }
+    let root = (reduced as f64).sqrt() as usize;
+    let parts = (root / 8..=root).rev().find(|&p| p > 1 && reduced % p == 0)?;
+    Some(Split { outer, parts, chunk: reduced / parts, inner })
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::{split_for_threads, Split};
+    use archc_compiler::tir::Dim;
+
+    fn shape(sizes: &[i64]) -> Vec<Dim> {
+        sizes.iter().map(|&n| Dim::from(n)).collect()
+    }
+
+    #[test]
+    fn long_reductions_into_few_results_split_near_the_square_root() {
+        let full = split_for_threads(&shape(&[32, 256, 256]), &[0, 1, 2]);
+        assert_eq!(full, Some(Split { outer: 1, parts: 1024, chunk: 2048, inner: 1 }));
+        let bias = split_for_threads(&shape(&[8192, 256]), &[0]);
+        assert_eq!(bias, Some(Split { outer: 1, parts: 64, chunk: 128, inner: 256 }));
+        let rows = split_for_threads(&shape(&[32, 256, 64]), &[0, 1]);
+        assert_eq!(rows, Some(Split { outer: 1, parts: 64, chunk: 128, inner: 64 }));
+    }
+
+    #[test]
+    fn other_reductions_stay_in_one_stage() {
+        assert_eq!(split_for_threads(&shape(&[64, 10]), &[0, 1]), None, "short");
+        assert_eq!(split_for_threads(&shape(&[8192, 8192]), &[1]), None, "many results");
+        assert_eq!(split_for_threads(&shape(&[64, 8, 64]), &[0, 2]), None, "not adjacent");
+        assert_eq!(split_for_threads(&shape(&[8191]), &[0]), None, "prime");
+        let dynamic = vec![Dim::sym("B"), Dim::from(8192)];
+        assert_eq!(split_for_threads(&dynamic, &[0, 1]), None, "dynamic");
+    }
 }

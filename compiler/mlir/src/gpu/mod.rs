@@ -19,12 +19,14 @@
 //!   no libdevice (CUDA toolkit) is needed to produce PTX.
 //! - [`ptx`] extracts the PTX text of every kernel module (`archc build --emit ptx`).
 //! - `jit::GpuCompiled` (feature `llvm`) JIT-compiles the host code; [`run::GpuRunner`]
-//!   runs host code however compiled (also an artifact's).
+//!   runs host code however compiled (also an artifact's), in managed memory or, with
+//!   [`resident`], in device memory with the step replayed as a CUDA graph.
 
 pub mod devmath;
 pub mod hostwrap;
 #[cfg(feature = "llvm")]
 pub mod jit;
+pub mod resident;
 pub mod run;
 
 /// Threads per block along the innermost mapped loop dimension.

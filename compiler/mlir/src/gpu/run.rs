@@ -1,14 +1,33 @@
 //! Running GPU host code however it was compiled (JIT-compiled by `jit`, or a shared
-//! object of an ahead-of-time artifact): inputs copied into managed buffers, the entry
-//! run, the first CUDA error the runtime recorded reported, outputs copied back;
-//! parameter globals (host memory) registered with the driver so kernels can read them.
-//! No LLVM needed.
+//! object of an ahead-of-time artifact), the entry's buffers in one of two memories:
+//! - managed (the default, and always when host code touches buffers or draws random
+//!   numbers): inputs copied into managed buffers, the entry run with a wait after every
+//!   launch (unless `ARCHC_GPU_ASYNC=1` and no host code touches buffers), outputs copied
+//!   back;
+//! - device (`ARCHC_GPU_MEMORY=device` or `ARCHC_GPU_GRAPH=1`, for host code that touches
+//!   no buffer): inputs and outputs in one device buffer per input shape, uploaded and
+//!   downloaded in one copy each, temporaries in device memory, no waits but the last
+//!   (see [`super::resident`]); with `ARCHC_GPU_GRAPH=1` the entry is captured into a CUDA
+//!   graph on its second run and replayed from then on. A run that meets a runtime path
+//!   needing host access to device memory is rerun with managed memory, which the runner
+//!   keeps from then on (said once on stderr).
+//!
+//! Both report the first CUDA error the runtime recorded. Parameter globals (host memory)
+//! are registered with the driver so kernels can read them. `ARCHC_GPU_PROFILE=1` prints,
+//! when the runner is dropped, its runs' mean time and counted work
+//! (`archc_cuda::stats`). No LLVM needed.
 
 use crate::abi::{data_ptr, output_tensors, param_descriptors, Descriptors};
 use crate::emit::Module as Emitted;
 use archc_cuda::copy::UnrankedMemRef;
+use archc_cuda::stats::{snapshot, Stats};
 use archc_cuda::Cuda;
 use archc_runtime::tensor::Tensor;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::resident::{capture, invoke_on_device, Slot};
 
 /// Compiled host code: its symbols' addresses and its packed entry points.
 pub trait HostCode {
@@ -30,13 +49,46 @@ pub struct GpuRunner {
     /// Whether launches must synchronise: some compute, or a random fill, stays on the
     /// host and reads or writes buffers the GPU uses (or `ARCHC_GPU_ASYNC` is not set).
     sync_launches: bool,
+    state: RefCell<State>,
     pub sig: Emitted,
+}
+
+/// Where a runner keeps the entry's buffers (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Memory {
+    Managed,
+    Device { graphs: bool },
+}
+
+/// What changes between runs: the memory in use, the device slots by input shapes, and
+/// the profile.
+struct State {
+    memory: Memory,
+    slots: HashMap<Vec<Vec<usize>>, Slot>,
+    profile: Option<Profile>,
+}
+
+/// At most this many device slots (input shape sets) are kept; more empty the cache.
+const MAX_SLOTS: usize = 8;
+
+/// Runs, their time and counted work, for `ARCHC_GPU_PROFILE=1`.
+#[derive(Default)]
+struct Profile {
+    runs: u64,
+    time: Duration,
+    work: Stats,
+    first: Option<(Duration, Stats)>,
 }
 
 /// Whether a module's launches must synchronise (see [`GpuRunner`]): host loads or
 /// stores left after outlining, or random fills on the host.
 pub fn needs_sync(host_ops: usize, module_text: &str) -> bool {
     host_ops > 0 || module_text.contains("archc_rand_fill")
+}
+
+/// Bytes of a tensor's data as compiled code stores it.
+pub(crate) fn tensor_bytes(t: &Tensor) -> usize {
+    t.numel() * elem_bytes(t.dtype())
 }
 
 /// Bytes per element of a dtype as compiled code stores it.
@@ -55,9 +107,17 @@ impl GpuRunner {
         let cuda = archc_cuda::cuda()?;
         take_error()?;
         let sync_launches = needs_sync || !async_enabled();
-        let mut runner = GpuRunner { cuda, registered: None, sync_launches, sig };
+        let memory = memory_from_env(needs_sync)?;
+        let profile = std::env::var("ARCHC_GPU_PROFILE").is_ok_and(|v| v == "1").then(Profile::default);
+        let state = RefCell::new(State { memory, slots: HashMap::new(), profile });
+        let mut runner = GpuRunner { cuda, registered: None, sync_launches, state, sig };
         runner.registered = runner.register_globals(code)?;
         Ok(runner)
+    }
+
+    /// The memory the runner uses now.
+    pub fn memory(&self) -> Memory {
+        self.state.borrow().memory
     }
 
     /// Makes the parameter globals (data in host memory) readable by kernels: the pages
@@ -95,15 +155,92 @@ impl GpuRunner {
 
     /// Runs the entry on `inputs` with random seed `seed`.
     pub fn run(&self, code: &dyn HostCode, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>, String> {
+        let (start, before) = (Instant::now(), snapshot());
+        let mut state = self.state.borrow_mut();
         let mut outputs = output_tensors(&self.sig, inputs)?;
+        match state.memory {
+            Memory::Managed => self.run_managed(code, inputs, &mut outputs, seed)?,
+            Memory::Device { graphs } => {
+                match self.run_on_device(&mut state.slots, graphs, code, inputs, &mut outputs, seed) {
+                    Err(e) if e.contains(archc_cuda::NEEDS_HOST_MEMORY) => {
+                        eprintln!("archc: mlir-gpu: {e}; using managed memory for this function from now on");
+                        state.memory = Memory::Managed;
+                        state.slots.clear();
+                        self.run_managed(code, inputs, &mut outputs, seed)?;
+                    }
+                    other => other?,
+                }
+            }
+        }
+        if let Some(profile) = &mut state.profile {
+            profile.add(start.elapsed(), snapshot().since(&before));
+        }
+        Ok(outputs)
+    }
+
+    /// The entry in device memory, replayed as a graph where enabled (see the module docs).
+    fn run_on_device(
+        &self,
+        slots: &mut HashMap<Vec<Vec<usize>>, Slot>,
+        graphs: bool,
+        code: &dyn HostCode,
+        inputs: &[&Tensor],
+        outputs: &mut [Tensor],
+        seed: u64,
+    ) -> Result<(), String> {
+        let stream = archc_cuda::runtime_stream()?;
+        let mut seed = seed as i64;
+        let key: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
+        if !slots.contains_key(&key) {
+            if slots.len() >= MAX_SLOTS {
+                slots.clear();
+            }
+            slots.insert(key.clone(), Slot::new(self.cuda, inputs, outputs)?);
+        }
+        let slot = slots.get_mut(&key).expect("inserted above");
+        slot.upload(inputs, stream)?;
+        if graphs && slot.graph.is_none() && !slot.no_graph && slot.runs > 0 {
+            let mut descs = slot.descriptors();
+            let mut args = entry_args(&mut seed, &mut descs);
+            // SAFETY: the seed, then one descriptor per memref over the slot's device
+            // buffer, laid out for the entry's types (`Slot::new`).
+            match unsafe { capture(self.cuda, code, &mut args, stream) } {
+                Ok(captured) => slot.graph = Some(captured),
+                Err(e) => {
+                    eprintln!("archc: mlir-gpu: CUDA graph capture failed ({e}); launching kernel by kernel");
+                    slot.no_graph = true;
+                }
+            }
+        }
+        match slot.replay(stream) {
+            Some(replayed) => replayed?,
+            None => {
+                let mut descs = slot.descriptors();
+                let mut args = entry_args(&mut seed, &mut descs);
+                // SAFETY: as for the capture above.
+                unsafe { invoke_on_device(code, &mut args)? };
+            }
+        }
+        slot.download(outputs, stream)?;
+        slot.runs += 1;
+        take_error()
+    }
+
+    /// The entry over managed copies of inputs and outputs.
+    fn run_managed(
+        &self,
+        code: &dyn HostCode,
+        inputs: &[&Tensor],
+        outputs: &mut [Tensor],
+        seed: u64,
+    ) -> Result<(), String> {
         let buffers = Buffers::new(self.cuda, inputs.iter().copied().chain(outputs.iter()))?;
         let mut descs = Descriptors::default();
         for (t, &(ptr, _)) in inputs.iter().copied().chain(outputs.iter()).zip(&buffers.0) {
             descs.push_raw(ptr, t.shape());
         }
         let mut seed = seed as i64;
-        let mut args = vec![&mut seed as *mut i64 as *mut ()];
-        args.extend(descs.packed());
+        let mut args = entry_args(&mut seed, &mut descs);
         archc_cuda::set_sync_launches(self.sync_launches);
         // SAFETY: the arguments follow archc_entry's C interface: the seed, then one
         // descriptor per memref over a managed buffer of the declared shape.
@@ -120,7 +257,64 @@ impl GpuRunner {
             // created with the same dtype and shape, so its storage has `bytes` bytes.
             unsafe { std::ptr::copy_nonoverlapping(ptr, data_ptr(t), bytes) };
         }
-        Ok(outputs)
+        Ok(())
+    }
+}
+
+/// The entry's packed arguments: the seed, then the descriptors.
+fn entry_args(seed: &mut i64, descs: &mut Descriptors) -> Vec<*mut ()> {
+    let mut args = vec![seed as *mut i64 as *mut ()];
+    args.extend(descs.packed());
+    args
+}
+
+/// The memory new runners use, overriding the environment (tests).
+static MEMORY_OVERRIDE: std::sync::Mutex<Option<Memory>> = std::sync::Mutex::new(None);
+
+/// Makes runners created from now on use `memory` (`None`: as the environment says),
+/// still managed memory wherever host code touches buffers.
+pub fn override_memory(memory: Option<Memory>) {
+    *MEMORY_OVERRIDE.lock().unwrap_or_else(|p| p.into_inner()) = memory;
+}
+
+/// The memory a new runner uses: the override, else `ARCHC_GPU_MEMORY` (`managed` or
+/// `device`) and `ARCHC_GPU_GRAPH=1` (device memory with graphs); managed whenever
+/// `needs_sync`.
+fn memory_from_env(needs_sync: bool) -> Result<Memory, String> {
+    if let Some(memory) = *MEMORY_OVERRIDE.lock().unwrap_or_else(|p| p.into_inner()) {
+        return Ok(if needs_sync { Memory::Managed } else { memory });
+    }
+    let graphs = std::env::var("ARCHC_GPU_GRAPH").is_ok_and(|v| v == "1");
+    let device = match std::env::var("ARCHC_GPU_MEMORY").as_deref() {
+        Ok("device") => true,
+        Ok("managed") | Ok("") | Err(_) => graphs,
+        Ok(other) => return Err(format!("ARCHC_GPU_MEMORY={other}: expected `managed` or `device`")),
+    };
+    Ok(if device && !needs_sync { Memory::Device { graphs } } else { Memory::Managed })
+}
+
+impl Profile {
+    fn add(&mut self, time: Duration, work: Stats) {
+        if self.first.is_none() {
+            self.first = Some((time, work));
+            return;
+        }
+        self.runs += 1;
+        self.time += time;
+        self.work = self.work.plus(&work);
+    }
+
+    /// The report: the first run apart (it loads and captures), then the mean of the rest.
+    fn report(&self, memory: Memory) -> String {
+        let mut text = format!("archc: gpu profile ({memory:?})");
+        if let Some((time, work)) = &self.first {
+            text += &format!("\n  first run: {:.3} ms; {work}", time.as_secs_f64() * 1e3);
+        }
+        if self.runs > 0 {
+            let mean = self.time.as_secs_f64() * 1e3 / self.runs as f64;
+            text += &format!("\n  {} later runs: mean {mean:.3} ms; in all {}", self.runs, self.work);
+        }
+        text
     }
 }
 
@@ -128,6 +322,11 @@ impl Drop for GpuRunner {
     /// Unregisters the globals' pages before the code frees them (a stale registration
     /// would map reused addresses to the old pages).
     fn drop(&mut self) {
+        let state = self.state.get_mut();
+        if let Some(profile) = &state.profile {
+            eprintln!("{}", profile.report(state.memory));
+        }
+        state.slots.clear();
         if let Some(p) = self.registered.take() {
             let _ = self.cuda.unregister_host(p);
         }
@@ -168,10 +367,9 @@ pub fn gpu_symbols() -> Vec<(&'static str, *mut ())> {
     symbols
 }
 
-/// `ARCHC_GPU_ASYNC=1`: launches do not synchronise when no host code touches buffers
-/// (the runtime's calls synchronise themselves). Off by default: a GPU run found an inline
-/// host `memcpy` this missed (now routed through the runtime), and the fix has not run on
-/// a GPU yet.
+/// `ARCHC_GPU_ASYNC=1`: with managed memory, launches do not synchronise when no host
+/// code touches buffers. Off by default: a GPU run found an inline host `memcpy` this
+/// missed (now routed through the runtime), and the fix has not run on a GPU yet.
 fn async_enabled() -> bool {
     std::env::var("ARCHC_GPU_ASYNC").is_ok_and(|v| v == "1")
 }
@@ -191,7 +389,7 @@ impl Buffers {
     fn new<'t>(cuda: &'static Cuda, tensors: impl Iterator<Item = &'t Tensor>) -> Result<Buffers, String> {
         let mut b = Buffers(Vec::new(), cuda);
         for t in tensors {
-            let bytes = t.numel() * elem_bytes(t.dtype());
+            let bytes = tensor_bytes(t);
             let ptr = cuda.alloc_managed(bytes)?;
             // SAFETY: `ptr` has room for `bytes` bytes; the tensor's storage holds them.
             unsafe { std::ptr::copy_nonoverlapping(data_ptr(t), ptr, bytes) };
