@@ -1,11 +1,14 @@
 //! `.archx` artifacts from the command line: `archc build FILE --target cpu -o m.archx`
-//! compiles the entry (or, with `--train`, the train and eval steps) ahead of time;
-//! `archc run|train|eval m.archx` rebuilds the program from the sources inside with the
-//! front end alone and runs the compiled code (no LLVM needed).
+//! compiles the entry (or, with `--train`, the train and eval steps) ahead of time, its
+//! host code for `--cpu` (default `x86-64-v3`); `archc run|train|eval m.archx` rebuilds
+//! the program from the sources inside with the front end alone and runs the compiled
+//! code (no LLVM needed). An artifact fixes what runs it: a `--backend` or `--device`
+//! that contradicts its target is refused ([`check_backend`]).
 
+use crate::backend::Backend;
 use archc_compiler::tir::Program;
 use archc_grammar::span::SourceMap;
-use archc_mlir::aot::{AotTarget, Artifact};
+use archc_mlir::aot::{AotTarget, Artifact, HostCpu};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -30,17 +33,26 @@ pub fn user_sources(main: &Path, sources: &SourceMap) -> Vec<(String, String)> {
     out
 }
 
-/// Compiles `funcs` of `program` (those it has) into an artifact. `dims` sizes the
-/// symbols the lowering cannot leave dynamic.
+/// What an artifact records besides its code.
+pub struct Recorded {
+    /// The name of the entry file among `sources`.
+    pub main_source: String,
+    /// The user's sources by path relative to the entry file's folder.
+    pub sources: Vec<(String, String)>,
+    /// The build options the runner repeats (`entry`, `args`, `train`, ...).
+    pub options: Vec<(String, String)>,
+}
+
+/// Compiles `funcs` of `program` (those it has) into an artifact for `target`, its host
+/// code for `cpu`. `dims` sizes the symbols the lowering cannot leave dynamic.
 #[cfg(feature = "mlir")]
 pub fn build(
     target: AotTarget,
+    cpu: HostCpu,
     program: &Program,
     funcs: &[&str],
     dims: &HashMap<String, i64>,
-    main_source: &str,
-    sources: Vec<(String, String)>,
-    options: Vec<(String, String)>,
+    recorded: Recorded,
 ) -> Result<Artifact, String> {
     use crate::inputs::arg_shapes;
     use archc_mlir::aot::{program_hash, FuncEntry};
@@ -53,7 +65,7 @@ pub fn build(
         syms.sort();
         syms.dedup();
         syms.retain(|s| !dims.contains_key(s));
-        let entry = archc_mlir::aot::build::compile_function(program, name, &inputs, &syms, &target)
+        let entry = archc_mlir::aot::build::compile_function(program, name, &inputs, &syms, &target, &cpu)
             .map_err(|e| format!("cannot compile @{name}: {e}"))?;
         entries.push(entry);
     }
@@ -62,10 +74,11 @@ pub fn build(
     }
     Ok(Artifact {
         target,
+        cpu,
         program_hash: program_hash(program),
-        main_source: main_source.to_string(),
-        options,
-        sources,
+        main_source: recorded.main_source,
+        options: recorded.options,
+        sources: recorded.sources,
         funcs: entries,
     })
 }
@@ -73,12 +86,11 @@ pub fn build(
 #[cfg(not(feature = "mlir"))]
 pub fn build(
     _: AotTarget,
+    _: HostCpu,
     _: &Program,
     _: &[&str],
     _: &HashMap<String, i64>,
-    _: &str,
-    _: Vec<(String, String)>,
-    _: Vec<(String, String)>,
+    _: Recorded,
 ) -> Result<Artifact, String> {
     Err("this archc was built without the MLIR backend (cargo feature `mlir`), which compiles artifacts".into())
 }
@@ -107,8 +119,48 @@ pub fn open(path: &Path) -> Result<Opened, String> {
     Ok(Opened { artifact, main, dir })
 }
 
-/// A one-line description of an artifact's functions, e.g.
-/// `main(f32[B, 64]) -> f32[B, 10]; dynamic B`.
+/// `--target cpu` or `--target cuda sm_80`, with the CPU of the host code.
+fn target_text(art: &Artifact) -> String {
+    match &art.target {
+        AotTarget::Cpu => format!("--target cpu --cpu {}", art.cpu.llc_name()),
+        AotTarget::Cuda(arch) => format!("--target cuda --gpu-arch {arch} --cpu {}", art.cpu.llc_name()),
+    }
+}
+
+/// Refuses a `--backend` or `--device` that contradicts what `art` was built for: its
+/// compiled code runs on the CPU (`mlir-cpu`, no device) or the GPU (`mlir-gpu`,
+/// `--device` picks it), never in the interpreter.
+pub fn check_backend(art: &Artifact, backend: Option<Backend>, device: Option<&str>) -> Result<(), String> {
+    let runs_on = match art.target {
+        AotTarget::Cpu => Backend::MlirCpu,
+        AotTarget::Cuda(_) => Backend::MlirGpu,
+    };
+    let built = format!("contradicts the artifact, which was built with `{}`", target_text(art));
+    if let Some(b) = backend.filter(|b| *b != runs_on) {
+        return Err(format!(
+            "--backend {} {built}: its compiled code runs with --backend {} only{}",
+            backend_name(b),
+            backend_name(runs_on),
+            if b == Backend::Interp { " (run the .arch source for the interpreter)" } else { "" }
+        ));
+    }
+    match (device, &art.target) {
+        (Some(d), AotTarget::Cpu) => Err(format!("--device {d} {built} and runs on the CPU")),
+        _ => Ok(()),
+    }
+}
+
+fn backend_name(b: Backend) -> &'static str {
+    match b {
+        Backend::Interp => "interp",
+        Backend::MlirCpu => "mlir-cpu",
+        Backend::MlirGpu => "mlir-gpu",
+    }
+}
+
+/// A description of an artifact: the target options it was built with (e.g. `--target
+/// cpu --cpu x86-64-v3`), then one line per function, e.g.
+/// `main(f32[B, 64]) -> (f32[B, 10]) (dynamic B), 12 KiB`.
 pub fn describe(art: &Artifact) -> String {
     let ty = |(dt, dims): &archc_mlir::emit::Ty| {
         archc_compiler::tir::TensorType { dtype: *dt, shape: dims.clone() }.to_string()
@@ -124,5 +176,5 @@ pub fn describe(art: &Artifact) -> String {
             format!("{}({}) -> ({}){dynamic}, {} KiB", f.name, ins.join(", "), outs.join(", "), f.object.len() / 1024)
         })
         .collect();
-    funcs.join("\n")
+    format!("built with `{}`\n{}", target_text(art), funcs.join("\n"))
 }

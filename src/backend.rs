@@ -1,5 +1,6 @@
-//! Execution backends for the CLI: the reference interpreter and the MLIR CPU JIT, and
-//! the MLIR text stages of `archc build --emit`.
+//! Execution backends for the CLI: the reference interpreter, the MLIR CPU JIT and GPU
+//! backend, or an artifact's compiled code ([`executor`]), and the MLIR text stages of
+//! `archc build --emit`.
 
 use crate::driver::parse_pairs;
 use crate::inputs::arg_shapes;
@@ -124,17 +125,18 @@ impl Default for Backend {
     }
 }
 
-/// An executor of `program`: the artifact's compiled functions when one is given, else
-/// `backend`.
+/// An executor of `program`: the artifact's compiled functions when one is given (a
+/// `backend` contradicting it is refused by [`crate::artifact::check_backend`] first),
+/// else `backend` or the default.
 pub fn executor<'p>(
     program: &'p Program,
-    backend: Backend,
+    backend: Option<Backend>,
     artifact: Option<&archc_mlir::aot::Artifact>,
 ) -> Result<Box<dyn Executor + 'p>, String> {
     if let Some(art) = artifact {
         return Ok(Box::new(archc_mlir::aot::AotExecutor::new(program, art)?));
     }
-    match backend {
+    match backend.unwrap_or_default() {
         Backend::Interp => Ok(Box::new(Interpreter::new(program))),
         #[cfg(feature = "mlir")]
         Backend::MlirCpu => Ok(Box::new(archc_mlir::backend::MlirCpu::new(program))),

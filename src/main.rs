@@ -12,7 +12,7 @@ use archc_compiler::sema::train_config::TrainConfig;
 use archc_compiler::sema::{CheckOutput, ChoiceMode, Options};
 use archc_compiler::tir::Program;
 use archc_grammar::span::SourceMap;
-use archc_mlir::aot::{AotTarget, Artifact};
+use archc_mlir::aot::{AotTarget, Artifact, HostCpu};
 use archc_runtime::{io, Interpreter, Tensor};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::HashMap;
@@ -63,11 +63,17 @@ enum Cmd {
         #[arg(short, long)]
         output: Option<PathBuf>,
         /// Compile ahead of time into an artifact (`-o model.archx`) instead of printing
-        /// a stage: the entry, or with `--train` the train and eval steps, for this CPU,
-        /// with every input size dynamic that can be. `archc run|train|eval model.archx`
-        /// runs it, also an archc built without LLVM.
+        /// a stage: the entry, or with `--train` the train and eval steps, with every
+        /// input size dynamic that can be. `archc run|train|eval model.archx` runs it,
+        /// also an archc built without LLVM.
         #[arg(long, value_enum, requires = "output")]
         target: Option<ArtifactTarget>,
+        /// The CPU the artifact's host code is compiled for (checked when it loads):
+        /// x86-64, x86-64-v2, x86-64-v3 (default; AVX2, FMA), x86-64-v4 (AVX-512) or
+        /// native (this machine's CPU; runs only on CPUs with all its features). Hosts
+        /// other than x86-64: generic (default) or native.
+        #[arg(long, value_name = "NAME", requires = "target")]
+        cpu: Option<String>,
         /// Sizes of symbolic dims for the MLIR stages, which are specialised to concrete
         /// shapes: `--dim B=32,N=64` (default `B=2`, others 16).
         #[arg(long, value_name = "NAME=SIZE,...")]
@@ -88,8 +94,10 @@ enum Cmd {
         file: PathBuf,
         #[command(flatten)]
         sel: Selection,
-        #[arg(long, value_enum, default_value_t = Backend::default())]
-        backend: Backend,
+        /// What runs the network (default mlir-cpu, or interp in an archc without MLIR).
+        /// An artifact runs its own compiled code: only the backend of its target.
+        #[arg(long, value_enum)]
+        backend: Option<Backend>,
         /// Weights to load (`.safetensors`, names as in `build --emit tir`).
         #[arg(long)]
         weights: Option<PathBuf>,
@@ -122,9 +130,9 @@ enum Cmd {
         /// The checkpoint (default: runs/NAME/checkpoint.safetensors).
         #[arg(long)]
         checkpoint: Option<PathBuf>,
-        /// What runs the eval steps.
-        #[arg(long, value_enum, default_value_t = Backend::default())]
-        backend: Backend,
+        /// What runs the eval steps (default as for `run`; an artifact: its target's).
+        #[arg(long, value_enum)]
+        backend: Option<Backend>,
     },
     /// Print the file in canonical format.
     Fmt {
@@ -203,9 +211,10 @@ struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
-    /// What runs the train and eval steps.
-    #[arg(long, value_enum, default_value_t = Backend::default())]
-    backend: Backend,
+    /// What runs the train and eval steps (default as for `run`; an artifact: its
+    /// target's).
+    #[arg(long, value_enum)]
+    backend: Option<Backend>,
     /// Do not train: time N train steps on random batches of the batch size and print
     /// the median (the first step, which compiles, apart). Needs no data set.
     #[arg(long, value_name = "N")]
@@ -232,12 +241,13 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(1);
     }
+    let device = cli.device;
     // MLIR's and LLVM's recursive passes over large modules (a train step's GPU kernels)
     // need more stack than a main thread's 8 MiB.
     let worker = std::thread::Builder::new()
         .name("archc".into())
         .stack_size(STACK_BYTES)
-        .spawn(move || std::panic::catch_unwind(|| run_cmd(cli.cmd, color)));
+        .spawn(move || std::panic::catch_unwind(|| run_cmd(cli.cmd, device.as_deref(), color)));
     let r = match worker.map(|w| w.join()) {
         Ok(Ok(r)) => r,
         Ok(Err(_)) => Err(Box::new("the worker thread died") as Box<dyn std::any::Any + Send>),
@@ -259,33 +269,38 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_cmd(cmd: Cmd, color: bool) -> Result<(), Fail> {
+/// `device`: the global `--device`, which an artifact must agree with.
+fn run_cmd(cmd: Cmd, device: Option<&str>, color: bool) -> Result<(), Fail> {
     match cmd {
         Cmd::Check { files } => check(&files, color),
-        Cmd::Build { file, target: Some(target), sel, output, dim, gpu_arch, .. } => {
+        Cmd::Build { file, target: Some(target), cpu, sel, output, dim, gpu_arch, .. } => {
             let out = output.expect("clap requires --output with --target");
             let target = match target {
                 ArtifactTarget::Cpu => AotTarget::Cpu,
                 ArtifactTarget::Cuda => AotTarget::Cuda(gpu_arch),
             };
-            build_artifact(target, &file, &sel, &out, dim.as_deref(), color)
+            let cpu = match cpu {
+                Some(name) => HostCpu::named(&name).map_err(|e| Fail::User(format!("error: {e}")))?,
+                None => HostCpu::host_default(),
+            };
+            build_artifact((target, cpu), &file, &sel, &out, dim.as_deref(), color)
         }
-        Cmd::Build { file, emit, sel, output, dim, dynamic, timings, gpu_arch, target: None } => {
+        Cmd::Build { file, emit, sel, output, dim, dynamic, timings, gpu_arch, target: None, .. } => {
             let mlir = MlirOpts { dim: dim.as_deref(), dynamic: &dynamic, timings, gpu_arch: &gpu_arch };
             build(&file, emit, &sel, output.as_deref(), &mlir, color)
         }
         Cmd::Run { file, sel, backend, weights, inputs, dim, seed, out, repeat } => {
-            let (file, sel, art) = resolve(&file, sel)?;
+            let (file, sel, art) = resolve(&file, sel, backend, device)?;
             let program = compile(&file, &sel, color)?;
             let inputs = RunInputs { weights, inputs, dim, seed, out, repeat };
             run(&program, backend, &inputs, art.as_ref().map(|a| &a.artifact))
         }
         Cmd::Train { file, run } => {
-            let (file, _, art) = resolve(&file, Selection::default())?;
+            let (file, _, art) = resolve(&file, Selection::default(), run.backend, device)?;
             train(&file, &run, art.as_ref().map(|a| &a.artifact), color)
         }
         Cmd::Eval { file, checkpoint, backend } => {
-            let (file, _, art) = resolve(&file, Selection::default())?;
+            let (file, _, art) = resolve(&file, Selection::default(), backend, device)?;
             eval(&file, checkpoint, backend, art.as_ref().map(|a| &a.artifact), color)
         }
         Cmd::Fmt { files, write, check } => fmt(&files, write, check),
@@ -295,20 +310,28 @@ fn run_cmd(cmd: Cmd, color: bool) -> Result<(), Fail> {
 /// What `--target` compiles for.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 enum ArtifactTarget {
-    /// This machine's CPU (shared objects built with LLVM's `llc` and the system `cc`).
+    /// CPUs of `--cpu` (shared objects built with LLVM's `llc` and the system `cc`).
     Cpu,
-    /// NVIDIA GPUs of `--gpu-arch` or newer (kernels as PTX; host code for this CPU).
+    /// NVIDIA GPUs of `--gpu-arch` or newer (kernels as PTX; host code for `--cpu`).
     Cuda,
 }
 
 /// For an artifact (`*.archx`): the path of its extracted main source, the selection it
-/// was built with, and the opened artifact (which removes the sources when dropped);
-/// other files are passed through.
-fn resolve(file: &Path, sel: Selection) -> Result<(PathBuf, Selection, Option<archc::artifact::Opened>), Fail> {
+/// was built with, and the opened artifact (which removes the sources when dropped),
+/// after checking that `backend` and `device`, if given, agree with its target; other
+/// files are passed through.
+fn resolve(
+    file: &Path,
+    sel: Selection,
+    backend: Option<Backend>,
+    device: Option<&str>,
+) -> Result<(PathBuf, Selection, Option<archc::artifact::Opened>), Fail> {
     if !archc::artifact::is_artifact(file) {
         return Ok((file.to_path_buf(), sel, None));
     }
-    let opened = archc::artifact::open(file).map_err(|e| Fail::User(format!("error: {e}")))?;
+    let user = |e: String| Fail::User(format!("error: {e}"));
+    let opened = archc::artifact::open(file).map_err(user)?;
+    archc::artifact::check_backend(&opened.artifact, backend, device).map_err(user)?;
     let mut sel = Selection::default();
     for (k, v) in &opened.artifact.options {
         match k.as_str() {
@@ -323,9 +346,9 @@ fn resolve(file: &Path, sel: Selection) -> Result<(PathBuf, Selection, Option<ar
     Ok((opened.main.clone(), sel, Some(opened)))
 }
 
-/// `archc build FILE --target cpu -o OUT`.
+/// `archc build FILE --target cpu [--cpu NAME] -o OUT`.
 fn build_artifact(
-    target: AotTarget,
+    (target, cpu): (AotTarget, HostCpu),
     file: &Path,
     sel: &Selection,
     out: &Path,
@@ -356,7 +379,8 @@ fn build_artifact(
     let sources = archc::artifact::user_sources(file, &checked.sources);
     let main = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let t0 = std::time::Instant::now();
-    let art = archc::artifact::build(target, &program, funcs, &dims, &main, sources, options).map_err(user)?;
+    let recorded = archc::artifact::Recorded { main_source: main, sources, options };
+    let art = archc::artifact::build(target, cpu, &program, funcs, &dims, recorded).map_err(user)?;
     art.write(out).map_err(user)?;
     let size = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
     eprintln!("wrote {} ({} KiB, {:.1} s):", out.display(), size / 1024, t0.elapsed().as_secs_f64());
@@ -501,7 +525,7 @@ struct RunInputs {
     repeat: usize,
 }
 
-fn run(program: &Program, backend: Backend, ri: &RunInputs, art: Option<&Artifact>) -> Result<(), Fail> {
+fn run(program: &Program, backend: Option<Backend>, ri: &RunInputs, art: Option<&Artifact>) -> Result<(), Fail> {
     let user = |e: String| Fail::User(format!("error: {e}"));
     let mut exec = backend::executor(program, backend, art).map_err(user)?;
     let mut init = Interpreter::new(program);
@@ -706,7 +730,7 @@ fn train(file: &Path, args: &TrainArgs, art: Option<&Artifact>, color: bool) -> 
 fn eval(
     file: &Path,
     checkpoint: Option<PathBuf>,
-    backend: Backend,
+    backend: Option<Backend>,
     art: Option<&Artifact>,
     color: bool,
 ) -> Result<(), Fail> {

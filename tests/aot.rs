@@ -10,7 +10,7 @@ use archc::inputs::arg_shapes;
 use archc_compiler::sema::Options;
 use archc_compiler::tir::Program;
 use archc_mlir::aot::build::compile_function;
-use archc_mlir::aot::{program_hash, AotExecutor, AotTarget, Artifact};
+use archc_mlir::aot::{program_hash, AotExecutor, AotTarget, Artifact, HostCpu};
 use archc_runtime::{Executor, Interpreter, Tensor};
 use std::collections::HashMap;
 
@@ -27,9 +27,11 @@ fn artifact(program: &Program, func: &str) -> Artifact {
     let mut syms: Vec<String> = f.args.iter().flat_map(|(_, t)| t.shape.iter().flat_map(|d| d.symbols())).collect();
     syms.sort();
     syms.dedup();
-    let entry = compile_function(program, func, &inputs, &syms, &AotTarget::Cpu).expect("compiles");
+    let cpu = HostCpu::host_default();
+    let entry = compile_function(program, func, &inputs, &syms, &AotTarget::Cpu, &cpu).expect("compiles");
     Artifact {
         target: AotTarget::Cpu,
+        cpu,
         program_hash: program_hash(program),
         main_source: "model.arch".into(),
         options: Vec::new(),
@@ -83,7 +85,7 @@ fn artifacts_run_parallel_loops() {
     // Static sizes: the selection of parallel loops needs constant trip counts.
     // SAFETY: tests that read the variable compare results, which it does not change.
     unsafe { std::env::set_var("ARCHC_PAR_MIN", "1") };
-    let entry = compile_function(&program, "main", &inputs, &[], &AotTarget::Cpu);
+    let entry = compile_function(&program, "main", &inputs, &[], &AotTarget::Cpu, &HostCpu::host_default());
     unsafe { std::env::remove_var("ARCHC_PAR_MIN") };
     let mut art = artifact(&program, "main");
     art.funcs = vec![entry.expect("compiles")];
@@ -127,6 +129,18 @@ fn archc(dir: &std::path::Path, args: &[&str]) -> String {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "archc {args:?} failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
     text
+}
+
+/// Runs archc in `dir`, which must fail as a user error (exit 1, not a signal); stderr.
+fn archc_fails(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_archc"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("archc runs");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "archc {args:?}: {:?}\n{err}", out.status);
+    err
 }
 
 /// The number after `key` in `text`.
@@ -173,7 +187,8 @@ fn cuda_artifacts_build_without_a_gpu() {
     let shapes = arg_shapes(f, &HashMap::new()).expect("shapes");
     let inputs: Vec<_> = f.args.iter().zip(shapes).map(|((_, t), s)| (t.dtype, s)).collect();
     let target = AotTarget::Cuda("sm_80".into());
-    let entry = compile_function(&program, "main", &inputs, &["B".to_string()], &target).expect("compiles");
+    let cpu = HostCpu::host_default();
+    let entry = compile_function(&program, "main", &inputs, &["B".to_string()], &target, &cpu).expect("compiles");
     let contains = |needle: &str| entry.object.windows(needle.len()).any(|w| w == needle.as_bytes());
     assert!(contains(".target sm_80") && contains(".entry"), "no PTX kernels in the object");
     assert!(contains("archc_slot.mgpuLaunchKernel") && contains("archc_slot.mgpuModuleLoad"), "no CUDA slots");
@@ -181,6 +196,7 @@ fn cuda_artifacts_build_without_a_gpu() {
     assert_eq!(entry.sig.param_globals.len(), entry.sig.params.len());
     let art = Artifact {
         target,
+        cpu,
         program_hash: program_hash(&program),
         main_source: "model.arch".into(),
         options: Vec::new(),
@@ -197,4 +213,72 @@ fn cuda_artifacts_build_without_a_gpu() {
         assert!(e.contains("CUDA"), "{e}");
         eprintln!("skipped running the CUDA artifact: no CUDA device");
     }
+}
+
+/// `--cpu` picks the CPU of the host code and the manifest records it: an x86-64-v2
+/// artifact runs like the JIT; an x86-64-v4 one, on a CPU without AVX-512, is refused
+/// with the missing features (not killed by an illegal instruction); unknown names are
+/// refused up front.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn cli_builds_for_the_cpu_asked_for() {
+    let dir = std::env::temp_dir().join(format!("archc-aot-cpu-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mlp = common::repo().join("examples/mlp.arch").display().to_string();
+    archc(&dir, &["build", &mlp, "--target", "cpu", "--cpu", "x86-64-v2", "-o", "v2.archx"]);
+    let art = Artifact::read(&dir.join("v2.archx")).expect("reads");
+    assert_eq!(art.cpu, HostCpu::X86Level(2));
+    let ran = archc(&dir, &["run", "v2.archx", "--dim", "B=3"]);
+    let want = archc(&dir, &["run", &mlp, "--dim", "B=3", "--backend", "mlir-cpu"]);
+    for key in ["mean", "std"] {
+        let (g, w) = (number_after(&ran, key), number_after(&want, key));
+        assert!((g - w).abs() < 1e-5, "{key}: artifact {g}, JIT {w}");
+    }
+    archc(&dir, &["build", &mlp, "--target", "cpu", "--cpu", "x86-64-v4", "-o", "v4.archx"]);
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        archc(&dir, &["run", "v4.archx"]);
+    } else {
+        let e = archc_fails(&dir, &["run", "v4.archx"]);
+        assert!(e.contains("this artifact was built for x86-64-v4 (AVX-512); this CPU lacks avx512f"), "{e}");
+    }
+    let e = archc_fails(&dir, &["build", &mlp, "--target", "cpu", "--cpu", "skylake", "-o", "bad.archx"]);
+    assert!(
+        e.contains("unknown CPU `skylake` for --cpu: expected x86-64, x86-64-v2, x86-64-v3, x86-64-v4 or native"),
+        "{e}"
+    );
+    assert!(!dir.join("bad.archx").exists(), "an artifact was written for an unknown CPU");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An artifact fixes what runs it: `--backend` or `--device` contradicting its target
+/// is refused with the target named; the matching backend is accepted.
+#[test]
+fn cli_refuses_backends_that_contradict_the_artifact() {
+    let dir = std::env::temp_dir().join(format!("archc-aot-backend-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mlp = common::repo().join("examples/mlp.arch").display().to_string();
+    archc(&dir, &["build", &mlp, "--target", "cpu", "-o", "cpu.archx"]);
+    let ran = archc(&dir, &["run", "cpu.archx", "--backend", "mlir-cpu"]);
+    assert!(ran.contains("f32[2, 10]"), "{ran}");
+    let built = format!(
+        "contradicts the artifact, which was built with `--target cpu --cpu {}`",
+        HostCpu::host_default().llc_name()
+    );
+    for backend in ["mlir-gpu", "interp"] {
+        let e = archc_fails(&dir, &["run", "cpu.archx", "--backend", backend]);
+        assert!(e.contains(&format!("--backend {backend} {built}: ")), "{e}");
+        assert!(e.contains("runs with --backend mlir-cpu only"), "{e}");
+    }
+    let e = archc_fails(&dir, &["eval", "cpu.archx", "--backend", "interp"]);
+    assert!(e.contains("--backend interp contradicts the artifact") && e.contains("for the interpreter"), "{e}");
+    let e = archc_fails(&dir, &["run", "cpu.archx", "--device", "cuda:0"]);
+    assert!(e.contains(&format!("--device cuda:0 {built} and runs on the CPU")), "{e}");
+    archc(&dir, &["build", &mlp, "--target", "cuda", "-o", "cuda.archx"]);
+    let e = archc_fails(&dir, &["run", "cuda.archx", "--backend", "mlir-cpu"]);
+    assert!(
+        e.contains("--backend mlir-cpu contradicts the artifact, which was built with `--target cuda --gpu-arch sm_80"),
+        "{e}"
+    );
+    assert!(e.contains("runs with --backend mlir-gpu only"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -71,7 +71,7 @@ fn train(example: &str) -> Trained {
     );
     let start = Instant::now();
     let report = {
-        let mut exec = executor(&program, backend(), None).unwrap_or_else(|e| panic!("{e}"));
+        let mut exec = executor(&program, Some(backend()), None).unwrap_or_else(|e| panic!("{e}"));
         archc_runtime::train::train_with(&program, &spec, &data, &dir, false, false, exec.as_mut())
             .unwrap_or_else(|e| panic!("{e}"))
     };
@@ -82,7 +82,7 @@ fn train(example: &str) -> Trained {
 
 /// Mean test metrics of the trained parameters on `test` (see `training::evaluate`).
 fn evaluate(t: &Trained, test: &Dataset, name: &str) -> f64 {
-    let mut exec = executor(&t.program, backend(), None).unwrap_or_else(|e| panic!("{e}"));
+    let mut exec = executor(&t.program, Some(backend()), None).unwrap_or_else(|e| panic!("{e}"));
     let metrics = training::evaluate(&t.program, &t.report.state.params, test, t.cfg.batch as usize, exec.as_mut())
         .unwrap_or_else(|e| panic!("{e}"));
     metrics.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no {name} in {metrics:?}")).1

@@ -1,24 +1,26 @@
 //! Writing artifacts: each function's module is lowered through the CPU pipeline to LLVM
 //! IR, made loadable (runtime calls through slots, packed entry points; see the parent
-//! module), compiled by `llc` (position-independent, for the build machine's CPU) and
-//! linked into a shared object by the system C compiler.
+//! module), compiled by `llc` (position-independent, `-mcpu=` the artifact's
+//! [`HostCpu`]) and linked into a shared object by the system C compiler.
 
-use super::{runtime_symbols, AotTarget, FuncEntry};
+use super::{runtime_symbols, AotTarget, FuncEntry, HostCpu};
 use crate::emit::{emit_module_dynamic, Module, Shape, Target};
 use crate::jit::{lower_to, Stage};
 use archc_compiler::tir::Program;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Compiles `func` of `program` for `target` and inputs like `inputs`, leaving as many
-/// of the size symbols `dynamic` dynamic as the lowering allows: all of them, else the
-/// batch `B` alone, else none (the artifact then runs these shapes only).
+/// Compiles `func` of `program` for `target` (host code for `cpu`) and inputs like
+/// `inputs`, leaving as many of the size symbols `dynamic` dynamic as the lowering
+/// allows: all of them, else the batch `B` alone, else none (the artifact then runs
+/// these shapes only).
 pub fn compile_function(
     program: &Program,
     func: &str,
     inputs: &[Shape],
     dynamic: &[String],
     target: &AotTarget,
+    cpu: &HostCpu,
 ) -> Result<FuncEntry, String> {
     let batch = vec!["B".to_string()];
     let tries: Vec<&[String]> = vec![dynamic, if dynamic.contains(&batch[0]) { &batch } else { &[] }, &[]];
@@ -30,7 +32,7 @@ pub fn compile_function(
     for syms in tries {
         match emit_module_dynamic(program, func, inputs, syms, None, emit_target) {
             Ok(sig) => {
-                let (object, sync) = shared_object(&sig, target)?;
+                let (object, sync) = shared_object(&sig, target, cpu)?;
                 let sig = Module { text: String::new(), ..sig };
                 return Ok(FuncEntry { name: func.to_string(), sig, object, sync });
             }
@@ -40,9 +42,9 @@ pub fn compile_function(
     Err(last)
 }
 
-/// The shared object of an emitted module, and (for CUDA) whether its launches must
-/// synchronise (see [`crate::gpu::run::needs_sync`]).
-pub fn shared_object(sig: &Module, target: &AotTarget) -> Result<(Vec<u8>, bool), String> {
+/// The shared object of an emitted module, its host code for `cpu`, and (for CUDA)
+/// whether its launches must synchronise (see [`crate::gpu::run::needs_sync`]).
+pub fn shared_object(sig: &Module, target: &AotTarget, cpu: &HostCpu) -> Result<(Vec<u8>, bool), String> {
     let (ir, sync) = match target {
         AotTarget::Cpu => (lower_to(&sig.text, Stage::LlvmIr)?, false),
         AotTarget::Cuda(arch) => {
@@ -57,7 +59,7 @@ pub fn shared_object(sig: &Module, target: &AotTarget) -> Result<(Vec<u8>, bool)
     std::fs::write(&ll, ir).map_err(|e| format!("cannot write {}: {e}", ll.display()))?;
     let llc = llc();
     run(Command::new(&llc)
-        .args(["-O2", "-relocation-model=pic", "-filetype=obj", "-mcpu=native", "-o"])
+        .args(["-O2", "-relocation-model=pic", "-filetype=obj", &format!("-mcpu={}", cpu.llc_name()), "-o"])
         .arg(&obj)
         .arg(&ll))?;
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());

@@ -1,23 +1,30 @@
 //! Ahead-of-time artifacts (`.archx`): compiled functions that an archc without LLVM runs.
 //!
 //! An artifact is a zip archive holding
-//! - `manifest.txt`: the format version, the target, the hash of the program's TIR, and
-//!   per compiled function its shared object, its entry's input and output types (sizes
+//! - `manifest.txt`: the format version, the target, the CPU its host code is compiled
+//!   for ([`HostCpu`]: an x86-64 level, or `native` with the build machine's features),
+//!   the hash of the program's TIR, and per compiled function its shared object, its entry's input and output types (sizes
 //!   left dynamic are symbols, read from input axes at run time), and the parameters its
 //!   setter takes, in order;
 //! - `src/*.arch`: the sources it was built from, so that the runner rebuilds the same
 //!   program (and train configuration) with the front end alone and checks its hash;
 //! - one shared object per function (`<func>.so`): the module's host code compiled for
-//!   the build machine's CPU, with a packed entry point per exported function
+//!   that CPU, with a packed entry point per exported function
 //!   (`archc_packed_<name>(void **args)`, the convention of [`crate::abi`]) and every
 //!   runtime function it calls reached through a slot (`archc_slot.<symbol>`, a function
 //!   pointer the loader fills from archc's own runtime), so that it has no undefined
 //!   symbols beyond libc and libm.
 //!
 //! [`build`] (feature `llvm`) writes artifacts; [`Artifact::read`] and [`Loaded`] run them.
+//! [`Loaded::load`] checks that the running CPU has the features the artifact's CPU
+//! implies before it loads any code (an error naming the missing features, never an
+//! illegal instruction). Format `archx 1` (before the CPU was recorded) is refused.
 
 #[cfg(feature = "llvm")]
 pub mod build;
+pub mod cpu;
+
+pub use cpu::HostCpu;
 
 use crate::abi::{output_tensors, param_descriptors, Descriptors};
 use crate::emit::{Module, Shape, Ty};
@@ -28,15 +35,15 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 /// The manifest's first line.
-const FORMAT: &str = "archx 1";
+const FORMAT: &str = "archx 2";
 
 /// What an artifact's code runs on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AotTarget {
-    /// The build machine's CPU.
+    /// The CPU ([`Artifact::cpu`] says which).
     Cpu,
-    /// NVIDIA GPUs of this architecture (`sm_80`) or newer: host code for the build
-    /// machine's CPU with the kernels' PTX inside, JIT-compiled by the driver at load.
+    /// NVIDIA GPUs of this architecture (`sm_80`) or newer: host code for the
+    /// artifact's CPU with the kernels' PTX inside, JIT-compiled by the driver at load.
     Cuda(String),
 }
 
@@ -62,6 +69,8 @@ impl std::fmt::Debug for FuncEntry {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Artifact {
     pub target: AotTarget,
+    /// The CPU the host code is compiled for, checked before loading.
+    pub cpu: HostCpu,
     /// FNV-1a hash of the program's printed TIR.
     pub program_hash: u64,
     /// The name of the source file the program is built from (the entry file).
@@ -102,8 +111,12 @@ impl Artifact {
             AotTarget::Cpu => "cpu".to_string(),
             AotTarget::Cuda(arch) => format!("cuda {arch}"),
         };
-        let mut m =
-            format!("{FORMAT}\ntarget {target}\nprogram {:016x}\nmain {}\n", self.program_hash, self.main_source);
+        let mut m = format!(
+            "{FORMAT}\ntarget {target}\ncpu {}\nprogram {:016x}\nmain {}\n",
+            self.cpu.manifest_text(),
+            self.program_hash,
+            self.main_source
+        );
         for (k, v) in &self.options {
             m.push_str(&format!("option {k}={v}\n"));
         }
@@ -190,11 +203,11 @@ impl Artifact {
 
 fn parse_manifest(text: &str) -> Result<Artifact, String> {
     let mut lines = text.lines();
-    if lines.next() != Some(FORMAT) {
-        return Err(format!("expected `{FORMAT}` (built by another archc version?)"));
-    }
+    check_format(lines.next())?;
+    let mut cpu = None;
     let mut art = Artifact {
         target: AotTarget::Cpu,
+        cpu: HostCpu::Generic,
         program_hash: 0,
         main_source: String::new(),
         options: Vec::new(),
@@ -208,6 +221,7 @@ fn parse_manifest(text: &str) -> Result<Artifact, String> {
             "target" if rest == "cpu" => art.target = AotTarget::Cpu,
             "target" if rest.starts_with("cuda ") => art.target = AotTarget::Cuda(rest[5..].to_string()),
             "target" => return Err(format!("unknown target `{rest}`")),
+            "cpu" => cpu = Some(HostCpu::from_manifest(rest)?),
             "program" => art.program_hash = u64::from_str_radix(rest, 16).map_err(|e| e.to_string())?,
             "main" => art.main_source = rest.to_string(),
             "option" => {
@@ -243,7 +257,19 @@ fn parse_manifest(text: &str) -> Result<Artifact, String> {
             }
         }
     }
+    art.cpu = cpu.ok_or("no `cpu` line")?;
     Ok(art)
+}
+
+/// The manifest's first line must be [`FORMAT`].
+fn check_format(first: Option<&str>) -> Result<(), String> {
+    match first {
+        Some(FORMAT) => Ok(()),
+        Some("archx 1") => Err("format `archx 1` records no CPU (it was built for its build machine's); rebuild it \
+             with this archc"
+            .into()),
+        _ => Err(format!("expected `{FORMAT}` (built by another archc version?)")),
+    }
 }
 
 fn empty_sig() -> Module {
@@ -301,9 +327,11 @@ impl crate::gpu::run::HostCode for Code {
 }
 
 impl Loaded {
-    /// Loads `f`'s shared object (through a temporary file) and fills its runtime slots;
-    /// for CUDA, also sets up the device (a clear error without one).
-    pub fn load(f: &FuncEntry, target: &AotTarget) -> Result<Loaded, String> {
+    /// Loads `f`'s shared object (through a temporary file) and fills its runtime slots,
+    /// after checking that this CPU runs code for `cpu`; for CUDA, also sets up the
+    /// device (a clear error without one).
+    pub fn load(f: &FuncEntry, target: &AotTarget, cpu: &HostCpu) -> Result<Loaded, String> {
+        cpu.check_host()?;
         if let AotTarget::Cuda(_) = target {
             archc_cuda::cuda()?;
         }
@@ -411,7 +439,7 @@ impl<'p> AotExecutor<'p> {
         }
         let mut funcs = HashMap::new();
         for f in &art.funcs {
-            funcs.insert(f.name.clone(), (Loaded::load(f, &art.target)?, None));
+            funcs.insert(f.name.clone(), (Loaded::load(f, &art.target, &art.cpu)?, None));
         }
         Ok(AotExecutor { program, funcs, params: HashMap::new(), generation: 0 })
     }
@@ -466,4 +494,42 @@ impl Executor for AotExecutor<'_> {
 /// `(f32[B, 784], i64[B])`.
 fn signature(sig: &Module) -> String {
     format!("({})", sig.inputs.iter().map(ty_text).collect::<Vec<_>>().join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn artifact(cpu: HostCpu) -> Artifact {
+        Artifact {
+            target: AotTarget::Cuda("sm_90".into()),
+            cpu,
+            program_hash: 0x1234,
+            main_source: "m.arch".into(),
+            options: vec![("train".into(), "true".into())],
+            sources: Vec::new(),
+            funcs: vec![FuncEntry { name: "main".into(), sig: empty_sig(), object: Vec::new(), sync: true }],
+        }
+    }
+
+    #[test]
+    fn the_manifest_round_trips_the_cpu() {
+        for cpu in [HostCpu::X86Level(2), HostCpu::Native(vec!["avx2".into(), "avx512f".into()]), HostCpu::Generic] {
+            let art = artifact(cpu);
+            let text = art.manifest();
+            assert!(text.starts_with("archx 2\ntarget cuda sm_90\ncpu "), "{text}");
+            assert_eq!(parse_manifest(&text).expect("parses"), art);
+        }
+    }
+
+    #[test]
+    fn manifests_without_a_cpu_are_refused() {
+        let text = artifact(HostCpu::X86Level(3)).manifest();
+        let e = parse_manifest(&text.replace("cpu x86-64-v3\n", "")).expect_err("no cpu line");
+        assert!(e.contains("no `cpu` line"), "{e}");
+        let e = parse_manifest(&text.replace("archx 2", "archx 1")).expect_err("format 1");
+        assert!(e.contains("rebuild it"), "{e}");
+        let e = parse_manifest(&text.replace("x86-64-v3", "pentium4")).expect_err("unknown cpu");
+        assert!(e.contains("unknown cpu `pentium4`"), "{e}");
+    }
 }
