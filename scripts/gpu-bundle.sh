@@ -32,5 +32,7 @@ cp "$(exe --test blas -p archc-cuda)" "$stage/test-cuda-blas"
 strip "$stage"/archc "$stage"/archc-lite "$stage"/test-*
 mkdir -p "$stage/data"
 cp data/*.gz data/*.npz data/*.pt "$stage/data/" 2>/dev/null || true
-tar cf - -C "$stage" . | xz -T1 --lzma2=preset=2,dict=512MiB > "$out/bundle.tar.xz"
+# preset 9e: 53.7 MB instead of 60.8 MB at preset 2 (ten minutes on two cores instead of
+# two), which keeps the bundle and the checkout within the GPU machine's 64 MiB.
+tar cf - -C "$stage" . | xz -T1 --lzma2=preset=9e,dict=512MiB > "$out/bundle.tar.xz"
 ls -la "$out/bundle.tar.xz"

@@ -83,6 +83,9 @@ impl Slot {
             unsafe { std::ptr::copy_nonoverlapping(data_ptr(t), self.host.add(offset), bytes) };
         }
         let end = self.input_end();
+        if end == 0 {
+            return Ok(());
+        }
         // SAFETY: both buffers hold `end` bytes; the host buffer is not written again
         // before the stream is waited for (`download`).
         unsafe { self.cuda.copy_to_device(self.device, self.host, end, stream) }
