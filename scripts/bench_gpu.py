@@ -158,6 +158,9 @@ def main():
     p.add_argument("--steps", type=int, default=50, help="timed steps per measurement (default 50)")
     p.add_argument("--only", help="comma-separated workloads (default all)")
     p.add_argument("--no-torch", action="store_true", help="archc only")
+    p.add_argument(
+        "--torch-modes", default="eager,compile,reduce-overhead", help="PyTorch modes: eager,compile,reduce-overhead"
+    )
     p.add_argument("--archc-modes", default="managed,graph", help="archc run-time modes: " + ",".join(ARCHC_MODES))
     args = p.parse_args()
     archc_modes = args.archc_modes.split(",")
@@ -181,7 +184,10 @@ def main():
         except ImportError:
             print("PyTorch not found: archc only")
 
-    modes = ["eager", "compile", "reduce-overhead"]
+    modes = args.torch_modes.split(",")
+    for m in modes:
+        if m not in ("eager", "compile", "reduce-overhead"):
+            p.error(f"unknown PyTorch mode {m}")
     header = (
         f"{'workload':<12} "
         + " ".join(f"{'archc ' + m:>14}" for m in archc_modes)

@@ -13,8 +13,8 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
 status=0
-# ARCHC_STEP_TIMEOUT=SECONDS bounds each step (0: unbounded).
-limit=${ARCHC_STEP_TIMEOUT:-0}
+# ARCHC_STEP_TIMEOUT=SECONDS bounds each command (default 240; 0: unbounded).
+limit=${ARCHC_STEP_TIMEOUT:-240}
 run() {
   local rc=0
   if [ "$limit" -gt 0 ]; then timeout "$limit" "$@" || rc=$?; else "$@" || rc=$?; fi
@@ -113,9 +113,13 @@ ARCHC_GPU_GRAPH=1 run "$archc" train examples/train_mnist1d_cnn.arch --backend m
   --epochs "${ARCHC_CNN_EPOCHS:-150}"
 took "$t"
 
-step "GPU benchmark: archc train steps vs PyTorch eager / torch.compile / reduce-overhead"
+# torch.compile's default mode (a minute of compiling per workload) is left out unless
+# ARCHC_TORCH_MODES asks for it: reduce-overhead (CUDA graphs) is the faster one on two of
+# the three workloads on an H200 (see the recipe notes).
+step "GPU benchmark: archc train steps (managed, device, graph) vs PyTorch eager / reduce-overhead"
 run python3 scripts/bench_gpu.py --archc "$archc" --steps "${ARCHC_BENCH_STEPS:-30}" \
-  --archc-modes "${ARCHC_BENCH_MODES:-managed,device,graph}"
+  --archc-modes "${ARCHC_BENCH_MODES:-managed,device,graph}" \
+  --torch-modes "${ARCHC_TORCH_MODES:-eager,reduce-overhead}"
 
 step "forward times (archc run --repeat, median): managed, then graphs"
 run "$archc" run examples/mlp.arch --backend mlir-gpu --dim B=256 --repeat 20
