@@ -6,11 +6,8 @@
 # the second and third cost a few MB).
 #
 #   bash scripts/gpu-bundle.sh DIR      # writes DIR/bundle.tar.xz
-# On the GPU machine, from the repository root:
-#   mkdir -p /tmp/archc-bin && tar xJf DIR/bundle.tar.xz -C /tmp/archc-bin
-#   ARCHC_DATA=/tmp/archc-bin/data ARCHC_PREBUILT=/tmp/archc-bin bash scripts/gpu-check.sh
-# (test executables find examples/ through the path they were built at: run from a
-# checkout at that path, or link it there.)
+# On the GPU machine, from the repository root of the same commit:
+#   bash scripts/gpu-from-bundle.sh DIR/bundle.tar.xz
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:?usage: gpu-bundle.sh DIR}"
@@ -30,6 +27,7 @@ cp "$(exe --test ops -p archc-mlir)" "$stage/test-ops"
 cp "$(exe --test driver -p archc-cuda)" "$stage/test-cuda-driver"
 cp "$(exe --test blas -p archc-cuda)" "$stage/test-cuda-blas"
 strip "$stage"/archc "$stage"/archc-lite "$stage"/test-*
+pwd > "$stage/build-root"
 mkdir -p "$stage/data"
 cp data/*.gz data/*.npz data/*.pt "$stage/data/" 2>/dev/null || true
 # preset 9e: 53.7 MB instead of 60.8 MB at preset 2 (ten minutes on two cores instead of
