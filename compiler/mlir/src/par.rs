@@ -79,10 +79,20 @@ struct Func<'a> {
     consts: HashMap<&'a str, i64>,
 }
 
+/// The trip count assumed for a loop whose bounds are known only at run time (a dynamic
+/// size: a batch, a sequence length): a typical batch.
+pub const ASSUMED_TRIP: u64 = 64;
+
 impl Func<'_> {
+    /// A loop's trip count: from its constant bounds, [`ASSUMED_TRIP`] when a bound or the
+    /// step is a run-time value, `None` for a constant step that is not positive.
     fn trip(&self, lb: &str, ub: &str, step: &str) -> Option<u64> {
-        let (l, u, s) = (*self.consts.get(lb)?, *self.consts.get(ub)?, *self.consts.get(step)?);
-        (s > 0).then(|| if u > l { ((u - l + s - 1) / s) as u64 } else { 0 })
+        let known = |name: &str| self.consts.get(name).copied();
+        match (known(lb), known(ub), known(step)) {
+            (_, _, Some(s)) if s <= 0 => None,
+            (Some(l), Some(u), Some(s)) => Some(if u > l { ((u - l + s - 1) / s) as u64 } else { 0 }),
+            _ => Some(ASSUMED_TRIP),
+        }
     }
 
     /// Operations executed by the lines `from..to` (nested `scf.for` loops multiply their
@@ -118,8 +128,8 @@ pub struct Selection {
 }
 
 /// Rewrites every outermost `scf.parallel` of `text` (see the module doc). `None` when the
-/// module holds a loop this pass does not understand (a reduction, a non-constant bound):
-/// the caller then lowers every loop sequentially.
+/// module holds a loop this pass does not understand (a reduction, a step that is not
+/// positive): the caller then lowers every loop sequentially.
 pub fn select(text: &str, min_work: u64) -> Option<(String, Selection)> {
     let lines: Vec<&str> = text.lines().collect();
     let mut out: Vec<String> = Vec::with_capacity(lines.len() + 16);
@@ -237,7 +247,18 @@ mod tests {
     fn reductions_and_unknown_bounds_are_refused() {
         let with_reduce = MODULE.replacen("scf.reduce ", "scf.reduce(%0 : f32) {", 1);
         assert!(select(&with_reduce, 1).is_none());
-        let unknown = MODULE.replacen("to (%c64, %c256)", "to (%n, %c256)", 1);
-        assert!(select(&unknown, 1).is_none());
+        let zero_step = MODULE.replacen("%c1 = arith.constant 1 : index", "%c1 = arith.constant 0 : index", 1);
+        assert!(select(&zero_step, 1).is_none());
+    }
+
+    #[test]
+    fn run_time_bounds_count_as_a_typical_batch() {
+        // %n rows assumed ASSUMED_TRIP = 64: the same work as the constant 64.
+        let dynamic = MODULE.replacen("to (%c64, %c256)", "to (%n, %c256)", 1);
+        let (text, sel) = select(&dynamic, 64 * 256 * 2).expect("understood");
+        assert_eq!(sel, Selection { parallel: 2, sequential: 0 });
+        assert!(text.contains("scf.parallel (%arg2) = (%c0) to (%n) step (%c1) {"), "{text}");
+        let (_, sel) = select(&dynamic, 64 * 256 * 2 + 1).expect("understood");
+        assert_eq!(sel, Selection { parallel: 0, sequential: 2 });
     }
 }
