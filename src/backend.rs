@@ -8,6 +8,7 @@ use archc_compiler::tir::Program;
 use archc_grammar::span::{SourceMap, Span};
 use archc_mlir::emit::Target;
 use archc_runtime::{Executor, Interpreter};
+use clap::ValueEnum;
 use std::collections::HashMap;
 
 /// `--dim B=32,N=64` as a map.
@@ -147,6 +148,18 @@ pub fn executor<'p>(
         }
         #[cfg(not(feature = "mlir"))]
         Backend::MlirCpu | Backend::MlirGpu => Err(NO_MLIR.into()),
+    }
+}
+
+/// `--device` is for the GPU backend: with another backend asked for (or the default,
+/// which is not the GPU) it is an error rather than ignored.
+pub fn check_device(backend: Option<Backend>, device: Option<&str>) -> Result<(), String> {
+    match (device, backend.unwrap_or_default()) {
+        (Some(d), b) if b != Backend::MlirGpu => {
+            let name = b.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
+            Err(format!("--device {d} selects a GPU, but the backend is {name}: add --backend mlir-gpu"))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -326,10 +326,11 @@ fn resolve(
     backend: Option<Backend>,
     device: Option<&str>,
 ) -> Result<(PathBuf, Selection, Option<archc::artifact::Opened>), Fail> {
+    let user = |e: String| Fail::User(format!("error: {e}"));
     if !archc::artifact::is_artifact(file) {
+        backend::check_device(backend, device).map_err(user)?;
         return Ok((file.to_path_buf(), sel, None));
     }
-    let user = |e: String| Fail::User(format!("error: {e}"));
     let opened = archc::artifact::open(file).map_err(user)?;
     archc::artifact::check_backend(&opened.artifact, backend, device).map_err(user)?;
     let mut sel = Selection::default();

@@ -280,5 +280,15 @@ fn cli_refuses_backends_that_contradict_the_artifact() {
         "{e}"
     );
     assert!(e.contains("runs with --backend mlir-gpu only"), "{e}");
+    // Sources too: `--device` with a backend that is not the GPU's is refused.
+    for backend in [None, Some("interp"), Some("mlir-cpu")] {
+        let mut args = vec!["run", mlp.as_str(), "--device", "cuda:1"];
+        args.extend(backend.iter().flat_map(|b| ["--backend", *b]));
+        let e = archc_fails(&dir, &args);
+        assert!(
+            e.contains("--device cuda:1 selects a GPU, but the backend is") && e.contains("add --backend mlir-gpu"),
+            "{e}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
