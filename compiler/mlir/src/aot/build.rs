@@ -120,7 +120,16 @@ pub fn loadable(ir: &str, target: &AotTarget) -> Result<String, String> {
     let runtime = runtime_symbols(target);
     let mut out = String::new();
     let mut slots = Vec::new();
+    let (mut ctors, mut dtors) = (Vec::new(), Vec::new());
     for line in ir.lines() {
+        if let Some(list) = line.strip_prefix("@llvm.global_ctors = ") {
+            ctors = structor_names(list);
+            continue;
+        }
+        if let Some(list) = line.strip_prefix("@llvm.global_dtors = ") {
+            dtors = structor_names(list);
+            continue;
+        }
         match declaration(line) {
             Some(d) if runtime.contains_key(d.name.as_str()) => {
                 out.push_str(&d.trampoline());
@@ -133,10 +142,36 @@ pub fn loadable(ir: &str, target: &AotTarget) -> Result<String, String> {
         }
     }
     out.push_str(&slot_table(&slots));
+    out.push_str(&calls_in_order("archc_init", &ctors));
+    out.push_str(&calls_in_order("archc_fini", &dtors));
     for name in ["archc_entry", "archc_set_params"] {
         out.push_str(&packed(ir, name)?);
     }
     Ok(out)
+}
+
+/// The functions of an `@llvm.global_ctors` / `_dtors` list, by priority (stable).
+/// Constructors would run when the object is loaded, before its slots are filled (a
+/// CUDA module's kernels are loaded through them), so `loadable` lists them in
+/// `archc_init` / `archc_fini` instead, which the loader calls.
+fn structor_names(list: &str) -> Vec<String> {
+    let mut entries: Vec<(i64, String)> = list
+        .split("{ i32 ")
+        .skip(1)
+        .filter_map(|entry| {
+            let (priority, rest) = entry.split_once(", ptr @")?;
+            let name = rest.split([',', ' ', '}']).next()?;
+            Some((priority.trim().parse().ok()?, name.trim_matches('"').to_string()))
+        })
+        .collect();
+    entries.sort_by_key(|(priority, _)| *priority);
+    entries.into_iter().map(|(_, name)| name).collect()
+}
+
+/// `define void @<name>()` calling each of `functions` in order.
+fn calls_in_order(name: &str, functions: &[String]) -> String {
+    let calls: String = functions.iter().map(|f| format!("  call void @\"{f}\"()\n")).collect();
+    format!("\ndefine void @{name}() {{\n{calls}  ret void\n}}\n")
 }
 
 /// A function declaration: `declare <ret> @<name>(<params>)`.
@@ -283,6 +318,22 @@ mod tests {
         let t = d.trampoline();
         assert!(t.contains("define void @\"__kmpc_fork_call\"(ptr %a0, i32 %a1, ptr %a2, ...)"), "{t}");
         assert!(t.contains("musttail call void (ptr, i32, ptr, ...) %f(ptr %a0, i32 %a1, ptr %a2, ...)"), "{t}");
+    }
+
+    #[test]
+    fn constructors_become_init_functions_in_priority_order() {
+        let list = "appending global [3 x { i32, ptr, ptr }] [{ i32, ptr, ptr } { i32 200, ptr @late, ptr null }, \
+                    { i32, ptr, ptr } { i32 123, ptr @a_load, ptr null }, { i32, ptr, ptr } { i32 123, ptr @\"b.load\", ptr null }]";
+        let ir = format!(
+            "@llvm.global_ctors = {list}\n@llvm.global_dtors = {}\n\
+             define void @_mlir_ciface_archc_entry(i64 %0) {{\n}}\ndefine void @_mlir_ciface_archc_set_params() {{\n}}\n",
+            list.replace("load", "unload")
+        );
+        let text = loadable(&ir, &AotTarget::Cpu).expect("loadable");
+        assert!(!text.contains("@llvm.global_ctors") && !text.contains("@llvm.global_dtors"), "{text}");
+        let init = "define void @archc_init() {\n  call void @\"a_load\"()\n  call void @\"b.load\"()\n  call void @\"late\"()\n";
+        assert!(text.contains(init), "{text}");
+        assert!(text.contains("define void @archc_fini() {\n  call void @\"a_unload\"()"), "{text}");
     }
 
     #[test]

@@ -13,7 +13,9 @@
 //!   (`archc_packed_<name>(void **args)`, the convention of [`crate::abi`]) and every
 //!   runtime function it calls reached through a slot (`archc_slot.<symbol>`, a function
 //!   pointer the loader fills from archc's own runtime), so that it has no undefined
-//!   symbols beyond libc and libm.
+//!   symbols beyond libc and libm; its constructors and destructors (a CUDA module's
+//!   kernel loading) are the functions `archc_init` and `archc_fini`, which the loader
+//!   calls once the slots are filled and before the object is closed.
 //!
 //! [`build`] (feature `llvm`) writes artifacts; [`Artifact::read`] and [`Loaded`] run them.
 //! [`Loaded::load`] checks that the running CPU has the features the artifact's CPU
@@ -305,7 +307,19 @@ pub struct Loaded {
 struct Code {
     entry: unsafe extern "C" fn(*mut *mut ()),
     set_params: unsafe extern "C" fn(*mut *mut ()),
+    /// The object's destructors (`archc_fini`: a CUDA module's kernels unloaded), run on
+    /// drop, before the library closes.
+    fini: Option<unsafe extern "C" fn()>,
     lib: libloading::Library,
+}
+
+impl Drop for Code {
+    fn drop(&mut self) {
+        if let Some(fini) = self.fini {
+            // SAFETY: generated with this signature; run once, after every use.
+            unsafe { fini() };
+        }
+    }
 }
 
 impl crate::gpu::run::HostCode for Code {
@@ -354,7 +368,17 @@ impl Loaded {
             let s = lib.get::<unsafe extern "C" fn(*mut *mut ())>(b"archc_packed_archc_set_params");
             (*e.map_err(|e| e.to_string())?, *s.map_err(|e| e.to_string())?)
         };
-        let code = Code { entry, set_params, lib };
+        // The object's constructors, which would have run when it was loaded, before its
+        // slots were filled (see `build::loadable`).
+        // SAFETY: generated with this signature, taking no arguments.
+        let (init, fini) = unsafe {
+            let init = lib.get::<unsafe extern "C" fn()>(b"archc_init").map(|f| *f);
+            let fini = lib.get::<unsafe extern "C" fn()>(b"archc_fini").map(|f| *f);
+            (init.map_err(|e| format!("{}: no archc_init ({e})", f.name))?, fini.ok())
+        };
+        // SAFETY: the slots are filled, so the constructors' runtime calls are served.
+        unsafe { init() };
+        let code = Code { entry, set_params, fini, lib };
         let gpu = match target {
             AotTarget::Cpu => None,
             AotTarget::Cuda(_) => Some(crate::gpu::run::GpuRunner::new(f.sig.clone(), f.sync, &code)?),

@@ -1,0 +1,158 @@
+//! The host side of the GPU backend without a GPU: archc runs against a stand-in for the
+//! CUDA driver and cuBLAS (`runtime/cuda/fake`, built here), whose kernels do nothing but
+//! whose device memory faults on any host access. What these tests check is the
+//! orchestration, not numbers (the GPU tests in `tests/mlir.rs` check those on a GPU):
+//! each run-time memory runs the digits train step with the expected launches, waits and
+//! graph replays and never touches device memory from the host; a CUDA artifact loads and
+//! trains; a product that would need the host falls back to managed memory.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// A folder holding the stand-in as `libcuda.so.1`, and `libcublas.so` linking to it (one
+/// library, one state), built once per test process.
+fn fake_cuda() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let repo = common::repo();
+        let target = repo.join("target/fake-cuda");
+        let built = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--offline", "--quiet", "--manifest-path"])
+            .arg(repo.join("runtime/cuda/fake/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .status()
+            .expect("cargo runs");
+        assert!(built.success(), "the CUDA stand-in builds");
+        let dir = std::env::temp_dir().join(format!("archc-fake-cuda-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::copy(target.join("release/libfakecuda.so"), dir.join("libcuda.so.1")).expect("copy");
+        let cublas = dir.join("libcublas.so");
+        let _ = std::fs::remove_file(&cublas);
+        std::os::unix::fs::symlink("libcuda.so.1", &cublas).expect("link");
+        dir
+    })
+}
+
+/// `archc ARGS` with the stand-in on the loader's path and `env` set; (exit code, stderr).
+fn archc(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_archc"))
+        .args(args)
+        .current_dir(common::repo())
+        .env("LD_LIBRARY_PATH", fake_cuda())
+        .env("ARCHC_GPU_PROFILE", "1")
+        .env_remove("ARCHC_GPU_MEMORY")
+        .env_remove("ARCHC_GPU_GRAPH")
+        .envs(env.iter().copied())
+        .output()
+        .expect("archc runs");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// One runner's profile: its memory, and per run counts of the first run and of all later
+/// runs: (runs, launches, waits, driver allocations, graph replays).
+#[derive(Debug, PartialEq)]
+struct Profile {
+    memory: String,
+    first: [u64; 4],
+    later: [u64; 5],
+}
+
+/// The profiles `ARCHC_GPU_PROFILE=1` printed, in order.
+fn profiles(stderr: &str) -> Vec<Profile> {
+    let mut out = Vec::new();
+    let mut lines = stderr.lines();
+    while let Some(line) = lines.next() {
+        let Some(memory) = line.strip_prefix("archc: gpu profile (").and_then(|m| m.strip_suffix(')')) else {
+            continue;
+        };
+        let (first, later) = (lines.next().unwrap_or_default(), lines.next().unwrap_or_default());
+        let count = |text: &str, what: &str| -> u64 {
+            let at = text.find(what).unwrap_or_else(|| panic!("no `{what}` in `{text}`"));
+            text[..at].split_whitespace().last().and_then(|n| n.parse().ok()).expect("a count")
+        };
+        let work = |text: &str| {
+            ["launches", "waits", "driver allocations", "graph replays"].map(|what| count(text, &format!(" {what}")))
+        };
+        let [l, w, a, g] = work(later);
+        let runs = later.trim().split_whitespace().next().and_then(|n| n.parse().ok()).expect("runs");
+        out.push(Profile { memory: memory.to_string(), first: work(first), later: [runs, l, w, a, g] });
+    }
+    out
+}
+
+const DIGITS: &str = "examples/train_digits.arch";
+const STEPS: u64 = 6;
+
+/// The train step's profile in one memory (`env`), after `STEPS` timed steps.
+fn train_step_profile(env: &[(&str, &str)]) -> Profile {
+    let steps = STEPS.to_string();
+    let (code, stderr) = archc(&["train", DIGITS, "--backend", "mlir-gpu", "--time-steps", &steps], env);
+    assert_eq!(code, Some(0), "{env:?}: {stderr}");
+    let mut found = profiles(&stderr);
+    assert_eq!(found.len(), 1, "one function ran: {stderr}");
+    found.remove(0)
+}
+
+#[test]
+fn managed_memory_waits_after_every_launch() {
+    let p = train_step_profile(&[]);
+    assert_eq!(p.memory, "Managed");
+    let [runs, launches, waits, _, replays] = p.later;
+    assert_eq!(runs, STEPS);
+    assert!(launches >= STEPS * 20, "{p:?}");
+    assert!(waits >= launches, "a wait per launch at least: {p:?}");
+    assert_eq!(replays, 0);
+}
+
+#[test]
+fn device_memory_waits_once_per_step_and_reuses_its_blocks() {
+    let p = train_step_profile(&[("ARCHC_GPU_MEMORY", "device")]);
+    assert_eq!(p.memory, "Device { graphs: false }");
+    let [runs, launches, waits, allocations, replays] = p.later;
+    assert_eq!((runs, waits, allocations, replays), (STEPS, STEPS, 0, 0), "{p:?}");
+    assert_eq!(launches, STEPS * p.first[0], "every step launches what the first did: {p:?}");
+}
+
+#[test]
+fn graphs_capture_the_step_once_and_replay_it() {
+    let p = train_step_profile(&[("ARCHC_GPU_GRAPH", "1")]);
+    assert_eq!(p.memory, "Device { graphs: true }");
+    let [runs, launches, waits, allocations, replays] = p.later;
+    assert_eq!((runs, waits, allocations, replays), (STEPS, STEPS, 0, STEPS), "{p:?}");
+    assert_eq!(launches, p.first[0], "the launches are captured once: {p:?}");
+}
+
+#[test]
+fn a_product_that_needs_the_host_falls_back_to_managed_memory() {
+    let env = [("ARCHC_GPU_MEMORY", "device"), ("ARCHC_GPU_HOST_GEMM", "1")];
+    let (code, stderr) = archc(&["train", DIGITS, "--backend", "mlir-gpu", "--time-steps", "3"], &env);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("needs host-accessible memory; using managed memory for this function from now on"),
+        "{stderr}"
+    );
+    assert_eq!(profiles(&stderr)[0].memory, "Managed", "{stderr}");
+}
+
+#[test]
+fn cuda_artifacts_load_and_train_with_graphs() {
+    let dir = std::env::temp_dir().join(format!("archc-fake-cuda-aot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let art = dir.join("digits.archx").display().to_string();
+    let (code, stderr) = archc(&["build", DIGITS, "--train", "--target", "cuda", "-o", &art], &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let out = dir.join("run").display().to_string();
+    let data = common::repo().join("data").display().to_string();
+    let data = std::env::var("ARCHC_DATA").unwrap_or(data);
+    let env = [("ARCHC_GPU_GRAPH", "1"), ("ARCHC_DATA", data.as_str())];
+    let (code, stderr) = archc(&["train", &art, "--epochs", "1", "--quiet", "--out", &out], &env);
+    assert_eq!(code, Some(0), "{stderr}");
+    let found = profiles(&stderr);
+    assert_eq!(found.len(), 2, "train and eval steps: {stderr}");
+    assert!(found.iter().all(|p| p.memory == "Device { graphs: true }" && p.later[4] > 0), "{found:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
