@@ -175,13 +175,34 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// `x` folded over `axes` into the accumulator dtype (the reduced axes dropped).
+    ///
+    /// The loops follow `x`'s axes on the CPU (rows stay contiguous). On the GPU the kept
+    /// axes come first and the reduced ones last: lowered to loops, a reduced axis before
+    /// a kept one would be a host loop launching one kernel per index (a bias gradient's
+    /// sum over the batch: one launch per row), where this way each thread folds its
+    /// result's elements in one kernel.
     fn fold(&mut self, fold: &Fold, x: &V, axes: &[usize]) -> V {
         let kept: Vec<usize> = (0..x.rank()).filter(|i| !axes.contains(i)).collect();
         let shape: Vec<Dim> = kept.iter().map(|&i| x.shape[i].clone()).collect();
         let init = self.b.filled(fold.init, fold.acc, &shape);
-        let iters: Vec<Iter> = (0..x.rank()).map(|i| if axes.contains(&i) { Iter::Red } else { Iter::Par }).collect();
+        let (input, iters, output) = match self.em.target {
+            super::Target::Cpu => {
+                let iters = (0..x.rank()).map(|i| if axes.contains(&i) { Iter::Red } else { Iter::Par }).collect();
+                (Operand::identity(x), iters, dims(kept))
+            }
+            super::Target::Gpu => {
+                // Loop `l` runs over axis `order[l]`: the kept axes, then the reduced ones.
+                let order: Vec<usize> =
+                    kept.iter().copied().chain((0..x.rank()).filter(|i| axes.contains(i))).collect();
+                let map =
+                    (0..x.rank()).map(|axis| format!("d{}", order.iter().position(|&a| a == axis).unwrap_or(axis)));
+                let iters = (0..x.rank()).map(|l| if l < kept.len() { Iter::Par } else { Iter::Red }).collect();
+                (Operand::new(x, map.collect()), iters, dims(0..kept.len()))
+            }
+        };
+        let iters: Vec<Iter> = iters;
         let (xd, acc, combine) = (x.dtype, fold.acc, fold.combine);
-        let mut r = self.b.generic(&[Operand::identity(x)], &[Operand::new(&init, dims(kept))], &iters, |b, a| {
+        let mut r = self.b.generic(&[input], &[Operand::new(&init, output)], &iters, |b, a| {
             let v = scalar::cast(b, xd, acc, &a[0]);
             vec![scalar::binary(b, combine, acc, &a[1], &v).expect("sum/max/min of a checked dtype")]
         });
