@@ -163,3 +163,37 @@ fn cuda_artifacts_load_and_train_with_graphs() {
     assert!(found.iter().all(|p| p.memory == "Device { graphs: true }" && p.later[4] > 0), "{found:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every example's forward (`run`, three repeats) and every training example's train step
+/// (`--time-steps 3`) with graphs on: none touches device memory from the host (the
+/// stand-in would crash), and each either runs in device memory with its graph replayed
+/// or, where host code touches buffers (random draws, host loops), in managed memory.
+#[test]
+fn every_example_and_train_step_runs_with_graphs() {
+    let mut failures = Vec::new();
+    let mut devices = 0;
+    for path in common::arch_files("examples") {
+        let file = path.display().to_string();
+        let forward = ["run", file.as_str(), "--backend", "mlir-gpu", "--repeat", "3"];
+        let train = ["train", file.as_str(), "--backend", "mlir-gpu", "--time-steps", "3"];
+        let is_training = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("train_"));
+        let runs: &[&[&str]] = if is_training { &[&forward, &train] } else { &[&forward] };
+        for args in runs {
+            let (code, stderr) = archc(args, &[("ARCHC_GPU_GRAPH", "1")]);
+            let found = profiles(&stderr);
+            let ok = code == Some(0)
+                && !found.is_empty()
+                && found.iter().all(|p| match p.memory.as_str() {
+                    "Device { graphs: true }" => p.later[4] > 0,
+                    "Managed" => true,
+                    _ => false,
+                });
+            devices += found.iter().filter(|p| p.memory != "Managed").count();
+            if !ok {
+                failures.push(format!("archc {}: {code:?}\n{stderr}", args.join(" ")));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(devices >= 20, "most run in device memory: {devices}");
+}
