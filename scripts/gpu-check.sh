@@ -21,6 +21,11 @@ run() {
   [ $rc -eq 0 ] || { echo "FAILED (exit $rc): $*"; status=1; }
 }
 
+# Seconds since the epoch, for step timings.
+now() { date +%s.%N; }
+took() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "took %.1f s\n", b - a }'; }
+started=$(now)
+
 step "GPU"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "nvidia-smi failed"
 
@@ -42,9 +47,7 @@ else
   ln -sf "$PWD/target/lite/release/archc" "$bin/archc-lite"
   "$bin/archc" build examples/train_digits.arch --train --target cuda -o "$bin/digits-cuda.archx" || exit 1
 fi
-# Seconds since the epoch, for step timings.
-now() { date +%s.%N; }
-took() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "took %.1f s\n", b - a }'; }
+
 archc="$bin/archc"
 
 step "the CUDA runtime: driver, kernels through the mgpu ABI, cuBLAS products and copies"
@@ -101,12 +104,6 @@ t=$(now)
 run "$bin/archc-lite" train "$bin/digits-cuda.archx" --quiet --out /tmp/archc-gpu-digits-aot
 took "$t"
 
-step "the same 30 epochs with matrix products on the host (ARCHC_GPU_HOST_GEMM=1), for comparison"
-t=$(now)
-ARCHC_GPU_HOST_GEMM=1 run "$archc" train examples/train_digits.arch --backend mlir-gpu --quiet \
-  --out /tmp/archc-gpu-digits-host
-took "$t"
-
 step "train MNIST-1D CNN on the GPU with CUDA graphs (ARCHC_CNN_EPOCHS, default 150 as in the example)"
 t=$(now)
 ARCHC_GPU_GRAPH=1 run "$archc" train examples/train_mnist1d_cnn.arch --backend mlir-gpu --quiet --out /tmp/archc-gpu-cnn \
@@ -116,17 +113,16 @@ took "$t"
 # torch.compile's default mode (a minute of compiling per workload) is left out unless
 # ARCHC_TORCH_MODES asks for it: reduce-overhead (CUDA graphs) is the faster one on two of
 # the three workloads on an H200 (see the recipe notes).
-step "GPU benchmark: archc train steps (managed, device, graph) vs PyTorch eager / reduce-overhead"
+step "GPU benchmark: archc train steps (managed, graph) vs PyTorch eager / reduce-overhead"
 run python3 scripts/bench_gpu.py --archc "$archc" --steps "${ARCHC_BENCH_STEPS:-30}" \
-  --archc-modes "${ARCHC_BENCH_MODES:-managed,device,graph}" \
+  --archc-modes "${ARCHC_BENCH_MODES:-managed,graph}" \
   --torch-modes "${ARCHC_TORCH_MODES:-eager,reduce-overhead}"
 
-step "forward times (archc run --repeat, median): managed, then graphs"
-run "$archc" run examples/mlp.arch --backend mlir-gpu --dim B=256 --repeat 20
-run "$archc" run examples/fno1d.arch --backend mlir-gpu --dim B=32,N=1024 --repeat 20
+step "forward times with graphs (archc run --repeat, median)"
 ARCHC_GPU_GRAPH=1 run "$archc" run examples/mlp.arch --backend mlir-gpu --dim B=256 --repeat 20
 ARCHC_GPU_GRAPH=1 run "$archc" run examples/fno1d.arch --backend mlir-gpu --dim B=32,N=1024 --repeat 20
 
 step "done"
+printf 'gpu-check: '; took "$started"
 [ $status -eq 0 ] && echo "gpu-check: all passed" || echo "gpu-check: FAILURES above"
 exit $status
