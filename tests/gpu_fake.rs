@@ -66,7 +66,8 @@ fn profiles(stderr: &str) -> Vec<Profile> {
     let mut out = Vec::new();
     let mut lines = stderr.lines();
     while let Some(line) = lines.next() {
-        let Some(memory) = line.strip_prefix("archc: gpu profile (").and_then(|m| m.strip_suffix(')')) else {
+        let Some(memory) = line.strip_prefix("archc: gpu profile (").and_then(|m| m.split_once(") of ")).map(|m| m.0)
+        else {
             continue;
         };
         let (first, later) = (lines.next().unwrap_or_default(), lines.next().unwrap_or_default());

@@ -305,8 +305,12 @@ impl Profile {
     }
 
     /// The report: the first run apart (it loads and captures), then the mean of the rest.
-    fn report(&self, memory: Memory) -> String {
-        let mut text = format!("archc: gpu profile ({memory:?})");
+    fn report(&self, memory: Memory, sig: &Emitted) -> String {
+        let ty = |(dt, dims): &crate::emit::Ty| {
+            format!("{dt}[{}]", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
+        };
+        let inputs: Vec<String> = sig.inputs.iter().map(ty).collect();
+        let mut text = format!("archc: gpu profile ({memory:?}) of the function of inputs {}", inputs.join(", "));
         if let Some((time, work)) = &self.first {
             text += &format!("\n  first run: {:.3} ms; {work}", time.as_secs_f64() * 1e3);
         }
@@ -324,7 +328,7 @@ impl Drop for GpuRunner {
     fn drop(&mut self) {
         let state = self.state.get_mut();
         if let Some(profile) = &state.profile {
-            eprintln!("{}", profile.report(state.memory));
+            eprintln!("{}", profile.report(state.memory, &self.sig));
         }
         state.slots.clear();
         if let Some(p) = self.registered.take() {
