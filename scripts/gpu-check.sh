@@ -26,9 +26,6 @@ now() { date +%s.%N; }
 took() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "took %.1f s\n", b - a }'; }
 started=$(now)
 
-step "GPU"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "nvidia-smi failed"
-
 if [ -n "${ARCHC_PREBUILT:-}" ]; then
   bin="$ARCHC_PREBUILT"
 else
@@ -49,6 +46,9 @@ else
 fi
 
 archc="$bin/archc"
+step "GPU"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "nvidia-smi failed"
+run "$archc" devices
 
 step "the CUDA runtime: driver, kernels through the mgpu ABI, cuBLAS products and copies"
 run "$bin/test-cuda-driver" --test-threads=1

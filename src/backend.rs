@@ -174,3 +174,34 @@ pub fn select_device(device: Option<&str>) -> Result<(), String> {
     std::env::set_var("ARCHC_CUDA_DEVICE", n.to_string());
     Ok(())
 }
+
+/// `archc devices`: this machine's CPU (the x86-64 level artifacts need), and the GPU
+/// and cuBLAS the `mlir-gpu` backend would use, or why there is none.
+pub fn devices_report() -> String {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let level = match archc_mlir::aot::cpu::host_level() {
+        Some(level) => format!("{level}, "),
+        None => String::new(),
+    };
+    let mut lines = vec![format!("cpu: {} {level}{cores} cores", std::env::consts::ARCH)];
+    match archc_cuda::cuda() {
+        Ok(cuda) => {
+            let (major, minor) = cuda.compute_capability();
+            let v = cuda.driver_version();
+            lines.push(format!(
+                "cuda: driver {}.{}, device {}: {} (sm_{major}{minor}, {:.1} GiB)",
+                v / 1000,
+                v % 1000 / 10,
+                cuda.device_index(),
+                cuda.device_name(),
+                cuda.total_mem() as f64 / f64::from(1u32 << 30)
+            ));
+            lines.push(match archc_cuda::gemm_backend() {
+                Ok(blas) => format!("cublas: {blas}"),
+                Err(e) => format!("cublas: none ({e}); matrix products run on the host"),
+            });
+        }
+        Err(e) => lines.push(format!("cuda: none ({e})")),
+    }
+    lines.join("\n")
+}

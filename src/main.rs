@@ -134,6 +134,8 @@ enum Cmd {
         #[arg(long, value_enum)]
         backend: Option<Backend>,
     },
+    /// Show the CPU and the GPU (CUDA driver, device, cuBLAS) archc finds here.
+    Devices,
     /// Print the file in canonical format.
     Fmt {
         files: Vec<PathBuf>,
@@ -304,6 +306,10 @@ fn run_cmd(cmd: Cmd, device: Option<&str>, color: bool) -> Result<(), Fail> {
             eval(&file, checkpoint, backend, art.as_ref().map(|a| &a.artifact), color)
         }
         Cmd::Fmt { files, write, check } => fmt(&files, write, check),
+        Cmd::Devices => {
+            println!("{}", backend::devices_report());
+            Ok(())
+        }
     }
 }
 

@@ -198,3 +198,18 @@ fn every_example_and_train_step_runs_with_graphs() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(devices >= 20, "most run in device memory: {devices}");
 }
+
+/// `archc devices` names the device, its architecture and memory, and the cuBLAS found.
+#[test]
+fn devices_lists_the_gpu_and_cublas() {
+    let out = Command::new(env!("CARGO_BIN_EXE_archc"))
+        .arg("devices")
+        .env("LD_LIBRARY_PATH", fake_cuda())
+        .output()
+        .expect("archc runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.lines().next().is_some_and(|l| l.starts_with("cpu: ") && l.ends_with(" cores")), "{text}");
+    assert!(text.contains("cuda: driver 13.0, device 0: archc fake GPU (sm_90, 1.0 GiB)"), "{text}");
+    assert!(text.contains("cublas: cuBLAS 130000 (libcublas.so)"), "{text}");
+}

@@ -112,6 +112,16 @@ pub fn host_features() -> Vec<&'static str> {
     return Vec::new();
 }
 
+/// The highest x86-64 level the running CPU supports (`None` off x86-64).
+pub fn host_level() -> Option<HostCpu> {
+    if !cfg!(target_arch = "x86_64") {
+        return None;
+    }
+    let detected = host_features();
+    let level = (1..=4u8).rev().find(|&l| level_features(l).iter().all(|f| detected.contains(f)))?;
+    Some(HostCpu::X86Level(level))
+}
+
 fn level_name(level: u8) -> String {
     match level {
         1 => "x86-64".to_string(),
