@@ -90,6 +90,10 @@ impl FnLower<'_, '_, '_> {
             init.name,
             list(perm)
         ));
+        let r = perm.len();
+        if r >= 2 && perm[..r - 2].iter().enumerate().all(|(i, &p)| i == p) && perm[r - 2..] == [r - 1, r - 2] {
+            self.swapped.insert(name.clone(), x.clone());
+        }
         V { name, dtype: x.dtype, shape }
     }
 

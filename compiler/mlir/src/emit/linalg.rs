@@ -308,6 +308,9 @@ impl FnLower<'_, '_, '_> {
             format!("func.func private @{sym}({dyn_ty}, {dyn_ty}, {dyn_ty}) attributes {{llvm.emit_c_interface}}"),
         );
         let cast = |l: &mut Self, v: &V| {
+            if let Some(source) = l.swapped.get(&v.name).cloned() {
+                return l.swapped_view(&source, &dyn_ty);
+            }
             let m = super::types::memref(v.dtype, &v.shape);
             let buf = l.b.assign(format!("bufferization.to_buffer {} read_only : {} to {m}", v.name, v.ty()));
             l.b.assign(format!("memref.cast {buf} : {m} to {dyn_ty}"))
@@ -321,6 +324,38 @@ impl FnLower<'_, '_, '_> {
         let name =
             self.b.assign(format!("bufferization.to_tensor {mc} restrict : {mc_ty} to {}", tensor(out.0, &out.1)));
         V { name, dtype: out.0, shape: out.1.clone() }
+    }
+
+    /// `source` with its last two axes swapped, as a strided view of its buffer cast to
+    /// `dyn_ty` (a matrix product's operand: no transposed copy is made; the transpose
+    /// op, left without uses, is removed by the pipeline).
+    fn swapped_view(&mut self, source: &V, dyn_ty: &str) -> String {
+        let r = source.rank();
+        let m = super::types::memref(source.dtype, &source.shape);
+        let buf = self.b.assign(format!("bufferization.to_buffer {} read_only : {} to {m}", source.name, source.ty()));
+        // Row-major strides of the source, `?` where a size is dynamic.
+        let mut strides = vec![String::new(); r];
+        let mut inner = Some(1i64);
+        for i in (0..r).rev() {
+            strides[i] = inner.map_or("?".to_string(), |s| s.to_string());
+            inner = inner.zip(source.shape[i].as_const()).map(|(s, d)| s * d);
+        }
+        let mut perm: Vec<usize> = (0..r).collect();
+        perm.swap(r - 2, r - 1);
+        let shape: Vec<Dim> = perm.iter().map(|&p| source.shape[p].clone()).collect();
+        let view_strides: Vec<&str> = perm.iter().map(|&p| strides[p].as_str()).collect();
+        let sizes: String =
+            shape.iter().map(|d| d.as_const().map_or("?".to_string(), |c| c.to_string()) + "x").collect();
+        let t = super::types::elem(source.dtype);
+        let view_ty = format!("memref<{sizes}{t}, strided<[{}]>>", view_strides.join(", "));
+        let ins: Vec<String> = (0..r).map(|i| format!("d{i}")).collect();
+        let outs: Vec<String> = perm.iter().map(|&p| format!("d{p}")).collect();
+        let view = self.b.assign(format!(
+            "memref.transpose {buf} ({}) -> ({}) : {m} to {view_ty}",
+            ins.join(", "),
+            outs.join(", ")
+        ));
+        self.b.assign(format!("memref.cast {view} : {view_ty} to {dyn_ty}"))
     }
 
     /// A generic sum-of-products of `ins` (all of dtype `dt`) into zeros of `shape`,

@@ -19,6 +19,9 @@ pub(crate) struct FnLower<'e, 'p, 'l> {
     pub dynamic: Vec<(String, usize, usize)>,
     vals: HashMap<ValueId, V>,
     plan: SpectralPlan,
+    /// Results of transposes that swap the last two axes, by SSA name: their source, so
+    /// that a matrix product reads it as a strided view instead (see `library_matmul`).
+    pub swapped: HashMap<String, V>,
 }
 
 /// Spectral shortcuts found before lowering (see the `fft` module).
@@ -86,6 +89,7 @@ pub(crate) fn lower_func(em: &mut Emitter, job: &Job) -> Result<String, EmitErro
         dynamic: job.dynamic.clone(),
         vals: HashMap::new(),
         plan,
+        swapped: HashMap::new(),
     };
     let mut params = vec!["%seed: i64".to_string(), "%fkey: i64".to_string()];
     for (sym, i, axis) in &job.dynamic {
