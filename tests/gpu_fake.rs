@@ -39,7 +39,13 @@ fn fake_cuda() -> &'static Path {
 
 /// `archc ARGS` with the stand-in on the loader's path and `env` set; (exit code, stderr).
 fn archc(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_archc"))
+    let out = archc_output(args, env);
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// [`archc`]'s whole output.
+fn archc_output(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_archc"))
         .args(args)
         .current_dir(common::repo())
         .env("LD_LIBRARY_PATH", fake_cuda())
@@ -48,8 +54,7 @@ fn archc(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
         .env_remove("ARCHC_GPU_GRAPH")
         .envs(env.iter().copied())
         .output()
-        .expect("archc runs");
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        .expect("archc runs")
 }
 
 /// One runner's profile: its memory, and per run counts of the first run and of all later
@@ -102,11 +107,7 @@ fn train_step_profile(env: &[(&str, &str)]) -> Profile {
 /// a bias gradient's sum over the batch once launched a kernel per row) and waited for.
 #[test]
 fn managed_memory_launches_each_kernel_once_and_waits_after_it() {
-    let out = Command::new(env!("CARGO_BIN_EXE_archc"))
-        .args(["build", DIGITS, "--train", "--emit", "ptx"])
-        .current_dir(common::repo())
-        .output()
-        .expect("archc runs");
+    let out = archc_output(&["build", DIGITS, "--train", "--emit", "ptx"], &[]);
     let kernels = String::from_utf8_lossy(&out.stdout).matches(".entry ").count() as u64;
     assert!(kernels > 20, "the train step's kernels");
     let p = train_step_profile(&[]);
@@ -202,11 +203,7 @@ fn every_example_and_train_step_runs_with_graphs() {
 /// `archc devices` names the device, its architecture and memory, and the cuBLAS found.
 #[test]
 fn devices_lists_the_gpu_and_cublas() {
-    let out = Command::new(env!("CARGO_BIN_EXE_archc"))
-        .arg("devices")
-        .env("LD_LIBRARY_PATH", fake_cuda())
-        .output()
-        .expect("archc runs");
+    let out = archc_output(&["devices"], &[]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.lines().next().is_some_and(|l| l.starts_with("cpu: ") && l.ends_with(" cores")), "{text}");

@@ -185,7 +185,7 @@ impl FnLower<'_, '_, '_> {
         let kept: Vec<usize> = (0..x.rank()).filter(|i| !axes.contains(i)).collect();
         let shape: Vec<Dim> = kept.iter().map(|&i| x.shape[i].clone()).collect();
         let init = self.b.filled(fold.init, fold.acc, &shape);
-        let (input, iters, output) = match self.em.target {
+        let (input, iters, output): (_, Vec<Iter>, _) = match self.em.target {
             super::Target::Cpu => {
                 let iters = (0..x.rank()).map(|i| if axes.contains(&i) { Iter::Red } else { Iter::Par }).collect();
                 (Operand::identity(x), iters, dims(kept))
@@ -200,7 +200,6 @@ impl FnLower<'_, '_, '_> {
                 (Operand::new(x, map.collect()), iters, dims(0..kept.len()))
             }
         };
-        let iters: Vec<Iter> = iters;
         let (xd, acc, combine) = (x.dtype, fold.acc, fold.combine);
         let mut r = self.b.generic(&[input], &[Operand::new(&init, output)], &iters, |b, a| {
             let v = scalar::cast(b, xd, acc, &a[0]);

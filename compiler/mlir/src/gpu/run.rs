@@ -199,11 +199,12 @@ impl GpuRunner {
         }
         let slot = slots.get_mut(&key).expect("inserted above");
         slot.upload(inputs, stream)?;
+        // The seed, then one descriptor per memref over the slot's device buffer, laid
+        // out for the entry's types (`Slot::new`).
+        let mut descs = slot.descriptors();
+        let mut args = entry_args(&mut seed, &mut descs);
         if graphs && slot.graph.is_none() && !slot.no_graph && slot.runs > 0 {
-            let mut descs = slot.descriptors();
-            let mut args = entry_args(&mut seed, &mut descs);
-            // SAFETY: the seed, then one descriptor per memref over the slot's device
-            // buffer, laid out for the entry's types (`Slot::new`).
+            // SAFETY: `args` as described above.
             match unsafe { capture(self.cuda, code, &mut args, stream) } {
                 Ok(captured) => slot.graph = Some(captured),
                 Err(e) => {
@@ -214,12 +215,8 @@ impl GpuRunner {
         }
         match slot.replay(stream) {
             Some(replayed) => replayed?,
-            None => {
-                let mut descs = slot.descriptors();
-                let mut args = entry_args(&mut seed, &mut descs);
-                // SAFETY: as for the capture above.
-                unsafe { invoke_on_device(code, &mut args)? };
-            }
+            // SAFETY: `args` as described above.
+            None => unsafe { invoke_on_device(code, &mut args)? },
         }
         slot.download(outputs, stream)?;
         slot.runs += 1;

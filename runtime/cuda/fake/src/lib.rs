@@ -121,7 +121,6 @@ struct Capture {
     invalidated: bool,
 }
 
-#[derive(Default)]
 struct State {
     blocks: BTreeMap<usize, Block>,
     capture: Option<Capture>,
