@@ -107,7 +107,8 @@ fn train_step_profile(env: &[(&str, &str)]) -> Profile {
 /// a bias gradient's sum over the batch once launched a kernel per row) and waited for.
 #[test]
 fn managed_memory_launches_each_kernel_once_and_waits_after_it() {
-    let out = archc_output(&["build", DIGITS, "--train", "--emit", "ptx"], &[]);
+    // At the batch the train step runs with (split reductions depend on it).
+    let out = archc_output(&["build", DIGITS, "--train", "--emit", "ptx", "--dim", "B=64"], &[]);
     let kernels = String::from_utf8_lossy(&out.stdout).matches(".entry ").count() as u64;
     assert!(kernels > 20, "the train step's kernels");
     let p = train_step_profile(&[]);

@@ -158,10 +158,8 @@ impl Compiled {
     pub fn gpu_staging_on_cpu(sig: Emitted) -> Result<Compiled, String> {
         Self::staged(sig, &|context, module| {
             run_pipeline(context, module, &crate::gpu::stage_loops())?;
-            let (text, _) = crate::gpu::hostwrap::wrap_host_compute(&module.as_operation().to_string());
-            let text = crate::gpu::hostwrap::innermost_first(&crate::gpu::hostwrap::route_copies(&text));
-            let (parsed, diags) = with_diagnostics(context, || Module::parse(context, &text));
-            *module = parsed.ok_or_else(|| format!("wrapped MLIR does not parse:\n{diags}"))?;
+            let staged = std::mem::replace(module, Module::new(melior::ir::Location::unknown(context)));
+            *module = crate::gpu::fused(context, staged)?;
             run_pipeline(context, module, LOOPS_TO_LLVM)
         })
     }

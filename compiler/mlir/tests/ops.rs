@@ -564,11 +564,13 @@ fn long_reductions_into_few_results() {
         g.c64s(&[64, 128]),
     ];
     check(&p, "main", &inputs, &[0]);
-    // The GPU target folds in two stages (here 64 chunks of 128 rows), the CPU in one.
+    // The GPU target folds in stages (here 8192 rows in chunks of 32, then 32, then 8:
+    // first `[1, 256, 32, 3]`), the CPU in one.
     let shapes: Vec<_> = inputs.iter().map(|t| (t.dtype(), t.shape().to_vec())).collect();
     let text = |target| archc_mlir::emit::emit_module_for(&p, "main", &shapes, None, target).expect("emits").text;
-    assert!(text(archc_mlir::emit::Target::Gpu).contains("tensor<1x64x128x3xf32>"));
-    assert!(!text(archc_mlir::emit::Target::Cpu).contains("tensor<1x64x128x3xf32>"));
+    assert!(text(archc_mlir::emit::Target::Gpu).contains("tensor<1x256x32x3xf32>"));
+    assert!(text(archc_mlir::emit::Target::Gpu).contains("tensor<1x8x32x3xf64>"));
+    assert!(!text(archc_mlir::emit::Target::Cpu).contains("tensor<1x256x32x3xf32>"));
 }
 
 #[test]

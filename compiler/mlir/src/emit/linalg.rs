@@ -145,11 +145,11 @@ impl FnLower<'_, '_, '_> {
         };
         let fold = Fold { combine, acc, init: init_value };
         let split = match self.em.target {
-            super::Target::Gpu => split_for_threads(&x.shape, axes),
+            super::Target::Gpu => stages_for_threads(&x.shape, axes),
             super::Target::Cpu => None,
         };
         let mut v = match split {
-            Some(split) => self.reduce_in_two(&fold, x, &split, &shape)?,
+            Some(stages) => self.reduce_in_stages(&fold, x, &stages, &shape)?,
             None => self.fold(&fold, x, axes),
         };
         if op == ReduceOp::Mean {
@@ -208,14 +208,20 @@ impl FnLower<'_, '_, '_> {
         r.remove(0)
     }
 
-    /// A reduction in two stages (see [`split_for_threads`]): `x` as `[outer, parts,
-    /// chunk, inner]`, folded over `chunk`, then over `parts`, then shaped as `shape`.
-    fn reduce_in_two(&mut self, fold: &Fold, x: &V, split: &Split, shape: &[Dim]) -> Result<V, String> {
-        let four: Vec<Dim> = [split.outer, split.parts, split.chunk, split.inner].map(|n| Dim::from(n as i64)).to_vec();
-        let x4 = self.reshape(x, &four)?;
-        let partial = self.fold(fold, &x4, &[2]);
-        let whole = self.fold(fold, &partial, &[1]);
-        self.reshape(&whole, shape)
+    /// A reduction in stages (see [`stages_for_threads`]): `x` as `[outer, reduced,
+    /// inner]`, its reduced axis folded a chunk at a time (the innermost part of the
+    /// index first), then shaped as `shape`.
+    fn reduce_in_stages(&mut self, fold: &Fold, x: &V, stages: &Stages, shape: &[Dim]) -> Result<V, String> {
+        let dim = |n: usize| Dim::from(n as i64);
+        let mut rest: usize = stages.chunks.iter().product();
+        let mut v = x.clone();
+        for &chunk in &stages.chunks {
+            rest /= chunk;
+            let four = vec![dim(stages.outer), dim(rest), dim(chunk), dim(stages.inner)];
+            let x4 = self.reshape(&v, &four)?;
+            v = self.fold(fold, &x4, &[2]);
+        }
+        self.reshape(&v, shape)
     }
 
     /// Index of the first maximum along `axis` (a NaN counts as the maximum).
@@ -718,28 +724,32 @@ struct Fold {
     init: f64,
 }
 
-/// How a GPU reduction splits: `[outer, reduced, inner]` with `reduced = parts * chunk`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Split {
+/// How a GPU reduction runs in stages: `x` as `[outer, reduced, inner]`, `reduced` the
+/// product of `chunks`, folded first to last.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Stages {
     outer: usize,
-    parts: usize,
-    chunk: usize,
+    chunks: Vec<usize>,
     inner: usize,
 }
 
-/// Reductions into fewer results than this run in two stages on the GPU ...
-const FEW_RESULTS: usize = 4096;
-/// ... when they fold at least this many elements into each result.
-const LONG_REDUCTION: usize = 4096;
+/// The longest run of elements one thread folds in a stage (apart from the last).
+const CHAIN: usize = 32;
+/// Reductions into at least this many results run in one stage: enough threads to hide
+/// the latency of each one's loads. Rows (reductions over the innermost axis, whose
+/// loads hit the cache line the previous one fetched) need fewer.
+const MANY_RESULTS: usize = 1 << 17;
+const MANY_ROWS: usize = 1 << 13;
 
-/// How to reduce `axes` of a tensor of `shape` in two stages on the GPU, or `None`.
-/// A GPU kernel runs one thread per result, which folds its elements one by one: a
-/// reduction into few results of many elements each (a loss's mean, a bias gradient's sum
-/// over the batch) would run on a handful of threads. Folding `parts` chunks of the
-/// reduced elements first and the partial results second gives `parts` times more
-/// threads. Applies when the reduced axes are adjacent and every size is constant, and
-/// their product has a divisor near its square root (which `parts` is).
-fn split_for_threads(shape: &[Dim], axes: &[usize]) -> Option<Split> {
+/// How to reduce `axes` of a tensor of `shape` in stages on the GPU, or `None`.
+/// A GPU kernel runs one thread per result, which folds its elements one after another,
+/// each load waiting for memory: a reduction of many elements into few results (a
+/// loss's mean, a bias gradient's sum over the batch) is a long chain of waits on a
+/// handful of threads. Folding chunks of at most [`CHAIN`] elements per thread, stage
+/// after stage, gives far more threads and short chains. Applies when the reduced axes
+/// are adjacent and every size is constant, and their product has divisors in
+/// `4..=CHAIN`.
+fn stages_for_threads(shape: &[Dim], axes: &[usize]) -> Option<Stages> {
     let sizes: Vec<usize> =
         shape.iter().map(|d| d.as_const().and_then(|c| usize::try_from(c).ok())).collect::<Option<_>>()?;
     let (&first, &last) = (axes.iter().min()?, axes.iter().max()?);
@@ -747,42 +757,59 @@ fn split_for_threads(shape: &[Dim], axes: &[usize]) -> Option<Split> {
         return None;
     }
     let outer: usize = sizes[..first].iter().product();
-    let reduced: usize = sizes[first..=last].iter().product();
     let inner: usize = sizes[last + 1..].iter().product();
-    if outer * inner >= FEW_RESULTS || reduced < LONG_REDUCTION {
+    let many = if inner == 1 { MANY_ROWS } else { MANY_RESULTS };
+    let mut rest: usize = sizes[first..=last].iter().product();
+    if outer * inner >= many {
         return None;
     }
-    let root = (reduced as f64).sqrt() as usize;
-    let parts = (root / 8..=root).rev().find(|&p| p > 1 && reduced % p == 0)?;
-    Some(Split { outer, parts, chunk: reduced / parts, inner })
+    let mut chunks = Vec::new();
+    while rest > 2 * CHAIN {
+        let Some(chunk) = (4..=CHAIN).rev().find(|c| rest % c == 0) else { break };
+        chunks.push(chunk);
+        rest /= chunk;
+    }
+    if chunks.is_empty() {
+        return None;
+    }
+    chunks.push(rest);
+    Some(Stages { outer, chunks, inner })
 }
 
 #[cfg(test)]
 mod split_tests {
-    use super::{split_for_threads, Split};
+    use super::{stages_for_threads, Stages};
     use archc_compiler::tir::Dim;
 
     fn shape(sizes: &[i64]) -> Vec<Dim> {
         sizes.iter().map(|&n| Dim::from(n)).collect()
     }
 
+    fn stages(outer: usize, chunks: &[usize], inner: usize) -> Option<Stages> {
+        Some(Stages { outer, chunks: chunks.to_vec(), inner })
+    }
+
     #[test]
-    fn long_reductions_into_few_results_split_near_the_square_root() {
-        let full = split_for_threads(&shape(&[32, 256, 256]), &[0, 1, 2]);
-        assert_eq!(full, Some(Split { outer: 1, parts: 1024, chunk: 2048, inner: 1 }));
-        let bias = split_for_threads(&shape(&[8192, 256]), &[0]);
-        assert_eq!(bias, Some(Split { outer: 1, parts: 64, chunk: 128, inner: 256 }));
-        let rows = split_for_threads(&shape(&[32, 256, 64]), &[0, 1]);
-        assert_eq!(rows, Some(Split { outer: 1, parts: 64, chunk: 128, inner: 64 }));
+    fn long_reductions_fold_in_chunks_of_at_most_32() {
+        let full = stages_for_threads(&shape(&[32, 256, 256]), &[0, 1, 2]);
+        assert_eq!(full, stages(1, &[32, 32, 32, 64], 1), "2M elements into one");
+        let bias = stages_for_threads(&shape(&[256, 256]), &[0]);
+        assert_eq!(bias, stages(1, &[32, 8], 256), "a bias gradient over a batch of 256");
+        let rows = stages_for_threads(&shape(&[32, 784]), &[1]);
+        assert_eq!(rows, stages(32, &[28, 28], 1));
+        let mean = stages_for_threads(&shape(&[32, 1024, 1]), &[0, 1, 2]);
+        assert_eq!(mean, stages(1, &[32, 32, 32], 1));
     }
 
     #[test]
     fn other_reductions_stay_in_one_stage() {
-        assert_eq!(split_for_threads(&shape(&[64, 10]), &[0, 1]), None, "short");
-        assert_eq!(split_for_threads(&shape(&[8192, 8192]), &[1]), None, "many results");
-        assert_eq!(split_for_threads(&shape(&[64, 8, 64]), &[0, 2]), None, "not adjacent");
-        assert_eq!(split_for_threads(&shape(&[8191]), &[0]), None, "prime");
+        assert_eq!(stages_for_threads(&shape(&[64, 10]), &[0]), None, "short");
+        assert_eq!(stages_for_threads(&shape(&[8192, 256]), &[1]), None, "many rows");
+        assert_eq!(stages_for_threads(&shape(&[256, 1024]), &[0]), stages(1, &[32, 8], 1024), "columns");
+        assert_eq!(stages_for_threads(&shape(&[256, 1 << 17]), &[0]), None, "many columns");
+        assert_eq!(stages_for_threads(&shape(&[64, 8, 64]), &[0, 2]), None, "not adjacent");
+        assert_eq!(stages_for_threads(&shape(&[8191]), &[0]), None, "prime");
         let dynamic = vec![Dim::sym("B"), Dim::from(8192)];
-        assert_eq!(split_for_threads(&dynamic, &[0, 1]), None, "dynamic");
+        assert_eq!(stages_for_threads(&dynamic, &[0, 1]), None, "dynamic");
     }
 }

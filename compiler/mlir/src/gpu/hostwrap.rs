@@ -75,12 +75,12 @@ fn uses(text: &str, name: &str) -> bool {
 }
 
 /// One top-level op of a function body: its lines.
-struct TopOp<'a> {
-    lines: Vec<&'a str>,
+pub(crate) struct TopOp<'a> {
+    pub(crate) lines: Vec<&'a str>,
 }
 
 impl TopOp<'_> {
-    fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         op_name(self.lines[0])
     }
 
@@ -102,7 +102,7 @@ impl TopOp<'_> {
 }
 
 /// Splits a function body (lines at indent 4 and deeper) into top-level ops.
-fn split_ops<'a>(body: &[&'a str]) -> Vec<TopOp<'a>> {
+pub(crate) fn split_ops<'a>(body: &[&'a str]) -> Vec<TopOp<'a>> {
     let mut ops = Vec::new();
     let mut cur: Vec<&str> = Vec::new();
     let mut depth = 0i32;

@@ -14,7 +14,9 @@
 //! - Between the stages, [`hostwrap`]'s text passes wrap host compute without parallel
 //!   loops (full reductions, 0-d arithmetic) into one-thread kernels where its values stay
 //!   on the device, route host `memref.copy` through the runtime, and put each parallel
-//!   loop's innermost dimension first (threads along contiguous elements).
+//!   loop's innermost dimension first (threads along contiguous elements); then adjacent
+//!   loops over equal bounds are merged ([`STAGE_FUSE`], with [`fuse`] telling it that
+//!   the function's buffers do not overlap), so one kernel does what several would.
 //! - Math ops inside kernels are replaced by [`devmath`]'s pure-arith implementations, so
 //!   no libdevice (CUDA toolkit) is needed to produce PTX.
 //! - [`ptx`] extracts the PTX text of every kernel module (`archc build --emit ptx`).
@@ -23,6 +25,7 @@
 //!   [`resident`], in device memory with the step replayed as a CUDA graph.
 
 pub mod devmath;
+pub mod fuse;
 pub mod hostwrap;
 #[cfg(feature = "llvm")]
 pub mod jit;
@@ -33,14 +36,34 @@ pub mod run;
 pub const BLOCK: usize = 256;
 
 /// Tensors to parallel loops: the CPU pipeline's fusion and bufferization, then every
-/// linalg op as loops (`scf.parallel` over its parallel dimensions).
+/// linalg op as loops (`scf.parallel` over its parallel dimensions). Named ops
+/// (transposes, fills) are generalized first, so that a transpose fuses into its
+/// consumer instead of being a copy kernel of its own.
 pub fn stage_loops() -> String {
-    "builtin.module(inline,symbol-dce,canonicalize,func.func(linalg-fuse-elementwise-ops),canonicalize,\
+    "builtin.module(inline,symbol-dce,canonicalize,func.func(linalg-generalize-named-ops,linalg-fuse-elementwise-ops),canonicalize,\
 eliminate-empty-tensors,\
 one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map allow-return-allocs-from-loops},\
 canonicalize,cse,buffer-deallocation-pipeline,func.func(convert-linalg-to-parallel-loops))"
         .to_string()
 }
+
+/// The text passes between [`stage_loops`] and [`STAGE_FUSE`]: host compute into
+/// one-thread kernels, host copies through the runtime, innermost dimension first
+/// ([`hostwrap`]), the function's buffers marked distinct for the fusion ([`fuse`]).
+pub fn text_passes(printed: &str) -> String {
+    let (wrapped, _) = hostwrap::wrap_host_compute(printed);
+    let wrapped = hostwrap::innermost_first(&hostwrap::route_copies(&wrapped));
+    fuse::mark_distinct(&wrapped)
+}
+
+/// Adjacent parallel loops over equal bounds merged where the second reads what the
+/// first wrote only at the same index (upstream `scf-parallel-loop-fusion`; `cse` first
+/// so that equal constant bounds are the same values, not `canonicalize`, which would
+/// inline [`hostwrap`]'s one-iteration loops back into host code): one kernel instead of
+/// several (a reduction's fill, fold and cast; an elementwise op with several users and
+/// its consumers; an optimizer's updates of a parameter and its moments). Then
+/// [`fuse::unmark_distinct`] on the printed result.
+pub const STAGE_FUSE: &str = "builtin.module(func.func(cse,scf-parallel-loop-fusion))";
 
 /// Parallel loops (after [`hostwrap`]) to outlined kernels: each parallel nest tiled by
 /// [`BLOCK`] threads, mapped to blocks and threads and outlined into a `gpu.module`.
@@ -73,11 +96,13 @@ pub fn check_arch(arch: &str) -> Result<(), String> {
 }
 
 #[cfg(feature = "llvm")]
-pub use lowered::{compile, ptx, Lowered};
+pub use lowered::{compile, fused, ptx, Lowered};
 
 #[cfg(feature = "llvm")]
 mod lowered {
-    use super::{check_arch, devmath, hostwrap, stage_loops, stage_lower, stage_outline};
+    use super::{
+        check_arch, devmath, fuse, hostwrap, stage_loops, stage_lower, stage_outline, text_passes, STAGE_FUSE,
+    };
     use crate::jit::{context, run_pipeline, with_diagnostics};
     use melior::ir::attribute::{ArrayAttribute, AttributeLike};
     use melior::ir::operation::OperationLike;
@@ -107,10 +132,7 @@ mod lowered {
         let mut module = parse_verified(ctx, text)?;
         let t1 = Instant::now();
         run_pipeline(ctx, &mut module, &stage_loops())?;
-        let (wrapped, _) = hostwrap::wrap_host_compute(&module.as_operation().to_string());
-        let wrapped = hostwrap::innermost_first(&hostwrap::route_copies(&wrapped));
-        drop(module);
-        let mut module = parse_verified(ctx, &wrapped)?;
+        let mut module = fused(ctx, module)?;
         run_pipeline(ctx, &mut module, &stage_outline())?;
         let outlined = module.as_operation().to_string();
         let host_ops = hostwrap::host_memory_ops(&outlined);
@@ -120,6 +142,18 @@ mod lowered {
         run_pipeline(ctx, &mut module, &stage_lower(arch))?;
         let passes = t1.elapsed();
         Ok(Lowered { module, context, host_ops, parse_verify: t1 - t0, passes })
+    }
+
+    /// A module after [`stage_loops`] through [`text_passes`] and [`STAGE_FUSE`]: the
+    /// parallel loops the kernels will be made of.
+    pub fn fused<'c>(ctx: &'c Context, module: Module<'c>) -> Result<Module<'c>, String> {
+        let text = text_passes(&module.as_operation().to_string());
+        drop(module);
+        let mut module = parse_verified(ctx, &text)?;
+        run_pipeline(ctx, &mut module, STAGE_FUSE)?;
+        let text = fuse::unmark_distinct(&module.as_operation().to_string());
+        drop(module);
+        parse_verified(ctx, &text)
     }
 
     fn parse_verified<'c>(ctx: &'c Context, text: &str) -> Result<Module<'c>, String> {
