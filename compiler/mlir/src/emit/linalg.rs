@@ -408,8 +408,9 @@ impl FnLower<'_, '_, '_> {
         if inputs.len() != xs.len() {
             return Err(format!("einsum spec {spec:?} has {} operands, got {}", inputs.len(), xs.len()));
         }
+        let direct = self.em.target == super::Target::Gpu && small_contraction(&inputs, xs);
         if let [a, b] = xs {
-            if out.0.is_float() && a.dtype == out.0 && b.dtype == out.0 {
+            if out.0.is_float() && a.dtype == out.0 && b.dtype == out.0 && !direct {
                 if let Some(v) = self.einsum_as_matmul(inputs[0], inputs[1], rhs, a, b, out)? {
                     return Ok(v);
                 }
@@ -722,6 +723,27 @@ struct Fold {
     combine: BinaryOp,
     acc: DType,
     init: f64,
+}
+
+/// Einsums with at most this many products run as one generic kernel on the GPU.
+const SMALL_CONTRACTION: usize = 1 << 22;
+
+/// Whether an einsum of `inputs` (their letters) over `xs` has constant sizes and at
+/// most [`SMALL_CONTRACTION`] products. On the GPU such a contraction is one kernel (a
+/// thread per result); as a batched matrix product it would be up to three transposed
+/// copies (FNO's mode mixing `bim,iom->bom` batches over the innermost axis) and a
+/// cuBLAS call, each a launch costing more than the arithmetic.
+fn small_contraction(inputs: &[&str], xs: &[V]) -> bool {
+    let mut size: HashMap<char, usize> = HashMap::new();
+    for (s, x) in inputs.iter().zip(xs) {
+        for (c, d) in s.chars().zip(&x.shape) {
+            match d.as_const().and_then(|n| usize::try_from(n).ok()) {
+                Some(n) => size.insert(c, n),
+                None => return false,
+            };
+        }
+    }
+    size.values().try_fold(1usize, |p, &n| p.checked_mul(n)).is_some_and(|p| p <= SMALL_CONTRACTION)
 }
 
 /// How a GPU reduction runs in stages: `x` as `[outer, reduced, inner]`, `reduced` the
