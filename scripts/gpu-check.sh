@@ -118,6 +118,15 @@ run python3 scripts/bench_gpu.py --archc "$archc" --steps "${ARCHC_BENCH_STEPS:-
   --archc-modes "${ARCHC_BENCH_MODES:-managed,graph}" \
   --torch-modes "${ARCHC_TORCH_MODES:-eager,reduce-overhead}"
 
+# ARCHC_GPU_PROFILE=kernels: the GPU time of every launch, cuBLAS call and copy, timed with
+# CUDA events (device memory without graphs, so each piece is timed on its own).
+step "where the GPU time goes: the benchmark's train steps, the 20 longest pieces of work each"
+for w in "gpu_mlp" "gpu_fno1d --dim N=1024" "gpu_transformer --dim T=256"; do
+  set -- $w
+  ARCHC_GPU_MEMORY=device ARCHC_GPU_PROFILE=kernels run "$archc" train "scripts/bench/$1.arch" \
+    --backend mlir-gpu --time-steps 10 "${@:2}"
+done
+
 step "forward times with graphs (archc run --repeat, median)"
 ARCHC_GPU_GRAPH=1 run "$archc" run examples/mlp.arch --backend mlir-gpu --dim B=256 --repeat 20
 ARCHC_GPU_GRAPH=1 run "$archc" run examples/fno1d.arch --backend mlir-gpu --dim B=32,N=1024 --repeat 20

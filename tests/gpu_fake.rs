@@ -136,6 +136,36 @@ fn graphs_capture_the_step_once_and_replay_it() {
     assert_eq!(launches, p.first[0], "the launches are captured once: {p:?}");
 }
 
+/// `ARCHC_GPU_PROFILE=kernels` times every launch and product of a step on its own in
+/// device memory, and a graph replay as one piece (no event recorded inside a capture:
+/// the stand-in refuses those).
+#[test]
+fn kernel_profiles_time_each_piece_of_work() {
+    let steps = STEPS.to_string();
+    let args = ["train", DIGITS, "--backend", "mlir-gpu", "--time-steps", &steps];
+    let pieces = |stderr: &str| -> (u64, Vec<String>) {
+        assert!(!stderr.contains("kernel times lost"), "{stderr}");
+        let (_, rest) = stderr.split_once("GPU time per later run: ").unwrap_or_else(|| panic!("{stderr}"));
+        let n = rest.split(" ms in ").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok());
+        let listed = rest.lines().skip(1).take_while(|l| l.starts_with("    ")).map(str::to_string).collect();
+        (n.expect("a count of pieces"), listed)
+    };
+    let (code, stderr) = archc(&args, &[("ARCHC_GPU_MEMORY", "device"), ("ARCHC_GPU_PROFILE", "kernels")]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let p = &profiles(&stderr)[0];
+    let per_step = (p.later[1] / p.later[0] + 5) as usize; // launches and the five products per step
+    let (n, listed) = pieces(&stderr);
+    assert_eq!(n as usize, per_step, "{stderr}");
+    assert_eq!(listed.len(), per_step.min(20), "{stderr}");
+    assert!(listed.iter().any(|l| l.contains("cublasSgemm_v2 m=128 n=64 k=64")), "{stderr}");
+    assert!(listed.iter().any(|l| l.contains("launch 0 (grid [")), "launches are numbered per run: {stderr}");
+    let (code, stderr) = archc(&args, &[("ARCHC_GPU_GRAPH", "1"), ("ARCHC_GPU_PROFILE", "kernels")]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (n, listed) = pieces(&stderr);
+    assert_eq!((n, listed.len()), (1, 1), "{stderr}");
+    assert!(listed[0].ends_with("x1   graph replay"), "{stderr}");
+}
+
 #[test]
 fn a_product_that_needs_the_host_falls_back_to_managed_memory() {
     let env = [("ARCHC_GPU_MEMORY", "device"), ("ARCHC_GPU_HOST_GEMM", "1")];

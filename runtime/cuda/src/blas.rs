@@ -849,23 +849,26 @@ impl<T: Element> Device<T> for Gpu<'_> {
         let (one, zero) = (T::ONE, T::default());
         let op = |t: bool| if t { CUBLAS_OP_T } else { CUBLAS_OP_N };
         let (ta, tb, handle) = (op(g.trans_a), op(g.trans_b), *self.handle as Handle);
-        let (status, name) = if g.batch == 1 {
-            // SAFETY: the arguments satisfy cuBLAS's requirements (`plan`); the caller
-            // vouches for the matrices.
-            let status = unsafe {
-                T::gemm(self.api)(handle, ta, tb, g.m, g.n, g.k, &one, g.a, g.lda, g.b, g.ldb, &zero, g.c, g.ldc)
-            };
-            (status, T::GEMM)
-        } else {
-            // SAFETY: as above.
-            let status = unsafe {
-                T::batched(self.api)(
-                    handle, ta, tb, g.m, g.n, g.k, &one, g.a, g.lda, g.stride_a, g.b, g.ldb, g.stride_b, &zero, g.c,
-                    g.ldc, g.stride_c, g.batch,
-                )
-            };
-            (status, T::BATCHED)
-        };
+        let label = || format!("{} m={} n={} k={} batch {}", T::GEMM, g.m, g.n, g.k, g.batch);
+        let (status, name) = crate::timing::timed(self.cuda, self.stream, label, || {
+            if g.batch == 1 {
+                // SAFETY: the arguments satisfy cuBLAS's requirements (`plan`); the caller
+                // vouches for the matrices.
+                let status = unsafe {
+                    T::gemm(self.api)(handle, ta, tb, g.m, g.n, g.k, &one, g.a, g.lda, g.b, g.ldb, &zero, g.c, g.ldc)
+                };
+                (status, T::GEMM)
+            } else {
+                // SAFETY: as above.
+                let status = unsafe {
+                    T::batched(self.api)(
+                        handle, ta, tb, g.m, g.n, g.k, &one, g.a, g.lda, g.stride_a, g.b, g.ldb, g.stride_b, &zero,
+                        g.c, g.ldc, g.stride_c, g.batch,
+                    )
+                };
+                (status, T::BATCHED)
+            }
+        });
         check(status, name).map_err(|e| format!("{e} (m={}, n={}, k={}, batch {})", g.m, g.n, g.k, g.batch))
     }
 

@@ -170,6 +170,25 @@ impl Transfer {
             }
             _ => stream(cuda)?,
         };
+        let label = || {
+            format!(
+                "copy {:?} of {}-byte elements",
+                self.dims.iter().map(|d| d.size).collect::<Vec<_>>(),
+                self.elem_size
+            )
+        };
+        crate::timing::timed(cuda, stream, label, || self.queue(cuda, route, stream))?;
+        crate::stats::bump(crate::stats::Counter::Copy);
+        if !crate::mgpu::host_waits() {
+            return Ok(());
+        }
+        crate::stats::bump(crate::stats::Counter::Wait);
+        cuda.stream_synchronize_raw(stream)
+    }
+
+    /// Queues the copy on `stream` as `route` says (not `Route::Host`).
+    fn queue(&self, cuda: &Cuda, route: Route, stream: crate::CUstream) -> Result<(), String> {
+        let (src, dst) = (self.src as usize as u64, self.dst as usize as u64);
         match route {
             Route::Linear(bytes) => cuda.memcpy_async(dst, src, bytes, stream)?,
             Route::Planes { outer, rows, width } => {
@@ -196,14 +215,9 @@ impl Transfer {
                     cuda.memcpy_2d_async(&copy, stream)
                 })?;
             }
-            Route::Host => unreachable!("handled above"),
+            Route::Host => unreachable!("handled by the caller"),
         }
-        crate::stats::bump(crate::stats::Counter::Copy);
-        if !crate::mgpu::host_waits() {
-            return Ok(());
-        }
-        crate::stats::bump(crate::stats::Counter::Wait);
-        cuda.stream_synchronize_raw(stream)
+        Ok(())
     }
 
     /// The exact host loop.

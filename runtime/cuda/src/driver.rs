@@ -28,6 +28,7 @@ pub type CUstream = *mut c_void;
 pub type CUgraph = *mut c_void;
 /// `CUgraphExec`, an opaque handle (an instantiated graph).
 pub type CUgraphExec = *mut c_void;
+pub type CUevent = *mut c_void;
 /// `CUdeviceptr`: a device address (unified with host addresses on 64-bit Linux).
 pub type CUdeviceptr = u64;
 /// `CUjit_option`, a C enum.
@@ -161,6 +162,11 @@ driver_api! {
     cu_graph_launch = "cuGraphLaunch" fn(CUgraphExec, CUstream);
     cu_graph_exec_destroy = "cuGraphExecDestroy" fn(CUgraphExec);
     cu_graph_destroy = "cuGraphDestroy" fn(CUgraph);
+    cu_event_create = "cuEventCreate" fn(*mut CUevent, c_uint);
+    cu_event_record = "cuEventRecord" fn(CUevent, CUstream);
+    cu_event_synchronize = "cuEventSynchronize" fn(CUevent);
+    cu_event_elapsed_time = "cuEventElapsedTime" fn(*mut f32, CUevent, CUevent);
+    cu_event_destroy = "cuEventDestroy_v2" fn(CUevent);
 }
 
 impl Driver {

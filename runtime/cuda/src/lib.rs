@@ -24,6 +24,7 @@ mod driver;
 pub mod mgpu;
 mod pool;
 pub mod stats;
+pub mod timing;
 
 use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
@@ -63,7 +64,7 @@ pub(crate) fn env_flag(name: &str) -> bool {
 
 /// The process-wide CUDA state: the driver, one device and its primary context.
 pub struct Cuda {
-    driver: Driver,
+    pub(crate) driver: Driver,
     device: CUdevice,
     context: CUcontext,
     name: String,
@@ -117,7 +118,7 @@ impl Cuda {
         Ok(())
     }
 
-    fn check(&self, status: c_int, call: &str) -> Result<(), String> {
+    pub(crate) fn check(&self, status: c_int, call: &str) -> Result<(), String> {
         self.driver.check(status, call)
     }
 
@@ -439,12 +440,15 @@ impl Cuda {
     pub fn begin_capture(&self, stream: Stream) -> Result<(), String> {
         let mode = driver::CU_STREAM_CAPTURE_MODE_RELAXED;
         // SAFETY: the driver validates the stream handle.
-        self.check(unsafe { (self.driver.cu_stream_begin_capture)(stream.0, mode) }, "cuStreamBeginCapture")
+        self.check(unsafe { (self.driver.cu_stream_begin_capture)(stream.0, mode) }, "cuStreamBeginCapture")?;
+        timing::set_capturing(true);
+        Ok(())
     }
 
     /// Ends the capture of `stream` and instantiates what it recorded.
     pub fn end_capture(&'static self, stream: Stream) -> Result<Graph, String> {
         let mut graph = null_mut();
+        timing::set_capturing(false);
         // SAFETY: `graph` is a valid out-pointer; the driver validates the stream.
         self.check(unsafe { (self.driver.cu_stream_end_capture)(stream.0, &mut graph) }, "cuStreamEndCapture")?;
         let mut exec = null_mut();
@@ -564,8 +568,15 @@ unsafe impl Sync for Graph {}
 impl Graph {
     /// Queues one replay of the graph on `stream`.
     pub fn launch(&self, stream: Stream) -> Result<(), String> {
-        // SAFETY: `exec` is a live instantiated graph.
-        self.cuda.check(unsafe { (self.cuda.driver.cu_graph_launch)(self.exec, stream.0) }, "cuGraphLaunch")
+        timing::timed(
+            self.cuda,
+            stream.0,
+            || "graph replay".to_string(),
+            || {
+                // SAFETY: `exec` is a live instantiated graph.
+                self.cuda.check(unsafe { (self.cuda.driver.cu_graph_launch)(self.exec, stream.0) }, "cuGraphLaunch")
+            },
+        )
     }
 }
 

@@ -262,8 +262,9 @@ pub unsafe extern "C" fn mgpuLaunchKernel(
             shared_bytes: u32::try_from(smem).map_err(|_| format!("bad shared memory size {smem} for {what}"))?,
             stream,
         };
+        let label = || kernel_label([gridX, gridY, gridZ], [blockX, blockY, blockZ]);
         // SAFETY: forwarded from this function's contract.
-        let result = unsafe { cuda.launch_raw(&launch, params, extra) };
+        let result = crate::timing::timed(cuda, stream, label, || unsafe { cuda.launch_raw(&launch, params, extra) });
         crate::stats::bump(crate::stats::Counter::Launch);
         result.map_err(|e| format!("{e} ({what})"))?;
         *lock(&LAST_LAUNCH) = what;
@@ -276,6 +277,13 @@ fn describe_launch(function: CUfunction, grid: [i64; 3], block: [i64; 3]) -> Str
     let names = lock(&KERNEL_NAMES);
     let name = names.get(&(function as usize)).map_or("<unknown>", String::as_str);
     format!("kernel {name}, grid {grid:?}, block {block:?}")
+}
+
+/// `launch N (grid [x, y, z], block [x, y, z])` for timing reports, `N` counting the
+/// launches since the last `timing::take` (one run): generated kernels share one name,
+/// and a train step launches each once, in the order `--emit ptx` lists them.
+fn kernel_label(grid: [i64; 3], block: [i64; 3]) -> String {
+    format!("launch {} (grid {grid:?}, block {block:?})", crate::timing::next_launch())
 }
 
 /// Launch dimensions as the driver takes them: each in `1..=u32::MAX`.

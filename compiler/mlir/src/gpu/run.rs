@@ -71,14 +71,21 @@ struct State {
 /// At most this many device slots (input shape sets) are kept; more empty the cache.
 const MAX_SLOTS: usize = 8;
 
-/// Runs, their time and counted work, for `ARCHC_GPU_PROFILE=1`.
+/// Runs, their time and counted work, for `ARCHC_GPU_PROFILE=1`; with
+/// `ARCHC_GPU_PROFILE=kernels` also the GPU time of each kernel, product and copy
+/// (`archc_cuda::timing`), summed by label over the later runs.
 #[derive(Default)]
 struct Profile {
     runs: u64,
     time: Duration,
     work: Stats,
     first: Option<(Duration, Stats)>,
+    /// (label, total ms, count), in first-seen order; `None` unless timing kernels.
+    pieces: Option<Vec<(String, f64, u64)>>,
 }
+
+/// How many pieces of work a kernel profile lists.
+const LONGEST: usize = 20;
 
 /// Whether a module's launches must synchronise (see [`GpuRunner`]): host loads or
 /// stores left after outlining, or random fills on the host.
@@ -108,7 +115,14 @@ impl GpuRunner {
         take_error()?;
         let sync_launches = needs_sync || !async_enabled();
         let memory = memory_from_env(needs_sync)?;
-        let profile = std::env::var("ARCHC_GPU_PROFILE").is_ok_and(|v| v == "1").then(Profile::default);
+        let profile = match std::env::var("ARCHC_GPU_PROFILE").as_deref() {
+            Ok("1") => Some(Profile::default()),
+            Ok("kernels") => {
+                archc_cuda::timing::set_enabled(true);
+                Some(Profile { pieces: Some(Vec::new()), ..Profile::default() })
+            }
+            _ => None,
+        };
         let state = RefCell::new(State { memory, slots: HashMap::new(), profile });
         let mut runner = GpuRunner { cuda, registered: None, sync_launches, state, sig };
         runner.registered = runner.register_globals(code)?;
@@ -173,7 +187,14 @@ impl GpuRunner {
             }
         }
         if let Some(profile) = &mut state.profile {
-            profile.add(start.elapsed(), snapshot().since(&before));
+            let timed = match profile.pieces {
+                Some(_) => archc_cuda::timing::take(self.cuda).unwrap_or_else(|e| {
+                    eprintln!("archc: gpu profile: kernel times lost ({e})");
+                    Vec::new()
+                }),
+                None => Vec::new(),
+            };
+            profile.add(start.elapsed(), snapshot().since(&before), timed);
         }
         Ok(outputs)
     }
@@ -291,7 +312,7 @@ fn memory_from_env(needs_sync: bool) -> Result<Memory, String> {
 }
 
 impl Profile {
-    fn add(&mut self, time: Duration, work: Stats) {
+    fn add(&mut self, time: Duration, work: Stats, timed: Vec<(String, f64)>) {
         if self.first.is_none() {
             self.first = Some((time, work));
             return;
@@ -299,6 +320,37 @@ impl Profile {
         self.runs += 1;
         self.time += time;
         self.work = self.work.plus(&work);
+        if let Some(pieces) = &mut self.pieces {
+            for (label, ms) in timed {
+                match pieces.iter_mut().find(|p| p.0 == label) {
+                    Some(p) => (p.1, p.2) = (p.1 + ms, p.2 + 1),
+                    None => pieces.push((label, ms, 1)),
+                }
+            }
+        }
+    }
+
+    /// Per later run: the GPU time in all, by kind, and the [`LONGEST`] pieces of work.
+    fn pieces_report(&self) -> Option<String> {
+        let pieces = self.pieces.as_ref().filter(|p| !p.is_empty() && self.runs > 0)?;
+        let runs = self.runs as f64;
+        let kind =
+            |prefix: &str| pieces.iter().filter(|p| p.0.starts_with(prefix)).fold(0.0, |sum, p| sum + p.1) / runs;
+        let (total, kernels, products) = (kind(""), kind("launch "), kind("cublas"));
+        let (copies, graphs) = (kind("copy "), kind("graph "));
+        let mut text = format!(
+            "\n  GPU time per later run: {total:.3} ms in {} pieces of work (kernels {kernels:.3} ms, cuBLAS \
+             {products:.3} ms, copies {copies:.3} ms, graph replays {graphs:.3} ms); the longest:",
+            pieces.iter().map(|p| p.2).sum::<u64>() / self.runs,
+        );
+        let mut sorted: Vec<&(String, f64, u64)> = pieces.iter().collect();
+        sorted.sort_by(|a, b| b.1.total_cmp(&a.1));
+        for (label, ms, count) in sorted.into_iter().take(LONGEST) {
+            let per_run = ms / runs;
+            let share = if total > 0.0 { 100.0 * per_run / total } else { 0.0 };
+            text += &format!("\n    {share:5.1}%  {per_run:8.4} ms  x{:<3} {label}", count / self.runs);
+        }
+        Some(text)
     }
 
     /// The report: the first run apart (it loads and captures), then the mean of the rest.
@@ -315,7 +367,7 @@ impl Profile {
             let mean = self.time.as_secs_f64() * 1e3 / self.runs as f64;
             text += &format!("\n  {} later runs: mean {mean:.3} ms; in all {}", self.runs, self.work);
         }
-        text
+        text + &self.pieces_report().unwrap_or_default()
     }
 }
 
