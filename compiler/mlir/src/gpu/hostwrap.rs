@@ -51,7 +51,7 @@ fn op_name(line: &str) -> &str {
 }
 
 /// The SSA names a top-level op defines (`%a`, `%b:2` -> `%b`).
-fn defined(line: &str) -> Vec<String> {
+pub(crate) fn defined(line: &str) -> Vec<String> {
     let t = line.trim_start();
     match t.split_once(" = ") {
         Some((lhs, _)) if lhs.starts_with('%') => {
@@ -62,7 +62,7 @@ fn defined(line: &str) -> Vec<String> {
 }
 
 /// Whether `name` (like `%12`) occurs in `text` as a whole SSA name.
-fn uses(text: &str, name: &str) -> bool {
+pub(crate) fn uses(text: &str, name: &str) -> bool {
     let mut rest = text;
     while let Some(i) = rest.find(name) {
         let after = rest[i + name.len()..].chars().next();
@@ -268,7 +268,7 @@ pub fn host_memory_ops(text: &str) -> usize {
 }
 
 /// The element type of a memref type (`memref<2x?xf32, strided<..>>` -> `f32`).
-fn memref_elem(ty: &str) -> Option<&str> {
+pub(crate) fn memref_elem(ty: &str) -> Option<&str> {
     let inner = ty.trim().strip_prefix("memref<")?;
     let mut depth = 0;
     let mut end = inner.len();

@@ -16,7 +16,8 @@
 //!   on the device, route host `memref.copy` through the runtime, and put each parallel
 //!   loop's innermost dimension first (threads along contiguous elements); then adjacent
 //!   loops over equal bounds are merged ([`STAGE_FUSE`], with [`fuse`] telling it that
-//!   the function's buffers do not overlap), so one kernel does what several would.
+//!   the function's buffers do not overlap), so one kernel does what several would, and
+//!   reductions keep their accumulators in registers ([`accumulate`]).
 //! - Math ops inside kernels are replaced by [`devmath`]'s pure-arith implementations, so
 //!   no libdevice (CUDA toolkit) is needed to produce PTX.
 //! - [`ptx`] extracts the PTX text of every kernel module (`archc build --emit ptx`).
@@ -24,6 +25,7 @@
 //!   runs host code however compiled (also an artifact's), in managed memory or, with
 //!   [`resident`], in device memory with the step replayed as a CUDA graph.
 
+pub mod accumulate;
 pub mod devmath;
 pub mod fuse;
 pub mod hostwrap;
@@ -66,12 +68,14 @@ pub fn text_passes(printed: &str) -> String {
 pub const STAGE_FUSE: &str = "builtin.module(func.func(cse,scf-parallel-loop-fusion))";
 
 /// Parallel loops (after [`hostwrap`]) to outlined kernels: each parallel nest tiled by
-/// [`BLOCK`] threads, mapped to blocks and threads and outlined into a `gpu.module`.
+/// [`BLOCK`] threads, mapped to blocks and threads and outlined into a `gpu.module`, the
+/// constants its bounds and indices use moved inside (so that LLVM sees constant trip
+/// counts and strides in the kernel, not kernel parameters).
 /// Complex arithmetic is expanded here so that kernels see only real math ops.
 pub fn stage_outline() -> String {
     format!(
         "builtin.module(func.func(scf-parallel-loop-tiling{{parallel-loop-tile-sizes={BLOCK} no-min-max-bounds=true}},\
-gpu-map-parallel-loops,convert-parallel-loops-to-gpu),gpu-kernel-outlining,lower-affine,convert-complex-to-standard,canonicalize)"
+gpu-map-parallel-loops,convert-parallel-loops-to-gpu),gpu-launch-sink-index-computations,gpu-kernel-outlining,lower-affine,convert-complex-to-standard,canonicalize)"
     )
 }
 
@@ -101,7 +105,8 @@ pub use lowered::{compile, fused, ptx, Lowered};
 #[cfg(feature = "llvm")]
 mod lowered {
     use super::{
-        check_arch, devmath, fuse, hostwrap, stage_loops, stage_lower, stage_outline, text_passes, STAGE_FUSE,
+        accumulate, check_arch, devmath, fuse, hostwrap, stage_loops, stage_lower, stage_outline, text_passes,
+        STAGE_FUSE,
     };
     use crate::jit::{context, run_pipeline, with_diagnostics};
     use melior::ir::attribute::{ArrayAttribute, AttributeLike};
@@ -144,14 +149,14 @@ mod lowered {
         Ok(Lowered { module, context, host_ops, parse_verify: t1 - t0, passes })
     }
 
-    /// A module after [`stage_loops`] through [`text_passes`] and [`STAGE_FUSE`]: the
-    /// parallel loops the kernels will be made of.
+    /// A module after [`stage_loops`] through [`text_passes`], [`STAGE_FUSE`] and
+    /// [`accumulate::registerize`]: the parallel loops the kernels will be made of.
     pub fn fused<'c>(ctx: &'c Context, module: Module<'c>) -> Result<Module<'c>, String> {
         let text = text_passes(&module.as_operation().to_string());
         drop(module);
         let mut module = parse_verified(ctx, &text)?;
         run_pipeline(ctx, &mut module, STAGE_FUSE)?;
-        let text = fuse::unmark_distinct(&module.as_operation().to_string());
+        let text = accumulate::registerize(&fuse::unmark_distinct(&module.as_operation().to_string()));
         drop(module);
         parse_verified(ctx, &text)
     }
