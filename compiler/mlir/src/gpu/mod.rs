@@ -17,7 +17,8 @@
 //!   loop's innermost dimension first (threads along contiguous elements); then adjacent
 //!   loops over equal bounds are merged ([`STAGE_FUSE`], with [`fuse`] telling it that
 //!   the function's buffers do not overlap), so one kernel does what several would, and
-//!   reductions keep their accumulators in registers ([`accumulate`]).
+//!   reductions keep their accumulators in registers ([`accumulate`]); loops whose
+//!   innermost dimension would leave threads idle become flat ([`flatten`]).
 //! - Math ops inside kernels are replaced by [`devmath`]'s pure-arith implementations, so
 //!   no libdevice (CUDA toolkit) is needed to produce PTX.
 //! - [`ptx`] extracts the PTX text of every kernel module (`archc build --emit ptx`).
@@ -27,6 +28,7 @@
 
 pub mod accumulate;
 pub mod devmath;
+pub mod flatten;
 pub mod fuse;
 pub mod hostwrap;
 #[cfg(feature = "llvm")]
@@ -105,7 +107,7 @@ pub use lowered::{compile, fused, ptx, Lowered};
 #[cfg(feature = "llvm")]
 mod lowered {
     use super::{
-        accumulate, check_arch, devmath, fuse, hostwrap, stage_loops, stage_lower, stage_outline, text_passes,
+        accumulate, check_arch, devmath, flatten, fuse, hostwrap, stage_loops, stage_lower, stage_outline, text_passes,
         STAGE_FUSE,
     };
     use crate::jit::{context, run_pipeline, with_diagnostics};
@@ -149,14 +151,16 @@ mod lowered {
         Ok(Lowered { module, context, host_ops, parse_verify: t1 - t0, passes })
     }
 
-    /// A module after [`stage_loops`] through [`text_passes`], [`STAGE_FUSE`] and
-    /// [`accumulate::registerize`]: the parallel loops the kernels will be made of.
+    /// A module after [`stage_loops`] through [`text_passes`], [`STAGE_FUSE`],
+    /// [`accumulate::registerize`] and [`flatten::flatten`]: the parallel loops the
+    /// kernels will be made of.
     pub fn fused<'c>(ctx: &'c Context, module: Module<'c>) -> Result<Module<'c>, String> {
         let text = text_passes(&module.as_operation().to_string());
         drop(module);
         let mut module = parse_verified(ctx, &text)?;
         run_pipeline(ctx, &mut module, STAGE_FUSE)?;
-        let text = accumulate::registerize(&fuse::unmark_distinct(&module.as_operation().to_string()));
+        let text = fuse::unmark_distinct(&module.as_operation().to_string());
+        let text = flatten::flatten(&accumulate::registerize(&text));
         drop(module);
         parse_verified(ctx, &text)
     }
