@@ -27,29 +27,13 @@
 /// The SSA name `memref.distinct_objects` results take (`%archc_distinct#i`).
 const DISTINCT: &str = "%archc_distinct";
 
-use super::hostwrap::{split_ops, TopOp};
+use super::hostwrap::{map_bodies, split_ops, TopOp};
+use std::collections::{HashMap, HashSet};
 
 /// Routes each function's buffers through one `memref.distinct_objects`; see the module
 /// docs. Functions with fewer than two buffers are left alone.
 pub fn mark_distinct(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = String::with_capacity(text.len() + 4096);
-    let mut i = 0;
-    while i < lines.len() {
-        let line = lines[i];
-        out.push_str(line);
-        out.push('\n');
-        i += 1;
-        if !(line.starts_with("  func.func ") && line.trim_end().ends_with('{')) {
-            continue;
-        }
-        let start = i;
-        while i < lines.len() && lines[i] != "  }" {
-            i += 1;
-        }
-        out.push_str(&mark_body(line, &lines[start..i]));
-    }
-    out
+    map_bodies(text, mark_body)
 }
 
 /// One function body with its buffers marked distinct.
@@ -91,9 +75,11 @@ fn mark_body(head: &str, body: &[&str]) -> String {
         names.join(", "),
         types.join(", ")
     ));
-    let moved: Vec<usize> = allocs.iter().map(|a| a.0).collect();
+    let to: HashMap<String, String> =
+        names.iter().enumerate().map(|(k, n)| (n.to_string(), format!("{DISTINCT}#{k}"))).collect();
+    let moved: HashSet<usize> = allocs.iter().map(|a| a.0).collect();
     for (_, o) in ops.iter().enumerate().skip(insert_at).filter(|(k, _)| !moved.contains(k)) {
-        o.lines.iter().for_each(|l| push(&rename(l, &names, |k| format!("{DISTINCT}#{k}"))));
+        o.lines.iter().for_each(|l| push(&rename(l, &to)));
     }
     out
 }
@@ -113,21 +99,17 @@ fn static_alloc(op: &TopOp) -> Option<(String, String)> {
 /// are called), its results replaced by its operands.
 pub fn unmark_distinct(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut current: Option<(String, Vec<String>)> = None;
+    let mut current: Option<HashMap<String, String>> = None;
     for line in text.lines() {
         if line.starts_with("  func.func ") {
             current = None;
         }
-        if let Some(found) = distinct_op(line) {
-            current = Some(found);
+        if let Some((result, operands)) = distinct_op(line) {
+            current = Some(operands.into_iter().enumerate().map(|(k, o)| (format!("{result}#{k}"), o)).collect());
             continue;
         }
         match &current {
-            Some((result, operands)) => {
-                let names: Vec<String> = (0..operands.len()).map(|k| format!("{result}#{k}")).collect();
-                let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                out.push_str(&rename(line, &names, |k| operands[k].clone()));
-            }
+            Some(to) => out.push_str(&rename(line, to)),
             None => out.push_str(line),
         }
         out.push('\n');
@@ -176,8 +158,8 @@ fn memref_params(head: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `line` with every whole occurrence of `names[k]` replaced by `with(k)`.
-fn rename(line: &str, names: &[&str], with: impl Fn(usize) -> String) -> String {
+/// `line` with every SSA name that is a key of `to` replaced by its value.
+fn rename(line: &str, to: &HashMap<String, String>) -> String {
     let mut out = String::with_capacity(line.len());
     let mut rest = line;
     while let Some(i) = rest.find('%') {
@@ -187,10 +169,7 @@ fn rename(line: &str, names: &[&str], with: impl Fn(usize) -> String) -> String 
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$' || c == '.' || c == '#'))
             .unwrap_or(tail.len() - 1);
         let token = &tail[..end];
-        match names.iter().position(|&n| n == token) {
-            Some(k) => out.push_str(&with(k)),
-            None => out.push_str(token),
-        }
+        out.push_str(to.get(token).map_or(token, String::as_str));
         rest = &tail[end..];
     }
     out.push_str(rest);

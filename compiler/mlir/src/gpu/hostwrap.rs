@@ -127,10 +127,20 @@ pub(crate) fn split_ops<'a>(body: &[&'a str]) -> Vec<TopOp<'a>> {
 
 /// Wraps host compute runs in one-iteration `scf.parallel` ops; see the module docs.
 pub fn wrap_host_compute(text: &str) -> (String, usize) {
+    let (mut left, mut counter) = (0, 0);
+    let out = map_bodies(text, |_, body| {
+        let (body, l) = wrap_body(body, &mut counter);
+        left += l;
+        body
+    });
+    (out, left)
+}
+
+/// `text` with the body of each function defined in it (the lines between a
+/// `  func.func ... {` line and its closing `  }`) replaced by `f(header, body)`.
+pub(crate) fn map_bodies(text: &str, mut f: impl FnMut(&str, &[&str]) -> String) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let mut out = String::with_capacity(text.len() + 1024);
-    let mut left = 0;
-    let mut counter = 0;
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i];
@@ -144,11 +154,9 @@ pub fn wrap_host_compute(text: &str) -> (String, usize) {
         while i < lines.len() && lines[i] != "  }" {
             i += 1;
         }
-        let (body, l) = wrap_body(&lines[start..i], &mut counter);
-        out.push_str(&body);
-        left += l;
+        out.push_str(&f(line, &lines[start..i]));
     }
-    (out, left)
+    out
 }
 
 /// The rewritten body of one function and how many compute ops stay on the host.
