@@ -15,6 +15,7 @@
 //! product of the bounds. The body first recovers the old induction variables (under
 //! their old names) with `arith.remui`/`arith.divui`, first dimension fastest.
 
+use super::hostwrap::{parallel_header, ParallelHeader};
 use super::BLOCK;
 use std::collections::HashMap;
 
@@ -53,18 +54,11 @@ fn index_constant(line: &str) -> Option<(String, u64)> {
 
 /// The flattened header and the body's first lines for a qualifying loop header.
 fn rewrite(line: &str, constants: &HashMap<String, u64>, n: usize) -> Option<String> {
-    let indent = &line[..line.len() - line.trim_start().len()];
-    let rest = line.trim().strip_prefix("scf.parallel (")?;
-    let (ivs, rest) = rest.split_once(") = (")?;
-    let (lbs, rest) = rest.split_once(") to (")?;
-    let (ubs, rest) = rest.split_once(") step (")?;
-    let (steps, tail) = rest.split_once(')')?;
+    let ParallelHeader { indent, ivs, lbs, ubs, steps, tail } = parallel_header(line)?;
     if tail.trim() != "{" {
         return None;
     }
-    let list = |s: &str| s.split(", ").map(str::to_string).collect::<Vec<_>>();
-    let (ivs, lbs, ubs, steps) = (list(ivs), list(lbs), list(ubs), list(steps));
-    let value = |name: &String| constants.get(name).copied();
+    let value = |name: &&str| constants.get(*name).copied();
     let sizes: Vec<u64> = ubs.iter().map(value).collect::<Option<_>>()?;
     let zero = lbs.iter().all(|l| value(l) == Some(0));
     let one = steps.iter().all(|s| value(s) == Some(1));

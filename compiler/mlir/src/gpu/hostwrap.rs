@@ -388,19 +388,49 @@ pub fn innermost_first(text: &str) -> String {
     out
 }
 
-/// `scf.parallel (a, b) = (c, d) to (e, f) step (g, h) {` with each list reversed.
-fn reverse_header(line: &str) -> Option<String> {
+/// An `scf.parallel` header line taken apart: its indentation, the lists of induction
+/// variables, lower bounds, upper bounds and steps (as printed), and what follows.
+pub(crate) struct ParallelHeader<'a> {
+    pub indent: &'a str,
+    pub ivs: Vec<&'a str>,
+    pub lbs: Vec<&'a str>,
+    pub ubs: Vec<&'a str>,
+    pub steps: Vec<&'a str>,
+    pub tail: &'a str,
+}
+
+/// `scf.parallel (a, b) = (c, d) to (e, f) step (g, h) {` taken apart.
+pub(crate) fn parallel_header(line: &str) -> Option<ParallelHeader<'_>> {
     let indent = &line[..line.len() - line.trim_start().len()];
     let rest = line.trim_start().strip_prefix("scf.parallel (")?;
     let (ivs, rest) = rest.split_once(") = (")?;
     let (lbs, rest) = rest.split_once(") to (")?;
     let (ubs, rest) = rest.split_once(") step (")?;
     let (steps, tail) = rest.split_once(')')?;
-    if !ivs.contains(',') {
+    Some(ParallelHeader { indent, ivs: list(ivs), lbs: list(lbs), ubs: list(ubs), steps: list(steps), tail })
+}
+
+/// The items of a printed comma-separated list.
+fn list(s: &str) -> Vec<&str> {
+    s.split(", ").collect()
+}
+
+/// `scf.parallel (a, b) = (c, d) to (e, f) step (g, h) {` with each list reversed.
+fn reverse_header(line: &str) -> Option<String> {
+    let h = parallel_header(line)?;
+    if h.ivs.len() < 2 {
         return None;
     }
-    let rev = |l: &str| l.rsplit(", ").collect::<Vec<_>>().join(", ");
-    Some(format!("{indent}scf.parallel ({}) = ({}) to ({}) step ({}){tail}", rev(ivs), rev(lbs), rev(ubs), rev(steps)))
+    let rev = |l: &[&str]| l.iter().rev().copied().collect::<Vec<_>>().join(", ");
+    Some(format!(
+        "{}scf.parallel ({}) = ({}) to ({}) step ({}){}",
+        h.indent,
+        rev(&h.ivs),
+        rev(&h.lbs),
+        rev(&h.ubs),
+        rev(&h.steps),
+        h.tail
+    ))
 }
 
 #[cfg(test)]
