@@ -19,7 +19,8 @@
 //! else in the body may write the buffer, and the loaded and stored element is the same
 //! one every iteration).
 
-use super::hostwrap::{defined, memref_elem, uses};
+use super::hostwrap::{defined, memref_elem, rename, uses};
+use std::collections::HashMap;
 
 /// Rewrites every qualifying nest of `text`; see the module docs.
 pub fn registerize(text: &str) -> String {
@@ -143,17 +144,15 @@ impl Nest {
             out += &format!("{}{name} = {head} iter_args({}) -> ({types}) {{\n", indent(lines[h]), args.join(", "));
         }
         let last = depth - 1;
-        let rename = |l: &str| {
-            accs.iter().enumerate().fold(l.to_string(), |l, (k, a)| replace_name(&l, &a.loaded, &carried(last, k)))
-        };
+        let carry: HashMap<String, String> =
+            accs.iter().enumerate().map(|(k, a)| (a.loaded.clone(), carried(last, k))).collect();
         let skip: Vec<usize> = accs.iter().flat_map(|a| [a.load, a.store]).collect();
-        for (k, l) in lines[self.body.clone()].iter().enumerate().filter(|(k, _)| !skip.contains(k)) {
-            let _ = k;
-            out += &rename(l);
+        for (_, l) in lines[self.body.clone()].iter().enumerate().filter(|(k, _)| !skip.contains(k)) {
+            out += &rename(l, &carry);
             out.push('\n');
         }
-        let body_indent = indent(lines[self.body.start.min(lines.len() - 1)]);
-        let yielded: Vec<String> = accs.iter().map(|a| rename(&a.stored)).collect();
+        let body_indent = indent(lines[self.body.start]);
+        let yielded: Vec<String> = accs.iter().map(|a| rename(&a.stored, &carry)).collect();
         out += &format!("{body_indent}scf.yield {} : {types}\n", yielded.join(", "));
         // Close the levels from the innermost out; each outer one yields the inner results.
         for level in (0..depth).rev() {
@@ -230,21 +229,6 @@ impl Acc {
             stored: stored.to_string(),
         })
     }
-}
-
-/// `line` with every whole occurrence of the SSA name `from` replaced by `to`.
-fn replace_name(line: &str, from: &str, to: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut rest = line;
-    while let Some(i) = rest.find(from) {
-        let after = rest[i + from.len()..].chars().next();
-        let whole = !after.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$' || c == '.' || c == '#');
-        out.push_str(&rest[..i]);
-        out.push_str(if whole { to } else { from });
-        rest = &rest[i + from.len()..];
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]

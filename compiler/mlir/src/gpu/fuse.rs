@@ -27,7 +27,7 @@
 /// The SSA name `memref.distinct_objects` results take (`%archc_distinct#i`).
 const DISTINCT: &str = "%archc_distinct";
 
-use super::hostwrap::{map_bodies, split_ops, TopOp};
+use super::hostwrap::{map_bodies, rename, split_ops, TopOp};
 use std::collections::{HashMap, HashSet};
 
 /// Routes each function's buffers through one `memref.distinct_objects`; see the module
@@ -156,24 +156,6 @@ fn memref_params(head: &str) -> Vec<(String, String)> {
         .filter_map(|p| p.split_once(": ").filter(|(_, ty)| ty.starts_with("memref<")))
         .map(|(name, ty)| (name.to_string(), ty.to_string()))
         .collect()
-}
-
-/// `line` with every SSA name that is a key of `to` replaced by its value.
-fn rename(line: &str, to: &HashMap<String, String>) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut rest = line;
-    while let Some(i) = rest.find('%') {
-        out.push_str(&rest[..i]);
-        let tail = &rest[i..];
-        let end = 1 + tail[1..]
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$' || c == '.' || c == '#'))
-            .unwrap_or(tail.len() - 1);
-        let token = &tail[..end];
-        out.push_str(to.get(token).map_or(token, String::as_str));
-        rest = &tail[end..];
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]

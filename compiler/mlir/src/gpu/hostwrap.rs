@@ -20,6 +20,8 @@
 //! around it, order kept. Nothing else changes. It returns the new text and the number
 //! of top-level compute ops still on the host.
 
+use std::collections::HashMap;
+
 /// Ops allowed inside a wrapped region (by op name).
 fn inner_allowed(op: &str) -> bool {
     op.starts_with("arith.")
@@ -431,6 +433,24 @@ fn reverse_header(line: &str) -> Option<String> {
         rev(&h.steps),
         h.tail
     ))
+}
+
+/// `line` with every SSA name that is a key of `to` replaced by its value.
+pub(crate) fn rename(line: &str, to: &HashMap<String, String>) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let end = 1 + tail[1..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$' || c == '.' || c == '#'))
+            .unwrap_or(tail.len() - 1);
+        let token = &tail[..end];
+        out.push_str(to.get(token).map_or(token, String::as_str));
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
