@@ -62,7 +62,7 @@ fn rewrite(line: &str, constants: &HashMap<String, u64>, n: usize) -> Option<Str
     let sizes: Vec<u64> = ubs.iter().map(value).collect::<Option<_>>()?;
     let zero = lbs.iter().all(|l| value(l) == Some(0));
     let one = steps.iter().all(|s| value(s) == Some(1));
-    if ivs.len() < 2 || !zero || !one || sizes[0] % BLOCK as u64 == 0 || sizes.contains(&0) {
+    if ivs.len() < 2 || !zero || !one || sizes[0].is_multiple_of(BLOCK as u64) || sizes.contains(&0) {
         return None;
     }
     let total = sizes.iter().try_fold(1u64, |p, &s| p.checked_mul(s))?;
