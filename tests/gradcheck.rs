@@ -236,6 +236,10 @@ fn cases() -> Vec<Case> {
         let op = Op::Conv { stride: vec![1, 2], padding: vec![(1, 1), (0, 1)], dilation: vec![1, 1], groups: 1 };
         b.op(p, op, &[x[0], x[1]])
     }));
+    v.push(case("conv2d_pointwise", &["f64[2, 3, 4, 2]", "f64[5, 3, 1, 1]"], |b, p, x| {
+        let op = Op::Conv { stride: vec![1, 1], padding: vec![(0, 0), (0, 0)], dilation: vec![2, 1], groups: 1 };
+        b.op(p, op, &[x[0], x[1]])
+    }));
     v.push(case("pool_max", &["f64[2, 2, 7]"], |b, p, x| {
         let op = Op::Pool { op: PoolOp::Max, window: vec![3], stride: vec![2], padding: vec![(1, 1)] };
         b.op(p, op, &[x[0]])

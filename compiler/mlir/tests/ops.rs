@@ -589,6 +589,8 @@ fn matmul_and_einsum() {
     let v = m.arg("f32[6]");
     let q = m.arg("f32[2, 2, 3, 4]");
     let k = m.arg("f32[2, 2, 5, 4]");
+    let la = m.arg("f32[8, 3, 600]");
+    let lb = m.arg("f32[8, 2, 600]");
     m.emit(Op::MatMul, &[a2, b2], "matmul rank 2");
     m.emit(Op::MatMul, &[a3, b3], "matmul rank 3");
     m.emit(Op::MatMul, &[a4, b4], "matmul rank 4");
@@ -603,6 +605,18 @@ fn matmul_and_einsum() {
     let w4 = m.op_as(Op::Cast, &[b4], "c64[2, 2, 4, 3]");
     m.emit(Op::MatMul, &[z4, w4], "matmul c64 rank 4");
     m.emit(Op::MatMul, &[fa, fb], "matmul f64 rank 2");
+    // Products summed over their batch (lowered as one: see `FnLower::summed_matmul`):
+    // short f32 sums, long ones (8 x 600 terms, one operand a transposed view), and a
+    // product also read on its own.
+    let sum0 = reduce(ReduceOp::Sum, &[0], false);
+    let p3 = m.op(Op::MatMul, &[a3, b3]);
+    m.emit(sum0.clone(), &[p3], "sum over the batch of matmul rank 3");
+    let lt = m.op(Op::Permute(vec![0, 2, 1]), &[lb]);
+    let pl = m.op(Op::MatMul, &[la, lt]);
+    m.emit(sum0.clone(), &[pl], "sum over the batch of a long matmul");
+    let pr = m.op(Op::MatMul, &[a3, b3]);
+    m.emit(sum0, &[pr], "sum over the batch of a matmul also read");
+    m.emit(Op::Unary(UnaryOp::Neg), &[pr], "neg(the matmul summed above)");
     let es = |s: &str| Op::Einsum(s.into());
     m.emit(es("ij,jk->ik"), &[a2, b2], "ij,jk->ik");
     m.emit(es("ij,jk->ki"), &[a2, b2], "ij,jk->ki");
@@ -649,6 +663,10 @@ fn conv_and_pool() {
     let xf = m.arg("f64[2, 4, 9]");
     let wf = m.arg("f64[6, 2, 3]");
     let neg = m.arg("f32[2, 2, 7]");
+    let w_pt = m.arg("f32[3, 4, 1]");
+    let w_pt2 = m.arg("f32[5, 4, 1, 1]");
+    let w_ptf = m.arg("f64[2, 4, 1]");
+    let w_ptt = m.arg("f32[3, 9, 1]");
     let conv = |stride: &[i64], padding: &[(i64, i64)], dilation: &[i64], groups| Op::Conv {
         stride: stride.to_vec(),
         padding: padding.to_vec(),
@@ -662,6 +680,12 @@ fn conv_and_pool() {
     m.emit(conv(&[2, 1], &[(0, 1), (2, 0)], &[2, 1], 2), &[x3, w3], "conv2d dilation (2, 1), groups 2");
     m.emit(conv(&[1], &[(2, 1)], &[1], 3), &[x4, w4], "conv1d depthwise");
     m.emit(conv(&[2], &[(1, 2)], &[2], 2), &[xf, wf], "conv1d f64");
+    // Pointwise (one batched product reading the weight through a stride-0 view).
+    m.emit(conv(&[1], &[(0, 0)], &[1], 1), &[x1, w_pt], "conv1d pointwise");
+    m.emit(conv(&[1, 1], &[(0, 0), (0, 0)], &[2, 1], 1), &[x3, w_pt2], "conv2d pointwise");
+    m.emit(conv(&[1], &[(0, 0)], &[3], 1), &[xf, w_ptf], "conv1d pointwise f64");
+    let xt = m.op(Op::Permute(vec![0, 2, 1]), &[x1]);
+    m.emit(conv(&[1], &[(0, 0)], &[1], 1), &[xt, w_ptt], "conv1d pointwise of a transposed input");
     let pool = |op, window: &[i64], stride: &[i64], padding: &[(i64, i64)]| Op::Pool {
         op,
         window: window.to_vec(),
@@ -1392,6 +1416,10 @@ fn gradients_of_windows_and_movement() {
         ("f32[2, 2, 5]", In::Any),    // 20: gather along axis 2 (21: indices)
         ("i64[2, 3]", In::Index(5)),  //
         ("f32[2, 3, 4]", In::Any),    // 22: permute
+        ("f32[2, 4, 9]", In::Any),    // 23, 24: pointwise conv1d of a transposed input
+        ("f32[3, 9, 1]", In::Any),    //
+        ("f32[2, 4, 3, 2]", In::Any), // 25, 26: pointwise conv2d
+        ("f32[2, 4, 1, 1]", In::Any), //
     ];
     grad_check("grad_windows_movement", &inputs, vec![], |b, p, x| {
         let mut ys: Vec<(ValueId, String)> = Vec::new();
@@ -1407,6 +1435,11 @@ fn gradients_of_windows_and_movement() {
         ys.push((y, label("conv2d", &[2, 3])));
         let y = b.op(p, conv(&[1], &[(2, 1)], &[1], 3), &[x[4], x[5]]);
         ys.push((y, label("conv1d depthwise", &[4, 5])));
+        let xt = b.op(p, Op::Permute(vec![0, 2, 1]), &[x[23]]);
+        let y = b.op(p, conv(&[1], &[(0, 0)], &[1], 1), &[xt, x[24]]);
+        ys.push((y, label("conv1d pointwise", &[23, 24])));
+        let y = b.op(p, conv(&[1, 1], &[(0, 0), (0, 0)], &[1, 1], 1), &[x[25], x[26]]);
+        ys.push((y, label("conv2d pointwise", &[25, 26])));
         let pool = Op::Pool { op: PoolOp::Max, window: vec![3], stride: vec![2], padding: vec![(1, 1)] };
         ys.push((b.op(p, pool, &[x[6]]), label("pool.max", &[6])));
         let pool = Op::Pool { op: PoolOp::Avg, window: vec![2, 2], stride: vec![2, 1], padding: vec![(1, 0), (0, 0)] };

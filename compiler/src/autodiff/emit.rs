@@ -247,6 +247,9 @@ impl<'a> Emitter<'a> {
     pub fn flip(&mut self, x: V, axis: usize) -> Res<V> {
         let t = self.ty(x);
         let n = t.shape[axis].as_const().ok_or("flip needs a constant axis size")?;
+        if n == 1 {
+            return Ok(x);
+        }
         let iota = self.op(Op::Iota { axis: 0 }, &[], Some(TensorType::new(DType::I64, vec![Dim::constant(n)])))?;
         let last = self.fill((n - 1) as f64, &TensorType::new(DType::I64, vec![Dim::constant(n)]))?;
         let idx = self.bin(BinaryOp::Sub, last, iota)?;

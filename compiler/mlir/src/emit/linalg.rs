@@ -29,6 +29,24 @@ pub const LONG_SUM: usize = 1024;
 /// 5120 terms, was 1.1e-5 off in f32). Sums of a run-time length count as long.
 pub const LONG_GEMM: usize = 4096;
 
+/// The type every runtime product operand is cast to: rank `r`, any offset and strides.
+fn dyn_view(r: usize, dt: DType) -> String {
+    let t = super::types::elem(dt);
+    format!("memref<{}{t}, strided<[{}], offset: ?>>", "?x".repeat(r), vec!["?"; r].join(", "))
+}
+
+/// Whether a convolution is a per-position product over channels that the runtime's
+/// `gemm` can run in place: a window of one, unit stride, no padding, one group, an f32
+/// or f64 sum short enough to stay in its dtype (see [`LONG_GEMM`]).
+fn pointwise(x: &V, w: &V, spec: &ConvSpec) -> bool {
+    let short = x.dtype == DType::F64 || (x.dtype == DType::F32 && !at_least(&x.shape[1], LONG_GEMM));
+    short
+        && spec.groups == 1
+        && spec.stride.iter().all(|&s| s == 1)
+        && spec.padding.iter().all(|&p| p == (0, 0))
+        && w.shape[2..].iter().all(|d| d.as_const() == Some(1))
+}
+
 /// Whether a sum of `n` terms is at least `limit` long (a run-time length is).
 fn at_least(n: &Dim, limit: usize) -> bool {
     n.as_const().is_none_or(|c| c >= limit as i64)
@@ -268,7 +286,7 @@ impl FnLower<'_, '_, '_> {
         if (r == 2 || r == 3) && matches!(out.0, DType::F32 | DType::F64) {
             if out.0 == DType::F32 && at_least(&a.shape[r - 1], LONG_GEMM) {
                 // Long f32 sums (weight gradients over batch x positions) run in f64.
-                let (a64, b64) = (self.cast(a, DType::F64), self.cast(b, DType::F64));
+                let (a64, b64) = (self.cast_operand(a, DType::F64), self.cast_operand(b, DType::F64));
                 let y = self.library_matmul(&a64, &b64, &(DType::F64, out.1.clone()));
                 return self.cast(&y, DType::F32);
             }
@@ -301,27 +319,64 @@ impl FnLower<'_, '_, '_> {
         self.contract(&[Operand::new(a, am), Operand::new(b, bm)], out.0, &out.1, om, &iters, &red)
     }
 
+    /// `sum_i (a[i] @ b[i])` for `a: [B, M, K]`, `b: [B, K, N]`: one batched product, then
+    /// a sum over the batch. f32 products whose sums have at least [`LONG_GEMM`] terms in
+    /// all (`B * K`) run and are summed in f64, the result rounded once.
+    pub fn summed_matmul(&mut self, a: &V, b: &V, out: &Ty) -> Result<V, String> {
+        let terms = a.shape[0].mul(&a.shape[2]);
+        let wide = out.0 == DType::F32 && at_least(&terms, LONG_GEMM);
+        let dt = if wide { DType::F64 } else { out.0 };
+        let (a2, b2) = (self.cast_operand(a, dt), self.cast_operand(b, dt));
+        let products = (dt, vec![a.shape[0].clone(), a.shape[1].clone(), b.shape[2].clone()]);
+        let p = self.matmul(&a2, &b2, &products);
+        let s = self.reduce(ReduceOp::Sum, &[0], false, &p, &(dt, out.1.clone()))?;
+        Ok(if wide { self.cast(&s, out.0) } else { s })
+    }
+
+    /// `v` cast to `dt` for a matrix product: a swapped value (see [`Self::swapped_view`])
+    /// is cast before the swap, so the product still reads it as a view.
+    fn cast_operand(&mut self, v: &V, dt: DType) -> V {
+        if v.dtype == dt {
+            return v.clone();
+        }
+        let Some(source) = self.swapped.get(&v.name).cloned() else { return self.cast(v, dt) };
+        let c = self.cast(&source, dt);
+        let r = c.rank();
+        let mut perm: Vec<usize> = (0..r).collect();
+        perm.swap(r - 2, r - 1);
+        self.permute(&c, &perm)
+    }
+
     /// `a @ b` by the runtime's `gemm` kernels (`archc_matmul_*` / `archc_bmm_*`): the
     /// operands' buffers are read in place, the result is a fresh buffer.
     fn library_matmul(&mut self, a: &V, b: &V, out: &Ty) -> V {
-        let r = a.rank();
+        let dyn_ty = dyn_view(a.rank(), out.0);
+        let ca = self.matmul_operand(a, &dyn_ty);
+        let cb = self.matmul_operand(b, &dyn_ty);
+        self.library_call(&ca, &cb, out)
+    }
+
+    /// `a` as a product operand: its buffer (or, for a swapped value, the strided view of
+    /// its source) cast to `dyn_ty`.
+    fn matmul_operand(&mut self, v: &V, dyn_ty: &str) -> String {
+        if let Some(source) = self.swapped.get(&v.name).cloned() {
+            return self.swapped_view(&source, dyn_ty);
+        }
+        let m = super::types::memref(v.dtype, &v.shape);
+        let buf = self.b.assign(format!("bufferization.to_buffer {} read_only : {} to {m}", v.name, v.ty()));
+        self.b.assign(format!("memref.cast {buf} : {m} to {dyn_ty}"))
+    }
+
+    /// The runtime call `out = a @ b` on two operand views of type [`dyn_view`].
+    fn library_call(&mut self, ca: &str, cb: &str, out: &Ty) -> V {
+        let r = out.1.len();
         let t = super::types::elem(out.0);
         let sym = format!("archc_{}_{t}", if r == 2 { "matmul" } else { "bmm" });
-        let dyn_ty = format!("memref<{}{t}, strided<[{}], offset: ?>>", "?x".repeat(r), vec!["?"; r].join(", "));
+        let dyn_ty = dyn_view(r, out.0);
         self.em.externs.insert(
             sym.clone(),
             format!("func.func private @{sym}({dyn_ty}, {dyn_ty}, {dyn_ty}) attributes {{llvm.emit_c_interface}}"),
         );
-        let cast = |l: &mut Self, v: &V| {
-            if let Some(source) = l.swapped.get(&v.name).cloned() {
-                return l.swapped_view(&source, &dyn_ty);
-            }
-            let m = super::types::memref(v.dtype, &v.shape);
-            let buf = l.b.assign(format!("bufferization.to_buffer {} read_only : {} to {m}", v.name, v.ty()));
-            l.b.assign(format!("memref.cast {buf} : {m} to {dyn_ty}"))
-        };
-        let ca = cast(self, a);
-        let cb = cast(self, b);
         let mc_ty = super::types::memref(out.0, &out.1);
         let mc = self.b.alloc(out.0, &out.1);
         let cc = self.b.assign(format!("memref.cast {mc} : {mc_ty} to {dyn_ty}"));
@@ -329,6 +384,21 @@ impl FnLower<'_, '_, '_> {
         let name =
             self.b.assign(format!("bufferization.to_tensor {mc} restrict : {mc_ty} to {}", tensor(out.0, &out.1)));
         V { name, dtype: out.0, shape: out.1.clone() }
+    }
+
+    /// The `[O, C, 1, ...]` weight `w` as a `[batch, O, C]` view of type `dyn_ty` whose
+    /// batch stride is 0: every batch entry reads the one matrix.
+    fn batch_broadcast_view(&mut self, w: &V, batch: &Dim, dyn_ty: &str) -> String {
+        let m = super::types::memref(w.dtype, &w.shape);
+        let buf = self.b.assign(format!("bufferization.to_buffer {} read_only : {} to {m}", w.name, w.ty()));
+        let (o, c) = (w.shape[0].clone(), w.shape[1].clone());
+        let sizes: Vec<String> = [batch, &o, &c].iter().map(|d| self.b.size(d)).collect();
+        let (zero, one) = (self.b.index(0), self.b.index(1));
+        let row = sizes[2].clone();
+        self.b.assign(format!(
+            "memref.reinterpret_cast {buf} to offset: [{zero}], sizes: [{}], strides: [{zero}, {row}, {one}] : {m} to {dyn_ty}",
+            sizes.join(", ")
+        ))
     }
 
     /// `source` with its last two axes swapped, as a strided view of its buffer cast to
@@ -483,10 +553,35 @@ impl FnLower<'_, '_, '_> {
     /// Cross-correlation with groups. Floats go through im2col and the runtime's batched
     /// matmul ([`Self::conv_gemm`]); other dtypes through one `linalg.generic`.
     pub fn conv(&mut self, x: &V, w: &V, spec: &ConvSpec, out: &Ty) -> Result<V, String> {
+        if pointwise(x, w, spec) {
+            return Ok(self.conv_pointwise(x, w, out));
+        }
         if x.dtype.is_float() {
             return self.conv_gemm(x, w, spec, out);
         }
         self.conv_generic(x, w, spec, out)
+    }
+
+    /// A pointwise convolution ([`pointwise`]): `y[b] = w @ x[b]` for every batch entry, one
+    /// batched product whose weight operand is a stride-0 view; no copies (the spatial
+    /// axes are flattened in place).
+    fn conv_pointwise(&mut self, x: &V, w: &V, out: &Ty) -> V {
+        let nd = x.rank() - 2;
+        let (bsz, c) = (x.shape[0].clone(), x.shape[1].clone());
+        let s_all = product(&x.shape[2..]);
+        let flat_groups = [vec![0], vec![1], (2..2 + nd).collect()];
+        let x3 = match nd {
+            1 => x.clone(),
+            _ => self.regroup(x, &[bsz.clone(), c, s_all.clone()], &flat_groups, false),
+        };
+        let dyn_ty = dyn_view(3, x.dtype);
+        let cw = self.batch_broadcast_view(w, &bsz, &dyn_ty);
+        let cx = self.matmul_operand(&x3, &dyn_ty);
+        let y = self.library_call(&cw, &cx, &(x.dtype, vec![bsz, w.shape[0].clone(), s_all]));
+        match nd {
+            1 => y,
+            _ => self.regroup(&y, &out.1, &flat_groups, true),
+        }
     }
 
     /// im2col: the padded input gathered into `col[G, C/G * K, B * S]` (`K` the window,

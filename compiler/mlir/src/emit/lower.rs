@@ -5,9 +5,9 @@
 use super::builder::{Builder, V};
 use super::types::tensor;
 use super::{concrete, EmitError, Emitter, Job, Ty};
-use archc_compiler::tir::{Func, Inst, Op, ValueId};
+use archc_compiler::tir::{Func, Inst, Op, ReduceOp, ValueId};
 use archc_runtime::interp::bind::DimEnv;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Per-function lowering state.
 pub(crate) struct FnLower<'e, 'p, 'l> {
@@ -18,25 +18,32 @@ pub(crate) struct FnLower<'e, 'p, 'l> {
     /// Dynamic symbols (read from argument axes at run time).
     pub dynamic: Vec<(String, usize, usize)>,
     vals: HashMap<ValueId, V>,
-    plan: SpectralPlan,
+    plan: Plan,
     /// Results of transposes that swap the last two axes, by SSA name: their source, so
     /// that a matrix product reads it as a strided view instead (see `library_matmul`).
     pub swapped: HashMap<String, V>,
 }
 
-/// Spectral shortcuts found before lowering (see the `fft` module).
+/// Shortcuts found before lowering: spectral ones (see the `fft` module) and batched
+/// products summed over their batch.
 #[derive(Default)]
-struct SpectralPlan {
+struct Plan {
     /// `rfft` results read only through leading slices: the coefficients to compute.
     rfft_keep: HashMap<ValueId, usize>,
     /// `irfft` results whose operand is `complex(concat(re, 0), concat(im, 0))`.
     irfft_parts: HashMap<ValueId, (ValueId, ValueId)>,
+    /// `reduce.sum` over axis 0 of a rank-3 `matmul` used nowhere else: the product's
+    /// operands; the product is lowered with the sum ([`FnLower::summed_matmul`]).
+    summed: HashMap<ValueId, (ValueId, ValueId)>,
+    /// Those products, not lowered on their own.
+    deferred: HashSet<ValueId>,
 }
 
-impl SpectralPlan {
-    fn of(func: &Func, env: &DimEnv) -> SpectralPlan {
+impl Plan {
+    fn of(func: &Func, env: &DimEnv) -> Plan {
         let def: HashMap<ValueId, &Inst> = func.body.iter().map(|i| (i.result, i)).collect();
-        let mut plan = SpectralPlan::default();
+        let mut plan = Plan::default();
+        (plan.summed, plan.deferred) = summed_products(func, &def);
         for inst in &func.body {
             match &inst.op {
                 Op::Rfft { axis } if !func.results.contains(&inst.result) => {
@@ -78,10 +85,32 @@ impl SpectralPlan {
     }
 }
 
+/// `reduce.sum` results over axis 0 (not kept) of rank-3 `matmul` results that nothing
+/// else reads, mapped to the product's operands; and the products.
+fn summed_products(
+    func: &Func,
+    def: &HashMap<ValueId, &Inst>,
+) -> (HashMap<ValueId, (ValueId, ValueId)>, HashSet<ValueId>) {
+    let mut uses: HashMap<ValueId, usize> = HashMap::new();
+    for v in func.body.iter().flat_map(|i| i.args.iter()).chain(&func.results) {
+        *uses.entry(*v).or_default() += 1;
+    }
+    let (mut summed, mut deferred) = (HashMap::new(), HashSet::new());
+    for inst in &func.body {
+        let Op::Reduce { op: ReduceOp::Sum, axes, keepdim: false } = &inst.op else { continue };
+        let Some(p) = def.get(&inst.args[0]).filter(|p| p.op == Op::MatMul) else { continue };
+        if axes == &[0] && p.ty.rank() == 3 && uses.get(&p.result) == Some(&1) {
+            summed.insert(inst.result, (p.args[0], p.args[1]));
+            deferred.insert(p.result);
+        }
+    }
+    (summed, deferred)
+}
+
 pub(crate) fn lower_func(em: &mut Emitter, job: &Job) -> Result<String, EmitError> {
     let func: &Func = em.program.func(&job.func).expect("requested functions exist");
     let func = func.clone();
-    let plan = SpectralPlan::of(&func, &job.env);
+    let plan = Plan::of(&func, &job.env);
     let mut l = FnLower {
         em,
         b: Builder::new(),
@@ -141,6 +170,12 @@ impl FnLower<'_, '_, '_> {
     }
 
     fn inst(&mut self, inst: &Inst) -> Result<(), String> {
+        if let Some(operands) = self.plan.summed.get(&inst.result).copied() {
+            return self.summed_inst(inst, operands);
+        }
+        if self.plan.deferred.contains(&inst.result) {
+            return Ok(()); // Lowered with its sum.
+        }
         let args: Vec<V> = inst.args.iter().map(|a| self.get(*a)).collect::<Result<_, _>>()?;
         let outs: Vec<Ty> =
             inst.results().map(|(_, t)| concrete(t, &self.env, &self.dynamic)).collect::<Result<_, _>>()?;
@@ -155,6 +190,16 @@ impl FnLower<'_, '_, '_> {
             }
             self.vals.insert(r, v);
         }
+        Ok(())
+    }
+
+    /// `inst`, the sum over the batch of the product of `operands` (see [`Plan::summed`]).
+    fn summed_inst(&mut self, inst: &Inst, operands: (ValueId, ValueId)) -> Result<(), String> {
+        let a = self.get(operands.0)?;
+        let b = self.get(operands.1)?;
+        let out = concrete(&inst.ty, &self.env, &self.dynamic)?;
+        let v = self.summed_matmul(&a, &b, &out)?;
+        self.vals.insert(inst.result, v);
         Ok(())
     }
 

@@ -3,13 +3,16 @@
 //!   correlated with the kernel flipped along its spatial axes and with input/output
 //!   channels swapped per group; then the forward padding is cropped.
 //! - `dw`: a grouped convolution of the padded input (channels as batch, batch as
-//!   channels) with the cotangent as kernel, stride and dilation exchanged.
+//!   channels) with the cotangent as kernel, stride and dilation exchanged; for a
+//!   pointwise convolution (window of one, unit stride, no padding, one group) the sum
+//!   over batch entries of `ct[b] @ x[b]ᵀ` instead, which backends run as one batched
+//!   product without moving either operand.
 //! - pooling: each window offset contributes its strided slice (masked by "is the max"
 //!   for max pooling, divided by the window size for average pooling), dilated and
 //!   shifted back into place.
 
 use super::super::emit::{Emitter, Res, V};
-use crate::tir::{BinaryOp, Dim, Op, PoolOp};
+use crate::tir::{BinaryOp, Dim, Op, PoolOp, ReduceOp};
 
 pub struct ConvAttrs<'a> {
     pub stride: &'a [i64],
@@ -69,6 +72,9 @@ fn conv_input(e: &mut Emitter, c: &ConvAttrs, x: V, w: V, ct: V) -> Res<V> {
 }
 
 fn conv_weight(e: &mut Emitter, c: &ConvAttrs, x: V, w: V, ct: V) -> Res<V> {
+    if pointwise(e, c, w) {
+        return pointwise_weight(e, x, w, ct);
+    }
     let xt = e.ty(x);
     let wt = e.ty(w);
     let ctt = e.ty(ct);
@@ -116,6 +122,31 @@ fn conv_weight(e: &mut Emitter, c: &ConvAttrs, x: V, w: V, ct: V) -> Res<V> {
     let mut back = vec![1, 0];
     back.extend(2..2 + n);
     e.permute(dw, back)
+}
+
+/// A window of one, unit stride, no padding, one group.
+fn pointwise(e: &Emitter, c: &ConvAttrs, w: V) -> bool {
+    let unit = |d: &Dim| d.as_const() == Some(1);
+    c.groups == 1
+        && c.stride.iter().all(|&s| s == 1)
+        && c.padding.iter().all(|&p| p == (0, 0))
+        && e.ty(w).shape[2..].iter().all(unit)
+}
+
+/// `dw[o, c] = sum_b (ct[b] @ x[b]ᵀ)[o, c]` over the flattened spatial axes.
+fn pointwise_weight(e: &mut Emitter, x: V, w: V, ct: V) -> Res<V> {
+    let (xt, ctt, wt) = (e.ty(x), e.ty(ct), e.ty(w));
+    let b = xt.shape[0].clone();
+    let flat = |t: &crate::tir::TensorType| {
+        let s = t.shape[2..].iter().fold(Dim::constant(1), |acc, d| acc.mul(d));
+        vec![b.clone(), t.shape[1].clone(), s]
+    };
+    let x3 = e.reshape(x, flat(&xt))?;
+    let ct3 = e.reshape(ct, flat(&ctt))?;
+    let xs = e.permute(x3, vec![0, 2, 1])?;
+    let per_batch = e.op(Op::MatMul, &[ct3, xs], None)?;
+    let dw = e.op(Op::Reduce { op: ReduceOp::Sum, axes: vec![0], keepdim: false }, &[per_batch], None)?;
+    e.reshape(dw, wt.shape.clone())
 }
 
 #[allow(clippy::too_many_arguments)]
