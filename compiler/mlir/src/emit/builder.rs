@@ -213,6 +213,11 @@ impl Builder {
         r
     }
 
+    /// Whether ops are being emitted at the function's top level (not inside a region).
+    pub fn at_top_level(&self) -> bool {
+        self.indent == 2
+    }
+
     pub fn indent(&mut self) {
         self.indent += 1;
     }

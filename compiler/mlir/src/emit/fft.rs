@@ -1,7 +1,9 @@
 //! `rfft` / `irfft` as DFT matrix products on the runtime's `gemm` kernels: the transform
 //! axis is moved last and the other axes flattened, so a transform is `[R, n] @ [n, 2k]`
 //! (cosine and negated sine columns side by side) or `[R, 2k] @ [2k, n]`. Twiddle tables
-//! are computed in f64 by a `linalg.generic` (angles reduced modulo `n` first).
+//! are computed in f64 by a `linalg.generic` (angles reduced modulo `n` first), once per
+//! function for each table shape: a train step's transforms, forward and backward, share
+//! them ([`FnLower::tables`]).
 //! Conventions are numpy's (see the interpreter's `fft` module).
 //!
 //! Only the coefficients a program uses are computed: an `rfft` read only through
@@ -16,14 +18,21 @@ use super::Ty;
 use archc_compiler::tir::{DType, Dim};
 
 impl FnLower<'_, '_, '_> {
-    /// A `[rows, cols]` table of `dtype` whose entry is `f(builder, row, col)` (f64).
+    /// A `[rows, cols]` table of `dtype` whose entry is `f(builder, row, col)` (f64),
+    /// computed on first use (`inverse` and the sizes name it) and shared after, where the
+    /// builder is at the function's top level (where every later use is dominated).
     fn table(
         &mut self,
-        rows: usize,
-        cols: usize,
+        inverse: bool,
+        (rows, cols): (usize, usize),
         dtype: DType,
         f: impl FnOnce(&mut Builder, &str, &str) -> String,
     ) -> V {
+        let key = (inverse, rows, cols, dtype);
+        let shared = self.b.at_top_level();
+        if let Some(t) = self.tables.get(&key).filter(|_| shared) {
+            return t.clone();
+        }
         let init = self.b.empty(dtype, &ds(&[rows, cols]));
         let mut r = self.b.generic(&[], &[Operand::identity(&init)], &[Iter::Par, Iter::Par], |b, _| {
             let i = b.loop_index(0);
@@ -31,12 +40,16 @@ impl FnLower<'_, '_, '_> {
             let v = f(b, &i, &j);
             vec![scalar::cast(b, DType::F64, dtype, &v)]
         });
-        r.remove(0)
+        let t = r.remove(0);
+        if shared {
+            self.tables.insert(key, t.clone());
+        }
+        t
     }
 
     /// `[n, 2k]`: column `j < k` is `cos(2 pi j t / n)`, column `k + j` is `-sin(...)`.
     fn forward_table(&mut self, n: usize, k: usize, dtype: DType) -> V {
-        self.table(n, 2 * k, dtype, |b, t, j| {
+        self.table(false, (n, 2 * k), dtype, |b, t, j| {
             let (freq, is_sin) = split_column(b, j, k);
             let (cos, sin) = angle(b, &freq, t, n);
             let nsin = b.assign(format!("arith.negf {sin} : f64"));
@@ -48,7 +61,7 @@ impl FnLower<'_, '_, '_> {
     /// `-s_j sin(...) / n`, with `c_j = 1` at DC and (even `n`) Nyquist, else 2, and
     /// `s_j` the same but 0 at DC and Nyquist (their imaginary parts are ignored).
     fn inverse_table(&mut self, k: usize, n: usize, dtype: DType) -> V {
-        self.table(2 * k, n, dtype, |b, j, t| {
+        self.table(true, (2 * k, n), dtype, |b, j, t| {
             let (freq, is_sin) = split_column(b, j, k);
             let (cos, sin) = angle(b, &freq, t, n);
             let f64v = b.assign(format!("arith.index_cast {freq} : index to i64"));

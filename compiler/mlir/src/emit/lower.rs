@@ -5,7 +5,7 @@
 use super::builder::{Builder, V};
 use super::types::tensor;
 use super::{concrete, EmitError, Emitter, Job, Ty};
-use archc_compiler::tir::{Func, Inst, Op, ReduceOp, ValueId};
+use archc_compiler::tir::{DType, Func, Inst, Op, ReduceOp, ValueId};
 use archc_runtime::interp::bind::DimEnv;
 use std::collections::{HashMap, HashSet};
 
@@ -22,6 +22,8 @@ pub(crate) struct FnLower<'e, 'p, 'l> {
     /// Results of transposes that swap the last two axes, by SSA name: their source, so
     /// that a matrix product reads it as a strided view instead (see `library_matmul`).
     pub swapped: HashMap<String, V>,
+    /// DFT twiddle tables computed so far, by (inverse, rows, cols, dtype).
+    pub tables: HashMap<(bool, usize, usize, DType), V>,
 }
 
 /// Shortcuts found before lowering: spectral ones (see the `fft` module) and batched
@@ -119,6 +121,7 @@ pub(crate) fn lower_func(em: &mut Emitter, job: &Job) -> Result<String, EmitErro
         vals: HashMap::new(),
         plan,
         swapped: HashMap::new(),
+        tables: HashMap::new(),
     };
     let mut params = vec!["%seed: i64".to_string(), "%fkey: i64".to_string()];
     for (sym, i, axis) in &job.dynamic {
