@@ -277,6 +277,7 @@ fn cases() -> Vec<Case> {
         let z = b.op(p, Op::Complex, &[re, im]);
         b.op_as(p, Op::Irfft { axis: 1, n: Dim::constant(6) }, &[z], "f64[2, 6]")
     }));
+    v.push(case("spectral_layer", &["f64[2, 10]", "f64[2, 3]"], spectral_layer));
     v.push(case("complex_mul", &["f64[3]", "f64[3]", "f64[3]", "f64[3]"], |b, p, x| {
         let c: Vec<ValueId> = x.iter().map(|&v| b.op_as(p, Op::Cast, &[v], "f32[3]")).collect();
         let u = b.op(p, Op::Complex, &[c[0], c[1]]);
@@ -284,6 +285,28 @@ fn cases() -> Vec<Case> {
         b.op(p, Op::Binary(BinaryOp::Mul), &[u, w])
     }));
     v
+}
+
+/// A spectral convolution's pattern on `x: [2, 10]` with per-mode weights `w: [2, 3]`:
+/// the first 3 bins of `rfft(x)`, scaled, zero-padded back to 6 bins, `irfft` to 10
+/// points.
+fn spectral_layer(b: &mut FuncBuilder, p: &Program, x: &[ValueId]) -> ValueId {
+    let xf = b.op_as(p, Op::Cast, &[x[0]], "f32[2, 10]");
+    let w = b.op_as(p, Op::Cast, &[x[1]], "f32[2, 3]");
+    let spec = b.op(p, Op::Rfft { axis: 1 }, &[xf]);
+    let lead =
+        Op::Slice { start: vec![Dim::constant(0); 2], end: vec![Dim::constant(2), Dim::constant(3)], step: vec![1, 1] };
+    let modes = b.op(p, lead, &[spec]);
+    let zero = b.op_as(p, Op::Const(0.0), &[], "f32[]");
+    let zeros = b.op_as(p, Op::Broadcast, &[zero], "f32[2, 3]");
+    let mut parts = Vec::new();
+    for part in [Op::Real, Op::Imag] {
+        let v = b.op(p, part, &[modes]);
+        let v = b.op(p, Op::Binary(BinaryOp::Mul), &[v, w]);
+        parts.push(b.op(p, Op::Concat { axis: 1 }, &[v, zeros]));
+    }
+    let z = b.op(p, Op::Complex, &parts);
+    b.op_as(p, Op::Irfft { axis: 1, n: Dim::constant(10) }, &[z], "f64[2, 10]")
 }
 
 /// `cell(h: [2, 3], x: [2, 4], w: [4, 3]) -> (tanh(h + x @ w), tanh(h + x @ w) * 2)`.
@@ -368,6 +391,43 @@ fn every_rule_matches_finite_differences() {
     for c in cases() {
         check(&c);
     }
+}
+
+/// The gradient of a spectral layer transforms only the bins the layer keeps: every
+/// `rfft` is read through a slice of its first 3 bins, and every `irfft` operand is
+/// 3 bins of each part followed by zeros (backends lower both as 3-bin transforms).
+#[test]
+fn spectral_layer_gradients_keep_the_truncation() {
+    let c = case("spectral_layer", &["f64[2, 10]", "f64[2, 3]"], spectral_layer);
+    let (p, loss) = program(&c);
+    let main = p.main();
+    let wrt: Vec<ValueId> = c.wrt.iter().map(|&i| main.args[i].0).collect();
+    let g = gradient(main, &FuncTable::new(&p), loss, &wrt).expect("differentiates");
+    let def = |v: ValueId| g.body.iter().find(|i| i.result == v).expect("defined");
+    let three = |v: ValueId| g.type_of(v).expect("typed").shape[1] == Dim::constant(3);
+    let (mut rffts, mut irffts) = (0, 0);
+    for inst in &g.body {
+        match &inst.op {
+            Op::Rfft { .. } => {
+                rffts += 1;
+                let uses: Vec<_> = g.body.iter().filter(|u| u.args.contains(&inst.result)).collect();
+                let sliced = uses.iter().all(|u| matches!(u.op, Op::Slice { .. }) && three(u.result));
+                assert!(sliced, "an rfft read beyond 3 bins:\n{g}");
+            }
+            Op::Irfft { .. } => {
+                irffts += 1;
+                let z = def(inst.args[0]);
+                assert_eq!(z.op, Op::Complex, "{g}");
+                for &part in &z.args {
+                    let c = def(part);
+                    let padded = c.op == (Op::Concat { axis: 1 }) && three(c.args[0]);
+                    assert!(padded, "an irfft operand is not 3 bins and zeros:\n{g}");
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!((rffts, irffts), (2, 2), "forward and backward transforms:\n{g}");
 }
 
 #[test]

@@ -47,6 +47,11 @@ impl<'a> Emitter<'a> {
         }
     }
 
+    /// The instruction defining `v` (none for an argument).
+    pub fn def(&self, v: V) -> Option<&Inst> {
+        self.func.body.iter().rev().find(|i| i.result_ids().any(|r| r == v))
+    }
+
     pub fn op(&mut self, op: Op, args: &[V], declared: Option<TensorType>) -> Res<V> {
         let tys: Vec<TensorType> = args.iter().map(|a| self.ty(*a)).collect();
         let refs: Vec<&TensorType> = tys.iter().collect();

@@ -5,6 +5,13 @@
 //! - `irfft`: `dY_k = rfft(ct)_k * c_k / n`, with the imaginary parts of the DC and
 //!   Nyquist bins (ignored by `irfft`) receiving zero.
 //! - `real`, `imag`, `complex`: the real and imaginary parts move independently.
+//!
+//! Truncated spectra stay truncated: a spectral layer reads the first `k` bins of an
+//! `rfft` and pads `k` bins with zeros before its `irfft`, so the cotangent of that `rfft`
+//! is `k` bins and zeros, and only `k` bins of the `irfft`'s cotangent are read. Both
+//! rules then compute the `k` bins alone and pad with zeros after ([`zero_padded`]),
+//! which backends lower as `k`-column transforms (as in the forward pass); `complex`
+//! and `concat` hand such a padded cotangent back to their operands in pieces.
 
 use super::super::emit::{Emitter, Res, V};
 use crate::tir::{BinaryOp, DType, Dim, Op, TensorType};
@@ -33,28 +40,78 @@ fn bin_weights(e: &mut Emitter, n: &Dim, axis: usize, like: &TensorType, edge: f
     Ok(w)
 }
 
+/// `v` as `head` followed by zeros along `axis` (`concat(head, zeros)`, or a zero `pad`
+/// after the end of `axis` only): `head`.
+pub fn zero_padded(e: &Emitter, v: V, axis: usize) -> Option<V> {
+    let def = e.def(v)?;
+    match &def.op {
+        Op::Concat { axis: a } if *a == axis && def.args.len() == 2 && is_zeros(e, def.args[1]) => Some(def.args[0]),
+        Op::Pad { padding, value } if *value == 0.0 => {
+            let after_axis_only = padding.iter().enumerate().all(|(i, &(lo, hi))| lo == 0 && (i == axis || hi == 0));
+            after_axis_only.then_some(def.args[0])
+        }
+        _ => None,
+    }
+}
+
+/// Whether `v` is `broadcast(const 0)`.
+fn is_zeros(e: &Emitter, v: V) -> bool {
+    let Some(b) = e.def(v).filter(|d| d.op == Op::Broadcast) else { return false };
+    e.def(b.args[0]).is_some_and(|c| c.op == Op::Const(0.0))
+}
+
+/// `parts` (f32, the first bins along `axis`) each followed by zeros up to `bins` bins.
+fn pad_bins(e: &mut Emitter, parts: [V; 2], axis: usize, bins: &Dim) -> Res<[V; 2]> {
+    let t = e.ty(parts[0]);
+    let mut tail = t.clone();
+    tail.shape[axis] = bins.sub(&t.shape[axis]);
+    let zeros = e.fill(0.0, &tail)?;
+    let [a, b] = parts;
+    Ok([e.op(Op::Concat { axis }, &[a, zeros], None)?, e.op(Op::Concat { axis }, &[b, zeros], None)?])
+}
+
 pub fn rfft_back(e: &mut Emitter, axis: usize, x: V, ct: V) -> Res<V> {
     let xt = e.ty(x);
     let n = xt.shape[axis].clone();
-    let ctt = e.ty(ct);
-    let real_t = ctt.with_dtype(DType::F32);
+    let bins = e.ty(ct).shape[axis].clone();
+    let head = zero_padded(e, ct, axis);
+    let src = head.unwrap_or(ct);
+    let real_t = e.ty(src).with_dtype(DType::F32);
     let w = bin_weights(e, &n, axis, &real_t, 1.0, 0.5)?;
-    let re = e.op(Op::Real, &[ct], None)?;
-    let im = e.op(Op::Imag, &[ct], None)?;
-    let re = e.mul(re, w)?;
-    let im = e.mul(im, w)?;
-    let z = e.op(Op::Complex, &[re, im], None)?;
+    let re = e.op(Op::Real, &[src], None)?;
+    let im = e.op(Op::Imag, &[src], None)?;
+    let mut parts = [e.mul(re, w)?, e.mul(im, w)?];
+    if head.is_some() {
+        parts = pad_bins(e, parts, axis, &bins)?;
+    }
+    let z = e.op(Op::Complex, &parts, None)?;
     let y = e.op(Op::Irfft { axis, n: n.clone() }, &[z], Some(xt.clone()))?;
     let nv = e.dim_value(&n, xt.dtype)?;
     let nb = e.broadcast(nv, &xt.shape)?;
     e.mul(y, nb)
 }
 
+/// The bins along `axis` that a spectrum `complex(re, im)` may have other than zero,
+/// where both parts are zero-padded alike ([`zero_padded`]).
+fn nonzero_bins(e: &Emitter, z: V, axis: usize) -> Option<Dim> {
+    let def = e.def(z).filter(|d| d.op == Op::Complex)?;
+    let heads: Vec<Dim> = def
+        .args
+        .iter()
+        .map(|&p| zero_padded(e, p, axis).map(|h| e.ty(h).shape[axis].clone()))
+        .collect::<Option<_>>()?;
+    (heads[0] == heads[1]).then(|| heads[0].clone())
+}
+
 pub fn irfft_back(e: &mut Emitter, axis: usize, n: &Dim, z: V, ct: V) -> Res<V> {
-    let zt = e.ty(z);
+    let bins = e.ty(z).shape[axis].clone();
     let ctf = e.cast(ct, DType::F32)?;
-    let spec = e.op(Op::Rfft { axis }, &[ctf], None)?;
-    let real_t = zt.with_dtype(DType::F32);
+    let mut spec = e.op(Op::Rfft { axis }, &[ctf], None)?;
+    let kept = nonzero_bins(e, z, axis);
+    if let Some(k) = &kept {
+        spec = e.slice_axis(spec, axis, Dim::constant(0), k.clone(), 1)?;
+    }
+    let real_t = e.ty(spec).with_dtype(DType::F32);
     let w_re = bin_weights(e, n, axis, &real_t, 1.0, 2.0)?;
     let w_im = bin_weights(e, n, axis, &real_t, 0.0, 2.0)?;
     let nv = e.dim_value(n, DType::F32)?;
@@ -63,9 +120,11 @@ pub fn irfft_back(e: &mut Emitter, axis: usize, n: &Dim, z: V, ct: V) -> Res<V> 
     let im = e.op(Op::Imag, &[spec], None)?;
     let re = e.mul(re, w_re)?;
     let im = e.mul(im, w_im)?;
-    let re = e.bin(BinaryOp::Div, re, nb)?;
-    let im = e.bin(BinaryOp::Div, im, nb)?;
-    e.op(Op::Complex, &[re, im], None)
+    let mut parts = [e.bin(BinaryOp::Div, re, nb)?, e.bin(BinaryOp::Div, im, nb)?];
+    if kept.is_some() {
+        parts = pad_bins(e, parts, axis, &bins)?;
+    }
+    e.op(Op::Complex, &parts, None)
 }
 
 pub fn real_back(e: &mut Emitter, ct: V) -> Res<V> {
@@ -79,6 +138,9 @@ pub fn imag_back(e: &mut Emitter, ct: V) -> Res<V> {
 }
 
 pub fn complex_back(e: &mut Emitter, ct: V) -> Res<Vec<Option<V>>> {
+    if let Some(parts) = e.def(ct).filter(|d| d.op == Op::Complex).map(|d| d.args.clone()) {
+        return Ok(vec![Some(parts[0]), Some(parts[1])]);
+    }
     let re = e.op(Op::Real, &[ct], None)?;
     let im = e.op(Op::Imag, &[ct], None)?;
     Ok(vec![Some(re), Some(im)])
