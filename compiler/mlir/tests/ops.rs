@@ -516,6 +516,13 @@ fn reductions_and_argmax() {
     }
     m.emit(Op::ArgMax { axis: 1, keepdim: false }, &[nan], "argmax 1 (NaN, inf)");
     m.emit(Op::ArgMax { axis: 0, keepdim: true }, &[nan], "argmax 0 (NaN, inf)");
+    // Sums of a broadcast constant (lowered as the constant times the count).
+    for (c, t, big) in [(0.1, "f32[]", "f32[300, 7, 50]"), (1e-3, "f64[]", "f64[300, 7, 50]")] {
+        let k = m.op_as(Op::Const(c), &[], t);
+        let b = m.op_as(Op::Broadcast, &[k], big);
+        m.emit(reduce(ReduceOp::Sum, &[0, 2], false), &[b], format!("sum [0, 2] of broadcast {c} ({t})"));
+        m.emit(reduce(ReduceOp::Sum, &[0, 1, 2], true), &[b], format!("sum all keepdim of broadcast {c} ({t})"));
+    }
     let p = m.verified("reduce");
     let mut g = Gen(21);
     let (inf, nan) = (f32::INFINITY, f32::NAN);

@@ -319,6 +319,20 @@ impl FnLower<'_, '_, '_> {
         self.contract(&[Operand::new(a, am), Operand::new(b, bm)], out.0, &out.1, om, &iters, &red)
     }
 
+    /// The sum over `axes` of `x`, every element of which is the constant `c`: `c` times
+    /// the number of elements summed (exact, as the interpreter's f64 sum of them is),
+    /// without reading `x`.
+    pub fn constant_sum(&mut self, c: f64, x: &V, axes: &[usize], out: &Ty) -> V {
+        let count = product(axes.iter().map(|&a| &x.shape[a]));
+        let n = self.b.size(&count);
+        let n = self.b.assign(format!("arith.index_cast {n} : index to i64"));
+        let n = self.b.assign(format!("arith.sitofp {n} : i64 to f64"));
+        let cv = self.b.scalar(c, DType::F64);
+        let v = self.b.assign(format!("arith.mulf {cv}, {n} : f64"));
+        let v = scalar::cast(&mut self.b, DType::F64, out.0, &v);
+        self.b.fill(&v, out.0, &out.1)
+    }
+
     /// `sum_i (a[i] @ b[i])` for `a: [B, M, K]`, `b: [B, K, N]`: one batched product, then
     /// a sum over the batch. f32 products whose sums have at least [`LONG_GEMM`] terms in
     /// all (`B * K`) run and are summed in f64, the result rounded once.

@@ -39,6 +39,9 @@ struct Plan {
     summed: HashMap<ValueId, (ValueId, ValueId)>,
     /// Those products, not lowered on their own.
     deferred: HashSet<ValueId>,
+    /// Float `reduce.sum`s of a broadcast scalar constant (how gradients spell a symbolic
+    /// size: a sum of ones), by result: the constant ([`FnLower::constant_sum`]).
+    const_sums: HashMap<ValueId, f64>,
 }
 
 impl Plan {
@@ -61,6 +64,12 @@ impl Plan {
                         .collect();
                     if let Some(k) = ends.and_then(|e| e.into_iter().max()) {
                         plan.rfft_keep.insert(inst.result, k.max(1) as usize);
+                    }
+                }
+                Op::Reduce { op: ReduceOp::Sum, .. } if matches!(inst.ty.dtype, DType::F32 | DType::F64) => {
+                    let src = def.get(&inst.args[0]).filter(|b| b.op == Op::Broadcast);
+                    if let Some(&Op::Const(c)) = src.and_then(|b| def.get(&b.args[0])).map(|k| &k.op) {
+                        plan.const_sums.insert(inst.result, c);
                     }
                 }
                 Op::Irfft { axis, .. } => {
@@ -217,7 +226,10 @@ impl FnLower<'_, '_, '_> {
             Op::Binary(op) => one(self.binary(*op, &a[0], &a[1], out)?),
             Op::Select => one(self.select(&a[0], &a[1], &a[2])),
             Op::Cast => one(self.cast(&a[0], out.0)),
-            Op::Reduce { op, axes, keepdim } => one(self.reduce(*op, axes, *keepdim, &a[0], out)?),
+            Op::Reduce { op, axes, keepdim } => match self.plan.const_sums.get(&inst.result) {
+                Some(&c) => one(self.constant_sum(c, &a[0], axes, out)),
+                None => one(self.reduce(*op, axes, *keepdim, &a[0], out)?),
+            },
             Op::ArgMax { axis, keepdim } => one(self.argmax(*axis, *keepdim, &a[0], out)?),
             Op::MatMul => one(self.matmul(&a[0], &a[1], out)),
             Op::Einsum(spec) => one(self.einsum(spec, a, out)?),
