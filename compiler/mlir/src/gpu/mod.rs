@@ -30,6 +30,7 @@ pub mod accumulate;
 pub mod devmath;
 pub mod flatten;
 pub mod fuse;
+pub mod group;
 pub mod hostwrap;
 #[cfg(feature = "llvm")]
 pub mod jit;
@@ -53,11 +54,12 @@ canonicalize,cse,buffer-deallocation-pipeline,func.func(convert-linalg-to-parall
 
 /// The text passes between [`stage_loops`] and [`STAGE_FUSE`]: host compute into
 /// one-thread kernels, host copies through the runtime, innermost dimension first
-/// ([`hostwrap`]), the function's buffers marked distinct for the fusion ([`fuse`]).
+/// ([`hostwrap`]), the function's buffers marked distinct for the fusion ([`fuse`]),
+/// independent loops over equal bounds brought together ([`group`]).
 pub fn text_passes(printed: &str) -> String {
     let (wrapped, _) = hostwrap::wrap_host_compute(printed);
     let wrapped = hostwrap::innermost_first(&hostwrap::route_copies(&wrapped));
-    fuse::mark_distinct(&wrapped)
+    group::group_loops(&fuse::mark_distinct(&wrapped))
 }
 
 /// Adjacent parallel loops over equal bounds merged where the second reads what the
