@@ -42,7 +42,7 @@ fn bin_weights(e: &mut Emitter, n: &Dim, axis: usize, like: &TensorType, edge: f
 
 /// `v` as `head` followed by zeros along `axis` (`concat(head, zeros)`, or a zero `pad`
 /// after the end of `axis` only): `head`.
-pub fn zero_padded(e: &Emitter, v: V, axis: usize) -> Option<V> {
+fn zero_padded(e: &Emitter, v: V, axis: usize) -> Option<V> {
     let def = e.def(v)?;
     match &def.op {
         Op::Concat { axis: a } if *a == axis && def.args.len() == 2 && is_zeros(e, def.args[1]) => Some(def.args[0]),
