@@ -1,11 +1,13 @@
 //! TIR, the typed tensor IR: a program of parameters and SSA functions over tensors with
 //! symbolic shapes (see `program`), its primitive ops (`ops`), shape rules (`infer`),
-//! text form (`print`, `parse`) and verifier (`verify`).
+//! text form (`print`, `parse`), verifier (`verify`) and instruction patterns that
+//! rewrites and backends share (`pattern`).
 
 pub mod dim;
 pub mod infer;
 pub mod ops;
 pub mod parse;
+pub mod pattern;
 pub mod print;
 pub mod program;
 pub mod testutil;

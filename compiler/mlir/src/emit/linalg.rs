@@ -8,7 +8,7 @@ use super::lower::FnLower;
 use super::scalar;
 use super::types::tensor;
 use super::Ty;
-use archc_compiler::tir::{BinaryOp, DType, Dim, PoolOp, ReduceOp, UnaryOp};
+use archc_compiler::tir::{pattern, BinaryOp, DType, Dim, PoolOp, ReduceOp, UnaryOp};
 use std::collections::HashMap;
 
 /// The attributes of a `conv` op.
@@ -40,11 +40,7 @@ fn dyn_view(r: usize, dt: DType) -> String {
 /// or f64 sum short enough to stay in its dtype (see [`LONG_GEMM`]).
 fn pointwise(x: &V, w: &V, spec: &ConvSpec) -> bool {
     let short = x.dtype == DType::F64 || (x.dtype == DType::F32 && !at_least(&x.shape[1], LONG_GEMM));
-    short
-        && spec.groups == 1
-        && spec.stride.iter().all(|&s| s == 1)
-        && spec.padding.iter().all(|&p| p == (0, 0))
-        && w.shape[2..].iter().all(|d| d.as_const() == Some(1))
+    short && pattern::pointwise_conv(spec.stride, spec.padding, spec.groups, &w.shape[2..])
 }
 
 /// Whether a sum of `n` terms is at least `limit` long (a run-time length is).
@@ -376,9 +372,15 @@ impl FnLower<'_, '_, '_> {
         if let Some(source) = self.swapped.get(&v.name).cloned() {
             return self.swapped_view(&source, dyn_ty);
         }
+        let (buf, m) = self.read_buffer(v);
+        self.b.assign(format!("memref.cast {buf} : {m} to {dyn_ty}"))
+    }
+
+    /// The buffer of `v`, read only, and its memref type.
+    fn read_buffer(&mut self, v: &V) -> (String, String) {
         let m = super::types::memref(v.dtype, &v.shape);
         let buf = self.b.assign(format!("bufferization.to_buffer {} read_only : {} to {m}", v.name, v.ty()));
-        self.b.assign(format!("memref.cast {buf} : {m} to {dyn_ty}"))
+        (buf, m)
     }
 
     /// The runtime call `out = a @ b` on two operand views of type [`dyn_view`].
@@ -403,8 +405,7 @@ impl FnLower<'_, '_, '_> {
     /// The `[O, C, 1, ...]` weight `w` as a `[batch, O, C]` view of type `dyn_ty` whose
     /// batch stride is 0: every batch entry reads the one matrix.
     fn batch_broadcast_view(&mut self, w: &V, batch: &Dim, dyn_ty: &str) -> String {
-        let m = super::types::memref(w.dtype, &w.shape);
-        let buf = self.b.assign(format!("bufferization.to_buffer {} read_only : {} to {m}", w.name, w.ty()));
+        let (buf, m) = self.read_buffer(w);
         let (o, c) = (w.shape[0].clone(), w.shape[1].clone());
         let sizes: Vec<String> = [batch, &o, &c].iter().map(|d| self.b.size(d)).collect();
         let (zero, one) = (self.b.index(0), self.b.index(1));
@@ -420,8 +421,7 @@ impl FnLower<'_, '_, '_> {
     /// op, left without uses, is removed by the pipeline).
     fn swapped_view(&mut self, source: &V, dyn_ty: &str) -> String {
         let r = source.rank();
-        let m = super::types::memref(source.dtype, &source.shape);
-        let buf = self.b.assign(format!("bufferization.to_buffer {} read_only : {} to {m}", source.name, source.ty()));
+        let (buf, m) = self.read_buffer(source);
         // Row-major strides of the source, `?` where a size is dynamic.
         let mut strides = vec![String::new(); r];
         let mut inner = Some(1i64);

@@ -5,7 +5,7 @@
 use super::builder::{Builder, V};
 use super::types::tensor;
 use super::{concrete, EmitError, Emitter, Job, Ty};
-use archc_compiler::tir::{DType, Func, Inst, Op, ReduceOp, ValueId};
+use archc_compiler::tir::{pattern, DType, Func, Inst, Op, ReduceOp, ValueId};
 use archc_runtime::interp::bind::DimEnv;
 use std::collections::{HashMap, HashSet};
 
@@ -32,7 +32,8 @@ pub(crate) struct FnLower<'e, 'p, 'l> {
 struct Plan {
     /// `rfft` results read only through leading slices: the coefficients to compute.
     rfft_keep: HashMap<ValueId, usize>,
-    /// `irfft` results whose operand is `complex(concat(re, 0), concat(im, 0))`.
+    /// `irfft` results whose operand is `complex(re, im)` with both parts zero-padded
+    /// (`pattern::zero_padded`): the heads.
     irfft_parts: HashMap<ValueId, (ValueId, ValueId)>,
     /// `reduce.sum` over axis 0 of a rank-3 `matmul` used nowhere else: the product's
     /// operands; the product is lowered with the sum ([`FnLower::summed_matmul`]).
@@ -67,24 +68,16 @@ impl Plan {
                     }
                 }
                 Op::Reduce { op: ReduceOp::Sum, .. } if matches!(inst.ty.dtype, DType::F32 | DType::F64) => {
-                    let src = def.get(&inst.args[0]).filter(|b| b.op == Op::Broadcast);
-                    if let Some(&Op::Const(c)) = src.and_then(|b| def.get(&b.args[0])).map(|k| &k.op) {
+                    if let Some(c) = pattern::broadcast_constant(|v| def.get(&v).copied(), inst.args[0]) {
                         plan.const_sums.insert(inst.result, c);
                     }
                 }
                 Op::Irfft { axis, .. } => {
-                    let zero_tail = |v: ValueId| -> Option<ValueId> {
-                        let c = def.get(&v)?;
-                        let Op::Concat { axis: a } = c.op else { return None };
-                        let tail = def.get(c.args.get(1)?)?;
-                        let zero = matches!(tail.op, Op::Broadcast)
-                            && def.get(&tail.args[0]).is_some_and(|k| k.op == Op::Const(0.0));
-                        (a == *axis && c.args.len() == 2 && zero).then_some(c.args[0])
-                    };
+                    let head = |v: ValueId| pattern::zero_padded(|x| def.get(&x).copied(), v, *axis);
                     let parts = def
                         .get(&inst.args[0])
                         .filter(|c| c.op == Op::Complex)
-                        .and_then(|c| Some((zero_tail(c.args[0])?, zero_tail(c.args[1])?)));
+                        .and_then(|c| Some((head(c.args[0])?, head(c.args[1])?)));
                     if let Some(p) = parts {
                         plan.irfft_parts.insert(inst.result, p);
                     }

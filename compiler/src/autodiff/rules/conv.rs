@@ -12,7 +12,7 @@
 //!   shifted back into place.
 
 use super::super::emit::{Emitter, Res, V};
-use crate::tir::{BinaryOp, Dim, Op, PoolOp, ReduceOp};
+use crate::tir::{pattern, BinaryOp, Dim, Op, PoolOp, ReduceOp};
 
 pub struct ConvAttrs<'a> {
     pub stride: &'a [i64],
@@ -124,13 +124,9 @@ fn conv_weight(e: &mut Emitter, c: &ConvAttrs, x: V, w: V, ct: V) -> Res<V> {
     e.permute(dw, back)
 }
 
-/// A window of one, unit stride, no padding, one group.
+/// A window of one, unit stride, no padding, one group ([`pattern::pointwise_conv`]).
 fn pointwise(e: &Emitter, c: &ConvAttrs, w: V) -> bool {
-    let unit = |d: &Dim| d.as_const() == Some(1);
-    c.groups == 1
-        && c.stride.iter().all(|&s| s == 1)
-        && c.padding.iter().all(|&p| p == (0, 0))
-        && e.ty(w).shape[2..].iter().all(unit)
+    pattern::pointwise_conv(c.stride, c.padding, c.groups, &e.ty(w).shape[2..])
 }
 
 /// `dw[o, c] = sum_b (ct[b] @ x[b]ᵀ)[o, c]` over the flattened spatial axes.

@@ -14,7 +14,7 @@
 //! and `concat` hand such a padded cotangent back to their operands in pieces.
 
 use super::super::emit::{Emitter, Res, V};
-use crate::tir::{BinaryOp, DType, Dim, Op, TensorType};
+use crate::tir::{pattern, BinaryOp, DType, Dim, Op, TensorType};
 
 /// A tensor of `bins` entries along `axis` (broadcast to `like`'s shape): `edge` at the
 /// DC bin and, for even `n`, at the Nyquist bin; `inner` elsewhere.
@@ -40,24 +40,9 @@ fn bin_weights(e: &mut Emitter, n: &Dim, axis: usize, like: &TensorType, edge: f
     Ok(w)
 }
 
-/// `v` as `head` followed by zeros along `axis` (`concat(head, zeros)`, or a zero `pad`
-/// after the end of `axis` only): `head`.
+/// `v` as `head` followed by zeros along `axis` ([`pattern::zero_padded`]): `head`.
 fn zero_padded(e: &Emitter, v: V, axis: usize) -> Option<V> {
-    let def = e.def(v)?;
-    match &def.op {
-        Op::Concat { axis: a } if *a == axis && def.args.len() == 2 && is_zeros(e, def.args[1]) => Some(def.args[0]),
-        Op::Pad { padding, value } if *value == 0.0 => {
-            let after_axis_only = padding.iter().enumerate().all(|(i, &(lo, hi))| lo == 0 && (i == axis || hi == 0));
-            after_axis_only.then_some(def.args[0])
-        }
-        _ => None,
-    }
-}
-
-/// Whether `v` is `broadcast(const 0)`.
-fn is_zeros(e: &Emitter, v: V) -> bool {
-    let Some(b) = e.def(v).filter(|d| d.op == Op::Broadcast) else { return false };
-    e.def(b.args[0]).is_some_and(|c| c.op == Op::Const(0.0))
+    pattern::zero_padded(|x| e.def(x), v, axis)
 }
 
 /// `parts` (f32, the first bins along `axis`) each followed by zeros up to `bins` bins.
