@@ -58,25 +58,42 @@ step "smoke: the MLP forward on mlir-gpu and on mlir-cpu"
 run "$archc" run examples/mlp.arch --backend mlir-gpu --seed 3
 run "$archc" run examples/mlp.arch --backend mlir-cpu --seed 3
 
-# One process per test: a GPU fault poisons the CUDA context of its process.
-step "GPU tests: every example's forward vs the interpreter"
-run "$bin/test-mlir" gpu_every_example --nocapture --test-threads=1
-
-step "GPU tests: every training example's train-step gradients vs the interpreter"
-run "$bin/test-mlir" gpu_train_step --nocapture --test-threads=1
-
-step "GPU tests: every primitive op vs the interpreter"
-export ARCHC_OPS_BACKEND=mlir-gpu
-run "$bin/test-ops" --test-threads=1
-unset ARCHC_OPS_BACKEND
-
-step "GPU tests: train steps in device memory, captured and replayed as CUDA graphs"
-run "$bin/test-mlir" gpu_graph --nocapture --test-threads=1
-
-step "GPU tests: every primitive op with launches left unsynchronised (ARCHC_GPU_ASYNC=1)"
-export ARCHC_OPS_BACKEND=mlir-gpu ARCHC_GPU_ASYNC=1
-run "$bin/test-ops" --test-threads=1
-unset ARCHC_OPS_BACKEND ARCHC_GPU_ASYNC
+# One process per test (a GPU fault poisons the CUDA context of its process), all at once:
+# they spend most of their time compiling on the host, and only check values. Each one's
+# output is printed in the order below once all have finished.
+logs="$(mktemp -d)"
+names=()
+par() { # par NAME TITLE COMMAND...: COMMAND in the background, output in $logs/NAME
+  local name=$1 title=$2
+  shift 2
+  names+=("$name")
+  printf '%s' "$title" > "$logs/$name.title"
+  (
+    rc=0
+    if [ "$limit" -gt 0 ]; then timeout "$limit" "$@" || rc=$?; else "$@" || rc=$?; fi
+    echo "$rc" > "$logs/$name.rc"
+  ) > "$logs/$name.log" 2>&1 &
+}
+step "GPU tests: five processes at once"
+t=$(now)
+par examples "GPU tests: every example's forward vs the interpreter" \
+  "$bin/test-mlir" gpu_every_example --nocapture --test-threads=1
+par train "GPU tests: every training example's train-step gradients vs the interpreter" \
+  "$bin/test-mlir" gpu_train_step --nocapture --test-threads=1
+par ops "GPU tests: every primitive op vs the interpreter" \
+  env ARCHC_OPS_BACKEND=mlir-gpu "$bin/test-ops" --test-threads=1
+par graphs "GPU tests: train steps in device memory, captured and replayed as CUDA graphs" \
+  "$bin/test-mlir" gpu_graph --nocapture --test-threads=1
+par async "GPU tests: every primitive op with launches left unsynchronised (ARCHC_GPU_ASYNC=1)" \
+  env ARCHC_OPS_BACKEND=mlir-gpu ARCHC_GPU_ASYNC=1 "$bin/test-ops" --test-threads=1
+wait
+took "$t"
+for name in "${names[@]}"; do
+  step "$(cat "$logs/$name.title")"
+  cat "$logs/$name.log"
+  rc=$(cat "$logs/$name.rc" 2>/dev/null || echo "?")
+  [ "$rc" = 0 ] || { echo "FAILED (exit $rc): $name"; status=1; }
+done
 
 # ARCHC_GPU_PROFILE=1: each compiled function reports its runs' mean time and counted
 # work (launches, waits, driver allocations, cuBLAS calls, copies, graph replays).
