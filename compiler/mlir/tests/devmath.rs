@@ -676,7 +676,7 @@ module attributes {gpu.container_module} {
 "#;
 
 /// The brief's NVVM lowering, after `lower-affine` for the outlined index arithmetic.
-const NVVM_PIPELINE: &str = "builtin.module(lower-affine,nvvm-attach-target{chip=sm_90 features=+ptx80 O=3},\
+const NVVM_PIPELINE: &str = "builtin.module(lower-affine,nvvm-attach-target{chip=sm_90 features=+ptx81 O=3},\
 gpu.module(convert-scf-to-cf,convert-gpu-to-nvvm,reconcile-unrealized-casts),gpu-module-to-binary{format=isa})";
 
 /// The lines outside `gpu.module` regions (by indentation, enough for printed modules).

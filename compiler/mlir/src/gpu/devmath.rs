@@ -22,7 +22,7 @@
 //! helper. (`maxnumf`/`minnumf` are not rewritten: the emitter never produces them. Its
 //! `arith.maximumf`/`minimumf` stay native: `llvm.intr.maximum`/`minimum`, which the
 //! NVPTX backend compiles to `max.NaN.f32`/`min.NaN.f32` and, for f64, to `max.f64` plus
-//! NaN and signed-zero selects; checked with MLIR 22 for sm_80 and sm_90, `+ptx80`.)
+//! NaN and signed-zero selects; checked with MLIR 22 for sm_80 and sm_90, `+ptx80` and `+ptx81`.)
 //!
 //! The helpers use only `arith` ops (`arith.bitcast` for exponent tricks, `arith.select`
 //! for special values; no `arith.remf`, `maxnumf` or `minnumf`, which also become

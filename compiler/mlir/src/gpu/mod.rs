@@ -83,10 +83,12 @@ gpu-map-parallel-loops,convert-parallel-loops-to-gpu),gpu-launch-sink-index-comp
     )
 }
 
-/// Outlined kernels to PTX (`gpu.binary`) and host code to the LLVM dialect.
+/// Outlined kernels to PTX (`gpu.binary`) and host code to the LLVM dialect. PTX ISA 8.1
+/// (CUDA 12.1 drivers and later): a fused kernel's memref descriptors can take more than
+/// the 4352 bytes of parameters that earlier versions allow (up to 32764).
 pub fn stage_lower(arch: &str) -> String {
     format!(
-        "builtin.module(nvvm-attach-target{{chip={arch} features=+ptx80 O=3}},\
+        "builtin.module(nvvm-attach-target{{chip={arch} features=+ptx81 O=3}},\
 gpu.module(convert-scf-to-cf,convert-gpu-to-nvvm,canonicalize,cse,reconcile-unrealized-casts),\
 gpu-module-to-binary{{format=isa}},\
 convert-scf-to-cf,expand-strided-metadata,lower-affine,finalize-memref-to-llvm{{use-generic-functions}},\
