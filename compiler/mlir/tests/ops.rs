@@ -549,8 +549,10 @@ fn long_reductions_into_few_results() {
     let i = m.arg("i64[64, 128]");
     let f = m.arg("f64[2, 4096]");
     let z = m.arg("c64[64, 128]");
+    let conv = m.arg("f32[8, 6, 1024]");
     for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min] {
         m.emit(reduce(op, &[0, 1], false), &[x], format!("{op:?} [0, 1] (f32, 3 results)"));
+        m.emit(reduce(op, &[0, 2], false), &[conv], format!("{op:?} [0, 2] (f32, a bias gradient's axes)"));
         m.emit(reduce(op, &[0, 1, 2], true), &[x], format!("{op:?} all keepdim (f32)"));
         m.emit(reduce(op, &[0], false), &[flat], format!("{op:?} [0] (f32)"));
         m.emit(reduce(op, &[1], false), &[f], format!("{op:?} [1] (f64, 2 results)"));
@@ -569,14 +571,17 @@ fn long_reductions_into_few_results() {
         g.i64s(&[64, 128], -1000, 1000),
         g.f64s(&[2, 4096], -2.0, 2.0),
         g.c64s(&[64, 128]),
+        g.f32s(&[8, 6, 1024], -2.0, 2.0),
     ];
     check(&p, "main", &inputs, &[0]);
     // The GPU target folds in stages (here 8192 rows in chunks of 32, then 32, then 8:
-    // first `[1, 256, 32, 3]`), the CPU in one.
+    // first `[1, 256, 32, 3]`; axes 0 and 2 of `[8, 6, 1024]` as axis 2 in chunks of 32,
+    // first `[48, 32, 32, 1]`, then axis 0), the CPU in one.
     let shapes: Vec<_> = inputs.iter().map(|t| (t.dtype(), t.shape().to_vec())).collect();
     let text = |target| archc_mlir::emit::emit_module_for(&p, "main", &shapes, None, target).expect("emits").text;
     assert!(text(archc_mlir::emit::Target::Gpu).contains("tensor<1x256x32x3xf32>"));
     assert!(text(archc_mlir::emit::Target::Gpu).contains("tensor<1x8x32x3xf64>"));
+    assert!(text(archc_mlir::emit::Target::Gpu).contains("tensor<48x32x32x1xf32>"));
     assert!(!text(archc_mlir::emit::Target::Cpu).contains("tensor<1x256x32x3xf32>"));
 }
 

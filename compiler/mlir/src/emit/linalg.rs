@@ -133,8 +133,6 @@ impl FnLower<'_, '_, '_> {
             // must not read its init: see `contract`).
             return Ok(x.clone());
         }
-        let kept: Vec<usize> = (0..x.rank()).filter(|i| !axes.contains(i)).collect();
-        let shape: Vec<Dim> = kept.iter().map(|&i| x.shape[i].clone()).collect();
         let count = product(axes.iter().map(|&i| &x.shape[i]));
         let acc = match (op, x.dtype) {
             (ReduceOp::Sum | ReduceOp::Mean, DType::F32) => DType::F64,
@@ -158,13 +156,9 @@ impl FnLower<'_, '_, '_> {
             ReduceOp::Min => BinaryOp::Min,
         };
         let fold = Fold { combine, acc, init: init_value };
-        let split = match self.em.target {
-            super::Target::Gpu => stages_for_threads(&x.shape, axes),
-            super::Target::Cpu => None,
-        };
-        let mut v = match split {
-            Some(stages) => self.reduce_in_stages(&fold, x, &stages, &shape)?,
-            None => self.fold(&fold, x, axes),
+        let mut v = match self.em.target {
+            super::Target::Gpu => self.reduce_on_gpu(&fold, x, axes)?,
+            super::Target::Cpu => self.fold(&fold, x, axes),
         };
         if op == ReduceOp::Mean {
             let n = match count.as_const() {
@@ -220,6 +214,23 @@ impl FnLower<'_, '_, '_> {
             vec![scalar::binary(b, combine, acc, &a[1], &v).expect("sum/max/min of a checked dtype")]
         });
         r.remove(0)
+    }
+
+    /// `x` folded over `axes` on the GPU: the axes in runs of adjacent ones, the innermost
+    /// run first (the reduced axes dropped after each), each run in stages where
+    /// [`stages_for_threads`] says so. A bias gradient's sum over the batch and length axes
+    /// of `[B, C, N]` is a sum over `N` into `[B, C]`, then over `B`: many threads in
+    /// both, where one fold over both axes gives one thread per channel.
+    fn reduce_on_gpu(&mut self, fold: &Fold, x: &V, axes: &[usize]) -> Result<V, String> {
+        let mut v = x.clone();
+        for run in adjacent_runs(axes).iter().rev() {
+            let kept: Vec<Dim> = (0..v.rank()).filter(|i| !run.contains(i)).map(|i| v.shape[i].clone()).collect();
+            v = match stages_for_threads(&v.shape, run) {
+                Some(stages) => self.reduce_in_stages(fold, &v, &stages, &kept)?,
+                None => self.fold(fold, &v, run),
+            };
+        }
+        Ok(v)
     }
 
     /// A reduction in stages (see [`stages_for_threads`]): `x` as `[outer, reduced,
@@ -855,6 +866,21 @@ fn small_contraction(inputs: &[&str], xs: &[V]) -> bool {
     size.values().try_fold(1usize, |p, &n| p.checked_mul(n)).is_some_and(|p| p <= SMALL_CONTRACTION)
 }
 
+/// `axes` (in any order) as runs of adjacent axes, in increasing order.
+fn adjacent_runs(axes: &[usize]) -> Vec<Vec<usize>> {
+    let mut sorted = axes.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut runs: Vec<Vec<usize>> = Vec::new();
+    for a in sorted {
+        match runs.last_mut() {
+            Some(run) if run.last() == Some(&(a - 1)) => run.push(a),
+            _ => runs.push(vec![a]),
+        }
+    }
+    runs
+}
+
 /// How a GPU reduction runs in stages: `x` as `[outer, reduced, inner]`, `reduced` the
 /// product of `chunks`, folded first to last.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -930,6 +956,14 @@ mod split_tests {
         assert_eq!(rows, stages(32, &[28, 28], 1));
         let mean = stages_for_threads(&shape(&[32, 1024, 1]), &[0, 1, 2]);
         assert_eq!(mean, stages(1, &[32, 32, 32], 1));
+    }
+
+    #[test]
+    fn axes_split_into_adjacent_runs() {
+        use super::adjacent_runs;
+        assert_eq!(adjacent_runs(&[2, 0]), vec![vec![0], vec![2]]);
+        assert_eq!(adjacent_runs(&[0, 1, 3, 4, 6]), vec![vec![0, 1], vec![3, 4], vec![6]]);
+        assert_eq!(adjacent_runs(&[1]), vec![vec![1]]);
     }
 
     #[test]
