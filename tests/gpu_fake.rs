@@ -111,7 +111,7 @@ fn managed_memory_launches_each_kernel_once_and_waits_after_it() {
     let out = archc_output(&["build", DIGITS, "--train", "--emit", "ptx", "--dim", "B=64"], &[]);
     let kernels = String::from_utf8_lossy(&out.stdout).matches(".entry ").count() as u64;
     assert!(kernels > 20, "the train step's kernels");
-    let p = train_step_profile(&[]);
+    let p = train_step_profile(&[("ARCHC_GPU_MEMORY", "managed")]);
     assert_eq!(p.memory, "Managed");
     let [runs, launches, waits, _, replays] = p.later;
     assert_eq!((runs, launches, replays), (STEPS, STEPS * kernels, 0), "{p:?}");
@@ -120,16 +120,17 @@ fn managed_memory_launches_each_kernel_once_and_waits_after_it() {
 
 #[test]
 fn device_memory_waits_once_per_step_and_reuses_its_blocks() {
-    let p = train_step_profile(&[("ARCHC_GPU_MEMORY", "device")]);
+    let p = train_step_profile(&[("ARCHC_GPU_GRAPH", "0")]);
     assert_eq!(p.memory, "Device { graphs: false }");
     let [runs, launches, waits, allocations, replays] = p.later;
     assert_eq!((runs, waits, allocations, replays), (STEPS, STEPS, 0, 0), "{p:?}");
     assert_eq!(launches, STEPS * p.first[0], "every step launches what the first did: {p:?}");
 }
 
+/// Device memory with graphs is the default.
 #[test]
 fn graphs_capture_the_step_once_and_replay_it() {
-    let p = train_step_profile(&[("ARCHC_GPU_GRAPH", "1")]);
+    let p = train_step_profile(&[]);
     assert_eq!(p.memory, "Device { graphs: true }");
     let [runs, launches, waits, allocations, replays] = p.later;
     assert_eq!((runs, waits, allocations, replays), (STEPS, STEPS, 0, STEPS), "{p:?}");
@@ -150,7 +151,7 @@ fn kernel_profiles_time_each_piece_of_work() {
         let listed = rest.lines().skip(1).take_while(|l| l.starts_with("    ")).map(str::to_string).collect();
         (n.expect("a count of pieces"), listed)
     };
-    let (code, stderr) = archc(&args, &[("ARCHC_GPU_MEMORY", "device"), ("ARCHC_GPU_PROFILE", "kernels")]);
+    let (code, stderr) = archc(&args, &[("ARCHC_GPU_GRAPH", "0"), ("ARCHC_GPU_PROFILE", "kernels")]);
     assert_eq!(code, Some(0), "{stderr}");
     let p = &profiles(&stderr)[0];
     let per_step = (p.later[1] / p.later[0] + 5) as usize; // launches and the five products per step
@@ -168,7 +169,7 @@ fn kernel_profiles_time_each_piece_of_work() {
 
 #[test]
 fn a_product_that_needs_the_host_falls_back_to_managed_memory() {
-    let env = [("ARCHC_GPU_MEMORY", "device"), ("ARCHC_GPU_HOST_GEMM", "1")];
+    let env = [("ARCHC_GPU_GRAPH", "0"), ("ARCHC_GPU_HOST_GEMM", "1")];
     let (code, stderr) = archc(&["train", DIGITS, "--backend", "mlir-gpu", "--time-steps", "3"], &env);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
@@ -240,4 +241,17 @@ fn devices_lists_the_gpu_and_cublas() {
     assert!(text.lines().next().is_some_and(|l| l.starts_with("cpu: ") && l.ends_with(" cores")), "{text}");
     assert!(text.contains("cuda: driver 13.0, device 0: archc fake GPU (sm_90, 1.0 GiB)"), "{text}");
     assert!(text.contains("cublas: cuBLAS 130000 (libcublas.so)"), "{text}");
+}
+
+/// PTX the driver rejects (the stand-in rejects every module while
+/// `ARCHC_FAKE_CUDA_REJECT_PTX` is set) is a one-line error naming the JIT log and a
+/// non-zero exit, in either memory, never a crash.
+#[test]
+fn rejected_ptx_is_a_clear_error_in_either_memory() {
+    for memory in ["device", "managed"] {
+        let env = [("ARCHC_FAKE_CUDA_REJECT_PTX", "1"), ("ARCHC_GPU_MEMORY", memory)];
+        let (code, stderr) = archc(&["run", "examples/mlp.arch", "--backend", "mlir-gpu"], &env);
+        assert_eq!(code, Some(1), "{memory}: {stderr}");
+        assert!(stderr.contains("cuModuleLoadDataEx; JIT log: ptxas fatal"), "{memory}: {stderr}");
+    }
 }

@@ -30,6 +30,7 @@ type CUresult = c_int;
 const SUCCESS: CUresult = 0;
 const INVALID_VALUE: CUresult = 1;
 const OUT_OF_MEMORY: CUresult = 2;
+const INVALID_PTX: CUresult = 218;
 const HOST_MEMORY_ALREADY_REGISTERED: CUresult = 712;
 const CAPTURE_UNSUPPORTED: CUresult = 900;
 const CAPTURE_INVALIDATED: CUresult = 901;
@@ -567,15 +568,36 @@ pub extern "C" fn cuMemsetD2D32Async(
 pub unsafe extern "C" fn cuModuleLoadDataEx(
     module: *mut *mut c_void,
     image: *const c_void,
-    _count: c_uint,
-    _keys: *mut c_int,
-    _values: *mut *mut c_void,
+    count: c_uint,
+    keys: *mut c_int,
+    values: *mut *mut c_void,
 ) -> CUresult {
     if image.is_null() {
         return INVALID_VALUE;
     }
+    if std::env::var_os("ARCHC_FAKE_CUDA_REJECT_PTX").is_some() {
+        write_error_log(count, keys, values, b"ptxas fatal   : rejected by the stand-in (ARCHC_FAKE_CUDA_REJECT_PTX)");
+        return INVALID_PTX;
+    }
     *module = state().handle();
     SUCCESS
+}
+
+/// Writes `message` (NUL-terminated, cut to fit) into the JIT error log buffer that the
+/// options `keys`/`values` name, if they name one.
+unsafe fn write_error_log(count: c_uint, keys: *mut c_int, values: *mut *mut c_void, message: &[u8]) {
+    const ERROR_LOG_BUFFER: c_int = 5;
+    const ERROR_LOG_BUFFER_SIZE_BYTES: c_int = 6;
+    if keys.is_null() || values.is_null() {
+        return;
+    }
+    let keys = std::slice::from_raw_parts(keys, count as usize);
+    let values = std::slice::from_raw_parts(values, count as usize);
+    let find = |key| keys.iter().position(|&k| k == key).map(|i| values[i]);
+    let (Some(buffer), Some(size)) = (find(ERROR_LOG_BUFFER), find(ERROR_LOG_BUFFER_SIZE_BYTES)) else { return };
+    let n = message.len().min((size as usize).saturating_sub(1));
+    std::ptr::copy_nonoverlapping(message.as_ptr(), buffer.cast::<u8>(), n);
+    *buffer.cast::<u8>().add(n) = 0;
 }
 
 #[no_mangle]
