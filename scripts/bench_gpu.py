@@ -14,9 +14,10 @@ Workloads (the issue's three train steps, f32, TF32 off on both sides):
 
 archc: `archc train FILE --backend mlir-gpu --time-steps N` (random batches; the median
 step after a first, compiling one), once per run-time mode (`--archc-modes`): `managed`
-(managed memory, a wait after each launch: the default), `async` (`ARCHC_GPU_ASYNC=1`),
-`device` (`ARCHC_GPU_MEMORY=device`: device memory, one wait per step) and `graph`
-(`ARCHC_GPU_GRAPH=1`: device memory, the step replayed as a CUDA graph). PyTorch: the same model and step on random batches,
+(`ARCHC_GPU_MEMORY=managed`: managed memory, a wait after each launch), `async` (the same
+with `ARCHC_GPU_ASYNC=1`), `device` (`ARCHC_GPU_GRAPH=0`: device memory, one wait per step)
+and `graph` (device memory, the step replayed as a CUDA graph: the default). PyTorch: the
+same model and step on random batches,
 timed with CUDA events (median of N steps after 10 warm-up steps) in three modes: eager,
 `torch.compile(step)` and `torch.compile(step, mode="reduce-overhead")` (CUDA graphs).
 The anchor is the fastest PyTorch mode; the table gives the fastest archc mode's speed-up
@@ -43,10 +44,10 @@ STEP_RE = re.compile(r"train step: median ([\d.]+) ms, min ([\d.]+) ms over (\d+
 
 
 ARCHC_MODES = {
-    "managed": {},
-    "async": {"ARCHC_GPU_ASYNC": "1"},
-    "device": {"ARCHC_GPU_MEMORY": "device"},
-    "graph": {"ARCHC_GPU_GRAPH": "1"},
+    "managed": {"ARCHC_GPU_MEMORY": "managed"},
+    "async": {"ARCHC_GPU_MEMORY": "managed", "ARCHC_GPU_ASYNC": "1"},
+    "device": {"ARCHC_GPU_MEMORY": "device", "ARCHC_GPU_GRAPH": "0"},
+    "graph": {"ARCHC_GPU_MEMORY": "device", "ARCHC_GPU_GRAPH": "1"},
 }
 
 

@@ -74,18 +74,24 @@ par() { # par NAME TITLE COMMAND...: COMMAND in the background, output in $logs/
     echo "$rc" > "$logs/$name.rc"
   ) > "$logs/$name.log" 2>&1 &
 }
-step "GPU tests: five processes at once"
+step "GPU tests: eight processes at once"
 t=$(now)
-par examples "GPU tests: every example's forward vs the interpreter" \
+par examples "GPU tests: every example's forward vs the interpreter (device memory, graphs: the default)" \
   "$bin/test-mlir" gpu_every_example --nocapture --test-threads=1
-par train "GPU tests: every training example's train-step gradients vs the interpreter" \
+par examples-managed "GPU tests: every example's forward vs the interpreter (ARCHC_GPU_MEMORY=managed)" \
+  env ARCHC_GPU_MEMORY=managed "$bin/test-mlir" gpu_every_example --nocapture --test-threads=1
+par train "GPU tests: every training example's train-step gradients vs the interpreter (the default)" \
   "$bin/test-mlir" gpu_train_step --nocapture --test-threads=1
-par ops "GPU tests: every primitive op vs the interpreter" \
-  env ARCHC_OPS_BACKEND=mlir-gpu "$bin/test-ops" --test-threads=1
-par graphs "GPU tests: train steps in device memory, captured and replayed as CUDA graphs" \
+par train-managed "GPU tests: every training example's train-step gradients vs the interpreter (ARCHC_GPU_MEMORY=managed)" \
+  env ARCHC_GPU_MEMORY=managed "$bin/test-mlir" gpu_train_step --nocapture --test-threads=1
+par graphs "GPU tests: train steps launched, then captured and replayed as CUDA graphs, three runs each" \
   "$bin/test-mlir" gpu_graph --nocapture --test-threads=1
-par async "GPU tests: every primitive op with launches left unsynchronised (ARCHC_GPU_ASYNC=1)" \
-  env ARCHC_OPS_BACKEND=mlir-gpu ARCHC_GPU_ASYNC=1 "$bin/test-ops" --test-threads=1
+par ops "GPU tests: every primitive op vs the interpreter (the default)" \
+  env ARCHC_OPS_BACKEND=mlir-gpu "$bin/test-ops" --test-threads=1
+par ops-managed "GPU tests: every primitive op vs the interpreter (ARCHC_GPU_MEMORY=managed)" \
+  env ARCHC_OPS_BACKEND=mlir-gpu ARCHC_GPU_MEMORY=managed "$bin/test-ops" --test-threads=1
+par ops-async "GPU tests: every primitive op, managed memory with launches left unsynchronised (ARCHC_GPU_ASYNC=1)" \
+  env ARCHC_OPS_BACKEND=mlir-gpu ARCHC_GPU_MEMORY=managed ARCHC_GPU_ASYNC=1 "$bin/test-ops" --test-threads=1
 wait
 took "$t"
 for name in "${names[@]}"; do
@@ -98,21 +104,21 @@ done
 # ARCHC_GPU_PROFILE=1: each compiled function reports its runs' mean time and counted
 # work (launches, waits, driver allocations, cuBLAS calls, copies, graph replays).
 export ARCHC_GPU_PROFILE=1
-step "train digits MLP on the GPU: managed memory, a wait after each launch (the default)"
+step "train digits MLP on the GPU: managed memory, a wait after each launch (ARCHC_GPU_MEMORY=managed)"
 t=$(now)
-run "$archc" train examples/train_digits.arch --backend mlir-gpu --quiet --out /tmp/archc-gpu-digits
+ARCHC_GPU_MEMORY=managed run "$archc" train examples/train_digits.arch --backend mlir-gpu --quiet \
+  --out /tmp/archc-gpu-digits-managed
 took "$t"
 
-step "train digits MLP on the GPU: device memory (ARCHC_GPU_MEMORY=device)"
+step "train digits MLP on the GPU: device memory without graphs (ARCHC_GPU_GRAPH=0)"
 t=$(now)
-ARCHC_GPU_MEMORY=device run "$archc" train examples/train_digits.arch --backend mlir-gpu --quiet \
+ARCHC_GPU_GRAPH=0 run "$archc" train examples/train_digits.arch --backend mlir-gpu --quiet \
   --out /tmp/archc-gpu-digits-device
 took "$t"
 
-step "train digits MLP on the GPU: device memory, train step replayed as a CUDA graph (ARCHC_GPU_GRAPH=1)"
+step "train digits MLP on the GPU: device memory, steps replayed as CUDA graphs (the default)"
 t=$(now)
-ARCHC_GPU_GRAPH=1 run "$archc" train examples/train_digits.arch --backend mlir-gpu --quiet \
-  --out /tmp/archc-gpu-digits-graph
+run "$archc" train examples/train_digits.arch --backend mlir-gpu --quiet --out /tmp/archc-gpu-digits
 took "$t"
 unset ARCHC_GPU_PROFILE
 
@@ -121,9 +127,9 @@ t=$(now)
 run "$bin/archc-lite" train "$bin/digits-cuda.archx" --quiet --out /tmp/archc-gpu-digits-aot
 took "$t"
 
-step "train MNIST-1D CNN on the GPU with CUDA graphs (ARCHC_CNN_EPOCHS, default 150 as in the example)"
+step "train MNIST-1D CNN on the GPU (ARCHC_CNN_EPOCHS, default 150 as in the example)"
 t=$(now)
-ARCHC_GPU_GRAPH=1 run "$archc" train examples/train_mnist1d_cnn.arch --backend mlir-gpu --quiet --out /tmp/archc-gpu-cnn \
+run "$archc" train examples/train_mnist1d_cnn.arch --backend mlir-gpu --quiet --out /tmp/archc-gpu-cnn \
   --epochs "${ARCHC_CNN_EPOCHS:-150}"
 took "$t"
 
@@ -136,17 +142,17 @@ run python3 scripts/bench_gpu.py --archc "$archc" --steps "${ARCHC_BENCH_STEPS:-
   --torch-modes "${ARCHC_TORCH_MODES:-eager,reduce-overhead}"
 
 # ARCHC_GPU_PROFILE=kernels: the GPU time of every launch, cuBLAS call and copy, timed with
-# CUDA events (device memory without graphs, so each piece is timed on its own).
+# CUDA events (device memory without graphs, so that each piece is timed on its own).
 step "where the GPU time goes: the benchmark's train steps, the 20 longest pieces of work each"
 for w in "gpu_mlp" "gpu_fno1d --dim N=1024" "gpu_transformer --dim T=256"; do
   set -- $w
-  ARCHC_GPU_MEMORY=device ARCHC_GPU_PROFILE=kernels run "$archc" train "scripts/bench/$1.arch" \
+  ARCHC_GPU_GRAPH=0 ARCHC_GPU_PROFILE=kernels run "$archc" train "scripts/bench/$1.arch" \
     --backend mlir-gpu --time-steps 10 "${@:2}"
 done
 
 step "forward times with graphs (archc run --repeat, median)"
-ARCHC_GPU_GRAPH=1 run "$archc" run examples/mlp.arch --backend mlir-gpu --dim B=256 --repeat 20
-ARCHC_GPU_GRAPH=1 run "$archc" run examples/fno1d.arch --backend mlir-gpu --dim B=32,N=1024 --repeat 20
+run "$archc" run examples/mlp.arch --backend mlir-gpu --dim B=256 --repeat 20
+run "$archc" run examples/fno1d.arch --backend mlir-gpu --dim B=32,N=1024 --repeat 20
 
 step "done"
 printf 'gpu-check: '; took "$started"

@@ -1,14 +1,14 @@
 //! Running GPU host code however it was compiled (JIT-compiled by `jit`, or a shared
 //! object of an ahead-of-time artifact), the entry's buffers in one of two memories:
-//! - managed (the default, and always when host code touches buffers or draws random
-//!   numbers): inputs copied into managed buffers, the entry run with a wait after every
-//!   launch (unless `ARCHC_GPU_ASYNC=1` and no host code touches buffers), outputs copied
-//!   back;
-//! - device (`ARCHC_GPU_MEMORY=device` or `ARCHC_GPU_GRAPH=1`, for host code that touches
-//!   no buffer): inputs and outputs in one device buffer per input shape, uploaded and
+//! - device (the default, for host code that touches no buffer and draws no random
+//!   numbers): inputs and outputs in one device buffer per input shape, uploaded and
 //!   downloaded in one copy each, temporaries in device memory, no waits but the last
-//!   (see [`super::resident`]); with `ARCHC_GPU_GRAPH=1` the entry is captured into a CUDA
-//!   graph on its second run and replayed from then on. A run that meets a runtime path
+//!   (see [`super::resident`]); the entry is captured into a CUDA graph on its second run
+//!   and replayed from then on (`ARCHC_GPU_GRAPH=0`: launched every time);
+//! - managed (`ARCHC_GPU_MEMORY=managed`, and always when host code touches buffers or
+//!   draws random numbers): inputs copied into managed buffers, the entry run with a wait
+//!   after every launch (unless `ARCHC_GPU_ASYNC=1` and no host code touches buffers),
+//!   outputs copied back. A device-memory run that meets a runtime path
 //!   needing host access to device memory is rerun with managed memory, which the runner
 //!   keeps from then on (said once on stderr).
 //!
@@ -295,18 +295,22 @@ pub fn override_memory(memory: Option<Memory>) {
     *MEMORY_OVERRIDE.lock().unwrap_or_else(|p| p.into_inner()) = memory;
 }
 
-/// The memory a new runner uses: the override, else `ARCHC_GPU_MEMORY` (`managed` or
-/// `device`) and `ARCHC_GPU_GRAPH=1` (device memory with graphs); managed whenever
-/// `needs_sync`.
+/// The memory a new runner uses: the override, else `ARCHC_GPU_MEMORY` (`device`, the
+/// default, or `managed`) and, for device memory, `ARCHC_GPU_GRAPH` (`1`, the default, or
+/// `0`); managed whenever `needs_sync`.
 fn memory_from_env(needs_sync: bool) -> Result<Memory, String> {
     if let Some(memory) = *MEMORY_OVERRIDE.lock().unwrap_or_else(|p| p.into_inner()) {
         return Ok(if needs_sync { Memory::Managed } else { memory });
     }
-    let graphs = std::env::var("ARCHC_GPU_GRAPH").is_ok_and(|v| v == "1");
+    let graphs = match std::env::var("ARCHC_GPU_GRAPH").as_deref() {
+        Ok("1") | Ok("") | Err(_) => true,
+        Ok("0") => false,
+        Ok(other) => return Err(format!("ARCHC_GPU_GRAPH={other}: expected `1` or `0`")),
+    };
     let device = match std::env::var("ARCHC_GPU_MEMORY").as_deref() {
-        Ok("device") => true,
-        Ok("managed") | Ok("") | Err(_) => graphs,
-        Ok(other) => return Err(format!("ARCHC_GPU_MEMORY={other}: expected `managed` or `device`")),
+        Ok("device") | Ok("") | Err(_) => true,
+        Ok("managed") => false,
+        Ok(other) => return Err(format!("ARCHC_GPU_MEMORY={other}: expected `device` or `managed`")),
     };
     Ok(if device && !needs_sync { Memory::Device { graphs } } else { Memory::Managed })
 }
