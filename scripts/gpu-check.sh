@@ -133,13 +133,12 @@ run "$archc" train examples/train_mnist1d_cnn.arch --backend mlir-gpu --quiet --
   --epochs "${ARCHC_CNN_EPOCHS:-150}"
 took "$t"
 
-# torch.compile's default mode (a minute of compiling per workload) is left out unless
-# ARCHC_TORCH_MODES asks for it: reduce-overhead (CUDA graphs) is the faster one on two of
-# the three workloads on an H200 (see the recipe notes).
-step "GPU benchmark: archc train steps (managed, graph) vs PyTorch eager / reduce-overhead"
+# PyTorch in three modes: eager, torch.compile's default and reduce-overhead (CUDA graphs);
+# each compiled mode compiles for about 15 s per workload on an H200 machine.
+step "GPU benchmark: archc train steps (managed, graph) vs PyTorch eager / compile / reduce-overhead"
 run python3 scripts/bench_gpu.py --archc "$archc" --steps "${ARCHC_BENCH_STEPS:-30}" \
   --archc-modes "${ARCHC_BENCH_MODES:-managed,graph}" \
-  --torch-modes "${ARCHC_TORCH_MODES:-eager,reduce-overhead}"
+  --torch-modes "${ARCHC_TORCH_MODES:-eager,compile,reduce-overhead}"
 
 # ARCHC_GPU_PROFILE=kernels: the GPU time of every launch, cuBLAS call and copy, timed with
 # CUDA events (device memory without graphs, so that each piece is timed on its own).

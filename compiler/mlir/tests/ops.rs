@@ -603,6 +603,7 @@ fn matmul_and_einsum() {
     let k = m.arg("f32[2, 2, 5, 4]");
     let la = m.arg("f32[8, 3, 600]");
     let lb = m.arg("f32[8, 2, 600]");
+    let kk = m.arg("f32[2, 5, 3, 4]");
     m.emit(Op::MatMul, &[a2, b2], "matmul rank 2");
     m.emit(Op::MatMul, &[a3, b3], "matmul rank 3");
     m.emit(Op::MatMul, &[a4, b4], "matmul rank 4");
@@ -616,6 +617,11 @@ fn matmul_and_einsum() {
     let z4 = m.op_as(Op::Cast, &[a4], "c64[2, 2, 3, 4]");
     let w4 = m.op_as(Op::Cast, &[b4], "c64[2, 2, 4, 3]");
     m.emit(Op::MatMul, &[z4, w4], "matmul c64 rank 4");
+    // Attention's products: `[B, T, H, D]` operands permuted to `[B, H, T, D]` (one
+    // batched product over the collapsed `B x H`).
+    let qh = m.op(Op::Permute(vec![0, 2, 1, 3]), &[q]);
+    let kt = m.op(Op::Permute(vec![0, 2, 3, 1]), &[kk]);
+    m.emit(Op::MatMul, &[qh, kt], "matmul rank 4 of permuted operands");
     m.emit(Op::MatMul, &[fa, fb], "matmul f64 rank 2");
     // Products summed over their batch (lowered as one: see `FnLower::summed_matmul`):
     // short f32 sums, long ones (8 x 600 terms, one operand a transposed view), and a

@@ -290,6 +290,11 @@ impl FnLower<'_, '_, '_> {
 
     pub fn matmul(&mut self, a: &V, b: &V, out: &Ty) -> V {
         let r = a.rank();
+        if r > 3 && matches!(out.0, DType::F32 | DType::F64) {
+            if let Some(y) = self.collapsed_matmul(a, b, out) {
+                return y;
+            }
+        }
         if (r == 2 || r == 3) && matches!(out.0, DType::F32 | DType::F64) {
             if out.0 == DType::F32 && at_least(&a.shape[r - 1], LONG_GEMM) {
                 // Long f32 sums (weight gradients over batch x positions) run in f64.
@@ -324,6 +329,21 @@ impl FnLower<'_, '_, '_> {
         let mut iters = vec![Iter::Par; nb + 2];
         iters.push(Iter::Red);
         self.contract(&[Operand::new(a, am), Operand::new(b, bm)], out.0, &out.1, om, &iters, &red)
+    }
+
+    /// A product with several batch axes (attention's `[B, H, T, D]` operands) as one
+    /// batched product of the runtime over the batch axes collapsed into one, instead of
+    /// a loop nest (on the GPU one thread per result, reading strided operands). An
+    /// operand that is a permuted view is materialised first (one copy). `None` where a
+    /// reshape cannot be emitted.
+    fn collapsed_matmul(&mut self, a: &V, b: &V, out: &Ty) -> Option<V> {
+        let r = a.rank();
+        let batch = product(&out.1[..r - 2]);
+        let three = |v: &V| vec![batch.clone(), v.shape[r - 2].clone(), v.shape[r - 1].clone()];
+        let a3 = self.reshape(a, &three(a)).ok()?;
+        let b3 = self.reshape(b, &three(b)).ok()?;
+        let y = self.matmul(&a3, &b3, &(out.0, vec![batch.clone(), out.1[r - 2].clone(), out.1[r - 1].clone()]));
+        self.reshape(&y, &out.1).ok()
     }
 
     /// The sum over `axes` of `x`, every element of which is the constant `c`: `c` times
