@@ -6,7 +6,8 @@
 //! Contract:
 //! - One device ("archc fake GPU", compute capability 9.0, 1 GiB), one context. Kernels
 //!   are loaded and launched but do nothing: results are not meaningful, only the
-//!   orchestration is.
+//!   orchestration is. While `ARCHC_FAKE_CUDA_REJECT_PTX` is set, every module load fails
+//!   as the driver's PTX JIT does (`CUDA_ERROR_INVALID_PTX`, a message in the error log).
 //! - Device memory (`cuMemAlloc`) is mapped without access rights (`PROT_NONE`): a host
 //!   read or write of it is a segmentation fault, as on a GPU it is wrong. This library's
 //!   own copies, fills and products open the blocks they touch for the time they run.
