@@ -15,9 +15,10 @@ step() { printf '\n==== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
 status=0
 # ARCHC_STEP_TIMEOUT=SECONDS bounds each command (default 240; 0: unbounded).
 limit=${ARCHC_STEP_TIMEOUT:-240}
+bounded() { if [ "$limit" -gt 0 ]; then timeout "$limit" "$@"; else "$@"; fi; }
 run() {
   local rc=0
-  if [ "$limit" -gt 0 ]; then timeout "$limit" "$@" || rc=$?; else "$@" || rc=$?; fi
+  bounded "$@" || rc=$?
   [ $rc -eq 0 ] || { echo "FAILED (exit $rc): $*"; status=1; }
 }
 
@@ -70,7 +71,7 @@ par() { # par NAME TITLE COMMAND...: COMMAND in the background, output in $logs/
   printf '%s' "$title" > "$logs/$name.title"
   (
     rc=0
-    if [ "$limit" -gt 0 ]; then timeout "$limit" "$@" || rc=$?; else "$@" || rc=$?; fi
+    bounded "$@" || rc=$?
     echo "$rc" > "$logs/$name.rc"
   ) > "$logs/$name.log" 2>&1 &
 }
