@@ -17,7 +17,9 @@
 //! Comments are kept. A comment on the line of the end of an item, statement, entry or
 //! block-expression line stays at the end of that line; every other comment is printed on
 //! its own line before the next item / statement / entry / `let` / block end that follows
-//! it. Limitations: comments inside a one-line expression move to their own line before
+//! it; a comment inside an item that no line of it takes (`use // c` + newline +
+//! `nn.Linear`) goes on its own line before the item, where it stays on every later pass.
+//! Limitations: comments inside a one-line expression move to their own line before
 //! what follows the expression; blank lines inside blocks are not kept; comments in the
 //! leading run of a file (before the first item) that is followed by a blank line stay at
 //! the top, other comments travel with the item they precede when `use` items are
@@ -344,10 +346,16 @@ impl<'a> Printer<'a> {
         let (start, end) = (span.start as usize, span.end as usize);
         self.flush_range(leading_lo, start);
         self.lo = start;
+        let before = self.out.len();
         self.nl();
         self.item(item);
         self.trailing(end);
+        // Comments inside the item that no line of it took (`use // c` + newline +
+        // `nn.Linear`) go on their own lines before it: formatting the output again
+        // finds them there as the item's leading comments, so the result is a fixed point.
+        let printed = self.out.split_off(before);
         self.flush_range(start, end);
+        self.out.push_str(&printed);
     }
 
     fn item(&mut self, item: &Item) {
