@@ -3,12 +3,14 @@
 //! host code for `--cpu` (default `x86-64-v3`); `archc run|train|eval m.archx` rebuilds
 //! the program from the sources inside with the front end alone and runs the compiled
 //! code (no LLVM needed). An artifact fixes what runs it: a `--backend` or `--device`
-//! that contradicts its target is refused ([`check_backend`]).
+//! that contradicts its target is refused ([`check_backend`]). An artifact is native
+//! code: [`open`] verifies it (names, sizes, digests; see `archc_mlir::aot`) and writes
+//! its sources to a private folder only, but only artifacts one trusts should be run.
 
 use crate::backend::Backend;
 use archc_compiler::tir::Program;
 use archc_grammar::span::SourceMap;
-use archc_mlir::aot::{AotTarget, Artifact, HostCpu};
+use archc_mlir::aot::{AotTarget, Artifact, Extracted, HostCpu};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -95,28 +97,28 @@ pub fn build(
     Err("this archc was built without the MLIR backend (cargo feature `mlir`), which compiles artifacts".into())
 }
 
-/// An artifact opened for running: its sources written into a fresh folder, which is
-/// removed when this is dropped.
+/// An artifact opened for running: verified, its sources written into a private fresh
+/// folder, which is removed when this is dropped.
 pub struct Opened {
     pub artifact: Artifact,
     /// The main source's path in the folder.
     pub main: PathBuf,
-    dir: PathBuf,
+    sources: Extracted,
 }
 
-impl Drop for Opened {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+impl Opened {
+    /// The folder holding the sources.
+    pub fn dir(&self) -> &Path {
+        self.sources.dir()
     }
 }
 
-/// Reads an artifact and writes its sources into a fresh folder.
+/// Reads an artifact (every member checked against the manifest's digests before
+/// anything is written) and writes its sources into a private fresh folder.
 pub fn open(path: &Path) -> Result<Opened, String> {
     let artifact = Artifact::read(path)?;
-    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-    let dir = std::env::temp_dir().join(format!("archc-archx-{}-{stem}", std::process::id()));
-    let main = artifact.extract_sources(&dir)?;
-    Ok(Opened { artifact, main, dir })
+    let sources = artifact.extract_sources()?;
+    Ok(Opened { main: sources.main.clone(), artifact, sources })
 }
 
 /// `--target cpu` or `--target cuda sm_80`, with the CPU of the host code.

@@ -3,8 +3,11 @@
 //! hoisted nor vectorised, and a train step ran 5x slower), made loadable (runtime calls
 //! through slots, packed entry points; see the parent module), compiled by `llc`
 //! (position-independent; both for the host's triple and `-mcpu=` the artifact's
-//! [`HostCpu`]) and linked into a shared object by the system C compiler.
+//! [`HostCpu`]) and linked into a shared object by the system C compiler. The files
+//! passed between these tools live in a private fresh folder ([`super::scratch`]),
+//! removed when the object is built or the build fails.
 
+use super::scratch::{private_dir, write_new};
 use super::{runtime_symbols, AotTarget, FuncEntry, HostCpu};
 use crate::emit::{emit_module_dynamic, Module, Shape, Target};
 use crate::jit::{lower_to, Stage};
@@ -55,9 +58,10 @@ pub fn shared_object(sig: &Module, target: &AotTarget, cpu: &HostCpu) -> Result<
             (crate::jit::llvm_ir(&lowered.module)?, sync)
         }
     };
-    let dir = scratch_dir()?;
+    let scratch = private_dir("archc-build-")?;
+    let dir = scratch.path();
     let (raw, ll, obj, so) = (dir.join("raw.ll"), dir.join("m.ll"), dir.join("m.o"), dir.join("m.so"));
-    std::fs::write(&raw, ir).map_err(|e| format!("cannot write {}: {e}", raw.display()))?;
+    write_new(dir, "raw.ll", ir.as_bytes())?;
     let (triple, mcpu) = (format!("-mtriple={}", host_triple()), format!("-mcpu={}", cpu.llc_name()));
     // LLVM's middle end first (what the JIT runs at -O2: inlining, hoisting, the loop
     // vectoriser), on the IR as MLIR wrote it, so that it sees the runtime functions as
@@ -66,7 +70,7 @@ pub fn shared_object(sig: &Module, target: &AotTarget, cpu: &HostCpu) -> Result<
     run(Command::new(llvm_tool("opt")).args(["-S", "-O2", &triple, &mcpu, "-o"]).arg(&optimized).arg(&raw))?;
     let ir = std::fs::read_to_string(&optimized).map_err(|e| format!("cannot read {}: {e}", optimized.display()))?;
     let ir = loadable(&ir, target)?;
-    std::fs::write(&ll, ir).map_err(|e| format!("cannot write {}: {e}", ll.display()))?;
+    write_new(dir, "m.ll", ir.as_bytes())?;
     run(Command::new(llvm_tool("llc"))
         .args(["-O2", "-relocation-model=pic", "-filetype=obj", &triple, &mcpu, "-o"])
         .arg(&obj)
@@ -76,16 +80,7 @@ pub fn shared_object(sig: &Module, target: &AotTarget, cpu: &HostCpu) -> Result<
     // library defines too (the allocator's).
     run(Command::new(&cc).args(["-shared", "-Wl,-Bsymbolic", "-o"]).arg(&so).arg(&obj).arg("-lm"))?;
     let bytes = std::fs::read(&so).map_err(|e| format!("cannot read {}: {e}", so.display()))?;
-    let _ = std::fs::remove_dir_all(&dir);
     Ok((bytes, sync))
-}
-
-fn scratch_dir() -> Result<PathBuf, String> {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("archc-build-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    Ok(dir)
 }
 
 /// An LLVM 22 tool (`llc`, `opt`): next to the MLIR libraries archc links, else

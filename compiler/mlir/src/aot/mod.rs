@@ -1,10 +1,11 @@
 //! Ahead-of-time artifacts (`.archx`): compiled functions that an archc without LLVM runs.
 //!
 //! An artifact is a zip archive holding
-//! - `manifest.txt`: the format version, the target, the CPU its host code is compiled
-//!   for ([`HostCpu`]: an x86-64 level, or `native` with the build machine's features),
-//!   the hash of the program's TIR, and per compiled function its shared object, its entry's input and output types (sizes
-//!   left dynamic are symbols, read from input axes at run time), and the parameters its
+//! - `manifest.txt` ([`manifest`], format `archx 3`): the target, the CPU its host code is
+//!   compiled for ([`HostCpu`]: an x86-64 level, or `native` with the build machine's
+//!   features), the hash of the program's TIR, every other member with its size and
+//!   SHA-256 digest, and per compiled function its entry's input and output types (sizes
+//!   left dynamic are symbols, read from input axes at run time) and the parameters its
 //!   setter takes, in order;
 //! - `src/*.arch`: the sources it was built from, so that the runner rebuilds the same
 //!   program (and train configuration) with the front end alone and checks its hash;
@@ -18,26 +19,37 @@
 //!   calls once the slots are filled and before the object is closed.
 //!
 //! [`build`] (feature `llvm`) writes artifacts; [`Artifact::read`] and [`Loaded`] run them.
-//! [`Loaded::load`] checks that the running CPU has the features the artifact's CPU
-//! implies before it loads any code (an error naming the missing features, never an
-//! illegal instruction). Format `archx 1` (before the CPU was recorded) is refused.
+//! An artifact is native code: whoever runs one runs its objects. The checks below make
+//! reading one safe and catch corrupted or mismatched ones; they cannot make a hostile one
+//! safe to run (its manifest could list the digests of hostile objects).
+//! - [`Artifact::read`] ([`archive`]) verifies the archive in memory before anything is
+//!   written: plain member and function names, bounded sizes and counts, every member
+//!   listed with its digest. Formats `archx 1` and `archx 2` are refused (rebuild).
+//! - Files go to private fresh folders ([`scratch`]: random name, mode 0700, exclusive
+//!   creation, removed on drop): the sources ([`Artifact::extract_sources`]), each
+//!   object while it is loaded, a build's intermediate files.
+//! - [`AotExecutor::new`] loads nothing before the program rebuilt from the sources has
+//!   the artifact's hash and every manifest signature is the rebuilt program's
+//!   ([`signature`]); [`Loaded::load`] checks that the running CPU has the features the
+//!   artifact's CPU implies before it loads any code (an error naming the missing
+//!   features, never an illegal instruction).
 
+pub mod archive;
 #[cfg(feature = "llvm")]
 pub mod build;
 pub mod cpu;
+pub mod manifest;
+pub mod scratch;
+pub mod signature;
 
 pub use cpu::HostCpu;
+pub use manifest::Member;
 
 use crate::abi::{output_tensors, param_descriptors, Descriptors};
-use crate::emit::{Module, Shape, Ty};
-use archc_compiler::tir::{parse_type, TensorType};
+use crate::emit::Module;
 use archc_runtime::{Executor, RunError, Tensor};
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-
-/// The manifest's first line.
-const FORMAT: &str = "archx 2";
 
 /// What an artifact's code runs on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,196 +104,85 @@ pub fn program_hash(program: &archc_compiler::tir::Program) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
-fn ty_text((dt, dims): &Ty) -> String {
-    TensorType { dtype: *dt, shape: dims.clone() }.to_string()
-}
-
-fn parse_ty(text: &str) -> Result<Ty, String> {
-    let t = parse_type(text).map_err(|e| format!("bad type `{text}`: {e:?}"))?;
-    Ok((t.dtype, t.shape))
-}
-
-fn parse_shape(text: &str) -> Result<Shape, String> {
-    let (dt, dims) = parse_ty(text)?;
-    let sizes = dims.iter().map(crate::emit::fixed_size).collect::<Result<_, _>>()?;
-    Ok((dt, sizes))
-}
-
 impl Artifact {
-    fn manifest(&self) -> String {
-        let target = match &self.target {
-            AotTarget::Cpu => "cpu".to_string(),
-            AotTarget::Cuda(arch) => format!("cuda {arch}"),
-        };
-        let mut m = format!(
-            "{FORMAT}\ntarget {target}\ncpu {}\nprogram {:016x}\nmain {}\n",
-            self.cpu.manifest_text(),
-            self.program_hash,
-            self.main_source
-        );
-        for (k, v) in &self.options {
-            m.push_str(&format!("option {k}={v}\n"));
+    /// The archive members: each source as `src/<name>`, each function's object as
+    /// `<func>.so`; names are checked as the reader checks them.
+    fn members(&self) -> Result<Vec<(String, &[u8])>, String> {
+        let mut out = Vec::new();
+        for (name, text) in &self.sources {
+            out.push((manifest::source_member(name), text.as_bytes()));
         }
         for f in &self.funcs {
-            m.push_str(&format!("func {}\n", f.name));
-            if f.sync {
-                m.push_str("  sync\n");
-            }
-            for (sym, input, axis) in &f.sig.dynamic {
-                m.push_str(&format!("  dynamic {sym} {input} {axis}\n"));
-            }
-            for t in &f.sig.inputs {
-                m.push_str(&format!("  input {}\n", ty_text(t)));
-            }
-            for t in &f.sig.outputs {
-                m.push_str(&format!("  output {}\n", ty_text(t)));
-            }
-            for (i, (name, (dt, shape))) in f.sig.params.iter().enumerate() {
-                let dims = shape.iter().map(|&n| archc_compiler::tir::Dim::constant(n as i64)).collect();
-                let global = f.sig.param_globals.get(i).map(String::as_str).unwrap_or("-");
-                m.push_str(&format!("  param {name} {global} {}\n", ty_text(&(*dt, dims))));
-            }
+            manifest::check_func_name(&f.name).map_err(|e| e.to_string())?;
+            out.push((manifest::object_member(&f.name), f.object.as_slice()));
         }
-        m
+        for (name, _) in &out {
+            manifest::check_member_path(name).map_err(|e| format!("cannot write this artifact: {e}"))?;
+        }
+        Ok(out)
+    }
+
+    /// The manifest's text (with every member's size and digest).
+    pub fn manifest(&self) -> Result<String, String> {
+        let members: Vec<Member> = self.members()?.iter().map(|(n, b)| Member::of(n, b)).collect();
+        Ok(manifest::render(self, &members))
     }
 
     /// Writes the artifact as a zip archive.
     pub fn write(&self, path: &Path) -> Result<(), String> {
-        let file = std::fs::File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        let mut zip = zip::ZipWriter::new(file);
-        let deflate = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-        let mut put = |name: &str, bytes: &[u8]| -> Result<(), String> {
-            zip.start_file(name, deflate).map_err(|e| e.to_string())?;
-            zip.write_all(bytes).map_err(|e| e.to_string())
-        };
-        put("manifest.txt", self.manifest().as_bytes())?;
-        for (name, text) in &self.sources {
-            put(&format!("src/{name}"), text.as_bytes())?;
-        }
-        for f in &self.funcs {
-            put(&format!("{}.so", f.name), &f.object)?;
-        }
-        zip.finish().map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        Ok(())
+        let members = self.members()?;
+        let listed: Vec<Member> = members.iter().map(|(n, b)| Member::of(n, b)).collect();
+        archive::write(path, &manifest::render(self, &listed), &members)
     }
 
-    /// Reads an artifact written by [`Artifact::write`].
+    /// Reads an artifact written by [`Artifact::write`], verified (see [`archive`]).
     pub fn read(path: &Path) -> Result<Artifact, String> {
-        let bad = |m: String| format!("{}: not a valid archc artifact: {m}", path.display());
-        let file = std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
-        let mut entries: HashMap<String, Vec<u8>> = HashMap::new();
-        for i in 0..zip.len() {
-            let mut f = zip.by_index(i).map_err(|e| bad(e.to_string()))?;
-            let mut bytes = Vec::new();
-            f.read_to_end(&mut bytes).map_err(|e| bad(e.to_string()))?;
-            entries.insert(f.name().to_string(), bytes);
-        }
-        let manifest = entries.remove("manifest.txt").ok_or_else(|| bad("no manifest.txt".into()))?;
-        let manifest = String::from_utf8(manifest).map_err(|e| bad(e.to_string()))?;
-        let mut art = parse_manifest(&manifest).map_err(bad)?;
-        for f in &mut art.funcs {
-            f.object = entries.remove(&format!("{}.so", f.name)).ok_or_else(|| bad(format!("no {}.so", f.name)))?;
-        }
-        for (name, bytes) in entries {
-            if let Some(src) = name.strip_prefix("src/") {
-                art.sources.push((src.to_string(), String::from_utf8(bytes).map_err(|e| bad(e.to_string()))?));
+        let contents = archive::read(path).map_err(|e| match e {
+            archive::ArchiveError::Manifest(old @ manifest::ManifestError::OldFormat(_)) => {
+                format!("{}: {old}", path.display())
             }
+            e => format!("{}: not a valid archc artifact: {e}", path.display()),
+        })?;
+        let (mut art, mut members) = (contents.manifest.artifact, contents.members);
+        for f in &mut art.funcs {
+            f.object = members.remove(&manifest::object_member(&f.name)).unwrap_or_default();
+        }
+        for (name, bytes) in members {
+            let src = name.strip_prefix("src/").unwrap_or(&name).to_string();
+            let text = String::from_utf8(bytes)
+                .map_err(|_| format!("{}: not a valid archc artifact: source `{src}` is not UTF-8", path.display()))?;
+            art.sources.push((src, text));
         }
         art.sources.sort();
         Ok(art)
     }
 
-    /// Writes the sources into `dir`; returns the main file's path there.
-    pub fn extract_sources(&self, dir: &Path) -> Result<PathBuf, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    /// Writes the sources into a private fresh folder (see [`scratch`]), removed when the
+    /// result is dropped.
+    pub fn extract_sources(&self) -> Result<Extracted, String> {
+        if !self.sources.iter().any(|(name, _)| *name == self.main_source) {
+            return Err(format!("the artifact has no source `{}`", self.main_source));
+        }
+        let dir = scratch::private_dir("archc-archx-")?;
         for (name, text) in &self.sources {
-            let path = dir.join(name);
-            std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            scratch::write_new(dir.path(), &manifest::source_member(name), text.as_bytes())?;
         }
-        Ok(dir.join(&self.main_source))
+        let main = dir.path().join(manifest::source_member(&self.main_source));
+        Ok(Extracted { dir, main })
     }
 }
 
-fn parse_manifest(text: &str) -> Result<Artifact, String> {
-    let mut lines = text.lines();
-    check_format(lines.next())?;
-    let mut cpu = None;
-    let mut art = Artifact {
-        target: AotTarget::Cpu,
-        cpu: HostCpu::Generic,
-        program_hash: 0,
-        main_source: String::new(),
-        options: Vec::new(),
-        sources: Vec::new(),
-        funcs: Vec::new(),
-    };
-    for line in lines {
-        let (key, rest) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
-        let func = || -> Result<&mut FuncEntry, String> { Err(format!("`{key}` before any `func`")) };
-        match key {
-            "target" if rest == "cpu" => art.target = AotTarget::Cpu,
-            "target" if rest.starts_with("cuda ") => art.target = AotTarget::Cuda(rest[5..].to_string()),
-            "target" => return Err(format!("unknown target `{rest}`")),
-            "cpu" => cpu = Some(HostCpu::from_manifest(rest)?),
-            "program" => art.program_hash = u64::from_str_radix(rest, 16).map_err(|e| e.to_string())?,
-            "main" => art.main_source = rest.to_string(),
-            "option" => {
-                let (k, v) = rest.split_once('=').ok_or("bad option line")?;
-                art.options.push((k.to_string(), v.to_string()));
-            }
-            "func" => {
-                art.funcs.push(FuncEntry { name: rest.to_string(), sig: empty_sig(), object: Vec::new(), sync: false })
-            }
-            _ => {
-                let Some(f) = art.funcs.last_mut() else {
-                    func()?;
-                    unreachable!()
-                };
-                match key {
-                    "dynamic" => {
-                        let p: Vec<&str> = rest.split(' ').collect();
-                        let [sym, i, a] = p.as_slice() else { return Err(format!("bad line `{line}`")) };
-                        let n = |s: &str| s.parse::<usize>().map_err(|e| e.to_string());
-                        f.sig.dynamic.push((sym.to_string(), n(i)?, n(a)?));
-                    }
-                    "input" => f.sig.inputs.push(parse_ty(rest)?),
-                    "output" => f.sig.outputs.push(parse_ty(rest)?),
-                    "sync" => f.sync = true,
-                    "param" => {
-                        let (name, rest) = rest.split_once(' ').ok_or("bad param line")?;
-                        let (global, ty) = rest.split_once(' ').ok_or("bad param line")?;
-                        f.sig.params.push((name.to_string(), parse_shape(ty)?));
-                        f.sig.param_globals.push(global.to_string());
-                    }
-                    _ => return Err(format!("unknown line `{line}`")),
-                }
-            }
-        }
-    }
-    art.cpu = cpu.ok_or("no `cpu` line")?;
-    Ok(art)
+/// An artifact's sources in a private folder, which is removed on drop.
+pub struct Extracted {
+    dir: scratch::TempDir,
+    /// The main source's path in the folder.
+    pub main: PathBuf,
 }
 
-/// The manifest's first line must be [`FORMAT`].
-fn check_format(first: Option<&str>) -> Result<(), String> {
-    match first {
-        Some(FORMAT) => Ok(()),
-        Some("archx 1") => Err("format `archx 1` records no CPU (it was built for its build machine's); rebuild it \
-             with this archc"
-            .into()),
-        _ => Err(format!("expected `{FORMAT}` (built by another archc version?)")),
-    }
-}
-
-fn empty_sig() -> Module {
-    Module {
-        text: String::new(),
-        inputs: Vec::new(),
-        outputs: Vec::new(),
-        dynamic: Vec::new(),
-        params: Vec::new(),
-        param_globals: Vec::new(),
+impl Extracted {
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 }
 
@@ -349,17 +250,16 @@ impl Loaded {
         if let AotTarget::Cuda(_) = target {
             archc_cuda::cuda()?;
         }
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("archc-aot-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let path = dir.join(format!("{}.so", f.name));
-        std::fs::write(&path, &f.object).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        manifest::check_func_name(&f.name).map_err(|e| e.to_string())?;
+        manifest::check_signature(&f.sig).map_err(|e| format!("@{}: {e}", f.name))?;
+        let dir = scratch::private_dir("archc-aot-")?;
+        let path = scratch::write_new(dir.path(), &manifest::object_member(&f.name), &f.object)?;
         // SAFETY: the object was built by `build` for this target: its initialisers do
-        // nothing but set up its own globals (and, for CUDA, load its kernels).
+        // nothing but set up its own globals (and, for CUDA, load its kernels). An
+        // artifact is native code; `Artifact::read` verified its digests, not its origin.
         let lib = unsafe { libloading::Library::new(&path) }.map_err(|e| format!("cannot load {}: {e}", f.name));
         // The mapping outlives the file.
-        let _ = std::fs::remove_dir_all(&dir);
+        drop(dir);
         let lib = lib?;
         fill_slots(&lib, &f.name, target)?;
         // SAFETY: both are generated with exactly this signature (see the module docs).
@@ -461,6 +361,7 @@ impl<'p> AotExecutor<'p> {
         if program_hash(program) != art.program_hash {
             return Err("the artifact's sources build a different program with this archc (built by another version?); rebuild it".into());
         }
+        signature::check(program, art)?;
         let mut funcs = HashMap::new();
         for f in &art.funcs {
             funcs.insert(f.name.clone(), (Loaded::load(f, &art.target, &art.cpu)?, None));
@@ -517,11 +418,14 @@ impl Executor for AotExecutor<'_> {
 
 /// `(f32[B, 784], i64[B])`.
 fn signature(sig: &Module) -> String {
-    format!("({})", sig.inputs.iter().map(ty_text).collect::<Vec<_>>().join(", "))
+    let ty =
+        |(dt, dims): &crate::emit::Ty| archc_compiler::tir::TensorType { dtype: *dt, shape: dims.clone() }.to_string();
+    format!("({})", sig.inputs.iter().map(ty).collect::<Vec<_>>().join(", "))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::manifest::{empty_sig, parse, ManifestError};
     use super::*;
 
     fn artifact(cpu: HostCpu) -> Artifact {
@@ -531,29 +435,60 @@ mod tests {
             program_hash: 0x1234,
             main_source: "m.arch".into(),
             options: vec![("train".into(), "true".into())],
-            sources: Vec::new(),
-            funcs: vec![FuncEntry { name: "main".into(), sig: empty_sig(), object: Vec::new(), sync: true }],
+            sources: vec![("m.arch".into(), "network N { }".into())],
+            funcs: vec![FuncEntry { name: "main".into(), sig: empty_sig(), object: b"object".to_vec(), sync: true }],
         }
+    }
+
+    /// What the manifest alone gives back of `art`: no contents.
+    fn without_contents(mut art: Artifact) -> Artifact {
+        art.sources.clear();
+        art.funcs.iter_mut().for_each(|f| f.object.clear());
+        art
     }
 
     #[test]
     fn the_manifest_round_trips_the_cpu() {
         for cpu in [HostCpu::X86Level(2), HostCpu::Native(vec!["avx2".into(), "avx512f".into()]), HostCpu::Generic] {
             let art = artifact(cpu);
-            let text = art.manifest();
-            assert!(text.starts_with("archx 2\ntarget cuda sm_90\ncpu "), "{text}");
-            assert_eq!(parse_manifest(&text).expect("parses"), art);
+            let text = art.manifest().expect("manifest");
+            assert!(text.starts_with("archx 3\ntarget cuda sm_90\ncpu "), "{text}");
+            assert_eq!(parse(&text).expect("parses").artifact, without_contents(art));
         }
     }
 
     #[test]
     fn manifests_without_a_cpu_are_refused() {
-        let text = artifact(HostCpu::X86Level(3)).manifest();
-        let e = parse_manifest(&text.replace("cpu x86-64-v3\n", "")).expect_err("no cpu line");
+        let text = artifact(HostCpu::X86Level(3)).manifest().expect("manifest");
+        let e = parse(&text.replace("cpu x86-64-v3\n", "")).expect_err("no cpu line").to_string();
         assert!(e.contains("no `cpu` line"), "{e}");
-        let e = parse_manifest(&text.replace("archx 2", "archx 1")).expect_err("format 1");
-        assert!(e.contains("rebuild it"), "{e}");
-        let e = parse_manifest(&text.replace("x86-64-v3", "pentium4")).expect_err("unknown cpu");
+        for old in ["archx 1", "archx 2"] {
+            let e = parse(&text.replace("archx 3", old)).expect_err("old format");
+            assert_eq!(e, ManifestError::OldFormat(old.into()));
+            assert!(e.to_string().contains("rebuild the artifact with this archc"), "{e}");
+        }
+        let e = parse(&text.replace("x86-64-v3", "pentium4")).expect_err("unknown cpu").to_string();
         assert!(e.contains("unknown cpu `pentium4`"), "{e}");
+    }
+
+    #[test]
+    fn members_are_listed_with_sizes_and_digests() {
+        let text = artifact(HostCpu::X86Level(3)).manifest().expect("manifest");
+        let members = parse(&text).expect("parses").members;
+        assert_eq!(members, vec![Member::of("src/m.arch", b"network N { }"), Member::of("main.so", b"object")]);
+        // The digest of `printf object | sha256sum`.
+        let line = "member main.so 6 2958d416d08aa5a472d7b509036cb7eafd542add84527e66a145ea64cb4cdc75";
+        assert!(text.lines().any(|l| l == line), "{text}");
+    }
+
+    #[test]
+    fn artifacts_with_unsafe_names_are_not_written() {
+        let mut art = artifact(HostCpu::X86Level(3));
+        art.sources.push(("../x.arch".into(), String::new()));
+        let e = art.manifest().expect_err("refused");
+        assert!(e.contains("member name `src/../x.arch` is refused"), "{e}");
+        let mut art = artifact(HostCpu::X86Level(3));
+        art.funcs[0].name = "../../x".into();
+        assert!(art.manifest().expect_err("refused").contains("function name `../../x` is refused"));
     }
 }
