@@ -9,7 +9,9 @@
 //!   a malformed header is an error, never a huge allocation.
 //! - `.npz` (a zip of `.npy` entries, stored or deflated, as `numpy.savez[_compressed]`
 //!   writes): every entry must be a `.npy`; names come back without the `.npy` suffix, in
-//!   a `BTreeMap`. Errors inside an entry name the path `file.npz/entry.npy`.
+//!   a `BTreeMap`. Errors inside an entry name the path `file.npz/entry.npy`. An entry
+//!   is read no further than the size its zip header declares (one that inflates beyond
+//!   it is an error), and its `.npy` shape times the element size must fit the entry.
 //! - `.safetensors` (via `safetensors`): f32, f64, i64, bool and c64 (`C64`: interleaved
 //!   little-endian f32 pairs) both ways; other stored dtypes are `UnsupportedDType`.
 //!   Names come back in a `BTreeMap` (sorted).
@@ -17,6 +19,8 @@
 //!   rows become f32 features `[N, F]` and i64 labels `[N]` (label column configurable,
 //!   default last; labels must be integral). A first row that does not parse as numbers is
 //!   a header and is skipped; any later such row, or a row of another width, is an error.
+//!   A line longer than [`MAX_CSV_LINE`] bytes is an error ([`read_csv_capped`] takes
+//!   the cap), found without reading more of it than the cap.
 //! - PyTorch `.pt` ([`read_pt`], module `torch`): the zip format of `torch.save`, read
 //!   without PyTorch by a small pickle reader; see that module for what is supported.
 //!
@@ -137,27 +141,36 @@ fn check_npy_shape(bytes: &[u8]) -> Result<(), String> {
         let d: u64 = d.trim_end_matches('L').parse().map_err(|_| bad())?;
         numel = numel.checked_mul(d).ok_or_else(|| format!("shape ({dims}) overflows"))?;
     }
+    let item = descr_item_size(header).unwrap_or(1);
+    let needed = numel.checked_mul(item).ok_or_else(|| format!("shape ({dims}) overflows"))?;
     let data_len = (bytes.len() - start - len) as u64;
-    if numel > data_len {
-        return Err(format!("shape ({dims}) needs more data than the file's {data_len} bytes"));
+    if needed > data_len {
+        return Err(format!("shape ({dims}) of {item}-byte elements needs more data than the file's {data_len} bytes"));
     }
     Ok(())
 }
 
+/// The element size a plain `'descr'` such as `'<f4'` or `'|u1'` declares.
+fn descr_item_size(header: &str) -> Option<u64> {
+    let after = &header[header.find("'descr'")? + "'descr'".len()..];
+    let quoted = after.trim_start().strip_prefix(':')?.trim_start().strip_prefix('\'')?;
+    let descr = &quoted[..quoted.find('\'')?];
+    let digits = descr.trim_start_matches(|c: char| !c.is_ascii_digit());
+    digits.parse().ok().filter(|&n| n > 0)
+}
+
 /// Integer data of any width, widened to i64.
 fn read_ints<R: Read>(npy: npyz::NpyFile<R>, kind: TypeChar, size: u64, path: &Path) -> Result<Vec<i64>, IoError> {
-    fn widen<T: Into<i64>>(v: Vec<T>) -> Vec<i64> {
-        v.into_iter().map(Into::into).collect()
-    }
     let read = io_err(path);
+    let fail = |m: String| format_err(path, m);
     Ok(match (kind, size) {
-        (TypeChar::Int, 1) => widen(npy.into_vec::<i8>().map_err(read)?),
-        (TypeChar::Int, 2) => widen(npy.into_vec::<i16>().map_err(read)?),
-        (TypeChar::Int, 4) => widen(npy.into_vec::<i32>().map_err(read)?),
+        (TypeChar::Int, 1) => widen_ints(npy.into_vec::<i8>().map_err(read)?).map_err(fail)?,
+        (TypeChar::Int, 2) => widen_ints(npy.into_vec::<i16>().map_err(read)?).map_err(fail)?,
+        (TypeChar::Int, 4) => widen_ints(npy.into_vec::<i32>().map_err(read)?).map_err(fail)?,
         (TypeChar::Int, 8) => npy.into_vec::<i64>().map_err(read)?,
-        (TypeChar::Uint, 1) => widen(npy.into_vec::<u8>().map_err(read)?),
-        (TypeChar::Uint, 2) => widen(npy.into_vec::<u16>().map_err(read)?),
-        (TypeChar::Uint, 4) => widen(npy.into_vec::<u32>().map_err(read)?),
+        (TypeChar::Uint, 1) => widen_ints(npy.into_vec::<u8>().map_err(read)?).map_err(fail)?,
+        (TypeChar::Uint, 2) => widen_ints(npy.into_vec::<u16>().map_err(read)?).map_err(fail)?,
+        (TypeChar::Uint, 4) => widen_ints(npy.into_vec::<u32>().map_err(read)?).map_err(fail)?,
         (TypeChar::Uint, 8) => {
             let v = npy.into_vec::<u64>().map_err(read)?;
             v.into_iter()
@@ -166,6 +179,15 @@ fn read_ints<R: Read>(npy: npyz::NpyFile<R>, kind: TypeChar, size: u64, path: &P
         }
         _ => return Err(unsupported(path, format!("{}{size}", kind.to_str()))),
     })
+}
+
+/// Integers widened to i64 in a buffer allocated fallibly: the widened data is up to
+/// eight times the stored bytes, and running out of memory is an error, not an abort.
+pub(crate) fn widen_ints<T: Into<i64>>(v: Vec<T>) -> Result<Vec<i64>, String> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(v.len()).map_err(|_| format!("out of memory widening {} integers to i64", v.len()))?;
+    out.extend(v.into_iter().map(Into::into));
+    Ok(out)
 }
 
 /// Fortran-order data of `shape` is C-order data of the reversed shape, transposed.
@@ -207,8 +229,12 @@ fn npy_bytes(path: &Path, tensor: &Tensor) -> Result<Vec<u8>, IoError> {
 
 // ---- zip archives (.npz, .pt) ----
 
-/// The most bytes one archive entry may inflate to (a guard against zip bombs).
+/// The most bytes one archive entry may declare (a guard against zip bombs).
 const MAX_ENTRY_BYTES: u64 = 1 << 32;
+
+/// Deflate cannot inflate one byte to more than about 1032, so a first buffer of this
+/// many times the compressed size (capped by the declared size) suffices.
+const MAX_DEFLATE_RATIO: u64 = 1032;
 
 /// Opens a zip archive.
 pub(crate) fn open_zip(path: &Path) -> Result<zip::ZipArchive<BufReader<File>>, IoError> {
@@ -216,19 +242,41 @@ pub(crate) fn open_zip(path: &Path) -> Result<zip::ZipArchive<BufReader<File>>, 
     zip::ZipArchive::new(BufReader::new(file)).map_err(|e| format_err(path, format!("not a zip archive: {e}")))
 }
 
-/// The whole contents of entry `index` (size-capped, CRC-checked by `zip`).
+/// The whole contents of entry `index`: never more than the size its header declares
+/// (an entry that inflates beyond it is an error, read no further), at most
+/// [`MAX_ENTRY_BYTES`], CRC-checked by `zip`.
 pub(crate) fn zip_entry<R: Read + Seek>(
     zip: &mut zip::ZipArchive<R>,
     index: usize,
     path: &Path,
 ) -> Result<(String, Vec<u8>), IoError> {
+    zip_entry_limited(zip, index, path, u64::MAX)
+}
+
+/// [`zip_entry`], refusing an entry that declares more than `limit` bytes before any of
+/// it is read.
+pub(crate) fn zip_entry_limited<R: Read + Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    index: usize,
+    path: &Path,
+    limit: u64,
+) -> Result<(String, Vec<u8>), IoError> {
     let entry = zip.by_index(index).map_err(|e| format_err(path, e))?;
     let name = entry.name().to_string();
     let entry_path = path.join(&name);
+    let declared = entry.size();
+    if declared > MAX_ENTRY_BYTES {
+        return Err(format_err(&entry_path, format!("entry declares {declared} bytes, more than 4 GiB")));
+    }
+    if declared > limit {
+        return Err(format_err(&entry_path, format!("entry declares {declared} bytes, expected at most {limit}")));
+    }
+    let first = declared.min(entry.compressed_size().saturating_mul(MAX_DEFLATE_RATIO).saturating_add(64));
     let mut bytes = Vec::new();
-    entry.take(MAX_ENTRY_BYTES + 1).read_to_end(&mut bytes).map_err(io_err(&entry_path))?;
-    if bytes.len() as u64 > MAX_ENTRY_BYTES {
-        return Err(format_err(&entry_path, "entry larger than 4 GiB"));
+    bytes.try_reserve_exact(first as usize).map_err(|_| format_err(&entry_path, "out of memory"))?;
+    entry.take(declared + 1).read_to_end(&mut bytes).map_err(io_err(&entry_path))?;
+    if bytes.len() as u64 > declared {
+        return Err(format_err(&entry_path, format!("entry inflates beyond the {declared} bytes its header declares")));
     }
     Ok((name, bytes))
 }
@@ -287,19 +335,60 @@ pub struct LabeledTable {
     pub labels: Tensor,
 }
 
+/// The longest CSV line [`read_csv`] accepts, in bytes (a row of 100,000 features
+/// takes about 1 MiB).
+pub const MAX_CSV_LINE: usize = 16 << 20;
+
 /// Reads a numeric CSV file, gzipped or not (see the module docs).
 pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<LabeledTable, IoError> {
-    let path = path.as_ref();
+    read_csv_capped(path.as_ref(), options, MAX_CSV_LINE)
+}
+
+/// [`read_csv`] with lines capped at `max_line` bytes: a longer line is an error naming
+/// it, found without holding more than `max_line` bytes of it.
+pub fn read_csv_capped(path: &Path, options: &CsvOptions, max_line: usize) -> Result<LabeledTable, IoError> {
     let mut reader = BufReader::new(File::open(path).map_err(io_err(path))?);
     let gzipped = reader.fill_buf().map_err(io_err(path))?.starts_with(&[0x1f, 0x8b]);
-    let text: Box<dyn BufRead> =
+    let mut text: Box<dyn BufRead> =
         if gzipped { Box::new(BufReader::new(flate2::bufread::MultiGzDecoder::new(reader))) } else { Box::new(reader) };
     let mut table = CsvBuilder::default();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.map_err(io_err(path))?;
-        table.row(i + 1, &line, options).map_err(|m| format_err(path, m))?;
+    let mut line = Vec::new();
+    for line_no in 1.. {
+        if !read_line_capped(&mut text, &mut line, max_line).map_err(io_err(path))? {
+            break;
+        }
+        if line.len() > max_line {
+            return Err(format_err(path, format!("line {line_no} is longer than {max_line} bytes")));
+        }
+        let text = std::str::from_utf8(&line).map_err(|_| format_err(path, format!("line {line_no} is not UTF-8")))?;
+        table.row(line_no, text, options).map_err(|m| format_err(path, m))?;
     }
     table.finish().map_err(|m| format_err(path, m))
+}
+
+/// Reads the next line (without its `\n`) into `line`, keeping at most `max + 1` bytes
+/// of it (more means too long; the caller reports it). `false` at the end of the input.
+fn read_line_capped(r: &mut dyn BufRead, line: &mut Vec<u8>, max: usize) -> std::io::Result<bool> {
+    line.clear();
+    let mut any = false;
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(any);
+        }
+        any = true;
+        let (chunk, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..i], Some(i + 1)),
+            None => (buf, None),
+        };
+        let room = (max + 1).saturating_sub(line.len());
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let used = done.unwrap_or(buf.len());
+        r.consume(used);
+        if done.is_some() || line.len() > max {
+            return Ok(true);
+        }
+    }
 }
 
 /// Rows parsed so far.

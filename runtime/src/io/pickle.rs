@@ -4,9 +4,13 @@
 //! Contract:
 //! - [`unpickle`] runs the pickle stack machine over bytes and returns the final value,
 //!   or a message naming the offending opcode and byte offset. It never panics, never
-//!   executes anything, and bounds its work: container nesting is at most
-//!   [`MAX_DEPTH`], and copies made by memo lookups (`BINGET`, `DUP`) are charged against
-//!   a budget of [`MAX_COPIED`] values.
+//!   executes anything, and bounds its memory and work: container nesting is at most
+//!   [`MAX_DEPTH`], and every copy (`BINGET`, `BINPUT`, `MEMOIZE`, `DUP`) is charged, by
+//!   the approximate bytes it takes, against a budget of [`MAX_COPIED`] plus
+//!   [`COPIED_PER_INPUT_BYTE`] per input byte before it is made, so a pickle that
+//!   doubles a value through the memo is refused after a few megabytes, not gigabytes.
+//!   Every other opcode does work proportional to the input it consumes or the values
+//!   it pops.
 //! - Opcodes: protocol 0-2 binary opcodes (`PROTO STOP MARK POP POP_MARK DUP NONE
 //!   NEWTRUE NEWFALSE BININT BININT1 BININT2 LONG1 BINFLOAT BINSTRING SHORT_BINSTRING
 //!   BINUNICODE BINBYTES SHORT_BINBYTES EMPTY_TUPLE TUPLE TUPLE1-3 EMPTY_LIST LIST APPEND
@@ -28,8 +32,13 @@ use std::collections::HashMap;
 
 /// The deepest container nesting accepted.
 pub const MAX_DEPTH: u32 = 256;
-/// The most values memo lookups may copy in one pickle.
-pub const MAX_COPIED: u64 = 1 << 24;
+/// The bytes of copies any pickle may make (see the module docs).
+pub const MAX_COPIED: u64 = 64 << 20;
+/// Further bytes of copies allowed per byte of pickle.
+pub const COPIED_PER_INPUT_BYTE: u64 = 32;
+
+/// The approximate size of a value that holds no container or text.
+const VALUE_BYTES: u64 = std::mem::size_of::<Value>() as u64;
 
 /// The element type of a torch storage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,7 +98,8 @@ pub struct TensorRef {
     pub strides: Vec<u64>,
 }
 
-/// A container's items and its nesting depth (1 + the deepest item's).
+/// A container's items, its nesting depth (1 + the deepest item's) and its weight (the
+/// approximate bytes of it and everything in it).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Seq<T> {
     pub items: Vec<T>,
@@ -99,7 +109,7 @@ pub struct Seq<T> {
 
 impl<T> Seq<T> {
     fn empty() -> Seq<T> {
-        Seq { items: Vec::new(), depth: 1, size: 1 }
+        Seq { items: Vec::new(), depth: 1, size: VALUE_BYTES }
     }
 }
 
@@ -134,12 +144,17 @@ impl Value {
         }
     }
 
-    /// Values in this one, itself included.
+    /// The approximate bytes of this value and everything in it.
     fn size(&self) -> u64 {
         match self {
             Value::Tuple(s) | Value::List(s) => s.size,
             Value::Dict(s) => s.size,
-            _ => 1,
+            Value::Str(t) | Value::Opaque(t) => VALUE_BYTES + t.len() as u64,
+            Value::Bytes(b) => VALUE_BYTES + b.len() as u64,
+            Value::Global { module, name } => VALUE_BYTES + (module.len() + name.len()) as u64,
+            Value::Storage(s) => VALUE_BYTES + s.key.len() as u64,
+            Value::Tensor(t) => VALUE_BYTES + (t.storage.key.len() + 8 * (t.shape.len() + t.strides.len())) as u64,
+            _ => VALUE_BYTES,
         }
     }
 
@@ -182,7 +197,7 @@ impl Item for (Value, Value) {
         self.0.depth().max(self.1.depth())
     }
     fn size(&self) -> u64 {
-        self.0.size() + self.1.size()
+        self.0.size().saturating_add(self.1.size())
     }
 }
 
@@ -201,7 +216,7 @@ impl<T: Item> Seq<T> {
             return Err(format!("containers nested deeper than {MAX_DEPTH}"));
         }
         self.depth = self.depth.max(depth);
-        self.size += item.size();
+        self.size = self.size.saturating_add(item.size());
         self.items.push(item);
         Ok(())
     }
@@ -209,7 +224,9 @@ impl<T: Item> Seq<T> {
 
 /// Runs the pickle in `bytes` and returns its value.
 pub fn unpickle(bytes: &[u8]) -> Result<Value, String> {
-    let mut m = Machine { input: bytes, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new(), copied: 0 };
+    let budget = MAX_COPIED.saturating_add(COPIED_PER_INPUT_BYTE.saturating_mul(bytes.len() as u64));
+    let mut m =
+        Machine { input: bytes, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new(), copied: 0, budget };
     loop {
         let at = m.pos;
         let op = m.byte()?;
@@ -229,7 +246,9 @@ struct Machine<'a> {
     /// Stack lengths at each `MARK`.
     marks: Vec<usize>,
     memo: HashMap<u32, Value>,
+    /// Bytes copied so far, and the most allowed.
     copied: u64,
+    budget: u64,
 }
 
 impl Machine<'_> {
@@ -309,24 +328,28 @@ impl Machine<'_> {
         Ok(self.stack.split_off(mark))
     }
 
-    fn copy(&mut self, v: &Value) -> Result<Value, String> {
-        self.copied += v.size();
-        if self.copied > MAX_COPIED {
-            return Err(format!("memo copies exceed {MAX_COPIED} values"));
+    /// Charges a copy of `size` bytes against the budget, before it is made.
+    fn charge(&mut self, size: u64) -> Result<(), String> {
+        self.copied = self.copied.saturating_add(size);
+        if self.copied > self.budget {
+            return Err(format!("memo copies exceed {} bytes", self.budget));
         }
-        Ok(v.clone())
+        Ok(())
     }
 
     fn memo_get(&mut self, key: usize) -> Result<bool, String> {
-        let v = self.memo.get(&(key as u32)).ok_or_else(|| format!("memo key {key} unset"))?.clone();
-        let v = self.copy(&v)?;
+        let key = u32::try_from(key).map_err(|_| "memo key out of range")?;
+        let size = self.memo.get(&key).ok_or_else(|| format!("memo key {key} unset"))?.size();
+        self.charge(size)?;
+        let v = self.memo[&key].clone();
         self.push(v)
     }
 
     fn memo_put(&mut self, key: usize) -> Result<bool, String> {
         let key = u32::try_from(key).map_err(|_| "memo key out of range")?;
+        let size = self.top()?.size();
+        self.charge(size)?;
         let v = self.top()?.clone();
-        let v = self.copy(&v)?;
         self.memo.insert(key, v);
         Ok(false)
     }
@@ -377,8 +400,9 @@ impl Machine<'_> {
             b'0' => self.pop().map(|_| false),
             b'1' => self.pop_mark().map(|_| false),
             b'2' => {
+                let size = self.top()?.size();
+                self.charge(size)?;
                 let v = self.top()?.clone();
-                let v = self.copy(&v)?;
                 self.push(v)
             }
             _ => self.step_value(op),
@@ -633,6 +657,41 @@ mod tests {
         p.extend(std::iter::repeat_n(b'a', MAX_DEPTH as usize + 4));
         p.push(b'.');
         assert!(unpickle(&p).unwrap_err().contains("nested deeper"));
+    }
+
+    /// `]q0` then `(h0 h0 l q0` `rounds` times: memo 0 doubles every round.
+    fn memo_doubling(rounds: usize) -> Vec<u8> {
+        let mut p = vec![0x80, 2, b']', b'q', 0];
+        for _ in 0..rounds {
+            p.extend([b'(', b'h', 0, b'h', 0, b'l', b'q', 0]);
+        }
+        p.push(b'.');
+        p
+    }
+
+    #[test]
+    fn memo_doubling_is_refused_within_the_byte_budget() {
+        let p = memo_doubling(40);
+        assert!(p.len() < 400);
+        let start = std::time::Instant::now();
+        let err = unpickle(&p).unwrap_err();
+        assert!(err.contains("memo copies exceed"), "{err}");
+        // Refused within the budget: 2^40 items would take terabytes; the old value count
+        // budget let it reach gigabytes and seconds first.
+        assert!(start.elapsed() < std::time::Duration::from_millis(1500), "took {:?}", start.elapsed());
+        // The budget charges what a copy holds: a few rounds of doubling are fine.
+        assert!(unpickle(&memo_doubling(8)).is_ok());
+    }
+
+    #[test]
+    fn copies_of_long_strings_are_charged_by_their_bytes() {
+        // A 60,000-byte string duplicated 20,000 times would take 1.2 GB.
+        let mut p = vec![0x80, 2, b'X'];
+        p.extend(60_000u32.to_le_bytes());
+        p.extend(std::iter::repeat_n(b'a', 60_000));
+        p.extend(std::iter::repeat_n(b'2', 20_000));
+        p.push(b'.');
+        assert!(unpickle(&p).unwrap_err().contains("memo copies exceed"));
     }
 
     #[test]

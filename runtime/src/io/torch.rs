@@ -16,10 +16,12 @@
 //!   and untyped storages are errors naming the storage class.
 //! - A view reaching outside its storage, a storage shorter than its declared size or a
 //!   view with more than [`MAX_VIEW_RATIO`] times the storage's elements is a format
-//!   error.
+//!   error. A storage's declared element count times its element size is checked
+//!   against the member's declared size before the member is read, and a member that
+//!   inflates beyond its declared size is an error (a zip bomb is refused, not inflated).
 
 use super::pickle::{unpickle, StorageDType, TensorRef, Value};
-use super::{format_err, open_zip, unsupported, zip_entry, IoError};
+use super::{format_err, open_zip, unsupported, widen_ints, zip_entry, zip_entry_limited, IoError};
 use crate::tensor::{view_indices, Data, Tensor};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek};
@@ -105,7 +107,9 @@ fn flatten(v: Value, name: String, out: &mut Vec<(String, TensorRef)>) {
     }
 }
 
-/// The storage of `tref`, decoded (integers widened to i64).
+/// The storage of `tref`, decoded (integers widened to i64). The declared element count
+/// times the element size is checked against the member's declared size before any of
+/// it is read, and the member may not inflate beyond its declared size.
 fn read_storage<R: Read + Seek>(
     zip: &mut zip::ZipArchive<R>,
     prefix: &str,
@@ -113,31 +117,37 @@ fn read_storage<R: Read + Seek>(
     path: &Path,
 ) -> Result<Data, IoError> {
     let s = &tref.storage;
-    let (name, bytes) = entry_by_name(zip, &format!("{prefix}/data/{}", s.key), path)?;
+    let name = format!("{prefix}/data/{}", s.key);
+    let index = zip.index_for_name(&name).ok_or_else(|| format_err(path, format!("missing entry {name}")))?;
+    let declared = zip.by_index(index).map_err(|e| format_err(path, e))?.size();
     let size = s.dtype.size() as u64;
-    let needed = s.numel.checked_mul(size).filter(|&n| n <= bytes.len() as u64);
-    if needed.is_none() || bytes.len() as u64 % size != 0 {
-        let msg = format!("{name}: {} bytes for {} elements of {} bytes", bytes.len(), s.numel, size);
+    let needed = s.numel.checked_mul(size).filter(|&n| n <= declared);
+    if needed.is_none() || declared % size != 0 {
+        let msg = format!("{name}: {declared} bytes for {} elements of {} bytes", s.numel, size);
         return Err(format_err(path, msg));
     }
-    Ok(decode_le(s.dtype, &bytes))
+    let (_, bytes) = zip_entry_limited(zip, index, path, declared)?;
+    if bytes.len() as u64 != declared {
+        return Err(format_err(path, format!("{name}: {} bytes, its header declares {declared}", bytes.len())));
+    }
+    decode_le(s.dtype, &bytes).map_err(|m| format_err(path, format!("{name}: {m}")))
 }
 
-/// Little-endian storage bytes to elements.
-fn decode_le(dtype: StorageDType, b: &[u8]) -> Data {
+/// Little-endian storage bytes to elements (widened integers allocated fallibly).
+fn decode_le(dtype: StorageDType, b: &[u8]) -> Result<Data, String> {
     fn words<const N: usize, T>(b: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
         b.chunks_exact(N).map(|c| f(c.try_into().expect("exact chunk"))).collect()
     }
-    match dtype {
+    Ok(match dtype {
         StorageDType::F32 => Data::F32(words(b, f32::from_le_bytes)),
         StorageDType::F64 => Data::F64(words(b, f64::from_le_bytes)),
         StorageDType::I64 => Data::I64(words(b, i64::from_le_bytes)),
-        StorageDType::I32 => Data::I64(words(b, |w| i32::from_le_bytes(w).into())),
-        StorageDType::I16 => Data::I64(words(b, |w| i16::from_le_bytes(w).into())),
-        StorageDType::I8 => Data::I64(b.iter().map(|&x| (x as i8).into()).collect()),
-        StorageDType::U8 => Data::I64(b.iter().map(|&x| x.into()).collect()),
+        StorageDType::I32 => Data::I64(widen_ints(words(b, i32::from_le_bytes))?),
+        StorageDType::I16 => Data::I64(widen_ints(words(b, i16::from_le_bytes))?),
+        StorageDType::I8 => Data::I64(widen_ints(b.iter().map(|&x| x as i8).collect())?),
+        StorageDType::U8 => Data::I64(widen_ints(b.to_vec())?),
         StorageDType::Bool => Data::Bool(b.iter().map(|&x| x != 0).collect()),
-    }
+    })
 }
 
 /// The row-major tensor that `tref` views in `storage`.

@@ -12,7 +12,11 @@
 //!   `1e-7`), NaN and infinities as `null`.
 //! - [`read_metrics`] parses what the writer writes (flat objects of numbers, strings,
 //!   booleans and nulls) so a resumed run can keep its history; anything else is an error.
+//! - A resumed run first drops a torn last line (one without its newline, left by a kill
+//!   or a full disk in the middle of an append), truncating the file to its last complete
+//!   line with a warning ([`truncate_metrics`]).
 
+use super::tmpfile::TempFile;
 use super::{io_error, TrainError};
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
@@ -295,18 +299,44 @@ pub fn read_metrics(path: &Path) -> Result<Vec<Record>, TrainError> {
 }
 
 /// Keeps the records of epochs `<= epochs_done` (a run resumed from a checkpoint of that
-/// epoch drops lines written after it) and rewrites the file when that changes it.
+/// epoch drops lines written after it) and rewrites the file when that changes it. A torn
+/// last line is dropped first ([`drop_torn_line`]).
 pub fn truncate_metrics(path: &Path, epochs_done: u64) -> Result<Vec<Record>, TrainError> {
+    if let Some(torn) = drop_torn_line(path)? {
+        eprintln!(
+            "warning: {}: dropped a partial last line ({torn} bytes) left by an interrupted write",
+            path.display()
+        );
+    }
     let all = read_metrics(path)?;
     let n = all.len();
     let kept: Vec<Record> = all.into_iter().filter(|r| r.epoch().is_some_and(|e| e <= epochs_done)).collect();
     if kept.len() != n {
         let text: String = kept.iter().map(|r| r.to_json() + "\n").collect();
-        let tmp = path.with_extension("jsonl.tmp");
-        std::fs::write(&tmp, text).map_err(|e| io_error(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))?;
+        let tmp = TempFile::new(path.with_extension("jsonl.tmp"));
+        std::fs::write(tmp.path(), text).map_err(|e| io_error(tmp.path(), e))?;
+        tmp.persist(path).map_err(|e| io_error(path, e))?;
     }
     Ok(kept)
+}
+
+/// A last line without its newline was torn by a kill or a full disk in the middle of an
+/// append (the writer writes each line and its newline at once): truncates the file to
+/// its last complete line and returns the bytes dropped. `None` when nothing was torn
+/// (or the file does not exist).
+pub fn drop_torn_line(path: &Path) -> Result<Option<usize>, TrainError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error(path, e)),
+    };
+    if bytes.is_empty() || bytes.ends_with(b"\n") {
+        return Ok(None);
+    }
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let file = OpenOptions::new().write(true).open(path).map_err(|e| io_error(path, e))?;
+    file.set_len(keep as u64).and_then(|_| file.sync_all()).map_err(|e| io_error(path, e))?;
+    Ok(Some(bytes.len() - keep))
 }
 
 #[cfg(test)]
@@ -340,6 +370,25 @@ mod tests {
         let mut r = Record::default();
         r.push("x", Value::num(x));
         assert_eq!(Record::parse(&r.to_json()).unwrap().f64("x").unwrap().to_bits(), x.to_bits());
+    }
+
+    #[test]
+    fn a_torn_last_line_is_dropped_on_resume() {
+        let dir = std::env::temp_dir().join(format!("archc-metrics-torn-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("metrics.jsonl");
+        let whole = "{\"epoch\": 1, \"train_loss\": 0.5}\n{\"epoch\": 2, \"train_loss\": 0.4}\n";
+        std::fs::write(&path, format!("{whole}{{\"epoch\": 3, \"train_lo")).unwrap();
+        assert!(read_metrics(&path).is_err(), "the torn line does not parse");
+        let kept = truncate_metrics(&path, 2).unwrap();
+        assert_eq!(kept.iter().map(|r| r.epoch().unwrap()).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), whole, "truncated to the last complete line");
+        assert_eq!(drop_torn_line(&path).unwrap(), None, "nothing more to drop");
+        std::fs::write(&path, "{\"epo").unwrap();
+        assert!(truncate_metrics(&path, 0).unwrap().is_empty());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! Without `train_acc`/`test_acc` the accuracy panel says so instead of plotting.
 
 use super::metrics::Record;
+use super::tmpfile::TempFile;
 use super::{io_error, TrainError};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -114,12 +115,13 @@ fn panel(
     Ok(())
 }
 
-/// Renders `records` and writes the SVG to `path` (through a temporary file and a rename).
+/// Renders `records` and writes the SVG to `path` (through a temporary file and a rename;
+/// on any error the temporary file is removed).
 pub fn write_curves(path: &Path, records: &[Record]) -> Result<(), TrainError> {
     let svg = render_curves(records).map_err(|m| TrainError::Format { path: path.to_path_buf(), message: m })?;
-    let tmp = path.with_extension("svg.tmp");
-    std::fs::write(&tmp, svg).map_err(|e| io_error(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))
+    let tmp = TempFile::new(path.with_extension("svg.tmp"));
+    std::fs::write(tmp.path(), svg).map_err(|e| io_error(tmp.path(), e))?;
+    tmp.persist(path).map_err(|e| io_error(path, e))
 }
 
 #[cfg(test)]
@@ -171,5 +173,17 @@ mod tests {
         let svg = render_curves(&[record(1, 1.0, Some(1.0), None)]).unwrap();
         assert!(svg.contains("train loss"));
         assert!(render_curves(&[]).is_ok());
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary_file() {
+        let dir = std::env::temp_dir().join(format!("archc-plot-fail-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // A non-empty directory where the plot goes: the write succeeds, the rename fails.
+        std::fs::create_dir_all(dir.join("curves.svg/x")).unwrap();
+        let err = write_curves(&dir.join("curves.svg"), &[record(1, 1.0, None, None)]).unwrap_err();
+        assert!(matches!(err, TrainError::Io(_)), "{err}");
+        assert!(!dir.join("curves.svg.tmp").exists(), "the temporary file was left behind");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

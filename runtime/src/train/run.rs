@@ -22,9 +22,15 @@
 //! - `resume` with a checkpoint in `out_dir`: the run continues from it (same seed and
 //!   batch size required), bit-for-bit as if never interrupted (the data order is a pure
 //!   function of seed and epoch, and the checkpoint holds the batch index and the epoch's
-//!   running totals); metric lines of epochs after the checkpoint are dropped. Without a
-//!   checkpoint, or without `resume`, the run starts fresh: the metrics file is
-//!   truncated, and a stale checkpoint and plot are removed.
+//!   running totals); metric lines of epochs after the checkpoint are dropped, and so is
+//!   a torn last line. The checkpoint's counters must agree with this data and batch
+//!   size (`step = epoch * batches per epoch + batch_in_epoch`, `batch_in_epoch` at most
+//!   the batches per epoch, `samples` the rows of the batches done); otherwise it is a
+//!   format error. A checkpoint with `epoch >= epochs` trains nothing and rewrites no
+//!   checkpoint or plot: the report says `already_complete`. Without a checkpoint, or without
+//!   `resume`, the run starts fresh: the metrics file is truncated, and a stale
+//!   checkpoint and plot are removed (callers refuse that unless asked to, see
+//!   [`existing_run`]).
 
 use super::anomaly::{find_anomaly, is_finite};
 use super::metrics::{truncate_metrics, MetricsWriter, Record, Value};
@@ -123,6 +129,8 @@ pub struct TrainReport {
     pub resumed: bool,
     /// Whether it stopped at `stop_after_steps`.
     pub stopped_early: bool,
+    /// Whether the resumed checkpoint had already done every epoch (nothing was trained).
+    pub already_complete: bool,
     pub metrics: PathBuf,
     pub curves: PathBuf,
     pub checkpoint: PathBuf,
@@ -140,6 +148,12 @@ pub fn step_seed(seed: u64, step: u64) -> u64 {
         z ^ (z >> 31)
     }
     mix(seed ^ mix(step))
+}
+
+/// The first file of a run found in `out_dir` (checkpoint, metrics or curves), if any: a
+/// fresh run there would replace it.
+pub fn existing_run(out_dir: &Path) -> Option<PathBuf> {
+    [CHECKPOINT_FILE, METRICS_FILE, CURVES_FILE].iter().map(|f| out_dir.join(f)).find(|p| p.exists())
 }
 
 /// Writes the experiment's source text as `out_dir/name` (a plain file name).
@@ -306,6 +320,7 @@ impl Run<'_> {
                 self.spec.batch
             )));
         }
+        check_counters(&st, self.spec, self.data.train.len() as u64).map_err(bad)?;
         for (kind, slots, mut values) in [("param", &self.abi.params, st.params), ("state", &self.abi.slots, st.slots)]
         {
             for (a, name) in slots {
@@ -366,6 +381,34 @@ impl Run<'_> {
     }
 }
 
+/// Batches per epoch of `rows` training rows.
+fn batches_per_epoch(spec: &LoopSpec, rows: u64) -> u64 {
+    match spec.drop_last {
+        true => rows / spec.batch as u64,
+        false => rows.div_ceil(spec.batch as u64),
+    }
+}
+
+/// Checks that a checkpoint's counters describe a point of a run over `rows` training
+/// rows with `spec`'s batch size (see the module docs).
+fn check_counters(st: &TrainState, spec: &LoopSpec, rows: u64) -> Result<(), String> {
+    let per_epoch = batches_per_epoch(spec, rows);
+    let (epoch, batch, step) = (st.epoch, st.batch_in_epoch, st.step);
+    let expected_step = epoch.checked_mul(per_epoch).and_then(|s| s.checked_add(batch));
+    let expected_samples = match spec.drop_last {
+        true => batch.checked_mul(spec.batch as u64),
+        false => batch.checked_mul(spec.batch as u64).map(|n| n.min(rows)),
+    };
+    if batch > per_epoch || expected_step != Some(step) || expected_samples != Some(st.partial.samples) {
+        return Err(format!(
+            "inconsistent checkpoint counters (epoch {epoch}, batch {batch}, step {step}, {} samples) for {per_epoch} \
+             batches of {} per epoch",
+            st.partial.samples, spec.batch
+        ));
+    }
+    Ok(())
+}
+
 /// The progress bar of one epoch: hidden unless `show` and stderr is a terminal.
 fn progress_bar(show: bool, epoch: u64, epochs: u64, len: u64, pos: u64) -> ProgressBar {
     let target = if show && std::io::stderr().is_terminal() {
@@ -419,10 +462,7 @@ pub fn train_with(
         }
         _ => false,
     };
-    let batches_per_epoch = match spec.drop_last {
-        true => data.train.len() / spec.batch,
-        false => data.train.len().div_ceil(spec.batch),
-    } as u64;
+    let batches_per_epoch = batches_per_epoch(spec, data.train.len() as u64);
     if batches_per_epoch == 0 {
         return Err(TrainError::Spec(format!(
             "the training set has {} rows: no batch of {} (drop_last = {})",
@@ -431,7 +471,7 @@ pub fn train_with(
             spec.drop_last
         )));
     }
-    let total_steps = spec.epochs * batches_per_epoch;
+    let total_steps = spec.epochs.saturating_mul(batches_per_epoch);
 
     // Initial values: declared inits for params, zeros for slots, placeholders for the rest.
     let mut interp = Interpreter::new(program);
@@ -468,7 +508,7 @@ pub fn train_with(
         }
         Vec::new()
     };
-    let mut metrics = MetricsWriter::open(&metrics_path, resumed)?;
+    let already_complete = resumed && run.epoch >= spec.epochs;
     let report = |run: &Run, history: &[Record], stopped_early: bool| {
         let last = history.last();
         let get = |k: &str| last.and_then(|r| r.f64(k));
@@ -481,6 +521,7 @@ pub fn train_with(
             test_acc: get("test_acc"),
             resumed,
             stopped_early,
+            already_complete,
             metrics: metrics_path.clone(),
             curves: curves_path.clone(),
             checkpoint: ckpt_path.clone(),
@@ -488,6 +529,10 @@ pub fn train_with(
         }
     };
 
+    if already_complete {
+        return Ok(report(&run, &history, false));
+    }
+    let mut metrics = MetricsWriter::open(&metrics_path, resumed)?;
     let lr_arg = run.abi.lr.expect("checked by Abi::of");
     let lr_dtype = f.args[lr_arg].1.dtype;
     while run.epoch < spec.epochs {

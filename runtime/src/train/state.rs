@@ -14,8 +14,10 @@
 //!   (= [`VERSION`]), and f64 scalars `meta/loss_sum`, `meta/seconds`,
 //!   `meta/metric/NAME`.
 //! - [`TrainState::save`] is atomic: it writes `.NAME.tmp` in the same directory, syncs
-//!   it, and renames it over `NAME`, so a kill mid-write leaves the previous checkpoint.
+//!   it, and renames it over `NAME`, so a kill mid-write leaves the previous checkpoint;
+//!   on any error (a full disk, a failed rename) the temporary file is removed.
 
+use super::tmpfile::TempFile;
 use super::{io_error, TrainError};
 use crate::io::{read_safetensors, write_safetensors};
 use crate::tensor::Tensor;
@@ -138,10 +140,10 @@ impl TrainState {
             _ => Path::new("."),
         };
         let file = path.file_name().ok_or_else(|| TrainError::Spec(format!("{}: not a file path", path.display())))?;
-        let tmp = dir.join(format!(".{}.tmp", file.to_string_lossy()));
-        write_safetensors(&tmp, &self.to_tensors())?;
-        File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| io_error(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))?;
+        let tmp = TempFile::new(dir.join(format!(".{}.tmp", file.to_string_lossy())));
+        write_safetensors(tmp.path(), &self.to_tensors())?;
+        File::open(tmp.path()).and_then(|f| f.sync_all()).map_err(|e| io_error(tmp.path(), e))?;
+        tmp.persist(path).map_err(|e| io_error(path, e))?;
         // Make the rename itself durable; not every platform can sync a directory.
         let _ = File::open(dir).and_then(|d| d.sync_all());
         Ok(())
@@ -188,6 +190,16 @@ mod tests {
         s.save(&path).unwrap();
         assert_eq!(TrainState::load(&path).unwrap(), s);
         assert!(!dir.join(".checkpoint.safetensors.tmp").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_save_leaves_no_temporary_file() {
+        let dir = std::env::temp_dir().join(format!("archc-state-fail-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("checkpoint.safetensors/x")).unwrap();
+        assert!(sample().save(&dir.join("checkpoint.safetensors")).is_err());
+        assert!(!dir.join(".checkpoint.safetensors.tmp").exists(), "the temporary file was left behind");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
