@@ -4,8 +4,11 @@
 
 pub mod artifact;
 pub mod backend;
+pub mod choices;
 pub mod driver;
 pub mod inputs;
 pub mod render;
 pub mod steptime;
+pub mod tirfile;
 pub mod training;
+pub mod weights;

@@ -172,3 +172,51 @@ pub fn evaluate(
     }
     Ok(sums.into_iter().map(|(k, v)| (k, v / n.max(1) as f64)).collect())
 }
+
+/// `data has no part `x`; its parts: train, test_32`.
+pub fn no_part(name: &str, part: &str) -> String {
+    match data::load(name) {
+        Ok(parts) => {
+            let names: Vec<&str> = parts.keys().map(String::as_str).collect();
+            format!("{name} has no part `{part}`; its parts: {}", names.join(", "))
+        }
+        Err(e) => format!("{name} has no part `{part}` ({e})"),
+    }
+}
+
+/// One line of a run's final metrics: `train loss 0.1234 accuracy 0.9722`, or for a
+/// regression `test loss 0.0012 rel_l2 0.0312` (every `PART_NAME` field of the record).
+pub fn summary_line(record: Option<&archc_runtime::train::Record>, part: &str) -> String {
+    let prefix = format!("{part}_");
+    let mut line = part.to_string();
+    let fields = record.map(|r| r.fields.as_slice()).unwrap_or_default();
+    for (key, value) in fields {
+        let Some(name) = key.strip_prefix(&prefix) else { continue };
+        let shown = if name == "acc" { "accuracy" } else { name };
+        let v = value.as_f64().map_or("-".to_string(), |v| format!("{v:.4}"));
+        line.push_str(&format!(" {shown} {v}"));
+    }
+    if line == part {
+        line.push_str(" -");
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use archc_runtime::train::{Record, Value};
+
+    #[test]
+    fn summary_lines_name_the_metrics_a_run_has() {
+        let mut r = Record::default();
+        r.push("epoch", Value::Int(3));
+        r.push("train_loss", Value::num(0.5));
+        r.push("train_rel_l2", Value::num(0.25));
+        r.push("test_loss", Value::num(0.75));
+        r.push("test_acc", Value::num(0.9));
+        assert_eq!(summary_line(Some(&r), "train"), "train loss 0.5000 rel_l2 0.2500");
+        assert_eq!(summary_line(Some(&r), "test"), "test loss 0.7500 accuracy 0.9000");
+        assert_eq!(summary_line(None, "test"), "test -");
+    }
+}

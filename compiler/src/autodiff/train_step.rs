@@ -42,6 +42,7 @@ pub fn build_train_program(program: &Program, training: Option<&Program>, spec: 
     let train_main = match training {
         Some(t) => {
             base.funcs.extend(prefixed(t, "train."));
+            add_training_only_params(&mut base, t);
             "train.main"
         }
         None => "main",
@@ -59,6 +60,16 @@ pub fn build_train_program(program: &Program, training: Option<&Program>, spec: 
         return Err(format!("internal error: the train step does not verify: {}", msgs.join("; ")));
     }
     Ok(out)
+}
+
+/// Declares in `base` the parameters that only the training-mode build reads (a layer
+/// used under `if training { .. }`), so the train step can take and update them.
+fn add_training_only_params(base: &mut Program, training: &Program) {
+    for p in &training.params {
+        if base.param(&p.name).is_none() {
+            base.params.push(p.clone());
+        }
+    }
 }
 
 /// The forward function with parameters as arguments, a target argument and the loss.

@@ -53,16 +53,15 @@ fn drop_unreferenced_funcs(p: &mut Program) {
     p.funcs.retain(|f| reached.contains(&f.name));
 }
 
+/// Drops the declarations no function reads: neither by a `param` op nor as a
+/// `param:NAME` argument (how train steps take parameters).
 fn drop_unreferenced_params(p: &mut Program) {
-    let used: HashSet<&str> = p
-        .funcs
-        .iter()
-        .flat_map(|f| f.body.iter())
-        .filter_map(|i| match &i.op {
-            Op::Param(n) => Some(n.as_str()),
-            _ => None,
-        })
-        .collect();
+    let read = p.funcs.iter().flat_map(|f| f.body.iter()).filter_map(|i| match &i.op {
+        Op::Param(n) => Some(n.as_str()),
+        _ => None,
+    });
+    let taken = p.funcs.iter().flat_map(|f| f.arg_names.iter()).filter_map(|n| n.strip_prefix("param:"));
+    let used: HashSet<&str> = read.chain(taken).collect();
     let used: HashSet<String> = used.into_iter().map(str::to_string).collect();
     p.params.retain(|d| used.contains(&d.name));
 }

@@ -1,0 +1,98 @@
+//! Weights handed to `run --weights` and `eval --checkpoint`: a plain `.safetensors` file
+//! (tensor names as in `build --emit tir`) or a training checkpoint written by
+//! `archc train` (parameters under `param/`, optimizer state and counters beside them).
+//!
+//! Contract: a checkpoint must supply every parameter the program declares (it was
+//! trained from this program, or the names would not match); the parameters it holds
+//! that the program does not declare (layers used only in training, `if training
+//! { .. }`) are reported, not loaded. A plain file may hold a subset (the rest keep their
+//! initial values), but every name in it must be a parameter of the program, so a
+//! misspelt name is an error rather than a silently ignored tensor.
+
+use archc_compiler::tir::Program;
+use archc_runtime::train::TrainState;
+use archc_runtime::{io, Tensor};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Parameter values read from a file, and where they came from.
+pub struct Weights {
+    pub params: BTreeMap<String, Tensor>,
+    /// The epochs a checkpoint had trained (`None` for a plain weights file).
+    pub epoch: Option<u64>,
+}
+
+/// What loading into a program gives: the values to set, and the names not used.
+pub struct Fitted {
+    pub values: Vec<(String, Tensor)>,
+    pub unused: Vec<String>,
+}
+
+/// Reads a checkpoint or a plain weights file (told apart by the checkpoint's
+/// `meta/version`).
+pub fn read(path: &Path) -> Result<Weights, String> {
+    let tensors = io::read_safetensors(path).map_err(|e| e.to_string())?;
+    if !tensors.contains_key("meta/version") {
+        return Ok(Weights { params: tensors, epoch: None });
+    }
+    let state = TrainState::load(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Weights { params: state.params, epoch: Some(state.epoch) })
+}
+
+/// The values of `w` for the parameters of `program` (see the module docs).
+pub fn fit(w: &Weights, program: &Program, path: &Path) -> Result<Fitted, String> {
+    let declared = |n: &str| program.param(n).is_some();
+    let unused: Vec<String> = w.params.keys().filter(|n| !declared(n)).cloned().collect();
+    if w.epoch.is_none() {
+        if let Some(n) = unused.first() {
+            return Err(format!("{}: `{n}` is not a parameter of this program", path.display()));
+        }
+    } else if let Some(p) = program.params.iter().find(|p| !w.params.contains_key(&p.name)) {
+        return Err(format!(
+            "{}: the checkpoint has no parameter `{}`; was it trained from this program and these choices?",
+            path.display(),
+            p.name
+        ));
+    }
+    let values = w.params.iter().filter(|(n, _)| declared(n)).map(|(n, t)| (n.clone(), t.clone())).collect();
+    Ok(Fitted { values, unused })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use archc_compiler::tir::{DType, Init, ParamDecl, TensorType};
+
+    fn program(names: &[&str]) -> Program {
+        let mut p = Program { name: "t".into(), params: Vec::new(), funcs: Vec::new() };
+        for n in names {
+            let ty = TensorType::new(DType::F32, vec![2.into()]);
+            p.params.push(ParamDecl { name: n.to_string(), ty, init: Init::Zeros, trainable: true });
+        }
+        p
+    }
+
+    fn weights(names: &[&str], epoch: Option<u64>) -> Weights {
+        let params = names
+            .iter()
+            .map(|n| (n.to_string(), Tensor::new(vec![2], archc_runtime::tensor::Data::F32(vec![1.0, 2.0])).unwrap()))
+            .collect();
+        Weights { params, epoch }
+    }
+
+    #[test]
+    fn a_checkpoint_loads_what_the_program_declares_and_reports_the_rest() {
+        let f = fit(&weights(&["a", "extra"], Some(3)), &program(&["a"]), Path::new("c")).unwrap();
+        assert_eq!(f.values.len(), 1);
+        assert_eq!(f.unused, vec!["extra".to_string()]);
+        let e = fit(&weights(&["a"], Some(3)), &program(&["a", "b"]), Path::new("c")).err().unwrap();
+        assert!(e.contains("no parameter `b`"), "{e}");
+    }
+
+    #[test]
+    fn a_plain_file_may_hold_a_subset_but_no_unknown_name() {
+        assert!(fit(&weights(&["a"], None), &program(&["a", "b"]), Path::new("w")).is_ok());
+        let e = fit(&weights(&["a", "typo"], None), &program(&["a"]), Path::new("w")).err().unwrap();
+        assert!(e.contains("`typo` is not a parameter"), "{e}");
+    }
+}
