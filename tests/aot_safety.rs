@@ -200,6 +200,37 @@ fn files_are_written_to_private_fresh_folders_only() {
     assert!(written.is_empty(), "written through planted links: {written:?}");
 }
 
+/// The same through the command line: `sh` plants links at the paths earlier versions
+/// derived from its pid, then becomes archc (`exec` keeps the pid); archc runs the
+/// artifact and writes through none of them.
+#[test]
+fn cli_never_writes_through_links_at_predictable_paths() {
+    let s = Scratch::new("planted");
+    build_mlp(&s.0);
+    let victims = [s.0.join("victim-src"), s.0.join("victim-so")];
+    let script = r#"T="$1"; mkdir -p "$T/archc-archx-$$-mlp" "$T/archc-aot-$$-0"
+        ln -s "$2" "$T/archc-archx-$$-mlp/mlp.arch"; ln -s "$3" "$T/archc-aot-$$-0/main.so"
+        echo "$T/archc-archx-$$-mlp $T/archc-aot-$$-0"; exec "$0" run mlp.archx"#;
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_archc"))
+        .arg(std::env::temp_dir())
+        .args(&victims)
+        .current_dir(&s.0)
+        .output()
+        .expect("sh runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for planted in stdout.lines().next().expect("planted folders").split(' ') {
+        let _ = std::fs::remove_dir_all(planted);
+    }
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("f32[2, 10]"), "{stdout}");
+    for v in &victims {
+        assert!(!v.exists(), "written through a planted link: {}", v.display());
+    }
+}
+
 /// Item: a manifest whose signatures differ from the program its sources build (which
 /// would size buffers wrongly) or are inconsistent is refused before code is loaded.
 #[test]
