@@ -207,6 +207,9 @@ struct TrainArgs {
     /// Continue from the run directory's checkpoint.
     #[arg(long)]
     resume: bool,
+    /// Start afresh in a run directory that already holds a run, replacing it.
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
     /// On a NaN or Inf, find the first instruction that produced it.
     #[arg(long)]
     detect_anomaly: bool,
@@ -697,6 +700,9 @@ fn train(file: &Path, args: &TrainArgs, art: Option<&Artifact>, color: bool) -> 
     let user = |e: String| Fail::User(format!("error: {e}"));
     let (mut cfg, text, sources) = train_config_with_sources(file, color)?;
     cfg.epochs = args.epochs.unwrap_or(cfg.epochs);
+    if let Some(lr) = args.lr.filter(|lr| !(lr.is_finite() && *lr > 0.0)) {
+        return Err(user(format!("--lr {lr}: the learning rate must be a positive finite number")));
+    }
     cfg.lr = args.lr.unwrap_or(cfg.lr);
     cfg.seed = args.seed.unwrap_or(cfg.seed);
     cfg.batch = args.batch.unwrap_or(cfg.batch);
@@ -709,6 +715,13 @@ fn train(file: &Path, args: &TrainArgs, art: Option<&Artifact>, color: bool) -> 
     spec.detect_anomaly = args.detect_anomaly;
     let mut exec = backend::executor(&program, args.backend, art).map_err(user)?;
     let dir = run_dir(file, args.out.as_deref());
+    if let Some(found) = archc_runtime::train::existing_run(&dir).filter(|_| !args.resume && !args.overwrite) {
+        return Err(user(format!(
+            "{} already holds a run ({}); pass --resume to continue it, --overwrite to replace it, or another --out",
+            dir.display(),
+            found.display()
+        )));
+    }
     std::fs::create_dir_all(&dir).map_err(|e| user(format!("cannot create {}: {e}", dir.display())))?;
     let name = file.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "train.arch".into());
     archc_runtime::train::write_source(&dir, &name, &text).map_err(|e| user(e.to_string()))?;
@@ -724,7 +737,15 @@ fn train(file: &Path, args: &TrainArgs, art: Option<&Artifact>, color: bool) -> 
     );
     let progress = !args.quiet && std::io::stderr().is_terminal();
     let report = archc_runtime::train::train_with(&program, &spec, &data, &dir, args.resume, progress, exec.as_mut())
-        .map_err(|e| train_failure(e, &sources, color))?;
+        .map_err(|e| train_failure(e, &sources, color, &dir))?;
+    if report.already_complete {
+        eprintln!(
+            "the run in {} is already complete ({} epochs done, --epochs {}): nothing to train",
+            dir.display(),
+            report.epochs,
+            cfg.epochs
+        );
+    }
     let pct = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
     println!("train loss {} accuracy {}", pct(report.train_loss), pct(report.train_acc));
     println!("test loss {} accuracy {}", pct(report.test_loss), pct(report.test_acc));
@@ -761,17 +782,21 @@ fn eval(
     Ok(())
 }
 
-/// A training error; a non-finite value traced to a source span is shown in the source.
-fn train_failure(e: archc_runtime::train::TrainError, sources: &SourceMap, color: bool) -> Fail {
-    use archc_runtime::train::TrainError;
+/// A training error; a non-finite value traced to a source span is shown in the source
+/// (the hint mentions the run directory's checkpoint only when there is one).
+fn train_failure(e: archc_runtime::train::TrainError, sources: &SourceMap, color: bool, dir: &Path) -> Fail {
+    use archc_runtime::train::{TrainError, CHECKPOINT_FILE};
     if let TrainError::NonFinite { step, what, anomaly: Some(a) } = &e {
         if let Some(span) = a.span {
+            let advice = "lower the learning rate or clip gradients (`clip: 1.0`)";
+            let help = match dir.join(CHECKPOINT_FILE).exists() {
+                true => format!("the last good checkpoint was kept; {advice}"),
+                false => format!("no checkpoint was saved yet; {advice}"),
+            };
             let d =
                 Diagnostic::error(format!("step {step}: {what} is not finite; first produced by `{}`", a.inst), span)
                     .with_label(a.detail.clone())
-                    .with_help(
-                        "the last good checkpoint was kept; lower the learning rate or clip gradients (`clip: 1.0`)",
-                    );
+                    .with_help(help);
             eprint!("{}", render(&[d], sources, color));
             return Fail::User(String::new());
         }
