@@ -8,6 +8,20 @@
 //! `rand.uniform` op with key `k` is the `i`-th draw of `ChaCha8Rng::seed_from_u64(k)`
 //! (one 32-bit word per f32, two per f64); `rand.normal` takes Box-Muller pair `i / 2`
 //! (four words: two f64 uniforms), the cosine half for even `i` and the sine half for odd.
+//!
+//! Long real FFTs (`archc_rfft_*`, `archc_irfft_*`) run the interpreter's
+//! [`RealFft`] row by row, so their memory is the data's (a DFT matrix would grow with the
+//! square of the length) and their values are the interpreter's.
+//!
+//! Run-time refusals: compiled code that finds an input it must refuse (an index out of
+//! range, a slice past the end of an axis, a reduction over no elements) calls
+//! [`archc_fail`] with a [`Failure`] code and goes on with safe values; the first failure
+//! of a run is kept for the calling thread, and the caller of the entry must take it with
+//! [`take_failure`] after the run and fail the run with its message.
+
+use archc_runtime::elem::C64;
+use archc_runtime::interp::RealFft;
+use std::cell::RefCell;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -128,6 +142,11 @@ pub fn symbols() -> Vec<(&'static str, *mut ())> {
         ("_mlir_ciface_archc_bmm_f32", archc_bmm_f32 as *mut ()),
         ("_mlir_ciface_archc_matmul_f64", archc_matmul_f64 as *mut ()),
         ("_mlir_ciface_archc_bmm_f64", archc_bmm_f64 as *mut ()),
+        ("_mlir_ciface_archc_rfft_f32", archc_rfft_f32 as *mut ()),
+        ("_mlir_ciface_archc_rfft_f64", archc_rfft_f64 as *mut ()),
+        ("_mlir_ciface_archc_irfft_f32", archc_irfft_f32 as *mut ()),
+        ("_mlir_ciface_archc_irfft_f64", archc_irfft_f64 as *mut ()),
+        ("archc_fail", archc_fail as *mut ()),
     ]);
     v
 }
@@ -254,6 +273,116 @@ unsafe fn strided_row(es: usize, n: usize, sp: *const u8, ss: isize, dp: *mut u8
         }
     }
 }
+
+/// What compiled code refused (the `kind` argument of [`archc_fail`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(i64)]
+pub enum Failure {
+    /// `(index, size, axis)`: a `gather` / `scatter_add` index outside `[-size, size)`.
+    Index = 1,
+    /// `(end, size, axis)`: a slice whose declared length needs `end` elements on an axis
+    /// of `size`.
+    SliceEnd = 2,
+    /// `(op, 0, 0)`: `reduce.max` (op 0), `reduce.min` (1) or `argmax` (2) over no
+    /// elements.
+    EmptyReduction = 3,
+}
+
+impl Failure {
+    /// The message for a failure with payload `(a, b, c)`, worded as the interpreter's.
+    pub fn message(kind: i64, a: i64, b: i64, c: i64) -> String {
+        match kind {
+            1 => format!("index {a} out of range [-{b}, {b}) on axis {c}"),
+            2 => format!("slice: axis {c} has {b} elements, but the declared type needs {a}"),
+            3 => match a {
+                0 => "reduce.max over zero elements".to_string(),
+                1 => "reduce.min over zero elements".to_string(),
+                _ => "argmax over zero elements".to_string(),
+            },
+            _ => format!("compiled code failed (code {kind}: {a}, {b}, {c})"),
+        }
+    }
+}
+
+thread_local! {
+    static FAILED: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Records that the running entry refused its input (the first failure of a run wins).
+pub extern "C" fn archc_fail(kind: i64, a: i64, b: i64, c: i64) {
+    FAILED.with(|f| {
+        f.borrow_mut().get_or_insert_with(|| Failure::message(kind, a, b, c));
+    });
+}
+
+/// The failure compiled code recorded on this thread since the last call, if any.
+pub fn take_failure() -> Option<String> {
+    FAILED.with(|f| f.borrow_mut().take())
+}
+
+/// Element `(i, j)` of a 2-d view.
+///
+/// # Safety
+/// `(i, j)` must be inside the view, over a live buffer.
+unsafe fn at<T>(m: &MemRef<T, 2>, i: i64, j: i64) -> *mut T {
+    unsafe { m.aligned.offset((m.offset + i * m.strides[0] + j * m.strides[1]) as isize) }
+}
+
+/// `y[r, :] = rfft(x[r, :])[..k]` for each row `r` of `x: [R, n]` (`y: [R, k]`).
+///
+/// # Safety
+/// Live views of those shapes; `y` does not overlap `x`.
+unsafe fn rfft_rows<T: Copy + Into<f64>>(x: &MemRef<T, 2>, y: &MemRef<C64, 2>) {
+    let (rows, n, k) = (x.sizes[0], x.sizes[1], y.sizes[1]);
+    if rows == 0 || n == 0 {
+        return;
+    }
+    let plans = RealFft::new(n as usize);
+    for r in 0..rows {
+        let run = (0..n).map(|t| unsafe { *at(x, r, t) }.into());
+        for (j, z) in plans.forward(run, k as usize).iter().enumerate() {
+            unsafe { *at(y, r, j as i64) = C64::new(z.re as f32, z.im as f32) };
+        }
+    }
+}
+
+/// `y[r, :] = irfft(complex(re[r, :], im[r, :]), n)` for each row (`re, im: [R, k]`,
+/// `y: [R, n]`), rounded to `T` by `round`.
+///
+/// # Safety
+/// Live views of those shapes; `y` overlaps neither input.
+unsafe fn irfft_rows<T: Copy + Into<f64>>(re: &MemRef<T, 2>, im: &MemRef<T, 2>, y: &MemRef<T, 2>, round: fn(f64) -> T) {
+    let (rows, k, n) = (re.sizes[0], re.sizes[1], y.sizes[1]);
+    if rows == 0 || n == 0 {
+        return;
+    }
+    let plans = RealFft::new(n as usize);
+    for r in 0..rows {
+        let half = (0..k).map(|j| unsafe { ((*at(re, r, j)).into(), (*at(im, r, j)).into()) });
+        for (t, v) in plans.inverse(half).into_iter().enumerate() {
+            unsafe { *at(y, r, t as i64) = round(v) };
+        }
+    }
+}
+
+macro_rules! fft_fns {
+    ($t:ty, $rfft:ident, $irfft:ident) => {
+        /// # Safety
+        /// See [`rfft_rows`].
+        pub unsafe extern "C" fn $rfft(x: *const MemRef<$t, 2>, y: *const MemRef<C64, 2>) {
+            unsafe { rfft_rows(&*x, &*y) }
+        }
+
+        /// # Safety
+        /// See [`irfft_rows`].
+        pub unsafe extern "C" fn $irfft(re: *const MemRef<$t, 2>, im: *const MemRef<$t, 2>, y: *const MemRef<$t, 2>) {
+            unsafe { irfft_rows(&*re, &*im, &*y, |v| v as $t) }
+        }
+    };
+}
+
+fft_fns!(f32, archc_rfft_f32, archc_irfft_f32);
+fft_fns!(f64, archc_rfft_f64, archc_irfft_f64);
 
 /// A ranked memref descriptor as MLIR's C interface passes it.
 #[repr(C)]

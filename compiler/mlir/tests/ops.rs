@@ -7,6 +7,12 @@
 //! interpreter's finite elements; NaNs at the same position and equal infinities count as
 //! equal). Many ops share one program (one compile) and every intermediate value of
 //! interest is a result, so a mismatch names the op that caused it.
+//!
+//! Every comparison also runs once on edge inputs (each float and complex input filled
+//! from [`EDGE`]: signed zeros, tiny and huge magnitudes, infinities, NaN), where a run
+//! the interpreter refuses must be refused by the backend too. Dedicated cases cover the
+//! refusals (indices out of range, slices past an axis, reductions over nothing) and long
+//! transforms.
 
 #![cfg(feature = "llvm")]
 
@@ -104,16 +110,21 @@ fn mismatches(label: &str, names: &[String], got: &[Tensor], want: &[Tensor]) ->
 /// backend (one compile; parameters of both initialised from seed 0) and asserts that
 /// every output agrees. Returns the interpreter's outputs of the last seed.
 fn check(p: &Program, func: &str, inputs: &[Tensor], seeds: &[u64]) -> Vec<Tensor> {
+    check_edges(p, func, inputs, seeds, Edges::Full)
+}
+
+/// [`check`] with the edge inputs of `edges`.
+fn check_edges(p: &Program, func: &str, inputs: &[Tensor], seeds: &[u64], edges: Edges) -> Vec<Tensor> {
     let mut interp = Interpreter::new(p);
     interp.init_params(0).expect("interpreter parameters");
     let mut jit = backend(p, 0);
-    check_with(p, func, inputs, seeds, &mut interp, jit.as_mut())
+    check_with(p, func, (inputs, edges), seeds, &mut interp, jit.as_mut())
 }
 
 fn check_with(
     p: &Program,
     func: &str,
-    inputs: &[Tensor],
+    (inputs, edges): (&[Tensor], Edges),
     seeds: &[u64],
     interp: &mut Interpreter,
     jit: &mut dyn Executor,
@@ -129,8 +140,139 @@ fn check_with(
         failures.extend(mismatches(&format!("{}/@{func} (seed {seed})", p.name), &names, &got, &want));
         last = want;
     }
+    let edge = edge_inputs(inputs, edges);
+    if edge.iter().zip(inputs).any(|(e, x)| e != x) {
+        failures.extend(edge_mismatches(p, func, &names, &edge, seeds[0], interp, jit));
+    }
     assert!(failures.is_empty(), "{} mismatch(es):\n{}", failures.len(), failures.join("\n"));
     last
+}
+
+/// The outputs' disagreements on the edge inputs `edge`; when the interpreter refuses
+/// them, the backend must refuse them too.
+fn edge_mismatches(
+    p: &Program,
+    func: &str,
+    names: &[String],
+    edge: &[Tensor],
+    seed: u64,
+    interp: &mut Interpreter,
+    jit: &mut dyn Executor,
+) -> Vec<String> {
+    let label = format!("{}/@{func} (edge inputs)", p.name);
+    match (interp.run_func(func, edge, seed), run_checked(jit, func, edge, seed)) {
+        (Ok(want), Ok(got)) => mismatches(&label, names, &got, &want),
+        (Err(_), Err(_)) => vec![],
+        (Ok(_), Err(e)) => vec![format!("{label}: the MLIR backend refuses: {e}")],
+        (Err(e), Ok(_)) => vec![format!("{label}: the interpreter refuses ({e}) but the MLIR backend runs")],
+    }
+}
+
+/// A run of the backend under test that fails when compiled code recorded a failure
+/// (`archc_mlir::rt::take_failure`), whether or not the executor reports it itself.
+fn run_checked(jit: &mut dyn Executor, func: &str, inputs: &[Tensor], seed: u64) -> Result<Vec<Tensor>, String> {
+    archc_mlir::rt::take_failure();
+    let out = jit.run_func(func, inputs, seed).map_err(|e| e.to_string())?;
+    match archc_mlir::rt::take_failure() {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// Which edge values a comparison's second pass draws its float inputs from.
+#[derive(Copy, Clone, Debug, PartialEq)]
+enum Edges {
+    /// Every value of [`EDGE`]: for ops whose results do not depend on an order of
+    /// summation (elementwise, casts, movement, reductions).
+    Full,
+    /// No infinities or values past 1e15: for sums of products (contractions, windows,
+    /// transforms), where `inf - inf` or an f32 product past the largest float would make
+    /// NaN or infinity depend on the order and precision of the sum (the interpreter sums
+    /// in f64), and for complex arithmetic, whose handling of infinities is
+    /// implementation-defined (C99 Annex G).
+    Finite,
+    /// [`Edges::Finite`] without NaN: for fast transforms, whose butterflies carry a NaN
+    /// into some outputs only (which ones depends on the algorithm; a DFT matrix carries
+    /// it into all).
+    Numbers,
+    /// No magnitude past 20 besides NaN: for chains of ops (control flow, gradient
+    /// programs), where an ulp of difference in a huge intermediate value moves `sin` or
+    /// `tanh` of it anywhere.
+    Moderate,
+}
+
+/// Edge values for float inputs: signed zeros, tiny and huge magnitudes (1e-30, the
+/// smallest normal and subnormal f32, 1e15, 1e30, the largest f32), infinities, NaN, and
+/// plain values between them.
+const EDGE: [f64; 22] = [
+    0.0,
+    -0.0,
+    1e-30,
+    -1e-30,
+    1e30,
+    -1e30,
+    f64::INFINITY,
+    f64::NEG_INFINITY,
+    f64::NAN,
+    1.1754943508222875e-38,
+    -1e-45,
+    3.4028234663852886e38,
+    -3.4028234663852886e38,
+    1.0,
+    -1.0,
+    0.5,
+    -2.5,
+    1e-8,
+    -1e-8,
+    20.0,
+    1e15,
+    -1e15,
+];
+
+impl Edges {
+    fn values(self) -> Vec<f64> {
+        let keep = |v: &f64| match self {
+            Edges::Full => true,
+            Edges::Finite => !(v.abs() > 1e15),
+            Edges::Numbers => v.abs() <= 1e15,
+            Edges::Moderate => !(v.abs() > 20.0),
+        };
+        EDGE.iter().copied().filter(keep).collect()
+    }
+}
+
+/// `inputs` with every float and complex tensor filled from `edges`' values (each input
+/// starting at another offset, so operands meet in many combinations; complex ones never
+/// from [`Edges::Full`]); integer and bool inputs (indices, conditions) are kept.
+fn edge_inputs(inputs: &[Tensor], edges: Edges) -> Vec<Tensor> {
+    let cycle = |values: Vec<f64>| {
+        let mut at = 0usize;
+        move || {
+            at += 7;
+            values[at % values.len()]
+        }
+    };
+    let mut real = cycle(edges.values());
+    let mut complex = cycle(if edges == Edges::Full { Edges::Finite.values() } else { edges.values() });
+    inputs
+        .iter()
+        .enumerate()
+        .map(|(k, t)| {
+            let n = t.numel();
+            for _ in 0..k {
+                real();
+            }
+            match t.dtype() {
+                DType::F32 => Tensor::from_f32(t.shape(), (0..n).map(|_| real() as f32).collect()),
+                DType::F64 => Tensor::from_f64(t.shape(), (0..n).map(|_| real()).collect()),
+                DType::C64 => {
+                    let v = (0..n).map(|_| C64 { re: complex() as f32, im: complex() as f32 }).collect();
+                    Tensor::from_c64(t.shape(), v)
+                }
+                DType::I64 | DType::Bool => t.clone(),
+            }
+        })
+        .collect()
 }
 
 #[test]
@@ -661,7 +803,7 @@ fn matmul_and_einsum() {
     let p = m.verified("contract");
     let mut g = Gen(31);
     let inputs: Vec<Tensor> = p.main().args.iter().map(|(_, t)| g.any(t)).collect();
-    check(&p, "main", &inputs, &[0]);
+    check_edges(&p, "main", &inputs, &[0], Edges::Finite);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -723,7 +865,7 @@ fn conv_and_pool() {
     let mut g = Gen(41);
     let mut inputs: Vec<Tensor> = p.main().args.iter().map(|(_, t)| g.any(t)).collect();
     inputs[10] = g.f32s(&[2, 2, 7], -3.0, -0.5);
-    check(&p, "main", &inputs, &[0]);
+    check_edges(&p, "main", &inputs, &[0], Edges::Finite);
 }
 
 /// `w: [6, 2, 3]` as `[3, 4, 3]`, a weight for an ungrouped conv of 4 channels.
@@ -839,7 +981,7 @@ fn fft_and_complex_parts() {
     let p = m.verified("spectral");
     let mut g = Gen(61);
     let inputs: Vec<Tensor> = p.main().args.iter().map(|(_, t)| g.any(t)).collect();
-    check(&p, "main", &inputs, &[0]);
+    check_edges(&p, "main", &inputs, &[0], Edges::Numbers);
 }
 
 /// Ops the interpreter and the backend define beyond the type rules (so the program is
@@ -879,7 +1021,7 @@ fn irfft_coefficient_counts_and_einsum_of_three() {
     let p = m.program("beyond_type_rules", vec![]);
     let mut g = Gen(62);
     let inputs: Vec<Tensor> = p.main().args.iter().map(|(_, t)| g.any(t)).collect();
-    check(&p, "main", &inputs, &[0]);
+    check_edges(&p, "main", &inputs, &[0], Edges::Numbers);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -929,12 +1071,12 @@ fn iota_const_and_param() {
     let mut interp = Interpreter::new(&p);
     interp.init_params(3).expect("params");
     let mut jit = backend(&p, 3);
-    check_with(&p, "main", &inputs, &[0], &mut interp, jit.as_mut());
+    check_with(&p, "main", (&inputs, Edges::Full), &[0], &mut interp, jit.as_mut());
     // A parameter set after the first run reaches the compiled module.
     let value = Gen(72).f32s(&[3, 4], -5.0, 5.0);
     interp.set_param_value("p.normal", value.clone()).unwrap();
     jit.set_param_value("p.normal", value.clone()).unwrap();
-    let want = check_with(&p, "main", &inputs, &[0], &mut interp, jit.as_mut());
+    let want = check_with(&p, "main", (&inputs, Edges::Full), &[0], &mut interp, jit.as_mut());
     assert_eq!(want[p.main().result_names.iter().position(|n| n == "param p.normal").unwrap()], value);
 }
 
@@ -1164,7 +1306,7 @@ fn call_stack_vmap_and_scan() {
     let p = m.verified("control");
     let mut g = Gen(91);
     let inputs: Vec<Tensor> = p.main().args.iter().map(|(_, t)| g.any(t)).collect();
-    check(&p, "main", &inputs, &[0]);
+    check_edges(&p, "main", &inputs, &[0], Edges::Moderate);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1216,7 +1358,7 @@ fn every_function_of_the_sample_program() {
                 }
             })
             .collect();
-        check(&p, &name, &inputs, &[5]);
+        check_edges(&p, &name, &inputs, &[5], Edges::Moderate);
     }
 }
 
@@ -1315,7 +1457,7 @@ fn grad_check(
             }
         })
         .collect();
-    check(&gp, "main", &values, &[0]);
+    check_edges(&gp, "main", &values, &[0], Edges::Moderate);
 }
 
 /// The inputs' names in `build`'s output labels: `x3` for input 3.

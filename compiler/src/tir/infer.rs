@@ -37,10 +37,12 @@
 //!   the inputs (the others are summed).
 //! - `conv`/`pool`: output size `(S + lo + hi - (dilation * (K - 1) + 1)) / stride + 1`
 //!   (floor division; pooling uses dilation 1 and K = window); a constant size below 1
-//!   is an error. Every floor division here goes through [`floor_div_norm`], which
+//!   is an error; pooling padding is at most half the window on each side (PyTorch's
+//!   rule). Every floor division here goes through [`floor_div_norm`], which
 //!   moves whole multiples of the divisor out of the numerator's constant term, so
 //!   `(N - 2) / 2 + 1` comes out as `N / 2`.
-//! - `slice`, per axis: `start >= 0` when constant, `step > 0`; the end is clamped to the
+//! - `slice`, per axis: `step > 0`; a negative constant `start` is clamped to 0 (Python's
+//!   rule; the interpreter and backends clamp both bounds); the end is clamped to the
 //!   size when that is decidable (`size - end` a constant); otherwise (`:modes` of a
 //!   symbolic `N / 2 + 1`) the end is trusted, and the interpreter's shape check rejects
 //!   a run where the axis is shorter. The length is then `ceil((end' - start) /
@@ -299,6 +301,20 @@ fn non_negative(padding: &[(i64, i64)]) -> Check {
         Some((lo, hi)) => Err(format!("padding must be non-negative, got ({lo}, {hi})")),
         None => Ok(()),
     }
+}
+
+/// Pooling padding of at most half the window on each side (PyTorch's rule): more would
+/// make windows of nothing but padding.
+fn at_most_half_window(window: &[i64], padding: &[(i64, i64)]) -> Check {
+    for (i, (&w, &(lo, hi))) in window.iter().zip(padding).enumerate() {
+        if lo.max(hi) > w / 2 {
+            return Err(format!(
+                "pooling padding ({lo}, {hi}) on pooled axis {i} exceeds half the window {w} (at most {})",
+                w / 2
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A dim that is exactly one symbol (`N`), as opposed to `2 * N` or `N / 2`.
@@ -599,6 +615,7 @@ fn pool(x: &TensorType, window: &[i64], stride: &[i64], padding: &[(i64, i64)]) 
     positive("window", window)?;
     positive("stride", stride)?;
     non_negative(padding)?;
+    at_most_half_window(window, padding)?;
     let lead = x.rank() - n;
     let mut shape = x.shape[..lead].to_vec();
     for i in 0..n {
@@ -637,9 +654,11 @@ fn slice_len(axis: usize, size: &Dim, start: &Dim, end: &Dim, step: i64) -> Resu
     if step < 1 {
         return Err(format!("axis {axis}: step must be positive, got {step}"));
     }
-    if let Some(s) = start.as_const().filter(|s| *s < 0) {
-        return Err(format!("axis {axis}: start must be non-negative, got {s}"));
-    }
+    // A start before the axis is clamped to it, as an end past it is (Python's rule).
+    let start = match start.as_const() {
+        Some(s) if s < 0 => Dim::constant(0),
+        _ => start.clone(),
+    };
     let end = match size.sub(end).as_const() {
         Some(d) if d >= 0 => end.clone(),
         Some(_) => size.clone(),
@@ -647,7 +666,7 @@ fn slice_len(axis: usize, size: &Dim, start: &Dim, end: &Dim, step: i64) -> Resu
         // end is trusted here and checked at run time, where a short axis is an error.
         None => end.clone(),
     };
-    let span = end.sub(start);
+    let span = end.sub(&start);
     if let Some(c) = span.as_const() {
         return Ok(Dim::constant(if c <= 0 { 0 } else { (c + step - 1) / step }));
     }
@@ -1109,6 +1128,9 @@ mod tests {
         assert_eq!(ok(pool(2, 2, (0, 0)), &["f32[7]"], None), "f32[3]");
         assert!(err(pool(9, 1, (0, 0)), &["f32[B, 8]"], None).contains("does not fit"));
         assert!(err(pool(2, 2, (0, 0)), &["i64[B, 8]"], None).contains("must be f32 or f64"));
+        assert_eq!(ok(pool(2, 2, (1, 1)), &["f32[8]"], None), "f32[5]");
+        assert!(err(pool(2, 2, (2, 2)), &["f32[8]"], None).contains("exceeds half the window 2"));
+        assert!(err(pool(3, 1, (0, 2)), &["f32[8]"], None).contains("exceeds half the window 3"));
         let two = Op::Pool { op: PoolOp::Avg, window: vec![2, 2], stride: vec![2], padding: vec![(0, 0)] };
         assert!(err(two, &["f32[B, 8, 8]"], None).contains("one entry per pooled axis"));
     }
@@ -1157,7 +1179,8 @@ mod tests {
     fn slice_rejects_unknowable_bounds() {
         assert_eq!(ok(slice(&["0"], &["4"], &[1]), &["f32[B]"], None), "f32[4]");
         assert!(err(slice(&["0"], &["8"], &[0]), &["f32[8]"], None).contains("step must be positive"));
-        assert!(err(slice(&["-1"], &["8"], &[1]), &["f32[8]"], None).contains("start must be non-negative"));
+        assert_eq!(ok(slice(&["-92"], &["3"], &[1]), &["f32[8]"], None), "f32[3]");
+        assert_eq!(ok(slice(&["-1"], &["8"], &[2]), &["f32[8]"], None), "f32[4]");
         assert!(err(slice(&["0"], &["8"], &[1]), &["f32[8, 2]"], None).contains("one entry per axis"));
     }
 

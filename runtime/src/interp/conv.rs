@@ -5,7 +5,9 @@
 //!   (both >= 1) and `(lo, hi)` padding per spatial axis; output size per axis
 //!   `(S + lo + hi - dilation * (K - 1) - 1) / stride + 1` (the padded input must hold one
 //!   dilated kernel). Input channel group `g` feeds output channels
-//!   `g * C_out / groups ..`. Padding reads zeros (negative padding crops).
+//!   `g * C_out / groups ..`. Padding reads zeros (negative padding crops), which are
+//!   multiplied by the weights like any input (a NaN or infinite weight makes every
+//!   output it touches NaN, as in PyTorch).
 //!   f32 (accumulated in f64), f64, i64 (wrapping), c64 (in c128).
 //! - `pool(x)`: over the trailing `window.len()` axes, output size
 //!   `(S + lo + hi - window) / stride + 1`. Max ignores padding (f32, f64, i64; NaN
@@ -148,9 +150,8 @@ fn conv_kernel<T: Num>(x: &[T], w: &[T], ch: &Channels, win: &Window) -> Vec<T> 
                 for (k, wv) in kernel.iter().enumerate() {
                     let wv = wv.acc();
                     for (s, &pos) in acc.iter_mut().zip(&win.taps[k * n_out..(k + 1) * n_out]) {
-                        if pos != PAD {
-                            *s = *s + wv * row[pos].acc();
-                        }
+                        let v = if pos != PAD { row[pos].acc() } else { T::zero() };
+                        *s = *s + wv * v;
                     }
                 }
             }

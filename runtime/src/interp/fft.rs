@@ -10,6 +10,9 @@
 //! - `real`/`imag`: c64 -> f32 parts; on real input, `real` is the identity and `imag`
 //!   gives zeros of the same dtype.
 //! - `complex(re, im)`: two f32 (or two f64, rounded) tensors of one shape -> c64.
+//!
+//! [`RealFft`] is the per-run transform pair both ops use; compiled code calls it too
+//! (the MLIR backend's runtime FFT), so long transforms agree bit for bit.
 
 use super::bind::eval_dim;
 use super::movement::{axis_last_perm, inverse_perm, permute_unchecked};
@@ -18,7 +21,8 @@ use crate::elem::{Elem, C64};
 use crate::tensor::{Data, Tensor};
 use archc_compiler::tir::{DType, Dim};
 use num_complex::Complex;
-use rustfft::FftPlanner;
+use rustfft::{Fft, FftPlanner};
+use std::sync::Arc;
 
 /// Applies `f` to every run along `axis` (as f64 values of the input), producing runs of
 /// `out_len`, and reassembles them with `axis` back in place.
@@ -48,18 +52,48 @@ fn check_axis(x: &Tensor, axis: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Real transforms of runs of `n` points, planned once and applied run by run (in f64).
+pub struct RealFft {
+    n: usize,
+    forward: Arc<dyn Fft<f64>>,
+    inverse: Arc<dyn Fft<f64>>,
+}
+
+impl RealFft {
+    pub fn new(n: usize) -> RealFft {
+        let mut planner = FftPlanner::<f64>::new();
+        RealFft { n, forward: planner.plan_fft_forward(n), inverse: planner.plan_fft_inverse(n) }
+    }
+
+    /// The first `keep` (at most `n / 2 + 1`) coefficients of the run `x` (`n` values).
+    pub fn forward(&self, x: impl Iterator<Item = f64>, keep: usize) -> Vec<Complex<f64>> {
+        let mut buf: Vec<Complex<f64>> = x.map(|v| Complex::new(v, 0.0)).collect();
+        self.forward.process(&mut buf);
+        buf.truncate(keep.min(self.n / 2 + 1));
+        buf
+    }
+
+    /// The `n` real values whose spectrum starts with `half` (`(re, im)` pairs; numpy's
+    /// `irfft`: missing coefficients are zeros, extra ones ignored), scaled by `1 / n`.
+    pub fn inverse(&self, half: impl Iterator<Item = (f64, f64)>) -> Vec<f64> {
+        let half: Vec<Complex<f64>> = half.take(self.n / 2 + 1).map(|(re, im)| Complex::new(re, im)).collect();
+        let mut buf = hermitian(&half, self.n);
+        self.inverse.process(&mut buf);
+        buf.iter().map(|v| v.re / self.n as f64).collect()
+    }
+}
+
 pub fn rfft(x: &Tensor, axis: usize) -> Result<Tensor, String> {
     check_axis(x, axis)?;
     if !matches!(x.dtype(), DType::F32 | DType::F64) || x.shape[axis] == 0 {
         return Err(format!("rfft needs a real f32/f64 input with points along axis {axis}, got {}", x.type_string()));
     }
     let n = x.shape[axis];
-    let fft = FftPlanner::<f64>::new().plan_fft_forward(n);
+    let plans = RealFft::new(n);
     let m = n / 2 + 1;
     let transform = |run: &[Complex<f64>]| {
-        let mut buf = run.to_vec();
-        fft.process(&mut buf);
-        buf[..m].iter().map(|z| Complex::new(z.re as f32, z.im as f32)).collect::<Vec<C64>>()
+        let y = plans.forward(run.iter().map(|z| z.re), m);
+        y.iter().map(|z| Complex::new(z.re as f32, z.im as f32)).collect::<Vec<C64>>()
     };
     Ok(along_axis(x, axis, m, transform, Data::C64))
 }
@@ -71,13 +105,8 @@ pub fn irfft(z: &Tensor, axis: usize, n: &Dim, out: &Out) -> Result<Tensor, Stri
         return Err(format!("irfft needs a c64 input and n >= 1, got {} and n = {n}", z.type_string()));
     }
     let n = n as usize;
-    let ifft = FftPlanner::<f64>::new().plan_fft_inverse(n);
-    let transform = |run: &[Complex<f64>]| {
-        let mut buf = hermitian(run, n);
-        ifft.process(&mut buf);
-        buf.iter().map(|v| v.re / n as f64).collect::<Vec<f64>>()
-    };
-    let t = along_axis(z, axis, n, transform, Data::F64);
+    let plans = RealFft::new(n);
+    let t = along_axis(z, axis, n, |run| plans.inverse(run.iter().map(|z| (z.re, z.im))), Data::F64);
     match out.dtype {
         DType::F64 => Ok(t),
         DType::F32 => Ok(t.cast(DType::F32)),

@@ -4,7 +4,8 @@
 //! - `slice`: per axis `start`, `end` (exclusive) are clamped to `[0, size]`, `step > 0`;
 //!   the result has `ceil((end - start) / step)` elements (0 when `end <= start`).
 //! - `gather(x, idx, axis)`: result shape `x.shape[:axis] + idx.shape + x.shape[axis+1:]`,
-//!   `result[o, p, i] = x[o, idx[p], i]`; indices are i64 in `[0, size)`, others are errors.
+//!   `result[o, p, i] = x[o, idx[p], i]`; indices are i64 in `[-size, size)`, a negative
+//!   one counting from the end (`-1` is the last); others are errors.
 //! - `scatter_add(x, idx, src, axis)`: `src` has the shape `gather(x, idx, axis)` would
 //!   have; returns a copy of `x` with `out[o, idx[p], i] += src[o, p, i]`, added in the
 //!   element type in row-major order of `src` (so it is the adjoint of `gather`).
@@ -53,14 +54,16 @@ fn gather_positions(x_shape: &[usize], idx: &Tensor, axis: usize) -> Result<Vec<
         return Err(format!("axis {axis} out of range for rank {}", x_shape.len()));
     }
     let size = x_shape[axis];
-    if let Some(bad) = ids.iter().find(|&&i| i < 0 || i as usize >= size) {
-        return Err(format!("index {bad} out of range [0, {size}) on axis {axis}"));
+    let n = size as i64;
+    if let Some(bad) = ids.iter().find(|&&i| i < -n || i >= n) {
+        return Err(format!("index {bad} out of range [-{size}, {size}) on axis {axis}"));
     }
     let outer: usize = x_shape[..axis].iter().product();
     let inner: usize = x_shape[axis + 1..].iter().product();
     let mut pos = Vec::with_capacity(outer * ids.len() * inner);
     for o in 0..outer {
         for &i in ids {
+            let i = if i < 0 { i + n } else { i };
             let base = (o * size + i as usize) * inner;
             pos.extend(base..base + inner);
         }

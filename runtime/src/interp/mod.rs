@@ -34,6 +34,7 @@ use crate::tensor::Tensor;
 
 use archc_compiler::tir::{DType, Func, Inst, Op, Program, ValueId};
 use bind::DimEnv;
+pub use fft::RealFft;
 pub use movement::permute;
 use std::collections::HashMap;
 use std::fmt;

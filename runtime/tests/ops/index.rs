@@ -51,9 +51,12 @@ fn gather_rows_and_columns() {
     let got = eval(Op::Gather { axis: 1 }, &[x.clone(), idx], tt(DType::F32, &[2, 2, 2]));
     assert_eq!(got.as_f32().unwrap(), &[1.0, 3.0, 2.0, 2.0, 4.0, 6.0, 5.0, 5.0]);
     let e = eval_err(Op::Gather { axis: 0 }, &[table.clone(), i64s(&[1], &[3])], tt(DType::F32, &[1, 2]));
-    assert!(e.contains("index 3 out of range [0, 3)"), "{e}");
-    let e = eval_err(Op::Gather { axis: 0 }, &[table, i64s(&[1], &[-1])], tt(DType::F32, &[1, 2]));
-    assert!(e.contains("index -1 out of range"), "{e}");
+    assert!(e.contains("index 3 out of range [-3, 3)"), "{e}");
+    // Negative indices count from the end; below `-size` they are out of range.
+    let got = eval(Op::Gather { axis: 0 }, &[table.clone(), i64s(&[2], &[-1, -3])], tt(DType::F32, &[2, 2]));
+    assert_eq!(got.as_f32().unwrap(), &[5.0, 6.0, 1.0, 2.0]);
+    let e = eval_err(Op::Gather { axis: 0 }, &[table, i64s(&[1], &[-4])], tt(DType::F32, &[1, 2]));
+    assert!(e.contains("index -4 out of range [-3, 3)"), "{e}");
 }
 
 #[test]

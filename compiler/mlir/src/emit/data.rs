@@ -6,7 +6,8 @@ use super::lower::FnLower;
 use super::scalar;
 use super::types::{elem, tensor};
 use super::Ty;
-use archc_compiler::tir::{BinaryOp, Dim};
+use crate::rt::Failure;
+use archc_compiler::tir::{BinaryOp, DType, Dim};
 
 fn list<T: ToString>(xs: &[T]) -> String {
     xs.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
@@ -120,11 +121,18 @@ impl FnLower<'_, '_, '_> {
         Ok(r.remove(0))
     }
 
-    pub fn slice(&mut self, x: &V, start: &[Dim], _end: &[Dim], step: &[i64], out: &Ty) -> Result<V, String> {
+    /// `x[start:end:step]`, start and end clamped to each axis. Where the declared
+    /// length was trusted (an end the shape rules could not compare with the size), it is
+    /// checked: an error here when the sizes are constant, a run-time failure otherwise.
+    pub fn slice(&mut self, x: &V, start: &[Dim], end: &[Dim], step: &[i64], out: &Ty) -> Result<V, String> {
         let known = super::consts(&self.env);
         let mut offsets = Vec::new();
-        for ((s, n), len) in start.iter().zip(&x.shape).zip(&out.1) {
-            offsets.push(self.slice_offset(&s.subst(&known), n, len));
+        for (axis, ((s, n), len)) in start.iter().zip(&x.shape).zip(&out.1).enumerate() {
+            let (s, e) = (s.subst(&known), end[axis].subst(&known));
+            if n.sub(&e).as_const().is_none_or(|c| c < 0) || s.as_const().is_none() {
+                self.check_slice_len(x, axis, (&s, &e, step[axis]), out)?;
+            }
+            offsets.push(self.slice_offset(&s, n, len));
         }
         if out.1 == x.shape {
             return Ok(x.clone());
@@ -140,6 +148,43 @@ impl FnLower<'_, '_, '_> {
             tensor(x.dtype, &out.1)
         ));
         Ok(V { name, dtype: x.dtype, shape: out.1.clone() })
+    }
+
+    /// Checks that slicing axis `axis` of `x` by `(start, end, step)` gives the declared
+    /// length `out.1[axis]` (the interpreter's rule: both bounds clamped to the axis).
+    fn check_slice_len(&mut self, x: &V, axis: usize, (s, e, step): (&Dim, &Dim, i64), out: &Ty) -> Result<(), String> {
+        let (n, len) = (&x.shape[axis], &out.1[axis]);
+        if let (Some(sc), Some(ec), Some(nc), Some(lc)) = (s.as_const(), e.as_const(), n.as_const(), len.as_const()) {
+            let (lo, hi) = (sc.clamp(0, nc), ec.clamp(0, nc));
+            let got = if hi > lo { (hi - lo + step - 1) / step } else { 0 };
+            if got != lc {
+                let mut shape = out.1.clone();
+                shape[axis] = Dim::constant(got);
+                return Err(format!("result is {}, declared {}", tensor(x.dtype, &shape), tensor(out.0, &out.1)));
+            }
+            return Ok(());
+        }
+        let (sv, ev, nv, lv) = (self.b.size(s), self.b.size(e), self.b.size(n), self.b.size(len));
+        let (zero, stepv) = (self.b.index(0), self.b.index(step));
+        let clamp = |b: &mut super::builder::Builder, v: &str| {
+            let lo = b.assign(format!("arith.maxsi {v}, {zero} : index"));
+            b.assign(format!("arith.minsi {lo}, {nv} : index"))
+        };
+        let lo = clamp(&mut self.b, &sv);
+        let hi = clamp(&mut self.b, &ev);
+        let span = self.b.assign(format!("arith.subi {hi}, {lo} : index"));
+        let span = self.b.assign(format!("arith.maxsi {span}, {zero} : index"));
+        let got = self.b.assign(format!("arith.ceildivsi {span}, {stepv} : index"));
+        let bad = self.b.assign(format!("arith.cmpi ne, {got}, {lv} : index"));
+        // The end the declared length needs: start + (len - 1) * step + 1.
+        let one = self.b.index(1);
+        let last = self.b.assign(format!("arith.subi {lv}, {one} : index"));
+        let last = self.b.assign(format!("arith.muli {last}, {stepv} : index"));
+        let need = self.b.assign(format!("arith.addi {lo}, {last} : index"));
+        let need = self.b.assign(format!("arith.addi {need}, {one} : index"));
+        let (need, nv, ax) = (self.as_i64(&need), self.as_i64(&nv), self.b.i64c(axis as i64));
+        self.fail_if(&bad, Failure::SliceEnd, [&need, &nv, &ax]);
+        Ok(())
     }
 
     /// The offset of a slice starting at `start` on an axis of size `n` yielding `len`
@@ -180,10 +225,12 @@ impl FnLower<'_, '_, '_> {
         V { name, ..dest.clone() }
     }
 
+    /// Pieces of constant size 0 along `axis` are skipped (MLIR rejects their offset at
+    /// the end of the axis).
     pub fn concat(&mut self, xs: &[V], axis: usize, out: &Ty) -> V {
         let mut acc = self.b.empty(out.0, &out.1);
         let mut at = Dim::constant(0);
-        for x in xs {
+        for x in xs.iter().filter(|x| x.shape[axis].as_const() != Some(0)) {
             let pos = self.b.mixed(std::slice::from_ref(&at)).remove(0);
             let offsets: Vec<String> =
                 (0..x.rank()).map(|i| if i == axis { pos.clone() } else { "0".into() }).collect();
@@ -215,12 +262,42 @@ impl FnLower<'_, '_, '_> {
         V { name: r, dtype: x.dtype, shape }
     }
 
-    /// The index `i` (i64) as an `index`, clamped to `[0, n)`.
+    /// The index `i` (i64) as an `index` (see [`wrap_index`]).
     fn clamped_index(&mut self, i: &str, n: &Dim) -> String {
-        clamp_index(&mut self.b, i, n)
+        wrap_index(&mut self.b, i, n)
+    }
+
+    /// On the CPU target, a run-time failure when an index of `idx` is outside `[-n, n)`
+    /// (`n` the size of `axis`): the smallest and largest index are found by one pass.
+    fn check_indices(&mut self, idx: &V, n: &Dim, axis: usize) {
+        if self.em.target != super::Target::Cpu {
+            return;
+        }
+        let lo = self.b.filled(i64::MAX as f64, DType::I64, &[]);
+        let hi = self.b.filled(i64::MIN as f64, DType::I64, &[]);
+        let iters = vec![Iter::Red; idx.rank()];
+        let outs = [Operand::new(&lo, vec![]), Operand::new(&hi, vec![])];
+        let r = self.b.generic(&[Operand::identity(idx)], &outs, &iters, |b, a| {
+            let lo = b.assign(format!("arith.minsi {}, {} : i64", a[0], a[1]));
+            let hi = b.assign(format!("arith.maxsi {}, {} : i64", a[0], a[2]));
+            vec![lo, hi]
+        });
+        let lo = self.b.assign(format!("tensor.extract {}[] : tensor<i64>", r[0].name));
+        let hi = self.b.assign(format!("tensor.extract {}[] : tensor<i64>", r[1].name));
+        let nv = self.b.size(n);
+        let nv = self.as_i64(&nv);
+        let zero = self.b.i64c(0);
+        let neg = self.b.assign(format!("arith.subi {zero}, {nv} : i64"));
+        let below = self.b.assign(format!("arith.cmpi slt, {lo}, {neg} : i64"));
+        let above = self.b.assign(format!("arith.cmpi sge, {hi}, {nv} : i64"));
+        let bad = self.b.assign(format!("arith.ori {below}, {above} : i1"));
+        let which = self.b.assign(format!("arith.select {above}, {hi}, {lo} : i64"));
+        let ax = self.b.i64c(axis as i64);
+        self.fail_if(&bad, Failure::Index, [&which, &nv, &ax]);
     }
 
     pub fn gather(&mut self, x: &V, idx: &V, axis: usize, out: &Ty) -> V {
+        self.check_indices(idx, &x.shape[axis], axis);
         let init = self.b.empty(out.0, &out.1);
         let k = idx.rank();
         let imap: Vec<String> = (axis..axis + k).map(|i| format!("d{i}")).collect();
@@ -230,7 +307,7 @@ impl FnLower<'_, '_, '_> {
         let xname = x.name.clone();
         let xty = x.ty();
         let mut r = self.b.generic(&[Operand::new(idx, imap)], &[Operand::identity(&init)], &iters, |b, a| {
-            let i = clamp_index(b, &a[0], &n);
+            let i = wrap_index(b, &a[0], &n);
             let mut pos = Vec::with_capacity(xr);
             for d in 0..xr {
                 pos.push(match d {
@@ -246,6 +323,7 @@ impl FnLower<'_, '_, '_> {
 
     /// `x` plus `src` added at `idx` along `axis`: a loop nest over `src`.
     pub fn scatter_add(&mut self, x: &V, idx: &V, src: &V, axis: usize) -> Result<V, String> {
+        self.check_indices(idx, &x.shape[axis], axis);
         let k = idx.rank();
         let r = src.rank();
         let zero = self.b.index(0);
@@ -288,10 +366,16 @@ impl FnLower<'_, '_, '_> {
     }
 }
 
-/// The index `i` (i64) as an `index`, clamped to `[0, n)` (to 0 when `n` is 0).
-fn clamp_index(b: &mut Builder, i: &str, n: &Dim) -> String {
+/// The index `i` (i64) as an `index` into an axis of size `n`: a negative `i` counts from
+/// the end (`i + n`); the result is then clamped to `[0, n)` (to 0 when `n` is 0), so a
+/// refused index (see [`FnLower::check_indices`]) never reads out of bounds.
+fn wrap_index(b: &mut Builder, i: &str, n: &Dim) -> String {
     let i = b.assign(format!("arith.index_cast {i} : i64 to index"));
     let zero = b.index(0);
+    let size = b.size(n);
+    let neg = b.assign(format!("arith.cmpi slt, {i}, {zero} : index"));
+    let up = b.assign(format!("arith.addi {i}, {size} : index"));
+    let i = b.assign(format!("arith.select {neg}, {up}, {i} : index"));
     let hi = match n.as_const() {
         Some(c) => b.index((c - 1).max(0)),
         None => {

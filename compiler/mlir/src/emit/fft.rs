@@ -10,12 +10,21 @@
 //! leading slices along its axis keeps `k` coefficients ([`FnLower::rfft`] with `keep`),
 //! and an `irfft` of `complex(concat(re, 0), concat(im, 0))` contracts only `re` and `im`
 //! ([`FnLower::irfft_parts`]), which is how spectral convolutions truncate modes.
+//!
+//! A transform whose table would hold more than [`MAX_TABLE`] entries (a few MB; the
+//! table grows with the square of the length) is instead a call of the runtime's FFT
+//! (`archc_rfft_*` / `archc_irfft_*`, the interpreter's transform row by row) on the CPU
+//! target, so memory stays proportional to the data.
 
 use super::builder::{ds, fixed, product, Builder, Iter, Operand, V};
 use super::lower::FnLower;
 use super::scalar;
+use super::types::elem;
 use super::Ty;
 use archc_compiler::tir::{DType, Dim};
+
+/// The most entries of a DFT table (`n x 2k`); longer transforms call the runtime's FFT.
+pub const MAX_TABLE: usize = 1 << 19;
 
 impl FnLower<'_, '_, '_> {
     /// A `[rows, cols]` table of `dtype` whose entry is `f(builder, row, col)` (f64),
@@ -120,12 +129,65 @@ impl FnLower<'_, '_, '_> {
         let k = keep.unwrap_or(full).min(full);
         let dt = x.dtype;
         let (rows, moved) = self.rows_along(x, axis)?;
+        if self.runtime_fft(n, k) {
+            let z = self.fft_call(&format!("archc_rfft_{}", elem(dt)), &[&rows], (DType::C64, k));
+            return self.unrows(&z, &moved, axis, k);
+        }
         let table = self.forward_table(n, k, dt);
         let y = self.matmul(&rows, &table, &(dt, vec![rows.shape[0].clone(), Dim::constant(2 * k as i64)]));
         let re = self.columns(&y, 0, k);
         let im = self.columns(&y, k, k);
+        let im = self.zero_edge_columns(&im, n);
         let z = self.complex(&re, &im);
         self.unrows(&z, &moved, axis, k)
+    }
+
+    /// Whether a transform of `n` points keeping `k` coefficients calls the runtime.
+    fn runtime_fft(&self, n: usize, k: usize) -> bool {
+        self.em.target == super::Target::Cpu && n * 2 * k > MAX_TABLE
+    }
+
+    /// `out = sym(ins...)` on `[R, _]` matrices: the runtime writes a fresh `[R, len]`
+    /// buffer of `dtype` (its last argument).
+    fn fft_call(&mut self, sym: &str, ins: &[&V], (dtype, len): (DType, usize)) -> V {
+        let shape = vec![ins[0].shape[0].clone(), Dim::constant(len as i64)];
+        let mut args = Vec::new();
+        let mut tys = Vec::new();
+        for v in ins {
+            let (buf, m) = self.read_buffer(v);
+            let ty = super::linalg::dyn_view(2, v.dtype);
+            args.push(self.b.assign(format!("memref.cast {buf} : {m} to {ty}")));
+            tys.push(ty);
+        }
+        let out_ty = super::types::memref(dtype, &shape);
+        let out = self.b.alloc(dtype, &shape);
+        let dyn_out = super::linalg::dyn_view(2, dtype);
+        args.push(self.b.assign(format!("memref.cast {out} : {out_ty} to {dyn_out}")));
+        tys.push(dyn_out);
+        let decl = format!("func.func private @{sym}({}) attributes {{llvm.emit_c_interface}}", tys.join(", "));
+        self.em.externs.insert(sym.to_string(), decl);
+        self.b.op(format!("func.call @{sym}({}) : ({}) -> ()", args.join(", "), tys.join(", ")));
+        let t = super::types::tensor(dtype, &shape);
+        let name = self.b.assign(format!("bufferization.to_tensor {out} restrict : {out_ty} to {t}"));
+        V { name, dtype, shape }
+    }
+
+    /// `m: [R, k]` (imaginary parts of coefficients) with the DC column and, for an even
+    /// `n`, the Nyquist column set to exactly 0: they are 0 in a real transform (the sine
+    /// table's entries there multiply a NaN or infinite input into NaN, and its `sin(pi)`
+    /// is not quite 0), and an inverse transform ignores them (numpy's rule).
+    fn zero_edge_columns(&mut self, m: &V, n: usize) -> V {
+        let dt = m.dtype;
+        self.b.map(&[m], dt, |b, a| {
+            let j = b.loop_index(1);
+            let j = b.assign(format!("arith.index_cast {j} : index to i64"));
+            let (zero, nyq) = (b.i64c(0), b.i64c(if n % 2 == 0 { (n / 2) as i64 } else { -1 }));
+            let dc = b.assign(format!("arith.cmpi eq, {j}, {zero} : i64"));
+            let ny = b.assign(format!("arith.cmpi eq, {j}, {nyq} : i64"));
+            let edge = b.assign(format!("arith.ori {dc}, {ny} : i1"));
+            let z = b.scalar(0.0, dt);
+            b.assign(format!("arith.select {edge}, {z}, {} : {}", a[0], elem(dt)))
+        })
     }
 
     /// Columns `[start, start + len)` of a matrix.
@@ -159,8 +221,14 @@ impl FnLower<'_, '_, '_> {
             let p = if p.dtype == dt { p } else { self.cast(&p, dt) };
             parts.push(self.rows_along(&p, axis)?);
         }
+        parts[1].0 = self.zero_edge_columns(&parts[1].0, n);
         let moved = parts[0].1.clone();
         let rows = parts[0].0.shape[0].clone();
+        if self.runtime_fft(n, k) {
+            let sym = format!("archc_irfft_{}", elem(dt));
+            let y = self.fft_call(&sym, &[&parts[0].0, &parts[1].0], (dt, n));
+            return self.unrows(&y, &moved, axis, n);
+        }
         let both_ty = (dt, vec![rows.clone(), Dim::constant(2 * k as i64)]);
         let both = self.concat(&[parts[0].0.clone(), parts[1].0.clone()], 1, &both_ty);
         let table = self.inverse_table(k, n, dt);

@@ -30,7 +30,7 @@ pub const LONG_SUM: usize = 1024;
 pub const LONG_GEMM: usize = 4096;
 
 /// The type every runtime product operand is cast to: rank `r`, any offset and strides.
-fn dyn_view(r: usize, dt: DType) -> String {
+pub(super) fn dyn_view(r: usize, dt: DType) -> String {
     let t = super::types::elem(dt);
     format!("memref<{}{t}, strided<[{}], offset: ?>>", "?x".repeat(r), vec!["?"; r].join(", "))
 }
@@ -150,6 +150,9 @@ impl FnLower<'_, '_, '_> {
         if x.dtype == DType::C64 && matches!(op, ReduceOp::Max | ReduceOp::Min) {
             return Err("max/min reductions are not defined on c64".into());
         }
+        if matches!(op, ReduceOp::Max | ReduceOp::Min) {
+            self.refuse_empty(&count, if op == ReduceOp::Max { 0 } else { 1 })?;
+        }
         let combine = match op {
             ReduceOp::Sum | ReduceOp::Mean => BinaryOp::Add,
             ReduceOp::Max => BinaryOp::Max,
@@ -180,6 +183,24 @@ impl FnLower<'_, '_, '_> {
             v = self.cast(&v, out.0);
         }
         Ok(if keepdim { self.reshape(&v, &out.1)? } else { v })
+    }
+
+    /// Refuses a `max` (`op` 0), `min` (1) or `argmax` (2) over `count` elements when
+    /// `count` is 0 (as the interpreter does): an error when it is constant, a run-time
+    /// failure otherwise.
+    fn refuse_empty(&mut self, count: &Dim, op: i64) -> Result<(), String> {
+        match count.as_const() {
+            Some(0) => Err(crate::rt::Failure::message(3, op, 0, 0)),
+            Some(_) => Ok(()),
+            None => {
+                let (n, zero) = (self.b.size(count), self.b.index(0));
+                let bad = self.b.assign(format!("arith.cmpi eq, {n}, {zero} : index"));
+                let code = self.b.i64c(op);
+                let z = self.b.i64c(0);
+                self.fail_if(&bad, crate::rt::Failure::EmptyReduction, [&code, &z, &z]);
+                Ok(())
+            }
+        }
     }
 
     /// `x` folded over `axes` into the accumulator dtype (the reduced axes dropped).
@@ -251,6 +272,7 @@ impl FnLower<'_, '_, '_> {
 
     /// Index of the first maximum along `axis` (a NaN counts as the maximum).
     pub fn argmax(&mut self, axis: usize, keepdim: bool, x: &V, out: &Ty) -> Result<V, String> {
+        self.refuse_empty(&x.shape[axis].clone(), 2)?;
         let kept: Vec<usize> = (0..x.rank()).filter(|&i| i != axis).collect();
         let shape: Vec<Dim> = kept.iter().map(|&i| x.shape[i].clone()).collect();
         let vd = if x.dtype == DType::Bool { DType::I64 } else { x.dtype };
@@ -408,7 +430,7 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// The buffer of `v`, read only, and its memref type.
-    fn read_buffer(&mut self, v: &V) -> (String, String) {
+    pub(super) fn read_buffer(&mut self, v: &V) -> (String, String) {
         let m = super::types::memref(v.dtype, &v.shape);
         let buf = self.b.assign(format!("bufferization.to_buffer {} read_only : {} to {m}", v.name, v.ty()));
         (buf, m)

@@ -22,11 +22,17 @@
 //!   ([`Module::output_shapes`] gives their shapes for given inputs).
 //! - Source spans become `loc("file":line:col)` when a locator is given.
 //!
-//! Semantics follow `archc_compiler::tir::ops` and the interpreter; deviations: integer
-//! division by zero yields a value instead of an error, and out-of-range `gather` /
-//! `scatter_add` indices are clamped.
+//! Semantics follow `archc_compiler::tir::ops` and the interpreter; what the interpreter
+//! refuses is refused here too: when the sizes decide it (a slice past the end of an
+//! axis, `max`/`min`/`argmax` over no elements) with an [`EmitError`] worded like the
+//! interpreter's error, and where only the run knows (dynamic sizes, index values) by a
+//! run-time failure (`check`, `crate::rt::take_failure`). Deviations: integer division
+//! by zero yields a value instead of an error, and on the GPU target out-of-range
+//! `gather` / `scatter_add` indices are clamped (negative ones count from the end, as
+//! everywhere).
 
 mod builder;
+mod check;
 mod control;
 mod data;
 mod fft;

@@ -1,6 +1,7 @@
 //! Scalar arithmetic inside `linalg.generic` bodies: one function per TIR elementwise
 //! family, matching the reference interpreter's semantics (floor division and remainder,
-//! NaN-propagating max/min, `relu(NaN) = NaN`, `sign(0) = 0`).
+//! NaN-propagating max/min, `relu(NaN) = NaN`, `sign(0) = 0`, `sign(-0) = -0`,
+//! `sign(NaN) = NaN`, an accurate `log1p`).
 
 use super::builder::Builder;
 use super::types::elem;
@@ -30,7 +31,7 @@ fn float_unary(b: &mut Builder, op: UnaryOp, t: &str, x: &str, dtype: DType) -> 
         Neg => b.assign(simple("arith.negf")),
         Exp => b.assign(simple("math.exp")),
         Log => b.assign(simple("math.log")),
-        Log1p => b.assign(simple("math.log1p")),
+        Log1p => log1p(b, x, dtype),
         Sqrt => b.assign(simple("math.sqrt")),
         Rsqrt => {
             let one = b.scalar(1.0, dtype);
@@ -67,6 +68,26 @@ fn float_unary(b: &mut Builder, op: UnaryOp, t: &str, x: &str, dtype: DType) -> 
         Floor => b.assign(simple("math.floor")),
         Not => unreachable!("rejected by the verifier on floats"),
     }
+}
+
+/// `log(1 + x)` without losing the digits of a small `x` (`math.log1p` is lowered to
+/// exactly `log(1 + x)`, which is 0 for `|x|` below the epsilon): with `u = 1 + x`,
+/// `log1p(x) = log(u) * (x / (u - 1))`, exact for the rounded `u` (Goldberg, "What every
+/// computer scientist should know about floating-point arithmetic", theorem 4); `x` itself
+/// where `u == 1`, and `log(u)` where `u` is infinite (where the quotient would be NaN).
+fn log1p(b: &mut Builder, x: &str, dtype: DType) -> String {
+    let t = elem(dtype);
+    let one = b.scalar(1.0, dtype);
+    let inf = b.scalar(f64::INFINITY, dtype);
+    let u = b.assign(format!("arith.addf {x}, {one} : {t}"));
+    let log = b.assign(format!("math.log {u} : {t}"));
+    let um1 = b.assign(format!("arith.subf {u}, {one} : {t}"));
+    let ratio = b.assign(format!("arith.divf {x}, {um1} : {t}"));
+    let scaled = b.assign(format!("arith.mulf {log}, {ratio} : {t}"));
+    let is_one = b.assign(format!("arith.cmpf oeq, {u}, {one} : {t}"));
+    let is_inf = b.assign(format!("arith.cmpf oeq, {u}, {inf} : {t}"));
+    let big = b.assign(format!("arith.select {is_inf}, {log}, {scaled} : {t}"));
+    b.assign(format!("arith.select {is_one}, {x}, {big} : {t}"))
 }
 
 fn int_unary(b: &mut Builder, op: UnaryOp, x: &str) -> Result<String, String> {
@@ -228,7 +249,8 @@ fn complex_binary(b: &mut Builder, op: BinaryOp, x: &str, y: &str) -> Result<Str
     Ok(b.assign(format!("{name} {x}, {y} : {t}")))
 }
 
-/// Converts a scalar between dtypes as `cast` does (float -> int truncates toward zero,
+/// Converts a scalar between dtypes as `cast` does (float -> int truncates toward zero and
+/// saturates, NaN giving 0,
 /// anything -> bool is `!= 0`, complex -> real keeps the real part).
 pub fn cast(b: &mut Builder, from: DType, to: DType, x: &str) -> String {
     use DType::*;
@@ -238,7 +260,7 @@ pub fn cast(b: &mut Builder, from: DType, to: DType, x: &str) -> String {
     match (from, to) {
         (F32, F64) => b.assign(format!("arith.extf {x} : f32 to f64")),
         (F64, F32) => b.assign(format!("arith.truncf {x} : f64 to f32")),
-        (F32 | F64, I64) => b.assign(format!("arith.fptosi {x} : {} to i64", elem(from))),
+        (F32 | F64, I64) => float_to_int(b, from, x),
         (I64, F32 | F64) => b.assign(format!("arith.sitofp {x} : i64 to {}", elem(to))),
         (Bool, F32 | F64) => b.assign(format!("arith.uitofp {x} : i1 to {}", elem(to))),
         (Bool, I64) => b.assign(format!("arith.extui {x} : i1 to i64")),
@@ -261,6 +283,22 @@ pub fn cast(b: &mut Builder, from: DType, to: DType, x: &str) -> String {
         }
         _ => unreachable!("every pair is covered above"),
     }
+}
+
+/// A float as an i64 the way Rust's `as` (and so the interpreter) converts it: toward
+/// zero, saturating at the i64 range, NaN as 0 (`arith.fptosi` of those is poison).
+fn float_to_int(b: &mut Builder, from: DType, x: &str) -> String {
+    let t = elem(from);
+    let lim = b.scalar(9.223372036854775807e18, from);
+    let neg_lim = b.scalar(-9.223372036854775807e18, from);
+    let v = b.assign(format!("arith.fptosi {x} : {t} to i64"));
+    let (max, min, zero) = (b.i64c(i64::MAX), b.i64c(i64::MIN), b.i64c(0));
+    let hi = b.assign(format!("arith.cmpf oge, {x}, {lim} : {t}"));
+    let lo = b.assign(format!("arith.cmpf olt, {x}, {neg_lim} : {t}"));
+    let nan = b.assign(format!("arith.cmpf uno, {x}, {x} : {t}"));
+    let v = b.assign(format!("arith.select {hi}, {max}, {v} : i64"));
+    let v = b.assign(format!("arith.select {lo}, {min}, {v} : i64"));
+    b.assign(format!("arith.select {nan}, {zero}, {v} : i64"))
 }
 
 /// erf on f32 without a libm call per element (so loops of it vectorise): `x P(x^2) /
