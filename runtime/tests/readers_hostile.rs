@@ -92,18 +92,16 @@ fn npy_shape_is_checked_against_the_element_size() {
 /// A torch.save pickle of one `ByteStorage` tensor of `numel` elements, key `0`.
 fn byte_tensor_pickle(numel: i64) -> Vec<u8> {
     let mut p = vec![0x80, 2];
+    let unicode = |p: &mut Vec<u8>, s: &str| {
+        p.push(b'X');
+        p.extend((s.len() as u32).to_le_bytes());
+        p.extend(s.as_bytes());
+    };
     p.extend(b"ctorch._utils\n_rebuild_tensor_v2\n((");
-    for s in ["storage"] {
-        p.push(b'X');
-        p.extend((s.len() as u32).to_le_bytes());
-        p.extend(s.as_bytes());
-    }
+    unicode(&mut p, "storage");
     p.extend(b"ctorch\nByteStorage\n");
-    for s in ["0", "cpu"] {
-        p.push(b'X');
-        p.extend((s.len() as u32).to_le_bytes());
-        p.extend(s.as_bytes());
-    }
+    unicode(&mut p, "0");
+    unicode(&mut p, "cpu");
     p.push(0x8a); // LONG1, 8 bytes
     p.push(8);
     p.extend(numel.to_le_bytes());
