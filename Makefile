@@ -26,7 +26,7 @@ llvm:
 # 80/20 split): progress, test accuracy, and where the curves and checkpoint went.
 demo: build $(DATA_STAMP)
 	$(ARCHC) check $(STDLIB) $(EXAMPLES)
-	$(ARCHC) train examples/train_digits.arch --out runs/demo
+	$(ARCHC) train examples/train_digits.arch --out runs/demo --overwrite
 
 test: build check-arch $(DATA_STAMP)
 	$(CARGO) test --release --locked --workspace

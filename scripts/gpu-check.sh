@@ -108,29 +108,29 @@ export ARCHC_GPU_PROFILE=1
 step "train digits MLP on the GPU: managed memory, a wait after each launch (ARCHC_GPU_MEMORY=managed)"
 t=$(now)
 ARCHC_GPU_MEMORY=managed run "$archc" train examples/train_digits.arch --backend mlir-gpu --quiet \
-  --out /tmp/archc-gpu-digits-managed
+  --out /tmp/archc-gpu-digits-managed --overwrite
 took "$t"
 
 step "train digits MLP on the GPU: device memory without graphs (ARCHC_GPU_GRAPH=0)"
 t=$(now)
 ARCHC_GPU_GRAPH=0 run "$archc" train examples/train_digits.arch --backend mlir-gpu --quiet \
-  --out /tmp/archc-gpu-digits-device
+  --out /tmp/archc-gpu-digits-device --overwrite
 took "$t"
 
 step "train digits MLP on the GPU: device memory, steps replayed as CUDA graphs (the default)"
 t=$(now)
-run "$archc" train examples/train_digits.arch --backend mlir-gpu --quiet --out /tmp/archc-gpu-digits
+run "$archc" train examples/train_digits.arch --backend mlir-gpu --quiet --out /tmp/archc-gpu-digits --overwrite
 took "$t"
 unset ARCHC_GPU_PROFILE
 
 step "a CUDA artifact: archc without LLVM trains the digits MLP from digits-cuda.archx"
 t=$(now)
-run "$bin/archc-lite" train "$bin/digits-cuda.archx" --quiet --out /tmp/archc-gpu-digits-aot
+run "$bin/archc-lite" train "$bin/digits-cuda.archx" --quiet --out /tmp/archc-gpu-digits-aot --overwrite
 took "$t"
 
 step "train MNIST-1D CNN on the GPU (ARCHC_CNN_EPOCHS, default 150 as in the example)"
 t=$(now)
-run "$archc" train examples/train_mnist1d_cnn.arch --backend mlir-gpu --quiet --out /tmp/archc-gpu-cnn \
+run "$archc" train examples/train_mnist1d_cnn.arch --backend mlir-gpu --quiet --out /tmp/archc-gpu-cnn --overwrite \
   --epochs "${ARCHC_CNN_EPOCHS:-150}"
 took "$t"
 

@@ -7,6 +7,8 @@ pub mod backend;
 pub mod choices;
 pub mod driver;
 pub mod inputs;
+pub mod memory;
+pub mod oom;
 pub mod render;
 pub mod steptime;
 pub mod tirfile;

@@ -29,9 +29,16 @@ struct Cli {
     /// The GPU for `--backend mlir-gpu`: `cuda:N` (default cuda:0).
     #[arg(long, global = true, value_name = "cuda:N")]
     device: Option<String>,
+    /// The most memory a run may need, estimated before it starts (`8G`, `512M`,
+    /// `none`); a program that needs more is refused. Default: 80% of this machine's.
+    #[arg(long, global = true, value_name = "SIZE")]
+    max_memory: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
+
+#[global_allocator]
+static ALLOCATOR: archc::oom::ExitOnOom = archc::oom::ExitOnOom;
 
 /// Stack of the thread that runs a command.
 const STACK_BYTES: usize = 256 << 20;
@@ -88,6 +95,11 @@ enum Cmd {
         /// The GPU architecture of `--emit ptx` and `--target cuda`: sm_80, sm_90, ...
         #[arg(long, default_value = "sm_80")]
         gpu_arch: String,
+        /// Build for training: with a `train` block, the whole train step (forward, loss,
+        /// backward, optimizer update; with `--target`, the train and eval steps);
+        /// otherwise the network in training mode (dropout active, batch statistics).
+        #[arg(long)]
+        train: bool,
     },
     /// Run the entry network.
     Run {
@@ -117,19 +129,31 @@ enum Cmd {
         /// run, which includes compilation, is reported separately).
         #[arg(long, value_name = "N", default_value_t = 0)]
         repeat: usize,
+        /// Run the network in training mode (dropout active, batch statistics).
+        #[arg(long)]
+        train: bool,
     },
     /// Train the network of a `train` block on its data set.
     Train {
         file: PathBuf,
+        #[command(flatten)]
+        cand: Candidate,
         #[command(flatten)]
         run: TrainArgs,
     },
     /// Report test metrics of a checkpoint written by `archc train`.
     Eval {
         file: PathBuf,
-        /// The checkpoint (default: runs/NAME/checkpoint.safetensors).
+        #[command(flatten)]
+        cand: Candidate,
+        /// The checkpoint (default: runs/NAME/checkpoint.safetensors), or a weights file
+        /// (`.safetensors` with names as in `build --emit tir`).
         #[arg(long)]
         checkpoint: Option<PathBuf>,
+        /// The part of the data set to evaluate on instead of the `train` block's test
+        /// part, e.g. `--split test_32` for zero-shot evaluation at another resolution.
+        #[arg(long, value_name = "NAME")]
+        split: Option<String>,
         /// What runs the eval steps (default as for `run`; an artifact: its target's).
         #[arg(long, value_enum)]
         backend: Option<Backend>,
@@ -179,11 +203,30 @@ struct Selection {
     /// Fix choices: `--choices depth=3,op=1` (ints by value, other options by index).
     #[arg(long, value_name = "NAME=VALUE,...")]
     choices: Option<String>,
-    /// Build for training: with a `train` block, print the whole train step (forward,
-    /// loss, backward, optimizer update); otherwise the network in training mode
-    /// (dropout active, batch statistics).
-    #[arg(long)]
+    /// Set by the commands that build for training (`build --train`, `run --train`).
+    #[arg(skip)]
     train: bool,
+}
+
+/// Which candidate of a search space a `train` block trains or a checkpoint evaluates.
+#[derive(Args, Clone, Default)]
+struct Candidate {
+    /// Draw every search-space choice at random with this seed.
+    #[arg(long, conflicts_with = "choices")]
+    sample: Option<u64>,
+    /// Fix choices: `--choices depth=3,op=1` (ints by value, other options by index).
+    #[arg(long, value_name = "NAME=VALUE,...")]
+    choices: Option<String>,
+}
+
+impl Candidate {
+    fn selection(self) -> Selection {
+        Selection { sample: self.sample, choices: self.choices, ..Selection::default() }
+    }
+
+    fn given(&self) -> bool {
+        self.sample.is_some() || self.choices.is_some()
+    }
 }
 
 /// Overrides of a `train` block.
@@ -247,12 +290,19 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     let device = cli.device;
+    let limits = match archc::memory::limit(cli.max_memory.as_deref()) {
+        Ok(max_memory) => Limits { max_memory },
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
     // MLIR's and LLVM's recursive passes over large modules (a train step's GPU kernels)
     // need more stack than a main thread's 8 MiB.
     let worker = std::thread::Builder::new()
         .name("archc".into())
         .stack_size(STACK_BYTES)
-        .spawn(move || std::panic::catch_unwind(|| run_cmd(cli.cmd, device.as_deref(), color)));
+        .spawn(move || std::panic::catch_unwind(|| run_cmd(cli.cmd, device.as_deref(), &limits, color)));
     let r = match worker.map(|w| w.join()) {
         Ok(Ok(r)) => r,
         Ok(Err(_)) => Err(Box::new("the worker thread died") as Box<dyn std::any::Any + Send>),
@@ -274,11 +324,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// Limits that apply to every command that runs a program.
+struct Limits {
+    /// `--max-memory` in bytes (`None`: no limit).
+    max_memory: Option<u128>,
+}
+
 /// `device`: the global `--device`, which an artifact must agree with.
-fn run_cmd(cmd: Cmd, device: Option<&str>, color: bool) -> Result<(), Fail> {
+fn run_cmd(cmd: Cmd, device: Option<&str>, limits: &Limits, color: bool) -> Result<(), Fail> {
     match cmd {
         Cmd::Check { files } => check(&files, color),
-        Cmd::Build { file, target: Some(target), cpu, sel, output, dim, gpu_arch, .. } => {
+        Cmd::Build { file, target: Some(target), cpu, mut sel, output, dim, gpu_arch, train, .. } => {
+            sel.train = train;
             let out = output.expect("clap requires --output with --target");
             let target = match target {
                 ArtifactTarget::Cpu => AotTarget::Cpu,
@@ -290,23 +347,35 @@ fn run_cmd(cmd: Cmd, device: Option<&str>, color: bool) -> Result<(), Fail> {
             };
             build_artifact((target, cpu), &file, &sel, &out, dim.as_deref(), color)
         }
-        Cmd::Build { file, emit, sel, output, dim, dynamic, timings, gpu_arch, target: None, .. } => {
+        Cmd::Build { file, emit, mut sel, output, dim, dynamic, timings, gpu_arch, train, target: None, .. } => {
+            sel.train = train;
             let mlir = MlirOpts { dim: dim.as_deref(), dynamic: &dynamic, timings, gpu_arch: &gpu_arch };
             build(&file, emit, &sel, output.as_deref(), &mlir, color)
         }
-        Cmd::Run { file, sel, backend, weights, inputs, dim, seed, out, repeat } => {
+        Cmd::Run { file, mut sel, backend, weights, inputs, dim, seed, out, repeat, train } => {
+            sel.train = train;
             let (file, sel, art) = resolve(&file, sel, backend, device)?;
             let program = compile(&file, &sel, color)?;
-            let inputs = RunInputs { weights, inputs, dim, seed, out, repeat };
+            let inputs = RunInputs { max_memory: limits.max_memory, weights, inputs, dim, seed, out, repeat };
             run(&program, backend, &inputs, art.as_ref().map(|a| &a.artifact))
         }
-        Cmd::Train { file, run } => {
-            let (file, _, art) = resolve(&file, Selection::default(), run.backend, device)?;
-            train(&file, &run, art.as_ref().map(|a| &a.artifact), color)
+        Cmd::Train { file, cand, run } => {
+            refuse_candidate_of_artifact(&file, &cand)?;
+            let (file, sel, art) = resolve(&file, cand.selection(), run.backend, device)?;
+            let sel = Selection { train: false, ..sel };
+            let opts = options(&sel, false)?;
+            show_candidate(&file, &opts, color)?;
+            train(&file, (&opts, limits.max_memory), &run, art.as_ref().map(|a| &a.artifact), color)
         }
-        Cmd::Eval { file, checkpoint, backend } => {
-            let (file, _, art) = resolve(&file, Selection::default(), backend, device)?;
-            eval(&file, checkpoint, backend, art.as_ref().map(|a| &a.artifact), color)
+        Cmd::Eval { file, cand, checkpoint, split, backend } => {
+            refuse_candidate_of_artifact(&file, &cand)?;
+            let (file, sel, art) = resolve(&file, cand.selection(), backend, device)?;
+            let sel = Selection { train: false, ..sel };
+            let what = EvalWhat { max_memory: None, checkpoint, split, backend };
+            let opts = options(&sel, false)?;
+            show_candidate(&file, &opts, color)?;
+            let what = EvalWhat { max_memory: limits.max_memory, ..what };
+            eval(&file, &opts, &what, art.as_ref().map(|a| &a.artifact), color)
         }
         Cmd::Fmt { files, write, check } => fmt(&files, write, check),
         Cmd::Devices => {
@@ -314,6 +383,29 @@ fn run_cmd(cmd: Cmd, device: Option<&str>, color: bool) -> Result<(), Fail> {
             Ok(())
         }
     }
+}
+
+/// For a candidate picked with `--choices`/`--sample`: checks the names and prints the
+/// choices, as `build` and `run` do.
+fn show_candidate(file: &Path, opts: &Options, color: bool) -> Result<(), Fail> {
+    if matches!(opts.choices, ChoiceMode::First) {
+        return Ok(());
+    }
+    for (name, value) in &checked(file, opts, color)?.choices {
+        eprintln!("choice {name} = {value}");
+    }
+    Ok(())
+}
+
+/// An artifact holds one candidate, fixed when it was built.
+fn refuse_candidate_of_artifact(file: &Path, cand: &Candidate) -> Result<(), Fail> {
+    if cand.given() && archc::artifact::is_artifact(file) {
+        return Err(Fail::User(format!(
+            "error: {} was built for one candidate of its space; --choices and --sample apply to `.arch` files",
+            file.display()
+        )));
+    }
+    Ok(())
 }
 
 /// What `--target` compiles for.
@@ -368,7 +460,7 @@ fn build_artifact(
     let user = |e: String| Fail::User(format!("error: {e}"));
     let checked = checked(file, &options(sel, false)?, color)?;
     let (program, funcs): (Program, &[&str]) = if sel.train && has_train_block(file) {
-        let (cfg, _) = train_config(file, color)?;
+        let (cfg, _) = train_config(file, &train_options(sel)?, color)?;
         let p = training::train_program(&cfg).map_err(|e| user(format!("cannot build the train step: {e}")))?;
         (p, &["train_step", "eval_step"])
     } else {
@@ -409,16 +501,34 @@ fn options(sel: &Selection, check_all: bool) -> Result<Options, Fail> {
     Ok(Options { training: sel.train, choices, entry: sel.entry.clone(), args, check_all })
 }
 
+/// The options of a `train` block's build for the candidate `sel` selects (the block
+/// builds both the inference and the training program itself).
+fn train_options(sel: &Selection) -> Result<Options, Fail> {
+    Ok(Options { training: false, ..options(sel, false)? })
+}
+
 fn checked(path: &Path, opts: &Options, color: bool) -> Result<CheckOutput, Fail> {
     let out = check_path(path, opts).map_err(|e| Fail::User(format!("error: {e}")))?;
     if !out.diagnostics.is_empty() {
         eprint!("{}", render(&out.diagnostics, &out.sources, color));
         let n = out.diagnostics.len();
+        let candidate = match &opts.choices {
+            ChoiceMode::First => String::new(),
+            _ if out.choices.is_empty() => String::new(),
+            ChoiceMode::Sample(seed) => {
+                format!("\nthe candidate drawn with --sample {seed}: {}", archc::choices::summary(&out.choices))
+            }
+            ChoiceMode::Explicit(_) => format!("\nthe candidate: {}", archc::choices::summary(&out.choices)),
+        };
         return Err(Fail::User(format!(
-            "error: {} failed with {n} error{}",
+            "error: {} failed with {n} error{}{candidate}",
             path.display(),
             if n == 1 { "" } else { "s" }
         )));
+    }
+    if let ChoiceMode::Explicit(given) = &opts.choices {
+        let declared = archc::choices::declared(&out.sources);
+        archc::choices::check_names(given, &out.choices, &declared).map_err(|e| Fail::User(format!("error: {e}")))?;
     }
     Ok(out)
 }
@@ -428,7 +538,11 @@ fn check(files: &[PathBuf], color: bool) -> Result<(), Fail> {
     let mut failed = 0;
     for f in files {
         match checked(f, &opts, color) {
-            Ok(_) => eprintln!("ok: {}", f.display()),
+            Ok(out) if archc::choices::declared(&out.sources).is_empty() => eprintln!("ok: {}", f.display()),
+            Ok(_) => eprintln!(
+                "ok: {} (a search space: one candidate was checked, the first option of every choice)",
+                f.display()
+            ),
             Err(Fail::User(msg)) => {
                 eprintln!("{msg}");
                 failed += 1;
@@ -447,9 +561,21 @@ fn check(files: &[PathBuf], color: bool) -> Result<(), Fail> {
 fn build_mlir(file: &Path, emit: Emit, sel: &Selection, mlir: &MlirOpts, color: bool) -> Result<String, Fail> {
     let user = |e: String| Fail::User(format!("error: {e}"));
     let t0 = std::time::Instant::now();
+    if archc::tirfile::is_tir(file) {
+        let program = tir_program(file, sel)?;
+        let module = backend::emit_mlir(&program, "main", mlir.dim, mlir.dynamic, &SourceMap::new(), false);
+        return match emit {
+            Emit::Ptx => {
+                Err(Fail::User("error: --emit ptx of a .tir file is not supported; use the .arch source".into()))
+            }
+            Emit::MlirOpt => backend::lower_mlir(&module.map_err(user)?.text, false).map_err(user),
+            Emit::Llvm => backend::lower_mlir(&module.map_err(user)?.text, true).map_err(user),
+            _ => Ok(module.map_err(user)?.text),
+        };
+    }
     let out = checked(file, &options(sel, false)?, color)?;
     let (program, entry) = if sel.train && has_train_block(file) {
-        let (cfg, _) = train_config(file, color)?;
+        let (cfg, _) = train_config(file, &train_options(sel)?, color)?;
         let p = training::train_program(&cfg).map_err(|e| user(format!("cannot build the train step: {e}")))?;
         (p, "train_step")
     } else {
@@ -472,11 +598,26 @@ fn build_mlir(file: &Path, emit: Emit, sel: &Selection, mlir: &MlirOpts, color: 
 }
 
 fn compile(file: &Path, sel: &Selection, color: bool) -> Result<Program, Fail> {
+    if archc::tirfile::is_tir(file) {
+        return tir_program(file, sel);
+    }
     let out = checked(file, &options(sel, false)?, color)?;
     for (name, value) in &out.choices {
         eprintln!("choice {name} = {value}");
     }
     out.program.ok_or_else(|| Fail::Internal("no program was built".into()))
+}
+
+/// A program from printed TIR (`archc build --emit tir`); selection flags that only
+/// apply to `.arch` sources are refused.
+fn tir_program(file: &Path, sel: &Selection) -> Result<Program, Fail> {
+    if sel.sample.is_some() || sel.choices.is_some() || sel.args.is_some() || sel.entry.is_some() || sel.train {
+        return Err(Fail::User(format!(
+            "error: {}: a .tir file is one built program; --entry, --args, --choices, --sample and --train apply to .arch sources",
+            file.display()
+        )));
+    }
+    archc::tirfile::read(file).map_err(|e| Fail::User(format!("error: {e}")))
 }
 
 /// Options of the MLIR stages of `build`.
@@ -502,7 +643,7 @@ fn build(
             format!("{:#?}\n", out.ast.expect("main file parsed"))
         }
         Emit::Tir if sel.train && has_train_block(file) => {
-            let (cfg, _) = train_config(file, color)?;
+            let (cfg, _) = train_config(file, &train_options(sel)?, color)?;
             training::train_program(&cfg)
                 .map_err(|e| Fail::User(format!("error: cannot build the train step: {e}")))?
                 .to_string()
@@ -527,6 +668,7 @@ fn stdout(text: &str) -> Result<(), Fail> {
 }
 
 struct RunInputs {
+    max_memory: Option<u128>,
     weights: Option<PathBuf>,
     inputs: Vec<String>,
     dim: Option<String>,
@@ -537,6 +679,7 @@ struct RunInputs {
 
 fn run(program: &Program, backend: Option<Backend>, ri: &RunInputs, art: Option<&Artifact>) -> Result<(), Fail> {
     let user = |e: String| Fail::User(format!("error: {e}"));
+    let tensors = main_inputs(program, ri, ri.max_memory)?;
     let mut exec = backend::executor(program, backend, art).map_err(user)?;
     let mut init = Interpreter::new(program);
     init.init_params(ri.seed).map_err(|e| user(e.to_string()))?;
@@ -544,11 +687,14 @@ fn run(program: &Program, backend: Option<Backend>, ri: &RunInputs, art: Option<
         exec.set_param_value(name, t.clone()).map_err(|e| user(e.to_string()))?;
     }
     if let Some(w) = &ri.weights {
-        for (name, t) in io::read_safetensors(w).map_err(|e| user(e.to_string()))? {
+        let fitted = archc::weights::read(w).and_then(|ws| archc::weights::fit(&ws, program, w)).map_err(user)?;
+        if !fitted.unused.is_empty() {
+            eprintln!("note: not used by this program (training only): {}", fitted.unused.join(", "));
+        }
+        for (name, t) in fitted.values {
             exec.set_param_value(&name, t).map_err(|e| user(e.to_string()))?;
         }
     }
-    let tensors = main_inputs(program, ri)?;
     let t0 = std::time::Instant::now();
     let outputs = exec.run_func("main", &tensors, 0).map_err(|e| user(e.to_string()))?;
     let first = t0.elapsed();
@@ -579,7 +725,9 @@ fn run(program: &Program, backend: Option<Backend>, ri: &RunInputs, art: Option<
     Ok(())
 }
 
-fn main_inputs(program: &Program, ri: &RunInputs) -> Result<Vec<Tensor>, Fail> {
+/// The entry's inputs: files read, the rest drawn at random, after checking that the
+/// run fits in `mem` (no tensor is drawn before).
+fn main_inputs(program: &Program, ri: &RunInputs, mem: Option<u128>) -> Result<Vec<Tensor>, Fail> {
     let user = |e: String| Fail::User(format!("error: {e}"));
     let main = program.main();
     let mut files: HashMap<String, PathBuf> = HashMap::new();
@@ -600,11 +748,23 @@ fn main_inputs(program: &Program, ri: &RunInputs) -> Result<Vec<Tensor>, Fail> {
             .collect::<Result<_, _>>()?,
         None => HashMap::new(),
     };
-    let shapes = arg_shapes(main, &dims).map_err(user)?;
+    let mut read: HashMap<String, Tensor> = HashMap::new();
+    for (name, p) in &files {
+        read.insert(name.clone(), io::read_npy(p).map_err(|e| user(e.to_string()))?);
+    }
+    let mut shapes = arg_shapes(main, &dims).map_err(user)?;
+    for (name, shape) in main.arg_names.iter().zip(shapes.iter_mut()) {
+        if let Some(t) = read.get(name) {
+            shape.clone_from(&t.shape);
+        }
+    }
+    let by_name: HashMap<String, Vec<usize>> = main.arg_names.iter().cloned().zip(shapes.iter().cloned()).collect();
+    let env = archc::memory::bind(main, &by_name);
+    archc::memory::check(program, "main", &env, mem).map_err(user)?;
     let mut out = Vec::new();
     for (i, ((name, (_, ty)), shape)) in main.arg_names.iter().zip(&main.args).zip(shapes).enumerate() {
-        let t = match files.get(name) {
-            Some(p) => io::read_npy(p).map_err(|e| user(e.to_string()))?,
+        let t = match read.remove(name) {
+            Some(t) => t,
             None => random_tensor(ty.dtype, &shape, ri.seed.wrapping_add(1000 + i as u64)),
         };
         out.push(t);
@@ -651,13 +811,16 @@ fn fmt(files: &[PathBuf], write: bool, check: bool) -> Result<(), Fail> {
     }
 }
 
-fn train_config(file: &Path, color: bool) -> Result<(TrainConfig, String), Fail> {
-    train_config_with_sources(file, color).map(|(c, t, _)| (c, t))
+fn train_config(file: &Path, opts: &Options, color: bool) -> Result<(TrainConfig, String), Fail> {
+    train_config_with_sources(file, opts, color).map(|(c, t, _)| (c, t))
 }
 
-fn train_config_with_sources(file: &Path, color: bool) -> Result<(TrainConfig, String, SourceMap), Fail> {
-    let (out, text) =
-        training::read_config(file, &Options::default()).map_err(|e| Fail::User(format!("error: {e}")))?;
+fn train_config_with_sources(
+    file: &Path,
+    opts: &Options,
+    color: bool,
+) -> Result<(TrainConfig, String, SourceMap), Fail> {
+    let (out, text) = training::read_config(file, opts).map_err(|e| Fail::User(format!("error: {e}")))?;
     if !out.diagnostics.is_empty() {
         eprint!("{}", render(&out.diagnostics, &out.sources, color));
         return Err(Fail::User(format!("error: {} failed", file.display())));
@@ -678,10 +841,13 @@ fn time_steps(
     program: &Program,
     args: &TrainArgs,
     steps: usize,
-    art: Option<&Artifact>,
+    (art, mem): (Option<&Artifact>, Option<u128>),
 ) -> Result<(), Fail> {
     let user = |e: String| Fail::User(format!("error: {e}"));
     let dims = backend::parse_dims(args.dim.as_deref()).map_err(user)?;
+    let mut env = dims.clone();
+    env.entry("B".into()).or_insert(cfg.batch as i64);
+    archc::memory::check(program, "train_step", &env, mem).map_err(user)?;
     let step_args = archc::steptime::step_args(cfg, program, &dims).map_err(user)?;
     let mut exec = backend::executor(program, args.backend, art).map_err(user)?;
     let t = archc::steptime::time_steps(exec.as_mut(), &step_args, steps).map_err(user)?;
@@ -696,9 +862,15 @@ fn time_steps(
     Ok(())
 }
 
-fn train(file: &Path, args: &TrainArgs, art: Option<&Artifact>, color: bool) -> Result<(), Fail> {
+fn train(
+    file: &Path,
+    (opts, mem): (&Options, Option<u128>),
+    args: &TrainArgs,
+    art: Option<&Artifact>,
+    color: bool,
+) -> Result<(), Fail> {
     let user = |e: String| Fail::User(format!("error: {e}"));
-    let (mut cfg, text, sources) = train_config_with_sources(file, color)?;
+    let (mut cfg, text, sources) = train_config_with_sources(file, opts, color)?;
     cfg.epochs = args.epochs.unwrap_or(cfg.epochs);
     if let Some(lr) = args.lr.filter(|lr| !(lr.is_finite() && *lr > 0.0)) {
         return Err(user(format!("--lr {lr}: the learning rate must be a positive finite number")));
@@ -708,9 +880,11 @@ fn train(file: &Path, args: &TrainArgs, art: Option<&Artifact>, color: bool) -> 
     cfg.batch = args.batch.unwrap_or(cfg.batch);
     let program = training::train_program(&cfg).map_err(|e| user(format!("cannot build the train step: {e}")))?;
     if let Some(steps) = args.time_steps {
-        return time_steps(&cfg, &program, args, steps, art);
+        return time_steps(&cfg, &program, args, steps, (art, mem));
     }
     let data = training::train_data(&cfg, &program).map_err(user)?;
+    let env = training::step_env(&program, "train_step", &data.train, cfg.batch);
+    archc::memory::check(&program, "train_step", &env, mem).map_err(user)?;
     let mut spec = training::loop_spec(&cfg, data.train.len());
     spec.detect_anomaly = args.detect_anomaly;
     let mut exec = backend::executor(&program, args.backend, art).map_err(user)?;
@@ -746,32 +920,48 @@ fn train(file: &Path, args: &TrainArgs, art: Option<&Artifact>, color: bool) -> 
             cfg.epochs
         );
     }
-    let pct = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.4}"));
-    println!("train loss {} accuracy {}", pct(report.train_loss), pct(report.train_acc));
-    println!("test loss {} accuracy {}", pct(report.test_loss), pct(report.test_acc));
+    let last = archc_runtime::train::read_metrics(&report.metrics).ok().and_then(|r| r.last().cloned());
+    for part in ["train", "test"] {
+        println!("{}", training::summary_line(last.as_ref(), part));
+    }
     println!("curves: {}", report.curves.display());
     println!("metrics: {}", report.metrics.display());
     println!("checkpoint: {}", report.checkpoint.display());
     Ok(())
 }
 
-fn eval(
-    file: &Path,
+/// What `archc eval` evaluates: which weights, on which part, with what.
+struct EvalWhat {
+    max_memory: Option<u128>,
     checkpoint: Option<PathBuf>,
+    split: Option<String>,
     backend: Option<Backend>,
-    art: Option<&Artifact>,
-    color: bool,
-) -> Result<(), Fail> {
+}
+
+fn eval(file: &Path, opts: &Options, what: &EvalWhat, art: Option<&Artifact>, color: bool) -> Result<(), Fail> {
     let user = |e: String| Fail::User(format!("error: {e}"));
-    let (cfg, _) = train_config(file, color)?;
+    let (mut cfg, _) = train_config(file, opts, color)?;
+    if let Some(part) = &what.split {
+        cfg.data.test_part = Some(part.clone());
+        cfg.data.split = None;
+    }
     let program = training::train_program(&cfg).map_err(|e| user(format!("cannot build the eval step: {e}")))?;
     let data = training::train_data(&cfg, &program).map_err(user)?;
-    let ckpt = checkpoint.unwrap_or_else(|| run_dir(file, None).join("checkpoint.safetensors"));
-    let state = archc_runtime::train::TrainState::load(&ckpt).map_err(|e| user(e.to_string()))?;
-    let test = data.test.as_ref().ok_or_else(|| user("this data set has no test part".into()))?;
-    let mut exec = backend::executor(&program, backend, art).map_err(user)?;
-    let metrics = training::evaluate(&program, &state.params, test, cfg.batch as usize, exec.as_mut()).map_err(user)?;
-    println!("{} test samples, checkpoint {} (epoch {})", test.len(), ckpt.display(), state.epoch);
+    let ckpt = what.checkpoint.clone().unwrap_or_else(|| run_dir(file, None).join("checkpoint.safetensors"));
+    let weights = archc::weights::read(&ckpt).map_err(user)?;
+    let test = match (&data.test, &what.split) {
+        (Some(t), _) => t,
+        (None, Some(part)) => return Err(user(training::no_part(&cfg.data.name, part))),
+        (None, None) => return Err(user("this data set has no test part".into())),
+    };
+    let env = training::step_env(&program, "eval_step", test, cfg.batch);
+    archc::memory::check(&program, "eval_step", &env, what.max_memory).map_err(user)?;
+    let mut exec = backend::executor(&program, what.backend, art).map_err(user)?;
+    let metrics =
+        training::evaluate(&program, &weights.params, test, cfg.batch as usize, exec.as_mut()).map_err(user)?;
+    let part = what.split.as_deref().map(|p| format!(" (part `{p}`)")).unwrap_or_default();
+    let epoch = weights.epoch.map(|e| format!(" (epoch {e})")).unwrap_or_default();
+    println!("{} test samples{part}, weights {}{epoch}", test.len(), ckpt.display());
     for (name, v) in metrics {
         let shown = match name.as_str() {
             "metric:correct" => "accuracy".to_string(),

@@ -173,6 +173,24 @@ pub fn evaluate(
     Ok(sums.into_iter().map(|(k, v)| (k, v / n.max(1) as f64)).collect())
 }
 
+/// The size symbols of step `func` when it runs on batches of `batch` rows of `data`
+/// (for `--max-memory`): each data field's shape, its first axis cut to the batch.
+pub fn step_env(program: &Program, func: &str, data: &Dataset, batch: u64) -> std::collections::HashMap<String, i64> {
+    let Some(f) = program.func(func) else { return Default::default() };
+    let rows = (data.len() as u64).min(batch.max(1)) as usize;
+    let shapes = data
+        .tensors()
+        .map(|(name, t)| {
+            let mut shape = t.shape.clone();
+            if let Some(first) = shape.first_mut() {
+                *first = rows;
+            }
+            (name.to_string(), shape)
+        })
+        .collect();
+    crate::memory::bind(f, &shapes)
+}
+
 /// `data has no part `x`; its parts: train, test_32`.
 pub fn no_part(name: &str, part: &str) -> String {
     match data::load(name) {

@@ -12,6 +12,10 @@
 //! Every block starts with a [`HEADER`]-byte header holding its size class and a tag, so
 //! `free` knows where a pointer came from; a pointer without the tag (which compiled
 //! code never passes) is handed to the C library's `free`.
+//!
+//! Compiled code does not check for NULL, so an allocation that fails ends the process
+//! with a one-line error and exit code 1 (the CLI refuses programs whose estimated peak
+//! exceeds `--max-memory` before they run; this is the last guard, never a segfault).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -70,7 +74,7 @@ fn class(n: usize) -> Option<usize> {
 /// # Safety
 /// As C's `malloc`; the block must be released with [`archc_free`].
 pub unsafe extern "C" fn archc_malloc(n: usize) -> *mut u8 {
-    let Some(size) = class(n) else { return std::ptr::null_mut() };
+    let Some(size) = class(n) else { out_of_memory(n) };
     let cached = size >= CACHE_MIN;
     let reused = if cached {
         with_cache(|c| {
@@ -89,7 +93,7 @@ pub unsafe extern "C" fn archc_malloc(n: usize) -> *mut u8 {
         None => unsafe { libc_malloc(size) },
     };
     if base.is_null() {
-        return base;
+        out_of_memory(n);
     }
     let words = base as *mut usize;
     // SAFETY: the block holds at least HEADER bytes, 16-byte aligned.
@@ -100,12 +104,18 @@ pub unsafe extern "C" fn archc_malloc(n: usize) -> *mut u8 {
     }
 }
 
+/// Ends the process: compiled code would write through the NULL a failed allocation gives.
+fn out_of_memory(n: usize) -> ! {
+    eprintln!("error: out of memory: compiled code could not allocate {n} bytes; lower the sizes or free memory");
+    std::process::exit(1)
+}
+
 /// `calloc` for compiled code (LLVM may fold a `malloc` and a zero fill into it).
 ///
 /// # Safety
 /// As C's `calloc`.
 pub unsafe extern "C" fn archc_calloc(count: usize, each: usize) -> *mut u8 {
-    let Some(n) = count.checked_mul(each) else { return std::ptr::null_mut() };
+    let Some(n) = count.checked_mul(each) else { out_of_memory(usize::MAX) };
     // SAFETY: a fresh block of n bytes.
     unsafe {
         let p = archc_malloc(n);

@@ -168,6 +168,24 @@ impl Dim {
         Some(total)
     }
 
+    /// [`Dim::eval`] in checked arithmetic: `None` if a symbol is unbound or a product
+    /// or sum overflows `i64`.
+    pub fn checked_eval(&self, env: &HashMap<String, i64>) -> Option<i64> {
+        let mut total = 0i64;
+        for (m, c) in &self.terms {
+            let mut v = *c;
+            for a in m {
+                let f = match a {
+                    Atom::Sym(s) => *env.get(s)?,
+                    Atom::FloorDiv(d, den) => d.checked_eval(env)?.div_euclid(*den),
+                };
+                v = v.checked_mul(f)?;
+            }
+            total = total.checked_add(v)?;
+        }
+        Some(total)
+    }
+
     /// Substitutes symbols by dims.
     pub fn subst(&self, env: &HashMap<String, Dim>) -> Dim {
         let mut out = Dim::default();

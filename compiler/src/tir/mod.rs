@@ -5,6 +5,7 @@
 
 pub mod dim;
 pub mod infer;
+pub mod memory;
 pub mod ops;
 pub mod parse;
 pub mod pattern;

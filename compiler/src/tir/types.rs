@@ -50,6 +50,13 @@ impl fmt::Display for DType {
     }
 }
 
+/// The highest rank a tensor may have (PyTorch allows 64 as well).
+pub const MAX_RANK: usize = 64;
+
+/// The most elements a tensor may have: 2^53, where sizes stop being exact in `f64` and
+/// any real allocation has long failed.
+pub const MAX_ELEMENTS: u64 = 1 << 53;
+
 /// A tensor type: `f32[B, 64]`. Rank-0 tensors are `f32[]`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TensorType {
@@ -72,6 +79,29 @@ impl TensorType {
 
     pub fn with_dtype(&self, dtype: DType) -> Self {
         TensorType { dtype, shape: self.shape.clone() }
+    }
+
+    /// Why a tensor of this type can never exist, if it cannot: a rank above
+    /// [`MAX_RANK`], or more than [`MAX_ELEMENTS`] elements counting every symbolic dim
+    /// as its constant part (at least 1). Computed in checked arithmetic, so a product
+    /// that would wrap (`f32[65536, 65536, 65536, 65536]`) is caught.
+    pub fn size_error(&self) -> Option<String> {
+        if self.rank() > MAX_RANK {
+            return Some(format!("a tensor of rank {} is above the limit of {MAX_RANK}", self.rank()));
+        }
+        let mut n: u64 = 1;
+        for d in &self.shape {
+            let least = d.as_const().map_or(1, |c| c.max(1) as u64);
+            match n.checked_mul(least) {
+                Some(m) if m <= MAX_ELEMENTS => n = m,
+                _ => {
+                    return Some(format!(
+                        "{self} has more than {MAX_ELEMENTS} elements (2^53), more than any tensor can hold"
+                    ))
+                }
+            }
+        }
+        None
     }
 
     /// The number of elements, as a dim.
