@@ -149,7 +149,7 @@ fn member_path_problem(name: &str) -> Option<&'static str> {
 }
 
 /// Whether `name` is an identifier `[A-Za-z_][A-Za-z0-9_]*` of bounded length.
-fn is_identifier(name: &str) -> bool {
+pub fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     let first = chars.next().is_some_and(|c| c == '_' || c.is_ascii_alphabetic());
     first && name.len() <= MAX_NAME_BYTES && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())

@@ -106,8 +106,17 @@ pub fn program_hash(program: &archc_compiler::tir::Program) -> u64 {
 
 impl Artifact {
     /// The archive members: each source as `src/<name>`, each function's object as
-    /// `<func>.so`; names are checked as the reader checks them.
+    /// `<func>.so`; names, options and sizes are checked as the reader checks them, so
+    /// that what is written can be read back.
     fn members(&self) -> Result<Vec<(String, &[u8])>, String> {
+        let cannot = |why: String| Err(format!("cannot write this artifact: {why}"));
+        if !self.sources.iter().any(|(name, _)| *name == self.main_source) {
+            return cannot(format!("its main source `{}` is not among its sources", self.main_source));
+        }
+        let unfit = |(k, v): &&(String, String)| !manifest::is_identifier(k) || v.contains(char::is_control);
+        if let Some((k, v)) = self.options.iter().find(unfit) {
+            return cannot(format!("option `{k}={}` does not fit on a manifest line", v.escape_debug()));
+        }
         let mut out = Vec::new();
         for (name, text) in &self.sources {
             out.push((manifest::source_member(name), text.as_bytes()));
@@ -118,6 +127,10 @@ impl Artifact {
         }
         for (name, _) in &out {
             manifest::check_member_path(name).map_err(|e| format!("cannot write this artifact: {e}"))?;
+        }
+        let total: u64 = out.iter().map(|(_, bytes)| bytes.len() as u64).sum();
+        if out.len() > manifest::MAX_MEMBERS || total > manifest::MAX_TOTAL_BYTES {
+            return cannot(format!("{} members of {total} bytes exceed the bounds readers accept", out.len()));
         }
         Ok(out)
     }
@@ -490,5 +503,11 @@ mod tests {
         let mut art = artifact(HostCpu::X86Level(3));
         art.funcs[0].name = "../../x".into();
         assert!(art.manifest().expect_err("refused").contains("function name `../../x` is refused"));
+        let mut art = artifact(HostCpu::X86Level(3));
+        art.options.push(("args".into(), "x\nfunc evil".into()));
+        assert!(art.manifest().expect_err("refused").contains("option `args=x\\nfunc evil` does not fit"));
+        let mut art = artifact(HostCpu::X86Level(3));
+        art.main_source = "other.arch".into();
+        assert!(art.manifest().expect_err("refused").contains("main source `other.arch` is not among its sources"));
     }
 }
