@@ -2,6 +2,11 @@
 //!
 //! Every stage (parser, checker, verifier, runtime) converts its errors into
 //! [`Diagnostic`]s once; only the edge (the CLI and tests) renders them, with `ariadne`.
+//!
+//! A *poison* diagnostic ([`Diagnostic::poison`]) is a placeholder that stops whatever
+//! depends on a failed computation without saying anything: the real error was already
+//! reported. [`finish`] drops poison and repeated diagnostics, so what a stage hands out
+//! never holds either.
 
 use archc_grammar::span::Span;
 
@@ -30,6 +35,8 @@ pub struct Diagnostic {
     pub related: Vec<Label>,
     /// A suggestion: "did you mean `d_model`?".
     pub help: Option<String>,
+    /// A placeholder for errors already reported (never shown; see [`Diagnostic::poison`]).
+    pub poison: bool,
 }
 
 impl Diagnostic {
@@ -42,6 +49,7 @@ impl Diagnostic {
             span: Some(span),
             related: Vec::new(),
             help: None,
+            poison: false,
         }
     }
 
@@ -55,7 +63,18 @@ impl Diagnostic {
             span: None,
             related: Vec::new(),
             help: None,
+            poison: false,
         }
+    }
+
+    /// The poison placeholder: evaluation that used a value whose computation already
+    /// failed (and was reported) stops with it, and nothing more is shown.
+    pub fn poison() -> Self {
+        Diagnostic { poison: true, ..Diagnostic::global("(an error reported elsewhere)") }
+    }
+
+    pub fn is_poison(&self) -> bool {
+        self.poison
     }
 
     pub fn with_label(mut self, label: impl Into<String>) -> Self {
@@ -72,6 +91,18 @@ impl Diagnostic {
         self.related.push(Label { span, message: message.into() });
         self
     }
+}
+
+/// The diagnostics to show: poison placeholders dropped, and each diagnostic once (the
+/// same message at the same span, reached along two paths, is one error), in order.
+pub fn finish(diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    let mut out: Vec<Diagnostic> = Vec::with_capacity(diagnostics.len());
+    for d in diagnostics {
+        if !d.poison && !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    out
 }
 
 /// The closest candidate by edit distance, if it is close enough to be a likely typo.
@@ -121,5 +152,14 @@ mod tests {
         assert_eq!(did_you_mean("x", ["hidden", "classes"]), None);
         assert_eq!(did_you_mean("widht", ["width", "depth"]), Some("width".into()));
         assert_eq!(did_you_mean("bais", ["bias"]), Some("bias".into()));
+    }
+
+    #[test]
+    fn finish_drops_poison_and_repeats() {
+        let span = Span::new(archc_grammar::span::FileId(0), 1, 4);
+        let a = Diagnostic::error("theta has 30 entries", span);
+        let b = Diagnostic::error("theta has 30 entries", Span::new(span.file, 5, 9));
+        let shown = finish(vec![a.clone(), Diagnostic::poison(), a.clone(), b.clone()]);
+        assert_eq!(shown, vec![a, b]);
     }
 }

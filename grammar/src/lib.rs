@@ -11,6 +11,7 @@ mod builder;
 pub mod error;
 pub mod fmt;
 pub mod lexer;
+mod resync;
 pub mod span;
 
 lalrpop_util::lalrpop_mod!(
@@ -25,23 +26,41 @@ pub use fmt::{format_module, format_source};
 
 use span::{FileId, Span};
 
+/// The names that a stretch of source which did not parse would have defined: the
+/// identifier after each `layer`, `network`, `operator` and `fn` keyword in it. A checker
+/// binds them as failed definitions, so their uses elsewhere add no "unknown name" errors
+/// to the syntax error.
+pub fn defined_names(src: &str) -> Vec<String> {
+    use lexer::Tok;
+    let (toks, _) = lexer::lex(src);
+    toks.windows(2)
+        .filter_map(|w| match (&w[0].1, &w[1].1) {
+            (Tok::Layer | Tok::Network | Tok::Operator | Tok::Fn, Tok::Ident(n)) => Some(n.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Parses one file. Never fails and never panics: syntax errors become `Item::Error`,
 /// `Stmt::Error` or `ExprKind::Error` nodes, and every error (lexical or syntactic) is
-/// returned, sorted by position.
+/// returned, sorted by position, except the consequences of resuming inside an item
+/// that did not parse (`resync`): a broken item is one `Item::Error`.
 pub fn parse(file: FileId, src: &str) -> (ast::Module, Vec<ParseError>) {
     let (toks, lex_errors) = lexer::lex(src);
+    let starts = resync::item_starts(&toks);
     let mut raw = Vec::new();
     let tokens = toks.into_iter().map(Ok::<_, lexer::Never>);
     let result = grammar::ModuleParser::new().parse(file, &mut raw, tokens);
-    let mut errors: Vec<ParseError> = lex_errors.iter().map(|e| error::from_lex(file, e)).collect();
-    errors.extend(error::convert(file, src.len(), raw));
+    let mut syntax = error::convert(file, src.len(), raw);
     let module = match result {
-        Ok(m) => m,
+        Ok(m) => ast::Module { items: resync::merge(m.items, &mut syntax, &starts, src.len()) },
         Err(e) => {
-            errors.extend(error::from_lalrpop(file, src.len(), e));
+            syntax.extend(error::from_lalrpop(file, src.len(), e));
             ast::Module { items: vec![ast::Item::Error(Span::new(file, 0, src.len()))] }
         }
     };
+    let mut errors: Vec<ParseError> = lex_errors.iter().map(|e| error::from_lex(file, e)).collect();
+    errors.extend(syntax);
     errors.sort_by_key(|e| (e.span.start, e.span.end));
     (module, errors)
 }

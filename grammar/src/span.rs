@@ -25,6 +25,14 @@ impl Span {
         Span { file: self.file, start: self.start.min(other.start), end: self.end.max(other.end) }
     }
 
+    /// Whether `other` (in the same file) starts inside this span after its first byte.
+    /// A syntax error is reported at the token where it is found: one at an item's first
+    /// token (`unexpected `layer``) belongs to the unfinished item before it, and one
+    /// inside it to the item itself.
+    pub fn covers(self, other: Span) -> bool {
+        self.file == other.file && self.start < other.start && other.start < self.end
+    }
+
     pub fn range(self) -> std::ops::Range<usize> {
         self.start as usize..self.end as usize
     }

@@ -207,3 +207,58 @@ fn pathological_nesting_does_not_overflow() {
         assert_fast_and_reports(name, src, message);
     }
 }
+
+#[test]
+fn names_of_unparsed_items_are_recoverable() {
+    let src = "layer Gate(d: int {\n    fn (x) { x }\n}\nnetwork N { input x: f32[B] output y = Gate(1)(x) }\n";
+    let (m, errors) = parse_err(src);
+    assert!(!errors.is_empty());
+    let lost: Vec<String> = m
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Error(s) => Some(archc_grammar::defined_names(&src[s.range()])),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(lost, ["Gate"]);
+    assert_eq!(archc_grammar::defined_names("fn f(x) { x } layer L { fn (x) { x } } network"), ["f", "L"]);
+}
+
+#[test]
+fn every_syntax_error_lies_in_the_item_it_breaks() {
+    let (m, errors) = parse_err(THREE_ERRORS);
+    let broken: Vec<String> = m
+        .items
+        .iter()
+        .filter(|i| errors.iter().any(|e| i.span().covers(e.span)))
+        .map(|i| item_names(&Module { items: vec![i.clone()] }).remove(0))
+        .collect();
+    assert_eq!(broken, ["A", "B", "fn bad"]);
+}
+
+#[test]
+fn an_error_at_an_items_first_token_belongs_to_the_item_before() {
+    let src = "use nn.{Linear\nlayer A { }\n";
+    let (m, errors) = parse_err(src);
+    assert_eq!(item_names(&m), ["<error>", "A"]);
+    assert!(!m.items[1].span().covers(errors[0].span));
+}
+
+#[test]
+fn a_broken_item_header_is_one_error_not_one_per_comma_in_its_body() {
+    let src = "network E(d: int {\n    input x: f32[B, d]\n    output y = f(d, d)\n}\nnetwork N { input x: f32[B] }\n";
+    let (m, errors) = parse_err(src);
+    let msgs: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(msgs, ["unexpected `{`"]);
+    assert_eq!(item_names(&m), ["<error>", "N"]);
+}
+
+#[test]
+fn broken_items_that_start_with_a_keyword_keep_their_own_errors() {
+    let src = "network A(d: int { input x: f32[B, d] }\nnetwork B(d: int { input x: f32[B, d] }\n";
+    let (m, errors) = parse_err(src);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(item_names(&m), ["<error>", "<error>"]);
+}

@@ -174,7 +174,14 @@ impl Checker<'_> {
     }
 
     /// Runs a block body; returns the block's value (forward result or first output).
+    /// A failed statement is recorded and poisons its name; the other statements still
+    /// run (unless it was a check, `let _ = assert(..)`), and the block then fails with
+    /// poison (see `recover`). A block that did not parse, or whose names clash, fails
+    /// with poison at once: its errors are reported elsewhere.
     pub fn run_block(&mut self, b: &BlockRef, args: &[(String, Value)], inputs: Inputs, span: Span) -> R<Value> {
+        if self.modules[b.module].is_broken(b.def.span) {
+            return Err(Diagnostic::poison());
+        }
         let m = b.module;
         let def = b.def.clone();
         let is_entry = matches!(inputs, Inputs::Entry);
@@ -182,92 +189,133 @@ impl Checker<'_> {
         for (n, v) in args {
             scope.set(n.clone(), v.clone());
         }
-        let grid: Vec<String> = def.grid.iter().map(|g| g.node.clone()).collect();
-        let mut given = match &inputs {
-            Inputs::Given(v) => Some(v.clone().into_iter()),
-            Inputs::Entry => None,
+        let mut body = Body {
+            scope,
+            m,
+            grid: def.grid.iter().map(|g| g.node.clone()).collect(),
+            operator: def.kind == BlockKind::Operator,
+            given: match inputs {
+                Inputs::Given(v) => Some(v.into_iter()),
+                Inputs::Entry => None,
+            },
+            name: super::value::display_name(&def, args),
+            span,
+            outputs: Vec::new(),
+            n_inputs: 0,
+            missing_reported: false,
         };
-        let shown = super::value::display_name(&def, args);
-        let name = &shown;
-        let mut outputs: Vec<(String, TVal)> = Vec::new();
         let mut forward: Option<&FnDef> = None;
-        let mut n_inputs = 0;
+        let mut failed = false;
         for stmt in &def.body {
-            match stmt {
-                Stmt::Param { name: pname, ty, init, cond, buffer, span: s } => {
-                    let p = super::params::ParamStmt { name: pname, ty, init, cond, buffer: *buffer, span: *s };
-                    self.param_stmt(&p, &scope, m, &grid, def.kind == BlockKind::Operator)?;
+            if let Stmt::Forward(f) = stmt {
+                forward = Some(f);
+                continue;
+            }
+            if self.attempt(|c| c.body_stmt(stmt, &mut body)).is_none() {
+                failed = true;
+                if guards_rest(stmt) {
+                    return Err(Diagnostic::poison());
                 }
-                Stmt::Input { name: iname, ty, span: s } => {
-                    n_inputs += 1;
-                    let v = match given.as_mut() {
-                        None => Value::Tensor(self.entry_input(&iname.node, ty, &scope, m)?),
-                        Some(it) => {
-                            let (v, vs) = it.next().ok_or_else(|| {
-                                Diagnostic::error(
-                                    format!("{name} expects an input `{}`, none was given", iname.node),
-                                    span,
-                                )
-                                .with_related(*s, "declared here")
-                            })?;
-                            self.check_tensor_arg(&iname.node, ty, v, vs, &scope, m, name)?
-                        }
-                    };
-                    scope.set(iname.node.clone(), v);
+                if let Some(n) = bound_name(stmt) {
+                    body.scope.set(n, Value::Poison);
                 }
-                Stmt::Output { name: oname, ty, value, .. } => {
-                    let v = self.eval(value, &scope, m)?;
-                    let t = self.expect_tensor(v, value.span, &format!("output `{}`", oname.node))?;
-                    if let Some(ty) = ty {
-                        self.unify(ty, &t.ty, &scope, m, &format!("output `{}`", oname.node), value.span)?;
-                    }
-                    scope.set(oname.node.clone(), Value::Tensor(t.clone()));
-                    outputs.push((oname.node.clone(), t));
-                }
-                Stmt::Let { name: lname, ty, value, .. } => {
-                    let v = self.eval(value, &scope, m)?;
-                    let v = self.bind_let(&lname.node, v);
-                    if let (Some(ty), Value::Tensor(t)) = (ty, &v) {
-                        self.unify(ty, &t.ty, &scope, m, &format!("`{}`", lname.node), value.span)?;
-                    }
-                    scope.set(lname.node.clone(), v);
-                }
-                Stmt::Choose { name: cname, options, shared, span: s } => {
-                    let v = self.choose(&cname.node, options, *shared, &scope, m, *s)?;
-                    scope.set(cname.node.clone(), v);
-                }
-                Stmt::Forward(f) => forward = Some(f),
-                Stmt::Error(s) => return Err(Diagnostic::error("this statement did not parse", *s)),
             }
         }
+        let name = &body.name;
         if let Some(f) = forward {
-            if n_inputs > 0 {
+            if body.n_inputs > 0 {
                 return Err(Diagnostic::error(format!("{name} has both `input`s and a forward `fn`"), f.span)
                     .with_help("a layer declares a `fn`; a network declares `input`s and `output`s"));
             }
-            let vals = match given {
+            let vals = match body.given.take() {
                 Some(it) => it.collect(),
-                None => self.entry_fn_inputs(f, &scope, m)?,
+                None => self.entry_fn_inputs(f, &body.scope, m)?,
             };
-            let y = self.apply_fn(f, vals, &scope, m, name, span)?;
+            let y = self.apply_fn(f, vals, &body.scope, m, name, span)?;
+            if failed {
+                return Err(Diagnostic::poison());
+            }
             if let (true, Value::Tensor(t)) = (is_entry, &y) {
                 self.entry_outputs = Some(vec![("y".into(), t.clone())]);
             }
             return Ok(y);
         }
-        if let Some(mut extra) = given {
+        if let Some(mut extra) = body.given.take() {
             if let Some((_, s)) = extra.next() {
-                return Err(Diagnostic::error(format!("{name} takes {n_inputs} input(s); this one is extra"), s));
+                return Err(Diagnostic::error(
+                    format!("{name} takes {} input(s); this one is extra", body.n_inputs),
+                    s,
+                ));
             }
         }
-        let first = outputs
-            .first()
-            .map(|(_, t)| Value::Tensor(t.clone()))
-            .ok_or_else(|| Diagnostic::error(format!("{name} has no `output` and no forward `fn`"), def.name.span))?;
+        if failed {
+            return Err(Diagnostic::poison());
+        }
+        let first =
+            body.outputs.first().map(|(_, t)| Value::Tensor(t.clone())).ok_or_else(|| {
+                Diagnostic::error(format!("{name} has no `output` and no forward `fn`"), def.name.span)
+            })?;
         if is_entry {
-            self.entry_outputs = Some(outputs);
+            self.entry_outputs = Some(body.outputs);
         }
         Ok(first)
+    }
+
+    /// One statement of a block body (not the forward `fn`).
+    fn body_stmt(&mut self, stmt: &Stmt, body: &mut Body) -> R<()> {
+        let (scope, m) = (&body.scope.clone(), body.m);
+        match stmt {
+            Stmt::Param { name: pname, ty, init, cond, buffer, span: s } => {
+                let p = super::params::ParamStmt { name: pname, ty, init, cond, buffer: *buffer, span: *s };
+                self.param_stmt(&p, scope, m, &body.grid, body.operator)?;
+            }
+            Stmt::Input { name: iname, ty, span: s } => {
+                body.n_inputs += 1;
+                let v = match body.given.as_mut() {
+                    None => Value::Tensor(self.entry_input(&iname.node, ty, scope, m)?),
+                    Some(it) => {
+                        let Some((v, vs)) = it.next() else {
+                            // Only the first missing input is reported.
+                            if std::mem::replace(&mut body.missing_reported, true) {
+                                return Err(Diagnostic::poison());
+                            }
+                            return Err(Diagnostic::error(
+                                format!("{} expects an input `{}`, none was given", body.name, iname.node),
+                                body.span,
+                            )
+                            .with_related(*s, "declared here"));
+                        };
+                        self.check_tensor_arg(&iname.node, ty, v, vs, scope, m, &body.name)?
+                    }
+                };
+                scope.set(iname.node.clone(), v);
+            }
+            Stmt::Output { name: oname, ty, value, .. } => {
+                let v = self.eval(value, scope, m)?;
+                let t = self.expect_tensor(v, value.span, &format!("output `{}`", oname.node))?;
+                if let Some(ty) = ty {
+                    self.unify(ty, &t.ty, scope, m, &format!("output `{}`", oname.node), value.span)?;
+                }
+                scope.set(oname.node.clone(), Value::Tensor(t.clone()));
+                body.outputs.push((oname.node.clone(), t));
+            }
+            Stmt::Let { name: lname, ty, value, .. } => {
+                let v = self.eval(value, scope, m)?;
+                let v = self.bind_let(&lname.node, v);
+                if let (Some(ty), Value::Tensor(t)) = (ty, &v) {
+                    self.unify(ty, &t.ty, scope, m, &format!("`{}`", lname.node), value.span)?;
+                }
+                scope.set(lname.node.clone(), v);
+            }
+            Stmt::Choose { name: cname, options, shared, span: s } => {
+                let v = self.choose(&cname.node, options, *shared, scope, m, *s)?;
+                scope.set(cname.node.clone(), v);
+            }
+            Stmt::Forward(_) => {}
+            // The parser reported it.
+            Stmt::Error(_) => return Err(Diagnostic::poison()),
+        }
+        Ok(())
     }
 
     /// Applies a forward function `fn (x: T, ...) -> T { body }` in the block's scope.
@@ -313,6 +361,9 @@ impl Checker<'_> {
 
     /// Calls a named user function: a fresh scope over its module's globals.
     pub fn call_user_fn(&mut self, fr: &FnRef, args: CallArgs, span: Span) -> R<Value> {
+        if self.modules[fr.module].is_broken(fr.def.span) {
+            return Err(Diagnostic::poison());
+        }
         let name = fr.def.name.as_ref().map(|n| n.node.clone()).unwrap_or_default();
         let scope = Scope::child(&self.globals[fr.module]);
         let values = self.bind_fn_args(&fr.def.params, args, &name, span, &scope, fr.module)?;
@@ -495,6 +546,43 @@ impl Checker<'_> {
             Value::Tensor(t) => Ok(t),
             other => Err(Diagnostic::error(format!("{what} must be a tensor, found {} `{other}`", other.kind()), span)),
         }
+    }
+}
+
+/// A block body being run: its scope and what its statements have produced so far.
+struct Body {
+    scope: Env,
+    m: usize,
+    grid: Vec<String>,
+    operator: bool,
+    /// The inputs not yet taken by an `input` statement (`None` for the entry).
+    given: Option<std::vec::IntoIter<(Value, Span)>>,
+    /// The block as shown in messages: `Linear(4, 8)`.
+    name: String,
+    /// Where the block is applied.
+    span: Span,
+    outputs: Vec<(String, TVal)>,
+    n_inputs: usize,
+    /// Whether an input with no value was reported (later ones are not).
+    missing_reported: bool,
+}
+
+/// Whether a statement is a check that the rest of its block relies on: `let _ = ..`
+/// (`let _ = assert(c_in % groups == 0, ..)`) binds nothing that could be poisoned, so
+/// when it fails the block stops there.
+fn guards_rest(s: &Stmt) -> bool {
+    matches!(s, Stmt::Let { name, .. } if name.node == "_")
+}
+
+/// The name a statement binds (poisoned when the statement fails).
+fn bound_name(s: &Stmt) -> Option<String> {
+    match s {
+        Stmt::Param { name, .. }
+        | Stmt::Input { name, .. }
+        | Stmt::Output { name, .. }
+        | Stmt::Let { name, .. }
+        | Stmt::Choose { name, .. } => Some(name.node.clone()),
+        Stmt::Forward(_) | Stmt::Error(_) => None,
     }
 }
 

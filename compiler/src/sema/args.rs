@@ -164,19 +164,32 @@ impl ArgReader {
         )
     }
 
-    /// Rejects leftover arguments.
+    pub fn fname(&self) -> &str {
+        &self.fname
+    }
+
+    /// Rejects leftover arguments (the first one).
     pub fn finish(self) -> R<()> {
-        if let Some((_, s)) = self.pos.front() {
-            return Err(Diagnostic::error(format!("too many arguments to `{}`", self.fname), *s));
+        match self.unused().into_iter().next() {
+            Some(d) => Err(d),
+            None => Ok(()),
         }
-        if let Some((n, _, s)) = self.named.first() {
+    }
+
+    /// One error for the leftover positional arguments and one per leftover named one.
+    pub fn unused(self) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        if let Some((_, s)) = self.pos.front() {
+            out.push(Diagnostic::error(format!("too many arguments to `{}`", self.fname), *s));
+        }
+        for (n, _, s) in &self.named {
             let mut d = Diagnostic::error(format!("`{}` has no argument `{n}`", self.fname), *s);
             if let Some(h) = did_you_mean(n, self.accepted.iter().copied()) {
                 d = d.with_help(format!("did you mean `{h}`?"));
             }
-            return Err(d);
+            out.push(d);
         }
-        Ok(())
+        out
     }
 }
 

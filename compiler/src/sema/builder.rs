@@ -97,6 +97,16 @@ impl Builder {
         self.open.pop();
     }
 
+    /// How many functions are under construction.
+    pub fn open_funcs(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Abandons functions until only `n` are under construction (after an error).
+    pub fn close_funcs_to(&mut self, n: usize) {
+        self.open.truncate(n);
+    }
+
     pub fn current_func(&self) -> Option<usize> {
         self.open.last().map(|f| f.index)
     }
@@ -132,6 +142,9 @@ impl Builder {
         }
         let tys: Vec<&TensorType> = args.iter().map(|a| &a.ty).collect();
         let types = infer(&op, &tys, declared.as_ref().map(std::slice::from_ref), &Sigs(&self.sigs))?;
+        if let Some(e) = types.iter().find_map(TensorType::size_error) {
+            return Err(format!("{}: {e}", op.name()));
+        }
         let f = self.open.last_mut().expect("a function is open");
         let results: Vec<(ValueId, TensorType)> = types
             .into_iter()
@@ -149,6 +162,9 @@ impl Builder {
 
     /// Declares a parameter (idempotent for the same name and type).
     pub fn declare_param(&mut self, decl: ParamDecl) -> Result<(), String> {
+        if let Some(e) = decl.ty.size_error() {
+            return Err(format!("parameter `{}`: {e}", decl.name));
+        }
         if let Some(&i) = self.param_index.get(&decl.name) {
             let old = &self.params[i];
             if old.ty != decl.ty {

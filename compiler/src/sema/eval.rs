@@ -94,7 +94,8 @@ impl Checker<'_> {
                 env: env.clone(),
                 module: m,
             })),
-            ExprKind::Error => Err(Diagnostic::error("this expression did not parse", e.span)),
+            // The syntax error is reported by the parser.
+            ExprKind::Error => Err(Diagnostic::poison()),
         }
     }
 
@@ -125,18 +126,22 @@ impl Checker<'_> {
         }
     }
 
+    /// A name's value; a poisoned name, or an unknown one that resolution reported,
+    /// stops evaluation silently.
     pub fn lookup(&mut self, name: &str, span: Span, env: &Env, m: usize) -> R<Value> {
-        if let Some(v) = env.get(name) {
-            return Ok(v);
-        }
-        if let Some(v) = self.globals[m].get(name) {
-            return Ok(v);
+        match env.get(name).or_else(|| self.globals[m].get(name)) {
+            Some(Value::Poison) => return Err(Diagnostic::poison()),
+            Some(v) => return Ok(v),
+            None => {}
         }
         if name == "training" {
             return Ok(Value::Bool(self.opts.training));
         }
         if let Some(v) = super::builtins::lookup(name) {
             return Ok(v);
+        }
+        if self.modules[m].quiet_unknown(span) {
+            return Err(Diagnostic::poison());
         }
         let mut names = env.names();
         names.extend(self.globals[m].names());

@@ -3,25 +3,31 @@
 //! Checking is evaluation at build time. [`Checker`] walks the AST of the entry block
 //! with compile-time values ([`value::Value`]): numbers and dims are computed, layer
 //! specs are instantiated under dotted paths (`enc.0.attn`), and every tensor operation
-//! is emitted into the TIR program through the shared shape rules. An error stops the
-//! evaluation of the item it is in and becomes a [`Diagnostic`] with the source span and,
-//! when it happened inside a library layer, the user's call site.
+//! is emitted into the TIR program through the shared shape rules. An error becomes a
+//! [`Diagnostic`] with the source span and, when it happened inside a library layer, the
+//! user's call site; it stops the statement it is in, and the item goes on with the
+//! statement's name poisoned ([`recover`]), so independent errors are all reported and
+//! follow-on errors never are.
 //!
 //! Contract: given the same sources and [`Options`], the produced program (names, order
 //! of params and instructions, random seeds) is identical.
 
+pub mod adapt;
 pub mod apply;
 pub mod args;
 pub mod builder;
 pub mod builtins;
 pub mod eval;
 pub mod experiment;
+pub mod globals;
 pub mod hyper;
 pub mod index;
 pub mod modules;
 pub mod params;
+pub mod recover;
 pub mod resolve;
 pub mod scope;
+pub mod settings;
 pub mod shapes;
 pub mod tensor_ops;
 pub mod train_config;
@@ -69,6 +75,8 @@ pub struct Checker<'a> {
     /// Evaluation steps left before the build is abandoned (guards against programs like
     /// `repeat 10000 { repeat 10000 { skip } }` that would not finish).
     pub fuel: u64,
+    /// Errors of statements that failed while the item went on (`recover`).
+    pub errors: Vec<Diagnostic>,
 }
 
 /// Evaluation steps allowed for one build.
@@ -94,6 +102,7 @@ impl<'a> Checker<'a> {
             fuel: FUEL,
             buffer_reads: HashMap::new(),
             buffer_updates: Vec::new(),
+            errors: Vec::new(),
         }
     }
 

@@ -3,19 +3,26 @@
 //! A compilation starts from one user file. Its `use` items load modules: the embedded
 //! stdlib first (`nn`, `attention`, ...), then user modules through a [`ModuleSource`]
 //! (the CLI reads `name.arch` beside the main file; the core does no IO). Each module
-//! gets a global scope of its own items plus what it imports; builtins are visible
-//! everywhere.
+//! gets a global scope of its own items plus what it imports (`globals`); builtins are
+//! visible everywhere.
+//!
+//! Contract: no error stops checking early. Syntax errors, unknown modules and imports,
+//! names defined twice and unknown names are all reported; an item that did not parse
+//! (or whose names clash) is not checked, and every other item is. What a failure makes
+//! unavailable is poisoned, so nothing is reported twice; the diagnostics handed out are
+//! each shown once ([`crate::diag::finish`]).
 
 use super::apply::EntryKind;
+use super::globals::module_name;
 use super::resolve::resolve_module;
 use super::scope::Scope;
-use super::value::{BlockRef, Callable, FnRef, Value};
+use super::value::{BlockRef, Value};
 use super::{Checker, R};
 use crate::diag::{did_you_mean, Diagnostic};
 use crate::tir::Program;
-use archc_grammar::ast::{self, BlockKind, Item, UseNames};
+use archc_grammar::ast::{self, BlockKind, Item};
 use archc_grammar::span::{FileId, SourceMap, Span};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 /// Where user modules come from (the core does no IO).
@@ -62,6 +69,26 @@ pub struct ModuleInfo {
     pub file: FileId,
     pub ast: Rc<ast::Module>,
     pub globals: Rc<Scope>,
+    /// Where errors make the item around them unusable (syntax errors, names defined
+    /// twice): such an item is not checked, and using it fails with poison.
+    pub broken: Vec<Span>,
+    /// Uses of unknown names that resolution reported (evaluating them gives poison).
+    pub unresolved: HashSet<Span>,
+    /// The module imports everything from a module that could not be loaded, so its
+    /// unknown names are not reported.
+    pub unknown_glob: bool,
+}
+
+impl ModuleInfo {
+    /// Whether the item at `span` holds an error that makes it unusable.
+    pub fn is_broken(&self, span: Span) -> bool {
+        self.broken.iter().any(|e| span.covers(*e))
+    }
+
+    /// Whether an unknown name at `span` is already accounted for.
+    pub fn quiet_unknown(&self, span: Span) -> bool {
+        self.unknown_glob || self.unresolved.contains(&span)
+    }
 }
 
 /// What checking produced.
@@ -77,10 +104,20 @@ pub struct CheckOutput {
     pub main_file: FileId,
 }
 
+/// One parsed module: its name, file, tree, where its syntax errors are and the names
+/// its unparsed items would have defined.
+struct Parsed {
+    name: String,
+    file: FileId,
+    ast: Rc<ast::Module>,
+    syntax_errors: Vec<Span>,
+    lost_names: Vec<String>,
+}
+
 struct Loader<'s> {
     source: &'s dyn ModuleSource,
     sources: SourceMap,
-    modules: Vec<(String, FileId, Rc<ast::Module>)>,
+    modules: Vec<Parsed>,
     by_name: HashMap<String, usize>,
     diagnostics: Vec<Diagnostic>,
 }
@@ -89,6 +126,7 @@ impl Loader<'_> {
     fn add(&mut self, name: &str, display: String, text: String) -> usize {
         let file = self.sources.add(display, text.clone());
         let (module, errors) = archc_grammar::parse(file, &text);
+        let syntax_errors = errors.iter().map(|e| e.span).collect();
         for e in errors {
             let mut d = Diagnostic::error(format!("syntax error: {}", e.message), e.span);
             if !e.expected.is_empty() {
@@ -96,8 +134,18 @@ impl Loader<'_> {
             }
             self.diagnostics.push(d);
         }
+        let lost_names = module
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Error(s) => text.get(s.range()),
+                _ => None,
+            })
+            .flat_map(archc_grammar::defined_names)
+            .collect();
         let id = self.modules.len();
-        self.modules.push((name.to_string(), file, Rc::new(module)));
+        let ast = Rc::new(module);
+        self.modules.push(Parsed { name: name.to_string(), file, ast, syntax_errors, lost_names });
         self.by_name.insert(name.to_string(), id);
         id
     }
@@ -117,7 +165,7 @@ impl Loader<'_> {
     }
 
     fn load_uses(&mut self, id: usize) {
-        let ast = self.modules[id].2.clone();
+        let ast = self.modules[id].ast.clone();
         for item in &ast.items {
             if let Item::Use(u) = item {
                 let name = module_name(u);
@@ -133,10 +181,6 @@ impl Loader<'_> {
             }
         }
     }
-}
-
-fn module_name(u: &ast::UseItem) -> String {
-    u.path.iter().map(|p| p.node.as_str()).collect::<Vec<_>>().join(".")
 }
 
 /// Stack for checking: evaluation recurses once per nested layer application.
@@ -176,25 +220,58 @@ fn load_main<'s>(name: &str, text: &str, source: &'s dyn ModuleSource) -> (Loade
 
 fn check_file_here(name: &str, text: &str, source: &dyn ModuleSource, opts: &Options) -> CheckOutput {
     let (loader, main) = load_main(name, text, source);
-    let main_file = loader.modules[main].1;
     let mut out = CheckOutput {
         sources: SourceMap::new(),
         diagnostics: Vec::new(),
         program: None,
         choices: Vec::new(),
-        ast: Some((*loader.modules[main].2).clone()),
-        main_file,
+        ast: Some((*loader.modules[main].ast).clone()),
+        main_file: loader.modules[main].file,
     };
-    if loader.diagnostics.is_empty() {
-        let modules = build_globals(&loader, &mut loader.diagnostics.clone());
-        match modules {
-            Ok(modules) => check_modules(&modules, opts, &mut out),
-            Err(ds) => out.diagnostics.extend(ds),
-        }
+    let (modules, mut diagnostics) = prepare(&loader);
+    let failed = check_modules(&modules, opts, &mut out);
+    diagnostics.append(&mut out.diagnostics);
+    out.diagnostics = finish(diagnostics, failed);
+    if !out.diagnostics.is_empty() {
+        out.program = None;
     }
-    out.diagnostics.splice(0..0, loader.diagnostics);
     out.sources = loader.sources;
     out
+}
+
+/// Everything before evaluation: the modules with their globals, resolved; and the
+/// errors found so far (syntax, unknown modules and imports, clashes, unknown names).
+/// None of these stops checking: what they break is poisoned, the rest is checked.
+fn prepare(loader: &Loader) -> (Vec<ModuleInfo>, Vec<Diagnostic>) {
+    let parsed: Vec<super::globals::Parsed> = loader
+        .modules
+        .iter()
+        .map(|p| super::globals::Parsed {
+            name: &p.name,
+            file: p.file,
+            ast: &p.ast,
+            syntax_errors: &p.syntax_errors,
+            lost_names: &p.lost_names,
+        })
+        .collect();
+    let (mut modules, global_errors) = super::globals::build_globals(&parsed, &loader.by_name);
+    let mut diagnostics = loader.diagnostics.clone();
+    diagnostics.extend(global_errors);
+    let resolution = resolve_module(&modules, 0);
+    modules[0].broken.extend(resolution.clashes);
+    modules[0].unresolved = resolution.unknown;
+    diagnostics.extend(resolution.errors);
+    (modules, diagnostics)
+}
+
+/// The diagnostics to show; `failed` says whether some check failed, which must have
+/// been reported.
+fn finish(diagnostics: Vec<Diagnostic>, failed: bool) -> Vec<Diagnostic> {
+    let mut shown = crate::diag::finish(diagnostics);
+    if failed && shown.is_empty() {
+        shown.push(Diagnostic::global("internal error: checking failed without a diagnostic"));
+    }
+    shown
 }
 
 /// What reading a `train` block produced.
@@ -213,25 +290,21 @@ pub fn train_file(name: &str, text: &str, source: &dyn ModuleSource, opts: &Opti
 fn train_file_here(name: &str, text: &str, source: &dyn ModuleSource, opts: &Options) -> TrainOutput {
     let (loader, _) = load_main(name, text, source);
     let mut out = TrainOutput { sources: SourceMap::new(), diagnostics: Vec::new(), config: None };
-    if loader.diagnostics.is_empty() {
-        match build_globals(&loader, &mut Vec::new()) {
-            Ok(modules) => {
-                let errors = resolve_module(&modules, 0);
-                if errors.is_empty() {
-                    match find_train(&modules[0], opts) {
-                        Ok(t) => match super::train_config::train_config(&modules, opts, t) {
-                            Ok(cfg) => out.config = Some(cfg),
-                            Err(d) => out.diagnostics.push(d),
-                        },
-                        Err(d) => out.diagnostics.push(d),
-                    }
-                }
-                out.diagnostics.extend(errors);
+    let (modules, mut diagnostics) = prepare(&loader);
+    let mut failed = false;
+    if diagnostics.is_empty() {
+        let config = find_train(&modules[0], opts)
+            .map_err(|d| vec![d])
+            .and_then(|t| super::train_config::train_config(&modules, opts, t));
+        match config {
+            Ok(cfg) => out.config = Some(cfg),
+            Err(ds) => {
+                failed = true;
+                diagnostics.extend(ds);
             }
-            Err(ds) => out.diagnostics.extend(ds),
         }
     }
-    out.diagnostics.splice(0..0, loader.diagnostics);
+    out.diagnostics = finish(diagnostics, failed);
     out.sources = loader.sources;
     out
 }
@@ -263,125 +336,50 @@ fn find_train<'m>(main: &'m ModuleInfo, opts: &Options) -> R<&'m ast::TrainDef> 
     })
 }
 
-fn build_globals(loader: &Loader, _: &mut Vec<Diagnostic>) -> Result<Vec<ModuleInfo>, Vec<Diagnostic>> {
-    let mut infos: Vec<ModuleInfo> = Vec::new();
-    let mut errors = Vec::new();
-    for (id, (name, file, ast)) in loader.modules.iter().enumerate() {
-        let globals = Scope::root();
-        define_items(ast, id, &globals, &mut errors);
-        infos.push(ModuleInfo { name: name.clone(), file: *file, ast: ast.clone(), globals });
-    }
-    for (id, (_, _, ast)) in loader.modules.iter().enumerate() {
-        for item in &ast.items {
-            if let Item::Use(u) = item {
-                if let Some(&target) = loader.by_name.get(&module_name(u)) {
-                    import(&infos, id, target, u, &mut errors);
-                }
-            }
-        }
-    }
-    if errors.is_empty() {
-        Ok(infos)
-    } else {
-        Err(errors)
-    }
-}
-
-fn define_items(ast: &ast::Module, module: usize, globals: &Scope, errors: &mut Vec<Diagnostic>) {
-    let mut seen: HashMap<String, Span> = HashMap::new();
-    for item in &ast.items {
-        let (name, value) = match item {
-            Item::Block(b) => (&b.name, Value::Block(BlockRef { def: Rc::new(b.clone()), module })),
-            Item::Fn(f) => match &f.name {
-                Some(n) => (n, Value::Func(Callable::User(FnRef { def: Rc::new(f.clone()), module }))),
-                None => continue,
-            },
-            _ => continue,
-        };
-        if let Some(prev) = seen.insert(name.node.clone(), name.span) {
-            errors.push(
-                Diagnostic::error(format!("`{}` is defined twice", name.node), name.span)
-                    .with_related(prev, "first defined here"),
-            );
-        }
-        globals.set(name.node.clone(), value);
-    }
-}
-
-fn import(infos: &[ModuleInfo], into: usize, from: usize, u: &ast::UseItem, errors: &mut Vec<Diagnostic>) {
-    let target = &infos[from];
-    let dest = &infos[into].globals;
-    match &u.names {
-        UseNames::Module => dest.set(u.path.last().expect("non-empty path").node.clone(), Value::Module(from)),
-        UseNames::Glob => {
-            for name in own_names(&target.ast) {
-                if let Some(v) = target.globals.get(&name) {
-                    dest.set(name, v);
-                }
-            }
-        }
-        UseNames::List(names) => {
-            for n in names {
-                match target.globals.get(&n.node).or_else(|| super::builtins::lookup(&n.node)) {
-                    Some(v) => dest.set(n.node.clone(), v),
-                    None => {
-                        let names = own_names(&target.ast);
-                        let mut d =
-                            Diagnostic::error(format!("module `{}` has no item `{}`", target.name, n.node), n.span);
-                        if let Some(s) = did_you_mean(&n.node, names.iter().map(|s| s.as_str())) {
-                            d = d.with_help(format!("did you mean `{s}`?"));
-                        }
-                        errors.push(d);
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn own_names(m: &ast::Module) -> Vec<String> {
-    m.items
-        .iter()
-        .filter_map(|i| match i {
-            Item::Block(b) => Some(b.name.node.clone()),
-            Item::Fn(f) => f.name.as_ref().map(|n| n.node.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn check_modules(modules: &[ModuleInfo], opts: &Options, out: &mut CheckOutput) {
-    let main = &modules[0];
-    let resolve_errors = resolve_module(modules, 0);
-    if !resolve_errors.is_empty() {
-        out.diagnostics.extend(resolve_errors);
-        return;
-    }
+/// Checks the main module (every item, or the entry); returns whether something failed.
+fn check_modules(modules: &[ModuleInfo], opts: &Options, out: &mut CheckOutput) -> bool {
     if opts.check_all {
-        check_all_items(modules, opts, out);
-        return;
+        return check_all_items(modules, opts, out);
     }
-    match entry_block(main, opts) {
-        Ok(b) => match build_entry(modules, opts, &b, EntryKind::Program) {
-            Ok((p, choices)) => {
-                out.program = Some(p);
-                out.choices = choices;
-            }
-            Err(d) => out.diagnostics.push(d),
-        },
-        Err(d) => out.diagnostics.push(d),
+    let main = &modules[0];
+    let block = match entry_block(main, opts) {
+        Ok(b) if main.is_broken(b.def.span) => return true,
+        Ok(b) => b,
+        // With syntax errors, the entry may be among what did not parse.
+        Err(_) if !main.broken.is_empty() => return true,
+        Err(d) => {
+            out.diagnostics.push(d);
+            return true;
+        }
+    };
+    // The choices made are kept when the build fails, so the CLI can say which
+    // candidate failed.
+    let mut c = Checker::new(modules, opts);
+    let built = c.build_entry(&block, EntryKind::Program);
+    let built = c.into_errors(built);
+    out.choices = std::mem::take(&mut c.choices);
+    match built {
+        Ok(p) => {
+            out.program = Some(p);
+            false
+        }
+        Err(ds) => {
+            out.diagnostics.extend(ds);
+            true
+        }
     }
 }
 
-/// Builds one block as the entry program.
+/// Builds one block as the entry program; on failure, every error found.
 pub fn build_entry(
     modules: &[ModuleInfo],
     opts: &Options,
     block: &BlockRef,
     kind: EntryKind,
-) -> R<(Program, Vec<(String, String)>)> {
+) -> Result<(Program, Vec<(String, String)>), Vec<Diagnostic>> {
     let mut c = Checker::new(modules, opts);
-    let program = c.build_entry(block, kind)?;
+    let r = c.build_entry(block, kind);
+    let program = c.into_errors(r)?;
     Ok((program, c.choices))
 }
 
@@ -411,28 +409,37 @@ fn entry_block(main: &ModuleInfo, opts: &Options) -> R<BlockRef> {
             .copied()
             .ok_or_else(|| Diagnostic::global("this file defines no network, operator or layer to build"))?,
     };
-    match main.globals.get(&pick.name.node) {
-        Some(Value::Block(b)) => Ok(b),
-        _ => Err(Diagnostic::global("internal: entry block not in scope")),
+    Ok(block_ref(main, pick))
+}
+
+/// The block value of a main-module item (the item itself when its name was redefined).
+fn block_ref(main: &ModuleInfo, b: &ast::BlockDef) -> BlockRef {
+    match main.globals.get(&b.name.node) {
+        Some(Value::Block(r)) if r.def.span == b.span => r,
+        _ => BlockRef { def: Rc::new(b.clone()), module: 0 },
     }
 }
 
-fn check_all_items(modules: &[ModuleInfo], opts: &Options, out: &mut CheckOutput) {
+/// Checks every item of the main module that parsed and whose names do not clash;
+/// returns whether one failed.
+fn check_all_items(modules: &[ModuleInfo], opts: &Options, out: &mut CheckOutput) -> bool {
     let main = &modules[0];
-    for item in &main.ast.items {
+    let mut failed = false;
+    for item in main.ast.items.iter().filter(|i| !main.is_broken(i.span())) {
         let result = match item {
-            Item::Block(b) if all_defaulted(b) => match main.globals.get(&b.name.node) {
-                Some(Value::Block(r)) => build_entry(modules, opts, &r, EntryKind::Check).map(|_| ()),
-                _ => Ok(()),
-            },
-            Item::Train(t) => super::experiment::check_train(modules, opts, t),
-            Item::Adapt(a) => super::experiment::check_adapt(modules, opts, a),
+            Item::Block(b) if all_defaulted(b) => {
+                build_entry(modules, opts, &block_ref(main, b), EntryKind::Check).map(|_| ())
+            }
+            Item::Train(t) => super::train_config::check_train(modules, opts, t),
+            Item::Adapt(a) => super::adapt::check_adapt(modules, opts, a),
             _ => Ok(()),
         };
-        if let Err(d) = result {
-            out.diagnostics.push(d);
+        if let Err(ds) = result {
+            failed = true;
+            out.diagnostics.extend(ds);
         }
     }
+    failed
 }
 
 /// A block whose parameters all have defaults can be built on its own.

@@ -1,5 +1,7 @@
 //! Name resolution of a whole module before evaluation, so that every unknown name in
-//! a file is reported at once (evaluation stops at the first error of an item).
+//! a file is reported at once, each once: evaluation treats the uses reported here as
+//! poison. Items that did not parse are skipped (their names may be lost to the error).
+//! Names declared twice in one block are reported, and the block counts as broken.
 //!
 //! Names in the dims of `input` and `fn` parameter types may be new: they introduce
 //! symbolic dims. Keys of `train`/`adapt` entries and dataset names are checked later.
@@ -7,21 +9,33 @@
 use super::modules::ModuleInfo;
 use crate::diag::{did_you_mean, Diagnostic};
 use archc_grammar::ast::{DimExpr, Expr, ExprKind, FnDef, IndexItem, Item, Stmt, TypeExpr};
+use archc_grammar::span::Span;
 use std::collections::HashSet;
 
 struct Resolver<'a> {
     module: &'a ModuleInfo,
     scopes: Vec<HashSet<String>>,
-    errors: Vec<Diagnostic>,
+    out: Resolution,
 }
 
-pub fn resolve_module(modules: &[ModuleInfo], m: usize) -> Vec<Diagnostic> {
-    let mut r = Resolver { module: &modules[m], scopes: Vec::new(), errors: Vec::new() };
-    for item in &modules[m].ast.items {
+/// What resolving a module found.
+#[derive(Default)]
+pub struct Resolution {
+    pub errors: Vec<Diagnostic>,
+    /// Where unknown names are used (each reported in `errors`).
+    pub unknown: HashSet<Span>,
+    /// Where names are declared a second time (each reported in `errors`).
+    pub clashes: Vec<Span>,
+}
+
+pub fn resolve_module(modules: &[ModuleInfo], m: usize) -> Resolution {
+    let module = &modules[m];
+    let mut r = Resolver { module, scopes: Vec::new(), out: Resolution::default() };
+    for item in module.ast.items.iter().filter(|i| !module.is_broken(i.span())) {
         r.scopes.clear();
         r.item(item);
     }
-    r.errors
+    r.out
 }
 
 impl Resolver<'_> {
@@ -82,10 +96,11 @@ impl Resolver<'_> {
         let mut seen: Vec<&archc_grammar::ast::Ident> = Vec::new();
         for n in names {
             if let Some(prev) = seen.iter().find(|p| p.node == n.node) {
-                self.errors.push(
+                self.out.errors.push(
                     Diagnostic::error(format!("`{}` is defined twice", n.node), n.span)
                         .with_related(prev.span, "first defined here"),
                 );
+                self.out.clashes.push(n.span);
             } else {
                 seen.push(n);
             }
@@ -132,7 +147,10 @@ impl Resolver<'_> {
         }
     }
 
-    fn unknown(&mut self, name: &str, span: archc_grammar::span::Span) {
+    fn unknown(&mut self, name: &str, span: Span) {
+        if self.module.unknown_glob || !self.out.unknown.insert(span) {
+            return;
+        }
         let mut candidates: Vec<String> = self.scopes.iter().flat_map(|s| s.iter().cloned()).collect();
         candidates.extend(self.module.globals.names());
         candidates.extend(super::builtins::BUILTINS.iter().map(|s| s.to_string()));
@@ -140,9 +158,7 @@ impl Resolver<'_> {
         if let Some(s) = did_you_mean(name, candidates.iter().map(|s| s.as_str())) {
             d = d.with_help(format!("did you mean `{s}`?"));
         }
-        if !self.errors.iter().any(|e| e.span == Some(span)) {
-            self.errors.push(d);
-        }
+        self.out.errors.push(d);
     }
 
     fn expr(&mut self, e: &Expr) {

@@ -1,19 +1,34 @@
 //! The configuration of a `train` block, read into plain values for the training loop:
 //! the model's program, the loss and optimizer (as autodiff takes them), the data set,
-//! the schedule and the loop settings. Unknown names and wrong argument types are
-//! diagnostics with spans (the block has already passed `check_train`).
+//! the schedule and the loop settings.
+//!
+//! Contract: reading is checking. Every entry and every argument is checked for its
+//! name, type and range ([`super::settings`]), each error with its span, and all the
+//! errors of a block are reported together: an entry's error does not hide another's,
+//! and a model that fails to build still has its entries checked (all but the loss's
+//! output name, which needs the model's outputs).
 
-use super::args::{ArgReader, CallArgs};
-use super::experiment::{build_model, check_train};
+use super::experiment::build_model_all;
 use super::modules::{ModuleInfo, Options};
-use super::scope::Scope;
-use super::{Checker, R};
+use super::settings::{call_name, eval, float_value, int_value, Args, Range};
+use super::value::Value;
+use super::Checker;
 use crate::autodiff::loss::Loss;
 use crate::autodiff::optim::Optimizer;
 use crate::autodiff::TrainSpec;
-use crate::diag::Diagnostic;
+use crate::diag::{did_you_mean, Diagnostic};
 use crate::tir::Program;
-use archc_grammar::ast::{Expr, ExprKind, TrainDef};
+use archc_grammar::ast::{Entry, Expr, ExprKind, TrainDef};
+use archc_grammar::span::Span;
+
+/// The keys of a `train` block.
+pub const TRAIN_KEYS: &[&str] =
+    &["loss", "optimizer", "schedule", "batch", "epochs", "seed", "metrics", "clip", "noise", "eval_every"];
+pub const LOSSES: &[&str] = &["cross_entropy", "mse", "rel_l2", "bce"];
+pub const OPTIMIZERS: &[&str] = &["sgd", "adam", "adamw", "rmsprop"];
+pub const SCHEDULES: &[&str] = &["constant", "step", "cosine", "onecycle"];
+pub const DATASETS: &[&str] = &["digits", "permuted_digits", "mnist_5k", "mnist1d", "darcy", "burgers"];
+pub const METRICS: &[&str] = &["accuracy", "nll", "loss", "mse", "rel_l2"];
 
 /// A learning-rate schedule, by its parameters (the loop computes the rate per step).
 #[derive(Clone, Debug, PartialEq)]
@@ -64,192 +79,322 @@ pub struct TrainConfig {
     pub eval_every: u64,
 }
 
-/// Reads the `train` block `t` of the main module.
-pub fn train_config(modules: &[ModuleInfo], opts: &Options, t: &TrainDef) -> R<TrainConfig> {
-    check_train(modules, opts, t)?;
-    let program = build_model(modules, opts, &t.model)?;
+/// Reads the `train` block `t` of the main module; on failure, every error found.
+pub fn train_config(modules: &[ModuleInfo], opts: &Options, t: &TrainDef) -> Result<TrainConfig, Vec<Diagnostic>> {
+    let (program, cfg) = read_block(modules, opts, t)?;
     let train_opts = Options { training: true, ..opts.clone() };
-    let training = build_model(modules, &train_opts, &t.model)?;
-    let mut c = Checker::new(modules, opts);
-    let env = Scope::child(&c.globals[0]);
-    let mut cfg = TrainConfig {
+    let training = build_model_all(modules, &train_opts, &t.model)?;
+    let Settings { spec, lr, schedule, data, batch, epochs, seed, eval_every } = cfg;
+    Ok(TrainConfig { program, training, spec, lr, schedule, data, batch, epochs, seed, eval_every })
+}
+
+/// Checks a `train` block: the model builds and every entry makes sense.
+pub fn check_train(modules: &[ModuleInfo], opts: &Options, t: &TrainDef) -> Result<(), Vec<Diagnostic>> {
+    read_block(modules, opts, t).map(|_| ())
+}
+
+/// A `train` block's settings, before the training-mode build.
+struct Settings {
+    spec: TrainSpec,
+    lr: f64,
+    schedule: ScheduleSpec,
+    data: DataSpec,
+    batch: u64,
+    epochs: u64,
+    seed: u64,
+    eval_every: u64,
+}
+
+/// The model (inference mode) and the settings; every error of the block otherwise.
+fn read_block(modules: &[ModuleInfo], opts: &Options, t: &TrainDef) -> Result<(Program, Settings), Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    let program = build_model_all(modules, opts, &t.model).map_err(|ds| errors.extend(ds)).ok();
+    let mut r = Reader { c: Checker::new(modules, opts), errors, outputs: None };
+    r.outputs = program.as_ref().map(|p| p.main().result_names.clone());
+    let mut cfg = Settings {
         spec: TrainSpec {
-            output: program.main().result_names.first().cloned().unwrap_or_default(),
+            output: r.outputs.as_ref().and_then(|o| o.first().cloned()).unwrap_or_default(),
             loss: Loss::Mse,
             target: "y".into(),
             optimizer: Optimizer::Sgd { momentum: 0.0, nesterov: false, weight_decay: 0.0 },
             clip: None,
             noise: None,
         },
-        program,
-        training,
         lr: 1e-3,
         schedule: ScheduleSpec::Constant,
-        data: data_spec(&mut c, &t.data)?,
+        data: DataSpec { name: String::new(), split: None, split_seed: 0, train_part: None, test_part: None },
         batch: 32,
         epochs: 10,
         seed: 0,
         eval_every: 1,
     };
-    for e in &t.entries {
+    if let Some(data) = r.data(&t.data) {
+        cfg.data = data;
+    }
+    for (i, e) in t.entries.iter().enumerate() {
+        if r.first_of_key(&t.entries[..i], e) {
+            r.entry(e, &mut cfg);
+        }
+    }
+    for required in ["loss", "optimizer"] {
+        if !t.entries.iter().any(|e| e.key.node == required) {
+            r.errors.push(Diagnostic::error(format!("this `train` block has no `{required}`"), t.span));
+        }
+    }
+    match program {
+        Some(p) if r.errors.is_empty() => Ok((p, cfg)),
+        _ => Err(r.errors),
+    }
+}
+
+/// Reads entries, collecting errors.
+struct Reader<'a> {
+    c: Checker<'a>,
+    errors: Vec<Diagnostic>,
+    /// The model's outputs, when it built.
+    outputs: Option<Vec<String>>,
+}
+
+impl Reader<'_> {
+    /// Keeps a value, or records its errors.
+    fn keep<T>(&mut self, r: Result<T, Vec<Diagnostic>>) -> Option<T> {
+        r.map_err(|ds| self.errors.extend(ds)).ok()
+    }
+
+    fn keep1<T>(&mut self, r: super::R<T>) -> Option<T> {
+        self.keep(r.map_err(|d| vec![d]))
+    }
+
+    /// Whether `e` is the first entry with its key (a repeated key is an error).
+    fn first_of_key(&mut self, earlier: &[Entry], e: &Entry) -> bool {
+        match earlier.iter().find(|p| p.key.node == e.key.node) {
+            Some(prev) => {
+                self.errors.push(
+                    Diagnostic::error(format!("`{}` is given twice", e.key.node), e.key.span)
+                        .with_related(prev.key.span, "first given here"),
+                );
+                false
+            }
+            None => true,
+        }
+    }
+
+    fn entry(&mut self, e: &Entry, cfg: &mut Settings) {
         let key = e.key.node.as_str();
+        let v = &e.value;
+        let what = format!("`{key}`");
         match key {
-            "loss" => read_loss(&mut c, &e.value, &mut cfg)?,
-            "optimizer" => read_optimizer(&mut c, &e.value, &mut cfg)?,
-            "schedule" => cfg.schedule = read_schedule(&mut c, &e.value)?,
-            "batch" => cfg.batch = positive(&mut c, &e.value)?,
-            "epochs" => cfg.epochs = positive(&mut c, &e.value)?,
-            "eval_every" => cfg.eval_every = positive(&mut c, &e.value)?,
-            "seed" => cfg.seed = nonneg(&mut c, &e.value)?,
-            "clip" => cfg.spec.clip = Some(number(&mut c, &e.value)?),
-            "noise" => {
-                let (name, mut r) = call(&mut c, &e.value)?;
-                if name != "gradient_noise" {
-                    return Err(Diagnostic::error("expected `gradient_noise(eta = .., gamma = ..)`", e.value.span));
+            "loss" => self.loss(v, &mut cfg.spec),
+            "optimizer" => self.optimizer(v, cfg),
+            "schedule" => cfg.schedule = self.schedule(v).unwrap_or(ScheduleSpec::Constant),
+            "batch" => cfg.batch = self.int(v, &what, Range::Positive),
+            "epochs" => cfg.epochs = self.int(v, &what, Range::Positive),
+            "eval_every" => cfg.eval_every = self.int(v, &what, Range::Positive),
+            "seed" => cfg.seed = self.int(v, &what, Range::NonNegative),
+            "clip" => {
+                let x = eval(&mut self.c, v).and_then(|x| float_value(&x, v.span, &what, Range::Positive));
+                cfg.spec.clip = self.keep1(x);
+            }
+            "noise" => cfg.spec.noise = self.noise(v),
+            "metrics" => self.metrics(v),
+            _ => self.errors.push(unknown_key(key, e.key.span, TRAIN_KEYS, "train")),
+        }
+    }
+
+    /// A non-negative integer setting (0 when it is wrong; then unused).
+    fn int(&mut self, e: &Expr, what: &str, range: Range) -> u64 {
+        let v = eval(&mut self.c, e).and_then(|v| int_value(&v, e.span, what, range));
+        self.keep1(v).map_or(0, |i| i as u64)
+    }
+
+    /// A call's name (checked) and its arguments.
+    fn call(&mut self, e: &Expr, known: &[&str], what: &str) -> Option<(String, Args)> {
+        let name = self.keep1(call_name(e, known, what))?.0.to_string();
+        let args = Args::of(&mut self.c, e, &name);
+        self.keep1(args).map(|a| (name, a))
+    }
+
+    /// `loss: cross_entropy(logits, label, smoothing = 0.1)`: output and target are names.
+    fn loss(&mut self, e: &Expr, spec: &mut TrainSpec) {
+        let Some(name) = self.keep1(call_name(e, LOSSES, "loss")).map(|(n, _)| n.to_string()) else { return };
+        let args = match &e.kind {
+            ExprKind::Call(_, args) => args.as_slice(),
+            _ => &[],
+        };
+        let named: Vec<(&str, Span)> = args
+            .iter()
+            .take(2)
+            .filter_map(|a| match &a.value.kind {
+                ExprKind::Name(n) if a.name.is_none() => Some((n.as_str(), a.value.span)),
+                _ => None,
+            })
+            .collect();
+        let [(output, out_span), (target, _)] = named.as_slice() else {
+            let d = Diagnostic::error("a loss takes the model output and the target: `mse(u, y)`", e.span)
+                .with_help("the first two arguments name the model's output and the data set's target");
+            return self.errors.push(d);
+        };
+        if let Some(outs) = &self.outputs {
+            if !outs.iter().any(|o| o == output) {
+                self.errors.push(no_output(output, *out_span, outs));
+            }
+        }
+        spec.output = output.to_string();
+        spec.target = target.to_string();
+        let env = super::scope::Scope::child(&self.c.globals[0]);
+        let rest = super::args::CallArgs::eval(&mut self.c, &args[2..], &env, 0);
+        let Some(rest) = self.keep1(rest) else { return };
+        let mut a = Args::new(super::args::ArgReader::new(name.clone(), rest, e.span));
+        spec.loss = match name.as_str() {
+            "cross_entropy" => Loss::CrossEntropy { smoothing: a.float("smoothing", 0.0, Range::Fraction) },
+            "mse" => Loss::Mse,
+            "rel_l2" => Loss::RelL2,
+            _ => Loss::Bce,
+        };
+        self.keep(a.finish());
+    }
+
+    fn optimizer(&mut self, e: &Expr, cfg: &mut Settings) {
+        let Some((name, mut a)) = self.call(e, OPTIMIZERS, "optimizer") else { return };
+        cfg.lr = a.float("lr", 1e-3, Range::Positive);
+        let wd_default = if name == "adamw" { 0.01 } else { 0.0 };
+        let weight_decay = a.float("weight_decay", wd_default, Range::NonNegative);
+        cfg.spec.optimizer = match name.as_str() {
+            "sgd" => Optimizer::Sgd {
+                momentum: a.float("momentum", 0.0, Range::Fraction),
+                nesterov: a.bool("nesterov", false),
+                weight_decay,
+            },
+            "adam" | "adamw" => {
+                let beta1 = a.float("beta1", 0.9, Range::Fraction);
+                let beta2 = a.float("beta2", 0.999, Range::Fraction);
+                let eps = a.float("eps", 1e-8, Range::Positive);
+                if name == "adam" {
+                    Optimizer::Adam { beta1, beta2, eps, weight_decay }
+                } else {
+                    Optimizer::AdamW { beta1, beta2, eps, weight_decay }
                 }
-                cfg.spec.noise = Some((r.float_or("eta", 0.01)?, r.float_or("gamma", 0.55)?));
-                r.finish()?;
             }
-            _ => {}
-        }
+            _ => Optimizer::RmsProp {
+                alpha: a.float("alpha", 0.99, Range::Fraction),
+                eps: a.float("eps", 1e-8, Range::Positive),
+                weight_decay,
+            },
+        };
+        self.keep(a.finish());
     }
-    let _ = &env;
-    Ok(cfg)
-}
 
-/// `name(args)` evaluated: the callee's name and a reader over the arguments.
-fn call(c: &mut Checker, e: &Expr) -> R<(String, ArgReader)> {
-    let env = Scope::child(&c.globals[0]);
-    let (name, args) = match &e.kind {
-        ExprKind::Call(callee, args) => match &callee.kind {
-            ExprKind::Name(n) => (n.clone(), CallArgs::eval(c, args, &env, 0)?),
-            _ => return Err(Diagnostic::error("expected a call like `adam(lr = 1e-3)`", e.span)),
-        },
-        ExprKind::Name(n) => (n.clone(), CallArgs::default()),
-        _ => return Err(Diagnostic::error("expected a call like `adam(lr = 1e-3)`", e.span)),
-    };
-    let reader = ArgReader::new(name.clone(), args, e.span);
-    Ok((name, reader))
-}
-
-fn number(c: &mut Checker, e: &Expr) -> R<f64> {
-    let env = Scope::child(&c.globals[0]);
-    let v = c.eval(e, &env, 0)?;
-    v.as_float().ok_or_else(|| Diagnostic::error(format!("expected a number, found {} `{v}`", v.kind()), e.span))
-}
-
-fn nonneg(c: &mut Checker, e: &Expr) -> R<u64> {
-    let env = Scope::child(&c.globals[0]);
-    let v = c.eval(e, &env, 0)?;
-    v.as_const_int()
-        .and_then(|i| u64::try_from(i).ok())
-        .ok_or_else(|| Diagnostic::error(format!("expected a non-negative integer, found `{v}`"), e.span))
-}
-
-fn positive(c: &mut Checker, e: &Expr) -> R<u64> {
-    match nonneg(c, e)? {
-        0 => Err(Diagnostic::error("expected a positive integer", e.span)),
-        n => Ok(n),
+    fn schedule(&mut self, e: &Expr) -> Option<ScheduleSpec> {
+        let (name, mut a) = self.call(e, SCHEDULES, "schedule")?;
+        let s = match name.as_str() {
+            "constant" => ScheduleSpec::Constant,
+            "step" => ScheduleSpec::Step {
+                step_size: a.int("step_size", 10, Range::Positive) as u64,
+                gamma: a.float("gamma", 0.1, Range::Positive),
+            },
+            "cosine" => ScheduleSpec::Cosine {
+                warmup: a.int("warmup", 0, Range::NonNegative) as u64,
+                min_lr: a.float("min_lr", 0.0, Range::NonNegative),
+            },
+            _ => ScheduleSpec::OneCycle {
+                max_lr: a.float("max_lr", f64::NAN, Range::Positive),
+                pct_start: a.float("pct_start", 0.3, Range::OpenFraction),
+            },
+        };
+        self.keep(a.finish())?;
+        Some(s)
     }
-}
 
-/// `loss: cross_entropy(logits, label, smoothing = 0.1)`: output and target are names.
-fn read_loss(c: &mut Checker, e: &Expr, cfg: &mut TrainConfig) -> R<()> {
-    let ExprKind::Call(callee, args) = &e.kind else {
-        return Err(Diagnostic::error("expected a loss like `cross_entropy(logits, label)`", e.span));
-    };
-    let ExprKind::Name(name) = &callee.kind else { return Err(Diagnostic::error("expected a loss name", callee.span)) };
-    let names: Vec<&str> = args
-        .iter()
-        .take(2)
-        .map(|a| match &a.value.kind {
-            ExprKind::Name(n) if a.name.is_none() => Ok(n.as_str()),
-            _ => Err(Diagnostic::error("the first two arguments of a loss name the output and the target", a.span)),
-        })
-        .collect::<R<_>>()?;
-    let [output, target] = names.as_slice() else {
-        return Err(Diagnostic::error("a loss takes the model output and the target: `mse(u, y)`", e.span));
-    };
-    cfg.spec.output = output.to_string();
-    cfg.spec.target = target.to_string();
-    let env = Scope::child(&c.globals[0]);
-    let rest = CallArgs::eval(c, &args[2..], &env, 0)?;
-    let mut r = ArgReader::new(name.clone(), rest, e.span);
-    cfg.spec.loss = match name.as_str() {
-        "cross_entropy" => Loss::CrossEntropy { smoothing: r.float_or("smoothing", 0.0)? },
-        "mse" => Loss::Mse,
-        "rel_l2" => Loss::RelL2,
-        _ => Loss::Bce,
-    };
-    r.finish()
-}
+    /// `noise: gradient_noise(eta = .., gamma = ..)`
+    fn noise(&mut self, e: &Expr) -> Option<(f64, f64)> {
+        let (_, mut a) = self.call(e, &["gradient_noise"], "gradient noise")?;
+        let eta = a.float("eta", 0.01, Range::NonNegative);
+        let gamma = a.float("gamma", 0.55, Range::NonNegative);
+        self.keep(a.finish())?;
+        Some((eta, gamma))
+    }
 
-fn read_optimizer(c: &mut Checker, e: &Expr, cfg: &mut TrainConfig) -> R<()> {
-    let (name, mut r) = call(c, e)?;
-    cfg.lr = r.float_or("lr", 1e-3)?;
-    let wd_default = if name == "adamw" { 0.01 } else { 0.0 };
-    let weight_decay = r.float_or("weight_decay", wd_default)?;
-    cfg.spec.optimizer = match name.as_str() {
-        "sgd" => Optimizer::Sgd {
-            momentum: r.float_or("momentum", 0.0)?,
-            nesterov: r.bool_or("nesterov", false)?,
-            weight_decay,
-        },
-        "adam" | "adamw" => {
-            let (beta1, beta2, eps) =
-                (r.float_or("beta1", 0.9)?, r.float_or("beta2", 0.999)?, r.float_or("eps", 1e-8)?);
-            if name == "adam" {
-                Optimizer::Adam { beta1, beta2, eps, weight_decay }
-            } else {
-                Optimizer::AdamW { beta1, beta2, eps, weight_decay }
+    /// `metrics: [accuracy, nll]`
+    fn metrics(&mut self, e: &Expr) {
+        let ExprKind::List(items) = &e.kind else {
+            let d = Diagnostic::error("`metrics` must be a list like [accuracy]", e.span);
+            return self.errors.push(d);
+        };
+        for item in items {
+            match &item.kind {
+                ExprKind::Name(_) => {
+                    self.keep1(call_name(item, METRICS, "metric"));
+                }
+                _ => self.errors.push(Diagnostic::error("expected a metric name, e.g. `accuracy`", item.span)),
             }
         }
-        _ => Optimizer::RmsProp { alpha: r.float_or("alpha", 0.99)?, eps: r.float_or("eps", 1e-8)?, weight_decay },
-    };
-    r.finish()
+    }
+
+    /// `digits(split = [0.8, 0.2], seed = 0)`, `darcy(train = "..", test = "..")`.
+    fn data(&mut self, e: &Expr) -> Option<DataSpec> {
+        let (name, mut a) = self.call(e, DATASETS, "dataset")?;
+        let split = match a.opt("split") {
+            Some((Value::List(items), s)) => a.keep(fractions(&items, s)),
+            Some((v, s)) => {
+                a.keep::<()>(Err(Diagnostic::error(
+                    format!("argument `split` of `{name}` must be a list of fractions, found {} `{v}`", v.kind()),
+                    s,
+                )));
+                None
+            }
+            None => None,
+        };
+        let split_seed = a.int("seed", 0, Range::NonNegative) as u64;
+        let train_part = part(&mut a, "train", &name);
+        let test_part = part(&mut a, "test", &name);
+        self.keep(a.finish())?;
+        Some(DataSpec { name, split, split_seed, train_part, test_part })
+    }
 }
 
-fn read_schedule(c: &mut Checker, e: &Expr) -> R<ScheduleSpec> {
-    let (name, mut r) = call(c, e)?;
-    let s = match name.as_str() {
-        "constant" => ScheduleSpec::Constant,
-        "step" => {
-            ScheduleSpec::Step { step_size: r.int_or("step_size", 10)?.max(1) as u64, gamma: r.float_or("gamma", 0.1)? }
-        }
-        "cosine" => {
-            ScheduleSpec::Cosine { warmup: r.int_or("warmup", 0)?.max(0) as u64, min_lr: r.float_or("min_lr", 0.0)? }
-        }
-        _ => {
-            ScheduleSpec::OneCycle { max_lr: r.float_or("max_lr", f64::NAN)?, pct_start: r.float_or("pct_start", 0.3)? }
-        }
-    };
-    r.finish()?;
-    Ok(s)
+/// `split = [0.8, 0.2]`: each in (0, 1], together at most 1.
+fn fractions(items: &[Value], span: Span) -> super::R<Vec<f64>> {
+    let mut out = Vec::new();
+    for v in items {
+        out.push(float_value(v, span, "each fraction of `split`", Range::Share)?);
+    }
+    let total: f64 = out.iter().sum();
+    if out.is_empty() || total > 1.0 + 1e-9 {
+        return Err(Diagnostic::error(format!("`split` fractions must add up to at most 1, found {total}"), span));
+    }
+    Ok(out)
 }
 
-fn data_spec(c: &mut Checker, e: &Expr) -> R<DataSpec> {
-    let (name, mut r) = call(c, e)?;
-    let split = match r.opt("split") {
-        Some((super::value::Value::List(items), s)) => Some(
-            items
-                .iter()
-                .map(|v| v.as_float())
-                .collect::<Option<Vec<f64>>>()
-                .ok_or_else(|| Diagnostic::error("`split` must be a list of fractions", s))?,
-        ),
-        Some((v, s)) => return Err(r.wrong("split", "a list of fractions", &v, s)),
-        None => None,
-    };
-    let split_seed = r.int_or("seed", 0)?.max(0) as u64;
-    let part = |r: &mut ArgReader, k: &'static str| -> R<Option<String>> {
-        match r.opt(k) {
-            Some((super::value::Value::Str(s), _)) => Ok(Some(s)),
-            Some((v, s)) => Err(r.wrong(k, "a string", &v, s)),
-            None => Ok(None),
+/// `train = "part"` / `test = "part"`: a string.
+fn part(a: &mut Args, key: &'static str, name: &str) -> Option<String> {
+    match a.opt(key)? {
+        (Value::Str(s), _) => Some(s),
+        (v, s) => {
+            let d = Diagnostic::error(
+                format!("argument `{key}` of `{name}` must be a string, found {} `{v}`", v.kind()),
+                s,
+            );
+            a.keep::<()>(Err(d));
+            None
         }
-    };
-    let train_part = part(&mut r, "train")?;
-    let test_part = part(&mut r, "test")?;
-    r.finish()?;
-    Ok(DataSpec { name, split, split_seed, train_part, test_part })
+    }
+}
+
+fn no_output(out: &str, span: Span, outs: &[String]) -> Diagnostic {
+    let mut d = Diagnostic::error(format!("the model has no output `{out}`"), span)
+        .with_label(format!("outputs are: {}", outs.join(", ")));
+    if let Some(s) = did_you_mean(out, outs.iter().map(|s| s.as_str())) {
+        d = d.with_help(format!("did you mean `{s}`?"));
+    }
+    d
+}
+
+/// An unknown key of a `train` or `adapt` block, with the known ones.
+pub fn unknown_key(key: &str, span: Span, known: &[&str], block: &str) -> Diagnostic {
+    let mut d = Diagnostic::error(format!("unknown `{block}` entry `{key}`"), span)
+        .with_label(format!("known entries: {}", known.join(", ")));
+    if let Some(s) = did_you_mean(key, known.iter().copied()) {
+        d = d.with_help(format!("did you mean `{s}`?"));
+    }
+    d
 }

@@ -116,6 +116,9 @@ pub enum Value {
     Init(Init),
     /// The `init` namespace.
     InitNamespace,
+    /// What a name is bound to when computing its value failed (the error is reported
+    /// once): using it stops evaluation silently, so no follow-on errors appear.
+    Poison,
 }
 
 impl Value {
@@ -141,6 +144,7 @@ impl Value {
             Value::Module(_) => "module",
             Value::Init(_) => "initialiser",
             Value::InitNamespace => "namespace",
+            Value::Poison => "error",
         }
     }
 
@@ -203,6 +207,7 @@ impl fmt::Display for Value {
             Value::Module(_) => write!(f, "module"),
             Value::Init(i) => write!(f, "{i:?}"),
             Value::InitNamespace => write!(f, "init"),
+            Value::Poison => write!(f, "<error>"),
         }
     }
 }
