@@ -8,7 +8,7 @@ ARCHC := target/release/archc
 EXAMPLES := $(wildcard examples/*.arch)
 STDLIB := $(wildcard stdlib/*.arch)
 
-.PHONY: all build demo test check-arch fixtures fmt clean llvm
+.PHONY: all build demo test check-arch fixtures fmt clean llvm fuzz
 
 # The data stamp (see `data` below) must be known before the targets that use it.
 DATA_STAMP := $(or $(ARCHC_DATA),data)/.stamp
@@ -33,6 +33,7 @@ test: build check-arch $(DATA_STAMP)
 	# every op again through the GPU path's staging (kernels' host code), lowered for the CPU
 	ARCHC_OPS_BACKEND=gpu-staging $(CARGO) test --release --locked -p archc-mlir --test ops
 	$(MAKE) check-lite
+	$(MAKE) fuzz-smoke
 
 # archc without LLVM (`--no-default-features`, into target/lite) runs the artifacts the
 # full archc compiles: it trains the digits MLP from one and runs the transformer from
@@ -53,6 +54,20 @@ check-lite: build $(DATA_STAMP)
 check-arch: build
 	$(ARCHC) check $(STDLIB) $(EXAMPLES)
 	$(ARCHC) fmt --check $(STDLIB) $(EXAMPLES)
+
+# Fuzzing (README, "Fuzzing"): `archc-fuzz` mutates the .arch files of examples/, stdlib/,
+# tests/ui/ and tests/defects/, TIR text, data files and .archx manifests with its own
+# mutators (stable Rust has no libFuzzer) and fails on any panic or hang; failing inputs
+# go to fuzz/crashes/. `make fuzz` (not in CI) runs 1,000,000 inputs on every core;
+# options: FUZZ_ARGS="--seed 7 --seconds 600 --jobs 4" (`archc-fuzz --help`).
+# `make fuzz-smoke` (in `make test`) runs 20,000 inputs or 60 s, whichever ends first.
+FUZZ_ARGS ?=
+fuzz:
+	$(CARGO) run --release --locked -p archc-fuzz -- $(FUZZ_ARGS)
+
+.PHONY: fuzz-smoke
+fuzz-smoke:
+	$(CARGO) run --release --locked -p archc-fuzz -- --budget 20000 --seconds 60 --progress-secs 0
 
 # PyTorch reference fixtures (not part of CI). Needs a Python with torch, numpy and
 # safetensors, e.g. `python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install
