@@ -1025,6 +1025,198 @@ fn irfft_coefficient_counts_and_einsum_of_three() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Forward: edge cases and refusals
+
+/// Asserts that both the interpreter and the backend refuse `func` on `inputs` (the
+/// backend when emitting or by a run-time failure), each with a message containing
+/// `want`.
+fn assert_refused(p: &Program, func: &str, inputs: &[Tensor], want: &str) {
+    let mut interp = Interpreter::new(p);
+    interp.init_params(0).expect("interpreter parameters");
+    let mut jit = backend(p, 0);
+    refused_by_both(&mut interp, jit.as_mut(), func, inputs, want);
+}
+
+fn refused_by_both(interp: &mut Interpreter, jit: &mut dyn Executor, func: &str, inputs: &[Tensor], want: &str) {
+    match interp.run_func(func, inputs, 0) {
+        Err(e) => assert!(e.to_string().contains(want), "the interpreter refuses with `{e}`, expected `{want}`"),
+        Ok(v) => panic!("the interpreter runs: {v:?}"),
+    }
+    match run_checked(jit, func, inputs, 0) {
+        Err(e) => assert!(e.contains(want), "the MLIR backend refuses with `{e}`, expected `{want}`"),
+        Ok(v) => panic!("the MLIR backend runs: {v:?}"),
+    }
+}
+
+/// `log1p` of values below the epsilon keeps them (`log(1 + x)` would give 0): the
+/// stdlib's `softplus(-20) = log1p(exp(-20))`.
+#[test]
+fn log1p_of_tiny_values() {
+    let mut m = Main::new(vec![]);
+    let x = m.arg("f32[6]");
+    let f = m.arg("f64[4]");
+    m.emit(Op::Unary(UnaryOp::Log1p), &[x], "log1p (f32)");
+    m.emit(Op::Unary(UnaryOp::Log1p), &[f], "log1p (f64)");
+    let e = m.op(Op::Unary(UnaryOp::Exp), &[x]);
+    m.emit(Op::Unary(UnaryOp::Log1p), &[e], "softplus = log1p(exp(x))");
+    let p = m.verified("log1p");
+    let inputs = vec![
+        f32s(&[6], &[1e-8, -1e-8, 1e-30, -20.0, -30.0, 3e-9]),
+        Tensor::from_f64(&[4], vec![1e-17, -1e-17, 1e-300, 2e-20]),
+    ];
+    let want = check(&p, "main", &inputs, &[0]);
+    assert_eq!(want[0].as_f32().unwrap()[0], 1e-8, "the interpreter's log1p");
+}
+
+/// Gather indices count from the end when negative; outside `[-n, n)` both refuse, also
+/// through `scatter_add` and with several index axes.
+#[test]
+fn gather_and_scatter_add_indices_at_the_edges() {
+    let mut m = Main::new(vec![]);
+    let x = m.arg("f32[5, 3]");
+    let i = m.arg("i64[2]");
+    let src = m.arg("f32[2, 3]");
+    m.emit(Op::Gather { axis: 0 }, &[x, i], "gather");
+    m.emit(Op::Gather { axis: 1 }, &[x, i], "gather axis 1");
+    m.emit(Op::ScatterAdd { axis: 0 }, &[x, i, src], "scatter_add");
+    let p = m.verified("indices");
+    let mut g = Gen(61);
+    let (xv, sv) = (g.f32s(&[5, 3], -2.0, 2.0), g.f32s(&[2, 3], -2.0, 2.0));
+    let idx = |v: &[i64]| Tensor::from_i64(&[2], v.to_vec());
+    check(&p, "main", &[xv.clone(), idx(&[-1, -3]), sv.clone()], &[0]);
+    check(&p, "main", &[xv.clone(), idx(&[2, -2]), sv.clone()], &[0]);
+    if on_gpu() || gpu_staging() {
+        return; // The GPU target clamps (its indices live in device memory; see `emit`).
+    }
+    // -3 is in range for axis 1 (size 3) and axis 0; 5 and -6 are not.
+    assert_refused(&p, "main", &[xv.clone(), idx(&[-1, 5]), sv.clone()], "index 5 out of range [-5, 5) on axis 0");
+    assert_refused(&p, "main", &[xv.clone(), idx(&[-6, 0]), sv.clone()], "index -6 out of range [-5, 5) on axis 0");
+    assert_refused(&p, "main", &[xv, idx(&[0, 3]), sv], "index 3 out of range [-3, 3) on axis 1");
+}
+
+/// `max`, `min` and `argmax` over an empty axis are refused (also where the size is
+/// known only at run time); `sum` gives 0 and `mean` NaN, as in PyTorch.
+#[test]
+fn reductions_over_an_empty_axis() {
+    let slice0 = Op::Slice { start: vec![d(0), d(0)], end: vec![Dim::sym("B"), d(0)], step: vec![1, 1] };
+    for (op, want) in [
+        (reduce(ReduceOp::Max, &[1], false), "reduce.max over zero elements"),
+        (reduce(ReduceOp::Min, &[1], false), "reduce.min over zero elements"),
+        (Op::ArgMax { axis: 1, keepdim: false }, "argmax over zero elements"),
+    ] {
+        let mut m = Main::new(vec![]);
+        let x = m.arg("f32[B, 3]");
+        let e = m.op(slice0.clone(), &[x]);
+        m.emit(op.clone(), &[e], "reduction");
+        let p = m.verified("empty_reduce");
+        assert_refused(&p, "main", &[f32s(&[2, 3], &[1.0; 6])], want);
+        // The reduced size known only at run time: `N` becomes dynamic once it changes.
+        let mut m = Main::new(vec![]);
+        let x = m.arg("f32[2, N]");
+        m.emit(op, &[x], "reduction");
+        let p = m.verified("dynamic_reduce");
+        let mut interp = Interpreter::new(&p);
+        let mut jit = backend(&p, 0);
+        for n in [3, 4] {
+            check_with(&p, "main", (&[f32s(&[2, n], &vec![0.5; 2 * n])], Edges::Full), &[0], &mut interp, jit.as_mut());
+        }
+        refused_by_both(&mut interp, jit.as_mut(), "main", &[f32s(&[2, 0], &[])], want);
+    }
+    let mut m = Main::new(vec![]);
+    let x = m.arg("f32[B, 3]");
+    let e = m.op(slice0, &[x]);
+    m.emit(reduce(ReduceOp::Sum, &[1], false), &[e], "sum of nothing");
+    m.emit(reduce(ReduceOp::Mean, &[1], false), &[e], "mean of nothing");
+    let p = m.verified("empty_sum");
+    let want = check(&p, "main", &[f32s(&[2, 3], &[1.0; 6])], &[0]);
+    assert_eq!(want[0].as_f32().unwrap(), &[0.0, 0.0]);
+    assert!(want[1].as_f32().unwrap().iter().all(|v| v.is_nan()));
+}
+
+/// `concat` with pieces of size 0 along the axis: last, first, between, only.
+#[test]
+fn concat_with_empty_pieces() {
+    let mut m = Main::new(vec![]);
+    let x = m.arg("f32[2, 3, 2]");
+    let empty =
+        m.op(Op::Slice { start: vec![d(0), d(0), d(0)], end: vec![d(2), d(3), d(0)], step: vec![1, 1, 1] }, &[x]);
+    m.emit(Op::Concat { axis: 2 }, &[x, empty], "concat [x, empty]");
+    m.emit(Op::Concat { axis: 2 }, &[empty, x], "concat [empty, x]");
+    m.emit(Op::Concat { axis: 2 }, &[x, empty, x], "concat [x, empty, x]");
+    m.emit(Op::Concat { axis: 2 }, &[empty, empty], "concat [empty, empty]");
+    let p = m.verified("concat_empty");
+    let mut g = Gen(62);
+    check(&p, "main", &[g.f32s(&[2, 3, 2], -2.0, 2.0)], &[0]);
+}
+
+/// A slice whose end the shape rules trusted (`:16` of a symbolic `N`) on an axis that
+/// turns out shorter: both refuse, with the interpreter's wording when the sizes are
+/// known, and by a run-time failure when `N` is dynamic; a negative constant start is
+/// clamped like an end past the axis.
+#[test]
+fn slices_past_the_end_and_before_the_start() {
+    let mut m = Main::new(vec![]);
+    let x = m.arg("f32[2, N]");
+    let head = Op::Slice { start: vec![d(0), d(0)], end: vec![d(2), d(16)], step: vec![1, 1] };
+    m.emit_as(head, &[x], "f32[2, 16]", "x[:, :16]");
+    let p = m.verified("slice_past");
+    assert_refused(&p, "main", &[f32s(&[2, 8], &[1.0; 16])], "result is f32[2, 8], declared f32[2, 16]");
+    let mut interp = Interpreter::new(&p);
+    let mut jit = backend(&p, 0);
+    for n in [20, 24] {
+        let x = Gen(63).f32s(&[2, n], -1.0, 1.0);
+        check_with(&p, "main", (&[x], Edges::Full), &[0], &mut interp, jit.as_mut());
+    }
+    let short = f32s(&[2, 8], &[1.0; 16]);
+    refused_by_both(&mut interp, jit.as_mut(), "main", &[short.clone()], "declared");
+    assert!(run_checked(jit.as_mut(), "main", &[short], 0).unwrap_err().contains("the declared type needs 16"));
+    let mut m = Main::new(vec![]);
+    let x = m.arg("f32[8]");
+    for (start, end) in [(-92, 3), (-1, 100), (-8, 8)] {
+        let op = Op::Slice { start: vec![d(start)], end: vec![d(end)], step: vec![1] };
+        m.emit(op, &[x], format!("x[{start}:{end}] (bounds already normalised)"));
+    }
+    let p = m.verified("slice_clamped");
+    check(&p, "main", &[Gen(64).f32s(&[8], -1.0, 1.0)], &[0]);
+}
+
+/// Long real transforms call the runtime's FFT instead of building a DFT matrix (a
+/// 65,536-point table would take 17 GB), and agree with the interpreter.
+#[test]
+fn long_real_ffts_call_the_runtime() {
+    let mut m = Main::new(vec![]);
+    let x = m.arg("f32[2, 4096]");
+    let f = m.arg("f64[3, 1000]");
+    // The GPU target keeps DFT tables (in the input's precision, where 1e15 next to 1
+    // cancels past f32's digits over 65,536 terms), so the longest case is the CPU's.
+    let cpu = !on_gpu() && !gpu_staging();
+    let long = cpu.then(|| m.arg("f32[1, 65536]"));
+    let z = m.emit(Op::Rfft { axis: 1 }, &[x], "rfft 4096 points");
+    m.emit(Op::Irfft { axis: 1, n: d(4096) }, &[z], "irfft 4096 points");
+    let zf = m.emit(Op::Rfft { axis: 1 }, &[f], "rfft f64 1000 points");
+    m.emit_as(Op::Irfft { axis: 1, n: d(1000) }, &[zf], "f64[3, 1000]", "irfft to f64 1000 points");
+    let zt = m.emit(Op::Rfft { axis: 0 }, &[f], "rfft 3 points (a table)");
+    m.emit(Op::Irfft { axis: 0, n: d(3) }, &[zt], "irfft 3 points (a table)");
+    if let Some(long) = long {
+        let zl = m.op(Op::Rfft { axis: 1 }, &[long]);
+        let keep = Op::Slice { start: vec![d(0), d(0)], end: vec![d(1), d(16)], step: vec![1, 1] };
+        m.emit(keep, &[zl], "the first 16 of 32769 coefficients of 65536 points");
+    }
+    let p = m.verified("long_fft");
+    let mut g = Gen(65);
+    let inputs: Vec<Tensor> = p.main().args.iter().map(|(_, t)| g.any(t)).collect();
+    check_edges(&p, "main", &inputs, &[0], Edges::Numbers);
+    if cpu {
+        let shapes: Vec<_> = inputs.iter().map(|t| (t.dtype(), t.shape().to_vec())).collect();
+        let text = archc_mlir::emit::emit_module(&p, "main", &shapes, None).expect("emits").text;
+        for sym in ["archc_rfft_f32", "archc_irfft_f32", "archc_rfft_f64", "archc_irfft_f64"] {
+            assert!(text.contains(&format!("func.call @{sym}(")), "{sym} is not called");
+        }
+        assert!(!text.contains("4096x4098"), "a 4096-point DFT table is built");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Forward: creation and parameters
 
 #[test]

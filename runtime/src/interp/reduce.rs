@@ -112,8 +112,11 @@ fn extreme(max: bool, data: &Data, inner: usize) -> Option<Data> {
 
 /// Index of the first maximum along `axis` (a NaN is the maximum).
 pub fn argmax(x: &Tensor, axis: usize, keepdim: bool) -> Result<Tensor, String> {
-    if axis >= x.rank() || x.shape[axis] == 0 {
+    if axis >= x.rank() {
         return Err(format!("argmax over axis {axis} of {}", x.type_string()));
+    }
+    if x.shape[axis] == 0 {
+        return Err(format!("argmax over zero elements (axis {axis} of {})", x.type_string()));
     }
     let moved = permute_unchecked(x, &axis_last_perm(x.rank(), axis));
     let n = x.shape[axis];

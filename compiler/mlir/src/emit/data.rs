@@ -160,7 +160,8 @@ impl FnLower<'_, '_, '_> {
             if got != lc {
                 let mut shape = out.1.clone();
                 shape[axis] = Dim::constant(got);
-                return Err(format!("result is {}, declared {}", tensor(x.dtype, &shape), tensor(out.0, &out.1)));
+                let ty = |dims: &[Dim]| format!("{}[{}]", out.0, list(dims));
+                return Err(format!("result is {}, declared {}", ty(&shape), ty(&out.1)));
             }
             return Ok(());
         }
