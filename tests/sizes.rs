@@ -92,3 +92,43 @@ fn ranks_are_bounded() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn long_pipe_chains_are_not_nesting() {
+    let dir = std::env::temp_dir().join(format!("archc-chains-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let chain = |n: usize| {
+        let path = dir.join(format!("chain{n}.arch"));
+        let body = "|> relu ".repeat(n);
+        std::fs::write(&path, format!("network C {{\n    input x: f32[B, 4]\n    output y = x {body}\n}}\n"))
+            .expect("write");
+        path
+    };
+    let ok = archc(&["check", chain(300).to_str().expect("utf-8")]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let err = user_error(&["check", chain(5000).to_str().expect("utf-8")]);
+    assert!(err.contains("a chain of more than 4096 `|>` stages"), "{err}");
+    assert_eq!(err.matches("Error: syntax error: a chain").count(), 1, "reported once");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A layer of 2^20 applications used by 100 networks: the evaluation budget is the
+/// file's, so checking stops after a few builds instead of running 100 of them.
+#[test]
+fn the_evaluation_budget_is_per_file() {
+    let mut src = vec!["layer L0 { fn (x: f32[B, 4]) -> f32[B, 4] { relu(x) } }".to_string()];
+    for i in 1..=20 {
+        src.push(format!("layer L{i} {{ fn (x: f32[B, 4]) -> f32[B, 4] {{ x |> L{} |> L{} }} }}", i - 1, i - 1));
+    }
+    for j in 0..100 {
+        src.push(format!("network N{j} {{\n    input x: f32[B, 4]\n    output y = x |> L20\n}}"));
+    }
+    let path = std::env::temp_dir().join(format!("archc-budget-{}.arch", std::process::id()));
+    std::fs::write(&path, src.join("\n")).expect("write");
+    let t = std::time::Instant::now();
+    let err = user_error(&["check", path.to_str().expect("utf-8")]);
+    assert!(t.elapsed().as_secs() < 30, "checking took {:?}", t.elapsed());
+    assert!(err.contains("items were not checked: this file spent its whole evaluation budget"), "{err}");
+    assert!(err.matches("evaluation budget exhausted").count() <= 8, "a few builds, not 100: {err}");
+    let _ = std::fs::remove_file(&path);
+}
