@@ -13,6 +13,8 @@ use crate::span::{FileId, Span};
 
 /// The deepest expression nesting the parser builds.
 pub const MAX_DEPTH: u32 = 256;
+/// The most stages one `|>` chain may have.
+pub const MAX_CHAIN: u32 = 4096;
 /// Depth marker of an error node that replaced a too-deep subtree.
 const TOO_DEEP: u32 = u32::MAX;
 
@@ -72,8 +74,40 @@ pub fn binary(errors: &mut Errors, op: BinOp, a: PExpr, b: PExpr, span: Span) ->
     node(errors, &[a.d, b.d], ExprKind::Binary(op, Box::new(a.e), Box::new(b.e)), span)
 }
 
+/// `a |> b`. A flat chain `x |> f |> g |> ...` nests to the left, one level per stage;
+/// its stages do not count as nesting (a chain of 300 layers is an ordinary program),
+/// but a chain is limited to [`MAX_CHAIN`] stages.
 pub fn pipe(errors: &mut Errors, a: PExpr, b: PExpr, span: Span) -> PExpr {
-    node(errors, &[a.d, b.d], ExprKind::Pipe(Box::new(a.e), Box::new(b.e)), span)
+    if a.d == TOO_DEEP || b.d == TOO_DEEP {
+        return PExpr { e: Expr { kind: ExprKind::Error, span }, d: TOO_DEEP };
+    }
+    if chain_len(&a.e) >= MAX_CHAIN {
+        errors.push(RawError::Custom {
+            start: span.start as usize,
+            end: span.end as usize,
+            message: format!("a chain of more than {MAX_CHAIN} `|>` stages"),
+        });
+        return PExpr { e: Expr { kind: ExprKind::Error, span }, d: TOO_DEEP };
+    }
+    let inner = node(errors, &[b.d], ExprKind::Error, span);
+    if inner.d == TOO_DEEP {
+        return inner;
+    }
+    PExpr { e: Expr { kind: ExprKind::Pipe(Box::new(a.e), Box::new(b.e)), span }, d: a.d.max(inner.d) }
+}
+
+/// The stages of a pipe chain along its left spine (0 for anything else), counted up to
+/// [`MAX_CHAIN`].
+fn chain_len(mut e: &Expr) -> u32 {
+    let mut n = 0;
+    while let ExprKind::Pipe(a, _) = &e.kind {
+        n += 1;
+        if n >= MAX_CHAIN {
+            break;
+        }
+        e = a;
+    }
+    n
 }
 
 pub fn list(errors: &mut Errors, items: Vec<PExpr>, span: Span) -> PExpr {

@@ -446,6 +446,9 @@ impl Checker<'_> {
         let b = std::mem::take(&mut self.b);
         let mut program = b.finish(&name);
         crate::passes::cleanup(&mut program);
+        if self.made_shared && !self.shared_at_max {
+            self.share_initialisers(block, args, &mut program);
+        }
         if let Err(errors) = crate::tir::verify::verify(&program) {
             let msg: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
             return Err(Diagnostic::error(
@@ -454,6 +457,21 @@ impl Checker<'_> {
             ));
         }
         Ok(program)
+    }
+
+    /// Gives the parameters of a candidate of a space with `shared` choices the
+    /// initialisers of the candidate with every shared choice at its largest option, so
+    /// that every candidate starts from the same weights (an init range computed from a
+    /// chosen width would otherwise differ per candidate).
+    fn share_initialisers(&self, block: &BlockRef, args: Vec<(String, Value)>, program: &mut Program) {
+        let mut largest = Checker::new(self.modules, self.opts);
+        largest.shared_at_max = true;
+        let Ok(reference) = largest.build_spec(block, args) else { return };
+        for p in &mut program.params {
+            if let Some(r) = reference.param(&p.name).filter(|r| r.ty == p.ty) {
+                p.init = r.init.clone();
+            }
+        }
     }
 
     /// Applies `repeat n { body }` to `x`: `n` fresh copies in sequence.

@@ -270,10 +270,14 @@ fn dispatch(c: &mut Checker, name: &'static str, a: &mut ArgReader) -> R<Value> 
                 ));
             }
             // Updates are outputs of `main`; inside stack, scan and per-sample bodies (other
-            // functions) they are not recorded.
+            // functions) they are not recorded. An elastic buffer keeps its whole shape.
             if value.func == 0 {
+                let stored = match c.elastic_buffers.get(&(buf.func, buf.id)).cloned() {
+                    Some(whole) => c.widen_update(&whole, value.clone(), span)?,
+                    None => value.clone(),
+                };
                 c.buffer_updates.retain(|(n, _)| n != &name);
-                c.buffer_updates.push((name, value.clone()));
+                c.buffer_updates.push((name, stored));
             }
             Ok(Value::Tensor(value))
         }

@@ -15,6 +15,7 @@
 pub mod adapt;
 pub mod apply;
 pub mod args;
+pub mod budget;
 pub mod builder;
 pub mod builtins;
 pub mod eval;
@@ -70,6 +71,14 @@ pub struct Checker<'a> {
     pub globals: Vec<Rc<Scope>>,
     /// Buffers read in this build, by the value that holds them: `(function, value) -> name`.
     pub buffer_reads: HashMap<(usize, crate::tir::ValueId), String>,
+    /// The whole (largest-option) value of each elastic buffer, by the sliced value read
+    /// in this build: `update` writes the chosen part back into it.
+    pub elastic_buffers: HashMap<(usize, crate::tir::ValueId), TVal>,
+    /// Build with every `shared` choice at its largest option (to read the initialisers
+    /// that every candidate of the space shares).
+    pub shared_at_max: bool,
+    /// Whether this build made a `shared` choice.
+    pub made_shared: bool,
     /// New values of buffers (`update(buffer, value)` in `main`), by buffer name.
     pub buffer_updates: Vec<(String, TVal)>,
     /// Evaluation steps left before the build is abandoned (guards against programs like
@@ -99,10 +108,13 @@ impl<'a> Checker<'a> {
             choices: Vec::new(),
             entry_outputs: None,
             globals,
-            fuel: FUEL,
+            fuel: budget::take(FUEL),
             buffer_reads: HashMap::new(),
             buffer_updates: Vec::new(),
             errors: Vec::new(),
+            elastic_buffers: HashMap::new(),
+            shared_at_max: false,
+            made_shared: false,
         }
     }
 
@@ -145,6 +157,13 @@ impl<'a> Checker<'a> {
             }
         }
         d
+    }
+}
+
+impl Drop for Checker<'_> {
+    /// Unspent evaluation steps go back to the file's pool.
+    fn drop(&mut self) {
+        budget::give_back(self.fuel);
     }
 }
 

@@ -219,6 +219,7 @@ fn load_main<'s>(name: &str, text: &str, source: &'s dyn ModuleSource) -> (Loade
 }
 
 fn check_file_here(name: &str, text: &str, source: &dyn ModuleSource, opts: &Options) -> CheckOutput {
+    let _budget = super::budget::FileBudget::start(super::budget::FILE_FUEL);
     let (loader, main) = load_main(name, text, source);
     let mut out = CheckOutput {
         sources: SourceMap::new(),
@@ -288,6 +289,7 @@ pub fn train_file(name: &str, text: &str, source: &dyn ModuleSource, opts: &Opti
 }
 
 fn train_file_here(name: &str, text: &str, source: &dyn ModuleSource, opts: &Options) -> TrainOutput {
+    let _budget = super::budget::FileBudget::start(super::budget::FILE_FUEL);
     let (loader, _) = load_main(name, text, source);
     let mut out = TrainOutput { sources: SourceMap::new(), diagnostics: Vec::new(), config: None };
     let (modules, mut diagnostics) = prepare(&loader);
@@ -380,7 +382,7 @@ pub fn build_entry(
     let mut c = Checker::new(modules, opts);
     let r = c.build_entry(block, kind);
     let program = c.into_errors(r)?;
-    Ok((program, c.choices))
+    Ok((program, std::mem::take(&mut c.choices)))
 }
 
 fn entry_block(main: &ModuleInfo, opts: &Options) -> R<BlockRef> {
@@ -425,7 +427,16 @@ fn block_ref(main: &ModuleInfo, b: &ast::BlockDef) -> BlockRef {
 fn check_all_items(modules: &[ModuleInfo], opts: &Options, out: &mut CheckOutput) -> bool {
     let main = &modules[0];
     let mut failed = false;
-    for item in main.ast.items.iter().filter(|i| !main.is_broken(i.span())) {
+    let items: Vec<&Item> = main.ast.items.iter().filter(|i| !main.is_broken(i.span())).collect();
+    for (done, item) in items.iter().enumerate() {
+        if super::budget::exhausted() {
+            let left = items.len() - done;
+            out.diagnostics.push(Diagnostic::global(format!(
+                "{left} item{} not checked: this file spent its whole evaluation budget",
+                if left == 1 { " was" } else { "s were" }
+            )));
+            return true;
+        }
         let result = match item {
             Item::Block(b) if all_defaulted(b) => {
                 build_entry(modules, opts, &block_ref(main, b), EntryKind::Check).map(|_| ())

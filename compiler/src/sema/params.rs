@@ -6,11 +6,11 @@
 //! choice are declared at the largest option and sliced to the chosen one. In an
 //! `operator`, a parameter whose shape mentions a grid dim is an error.
 
-use super::value::{Env, TVal, Value};
+use super::value::{Env, Layer, TVal, Value};
 use super::{join_path, Checker, R};
 use crate::diag::Diagnostic;
 use crate::tir::{Dim, Init, Op, ParamDecl, TensorType};
-use archc_grammar::ast::{DimExpr, Expr, FnDef, Ident, TypeExpr};
+use archc_grammar::ast::{DimExpr, Expr, ExprKind, FnDef, Ident, TypeExpr};
 use archc_grammar::span::Span;
 
 /// The pieces of a `param`/`buffer` statement.
@@ -53,9 +53,12 @@ impl Checker<'_> {
             Some(t) => check_override(&full, t, &ty, p.span)?,
             None => {
                 let decl = ParamDecl { name: full.clone(), ty: max_ty, init, trainable: !p.buffer };
-                let t = self.read_param(decl, &ty, p.span)?;
+                let (whole, t) = self.read_param(decl, &ty, p.span)?;
                 if p.buffer {
                     self.buffer_reads.insert((t.func, t.id), full);
+                    if whole.id != t.id {
+                        self.elastic_buffers.insert((t.func, t.id), whole);
+                    }
                 }
                 t
             }
@@ -118,18 +121,40 @@ impl Checker<'_> {
         self.overrides.iter().rev().find_map(|o| o.get(name).cloned())
     }
 
-    /// Declares and reads a param; slices elastic params to the chosen shape.
-    fn read_param(&mut self, decl: ParamDecl, ty: &TensorType, span: Span) -> R<TVal> {
+    /// Declares and reads a param: `(whole, chosen)`, the allocated value and, for an
+    /// elastic param, its slice to the chosen shape (otherwise the same value).
+    fn read_param(&mut self, decl: ParamDecl, ty: &TensorType, span: Span) -> R<(TVal, TVal)> {
         let name = decl.name.clone();
         let alloc = decl.ty.clone();
         self.b.declare_param(decl).map_err(|msg| Diagnostic::error(msg, span))?;
         let t = self.emit(Op::Param(name), &[], Some(alloc.clone()), span)?;
         if &alloc == ty {
-            return Ok(t);
+            return Ok((t.clone(), t));
         }
         let zero = vec![Dim::constant(0); ty.rank()];
         let op = Op::Slice { start: zero, end: ty.shape.clone(), step: vec![1; ty.rank()] };
-        self.emit(op, &[&t], None, span)
+        let chosen = self.emit(op, &[&t], None, span)?;
+        Ok((t, chosen))
+    }
+
+    /// The whole value of an elastic buffer with its chosen part replaced by `value`
+    /// (the rest kept): one concat per elastic axis, innermost shapes grown in order.
+    pub fn widen_update(&mut self, whole: &TVal, value: TVal, span: Span) -> R<TVal> {
+        let mut cur = value;
+        let rank = whole.ty.rank();
+        for axis in 0..rank {
+            let (have, full) = (cur.ty.shape[axis].clone(), whole.ty.shape[axis].clone());
+            if have == full {
+                continue;
+            }
+            let mut start = vec![Dim::constant(0); rank];
+            start[axis] = have;
+            let mut end = cur.ty.shape.clone();
+            end[axis] = full;
+            let rest = self.emit(Op::Slice { start, end, step: vec![1; rank] }, &[whole], None, span)?;
+            cur = self.emit(Op::Concat { axis }, &[&cur, &rest], None, span)?;
+        }
+        Ok(cur)
     }
 
     /// `choose name in [options] shared?`
@@ -147,10 +172,15 @@ impl Checker<'_> {
         }
         let vals = options.iter().map(|o| self.eval(o, scope, m)).collect::<R<Vec<_>>>()?;
         let qualified = join_path(&self.frames.last().expect("frame").path, name);
-        let i = super::experiment::pick_option(&self.opts.choices, &qualified, name, &vals)
-            .map_err(|msg| Diagnostic::error(msg, span))?;
+        let i = if shared && self.shared_at_max {
+            largest_option(&vals)
+        } else {
+            super::experiment::pick_option(&self.opts.choices, &qualified, name, &vals)
+                .map_err(|msg| Diagnostic::error(msg, span))?
+        };
+        self.made_shared |= shared;
         if !self.choices.iter().any(|(n, _)| n == &qualified) {
-            self.choices.push((qualified, vals[i].to_string()));
+            self.choices.push((qualified, choice_label(&vals[i], &options[i])));
         }
         if !shared {
             return Ok(vals[i].clone());
@@ -184,6 +214,33 @@ impl Checker<'_> {
         }
         Ok(out)
     }
+}
+
+/// How a chosen option is shown: its value, and for a layer also the keyword arguments
+/// the option names (`Conv1d(16, 16, 3, padding = 1, groups = 16)`), so that options
+/// differing only in those are told apart.
+fn choice_label(v: &Value, option: &Expr) -> String {
+    let (Value::Layer(Layer::Spec { block, args, .. }), ExprKind::Call(_, call)) = (v, &option.kind) else {
+        return v.to_string();
+    };
+    let named: Vec<String> = call
+        .iter()
+        .filter_map(|a| a.name.as_ref())
+        .filter(|n| block.def.params.iter().any(|p| p.name.node == n.node && p.default.is_some()))
+        .filter_map(|n| args.iter().find(|(k, _)| k == &n.node).map(|(k, v)| format!("{k} = {v}")))
+        .collect();
+    let base = v.to_string();
+    match (named.is_empty(), base.strip_suffix(')')) {
+        (true, _) => base,
+        (false, Some(open)) => format!("{open}, {})", named.join(", ")),
+        (false, None) => format!("{base}({})", named.join(", ")),
+    }
+}
+
+/// The index of the largest int option (the first when none is an int).
+fn largest_option(vals: &[Value]) -> usize {
+    let key = |v: &Value| v.as_const_int().unwrap_or(i64::MIN);
+    (0..vals.len()).fold(0, |best, i| if key(&vals[i]) > key(&vals[best]) { i } else { best })
 }
 
 fn grid_error(name: &Ident, grid: &str, span: Span, label: String) -> Diagnostic {

@@ -69,7 +69,11 @@ impl Checker<'_> {
                 }
             }
         }
-        Ok(TensorType::new(dtype, shape))
+        let t = TensorType::new(dtype, shape);
+        match t.size_error() {
+            Some(e) => Err(Diagnostic::error(e, ty.span())),
+            None => Ok(t),
+        }
     }
 
     pub fn eval_dim(&mut self, e: &Expr, scope: &Env, m: usize) -> R<Dim> {
