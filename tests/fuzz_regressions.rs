@@ -75,7 +75,7 @@ fn no_saved_input_panics() {
         eprintln!("note: skipping known failure {} (tests/fuzz_regressions/KNOWN)", p.display());
     }
     let failures = replay(&files, "main");
-    let listing: Vec<String> = failures.iter().map(|(p, s, m)| format!("{p}: panic at {s}: {m}")).collect();
+    let listing: Vec<String> = failures.iter().map(|(p, s, m)| format!("{p}: fails at {s}: {m}")).collect();
     assert!(failures.is_empty(), "{} saved inputs panic:\n{}", failures.len(), listing.join("\n"));
 }
 
@@ -97,7 +97,7 @@ fn known_failures_are_fixed() {
         .filter(|p| known.iter().any(|(k, _)| p.file_name().is_some_and(|n| n.to_string_lossy() == k.as_str())))
         .collect();
     let failures = replay(&files, "known");
-    let listing: Vec<String> = failures.iter().map(|(p, s, m)| format!("{p}: panic at {s}: {m}")).collect();
+    let listing: Vec<String> = failures.iter().map(|(p, s, m)| format!("{p}: fails at {s}: {m}")).collect();
     assert!(failures.is_empty(), "{} known failures still panic:\n{}", failures.len(), listing.join("\n"));
 }
 
@@ -123,7 +123,7 @@ fn a_short_campaign_runs_and_builds() {
     let leftovers: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("current-"))
+        .filter(|n| n.starts_with("current-") || n.starts_with("scratch-"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     let _ = std::fs::remove_dir_all(&out);

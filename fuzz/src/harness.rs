@@ -8,34 +8,50 @@
 //! - [`campaign`] runs inputs `0..budget` (each made from `(seed, index)` alone) on `jobs`
 //!   threads until the budget or the time is spent. Before each input a worker writes it
 //!   to `<out>/current-<worker>.<suffix>`, so an abort (stack overflow, allocation
-//!   failure) leaves the input behind; the files are removed when the campaign ends.
+//!   failure) leaves the input behind; these files and the data readers' scratch files
+//!   (`scratch-<worker>.<ext>`) are removed when the campaign ends.
 //!   Every panicking input is saved as `<out>/panic-<hash>.<suffix>` with its message in
-//!   `....txt` (at most [`KEEP_PER_SITE`] per panic site), and the first input of each
-//!   site is minimised ([`minimise`]) to `min-<hash>.<suffix>`.
+//!   `....txt` (at most [`KEEP_PER_SITE`] per panic site), a data file that made its
+//!   reader allocate too much as `oversized-<hash>.<suffix>` (counted apart from panics),
+//!   and the first input of each site is minimised ([`minimise`]) to
+//!   `min-<hash>.<suffix>`.
 //! - The watchdog: an input that runs longer than the hang limit is saved as
 //!   `hang-<hash>.<suffix>`, the report is printed, and the process exits with status 2
 //!   (a hung thread cannot be stopped).
 
 use crate::gen::Generator;
-use crate::input::Input;
+use crate::input::{DataKind, Input};
 use crate::rng::Rng;
 use crate::targets;
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The most inputs saved per panic site.
 pub const KEEP_PER_SITE: usize = 5;
 
-/// A panic caught while running an input.
+/// A panic caught while running an input, or a reader's oversized allocation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
-    /// `file:line:col` of the panic.
+    /// `file:line:col` of the panic, or `<Kind> reader allocation`.
     pub site: String,
     pub message: String,
+    /// True for an oversized allocation ([`targets::Oversized`]), false for a panic.
+    pub oversized: bool,
+}
+
+impl Failure {
+    /// The label saved inputs of this failure get.
+    pub fn label(&self) -> &'static str {
+        if self.oversized {
+            "oversized"
+        } else {
+            "panic"
+        }
+    }
 }
 
 static LAST_SITE: Mutex<Option<String>> = Mutex::new(None);
@@ -51,18 +67,26 @@ pub fn install_hook() {
     });
 }
 
-/// Runs `input` on this thread: `Ok(built)` or the panic.
+/// Runs `input` on this thread: `Ok(built)`, or the panic or oversized allocation.
 pub fn run_one(input: &Input, scratch: &Path) -> Result<bool, Failure> {
     install_hook();
-    panic::catch_unwind(AssertUnwindSafe(|| targets::run(input, scratch))).map_err(|payload| {
-        let message = payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "(non-string panic payload)".into());
-        let site = LAST_SITE.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_else(|| "?".into());
-        Failure { site, message }
-    })
+    match panic::catch_unwind(AssertUnwindSafe(|| targets::run(input, scratch))) {
+        Ok(Ok(built)) => Ok(built),
+        Ok(Err(o)) => Err(Failure {
+            site: format!("{:?} reader allocation", o.kind),
+            message: format!("the {:?} reader allocated {} bytes at once", o.kind, o.bytes),
+            oversized: true,
+        }),
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "(non-string panic payload)".into());
+            let site = LAST_SITE.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_else(|| "?".into());
+            Err(Failure { site, message, oversized: false })
+        }
+    }
 }
 
 /// A campaign's settings.
@@ -85,6 +109,8 @@ pub struct Report {
     pub built: u64,
     pub panics: u64,
     pub hangs: u64,
+    /// Data-reader inputs that allocated more than [`crate::alloc::MAX_READER_ALLOC`].
+    pub oversized: u64,
     pub seconds: f64,
     /// Inputs and builds per target label.
     pub by_target: BTreeMap<&'static str, (u64, u64)>,
@@ -112,6 +138,7 @@ impl Report {
         self.inputs += other.inputs;
         self.built += other.built;
         self.panics += other.panics;
+        self.oversized += other.oversized;
         for (k, (n, b)) in other.by_target {
             let e = self.by_target.entry(k).or_default();
             e.0 += n;
@@ -147,13 +174,13 @@ pub fn campaign(gen: &Generator, cfg: &Config) -> Result<Report, String> {
     std::fs::create_dir_all(&cfg.out).map_err(|e| format!("{}: {e}", cfg.out.display()))?;
     install_hook();
     let start = Instant::now();
-    let shared = Arc::new(Shared {
+    let shared = Shared {
         next: AtomicU64::new(0),
         stop: AtomicBool::new(false),
         running: (0..cfg.jobs).map(|_| Mutex::new(None)).collect(),
         saved: Mutex::new(BTreeMap::new()),
         done: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
-    });
+    };
     let mut report = std::thread::scope(|s| {
         let workers: Vec<_> = (0..cfg.jobs)
             .map(|w| {
@@ -178,8 +205,12 @@ pub fn campaign(gen: &Generator, cfg: &Config) -> Result<Report, String> {
     let firsts: Vec<Input> =
         shared.saved.lock().unwrap_or_else(|e| e.into_inner()).values().map(|v| v.1.clone()).collect();
     for input in firsts {
-        let small = minimise(&input, &cfg.out.join("minimise"), Duration::from_secs(60));
-        save(&cfg.out, "min", &small, None);
+        let scratch = cfg.out.join("minimise");
+        let small = minimise(&input, &scratch, Duration::from_secs(60));
+        save(&cfg.out, "min", &small, run_one(&small, &scratch).err().as_ref());
+        for kind in DataKind::ALL {
+            let _ = std::fs::remove_file(scratch.with_extension(kind.ext()));
+        }
     }
     Ok(report)
 }
@@ -204,8 +235,12 @@ fn worker(gen: &Generator, cfg: &Config, shared: &Shared, w: usize, start: Insta
         let outcome = match &result {
             Ok(built) => *built as usize,
             Err(f) => {
-                record_panic(cfg, shared, &input, f);
-                2
+                record_failure(cfg, shared, &input, f);
+                if f.oversized {
+                    0
+                } else {
+                    2
+                }
             }
         };
         shared.done[0].fetch_add(1, Ordering::SeqCst);
@@ -213,7 +248,9 @@ fn worker(gen: &Generator, cfg: &Config, shared: &Shared, w: usize, start: Insta
             shared.done[outcome].fetch_add(1, Ordering::SeqCst);
         }
     }
-    let _ = std::fs::remove_file(scratch.with_extension("tmp"));
+    for kind in DataKind::ALL {
+        let _ = std::fs::remove_file(scratch.with_extension(kind.ext()));
+    }
     report
 }
 
@@ -232,20 +269,23 @@ fn count(report: &mut Report, input: &Input, result: &Result<bool, Failure>) {
         }
         Ok(false) => {}
         Err(f) => {
-            report.panics += 1;
+            match f.oversized {
+                true => report.oversized += 1,
+                false => report.panics += 1,
+            }
             report.sites.entry(f.site.clone()).or_insert((0, f.message.clone())).0 += 1;
         }
     }
 }
 
-fn record_panic(cfg: &Config, shared: &Shared, input: &Input, f: &Failure) {
+fn record_failure(cfg: &Config, shared: &Shared, input: &Input, f: &Failure) {
     let mut saved = lock(&shared.saved);
     let entry = saved.entry(f.site.clone()).or_insert((0, input.clone()));
     if entry.0 < KEEP_PER_SITE {
         entry.0 += 1;
-        let path = save(&cfg.out, "panic", input, Some(f));
+        let path = save(&cfg.out, f.label(), input, Some(f));
         if entry.0 == 1 {
-            eprintln!("fuzz: panic at {}: {} (saved {})", f.site, first_line(&f.message), path.display());
+            eprintln!("fuzz: {} at {}: {} (saved {})", f.label(), f.site, first_line(&f.message), path.display());
         }
     }
 }

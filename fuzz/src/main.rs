@@ -2,7 +2,9 @@
 //!
 //! Contract: exits 0 when no input panicked or hung, 1 when some panicked, 2 on a hang
 //! (see `harness`); the last line printed is the campaign's summary,
-//! `fuzz: N inputs, M built to TIR (P%), K panics, H hangs, S s`.
+//! `fuzz: N inputs, M built to TIR (P%), K panics, H hangs, S s`. Oversized reader
+//! allocations are reported on a line of their own and saved, but do not fail the run
+//! (`--strict` makes them fail it too). `--replay` exits 1 when any replayed input fails.
 
 use archc_fuzz::alloc::Tracking;
 use archc_fuzz::gen::Generator;
@@ -53,6 +55,9 @@ struct Cli {
     /// With --replay: minimise each failing input into --out.
     #[arg(long)]
     minimise: bool,
+    /// Fail the campaign on oversized reader allocations too, not only on panics and hangs.
+    #[arg(long)]
+    strict: bool,
 }
 
 fn main() -> ExitCode {
@@ -90,7 +95,11 @@ fn fuzz(cli: &Cli) -> Result<bool, String> {
     let root = cli.root.clone().unwrap_or_else(archc_fuzz::repo_root);
     let jobs = cli.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     std::fs::create_dir_all(&cli.out).map_err(|e| format!("{}: {e}", cli.out.display()))?;
-    let gen = Generator::new(&root, &cli.out)?;
+    let seeds = std::env::temp_dir().join(format!("archc-fuzz-seeds-{}", std::process::id()));
+    std::fs::create_dir_all(&seeds).map_err(|e| format!("{}: {e}", seeds.display()))?;
+    let gen = Generator::new(&root, &seeds);
+    let _ = std::fs::remove_dir_all(&seeds);
+    let gen = gen?;
     eprintln!(
         "fuzz: {} seed files ({} build, {} train), {} TIR seeds, {} data seeds; {} jobs, seed {}",
         gen.corpus.files.len(),
@@ -112,11 +121,18 @@ fn fuzz(cli: &Cli) -> Result<bool, String> {
     };
     let report = harness::campaign(&gen, &cfg)?;
     for (site, (n, message)) in &report.sites {
-        eprintln!("fuzz: {n} panics at {site}: {}", message.lines().next().unwrap_or(""));
+        eprintln!("fuzz: {n} failures at {site}: {}", message.lines().next().unwrap_or(""));
     }
     eprintln!("{}", report.targets_line());
+    if report.oversized > 0 {
+        eprintln!(
+            "fuzz: {} data files made their reader allocate more than {} MiB at once (saved as oversized-*)",
+            report.oversized,
+            archc_fuzz::alloc::MAX_READER_ALLOC >> 20
+        );
+    }
     println!("{}", report.summary());
-    Ok(report.panics == 0 && report.hangs == 0)
+    Ok(report.panics == 0 && report.hangs == 0 && (!cli.strict || report.oversized == 0))
 }
 
 fn replay(cli: &Cli) -> Result<bool, String> {
@@ -128,7 +144,8 @@ fn replay(cli: &Cli) -> Result<bool, String> {
             Ok(built) => println!("ok{}: {}", if built { " (built)" } else { "" }, path.display()),
             Err(f) => {
                 ok = false;
-                println!("PANIC at {}: {}: {}", f.site, path.display(), f.message.lines().next().unwrap_or(""));
+                let what = f.label().to_uppercase();
+                println!("{what} at {}: {}: {}", f.site, path.display(), f.message.lines().next().unwrap_or(""));
                 if cli.minimise {
                     std::fs::create_dir_all(&cli.out).map_err(|e| e.to_string())?;
                     let small = harness::minimise(&input, &scratch, Duration::from_secs(120));

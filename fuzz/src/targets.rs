@@ -2,17 +2,18 @@
 //!
 //! Contract: [`run`] returns whether the input reached TIR (an entry or train program was
 //! built); everything else that is allowed (diagnostics, parse errors, reader errors) is
-//! a plain return. A broken promise is a panic, like a crash inside archc:
+//! a plain return. A data reader whose largest single allocation passes
+//! [`crate::alloc::MAX_READER_ALLOC`] (measured when the tracking allocator is installed)
+//! is an [`Oversized`] error: not a crash, but more memory than a small file justifies.
+//! A broken promise is a panic, like a crash inside archc:
 //! - `.arch`: when the text parses without errors, `fmt` output parses and is a fixed
 //!   point (`fmt(fmt(x)) == fmt(x)`); a built program's TIR prints, parses back and
 //!   prints the same;
-//! - TIR text: see [`crate::tir`];
-//! - data files: the reader's largest single allocation stays under
-//!   [`crate::alloc::MAX_READER_ALLOC`] (when the tracking allocator is installed).
+//! - TIR text: see [`crate::tir`].
 
 use crate::alloc;
 use crate::data;
-use crate::input::{ArchMode, Input, Target};
+use crate::input::{ArchMode, DataKind, Input, Target};
 use crate::manifest;
 use crate::tir;
 use archc_compiler::autodiff::train_step::build_train_program;
@@ -23,24 +24,33 @@ use std::path::Path;
 /// The name the main file is checked under.
 const MAIN: &str = "main.arch";
 
-/// Runs `input`; `scratch` is a file path (without extension) this thread may overwrite.
-pub fn run(input: &Input, scratch: &Path) -> bool {
+/// A data reader allocated more than [`alloc::MAX_READER_ALLOC`] bytes at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Oversized {
+    pub kind: DataKind,
+    pub bytes: usize,
+}
+
+/// Runs `input`: whether it built to TIR. `scratch` is a file path (without extension)
+/// this thread may overwrite.
+pub fn run(input: &Input, scratch: &Path) -> Result<bool, Oversized> {
     match input.target {
-        Target::Arch(mode) => run_arch(&input.text(), mode),
+        Target::Arch(mode) => Ok(run_arch(&input.text(), mode)),
         Target::Tir => {
             tir::check_text(&input.text());
-            false
+            Ok(false)
         }
         Target::Data(kind) => {
             alloc::reset_peak();
             let _ = data::read(kind, &input.bytes, scratch);
-            let peak = alloc::peak();
-            assert!(peak <= alloc::MAX_READER_ALLOC, "{kind:?} reader allocated {peak} bytes at once");
-            false
+            match alloc::peak() {
+                bytes if bytes > alloc::MAX_READER_ALLOC => Err(Oversized { kind, bytes }),
+                _ => Ok(false),
+            }
         }
         Target::Manifest => {
             manifest::parse(&input.text());
-            false
+            Ok(false)
         }
     }
 }
