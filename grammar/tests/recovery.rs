@@ -198,7 +198,7 @@ fn pathological_nesting_does_not_overflow() {
         ("negations", format!("fn f() {{ {}x }}", "-".repeat(n)), "too deeply"),
         ("powers", format!("fn f() {{ x{} }}", " ** x".repeat(n)), "too deeply"),
         ("sums", format!("fn f() {{ x{} }}", " + x".repeat(n)), "too deeply"),
-        ("pipes", format!("fn f() {{ x{} }}", " |> f".repeat(n)), "too deeply"),
+        ("pipes", format!("fn f() {{ x{} }}", " |> f".repeat(n)), "`|>` stages"),
         ("fields", format!("fn f() {{ x{} }}", ".a".repeat(n)), "too deeply"),
         ("lambdas", format!("fn f() {{ {}x }}", "x => ".repeat(n)), "too deeply"),
         ("else-ifs", format!("fn f() {{ {}{{ 1 }} }}", "if c { 1 } else ".repeat(n)), "too deeply"),

@@ -14,7 +14,7 @@
 //! entry does not hide another's, and a target that fails to build still has its
 //! entries checked.
 
-use super::experiment::build_model_all;
+use super::experiment::build_model;
 use super::modules::{ModuleInfo, Options};
 use super::settings::{call_name, Args, Range};
 use super::train_config::unknown_key;
@@ -34,7 +34,7 @@ pub fn check_adapt(modules: &[ModuleInfo], opts: &Options, a: &AdaptDef) -> Resu
     match a.target.first() {
         Some(target) => {
             let model = Expr { kind: ExprKind::Name(target.node.clone()), span: target.span };
-            match build_model_all(modules, opts, &model) {
+            match build_model(modules, opts, &model) {
                 Ok(program) => errors.extend(check_stack(&program, target, a.target.get(1))),
                 Err(ds) => errors.extend(ds),
             }

@@ -44,11 +44,6 @@ fn splitmix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-pub fn build_model(modules: &[ModuleInfo], opts: &Options, model: &Expr) -> R<Program> {
-    let mut c = Checker::new(modules, opts);
-    build_model_in(&mut c, model)
-}
-
 fn build_model_in(c: &mut Checker, model: &Expr) -> R<Program> {
     let env = super::scope::Scope::child(&c.globals[0]);
     let v = c.eval(model, &env, 0)?;
@@ -62,8 +57,9 @@ fn build_model_in(c: &mut Checker, model: &Expr) -> R<Program> {
     c.build_spec(&block, args)
 }
 
-/// [`build_model`] with every error of the build (see `recover`).
-pub fn build_model_all(modules: &[ModuleInfo], opts: &Options, model: &Expr) -> Result<Program, Vec<Diagnostic>> {
+/// Builds the network a `train` or `adapt` block names; on failure, every error of the
+/// build (see `recover`).
+pub fn build_model(modules: &[ModuleInfo], opts: &Options, model: &Expr) -> Result<Program, Vec<Diagnostic>> {
     let mut c = Checker::new(modules, opts);
     let r = build_model_in(&mut c, model);
     c.into_errors(r)

@@ -8,7 +8,7 @@
 //! and a model that fails to build still has its entries checked (all but the loss's
 //! output name, which needs the model's outputs).
 
-use super::experiment::build_model_all;
+use super::experiment::build_model;
 use super::modules::{ModuleInfo, Options};
 use super::settings::{call_name, eval, float_value, int_value, Args, Range};
 use super::value::Value;
@@ -83,7 +83,7 @@ pub struct TrainConfig {
 pub fn train_config(modules: &[ModuleInfo], opts: &Options, t: &TrainDef) -> Result<TrainConfig, Vec<Diagnostic>> {
     let (program, cfg) = read_block(modules, opts, t)?;
     let train_opts = Options { training: true, ..opts.clone() };
-    let training = build_model_all(modules, &train_opts, &t.model)?;
+    let training = build_model(modules, &train_opts, &t.model)?;
     let Settings { spec, lr, schedule, data, batch, epochs, seed, eval_every } = cfg;
     Ok(TrainConfig { program, training, spec, lr, schedule, data, batch, epochs, seed, eval_every })
 }
@@ -108,7 +108,7 @@ struct Settings {
 /// The model (inference mode) and the settings; every error of the block otherwise.
 fn read_block(modules: &[ModuleInfo], opts: &Options, t: &TrainDef) -> Result<(Program, Settings), Vec<Diagnostic>> {
     let mut errors = Vec::new();
-    let program = build_model_all(modules, opts, &t.model).map_err(|ds| errors.extend(ds)).ok();
+    let program = build_model(modules, opts, &t.model).map_err(|ds| errors.extend(ds)).ok();
     let mut r = Reader { c: Checker::new(modules, opts), errors, outputs: None };
     r.outputs = program.as_ref().map(|p| p.main().result_names.clone());
     let mut cfg = Settings {
