@@ -27,18 +27,26 @@ pub use fmt::{format_module, format_source};
 use span::{FileId, Span};
 
 /// The names that a stretch of source which did not parse would have defined: the
-/// identifier after each `layer`, `network`, `operator` and `fn` keyword in it. A checker
-/// binds them as failed definitions, so their uses elsewhere add no "unknown name" errors
-/// to the syntax error.
+/// identifier after each `layer`, `network`, `operator` and `fn` keyword in it, and the
+/// names a `use` in it would have imported (`use nn.{Linear, relu` gives `nn`, `Linear`,
+/// `relu`). A checker binds them as failed definitions, so their uses elsewhere add no
+/// "unknown name" errors to the syntax error.
 pub fn defined_names(src: &str) -> Vec<String> {
     use lexer::Tok;
     let (toks, _) = lexer::lex(src);
-    toks.windows(2)
-        .filter_map(|w| match (&w[0].1, &w[1].1) {
-            (Tok::Layer | Tok::Network | Tok::Operator | Tok::Fn, Tok::Ident(n)) => Some(n.clone()),
-            _ => None,
-        })
-        .collect()
+    let mut out = Vec::new();
+    let mut in_use = false;
+    for (i, (_, tok, _)) in toks.iter().enumerate() {
+        let next = toks.get(i + 1).map(|t| &t.1);
+        match (tok, next) {
+            (Tok::Layer | Tok::Network | Tok::Operator | Tok::Fn, Some(Tok::Ident(n))) => out.push(n.clone()),
+            (Tok::Use, _) => in_use = true,
+            (Tok::Ident(n), _) if in_use => out.push(n.clone()),
+            (Tok::Dot | Tok::LBrace | Tok::Comma, _) if in_use => {}
+            _ => in_use = false,
+        }
+    }
+    out
 }
 
 /// Parses one file. Never fails and never panics: syntax errors become `Item::Error`,

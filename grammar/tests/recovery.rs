@@ -262,3 +262,10 @@ fn broken_items_that_start_with_a_keyword_keep_their_own_errors() {
     assert_eq!(errors.len(), 2, "{errors:?}");
     assert_eq!(item_names(&m), ["<error>", "<error>"]);
 }
+
+#[test]
+fn names_a_broken_use_would_import_are_recoverable() {
+    let names = archc_grammar::defined_names("use nn.{Linear, relu\nlayer");
+    assert_eq!(names, ["nn", "Linear", "relu"]);
+    assert_eq!(archc_grammar::defined_names("use a.b\n) x"), ["a", "b"]);
+}
