@@ -89,6 +89,20 @@ pub fn run_one(input: &Input, scratch: &Path) -> Result<bool, Failure> {
     }
 }
 
+/// [`run_one`] on a fresh thread, given up after `limit`: `None` means the input hung (its
+/// thread is left running: nothing can stop it; exit the process soon).
+pub fn run_with_timeout(input: &Input, scratch: &Path, limit: Duration) -> Option<Result<bool, Failure>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (input, scratch) = (input.clone(), scratch.to_path_buf());
+    std::thread::Builder::new()
+        .name("archc-fuzz-replay".into())
+        .spawn(move || {
+            let _ = tx.send(run_one(&input, &scratch));
+        })
+        .ok()?;
+    rx.recv_timeout(limit).ok()
+}
+
 /// A campaign's settings.
 #[derive(Clone, Debug)]
 pub struct Config {

@@ -1,7 +1,7 @@
 //! `archc-fuzz`: runs a fuzz campaign (the default) or replays saved inputs (`--replay`).
 //!
 //! Contract: exits 0 when no input panicked or hung, 1 when some panicked, 2 on a hang
-//! (see `harness`); the last line printed is the campaign's summary,
+//! (see `harness`; a replayed input that hangs stops the replay with status 1); the last line printed is the campaign's summary,
 //! `fuzz: N inputs, M built to TIR (P%), K panics, H hangs, S s`. Oversized reader
 //! allocations are reported on a line of their own and saved, but do not fail the run
 //! (`--strict` makes them fail it too). `--replay` exits 1 when any replayed input fails.
@@ -41,7 +41,7 @@ struct Cli {
     #[arg(long, default_value_t = 5.0)]
     hang_secs: f64,
     /// The process's address-space limit in MiB (RLIMIT_AS); 0 leaves it unset.
-    #[arg(long, default_value_t = 16384)]
+    #[arg(long, default_value_t = 4096)]
     max_memory_mib: u64,
     /// Seconds between progress lines (0: none).
     #[arg(long, default_value_t = 30.0)]
@@ -58,6 +58,9 @@ struct Cli {
     /// Fail the campaign on oversized reader allocations too, not only on panics and hangs.
     #[arg(long)]
     strict: bool,
+    /// Also generate inputs that hit the known bugs of `archc_fuzz::known`.
+    #[arg(long)]
+    no_avoid_known: bool,
 }
 
 fn main() -> ExitCode {
@@ -99,7 +102,8 @@ fn fuzz(cli: &Cli) -> Result<bool, String> {
     std::fs::create_dir_all(&seeds).map_err(|e| format!("{}: {e}", seeds.display()))?;
     let gen = Generator::new(&root, &seeds);
     let _ = std::fs::remove_dir_all(&seeds);
-    let gen = gen?;
+    let mut gen = gen?;
+    gen.avoid_known = !cli.no_avoid_known;
     eprintln!(
         "fuzz: {} seed files ({} build, {} train), {} TIR seeds, {} data seeds; {} jobs, seed {}",
         gen.corpus.files.len(),
@@ -140,7 +144,12 @@ fn replay(cli: &Cli) -> Result<bool, String> {
     let mut ok = true;
     for path in saved_inputs(&cli.replay)? {
         let input = Input::from_file(&path)?;
-        match harness::run_one(&input, &scratch) {
+        let hang = Duration::from_secs_f64(cli.hang_secs);
+        let Some(result) = harness::run_with_timeout(&input, &scratch, hang) else {
+            println!("HANG (ran past {hang:?}): {}", path.display());
+            return Ok(false);
+        };
+        match result {
             Ok(built) => println!("ok{}: {}", if built { " (built)" } else { "" }, path.display()),
             Err(f) => {
                 ok = false;
