@@ -372,13 +372,16 @@ fn check_modules(modules: &[ModuleInfo], opts: &Options, out: &mut CheckOutput) 
     }
 }
 
+/// A built entry program and the choices made for it, `(name, option)`.
+pub type Built = (Program, Vec<(String, String)>);
+
 /// Builds one block as the entry program; on failure, every error found.
 pub fn build_entry(
     modules: &[ModuleInfo],
     opts: &Options,
     block: &BlockRef,
     kind: EntryKind,
-) -> Result<(Program, Vec<(String, String)>), Vec<Diagnostic>> {
+) -> Result<Built, Vec<Diagnostic>> {
     let mut c = Checker::new(modules, opts);
     let r = c.build_entry(block, kind);
     let program = c.into_errors(r)?;
