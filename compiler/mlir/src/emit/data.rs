@@ -123,20 +123,47 @@ impl FnLower<'_, '_, '_> {
 
     /// `x[start:end:step]`, start and end clamped to each axis. Where the declared
     /// length was trusted (an end the shape rules could not compare with the size), it is
-    /// checked: an error here when the sizes are constant, a run-time failure otherwise.
+    /// checked: an error here when the sizes are constant, a run-time failure otherwise,
+    /// after which the slice is not read (an empty tensor stands in for it), so a refused
+    /// run never reads past the axis.
     pub fn slice(&mut self, x: &V, start: &[Dim], end: &[Dim], step: &[i64], out: &Ty) -> Result<V, String> {
         let known = super::consts(&self.env);
         let mut offsets = Vec::new();
+        let mut bad: Option<String> = None;
         for (axis, ((s, n), len)) in start.iter().zip(&x.shape).zip(&out.1).enumerate() {
             let (s, e) = (s.subst(&known), end[axis].subst(&known));
             if n.sub(&e).as_const().is_none_or(|c| c < 0) || s.as_const().is_none() {
-                self.check_slice_len(x, axis, (&s, &e, step[axis]), out)?;
+                if let Some(flag) = self.check_slice_len(x, axis, (&s, &e, step[axis]), out)? {
+                    bad = Some(match bad {
+                        None => flag,
+                        Some(b) => self.b.assign(format!("arith.ori {b}, {flag} : i1")),
+                    });
+                }
             }
             offsets.push(self.slice_offset(&s, n, len));
         }
         if out.1 == x.shape {
             return Ok(x.clone());
         }
+        let Some(bad) = bad else { return Ok(self.extract(x, &offsets, step, out)) };
+        let ty = tensor(x.dtype, &out.1);
+        let r = self.b.fresh();
+        self.b.raw(format!("{r} = scf.if {bad} -> ({ty}) {{"));
+        self.b.indent();
+        let stand_in = self.b.empty(x.dtype, &out.1);
+        self.b.raw(format!("scf.yield {} : {ty}", stand_in.name));
+        self.b.dedent();
+        self.b.raw("} else {");
+        self.b.indent();
+        let v = self.extract(x, &offsets, step, out);
+        self.b.raw(format!("scf.yield {} : {ty}", v.name));
+        self.b.dedent();
+        self.b.raw("}");
+        Ok(V { name: r, dtype: x.dtype, shape: out.1.clone() })
+    }
+
+    /// `tensor.extract_slice` of `x` at `offsets` with `step`, of type `out`.
+    fn extract(&mut self, x: &V, offsets: &[String], step: &[i64], out: &Ty) -> V {
         let sizes = self.b.mixed(&out.1);
         let name = self.b.assign(format!(
             "tensor.extract_slice {}[{}] [{}] [{}] : {} to {}",
@@ -147,12 +174,19 @@ impl FnLower<'_, '_, '_> {
             x.ty(),
             tensor(x.dtype, &out.1)
         ));
-        Ok(V { name, dtype: x.dtype, shape: out.1.clone() })
+        V { name, dtype: x.dtype, shape: out.1.clone() }
     }
 
     /// Checks that slicing axis `axis` of `x` by `(start, end, step)` gives the declared
-    /// length `out.1[axis]` (the interpreter's rule: both bounds clamped to the axis).
-    fn check_slice_len(&mut self, x: &V, axis: usize, (s, e, step): (&Dim, &Dim, i64), out: &Ty) -> Result<(), String> {
+    /// length `out.1[axis]` (the interpreter's rule: both bounds clamped to the axis); for
+    /// a check at run time, the `i1` that is true when it fails.
+    fn check_slice_len(
+        &mut self,
+        x: &V,
+        axis: usize,
+        (s, e, step): (&Dim, &Dim, i64),
+        out: &Ty,
+    ) -> Result<Option<String>, String> {
         let (n, len) = (&x.shape[axis], &out.1[axis]);
         if let (Some(sc), Some(ec), Some(nc), Some(lc)) = (s.as_const(), e.as_const(), n.as_const(), len.as_const()) {
             let (lo, hi) = (sc.clamp(0, nc), ec.clamp(0, nc));
@@ -163,7 +197,7 @@ impl FnLower<'_, '_, '_> {
                 let ty = |dims: &[Dim]| format!("{}[{}]", out.0, list(dims));
                 return Err(format!("result is {}, declared {}", ty(&shape), ty(&out.1)));
             }
-            return Ok(());
+            return Ok(None);
         }
         let (sv, ev, nv, lv) = (self.b.size(s), self.b.size(e), self.b.size(n), self.b.size(len));
         let (zero, stepv) = (self.b.index(0), self.b.index(step));
@@ -185,7 +219,7 @@ impl FnLower<'_, '_, '_> {
         let need = self.b.assign(format!("arith.addi {need}, {one} : index"));
         let (need, nv, ax) = (self.as_i64(&need), self.as_i64(&nv), self.b.i64c(axis as i64));
         self.fail_if(&bad, Failure::SliceEnd, [&need, &nv, &ax]);
-        Ok(())
+        Ok(Some(bad))
     }
 
     /// The offset of a slice starting at `start` on an axis of size `n` yielding `len`
