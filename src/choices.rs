@@ -6,8 +6,12 @@
 //! or by its local name `op`) or when a `choose NAME` statement appears in the user's
 //! sources: a choice that exists but was not reached in this candidate (inside a branch
 //! another choice disabled) is not a typo.
+//!
+//! A training run records its candidate in the run folder ([`RECORD_FILE`]), so that
+//! `eval` of its checkpoint builds the same candidate when none is named.
 
 use archc_compiler::diag::did_you_mean;
+use archc_compiler::sema::ChoiceMode;
 use archc_grammar::lexer::{lex, Tok};
 use archc_grammar::span::SourceMap;
 use std::collections::BTreeSet;
@@ -62,6 +66,34 @@ pub fn check_names(
     Ok(())
 }
 
+/// The file in a run folder that records which candidate the run trained.
+pub const RECORD_FILE: &str = "candidate.txt";
+
+/// The command-line form of a candidate (`choices depth=2,op=1`, `sample 7`); `None` for
+/// the first option of every choice.
+pub fn record(mode: &ChoiceMode) -> Option<String> {
+    match mode {
+        ChoiceMode::First => None,
+        ChoiceMode::Sample(seed) => Some(format!("sample {seed}")),
+        ChoiceMode::Explicit(list) => {
+            let pairs: Vec<String> = list.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            Some(format!("choices {}", pairs.join(",")))
+        }
+    }
+}
+
+/// Reads what [`record`] wrote.
+pub fn parse_record(text: &str) -> Result<ChoiceMode, String> {
+    let text = text.trim();
+    if let Some(seed) = text.strip_prefix("sample ") {
+        return seed.trim().parse().map(ChoiceMode::Sample).map_err(|_| format!("bad candidate record `{text}`"));
+    }
+    if let Some(list) = text.strip_prefix("choices ") {
+        return crate::driver::parse_pairs(list).map(ChoiceMode::Explicit);
+    }
+    Err(format!("bad candidate record `{text}`"))
+}
+
 /// `depth = 3, width = 16, repeat_0.0.op = skip`: the choices a build made.
 pub fn summary(made: &[(String, String)]) -> String {
     made.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join(", ")
@@ -85,6 +117,16 @@ mod tests {
         assert!(check_names(&pairs(&[("repeat_0.0.op", "1")]), &made, &declared).is_ok());
         // A choice that exists but was not reached in this candidate is no typo.
         assert!(check_names(&pairs(&[("repeat_0.3.op", "1")]), &made, &declared).is_ok());
+    }
+
+    #[test]
+    fn candidates_are_recorded_and_read_back() {
+        for mode in [ChoiceMode::Sample(7), ChoiceMode::Explicit(pairs(&[("depth", "2"), ("op", "1")]))] {
+            let text = record(&mode).expect("a candidate");
+            assert_eq!(record(&parse_record(&text).expect("parses")), Some(text));
+        }
+        assert_eq!(record(&ChoiceMode::First), None);
+        assert!(parse_record("nonsense").is_err());
     }
 
     #[test]

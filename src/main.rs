@@ -371,8 +371,12 @@ fn run_cmd(cmd: Cmd, device: Option<&str>, limits: &Limits, color: bool) -> Resu
             refuse_candidate_of_artifact(&file, &cand)?;
             let (file, sel, art) = resolve(&file, cand.selection(), backend, device)?;
             let sel = Selection { train: false, ..sel };
+            let ckpt = checkpoint.clone().unwrap_or_else(|| run_dir(&file, None).join("checkpoint.safetensors"));
             let what = EvalWhat { max_memory: None, checkpoint, split, backend };
-            let opts = options(&sel, false)?;
+            let mut opts = options(&sel, false)?;
+            if art.is_none() {
+                opts.choices = run_candidate(&ckpt, opts.choices).map_err(|e| Fail::User(format!("error: {e}")))?;
+            }
             show_candidate(&file, &opts, color)?;
             let what = EvalWhat { max_memory: limits.max_memory, ..what };
             eval(&file, &opts, &what, art.as_ref().map(|a| &a.artifact), color)
@@ -395,6 +399,40 @@ fn show_candidate(file: &Path, opts: &Options, color: bool) -> Result<(), Fail> 
         eprintln!("choice {name} = {value}");
     }
     Ok(())
+}
+
+/// Writes (or, for the default candidate, removes) the run folder's candidate record.
+fn record_candidate(dir: &Path, opts: &Options) -> Result<(), String> {
+    let path = dir.join(archc::choices::RECORD_FILE);
+    match archc::choices::record(&opts.choices) {
+        Some(text) => {
+            std::fs::write(&path, format!("{text}\n")).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        }
+        None => match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("cannot remove {}: {e}", path.display())),
+            _ => Ok(()),
+        },
+    }
+}
+
+/// The candidate to evaluate a checkpoint with: the one given, else the one its run
+/// recorded beside it (a note says which); a given one that differs from the record is
+/// noted too.
+fn run_candidate(ckpt: &Path, given: ChoiceMode) -> Result<ChoiceMode, String> {
+    let path = ckpt.parent().unwrap_or(Path::new(".")).join(archc::choices::RECORD_FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(given) };
+    let recorded = archc::choices::parse_record(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    match (&given, archc::choices::record(&given)) {
+        (ChoiceMode::First, _) => {
+            eprintln!("the candidate its run trained ({}): --{}", path.display(), text.trim());
+            Ok(recorded)
+        }
+        (_, Some(g)) if g != text.trim() => {
+            eprintln!("note: this checkpoint's run trained another candidate ({}): --{}", path.display(), text.trim());
+            Ok(given)
+        }
+        _ => Ok(given),
+    }
 }
 
 /// An artifact holds one candidate, fixed when it was built.
@@ -899,6 +937,7 @@ fn train(
     std::fs::create_dir_all(&dir).map_err(|e| user(format!("cannot create {}: {e}", dir.display())))?;
     let name = file.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "train.arch".into());
     archc_runtime::train::write_source(&dir, &name, &text).map_err(|e| user(e.to_string()))?;
+    record_candidate(&dir, opts).map_err(user)?;
     eprintln!(
         "training {} on {} ({} train / {} test samples), {} epochs, batch {}, into {}",
         cfg.program.name,

@@ -85,7 +85,17 @@ fn a_shared_width_candidate_with_batch_norm_trains() {
         s(&dir.join("checkpoint.safetensors")),
     ]);
     assert!(evaluated.contains("1000 test samples") && evaluated.contains("accuracy"), "{evaluated}");
+    // Without --choices, eval builds the candidate the run recorded beside its checkpoint.
+    let o = archc(&["eval", "examples/nas_space.arch", "--backend", "interp", "--checkpoint", s(&ckpt_path(&dir))]);
+    let (recorded, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("the candidate its run trained") && err.contains("--choices depth=2,width=16,op=1"), "{err}");
+    assert_eq!(recorded, evaluated, "the recorded candidate is the trained one");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn ckpt_path(dir: &Path) -> PathBuf {
+    dir.join("checkpoint.safetensors")
 }
 
 // 14: every candidate starts from the same weights: initialisers come from the largest
