@@ -240,3 +240,39 @@ fn printed_tir_runs_like_its_source() {
     assert!(err.contains("apply to .arch sources"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// 20: out-of-range gather indices are refused on every backend (not clamped); negative
+// ones count from the end.
+#[test]
+fn gathers_refuse_out_of_range_indices_on_every_backend() {
+    let dir = fresh_dir("gather");
+    let write = |name: &str, v: Vec<i64>| {
+        let p = dir.join(name);
+        let t = archc_runtime::Tensor::new(vec![v.len()], archc_runtime::Data::I64(v)).expect("tensor");
+        archc_runtime::io::write_npy(&p, &t).expect("npy");
+        format!("i={}", p.display())
+    };
+    let (bad, good) = (write("bad.npy", vec![-1, 5]), write("good.npy", vec![-1, 4]));
+    for b in ["interp", "mlir-cpu"] {
+        let err = user_error(&["run", "tests/defects/gather.arch", "--backend", b, "--input", &bad]);
+        assert!(err.contains("index 5 out of range [-5, 5) on axis 0"), "{b}: {err}");
+        let (out, _) = ok(&["run", "tests/defects/gather.arch", "--backend", b, "--input", &good]);
+        assert!(out.contains("y: f32[2, 3]"), "{b}: {out}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// 24: a slice starting before the axis is clamped like one ending after it, and trains.
+#[test]
+fn slices_before_the_start_are_clamped_and_train() {
+    let (tir, _) = ok(&["build", "tests/defects/negative_slice.arch"]);
+    assert!(tir.contains("start=[0, 0], end=[B, 3]"), "{tir}");
+    if !have("digits.csv.gz") {
+        return;
+    }
+    let dir = fresh_dir("negslice");
+    let (out, _) =
+        ok(&["train", "tests/defects/negative_slice.arch", "--backend", "interp", "--quiet", "--out", s(&dir)]);
+    assert!(out.contains("test loss"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -237,10 +237,15 @@ impl Compiled {
         let mut seed = seed as i64;
         let mut args = vec![&mut seed as *mut i64 as *mut ()];
         args.extend(descs.packed());
+        // A refusal of an earlier run is not this one's.
+        let _ = crate::rt::take_failure();
         // SAFETY: the arguments follow archc_entry's C interface: the seed, then one
         // descriptor per memref, each over a live buffer of the declared shape; outputs
         // are distinct fresh tensors.
         unsafe { self.engine.invoke_packed("archc_entry", &mut args) }.map_err(|e| e.to_string())?;
+        if let Some(refused) = crate::rt::take_failure() {
+            return Err(refused);
+        }
         // SAFETY: the entry writes every element of its outputs.
         Ok(outputs.into_iter().map(|t| unsafe { t.assume_init() }).collect())
     }

@@ -67,6 +67,9 @@ struct Pool {
     asleep: AtomicI32,
     sleep: Mutex<()>,
     wake: Condvar,
+    /// The first refusal (`rt::archc_fail`) a helper's share recorded in this region,
+    /// handed to the caller's thread when the region ends.
+    failure: Mutex<Option<String>>,
 }
 
 fn pool() -> &'static Pool {
@@ -86,6 +89,7 @@ fn pool() -> &'static Pool {
             asleep: AtomicI32::new(0),
             sleep: Mutex::new(()),
             wake: Condvar::new(),
+            failure: Mutex::new(None),
         }));
         for h in 0..helpers {
             std::thread::Builder::new()
@@ -137,6 +141,9 @@ fn helper(pool: &'static Pool, tid: i32) {
         seen = job.generation;
         if tid < job.size {
             take_share(pool, &job, tid);
+            if let Some(m) = crate::rt::take_failure() {
+                pool.failure.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(m);
+            }
         }
         if pool.busy.fetch_sub(1, Ordering::SeqCst) == 1 && pool.waiting.load(Ordering::SeqCst) {
             let _lock = pool.sleep.lock().unwrap_or_else(|e| e.into_inner());
@@ -212,6 +219,9 @@ pub unsafe extern "C" fn __kmpc_fork_call(
             break;
         }
         std::hint::spin_loop();
+    }
+    if let Some(m) = pool.failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        crate::rt::record_failure(m);
     }
 }
 

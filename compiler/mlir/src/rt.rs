@@ -315,6 +315,14 @@ pub extern "C" fn archc_fail(kind: i64, a: i64, b: i64, c: i64) {
     });
 }
 
+/// Records a failure on this thread unless one is recorded already (the first wins):
+/// how a parallel region hands its helpers' refusals to the thread that runs the entry.
+pub fn record_failure(message: String) {
+    FAILED.with(|f| {
+        f.borrow_mut().get_or_insert(message);
+    });
+}
+
 /// The failure compiled code recorded on this thread since the last call, if any.
 pub fn take_failure() -> Option<String> {
     FAILED.with(|f| f.borrow_mut().take())

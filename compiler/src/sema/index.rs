@@ -125,8 +125,9 @@ impl Checker<'_> {
                 }
                 IndexItem::Slice { start, end, step, .. } => {
                     let size = t.ty.shape[picks.len()].clone();
-                    let s = self.opt_dim(start, env, m)?.map(|d| normalise(&d, &size)).unwrap_or(Dim::constant(0));
-                    let e = self.opt_dim(end, env, m)?.map(|d| normalise(&d, &size)).unwrap_or(size);
+                    let s =
+                        self.opt_dim(start, env, m)?.map(|d| bound(normalise(&d, &size))).unwrap_or(Dim::constant(0));
+                    let e = self.opt_dim(end, env, m)?.map(|d| bound(normalise(&d, &size))).unwrap_or(size);
                     let st = match self.opt_dim(step, env, m)? {
                         Some(d) => d.as_const().filter(|c| *c > 0).ok_or_else(|| {
                             Diagnostic::error("a slice step must be a positive compile-time int", span)
@@ -229,6 +230,16 @@ fn check_magnitude(i: &Dim, span: Span) -> R<()> {
             Err(Diagnostic::error(format!("index {c} is out of range for any axis"), span))
         }
         _ => Ok(()),
+    }
+}
+
+/// A slice bound still negative after counting from the end is clamped to 0, as Python
+/// and PyTorch do (`x[-100:3]` on 5 elements is `x[0:3]`); TIR never holds a negative
+/// constant bound.
+fn bound(d: Dim) -> Dim {
+    match d.as_const() {
+        Some(c) if c < 0 => Dim::constant(0),
+        _ => d,
     }
 }
 

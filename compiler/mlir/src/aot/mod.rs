@@ -325,10 +325,15 @@ impl Loaded {
         let mut seed = seed as i64;
         let mut args = vec![&mut seed as *mut i64 as *mut ()];
         args.extend(descs.packed());
+        // A refusal of an earlier run is not this one's.
+        let _ = crate::rt::take_failure();
         // SAFETY: the seed, then one descriptor per memref, over live buffers of the
         // entry's types (checked by `output_tensors`); outputs are fresh tensors.
         unsafe { (self.code.entry)(args.as_mut_ptr()) };
-        Ok(outputs)
+        match crate::rt::take_failure() {
+            Some(refused) => Err(refused),
+            None => Ok(outputs),
+        }
     }
 }
 

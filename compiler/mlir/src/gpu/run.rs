@@ -172,6 +172,7 @@ impl GpuRunner {
         let (start, before) = (Instant::now(), snapshot());
         let mut state = self.state.borrow_mut();
         let mut outputs = output_tensors(&self.sig, inputs)?;
+        let _ = crate::rt::take_failure();
         match state.memory {
             Memory::Managed => self.run_managed(code, inputs, &mut outputs, seed)?,
             Memory::Device { graphs } => {
@@ -195,6 +196,9 @@ impl GpuRunner {
                 None => Vec::new(),
             };
             profile.add(start.elapsed(), snapshot().since(&before), timed);
+        }
+        if let Some(refused) = crate::rt::take_failure() {
+            return Err(refused);
         }
         Ok(outputs)
     }
