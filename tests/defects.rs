@@ -128,6 +128,12 @@ fn training_only_layers_train_and_checkpoints_load_for_inference() {
     assert!(err.contains("not used by this program (training only): extra.b, extra.w"), "{err}");
     let (evaluated, _) = ok(&["eval", file, "--backend", "interp", "--checkpoint", s(&ckpt)]);
     assert!(evaluated.contains("(epoch 1)") && evaluated.contains("accuracy"), "{evaluated}");
+    // An artifact of the program takes the checkpoint as well.
+    let art = dir.join("net.archx");
+    ok(&["build", file, "--target", "cpu", "-o", s(&art)]);
+    let (from_artifact, err) = ok(&["run", s(&art), "--weights", s(&ckpt)]);
+    assert!(from_artifact.contains("logits: f32[2, 10]"), "{from_artifact}");
+    assert!(err.contains("not used by this program (training only)"), "{err}");
     // A checkpoint of another program is refused, naming the missing parameter.
     let err = user_error(&["run", "examples/mlp.arch", "--backend", "interp", "--weights", s(&ckpt)]);
     assert!(err.contains("the checkpoint has no parameter"), "{err}");
