@@ -271,7 +271,11 @@ pub(crate) fn zip_entry_limited<R: Read + Seek>(
     if declared > limit {
         return Err(format_err(&entry_path, format!("entry declares {declared} bytes, expected at most {limit}")));
     }
-    let first = declared.min(entry.compressed_size().saturating_mul(MAX_DEFLATE_RATIO).saturating_add(64));
+    // A forged header may declare any compressed size; the compressed bytes cannot be
+    // more than the archive holds, so the first reservation is bounded by the file.
+    let archive_len = std::fs::metadata(path).map_or(u64::MAX, |m| m.len());
+    let compressed = entry.compressed_size().min(archive_len);
+    let first = declared.min(compressed.saturating_mul(MAX_DEFLATE_RATIO).saturating_add(64));
     let mut bytes = Vec::new();
     bytes.try_reserve_exact(first as usize).map_err(|_| format_err(&entry_path, "out of memory"))?;
     entry.take(declared + 1).read_to_end(&mut bytes).map_err(io_err(&entry_path))?;

@@ -18,6 +18,19 @@ impl Checker<'_> {
     /// The trainable params of an instance in declaration order (built once in a scratch
     /// function to discover them).
     pub fn instance_params(&mut self, inst: &Instance, span: Span) -> R<Vec<ParamDecl>> {
+        // The scratch build evaluates the block's body, which may ask for its own
+        // instance's parameters again (`let t = N(d); t.param_count` inside `N`).
+        if self.depth >= super::MAX_DEPTH {
+            return Err(Diagnostic::error("the parameters of this layer depend on themselves", span)
+                .with_help("a layer that reads `.param_count` or `.with_params` of an instance of itself never ends"));
+        }
+        self.depth += 1;
+        let r = self.instance_params_scratch(inst, span);
+        self.depth -= 1;
+        r
+    }
+
+    fn instance_params_scratch(&mut self, inst: &Instance, span: Span) -> R<Vec<ParamDecl>> {
         let saved = self.entry_outputs.take();
         self.b.begin_func("scratch", &[]);
         self.push_frame(inst.path.clone());

@@ -9,6 +9,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
+/// The largest magnitude a number in a parsed dim may have (the checker's limit too).
+pub const MAX_COEFFICIENT: u64 = 1 << 53;
+
 /// An atom of a monomial: a symbol, or a floor division that did not simplify.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Atom {
@@ -210,6 +213,11 @@ impl Dim {
         let d = p.sum()?;
         if p.pos != toks.len() {
             return Err(format!("unexpected `{}` in dim `{text}`", toks[p.pos]));
+        }
+        // As in the checker, no dim holds a number beyond 2^53: past it sizes mean
+        // nothing, and a folded constant like -2^63 would not print back as a number.
+        if d.max_coefficient() > MAX_COEFFICIENT {
+            return Err(format!("dim `{text}` has a number beyond 2^53"));
         }
         Ok(d)
     }
