@@ -6,8 +6,7 @@
 //! input. The mix keeps at least a fifth of all inputs building to TIR: 45% are programs
 //! known to build with freshly sampled choices and at most one light edit; 25% are heavy
 //! mutations of any seed in any mode; the rest go to the TIR text (10%), data readers
-//! (12%) and manifest (8%) targets. Mutants that would hit a known bug ([`crate::known`])
-//! are drawn again unless `avoid_known` is off.
+//! (12%) and manifest (8%) targets.
 
 use crate::corpus::Corpus;
 use crate::data;
@@ -30,8 +29,6 @@ pub struct Generator {
     /// Printed programs (entries and train steps) of the corpus.
     pub tir: Vec<String>,
     pub data: data::Seeds,
-    /// Redraw `.arch` inputs that would hit a known bug ([`crate::known`]).
-    pub avoid_known: bool,
 }
 
 impl Generator {
@@ -41,14 +38,7 @@ impl Generator {
     pub fn new(root: &Path, scratch: &Path) -> Result<Generator, String> {
         let corpus = Corpus::load(root)?;
         let data = data::Seeds::build(scratch)?;
-        let mut g = Generator {
-            corpus,
-            buildable: Vec::new(),
-            trainable: Vec::new(),
-            tir: Vec::new(),
-            data,
-            avoid_known: true,
-        };
+        let mut g = Generator { corpus, buildable: Vec::new(), trainable: Vec::new(), tir: Vec::new(), data };
         for i in 0..g.corpus.files.len() {
             g.note(i);
         }
@@ -94,10 +84,7 @@ impl Generator {
         let train = !self.trainable.is_empty() && r.chance(0.2);
         let i = if train { *r.pick(&self.trainable) } else { *r.pick(&self.buildable) };
         let seed = &self.corpus.files[i].text;
-        let text = match r.chance(0.5) {
-            true => self.avoiding_known(seed, || mutate::light(seed, r)),
-            false => seed.clone(),
-        };
+        let text = if r.chance(0.5) { mutate::light(seed, r) } else { seed.clone() };
         let mode = if train { ArchMode::Train } else { ArchMode::Build(r.below(1000) as u64) };
         Input::new(Target::Arch(mode), text.into_bytes())
     }
@@ -105,25 +92,13 @@ impl Generator {
     /// Any seed, 1 to 4 heavy edits, any mode.
     fn heavy_arch(&self, r: &mut Rng) -> Input {
         let file = r.pick(&self.corpus.files);
-        let text = self.avoiding_known(&file.text, || mutate::heavy(&file.text, &self.corpus, 1 + r.below(4), r));
+        let text = mutate::heavy(&file.text, &self.corpus, 1 + r.below(4), r);
         let mode = match r.below(10) {
             0..=2 => ArchMode::Check,
             3..=7 => ArchMode::Build(r.below(1000) as u64),
             _ => ArchMode::Train,
         };
         Input::new(Target::Arch(mode), text.into_bytes())
-    }
-
-    /// `make()`'s text, drawn again (up to 8 times, then `seed`) while it would hit a
-    /// known bug and `avoid_known` is set.
-    fn avoiding_known(&self, seed: &str, mut make: impl FnMut() -> String) -> String {
-        for _ in 0..8 {
-            let text = make();
-            if !self.avoid_known || crate::known::known_hang(&text).is_none() {
-                return text;
-            }
-        }
-        seed.to_string()
     }
 
     fn data_file(&self, r: &mut Rng) -> Input {

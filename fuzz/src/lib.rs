@@ -14,7 +14,6 @@ pub mod data;
 pub mod gen;
 pub mod harness;
 pub mod input;
-pub mod known;
 pub mod manifest;
 pub mod mutate;
 pub mod rng;

@@ -58,9 +58,6 @@ struct Cli {
     /// Fail the campaign on oversized reader allocations too, not only on panics and hangs.
     #[arg(long)]
     strict: bool,
-    /// Also generate inputs that hit the known bugs of `archc_fuzz::known`.
-    #[arg(long)]
-    no_avoid_known: bool,
 }
 
 fn main() -> ExitCode {
@@ -102,8 +99,7 @@ fn fuzz(cli: &Cli) -> Result<bool, String> {
     std::fs::create_dir_all(&seeds).map_err(|e| format!("{}: {e}", seeds.display()))?;
     let gen = Generator::new(&root, &seeds);
     let _ = std::fs::remove_dir_all(&seeds);
-    let mut gen = gen?;
-    gen.avoid_known = !cli.no_avoid_known;
+    let gen = gen?;
     eprintln!(
         "fuzz: {} seed files ({} build, {} train), {} TIR seeds, {} data seeds; {} jobs, seed {}",
         gen.corpus.files.len(),
