@@ -6,7 +6,7 @@
 //! into train programs), the TIR text form, the formatter, the data readers, and `.archx`
 //! manifests. Every input runs under `catch_unwind` and a watchdog ([`harness`]); every
 //! input that ever failed is kept under `tests/fuzz_regressions/` and replayed by
-//! `tests/fuzz_regressions.rs` through [`harness::run_one`].
+//! `fuzz/tests/fuzz_regressions.rs` through [`harness::run_one`].
 
 pub mod alloc;
 pub mod corpus;
