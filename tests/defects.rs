@@ -9,13 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-fn archc(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_archc"))
-        .args(args)
-        .current_dir(common::repo())
-        .output()
-        .expect("archc runs")
-}
+use common::archc;
 
 fn text(o: &Output) -> (String, String) {
     (String::from_utf8_lossy(&o.stdout).to_string(), String::from_utf8_lossy(&o.stderr).to_string())

@@ -5,15 +5,8 @@
 
 mod common;
 
-use std::process::Output;
 
-fn archc(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_archc"))
-        .args(args)
-        .current_dir(common::repo())
-        .output()
-        .expect("archc runs")
-}
+use common::archc;
 
 /// `archc args` must fail with exit code 1 (no signal, no internal error); its stderr.
 fn user_error(args: &[&str]) -> String {
