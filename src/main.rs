@@ -37,6 +37,14 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// `println!` for results: a closed pipe (`archc train ... | head`) ends the output
+/// quietly instead of panicking; other write errors are user errors.
+macro_rules! out {
+    ($($t:tt)*) => {
+        stdout(&format!("{}\n", format_args!($($t)*)))?
+    };
+}
+
 #[global_allocator]
 static ALLOCATOR: archc::oom::ExitOnOom = archc::oom::ExitOnOom;
 
@@ -383,7 +391,7 @@ fn run_cmd(cmd: Cmd, device: Option<&str>, limits: &Limits, color: bool) -> Resu
         }
         Cmd::Fmt { files, write, check } => fmt(&files, write, check),
         Cmd::Devices => {
-            println!("{}", backend::devices_report());
+            out!("{}", backend::devices_report());
             Ok(())
         }
     }
@@ -754,7 +762,7 @@ fn run(program: &Program, backend: Option<Backend>, ri: &RunInputs, art: Option<
     }
     let main = program.main();
     for (name, t) in main.result_names.iter().zip(&outputs) {
-        println!("{name}: {}{}", t.type_string(), stats(t));
+        out!("{name}: {}{}", t.type_string(), stats(t));
         if let Some(dir) = &ri.out {
             std::fs::create_dir_all(dir).map_err(|e| user(format!("cannot create {}: {e}", dir.display())))?;
             io::write_npy(dir.join(format!("{name}.npy")), t).map_err(|e| user(e.to_string()))?;
@@ -889,7 +897,7 @@ fn time_steps(
     let step_args = archc::steptime::step_args(cfg, program, &dims).map_err(user)?;
     let mut exec = backend::executor(program, args.backend, art).map_err(user)?;
     let t = archc::steptime::time_steps(exec.as_mut(), &step_args, steps).map_err(user)?;
-    println!(
+    out!(
         "train step: median {:.3} ms, min {:.3} ms over {} steps (first step {:.1} ms), batch {}",
         t.median_ms(),
         t.sorted_ms.first().copied().unwrap_or(t.first_ms),
@@ -961,11 +969,11 @@ fn train(
     }
     let last = archc_runtime::train::read_metrics(&report.metrics).ok().and_then(|r| r.last().cloned());
     for part in ["train", "test"] {
-        println!("{}", training::summary_line(last.as_ref(), part));
+        out!("{}", training::summary_line(last.as_ref(), part));
     }
-    println!("curves: {}", report.curves.display());
-    println!("metrics: {}", report.metrics.display());
-    println!("checkpoint: {}", report.checkpoint.display());
+    out!("curves: {}", report.curves.display());
+    out!("metrics: {}", report.metrics.display());
+    out!("checkpoint: {}", report.checkpoint.display());
     Ok(())
 }
 
@@ -1000,13 +1008,13 @@ fn eval(file: &Path, opts: &Options, what: &EvalWhat, art: Option<&Artifact>, co
         training::evaluate(&program, &weights.params, test, cfg.batch as usize, exec.as_mut()).map_err(user)?;
     let part = what.split.as_deref().map(|p| format!(" (part `{p}`)")).unwrap_or_default();
     let epoch = weights.epoch.map(|e| format!(" (epoch {e})")).unwrap_or_default();
-    println!("{} test samples{part}, weights {}{epoch}", test.len(), ckpt.display());
+    out!("{} test samples{part}, weights {}{epoch}", test.len(), ckpt.display());
     for (name, v) in metrics {
         let shown = match name.as_str() {
             "metric:correct" => "accuracy".to_string(),
             other => other.trim_start_matches("metric:").to_string(),
         };
-        println!("{shown}: {v:.4}");
+        out!("{shown}: {v:.4}");
     }
     Ok(())
 }

@@ -276,3 +276,33 @@ fn slices_before_the_start_are_clamped_and_train() {
     assert!(out.contains("test loss"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// Results piped into a reader that closes early (`| head`) end quietly, exit 0.
+#[test]
+fn a_closed_pipe_is_not_a_panic() {
+    use std::io::Read;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_archc"))
+        .args(["build", "examples/transformer.arch", "--emit", "tir"])
+        .current_dir(common::repo())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("archc runs");
+    let mut first = [0u8; 16];
+    child.stdout.take().expect("stdout").read_exact(&mut first).expect("some output");
+    let out = child.wait_with_output().expect("archc ends");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_archc"))
+        .args(["run", "examples/mlp.arch", "--backend", "interp"])
+        .current_dir(common::repo())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("archc runs");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("archc ends");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
