@@ -101,9 +101,5 @@ pub fn assert_fixture_list(dir: &str, listed: &[&str], list_file: &str) {
 
 /// Runs the `archc` binary with `args` in the repository.
 pub fn archc(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_archc"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("archc runs")
+    std::process::Command::new(env!("CARGO_BIN_EXE_archc")).args(args).current_dir(repo()).output().expect("archc runs")
 }
