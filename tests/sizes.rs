@@ -5,7 +5,6 @@
 
 mod common;
 
-
 use common::archc;
 
 /// `archc args` must fail with exit code 1 (no signal, no internal error); its stderr.
