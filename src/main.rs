@@ -380,13 +380,12 @@ fn run_cmd(cmd: Cmd, device: Option<&str>, limits: &Limits, color: bool) -> Resu
             let (file, sel, art) = resolve(&file, cand.selection(), backend, device)?;
             let sel = Selection { train: false, ..sel };
             let ckpt = checkpoint.clone().unwrap_or_else(|| run_dir(&file, None).join("checkpoint.safetensors"));
-            let what = EvalWhat { max_memory: None, checkpoint, split, backend };
+            let what = EvalWhat { max_memory: limits.max_memory, checkpoint, split, backend };
             let mut opts = options(&sel, false)?;
             if art.is_none() {
                 opts.choices = run_candidate(&ckpt, opts.choices).map_err(|e| Fail::User(format!("error: {e}")))?;
             }
             show_candidate(&file, &opts, color)?;
-            let what = EvalWhat { max_memory: limits.max_memory, ..what };
             eval(&file, &opts, &what, art.as_ref().map(|a| &a.artifact), color)
         }
         Cmd::Fmt { files, write, check } => fmt(&files, write, check),
@@ -607,29 +606,21 @@ fn check(files: &[PathBuf], color: bool) -> Result<(), Fail> {
 fn build_mlir(file: &Path, emit: Emit, sel: &Selection, mlir: &MlirOpts, color: bool) -> Result<String, Fail> {
     let user = |e: String| Fail::User(format!("error: {e}"));
     let t0 = std::time::Instant::now();
-    if archc::tirfile::is_tir(file) {
-        let program = tir_program(file, sel)?;
-        let module = backend::emit_mlir(&program, "main", mlir.dim, mlir.dynamic, &SourceMap::new(), false);
-        return match emit {
-            Emit::Ptx => {
-                Err(Fail::User("error: --emit ptx of a .tir file is not supported; use the .arch source".into()))
-            }
-            Emit::MlirOpt => backend::lower_mlir(&module.map_err(user)?.text, false).map_err(user),
-            Emit::Llvm => backend::lower_mlir(&module.map_err(user)?.text, true).map_err(user),
-            _ => Ok(module.map_err(user)?.text),
-        };
-    }
-    let out = checked(file, &options(sel, false)?, color)?;
-    let (program, entry) = if sel.train && has_train_block(file) {
-        let (cfg, _) = train_config(file, &train_options(sel)?, color)?;
-        let p = training::train_program(&cfg).map_err(|e| user(format!("cannot build the train step: {e}")))?;
-        (p, "train_step")
+    let (program, entry, sources) = if archc::tirfile::is_tir(file) {
+        (tir_program(file, sel)?, "main", SourceMap::new())
     } else {
-        (out.program.ok_or_else(|| Fail::Internal("no program was built".into()))?, "main")
+        let out = checked(file, &options(sel, false)?, color)?;
+        if sel.train && has_train_block(file) {
+            let (cfg, _) = train_config(file, &train_options(sel)?, color)?;
+            let p = training::train_program(&cfg).map_err(|e| user(format!("cannot build the train step: {e}")))?;
+            (p, "train_step", out.sources)
+        } else {
+            (out.program.ok_or_else(|| Fail::Internal("no program was built".into()))?, "main", out.sources)
+        }
     };
     let front = t0.elapsed();
     let gpu = matches!(emit, Emit::Ptx);
-    let module = backend::emit_mlir(&program, entry, mlir.dim, mlir.dynamic, &out.sources, gpu).map_err(user)?;
+    let module = backend::emit_mlir(&program, entry, mlir.dim, mlir.dynamic, &sources, gpu).map_err(user)?;
     if gpu {
         return backend::ptx(&module.text, mlir.gpu_arch).map_err(user);
     }
@@ -725,7 +716,7 @@ struct RunInputs {
 
 fn run(program: &Program, backend: Option<Backend>, ri: &RunInputs, art: Option<&Artifact>) -> Result<(), Fail> {
     let user = |e: String| Fail::User(format!("error: {e}"));
-    let tensors = main_inputs(program, ri, ri.max_memory)?;
+    let tensors = main_inputs(program, ri)?;
     let mut exec = backend::executor(program, backend, art).map_err(user)?;
     let mut init = Interpreter::new(program);
     init.init_params(ri.seed).map_err(|e| user(e.to_string()))?;
@@ -772,8 +763,8 @@ fn run(program: &Program, backend: Option<Backend>, ri: &RunInputs, art: Option<
 }
 
 /// The entry's inputs: files read, the rest drawn at random, after checking that the
-/// run fits in `mem` (no tensor is drawn before).
-fn main_inputs(program: &Program, ri: &RunInputs, mem: Option<u128>) -> Result<Vec<Tensor>, Fail> {
+/// run fits in `--max-memory` (no tensor is drawn before).
+fn main_inputs(program: &Program, ri: &RunInputs) -> Result<Vec<Tensor>, Fail> {
     let user = |e: String| Fail::User(format!("error: {e}"));
     let main = program.main();
     let mut files: HashMap<String, PathBuf> = HashMap::new();
@@ -806,7 +797,7 @@ fn main_inputs(program: &Program, ri: &RunInputs, mem: Option<u128>) -> Result<V
     }
     let by_name: HashMap<String, Vec<usize>> = main.arg_names.iter().cloned().zip(shapes.iter().cloned()).collect();
     let env = archc::memory::bind(main, &by_name);
-    archc::memory::check(program, "main", &env, mem).map_err(user)?;
+    archc::memory::check(program, "main", &env, ri.max_memory).map_err(user)?;
     let mut out = Vec::new();
     for (i, ((name, (_, ty)), shape)) in main.arg_names.iter().zip(&main.args).zip(shapes).enumerate() {
         let t = match read.remove(name) {
