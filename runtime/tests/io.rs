@@ -1,8 +1,11 @@
 //! `.npy` and `.safetensors` round trips and error reporting.
 
+mod common;
+
 use archc_compiler::tir::DType;
 use archc_runtime::io::{read_npy, read_safetensors, write_npy, write_safetensors, IoError};
 use archc_runtime::Tensor;
+use common::npy_bytes;
 use num_complex::Complex;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -47,21 +50,6 @@ fn npy_errors_name_the_path() {
     assert!(matches!(e, IoError::Io { .. }) && e.to_string().contains("missing.npy"), "{e}");
     std::fs::write(dir.join("junk.npy"), b"not an npy file").unwrap();
     assert!(read_npy(dir.join("junk.npy")).unwrap_err().to_string().contains("junk.npy"));
-}
-
-/// A version-1.0 `.npy` file with the given header fields and raw data.
-fn npy_bytes(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
-    let order = if fortran { "True" } else { "False" };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': {order}, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend((header.len() as u16).to_le_bytes());
-    out.extend(header.as_bytes());
-    out.extend(data);
-    out
 }
 
 #[test]

@@ -3,7 +3,10 @@
 //! that do not fit their member, and CSV lines above the line cap. Every input is built
 //! small here; the bombs declare a few hundred bytes and inflate to a few hundred KB.
 
+mod common;
+
 use archc_runtime::io::{read_csv, read_csv_capped, read_npz, read_pt, CsvOptions, IoError};
+use common::npy_bytes;
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 use zip::write::SimpleFileOptions;
@@ -46,16 +49,7 @@ fn declare_size(zip: &mut [u8], name: &str, size: u32) {
 
 /// A `.npy` image of `n` bytes of `|u1` zeros.
 fn npy_u1(n: usize) -> Vec<u8> {
-    let mut header = format!("{{'descr': '|u1', 'fortran_order': False, 'shape': ({n},), }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend((header.len() as u16).to_le_bytes());
-    out.extend(header.as_bytes());
-    out.extend(std::iter::repeat_n(0u8, n));
-    out
+    npy_bytes("|u1", false, &format!("({n},)"), &vec![0u8; n])
 }
 
 fn error_text(result: Result<impl std::fmt::Debug, IoError>) -> String {
