@@ -35,7 +35,7 @@ pub fn read(path: &Path) -> Result<Weights, String> {
     if !tensors.contains_key("meta/version") {
         return Ok(Weights { params: tensors, epoch: None });
     }
-    let state = TrainState::load(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let state = TrainState::from_tensors(tensors).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(Weights { params: state.params, epoch: Some(state.epoch) })
 }
 
