@@ -46,12 +46,15 @@ fn dim_value(d: &Dim, env: &HashMap<String, i64>) -> Option<u128> {
     if let Some(c) = d.as_const() {
         return Some(c.max(0) as u128);
     }
-    let syms = d.symbols();
-    let mut bound = env.clone();
-    for s in syms {
-        bound.entry(s).or_insert(1);
-    }
-    d.checked_eval(&bound).map(|v| v.max(0) as u128)
+    let missing: Vec<String> = d.symbols().into_iter().filter(|s| !env.contains_key(s)).collect();
+    let v = if missing.is_empty() {
+        d.checked_eval(env)
+    } else {
+        let mut bound = env.clone();
+        bound.extend(missing.into_iter().map(|s| (s, 1)));
+        d.checked_eval(&bound)
+    };
+    v.map(|v| v.max(0) as u128)
 }
 
 /// The estimated peak memory of running `func` of `program` (see the module docs).
