@@ -79,6 +79,11 @@ pub fn record(mode: &ChoiceMode) -> Option<String> {
             let pairs: Vec<String> = list.iter().map(|(k, v)| format!("{k}={v}")).collect();
             Some(format!("choices {}", pairs.join(",")))
         }
+        ChoiceMode::Assign { fixed, seed } => {
+            let pairs: Vec<String> = fixed.iter().map(|(k, i)| format!("{k}={i}")).collect();
+            let seed = seed.map(|s| format!(" seed {s}")).unwrap_or_default();
+            Some(format!("assign {}{seed}", pairs.join(",")))
+        }
     }
 }
 
@@ -91,7 +96,21 @@ pub fn parse_record(text: &str) -> Result<ChoiceMode, String> {
     if let Some(list) = text.strip_prefix("choices ") {
         return crate::driver::parse_pairs(list).map(ChoiceMode::Explicit);
     }
+    if let Some(rest) = text.strip_prefix("assign ") {
+        return parse_assign(rest).ok_or_else(|| format!("bad candidate record `{text}`"));
+    }
     Err(format!("bad candidate record `{text}`"))
+}
+
+/// `name=index,... [seed S]`, as [`record`] writes an assignment.
+fn parse_assign(text: &str) -> Option<ChoiceMode> {
+    let (list, seed) = match text.split_once(" seed ") {
+        Some((l, s)) => (l, Some(s.trim().parse().ok()?)),
+        None => (text, None),
+    };
+    let pairs = crate::driver::parse_pairs(list).ok()?;
+    let fixed = pairs.into_iter().map(|(k, v)| Some((k, v.parse().ok()?))).collect::<Option<Vec<_>>>()?;
+    Some(ChoiceMode::Assign { fixed, seed })
 }
 
 /// `depth = 3, width = 16, repeat_0.0.op = skip`: the choices a build made.
@@ -121,7 +140,9 @@ mod tests {
 
     #[test]
     fn candidates_are_recorded_and_read_back() {
-        for mode in [ChoiceMode::Sample(7), ChoiceMode::Explicit(pairs(&[("depth", "2"), ("op", "1")]))] {
+        let assign =
+            ChoiceMode::Assign { fixed: vec![("depth".into(), 1), ("repeat_0.0.op".into(), 2)], seed: Some(3) };
+        for mode in [ChoiceMode::Sample(7), ChoiceMode::Explicit(pairs(&[("depth", "2"), ("op", "1")])), assign] {
             let text = record(&mode).expect("a candidate");
             assert_eq!(record(&parse_record(&text).expect("parses")), Some(text));
         }

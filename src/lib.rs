@@ -10,6 +10,7 @@ pub mod inputs;
 pub mod memory;
 pub mod oom;
 pub mod render;
+pub mod search;
 pub mod steptime;
 pub mod tirfile;
 pub mod training;

@@ -140,7 +140,15 @@ enum Cmd {
         /// Run the network in training mode (dropout active, batch statistics).
         #[arg(long)]
         train: bool,
+        /// Run the stack's blocks in this order instead of the trained one (layer-loop
+        /// adaptation): `--chain 0,1,1,3`, or `--chain NAME=0,1,1,3` to pick a stack.
+        #[arg(long, value_name = "[NAME=]BLOCKS")]
+        chain: Option<String>,
     },
+    /// Adapt a trained network's depth per sample: for each sample of a data part, a
+    /// chain of its stack's blocks (skipped or repeated), searched as the file's `adapt`
+    /// block says; writes chains.jsonl, summary.json and adapt.svg.
+    Adapt(archc::adapt::cli::AdaptArgs),
     /// Train the network of a `train` block on its data set.
     Train {
         file: PathBuf,
@@ -360,10 +368,13 @@ fn run_cmd(cmd: Cmd, device: Option<&str>, limits: &Limits, color: bool) -> Resu
             let mlir = MlirOpts { dim: dim.as_deref(), dynamic: &dynamic, timings, gpu_arch: &gpu_arch };
             build(&file, emit, &sel, output.as_deref(), &mlir, color)
         }
-        Cmd::Run { file, mut sel, backend, weights, inputs, dim, seed, out, repeat, train } => {
+        Cmd::Run { file, mut sel, backend, weights, inputs, dim, seed, out, repeat, train, chain } => {
             sel.train = train;
             let (file, sel, art) = resolve(&file, sel, backend, device)?;
-            let program = compile(&file, &sel, color)?;
+            let mut program = compile(&file, &sel, color)?;
+            if let Some(c) = &chain {
+                program = archc::adapt::split::with_chain_arg(&program, c).map_err(|e| Fail::User(format!("error: {e}")))?;
+            }
             let inputs = RunInputs { max_memory: limits.max_memory, weights, inputs, dim, seed, out, repeat };
             run(&program, backend, &inputs, art.as_ref().map(|a| &a.artifact))
         }
@@ -388,6 +399,7 @@ fn run_cmd(cmd: Cmd, device: Option<&str>, limits: &Limits, color: bool) -> Resu
             show_candidate(&file, &opts, color)?;
             eval(&file, &opts, &what, art.as_ref().map(|a| &a.artifact), color)
         }
+        Cmd::Adapt(args) => archc::adapt::cli::run(&args, color).map_err(Fail::User),
         Cmd::Fmt { files, write, check } => fmt(&files, write, check),
         Cmd::Devices => {
             out!("{}", backend::devices_report());
@@ -563,7 +575,9 @@ fn checked(path: &Path, opts: &Options, color: bool) -> Result<CheckOutput, Fail
             ChoiceMode::Sample(seed) => {
                 format!("\nthe candidate drawn with --sample {seed}: {}", archc::choices::summary(&out.choices))
             }
-            ChoiceMode::Explicit(_) => format!("\nthe candidate: {}", archc::choices::summary(&out.choices)),
+            ChoiceMode::Explicit(_) | ChoiceMode::Assign { .. } => {
+                format!("\nthe candidate: {}", archc::choices::summary(&out.choices))
+            }
         };
         return Err(Fail::User(format!(
             "error: {} failed with {n} error{}{candidate}",
@@ -584,10 +598,14 @@ fn check(files: &[PathBuf], color: bool) -> Result<(), Fail> {
     for f in files {
         match checked(f, &opts, color) {
             Ok(out) if archc::choices::declared(&out.sources).is_empty() => eprintln!("ok: {}", f.display()),
-            Ok(_) => eprintln!(
-                "ok: {} (a search space: one candidate was checked, the first option of every choice)",
-                f.display()
-            ),
+            Ok(_) => match archc::search::check::check_space(f, color) {
+                Ok(space) if space.ok => eprintln!("{}", space.text),
+                Ok(space) => {
+                    eprintln!("{}", space.text);
+                    failed += 1;
+                }
+                Err(e) => return Err(Fail::User(format!("error: {e}"))),
+            },
             Err(Fail::User(msg)) => {
                 eprintln!("{msg}");
                 failed += 1;

@@ -288,10 +288,13 @@ pub enum ExprKind {
     Error,
 }
 
-/// `let name = value` inside a block expression.
+/// `let name = value` inside a block expression, or `choose name in [a, b]` (a
+/// search-space decision inside a forward function, e.g. which earlier tensor feeds a
+/// node): then `choose` is true and `value` is the list of options.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LetBinding {
     pub name: Ident,
     pub value: Expr,
+    pub choose: bool,
     pub span: Span,
 }

@@ -157,7 +157,13 @@ pub fn block(errors: &mut Errors, lets: Vec<PLet>, result: PExpr, span: Span) ->
 }
 
 pub fn let_binding(name: Ident, value: PExpr, span: Span) -> PLet {
-    (LetBinding { name, value: value.e, span }, value.d)
+    (LetBinding { name, value: value.e, choose: false, span }, value.d)
+}
+
+/// `choose name in [options]` inside a block expression.
+pub fn choose_binding(errors: &mut Errors, name: Ident, options: Vec<PExpr>, list_span: Span, span: Span) -> PLet {
+    let value = list(errors, options, list_span);
+    (LetBinding { name, value: value.e, choose: true, span }, value.d)
 }
 
 pub fn repeat(errors: &mut Errors, count: PExpr, index: Option<Ident>, body: PExpr, stack: bool, span: Span) -> PExpr {

@@ -794,9 +794,9 @@ impl<'a> Printer<'a> {
     fn let_line(&mut self, l: &LetBinding, semicolon: bool) {
         self.flush_lines(l.span.start as usize);
         self.nl();
-        self.push("let ");
+        self.push(if l.choose { "choose " } else { "let " });
         self.push(&l.name.node);
-        self.push(" = ");
+        self.push(if l.choose { " in " } else { " = " });
         self.expr_stmt(&l.value);
         if semicolon {
             self.push(";");

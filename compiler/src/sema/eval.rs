@@ -67,7 +67,12 @@ impl Checker<'_> {
             ExprKind::Block(lets, result) => {
                 let scope = Scope::child(env);
                 for l in lets {
-                    let v = self.eval(&l.value, &scope, m)?;
+                    let v = match (&l.choose, &l.value.kind) {
+                        (true, ExprKind::List(options)) => {
+                            self.choose(&l.name.node, options, false, &scope, m, l.span)?
+                        }
+                        _ => self.eval(&l.value, &scope, m)?,
+                    };
                     let v = self.bind_let(&l.name.node, v);
                     scope.set(l.name.node.clone(), v);
                 }

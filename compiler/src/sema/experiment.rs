@@ -13,7 +13,12 @@ pub fn pick_option(mode: &ChoiceMode, qualified: &str, name: &str, vals: &[Value
     let n = vals.len();
     match mode {
         ChoiceMode::First => Ok(0),
-        ChoiceMode::Sample(seed) => Ok((splitmix(seed ^ fnv1a(qualified)) % n as u64) as usize),
+        ChoiceMode::Sample(seed) => Ok(sample_index(*seed, qualified, n)),
+        ChoiceMode::Assign { fixed, seed } => match fixed.iter().find(|(k, _)| k == qualified) {
+            Some(&(_, i)) if i < n => Ok(i),
+            Some(&(_, i)) => Err(format!("`{qualified}` has {n} options; option {i} does not exist")),
+            None => Ok(seed.map_or(0, |s| sample_index(s, qualified, n))),
+        },
         ChoiceMode::Explicit(list) => {
             let Some((_, want)) =
                 list.iter().find(|(k, _)| k == qualified).or_else(|| list.iter().find(|(k, _)| k == name))
@@ -31,6 +36,11 @@ pub fn pick_option(mode: &ChoiceMode, qualified: &str, name: &str, vals: &[Value
             }
         }
     }
+}
+
+/// The option a seeded draw takes for decision `qualified` among `n`.
+fn sample_index(seed: u64, qualified: &str, n: usize) -> usize {
+    (splitmix(seed ^ fnv1a(qualified)) % n as u64) as usize
 }
 
 fn fnv1a(s: &str) -> u64 {
@@ -63,4 +73,17 @@ pub fn build_model(modules: &[ModuleInfo], opts: &Options, model: &Expr) -> Resu
     let mut c = Checker::new(modules, opts);
     let r = build_model_in(&mut c, model);
     c.into_errors(r)
+}
+
+/// [`build_model`], also giving the decisions the build made (kept when it fails, so a
+/// caller can say which candidate failed).
+pub fn build_model_recorded(
+    modules: &[ModuleInfo],
+    opts: &Options,
+    model: &Expr,
+) -> (Result<Program, Vec<Diagnostic>>, Vec<super::modules::ChoiceRecord>) {
+    let mut c = Checker::new(modules, opts);
+    let r = build_model_in(&mut c, model);
+    let r = c.into_errors(r);
+    (r, std::mem::take(&mut c.decisions))
 }

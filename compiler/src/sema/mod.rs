@@ -30,11 +30,14 @@ pub mod resolve;
 pub mod scope;
 pub mod settings;
 pub mod shapes;
+pub mod space;
 pub mod tensor_ops;
 pub mod train_config;
 pub mod value;
 
-pub use modules::{check_file, train_file, CheckOutput, ChoiceMode, ModuleSource, NoModules, Options, TrainOutput};
+pub use modules::{
+    check_file, train_file, CheckOutput, ChoiceMode, ChoiceRecord, ModuleSource, NoModules, Options, TrainOutput,
+};
 
 use crate::diag::Diagnostic;
 use builder::Builder;
@@ -66,6 +69,8 @@ pub struct Checker<'a> {
     pub depth: usize,
     /// Choices made, `(qualified name, chosen option)`, in order of first use.
     pub choices: Vec<(String, String)>,
+    /// The decisions behind `choices`, with every option's label and the span.
+    pub decisions: Vec<modules::ChoiceRecord>,
     /// Outputs of the entry block, collected when `entry` is set.
     pub entry_outputs: Option<Vec<(String, TVal)>>,
     pub globals: Vec<Rc<Scope>>,
@@ -106,6 +111,7 @@ impl<'a> Checker<'a> {
             call_sites: Vec::new(),
             depth: 0,
             choices: Vec::new(),
+            decisions: Vec::new(),
             entry_outputs: None,
             globals,
             fuel: budget::take(FUEL),

@@ -49,6 +49,20 @@ pub enum ChoiceMode {
     Sample(u64),
     /// `name=value` (ints by value, other options by index); unnamed choices take the first.
     Explicit(Vec<(String, String)>),
+    /// Decisions by qualified name and option index (how a search addresses candidates);
+    /// every other decision takes its first option, or with `seed` one drawn as `Sample`
+    /// draws it.
+    Assign { fixed: Vec<(String, usize)>, seed: Option<u64> },
+}
+
+/// One decision a build made: its qualified name, the labels of all its options, the
+/// option taken and where the `choose` is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChoiceRecord {
+    pub name: String,
+    pub options: Vec<String>,
+    pub chosen: usize,
+    pub span: Span,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -99,6 +113,8 @@ pub struct CheckOutput {
     pub program: Option<Program>,
     /// The choices made for the entry, `(name, option)`.
     pub choices: Vec<(String, String)>,
+    /// The same decisions with every option and the `choose` span.
+    pub decisions: Vec<ChoiceRecord>,
     /// The main file's syntax tree.
     pub ast: Option<ast::Module>,
     pub main_file: FileId,
@@ -114,9 +130,9 @@ struct Parsed {
     lost_names: Vec<String>,
 }
 
-struct Loader<'s> {
+pub(super) struct Loader<'s> {
     source: &'s dyn ModuleSource,
-    sources: SourceMap,
+    pub(super) sources: SourceMap,
     modules: Vec<Parsed>,
     by_name: HashMap<String, usize>,
     diagnostics: Vec<Diagnostic>,
@@ -194,7 +210,7 @@ pub fn check_file(name: &str, text: &str, source: &dyn ModuleSource, opts: &Opti
 }
 
 /// Runs `f` on a thread with [`CHECK_STACK`] of stack (inline if no thread can start).
-fn on_big_stack<T: Send>(f: impl Fn() -> T + Send + Sync) -> T {
+pub fn on_big_stack<T: Send>(f: impl Fn() -> T + Send + Sync) -> T {
     std::thread::scope(|s| {
         let worker = std::thread::Builder::new().stack_size(CHECK_STACK);
         match worker.spawn_scoped(s, &f) {
@@ -205,7 +221,7 @@ fn on_big_stack<T: Send>(f: impl Fn() -> T + Send + Sync) -> T {
 }
 
 /// Parses `main` and every module it uses.
-fn load_main<'s>(name: &str, text: &str, source: &'s dyn ModuleSource) -> (Loader<'s>, usize) {
+pub(super) fn load_main<'s>(name: &str, text: &str, source: &'s dyn ModuleSource) -> (Loader<'s>, usize) {
     let mut loader = Loader {
         source,
         sources: SourceMap::new(),
@@ -226,6 +242,7 @@ fn check_file_here(name: &str, text: &str, source: &dyn ModuleSource, opts: &Opt
         diagnostics: Vec::new(),
         program: None,
         choices: Vec::new(),
+        decisions: Vec::new(),
         ast: Some((*loader.modules[main].ast).clone()),
         main_file: loader.modules[main].file,
     };
@@ -243,7 +260,7 @@ fn check_file_here(name: &str, text: &str, source: &dyn ModuleSource, opts: &Opt
 /// Everything before evaluation: the modules with their globals, resolved; and the
 /// errors found so far (syntax, unknown modules and imports, clashes, unknown names).
 /// None of these stops checking: what they break is poisoned, the rest is checked.
-fn prepare(loader: &Loader) -> (Vec<ModuleInfo>, Vec<Diagnostic>) {
+pub(super) fn prepare(loader: &Loader) -> (Vec<ModuleInfo>, Vec<Diagnostic>) {
     let parsed: Vec<super::globals::Parsed> = loader
         .modules
         .iter()
@@ -311,7 +328,7 @@ fn train_file_here(name: &str, text: &str, source: &dyn ModuleSource, opts: &Opt
     out
 }
 
-fn find_train<'m>(main: &'m ModuleInfo, opts: &Options) -> R<&'m ast::TrainDef> {
+pub(super) fn find_train<'m>(main: &'m ModuleInfo, opts: &Options) -> R<&'m ast::TrainDef> {
     let trains: Vec<&ast::TrainDef> = main
         .ast
         .items
@@ -360,6 +377,7 @@ fn check_modules(modules: &[ModuleInfo], opts: &Options, out: &mut CheckOutput) 
     let built = c.build_entry(&block, EntryKind::Program);
     let built = c.into_errors(built);
     out.choices = std::mem::take(&mut c.choices);
+    out.decisions = std::mem::take(&mut c.decisions);
     match built {
         Ok(p) => {
             out.program = Some(p);
@@ -388,7 +406,7 @@ pub fn build_entry(
     Ok((program, std::mem::take(&mut c.choices)))
 }
 
-fn entry_block(main: &ModuleInfo, opts: &Options) -> R<BlockRef> {
+pub(super) fn entry_block(main: &ModuleInfo, opts: &Options) -> R<BlockRef> {
     let blocks: Vec<&ast::BlockDef> = main
         .ast
         .items

@@ -6,6 +6,7 @@
 //! choice are declared at the largest option and sliced to the chosen one. In an
 //! `operator`, a parameter whose shape mentions a grid dim is an error.
 
+use super::modules::ChoiceRecord;
 use super::value::{Env, Layer, TVal, Value};
 use super::{join_path, Checker, R};
 use crate::diag::Diagnostic;
@@ -180,7 +181,9 @@ impl Checker<'_> {
         };
         self.made_shared |= shared;
         if !self.choices.iter().any(|(n, _)| n == &qualified) {
-            self.choices.push((qualified, choice_label(&vals[i], &options[i])));
+            let labels: Vec<String> = vals.iter().zip(options).map(|(v, o)| choice_label(v, o)).collect();
+            self.choices.push((qualified.clone(), labels[i].clone()));
+            self.decisions.push(ChoiceRecord { name: qualified, options: labels, chosen: i, span });
         }
         if !shared {
             return Ok(vals[i].clone());
@@ -220,6 +223,9 @@ impl Checker<'_> {
 /// the option names (`Conv1d(16, 16, 3, padding = 1, groups = 16)`), so that options
 /// differing only in those are told apart.
 fn choice_label(v: &Value, option: &Expr) -> String {
+    if let Some(names) = tensor_option_names(v, option) {
+        return names;
+    }
     let (Value::Layer(Layer::Spec { block, args, .. }), ExprKind::Call(_, call)) = (v, &option.kind) else {
         return v.to_string();
     };
@@ -234,6 +240,19 @@ fn choice_label(v: &Value, option: &Expr) -> String {
         (true, _) => base,
         (false, Some(open)) => format!("{open}, {})", named.join(", ")),
         (false, None) => format!("{base}({})", named.join(", ")),
+    }
+}
+
+/// A tensor option (an edge choice, `choose src in [x, stem]`) is shown by the names it
+/// is written with (`x`, `[x, stem]`); its value would only show a type.
+fn tensor_option_names(v: &Value, option: &Expr) -> Option<String> {
+    match (v, &option.kind) {
+        (Value::Tensor(_), ExprKind::Name(n)) => Some(n.clone()),
+        (Value::List(vs), ExprKind::List(es)) if vs.iter().any(|v| matches!(v, Value::Tensor(_))) => {
+            let parts: Option<Vec<String>> = vs.iter().zip(es).map(|(v, e)| tensor_option_names(v, e)).collect();
+            parts.map(|p| format!("[{}]", p.join(", ")))
+        }
+        _ => None,
     }
 }
 
