@@ -2,6 +2,7 @@
 //! reading files, finding user modules beside the main file, rendering diagnostics with
 //! `ariadne`, and preparing interpreter inputs.
 
+pub mod adapt;
 pub mod artifact;
 pub mod backend;
 pub mod choices;
