@@ -373,6 +373,9 @@ fn run_cmd(cmd: Cmd, device: Option<&str>, limits: &Limits, color: bool) -> Resu
             let (file, sel, art) = resolve(&file, sel, backend, device)?;
             let mut program = compile(&file, &sel, color)?;
             if let Some(c) = &chain {
+                if art.is_some() {
+                    return Err(Fail::User("error: --chain runs a `.arch` file; an artifact holds its compiled order".into()));
+                }
                 program = archc::adapt::split::with_chain_arg(&program, c).map_err(|e| Fail::User(format!("error: {e}")))?;
             }
             let inputs = RunInputs { max_memory: limits.max_memory, weights, inputs, dim, seed, out, repeat };

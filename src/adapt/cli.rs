@@ -339,6 +339,7 @@ fn write_results(
         "chains_evaluated": totals.evaluations,
         "cache_hits": totals.cache_hits,
         "compile_count": runner.compiles(),
+        "static_shape_modules": runner.shapes.len(),
         "function_calls": runner.calls,
         "seconds": totals.seconds,
         "evaluations_per_second": totals.evaluations as f64 / totals.seconds.max(1e-9),
@@ -355,44 +356,44 @@ fn write_results(
 
 fn print_summary(s: &serde_json::Value, out: &Path) {
     let f = |k: &str| s[k].as_f64().map_or("-".to_string(), |v| format!("{v:.4}"));
-    println!(
+    say(&format!(
         "{} samples, score {}, {} chains evaluated ({:.0}/s), {} modules compiled",
         s["samples"],
         s["score"].as_str().unwrap_or(""),
         s["chains_evaluated"],
         s["evaluations_per_second"].as_f64().unwrap_or(0.0),
         s["compile_count"]
-    );
-    println!("accuracy: fixed {} -> adapted {}", f("accuracy_fixed"), f("accuracy_adapted"));
-    println!(
+    ));
+    say(&format!("accuracy: fixed {} -> adapted {}", f("accuracy_fixed"), f("accuracy_adapted")));
+    say(&format!(
         "mean depth: fixed {} -> adapted {:.3}",
         s["mean_depth_fixed"],
         s["mean_depth_adapted"].as_f64().unwrap_or(0.0)
-    );
+    ));
     let c = &s["cola"];
     if !c.is_null() {
         let pct = |k: &str| c[k].as_f64().map_or("-".to_string(), |v| format!("{:.1}%", 100.0 * v));
-        println!(
+        say(&format!(
             "correct samples with a shorter correct chain: {} of {}; wrong samples with a correct chain: {} of {}",
             pct("correct_with_shorter_correct_chain"),
             c["correct_fixed"],
             pct("wrong_with_some_correct_chain"),
             c["wrong_fixed"]
-        );
+        ));
     }
-    println!("results: {}", out.display());
+    say(&format!("results: {}", out.display()));
 }
 
 fn chains_mode(runner: &mut Runner, st: &State, l: &Loaded, path: &Path, args: &AdaptArgs) -> Result<(), String> {
     let chains = read_chains(path, l.split.depth(), st.len()).map_err(|e| format!("error: {}: {e}", path.display()))?;
     let preds = run_chains(runner, st, &chains, args.batch)?;
     let depth: f64 = chains.iter().map(|(_, c)| c.len() as f64).sum::<f64>() / chains.len().max(1) as f64;
-    println!("{} samples run with their chains, mean depth {depth:.3} (fixed {})", chains.len(), l.split.depth());
+    say(&format!("{} samples run with their chains, mean depth {depth:.3} (fixed {})", chains.len(), l.split.depth()));
     if let Some(labels) = &l.labels {
         let right = chains.iter().zip(&preds).filter(|((i, _), p)| labels.get(*i) == Some(p)).count();
-        println!("accuracy: {:.4}", right as f64 / chains.len().max(1) as f64);
+        say(&format!("accuracy: {:.4}", right as f64 / chains.len().max(1) as f64));
     }
-    println!("{} modules compiled", runner.compiles());
+    say(&format!("{} modules compiled", runner.compiles()));
     Ok(())
 }
 
@@ -416,14 +417,24 @@ fn read_chains(path: &Path, depth: usize, samples: usize) -> Result<Vec<(usize, 
 
 fn bench_mode(runner: &mut Runner, st: &State, l: &Loaded, n: usize, args: &AdaptArgs) -> Result<(), String> {
     let b = bench(runner, st, &space(l), n, args.batch, args.seed)?;
-    println!(
+    say(&format!(
         "{} distinct (sample, chain) evaluations in {:.3} s: {:.0} per second (batches of {}; first batch {:.3} s)",
         b.evaluations,
         b.seconds,
         b.per_second(),
         b.batch,
         b.warmup_seconds
-    );
-    println!("modules compiled: {} after the first batch, {} after all", b.compiles_after_warmup, b.compiles);
+    ));
+    say(&format!(
+        "modules compiled: {} after the first batch, {} after all; {} distinct (function, batch size) calls \
+         (what compiling each batch size apart would compile)",
+        b.compiles_after_warmup, b.compiles, b.static_modules
+    ));
     Ok(())
+}
+
+/// Prints a result line; a closed pipe (`archc adapt ... | head`) ends output quietly.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }

@@ -38,6 +38,9 @@ pub struct Bench {
     /// Modules compiled after the warm-up batch, and after everything.
     pub compiles_after_warmup: usize,
     pub compiles: usize,
+    /// Distinct (function, batch size) calls: the modules a backend without dynamic
+    /// sizes would have compiled.
+    pub static_modules: usize,
     pub batch: usize,
 }
 
@@ -71,6 +74,7 @@ pub fn bench(
         warmup_seconds,
         compiles_after_warmup,
         compiles: runner.compiles(),
+        static_modules: runner.shapes.len(),
         batch,
     })
 }

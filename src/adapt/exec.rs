@@ -15,6 +15,7 @@ use super::split::{Split, Src, PREFIX, SUFFIX};
 use crate::backend::Backend;
 use archc_runtime::data::gather_rows;
 use archc_runtime::{Data, Executor, Interpreter, Tensor};
+use std::collections::HashSet;
 
 /// What runs the functions: the interpreter or the MLIR CPU backend.
 enum Engine<'p> {
@@ -29,6 +30,9 @@ pub struct Runner<'p> {
     engine: Engine<'p>,
     /// Function calls made so far.
     pub calls: u64,
+    /// Every (function, batch size) called: what a backend compiling each shape
+    /// separately would have compiled.
+    pub shapes: HashSet<(String, usize)>,
 }
 
 /// The per-sample values chains start from: the network's inputs and the prefix's
@@ -75,7 +79,7 @@ impl<'p> Runner<'p> {
                 return Err("`archc adapt` runs on the interpreter or mlir-cpu, not mlir-gpu yet".into())
             }
         };
-        Ok(Runner { split, engine, calls: 0 })
+        Ok(Runner { split, engine, calls: 0, shapes: HashSet::new() })
     }
 
     fn exec(&mut self) -> &mut dyn Executor {
@@ -102,6 +106,8 @@ impl<'p> Runner<'p> {
 
     fn call(&mut self, func: &str, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
         self.calls += 1;
+        let rows = inputs.first().and_then(|t| t.shape.first().copied()).unwrap_or(0);
+        self.shapes.insert((func.to_string(), rows));
         self.exec().run_func(func, inputs, 0).map_err(|e| e.to_string())
     }
 

@@ -39,6 +39,8 @@ pub struct Outcome {
     pub shorter_correct: bool,
     /// Some chain predicts the label.
     pub any_correct: bool,
+    /// How many classes the sample's chains predict between them.
+    pub classes: usize,
 }
 
 impl Outcome {
@@ -185,6 +187,7 @@ fn outcome(t: &Track, problem: &Problem, i: usize) -> Outcome {
         evaluated: t.seen.len(),
         shorter_correct: t.seen.iter().any(|(c, p)| c.len() < depth && correct(p)),
         any_correct: t.seen.iter().any(|(_, p)| correct(p)),
+        classes: t.seen.iter().filter_map(|(_, p)| argmax(p)).collect::<std::collections::HashSet<_>>().len(),
     }
 }
 

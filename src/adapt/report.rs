@@ -55,6 +55,7 @@ pub fn cola_stats(outcomes: &[Outcome], depth: usize) -> Value {
         "correct_with_shorter_correct_chain": share(outcomes, |o| o.correct_before(), |o| o.shorter_correct),
         "wrong_with_some_correct_chain": share(outcomes, |o| labelled(o) && !o.correct_before(), |o| o.any_correct),
         "depth": depth,
+        "mean_classes_predicted": outcomes.iter().map(|o| o.classes as f64).sum::<f64>() / outcomes.len().max(1) as f64,
     })
 }
 
