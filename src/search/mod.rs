@@ -3,4 +3,5 @@
 //! proxies that score an untrained candidate from one minibatch ([`proxies`]).
 
 pub mod check;
+pub mod proxies;
 pub mod space;

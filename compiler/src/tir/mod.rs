@@ -1,8 +1,10 @@
 //! TIR, the typed tensor IR: a program of parameters and SSA functions over tensors with
 //! symbolic shapes (see `program`), its primitive ops (`ops`), shape rules (`infer`),
-//! text form (`print`, `parse`), verifier (`verify`) and instruction patterns that
-//! rewrites and backends share (`pattern`).
+//! text form (`print`, `parse`), verifier (`verify`), instruction patterns that
+//! rewrites and backends share (`pattern`), and static costs (`memory`: peak bytes,
+//! `cost`: parameter and FLOP counts).
 
+pub mod cost;
 pub mod dim;
 pub mod infer;
 pub mod memory;
