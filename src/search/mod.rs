@@ -5,3 +5,4 @@
 pub mod check;
 pub mod proxies;
 pub mod space;
+pub mod strategy;
