@@ -369,6 +369,8 @@ fn diagnosed(file: &str, checkpoint: Option<&str>) -> String {
 
 #[test]
 fn bad_inputs_are_diagnosed_with_spans() {
+    let err = diagnosed("tests/adapt/other_network.arch", None);
+    assert!(err.contains("`adapt` names `Other`, but the `train` block trains `Trained`"), "{err}");
     let err = diagnosed("tests/adapt/no_stack.arch", None);
     assert!(err.contains("`Flat` has no `stack(n) { .. }` to adapt"), "{err}");
     let err = diagnosed("tests/adapt/shapes_differ.arch", None);
@@ -380,4 +382,25 @@ fn bad_inputs_are_diagnosed_with_spans() {
     let other = weights_file("crossing.arch", &dir);
     let err = diagnosed("tests/adapt/tiny_digits.arch", Some(other.to_str().expect("utf-8")));
     assert!(err.contains("holds the weights of another network than `TinyLooped`"), "{err}");
+}
+
+/// `tests/adapt/ui/*.arch`: `adapt` blocks that fail the check, each `// expect: TEXT`
+/// line's text among the diagnostics, every diagnostic with its span.
+#[test]
+fn adapt_block_diagnostics() {
+    let files = common::arch_files("tests/adapt/ui");
+    assert!(files.len() >= 4, "ui cases missing");
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("readable");
+        let out = common::check(&path, &Options { check_all: true, ..Options::default() });
+        let shown = common::rendered(&out);
+        let expects: Vec<&str> =
+            text.lines().filter_map(|l| l.trim().strip_prefix("// expect:")).map(str::trim).collect();
+        assert!(!expects.is_empty(), "{}: no `// expect:` line", path.display());
+        for e in expects {
+            assert!(shown.contains(e), "{}: no `{e}` in\n{shown}", path.display());
+        }
+        let errors = shown.lines().filter(|l| l.starts_with("Error: ")).count();
+        assert_eq!(shown.matches("─[ ").count(), errors, "{}: a diagnostic without a span:\n{shown}", path.display());
+    }
 }

@@ -126,9 +126,12 @@ pub fn find_stack<'p>(program: &'p Program, target: &Ident, path: &[Ident]) -> R
         };
     };
     let want = path.iter().map(|i| i.node.as_str()).collect::<Vec<_>>().join(".");
+    // A stack inside a block is named by its whole path (`outer.0.inner`), which a
+    // target cannot spell; its last segments find it too.
+    let nested = |n: &str| n.ends_with(&format!(".{want}"));
     let found = match want.as_str() {
         "stack" if stacks.len() == 1 => stacks.first(),
-        _ => stacks.iter().find(|(n, _)| *n == want),
+        _ => stacks.iter().find(|(n, _)| *n == want).or_else(|| stacks.iter().find(|(n, _)| nested(n))),
     };
     let span = path[0].span.to(last.span);
     match found {
