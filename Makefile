@@ -99,6 +99,16 @@ BENCH_ARGS ?=
 bench: build $(DATA_STAMP)
 	$(PYTHON) scripts/bench.py --archc $(ARCHC) $(BENCH_ARGS)
 
+# Training-free search throughput (not part of CI): `archc search` (random, synflow) on
+# examples/search_mnist1d.arch against the same candidates built and scored with synflow
+# in PyTorch eager, in one run; prints candidates per minute and the ratio. Needs a Python
+# with torch: `make bench-search PYTHON=/tmp/torchenv/bin/python`; options:
+# SEARCH_BENCH_ARGS="--n 200 --rounds 1 --threads 1" (`scripts/bench_search.py --help`).
+SEARCH_BENCH_ARGS ?=
+.PHONY: bench-search
+bench-search: build $(DATA_STAMP)
+	$(PYTHON) scripts/bench_search.py --archc $(ARCHC) $(SEARCH_BENCH_ARGS)
+
 # On a machine with an NVIDIA GPU: the GPU tests, training on the GPU and the GPU
 # benchmark against PyTorch (scripts/gpu-check.sh builds the test executables first).
 .PHONY: gpu-check
