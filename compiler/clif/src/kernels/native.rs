@@ -1,0 +1,148 @@
+//! Native kernels of [`super::Kernel::Native`] plans: `matmul` (f32 and f64 by the
+//! `gemm` crate, row-major and batched) and the random fills (`rand.uniform`,
+//! `rand.normal`: the interpreter's ChaCha8 streams, drawn in row-major order).
+//!
+//! [`supports`] says at compile time which instructions have one; [`run`] runs it.
+
+use super::{Buf, Plan};
+use archc_compiler::tir::{DType, Inst, Op, TensorType};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Whether `inst` (on operands of types `args`) has a native kernel.
+pub fn supports(inst: &Inst, args: &[TensorType]) -> bool {
+    let real = |t: &TensorType| matches!(t.dtype, DType::F32 | DType::F64);
+    match &inst.op {
+        Op::MatMul => args.iter().all(real),
+        Op::RandUniform { .. } | Op::RandNormal { .. } => real(&inst.ty),
+        _ => false,
+    }
+}
+
+/// Runs the native kernel of `plan`.
+///
+/// # Safety
+/// As [`super::archc_clif_op`], for a plan [`supports`] accepted.
+pub unsafe fn run(plan: &Plan, ins: &[Buf], outs: &[Buf], key: i64) -> Result<(), String> {
+    let out = &outs[0];
+    match (&plan.inst.op, plan.inst.ty.dtype) {
+        (Op::MatMul, DType::F32) => unsafe { matmul::<f32>(&ins[0], &ins[1], out) },
+        (Op::MatMul, DType::F64) => unsafe { matmul::<f64>(&ins[0], &ins[1], out) },
+        (Op::RandUniform { .. }, DType::F32) => {
+            let mut rng = ChaCha8Rng::seed_from_u64(key as u64);
+            unsafe { out.slice_mut::<f32>() }.iter_mut().for_each(|x| *x = rng.random::<f32>());
+            Ok(())
+        }
+        (Op::RandUniform { .. }, DType::F64) => {
+            let mut rng = ChaCha8Rng::seed_from_u64(key as u64);
+            unsafe { out.slice_mut::<f64>() }.iter_mut().for_each(|x| *x = rng.random::<f64>());
+            Ok(())
+        }
+        (Op::RandNormal { .. }, DType::F32) => {
+            let z = normals(key, out.numel());
+            unsafe { out.slice_mut::<f32>() }.iter_mut().zip(z).for_each(|(x, v)| *x = v as f32);
+            Ok(())
+        }
+        (Op::RandNormal { .. }, DType::F64) => {
+            unsafe { out.slice_mut::<f64>() }.copy_from_slice(&normals(key, out.numel()));
+            Ok(())
+        }
+        (op, dtype) => Err(format!("no native kernel for {} on {dtype}", op.name())),
+    }
+}
+
+/// `n` standard normal values of the stream `key` (the interpreter's Box-Muller pairs).
+fn normals(key: i64, n: usize) -> Vec<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(key as u64);
+    let mut v = Vec::with_capacity(n + 1);
+    while v.len() < n {
+        let u1 = 1.0 - rng.random::<f64>();
+        let u2 = rng.random::<f64>();
+        let (r, t) = ((-2.0 * u1.ln()).sqrt(), std::f64::consts::TAU * u2);
+        v.push(r * t.cos());
+        v.push(r * t.sin());
+    }
+    v.truncate(n);
+    v
+}
+
+/// Element types `gemm` multiplies.
+pub(crate) trait Gemm: Copy + Default + 'static {
+    const ONE: Self;
+}
+
+impl Gemm for f32 {
+    const ONE: f32 = 1.0;
+}
+
+impl Gemm for f64 {
+    const ONE: f64 = 1.0;
+}
+
+/// `[..., m, k] x [..., k, n] -> [..., m, n]`, contiguous row-major.
+///
+/// # Safety
+/// Live buffers of those shapes.
+unsafe fn matmul<T: Gemm>(a: &Buf, b: &Buf, c: &Buf) -> Result<(), String> {
+    let r = a.shape.len();
+    let (m, k, n) = (a.shape[r - 2], a.shape[r - 1], b.shape[r - 1]);
+    if b.shape[r - 2] != k || c.shape[r - 2] != m || c.shape[r - 1] != n || a.shape[..r - 2] != b.shape[..r - 2] {
+        return Err(format!("cannot matmul {:?} by {:?} into {:?}", a.shape, b.shape, c.shape));
+    }
+    let batch: usize = a.shape[..r - 2].iter().product();
+    let (pa, pb, pc) = (a.ptr as *const T, b.ptr as *const T, c.ptr as *mut T);
+    for i in 0..batch {
+        unsafe { gemm_rows(m, k, n, pa.add(i * m * k), k, 1, pb.add(i * k * n), n, 1, pc.add(i * m * n)) };
+    }
+    Ok(())
+}
+
+/// `c = a @ b` with `c` contiguous `[m, n]` and `a`, `b` strided (`rs`, `cs`: row and
+/// column strides in elements).
+///
+/// # Safety
+/// Live, non-overlapping views of those shapes.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_rows<T: Gemm>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const T,
+    a_rs: usize,
+    a_cs: usize,
+    b: *const T,
+    b_rs: usize,
+    b_cs: usize,
+    c: *mut T,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        unsafe { std::slice::from_raw_parts_mut(c, m * n) }.fill(T::default());
+        return;
+    }
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c,
+            1,
+            n as isize,
+            false,
+            a,
+            a_cs as isize,
+            a_rs as isize,
+            b,
+            b_cs as isize,
+            b_rs as isize,
+            T::default(),
+            T::ONE,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}

@@ -1,0 +1,459 @@
+//! Elementwise ops as flat loops: `const`, `iota`, unary and binary math, comparisons and
+//! logic, `select`, `cast`, `real`, `imag`, `complex`.
+//!
+//! Coverage (the interpreter's, `runtime/src/interp/elementwise.rs`): f32/f64 every unary
+//! op but `not` and every binary op but `and`/`or` (transcendental functions and `pow`,
+//! `rem` call the `std` functions the interpreter calls; `max`/`min` propagate NaN); i64
+//! `neg abs sign relu floor`, `add sub mul max min` and comparisons; bool `not`, logic and
+//! comparisons; casts between every pair of dtypes. Complex arithmetic and i64
+//! `div`/`rem`/`pow` (which refuse a zero divisor or a negative exponent) run the
+//! interpreter's kernels ([`super::kernel`]); an op the interpreter does not define on a
+//! dtype is refused at compile time.
+
+use super::{elem, mem, FnLower, Val};
+use crate::ClifError;
+use archc_compiler::tir::ops::{binary_name, unary_name};
+use archc_compiler::tir::{BinaryOp, DType, Inst, Op, UnaryOp};
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{types, InstBuilder, Type, Value};
+
+pub(crate) fn lower(l: &mut FnLower, inst: &Inst) -> Result<(), ClifError> {
+    match &inst.op {
+        Op::Const(v) => constant(l, inst, *v),
+        Op::Iota { axis } => iota(l, inst, *axis),
+        Op::Unary(u) => unary(l, inst, *u),
+        Op::Binary(b) => binary(l, inst, *b),
+        Op::Select => {
+            let args = [l.arg(inst, 0), l.arg(inst, 1), l.arg(inst, 2)];
+            map(l, inst, &args, |l, v| {
+                let n = v.len() - 1;
+                let (a, b) = (&v[1..1 + n / 2], &v[1 + n / 2..]);
+                a.iter().zip(b).map(|(&x, &y)| l.b.ins().select(v[0], x, y)).collect()
+            })
+        }
+        Op::Cast => cast(l, inst),
+        Op::Real | Op::Imag => part(l, inst, inst.op == Op::Imag),
+        Op::Complex => {
+            let args = [l.arg(inst, 0), l.arg(inst, 1)];
+            let ft = float(args[0].ty.dtype);
+            map(l, inst, &args, |l, v| v.iter().map(|&x| to_f32(l, ft, x)).collect())
+        }
+        op => unreachable!("{} is not elementwise", op.name()),
+    }
+}
+
+/// The element type of a real float dtype.
+fn float(d: DType) -> Type {
+    if d == DType::F64 {
+        types::F64
+    } else {
+        types::F32
+    }
+}
+
+fn to_f32(l: &mut FnLower, from: Type, x: Value) -> Value {
+    if from == types::F64 {
+        l.b.ins().fdemote(types::F32, x)
+    } else {
+        x
+    }
+}
+
+/// The scalars of element `i` of a buffer: one value, or `(re, im)` for c64.
+fn load(l: &mut FnLower, d: DType, base: Value, i: Value) -> Vec<Value> {
+    let (ty, es) = elem(d);
+    if d == DType::C64 {
+        let a = l.addr(base, i, 8);
+        let re = l.b.ins().load(types::F32, mem(), a, 0);
+        let im = l.b.ins().load(types::F32, mem(), a, 4);
+        return vec![re, im];
+    }
+    vec![l.load_at(ty, base, i, es)]
+}
+
+fn store(l: &mut FnLower, d: DType, base: Value, i: Value, v: &[Value]) {
+    if d == DType::C64 {
+        let a = l.addr(base, i, 8);
+        l.b.ins().store(mem(), v[0], a, 0);
+        l.b.ins().store(mem(), v[1], a, 4);
+        return;
+    }
+    l.store_at(v[0], base, i, elem(d).1);
+}
+
+/// `out[i] = f(scalars of every operand at i)` over the result's elements.
+fn map(
+    l: &mut FnLower,
+    inst: &Inst,
+    args: &[Val],
+    mut f: impl FnMut(&mut FnLower, &[Value]) -> Vec<Value>,
+) -> Result<(), ClifError> {
+    let out = l.alloc(&inst.ty);
+    let n = l.numel(&inst.ty);
+    let od = inst.ty.dtype;
+    l.for_range(n, |l, i| {
+        let mut v = Vec::new();
+        for a in args {
+            v.extend(load(l, a.ty.dtype, a.ptr, i));
+        }
+        let r = f(l, &v);
+        store(l, od, out.0, i, &r);
+    });
+    l.bind(inst.result, out, &inst.ty);
+    Ok(())
+}
+
+fn constant(l: &mut FnLower, inst: &Inst, v: f64) -> Result<(), ClifError> {
+    let out = l.alloc(&inst.ty);
+    let zero = l.iconst(0);
+    let s = scalar(l, inst.ty.dtype, v);
+    store(l, inst.ty.dtype, out.0, zero, &s);
+    l.bind(inst.result, out, &inst.ty);
+    Ok(())
+}
+
+/// A literal converted as by `cast` from f64.
+fn scalar(l: &mut FnLower, d: DType, v: f64) -> Vec<Value> {
+    match d {
+        DType::F32 => vec![l.b.ins().f32const(v as f32)],
+        DType::F64 => vec![l.b.ins().f64const(v)],
+        DType::I64 => vec![l.iconst(v as i64)],
+        DType::Bool => vec![l.b.ins().iconst(types::I8, (v != 0.0) as i64)],
+        DType::C64 => vec![l.b.ins().f32const(v as f32), l.b.ins().f32const(0.0)],
+    }
+}
+
+pub(crate) fn fill(l: &mut FnLower, d: DType, base: Value, n: Value, v: f64) {
+    l.for_range(n, |l, i| {
+        let s = scalar(l, d, v);
+        store(l, d, base, i, &s);
+    });
+}
+
+fn iota(l: &mut FnLower, inst: &Inst, axis: usize) -> Result<(), ClifError> {
+    let d = inst.ty.dtype;
+    if !matches!(d, DType::I64 | DType::F32 | DType::F64) || axis >= inst.ty.rank() {
+        return Err(ClifError::unsupported("iota", format!("of type {} along axis {axis}", inst.ty)));
+    }
+    let shape = l.shape(&inst.ty);
+    let st = l.strides(&shape);
+    let (stride, size) = (st[axis], shape[axis]);
+    let out = l.alloc(&inst.ty);
+    let n = l.numel(&inst.ty);
+    l.for_range(n, |l, i| {
+        let q = l.b.ins().udiv(i, stride);
+        let c = l.b.ins().urem(q, size);
+        let v = match d {
+            DType::I64 => c,
+            _ => l.b.ins().fcvt_from_sint(float(d), c),
+        };
+        store(l, d, out.0, i, &[v]);
+    });
+    l.bind(inst.result, out, &inst.ty);
+    Ok(())
+}
+
+fn undefined(name: &str, d: DType) -> ClifError {
+    ClifError::unsupported(name, format!("{name} is not defined on {d}"))
+}
+
+fn unary(l: &mut FnLower, inst: &Inst, u: UnaryOp) -> Result<(), ClifError> {
+    let x = l.arg(inst, 0);
+    let d = x.ty.dtype;
+    use UnaryOp::*;
+    let ok = match d {
+        DType::F32 | DType::F64 => u != Not,
+        DType::I64 => matches!(u, Neg | Abs | Sign | Relu | Floor),
+        DType::Bool => u == Not,
+        DType::C64 => return super::kernel::lower(l, inst),
+    };
+    if !ok {
+        return Err(undefined(unary_name(u), d));
+    }
+    map(l, inst, &[x], |l, v| vec![unary_scalar(l, u, d, v[0])])
+}
+
+fn unary_scalar(l: &mut FnLower, u: UnaryOp, d: DType, x: Value) -> Value {
+    use UnaryOp::*;
+    if d == DType::Bool {
+        return l.b.ins().bxor_imm_s(x, 1);
+    }
+    if d == DType::I64 {
+        return match u {
+            Neg => l.b.ins().ineg(x),
+            Abs => l.b.ins().iabs(x),
+            Relu => {
+                let z = l.iconst(0);
+                l.b.ins().smax(x, z)
+            }
+            Sign => {
+                let (z, one, m1) = (l.iconst(0), l.iconst(1), l.iconst(-1));
+                let pos = l.b.ins().icmp(IntCC::SignedGreaterThan, x, z);
+                let neg = l.b.ins().icmp(IntCC::SignedLessThan, x, z);
+                let s = l.b.ins().select(neg, m1, z);
+                l.b.ins().select(pos, one, s)
+            }
+            _ => x,
+        };
+    }
+    let ft = float(d);
+    let one = if ft == types::F64 { l.b.ins().f64const(1.0) } else { l.b.ins().f32const(1.0) };
+    let zero = if ft == types::F64 { l.b.ins().f64const(0.0) } else { l.b.ins().f32const(0.0) };
+    match u {
+        Neg => l.b.ins().fneg(x),
+        Sqrt => l.b.ins().sqrt(x),
+        Rsqrt => {
+            let s = l.b.ins().sqrt(x);
+            l.b.ins().fdiv(one, s)
+        }
+        Abs => l.b.ins().fabs(x),
+        Floor => l.b.ins().floor(x),
+        Relu => {
+            // x > 0 or NaN: x; else 0.
+            let keep = l.b.ins().fcmp(FloatCC::UnorderedOrGreaterThan, x, zero);
+            l.b.ins().select(keep, x, zero)
+        }
+        Sign => {
+            let m1 = l.b.ins().fneg(one);
+            let pos = l.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
+            let neg = l.b.ins().fcmp(FloatCC::LessThan, x, zero);
+            let s = l.b.ins().select(neg, m1, x);
+            l.b.ins().select(pos, one, s)
+        }
+        Sigmoid => {
+            let n = l.b.ins().fneg(x);
+            let e = math1(l, "exp", ft, n);
+            let den = l.b.ins().fadd(one, e);
+            l.b.ins().fdiv(one, den)
+        }
+        Exp => math1(l, "exp", ft, x),
+        Log => math1(l, "log", ft, x),
+        Log1p => math1(l, "log1p", ft, x),
+        Tanh => math1(l, "tanh", ft, x),
+        Erf => math1(l, "erf", ft, x),
+        Sin => math1(l, "sin", ft, x),
+        Cos => math1(l, "cos", ft, x),
+        Not => unreachable!("refused for floats"),
+    }
+}
+
+/// The runtime's `archc_clif_{name}_{f32,f64}` of one argument.
+fn math1(l: &mut FnLower, name: &str, ft: Type, x: Value) -> Value {
+    let sym = math_symbol(name, ft);
+    l.call_rt(sym, &[ft], &[ft], &[x]).expect("one result")
+}
+
+fn math_symbol(name: &str, ft: Type) -> &'static str {
+    let f64_ = ft == types::F64;
+    match (name, f64_) {
+        ("exp", false) => "archc_clif_exp_f32",
+        ("exp", true) => "archc_clif_exp_f64",
+        ("log", false) => "archc_clif_log_f32",
+        ("log", true) => "archc_clif_log_f64",
+        ("log1p", false) => "archc_clif_log1p_f32",
+        ("log1p", true) => "archc_clif_log1p_f64",
+        ("tanh", false) => "archc_clif_tanh_f32",
+        ("tanh", true) => "archc_clif_tanh_f64",
+        ("erf", false) => "archc_clif_erf_f32",
+        ("erf", true) => "archc_clif_erf_f64",
+        ("sin", false) => "archc_clif_sin_f32",
+        ("sin", true) => "archc_clif_sin_f64",
+        ("cos", false) => "archc_clif_cos_f32",
+        ("cos", true) => "archc_clif_cos_f64",
+        ("pow", false) => "archc_clif_pow_f32",
+        ("pow", true) => "archc_clif_pow_f64",
+        ("rem", false) => "archc_clif_rem_f32",
+        ("rem", true) => "archc_clif_rem_f64",
+        _ => unreachable!("no runtime function {name}"),
+    }
+}
+
+fn binary(l: &mut FnLower, inst: &Inst, op: BinaryOp) -> Result<(), ClifError> {
+    let (a, b) = (l.arg(inst, 0), l.arg(inst, 1));
+    let d = a.ty.dtype;
+    use BinaryOp::*;
+    let ok = match d {
+        DType::F32 | DType::F64 => !matches!(op, And | Or),
+        DType::I64 if matches!(op, Div | Rem | Pow) => return super::kernel::lower(l, inst),
+        DType::I64 => !matches!(op, And | Or),
+        DType::Bool => matches!(op, And | Or | Max | Min | Eq | Ne | Lt | Le | Gt | Ge),
+        DType::C64 => return super::kernel::lower(l, inst),
+    };
+    if !ok {
+        return Err(undefined(binary_name(op), d));
+    }
+    map(l, inst, &[a, b], |l, v| vec![binary_scalar(l, op, d, v[0], v[1])])
+}
+
+fn binary_scalar(l: &mut FnLower, op: BinaryOp, d: DType, x: Value, y: Value) -> Value {
+    use BinaryOp::*;
+    if let Some(cc) = int_cc(op, d) {
+        if d != DType::F32 && d != DType::F64 {
+            return l.b.ins().icmp(cc, x, y);
+        }
+    }
+    if let Some(cc) = float_cc(op) {
+        if d == DType::F32 || d == DType::F64 {
+            return l.b.ins().fcmp(cc, x, y);
+        }
+    }
+    match d {
+        DType::Bool => match op {
+            And | Min => l.b.ins().band(x, y),
+            _ => l.b.ins().bor(x, y),
+        },
+        DType::I64 => match op {
+            Add => l.b.ins().iadd(x, y),
+            Sub => l.b.ins().isub(x, y),
+            Mul => l.b.ins().imul(x, y),
+            Max => l.b.ins().smax(x, y),
+            _ => l.b.ins().smin(x, y),
+        },
+        _ => {
+            let ft = float(d);
+            match op {
+                Add => l.b.ins().fadd(x, y),
+                Sub => l.b.ins().fsub(x, y),
+                Mul => l.b.ins().fmul(x, y),
+                Div => l.b.ins().fdiv(x, y),
+                Pow | Rem => {
+                    let sym = math_symbol(if op == Pow { "pow" } else { "rem" }, ft);
+                    l.call_rt(sym, &[ft, ft], &[ft], &[x, y]).expect("one result")
+                }
+                Max | Min => {
+                    // x when x is NaN or x >= y (x <= y for min), else y.
+                    let cc = if op == Max { FloatCC::GreaterThanOrEqual } else { FloatCC::LessThanOrEqual };
+                    let better = l.b.ins().fcmp(cc, x, y);
+                    let nan = l.b.ins().fcmp(FloatCC::Unordered, x, x);
+                    let keep = l.b.ins().bor(better, nan);
+                    l.b.ins().select(keep, x, y)
+                }
+                _ => unreachable!("comparisons handled above"),
+            }
+        }
+    }
+}
+
+/// Integer condition codes of comparisons (bools compare unsigned: `false < true`).
+fn int_cc(op: BinaryOp, d: DType) -> Option<IntCC> {
+    use BinaryOp::*;
+    let unsigned = d == DType::Bool;
+    Some(match op {
+        Eq => IntCC::Equal,
+        Ne => IntCC::NotEqual,
+        Lt if unsigned => IntCC::UnsignedLessThan,
+        Le if unsigned => IntCC::UnsignedLessThanOrEqual,
+        Gt if unsigned => IntCC::UnsignedGreaterThan,
+        Ge if unsigned => IntCC::UnsignedGreaterThanOrEqual,
+        Lt => IntCC::SignedLessThan,
+        Le => IntCC::SignedLessThanOrEqual,
+        Gt => IntCC::SignedGreaterThan,
+        Ge => IntCC::SignedGreaterThanOrEqual,
+        _ => return None,
+    })
+}
+
+/// Float comparisons as Rust's operators (`!=` is true for NaN, the others false).
+fn float_cc(op: BinaryOp) -> Option<FloatCC> {
+    use BinaryOp::*;
+    Some(match op {
+        Eq => FloatCC::Equal,
+        Ne => FloatCC::NotEqual,
+        Lt => FloatCC::LessThan,
+        Le => FloatCC::LessThanOrEqual,
+        Gt => FloatCC::GreaterThan,
+        Ge => FloatCC::GreaterThanOrEqual,
+        _ => return None,
+    })
+}
+
+fn cast(l: &mut FnLower, inst: &Inst) -> Result<(), ClifError> {
+    let x = l.arg(inst, 0);
+    let (from, to) = (x.ty.dtype, inst.ty.dtype);
+    if from == to {
+        l.alias(inst.result, &x, &inst.ty);
+        return Ok(());
+    }
+    map(l, inst, &[x], |l, v| cast_scalar(l, from, to, v))
+}
+
+/// One element converted with the interpreter's `cast` rules (`runtime/src/elem.rs`).
+fn cast_scalar(l: &mut FnLower, from: DType, to: DType, v: &[Value]) -> Vec<Value> {
+    use DType::*;
+    // Bool and c64 sources become a real value first where that is the rule.
+    if to == Bool {
+        return vec![match from {
+            F32 | F64 => {
+                let z = float_zero(l, float(from));
+                l.b.ins().fcmp(FloatCC::NotEqual, v[0], z)
+            }
+            I64 => l.b.ins().icmp_imm_s(IntCC::NotEqual, v[0], 0),
+            C64 => {
+                let z = float_zero(l, types::F32);
+                let re = l.b.ins().fcmp(FloatCC::NotEqual, v[0], z);
+                let im = l.b.ins().fcmp(FloatCC::NotEqual, v[1], z);
+                l.b.ins().bor(re, im)
+            }
+            Bool => v[0],
+        }];
+    }
+    // The source as (f32 or f64 or i64) scalar.
+    let (x, xt) = match from {
+        F32 => (v[0], types::F32),
+        F64 => (v[0], types::F64),
+        I64 => (v[0], types::I64),
+        Bool => (l.b.ins().uextend(types::I64, v[0]), types::I64),
+        C64 => (v[0], types::F32),
+    };
+    let target = match to {
+        F32 | C64 => types::F32,
+        F64 => types::F64,
+        _ => types::I64,
+    };
+    let y = convert(l, x, xt, target);
+    if to == C64 {
+        let z = float_zero(l, types::F32);
+        vec![y, z]
+    } else {
+        vec![y]
+    }
+}
+
+fn float_zero(l: &mut FnLower, t: Type) -> Value {
+    if t == types::F64 {
+        l.b.ins().f64const(0.0)
+    } else {
+        l.b.ins().f32const(0.0)
+    }
+}
+
+/// Rust's `as` between f32, f64 and i64 (float to int saturates, NaN gives 0).
+fn convert(l: &mut FnLower, x: Value, from: Type, to: Type) -> Value {
+    match (from, to) {
+        _ if from == to => x,
+        (types::F32, types::F64) => l.b.ins().fpromote(types::F64, x),
+        (types::F64, types::F32) => l.b.ins().fdemote(types::F32, x),
+        (types::I64, _) => l.b.ins().fcvt_from_sint(to, x),
+        (_, _) => l.b.ins().fcvt_to_sint_sat(types::I64, x),
+    }
+}
+
+/// `real` (`imag = false`) or `imag`: parts of c64, identity or zeros of a real operand.
+fn part(l: &mut FnLower, inst: &Inst, imag: bool) -> Result<(), ClifError> {
+    let x = l.arg(inst, 0);
+    match (x.ty.dtype, imag) {
+        (DType::C64, _) => map(l, inst, &[x], |_, v| vec![v[imag as usize]]),
+        (DType::F32 | DType::F64, false) => {
+            l.alias(inst.result, &x, &inst.ty);
+            Ok(())
+        }
+        (DType::F32 | DType::F64, true) => {
+            let out = l.alloc(&inst.ty);
+            let n = l.numel(&inst.ty);
+            fill(l, inst.ty.dtype, out.0, n, 0.0);
+            l.bind(inst.result, out, &inst.ty);
+            Ok(())
+        }
+        (d, _) => Err(ClifError::unsupported(inst.op.name(), format!("of {d}"))),
+    }
+}

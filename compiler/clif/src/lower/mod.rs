@@ -1,0 +1,266 @@
+//! One TIR function (a specialisation, types over the entry's symbols) as a Cranelift
+//! function of the ABI `fn(ctx, key, args, outs)`.
+//!
+//! Contract: every value is a pointer to a contiguous row-major buffer. Instructions
+//! allocate their results (`archc_clif_alloc`) at top level, before any loop they emit;
+//! `reshape` and same-type casts alias their operand, arguments and parameters are
+//! borrowed. A buffer is freed right after the last instruction that reads it (or any of
+//! its aliases); the function's results are copied into `outs` at the end. Sizes are
+//! computed once at top level from the context's symbol values and reused; code inside
+//! loops and conditionals never adds to that cache (its values would not dominate later
+//! uses). The op families live in one module each: [`ew`] (elementwise), [`reduce`],
+//! [`movement`], [`control`], [`kernel`] (calls of Rust kernels).
+
+mod control;
+mod ew;
+mod ir;
+mod kernel;
+mod movement;
+mod reduce;
+
+use crate::module::Shared;
+use crate::rt;
+use crate::ClifError;
+use archc_compiler::tir::{DType, Dim, Func, Inst, Op, TensorType, ValueId};
+use cranelift_codegen::ir::{types, FuncRef, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_frontend::FunctionBuilder;
+use cranelift_module::{FuncId, Module};
+use std::collections::HashMap;
+
+/// A lowered value: its buffer, its type and the buffer's root (see the module docs).
+#[derive(Clone)]
+pub(crate) struct Val {
+    pub ptr: Value,
+    pub ty: TensorType,
+    root: usize,
+}
+
+/// A buffer: owned ones (with their size in bytes) are freed after `last`.
+struct Root {
+    ptr: Value,
+    bytes: Option<Value>,
+    last: usize,
+    freed: bool,
+}
+
+/// Marks a value read by the function's results (never freed before the end).
+const END: usize = usize::MAX;
+
+pub(crate) struct FnLower<'s, 'p, 'f> {
+    pub sh: &'s mut Shared<'p>,
+    pub b: FunctionBuilder<'f>,
+    pub ctx: Value,
+    pub key: Value,
+    syms: Vec<Value>,
+    sizes: HashMap<Dim, Value>,
+    /// Loops and conditionals around the code being emitted.
+    depth: u32,
+    vals: HashMap<ValueId, Val>,
+    roots: Vec<Root>,
+    last_use: HashMap<ValueId, usize>,
+    refs: HashMap<FuncId, FuncRef>,
+    /// The position of the instruction being lowered.
+    pos: usize,
+}
+
+/// The Cranelift type and byte size of one element (c64: two f32, moved as one i64).
+pub(crate) fn elem(dtype: DType) -> (Type, i64) {
+    match dtype {
+        DType::F32 => (types::F32, 4),
+        DType::F64 => (types::F64, 8),
+        DType::I64 => (types::I64, 8),
+        DType::Bool => (types::I8, 1),
+        DType::C64 => (types::I64, 8),
+    }
+}
+
+/// Loads and stores of buffers: never trapping, alignment not assumed.
+pub(crate) fn mem() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+
+impl<'s, 'p, 'f> FnLower<'s, 'p, 'f> {
+    /// Lowers `func` into `b` (the function's context and signature are set).
+    pub fn lower(sh: &'s mut Shared<'p>, mut b: FunctionBuilder<'f>, func: &Func) -> Result<(), ClifError> {
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        let p = b.block_params(entry).to_vec();
+        let mut l = FnLower {
+            sh,
+            b,
+            ctx: p[0],
+            key: p[1],
+            syms: Vec::new(),
+            sizes: HashMap::new(),
+            depth: 0,
+            vals: HashMap::new(),
+            roots: Vec::new(),
+            last_use: last_uses(func),
+            refs: HashMap::new(),
+            pos: 0,
+        };
+        l.load_symbols();
+        l.body(func, p[2], p[3])?;
+        l.b.seal_all_blocks();
+        let config = l.sh.module.target_config();
+        l.b.finalize(config);
+        Ok(())
+    }
+
+    fn load_symbols(&mut self) {
+        let table = self.b.ins().load(types::I64, mem(), self.ctx, rt::SYMS);
+        for i in 0..self.sh.syms.len() {
+            let v = self.b.ins().load(types::I64, mem(), table, 8 * i as i32);
+            self.syms.push(v);
+        }
+    }
+
+    fn body(&mut self, func: &Func, args: Value, outs: Value) -> Result<(), ClifError> {
+        for (i, (id, ty)) in func.args.iter().enumerate() {
+            let ptr = self.b.ins().load(types::I64, mem(), args, 8 * i as i32);
+            self.sh.checks.insert(ty.clone());
+            let root = self.new_root(ptr, None);
+            self.define(*id, ptr, ty.clone(), root);
+        }
+        for (pos, inst) in func.body.iter().enumerate() {
+            self.pos = pos;
+            self.inst(inst)?;
+            self.release(pos);
+        }
+        for (k, r) in func.results.iter().enumerate() {
+            let v = self.val(*r);
+            let dst = self.b.ins().load(types::I64, mem(), outs, 8 * k as i32);
+            let bytes = self.bytes(&v.ty);
+            self.call_rt("archc_clif_copy", &[types::I64; 3], &[], &[dst, v.ptr, bytes]);
+        }
+        for r in 0..self.roots.len() {
+            self.free_root(r);
+        }
+        self.b.ins().return_(&[]);
+        Ok(())
+    }
+
+    /// Lowers one instruction (its results are defined afterwards).
+    fn inst(&mut self, inst: &Inst) -> Result<(), ClifError> {
+        for (_, t) in inst.results() {
+            self.sh.checks.insert(t.clone());
+        }
+        match &inst.op {
+            Op::Param(name) => self.param(inst, name),
+            Op::Const(_) | Op::Iota { .. } | Op::Unary(_) | Op::Binary(_) | Op::Select | Op::Cast => {
+                ew::lower(self, inst)
+            }
+            Op::Real | Op::Imag | Op::Complex => ew::lower(self, inst),
+            Op::Reduce { .. } => reduce::lower(self, inst),
+            Op::Reshape | Op::Permute(_) | Op::Broadcast | Op::Slice { .. } | Op::Concat { .. } | Op::Pad { .. } => {
+                movement::lower(self, inst)
+            }
+            Op::Call(_) | Op::Stack(_) | Op::Vmap { .. } | Op::Scan { .. } => control::lower(self, inst),
+            Op::ArgMax { .. } | Op::MatMul | Op::Einsum(_) | Op::Conv { .. } | Op::Pool { .. } => {
+                kernel::lower(self, inst)
+            }
+            Op::Gather { .. } | Op::ScatterAdd { .. } | Op::Rfft { .. } | Op::Irfft { .. } => kernel::lower(self, inst),
+            Op::RandUniform { .. } | Op::RandNormal { .. } => kernel::lower(self, inst),
+        }
+    }
+
+    fn param(&mut self, inst: &Inst, name: &str) -> Result<(), ClifError> {
+        let idx = self.sh.program.params.iter().position(|p| p.name == name);
+        let decl_ty = idx.map(|i| &self.sh.program.params[i].ty);
+        let Some(i) = idx.filter(|_| decl_ty == Some(&inst.ty) && inst.ty.const_shape().is_some()) else {
+            return Err(ClifError::unsupported(
+                "param",
+                format!("@{name} is not a declared parameter of type {}", inst.ty),
+            ));
+        };
+        self.sh.params_used.insert(i);
+        let table = self.b.ins().load(types::I64, mem(), self.ctx, rt::PARAMS);
+        let ptr = self.b.ins().load(types::I64, mem(), table, 8 * i as i32);
+        let root = self.new_root(ptr, None);
+        self.define(inst.result, ptr, inst.ty.clone(), root);
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Values and buffers
+
+    pub fn val(&self, v: ValueId) -> Val {
+        self.vals.get(&v).cloned().expect("verified TIR defines values before use")
+    }
+
+    pub fn arg(&self, inst: &Inst, i: usize) -> Val {
+        self.val(inst.args[i])
+    }
+
+    fn new_root(&mut self, ptr: Value, bytes: Option<Value>) -> usize {
+        self.roots.push(Root { ptr, bytes, last: self.pos, freed: false });
+        self.roots.len() - 1
+    }
+
+    fn define(&mut self, v: ValueId, ptr: Value, ty: TensorType, root: usize) {
+        let last = self.last_use.get(&v).copied().unwrap_or(self.pos);
+        let r = &mut self.roots[root];
+        r.last = r.last.max(last);
+        self.vals.insert(v, Val { ptr, ty, root });
+    }
+
+    /// A fresh buffer of type `ty` (at top level), not yet bound to a value.
+    pub fn alloc(&mut self, ty: &TensorType) -> (Value, usize) {
+        debug_assert_eq!(self.depth, 0, "allocations happen at top level");
+        self.sh.checks.insert(ty.clone());
+        let bytes = self.bytes(ty);
+        let ptr = self.call_rt("archc_clif_alloc", &[types::I64], &[types::I64], &[bytes]).expect("a pointer");
+        (ptr, self.new_root(ptr, Some(bytes)))
+    }
+
+    /// A scratch buffer freed after the current instruction.
+    pub fn scratch(&mut self, ty: &TensorType) -> Value {
+        self.alloc(ty).0
+    }
+
+    /// Binds result `v` to a buffer from [`FnLower::alloc`].
+    pub fn bind(&mut self, v: ValueId, (ptr, root): (Value, usize), ty: &TensorType) {
+        self.define(v, ptr, ty.clone(), root);
+    }
+
+    /// Binds result `v` to the buffer of `of` (same bytes, another type).
+    pub fn alias(&mut self, v: ValueId, of: &Val, ty: &TensorType) {
+        self.define(v, of.ptr, ty.clone(), of.root);
+    }
+
+    fn release(&mut self, pos: usize) {
+        for r in 0..self.roots.len() {
+            if self.roots[r].last <= pos {
+                self.free_root(r);
+            }
+        }
+    }
+
+    fn free_root(&mut self, r: usize) {
+        let root = &mut self.roots[r];
+        if root.freed {
+            return;
+        }
+        root.freed = true;
+        if let Some(bytes) = root.bytes {
+            let ptr = root.ptr;
+            self.call_rt("archc_clif_free", &[types::I64; 2], &[], &[ptr, bytes]);
+        }
+    }
+}
+
+/// For each value, the position of the last instruction that reads it ([`END`] for the
+/// function's results).
+fn last_uses(func: &Func) -> HashMap<ValueId, usize> {
+    let mut m = HashMap::new();
+    for (pos, inst) in func.body.iter().enumerate() {
+        for a in &inst.args {
+            m.insert(*a, pos);
+        }
+    }
+    for r in &func.results {
+        m.insert(*r, END);
+    }
+    m
+}
