@@ -157,6 +157,7 @@ fn backend_name(b: Backend) -> &'static str {
         Backend::Interp => "interp",
         Backend::MlirCpu => "mlir-cpu",
         Backend::MlirGpu => "mlir-gpu",
+        Backend::Cranelift => "cranelift",
     }
 }
 

@@ -1,6 +1,6 @@
 //! Execution backends for the CLI: the reference interpreter, the MLIR CPU JIT and GPU
-//! backend, or an artifact's compiled code ([`executor`]), and the MLIR text stages of
-//! `archc build --emit`.
+//! backend, the Cranelift tier, or an artifact's compiled code ([`executor`]), and the
+//! MLIR and Cranelift text stages of `archc build --emit`.
 
 use crate::driver::parse_pairs;
 use crate::inputs::arg_shapes;
@@ -103,6 +103,11 @@ pub fn timings(_: &archc_mlir::emit::Module, _: std::time::Duration) -> Result<S
     Err(NO_MLIR.into())
 }
 
+/// The Cranelift IR of `entry` and every function it reaches (`archc build --emit clif`).
+pub fn emit_clif(program: &Program, entry: &str) -> Result<String, String> {
+    archc_clif::emit_clif(program, entry).map_err(|e| e.to_string())
+}
+
 /// What executes a program.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Backend {
@@ -112,6 +117,9 @@ pub enum Backend {
     MlirCpu,
     /// MLIR lowered to NVVM/PTX kernels run through the CUDA driver (`--device cuda:N`).
     MlirGpu,
+    /// Cranelift IR JIT-compiled for this CPU in milliseconds (one compile per function
+    /// serves every size; slower code than `mlir-cpu`).
+    Cranelift,
 }
 
 impl Default for Backend {
@@ -148,6 +156,7 @@ pub fn executor<'p>(
         }
         #[cfg(not(feature = "mlir"))]
         Backend::MlirCpu | Backend::MlirGpu => Err(NO_MLIR.into()),
+        Backend::Cranelift => Ok(Box::new(archc_clif::ClifCpu::new(program))),
     }
 }
 

@@ -202,6 +202,8 @@ enum Emit {
     Llvm,
     /// PTX of the GPU kernels (`--gpu-arch`), as loaded by the CUDA driver.
     Ptx,
+    /// Cranelift IR of the entry and every function it reaches (the `cranelift` backend).
+    Clif,
 }
 
 /// Which concrete network to build.
@@ -640,6 +642,9 @@ fn build_mlir(file: &Path, emit: Emit, sel: &Selection, mlir: &MlirOpts, color: 
         }
     };
     let front = t0.elapsed();
+    if matches!(emit, Emit::Clif) {
+        return backend::emit_clif(&program, entry).map_err(user);
+    }
     let gpu = matches!(emit, Emit::Ptx);
     let module = backend::emit_mlir(&program, entry, mlir.dim, mlir.dynamic, &sources, gpu).map_err(user)?;
     if gpu {
@@ -695,7 +700,7 @@ fn build(
     color: bool,
 ) -> Result<(), Fail> {
     let text = match emit {
-        Emit::Mlir | Emit::MlirOpt | Emit::Llvm | Emit::Ptx => build_mlir(file, emit, sel, mlir, color)?,
+        Emit::Mlir | Emit::MlirOpt | Emit::Llvm | Emit::Ptx | Emit::Clif => build_mlir(file, emit, sel, mlir, color)?,
         Emit::Ast => {
             let out = checked(file, &options(sel, true)?, color)?;
             format!("{:#?}\n", out.ast.expect("main file parsed"))

@@ -78,6 +78,9 @@ impl<'p> Runner<'p> {
             Backend::MlirGpu => {
                 return Err("`archc adapt` runs on the interpreter or mlir-cpu, not mlir-gpu yet".into())
             }
+            Backend::Cranelift => {
+                return Err("`archc adapt` runs on the interpreter or mlir-cpu, not cranelift yet".into())
+            }
         };
         Ok(Runner { split, engine, calls: 0, shapes: HashSet::new() })
     }
