@@ -235,6 +235,12 @@ fn build<'p>(
         sh.module.clear_context(&mut ctx);
         next += 1;
     }
+    if let Some(t) = text {
+        t.push_str("; functions:\n");
+        for (id, decl) in sh.module.declarations().get_functions() {
+            t.push_str(&format!(";   u0:{} = {}\n", id.as_u32(), decl.name.as_deref().unwrap_or("?")));
+        }
+    }
     Ok((sh, entry_id))
 }
 

@@ -53,6 +53,12 @@ pub fn forward(path: &Path) -> Program {
 /// The train step of an example with a `train` block, rebuilt with plain SGD at learning
 /// rate 1 (so `param - updated param` is the gradient); `None` without one.
 pub fn sgd_train_step(path: &Path) -> Option<Program> {
+    train_step(path, true)
+}
+
+/// The train step of an example with a `train` block (`sgd`: with its optimizer replaced
+/// as [`sgd_train_step`] does); `None` without one.
+pub fn train_step(path: &Path, sgd: bool) -> Option<Program> {
     let text = std::fs::read_to_string(path).expect("readable");
     if !text.contains("train ") && !text.contains("train{") {
         return None;
@@ -60,6 +66,9 @@ pub fn sgd_train_step(path: &Path) -> Option<Program> {
     let dir = Dir(path.parent().expect("dir").to_path_buf());
     let out = train_file(&path.display().to_string(), &text, &dir, &Options::default());
     let mut cfg = out.config?;
+    if !sgd {
+        return Some(build_train_program(&cfg.program, Some(&cfg.training), &cfg.spec).expect("train step builds"));
+    }
     cfg.spec.optimizer = Optimizer::Sgd { momentum: 0.0, nesterov: false, weight_decay: 0.0 };
     cfg.spec.clip = None;
     cfg.spec.noise = None;
