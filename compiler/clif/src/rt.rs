@@ -84,8 +84,6 @@ pub unsafe extern "C" fn archc_clif_copy(dst: *mut u8, src: *const u8, bytes: i6
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[repr(i64)]
 pub enum Failure {
-    /// `(end, size, axis)`: a slice whose declared length needs more elements.
-    SliceEnd = 1,
     /// `(op, 0, 0)`: `reduce.max` (0) or `reduce.min` (1) over no elements.
     EmptyReduction = 2,
 }
@@ -93,7 +91,6 @@ pub enum Failure {
 /// The message of a failure, worded as the interpreter's.
 pub fn failure_message(kind: i64, a: i64, b: i64, c: i64) -> String {
     match kind {
-        1 => format!("slice: axis {c} has {b} elements, but the declared type needs {a}"),
         2 if a == 0 => "reduce.max over zero elements".to_string(),
         2 => "reduce.min over zero elements".to_string(),
         _ => format!("compiled code failed (code {kind}: {a}, {b}, {c})"),

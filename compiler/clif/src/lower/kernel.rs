@@ -9,7 +9,7 @@ use super::FnLower;
 use crate::kernels::{native, Kernel, Plan};
 use crate::rt;
 use crate::ClifError;
-use archc_compiler::tir::{Inst, Op, TensorType};
+use archc_compiler::tir::{Inst, Op, TensorType, ValueId};
 use cranelift_codegen::ir::{types, InstBuilder, Value};
 
 pub(crate) fn lower(l: &mut FnLower, inst: &Inst) -> Result<(), ClifError> {
@@ -18,6 +18,19 @@ pub(crate) fn lower(l: &mut FnLower, inst: &Inst) -> Result<(), ClifError> {
     if matches!(inst.op, Op::RandUniform { .. } | Op::RandNormal { .. }) && kernel != Kernel::Native {
         return Err(ClifError::unsupported(inst.op.name(), format!("of type {}", inst.ty)));
     }
+    let outs: Vec<(ValueId, (Value, usize), TensorType)> =
+        inst.results().map(|(r, t)| (r, l.alloc(t), t.clone())).collect();
+    let ptrs: Vec<Value> = outs.iter().map(|(_, o, _)| o.0).collect();
+    call(l, inst, kernel, &ptrs);
+    for (r, out, t) in outs {
+        l.bind(r, out, &t);
+    }
+    Ok(())
+}
+
+/// Calls the kernel of `inst` with the result buffers `outs` (allocated by the caller).
+pub(crate) fn call(l: &mut FnLower, inst: &Inst, kernel: Kernel, outs: &[Value]) {
+    let args: Vec<TensorType> = inst.args.iter().map(|a| l.val(*a).ty).collect();
     let mut dims: Vec<Value> = Vec::new();
     let mut bufs: Vec<Value> = Vec::new();
     for a in &inst.args {
@@ -25,12 +38,9 @@ pub(crate) fn lower(l: &mut FnLower, inst: &Inst) -> Result<(), ClifError> {
         dims.extend(l.shape(&v.ty));
         bufs.push(v.ptr);
     }
-    let mut outs = Vec::new();
-    for (r, t) in inst.results() {
-        let out = l.alloc(t);
+    for ((_, t), &out) in inst.results().zip(outs) {
         dims.extend(l.shape(t));
-        bufs.push(out.0);
-        outs.push((r, out, t.clone()));
+        bufs.push(out);
     }
     let key = match inst.op {
         Op::RandUniform { seed } | Op::RandNormal { seed } => {
@@ -46,8 +56,4 @@ pub(crate) fn lower(l: &mut FnLower, inst: &Inst) -> Result<(), ClifError> {
     let (d, b) = (l.array(&dims), l.array(&bufs));
     let call = [l.ctx, plan_index, d, b, key];
     l.call_rt("archc_clif_op", &[types::I64; 5], &[], &call);
-    for (r, out, t) in outs {
-        l.bind(r, out, &t);
-    }
-    Ok(())
 }

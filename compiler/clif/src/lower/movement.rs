@@ -4,13 +4,12 @@
 //! `broadcast` needs to know at compile time which axes stretch: an operand axis whose
 //! dim equals the result's is copied, a constant 1 is stretched, and anything else
 //! (a symbolic size that might be 1) is refused. `slice` clamps its bounds at run time
-//! like the interpreter and refuses a run where the clamped length is not the declared
-//! one. `pad` takes non-negative padding only.
+//! like the interpreter; where the clamped length is not the declared one, the
+//! interpreter's slice runs instead and refuses the run in its words. `pad` takes non-negative padding only.
 
 use super::ew::fill;
 use super::ir::View;
 use super::{elem, FnLower};
-use crate::rt::Failure;
 use crate::ClifError;
 use archc_compiler::tir::{Dim, Inst, Op};
 use cranelift_codegen::ir::condcodes::IntCC;
@@ -89,7 +88,6 @@ fn slice(l: &mut FnLower, inst: &Inst, start: &[Dim], end: &[Dim], step: &[i64])
     let st = l.strides(&shape);
     let zero = l.iconst(0);
     let (mut off, mut strides, mut bad) = (zero, Vec::new(), l.b.ins().iconst(cranelift_codegen::ir::types::I8, 0));
-    let mut first_bad: Option<(Value, Value, Value)> = None;
     for ax in 0..r {
         let lo = clamp(l, &start[ax], shape[ax]);
         let hi = clamp(l, &end[ax], shape[ax]);
@@ -101,18 +99,13 @@ fn slice(l: &mut FnLower, inst: &Inst, start: &[Dim], end: &[Dim], step: &[i64])
         let len = l.b.ins().sdiv(up, s);
         let wrong = l.b.ins().icmp(IntCC::NotEqual, len, declared[ax]);
         bad = l.b.ins().bor(bad, wrong);
-        if first_bad.is_none() {
-            let a = l.iconst(ax as i64);
-            first_bad = Some((declared[ax], shape[ax], a));
-        }
         let o = l.b.ins().imul(lo, st[ax]);
         off = l.b.ins().iadd(off, o);
         strides.push(l.b.ins().imul_imm_s(st[ax], step[ax]));
     }
     let out = l.alloc(&inst.ty);
-    if let Some((a, b, c)) = first_bad {
-        l.if_then(bad, |l| l.fail(Failure::SliceEnd, [a, b, c]));
-    }
+    // The interpreter's slice refuses the run, in its words.
+    l.if_then(bad, |l| super::kernel::call(l, inst, crate::kernels::Kernel::Reference, &[out.0]));
     let ok = l.b.ins().bxor_imm_s(bad, 1);
     let src = View { ptr: x.ptr, off, strides };
     l.if_then(ok, |l| {
