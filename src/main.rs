@@ -176,6 +176,15 @@ enum Cmd {
     },
     /// Show the CPU and the GPU (CUDA driver, device, cuBLAS) archc finds here.
     Devices,
+    /// Search a space of `choose` decisions: random, evolution, MCTS or grid, scored by
+    /// training-free proxies, short training, latency, size; writes trials.jsonl, the
+    /// winner as best.arch and, with several objectives, pareto.svg.
+    Search(archc::search::cli::SearchArgs),
+    /// Evaluate one trial of a search, given as JSON (what `search --workers` runs).
+    #[command(hide = true)]
+    SearchTrial {
+        spec: String,
+    },
     /// Print the file in canonical format.
     Fmt {
         files: Vec<PathBuf>,
@@ -406,6 +415,8 @@ fn run_cmd(cmd: Cmd, device: Option<&str>, limits: &Limits, color: bool) -> Resu
         }
         Cmd::Adapt(args) => archc::adapt::cli::run(&args, color).map_err(Fail::User),
         Cmd::Fmt { files, write, check } => fmt(&files, write, check),
+        Cmd::Search(args) => archc::search::cli::search(&args, color).map_err(|e| Fail::User(format!("error: {e}"))),
+        Cmd::SearchTrial { spec } => archc::search::cli::trial(&spec).map_err(|e| Fail::User(format!("error: {e}"))),
         Cmd::Devices => {
             out!("{}", backend::devices_report());
             Ok(())
@@ -560,7 +571,7 @@ fn options(sel: &Selection, check_all: bool) -> Result<Options, Fail> {
         (None, None) => ChoiceMode::First,
     };
     let args = sel.args.as_deref().map(parse_pairs).transpose().map_err(user)?.unwrap_or_default();
-    Ok(Options { training: sel.train, choices, entry: sel.entry.clone(), args, check_all })
+    Ok(Options { training: sel.train, choices, entry: sel.entry.clone(), args, check_all, validate_only: false })
 }
 
 /// The options of a `train` block's build for the candidate `sel` selects (the block

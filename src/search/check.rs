@@ -44,7 +44,7 @@ pub fn check_space(path: &Path, color: bool) -> Result<SpaceCheck, String> {
 }
 
 fn check_open(file: &SpaceFile, name: &str, color: bool) -> SpaceCheck {
-    let base = Options::default();
+    let base = Options { validate_only: true, ..Options::default() };
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(ENUMERATE_SECONDS);
     let walk = file.enumerate(&base, ENUMERATE_LIMIT, Some(deadline));

@@ -3,6 +3,14 @@
 //! proxies that score an untrained candidate from one minibatch ([`proxies`]).
 
 pub mod check;
+pub mod cli;
+pub mod evaluate;
+pub mod export;
+pub mod objective;
+pub mod pareto;
 pub mod proxies;
+pub mod rank;
+pub mod run;
 pub mod space;
 pub mod strategy;
+pub mod trials;

@@ -445,6 +445,10 @@ impl Checker<'_> {
         self.b.end_func(&outputs);
         let b = std::mem::take(&mut self.b);
         let mut program = b.finish(&name);
+        if self.opts.validate_only {
+            // Every instruction was shape-checked as it was built; that is the answer.
+            return Ok(program);
+        }
         crate::passes::cleanup(&mut program);
         if self.made_shared && !self.shared_at_max {
             self.share_initialisers(block, args, &mut program);

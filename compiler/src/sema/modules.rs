@@ -76,6 +76,10 @@ pub struct Options {
     pub args: Vec<(String, String)>,
     /// Check every instantiable item of the main file (`archc check`), not only the entry.
     pub check_all: bool,
+    /// Build only to learn whether the candidate builds (enumerating a space): the
+    /// program is returned as built, without cleanup, shared initialisers or the final
+    /// verification.
+    pub validate_only: bool,
 }
 
 pub struct ModuleInfo {

@@ -1,0 +1,178 @@
+//! The search loop: ask the strategy, evaluate, record, tell; `budget` trials in all.
+//!
+//! Trials are asked in rounds of `workers` candidates (one per round without workers),
+//! evaluated (in this process, or each in an `archc search-trial` process of its own),
+//! appended to `trials.jsonl` in order, then told to the strategy in order. The same
+//! seed, strategy and space give the same asks, so `--resume` replays the recorded
+//! trials through the strategy (asking, checking each ask is the recorded candidate,
+//! telling its recorded score) and continues where the log ends.
+
+use super::evaluate::{Evaluator, Metrics};
+use super::objective::Objective;
+use super::space::{Candidate, Decision, Rest, Space};
+use super::strategy::{self, Strategy};
+use super::trials::{self, Trial};
+use archc_compiler::sema::space::SpaceFile;
+use archc_compiler::sema::Options;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// A space file as the strategies see it.
+pub struct FileSpace<'a, 's> {
+    pub file: &'a SpaceFile<'s>,
+}
+
+impl Space for FileSpace<'_, '_> {
+    fn resolve(&mut self, fixed: &[(String, usize)], rest: Rest) -> Result<Candidate, String> {
+        let seed = match rest {
+            Rest::First => None,
+            Rest::Sample(s) => Some(s),
+        };
+        let b = self.file.build_assigned(&Options::default(), fixed, seed);
+        if let Err(ds) = &b.program {
+            return Err(ds.first().map(|d| d.message.clone()).unwrap_or_else(|| "the candidate does not build".into()));
+        }
+        let decisions = b.decisions.iter().map(|d| Decision { name: d.name.clone(), options: d.options.clone() });
+        Ok(Candidate { decisions: decisions.collect(), chosen: b.decisions.iter().map(|d| d.chosen).collect() })
+    }
+}
+
+/// Evaluates one round of candidates (index of the first, candidates) into metrics.
+pub trait Runner {
+    fn run(&mut self, first: usize, cands: &[Candidate]) -> Vec<Result<Metrics, String>>;
+}
+
+/// Runs trials in this process.
+pub struct InProcess<'e, 'a, 's> {
+    pub eval: &'e mut Evaluator<'a, 's>,
+    pub objectives: Vec<Objective>,
+    pub out: PathBuf,
+}
+
+impl Runner for InProcess<'_, '_, '_> {
+    fn run(&mut self, first: usize, cands: &[Candidate]) -> Vec<Result<Metrics, String>> {
+        cands
+            .iter()
+            .enumerate()
+            .map(|(i, c)| self.eval.evaluate(c, &self.objectives, &trial_dir(&self.out, first + i)))
+            .collect()
+    }
+}
+
+/// The folder a trial trains in.
+pub fn trial_dir(out: &Path, index: usize) -> PathBuf {
+    out.join("trials").join(format!("{index:05}"))
+}
+
+/// What the loop needs to know.
+pub struct Loop {
+    pub budget: usize,
+    pub workers: usize,
+    pub objectives: Vec<Objective>,
+    pub log: PathBuf,
+    pub resume: bool,
+}
+
+/// What the search did.
+pub struct Outcome {
+    pub trials: Vec<Trial>,
+    /// Trials replayed from the log.
+    pub replayed: usize,
+    /// The grid ran out before the budget.
+    pub exhausted: bool,
+}
+
+/// Runs the search; `progress` is told after every recorded trial.
+pub fn search(
+    space: &mut dyn Space,
+    strat: &mut dyn Strategy,
+    runner: &mut dyn Runner,
+    lp: &Loop,
+    progress: &mut dyn FnMut(&Trial, &[Trial]),
+) -> Result<Outcome, String> {
+    let recorded = if lp.resume { trials::read(&lp.log)? } else { Vec::new() };
+    if lp.resume {
+        trials::rewrite(&lp.log, &recorded)?;
+    }
+    let mut done: Vec<Trial> = Vec::new();
+    let mut exhausted = false;
+    let primary = lp.objectives[0];
+    while done.len() < lp.budget && !exhausted {
+        let want = lp.workers.max(1).min(lp.budget - done.len());
+        let mut round = Vec::new();
+        while round.len() < want {
+            match strat.ask(space)? {
+                Some(c) => round.push(c),
+                None => {
+                    exhausted = true;
+                    break;
+                }
+            }
+        }
+        let first = done.len();
+        let fresh: Vec<Candidate> =
+            round.iter().enumerate().filter(|(i, _)| first + i >= recorded.len()).map(|(_, c)| c.clone()).collect();
+        let start = Instant::now();
+        let mut results = runner.run(first + round.len() - fresh.len(), &fresh).into_iter();
+        let per = start.elapsed().as_secs_f64() / fresh.len().max(1) as f64;
+        for (i, cand) in round.iter().enumerate() {
+            let index = first + i;
+            let trial = match recorded.get(index) {
+                Some(t) if same(t, cand) => t.clone(),
+                Some(t) => return Err(mismatch(&lp.log, t, cand)),
+                None => {
+                    let t = new_trial(index, cand, results.next().unwrap_or(Err("no result".into())), per);
+                    trials::append(&lp.log, &t)?;
+                    t
+                }
+            };
+            strat.tell(cand, trial.metric(primary.name()).map(|v| primary.score(v)));
+            done.push(trial);
+            progress(done.last().expect("pushed"), &done);
+        }
+    }
+    let replayed = recorded.len().min(done.len());
+    Ok(Outcome { trials: done, replayed, exhausted })
+}
+
+/// Whether a recorded trial is this candidate (JSON keeps no order of its keys).
+fn same(t: &Trial, cand: &Candidate) -> bool {
+    let mut a = t.assignment.clone();
+    let mut b = cand.assignment();
+    a.sort();
+    b.sort();
+    a == b
+}
+
+fn new_trial(index: usize, cand: &Candidate, result: Result<Metrics, String>, seconds: f64) -> Trial {
+    let (metrics, error) = match result {
+        Ok(m) => (m.into_iter().map(|(o, v)| (o.name().to_string(), v)).collect(), None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
+    Trial { index, choices: cand.labels(), assignment: cand.assignment(), metrics, error, seconds }
+}
+
+fn mismatch(log: &Path, t: &Trial, cand: &Candidate) -> String {
+    format!(
+        "{} does not belong to this search: its trial {} is `{}`, but this search asks `{}` there \
+         (was it written with another --strategy, --seed or space file?)",
+        log.display(),
+        t.index,
+        t.key(),
+        cand.key()
+    )
+}
+
+/// The best trial by the primary objective (failed trials never are).
+pub fn best(trials: &[Trial], primary: Objective) -> Option<&Trial> {
+    trials
+        .iter()
+        .filter_map(|t| t.metric(primary.name()).map(|v| (t, primary.score(v))))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(t, _)| t)
+}
+
+/// Builds a strategy (re-exported for the CLI).
+pub fn make_strategy(kind: strategy::Kind, settings: &strategy::Settings) -> Box<dyn Strategy> {
+    strategy::make(kind, settings)
+}

@@ -1,0 +1,110 @@
+//! `archc search` through the CLI: a search writes its trials, its winner as a plain
+//! program and, with several objectives, the Pareto plot; it repeats with its seed, a
+//! resumed search continues the recorded one exactly, workers give the results of the
+//! in-process runner, and bad input is refused without losing trials.jsonl.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn archc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_archc")).args(args).output().expect("archc runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn lines(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("trials.jsonl")).expect("trials.jsonl").lines().map(str::to_string).collect()
+}
+
+/// A trial line without its timing (which varies from run to run).
+fn untimed(line: &str) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_str(line).expect("JSON");
+    v.as_object_mut().expect("object").remove("seconds");
+    v
+}
+
+fn search(out: &Path, extra: &[&str]) -> Output {
+    let out = out.display().to_string();
+    let mut args = vec!["search", "examples/nas_space.arch", "--out", &out, "--quiet"];
+    args.extend_from_slice(extra);
+    archc(&args)
+}
+
+#[test]
+fn a_search_writes_trials_and_a_plain_winner_that_checks() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("s");
+    let o = search(
+        &out,
+        &["--strategy", "evolution", "--budget", "12", "--objective", "synflow,params", "--population", "4"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(lines(&out).len(), 12);
+    let best = std::fs::read_to_string(out.join("best.arch")).expect("best.arch");
+    assert!(!best.contains("choose"), "{best}");
+    assert!(out.join("pareto.svg").exists() && out.join("best.txt").exists());
+    let c = archc(&["check", &out.join("best.arch").display().to_string()]);
+    assert!(c.status.success() && !text(&c).contains("search space"), "{}", text(&c));
+    // The plain program is the winner: the same parameter count as its trial recorded.
+    let again = search(
+        &tmp.path().join("again"),
+        &["--strategy", "evolution", "--budget", "12", "--objective", "synflow,params", "--population", "4"],
+    );
+    assert!(again.status.success());
+    let strip = |v: Vec<String>| v.iter().map(|l| untimed(l)).collect::<Vec<_>>();
+    assert_eq!(strip(lines(&out)), strip(lines(&tmp.path().join("again"))), "the same seed repeats the search");
+}
+
+#[test]
+fn a_resumed_search_continues_the_recorded_one() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let args = ["--strategy", "mcts", "--objective", "synflow"];
+    let whole = search(&a, &[&args[..], &["--budget", "10"]].concat());
+    assert!(whole.status.success(), "{}", text(&whole));
+    let part = search(&b, &[&args[..], &["--budget", "4"]].concat());
+    assert!(part.status.success(), "{}", text(&part));
+    let refused = search(&b, &[&args[..], &["--budget", "10"]].concat());
+    assert!(!refused.status.success() && text(&refused).contains("--resume"), "{}", text(&refused));
+    let resumed = search(&b, &[&args[..], &["--budget", "10", "--resume"]].concat());
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    assert!(text(&resumed).contains("4 replayed"), "{}", text(&resumed));
+    let strip = |v: Vec<String>| v.iter().map(|l| untimed(l)).collect::<Vec<_>>();
+    assert_eq!(strip(lines(&a)), strip(lines(&b)));
+    // Another strategy cannot continue this log.
+    let other = search(&b, &["--strategy", "random", "--objective", "synflow", "--budget", "12", "--resume"]);
+    assert!(!other.status.success() && text(&other).contains("does not belong to this search"), "{}", text(&other));
+}
+
+#[test]
+fn workers_give_the_results_of_the_in_process_runner() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let args = ["--strategy", "random", "--objective", "snip,flops", "--budget", "4"];
+    assert!(search(&a, &args).status.success());
+    let o = search(&b, &[&args[..], &["--workers", "2"]].concat());
+    assert!(o.status.success(), "{}", text(&o));
+    let strip = |v: Vec<String>| v.iter().map(|l| untimed(l)).collect::<Vec<_>>();
+    assert_eq!(strip(lines(&a)), strip(lines(&b)));
+}
+
+#[test]
+fn bad_searches_are_refused_or_recorded_as_failed_trials() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let o = search(&tmp.path().join("z"), &["--budget", "0"]);
+    assert!(!o.status.success() && text(&o).contains("at least one trial"), "{}", text(&o));
+    let o = search(&tmp.path().join("z"), &["--objective", "speed"]);
+    assert!(!o.status.success() && text(&o).contains("unknown objective `speed`"), "{}", text(&o));
+    let plain: PathBuf = ["tests", "search", "no_choices.arch"].iter().collect();
+    let o = archc(&["search", &plain.display().to_string(), "--out", &tmp.path().join("p").display().to_string()]);
+    assert!(!o.status.success() && text(&o).contains("nothing to search"), "{}", text(&o));
+    // hidden_cov needs a recurrent cell: every trial fails, each one is recorded.
+    let out = tmp.path().join("h");
+    let o = search(&out, &["--strategy", "random", "--objective", "hidden_cov", "--budget", "3"]);
+    assert!(!o.status.success() && text(&o).contains("no trial succeeded"), "{}", text(&o));
+    let log = lines(&out);
+    assert_eq!(log.len(), 3);
+    assert!(log.iter().all(|l| l.contains("\"status\":\"failed\"") && l.contains("scan")), "{log:?}");
+}
