@@ -168,7 +168,7 @@ fn the_trained_order_reproduces_the_network_exactly() {
             interp.set_param(&n, t).expect("param");
         }
         let want = interp.run("main", &x).expect("main runs");
-        for output in 0..want.len() {
+        for (output, wanted) in want.iter().enumerate() {
             let mut cut = s.clone();
             cut.output = output;
             let mut r = runner_for(&cut, &p, Backend::Interp);
@@ -176,7 +176,7 @@ fn the_trained_order_reproduces_the_network_exactly() {
             let trained: Vec<usize> = (0..s.depth()).collect();
             let pairs: Vec<(usize, &[usize])> = (0..5).map(|i| (i, trained.as_slice())).collect();
             let got = r.eval(&st, &pairs).expect("chains run");
-            assert_eq!(got, want[output], "{file}: output {output}");
+            assert_eq!(&got, wanted, "{file}: output {output}");
         }
     }
 }
@@ -247,7 +247,10 @@ fn problem(score: Score, labels: Option<Vec<usize>>, seed: u64, batch: usize) ->
     }
 }
 
-fn summary(o: &[Outcome]) -> Vec<(Chain, Option<usize>, Option<usize>, bool, bool)> {
+/// What a sample's adaptation decided: chain, predictions before and after, statistics.
+type Decision = (Chain, Option<usize>, Option<usize>, bool, bool);
+
+fn summary(o: &[Outcome]) -> Vec<Decision> {
     o.iter().map(|o| (o.chain.clone(), o.pred_before, o.pred_after, o.shorter_correct, o.any_correct)).collect()
 }
 

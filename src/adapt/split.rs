@@ -54,13 +54,16 @@ pub fn stack_base(funcs: &[String]) -> Option<&str> {
 /// Cuts `model` around the stack named `stack` in `@main` (see the module docs).
 pub fn split(model: &Program, stack: &str) -> Result<Split, String> {
     let main = model.func("main").ok_or("the network has no @main")?;
-    let k = main
+    let (k, blocks) = main
         .body
         .iter()
-        .position(|i| matches!(&i.op, Op::Stack(fs) if stack_base(fs) == Some(stack)))
+        .enumerate()
+        .find_map(|(k, i)| match &i.op {
+            Op::Stack(fs) if stack_base(fs) == Some(stack) => Some((k, fs)),
+            _ => None,
+        })
         .ok_or_else(|| format!("the network has no stack `{stack}` in its own body"))?;
     let at = &main.body[k];
-    let Op::Stack(blocks) = &at.op else { unreachable!("found as a stack") };
     let (before, after) = (&main.body[..k], &main.body[k + 1..]);
     let defined_before: HashSet<ValueId> = before.iter().flat_map(|i| i.result_ids()).collect();
     let defined_after: HashSet<ValueId> = after.iter().flat_map(|i| i.result_ids()).collect();
@@ -90,7 +93,7 @@ pub fn split(model: &Program, stack: &str) -> Result<Split, String> {
     if has_prefix {
         program.funcs.push(prefix(main, before, &prefix_results));
     }
-    program.funcs.push(suffix(main, at, after, &used_after));
+    program.funcs.push(suffix(main, at, after, &used_after)?);
     verify(&program).map_err(|errs| {
         let shown: Vec<String> = errs.iter().take(3).map(|e| e.to_string()).collect();
         format!("the network cannot be cut around its stack `{stack}`: {}", shown.join("; "))
@@ -98,8 +101,8 @@ pub fn split(model: &Program, stack: &str) -> Result<Split, String> {
     Ok(Split { program, blocks: blocks.clone(), has_prefix, operands, suffix_args, output: 0 })
 }
 
-fn type_in(main: &Func, v: ValueId) -> TensorType {
-    main.type_of(v).cloned().expect("a value of @main has a type")
+fn type_in(main: &Func, v: ValueId) -> Result<TensorType, String> {
+    main.type_of(v).cloned().ok_or_else(|| format!("{v} of @main has no type"))
 }
 
 fn prefix(main: &Func, before: &[Inst], results: &[ValueId]) -> Func {
@@ -113,22 +116,22 @@ fn prefix(main: &Func, before: &[Inst], results: &[ValueId]) -> Func {
     }
 }
 
-fn suffix(main: &Func, stack: &Inst, after: &[Inst], used: &[ValueId]) -> Func {
+fn suffix(main: &Func, stack: &Inst, after: &[Inst], used: &[ValueId]) -> Result<Func, String> {
     let mut args = vec![(stack.result, stack.ty.clone())];
     let mut arg_names = vec!["h".to_string()];
     for &v in used {
-        args.push((v, type_in(main, v)));
+        args.push((v, type_in(main, v)?));
         let input = main.args.iter().position(|(a, _)| *a == v);
         arg_names.push(input.map_or_else(|| format!("v{}", v.0), |i| main.arg_names[i].clone()));
     }
-    Func {
+    Ok(Func {
         name: SUFFIX.into(),
         args,
         arg_names,
         body: after.to_vec(),
         results: main.results.clone(),
         result_names: main.result_names.clone(),
-    }
+    })
 }
 
 /// `model` with the stack `stack` (the only one of `@main` when `None`) running the
