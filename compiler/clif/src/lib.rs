@@ -20,7 +20,7 @@
 
 pub mod backend;
 pub mod kernels;
-mod lower;
+pub(crate) mod lower;
 pub mod module;
 pub mod rt;
 

@@ -284,7 +284,7 @@ pub fn compile(program: &Program, entry: &str) -> Result<Compiled, ClifError> {
 fn reference_ops(plans: &[Plan]) -> Vec<String> {
     let mut v: Vec<String> = plans
         .iter()
-        .filter(|p| p.kernel == crate::kernels::Kernel::Reference)
+        .filter(|p| p.kernel == crate::kernels::Kernel::Reference && !p.refusal)
         .map(|p| format!("{} ({})", p.inst.op.name(), p.inst.ty.dtype))
         .collect();
     v.sort();

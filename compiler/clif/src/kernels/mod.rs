@@ -15,7 +15,10 @@
 //! interpreter's. That path copies its operands and results: it is the tier's fallback
 //! for ops without a native lowering (listed by `Compiled::reference_ops`).
 
+mod fft;
+mod index;
 pub(crate) mod native;
+mod window;
 
 use crate::rt::Ctx;
 use archc_compiler::tir::{DType, Dim, Func, Inst, Op, Program, TensorType, ValueId};
@@ -39,6 +42,8 @@ pub struct Plan {
     pub args: Vec<TensorType>,
     pub kernel: Kernel,
     pub syms: Arc<Vec<String>>,
+    /// Whether the plan runs only to refuse a run (in the interpreter's words).
+    pub refusal: bool,
 }
 
 /// A typed view of a buffer during a kernel call.

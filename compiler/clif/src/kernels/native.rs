@@ -1,20 +1,33 @@
 //! Native kernels of [`super::Kernel::Native`] plans: `matmul` (f32 and f64 by the
-//! `gemm` crate, row-major and batched) and the random fills (`rand.uniform`,
-//! `rand.normal`: the interpreter's ChaCha8 streams, drawn in row-major order).
+//! `gemm` crate, row-major and batched), the random fills (`rand.uniform`, `rand.normal`:
+//! the interpreter's ChaCha8 streams, drawn in row-major order), and the dispatch to
+//! [`super::window`] (`conv`, `pool`), [`super::index`] (`gather`, `scatter_add`,
+//! `argmax`) and [`super::fft`] (`rfft`, `irfft`).
 //!
 //! [`supports`] says at compile time which instructions have one; [`run`] runs it.
 
-use super::{Buf, Plan};
-use archc_compiler::tir::{DType, Inst, Op, TensorType};
+use super::window::{conv, pool, ConvAttrs, PoolAttrs};
+use super::{fft, index, Buf, Plan};
+use archc_compiler::tir::{DType, Inst, Op, PoolOp, TensorType};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// Whether `inst` (on operands of types `args`) has a native kernel.
 pub fn supports(inst: &Inst, args: &[TensorType]) -> bool {
     let real = |t: &TensorType| matches!(t.dtype, DType::F32 | DType::F64);
+    let d = |i: usize| args.get(i).map(|t| t.dtype);
     match &inst.op {
-        Op::MatMul => args.iter().all(real),
+        Op::MatMul | Op::Conv { .. } => args.len() == 2 && args.iter().all(real),
         Op::RandUniform { .. } | Op::RandNormal { .. } => real(&inst.ty),
+        Op::Pool { op: PoolOp::Max, .. } => args.len() == 1 && (real(&args[0]) || d(0) == Some(DType::I64)),
+        Op::Pool { op: PoolOp::Avg, .. } => args.len() == 1 && real(&args[0]),
+        Op::Gather { .. } => args.len() == 2 && d(1) == Some(DType::I64),
+        Op::ScatterAdd { .. } => {
+            args.len() == 3 && d(1) == Some(DType::I64) && matches!(d(0), Some(DType::F32 | DType::F64 | DType::I64))
+        }
+        Op::ArgMax { .. } => args.len() == 1 && d(0) != Some(DType::C64),
+        Op::Rfft { .. } => args.len() == 1 && real(&args[0]) && inst.ty.dtype == DType::C64,
+        Op::Irfft { .. } => args.len() == 1 && d(0) == Some(DType::C64) && real(&inst.ty),
         _ => false,
     }
 }
@@ -47,6 +60,37 @@ pub unsafe fn run(plan: &Plan, ins: &[Buf], outs: &[Buf], key: i64) -> Result<()
             unsafe { out.slice_mut::<f64>() }.copy_from_slice(&normals(key, out.numel()));
             Ok(())
         }
+        (Op::Conv { stride, padding, dilation, groups }, dtype) => {
+            let a = ConvAttrs { stride, padding, dilation, groups: *groups };
+            match dtype {
+                DType::F32 => unsafe { conv::<f32>(&ins[0], &ins[1], out, &a) },
+                _ => unsafe { conv::<f64>(&ins[0], &ins[1], out, &a) },
+            }
+        }
+        (Op::Pool { op, window, stride, padding }, dtype) => {
+            let a = PoolAttrs { op: *op, window, stride, padding };
+            match dtype {
+                DType::F32 => unsafe { pool::<f32>(&ins[0], out, &a) },
+                DType::F64 => unsafe { pool::<f64>(&ins[0], out, &a) },
+                _ => unsafe { pool::<i64>(&ins[0], out, &a) },
+            }
+        }
+        (Op::Gather { axis }, dtype) => {
+            let es = crate::lower::elem_bytes(dtype);
+            unsafe { index::gather(&ins[0], &ins[1], out, *axis, es) }
+        }
+        (Op::ScatterAdd { axis }, DType::F32) => unsafe {
+            index::scatter_add::<f32>(&ins[0], &ins[1], &ins[2], out, *axis)
+        },
+        (Op::ScatterAdd { axis }, DType::F64) => unsafe {
+            index::scatter_add::<f64>(&ins[0], &ins[1], &ins[2], out, *axis)
+        },
+        (Op::ScatterAdd { axis }, DType::I64) => unsafe {
+            index::scatter_add::<i64>(&ins[0], &ins[1], &ins[2], out, *axis)
+        },
+        (Op::ArgMax { axis, .. }, _) => unsafe { index::argmax(&ins[0], out, *axis, plan.args[0].dtype) },
+        (Op::Rfft { axis }, _) => unsafe { fft::rfft(&ins[0], out, *axis, plan.args[0].dtype) },
+        (Op::Irfft { axis, .. }, dtype) => unsafe { fft::irfft(&ins[0], out, *axis, dtype) },
         (op, dtype) => Err(format!("no native kernel for {} on {dtype}", op.name())),
     }
 }

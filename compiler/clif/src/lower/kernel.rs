@@ -21,15 +21,16 @@ pub(crate) fn lower(l: &mut FnLower, inst: &Inst) -> Result<(), ClifError> {
     let outs: Vec<(ValueId, (Value, usize), TensorType)> =
         inst.results().map(|(r, t)| (r, l.alloc(t), t.clone())).collect();
     let ptrs: Vec<Value> = outs.iter().map(|(_, o, _)| o.0).collect();
-    call(l, inst, kernel, &ptrs);
+    call(l, inst, kernel, &ptrs, false);
     for (r, out, t) in outs {
         l.bind(r, out, &t);
     }
     Ok(())
 }
 
-/// Calls the kernel of `inst` with the result buffers `outs` (allocated by the caller).
-pub(crate) fn call(l: &mut FnLower, inst: &Inst, kernel: Kernel, outs: &[Value]) {
+/// Calls the kernel of `inst` with the result buffers `outs` (allocated by the caller);
+/// `refusal`: only to refuse the run.
+pub(crate) fn call(l: &mut FnLower, inst: &Inst, kernel: Kernel, outs: &[Value], refusal: bool) {
     let args: Vec<TensorType> = inst.args.iter().map(|a| l.val(*a).ty).collect();
     let mut dims: Vec<Value> = Vec::new();
     let mut bufs: Vec<Value> = Vec::new();
@@ -50,7 +51,7 @@ pub(crate) fn call(l: &mut FnLower, inst: &Inst, kernel: Kernel, outs: &[Value])
         }
         _ => l.iconst(0),
     };
-    let plan = Plan { inst: inst.clone(), args, kernel, syms: l.sh.syms.clone() };
+    let plan = Plan { inst: inst.clone(), args, kernel, syms: l.sh.syms.clone(), refusal };
     let plan_index = l.iconst(l.sh.plans.len() as i64);
     l.sh.plans.push(plan);
     let (d, b) = (l.array(&dims), l.array(&bufs));

@@ -74,6 +74,11 @@ pub(crate) fn elem(dtype: DType) -> (Type, i64) {
     }
 }
 
+/// The byte size of one element.
+pub(crate) fn elem_bytes(dtype: DType) -> usize {
+    elem(dtype).1 as usize
+}
+
 /// Loads and stores of buffers: never trapping, alignment not assumed.
 pub(crate) fn mem() -> MemFlagsData {
     MemFlagsData::new().with_notrap()

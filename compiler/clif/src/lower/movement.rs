@@ -105,7 +105,7 @@ fn slice(l: &mut FnLower, inst: &Inst, start: &[Dim], end: &[Dim], step: &[i64])
     }
     let out = l.alloc(&inst.ty);
     // The interpreter's slice refuses the run, in its words.
-    l.if_then(bad, |l| super::kernel::call(l, inst, crate::kernels::Kernel::Reference, &[out.0]));
+    l.if_then(bad, |l| super::kernel::call(l, inst, crate::kernels::Kernel::Reference, &[out.0], true));
     let ok = l.b.ins().bxor_imm_s(bad, 1);
     let src = View { ptr: x.ptr, off, strides };
     l.if_then(ok, |l| {
