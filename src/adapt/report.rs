@@ -107,7 +107,10 @@ fn length_panel(area: &Area, lengths: &[usize], depth: usize) -> Result<(), Stri
         .x_desc("length (blocks run)")
         .y_desc("samples")
         .x_labels(longest + 2)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .disable_x_mesh()
+        .light_line_style(WHITE)
         .draw()
         .map_err(|e| e.to_string())?;
     let bars = counts.iter().enumerate().map(|(l, &c)| {
@@ -131,6 +134,7 @@ fn accuracy_panel(area: &Area, acc: Option<(f64, f64)>) -> Result<(), String> {
         .x_labels(2)
         .x_label_formatter(&|x| if *x < 0.5 { "fixed".into() } else { "adapted".into() })
         .disable_x_mesh()
+        .light_line_style(WHITE)
         .draw()
         .map_err(|e| e.to_string())?;
     let Some((fixed, adapted)) = acc else {
@@ -145,7 +149,7 @@ fn accuracy_panel(area: &Area, acc: Option<(f64, f64)>) -> Result<(), String> {
     chart.draw_series(bars).map_err(|e| e.to_string())?;
     let labels = [(0.0, fixed), (1.0, adapted)]
         .into_iter()
-        .map(|(x, y)| Text::new(format!("{y:.3}"), (x - 0.12, (y + 0.03).min(1.0)), ("sans-serif", 14)));
+        .map(|(x, y)| Text::new(format!("{y:.3}"), (x - 0.1, (y + 0.06).min(1.03)), ("sans-serif", 14)));
     chart.draw_series(labels).map_err(|e| e.to_string())?;
     Ok(())
 }
