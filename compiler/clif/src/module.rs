@@ -179,6 +179,9 @@ fn jit_module() -> Result<JITModule, ClifError> {
     flags.set("use_colocated_libcalls", "false").map_err(|e| err(e.to_string()))?;
     flags.set("is_pic", "false").map_err(|e| err(e.to_string()))?;
     flags.set("opt_level", "speed").map_err(|e| err(e.to_string()))?;
+    // Cranelift's IR verifier runs in debug builds (every test); release builds skip it.
+    let verify = if cfg!(debug_assertions) { "true" } else { "false" };
+    flags.set("enable_verifier", verify).map_err(|e| err(e.to_string()))?;
     let isa = cranelift_native::builder()
         .map_err(|e| err(e.to_string()))?
         .finish(settings::Flags::new(flags))

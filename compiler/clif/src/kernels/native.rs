@@ -141,6 +141,10 @@ unsafe fn matmul<T: Gemm>(a: &Buf, b: &Buf, c: &Buf) -> Result<(), String> {
     Ok(())
 }
 
+/// Products of at least this many multiply-adds use every core (the MLIR backend's
+/// threshold: below it, handing work to another thread costs more than it saves).
+const PARALLEL_MACS: usize = 1 << 21;
+
 /// `c = a @ b` with `c` contiguous `[m, n]` and `a`, `b` strided (`rs`, `cs`: row and
 /// column strides in elements).
 ///
@@ -186,7 +190,7 @@ pub(crate) unsafe fn gemm_rows<T: Gemm>(
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            if m * n * k >= PARALLEL_MACS { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None },
         )
     }
 }

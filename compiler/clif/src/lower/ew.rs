@@ -94,7 +94,8 @@ fn map(
     l.for_range(n, |l, i| {
         let mut v = Vec::new();
         for a in args {
-            v.extend(load(l, a.ty.dtype, a.ptr, i));
+            let at = if a.splat { l.iconst(0) } else { i };
+            v.extend(load(l, a.ty.dtype, a.ptr, at));
         }
         let r = f(l, &v);
         store(l, od, out.0, i, &r);

@@ -33,6 +33,9 @@ pub(crate) struct Val {
     pub ptr: Value,
     pub ty: TensorType,
     root: usize,
+    /// One element standing for every element (a broadcast scalar that only elementwise
+    /// loops read: they load element 0).
+    pub splat: bool,
 }
 
 /// A buffer: owned ones (with their size in bytes) are freed after `last`.
@@ -58,6 +61,8 @@ pub(crate) struct FnLower<'s, 'p, 'f> {
     vals: HashMap<ValueId, Val>,
     roots: Vec<Root>,
     last_use: HashMap<ValueId, usize>,
+    /// Values read only by elementwise loops (never a result of the function).
+    elementwise_readers: std::collections::HashSet<ValueId>,
     refs: HashMap<FuncId, FuncRef>,
     /// The position of the instruction being lowered.
     pos: usize,
@@ -102,6 +107,7 @@ impl<'s, 'p, 'f> FnLower<'s, 'p, 'f> {
             vals: HashMap::new(),
             roots: Vec::new(),
             last_use: last_uses(func),
+            elementwise_readers: elementwise_readers(func),
             refs: HashMap::new(),
             pos: 0,
         };
@@ -207,7 +213,7 @@ impl<'s, 'p, 'f> FnLower<'s, 'p, 'f> {
         let last = self.last_use.get(&v).copied().unwrap_or(self.pos);
         let r = &mut self.roots[root];
         r.last = r.last.max(last);
-        self.vals.insert(v, Val { ptr, ty, root });
+        self.vals.insert(v, Val { ptr, ty, root, splat: false });
     }
 
     /// A fresh buffer of type `ty` (at top level), not yet bound to a value.
@@ -231,7 +237,19 @@ impl<'s, 'p, 'f> FnLower<'s, 'p, 'f> {
 
     /// Binds result `v` to the buffer of `of` (same bytes, another type).
     pub fn alias(&mut self, v: ValueId, of: &Val, ty: &TensorType) {
+        debug_assert!(!of.splat, "splats are read by elementwise loops only");
         self.define(v, of.ptr, ty.clone(), of.root);
+    }
+
+    /// Binds result `v` (of type `ty`) to the one element of `of`, when only elementwise
+    /// loops read `v`; `false` (nothing bound) otherwise.
+    pub fn splat(&mut self, v: ValueId, of: &Val, ty: &TensorType) -> bool {
+        if !self.elementwise_readers.contains(&v) {
+            return false;
+        }
+        self.define(v, of.ptr, ty.clone(), of.root);
+        self.vals.get_mut(&v).expect("defined").splat = true;
+        true
     }
 
     fn release(&mut self, pos: usize) {
@@ -253,6 +271,37 @@ impl<'s, 'p, 'f> FnLower<'s, 'p, 'f> {
             self.call_rt("archc_clif_free", &[types::I64; 2], &[], &[ptr, bytes]);
         }
     }
+}
+
+/// The values of `func` that only elementwise loops (`ew::map`) read: operands of
+/// unary and binary ops, `select` and casts to another dtype, of real, integer or bool
+/// dtypes (not i64 `div`/`rem`/`pow`, which run a kernel), and no result.
+fn elementwise_readers(func: &Func) -> std::collections::HashSet<ValueId> {
+    use archc_compiler::tir::BinaryOp;
+    let mut types: HashMap<ValueId, &TensorType> = func.args.iter().map(|(v, t)| (*v, t)).collect();
+    for inst in &func.body {
+        types.extend(inst.results());
+    }
+    let mut ok: HashMap<ValueId, bool> = HashMap::new();
+    for inst in &func.body {
+        for a in &inst.args {
+            let d = types.get(a).map(|t| t.dtype);
+            let fits = d.is_some_and(|d| d != DType::C64)
+                && match &inst.op {
+                    Op::Unary(_) | Op::Select => true,
+                    Op::Binary(b) => {
+                        !(d == Some(DType::I64) && matches!(b, BinaryOp::Div | BinaryOp::Rem | BinaryOp::Pow))
+                    }
+                    Op::Cast => Some(inst.ty.dtype) != d,
+                    _ => false,
+                };
+            *ok.entry(*a).or_insert(true) &= fits;
+        }
+    }
+    for r in &func.results {
+        ok.insert(*r, false);
+    }
+    ok.into_iter().filter(|(_, fits)| *fits).map(|(v, _)| v).collect()
 }
 
 /// For each value, the position of the last instruction that reads it ([`END`] for the

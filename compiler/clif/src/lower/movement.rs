@@ -1,7 +1,8 @@
 //! Data movement as index loops over strided views: `reshape` (an alias, no copy),
 //! `permute`, `broadcast`, `slice`, `concat`, `pad`.
 //!
-//! `broadcast` needs to know at compile time which axes stretch: an operand axis whose
+//! A broadcast scalar that only elementwise loops read is not copied (a splat: they
+//! read its one element). `broadcast` needs to know at compile time which axes stretch: an operand axis whose
 //! dim equals the result's is copied, a constant 1 is stretched, and anything else
 //! (a symbolic size that might be 1) is refused. `slice` clamps its bounds at run time
 //! like the interpreter; where the clamped length is not the declared one, the
@@ -59,6 +60,12 @@ fn copy_out(l: &mut FnLower, inst: &Inst, src: &View) {
 
 fn broadcast(l: &mut FnLower, inst: &Inst) -> Result<(), ClifError> {
     let x = l.arg(inst, 0);
+    if x.ty.numel() == Dim::constant(1)
+        && x.ty.dtype != archc_compiler::tir::DType::C64
+        && l.splat(inst.result, &x, &inst.ty)
+    {
+        return Ok(());
+    }
     let refuse = || ClifError::unsupported("broadcast", format!("{} to {}", x.ty, inst.ty));
     let lead = inst.ty.rank().checked_sub(x.ty.rank()).ok_or_else(refuse)?;
     let shape = l.shape(&x.ty);
