@@ -197,5 +197,6 @@ pub fn symbols() -> Vec<(&'static str, *const u8)> {
         archc_clif_rem_f64,
     ];
     v.push(("archc_clif_op", crate::kernels::archc_clif_op as *const u8));
+    v.push(("archc_clif_copy_view", crate::kernels::copy::archc_clif_copy_view as *const u8));
     v
 }

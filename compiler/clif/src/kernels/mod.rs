@@ -15,6 +15,7 @@
 //! interpreter's. That path copies its operands and results: it is the tier's fallback
 //! for ops without a native lowering (listed by `Compiled::reference_ops`).
 
+pub(crate) mod copy;
 mod fft;
 mod index;
 pub(crate) mod native;

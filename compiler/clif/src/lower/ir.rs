@@ -1,6 +1,6 @@
 //! IR building blocks of the lowering: sizes from dims, calls of runtime functions and
 //! callees, counted loops and conditionals, element loads and stores, pointer arrays on
-//! the stack, and the strided copy every data movement op uses.
+//! the stack, and the call of the strided copy every data movement op uses.
 
 use super::{mem, FnLower};
 use archc_compiler::tir::dim::Atom;
@@ -186,29 +186,14 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// Copies the elements (`es` bytes each) of the view `src` of sizes `shape` to the
-    /// view `dst` of the same sizes.
+    /// view `dst` of the same sizes (the runtime's `archc_clif_copy_view`).
     pub fn copy_view(&mut self, es: i64, shape: &[Value], src: &View, dst: &View) {
-        let ty = match es {
-            1 => types::I8,
-            4 => types::I32,
-            _ => types::I64,
-        };
-        self.copy_rec(ty, es, shape, (src, src.off), (dst, dst.off), 0);
-    }
-
-    fn copy_rec(&mut self, ty: Type, es: i64, shape: &[Value], src: (&View, Value), dst: (&View, Value), axis: usize) {
-        if axis == shape.len() {
-            let v = self.load_at(ty, src.0.ptr, src.1, es);
-            self.store_at(v, dst.0.ptr, dst.1, es);
-            return;
-        }
-        self.for_range(shape[axis], |l, i| {
-            let so = l.b.ins().imul(i, src.0.strides[axis]);
-            let so = l.b.ins().iadd(src.1, so);
-            let d = l.b.ins().imul(i, dst.0.strides[axis]);
-            let d = l.b.ins().iadd(dst.1, d);
-            l.copy_rec(ty, es, shape, (src.0, so), (dst.0, d), axis + 1);
-        });
+        let sizes = self.array(shape);
+        let (sst, dst_st) = (self.array(&src.strides), self.array(&dst.strides));
+        let (from, to) = (self.addr(src.ptr, src.off, es), self.addr(dst.ptr, dst.off, es));
+        let (e, rank) = (self.iconst(es), self.iconst(shape.len() as i64));
+        let args = [e, rank, sizes, from, sst, to, dst_st];
+        self.call_rt("archc_clif_copy_view", &[types::I64; 7], &[], &args);
     }
 
     /// A contiguous view of a buffer of sizes `shape`.

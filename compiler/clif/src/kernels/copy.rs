@@ -1,0 +1,97 @@
+//! The strided copy every data movement op uses: `archc_clif_copy_view` copies a view
+//! (sizes, strides in elements) of one buffer to a view of another, element for
+//! element. Axes of size 1 are dropped and axes contiguous with the next on both sides
+//! are merged, so a copy between dense layouts is one `memcpy` and a copy into a strided
+//! view is one `memcpy` per row; a strided innermost axis moves elements one by one.
+
+/// Copies `sizes` elements of `es` bytes from `src` (strides `sst`) to `dst` (`dst_st`).
+///
+/// # Safety
+/// Both views must lie inside live buffers and not overlap; `sizes`, `sst` and `dst_st`
+/// hold `rank` values each.
+pub unsafe extern "C" fn archc_clif_copy_view(
+    es: i64,
+    rank: i64,
+    sizes: *const i64,
+    src: *const u8,
+    sst: *const i64,
+    dst: *mut u8,
+    dst_st: *const i64,
+) {
+    let rank = rank as usize;
+    let (sizes, sst, dst_st) = unsafe {
+        (
+            std::slice::from_raw_parts(sizes, rank),
+            std::slice::from_raw_parts(sst, rank),
+            std::slice::from_raw_parts(dst_st, rank),
+        )
+    };
+    if sizes.contains(&0) {
+        return;
+    }
+    // (size, source stride, destination stride) per axis, outermost first.
+    let mut axes: Vec<(i64, i64, i64)> = Vec::with_capacity(rank);
+    for i in 0..rank {
+        let axis = (sizes[i], sst[i], dst_st[i]);
+        if axis.0 == 1 {
+            continue;
+        }
+        match axes.last_mut() {
+            Some(outer) if outer.1 == axis.0 * axis.1 && outer.2 == axis.0 * axis.2 => {
+                *outer = (outer.0 * axis.0, axis.1, axis.2);
+            }
+            _ => axes.push(axis),
+        }
+    }
+    let es = es as usize;
+    let inner = axes.pop().unwrap_or((1, 1, 1));
+    let mut idx = vec![0i64; axes.len()];
+    let (mut so, mut d) = (0isize, 0isize);
+    loop {
+        // SAFETY: the caller's views.
+        unsafe { row(es, inner, src.offset(so * es as isize), dst.offset(d * es as isize)) };
+        let mut i = axes.len();
+        loop {
+            if i == 0 {
+                return;
+            }
+            i -= 1;
+            let (n, ss, ds) = axes[i];
+            idx[i] += 1;
+            so += ss as isize;
+            d += ds as isize;
+            if idx[i] < n {
+                break;
+            }
+            idx[i] = 0;
+            so -= (n * ss) as isize;
+            d -= (n * ds) as isize;
+        }
+    }
+}
+
+/// One row: `n` elements at strides `ss`, `ds` (elements).
+///
+/// # Safety
+/// As [`archc_clif_copy_view`].
+unsafe fn row(es: usize, (n, ss, ds): (i64, i64, i64), src: *const u8, dst: *mut u8) {
+    if ss == 1 && ds == 1 {
+        unsafe { std::ptr::copy_nonoverlapping(src, dst, es * n as usize) };
+        return;
+    }
+    macro_rules! typed {
+        ($t:ty) => {
+            for i in 0..n as isize {
+                unsafe {
+                    let v = (src.offset(i * ss as isize * es as isize) as *const $t).read_unaligned();
+                    (dst.offset(i * ds as isize * es as isize) as *mut $t).write_unaligned(v);
+                }
+            }
+        };
+    }
+    match es {
+        1 => typed!(u8),
+        4 => typed!(u32),
+        _ => typed!(u64),
+    }
+}
