@@ -12,7 +12,7 @@
 //!
 //! - [`module`] compiles a program function (and its callees) into a [`Compiled`].
 //! - `lower` turns one function into Cranelift IR: elementwise ops and reductions as loops,
-//!   data movement as index loops, `call`/`stack`/`vmap`/`scan` as calls and loops.
+//!   data movement as strided copies, `call`/`stack`/`vmap`/`scan` as calls and loops.
 //! - [`kernels`] are the Rust kernels compiled code calls (`gemm` contractions, random
 //!   fills, and the interpreter's implementation for ops without a native lowering).
 //! - [`rt`] is the run's context, allocation, refusals and scalar math.

@@ -1,4 +1,5 @@
-//! Data movement as index loops over strided views: `reshape` (an alias, no copy),
+//! Data movement as copies between strided views (the runtime's `archc_clif_copy_view`,
+//! which merges axes and copies contiguous rows at once): `reshape` (an alias, no copy),
 //! `permute`, `broadcast`, `slice`, `concat`, `pad`.
 //!
 //! A broadcast scalar that only elementwise loops read is not copied (a splat: they
