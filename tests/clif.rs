@@ -125,7 +125,12 @@ fn compile_and_run_times_against_mlir() {
     let works = vec![
         work("mlp forward (B=2)", forward("examples/mlp.arch"), "main", &[]),
         work("cnn_mnist1d forward (B=2)", forward("examples/cnn_mnist1d.arch"), "main", &[]),
-        work("mnist1d CNN train step (B=100)", train_step("examples/train_mnist1d_cnn.arch"), "train_step", &[("B", 100)]),
+        work(
+            "mnist1d CNN train step (B=100)",
+            train_step("examples/train_mnist1d_cnn.arch"),
+            "train_step",
+            &[("B", 100)],
+        ),
         work("mnist_5k train step (B=64)", train_step("examples/bench_mnist5k.arch"), "train_step", &[("B", 64)]),
         work("digits train step (B=64)", train_step("examples/train_digits.arch"), "train_step", &[("B", 64)]),
     ];
