@@ -323,7 +323,7 @@ fn print_ranks(trials: &[Trial], objs: &[Objective]) {
     if objs.len() < 2 {
         return;
     }
-    println!("rank correlation with {} (higher scores predicted better):", objs[0]);
+    println!("rank correlation of each objective's value with {}:", objs[0]);
     for (o, n, tau, rho) in super::rank::against_primary(trials, objs) {
         let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:+.3}"));
         println!("  {:<10} Kendall tau {}  Spearman rho {}  ({n} trials)", o.name(), f(tau), f(rho));

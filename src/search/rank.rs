@@ -62,7 +62,8 @@ fn ranks(v: &[f64]) -> Vec<f64> {
 }
 
 /// For each objective after the first: (objective, pairs, Kendall τ, Spearman ρ) of its
-/// score (its direction applied: a higher score is predicted better) against the first.
+/// value against the first one's value (no direction applied: a positive τ for `flops`
+/// against `accuracy` says larger networks were more accurate).
 pub fn against_primary(trials: &[Trial], objs: &[Objective]) -> Vec<(Objective, usize, Option<f64>, Option<f64>)> {
     let primary = objs[0];
     objs[1..]
@@ -70,7 +71,7 @@ pub fn against_primary(trials: &[Trial], objs: &[Objective]) -> Vec<(Objective, 
         .map(|&o| {
             let pairs: Vec<(f64, f64)> = trials
                 .iter()
-                .filter_map(|t| Some((o.score(t.metric(o.name())?), primary.score(t.metric(primary.name())?))))
+                .filter_map(|t| Some((t.metric(o.name())?, t.metric(primary.name())?)))
                 .collect();
             let (x, y): (Vec<f64>, Vec<f64>) = pairs.iter().copied().unzip();
             (o, pairs.len(), kendall(&x, &y), spearman(&x, &y))
