@@ -119,7 +119,7 @@ pub fn search(args: &SearchArgs, color: bool) -> Result<(), String> {
         ..strategy::Settings::default()
     };
     let mut strat = strategy::make(kind, &ss);
-    let mut space = FileSpace { file: &file };
+    let mut space = FileSpace { file: &file, built: eval.built.clone() };
     let bar = progress_bar(args);
     let mut report = |t: &Trial, all: &[Trial]| show_progress(&bar, t, all, objectives[0]);
     eprintln!(
@@ -489,6 +489,6 @@ fn run_trial(v: &Value) -> Result<Metrics, String> {
     let text = read(&path)?;
     let modules = FsModules { dir: path.parent().map(Path::to_path_buf).unwrap_or_default() };
     let file = SpaceFile::open(&path.display().to_string(), &text, &modules);
-    let cand = FileSpace { file: &file }.resolve(&assignment, super::space::Rest::First)?;
+    let cand = FileSpace { file: &file, built: Default::default() }.resolve(&assignment, super::space::Rest::First)?;
     Evaluator::new(&file, settings).evaluate(&cand, &objectives, Path::new(s("dir")?))
 }

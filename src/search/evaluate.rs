@@ -45,11 +45,13 @@ pub struct Evaluator<'a, 's> {
     data: Option<TrainData>,
     /// The train block's settings, read once.
     shared: Option<TrainConfig>,
+    /// Programs the strategy's space built already.
+    pub built: super::run::Built,
 }
 
 impl<'a, 's> Evaluator<'a, 's> {
     pub fn new(file: &'a SpaceFile<'s>, settings: Settings) -> Self {
-        Evaluator { file, settings, data: None, shared: None }
+        Evaluator { file, settings, data: None, shared: None, built: Default::default() }
     }
 
     /// The candidate's train configuration (its model built in both modes).
@@ -102,13 +104,20 @@ impl<'a, 's> Evaluator<'a, 's> {
             let first = Candidate { decisions: Vec::new(), chosen: Vec::new() };
             self.shared = Some(self.config(&first)?);
         }
-        let opts =
-            Options { choices: ChoiceMode::Assign { fixed: cand.assignment(), seed: None }, ..Options::default() };
-        let program = self.file.build(&opts).program.map_err(|ds| {
-            format!("the candidate does not build: {}", ds.first().map(|d| d.message.clone()).unwrap_or_default())
-        })?;
+        let program = match self.built.take(&cand.assignment()) {
+            Some(p) => p,
+            None => {
+                let choices = ChoiceMode::Assign { fixed: cand.assignment(), seed: None };
+                let opts = Options { choices, ..Options::default() };
+                self.file.build(&opts).program.map_err(|ds| {
+                    let first = ds.first().map(|d| d.message.clone()).unwrap_or_default();
+                    format!("the candidate does not build: {first}")
+                })?
+            }
+        };
         let shared = self.shared.as_ref().expect("read");
-        Ok(TrainConfig { program: program.clone(), training: program, ..shared.clone() })
+        let training = program.clone();
+        Ok(TrainConfig { program, training, ..shared.clone() })
     }
 
     /// The training data, loaded on first use.

@@ -14,12 +14,43 @@ use super::strategy::{self, Strategy};
 use super::trials::{self, Trial};
 use archc_compiler::sema::space::SpaceFile;
 use archc_compiler::sema::Options;
+use archc_compiler::tir::Program;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// Programs of candidates built while resolving, by their sorted assignment, so that
+/// evaluating a candidate a strategy just resolved does not build it again.
+#[derive(Clone, Default)]
+pub struct Built(std::rc::Rc<std::cell::RefCell<std::collections::HashMap<String, Program>>>);
+
+impl Built {
+    /// The most programs kept (the cache is emptied when full).
+    const MAX: usize = 256;
+
+    pub fn key(assignment: &[(String, usize)]) -> String {
+        let mut a = assignment.to_vec();
+        a.sort();
+        a.iter().map(|(n, i)| format!("{n}={i}")).collect::<Vec<_>>().join(",")
+    }
+
+    pub fn put(&self, assignment: &[(String, usize)], p: Program) {
+        let mut m = self.0.borrow_mut();
+        if m.len() >= Self::MAX {
+            m.clear();
+        }
+        m.insert(Self::key(assignment), p);
+    }
+
+    pub fn take(&self, assignment: &[(String, usize)]) -> Option<Program> {
+        self.0.borrow_mut().remove(&Self::key(assignment))
+    }
+}
 
 /// A space file as the strategies see it.
 pub struct FileSpace<'a, 's> {
     pub file: &'a SpaceFile<'s>,
+    /// Where resolved candidates' programs are left for the evaluator.
+    pub built: Built,
 }
 
 impl Space for FileSpace<'_, '_> {
@@ -33,7 +64,11 @@ impl Space for FileSpace<'_, '_> {
             return Err(ds.first().map(|d| d.message.clone()).unwrap_or_else(|| "the candidate does not build".into()));
         }
         let decisions = b.decisions.iter().map(|d| Decision { name: d.name.clone(), options: d.options.clone() });
-        Ok(Candidate { decisions: decisions.collect(), chosen: b.decisions.iter().map(|d| d.chosen).collect() })
+        let cand = Candidate { decisions: decisions.collect(), chosen: b.decisions.iter().map(|d| d.chosen).collect() };
+        if let Ok(p) = b.program {
+            self.built.put(&cand.assignment(), p);
+        }
+        Ok(cand)
     }
 }
 
