@@ -49,6 +49,14 @@ pub fn format_module(m: &Module, src: &str) -> Option<String> {
     Some(p.finish())
 }
 
+/// One expression as `archc fmt` prints it (no comments; float literals in their
+/// shortest form), e.g. to name a search option.
+pub fn format_expr(e: &Expr) -> String {
+    let mut p = Printer::new("");
+    p.expr(e, 0);
+    p.finish().trim().to_string()
+}
+
 // ---------------------------------------------------------------- error detection
 
 /// Whether the module contains any `Item::Error`, `Stmt::Error` or `ExprKind::Error`.

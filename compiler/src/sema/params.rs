@@ -243,11 +243,12 @@ fn choice_label(v: &Value, option: &Expr) -> String {
     }
 }
 
-/// A tensor option (an edge choice, `choose src in [x, stem]`) is shown by the names it
-/// is written with (`x`, `[x, stem]`); its value would only show a type.
+/// A tensor option (an edge choice, `choose src in [x, stem]`) is shown as it is written
+/// (`x`, `[x, stem]`, `x * 0.5`); its value would only show a type.
 fn tensor_option_names(v: &Value, option: &Expr) -> Option<String> {
     match (v, &option.kind) {
         (Value::Tensor(_), ExprKind::Name(n)) => Some(n.clone()),
+        (Value::Tensor(_), _) => Some(archc_grammar::fmt::format_expr(option)),
         (Value::List(vs), ExprKind::List(es)) if vs.iter().any(|v| matches!(v, Value::Tensor(_))) => {
             let parts: Option<Vec<String>> = vs.iter().zip(es).map(|(v, e)| tensor_option_names(v, e)).collect();
             parts.map(|p| format!("[{}]", p.join(", ")))
