@@ -91,6 +91,33 @@ fn workers_give_the_results_of_the_in_process_runner() {
 }
 
 #[test]
+fn successive_halving_trains_the_best_third_on_until_one_is_left() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("sh");
+    let args = ["--strategy", "random", "--budget", "6", "--objective", "accuracy", "--train-epochs", "1"];
+    let o = search(&out, &[&args[..], &["--halving", "3", "--backend", "cranelift"]].concat());
+    assert!(o.status.success(), "{}", text(&o));
+    let rungs: Vec<serde_json::Value> = std::fs::read_to_string(out.join("halving.jsonl"))
+        .expect("halving.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let shape: Vec<(u64, u64)> =
+        rungs.iter().map(|r| (r["rung"].as_u64().unwrap(), r["epochs"].as_u64().unwrap())).collect();
+    assert_eq!(shape, vec![(1, 3), (1, 3), (2, 9)], "{rungs:?}");
+    let last = rungs[2]["trial"].as_u64().expect("trial");
+    assert!(
+        text(&o).contains(&format!("best: trial {last} (")) && text(&o).contains("successive halving kept"),
+        "{}",
+        text(&o)
+    );
+    let bad = search(&tmp.path().join("b"), &[&args[..], &["--halving", "1"]].concat());
+    assert!(!bad.status.success() && text(&bad).contains("at least 2"), "{}", text(&bad));
+    let bad = search(&tmp.path().join("c"), &["--objective", "synflow", "--halving", "3"]);
+    assert!(!bad.status.success() && text(&bad).contains("first --objective"), "{}", text(&bad));
+}
+
+#[test]
 fn bad_searches_are_refused_or_recorded_as_failed_trials() {
     let tmp = tempfile::tempdir().expect("tmp");
     let o = search(&tmp.path().join("z"), &["--budget", "0"]);

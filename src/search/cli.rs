@@ -56,6 +56,11 @@ pub struct SearchArgs {
     /// Run each trial in an `archc search-trial` process, this many at a time.
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
+    /// Successive halving with this η (≥ 2; needs accuracy as the first objective):
+    /// after the trials, the best 1/η train on to η times --train-epochs, the best 1/η
+    /// of those to η² times, ... until one is left; it is the winner.
+    #[arg(long, value_name = "ETA")]
+    pub halving: Option<usize>,
     /// Epochs each candidate trains for the accuracy objective.
     #[arg(long, default_value_t = 3)]
     pub train_epochs: u64,
@@ -95,6 +100,14 @@ pub fn search(args: &SearchArgs, color: bool) -> Result<(), String> {
         return Err("--workers 0: at least one trial must run at a time".into());
     }
     let objectives = objective::parse_list(&args.objective)?;
+    if let Some(eta) = args.halving {
+        if eta < 2 {
+            return Err(format!("--halving {eta}: η must be at least 2"));
+        }
+        if objectives[0] != Objective::Accuracy {
+            return Err("--halving promotes by accuracy: make `accuracy` the first --objective".into());
+        }
+    }
     let kind: Kind = args.strategy.parse()?;
     let text = read(&args.file)?;
     let modules = FsModules { dir: args.file.parent().map(Path::to_path_buf).unwrap_or_default() };
@@ -140,7 +153,38 @@ pub fn search(args: &SearchArgs, color: bool) -> Result<(), String> {
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    finish(&file, &text, &out, &outcome, &objectives)
+    let winner = match args.halving {
+        Some(eta) => halve(&mut eval, &mut space, &outcome.trials, eta, args.train_epochs.max(1), &out)?,
+        None => None,
+    };
+    finish(&file, &text, &out, &outcome, &objectives, winner)
+}
+
+/// Successive halving after the trials; prints each rung; the index of the trial left.
+fn halve(
+    eval: &mut Evaluator,
+    space: &mut FileSpace,
+    trials: &[Trial],
+    eta: usize,
+    epochs: u64,
+    out: &Path,
+) -> Result<Option<usize>, String> {
+    eprintln!("successive halving (η = {eta}) of the trials' best, from {epochs} epochs");
+    let promotions = super::halving::run(eval, space, trials, eta, epochs, out)?;
+    for p in &promotions {
+        let shown = match &p.accuracy {
+            Ok(a) => format!("accuracy {a:.4}"),
+            Err(e) => format!("failed: {e}"),
+        };
+        println!("rung {}: trial {} at {} epochs: {shown}", p.rung, p.trial, p.epochs);
+    }
+    let last = promotions.iter().map(|p| p.rung).max();
+    let best = promotions
+        .iter()
+        .filter(|p| Some(p.rung) == last)
+        .filter_map(|p| p.accuracy.as_ref().ok().map(|a| (p.trial, *a)))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    Ok(best.map(|(t, _)| t))
 }
 
 fn read(path: &Path) -> Result<String, String> {
@@ -186,7 +230,7 @@ fn prepare_out(out: &Path, args: &SearchArgs) -> Result<(), String> {
         ));
     }
     if args.overwrite {
-        for stale in ["trials.jsonl", "best.arch", "best.txt", "best.safetensors", "pareto.svg"] {
+        for stale in ["trials.jsonl", "halving.jsonl", "best.arch", "best.txt", "best.safetensors", "pareto.svg"] {
             let _ = std::fs::remove_file(out.join(stale));
         }
         let _ = std::fs::remove_dir_all(out.join("trials"));
@@ -226,7 +270,14 @@ fn show_progress(bar: &Option<indicatif::ProgressBar>, t: &Trial, all: &[Trial],
 }
 
 /// Prints the best trials; writes best.arch, best.txt, best.safetensors and pareto.svg.
-fn finish(file: &SpaceFile, text: &str, out: &Path, outcome: &run::Outcome, objs: &[Objective]) -> Result<(), String> {
+fn finish(
+    file: &SpaceFile,
+    text: &str,
+    out: &Path,
+    outcome: &run::Outcome,
+    objs: &[Objective],
+    winner: Option<usize>,
+) -> Result<(), String> {
     let trials = &outcome.trials;
     let failed = trials.iter().filter(|t| t.error.is_some()).count();
     println!(
@@ -235,7 +286,11 @@ fn finish(file: &SpaceFile, text: &str, out: &Path, outcome: &run::Outcome, objs
         outcome.replayed,
         if outcome.exhausted { "; every candidate of the space was evaluated" } else { "" }
     );
-    let Some(best) = run::best(trials, objs[0]) else {
+    let best = match winner {
+        Some(i) => trials.get(i),
+        None => run::best(trials, objs[0]),
+    };
+    let Some(best) = best else {
         return Err(format!("no trial succeeded; see {}", out.join("trials.jsonl").display()));
     };
     print_top(trials, objs);
@@ -251,7 +306,8 @@ fn finish(file: &SpaceFile, text: &str, out: &Path, outcome: &run::Outcome, objs
         .collect();
     let assignment: Vec<String> = best.assignment.iter().map(|(k, i)| format!("{k}={i}")).collect();
     write(&out.join("best.txt"), &format!("--choices {}\nassign {}\n", choices.join(","), assignment.join(",")))?;
-    println!("best: trial {} ({})", best.index, metrics_line(best, objs));
+    let kept = if winner.is_some() { ", the one successive halving kept (halving.jsonl)" } else { "" };
+    println!("best: trial {} ({}){kept}", best.index, metrics_line(best, objs));
     export_best(file, text, out, best)?;
     let ckpt = run::trial_dir(out, best.index).join(archc_runtime::train::CHECKPOINT_FILE);
     if ckpt.exists() {

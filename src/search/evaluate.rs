@@ -165,8 +165,18 @@ impl<'a, 's> Evaluator<'a, 's> {
 
     /// Test accuracy after `train_epochs` epochs, trained in `dir`.
     fn accuracy(&mut self, cfg: &TrainConfig, dir: &Path) -> Result<f64, String> {
+        self.accuracy_at(cfg, dir, self.settings.train_epochs, false)
+    }
+
+    /// Trains `cand` on in `dir` (its trial folder, which holds its checkpoint) until
+    /// `epochs` epochs in all; the test accuracy then (successive halving's promotion).
+    pub fn train_on(&mut self, cand: &Candidate, dir: &Path, epochs: u64) -> Result<f64, String> {
+        let cfg = self.config(cand)?;
+        self.accuracy_at(&cfg, dir, epochs, true)
+    }
+
+    fn accuracy_at(&mut self, cfg: &TrainConfig, dir: &Path, epochs: u64, resume: bool) -> Result<f64, String> {
         let program = training::train_program(cfg).map_err(|e| format!("cannot build the train step: {e}"))?;
-        let epochs = self.settings.train_epochs;
         let backend = self.settings.backend;
         let data = self.data(cfg)?;
         if data.test.is_none() {
@@ -177,7 +187,7 @@ impl<'a, 's> Evaluator<'a, 's> {
         spec.eval_every = 0;
         let mut exec = backend::executor(&program, backend, None)?;
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let report = archc_runtime::train::train_with(&program, &spec, data, dir, false, false, exec.as_mut())
+        let report = archc_runtime::train::train_with(&program, &spec, data, dir, resume, false, exec.as_mut())
             .map_err(|e| e.to_string())?;
         report.test_acc.ok_or_else(|| {
             "training reported no test accuracy (does the train block list `metrics: [accuracy]`?)".into()

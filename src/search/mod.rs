@@ -6,6 +6,7 @@ pub mod check;
 pub mod cli;
 pub mod evaluate;
 pub mod export;
+pub mod halving;
 pub mod objective;
 pub mod pareto;
 pub mod proxies;
