@@ -12,9 +12,11 @@ use crate::driver::FsModules;
 use crate::render::render;
 use archc_compiler::diag::Diagnostic;
 use archc_compiler::sema::modules::on_big_stack;
-use archc_compiler::sema::space::{add_local_names, Failure, SpaceFile};
+use archc_compiler::sema::space::{add_local_names, Enumeration, Failure, SpaceFile};
 use archc_compiler::sema::Options;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Spaces with at most this many candidates are enumerated.
@@ -36,18 +38,65 @@ pub fn check_space(path: &Path, color: bool) -> Result<SpaceCheck, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let name = path.display().to_string();
-    Ok(on_big_stack(|| {
+    let open = |f: &dyn Fn(&SpaceFile) -> SpaceCheck| {
         let modules = FsModules { dir: dir.clone() };
-        let file = SpaceFile::open(&name, &text, &modules);
-        check_open(&file, &name, color)
-    }))
+        f(&SpaceFile::open(&name, &text, &modules))
+    };
+    Ok(on_big_stack(|| open(&|file| check_open(file, &name, &open_on_thread(&name, &text, &dir), color))))
 }
 
-fn check_open(file: &SpaceFile, name: &str, color: bool) -> SpaceCheck {
+/// Opens the space again on each thread that walks part of it (a `SpaceFile` is not
+/// shared between threads).
+fn open_on_thread<'a>(
+    name: &'a str,
+    text: &'a str,
+    dir: &'a Path,
+) -> impl Fn(&[Vec<(String, usize)>], &Options, Instant) -> Vec<Enumeration> + Sync + 'a {
+    move |prefixes, base, deadline| {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(prefixes.len()).max(1);
+        let next = AtomicUsize::new(0);
+        let results: Mutex<Vec<(usize, Enumeration)>> = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                let worker = std::thread::Builder::new().stack_size(CHECK_STACK);
+                let run = || {
+                    let modules = FsModules { dir: dir.to_path_buf() };
+                    let file = SpaceFile::open(name, text, &modules);
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(prefix) = prefixes.get(i) else { break };
+                        let e = file.enumerate_from(base, prefix, ENUMERATE_LIMIT, Some(deadline));
+                        let stop = e.failure.is_some() || !e.complete;
+                        results.lock().map(|mut r| r.push((i, e))).ok();
+                        if stop {
+                            next.store(prefixes.len(), Ordering::Relaxed);
+                        }
+                    }
+                };
+                if worker.spawn_scoped(s, run).is_err() {
+                    // Without a thread, the caller's walk finds what is left.
+                    break;
+                }
+            }
+        });
+        let mut r = results.into_inner().unwrap_or_default();
+        r.sort_by_key(|(i, _)| *i);
+        r.into_iter().map(|(_, e)| e).collect()
+    }
+}
+
+/// The stack each walking thread gets (building recurses once per nested layer).
+const CHECK_STACK: usize = 256 << 20;
+
+type Walker<'a> = dyn Fn(&[Vec<(String, usize)>], &Options, Instant) -> Vec<Enumeration> + Sync + 'a;
+
+fn check_open(file: &SpaceFile, name: &str, walk_parts: &Walker, color: bool) -> SpaceCheck {
     let base = Options { validate_only: true, ..Options::default() };
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(ENUMERATE_SECONDS);
-    let walk = file.enumerate(&base, ENUMERATE_LIMIT, Some(deadline));
+    let prefixes = file.subtrees(&base, 64);
+    let parts = walk_parts(&prefixes, &base, deadline);
+    let walk = combine(parts, prefixes.len());
     if let Some(f) = walk.failure {
         return failed(file, name, &f, color);
     }
@@ -64,6 +113,26 @@ fn check_open(file: &SpaceFile, name: &str, color: bool) -> SpaceCheck {
         };
     }
     sampled(file, name, &base, color)
+}
+
+/// The walks of every subtree as one: counts added, the first failure in walk order,
+/// complete only when every subtree was walked completely.
+fn combine(parts: Vec<Enumeration>, subtrees: usize) -> Enumeration {
+    let complete = parts.len() == subtrees && parts.iter().all(|e| e.complete);
+    let mut out = Enumeration { count: 0, complete, failure: None, names: Vec::new() };
+    for e in parts {
+        out.count += e.count;
+        for n in e.names {
+            if !out.names.contains(&n) {
+                out.names.push(n);
+            }
+        }
+        if out.failure.is_none() {
+            out.failure = e.failure;
+        }
+    }
+    out.complete &= out.count <= ENUMERATE_LIMIT;
+    out
 }
 
 /// The check of a space too large to enumerate.

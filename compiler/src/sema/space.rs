@@ -112,12 +112,53 @@ impl<'s> SpaceFile<'s> {
 
     /// Builds every candidate, up to `limit` of them and until `deadline`.
     pub fn enumerate(&self, base: &Options, limit: u128, deadline: Option<Instant>) -> Enumeration {
+        self.enumerate_from(base, &[], limit, deadline)
+    }
+
+    /// [`Self::enumerate`] of the subtree below `prefix` (decisions in the order the walk
+    /// assigns them, as [`Self::subtrees`] gives them).
+    pub fn enumerate_from(
+        &self,
+        base: &Options,
+        prefix: &[(String, usize)],
+        limit: u128,
+        deadline: Option<Instant>,
+    ) -> Enumeration {
         let mut walk =
             Walk { file: self, base, limit, deadline, count: 0, stopped: false, failure: None, names: Vec::new() };
-        let root = self.build_assigned(base, &[], None);
-        walk.node(Vec::new(), root);
+        let root = self.build_assigned(base, prefix, None);
+        walk.node(prefix.to_vec(), root);
         let complete = !walk.stopped && walk.failure.is_none();
         Enumeration { count: walk.count, complete, failure: walk.failure, names: walk.names }
+    }
+
+    /// At least `want` disjoint subtrees that together hold every candidate, in the
+    /// walk's order (each given by its prefix), found by expanding the decision tree
+    /// breadth first; fewer when the space is smaller. Enumerating each and adding up
+    /// gives [`Self::enumerate`]'s count, so the subtrees can be walked in parallel.
+    pub fn subtrees(&self, base: &Options, want: usize) -> Vec<Vec<(String, usize)>> {
+        let mut level: Vec<Vec<(String, usize)>> = vec![Vec::new()];
+        while level.len() < want {
+            let mut next = Vec::new();
+            let mut grew = false;
+            for prefix in &level {
+                let b = self.build_assigned(base, prefix, None);
+                let d = b.program.is_ok().then(|| next_decision(&b.decisions, prefix)).flatten();
+                match d {
+                    Some(i) => {
+                        grew = true;
+                        let d = &b.decisions[i];
+                        next.extend((0..d.options.len()).map(|k| with(prefix, &d.name, k)));
+                    }
+                    None => next.push(prefix.clone()),
+                }
+            }
+            level = next;
+            if !grew {
+                break;
+            }
+        }
+        level
     }
 
     /// The number of candidates, counted by structure: a decision whose every option
