@@ -25,7 +25,7 @@ clock around the command: start-up, parsing and checking the space, loading the 
 block's data set, the strategy, building and scoring every candidate, writing the log,
 which archc syncs to disk after every trial), and the search alone: the sum of the
 trials' `seconds` fields, archc's own time for building and scoring each candidate.
-archc runs with RAYON_NUM_THREADS set to the largest of `--threads`.
+archc runs with `--threads` (and RAYON_NUM_THREADS) set to the largest of `--threads`.
 
 PyTorch: the SAME candidates, read from the `choices` of the first run's trials.jsonl
 (every later run must list the same ones), each built fresh as an `nn.Module` (default
@@ -101,6 +101,7 @@ def run_archc(args, out):
         args.archc, "search", args.space,
         "--strategy", "random", "--budget", str(args.n), "--objective", "synflow",
         "--seed", str(args.seed), "--out", out, "--overwrite", "--quiet",
+        "--threads", str(max(args.threads)),
     ]
     env = dict(os.environ, RAYON_NUM_THREADS=str(max(args.threads)))
     start = time.perf_counter()

@@ -79,7 +79,7 @@ fn a_resumed_search_continues_the_recorded_one() {
 }
 
 #[test]
-fn workers_give_the_results_of_the_in_process_runner() {
+fn workers_and_threads_give_the_results_of_the_in_process_runner() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     let args = ["--strategy", "random", "--objective", "snip,flops", "--budget", "4"];
@@ -88,6 +88,10 @@ fn workers_give_the_results_of_the_in_process_runner() {
     assert!(o.status.success(), "{}", text(&o));
     let strip = |v: Vec<String>| v.iter().map(|l| untimed(l)).collect::<Vec<_>>();
     assert_eq!(strip(lines(&a)), strip(lines(&b)));
+    let c = tmp.path().join("c");
+    let o = search(&c, &[&args[..], &["--threads", "2"]].concat());
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(strip(lines(&a)), strip(lines(&c)));
 }
 
 #[test]

@@ -61,6 +61,10 @@ pub struct SearchArgs {
     /// of those to η² times, ... until one is left; it is the winner.
     #[arg(long, value_name = "ETA")]
     pub halving: Option<usize>,
+    /// Evaluate each round of this many trials on as many threads of this process
+    /// (asks and tells go in rounds, as with --workers; 1: one trial at a time).
+    #[arg(long, default_value_t = 1, conflicts_with = "workers")]
+    pub threads: usize,
     /// Epochs each candidate trains for the accuracy objective.
     #[arg(long, default_value_t = 3)]
     pub train_epochs: u64,
@@ -95,6 +99,9 @@ pub fn search(args: &SearchArgs, color: bool) -> Result<(), String> {
     }
     if !(args.exploration.is_finite() && args.exploration >= 0.0) {
         return Err(format!("--exploration {}: must be a finite number ≥ 0", args.exploration));
+    }
+    if args.threads == 0 {
+        return Err("--threads 0: at least one trial must run at a time".into());
     }
     if args.workers == 0 {
         return Err("--workers 0: at least one trial must run at a time".into());
@@ -132,7 +139,7 @@ pub fn search(args: &SearchArgs, color: bool) -> Result<(), String> {
         ..strategy::Settings::default()
     };
     let mut strat = strategy::make(kind, &ss);
-    let mut space = FileSpace { file: &file, built: eval.built.clone() };
+    let mut space = FileSpace { file: &file, built: eval.built.clone(), validate_only: false };
     let bar = progress_bar(args);
     let mut report = |t: &Trial, all: &[Trial]| show_progress(&bar, t, all, objectives[0]);
     eprintln!(
@@ -146,6 +153,22 @@ pub fn search(args: &SearchArgs, color: bool) -> Result<(), String> {
     let outcome = if args.workers > 1 {
         let mut runner = Processes { args: args.clone(), objectives: objectives.clone(), out: out.clone() };
         run::search(&mut space, strat.as_mut(), &mut runner, &lp, &mut report)?
+    } else if args.threads > 1 {
+        let setup = super::threads::Setup {
+            path: &args.file,
+            text: &text,
+            settings: eval_settings(args),
+            objectives: objectives.clone(),
+            out: out.clone(),
+        };
+        let lp = Loop { workers: args.threads, ..lp };
+        space.validate_only = true;
+        let outcome = std::thread::scope(|s| {
+            let mut runner = super::threads::spawn(s, args.threads, &setup)?;
+            run::search(&mut space, strat.as_mut(), &mut runner, &lp, &mut report)
+        });
+        space.validate_only = false;
+        outcome?
     } else {
         let mut runner = InProcess { eval: &mut eval, objectives: objectives.clone(), out: out.clone() };
         run::search(&mut space, strat.as_mut(), &mut runner, &lp, &mut report)?
@@ -545,6 +568,7 @@ fn run_trial(v: &Value) -> Result<Metrics, String> {
     let text = read(&path)?;
     let modules = FsModules { dir: path.parent().map(Path::to_path_buf).unwrap_or_default() };
     let file = SpaceFile::open(&path.display().to_string(), &text, &modules);
-    let cand = FileSpace { file: &file, built: Default::default() }.resolve(&assignment, super::space::Rest::First)?;
+    let cand = FileSpace { file: &file, built: Default::default(), validate_only: false }
+        .resolve(&assignment, super::space::Rest::First)?;
     Evaluator::new(&file, settings).evaluate(&cand, &objectives, Path::new(s("dir")?))
 }

@@ -14,4 +14,5 @@ pub mod rank;
 pub mod run;
 pub mod space;
 pub mod strategy;
+pub mod threads;
 pub mod trials;

@@ -51,6 +51,9 @@ pub struct FileSpace<'a, 's> {
     pub file: &'a SpaceFile<'s>,
     /// Where resolved candidates' programs are left for the evaluator.
     pub built: Built,
+    /// Resolve with builds that only check (when candidates are evaluated elsewhere,
+    /// on threads that build them again): the decisions are all a strategy needs.
+    pub validate_only: bool,
 }
 
 impl Space for FileSpace<'_, '_> {
@@ -59,14 +62,16 @@ impl Space for FileSpace<'_, '_> {
             Rest::First => None,
             Rest::Sample(s) => Some(s),
         };
-        let b = self.file.build_assigned(&Options::default(), fixed, seed);
+        let base = Options { validate_only: self.validate_only, ..Options::default() };
+        let b = self.file.build_assigned(&base, fixed, seed);
         if let Err(ds) = &b.program {
             return Err(ds.first().map(|d| d.message.clone()).unwrap_or_else(|| "the candidate does not build".into()));
         }
         let decisions = b.decisions.iter().map(|d| Decision { name: d.name.clone(), options: d.options.clone() });
         let cand = Candidate { decisions: decisions.collect(), chosen: b.decisions.iter().map(|d| d.chosen).collect() };
-        if let Ok(p) = b.program {
-            self.built.put(&cand.assignment(), p);
+        match b.program {
+            Ok(p) if !self.validate_only => self.built.put(&cand.assignment(), p),
+            _ => {}
         }
         Ok(cand)
     }

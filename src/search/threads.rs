@@ -1,0 +1,92 @@
+//! Trials evaluated on threads of this process (`archc search --threads N`): each
+//! thread opens the space itself (a parsed space is not shared between threads) and
+//! evaluates the candidates it is sent; a round of N asked candidates is spread over the
+//! threads and its results come back in order.
+
+use super::evaluate::{Evaluator, Metrics, Settings};
+use super::objective::Objective;
+use super::run::{trial_dir, Runner};
+use super::space::Candidate;
+use crate::driver::FsModules;
+use archc_compiler::sema::space::SpaceFile;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::thread::Scope;
+
+/// The stack of an evaluating thread (building recurses once per nested layer).
+const STACK: usize = 256 << 20;
+
+struct Job {
+    slot: usize,
+    cand: Candidate,
+    dir: PathBuf,
+}
+
+/// Worker threads, one job channel each, one result channel.
+pub struct Threads {
+    jobs: Vec<Sender<Job>>,
+    results: Receiver<(usize, Result<Metrics, String>)>,
+    out: PathBuf,
+}
+
+/// What every thread needs to open the space and evaluate.
+pub struct Setup<'env> {
+    pub path: &'env Path,
+    pub text: &'env str,
+    pub settings: Settings,
+    pub objectives: Vec<Objective>,
+    pub out: PathBuf,
+}
+
+/// Starts `n` evaluating threads in `scope`.
+pub fn spawn<'scope, 'env>(
+    scope: &'scope Scope<'scope, 'env>,
+    n: usize,
+    setup: &'env Setup<'env>,
+) -> Result<Threads, String> {
+    let (done, results) = channel();
+    let mut jobs = Vec::new();
+    for _ in 0..n.max(1) {
+        let (tx, rx) = channel::<Job>();
+        let done = done.clone();
+        std::thread::Builder::new()
+            .stack_size(STACK)
+            .spawn_scoped(scope, move || work(setup, rx, done))
+            .map_err(|e| format!("cannot start an evaluating thread: {e}"))?;
+        jobs.push(tx);
+    }
+    Ok(Threads { jobs, results, out: setup.out.clone() })
+}
+
+fn work(setup: &Setup, jobs: Receiver<Job>, done: Sender<(usize, Result<Metrics, String>)>) {
+    let modules = FsModules { dir: setup.path.parent().map(Path::to_path_buf).unwrap_or_default() };
+    let file = SpaceFile::open(&setup.path.display().to_string(), setup.text, &modules);
+    let mut eval = Evaluator::new(&file, setup.settings.clone());
+    for job in jobs {
+        let r = eval.evaluate(&job.cand, &setup.objectives, &job.dir);
+        if done.send((job.slot, r)).is_err() {
+            break;
+        }
+    }
+}
+
+impl Runner for Threads {
+    fn run(&mut self, first: usize, cands: &[Candidate]) -> Vec<Result<Metrics, String>> {
+        let mut out: Vec<Option<Result<Metrics, String>>> = vec![None; cands.len()];
+        let mut sent = 0;
+        for (slot, cand) in cands.iter().enumerate() {
+            let job = Job { slot, cand: cand.clone(), dir: trial_dir(&self.out, first + slot) };
+            match self.jobs[slot % self.jobs.len()].send(job) {
+                Ok(()) => sent += 1,
+                Err(_) => out[slot] = Some(Err("an evaluating thread stopped".into())),
+            }
+        }
+        for _ in 0..sent {
+            match self.results.recv() {
+                Ok((slot, r)) => out[slot] = Some(r),
+                Err(_) => break,
+            }
+        }
+        out.into_iter().map(|r| r.unwrap_or_else(|| Err("an evaluating thread stopped".into()))).collect()
+    }
+}
