@@ -182,9 +182,7 @@ enum Cmd {
     Search(archc::search::cli::SearchArgs),
     /// Evaluate one trial of a search, given as JSON (what `search --workers` runs).
     #[command(hide = true)]
-    SearchTrial {
-        spec: String,
-    },
+    SearchTrial { spec: String },
     /// Print the file in canonical format.
     Fmt {
         files: Vec<PathBuf>,
@@ -385,9 +383,12 @@ fn run_cmd(cmd: Cmd, device: Option<&str>, limits: &Limits, color: bool) -> Resu
             let mut program = compile(&file, &sel, color)?;
             if let Some(c) = &chain {
                 if art.is_some() {
-                    return Err(Fail::User("error: --chain runs a `.arch` file; an artifact holds its compiled order".into()));
+                    return Err(Fail::User(
+                        "error: --chain runs a `.arch` file; an artifact holds its compiled order".into(),
+                    ));
                 }
-                program = archc::adapt::split::with_chain_arg(&program, c).map_err(|e| Fail::User(format!("error: {e}")))?;
+                program =
+                    archc::adapt::split::with_chain_arg(&program, c).map_err(|e| Fail::User(format!("error: {e}")))?;
             }
             let inputs = RunInputs { max_memory: limits.max_memory, weights, inputs, dim, seed, out, repeat };
             run(&program, backend, &inputs, art.as_ref().map(|a| &a.artifact))

@@ -69,10 +69,8 @@ pub fn against_primary(trials: &[Trial], objs: &[Objective]) -> Vec<(Objective, 
     objs[1..]
         .iter()
         .map(|&o| {
-            let pairs: Vec<(f64, f64)> = trials
-                .iter()
-                .filter_map(|t| Some((t.metric(o.name())?, t.metric(primary.name())?)))
-                .collect();
+            let pairs: Vec<(f64, f64)> =
+                trials.iter().filter_map(|t| Some((t.metric(o.name())?, t.metric(primary.name())?))).collect();
             let (x, y): (Vec<f64>, Vec<f64>) = pairs.iter().copied().unzip();
             (o, pairs.len(), kendall(&x, &y), spearman(&x, &y))
         })
