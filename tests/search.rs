@@ -122,6 +122,50 @@ fn successive_halving_trains_the_best_third_on_until_one_is_left() {
 }
 
 #[test]
+fn the_winners_choices_and_weights_reproduce_its_accuracy() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("w");
+    let o = archc(&[
+        "search",
+        "examples/search_mnist1d.arch",
+        "--strategy",
+        "random",
+        "--seed",
+        "3",
+        "--budget",
+        "1",
+        "--objective",
+        "accuracy",
+        "--train-epochs",
+        "1",
+        "--backend",
+        "cranelift",
+        "--quiet",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let trial: serde_json::Value = serde_json::from_str(&lines(&out)[0]).expect("JSON");
+    let acc = trial["metrics"]["accuracy"].as_f64().expect("accuracy");
+    // best.txt's --choices name edge options by their labels (`src=stem`).
+    let best = std::fs::read_to_string(out.join("best.txt")).expect("best.txt");
+    let choices = best.lines().next().and_then(|l| l.strip_prefix("--choices ")).expect("--choices line");
+    let ckpt = out.join("best.safetensors").display().to_string();
+    let e = archc(&[
+        "eval",
+        "examples/search_mnist1d.arch",
+        "--choices",
+        choices,
+        "--checkpoint",
+        &ckpt,
+        "--backend",
+        "cranelift",
+    ]);
+    assert!(e.status.success(), "{}", text(&e));
+    assert!(text(&e).contains(&format!("accuracy: {acc:.4}")), "trial accuracy {acc}:\n{}", text(&e));
+}
+
+#[test]
 fn bad_searches_are_refused_or_recorded_as_failed_trials() {
     let tmp = tempfile::tempdir().expect("tmp");
     let o = search(&tmp.path().join("z"), &["--budget", "0"]);

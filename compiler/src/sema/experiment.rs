@@ -8,8 +8,16 @@ use crate::diag::Diagnostic;
 use crate::tir::Program;
 use archc_grammar::ast::Expr;
 
-/// The option index for choice `qualified` (also addressable by its local `name`).
-pub fn pick_option(mode: &ChoiceMode, qualified: &str, name: &str, vals: &[Value]) -> Result<usize, String> {
+/// The option index for choice `qualified` (also addressable by its local `name`). An
+/// explicit option is named by its label (how builds show it: `x` for a tensor option),
+/// by its value, or (non-int options) by its index.
+pub fn pick_option(
+    mode: &ChoiceMode,
+    qualified: &str,
+    name: &str,
+    vals: &[Value],
+    labels: &[String],
+) -> Result<usize, String> {
     let n = vals.len();
     match mode {
         ChoiceMode::First => Ok(0),
@@ -26,13 +34,13 @@ pub fn pick_option(mode: &ChoiceMode, qualified: &str, name: &str, vals: &[Value
                 return Ok(0);
             };
             let shown: Vec<String> = vals.iter().map(|v| v.to_string()).collect();
-            if let Some(i) = shown.iter().position(|s| s == want) {
+            if let Some(i) = labels.iter().position(|s| s == want).or_else(|| shown.iter().position(|s| s == want)) {
                 return Ok(i);
             }
             let all_ints = vals.iter().all(|v| v.as_const_int().is_some());
             match want.parse::<usize>() {
                 Ok(i) if !all_ints && i < n => Ok(i),
-                _ => Err(format!("`{name}={want}` is not an option of `{name}`: options are [{}]", shown.join(", "))),
+                _ => Err(format!("`{name}={want}` is not an option of `{name}`: options are [{}]", labels.join(", "))),
             }
         }
     }

@@ -173,15 +173,15 @@ impl Checker<'_> {
         }
         let vals = options.iter().map(|o| self.eval(o, scope, m)).collect::<R<Vec<_>>>()?;
         let qualified = join_path(&self.frames.last().expect("frame").path, name);
+        let labels: Vec<String> = vals.iter().zip(options).map(|(v, o)| choice_label(v, o)).collect();
         let i = if shared && self.shared_at_max {
             largest_option(&vals)
         } else {
-            super::experiment::pick_option(&self.opts.choices, &qualified, name, &vals)
+            super::experiment::pick_option(&self.opts.choices, &qualified, name, &vals, &labels)
                 .map_err(|msg| Diagnostic::error(msg, span))?
         };
         self.made_shared |= shared;
         if !self.choices.iter().any(|(n, _)| n == &qualified) {
-            let labels: Vec<String> = vals.iter().zip(options).map(|(v, o)| choice_label(v, o)).collect();
             self.choices.push((qualified.clone(), labels[i].clone()));
             self.decisions.push(ChoiceRecord { name: qualified, options: labels, chosen: i, span });
         }
