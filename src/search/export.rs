@@ -12,9 +12,11 @@
 //! layer gets a parameter per such decision, `NAME_option: int = 0`, the `choose`
 //! becomes `let NAME = [options][NAME_option]`, and the call passes each iteration's
 //! option from a table indexed by the repeat's index (`as i`, added when missing).
-//! Instance paths, and so parameter names, stay those of the search. Other per-instance
-//! patterns are refused with the reason; the CLI then points at the `--choices` that
-//! select the candidate.
+//! Other per-instance patterns are refused with the reason; the CLI then points at the
+//! `--choices` that select the candidate. The plain program is the candidate's network,
+//! not its parameter layout: a chosen layer bound by `let` is an instance named after the
+//! binding (`cell_0.op.w` where the space had `cell_0.conv1d_0.w`), and an elastic width
+//! becomes a plain one (its parameters sized to the width, not sliced from the largest).
 
 use archc_compiler::sema::ChoiceRecord;
 use archc_grammar::ast::{Expr, ExprKind, IndexItem, Item, Stmt};
