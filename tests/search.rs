@@ -150,7 +150,7 @@ fn the_winners_choices_and_weights_reproduce_its_accuracy() {
     // best.txt's --choices name edge options by their labels (`src=stem`).
     let best = std::fs::read_to_string(out.join("best.txt")).expect("best.txt");
     let choices = best.lines().next().and_then(|l| l.strip_prefix("--choices ")).expect("--choices line");
-    let ckpt = out.join("best.safetensors").display().to_string();
+    let ckpt = out.join("trials/00000/checkpoint.safetensors").display().to_string();
     let e = archc(&[
         "eval",
         "examples/search_mnist1d.arch",
@@ -161,6 +161,14 @@ fn the_winners_choices_and_weights_reproduce_its_accuracy() {
         "--backend",
         "cranelift",
     ]);
+    assert!(e.status.success(), "{}", text(&e));
+    assert!(text(&e).contains(&format!("accuracy: {acc:.4}")), "trial accuracy {acc}:\n{}", text(&e));
+    // best.safetensors holds the same weights renamed and cut for best.arch (width 32 of
+    // the space's 48 for this seed).
+    assert!(choices.contains("width=32"), "{choices}");
+    let (plain, weights) =
+        (out.join("best.arch").display().to_string(), out.join("best.safetensors").display().to_string());
+    let e = archc(&["eval", &plain, "--checkpoint", &weights, "--backend", "cranelift"]);
     assert!(e.status.success(), "{}", text(&e));
     assert!(text(&e).contains(&format!("accuracy: {acc:.4}")), "trial accuracy {acc}:\n{}", text(&e));
 }

@@ -19,6 +19,7 @@ use crate::driver::FsModules;
 use crate::render::render;
 use archc_compiler::sema::space::SpaceFile;
 use archc_compiler::sema::Options;
+use archc_compiler::tir::Program;
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 use std::io::IsTerminal;
@@ -331,12 +332,10 @@ fn finish(
     write(&out.join("best.txt"), &format!("--choices {}\nassign {}\n", choices.join(","), assignment.join(",")))?;
     let kept = if winner.is_some() { ", the one successive halving kept (halving.jsonl)" } else { "" };
     println!("best: trial {} ({}){kept}", best.index, metrics_line(best, objs));
-    export_best(file, text, out, best)?;
+    let plain = export_best(file, text, out, best)?;
     let ckpt = run::trial_dir(out, best.index).join(archc_runtime::train::CHECKPOINT_FILE);
     if ckpt.exists() {
-        std::fs::copy(&ckpt, out.join("best.safetensors"))
-            .map_err(|e| format!("cannot copy {}: {e}", ckpt.display()))?;
-        println!("weights: {} (the trained candidate's checkpoint)", out.join("best.safetensors").display());
+        best_weights(file, best, plain.as_ref(), &ckpt, out)?;
     }
     if objs.len() > 1 {
         let svg = super::pareto::render(trials, objs)?;
@@ -353,8 +352,43 @@ fn finish(
     Ok(())
 }
 
-/// best.arch, or a note of why the winner has no plain form.
-fn export_best(file: &SpaceFile, text: &str, out: &Path, best: &Trial) -> Result<(), String> {
+/// best.safetensors: the trained weights for best.arch (renamed and cut to its sizes),
+/// or, without a plain program, the candidate's checkpoint as it is.
+fn best_weights(
+    file: &SpaceFile,
+    best: &Trial,
+    plain: Option<&Program>,
+    ckpt: &Path,
+    out: &Path,
+) -> Result<(), String> {
+    let dest = out.join("best.safetensors");
+    let cand = file.build_assigned(&Options::default(), &best.assignment, None).program.ok();
+    let mapped = match (cand, plain) {
+        (Some(c), Some(p)) => {
+            let trained = crate::weights::read(ckpt)?.params;
+            Some(super::plain_weights::for_plain(&c, p, &trained))
+        }
+        _ => None,
+    };
+    match mapped {
+        Some(Ok(tensors)) => {
+            archc_runtime::io::write_safetensors(&dest, tensors.iter().map(|(k, t)| (k, t)))
+                .map_err(|e| e.to_string())?;
+            println!("weights: {} (best.arch's, trained; the run: {})", dest.display(), ckpt.display());
+        }
+        other => {
+            if let Some(Err(e)) = other {
+                println!("best.arch's weights cannot be cut from the checkpoint: {e}");
+            }
+            std::fs::copy(ckpt, &dest).map_err(|e| format!("cannot copy {}: {e}", ckpt.display()))?;
+            println!("weights: {} (the trained candidate's checkpoint, for the space file)", dest.display());
+        }
+    }
+    Ok(())
+}
+
+/// best.arch, or a note of why the winner has no plain form; its program when written.
+fn export_best(file: &SpaceFile, text: &str, out: &Path, best: &Trial) -> Result<Option<Program>, String> {
     let b = file.build_assigned(&Options::default(), &best.assignment, None);
     let exported = super::export::export(text, main_file(file), &b.decisions).and_then(|plain| {
         let dir = out.canonicalize().unwrap_or_else(|_| out.to_path_buf());
@@ -363,19 +397,22 @@ fn export_best(file: &SpaceFile, text: &str, out: &Path, best: &Trial) -> Result
         let modules = FsModules { dir: src.ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or(dir) };
         let check = archc_compiler::sema::check_file("best.arch", &plain, &modules, &Options::default());
         match (check.diagnostics.first(), check.decisions.is_empty()) {
-            (None, true) => Ok(plain),
+            (None, true) => Ok((plain, check.program)),
             (Some(d), _) => Err(format!("the exported program does not build ({})", d.message)),
             (None, false) => Err("the exported program still has choices".into()),
         }
     });
     match exported {
-        Ok(plain) => {
+        Ok((plain, program)) => {
             write(&out.join("best.arch"), &plain)?;
             println!("program: {} (every choice resolved)", out.join("best.arch").display());
+            Ok(program)
         }
-        Err(e) => println!("no best.arch: {e}; best.txt holds the --choices that select it"),
+        Err(e) => {
+            println!("no best.arch: {e}; best.txt holds the --choices that select it");
+            Ok(None)
+        }
     }
-    Ok(())
 }
 
 /// The id of the space's main file (the first one the source map holds).

@@ -9,6 +9,7 @@ pub mod export;
 pub mod halving;
 pub mod objective;
 pub mod pareto;
+pub mod plain_weights;
 pub mod proxies;
 pub mod rank;
 pub mod run;
