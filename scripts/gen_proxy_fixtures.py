@@ -41,14 +41,15 @@ names and shapes it writes are exactly the program's params and buffers.
 
 import copy
 import os
-import re
-import subprocess
 import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.numpy import save_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gen_fixtures import find_archc, tir_params  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "proxies")
@@ -253,23 +254,7 @@ def proxies(model, x, y):
 
 # ---------------------------------------------------------------- checking names
 
-def find_archc():
-    for sub in ("debug", "release"):
-        p = os.path.join(ROOT, "target", sub, "archc")
-        if os.access(p, os.X_OK):
-            return p
-    return None
-
-
-def tir_params(archc, arch_path):
-    """name -> shape of every `param`/`buffer` of the program."""
-    text = subprocess.run([archc, "build", arch_path, "--emit", "tir"], check=True,
-                          capture_output=True, text=True).stdout
-    found = {}
-    for m in re.finditer(r"^(?:param|buffer) @(\S+) : f32\[([^\]]*)\]", text, re.M):
-        dims = [d.strip() for d in m.group(2).split(",") if d.strip()]
-        found[m.group(1)] = tuple(int(d) for d in dims)
-    return found
+# `find_archc` and `tir_params` are the PyTorch fixtures' own (scripts/gen_fixtures.py).
 
 
 def main():

@@ -115,9 +115,22 @@ impl<'a, 's> Evaluator<'a, 's> {
                 })?
             }
         };
-        let shared = self.shared.as_ref().expect("read");
+        // The shared settings without their programs (cloning those per candidate would
+        // copy the first candidate's two builds for nothing).
+        let s = self.shared.as_ref().expect("read");
         let training = program.clone();
-        Ok(TrainConfig { program, training, ..shared.clone() })
+        Ok(TrainConfig {
+            program,
+            training,
+            spec: s.spec.clone(),
+            lr: s.lr,
+            schedule: s.schedule.clone(),
+            data: s.data.clone(),
+            batch: s.batch,
+            epochs: s.epochs,
+            seed: s.seed,
+            eval_every: s.eval_every,
+        })
     }
 
     /// The training data, loaded on first use.
