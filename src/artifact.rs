@@ -158,6 +158,7 @@ fn backend_name(b: Backend) -> &'static str {
         Backend::MlirCpu => "mlir-cpu",
         Backend::MlirGpu => "mlir-gpu",
         Backend::Cranelift => "cranelift",
+        Backend::Auto => "auto",
     }
 }
 

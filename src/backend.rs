@@ -103,6 +103,17 @@ pub fn timings(_: &archc_mlir::emit::Module, _: std::time::Duration) -> Result<S
     Err(NO_MLIR.into())
 }
 
+/// Compiles `entry` with the Cranelift tier and reports the time (`build --timings`).
+pub fn clif_timings(program: &Program, entry: &str, front: std::time::Duration) -> String {
+    let t0 = std::time::Instant::now();
+    if let Err(e) = archc_clif::compile(program, entry) {
+        return format!("timings: the Cranelift tier cannot compile @{entry}: {e}\n");
+    }
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    let (clif, total) = (t0.elapsed(), front + t0.elapsed());
+    format!("timings: front end + TIR {:.1} ms, Cranelift {:.1} ms, total {:.1} ms\n", ms(front), ms(clif), ms(total))
+}
+
 /// The Cranelift IR of `entry` and every function it reaches (`archc build --emit clif`).
 pub fn emit_clif(program: &Program, entry: &str) -> Result<String, String> {
     archc_clif::emit_clif(program, entry).map_err(|e| e.to_string())
@@ -120,6 +131,10 @@ pub enum Backend {
     /// Cranelift IR JIT-compiled for this CPU in milliseconds (one compile per function
     /// serves every size; slower code than `mlir-cpu`).
     Cranelift,
+    /// Tiered: starts on Cranelift at once; a function called again with the same input
+    /// types is compiled by MLIR in the background and switches to it when ready (without
+    /// MLIR in this archc: Cranelift alone).
+    Auto,
 }
 
 impl Default for Backend {
@@ -157,6 +172,10 @@ pub fn executor<'p>(
         #[cfg(not(feature = "mlir"))]
         Backend::MlirCpu | Backend::MlirGpu => Err(NO_MLIR.into()),
         Backend::Cranelift => Ok(Box::new(archc_clif::ClifCpu::new(program))),
+        #[cfg(feature = "mlir")]
+        Backend::Auto => Ok(Box::new(crate::tiered::Tiered::new(program))),
+        #[cfg(not(feature = "mlir"))]
+        Backend::Auto => Ok(Box::new(archc_clif::ClifCpu::new(program))),
     }
 }
 
@@ -213,4 +232,25 @@ pub fn devices_report() -> String {
         Err(e) => lines.push(format!("cuda: none ({e})")),
     }
     lines.join("\n")
+}
+
+/// The `--timings` report: one line per compilation, then the total per tier.
+pub fn compile_report(times: &[archc_runtime::CompileTime]) -> String {
+    if times.is_empty() {
+        return "timings: nothing was compiled\n".into();
+    }
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    let mut out = String::from("timings (compile, per tier):\n");
+    for t in times {
+        out.push_str(&format!("  {:<9} @{:<16} {:>9.1} ms  ({})\n", t.tier, t.func, ms(t.time), t.detail));
+    }
+    let mut tiers: Vec<&str> = times.iter().map(|t| t.tier).collect();
+    tiers.sort();
+    tiers.dedup();
+    for tier in tiers {
+        let of: Vec<_> = times.iter().filter(|t| t.tier == tier).collect();
+        let total: std::time::Duration = of.iter().map(|t| t.time).sum();
+        out.push_str(&format!("  {tier}: {} compile(s), {:.1} ms in all\n", of.len(), ms(total)));
+    }
+    out
 }

@@ -14,5 +14,7 @@ pub mod render;
 pub mod search;
 pub mod steptime;
 pub mod tirfile;
+#[cfg(feature = "mlir")]
+pub mod tiered;
 pub mod training;
 pub mod weights;

@@ -97,7 +97,8 @@ enum Cmd {
         /// (`?` in tensor types, read from the inputs at run time): `--dynamic B,T`.
         #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
         dynamic: Vec<String>,
-        /// Compile the MLIR stages through the JIT and report where the time went.
+        /// Compile the entry with each tier and report where the time went: Cranelift
+        /// (whole compile) and MLIR (parse + verify, passes, LLVM JIT).
         #[arg(long)]
         timings: bool,
         /// The GPU architecture of `--emit ptx` and `--target cuda`: sm_80, sm_90, ...
@@ -144,6 +145,9 @@ enum Cmd {
         /// adaptation): `--chain 0,1,1,3`, or `--chain NAME=0,1,1,3` to pick a stack.
         #[arg(long, value_name = "[NAME=]BLOCKS")]
         chain: Option<String>,
+        /// Report every compilation at the end: tier, function, time.
+        #[arg(long)]
+        timings: bool,
     },
     /// Adapt a trained network's depth per sample: for each sample of a data part, a
     /// chain of its stack's blocks (skipped or repeated), searched as the file's `adapt`
@@ -173,6 +177,9 @@ enum Cmd {
         /// What runs the eval steps (default as for `run`; an artifact: its target's).
         #[arg(long, value_enum)]
         backend: Option<Backend>,
+        /// Report every compilation at the end: tier, function, time.
+        #[arg(long)]
+        timings: bool,
     },
     /// Show the CPU and the GPU (CUDA driver, device, cuBLAS) archc finds here.
     Devices,
@@ -295,6 +302,9 @@ struct TrainArgs {
     /// Sizes of symbolic dims for `--time-steps`: `--dim N=1024` (B is the batch size).
     #[arg(long, value_name = "NAME=SIZE,...", requires = "time_steps")]
     dim: Option<String>,
+    /// Report every compilation at the end: tier, function, time.
+    #[arg(long)]
+    timings: bool,
 }
 
 /// A failure: user errors exit 1, internal ones 2.
@@ -377,7 +387,7 @@ fn run_cmd(cmd: Cmd, device: Option<&str>, limits: &Limits, color: bool) -> Resu
             let mlir = MlirOpts { dim: dim.as_deref(), dynamic: &dynamic, timings, gpu_arch: &gpu_arch };
             build(&file, emit, &sel, output.as_deref(), &mlir, color)
         }
-        Cmd::Run { file, mut sel, backend, weights, inputs, dim, seed, out, repeat, train, chain } => {
+        Cmd::Run { file, mut sel, backend, weights, inputs, dim, seed, out, repeat, train, chain, timings } => {
             sel.train = train;
             let (file, sel, art) = resolve(&file, sel, backend, device)?;
             let mut program = compile(&file, &sel, color)?;
@@ -390,7 +400,7 @@ fn run_cmd(cmd: Cmd, device: Option<&str>, limits: &Limits, color: bool) -> Resu
                 program =
                     archc::adapt::split::with_chain_arg(&program, c).map_err(|e| Fail::User(format!("error: {e}")))?;
             }
-            let inputs = RunInputs { max_memory: limits.max_memory, weights, inputs, dim, seed, out, repeat };
+            let inputs = RunInputs { max_memory: limits.max_memory, weights, inputs, dim, seed, out, repeat, timings };
             run(&program, backend, &inputs, art.as_ref().map(|a| &a.artifact))
         }
         Cmd::Train { file, cand, run } => {
@@ -401,12 +411,12 @@ fn run_cmd(cmd: Cmd, device: Option<&str>, limits: &Limits, color: bool) -> Resu
             show_candidate(&file, &opts, color)?;
             train(&file, (&opts, limits.max_memory), &run, art.as_ref().map(|a| &a.artifact), color)
         }
-        Cmd::Eval { file, cand, checkpoint, split, backend } => {
+        Cmd::Eval { file, cand, checkpoint, split, backend, timings } => {
             refuse_candidate_of_artifact(&file, &cand)?;
             let (file, sel, art) = resolve(&file, cand.selection(), backend, device)?;
             let sel = Selection { train: false, ..sel };
             let ckpt = checkpoint.clone().unwrap_or_else(|| run_dir(&file, None).join("checkpoint.safetensors"));
-            let what = EvalWhat { max_memory: limits.max_memory, checkpoint, split, backend };
+            let what = EvalWhat { max_memory: limits.max_memory, checkpoint, split, backend, timings };
             let mut opts = options(&sel, false)?;
             if art.is_none() {
                 opts.choices = run_candidate(&ckpt, opts.choices).map_err(|e| Fail::User(format!("error: {e}")))?;
@@ -654,6 +664,9 @@ fn build_mlir(file: &Path, emit: Emit, sel: &Selection, mlir: &MlirOpts, color: 
         }
     };
     let front = t0.elapsed();
+    if mlir.timings {
+        eprint!("{}", backend::clif_timings(&program, entry, front));
+    }
     if matches!(emit, Emit::Clif) {
         return backend::emit_clif(&program, entry).map_err(user);
     }
@@ -750,6 +763,7 @@ struct RunInputs {
     seed: u64,
     out: Option<PathBuf>,
     repeat: usize,
+    timings: bool,
 }
 
 fn run(program: &Program, backend: Option<Backend>, ri: &RunInputs, art: Option<&Artifact>) -> Result<(), Fail> {
@@ -788,6 +802,9 @@ fn run(program: &Program, backend: Option<Backend>, ri: &RunInputs, art: Option<
             times.len(),
             first.as_secs_f64() * 1e3
         );
+    }
+    if ri.timings {
+        eprint!("{}", backend::compile_report(&exec.compile_times()));
     }
     let main = program.main();
     for (name, t) in main.result_names.iter().zip(&outputs) {
@@ -934,6 +951,9 @@ fn time_steps(
         t.first_ms,
         cfg.batch
     );
+    if args.timings {
+        eprint!("{}", backend::compile_report(&exec.compile_times()));
+    }
     Ok(())
 }
 
@@ -988,6 +1008,9 @@ fn train(
     let progress = !args.quiet && std::io::stderr().is_terminal();
     let report = archc_runtime::train::train_with(&program, &spec, &data, &dir, args.resume, progress, exec.as_mut())
         .map_err(|e| train_failure(e, &sources, color, &dir))?;
+    if args.timings {
+        eprint!("{}", backend::compile_report(&exec.compile_times()));
+    }
     if report.already_complete {
         eprintln!(
             "the run in {} is already complete ({} epochs done, --epochs {}): nothing to train",
@@ -1012,6 +1035,7 @@ struct EvalWhat {
     checkpoint: Option<PathBuf>,
     split: Option<String>,
     backend: Option<Backend>,
+    timings: bool,
 }
 
 fn eval(file: &Path, opts: &Options, what: &EvalWhat, art: Option<&Artifact>, color: bool) -> Result<(), Fail> {
@@ -1035,6 +1059,9 @@ fn eval(file: &Path, opts: &Options, what: &EvalWhat, art: Option<&Artifact>, co
     let mut exec = backend::executor(&program, what.backend, art).map_err(user)?;
     let metrics =
         training::evaluate(&program, &weights.params, test, cfg.batch as usize, exec.as_mut()).map_err(user)?;
+    if what.timings {
+        eprint!("{}", backend::compile_report(&exec.compile_times()));
+    }
     let part = what.split.as_deref().map(|p| format!(" (part `{p}`)")).unwrap_or_default();
     let epoch = weights.epoch.map(|e| format!(" (epoch {e})")).unwrap_or_default();
     out!("{} test samples{part}, weights {}{epoch}", test.len(), ckpt.display());

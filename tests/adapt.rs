@@ -207,15 +207,15 @@ fn chains_run_alike_alone_and_batched() {
     }
 }
 
-#[cfg(feature = "mlir")]
-#[test]
-fn mlir_cpu_compiles_each_function_once_and_matches_the_interpreter() {
+/// Six rounds of random chains on `backend` against the interpreter; the compile count
+/// after each round.
+fn chains_against_the_interpreter(backend: Backend) -> Vec<usize> {
     let p = program("tiny_digits.arch");
     let s = split(&p, "blocks").expect("split");
     let x = inputs(&p, 7);
-    let mut cpu = runner_for(&s, &p, Backend::MlirCpu);
+    let mut compiled = runner_for(&s, &p, backend);
     let mut interp = runner_for(&s, &p, Backend::Interp);
-    let (st_cpu, st_interp) = (cpu.prefix(x.clone()).expect("prefix"), interp.prefix(x).expect("prefix"));
+    let (st_c, st_interp) = (compiled.prefix(x.clone()).expect("prefix"), interp.prefix(x).expect("prefix"));
     let space = Space::new(3, true, Some(2), None);
     let mut rng = Rng::new(1);
     let mut compiles = Vec::new();
@@ -227,11 +227,28 @@ fn mlir_cpu_compiles_each_function_once_and_matches_the_interpreter() {
             })
             .collect();
         let refs: Vec<(usize, &[usize])> = pairs.iter().map(|(i, c)| (*i, c.as_slice())).collect();
-        let got = cpu.eval(&st_cpu, &refs).expect("mlir-cpu");
+        let got = compiled.eval(&st_c, &refs).expect("compiled backend");
         let want = interp.eval(&st_interp, &refs).expect("interp");
-        assert!(got.allclose(&want, 1e-5, 1e-6), "round {round}");
-        compiles.push(cpu.compiles());
+        assert!(got.allclose(&want, 1e-5, 1e-6), "{backend:?}: round {round}");
+        compiles.push(compiled.compiles());
     }
+    compiles
+}
+
+/// The Cranelift tier compiles prefix, blocks and suffix once each, for every batch size.
+#[test]
+fn cranelift_compiles_each_function_once_and_matches_the_interpreter() {
+    let compiles = chains_against_the_interpreter(Backend::Cranelift);
+    assert!(compiles.iter().all(|&c| c <= 5) && compiles.last() == Some(&5), "compile counts {compiles:?}");
+}
+
+#[cfg(feature = "mlir")]
+#[test]
+fn mlir_cpu_compiles_each_function_once_and_matches_the_interpreter() {
+    let compiles = chains_against_the_interpreter(Backend::MlirCpu);
+    let p = program("tiny_digits.arch");
+    let s = split(&p, "blocks").expect("split");
+    let mut cpu = runner_for(&s, &p, Backend::MlirCpu);
     // The trained order gives what the compiled `@main` gives (bit for bit today; the
     // backends promise 1e-6 between differently fused modules).
     let x = inputs(&p, 7);

@@ -11,5 +11,5 @@ pub mod special;
 pub mod tensor;
 pub mod train;
 
-pub use interp::{Executor, Interpreter, RunError};
+pub use interp::{CompileTime, Executor, Interpreter, RunError};
 pub use tensor::{Data, Diff, Tensor, TensorError};

@@ -73,7 +73,7 @@ pub struct AdaptArgs {
     /// The most (sample, chain) pairs per evaluation batch.
     #[arg(long, default_value_t = 1024)]
     pub batch: usize,
-    /// What runs the network: interp or mlir-cpu (default).
+    /// What runs the network: interp, mlir-cpu (default) or cranelift.
     #[arg(long, value_enum)]
     pub backend: Option<Backend>,
     /// No progress bar.

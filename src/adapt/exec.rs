@@ -17,9 +17,10 @@ use archc_runtime::data::gather_rows;
 use archc_runtime::{Data, Executor, Interpreter, Tensor};
 use std::collections::HashSet;
 
-/// What runs the functions: the interpreter or the MLIR CPU backend.
+/// What runs the functions: the interpreter, the MLIR CPU backend or the Cranelift tier.
 enum Engine<'p> {
     Interp(Interpreter<'p>),
+    Clif(archc_clif::ClifCpu<'p>),
     #[cfg(feature = "mlir")]
     Cpu(archc_mlir::backend::MlirCpu<'p>),
 }
@@ -61,7 +62,7 @@ impl State {
 }
 
 impl<'p> Runner<'p> {
-    /// A runner of `split` on `backend` (the interpreter or `mlir-cpu`).
+    /// A runner of `split` on `backend` (the interpreter, `mlir-cpu` or `cranelift`).
     pub fn new(split: &'p Split, backend: Backend) -> Result<Runner<'p>, String> {
         let engine = match backend {
             Backend::Interp => Engine::Interp(Interpreter::new(&split.program)),
@@ -75,11 +76,14 @@ impl<'p> Runner<'p> {
             Backend::MlirCpu => {
                 return Err("this archc was built without the MLIR backend (cargo feature `mlir`)".into())
             }
+            Backend::Cranelift => Engine::Clif(archc_clif::ClifCpu::new(&split.program)),
             Backend::MlirGpu => {
-                return Err("`archc adapt` runs on the interpreter or mlir-cpu, not mlir-gpu yet".into())
+                return Err("`archc adapt` runs on the interpreter, mlir-cpu or cranelift, not mlir-gpu yet".into())
             }
-            Backend::Cranelift => {
-                return Err("`archc adapt` runs on the interpreter or mlir-cpu, not cranelift yet".into())
+            Backend::Auto => {
+                return Err("`archc adapt` compiles each function once for every batch size, so it has no use \
+                            for tiering: pick --backend cranelift (compiles at once) or mlir-cpu (faster code)"
+                    .into())
             }
         };
         Ok(Runner { split, engine, calls: 0, shapes: HashSet::new() })
@@ -88,6 +92,7 @@ impl<'p> Runner<'p> {
     fn exec(&mut self) -> &mut dyn Executor {
         match &mut self.engine {
             Engine::Interp(i) => i,
+            Engine::Clif(c) => c,
             #[cfg(feature = "mlir")]
             Engine::Cpu(c) => c,
         }
@@ -97,6 +102,7 @@ impl<'p> Runner<'p> {
     pub fn compiles(&self) -> usize {
         match &self.engine {
             Engine::Interp(_) => 0,
+            Engine::Clif(c) => c.timings.len(),
             #[cfg(feature = "mlir")]
             Engine::Cpu(c) => c.timings.len(),
         }

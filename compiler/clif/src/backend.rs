@@ -6,7 +6,7 @@ use crate::module::{compile, Compiled};
 use archc_compiler::tir::Program;
 use archc_runtime::interp::bind::bind_shapes;
 use archc_runtime::interp::random::{init_param, param_shape};
-use archc_runtime::{Executor, RunError, Tensor};
+use archc_runtime::{CompileTime, Executor, RunError, Tensor};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -80,5 +80,15 @@ impl Executor for ClifCpu<'_> {
         }
         self.params[i] = Some(value);
         Ok(())
+    }
+
+    fn compile_times(&self) -> Vec<CompileTime> {
+        let each = |(func, time): &(String, Duration)| CompileTime {
+            tier: "cranelift",
+            func: func.clone(),
+            time: *time,
+            detail: "every size".into(),
+        };
+        self.timings.iter().map(each).collect()
     }
 }

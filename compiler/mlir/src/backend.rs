@@ -16,7 +16,7 @@ use crate::jit::{Compiled, Timings};
 use archc_compiler::tir::Program;
 use archc_runtime::interp::bind::{bind_shapes, DimEnv};
 use archc_runtime::interp::random::{init_param, param_shape};
-use archc_runtime::{Executor, RunError, Tensor};
+use archc_runtime::{CompileTime, Executor, RunError, Tensor};
 use std::collections::HashMap;
 
 /// A compiled module of one target.
@@ -143,6 +143,19 @@ impl<'p, U: Unit> Mlir<'p, U> {
         Ok(())
     }
 
+    /// Whether a module compiled already runs `func` on inputs of these types.
+    pub fn has_module(&self, func: &str, inputs: &[Shape]) -> bool {
+        self.cache.contains_key(&(func.to_string(), inputs.to_vec()))
+            || self.dynamic.get(func).is_some_and(|(_, e)| e.compiled.sig().output_shapes(inputs).is_ok())
+    }
+
+    /// Takes over a module compiled elsewhere (another thread) for `func` on `inputs`,
+    /// which must be the module [`emit_module_for`] gives for them.
+    pub fn adopt(&mut self, func: &str, inputs: Vec<Shape>, compiled: U) {
+        self.timings.push((func.to_string(), compiled.timings().clone()));
+        self.cache.insert((func.to_string(), inputs), Entry { compiled, params_at: None });
+    }
+
     /// Compiles (or finds) the module for `func` on inputs of these types.
     pub fn prepare(&mut self, func: &str, inputs: &[Shape]) -> Result<&U, RunError> {
         let slot = self.slot(func, inputs)?;
@@ -246,6 +259,14 @@ impl<U: Unit> Executor for Mlir<'_, U> {
         entry.compiled.run(&refs, seed).map_err(err)
     }
 
+    fn compile_times(&self) -> Vec<CompileTime> {
+        let tier = match U::TARGET {
+            Target::Cpu => "mlir-cpu",
+            Target::Gpu => "mlir-gpu",
+        };
+        self.timings.iter().map(|(func, t)| compile_time(tier, func, t)).collect()
+    }
+
     fn set_param_value(&mut self, name: &str, value: Tensor) -> Result<(), RunError> {
         let e = |message: String| RunError::Param { name: name.to_string(), message };
         let decl = self.program.param(name).ok_or_else(|| e("not declared by the program".into()))?;
@@ -274,5 +295,21 @@ fn entry_at<'a, U>(
     match slot {
         Slot::Static(key) => cache.get_mut(key).expect("compiled"),
         Slot::Dynamic(func) => &mut dynamic.get_mut(func).expect("compiled").1,
+    }
+}
+
+/// A module's compile time as `--timings` reports it, with its phases.
+pub fn compile_time(tier: &'static str, func: &str, t: &Timings) -> CompileTime {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    CompileTime {
+        tier,
+        func: func.to_string(),
+        time: t.parse_verify + t.passes + t.jit,
+        detail: format!(
+            "parse + verify {:.1} ms, passes {:.1} ms, LLVM {:.1} ms",
+            ms(t.parse_verify),
+            ms(t.passes),
+            ms(t.jit)
+        ),
     }
 }

@@ -81,6 +81,21 @@ pub trait Executor {
     fn run_func(&mut self, func: &str, inputs: &[Tensor], seed: u64) -> Result<Vec<Tensor>, RunError>;
     /// Sets a declared parameter (dtype and shape must match the declaration).
     fn set_param_value(&mut self, name: &str, value: Tensor) -> Result<(), RunError>;
+    /// Every compilation done so far, in order (`--timings`); none for an executor that
+    /// compiles nothing.
+    fn compile_times(&self) -> Vec<CompileTime> {
+        Vec::new()
+    }
+}
+
+/// One compilation by an executor: the tier that compiled, the function, how long it
+/// took, and details (input types, phases, when its code was first used).
+#[derive(Clone, Debug)]
+pub struct CompileTime {
+    pub tier: &'static str,
+    pub func: String,
+    pub time: std::time::Duration,
+    pub detail: String,
 }
 
 impl Executor for Interpreter<'_> {
