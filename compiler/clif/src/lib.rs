@@ -25,7 +25,7 @@ pub mod module;
 pub mod rt;
 
 pub use backend::ClifCpu;
-pub use module::{compile, emit_clif, Compiled};
+pub use module::{compile, compile_with, emit_clif, emit_clif_with, Compiled, Options};
 
 /// Why a function could not be compiled.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]

@@ -7,7 +7,10 @@
 //! [`Compiled`] result runs the entry on inputs of any sizes its types allow: it binds
 //! the symbols, checks every size the code will use (non-negative, at most 2^53
 //! elements) before running, and turns a recorded refusal into the run's error.
-//! [`emit_clif`] gives the Cranelift IR text of the same functions instead.
+//! [`emit_clif`] gives the Cranelift IR text of the same functions instead. [`Options`]
+//! choose the code's form: 128-bit vector loops where the host's Cranelift backend has
+//! them (x86-64, aarch64; [`Options::host`]), scalar loops everywhere else or on request
+//! ([`compile_with`], [`emit_clif_with`]).
 
 use crate::kernels::Plan;
 use crate::lower::FnLower;
@@ -49,6 +52,36 @@ pub(crate) struct Shared<'p> {
     pub checks: HashSet<TensorType>,
     /// Parameters the code reads (indices into `program.params`).
     pub params_used: HashSet<usize>,
+    /// Whether elementwise loops and reductions use 128-bit vectors ([`Options::simd`]).
+    pub simd: bool,
+}
+
+/// How [`compile_with`] and [`emit_clif_with`] lower a program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Elementwise loops and reductions over 128-bit vectors (f32x4, f64x2, i64x2) with
+    /// scalar tails; `false`: scalar loops only. Ignored (scalar) on hosts whose Cranelift
+    /// backend is not x86-64 or aarch64.
+    pub simd: bool,
+}
+
+impl Options {
+    /// Vectors wherever the host's backend has them.
+    pub fn host() -> Options {
+        Options { simd: true }
+    }
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options::host()
+    }
+}
+
+/// Whether the host's Cranelift backend (the JIT's target is the host) lowers the vector
+/// code of `lower`: 128-bit vectors of SSE2 or NEON, nothing of SSE4.1 or AVX assumed.
+fn host_has_simd() -> bool {
+    cfg!(any(target_arch = "x86_64", target_arch = "aarch64"))
 }
 
 impl<'p> Shared<'p> {
@@ -206,12 +239,14 @@ fn build<'p>(
     program: &'p Program,
     entry: &str,
     mut text: Option<&mut String>,
+    options: Options,
 ) -> Result<(Shared<'p>, FuncId), ClifError> {
     check_acyclic(program, entry)?;
     let f = program.func(entry).ok_or_else(|| ClifError::Program(format!("no function @{entry}")))?;
     let mut sh = Shared {
         program,
         module: jit_module()?,
+        simd: options.simd && host_has_simd(),
         syms: Arc::new(entry_symbols(f)),
         helpers: HashMap::new(),
         specs: Vec::new(),
@@ -253,17 +288,28 @@ fn signature_text(f: &Func) -> String {
     format!("({}) -> ({})", args.join(", "), res.join(", "))
 }
 
-/// The Cranelift IR of `entry` and every specialisation it reaches, before compilation.
+/// The Cranelift IR of `entry` and every specialisation it reaches, before compilation
+/// (with [`Options::host`]).
 pub fn emit_clif(program: &Program, entry: &str) -> Result<String, ClifError> {
+    emit_clif_with(program, entry, Options::host())
+}
+
+/// [`emit_clif`] lowered with `options`.
+pub fn emit_clif_with(program: &Program, entry: &str, options: Options) -> Result<String, ClifError> {
     let mut text = String::new();
-    build(program, entry, Some(&mut text))?;
+    build(program, entry, Some(&mut text), options)?;
     Ok(text)
 }
 
-/// Compiles `entry` of `program` (see the module docs).
+/// Compiles `entry` of `program` (see the module docs) with [`Options::host`].
 pub fn compile(program: &Program, entry: &str) -> Result<Compiled, ClifError> {
+    compile_with(program, entry, Options::host())
+}
+
+/// [`compile`] lowered with `options`.
+pub fn compile_with(program: &Program, entry: &str, options: Options) -> Result<Compiled, ClifError> {
     let t0 = Instant::now();
-    let (mut sh, entry_id) = build(program, entry, None)?;
+    let (mut sh, entry_id) = build(program, entry, None, options)?;
     sh.module.finalize_definitions().map_err(|e| ClifError::Codegen(e.to_string()))?;
     let code = sh.module.get_finalized_function(entry_id);
     // SAFETY: the entry was defined with the ABI `Entry` describes.

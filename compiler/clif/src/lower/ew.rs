@@ -9,7 +9,14 @@
 //! `div`/`rem`/`pow` (which refuse a zero divisor or a negative exponent) run the
 //! interpreter's kernels ([`super::kernel`]); an op the interpreter does not define on a
 //! dtype is refused at compile time.
+//!
+//! Vector loops ([`super::simd`], with a scalar tail) serve, when every operand is the
+//! result's size or a splat: f32/f64 `neg abs sqrt rsqrt relu sign`, `add sub mul div
+//! max min`; i64 `neg add sub`; f32 comparisons (bool results), `select` of f32 values,
+//! casts between f32 and bool. Transcendental functions, `floor`, `pow`, `rem`, other
+//! casts and bool logic stay scalar.
 
+use super::simd::{self, VecOp};
 use super::{elem, mem, FnLower, Val};
 use crate::ClifError;
 use archc_compiler::tir::ops::{binary_name, unary_name};
@@ -25,11 +32,13 @@ pub(crate) fn lower(l: &mut FnLower, inst: &Inst) -> Result<(), ClifError> {
         Op::Binary(b) => binary(l, inst, *b),
         Op::Select => {
             let args = [l.arg(inst, 0), l.arg(inst, 1), l.arg(inst, 2)];
-            map(l, inst, &args, |l, v| {
+            let vf: VecOp = Box::new(|l, v| simd::select(l, v[0], v[1], v[2]));
+            let scalar = |l: &mut FnLower, v: &[Value]| {
                 let n = v.len() - 1;
                 let (a, b) = (&v[1..1 + n / 2], &v[1 + n / 2..]);
                 a.iter().zip(b).map(|(&x, &y)| l.b.ins().select(v[0], x, y)).collect()
-            })
+            };
+            map_vec(l, inst, &args, scalar, Some(vf))
         }
         Op::Cast => cast(l, inst),
         Op::Real | Op::Imag => part(l, inst, inst.op == Op::Imag),
@@ -86,12 +95,30 @@ fn map(
     l: &mut FnLower,
     inst: &Inst,
     args: &[Val],
+    f: impl FnMut(&mut FnLower, &[Value]) -> Vec<Value>,
+) -> Result<(), ClifError> {
+    map_vec(l, inst, args, f, None)
+}
+
+/// [`map`], with the vector loop of `vf` first where the dtypes have lanes
+/// ([`simd::lanes`]) and vectors are on; the scalar loop does the rest.
+fn map_vec(
+    l: &mut FnLower,
+    inst: &Inst,
+    args: &[Val],
     mut f: impl FnMut(&mut FnLower, &[Value]) -> Vec<Value>,
+    vf: Option<VecOp>,
 ) -> Result<(), ClifError> {
     let out = l.alloc(&inst.ty);
     let n = l.numel(&inst.ty);
     let od = inst.ty.dtype;
-    l.for_range(n, |l, i| {
+    let dtypes: Vec<DType> = args.iter().map(|a| a.ty.dtype).chain([od]).collect();
+    let lanes = simd::lanes(&dtypes).filter(|_| l.sh.simd);
+    let start = match (vf, lanes) {
+        (Some(vf), Some(lanes)) => simd::elementwise(l, args, (od, out.0), n, lanes, vf),
+        _ => l.iconst(0),
+    };
+    l.for_from(start, n, |l, i| {
         let mut v = Vec::new();
         for a in args {
             let at = if a.splat { l.iconst(0) } else { i };
@@ -171,7 +198,43 @@ fn unary(l: &mut FnLower, inst: &Inst, u: UnaryOp) -> Result<(), ClifError> {
     if !ok {
         return Err(undefined(unary_name(u), d));
     }
-    map(l, inst, &[x], |l, v| vec![unary_scalar(l, u, d, v[0])])
+    map_vec(l, inst, &[x], |l, v| vec![unary_scalar(l, u, d, v[0])], unary_vector(u, d))
+}
+
+/// The vector form of unary `u` on `d`, if it has one.
+fn unary_vector(u: UnaryOp, d: DType) -> Option<VecOp<'static>> {
+    use UnaryOp::*;
+    if d == DType::I64 {
+        return (u == Neg).then(|| Box::new(|l: &mut FnLower, v: &[Value]| l.b.ins().ineg(v[0])) as VecOp);
+    }
+    if !matches!(d, DType::F32 | DType::F64) {
+        return None;
+    }
+    let f: VecOp = match u {
+        Neg => Box::new(|l, v| l.b.ins().fneg(v[0])),
+        Abs => Box::new(|l, v| l.b.ins().fabs(v[0])),
+        Sqrt => Box::new(|l, v| l.b.ins().sqrt(v[0])),
+        Rsqrt => Box::new(|l, v| {
+            let one = simd::fconst(l, simd::type_of(l, v[0]), 1.0);
+            let s = l.b.ins().sqrt(v[0]);
+            l.b.ins().fdiv(one, s)
+        }),
+        Relu => Box::new(|l, v| {
+            let zero = simd::fconst(l, simd::type_of(l, v[0]), 0.0);
+            let keep = l.b.ins().fcmp(FloatCC::UnorderedOrGreaterThan, v[0], zero);
+            simd::select(l, keep, v[0], zero)
+        }),
+        Sign => Box::new(|l, v| {
+            let vty = simd::type_of(l, v[0]);
+            let (zero, one, m1) = (simd::fconst(l, vty, 0.0), simd::fconst(l, vty, 1.0), simd::fconst(l, vty, -1.0));
+            let pos = l.b.ins().fcmp(FloatCC::GreaterThan, v[0], zero);
+            let neg = l.b.ins().fcmp(FloatCC::LessThan, v[0], zero);
+            let s = simd::select(l, neg, m1, v[0]);
+            simd::select(l, pos, one, s)
+        }),
+        _ => return None,
+    };
+    Some(f)
 }
 
 fn unary_scalar(l: &mut FnLower, u: UnaryOp, d: DType, x: Value) -> Value {
@@ -283,7 +346,35 @@ fn binary(l: &mut FnLower, inst: &Inst, op: BinaryOp) -> Result<(), ClifError> {
     if !ok {
         return Err(undefined(binary_name(op), d));
     }
-    map(l, inst, &[a, b], |l, v| vec![binary_scalar(l, op, d, v[0], v[1])])
+    map_vec(l, inst, &[a, b], |l, v| vec![binary_scalar(l, op, d, v[0], v[1])], binary_vector(op, d))
+}
+
+/// The vector form of binary `op` on `d`, if it has one (comparisons: f32 only, as
+/// [`simd::lanes`] has no f64 lanes beside bools).
+fn binary_vector(op: BinaryOp, d: DType) -> Option<VecOp<'static>> {
+    use BinaryOp::*;
+    if d == DType::I64 {
+        return match op {
+            Add => Some(Box::new(|l, v| l.b.ins().iadd(v[0], v[1]))),
+            Sub => Some(Box::new(|l, v| l.b.ins().isub(v[0], v[1]))),
+            _ => None,
+        };
+    }
+    if !matches!(d, DType::F32 | DType::F64) {
+        return None;
+    }
+    if let Some(cc) = float_cc(op) {
+        return Some(Box::new(move |l, v| l.b.ins().fcmp(cc, v[0], v[1])));
+    }
+    let f: VecOp = match op {
+        Add => Box::new(|l, v| l.b.ins().fadd(v[0], v[1])),
+        Sub => Box::new(|l, v| l.b.ins().fsub(v[0], v[1])),
+        Mul => Box::new(|l, v| l.b.ins().fmul(v[0], v[1])),
+        Div => Box::new(|l, v| l.b.ins().fdiv(v[0], v[1])),
+        Max | Min => Box::new(move |l, v| simd::pick(l, op == Max, v[0], v[1])),
+        _ => return None,
+    };
+    Some(f)
 }
 
 fn binary_scalar(l: &mut FnLower, op: BinaryOp, d: DType, x: Value, y: Value) -> Value {
@@ -321,14 +412,8 @@ fn binary_scalar(l: &mut FnLower, op: BinaryOp, d: DType, x: Value, y: Value) ->
                     let sym = math_symbol(if op == Pow { "pow" } else { "rem" }, ft);
                     l.call_rt(sym, &[ft, ft], &[ft], &[x, y]).expect("one result")
                 }
-                Max | Min => {
-                    // x when x is NaN or x >= y (x <= y for min), else y.
-                    let cc = if op == Max { FloatCC::GreaterThanOrEqual } else { FloatCC::LessThanOrEqual };
-                    let better = l.b.ins().fcmp(cc, x, y);
-                    let nan = l.b.ins().fcmp(FloatCC::Unordered, x, x);
-                    let keep = l.b.ins().bor(better, nan);
-                    l.b.ins().select(keep, x, y)
-                }
+                // x when x is NaN or x >= y (x <= y for min), else y.
+                Max | Min => simd::pick(l, op == Max, x, y),
                 _ => unreachable!("comparisons handled above"),
             }
         }
@@ -375,7 +460,22 @@ fn cast(l: &mut FnLower, inst: &Inst) -> Result<(), ClifError> {
         l.alias(inst.result, &x, &inst.ty);
         return Ok(());
     }
-    map(l, inst, &[x], |l, v| cast_scalar(l, from, to, v))
+    map_vec(l, inst, &[x], |l, v| cast_scalar(l, from, to, v), cast_vector(from, to))
+}
+
+/// The vector form of a cast between f32 and bool (either way), if it is one.
+fn cast_vector(from: DType, to: DType) -> Option<VecOp<'static>> {
+    match (from, to) {
+        (DType::F32, DType::Bool) => Some(Box::new(|l, v| {
+            let zero = simd::fconst(l, types::F32X4, 0.0);
+            l.b.ins().fcmp(FloatCC::NotEqual, v[0], zero)
+        })),
+        (DType::Bool, DType::F32) => Some(Box::new(|l, v| {
+            let (one, zero) = (simd::fconst(l, types::F32X4, 1.0), simd::fconst(l, types::F32X4, 0.0));
+            simd::select(l, v[0], one, zero)
+        })),
+        _ => None,
+    }
 }
 
 /// One element converted with the interpreter's `cast` rules (`runtime/src/elem.rs`).

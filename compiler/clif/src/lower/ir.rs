@@ -1,6 +1,7 @@
 //! IR building blocks of the lowering: sizes from dims, calls of runtime functions and
 //! callees, counted loops and conditionals, element loads and stores, pointer arrays on
-//! the stack, and the call of the strided copy every data movement op uses.
+//! the stack, and the call of the strided copy every data movement op uses. (Vector
+//! loads, stores and lanes are in [`super::simd`].)
 
 use super::{mem, FnLower};
 use archc_compiler::tir::dim::Atom;
@@ -123,10 +124,15 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// `for i in 0..n { f(i) }`.
-    pub fn for_range(&mut self, n: Value, mut f: impl FnMut(&mut Self, Value)) {
-        let var = self.b.declare_var(types::I64);
+    pub fn for_range(&mut self, n: Value, f: impl FnMut(&mut Self, Value)) {
         let zero = self.iconst(0);
-        self.b.def_var(var, zero);
+        self.for_from(zero, n, f);
+    }
+
+    /// `for i in start..n { f(i) }`.
+    pub fn for_from(&mut self, start: Value, n: Value, mut f: impl FnMut(&mut Self, Value)) {
+        let var = self.b.declare_var(types::I64);
+        self.b.def_var(var, start);
         let (header, body, exit) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
         self.b.ins().jump(header, &[]);
         self.b.switch_to_block(header);

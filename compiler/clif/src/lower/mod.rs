@@ -9,7 +9,8 @@
 //! computed once at top level from the context's symbol values and reused; code inside
 //! loops and conditionals never adds to that cache (its values would not dominate later
 //! uses). The op families live in one module each: [`ew`] (elementwise), [`reduce`],
-//! [`movement`], [`control`], [`kernel`] (calls of Rust kernels).
+//! [`movement`], [`control`], [`kernel`] (calls of Rust kernels); [`simd`] holds the
+//! vector loops of the first two.
 
 mod control;
 mod ew;
@@ -17,6 +18,7 @@ mod ir;
 mod kernel;
 mod movement;
 mod reduce;
+mod simd;
 
 use crate::module::Shared;
 use crate::rt;

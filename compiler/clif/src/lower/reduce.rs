@@ -7,14 +7,22 @@
 //! element and propagate NaN; a max or min over no elements is refused at run time.
 //! Coverage: sum f32/f64/i64, mean f32/f64, max/min f32/f64/i64/bool; complex sums and
 //! means run the interpreter's kernel.
+//!
+//! With vectors on ([`super::simd`]), f32/f64/i64 sums fold four elements per step in
+//! vector accumulators before the scalar tail ([`simd::sum_run`]: another order of f64
+//! additions, within the tier's tolerance; i64 exact), and f32/f64 max/min fold in lanes
+//! ([`simd::extreme_run`]). A lane fold gives the extreme's value but not which of equal
+//! elements came first, so a run whose extreme is zero (`+0` or `-0`) or NaN (which
+//! payload) is folded again by the scalar loop: results are bit for bit the scalar ones.
 
 use super::ir::View;
-use super::{elem, FnLower};
+use super::{elem, simd, FnLower};
 use crate::rt::Failure;
 use crate::ClifError;
 use archc_compiler::tir::{DType, Inst, Op, ReduceOp, TensorType};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{types, InstBuilder, Type, Value};
+use cranelift_frontend::Variable;
 
 pub(crate) fn lower(l: &mut FnLower, inst: &Inst) -> Result<(), ClifError> {
     let Op::Reduce { op, axes, .. } = &inst.op else { unreachable!("a reduction") };
@@ -66,12 +74,18 @@ fn runs(l: &mut FnLower, op: ReduceOp, d: DType, (src, dst): (Value, Value), out
         ReduceOp::Sum | ReduceOp::Mean => {
             let acc_ty = if d == DType::I64 { types::I64 } else { types::F64 };
             let n = (op == ReduceOp::Mean).then(|| l.b.ins().fcvt_from_sint(types::F64, inner));
+            let vector = l.sh.simd;
             l.for_range(outer, |l, o| {
                 let base = l.b.ins().imul(o, inner);
                 let var = l.b.declare_var(acc_ty);
-                let zero = if acc_ty == types::I64 { l.iconst(0) } else { l.b.ins().f64const(0.0) };
-                l.b.def_var(var, zero);
-                l.for_range(inner, |l, i| {
+                let (init, start) = if vector {
+                    simd::sum_run(l, d, src, base, inner)
+                } else {
+                    let zero = if acc_ty == types::I64 { l.iconst(0) } else { l.b.ins().f64const(0.0) };
+                    (zero, l.iconst(0))
+                };
+                l.b.def_var(var, init);
+                l.for_from(start, inner, |l, i| {
                     let at = l.b.ins().iadd(base, i);
                     let v = l.load_at(ty, src, at, es);
                     let v = if ty == types::F32 { l.b.ins().fpromote(types::F64, v) } else { v };
@@ -107,36 +121,59 @@ fn runs(l: &mut FnLower, op: ReduceOp, d: DType, (src, dst): (Value, Value), out
 /// Max (or min) of each run, from its first element on.
 fn extremes(l: &mut FnLower, max: bool, d: DType, ty: Type, (src, dst): (Value, Value), outer: Value, inner: Value) {
     let es = elem(d).1;
+    let vector = l.sh.simd && matches!(d, DType::F32 | DType::F64);
     l.for_range(outer, |l, o| {
         let base = l.b.ins().imul(o, inner);
         let var = l.b.declare_var(ty);
-        let first = l.load_at(ty, src, base, es);
-        l.b.def_var(var, first);
-        let one = l.iconst(1);
-        let rest = l.b.ins().isub(inner, one);
-        l.for_range(rest, |l, i| {
-            let at = l.b.ins().iadd(base, i);
-            let at = l.b.ins().iadd_imm_s(at, 1);
-            let v = l.load_at(ty, src, at, es);
-            let acc = l.b.use_var(var);
-            let next = pick(l, max, d, acc, v);
-            l.b.def_var(var, next);
-        });
+        if vector {
+            let (r, start) = simd::extreme_run(l, max, d, src, base, inner);
+            l.b.def_var(var, r);
+            fold(l, max, d, (src, base, var), start, inner);
+            // A zero or NaN extreme: the scalar fold says which of the equal ones.
+            let (r, zero) = (l.b.use_var(var), float_zero(l, ty));
+            let redo = l.b.ins().fcmp(FloatCC::UnorderedOrEqual, r, zero);
+            l.if_then(redo, |l| scalar_fold(l, max, d, (src, base, var), inner));
+        } else {
+            scalar_fold(l, max, d, (src, base, var), inner);
+        }
         let r = l.b.use_var(var);
         l.store_at(r, dst, o, es);
+    });
+}
+
+fn float_zero(l: &mut FnLower, ty: Type) -> Value {
+    if ty == types::F64 {
+        l.b.ins().f64const(0.0)
+    } else {
+        l.b.ins().f32const(0.0)
+    }
+}
+
+/// The fold of the whole run at `base` into `var`, from its first element on.
+fn scalar_fold(l: &mut FnLower, max: bool, d: DType, (src, base, var): (Value, Value, Variable), inner: Value) {
+    let (ty, es) = elem(d);
+    let first = l.load_at(ty, src, base, es);
+    l.b.def_var(var, first);
+    let one = l.iconst(1);
+    fold(l, max, d, (src, base, var), one, inner);
+}
+
+/// Folds elements `from..inner` of the run at `base` into `var`.
+fn fold(l: &mut FnLower, max: bool, d: DType, (src, base, var): (Value, Value, Variable), from: Value, inner: Value) {
+    let (ty, es) = elem(d);
+    l.for_from(from, inner, |l, i| {
+        let at = l.b.ins().iadd(base, i);
+        let v = l.load_at(ty, src, at, es);
+        let acc = l.b.use_var(var);
+        let next = pick(l, max, d, acc, v);
+        l.b.def_var(var, next);
     });
 }
 
 /// `acc` when it is NaN or no worse than `v`, else `v`.
 fn pick(l: &mut FnLower, max: bool, d: DType, acc: Value, v: Value) -> Value {
     match d {
-        DType::F32 | DType::F64 => {
-            let cc = if max { FloatCC::GreaterThanOrEqual } else { FloatCC::LessThanOrEqual };
-            let better = l.b.ins().fcmp(cc, acc, v);
-            let nan = l.b.ins().fcmp(FloatCC::Unordered, acc, acc);
-            let keep = l.b.ins().bor(better, nan);
-            l.b.ins().select(keep, acc, v)
-        }
+        DType::F32 | DType::F64 => simd::pick(l, max, acc, v),
         DType::I64 if max => l.b.ins().smax(acc, v),
         DType::I64 => l.b.ins().smin(acc, v),
         _ if max => l.b.ins().umax(acc, v),
