@@ -8,7 +8,7 @@
 //! declared ones before it writes anything, and records a refusal in the context
 //! otherwise (or where the interpreter refuses), leaving the results unwritten.
 //!
-//! Kernels: [`native`] has the contractions (`gemm`), convolutions (im2col + `gemm`),
+//! Kernels: [`native`] has the contractions (`gemm`: `matmul`, two-operand `einsum`), convolutions (im2col + `gemm`),
 //! pooling, gathers and scatters, transforms, `argmax` and random fills; every other op
 //! given to [`Kernel::Reference`] runs the interpreter's own implementation on copies of
 //! the buffers (one instruction, concrete types), so its values and refusals are the
@@ -16,6 +16,7 @@
 //! for ops without a native lowering (listed by `Compiled::reference_ops`).
 
 pub(crate) mod copy;
+mod einsum;
 mod fft;
 mod index;
 pub(crate) mod native;

@@ -2,12 +2,13 @@
 //! `gemm` crate, row-major and batched), the random fills (`rand.uniform`, `rand.normal`:
 //! the interpreter's ChaCha8 streams, drawn in row-major order), and the dispatch to
 //! [`super::window`] (`conv`, `pool`), [`super::index`] (`gather`, `scatter_add`,
-//! `argmax`) and [`super::fft`] (`rfft`, `irfft`).
+//! `argmax`), [`super::fft`] (`rfft`, `irfft`) and [`super::einsum`] (two-operand real
+//! contractions); `real`, `imag` and `complex` are loops here.
 //!
 //! [`supports`] says at compile time which instructions have one; [`run`] runs it.
 
 use super::window::{conv, pool, ConvAttrs, PoolAttrs};
-use super::{fft, index, Buf, Plan};
+use super::{einsum, fft, index, Buf, Plan};
 use archc_compiler::tir::{DType, Inst, Op, PoolOp, TensorType};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -18,6 +19,11 @@ pub fn supports(inst: &Inst, args: &[TensorType]) -> bool {
     let d = |i: usize| args.get(i).map(|t| t.dtype);
     match &inst.op {
         Op::MatMul | Op::Conv { .. } => args.len() == 2 && args.iter().all(real),
+        Op::Real | Op::Imag => args.len() == 1 && d(0) == Some(DType::C64),
+        Op::Complex => args.len() == 2 && d(0) == Some(DType::F32) && d(1) == Some(DType::F32),
+        Op::Einsum(spec) => {
+            args.len() == 2 && args.iter().all(|t| real(t) && t.dtype == inst.ty.dtype) && einsum::plain(spec).is_some()
+        }
         Op::RandUniform { .. } | Op::RandNormal { .. } => real(&inst.ty),
         Op::Pool { op: PoolOp::Max, .. } => args.len() == 1 && (real(&args[0]) || d(0) == Some(DType::I64)),
         Op::Pool { op: PoolOp::Avg, .. } => args.len() == 1 && real(&args[0]),
@@ -41,6 +47,10 @@ pub unsafe fn run(plan: &Plan, ins: &[Buf], outs: &[Buf], key: i64) -> Result<()
     match (&plan.inst.op, plan.inst.ty.dtype) {
         (Op::MatMul, DType::F32) => unsafe { matmul::<f32>(&ins[0], &ins[1], out) },
         (Op::MatMul, DType::F64) => unsafe { matmul::<f64>(&ins[0], &ins[1], out) },
+        (Op::Real | Op::Imag, _) => unsafe { parts(&ins[0], out, plan.inst.op == Op::Imag) },
+        (Op::Complex, _) => unsafe { complex(&ins[0], &ins[1], out) },
+        (Op::Einsum(spec), DType::F32) => unsafe { einsum::einsum::<f32>(spec, &ins[0], &ins[1], out) },
+        (Op::Einsum(spec), DType::F64) => unsafe { einsum::einsum::<f64>(spec, &ins[0], &ins[1], out) },
         (Op::RandUniform { .. }, DType::F32) => {
             let mut rng = ChaCha8Rng::seed_from_u64(key as u64);
             unsafe { out.slice_mut::<f32>() }.iter_mut().for_each(|x| *x = rng.random::<f32>());
@@ -121,6 +131,33 @@ impl Gemm for f32 {
 
 impl Gemm for f64 {
     const ONE: f64 = 1.0;
+}
+
+/// The real (or imaginary) parts of a `c64` buffer.
+///
+/// # Safety
+/// Live buffers of one shape: `z` of `c64`, `out` of `f32`.
+unsafe fn parts(z: &Buf, out: &Buf, imag: bool) -> Result<(), String> {
+    if z.shape != out.shape {
+        return Err(format!("real/imag of {:?} into {:?}", z.shape, out.shape));
+    }
+    let (z, o) = unsafe { (z.slice::<archc_runtime::elem::C64>(), out.slice_mut::<f32>()) };
+    o.iter_mut().zip(z).for_each(|(o, c)| *o = if imag { c.im } else { c.re });
+    Ok(())
+}
+
+/// `complex(re, im)` of two `f32` buffers of one shape.
+///
+/// # Safety
+/// Live buffers of one shape: `re`, `im` of `f32`, `out` of `c64`.
+unsafe fn complex(re: &Buf, im: &Buf, out: &Buf) -> Result<(), String> {
+    if re.shape != im.shape || re.shape != out.shape {
+        return Err(format!("complex of {:?} and {:?} into {:?}", re.shape, im.shape, out.shape));
+    }
+    let (a, b) = unsafe { (re.slice::<f32>(), im.slice::<f32>()) };
+    let o = unsafe { out.slice_mut::<archc_runtime::elem::C64>() };
+    o.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&a, &b))| *o = archc_runtime::elem::C64::new(a, b));
+    Ok(())
 }
 
 /// `[..., m, k] x [..., k, n] -> [..., m, n]`, contiguous row-major.
