@@ -100,6 +100,14 @@ BENCH_ARGS ?=
 bench: build $(DATA_STAMP)
 	$(PYTHON) scripts/bench.py --archc $(ARCHC) $(BENCH_ARGS)
 
+# The CPU tiers (not part of CI): train-step compile times, Cranelift against MLIR, and
+# whole `archc train` processes (1 epoch and a long run) on auto, cranelift and mlir-cpu;
+# options: TIERS_BENCH_ARGS="--rounds 9 --long-epochs 60" (`scripts/bench_tiers.py --help`).
+TIERS_BENCH_ARGS ?=
+.PHONY: bench-tiers
+bench-tiers: build $(DATA_STAMP)
+	python3 scripts/bench_tiers.py --archc $(ARCHC) $(TIERS_BENCH_ARGS)
+
 # Training-free search throughput (not part of CI): `archc search` (random, synflow) on
 # examples/search_mnist1d.arch against the same candidates built and scored with synflow
 # in PyTorch eager, in one run; prints candidates per minute and the ratio. Needs a Python

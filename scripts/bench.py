@@ -28,8 +28,10 @@ the MLIR CPU backend aims for):
   a: f32[32, 1024, 2]; PyTorch mirrors the operator and stdlib `SpectralConv1d` op for
   op (rfft, four real einsums, zero padding, irfft) under `torch.no_grad()`. Goal >= 3x.
 
-archc runs with `--backends` (default mlir-cpu; `interp`, the reference interpreter, is
-slow: over a second per mnist_5k epoch). The MLIR backend runs its matrix products on
+archc runs with `--backends` (default mlir-cpu; also `cranelift`, the fast-compiling
+tier, `auto`, the two tiered, and `interp`, the reference interpreter, which is slow: over
+a second per mnist_5k epoch). With mlir-cpu and another backend, each workload's speed
+on the other is also given as a ratio to mlir-cpu's (`--backends mlir-cpu,cranelift`). The MLIR backend runs its matrix products on
 the `gemm` crate, which uses every core for large products (RAYON_NUM_THREADS limits it).
 Training workloads: `archc train FILE --backend B --epochs warmup+epochs` per set; the
 epoch time is the time in train steps (train samples / `samples_per_s` of each
@@ -111,6 +113,9 @@ WORKLOADS = [
 NAMES = [w.name for w in WORKLOADS]
 
 
+BACKENDS = ("mlir-cpu", "cranelift", "auto", "interp")
+
+
 def parse_args():
     workloads = "\n".join(f"  {w.name:<12} {w.kind:<8} {w.desc} ({w.arch}); goal: archc >= {w.goal:g}x "
                           "PyTorch's best speed" for w in WORKLOADS)
@@ -127,7 +132,8 @@ def parse_args():
     p.add_argument("--archc", default=os.path.join(ROOT, "target", "release", "archc"),
                    help="the archc binary (default target/release/archc)")
     p.add_argument("--backends", default="mlir-cpu",
-                   help="comma-separated archc backends, one table row each: mlir-cpu, interp (default mlir-cpu)")
+                   help="comma-separated archc backends, one table row each: " + ", ".join(BACKENDS)
+                   + " (default mlir-cpu)")
     p.add_argument("--only", help="comma-separated workloads (default all): " + ", ".join(NAMES))
     p.add_argument("--rounds", type=int, default=2, help="archc/PyTorch alternations (default 2)")
     p.add_argument("--epochs", type=int, default=4, help="training: timed epochs per set (default 4)")
@@ -144,8 +150,8 @@ def parse_args():
     args = p.parse_args()
     args.backends = [b for b in args.backends.split(",") if b]
     for b in args.backends:
-        if b not in ("mlir-cpu", "interp"):
-            p.error(f"unknown backend {b!r} (mlir-cpu, interp)")
+        if b not in BACKENDS:
+            p.error(f"unknown backend {b!r} ({', '.join(BACKENDS)})")
     only = set(args.only.split(",")) if args.only else set(NAMES)
     if only - set(NAMES):
         p.error(f"unknown workload(s) {', '.join(sorted(only - set(NAMES)))} (known: {', '.join(NAMES)})")
@@ -604,7 +610,7 @@ def table(args, cases, tb, threads, modes):
                 else:
                     row += ["-", f">= {w.goal:g}x"]
             rows.append(row)
-            jit = " (with JIT compilation)" if backend == "mlir-cpu" else ""
+            jit = " (with JIT compilation)" if backend != "interp" else ""
             first = ms(statistics.median(r["first"]))
             if w.kind == "train":
                 notes.append(f"{case.label} on {backend}: wall {ms(statistics.median(r['wall']))} ms per epoch "
@@ -623,6 +629,19 @@ def table(args, cases, tb, threads, modes):
              "PyTorch variant." if tb else ""))
     for n in notes:
         print("  " + n)
+    ratios(args, cases)
+
+
+def ratios(args, cases):
+    """Each other backend's speed as a ratio to mlir-cpu's (higher is faster)."""
+    others = [b for b in args.backends if b != "mlir-cpu"]
+    if "mlir-cpu" not in args.backends or not others:
+        return
+    print("\nrun speed as a ratio to mlir-cpu (mlir-cpu time / backend time; higher is faster):")
+    for case in cases:
+        base = statistics.median(case.archc["mlir-cpu"]["t"])
+        cells = [f"{b} {base / statistics.median(case.archc[b]['t']):.2f}x" for b in others]
+        print(f"  {case.label:<20} " + ", ".join(cells))
 
 
 def main():
