@@ -191,3 +191,24 @@ fn bad_searches_are_refused_or_recorded_as_failed_trials() {
     assert_eq!(log.len(), 3);
     assert!(log.iter().all(|l| l.contains("\"status\":\"failed\"") && l.contains("scan")), "{log:?}");
 }
+
+/// `--max-latency`: candidates over the budget are recorded, never trained; the budget
+/// can be another network's latency, measured as candidates are; a bad value is refused.
+#[test]
+fn a_latency_budget_rejects_slower_candidates_before_training() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let args = ["--strategy", "random", "--budget", "3", "--objective", "accuracy", "--train-epochs", "1"];
+    let out = tmp.path().join("tight");
+    let o = search(&out, &[&args[..], &["--max-latency", "0.000001"]].concat());
+    assert!(!o.status.success() && text(&o).contains("3 over --max-latency"), "{}", text(&o));
+    let log = lines(&out);
+    assert!(log.iter().all(|l| l.contains("over --max-latency") && l.contains("ms >")), "{log:?}");
+    assert!(!out.join("trials").exists(), "a rejected candidate was trained");
+    let loose = tmp.path().join("loose");
+    let o = search(&loose, &[&args[..], &["--max-latency", "1e6"]].concat());
+    assert!(o.status.success() && text(&o).contains("0 failed)"), "{}", text(&o));
+    let o = search(&tmp.path().join("bad"), &["--max-latency", "0"]);
+    assert!(!o.status.success() && text(&o).contains("positive number of milliseconds"), "{}", text(&o));
+    let o = search(&tmp.path().join("ref"), &["--budget", "1", "--max-latency", "examples/train_mnist1d_cnn.arch"]);
+    assert!(text(&o).contains("latency budget: ") && text(&o).contains("per forward of"), "{}", text(&o));
+}

@@ -88,6 +88,12 @@ pub struct SearchArgs {
     /// Timed forward runs per latency measurement (the median is kept).
     #[arg(long, default_value_t = 10)]
     pub latency_runs: usize,
+    /// A latency budget: candidates whose forward (median of --latency-runs, at the
+    /// train block's batch, on --backend) is slower are recorded as failed trials and
+    /// never trained. MS in milliseconds, or a `.arch` file with a train block: as fast
+    /// as its network, measured in the same way when the search starts.
+    #[arg(long, value_name = "MS|FILE")]
+    pub max_latency: Option<String>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -117,6 +123,7 @@ pub fn search(args: &SearchArgs, color: bool) -> Result<(), String> {
         }
     }
     let kind: Kind = args.strategy.parse()?;
+    let args = &with_latency_budget(args)?;
     let text = read(&args.file)?;
     let modules = FsModules { dir: args.file.parent().map(Path::to_path_buf).unwrap_or_default() };
     let file = SpaceFile::open(&args.file.display().to_string(), &text, &modules);
@@ -268,7 +275,47 @@ fn eval_settings(args: &SearchArgs) -> evaluate::Settings {
         train_epochs: args.train_epochs.max(1),
         latency_runs: args.latency_runs.max(1),
         proxy_batch: args.proxy_batch.max(2),
+        max_latency: args.max_latency.as_deref().and_then(|s| s.parse().ok()),
     }
+}
+
+/// `args` with `--max-latency` as milliseconds: a number as given (positive, finite), a
+/// file's network measured as candidates are (the same backend, runs and batch size).
+fn with_latency_budget(args: &SearchArgs) -> Result<SearchArgs, String> {
+    let Some(given) = &args.max_latency else { return Ok(args.clone()) };
+    let ms = match given.parse::<f64>() {
+        Ok(ms) if ms.is_finite() && ms > 0.0 => ms,
+        Ok(_) => return Err(format!("--max-latency {given}: must be a positive number of milliseconds")),
+        Err(_) => reference_latency(args, Path::new(given))?,
+    };
+    Ok(SearchArgs { max_latency: Some(ms.to_string()), ..args.clone() })
+}
+
+/// The latency of the network of `path` (which must have no choices and the space's
+/// batch size).
+fn reference_latency(args: &SearchArgs, path: &Path) -> Result<f64, String> {
+    let text = read(path).map_err(|e| format!("--max-latency: {e} (give milliseconds or a .arch file)"))?;
+    let modules = FsModules { dir: path.parent().map(Path::to_path_buf).unwrap_or_default() };
+    let file = SpaceFile::open(&path.display().to_string(), &text, &modules);
+    if !file.diagnostics.is_empty() {
+        return Err(format!("--max-latency {}: the file has errors (archc check shows them)", path.display()));
+    }
+    let mut eval = Evaluator::new(&file, evaluate::Settings { max_latency: None, ..eval_settings(args) });
+    let (ms, batch) = eval.network_latency().map_err(|e| format!("--max-latency {}: {e}", path.display()))?;
+    let space = std::fs::read_to_string(&args.file).ok().map(|t| {
+        let modules = FsModules { dir: args.file.parent().map(Path::to_path_buf).unwrap_or_default() };
+        SpaceFile::open(&args.file.display().to_string(), &t, &modules).train_config(&Options::default()).map(|c| c.batch)
+    });
+    if let Some(Ok(b)) = space {
+        if b != batch {
+            return Err(format!(
+                "--max-latency {}: its train block's batch is {batch}, the space's {b}; latencies compare at one batch size",
+                path.display()
+            ));
+        }
+    }
+    eprintln!("latency budget: {ms:.3} ms per forward of {batch} samples ({})", path.display());
+    Ok(ms)
 }
 
 fn progress_bar(args: &SearchArgs) -> Option<indicatif::ProgressBar> {
@@ -288,7 +335,7 @@ fn show_progress(bar: &Option<indicatif::ProgressBar>, t: &Trial, all: &[Trial],
     if let Some(best) = run::best(all, primary).and_then(|b| b.metric(primary.name())) {
         bar.set_message(format!("best {primary} {best:.4}{}", primary.unit()));
     }
-    if let Some(e) = &t.error {
+    if let Some(e) = t.error.as_ref().filter(|e| !e.starts_with(evaluate::OVER_BUDGET)) {
         bar.println(format!("trial {} failed: {e}", t.index));
     }
 }
@@ -303,9 +350,15 @@ fn finish(
     winner: Option<usize>,
 ) -> Result<(), String> {
     let trials = &outcome.trials;
-    let failed = trials.iter().filter(|t| t.error.is_some()).count();
+    let over = |t: &&Trial| t.error.as_deref().is_some_and(|e| e.starts_with(evaluate::OVER_BUDGET));
+    let rejected = trials.iter().filter(over).count();
+    let failed = trials.iter().filter(|t| t.error.is_some()).count() - rejected;
+    let rejected = match rejected {
+        0 => String::new(),
+        n => format!(", {n} over --max-latency"),
+    };
     println!(
-        "{} trials ({} replayed from trials.jsonl, {failed} failed){}",
+        "{} trials ({} replayed from trials.jsonl, {failed} failed{rejected}){}",
         trials.len(),
         outcome.replayed,
         if outcome.exhausted { "; every candidate of the space was evaluated" } else { "" }
@@ -506,6 +559,7 @@ pub fn trial_spec(args: &SearchArgs, objs: &[Objective], cand: &Candidate, dir: 
         "train_epochs": args.train_epochs,
         "latency_runs": args.latency_runs,
         "proxy_batch": args.proxy_batch,
+        "max_latency": args.max_latency.as_deref().and_then(|s| s.parse::<f64>().ok()),
     })
 }
 
@@ -601,6 +655,7 @@ fn run_trial(v: &Value) -> Result<Metrics, String> {
         train_epochs: n("train_epochs", 3).max(1),
         latency_runs: n("latency_runs", 10).max(1) as usize,
         proxy_batch: n("proxy_batch", 64).max(2) as usize,
+        max_latency: v.get("max_latency").and_then(Value::as_f64),
     };
     let text = read(&path)?;
     let modules = FsModules { dir: path.parent().map(Path::to_path_buf).unwrap_or_default() };

@@ -33,7 +33,13 @@ pub struct Settings {
     pub latency_runs: usize,
     /// Training rows the proxies see.
     pub proxy_batch: usize,
+    /// A latency budget (ms): a candidate whose forward is slower is measured only
+    /// (a failed trial, see [`OVER_BUDGET`]) and never trained or scored.
+    pub max_latency: Option<f64>,
 }
+
+/// How the error of a candidate over the latency budget begins.
+pub const OVER_BUDGET: &str = "over --max-latency";
 
 /// One candidate's values, in the order of the objectives asked for.
 pub type Metrics = Vec<(Objective, f64)>;
@@ -74,15 +80,27 @@ impl<'a, 's> Evaluator<'a, 's> {
         };
         let mut out = Vec::new();
         let mut params: Option<HashMap<String, Tensor>> = None;
+        let mut latency = None;
+        if let Some(bound) = self.settings.max_latency {
+            let p = init_params(&cfg, &mut params)?;
+            let l = self.latency(&cfg, p)?;
+            if l > bound {
+                return Err(format!("{OVER_BUDGET}: {l:.3} ms > {bound:.3} ms (not evaluated further)"));
+            }
+            latency = Some(l);
+        }
         for &o in objectives {
             let v = match o {
                 Objective::Params => cost::param_count(&cfg.program) as f64,
                 Objective::Flops => per_sample_flops(&cfg.program)?,
                 Objective::Accuracy => self.accuracy(&cfg, dir)?,
-                Objective::Latency => {
-                    let p = init_params(&cfg, &mut params)?;
-                    self.latency(&cfg, p)?
-                }
+                Objective::Latency => match latency {
+                    Some(l) => l,
+                    None => {
+                        let p = init_params(&cfg, &mut params)?;
+                        self.latency(&cfg, p)?
+                    }
+                },
                 Objective::Proxy(proxy) => {
                     let p = init_params(&cfg, &mut params)?.clone();
                     let (x, y) = self.proxy_batch(&cfg)?;
@@ -153,6 +171,16 @@ impl<'a, 's> Evaluator<'a, 's> {
         let x = part.get(&input).ok_or_else(|| format!("the data set has no `{input}`"))?.clone();
         let y = part.get(&target).ok_or_else(|| format!("the data set has no `{target}`"))?.clone();
         Ok((x, y))
+    }
+
+    /// The median forward time (ms) of the file's network (no choices) at its train
+    /// block's batch size, measured as candidates are: the reference of
+    /// `--max-latency FILE`.
+    pub fn network_latency(&mut self) -> Result<(f64, u64), String> {
+        let cfg = self.inference_config(&Candidate { decisions: Vec::new(), chosen: Vec::new() })?;
+        let mut params = None;
+        let p = init_params(&cfg, &mut params)?;
+        Ok((self.latency(&cfg, p)?, cfg.batch))
     }
 
     /// Median forward time (ms) at the train block's batch size.
