@@ -304,7 +304,9 @@ fn reference_latency(args: &SearchArgs, path: &Path) -> Result<f64, String> {
     let (ms, batch) = eval.network_latency().map_err(|e| format!("--max-latency {}: {e}", path.display()))?;
     let space = std::fs::read_to_string(&args.file).ok().map(|t| {
         let modules = FsModules { dir: args.file.parent().map(Path::to_path_buf).unwrap_or_default() };
-        SpaceFile::open(&args.file.display().to_string(), &t, &modules).train_config(&Options::default()).map(|c| c.batch)
+        SpaceFile::open(&args.file.display().to_string(), &t, &modules)
+            .train_config(&Options::default())
+            .map(|c| c.batch)
     });
     if let Some(Ok(b)) = space {
         if b != batch {
