@@ -89,8 +89,8 @@ pub struct SearchArgs {
     #[arg(long, default_value_t = 10)]
     pub latency_runs: usize,
     /// A latency budget: candidates whose forward (median of --latency-runs, at the
-    /// train block's batch, on --backend) is slower are recorded as failed trials and
-    /// never trained. MS in milliseconds, or a `.arch` file with a train block: as fast
+    /// train block's batch, on --backend) is slower are recorded as rejected trials,
+    /// never trained, and not counted in --budget (at most 10 per trial of it). MS in milliseconds, or a `.arch` file with a train block: as fast
     /// as its network, measured in the same way when the search starts.
     #[arg(long, value_name = "MS|FILE")]
     pub max_latency: Option<String>,
@@ -333,7 +333,7 @@ fn progress_bar(args: &SearchArgs) -> Option<indicatif::ProgressBar> {
 
 fn show_progress(bar: &Option<indicatif::ProgressBar>, t: &Trial, all: &[Trial], primary: Objective) {
     let Some(bar) = bar else { return };
-    bar.set_position(all.len() as u64);
+    bar.set_position(all.iter().filter(|t| !t.over_budget()).count() as u64);
     if let Some(best) = run::best(all, primary).and_then(|b| b.metric(primary.name())) {
         bar.set_message(format!("best {primary} {best:.4}{}", primary.unit()));
     }
@@ -352,8 +352,7 @@ fn finish(
     winner: Option<usize>,
 ) -> Result<(), String> {
     let trials = &outcome.trials;
-    let over = |t: &&Trial| t.error.as_deref().is_some_and(|e| e.starts_with(evaluate::OVER_BUDGET));
-    let rejected = trials.iter().filter(over).count();
+    let rejected = trials.iter().filter(|t| t.over_budget()).count();
     let failed = trials.iter().filter(|t| t.error.is_some()).count() - rejected;
     let rejected = match rejected {
         0 => String::new(),

@@ -7,12 +7,14 @@
 //! used by the candidate.
 //!
 //! A `choose` inside a layer that is instantiated several times makes one decision per
-//! instance. When the instances took different options and the layer is called from
-//! one place inside a `repeat` (a cell per iteration, the usual per-cell search), the
-//! layer gets a parameter per such decision, `NAME_option: int = 0`, the `choose`
-//! becomes `let NAME = [options][NAME_option]`, and the call passes each iteration's
-//! option from a table indexed by the repeat's index (`as i`, added when missing).
-//! Other per-instance patterns are refused with the reason; the CLI then points at the
+//! instance. When the instances took different options and every call of the layer is
+//! inside a `repeat` of the same block (a cell per iteration, the usual per-cell search;
+//! several repeats for several stages), the layer gets a parameter per such decision,
+//! `NAME_option: int = 0`, the `choose` becomes `let NAME = [options][NAME_option]`, and
+//! each call passes each iteration's option from a table indexed by its repeat's index
+//! (`as i`, added when missing). A call's instances are those under its repeat's path
+//! (`repeat_K`, the K-th repeat of the block in source order). Other per-instance
+//! patterns are refused with the reason; the CLI then points at the
 //! `--choices` that select the candidate. The plain program is the candidate's network,
 //! not its parameter layout: a chosen layer bound by `let` is an instance named after the
 //! binding (`cell_0.op.w` where the space had `cell_0.conv1d_0.w`), and an elastic width
@@ -36,8 +38,18 @@ struct CallSite {
     /// The call `L(args)`.
     call: Span,
     has_args: bool,
-    /// The innermost repeat around the call: its count's span and index name.
-    repeat: Option<(Span, Option<String>, bool)>,
+    /// The innermost repeat around the call.
+    repeat: Option<Repeat>,
+}
+
+/// A `repeat`: its count's span, its index name, whether it is a `stack`, and its
+/// ordinal among the repeats of its block in source order (`repeat_K` in paths).
+#[derive(Clone)]
+struct Repeat {
+    count: Span,
+    index: Option<String>,
+    stack: bool,
+    ordinal: usize,
 }
 
 /// The main file `text` (file id `file`) with every `choose` resolved as `decisions` say.
@@ -101,35 +113,43 @@ fn per_instance_edits(
     for layer in layers {
         let sites: Vec<&(&Site, Vec<&ChoiceRecord>)> =
             per_site.iter().filter(|(s, _)| s.layer.as_deref() == Some(layer)).collect();
-        let call = one_call_in_repeat(module, layer)?;
-        let Some((count, index, stack)) = call.repeat.clone() else {
-            return Err(format!(
-                "`{layer}` is not called inside a `repeat`, so its instances cannot take their own options"
-            ));
-        };
-        if stack {
-            return Err(format!("`{layer}` is called inside a `stack`, whose blocks cannot take their own options"));
-        }
-        let idx = index.clone().unwrap_or_else(|| "site".to_string());
-        if index.is_none() {
-            edits.push((Span { start: count.end, end: count.end, ..count }, format!(" as {idx}")));
-        }
-        let (mut args, mut params) = (Vec::new(), Vec::new());
-        for (site, here) in sites {
-            let table = iteration_table(&site.name, here)?;
+        let calls = calls_in_repeats(module, layer)?;
+        let mut params = Vec::new();
+        for (site, _) in &sites {
             let param = format!("{}_option", site.name);
             let options: Vec<&str> = site.options.iter().map(|o| &text[o.range()]).collect();
             edits.push((site.span, format!("let {} = [{}][{param}]", site.name, options.join(", "))));
             params.push(format!("{param}: int = 0"));
-            let shown: Vec<String> = table.iter().map(usize::to_string).collect();
-            args.push(format!("{param} = [{}][{idx}]", shown.join(", ")));
         }
         add_params(module, layer, &params, edits)?;
-        let at = call.call.end - 1;
-        let sep = if call.has_args { ", " } else { "" };
-        edits.push((Span { start: at, end: at, ..call.call }, format!("{sep}{}", args.join(", "))));
+        for (call, rep) in &calls {
+            let idx = rep.index.clone().unwrap_or_else(|| "site".to_string());
+            if rep.index.is_none() {
+                edits.push((Span { start: rep.count.end, end: rep.count.end, ..rep.count }, format!(" as {idx}")));
+            }
+            let mut args = Vec::new();
+            for (site, here) in &sites {
+                let mine: Vec<&ChoiceRecord> =
+                    here.iter().copied().filter(|d| repeat_of(&d.name) == Some(rep.ordinal)).collect();
+                let table = if mine.is_empty() { vec![0] } else { iteration_table(&site.name, &mine)? };
+                let shown: Vec<String> = table.iter().map(usize::to_string).collect();
+                args.push(format!("{}_option = [{}][{idx}]", site.name, shown.join(", ")));
+            }
+            let at = call.call.end - 1;
+            let sep = if call.has_args { ", " } else { "" };
+            edits.push((Span { start: at, end: at, ..call.call }, format!("{sep}{}", args.join(", "))));
+        }
     }
     Ok(())
+}
+
+/// The `K` of the last `repeat_K.N` (repeat, iteration) pair of a decision's path.
+fn repeat_of(path: &str) -> Option<usize> {
+    let segs: Vec<&str> = path.split('.').collect();
+    segs.windows(2)
+        .rev()
+        .find(|w| w[0].starts_with("repeat_") && w[1].parse::<usize>().is_ok())
+        .and_then(|w| w[0].trim_start_matches("repeat_").parse().ok())
 }
 
 /// Each repeat iteration's option of a per-instance decision: the instances' paths
@@ -175,65 +195,90 @@ fn add_params(
     Ok(())
 }
 
-/// The one call `layer(..)` of the file and the innermost `repeat` around it.
-fn one_call_in_repeat(module: &archc_grammar::ast::Module, layer: &str) -> Result<CallSite, String> {
+/// Every call `layer(..)` of the file with the `repeat` around it; each must be in a
+/// `repeat` (not a `stack`), all in one block.
+fn calls_in_repeats(module: &archc_grammar::ast::Module, layer: &str) -> Result<Vec<(CallSite, Repeat)>, String> {
     let mut found = Vec::new();
+    let mut blocks = 0;
     for item in &module.items {
         if let Item::Block(b) = item {
+            let (before, mut ordinal) = (found.len(), 0);
             for s in &b.body {
                 match s {
-                    Stmt::Let { value, .. } | Stmt::Output { value, .. } => calls(value, layer, None, &mut found),
-                    Stmt::Forward(f) => calls(&f.body, layer, None, &mut found),
+                    Stmt::Let { value, .. } | Stmt::Output { value, .. } => {
+                        calls(value, layer, None, &mut found, &mut ordinal)
+                    }
+                    Stmt::Forward(f) => calls(&f.body, layer, None, &mut found, &mut ordinal),
                     _ => {}
                 }
             }
+            blocks += usize::from(found.len() > before);
         }
     }
-    match found.len() {
-        1 => Ok(found.remove(0)),
-        n => Err(format!(
-            "`{layer}` is called in {n} places; its instances can take their own options only when it is called in one"
-        )),
+    if found.is_empty() || blocks > 1 {
+        return Err(format!(
+            "`{layer}` is called in {} places of {blocks} blocks; its instances can take their own options \
+             only when its calls are in repeats of one block",
+            found.len()
+        ));
     }
+    found
+        .into_iter()
+        .map(|c| match c.repeat.clone() {
+            None => Err(format!(
+                "`{layer}` is not called inside a `repeat`, so its instances cannot take their own options"
+            )),
+            Some(r) if r.stack => {
+                Err(format!("`{layer}` is called inside a `stack`, whose blocks cannot take their own options"))
+            }
+            Some(r) => Ok((c, r)),
+        })
+        .collect()
 }
 
-fn calls(e: &Expr, layer: &str, repeat: Option<(Span, Option<String>, bool)>, out: &mut Vec<CallSite>) {
-    let mut go = |x: &Expr| calls(x, layer, repeat.clone(), out);
+fn calls(e: &Expr, layer: &str, repeat: Option<Repeat>, out: &mut Vec<CallSite>, ordinal: &mut usize) {
+    let mut go = |x: &Expr, ord: &mut usize| calls(x, layer, repeat.clone(), out, ord);
     match &e.kind {
         ExprKind::Call(f, args) => {
             if matches!(&f.kind, ExprKind::Name(n) if n == layer) {
                 out.push(CallSite { call: e.span, has_args: !args.is_empty(), repeat: repeat.clone() });
             }
-            calls(f, layer, repeat.clone(), out);
-            args.iter().for_each(|a| calls(&a.value, layer, repeat.clone(), out));
+            calls(f, layer, repeat.clone(), out, ordinal);
+            args.iter().for_each(|a| calls(&a.value, layer, repeat.clone(), out, ordinal));
         }
         ExprKind::Repeat { count, index, body, stack } => {
-            calls(count, layer, repeat.clone(), out);
-            let here = Some((count.span, index.as_ref().map(|i| i.node.clone()), *stack));
-            calls(body, layer, here, out);
+            calls(count, layer, repeat.clone(), out, ordinal);
+            let here = Repeat {
+                count: count.span,
+                index: index.as_ref().map(|i| i.node.clone()),
+                stack: *stack,
+                ordinal: *ordinal,
+            };
+            *ordinal += 1;
+            calls(body, layer, Some(here), out, ordinal);
         }
         ExprKind::Block(lets, result) => {
-            lets.iter().for_each(|l| go(&l.value));
-            go(result);
+            lets.iter().for_each(|l| go(&l.value, ordinal));
+            go(result, ordinal);
         }
-        ExprKind::List(xs) => xs.iter().for_each(go),
-        ExprKind::Unary(_, x) | ExprKind::Field(x, _) | ExprKind::Lambda(_, x) => go(x),
+        ExprKind::List(xs) => xs.iter().for_each(|x| go(x, ordinal)),
+        ExprKind::Unary(_, x) | ExprKind::Field(x, _) | ExprKind::Lambda(_, x) => go(x, ordinal),
         ExprKind::Binary(_, a, b) | ExprKind::Pipe(a, b) => {
-            go(a);
-            go(b);
+            go(a, ordinal);
+            go(b, ordinal);
         }
         ExprKind::Index(x, items) => {
-            go(x);
+            go(x, ordinal);
             for it in items {
                 if let IndexItem::Expr(i) = it {
-                    go(i);
+                    go(i, ordinal);
                 }
             }
         }
         ExprKind::If(c, a, b) => {
-            go(c);
-            go(a);
-            go(b);
+            go(c, ordinal);
+            go(a, ordinal);
+            go(b, ordinal);
         }
         _ => {}
     }
@@ -371,5 +416,29 @@ mod tests {
             "{out}"
         );
         assert!(!out.contains("choose"), "{out}");
+    }
+
+    const STAGES: &str =
+        "layer Cell(c: int) {\n    choose op in [relu, tanh, skip]\n    fn (x: f32[B, c]) -> f32[B, c] {\n        \
+                          op(x)\n    }\n}\n\nnetwork N {\n    input x: f32[B, 4]\n    \
+                          let a = x |> repeat 2 { Cell(4) }\n    let b = a |> repeat 0 { Cell(4) }\n    \
+                          output y = b |> repeat 3 as j { Cell(4) }\n}\n";
+
+    #[test]
+    fn cells_of_several_repeats_get_their_options_by_repeat_and_iteration() {
+        let op = span_of(STAGES, "choose op", "skip]");
+        let ops = ["relu", "tanh", "skip"];
+        let d = [
+            record("repeat_0.0.cell_0.op", &ops, 1, op),
+            record("repeat_0.1.cell_0.op", &ops, 2, op),
+            record("repeat_2.0.cell_0.op", &ops, 0, op),
+            record("repeat_2.1.cell_0.op", &ops, 2, op),
+            record("repeat_2.2.cell_0.op", &ops, 1, op),
+        ];
+        let out = export(STAGES, FileId(0), &d).expect("exports");
+        assert!(out.contains("layer Cell(c: int, op_option: int = 0)"), "{out}");
+        assert!(out.contains("repeat 2 as site { Cell(4, op_option = [1, 2][site]) }"), "{out}");
+        assert!(out.contains("repeat 0 as site { Cell(4, op_option = [0][site]) }"), "{out}");
+        assert!(out.contains("repeat 3 as j { Cell(4, op_option = [0, 2, 1][j]) }"), "{out}");
     }
 }

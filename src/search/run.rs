@@ -1,4 +1,5 @@
-//! The search loop: ask the strategy, evaluate, record, tell; `budget` trials in all.
+//! The search loop: ask the strategy, evaluate, record, tell; `budget` trials in all
+//! (candidates over the latency budget are recorded but not counted).
 //!
 //! Trials are asked in rounds of `workers` candidates (one per round without workers),
 //! evaluated (in this process, or each in an `archc search-trial` process of its own),
@@ -104,6 +105,10 @@ pub fn trial_dir(out: &Path, index: usize) -> PathBuf {
     out.join("trials").join(format!("{index:05}"))
 }
 
+/// A search stops after this many candidates over the latency budget per trial of
+/// `--budget` (a budget almost nothing meets).
+pub const MAX_REJECTED: usize = 10;
+
 /// What the loop needs to know.
 pub struct Loop {
     pub budget: usize,
@@ -137,8 +142,9 @@ pub fn search(
     let mut done: Vec<Trial> = Vec::new();
     let mut exhausted = false;
     let primary = lp.objectives[0];
-    while done.len() < lp.budget && !exhausted {
-        let want = lp.workers.max(1).min(lp.budget - done.len());
+    let counted = |done: &[Trial]| done.iter().filter(|t| !t.over_budget()).count();
+    while counted(&done) < lp.budget && !exhausted && done.len() - counted(&done) < MAX_REJECTED * lp.budget {
+        let want = lp.workers.max(1).min(lp.budget - counted(&done));
         let mut round = Vec::new();
         while round.len() < want {
             match strat.ask(space)? {

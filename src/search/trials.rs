@@ -2,7 +2,8 @@
 //!
 //! A line: `{"trial": 3, "status": "ok", "choices": {"depth": "2", ...}, "assignment":
 //! {"depth": 0, ...}, "metrics": {"synflow": 1.5e3, ...}, "seconds": 0.02}`; a failed
-//! trial has `"status": "failed"` and `"error"`. Reading drops a torn last line (the
+//! trial has `"status": "failed"` and `"error"`, a candidate over `--max-latency`
+//! `"status": "rejected"` and its latency in `"error"`. Reading drops a torn last line (the
 //! write a kill interrupted); any other unreadable line is an error.
 
 use serde_json::{json, Map, Value};
@@ -30,6 +31,12 @@ impl Trial {
         parts.join(",")
     }
 
+    /// Whether the candidate was over the latency budget (measured, not evaluated): such
+    /// trials do not count towards `--budget`.
+    pub fn over_budget(&self) -> bool {
+        self.error.as_deref().is_some_and(|e| e.starts_with(super::evaluate::OVER_BUDGET))
+    }
+
     pub fn metric(&self, name: &str) -> Option<f64> {
         self.metrics.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
     }
@@ -40,7 +47,11 @@ impl Trial {
         let metrics: Map<String, Value> = self.metrics.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
         let mut line = json!({
             "trial": self.index,
-            "status": if self.error.is_some() { "failed" } else { "ok" },
+            "status": match (&self.error, self.over_budget()) {
+                (None, _) => "ok",
+                (Some(_), false) => "failed",
+                (Some(_), true) => "rejected",
+            },
             "choices": choices,
             "assignment": assignment,
             "metrics": metrics,
