@@ -47,6 +47,9 @@ fn a_search_writes_trials_and_a_plain_winner_that_checks() {
     assert!(out.join("pareto.svg").exists() && out.join("best.txt").exists());
     let c = archc(&["check", &out.join("best.arch").display().to_string()]);
     assert!(c.status.success() && !text(&c).contains("search space"), "{}", text(&c));
+    assert!(best.starts_with("// The winner of `archc search` over examples/nas_space.arch (trial "), "{best}");
+    let f = archc(&["fmt", "--check", &out.join("best.arch").display().to_string()]);
+    assert!(f.status.success(), "best.arch is not formatted as archc fmt formats: {}", text(&f));
     // The plain program is the winner: the same parameter count as its trial recorded.
     let again = search(
         &tmp.path().join("again"),

@@ -458,7 +458,13 @@ fn export_best(file: &SpaceFile, text: &str, out: &Path, best: &Trial) -> Result
     });
     match exported {
         Ok((plain, program)) => {
-            write(&out.join("best.arch"), &plain)?;
+            let space = file.sources().files().next().map(|(_, f)| f.name.clone()).unwrap_or_default();
+            let head = format!(
+                "// The winner of `archc search` over {space} (trial {}, choices in best.txt), every\n\
+                 // decision resolved; the comments below are the space's.\n",
+                best.index
+            );
+            write(&out.join("best.arch"), &format!("{head}{plain}"))?;
             println!("program: {} (every choice resolved)", out.join("best.arch").display());
             Ok(program)
         }
