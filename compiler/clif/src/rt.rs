@@ -43,10 +43,14 @@ impl Ctx {
 /// Buffers are aligned to this many bytes.
 const ALIGN: usize = 16;
 
-/// A fresh uninitialised buffer of `bytes` bytes (a dangling aligned pointer for none).
+/// A fresh uninitialised buffer of `bytes` bytes (a dangling aligned pointer for none):
+/// a buffer of that size freed earlier on this thread ([`cache`]) or a new one.
 pub extern "C" fn archc_clif_alloc(bytes: i64) -> *mut u8 {
     if bytes <= 0 {
         return ALIGN as *mut u8;
+    }
+    if let Some(p) = cache::take(bytes as usize) {
+        return p;
     }
     let layout = Layout::from_size_align(bytes as usize, ALIGN).expect("sizes are checked before a run");
     // SAFETY: a non-zero size.
@@ -57,15 +61,84 @@ pub extern "C" fn archc_clif_alloc(bytes: i64) -> *mut u8 {
     p
 }
 
-/// Frees a buffer of [`archc_clif_alloc`] with the same size.
+/// Frees a buffer of [`archc_clif_alloc`] with the same size (kept in [`cache`] when
+/// there is room).
 ///
 /// # Safety
 /// `p` must come from `archc_clif_alloc(bytes)` and not be freed before.
 pub unsafe extern "C" fn archc_clif_free(p: *mut u8, bytes: i64) {
-    if bytes > 0 {
+    if bytes > 0 && !cache::put(p, bytes as usize) {
         let layout = Layout::from_size_align(bytes as usize, ALIGN).expect("allocated with this layout");
         // SAFETY: the caller's contract.
         unsafe { std::alloc::dealloc(p, layout) }
+    }
+}
+
+/// Freed buffers kept per thread for the next allocation of the same size: a train step
+/// or forward pass allocates the same sizes on every call, and returning large buffers
+/// to the system (and faulting their pages in again) costs more than the work on them.
+/// Buffers of at least [`cache::MIN`] bytes, at most [`cache::MAX`] bytes in all.
+mod cache {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    pub const MIN: usize = 4096;
+    pub const MAX: usize = 256 << 20;
+
+    #[derive(Default)]
+    struct Cache {
+        free: HashMap<usize, Vec<usize>>,
+        bytes: usize,
+    }
+
+    impl Drop for Cache {
+        fn drop(&mut self) {
+            for (&bytes, ptrs) in &self.free {
+                let layout = std::alloc::Layout::from_size_align(bytes, super::ALIGN).expect("allocated so");
+                for &p in ptrs {
+                    // SAFETY: allocated with this layout and owned by the cache.
+                    unsafe { std::alloc::dealloc(p as *mut u8, layout) };
+                }
+            }
+        }
+    }
+
+    thread_local! {
+        static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
+    }
+
+    /// A cached buffer of exactly `bytes` bytes.
+    pub fn take(bytes: usize) -> Option<*mut u8> {
+        if bytes < MIN {
+            return None;
+        }
+        CACHE
+            .try_with(|c| {
+                let mut c = c.borrow_mut();
+                let p = c.free.get_mut(&bytes)?.pop()?;
+                c.bytes -= bytes;
+                Some(p as *mut u8)
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Keeps `p` (of `bytes` bytes) for later; `false` when it does not fit.
+    pub fn put(p: *mut u8, bytes: usize) -> bool {
+        if bytes < MIN {
+            return false;
+        }
+        CACHE
+            .try_with(|c| {
+                let mut c = c.borrow_mut();
+                if c.bytes + bytes > MAX {
+                    return false;
+                }
+                c.bytes += bytes;
+                c.free.entry(bytes).or_default().push(p as usize);
+                true
+            })
+            .unwrap_or(false)
     }
 }
 

@@ -2,7 +2,8 @@
 //! (sizes, strides in elements) of one buffer to a view of another, element for
 //! element. Axes of size 1 are dropped and axes contiguous with the next on both sides
 //! are merged, so a copy between dense layouts is one `memcpy` and a copy into a strided
-//! view is one `memcpy` per row; a strided innermost axis moves elements one by one.
+//! view is one `memcpy` per row; a broadcast innermost axis (source stride 0) is a fill, and
+//! another strided innermost axis moves elements one by one.
 
 /// Copies `sizes` elements of `es` bytes from `src` (strides `sst`) to `dst` (`dst_st`).
 ///
@@ -80,14 +81,23 @@ unsafe fn row(es: usize, (n, ss, ds): (i64, i64, i64), src: *const u8, dst: *mut
         return;
     }
     macro_rules! typed {
-        ($t:ty) => {
+        ($t:ty) => {{
+            if ss == 0 && ds == 1 {
+                // A broadcast row: one value repeated.
+                let v = unsafe { (src as *const $t).read_unaligned() };
+                let d = dst as *mut $t;
+                if d.align_offset(std::mem::align_of::<$t>()) == 0 {
+                    unsafe { std::slice::from_raw_parts_mut(d, n as usize) }.fill(v);
+                    return;
+                }
+            }
             for i in 0..n as isize {
                 unsafe {
                     let v = (src.offset(i * ss as isize * es as isize) as *const $t).read_unaligned();
                     (dst.offset(i * ds as isize * es as isize) as *mut $t).write_unaligned(v);
                 }
             }
-        };
+        }};
     }
     match es {
         1 => typed!(u8),
