@@ -12,7 +12,8 @@
 //!
 //! - [`module`] compiles a program function (and its callees) into a [`Compiled`].
 //! - `lower` turns one function into Cranelift IR: elementwise ops and reductions as loops
-//!   (128-bit vector loops with scalar tails on x86-64 and aarch64, [`Options`]), data
+//!   (chains of elementwise ops fused into one loop; 128-bit vector loops with scalar
+//!   tails on x86-64 and aarch64, [`Options`]), data
 //!   movement as strided copies, `call`/`stack`/`vmap`/`scan` as calls and loops.
 //! - [`kernels`] are the Rust kernels compiled code calls (`gemm` contractions, random
 //!   fills, and the interpreter's implementation for ops without a native lowering).

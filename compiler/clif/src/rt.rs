@@ -8,7 +8,8 @@
 //! failure of the run. Compiled code that meets an input it must refuse calls
 //! [`archc_clif_fail`] and goes on with safe values; the executor turns the recorded
 //! failure into the run's error. Math functions are the ones the interpreter calls (the
-//! same `std` functions, in the same precision), so elementwise results agree bit for bit.
+//! same `std` functions, in the same precision), so elementwise results agree bit for bit
+//! (f32 `erf` excepted: compiled code computes it inline, `lower/ew.rs`).
 
 use archc_runtime::interp::random::mix;
 use std::alloc::Layout;

@@ -2,8 +2,9 @@
 //! (sizes, strides in elements) of one buffer to a view of another, element for
 //! element. Axes of size 1 are dropped and axes contiguous with the next on both sides
 //! are merged, so a copy between dense layouts is one `memcpy` and a copy into a strided
-//! view is one `memcpy` per row; a broadcast innermost axis (source stride 0) is a fill, and
-//! another strided innermost axis moves elements one by one.
+//! view is one `memcpy` per row; a broadcast innermost axis (source stride 0) is a fill, a
+//! transpose (another axis contiguous in the source) is copied in tiles, and another
+//! strided innermost axis moves elements one by one.
 
 /// Copies `sizes` elements of `es` bytes from `src` (strides `sst`) to `dst` (`dst_st`).
 ///
@@ -46,11 +47,20 @@ pub unsafe extern "C" fn archc_clif_copy_view(
     }
     let es = es as usize;
     let inner = axes.pop().unwrap_or((1, 1, 1));
+    // A transpose: rows contiguous in the destination, another axis in the source.
+    let across = match axes.iter().position(|a| a.1 == 1) {
+        Some(j) if inner.1 != 1 && inner.2 == 1 => Some(axes.remove(j)),
+        _ => None,
+    };
     let mut idx = vec![0i64; axes.len()];
     let (mut so, mut d) = (0isize, 0isize);
     loop {
+        let (s, t) = (src.wrapping_offset(so * es as isize), dst.wrapping_offset(d * es as isize));
         // SAFETY: the caller's views.
-        unsafe { row(es, inner, src.offset(so * es as isize), dst.offset(d * es as isize)) };
+        match across {
+            Some(a) => unsafe { tiles(es, inner, a, s, t) },
+            None => unsafe { row(es, inner, s, t) },
+        }
         let mut i = axes.len();
         loop {
             if i == 0 {
@@ -68,6 +78,37 @@ pub unsafe extern "C" fn archc_clif_copy_view(
             so -= (n * ss) as isize;
             d -= (n * ds) as isize;
         }
+    }
+}
+
+/// Rows `(n, ss, 1)` for each step of `(m, 1, td)`, in square tiles so that both sides
+/// are read and written a cache line at a time.
+///
+/// # Safety
+/// As [`archc_clif_copy_view`].
+unsafe fn tiles(es: usize, (n, ss, _): (i64, i64, i64), (m, _, td): (i64, i64, i64), src: *const u8, dst: *mut u8) {
+    const T: i64 = 16;
+    macro_rules! typed {
+        ($t:ty) => {{
+            let (s, d) = (src as *const $t, dst as *mut $t);
+            for i0 in (0..m).step_by(T as usize) {
+                for j0 in (0..n).step_by(T as usize) {
+                    for i in i0..(i0 + T).min(m) {
+                        for j in j0..(j0 + T).min(n) {
+                            unsafe {
+                                let v = s.offset((i + j * ss) as isize).read_unaligned();
+                                d.offset((i * td + j) as isize).write_unaligned(v);
+                            }
+                        }
+                    }
+                }
+            }
+        }};
+    }
+    match es {
+        1 => typed!(u8),
+        4 => typed!(u32),
+        _ => typed!(u64),
     }
 }
 

@@ -3,18 +3,22 @@
 //!
 //! Coverage (the interpreter's, `runtime/src/interp/elementwise.rs`): f32/f64 every unary
 //! op but `not` and every binary op but `and`/`or` (transcendental functions and `pow`,
-//! `rem` call the `std` functions the interpreter calls; `max`/`min` propagate NaN); i64
+//! `rem` call the `std` functions the interpreter calls, but f32 `erf`; `max`/`min` propagate NaN); i64
 //! `neg abs sign relu floor`, `add sub mul max min` and comparisons; bool `not`, logic and
 //! comparisons; casts between every pair of dtypes. Complex arithmetic and i64
 //! `div`/`rem`/`pow` (which refuse a zero divisor or a negative exponent) run the
 //! interpreter's kernels ([`super::kernel`]); an op the interpreter does not define on a
 //! dtype is refused at compile time.
 //!
-//! Vector loops ([`super::simd`], with a scalar tail) serve, when every operand is the
-//! result's size or a splat: f32/f64 `neg abs sqrt rsqrt relu sign`, `add sub mul div
-//! max min`; i64 `neg add sub`; f32 comparisons (bool results), `select` of f32 values,
-//! casts between f32 and bool. Transcendental functions, `floor`, `pow`, `rem`, other
-//! casts and bool logic stay scalar.
+//! One loop computes an op and every op fused into it ([`super::fuse`]: operands read once
+//! by it, computed per element in the loop instead of stored). A vector loop
+//! ([`super::simd`], with a scalar tail) serves when every operand is the result's size or
+//! a splat and every op of the loop has a vector form: f32/f64 `neg abs sqrt rsqrt relu
+//! sign`, f32 `erf` (a rational approximation within 5e-7, [`erf_f32`], also in scalar
+//! loops; f64 `erf` calls the C library), `add sub mul div max min`; i64 `neg add sub`;
+//! f32 comparisons (bool results), `select` of f32 values, casts between f32 and bool.
+//! Other transcendental functions, `floor`, `pow`, `rem`, other casts and bool logic make
+//! the loop scalar.
 
 use super::simd::{self, VecOp};
 use super::{elem, mem, FnLower, Val};
@@ -28,26 +32,211 @@ pub(crate) fn lower(l: &mut FnLower, inst: &Inst) -> Result<(), ClifError> {
     match &inst.op {
         Op::Const(v) => constant(l, inst, *v),
         Op::Iota { axis } => iota(l, inst, *axis),
-        Op::Unary(u) => unary(l, inst, *u),
-        Op::Binary(b) => binary(l, inst, *b),
-        Op::Select => {
-            let args = [l.arg(inst, 0), l.arg(inst, 1), l.arg(inst, 2)];
-            let vf: VecOp = Box::new(|l, v| simd::select(l, v[0], v[1], v[2]));
-            let scalar = |l: &mut FnLower, v: &[Value]| {
-                let n = v.len() - 1;
-                let (a, b) = (&v[1..1 + n / 2], &v[1 + n / 2..]);
-                a.iter().zip(b).map(|(&x, &y)| l.b.ins().select(v[0], x, y)).collect()
-            };
-            map_vec(l, inst, &args, scalar, Some(vf))
-        }
-        Op::Cast => cast(l, inst),
+        Op::Unary(_) | Op::Binary(_) | Op::Select | Op::Cast => loop_op(l, inst),
         Op::Real | Op::Imag => part(l, inst, inst.op == Op::Imag),
         Op::Complex => {
             let args = [l.arg(inst, 0), l.arg(inst, 1)];
             let ft = float(args[0].ty.dtype);
-            map(l, inst, &args, |l, v| v.iter().map(|&x| to_f32(l, ft, x)).collect())
+            map(l, inst, &args, move |l, v| v.iter().map(|&x| to_f32(l, ft, x)).collect())
         }
         op => unreachable!("{} is not elementwise", op.name()),
+    }
+}
+
+/// The scalar form of an elementwise op: the scalars of every operand in (two per c64),
+/// the result's out.
+type ScalarOp<'a> = Box<dyn FnMut(&mut FnLower, &[Value]) -> Vec<Value> + 'a>;
+
+/// An operand of an elementwise loop: a buffer (or splat), or a fused op ([`super::fuse`])
+/// computed in the loop.
+pub(crate) enum Operand {
+    Buf(Val),
+    Op(Node),
+}
+
+/// A fused op: its two forms, its result's dtype and its operands.
+pub(crate) struct Node {
+    scalar: ScalarOp<'static>,
+    vector: Option<VecOp<'static>>,
+    dtype: DType,
+    args: Vec<Operand>,
+}
+
+/// The dtype of operand `v` (a buffer or a pending fused op).
+fn dtype_of(l: &FnLower, v: archc_compiler::tir::ValueId) -> DType {
+    match l.pending.get(&v) {
+        Some(n) => n.dtype,
+        None => l.val(v).ty.dtype,
+    }
+}
+
+/// Unary and binary math, `select` and casts: a kernel (complex values, i64
+/// `div`/`rem`/`pow`), an alias (a cast to the same dtype), a fused op left for its
+/// reader's loop, or a loop over the result's elements.
+fn loop_op(l: &mut FnLower, inst: &Inst) -> Result<(), ClifError> {
+    let ds: Vec<DType> = inst.args.iter().map(|&a| dtype_of(l, a)).collect();
+    let (scalar, vector): (ScalarOp, Option<VecOp>) = match &inst.op {
+        Op::Unary(u) => {
+            let (u, d) = (*u, ds[0]);
+            if d == DType::C64 {
+                return super::kernel::lower(l, inst);
+            }
+            check_unary(u, d)?;
+            (Box::new(move |l, v| vec![unary_scalar(l, u, d, v[0])]), unary_vector(u, d))
+        }
+        Op::Binary(op) => {
+            let (op, d) = (*op, ds[0]);
+            if d == DType::C64 || (d == DType::I64 && matches!(op, BinaryOp::Div | BinaryOp::Rem | BinaryOp::Pow)) {
+                return super::kernel::lower(l, inst);
+            }
+            check_binary(op, d)?;
+            (Box::new(move |l, v| vec![binary_scalar(l, op, d, v[0], v[1])]), binary_vector(op, d))
+        }
+        Op::Select => {
+            let vf: VecOp = Box::new(|l, v| simd::select(l, v[0], v[1], v[2]));
+            let scalar: ScalarOp = Box::new(|l, v| {
+                let n = v.len() - 1;
+                let (a, b) = (&v[1..1 + n / 2], &v[1 + n / 2..]);
+                a.iter().zip(b).map(|(&x, &y)| l.b.ins().select(v[0], x, y)).collect()
+            });
+            (scalar, Some(vf))
+        }
+        _ => {
+            let (from, to) = (ds[0], inst.ty.dtype);
+            if from == to {
+                let x = l.arg(inst, 0);
+                l.alias(inst.result, &x, &inst.ty);
+                return Ok(());
+            }
+            (Box::new(move |l, v| cast_scalar(l, from, to, v)), cast_vector(from, to))
+        }
+    };
+    let args = inst.args.iter().map(|a| operand(l, *a)).collect();
+    let node = Node { scalar, vector, dtype: inst.ty.dtype, args };
+    if l.fused.contains(&inst.result) {
+        l.pending.insert(inst.result, node);
+        return Ok(());
+    }
+    emit(l, inst, node);
+    Ok(())
+}
+
+/// Operand `v` of a loop: its pending fused op (taken: it has one reader) or its buffer.
+fn operand(l: &mut FnLower, v: archc_compiler::tir::ValueId) -> Operand {
+    match l.pending.remove(&v) {
+        Some(n) => Operand::Op(n),
+        None => Operand::Buf(l.val(v)),
+    }
+}
+
+/// `out[i] = f(scalars of every operand at i)` over the result's elements.
+fn map(
+    l: &mut FnLower,
+    inst: &Inst,
+    args: &[Val],
+    f: impl FnMut(&mut FnLower, &[Value]) -> Vec<Value> + 'static,
+) -> Result<(), ClifError> {
+    let args = args.iter().cloned().map(Operand::Buf).collect();
+    let node = Node { scalar: Box::new(f), vector: None, dtype: inst.ty.dtype, args };
+    emit(l, inst, node);
+    Ok(())
+}
+
+/// One slot of a loop's flattened tree, in post-order: a buffer read, or an op on
+/// earlier slots.
+enum Slot {
+    Leaf(usize),
+    Step(usize, Vec<usize>),
+}
+
+/// The loop of `root` (and the ops fused into it) into a fresh result buffer: a vector
+/// loop ([`simd::elementwise`]) where every op has a vector form and the dtypes have lanes
+/// ([`simd::lanes`]), then a scalar loop for the rest.
+fn emit(l: &mut FnLower, inst: &Inst, root: Node) {
+    let out = l.alloc(&inst.ty);
+    let n = l.numel(&inst.ty);
+    let od = inst.ty.dtype;
+    let (mut leaves, mut scalars, mut vectors, mut dtypes, mut slots) = (vec![], vec![], vec![], vec![], vec![]);
+    let mut flat = Flat {
+        leaves: &mut leaves,
+        scalars: &mut scalars,
+        vectors: &mut vectors,
+        dtypes: &mut dtypes,
+        slots: &mut slots,
+    };
+    flat.push(Operand::Op(root));
+    let lanes = simd::lanes(&dtypes).filter(|_| l.sh.simd && vectors.iter().all(Option::is_some));
+    let start = match lanes {
+        Some(lanes) => {
+            let mut vectors: Vec<VecOp> = vectors.into_iter().flatten().collect();
+            let slots = &slots;
+            let vf: VecOp = Box::new(move |l, v| {
+                let mut vals: Vec<Value> = Vec::with_capacity(slots.len());
+                for s in slots {
+                    let x = match s {
+                        Slot::Leaf(k) => v[*k],
+                        Slot::Step(k, ins) => {
+                            let a: Vec<Value> = ins.iter().map(|&i| vals[i]).collect();
+                            vectors[*k](l, &a)
+                        }
+                    };
+                    vals.push(x);
+                }
+                vals.pop().expect("the root")
+            });
+            simd::elementwise(l, &leaves, (od, out.0), n, lanes, vf)
+        }
+        None => l.iconst(0),
+    };
+    l.for_from(start, n, |l, i| {
+        let mut vals: Vec<Vec<Value>> = Vec::with_capacity(slots.len());
+        for s in &slots {
+            let x = match s {
+                Slot::Leaf(k) => {
+                    let a = &leaves[*k];
+                    let at = if a.splat { l.iconst(0) } else { i };
+                    load(l, a.ty.dtype, a.ptr, at)
+                }
+                Slot::Step(k, ins) => {
+                    let a: Vec<Value> = ins.iter().flat_map(|&i| vals[i].iter().copied()).collect();
+                    scalars[*k](l, &a)
+                }
+            };
+            vals.push(x);
+        }
+        let r = vals.pop().expect("the root");
+        store(l, od, out.0, i, &r);
+    });
+    l.bind(inst.result, out, &inst.ty);
+}
+
+/// A tree of operands flattened in post-order.
+struct Flat<'a> {
+    leaves: &'a mut Vec<Val>,
+    scalars: &'a mut Vec<ScalarOp<'static>>,
+    vectors: &'a mut Vec<Option<VecOp<'static>>>,
+    dtypes: &'a mut Vec<DType>,
+    slots: &'a mut Vec<Slot>,
+}
+
+impl Flat<'_> {
+    /// Appends `o` (after its operands); its slot.
+    fn push(&mut self, o: Operand) -> usize {
+        match o {
+            Operand::Buf(v) => {
+                self.dtypes.push(v.ty.dtype);
+                self.leaves.push(v);
+                self.slots.push(Slot::Leaf(self.leaves.len() - 1));
+            }
+            Operand::Op(n) => {
+                let ins = n.args.into_iter().map(|a| self.push(a)).collect();
+                self.dtypes.push(n.dtype);
+                self.scalars.push(n.scalar);
+                self.vectors.push(n.vector);
+                self.slots.push(Slot::Step(self.scalars.len() - 1, ins));
+            }
+        }
+        self.slots.len() - 1
     }
 }
 
@@ -88,47 +277,6 @@ fn store(l: &mut FnLower, d: DType, base: Value, i: Value, v: &[Value]) {
         return;
     }
     l.store_at(v[0], base, i, elem(d).1);
-}
-
-/// `out[i] = f(scalars of every operand at i)` over the result's elements.
-fn map(
-    l: &mut FnLower,
-    inst: &Inst,
-    args: &[Val],
-    f: impl FnMut(&mut FnLower, &[Value]) -> Vec<Value>,
-) -> Result<(), ClifError> {
-    map_vec(l, inst, args, f, None)
-}
-
-/// [`map`], with the vector loop of `vf` first where the dtypes have lanes
-/// ([`simd::lanes`]) and vectors are on; the scalar loop does the rest.
-fn map_vec(
-    l: &mut FnLower,
-    inst: &Inst,
-    args: &[Val],
-    mut f: impl FnMut(&mut FnLower, &[Value]) -> Vec<Value>,
-    vf: Option<VecOp>,
-) -> Result<(), ClifError> {
-    let out = l.alloc(&inst.ty);
-    let n = l.numel(&inst.ty);
-    let od = inst.ty.dtype;
-    let dtypes: Vec<DType> = args.iter().map(|a| a.ty.dtype).chain([od]).collect();
-    let lanes = simd::lanes(&dtypes).filter(|_| l.sh.simd);
-    let start = match (vf, lanes) {
-        (Some(vf), Some(lanes)) => simd::elementwise(l, args, (od, out.0), n, lanes, vf),
-        _ => l.iconst(0),
-    };
-    l.for_from(start, n, |l, i| {
-        let mut v = Vec::new();
-        for a in args {
-            let at = if a.splat { l.iconst(0) } else { i };
-            v.extend(load(l, a.ty.dtype, a.ptr, at));
-        }
-        let r = f(l, &v);
-        store(l, od, out.0, i, &r);
-    });
-    l.bind(inst.result, out, &inst.ty);
-    Ok(())
 }
 
 fn constant(l: &mut FnLower, inst: &Inst, v: f64) -> Result<(), ClifError> {
@@ -185,20 +333,20 @@ fn undefined(name: &str, d: DType) -> ClifError {
     ClifError::unsupported(name, format!("{name} is not defined on {d}"))
 }
 
-fn unary(l: &mut FnLower, inst: &Inst, u: UnaryOp) -> Result<(), ClifError> {
-    let x = l.arg(inst, 0);
-    let d = x.ty.dtype;
+/// Refuses unary `u` where the interpreter does not define it on `d` (not c64).
+fn check_unary(u: UnaryOp, d: DType) -> Result<(), ClifError> {
     use UnaryOp::*;
     let ok = match d {
         DType::F32 | DType::F64 => u != Not,
         DType::I64 => matches!(u, Neg | Abs | Sign | Relu | Floor),
         DType::Bool => u == Not,
-        DType::C64 => return super::kernel::lower(l, inst),
+        DType::C64 => true,
     };
-    if !ok {
-        return Err(undefined(unary_name(u), d));
+    if ok {
+        Ok(())
+    } else {
+        Err(undefined(unary_name(u), d))
     }
-    map_vec(l, inst, &[x], |l, v| vec![unary_scalar(l, u, d, v[0])], unary_vector(u, d))
 }
 
 /// The vector form of unary `u` on `d`, if it has one.
@@ -224,6 +372,7 @@ fn unary_vector(u: UnaryOp, d: DType) -> Option<VecOp<'static>> {
             let keep = l.b.ins().fcmp(FloatCC::UnorderedOrGreaterThan, v[0], zero);
             simd::select(l, keep, v[0], zero)
         }),
+        Erf if d == DType::F32 => Box::new(|l, v| erf_f32(l, v[0])),
         Sign => Box::new(|l, v| {
             let vty = simd::type_of(l, v[0]);
             let (zero, one, m1) = (simd::fconst(l, vty, 0.0), simd::fconst(l, vty, 1.0), simd::fconst(l, vty, -1.0));
@@ -294,11 +443,60 @@ fn unary_scalar(l: &mut FnLower, u: UnaryOp, d: DType, x: Value) -> Value {
         Log => math1(l, "log", ft, x),
         Log1p => math1(l, "log1p", ft, x),
         Tanh => math1(l, "tanh", ft, x),
+        Erf if ft == types::F32 => erf_f32(l, x),
         Erf => math1(l, "erf", ft, x),
         Sin => math1(l, "sin", ft, x),
         Cos => math1(l, "cos", ft, x),
         Not => unreachable!("refused for floats"),
     }
+}
+
+/// The f32 error function of `x` (f32 or f32x4) as a rational function of `x` clamped
+/// to `[-4, 4]` (Eigen's, odd numerator of degree 13 over an even denominator of degree
+/// 8): within 5e-7 of the exact value everywhere, relative error within 5e-7 near zero;
+/// NaN gives NaN, signed zeros keep their sign.
+fn erf_f32(l: &mut FnLower, x: Value) -> Value {
+    const P: [f64; 7] = [
+        -2.72614225801306e-10,
+        2.77068142495902e-08,
+        -2.10102402082508e-06,
+        -5.69250639462346e-05,
+        -7.34990630326855e-04,
+        -2.95459980854025e-03,
+        -1.60960333262415e-02,
+    ];
+    const Q: [f64; 5] = [
+        -1.45660718464996e-05,
+        -2.13374055278905e-04,
+        -1.68282697438203e-03,
+        -7.37332916720468e-03,
+        -1.42647390514189e-02,
+    ];
+    let ty = simd::type_of(l, x);
+    let k = |l: &mut FnLower, v: f64| {
+        if ty.is_vector() {
+            simd::fconst(l, ty, v)
+        } else {
+            l.b.ins().f32const(v as f32)
+        }
+    };
+    let (hi, lo) = (k(l, 4.0), k(l, -4.0));
+    let x = l.b.ins().fmin(x, hi);
+    let x = l.b.ins().fmax(x, lo);
+    let x2 = l.b.ins().fmul(x, x);
+    let horner = |l: &mut FnLower, cs: &[f64]| {
+        let mut acc = k(l, cs[0]);
+        for &c in &cs[1..] {
+            let m = l.b.ins().fmul(x2, acc);
+            let c = k(l, c);
+            acc = l.b.ins().fadd(m, c);
+        }
+        acc
+    };
+    let p = horner(l, &P);
+    let q = horner(l, &Q);
+    let p = l.b.ins().fmul(x, p);
+    l.b.ins().fdiv(p, q)
 }
 
 /// The runtime's `archc_clif_{name}_{f32,f64}` of one argument.
@@ -332,21 +530,20 @@ fn math_symbol(name: &str, ft: Type) -> &'static str {
     }
 }
 
-fn binary(l: &mut FnLower, inst: &Inst, op: BinaryOp) -> Result<(), ClifError> {
-    let (a, b) = (l.arg(inst, 0), l.arg(inst, 1));
-    let d = a.ty.dtype;
+/// Refuses binary `op` where the interpreter does not define it on `d` (not c64, not
+/// the i64 kernels).
+fn check_binary(op: BinaryOp, d: DType) -> Result<(), ClifError> {
     use BinaryOp::*;
     let ok = match d {
-        DType::F32 | DType::F64 => !matches!(op, And | Or),
-        DType::I64 if matches!(op, Div | Rem | Pow) => return super::kernel::lower(l, inst),
-        DType::I64 => !matches!(op, And | Or),
+        DType::F32 | DType::F64 | DType::I64 => !matches!(op, And | Or),
         DType::Bool => matches!(op, And | Or | Max | Min | Eq | Ne | Lt | Le | Gt | Ge),
-        DType::C64 => return super::kernel::lower(l, inst),
+        DType::C64 => true,
     };
-    if !ok {
-        return Err(undefined(binary_name(op), d));
+    if ok {
+        Ok(())
+    } else {
+        Err(undefined(binary_name(op), d))
     }
-    map_vec(l, inst, &[a, b], |l, v| vec![binary_scalar(l, op, d, v[0], v[1])], binary_vector(op, d))
 }
 
 /// The vector form of binary `op` on `d`, if it has one (comparisons: f32 only, as
@@ -453,16 +650,6 @@ fn float_cc(op: BinaryOp) -> Option<FloatCC> {
     })
 }
 
-fn cast(l: &mut FnLower, inst: &Inst) -> Result<(), ClifError> {
-    let x = l.arg(inst, 0);
-    let (from, to) = (x.ty.dtype, inst.ty.dtype);
-    if from == to {
-        l.alias(inst.result, &x, &inst.ty);
-        return Ok(());
-    }
-    map_vec(l, inst, &[x], |l, v| cast_scalar(l, from, to, v), cast_vector(from, to))
-}
-
 /// The vector form of a cast between f32 and bool (either way), if it is one.
 fn cast_vector(from: DType, to: DType) -> Option<VecOp<'static>> {
     match (from, to) {
@@ -543,7 +730,7 @@ fn convert(l: &mut FnLower, x: Value, from: Type, to: Type) -> Value {
 fn part(l: &mut FnLower, inst: &Inst, imag: bool) -> Result<(), ClifError> {
     let x = l.arg(inst, 0);
     match (x.ty.dtype, imag) {
-        (DType::C64, _) => map(l, inst, &[x], |_, v| vec![v[imag as usize]]),
+        (DType::C64, _) => map(l, inst, &[x], move |_, v| vec![v[imag as usize]]),
         (DType::F32 | DType::F64, false) => {
             l.alias(inst.result, &x, &inst.ty);
             Ok(())

@@ -8,12 +8,15 @@
 //! its aliases); the function's results are copied into `outs` at the end. Sizes are
 //! computed once at top level from the context's symbol values and reused; code inside
 //! loops and conditionals never adds to that cache (its values would not dominate later
-//! uses). The op families live in one module each: [`ew`] (elementwise), [`reduce`],
+//! uses). Chains of elementwise ops are one loop ([`fuse`]: a value whose one reader is
+//! elementwise is computed in that reader's loop, never stored). The op families live in
+//! one module each: [`ew`] (elementwise), [`reduce`],
 //! [`movement`], [`control`], [`kernel`] (calls of Rust kernels); [`simd`] holds the
 //! vector loops of the first two.
 
 mod control;
 mod ew;
+mod fuse;
 mod ir;
 mod kernel;
 mod movement;
@@ -68,6 +71,10 @@ pub(crate) struct FnLower<'s, 'p, 'f> {
     refs: HashMap<FuncId, FuncRef>,
     /// The position of the instruction being lowered.
     pos: usize,
+    /// Values computed in their reader's loop ([`fuse`]), and those lowered but not yet
+    /// read.
+    fused: std::collections::HashSet<ValueId>,
+    pending: HashMap<ValueId, ew::Node>,
 }
 
 /// The Cranelift type and byte size of one element (c64: two f32, moved as one i64).
@@ -98,6 +105,9 @@ impl<'s, 'p, 'f> FnLower<'s, 'p, 'f> {
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
         let p = b.block_params(entry).to_vec();
+        let fused = fuse::fused(func);
+        let mut last_use = last_uses(func);
+        fuse::extend_last_uses(func, &fused, &mut last_use);
         let mut l = FnLower {
             sh,
             b,
@@ -108,10 +118,12 @@ impl<'s, 'p, 'f> FnLower<'s, 'p, 'f> {
             depth: 0,
             vals: HashMap::new(),
             roots: Vec::new(),
-            last_use: last_uses(func),
+            last_use,
             elementwise_readers: elementwise_readers(func),
             refs: HashMap::new(),
             pos: 0,
+            fused,
+            pending: HashMap::new(),
         };
         l.load_symbols();
         l.body(func, p[2], p[3])?;
