@@ -1,7 +1,7 @@
 //! Trials evaluated on threads of this process (`archc search --threads N`): each
 //! thread opens the space itself (a parsed space is not shared between threads) and
-//! evaluates the candidates it is sent; a round of N asked candidates is spread over the
-//! threads and its results come back in order.
+//! evaluates candidates from one shared queue (a free thread takes the next, so one slow
+//! candidate does not hold back the others); a round's results come back in order.
 
 use super::evaluate::{Evaluator, Metrics, Settings};
 use super::objective::Objective;
@@ -11,6 +11,7 @@ use crate::driver::FsModules;
 use archc_compiler::sema::space::SpaceFile;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread::Scope;
 
 /// The stack of an evaluating thread (building recurses once per nested layer).
@@ -22,9 +23,9 @@ struct Job {
     dir: PathBuf,
 }
 
-/// Worker threads, one job channel each, one result channel.
+/// Worker threads: one shared job queue, one result channel.
 pub struct Threads {
-    jobs: Vec<Sender<Job>>,
+    jobs: Sender<Job>,
     results: Receiver<(usize, Result<Metrics, String>)>,
     out: PathBuf,
 }
@@ -45,24 +46,25 @@ pub fn spawn<'scope, 'env>(
     setup: &'env Setup<'env>,
 ) -> Result<Threads, String> {
     let (done, results) = channel();
-    let mut jobs = Vec::new();
+    let (jobs, queue) = channel::<Job>();
+    let queue = Arc::new(Mutex::new(queue));
     for _ in 0..n.max(1) {
-        let (tx, rx) = channel::<Job>();
-        let done = done.clone();
+        let (done, queue) = (done.clone(), queue.clone());
         std::thread::Builder::new()
             .stack_size(STACK)
-            .spawn_scoped(scope, move || work(setup, rx, done))
+            .spawn_scoped(scope, move || work(setup, &queue, done))
             .map_err(|e| format!("cannot start an evaluating thread: {e}"))?;
-        jobs.push(tx);
     }
     Ok(Threads { jobs, results, out: setup.out.clone() })
 }
 
-fn work(setup: &Setup, jobs: Receiver<Job>, done: Sender<(usize, Result<Metrics, String>)>) {
+fn work(setup: &Setup, queue: &Mutex<Receiver<Job>>, done: Sender<(usize, Result<Metrics, String>)>) {
     let modules = FsModules { dir: setup.path.parent().map(Path::to_path_buf).unwrap_or_default() };
     let file = SpaceFile::open(&setup.path.display().to_string(), setup.text, &modules);
     let mut eval = Evaluator::new(&file, setup.settings.clone());
-    for job in jobs {
+    // The lock is held only while taking a job; a poisoned lock or a closed queue ends
+    // the thread.
+    while let Some(job) = queue.lock().ok().and_then(|q| q.recv().ok()) {
         let r = eval.evaluate(&job.cand, &setup.objectives, &job.dir);
         if done.send((job.slot, r)).is_err() {
             break;
@@ -76,7 +78,7 @@ impl Runner for Threads {
         let mut sent = 0;
         for (slot, cand) in cands.iter().enumerate() {
             let job = Job { slot, cand: cand.clone(), dir: trial_dir(&self.out, first + slot) };
-            match self.jobs[slot % self.jobs.len()].send(job) {
+            match self.jobs.send(job) {
                 Ok(()) => sent += 1,
                 Err(_) => out[slot] = Some(Err("an evaluating thread stopped".into())),
             }
