@@ -180,7 +180,12 @@ fn forward<T: Real, S: Copy + Sync + Into<f64>>(xs: &[S], os: &mut [C64], (outer
                 let o = first + r;
                 let base = (o / inner * n) * inner + o % inner;
                 let z = &mut t.buf[r * len..(r + 1) * len];
-                if n % 2 == 0 {
+                if n % 2 == 0 && inner == 1 {
+                    let x = &xs[base..base + n];
+                    z.iter_mut()
+                        .zip(x.chunks_exact(2))
+                        .for_each(|(v, p)| *v = Complex::new(T::of(p[0].into()), T::of(p[1].into())));
+                } else if n % 2 == 0 {
                     let x = |p: usize| T::of(xs[base + p * inner].into());
                     z.iter_mut().enumerate().for_each(|(j, v)| *v = Complex::new(x(2 * j), x(2 * j + 1)));
                 } else {
@@ -266,14 +271,14 @@ fn inverse<T: Real, O: Copy>(
             for r in 0..count {
                 let o = first + r;
                 let base = (o / inner * k) * inner + o % inner;
-                for (p, v) in row.iter_mut().enumerate() {
-                    *v = if p < k {
-                        let c = zs[base + p * inner];
-                        Complex::new(T::of(c.re as f64), T::of(c.im as f64))
-                    } else {
-                        Complex::new(T::zero(), T::zero())
-                    };
+                let have = k.min(row.len());
+                let c64 = |c: C64| Complex::new(T::of(c.re as f64), T::of(c.im as f64));
+                if inner == 1 {
+                    row[..have].iter_mut().zip(&zs[base..base + have]).for_each(|(v, &c)| *v = c64(c));
+                } else {
+                    row[..have].iter_mut().enumerate().for_each(|(p, v)| *v = c64(zs[base + p * inner]));
                 }
+                row[have..].fill(Complex::new(T::zero(), T::zero()));
                 pack((n, &t.tw), &mut row, &mut t.buf[r * len..(r + 1) * len]);
             }
             t.process(count);
@@ -281,6 +286,19 @@ fn inverse<T: Real, O: Copy>(
                 let o = first + r;
                 let base = (o / inner * n) * inner + o % inner;
                 let z = &t.buf[r * len..(r + 1) * len];
+                if inner == 1 {
+                    // SAFETY: this run's points, written by this thread only, inside `os`.
+                    let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add(base), n) };
+                    if n % 2 == 0 {
+                        dst.chunks_exact_mut(2).zip(z).for_each(|(d, v)| {
+                            d[0] = to(v.re * scale);
+                            d[1] = to(v.im * scale);
+                        });
+                    } else {
+                        dst.iter_mut().zip(z).for_each(|(d, v)| *d = to(v.re * scale));
+                    }
+                    continue;
+                }
                 // SAFETY: each run's points are written by one thread, inside `os`.
                 let put = |p: usize, v: T| unsafe { *out.0.add(base + p * inner) = to(v) };
                 if n % 2 == 0 {

@@ -149,27 +149,103 @@ enum Slot {
     Step(usize, Vec<usize>),
 }
 
-/// The loop of `root` (and the ops fused into it) into a fresh result buffer: a vector
-/// loop ([`simd::elementwise`]) where every op has a vector form and the dtypes have lanes
-/// ([`simd::lanes`]), then a scalar loop for the rest.
+/// The loop of `root` (and the ops fused into it) into a fresh result buffer: one flat
+/// loop ([`flat`]), or one per row when an operand is a broadcast read in place ([`rows`]).
 fn emit(l: &mut FnLower, inst: &Inst, root: Node) {
     let out = l.alloc(&inst.ty);
-    let n = l.numel(&inst.ty);
-    let od = inst.ty.dtype;
-    let (mut leaves, mut scalars, mut vectors, mut dtypes, mut slots) = (vec![], vec![], vec![], vec![], vec![]);
-    let mut flat = Flat {
-        leaves: &mut leaves,
-        scalars: &mut scalars,
-        vectors: &mut vectors,
-        dtypes: &mut dtypes,
-        slots: &mut slots,
+    let (mut leaves, mut ops, mut dtypes, mut slots) = (vec![], Ops::default(), vec![], vec![]);
+    let mut flat_tree = Flat { leaves: &mut leaves, ops: &mut ops, dtypes: &mut dtypes, slots: &mut slots };
+    flat_tree.push(Operand::Op(root));
+    let tree = Tree { slots: &slots, dtypes: &dtypes, od: inst.ty.dtype };
+    if leaves.iter().any(|v| v.bcast.is_some()) {
+        rows(l, inst, &leaves, ops, &tree, out.0);
+    } else {
+        let n = l.numel(&inst.ty);
+        flat(l, &leaves, ops, &tree, out.0, n);
+    }
+    l.bind(inst.result, out, &inst.ty);
+}
+
+/// The scalar and vector forms of a loop's ops, in slot order.
+#[derive(Default)]
+struct Ops {
+    scalars: Vec<ScalarOp<'static>>,
+    vectors: Vec<Option<VecOp<'static>>>,
+}
+
+/// A loop's flattened tree: its slots, the dtypes of every leaf and op, the result's.
+struct Tree<'a> {
+    slots: &'a [Slot],
+    dtypes: &'a [DType],
+    od: DType,
+}
+
+/// One loop per row of the result's trailing axes `p..` (the fewest along which every
+/// broadcast operand is either constant or contiguous; the last axis at least): such an
+/// operand is a splat of its row's element or a run at its row's offset.
+fn rows(l: &mut FnLower, inst: &Inst, leaves: &[Val], ops: Ops, tree: &Tree, out: Value) {
+    let rank = inst.ty.rank();
+    let uniform = |p: usize| {
+        leaves.iter().filter_map(|v| v.bcast.as_ref()).all(|b| b.stretched[p..].iter().all(|&s| s == b.stretched[p]))
     };
-    flat.push(Operand::Op(root));
-    let lanes = simd::lanes(&dtypes).filter(|_| l.sh.simd && vectors.iter().all(Option::is_some));
+    let p = (1..rank).find(|&p| uniform(p)).unwrap_or(rank - 1);
+    let shape = l.shape(&inst.ty);
+    let (mut len, mut count) = (l.iconst(1), l.iconst(1));
+    for (a, &d) in shape.iter().enumerate() {
+        if a < p {
+            count = l.b.ins().imul(count, d);
+        } else {
+            len = l.b.ins().imul(len, d);
+        }
+    }
+    let mut ops = Some(ops);
+    l.for_range(count, |l, j| {
+        // The row's index along each outer axis.
+        let mut idx = vec![j; p];
+        let mut rest = j;
+        for a in (1..p).rev() {
+            idx[a] = l.b.ins().urem(rest, shape[a]);
+            rest = l.b.ins().udiv(rest, shape[a]);
+        }
+        idx[0] = rest;
+        let start = l.b.ins().imul(j, len);
+        let row: Vec<Val> = leaves.iter().map(|v| row_leaf(l, v, &idx, start)).collect();
+        let dst = l.addr(out, start, elem(tree.od).1);
+        flat(l, &row, ops.take().expect("one row body"), tree, dst, len);
+    });
+}
+
+/// Leaf `v` for the row at outer indices `idx` (starting at element `start`).
+fn row_leaf(l: &mut FnLower, v: &Val, idx: &[Value], start: Value) -> Val {
+    let mut v = v.clone();
+    let es = elem(v.ty.dtype).1;
+    match v.bcast.take() {
+        None if v.splat => {}
+        None => v.ptr = l.addr(v.ptr, start, es),
+        Some(b) => {
+            let mut off = l.iconst(0);
+            for (&i, &st) in idx.iter().zip(&b.strides) {
+                let o = l.b.ins().imul(i, st);
+                off = l.b.ins().iadd(off, o);
+            }
+            v.ptr = l.addr(v.ptr, off, es);
+            v.splat = b.stretched[idx.len()];
+        }
+    }
+    v
+}
+
+/// `n` elements of the tree into `out`: a vector loop ([`simd::elementwise`]) where every
+/// op has a vector form and the dtypes have lanes ([`simd::lanes`]), then a scalar loop
+/// for the rest.
+fn flat(l: &mut FnLower, leaves: &[Val], ops: Ops, tree: &Tree, out: Value, n: Value) {
+    let Ops { mut scalars, vectors } = ops;
+    let od = tree.od;
+    let slots = tree.slots;
+    let lanes = simd::lanes(tree.dtypes).filter(|_| l.sh.simd && vectors.iter().all(Option::is_some));
     let start = match lanes {
         Some(lanes) => {
             let mut vectors: Vec<VecOp> = vectors.into_iter().flatten().collect();
-            let slots = &slots;
             let vf: VecOp = Box::new(move |l, v| {
                 let mut vals: Vec<Value> = Vec::with_capacity(slots.len());
                 for s in slots {
@@ -184,13 +260,13 @@ fn emit(l: &mut FnLower, inst: &Inst, root: Node) {
                 }
                 vals.pop().expect("the root")
             });
-            simd::elementwise(l, &leaves, (od, out.0), n, lanes, vf)
+            simd::elementwise(l, leaves, (od, out), n, lanes, vf)
         }
         None => l.iconst(0),
     };
     l.for_from(start, n, |l, i| {
         let mut vals: Vec<Vec<Value>> = Vec::with_capacity(slots.len());
-        for s in &slots {
+        for s in slots {
             let x = match s {
                 Slot::Leaf(k) => {
                     let a = &leaves[*k];
@@ -205,16 +281,14 @@ fn emit(l: &mut FnLower, inst: &Inst, root: Node) {
             vals.push(x);
         }
         let r = vals.pop().expect("the root");
-        store(l, od, out.0, i, &r);
+        store(l, od, out, i, &r);
     });
-    l.bind(inst.result, out, &inst.ty);
 }
 
 /// A tree of operands flattened in post-order.
 struct Flat<'a> {
     leaves: &'a mut Vec<Val>,
-    scalars: &'a mut Vec<ScalarOp<'static>>,
-    vectors: &'a mut Vec<Option<VecOp<'static>>>,
+    ops: &'a mut Ops,
     dtypes: &'a mut Vec<DType>,
     slots: &'a mut Vec<Slot>,
 }
@@ -231,9 +305,9 @@ impl Flat<'_> {
             Operand::Op(n) => {
                 let ins = n.args.into_iter().map(|a| self.push(a)).collect();
                 self.dtypes.push(n.dtype);
-                self.scalars.push(n.scalar);
-                self.vectors.push(n.vector);
-                self.slots.push(Slot::Step(self.scalars.len() - 1, ins));
+                self.ops.scalars.push(n.scalar);
+                self.ops.vectors.push(n.vector);
+                self.slots.push(Slot::Step(self.ops.scalars.len() - 1, ins));
             }
         }
         self.slots.len() - 1

@@ -41,6 +41,17 @@ pub(crate) struct Val {
     /// One element standing for every element (a broadcast scalar that only elementwise
     /// loops read: they load element 0).
     pub splat: bool,
+    /// A broadcast that only elementwise loops read, not materialised: the buffer is the
+    /// operand's, read at these strides ([`Bcast`]).
+    pub bcast: Option<std::rc::Rc<Bcast>>,
+}
+
+/// How a loop reads an unmaterialised broadcast: per axis of the result, whether it is
+/// stretched (known at compile time) and the operand's stride in elements (0 where
+/// stretched).
+pub(crate) struct Bcast {
+    pub stretched: Vec<bool>,
+    pub strides: Vec<Value>,
 }
 
 /// A buffer: owned ones (with their size in bytes) are freed after `last`.
@@ -227,7 +238,7 @@ impl<'s, 'p, 'f> FnLower<'s, 'p, 'f> {
         let last = self.last_use.get(&v).copied().unwrap_or(self.pos);
         let r = &mut self.roots[root];
         r.last = r.last.max(last);
-        self.vals.insert(v, Val { ptr, ty, root, splat: false });
+        self.vals.insert(v, Val { ptr, ty, root, splat: false, bcast: None });
     }
 
     /// A fresh buffer of type `ty` (at top level), not yet bound to a value.
@@ -251,7 +262,7 @@ impl<'s, 'p, 'f> FnLower<'s, 'p, 'f> {
 
     /// Binds result `v` to the buffer of `of` (same bytes, another type).
     pub fn alias(&mut self, v: ValueId, of: &Val, ty: &TensorType) {
-        debug_assert!(!of.splat, "splats are read by elementwise loops only");
+        debug_assert!(!of.splat && of.bcast.is_none(), "splats are read by elementwise loops only");
         self.define(v, of.ptr, ty.clone(), of.root);
     }
 
@@ -263,6 +274,17 @@ impl<'s, 'p, 'f> FnLower<'s, 'p, 'f> {
         }
         self.define(v, of.ptr, ty.clone(), of.root);
         self.vals.get_mut(&v).expect("defined").splat = true;
+        true
+    }
+
+    /// Binds result `v` (of type `ty`) to `of` read through `b` (a broadcast), when only
+    /// elementwise loops read `v`; `false` (nothing bound) otherwise.
+    pub fn lazy_broadcast(&mut self, v: ValueId, of: &Val, ty: &TensorType, b: Bcast) -> bool {
+        if !self.elementwise_readers.contains(&v) {
+            return false;
+        }
+        self.define(v, of.ptr, ty.clone(), of.root);
+        self.vals.get_mut(&v).expect("defined").bcast = Some(std::rc::Rc::new(b));
         true
     }
 

@@ -2,8 +2,9 @@
 //! which merges axes and copies contiguous rows at once): `reshape` (an alias, no copy),
 //! `permute`, `broadcast`, `slice`, `concat`, `pad`.
 //!
-//! A broadcast scalar that only elementwise loops read is not copied (a splat: they
-//! read its one element). `broadcast` needs to know at compile time which axes stretch: an operand axis whose
+//! A broadcast that only elementwise loops read is not copied: a scalar is a splat (they
+//! read its one element), any other is read in place through its strides (row by row,
+//! `ew::emit`). `broadcast` needs to know at compile time which axes stretch: an operand axis whose
 //! dim equals the result's is copied, a constant 1 is stretched, and anything else
 //! (a symbolic size that might be 1) is refused. `slice` clamps its bounds at run time
 //! like the interpreter; where the clamped length is not the declared one, the
@@ -73,12 +74,23 @@ fn broadcast(l: &mut FnLower, inst: &Inst) -> Result<(), ClifError> {
     let st = l.strides(&shape);
     let zero = l.iconst(0);
     let mut strides = vec![zero; inst.ty.rank()];
+    let mut stretched = vec![true; inst.ty.rank()];
     for (i, d) in x.ty.shape.iter().enumerate() {
         let target = &inst.ty.shape[lead + i];
         if d == target {
             strides[lead + i] = st[i];
+            stretched[lead + i] = false;
         } else if *d != Dim::constant(1) {
             return Err(refuse());
+        }
+    }
+    // Loops read a broadcast in place, row by row along the last axis (not worth it for
+    // rows of one element).
+    let rows = inst.ty.shape.last().is_some_and(|d| *d != Dim::constant(1));
+    if rows && x.ty.dtype != archc_compiler::tir::DType::C64 {
+        let b = super::Bcast { stretched, strides: strides.clone() };
+        if l.lazy_broadcast(inst.result, &x, &inst.ty, b) {
+            return Ok(());
         }
     }
     copy_out(l, inst, &View { ptr: x.ptr, off: zero, strides });
