@@ -5,7 +5,8 @@
 //! allocate their results (`archc_clif_alloc`) at top level, before any loop they emit;
 //! `reshape` and same-type casts alias their operand, arguments and parameters are
 //! borrowed. A buffer is freed right after the last instruction that reads it (or any of
-//! its aliases); the function's results are copied into `outs` at the end. Sizes are
+//! its aliases); an instruction computing a result of the function writes it into its
+//! slot of `outs` directly where it can, other results are copied there at the end. Sizes are
 //! computed once at top level from the context's symbol values and reused; code inside
 //! loops and conditionals never adds to that cache (its values would not dominate later
 //! uses). Chains of elementwise ops are one loop ([`fuse`]: a value whose one reader is
@@ -86,6 +87,13 @@ pub(crate) struct FnLower<'s, 'p, 'f> {
     /// read.
     fused: std::collections::HashSet<ValueId>,
     pending: HashMap<ValueId, ew::Node>,
+    /// The function's `outs` array, the first result slot of each result value, the slot
+    /// the instruction being lowered may allocate its result in (see [`FnLower::alloc`]),
+    /// and the slots written in place (with the buffer's pointer).
+    outs: Option<Value>,
+    result_slot: HashMap<ValueId, usize>,
+    target: Option<(usize, TensorType)>,
+    direct: HashMap<usize, Value>,
 }
 
 /// The Cranelift type and byte size of one element (c64: two f32, moved as one i64).
@@ -135,6 +143,10 @@ impl<'s, 'p, 'f> FnLower<'s, 'p, 'f> {
             pos: 0,
             fused,
             pending: HashMap::new(),
+            outs: None,
+            result_slot: HashMap::new(),
+            target: None,
+            direct: HashMap::new(),
         };
         l.load_symbols();
         l.body(func, p[2], p[3])?;
@@ -159,13 +171,22 @@ impl<'s, 'p, 'f> FnLower<'s, 'p, 'f> {
             let root = self.new_root(ptr, None);
             self.define(*id, ptr, ty.clone(), root);
         }
+        self.outs = Some(outs);
+        for (k, r) in func.results.iter().enumerate().rev() {
+            self.result_slot.insert(*r, k);
+        }
         for (pos, inst) in func.body.iter().enumerate() {
             self.pos = pos;
+            self.target = self.result_target(inst);
             self.inst(inst)?;
+            self.target = None;
             self.release(pos);
         }
         for (k, r) in func.results.iter().enumerate() {
             let v = self.val(*r);
+            if self.direct.get(&k) == Some(&v.ptr) {
+                continue;
+            }
             let dst = self.b.ins().load(types::I64, mem(), outs, 8 * k as i32);
             let bytes = self.bytes(&v.ty);
             self.call_rt("archc_clif_copy", &[types::I64; 3], &[], &[dst, v.ptr, bytes]);
@@ -175,6 +196,17 @@ impl<'s, 'p, 'f> FnLower<'s, 'p, 'f> {
         }
         self.b.ins().return_(&[]);
         Ok(())
+    }
+
+    /// The result slot `inst` may write its one result into: it is a result of the
+    /// function, and not an op whose lowering allocates other buffers of its type first
+    /// (`call`, `stack`, `vmap`, `scan`).
+    fn result_target(&self, inst: &Inst) -> Option<(usize, TensorType)> {
+        let control = matches!(inst.op, Op::Call(_) | Op::Stack(_) | Op::Vmap { .. } | Op::Scan { .. });
+        if control || !inst.extra.is_empty() {
+            return None;
+        }
+        self.result_slot.get(&inst.result).map(|&k| (k, inst.ty.clone()))
     }
 
     /// Lowers one instruction (its results are defined afterwards).
@@ -242,8 +274,20 @@ impl<'s, 'p, 'f> FnLower<'s, 'p, 'f> {
     }
 
     /// A fresh buffer of type `ty` (at top level), not yet bound to a value.
+    ///
+    /// The first allocation of an instruction whose result is a result of the function
+    /// ([`FnLower::result_target`]), if of that type, is the caller's result buffer (not
+    /// freed; the result is not copied at the end when it is bound to it).
     pub fn alloc(&mut self, ty: &TensorType) -> (Value, usize) {
         debug_assert_eq!(self.depth, 0, "allocations happen at top level");
+        if let Some((k, t)) = self.target.take() {
+            if t == *ty {
+                let outs = self.outs.expect("set before the body");
+                let ptr = self.b.ins().load(types::I64, mem(), outs, 8 * k as i32);
+                self.direct.insert(k, ptr);
+                return (ptr, self.new_root(ptr, None));
+            }
+        }
         self.sh.checks.insert(ty.clone());
         let bytes = self.bytes(ty);
         let ptr = self.call_rt("archc_clif_alloc", &[types::I64], &[types::I64], &[bytes]).expect("a pointer");
@@ -252,7 +296,10 @@ impl<'s, 'p, 'f> FnLower<'s, 'p, 'f> {
 
     /// A scratch buffer freed after the current instruction.
     pub fn scratch(&mut self, ty: &TensorType) -> Value {
-        self.alloc(ty).0
+        let target = self.target.take();
+        let ptr = self.alloc(ty).0;
+        self.target = target;
+        ptr
     }
 
     /// Binds result `v` to a buffer from [`FnLower::alloc`].
