@@ -2,8 +2,10 @@
 //! (candidates over the latency budget are recorded but not counted).
 //!
 //! Trials are asked in rounds of `workers` candidates (one per round without workers),
-//! evaluated (in this process, or each in an `archc search-trial` process of its own),
-//! appended to `trials.jsonl` in order, then told to the strategy in order. The same
+//! evaluated (in this process, on threads, or each in an `archc search-trial` process of
+//! its own), appended to `trials.jsonl` in order, then told to the strategy in order. A
+//! strategy whose asks ignore the results (random, grid) is asked for the next round
+//! while a round runs on threads. The same
 //! seed, strategy and space give the same asks, so `--resume` replays the recorded
 //! trials through the strategy (asking, checking each ask is the recorded candidate,
 //! telling its recorded score) and continues where the log ends.
@@ -81,6 +83,24 @@ impl Space for FileSpace<'_, '_> {
 /// Evaluates one round of candidates (index of the first, candidates) into metrics.
 pub trait Runner {
     fn run(&mut self, first: usize, cands: &[Candidate]) -> Vec<Result<Metrics, String>>;
+    /// Starts a round without waiting for it where the runner can (threads); [`Runner::wait`]
+    /// gives its results. By default the round runs here.
+    fn start(&mut self, first: usize, cands: &[Candidate]) -> Started {
+        Started::Done(self.run(first, cands))
+    }
+    /// The results of a started round, in order.
+    fn wait(&mut self, started: Started) -> Vec<Result<Metrics, String>> {
+        match started {
+            Started::Done(r) => r,
+            Started::Running(n) => vec![Err("the round was not started".into()); n],
+        }
+    }
+}
+
+/// A round handed to [`Runner::start`]: evaluated already, or running (this many).
+pub enum Started {
+    Done(Vec<Result<Metrics, String>>),
+    Running(usize),
 }
 
 /// Runs trials in this process.
@@ -143,23 +163,28 @@ pub fn search(
     let mut exhausted = false;
     let primary = lp.objectives[0];
     let counted = |done: &[Trial]| done.iter().filter(|t| !t.over_budget()).count();
-    while counted(&done) < lp.budget && !exhausted && done.len() - counted(&done) < MAX_REJECTED * lp.budget {
-        let want = lp.workers.max(1).min(lp.budget - counted(&done));
-        let mut round = Vec::new();
-        while round.len() < want {
-            match strat.ask(space)? {
-                Some(c) => round.push(c),
-                None => {
-                    exhausted = true;
-                    break;
-                }
-            }
+    let more = |done: &[Trial]| counted(done) < lp.budget && done.len() - counted(done) < MAX_REJECTED * lp.budget;
+    let mut next: Option<Vec<Candidate>> = None;
+    while more(&done) && (next.is_some() || !exhausted) {
+        let round = match next.take() {
+            Some(r) => r,
+            None => ask_round(strat, space, lp.workers.max(1).min(lp.budget - counted(&done)), &mut exhausted)?,
+        };
+        if round.is_empty() {
+            break;
         }
         let first = done.len();
         let fresh: Vec<Candidate> =
             round.iter().enumerate().filter(|(i, _)| first + i >= recorded.len()).map(|(_, c)| c.clone()).collect();
         let start = Instant::now();
-        let mut results = runner.run(first + round.len() - fresh.len(), &fresh).into_iter();
+        let started = runner.start(first + round.len() - fresh.len(), &fresh);
+        // While it runs, ask the next round where asks ignore results (random, grid):
+        // the same candidates in the same order as asking afterwards.
+        let needed = lp.budget.saturating_sub(counted(&done) + round.len());
+        if strat.asks_ahead() && needed > 0 && !exhausted {
+            next = Some(ask_round(strat, space, lp.workers.max(1).min(needed), &mut exhausted)?);
+        }
+        let mut results = runner.wait(started).into_iter();
         let per = start.elapsed().as_secs_f64() / fresh.len().max(1) as f64;
         for (i, cand) in round.iter().enumerate() {
             let index = first + i;
@@ -179,6 +204,26 @@ pub fn search(
     }
     let replayed = recorded.len().min(done.len());
     Ok(Outcome { trials: done, replayed, exhausted })
+}
+
+/// Up to `want` candidates from the strategy (fewer when it runs out: `exhausted`).
+fn ask_round(
+    strat: &mut dyn Strategy,
+    space: &mut dyn Space,
+    want: usize,
+    exhausted: &mut bool,
+) -> Result<Vec<Candidate>, String> {
+    let mut round = Vec::new();
+    while round.len() < want {
+        match strat.ask(space)? {
+            Some(c) => round.push(c),
+            None => {
+                *exhausted = true;
+                break;
+            }
+        }
+    }
+    Ok(round)
 }
 
 /// Whether a recorded trial is this candidate (JSON keeps no order of its keys).

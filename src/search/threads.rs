@@ -5,7 +5,7 @@
 
 use super::evaluate::{Evaluator, Metrics, Settings};
 use super::objective::Objective;
-use super::run::{trial_dir, Runner};
+use super::run::{trial_dir, Runner, Started};
 use super::space::Candidate;
 use crate::driver::FsModules;
 use archc_compiler::sema::space::SpaceFile;
@@ -28,6 +28,8 @@ pub struct Threads {
     jobs: Sender<Job>,
     results: Receiver<(usize, Result<Metrics, String>)>,
     out: PathBuf,
+    /// Slots of the running round that no thread took.
+    unsent: Vec<usize>,
 }
 
 /// What every thread needs to open the space and evaluate.
@@ -55,7 +57,7 @@ pub fn spawn<'scope, 'env>(
             .spawn_scoped(scope, move || work(setup, &queue, done))
             .map_err(|e| format!("cannot start an evaluating thread: {e}"))?;
     }
-    Ok(Threads { jobs, results, out: setup.out.clone() })
+    Ok(Threads { jobs, results, out: setup.out.clone(), unsent: Vec::new() })
 }
 
 fn work(setup: &Setup, queue: &Mutex<Receiver<Job>>, done: Sender<(usize, Result<Metrics, String>)>) {
@@ -74,19 +76,33 @@ fn work(setup: &Setup, queue: &Mutex<Receiver<Job>>, done: Sender<(usize, Result
 
 impl Runner for Threads {
     fn run(&mut self, first: usize, cands: &[Candidate]) -> Vec<Result<Metrics, String>> {
-        let mut out: Vec<Option<Result<Metrics, String>>> = vec![None; cands.len()];
-        let mut sent = 0;
+        let started = self.start(first, cands);
+        self.wait(started)
+    }
+
+    fn start(&mut self, first: usize, cands: &[Candidate]) -> Started {
+        let mut failed = Vec::new();
         for (slot, cand) in cands.iter().enumerate() {
             let job = Job { slot, cand: cand.clone(), dir: trial_dir(&self.out, first + slot) };
-            match self.jobs.send(job) {
-                Ok(()) => sent += 1,
-                Err(_) => out[slot] = Some(Err("an evaluating thread stopped".into())),
+            if self.jobs.send(job).is_err() {
+                failed.push(slot);
             }
         }
-        for _ in 0..sent {
+        self.unsent = failed;
+        Started::Running(cands.len())
+    }
+
+    fn wait(&mut self, started: Started) -> Vec<Result<Metrics, String>> {
+        let n = match started {
+            Started::Done(r) => return r,
+            Started::Running(n) => n,
+        };
+        let mut out: Vec<Option<Result<Metrics, String>>> = vec![None; n];
+        let unsent = std::mem::take(&mut self.unsent);
+        for _ in 0..n - unsent.len() {
             match self.results.recv() {
-                Ok((slot, r)) => out[slot] = Some(r),
-                Err(_) => break,
+                Ok((slot, r)) if slot < n => out[slot] = Some(r),
+                _ => break,
             }
         }
         out.into_iter().map(|r| r.unwrap_or_else(|| Err("an evaluating thread stopped".into()))).collect()

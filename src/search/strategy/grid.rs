@@ -68,6 +68,10 @@ impl Strategy for Grid {
     }
 
     fn tell(&mut self, _cand: &Candidate, _score: Option<f64>) {}
+
+    fn asks_ahead(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

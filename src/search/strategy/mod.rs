@@ -39,6 +39,11 @@ pub trait Strategy {
     /// The score of the candidate `ask` last returned (higher is better); `None` for a
     /// failed trial.
     fn tell(&mut self, cand: &Candidate, score: Option<f64>);
+    /// Whether `ask` ignores every `tell` (random, grid): the loop may then ask the next
+    /// round while the current one is evaluated, without changing what is asked.
+    fn asks_ahead(&self) -> bool {
+        false
+    }
 }
 
 /// The strategies `archc search --strategy` accepts.

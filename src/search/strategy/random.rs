@@ -29,6 +29,10 @@ impl Strategy for RandomSearch {
     }
 
     fn tell(&mut self, _cand: &Candidate, _score: Option<f64>) {}
+
+    fn asks_ahead(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
