@@ -13,6 +13,7 @@
 
 use super::native::{gemm_rows, Gemm};
 use super::Buf;
+use archc_runtime::tensor::view_indices;
 use std::collections::HashMap;
 
 /// The operand and output subscripts of `spec`, when [`einsum`] runs it.
@@ -103,46 +104,14 @@ fn strides_of(order: &[char], sub: &[char], sizes: &HashMap<char, usize>) -> Vec
 /// The elements of `src` (laid out as `sub`) in row-major order of the letters `order`.
 fn gather<T: Copy>(src: &[T], order: &[char], sub: &[char], sizes: &HashMap<char, usize>) -> Vec<T> {
     let dims: Vec<usize> = order.iter().map(|c| sizes[c]).collect();
-    let st = strides_of(order, sub, sizes);
-    let mut out = Vec::with_capacity(dims.iter().product());
-    walk(&dims, &st, |at| out.push(src[at]));
-    out
+    view_indices(&dims, 0, &strides_of(order, sub, sizes)).into_iter().map(|at| src[at]).collect()
 }
 
 /// Writes `vals` (row-major over the letters `order`) into `dst`, laid out as `sub`.
 fn scatter<T: Copy>(vals: &[T], order: &[char], sub: &[char], sizes: &HashMap<char, usize>, dst: &mut [T]) {
     let dims: Vec<usize> = order.iter().map(|c| sizes[c]).collect();
-    let st = strides_of(order, sub, sizes);
-    let mut i = 0;
-    walk(&dims, &st, |at| {
-        dst[at] = vals[i];
-        i += 1;
-    });
-}
-
-/// Calls `f` with the strided offset of every index of `dims`, in row-major order.
-fn walk(dims: &[usize], strides: &[usize], mut f: impl FnMut(usize)) {
-    if dims.contains(&0) {
-        return;
-    }
-    let mut idx = vec![0usize; dims.len()];
-    let mut at = 0usize;
-    loop {
-        f(at);
-        let mut d = dims.len();
-        loop {
-            if d == 0 {
-                return;
-            }
-            d -= 1;
-            idx[d] += 1;
-            at += strides[d];
-            if idx[d] < dims[d] {
-                break;
-            }
-            at -= strides[d] * dims[d];
-            idx[d] = 0;
-        }
+    for (at, &v) in view_indices(&dims, 0, &strides_of(order, sub, sizes)).into_iter().zip(vals) {
+        dst[at] = v;
     }
 }
 
@@ -160,18 +129,5 @@ mod tests {
         assert!(plain("ij,jk,kl->il").is_none(), "three operands");
         assert!(plain("ij->ji").is_none(), "one operand");
         assert!(plain("ij,jk->iki").is_none(), "a repeated output letter");
-    }
-
-    #[test]
-    fn the_walk_visits_strided_offsets_in_row_major_order() {
-        let mut seen = Vec::new();
-        walk(&[2, 3], &[1, 2], |at| seen.push(at));
-        assert_eq!(seen, [0, 2, 4, 1, 3, 5]);
-        let mut none = 0;
-        walk(&[2, 0], &[1, 1], |_| none += 1);
-        assert_eq!(none, 0);
-        let mut scalar = Vec::new();
-        walk(&[], &[], |at| scalar.push(at));
-        assert_eq!(scalar, [0]);
     }
 }
