@@ -1,5 +1,6 @@
 //! Elementwise ops as flat loops: `const`, `iota`, unary and binary math, comparisons and
-//! logic, `select`, `cast`, `real`, `imag`, `complex`.
+//! logic, `select`, `cast`, `real`, `imag`, `complex` (of f32 parts, and the parts of
+//! c64 values: native kernels).
 //!
 //! Coverage (the interpreter's, `runtime/src/interp/elementwise.rs`): f32/f64 every unary
 //! op but `not` and every binary op but `and`/`or` (transcendental functions and `pow`,
@@ -33,6 +34,9 @@ pub(crate) fn lower(l: &mut FnLower, inst: &Inst) -> Result<(), ClifError> {
         Op::Const(v) => constant(l, inst, *v),
         Op::Iota { axis } => iota(l, inst, *axis),
         Op::Unary(_) | Op::Binary(_) | Op::Select | Op::Cast => loop_op(l, inst),
+        // Complex parts and pairs of f32 run the native kernels (one pass, no IR).
+        Op::Real | Op::Imag if l.arg(inst, 0).ty.dtype == DType::C64 => super::kernel::lower(l, inst),
+        Op::Complex if inst.args.iter().all(|&a| l.val(a).ty.dtype == DType::F32) => super::kernel::lower(l, inst),
         Op::Real | Op::Imag => part(l, inst, inst.op == Op::Imag),
         Op::Complex => {
             let args = [l.arg(inst, 0), l.arg(inst, 1)];
