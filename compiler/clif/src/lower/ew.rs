@@ -558,9 +558,17 @@ fn erf_f32(l: &mut FnLower, x: Value) -> Value {
             l.b.ins().f32const(v as f32)
         }
     };
+    // Clamped by comparisons (NaN compares false and stays NaN).
     let (hi, lo) = (k(l, 4.0), k(l, -4.0));
-    let x = l.b.ins().fmin(x, hi);
-    let x = l.b.ins().fmax(x, lo);
+    let above = l.b.ins().fcmp(FloatCC::GreaterThan, x, hi);
+    let below = l.b.ins().fcmp(FloatCC::LessThan, x, lo);
+    let x = if ty.is_vector() {
+        let x = simd::select(l, above, hi, x);
+        simd::select(l, below, lo, x)
+    } else {
+        let x = l.b.ins().select(above, hi, x);
+        l.b.ins().select(below, lo, x)
+    };
     let x2 = l.b.ins().fmul(x, x);
     let horner = |l: &mut FnLower, cs: &[f64]| {
         let mut acc = k(l, cs[0]);

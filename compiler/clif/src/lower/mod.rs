@@ -80,6 +80,8 @@ pub(crate) struct FnLower<'s, 'p, 'f> {
     last_use: HashMap<ValueId, usize>,
     /// Values read only by elementwise loops (never a result of the function).
     elementwise_readers: std::collections::HashSet<ValueId>,
+    /// Values read only by elementwise loops and `concat` (which fills from a splat).
+    concat_readers: std::collections::HashSet<ValueId>,
     refs: HashMap<FuncId, FuncRef>,
     /// The position of the instruction being lowered.
     pos: usize,
@@ -138,7 +140,8 @@ impl<'s, 'p, 'f> FnLower<'s, 'p, 'f> {
             vals: HashMap::new(),
             roots: Vec::new(),
             last_use,
-            elementwise_readers: elementwise_readers(func),
+            elementwise_readers: elementwise_readers(func, false),
+            concat_readers: elementwise_readers(func, true),
             refs: HashMap::new(),
             pos: 0,
             fused,
@@ -316,7 +319,7 @@ impl<'s, 'p, 'f> FnLower<'s, 'p, 'f> {
     /// Binds result `v` (of type `ty`) to the one element of `of`, when only elementwise
     /// loops read `v`; `false` (nothing bound) otherwise.
     pub fn splat(&mut self, v: ValueId, of: &Val, ty: &TensorType) -> bool {
-        if !self.elementwise_readers.contains(&v) {
+        if !self.elementwise_readers.contains(&v) && !self.concat_readers.contains(&v) {
             return false;
         }
         self.define(v, of.ptr, ty.clone(), of.root);
@@ -358,8 +361,9 @@ impl<'s, 'p, 'f> FnLower<'s, 'p, 'f> {
 
 /// The values of `func` that only elementwise loops (`ew::map`) read: operands of
 /// unary and binary ops, `select` and casts to another dtype, of real, integer or bool
-/// dtypes (not i64 `div`/`rem`/`pow`, which run a kernel), and no result.
-fn elementwise_readers(func: &Func) -> std::collections::HashSet<ValueId> {
+/// dtypes (not i64 `div`/`rem`/`pow`, which run a kernel), and no result; with `concat`,
+/// operands of `concat` too.
+fn elementwise_readers(func: &Func, concat: bool) -> std::collections::HashSet<ValueId> {
     use archc_compiler::tir::BinaryOp;
     let mut types: HashMap<ValueId, &TensorType> = func.args.iter().map(|(v, t)| (*v, t)).collect();
     for inst in &func.body {
@@ -376,6 +380,7 @@ fn elementwise_readers(func: &Func) -> std::collections::HashSet<ValueId> {
                         !(d == Some(DType::I64) && matches!(b, BinaryOp::Div | BinaryOp::Rem | BinaryOp::Pow))
                     }
                     Op::Cast => Some(inst.ty.dtype) != d,
+                    Op::Concat { .. } => concat,
                     _ => false,
                 };
             *ok.entry(*a).or_insert(true) &= fits;

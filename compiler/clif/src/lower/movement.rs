@@ -4,7 +4,7 @@
 //!
 //! A broadcast that only elementwise loops read is not copied: a scalar is a splat (they
 //! read its one element), any other is read in place through its strides (row by row,
-//! `ew::emit`). `broadcast` needs to know at compile time which axes stretch: an operand axis whose
+//! `ew::emit`); `concat` fills from a broadcast scalar. `broadcast` needs to know at compile time which axes stretch: an operand axis whose
 //! dim equals the result's is copied, a constant 1 is stretched, and anything else
 //! (a symbolic size that might be 1) is refused. `slice` clamps its bounds at run time
 //! like the interpreter; where the clamped length is not the declared one, the
@@ -156,7 +156,13 @@ fn concat(l: &mut FnLower, inst: &Inst, axis: usize) -> Result<(), ClifError> {
     for i in 0..inst.args.len() {
         let x = l.arg(inst, i);
         let shape = l.shape(&x.ty);
-        let src = l.dense(x.ptr, &shape);
+        let src = if x.splat {
+            // A broadcast scalar: every element from its one.
+            let zero = l.iconst(0);
+            View { ptr: x.ptr, off: zero, strides: vec![zero; shape.len()] }
+        } else {
+            l.dense(x.ptr, &shape)
+        };
         let off = l.b.ins().imul(start, dst_st[axis]);
         let dst = View { ptr: out.0, off, strides: dst_st.clone() };
         l.copy_view(es, &shape, &src, &dst);
