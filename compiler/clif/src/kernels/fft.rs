@@ -150,12 +150,16 @@ fn pack<T: Real>((n, tw): (usize, &[Complex<T>]), x: &mut [Complex<T>], z: &mut 
 ///
 /// # Safety
 /// Live buffers of the given shapes; `x` of `dtype`.
-pub(crate) unsafe fn rfft(x: &Buf, out: &Buf, axis: usize, dtype: DType) -> Result<(), String> {
+pub(crate) unsafe fn rfft(x: &Buf, out: &Buf, axis: usize, dtype: DType, keep: Option<usize>) -> Result<(), String> {
     let (_, n, _) = split(&x.shape, axis);
     let mut want = x.shape.clone();
     want[axis] = n / 2 + 1;
     if n == 0 || want != out.shape {
         return Err(format!("rfft of {:?} along axis {axis} into {:?}", x.shape, out.shape));
+    }
+    if let Some(k) = keep.map(|k| k.min(n / 2 + 1)).filter(|&k| dtype == DType::F32 && truncated(n, k)) {
+        unsafe { truncated_rfft(x, out, axis, k) };
+        return Ok(());
     }
     let os = unsafe { out.slice_mut::<C64>() };
     match dtype {
@@ -242,13 +246,18 @@ fn in_parallel(runs: usize, n: usize, f: impl Fn(std::ops::Range<usize>) + Sync)
 ///
 /// # Safety
 /// Live buffers of the given shapes; `out` of `dtype`.
-pub(crate) unsafe fn irfft(z: &Buf, out: &Buf, axis: usize, dtype: DType) -> Result<(), String> {
+pub(crate) unsafe fn irfft(z: &Buf, out: &Buf, axis: usize, dtype: DType, keep: Option<usize>) -> Result<(), String> {
     let (outer, k, inner) = split(&z.shape, axis);
     let n = out.shape[axis];
     let mut want = z.shape.clone();
     want[axis] = n;
     if n < 1 || want != out.shape {
         return Err(format!("irfft needs a c64 input and n >= 1, got {:?} and n = {n}", z.shape));
+    }
+    let used = keep.map(|keep| keep.min(k).min(n / 2 + 1));
+    if let Some(used) = used.filter(|&used| dtype == DType::F32 && truncated(n, used)) {
+        unsafe { truncated_irfft(z, out, axis, used) };
+        return Ok(());
     }
     let zs = unsafe { z.slice::<C64>() };
     match dtype {
@@ -320,4 +329,208 @@ fn inverse<T: Real, O: Copy>(
             }
         }
     });
+}
+
+// -------------------------------------------------------------------------------------
+// Truncated transforms: only the first `k` coefficients, as DFT matrix products (`gemm`,
+// f32) with cached tables, for f32 data where the program reads (or has nonzero) only
+// those (`Plan::keep`, as the MLIR backend's `emit::fft`).
+
+/// The most entries of a DFT table (`n x 2k`).
+const MAX_TABLE: usize = 1 << 19;
+
+/// Whether `k` coefficients of `n` points are cheaper as a DFT product than a full FFT.
+fn truncated(n: usize, k: usize) -> bool {
+    let bits = (usize::BITS - n.leading_zeros()) as usize;
+    k >= 1 && k <= 4 * bits && n * 2 * k <= MAX_TABLE
+}
+
+thread_local! {
+    static TABLES: RefCell<std::collections::HashMap<(bool, usize, usize), Arc<Vec<f32>>>> =
+        RefCell::new(std::collections::HashMap::new());
+}
+
+/// `cos` and `sin` of `2 pi j t / n` (the angle reduced modulo `n`; the sine exactly 0 at
+/// multiples of `pi`).
+fn angle(j: usize, t: usize, n: usize) -> (f64, f64) {
+    let r = (j * t) % n;
+    if r == 0 {
+        return (1.0, 0.0);
+    }
+    if 2 * r == n {
+        return (-1.0, 0.0);
+    }
+    let a = std::f64::consts::TAU * r as f64 / n as f64;
+    (a.cos(), a.sin())
+}
+
+/// The forward table `[n, 2k]` (row `t`, columns `2j`, `2j + 1`: `cos`, `-sin` of
+/// `2 pi j t / n`), or the inverse one `[2k, n]` (rows `2j`, `2j + 1`: `c_j cos / n`,
+/// `-s_j sin / n`, `c_j` 1 at DC and Nyquist and 2 else, `s_j` likewise but 0 there).
+fn table(inverse: bool, n: usize, k: usize) -> Arc<Vec<f32>> {
+    TABLES.with(|t| {
+        t.borrow_mut()
+            .entry((inverse, n, k))
+            .or_insert_with(|| {
+                let mut v = vec![0f32; 2 * k * n];
+                for t in 0..n {
+                    for j in 0..k {
+                        let (c, s) = angle(j, t, n);
+                        if inverse {
+                            let edge = j == 0 || 2 * j == n;
+                            let (wc, ws) = if edge { (1.0, 0.0) } else { (2.0, 2.0) };
+                            v[2 * j * n + t] = (wc * c / n as f64) as f32;
+                            v[(2 * j + 1) * n + t] = (-ws * s / n as f64) as f32;
+                        } else {
+                            v[t * 2 * k + 2 * j] = c as f32;
+                            v[t * 2 * k + 2 * j + 1] = (-s) as f32;
+                        }
+                    }
+                }
+                Arc::new(v)
+            })
+            .clone()
+    })
+}
+
+/// `dst[m, n] (+)= lhs[m, k] @ rhs[k, n]`, every operand strided (`rs`, `cs`: row and
+/// column strides in elements).
+///
+/// # Safety
+/// Live views of those shapes; `dst` apart from the others.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_strided(
+    (m, k, n): (usize, usize, usize),
+    (dst, dst_rs, dst_cs): (*mut f32, usize, usize),
+    accumulate: bool,
+    (lhs, lhs_rs, lhs_cs): (*const f32, usize, usize),
+    (rhs, rhs_rs, rhs_cs): (*const f32, usize, usize),
+) {
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    let parallel = if m * n * k >= 1 << 21 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            dst_cs as isize,
+            dst_rs as isize,
+            accumulate,
+            lhs,
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs,
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            parallel,
+        )
+    }
+}
+
+/// The first `k` coefficients of `rfft(x)` (f32 `x`) into `out` (its other coefficients
+/// are left unwritten: nothing reads them).
+///
+/// # Safety
+/// As [`rfft`], shapes checked.
+unsafe fn truncated_rfft(x: &Buf, out: &Buf, axis: usize, k: usize) {
+    let (outer, n, inner) = split(&x.shape, axis);
+    let m = n / 2 + 1;
+    let tab = table(false, n, k);
+    let xs = x.ptr as *const f32;
+    // The output as f32 pairs.
+    let os = out.ptr as *mut f32;
+    if inner == 1 {
+        // [outer, n] @ [n, 2k] into rows of `2m` floats, re and im interleaved.
+        unsafe { gemm_strided((outer, n, 2 * k), (os, 2 * m, 1), false, (xs, n, 1), (tab.as_ptr(), 2 * k, 1)) };
+        return;
+    }
+    for o in 0..outer {
+        for part in 0..2 {
+            // Rows: the `inner` runs; columns: coefficient `j` at `2 j inner` floats.
+            let dst = unsafe { os.add(2 * o * m * inner + part) };
+            let lhs = unsafe { xs.add(o * n * inner) };
+            let rhs = unsafe { tab.as_ptr().add(part) };
+            unsafe { gemm_strided((inner, n, k), (dst, 2, 2 * inner), false, (lhs, 1, inner), (rhs, 2 * k, 2)) };
+        }
+    }
+}
+
+/// `irfft(z)` to f32 `out` from the first `k` coefficients of `z` (the others are zeros).
+///
+/// # Safety
+/// As [`irfft`], shapes checked, `k` at most `z`'s length along `axis` and `n / 2 + 1`.
+unsafe fn truncated_irfft(z: &Buf, out: &Buf, axis: usize, k: usize) {
+    let zs = z.ptr as *const f32;
+    unsafe { contract((zs, zs.wrapping_add(1), 2), split(&z.shape, axis), out, axis, k) };
+}
+
+/// `out = irfft` of the first `k` coefficients of `(outer, kin, inner)` runs whose real
+/// and imaginary parts are at `re` and `im`, `step` floats apart (2 for c64 data, 1 for
+/// separate f32 parts): the real parts times the table's cosine rows plus the imaginary
+/// parts (but the DC and Nyquist ones, which the transform ignores) times its sine rows.
+///
+/// # Safety
+/// Live views of those shapes; `k` at most `kin` and `n / 2 + 1`.
+unsafe fn contract(
+    (re, im, step): (*const f32, *const f32, usize),
+    (outer, kin, inner): (usize, usize, usize),
+    out: &Buf,
+    axis: usize,
+    k: usize,
+) {
+    let n = out.shape[axis];
+    let tab = table(true, n, k);
+    let os = out.ptr as *mut f32;
+    // Imaginary parts of coefficients 1 to below the Nyquist one.
+    let k_im = k.min(n.div_ceil(2)).saturating_sub(1);
+    let (t_re, t_im) = (tab.as_ptr(), tab.as_ptr().wrapping_add(3 * n));
+    for (src, t, cols, acc) in [(re, t_re, k, false), (im.wrapping_add(step * inner), t_im, k_im, true)] {
+        if cols == 0 {
+            if !acc {
+                unsafe { out.slice_mut::<f32>() }.fill(0.0);
+            }
+            continue;
+        }
+        if inner == 1 {
+            unsafe { gemm_strided((outer, cols, n), (os, n, 1), acc, (src, step * kin, step), (t, 2 * n, 1)) };
+            continue;
+        }
+        for o in 0..outer {
+            let dst = unsafe { os.add(o * n * inner) };
+            let lhs = src.wrapping_add(step * o * kin * inner);
+            unsafe { gemm_strided((inner, cols, n), (dst, 1, inner), acc, (lhs, step, step * inner), (t, 2 * n, 1)) };
+        }
+    }
+}
+
+/// `irfft(complex(re, im))` to f32 `out` along `axis` for f32 `re` and `im` of equal
+/// shapes, coefficients past theirs being zeros (the heads of a zero-padded operand).
+///
+/// # Safety
+/// Live buffers of the given shapes.
+pub(crate) unsafe fn irfft_parts(re: &Buf, im: &Buf, out: &Buf, axis: usize) -> Result<(), String> {
+    let (outer, kin, inner) = split(&re.shape, axis);
+    let n = out.shape[axis];
+    let mut want = re.shape.clone();
+    want[axis] = n;
+    if n < 1 || want != out.shape || re.shape != im.shape {
+        return Err(format!("irfft of parts {:?} and {:?} to n = {n}", re.shape, im.shape));
+    }
+    let k = kin.min(n / 2 + 1);
+    if !truncated(n, k) {
+        let (rs, is) = unsafe { (re.slice::<f32>(), im.slice::<f32>()) };
+        let mut z: Vec<C64> = rs.iter().zip(is).map(|(&a, &b)| C64::new(a, b)).collect();
+        let zb = Buf { shape: re.shape.clone(), ptr: z.as_mut_ptr() as *mut u8 };
+        return unsafe { irfft(&zb, out, axis, DType::F32, None) };
+    }
+    unsafe { contract((re.ptr as *const f32, im.ptr as *const f32, 1), (outer, kin, inner), out, axis, k) };
+    Ok(())
 }

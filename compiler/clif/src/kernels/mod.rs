@@ -46,6 +46,9 @@ pub struct Plan {
     pub syms: Arc<Vec<String>>,
     /// Whether the plan runs only to refuse a run (in the interpreter's words).
     pub refusal: bool,
+    /// For `rfft`, the leading coefficients its readers use; for `irfft`, how many leading
+    /// coefficients of its operand can be nonzero (see `lower::spectral`).
+    pub keep: Option<usize>,
 }
 
 /// A typed view of a buffer during a kernel call.

@@ -99,8 +99,9 @@ pub unsafe fn run(plan: &Plan, ins: &[Buf], outs: &[Buf], key: i64) -> Result<()
             index::scatter_add::<i64>(&ins[0], &ins[1], &ins[2], out, *axis)
         },
         (Op::ArgMax { axis, .. }, _) => unsafe { index::argmax(&ins[0], out, *axis, plan.args[0].dtype) },
-        (Op::Rfft { axis }, _) => unsafe { fft::rfft(&ins[0], out, *axis, plan.args[0].dtype) },
-        (Op::Irfft { axis, .. }, dtype) => unsafe { fft::irfft(&ins[0], out, *axis, dtype) },
+        (Op::Rfft { axis }, _) => unsafe { fft::rfft(&ins[0], out, *axis, plan.args[0].dtype, plan.keep) },
+        (Op::Irfft { axis, .. }, _) if ins.len() == 2 => unsafe { fft::irfft_parts(&ins[0], &ins[1], out, *axis) },
+        (Op::Irfft { axis, .. }, dtype) => unsafe { fft::irfft(&ins[0], out, *axis, dtype, plan.keep) },
         (op, dtype) => Err(format!("no native kernel for {} on {dtype}", op.name())),
     }
 }

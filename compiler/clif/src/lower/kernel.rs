@@ -13,8 +13,12 @@ use archc_compiler::tir::{Inst, Op, TensorType, ValueId};
 use cranelift_codegen::ir::{types, InstBuilder, Value};
 
 pub(crate) fn lower(l: &mut FnLower, inst: &Inst) -> Result<(), ClifError> {
+    // An `irfft` of zero-padded parts reads the heads (`FnLower::irfft_parts`).
+    let parts = l.irfft_parts.get(&inst.result).copied();
+    let from_parts = parts.map(|(re, im)| Inst { args: vec![re, im], ..inst.clone() });
+    let inst = from_parts.as_ref().unwrap_or(inst);
     let args: Vec<TensorType> = inst.args.iter().map(|a| l.val(*a).ty).collect();
-    let kernel = if native::supports(inst, &args) { Kernel::Native } else { Kernel::Reference };
+    let kernel = if parts.is_some() || native::supports(inst, &args) { Kernel::Native } else { Kernel::Reference };
     if matches!(inst.op, Op::RandUniform { .. } | Op::RandNormal { .. }) && kernel != Kernel::Native {
         return Err(ClifError::unsupported(inst.op.name(), format!("of type {}", inst.ty)));
     }
@@ -51,7 +55,8 @@ pub(crate) fn call(l: &mut FnLower, inst: &Inst, kernel: Kernel, outs: &[Value],
         }
         _ => l.iconst(0),
     };
-    let plan = Plan { inst: inst.clone(), args, kernel, syms: l.sh.syms.clone(), refusal };
+    let keep = l.spectral.get(&inst.result).copied();
+    let plan = Plan { inst: inst.clone(), args, kernel, syms: l.sh.syms.clone(), refusal, keep };
     let plan_index = l.iconst(l.sh.plans.len() as i64);
     l.sh.plans.push(plan);
     let (d, b) = (l.array(&dims), l.array(&bufs));

@@ -96,6 +96,12 @@ pub(crate) struct FnLower<'s, 'p, 'f> {
     result_slot: HashMap<ValueId, usize>,
     target: Option<(usize, TensorType)>,
     direct: HashMap<usize, Value>,
+    /// `rfft` and `irfft` results that need only their first coefficients ([`spectral`]).
+    pub spectral: HashMap<ValueId, usize>,
+    /// `irfft` results run from the heads `(re, im)` of their zero-padded operand, and the
+    /// `concat` and `complex` instructions that padding takes (not lowered).
+    pub irfft_parts: HashMap<ValueId, (ValueId, ValueId)>,
+    skipped: std::collections::HashSet<ValueId>,
 }
 
 /// The Cranelift type and byte size of one element (c64: two f32, moved as one i64).
@@ -129,6 +135,17 @@ impl<'s, 'p, 'f> FnLower<'s, 'p, 'f> {
         let fused = fuse::fused(func);
         let mut last_use = last_uses(func);
         fuse::extend_last_uses(func, &fused, &mut last_use);
+        let (irfft_parts, skipped) = padded_parts(func);
+        for (pos, inst) in func.body.iter().enumerate() {
+            if let Some((re, im)) = irfft_parts.get(&inst.result) {
+                for h in [re, im] {
+                    let last = last_use.entry(*h).or_insert(pos);
+                    if *last != END {
+                        *last = (*last).max(pos);
+                    }
+                }
+            }
+        }
         let mut l = FnLower {
             sh,
             b,
@@ -150,6 +167,9 @@ impl<'s, 'p, 'f> FnLower<'s, 'p, 'f> {
             result_slot: HashMap::new(),
             target: None,
             direct: HashMap::new(),
+            spectral: spectral(func),
+            irfft_parts,
+            skipped,
         };
         l.load_symbols();
         l.body(func, p[2], p[3])?;
@@ -216,6 +236,9 @@ impl<'s, 'p, 'f> FnLower<'s, 'p, 'f> {
     fn inst(&mut self, inst: &Inst) -> Result<(), ClifError> {
         for (_, t) in inst.results() {
             self.sh.checks.insert(t.clone());
+        }
+        if self.skipped.contains(&inst.result) {
+            return Ok(()); // Read through the heads by an `irfft` ([`padded_parts`]).
         }
         match &inst.op {
             Op::Param(name) => self.param(inst, name),
@@ -390,6 +413,107 @@ fn elementwise_readers(func: &Func, concat: bool) -> std::collections::HashSet<V
         ok.insert(*r, false);
     }
     ok.into_iter().filter(|(_, fits)| *fits).map(|(v, _)| v).collect()
+}
+
+/// The Fourier coefficients a transform needs, by result: an `rfft` (not a result of the
+/// function) read only through slices from 0 along its axis (constant ends, unit step)
+/// needs the first `max(end)`; an `irfft` of `complex(concat(re, 0), concat(im, 0))`
+/// (zero padding of the high modes, `pattern::zero_padded`, constant head lengths) reads
+/// only the heads' coefficients. The kernel computes (or reads) only those where that is
+/// cheaper than a full transform.
+fn spectral(func: &Func) -> HashMap<ValueId, usize> {
+    use archc_compiler::tir::pattern::zero_padded;
+    let def: HashMap<ValueId, &Inst> = func.body.iter().map(|i| (i.result, i)).collect();
+    let mut types: HashMap<ValueId, &TensorType> = func.args.iter().map(|(v, t)| (*v, t)).collect();
+    for inst in &func.body {
+        types.extend(inst.results());
+    }
+    let mut keep = HashMap::new();
+    for inst in &func.body {
+        match &inst.op {
+            Op::Rfft { axis } if !func.results.contains(&inst.result) => {
+                let ends: Option<Vec<i64>> = func
+                    .body
+                    .iter()
+                    .filter(|u| u.args.contains(&inst.result))
+                    .map(|u| match &u.op {
+                        Op::Slice { start, end, step }
+                            if u.args.len() == 1
+                                && step.get(*axis) == Some(&1)
+                                && start.get(*axis).and_then(|d| d.as_const()) == Some(0) =>
+                        {
+                            end.get(*axis).and_then(|d| d.as_const())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                if let Some(k) = ends.and_then(|e| e.into_iter().max()) {
+                    keep.insert(inst.result, k.max(1) as usize);
+                }
+            }
+            Op::Irfft { axis, .. } => {
+                let head = |v: ValueId| zero_padded(|x| def.get(&x).copied(), v, *axis);
+                let len = |v: ValueId| types.get(&v).and_then(|t| t.shape.get(*axis)?.as_const());
+                let heads = def
+                    .get(&inst.args[0])
+                    .filter(|c| c.op == Op::Complex)
+                    .and_then(|c| Some((len(head(c.args[0])?)?, len(head(c.args[1])?)?)));
+                if let Some((a, b)) = heads {
+                    keep.insert(inst.result, a.max(b).max(1) as usize);
+                }
+            }
+            _ => {}
+        }
+    }
+    keep
+}
+
+/// `irfft`s (f32 results) of `complex(concat(re, 0), concat(im, 0))` where nothing else
+/// reads the `complex` or the `concat`s and the heads are f32 buffers (not broadcasts,
+/// which may be splats): the heads by `irfft` result, and the `concat` and `complex`
+/// results, which are then not computed (the kernel reads the heads, the rest being
+/// zeros).
+fn padded_parts(func: &Func) -> (HashMap<ValueId, (ValueId, ValueId)>, std::collections::HashSet<ValueId>) {
+    use archc_compiler::tir::pattern::zero_padded;
+    let def: HashMap<ValueId, &Inst> = func.body.iter().map(|i| (i.result, i)).collect();
+    let mut readers: HashMap<ValueId, Vec<ValueId>> = HashMap::new();
+    for inst in &func.body {
+        for a in &inst.args {
+            readers.entry(*a).or_default().push(inst.result);
+        }
+    }
+    let only = |v: ValueId, by: ValueId| {
+        !func.results.contains(&v) && readers.get(&v).is_some_and(|r| r.iter().all(|&x| x == by))
+    };
+    let f32_buffer = |v: ValueId| match def.get(&v) {
+        Some(d) => d.ty.dtype == DType::F32 && d.extra.is_empty() && d.op != Op::Broadcast,
+        None => func.args.iter().any(|(a, t)| *a == v && t.dtype == DType::F32),
+    };
+    let (mut parts, mut skipped) = (HashMap::new(), std::collections::HashSet::new());
+    for inst in &func.body {
+        let Op::Irfft { axis, .. } = &inst.op else { continue };
+        if inst.ty.dtype != DType::F32 || !inst.extra.is_empty() {
+            continue;
+        }
+        let Some(c) = def.get(&inst.args[0]).filter(|c| c.op == Op::Complex && c.args.len() == 2) else { continue };
+        if !only(c.result, inst.result) || !c.extra.is_empty() {
+            continue;
+        }
+        let head = |v: ValueId| zero_padded(|x| def.get(&x).copied(), v, *axis);
+        let (Some(re), Some(im)) = (head(c.args[0]), head(c.args[1])) else { continue };
+        let padded_only = c.args.iter().all(|&a| only(a, c.result) && def.get(&a).is_some_and(|d| matches!(d.op, Op::Concat { .. })));
+        if !padded_only || !f32_buffer(re) || !f32_buffer(im) {
+            continue;
+        }
+        let shape = |v: ValueId| def.get(&v).map(|d| &d.ty).or_else(|| func.args.iter().find(|(a, _)| *a == v).map(|(_, t)| t)).map(|t| t.shape.clone());
+        if shape(re) != shape(im) {
+            continue;
+        }
+        parts.insert(inst.result, (re, im));
+        skipped.insert(c.result);
+        skipped.extend(c.args.iter().copied());
+    }
+    (parts, skipped)
 }
 
 /// For each value, the position of the last instruction that reads it ([`END`] for the
