@@ -2,7 +2,9 @@
 //! (in `a`, `b` and `out`), `m` (in `a` and `out`), `n` (in `b` and `out`) and `k` (in
 //! `a` and `b`, summed); `a` is copied into `[batch, m, k]` order, `b` into
 //! `[batch, k, n]`, each batch is one `gemm`, and the `[batch, m, n]` product is copied
-//! into `out`'s order.
+//! into `out`'s order. Where each role has one letter at most (`bim,iom->bom`), every
+//! operand is already a strided matrix per batch and `gemm` reads and writes them in
+//! place.
 //!
 //! Contract: [`plain`] accepts the specs this kernel runs (explicit `->`, letters only,
 //! none repeated within an operand or in the output, every summed letter in both
@@ -60,6 +62,52 @@ pub unsafe fn einsum<T: Gemm>(spec: &str, a: &Buf, b: &Buf, out: &Buf) -> Result
     let r = roles(&subs);
     let len = |ls: &[char]| ls.iter().map(|c| sizes[c]).product::<usize>();
     let (nb, m, n, k) = (len(&r.batch), len(&r.m), len(&r.n), len(&r.k));
+    if [&r.batch, &r.m, &r.n, &r.k].iter().all(|ls| ls.len() <= 1) {
+        // Each role one letter at most: every operand is a strided matrix per batch.
+        let st = |sub: &[char], ls: &[char]| ls.first().map_or(0, |c| strides_of(&[*c], sub, &sizes)[0]);
+        let (ap, bp, cp) = (a.ptr as *const T, b.ptr as *const T, out.ptr as *mut T);
+        let [sa, sb, so] = &subs;
+        let parallel = if m * n * k >= 1 << 21 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+        for i in 0..nb {
+            if k == 0 {
+                for x in 0..m {
+                    for y in 0..n {
+                        // SAFETY: inside `out` (its sizes are the letters').
+                        unsafe { *cp.add(i * st(so, &r.batch) + x * st(so, &r.m) + y * st(so, &r.n)) = T::default() };
+                    }
+                }
+                continue;
+            }
+            if m == 0 || n == 0 {
+                continue;
+            }
+            // SAFETY: strided views inside the live buffers, `out` apart from the operands.
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    cp.add(i * st(so, &r.batch)),
+                    st(so, &r.n) as isize,
+                    st(so, &r.m) as isize,
+                    false,
+                    ap.add(i * st(sa, &r.batch)),
+                    st(sa, &r.k) as isize,
+                    st(sa, &r.m) as isize,
+                    bp.add(i * st(sb, &r.batch)),
+                    st(sb, &r.n) as isize,
+                    st(sb, &r.k) as isize,
+                    T::default(),
+                    T::ONE,
+                    false,
+                    false,
+                    false,
+                    parallel,
+                )
+            };
+        }
+        return Ok(());
+    }
     let order = |parts: [&[char]; 3]| -> Vec<char> { parts.concat() };
     let pa = gather(unsafe { a.slice::<T>() }, &order([&r.batch, &r.m, &r.k]), &subs[0], &sizes);
     let pb = gather(unsafe { b.slice::<T>() }, &order([&r.batch, &r.k, &r.n]), &subs[1], &sizes);
