@@ -501,11 +501,17 @@ fn padded_parts(func: &Func) -> (HashMap<ValueId, (ValueId, ValueId)>, std::coll
         }
         let head = |v: ValueId| zero_padded(|x| def.get(&x).copied(), v, *axis);
         let (Some(re), Some(im)) = (head(c.args[0]), head(c.args[1])) else { continue };
-        let padded_only = c.args.iter().all(|&a| only(a, c.result) && def.get(&a).is_some_and(|d| matches!(d.op, Op::Concat { .. })));
+        let padded_only =
+            c.args.iter().all(|&a| only(a, c.result) && def.get(&a).is_some_and(|d| matches!(d.op, Op::Concat { .. })));
         if !padded_only || !f32_buffer(re) || !f32_buffer(im) {
             continue;
         }
-        let shape = |v: ValueId| def.get(&v).map(|d| &d.ty).or_else(|| func.args.iter().find(|(a, _)| *a == v).map(|(_, t)| t)).map(|t| t.shape.clone());
+        let shape = |v: ValueId| {
+            def.get(&v)
+                .map(|d| &d.ty)
+                .or_else(|| func.args.iter().find(|(a, _)| *a == v).map(|(_, t)| t))
+                .map(|t| t.shape.clone())
+        };
         if shape(re) != shape(im) {
             continue;
         }
