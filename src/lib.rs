@@ -13,8 +13,8 @@ pub mod oom;
 pub mod render;
 pub mod search;
 pub mod steptime;
-pub mod tirfile;
 #[cfg(feature = "mlir")]
 pub mod tiered;
+pub mod tirfile;
 pub mod training;
 pub mod weights;
