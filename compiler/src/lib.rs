@@ -6,6 +6,7 @@
 //! modules through the `sema::ModuleSource` trait; results go out as values and
 //! `Diagnostic`s.
 
+pub mod approx;
 pub mod autodiff;
 pub mod diag;
 pub mod passes;

@@ -534,22 +534,7 @@ fn unary_scalar(l: &mut FnLower, u: UnaryOp, d: DType, x: Value) -> Value {
 /// 8): within 5e-7 of the exact value everywhere, relative error within 5e-7 near zero;
 /// NaN gives NaN, signed zeros keep their sign.
 fn erf_f32(l: &mut FnLower, x: Value) -> Value {
-    const P: [f64; 7] = [
-        -2.72614225801306e-10,
-        2.77068142495902e-08,
-        -2.10102402082508e-06,
-        -5.69250639462346e-05,
-        -7.34990630326855e-04,
-        -2.95459980854025e-03,
-        -1.60960333262415e-02,
-    ];
-    const Q: [f64; 5] = [
-        -1.45660718464996e-05,
-        -2.13374055278905e-04,
-        -1.68282697438203e-03,
-        -7.37332916720468e-03,
-        -1.42647390514189e-02,
-    ];
+    use archc_compiler::approx::{ERF_F32_P as P, ERF_F32_Q as Q};
     let ty = simd::type_of(l, x);
     let k = |l: &mut FnLower, v: f64| {
         if ty.is_vector() {

@@ -308,22 +308,7 @@ fn float_to_int(b: &mut Builder, from: DType, x: &str) -> String {
 /// evaluated in f32 that fit is 4e-7 off, enough to move gradients 1e-5 from the
 /// interpreter's libm `erff`.
 fn erf_f32(b: &mut Builder, x: &str) -> String {
-    const ALPHA: [f64; 7] = [
-        -2.72614225801306e-10,
-        2.77068142495902e-08,
-        -2.10102402082508e-06,
-        -5.69250639462346e-05,
-        -7.34990630326855e-04,
-        -2.95459980854025e-03,
-        -1.60960333262415e-02,
-    ];
-    const BETA: [f64; 5] = [
-        -1.45660718464996e-05,
-        -2.13374055278905e-04,
-        -1.68282697438203e-03,
-        -7.37332916720468e-03,
-        -1.42647390514189e-02,
-    ];
+    use archc_compiler::approx::{ERF_F32_P as ALPHA, ERF_F32_Q as BETA};
     let xd = b.assign(format!("arith.extf {x} : f32 to f64"));
     let hi = b.scalar(4.0, DType::F64);
     let lo = b.scalar(-4.0, DType::F64);
