@@ -22,7 +22,7 @@ use archc_mlir::backend::MlirCpu;
 use archc_mlir::emit::{emit_module_for, Shape, Target};
 use archc_mlir::jit::{Compiled, Timings};
 use archc_runtime::{CompileTime, Executor, RunError, Tensor};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
@@ -125,7 +125,7 @@ pub struct Tiered<'p> {
     mlir: MlirCpu<'p>,
     tiers: HashMap<Key, Tier>,
     /// Functions Cranelift cannot lower (they run on MLIR, compiled on demand).
-    mlir_only: HashMap<String, String>,
+    mlir_only: HashSet<String>,
     worker: Option<Worker>,
     start: Instant,
     calls: u64,
@@ -139,7 +139,7 @@ impl<'p> Tiered<'p> {
             clif: ClifCpu::new(program),
             mlir: MlirCpu::new(program),
             tiers: HashMap::new(),
-            mlir_only: HashMap::new(),
+            mlir_only: HashSet::new(),
             worker: None,
             start: Instant::now(),
             calls: 0,
@@ -183,7 +183,7 @@ impl<'p> Tiered<'p> {
 
     /// Whether Cranelift lowers `func` (compiling it if it is not yet).
     fn clif_lowers(&mut self, func: &str) -> bool {
-        if self.mlir_only.contains_key(func) {
+        if self.mlir_only.contains(func) {
             return false;
         }
         if self.program.func(func).is_none() {
@@ -191,8 +191,8 @@ impl<'p> Tiered<'p> {
         }
         match self.clif.prepare(func) {
             Ok(_) => true,
-            Err(e) => {
-                self.mlir_only.insert(func.to_string(), e.to_string());
+            Err(_) => {
+                self.mlir_only.insert(func.to_string());
                 false
             }
         }
@@ -207,7 +207,7 @@ impl Executor for Tiered<'_> {
             return self.mlir.run_func(func, inputs, seed);
         }
         let key: Key = (func.to_string(), inputs.iter().map(|t| (t.dtype(), t.shape().to_vec())).collect());
-        if matches!(self.tiers.get(&key), Some(Tier::Mlir)) && self.mlir.has_module(func, &key.1) {
+        if matches!(self.tiers.get(&key), Some(Tier::Mlir)) {
             let (call, at) = (self.calls, self.start.elapsed());
             if let Some(b) = self.background.iter_mut().find(|b| b.key == key && b.used.is_none()) {
                 b.used = Some((call, at));
@@ -217,14 +217,19 @@ impl Executor for Tiered<'_> {
         let t0 = Instant::now();
         let out = self.clif.run_func(func, inputs, seed)?;
         let spent = t0.elapsed();
-        let hot = HOT * self.clif_compile_time(func);
-        match self.tiers.entry(key).or_insert(Tier::Cranelift(Duration::ZERO)) {
-            Tier::Cranelift(total) if *total + spent >= hot => {
-                let key = (func.to_string(), inputs.iter().map(|t| (t.dtype(), t.shape().to_vec())).collect());
-                self.queue(key);
+        let total = match self.tiers.get_mut(&key) {
+            Some(Tier::Cranelift(total)) => {
+                *total += spent;
+                *total
             }
-            Tier::Cranelift(total) => *total += spent,
-            _ => {}
+            Some(_) => return Ok(out),
+            None => {
+                self.tiers.insert(key.clone(), Tier::Cranelift(spent));
+                spent
+            }
+        };
+        if total >= HOT * self.clif_compile_time(func) {
+            self.queue(key);
         }
         Ok(out)
     }
@@ -236,7 +241,7 @@ impl Executor for Tiered<'_> {
 
     fn compile_times(&self) -> Vec<CompileTime> {
         let mut all = self.clif.compile_times();
-        for (func, t) in self.mlir.timings.iter().filter(|(f, _)| self.mlir_only.contains_key(f)) {
+        for (func, t) in self.mlir.timings.iter().filter(|(f, _)| self.mlir_only.contains(f)) {
             let mut c = archc_mlir::backend::compile_time("mlir-cpu", func, t);
             c.detail = format!("{}; on demand, Cranelift cannot lower it", c.detail);
             all.push(c);

@@ -143,12 +143,6 @@ impl<'p, U: Unit> Mlir<'p, U> {
         Ok(())
     }
 
-    /// Whether a module compiled already runs `func` on inputs of these types.
-    pub fn has_module(&self, func: &str, inputs: &[Shape]) -> bool {
-        self.cache.contains_key(&(func.to_string(), inputs.to_vec()))
-            || self.dynamic.get(func).is_some_and(|(_, e)| e.compiled.sig().output_shapes(inputs).is_ok())
-    }
-
     /// Takes over a module compiled elsewhere (another thread) for `func` on `inputs`,
     /// which must be the module [`emit_module_for`] gives for them.
     pub fn adopt(&mut self, func: &str, inputs: Vec<Shape>, compiled: U) {
