@@ -23,19 +23,89 @@ pub enum Atom {
 /// A product of atoms, sorted (with repetition for powers). Empty = the constant 1.
 type Monomial = Vec<Atom>;
 
-/// A canonical integer polynomial: monomial -> non-zero coefficient.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+/// A canonical integer polynomial: monomial -> non-zero coefficient. Constants (most
+/// dims of a concrete program) are held without a map, so that copying and combining
+/// them does not allocate; a polynomial whose only term is constant is always held so.
+/// Equality, order and hashing are those of the monomial map.
+#[derive(Clone)]
 pub struct Dim {
-    terms: BTreeMap<Monomial, i64>,
+    repr: Repr,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum Repr {
+    Const(i64),
+    /// At least one non-constant monomial.
+    Poly(BTreeMap<Monomial, i64>),
+}
+
+/// The terms of a dim, in canonical order, without allocating.
+enum Pairs<'a> {
+    Const(Option<(&'a Monomial, &'a i64)>),
+    Poly(std::collections::btree_map::Iter<'a, Monomial, i64>),
+}
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = (&'a Monomial, &'a i64);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Pairs::Const(c) => c.take(),
+            Pairs::Poly(it) => it.next(),
+        }
+    }
+}
+
+impl Default for Dim {
+    fn default() -> Dim {
+        Dim::constant(0)
+    }
+}
+
+impl PartialEq for Dim {
+    fn eq(&self, other: &Dim) -> bool {
+        self.repr == other.repr
+    }
+}
+
+impl Eq for Dim {}
+
+impl PartialOrd for Dim {
+    fn partial_cmp(&self, other: &Dim) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Dim {
+    fn cmp(&self, other: &Dim) -> std::cmp::Ordering {
+        self.pairs().cmp(other.pairs())
+    }
+}
+
+impl std::hash::Hash for Dim {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_usize(self.len());
+        for pair in self.pairs() {
+            pair.hash(state);
+        }
+    }
+}
+
+impl fmt::Debug for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        struct Terms<'a>(&'a Dim);
+        impl fmt::Debug for Terms<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.debug_map().entries(self.0.pairs()).finish()
+            }
+        }
+        f.debug_struct("Dim").field("terms", &Terms(self)).finish()
+    }
 }
 
 impl Dim {
     pub fn constant(c: i64) -> Dim {
-        let mut terms = BTreeMap::new();
-        if c != 0 {
-            terms.insert(Vec::new(), c);
-        }
-        Dim { terms }
+        Dim { repr: Repr::Const(c) }
     }
 
     pub fn sym(name: impl Into<String>) -> Dim {
@@ -43,29 +113,77 @@ impl Dim {
     }
 
     fn atom(a: Atom) -> Dim {
-        let mut terms = BTreeMap::new();
-        terms.insert(vec![a], 1);
-        Dim { terms }
+        Dim { repr: Repr::Poly(BTreeMap::from([(vec![a], 1)])) }
+    }
+
+    /// The dim of a map of non-zero terms, in canonical form.
+    fn from_terms(terms: BTreeMap<Monomial, i64>) -> Dim {
+        match terms.keys().all(Vec::is_empty) {
+            true => Dim::constant(terms.get(&EMPTY).copied().unwrap_or(0)),
+            false => Dim { repr: Repr::Poly(terms) },
+        }
+    }
+
+    /// The terms as a map (a constant's is built).
+    fn to_terms(&self) -> BTreeMap<Monomial, i64> {
+        match &self.repr {
+            Repr::Const(0) => BTreeMap::new(),
+            Repr::Const(c) => BTreeMap::from([(Vec::new(), *c)]),
+            Repr::Poly(t) => t.clone(),
+        }
+    }
+
+    /// The (monomial, coefficient) pairs in canonical order.
+    fn pairs(&self) -> Pairs<'_> {
+        match &self.repr {
+            Repr::Const(0) => Pairs::Const(None),
+            Repr::Const(c) => Pairs::Const(Some((&EMPTY, c))),
+            Repr::Poly(t) => Pairs::Poly(t.iter()),
+        }
+    }
+
+    /// How many non-zero terms.
+    fn len(&self) -> usize {
+        match &self.repr {
+            Repr::Const(0) => 0,
+            Repr::Const(_) => 1,
+            Repr::Poly(t) => t.len(),
+        }
+    }
+
+    /// The coefficients.
+    fn coefficients(&self) -> impl Iterator<Item = i64> + '_ {
+        self.pairs().map(|(_, c)| *c)
+    }
+
+    /// Every coefficient mapped by `f` (which keeps non-zero ones non-zero).
+    fn map_coefficients(&self, f: impl Fn(i64) -> i64) -> Dim {
+        match &self.repr {
+            Repr::Const(c) => Dim::constant(f(*c)),
+            Repr::Poly(t) => Dim { repr: Repr::Poly(t.iter().map(|(m, c)| (m.clone(), f(*c))).collect()) },
+        }
     }
 
     /// The value when the dim has no symbols.
     pub fn as_const(&self) -> Option<i64> {
-        match self.terms.len() {
-            0 => Some(0),
-            1 => self.terms.get(&Vec::new()).copied(),
-            _ => None,
+        match self.repr {
+            Repr::Const(c) => Some(c),
+            Repr::Poly(_) => None,
         }
     }
 
     /// The monomials with their coefficients, in canonical order (an empty monomial is
     /// the constant term). Backends that compute sizes at run time walk these.
     pub fn terms(&self) -> impl Iterator<Item = (&[Atom], i64)> {
-        self.terms.iter().map(|(m, c)| (m.as_slice(), *c))
+        self.pairs().map(|(m, c)| (m.as_slice(), *c))
     }
 
     /// The constant term of the polynomial (`3` in `N / 2 + 3`, `0` in `2 * N`).
     pub fn constant_term(&self) -> i64 {
-        self.terms.get(&Vec::new()).copied().unwrap_or(0)
+        match &self.repr {
+            Repr::Const(c) => *c,
+            Repr::Poly(t) => t.get(&EMPTY).copied().unwrap_or(0),
+        }
     }
 
     pub fn is_const(&self) -> bool {
@@ -73,19 +191,22 @@ impl Dim {
     }
 
     pub fn add(&self, other: &Dim) -> Dim {
-        let mut terms = self.terms.clone();
-        for (m, c) in &other.terms {
+        if let (Repr::Const(a), Repr::Const(b)) = (&self.repr, &other.repr) {
+            return Dim::constant(a.wrapping_add(*b));
+        }
+        let mut terms = self.to_terms();
+        for (m, c) in other.pairs() {
             let e = terms.entry(m.clone()).or_insert(0);
             *e = e.wrapping_add(*c);
             if *e == 0 {
                 terms.remove(m);
             }
         }
-        Dim { terms }
+        Dim::from_terms(terms)
     }
 
     pub fn neg(&self) -> Dim {
-        Dim { terms: self.terms.iter().map(|(m, c)| (m.clone(), c.wrapping_neg())).collect() }
+        self.map_coefficients(i64::wrapping_neg)
     }
 
     pub fn sub(&self, other: &Dim) -> Dim {
@@ -93,12 +214,15 @@ impl Dim {
     }
 
     pub fn mul(&self, other: &Dim) -> Dim {
+        if let (Repr::Const(a), Repr::Const(b)) = (&self.repr, &other.repr) {
+            return Dim::constant(a.wrapping_mul(*b));
+        }
         let mut out = Dim::default();
-        for (ma, ca) in &self.terms {
-            for (mb, cb) in &other.terms {
+        for (ma, ca) in self.pairs() {
+            for (mb, cb) in other.pairs() {
                 let mut m: Monomial = ma.iter().chain(mb.iter()).cloned().collect();
                 m.sort();
-                out = out.add(&Dim { terms: BTreeMap::from([(m, ca.wrapping_mul(*cb))]) });
+                out = out.add(&Dim::from_terms(BTreeMap::from([(m, ca.wrapping_mul(*cb))])));
             }
         }
         out
@@ -116,11 +240,11 @@ impl Dim {
             return Some(Dim::constant(c.div_euclid(den)));
         }
         // (k * den * X + r) / den == k * X + r / den when every coefficient divides.
-        if self.terms.values().all(|c| c % den == 0) {
-            return Some(Dim { terms: self.terms.iter().map(|(m, c)| (m.clone(), c / den)).collect() });
+        if self.coefficients().all(|c| c % den == 0) {
+            return Some(self.map_coefficients(|c| c / den));
         }
         // (X + q * den + r) / den == (X + r) / den + q, with 0 <= r < den.
-        let c = self.terms.get(&Vec::new()).copied().unwrap_or(0);
+        let c = self.constant_term();
         let (q, r) = (c.div_euclid(den), c.rem_euclid(den));
         if q != 0 {
             let rest = self.sub(&Dim::constant(q * den));
@@ -132,8 +256,8 @@ impl Dim {
 
     /// Division that must be exact (e.g. `d / heads` when `heads` divides `d`).
     pub fn exact_div(&self, den: i64) -> Option<Dim> {
-        if den > 0 && self.terms.values().all(|c| c % den == 0) {
-            Some(Dim { terms: self.terms.iter().map(|(m, c)| (m.clone(), c / den)).collect() })
+        if den > 0 && self.coefficients().all(|c| c % den == 0) {
+            Some(self.map_coefficients(|c| c / den))
         } else {
             None
         }
@@ -142,7 +266,7 @@ impl Dim {
     /// The symbols this dim mentions (including inside divisions).
     pub fn symbols(&self) -> Vec<String> {
         let mut out = Vec::new();
-        for m in self.terms.keys() {
+        for (m, _) in self.pairs() {
             for a in m {
                 match a {
                     Atom::Sym(s) => out.push(s.clone()),
@@ -158,7 +282,7 @@ impl Dim {
     /// Evaluates with the given symbol values; `None` if a symbol is unbound.
     pub fn eval(&self, env: &HashMap<String, i64>) -> Option<i64> {
         let mut total = 0i64;
-        for (m, c) in &self.terms {
+        for (m, c) in self.pairs() {
             let mut v = *c;
             for a in m {
                 v = v.wrapping_mul(match a {
@@ -175,7 +299,7 @@ impl Dim {
     /// or sum overflows `i64`.
     pub fn checked_eval(&self, env: &HashMap<String, i64>) -> Option<i64> {
         let mut total = 0i64;
-        for (m, c) in &self.terms {
+        for (m, c) in self.pairs() {
             let mut v = *c;
             for a in m {
                 let f = match a {
@@ -192,7 +316,7 @@ impl Dim {
     /// Substitutes symbols by dims.
     pub fn subst(&self, env: &HashMap<String, Dim>) -> Dim {
         let mut out = Dim::default();
-        for (m, c) in &self.terms {
+        for (m, c) in self.pairs() {
             let mut v = Dim::constant(*c);
             for a in m {
                 let f = match a {
@@ -233,7 +357,7 @@ impl fmt::Display for Atom {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             Atom::Sym(s) => write!(f, "{s}"),
-            Atom::FloorDiv(d, den) if d.terms.len() == 1 && d.terms.values().all(|c| *c > 0) => {
+            Atom::FloorDiv(d, den) if d.len() == 1 && d.coefficients().all(|c| c > 0) => {
                 write!(f, "{d} / {den}")
             }
             Atom::FloorDiv(d, den) => write!(f, "({d}) / {den}"),
@@ -243,14 +367,12 @@ impl fmt::Display for Atom {
 
 impl fmt::Display for Dim {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        if self.terms.is_empty() {
+        if self.len() == 0 {
             return write!(f, "0");
         }
         // Symbolic terms first (in canonical order), the constant last: `N / 2 + 1`.
-        let mut ordered: Vec<(&Monomial, &i64)> = self.terms.iter().filter(|(m, _)| !m.is_empty()).collect();
-        if let Some(c) = self.terms.get(&Vec::new()) {
-            ordered.push((&EMPTY, c));
-        }
+        let (constant, mut ordered): (Vec<_>, Vec<_>) = self.pairs().partition(|(m, _)| m.is_empty());
+        ordered.extend(constant);
         for (i, (m, c)) in ordered.into_iter().enumerate() {
             let (sign, mag) = if *c < 0 { ("-", c.unsigned_abs()) } else { ("+", c.unsigned_abs()) };
             match (i, sign) {
@@ -423,12 +545,12 @@ impl Dim {
         if let Some(c) = den.as_const() {
             return self.exact_div(c);
         }
-        if den.terms.len() != 1 {
+        if den.len() != 1 {
             return (self == den).then(|| Dim::constant(1));
         }
-        let (dm, dc) = den.terms.iter().next()?;
+        let (dm, dc) = den.pairs().next()?;
         let mut out = Dim::default();
-        for (m, c) in &self.terms {
+        for (m, c) in self.pairs() {
             if c % dc != 0 {
                 return None;
             }
@@ -437,7 +559,7 @@ impl Dim {
                 let pos = rest.iter().position(|x| x == a)?;
                 rest.remove(pos);
             }
-            out = out.add(&Dim { terms: BTreeMap::from([(rest, c / dc)]) });
+            out = out.add(&Dim::from_terms(BTreeMap::from([(rest, c / dc)])));
         }
         Some(out)
     }
@@ -447,11 +569,10 @@ impl Dim {
     /// The largest coefficient magnitude (constant term included): dims beyond any real
     /// size (say `> 2^40`) are rejected by the checker.
     pub fn max_coefficient(&self) -> u64 {
-        let own = self.terms.values().map(|c| c.unsigned_abs()).max().unwrap_or(0);
+        let own = self.coefficients().map(|c| c.unsigned_abs()).max().unwrap_or(0);
         let inner = self
-            .terms
-            .keys()
-            .flat_map(|m| m.iter())
+            .pairs()
+            .flat_map(|(m, _)| m.iter())
             .map(|a| match a {
                 Atom::Sym(_) => 0,
                 Atom::FloorDiv(d, den) => d.max_coefficient().max(den.unsigned_abs()),
