@@ -15,7 +15,8 @@
 //!   f64).
 //!
 //! Both precompute, for each kernel tap and output position, the flat input position it
-//! reads (or none, in padding), then stream over channels with contiguous rows.
+//! reads (or none, in padding), then stream over channels with contiguous rows; conv
+//! gathers each input row's taps once for all the output channels that read it.
 
 use crate::elem::{Num, Real};
 use crate::tensor::{strides, unravel, Data, Tensor};
@@ -135,23 +136,33 @@ pub fn conv(x: &Tensor, w: &Tensor, spec: &ConvSpec) -> Result<Tensor, String> {
     Ok(Tensor { shape, data })
 }
 
+/// Per input row, the taps are gathered once (`cols[k * n_out + o]`, zero in padding)
+/// and every output channel of its group accumulates them with contiguous multiply-adds.
+/// Each output sums over (input channel, tap) in the same order as a direct loop would.
 fn conv_kernel<T: Num>(x: &[T], w: &[T], ch: &Channels, win: &Window) -> Vec<T> {
     let (n_in, n_out, n_taps) = (win.n_in(), win.n_out(), win.n_taps());
     let (cin_g, cout_g) = (ch.c_in / ch.groups, ch.c_out / ch.groups);
+    if n_out == 0 {
+        return Vec::new();
+    }
     let mut out = Vec::with_capacity(ch.batch * ch.c_out * n_out);
-    let mut acc = vec![T::zero(); n_out];
+    let mut acc = vec![T::zero(); cout_g * n_out];
+    let mut cols = vec![T::zero(); n_taps * n_out];
     for b in 0..ch.batch {
-        for oc in 0..ch.c_out {
-            let g = oc / cout_g;
+        for g in 0..ch.groups {
             acc.fill(T::zero());
             for ic in 0..cin_g {
                 let row = &x[(b * ch.c_in + g * cin_g + ic) * n_in..][..n_in];
-                let kernel = &w[(oc * cin_g + ic) * n_taps..][..n_taps];
-                for (k, wv) in kernel.iter().enumerate() {
-                    let wv = wv.acc();
-                    for (s, &pos) in acc.iter_mut().zip(&win.taps[k * n_out..(k + 1) * n_out]) {
-                        let v = if pos != PAD { row[pos].acc() } else { T::zero() };
-                        *s = *s + wv * v;
+                for (c, &pos) in cols.iter_mut().zip(&win.taps) {
+                    *c = if pos != PAD { row[pos].acc() } else { T::zero() };
+                }
+                for (j, acc) in acc.chunks_exact_mut(n_out).enumerate() {
+                    let kernel = &w[((g * cout_g + j) * cin_g + ic) * n_taps..][..n_taps];
+                    for (wv, col) in kernel.iter().zip(cols.chunks_exact(n_out)) {
+                        let wv = wv.acc();
+                        for (s, &v) in acc.iter_mut().zip(col) {
+                            *s = *s + wv * v;
+                        }
                     }
                 }
             }
