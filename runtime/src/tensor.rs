@@ -155,24 +155,34 @@ pub fn strides(shape: &[usize]) -> Vec<usize> {
 pub fn view_indices(shape: &[usize], offset: usize, strides: &[usize]) -> Vec<usize> {
     let n: usize = shape.iter().product();
     let mut out = Vec::with_capacity(n);
+    let Some((&inner, outer)) = shape.split_last() else {
+        out.push(offset);
+        return out;
+    };
     if n == 0 {
         return out;
     }
-    let mut idx = vec![0usize; shape.len()];
+    // Runs along the last axis; an odometer over the others.
+    let step = strides[outer.len()];
+    let mut idx = vec![0usize; outer.len()];
     let mut off = offset;
-    for _ in 0..n {
-        out.push(off);
-        for ax in (0..shape.len()).rev() {
+    loop {
+        out.extend((0..inner).map(|i| off + i * step));
+        let mut ax = outer.len();
+        loop {
+            if ax == 0 {
+                return out;
+            }
+            ax -= 1;
             idx[ax] += 1;
             off += strides[ax];
-            if idx[ax] < shape[ax] {
+            if idx[ax] < outer[ax] {
                 break;
             }
-            off -= strides[ax] * shape[ax];
+            off -= strides[ax] * outer[ax];
             idx[ax] = 0;
         }
     }
-    out
 }
 
 /// `f32[2, 3]`-style text of a dtype and a concrete shape.
@@ -436,6 +446,25 @@ mod tests {
         assert_eq!(view_indices(&[3, 2], 0, &[1, 3]), vec![0, 3, 1, 4, 2, 5]);
         assert_eq!(view_indices(&[], 7, &[]), vec![7]);
         assert_eq!(view_indices(&[0, 3], 0, &[3, 1]), Vec::<usize>::new());
+        assert_eq!(view_indices(&[3, 0], 0, &[1, 3]), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn views_match_the_definition() {
+        let cases: [(&[usize], usize, &[usize]); 5] = [
+            (&[2, 3, 4], 5, &[1, 10, 2]),
+            (&[4, 1, 3], 0, &[3, 7, 0]),
+            (&[1, 1, 1], 9, &[4, 5, 6]),
+            (&[5], 2, &[3]),
+            (&[2, 2, 2, 2], 1, &[8, 0, 2, 1]),
+        ];
+        for (shape, offset, st) in cases {
+            let n: usize = shape.iter().product();
+            let want: Vec<usize> = (0..n)
+                .map(|flat| unravel(flat, shape).iter().zip(st).map(|(i, s)| i * s).sum::<usize>() + offset)
+                .collect();
+            assert_eq!(view_indices(shape, offset, st), want, "{shape:?} {st:?}");
+        }
     }
 
     #[test]
