@@ -135,6 +135,7 @@ pub fn search(args: &SearchArgs, color: bool) -> Result<(), String> {
     let lp = Loop {
         budget: args.budget,
         workers: args.workers,
+        ahead: 1,
         objectives: objectives.clone(),
         log: out.join("trials.jsonl"),
         resume: args.resume,
@@ -160,7 +161,11 @@ pub fn search(args: &SearchArgs, color: bool) -> Result<(), String> {
     );
     let outcome = if args.workers > 1 {
         let mut runner = Processes { args: args.clone(), objectives: objectives.clone(), out: out.clone() };
-        run::search(&mut space, strat.as_mut(), &mut runner, &lp, &mut report)?
+        // The processes build their candidates themselves.
+        space.validate_only = true;
+        let outcome = run::search(&mut space, strat.as_mut(), &mut runner, &lp, &mut report);
+        space.validate_only = false;
+        outcome?
     } else if args.threads > 1 {
         let setup = super::threads::Setup {
             path: &args.file,
@@ -169,14 +174,11 @@ pub fn search(args: &SearchArgs, color: bool) -> Result<(), String> {
             objectives: objectives.clone(),
             out: out.clone(),
         };
-        let lp = Loop { workers: args.threads, ..lp };
-        space.validate_only = true;
-        let outcome = std::thread::scope(|s| {
-            let mut runner = super::threads::spawn(s, args.threads, &setup)?;
+        let lp = Loop { workers: args.threads, ahead: run::AHEAD, ..lp };
+        std::thread::scope(|s| {
+            let mut runner = super::threads::spawn(s, args.threads, &setup, space.built.clone())?;
             run::search(&mut space, strat.as_mut(), &mut runner, &lp, &mut report)
-        });
-        space.validate_only = false;
-        outcome?
+        })?
     } else {
         let mut runner = InProcess { eval: &mut eval, objectives: objectives.clone(), out: out.clone() };
         run::search(&mut space, strat.as_mut(), &mut runner, &lp, &mut report)?

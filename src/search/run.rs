@@ -1,7 +1,8 @@
 //! The search loop: ask the strategy, evaluate, record, tell; `budget` trials in all
 //! (candidates over the latency budget are recorded but not counted).
 //!
-//! Trials are asked in rounds of `workers` candidates (one per round without workers),
+//! Trials are asked in rounds of `workers` candidates (one per round without workers;
+//! [`AHEAD`] times as many for strategies whose asks ignore the results),
 //! evaluated (in this process, on threads, or each in an `archc search-trial` process of
 //! its own), appended to `trials.jsonl` in order, then told to the strategy in order. A
 //! strategy whose asks ignore the results (random, grid) is asked for the next round
@@ -54,8 +55,8 @@ pub struct FileSpace<'a, 's> {
     pub file: &'a SpaceFile<'s>,
     /// Where resolved candidates' programs are left for the evaluator.
     pub built: Built,
-    /// Resolve with builds that only check (when candidates are evaluated elsewhere,
-    /// on threads that build them again): the decisions are all a strategy needs.
+    /// Resolve with builds that only check (when candidates are evaluated elsewhere, in
+    /// processes that build them again): the decisions are all a strategy needs.
     pub validate_only: bool,
 }
 
@@ -125,6 +126,11 @@ pub fn trial_dir(out: &Path, index: usize) -> PathBuf {
     out.join("trials").join(format!("{index:05}"))
 }
 
+/// Candidates per thread in the rounds of a strategy whose asks ignore the results
+/// ([`Loop::ahead`]): a round ends when its slowest candidate does, so a worker that finishes early
+/// idles until then; longer rounds spread that wait over more candidates.
+pub const AHEAD: usize = 8;
+
 /// A search stops after this many candidates over the latency budget per trial of
 /// `--budget` (a budget almost nothing meets).
 pub const MAX_REJECTED: usize = 10;
@@ -132,7 +138,12 @@ pub const MAX_REJECTED: usize = 10;
 /// What the loop needs to know.
 pub struct Loop {
     pub budget: usize,
+    /// Candidates evaluated at a time (processes or threads).
     pub workers: usize,
+    /// Rounds of a strategy whose asks ignore the results hold this many candidates per
+    /// worker (threads take [`AHEAD`]; processes 1: each candidate of a round is a
+    /// process started at once).
+    pub ahead: usize,
     pub objectives: Vec<Objective>,
     pub log: PathBuf,
     pub resume: bool,
@@ -164,11 +175,15 @@ pub fn search(
     let primary = lp.objectives[0];
     let counted = |done: &[Trial]| done.iter().filter(|t| !t.over_budget()).count();
     let more = |done: &[Trial]| counted(done) < lp.budget && done.len() - counted(done) < MAX_REJECTED * lp.budget;
+    let per_round = match strat.asks_ahead() {
+        true => lp.workers.max(1) * lp.ahead.max(1),
+        false => lp.workers.max(1),
+    };
     let mut next: Option<Vec<Candidate>> = None;
     while more(&done) && (next.is_some() || !exhausted) {
         let round = match next.take() {
             Some(r) => r,
-            None => ask_round(strat, space, lp.workers.max(1).min(lp.budget - counted(&done)), &mut exhausted)?,
+            None => ask_round(strat, space, per_round.min(lp.budget - counted(&done)), &mut exhausted)?,
         };
         if round.is_empty() {
             break;
@@ -182,7 +197,7 @@ pub fn search(
         // the same candidates in the same order as asking afterwards.
         let needed = lp.budget.saturating_sub(counted(&done) + round.len());
         if strat.asks_ahead() && needed > 0 && !exhausted {
-            next = Some(ask_round(strat, space, lp.workers.max(1).min(needed), &mut exhausted)?);
+            next = Some(ask_round(strat, space, per_round.min(needed), &mut exhausted)?);
         }
         let mut results = runner.wait(started).into_iter();
         let per = start.elapsed().as_secs_f64() / fresh.len().max(1) as f64;

@@ -1,14 +1,17 @@
 //! Trials evaluated on threads of this process (`archc search --threads N`): each
 //! thread opens the space itself (a parsed space is not shared between threads) and
 //! evaluates candidates from one shared queue (a free thread takes the next, so one slow
-//! candidate does not hold back the others); a round's results come back in order.
+//! candidate does not hold back the others); a round's results come back in order. A
+//! candidate's program, when the strategy built it already (resolving it), travels with
+//! its job.
 
 use super::evaluate::{Evaluator, Metrics, Settings};
 use super::objective::Objective;
-use super::run::{trial_dir, Runner, Started};
+use super::run::{trial_dir, Built, Runner, Started};
 use super::space::Candidate;
 use crate::driver::FsModules;
 use archc_compiler::sema::space::SpaceFile;
+use archc_compiler::tir::Program;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -21,6 +24,7 @@ struct Job {
     slot: usize,
     cand: Candidate,
     dir: PathBuf,
+    program: Option<Program>,
 }
 
 /// Worker threads: one shared job queue, one result channel.
@@ -30,6 +34,8 @@ pub struct Threads {
     out: PathBuf,
     /// Slots of the running round that no thread took.
     unsent: Vec<usize>,
+    /// Programs the strategy built (taken for the jobs).
+    built: Built,
 }
 
 /// What every thread needs to open the space and evaluate.
@@ -46,6 +52,7 @@ pub fn spawn<'scope, 'env>(
     scope: &'scope Scope<'scope, 'env>,
     n: usize,
     setup: &'env Setup<'env>,
+    built: Built,
 ) -> Result<Threads, String> {
     let (done, results) = channel();
     let (jobs, queue) = channel::<Job>();
@@ -57,7 +64,7 @@ pub fn spawn<'scope, 'env>(
             .spawn_scoped(scope, move || work(setup, &queue, done))
             .map_err(|e| format!("cannot start an evaluating thread: {e}"))?;
     }
-    Ok(Threads { jobs, results, out: setup.out.clone(), unsent: Vec::new() })
+    Ok(Threads { jobs, results, out: setup.out.clone(), unsent: Vec::new(), built })
 }
 
 fn work(setup: &Setup, queue: &Mutex<Receiver<Job>>, done: Sender<(usize, Result<Metrics, String>)>) {
@@ -67,6 +74,9 @@ fn work(setup: &Setup, queue: &Mutex<Receiver<Job>>, done: Sender<(usize, Result
     // The lock is held only while taking a job; a poisoned lock or a closed queue ends
     // the thread.
     while let Some(job) = queue.lock().ok().and_then(|q| q.recv().ok()) {
+        if let Some(p) = job.program {
+            eval.built.put(&job.cand.assignment(), p);
+        }
         let r = eval.evaluate(&job.cand, &setup.objectives, &job.dir);
         if done.send((job.slot, r)).is_err() {
             break;
@@ -83,7 +93,8 @@ impl Runner for Threads {
     fn start(&mut self, first: usize, cands: &[Candidate]) -> Started {
         let mut failed = Vec::new();
         for (slot, cand) in cands.iter().enumerate() {
-            let job = Job { slot, cand: cand.clone(), dir: trial_dir(&self.out, first + slot) };
+            let program = self.built.take(&cand.assignment());
+            let job = Job { slot, cand: cand.clone(), dir: trial_dir(&self.out, first + slot), program };
             if self.jobs.send(job).is_err() {
                 failed.push(slot);
             }
