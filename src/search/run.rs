@@ -127,8 +127,8 @@ pub fn trial_dir(out: &Path, index: usize) -> PathBuf {
 }
 
 /// Candidates per thread in the rounds of a strategy whose asks ignore the results
-/// ([`Loop::ahead`]): a round ends when its slowest candidate does, so a worker that finishes early
-/// idles until then; longer rounds spread that wait over more candidates.
+/// ([`Loop::ahead`]): a round ends when its slowest candidate does, so a worker that
+/// finishes early idles until then; longer rounds spread that wait over more candidates.
 pub const AHEAD: usize = 8;
 
 /// A search stops after this many candidates over the latency budget per trial of
