@@ -219,4 +219,14 @@ fn a_latency_budget_rejects_slower_candidates_before_training() {
     assert!(!o.status.success() && text(&o).contains("positive number of milliseconds"), "{}", text(&o));
     let o = search(&tmp.path().join("ref"), &["--budget", "1", "--max-latency", "examples/train_mnist1d_cnn.arch"]);
     assert!(text(&o).contains("latency budget: ") && text(&o).contains("per forward of"), "{}", text(&o));
+    // A reference at another batch size is refused before it is measured.
+    let cnn = std::fs::read_to_string("examples/train_mnist1d_cnn.arch").expect("example");
+    let other = tmp.path().join("batch50.arch");
+    std::fs::write(&other, cnn.replace("batch: 100", "batch: 50")).expect("write");
+    let o = search(&tmp.path().join("ref50"), &["--budget", "1", "--max-latency", &other.display().to_string()]);
+    let t = text(&o);
+    assert!(
+        !o.status.success() && t.contains("batch is 50, the space's 100") && !t.contains("latency budget: "),
+        "{t}"
+    );
 }

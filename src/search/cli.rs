@@ -123,10 +123,10 @@ pub fn search(args: &SearchArgs, color: bool) -> Result<(), String> {
         }
     }
     let kind: Kind = args.strategy.parse()?;
-    let args = &with_latency_budget(args)?;
     let text = read(&args.file)?;
     let modules = FsModules { dir: args.file.parent().map(Path::to_path_buf).unwrap_or_default() };
     let file = SpaceFile::open(&args.file.display().to_string(), &text, &modules);
+    let args = &with_latency_budget(args, &file)?;
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.file));
     validate(&file, color)?;
     prepare_out(&out, args)?;
@@ -282,35 +282,29 @@ fn eval_settings(args: &SearchArgs) -> evaluate::Settings {
 }
 
 /// `args` with `--max-latency` as milliseconds: a number as given (positive, finite), a
-/// file's network measured as candidates are (the same backend, runs and batch size).
-fn with_latency_budget(args: &SearchArgs) -> Result<SearchArgs, String> {
+/// file's network measured as candidates of `space` are (the same backend, runs and
+/// batch size).
+fn with_latency_budget(args: &SearchArgs, space: &SpaceFile) -> Result<SearchArgs, String> {
     let Some(given) = &args.max_latency else { return Ok(args.clone()) };
     let ms = match given.parse::<f64>() {
         Ok(ms) if ms.is_finite() && ms > 0.0 => ms,
         Ok(_) => return Err(format!("--max-latency {given}: must be a positive number of milliseconds")),
-        Err(_) => reference_latency(args, Path::new(given))?,
+        Err(_) => reference_latency(args, Path::new(given), space)?,
     };
     Ok(SearchArgs { max_latency: Some(ms.to_string()), ..args.clone() })
 }
 
-/// The latency of the network of `path` (which must have no choices and the space's
-/// batch size).
-fn reference_latency(args: &SearchArgs, path: &Path) -> Result<f64, String> {
+/// The latency of the network of `path`, which must have no choices and the batch size
+/// of `space` (checked before anything is measured).
+fn reference_latency(args: &SearchArgs, path: &Path, space: &SpaceFile) -> Result<f64, String> {
     let text = read(path).map_err(|e| format!("--max-latency: {e} (give milliseconds or a .arch file)"))?;
     let modules = FsModules { dir: path.parent().map(Path::to_path_buf).unwrap_or_default() };
     let file = SpaceFile::open(&path.display().to_string(), &text, &modules);
     if !file.diagnostics.is_empty() {
         return Err(format!("--max-latency {}: the file has errors (archc check shows them)", path.display()));
     }
-    let mut eval = Evaluator::new(&file, evaluate::Settings { max_latency: None, ..eval_settings(args) });
-    let (ms, batch) = eval.network_latency().map_err(|e| format!("--max-latency {}: {e}", path.display()))?;
-    let space = std::fs::read_to_string(&args.file).ok().map(|t| {
-        let modules = FsModules { dir: args.file.parent().map(Path::to_path_buf).unwrap_or_default() };
-        SpaceFile::open(&args.file.display().to_string(), &t, &modules)
-            .train_config(&Options::default())
-            .map(|c| c.batch)
-    });
-    if let Some(Ok(b)) = space {
+    let batch_of = |f: &SpaceFile| f.train_config(&Options::default()).map(|c| c.batch).ok();
+    if let (Some(b), Some(batch)) = (batch_of(space), batch_of(&file)) {
         if b != batch {
             return Err(format!(
                 "--max-latency {}: its train block's batch is {batch}, the space's {b}; latencies compare at one batch size",
@@ -318,6 +312,8 @@ fn reference_latency(args: &SearchArgs, path: &Path) -> Result<f64, String> {
             ));
         }
     }
+    let mut eval = Evaluator::new(&file, evaluate::Settings { max_latency: None, ..eval_settings(args) });
+    let (ms, batch) = eval.network_latency().map_err(|e| format!("--max-latency {}: {e}", path.display()))?;
     eprintln!("latency budget: {ms:.3} ms per forward of {batch} samples ({})", path.display());
     Ok(ms)
 }
@@ -339,7 +335,7 @@ fn show_progress(bar: &Option<indicatif::ProgressBar>, t: &Trial, all: &[Trial],
     if let Some(best) = run::best(all, primary).and_then(|b| b.metric(primary.name())) {
         bar.set_message(format!("best {primary} {best:.4}{}", primary.unit()));
     }
-    if let Some(e) = t.error.as_ref().filter(|e| !e.starts_with(evaluate::OVER_BUDGET)) {
+    if let Some(e) = t.error.as_ref().filter(|_| !t.over_budget()) {
         bar.println(format!("trial {} failed: {e}", t.index));
     }
 }
