@@ -501,6 +501,30 @@ mod tests {
     }
 
     #[test]
+    fn constants_are_one_form_however_they_are_reached() {
+        let n = Dim::sym("N");
+        assert_eq!(n.sub(&n), Dim::constant(0));
+        assert_eq!(n.add(&3.into()).sub(&n), Dim::constant(3));
+        assert_eq!(n.add(&3.into()).sub(&n).as_const(), Some(3));
+        assert_eq!(Dim::parse("2 * N - N * 2 + 5").unwrap(), Dim::constant(5));
+        assert_eq!(Dim::constant(6).mul(&7.into()), Dim::constant(42));
+        // Order, equality and debug text are the monomial map's, compared term by term
+        // from the constant: {} < {[]: 1, [N]: 1} < {[]: 3} < {[N]: 1}.
+        let mut ds = vec![n.clone(), Dim::constant(3), Dim::constant(0), n.add(&1.into())];
+        ds.sort();
+        assert_eq!(ds.iter().map(|d| d.to_string()).collect::<Vec<_>>(), ["0", "N + 1", "3", "N"]);
+        assert_eq!(format!("{:?}", Dim::constant(3)), "Dim { terms: {[]: 3} }");
+        assert_eq!(format!("{:?}", Dim::constant(0)), "Dim { terms: {} }");
+        let hash = |d: &Dim| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            d.hash(&mut h);
+            h.finish()
+        };
+        assert_eq!(hash(&n.add(&2.into()).sub(&n)), hash(&Dim::constant(2)));
+    }
+
+    #[test]
     fn constants_fold() {
         assert_eq!(Dim::constant(7).floor_div(2).unwrap().as_const(), Some(3));
         assert_eq!(Dim::sym("d").mul(&4.into()).floor_div(2).unwrap().to_string(), "2 * d");
