@@ -87,31 +87,31 @@ fn padded_irfft(shape: &[usize], axis: usize, n: usize, k: usize, keep_z: bool) 
     compare(f, &inputs, &format!("irfft to {out:?} along {axis} from k = {k}, operand kept: {keep_z}"));
 }
 
-#[test]
-fn truncated_rfft_matches_the_interpreter() {
+/// Transform lengths `n` with mode counts `k` (1 to `n / 2 + 1`): edges, halves, and 16.
+fn lengths_and_modes() -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
     for n in [1, 2, 5, 7, 8, 16, 33, 64, 100, 1024] {
         let m = n / 2 + 1;
-        for k in [1, 2, m / 2, m - 1, m, 16] {
-            if k >= 1 && k <= m {
-                rfft_slices(&[3, n], 1, k);
-                rfft_slices(&[2, n, 3], 1, k);
-            }
-        }
+        out.extend([1, 2, m / 2, m - 1, m, 16].into_iter().filter(|&k| k >= 1 && k <= m).map(|k| (n, k)));
+    }
+    out
+}
+
+#[test]
+fn truncated_rfft_matches_the_interpreter() {
+    for (n, k) in lengths_and_modes() {
+        rfft_slices(&[3, n], 1, k);
+        rfft_slices(&[2, n, 3], 1, k);
     }
     rfft_slices(&[4, 8, 256], 2, 16);
 }
 
 #[test]
 fn padded_irfft_matches_the_interpreter() {
-    for n in [1, 2, 5, 7, 8, 16, 33, 64, 100, 1024] {
-        let m = n / 2 + 1;
-        for k in [1, 2, m / 2, m - 1, m, 16] {
-            if k >= 1 && k <= m {
-                for keep_z in [false, true] {
-                    padded_irfft(&[3, 0], 1, n, k, keep_z);
-                    padded_irfft(&[2, 0, 3], 1, n, k, keep_z);
-                }
-            }
+    for (n, k) in lengths_and_modes() {
+        for keep_z in [false, true] {
+            padded_irfft(&[3, 0], 1, n, k, keep_z);
+            padded_irfft(&[2, 0, 3], 1, n, k, keep_z);
         }
     }
     padded_irfft(&[4, 8, 0], 2, 256, 16, false);
