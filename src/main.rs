@@ -942,7 +942,7 @@ fn time_steps(
     archc::memory::check(program, "train_step", &env, mem).map_err(user)?;
     let step_args = archc::steptime::step_args(cfg, program, &dims).map_err(user)?;
     let mut exec = backend::executor(program, args.backend, art).map_err(user)?;
-    let t = archc::steptime::time_steps(exec.as_mut(), &step_args, steps).map_err(user)?;
+    let t = archc::steptime::time_steps(exec.as_mut(), program, step_args, steps).map_err(user)?;
     out!(
         "train step: median {:.3} ms, min {:.3} ms over {} steps (first step {:.1} ms), batch {}",
         t.median_ms(),

@@ -4,13 +4,16 @@
 //! Contract: the step's arguments are built from its signature: parameters initialised
 //! as for training (`seed`), optimizer state zero, the configured learning rate, and a
 //! random tensor for every data field (dims: `B` = the batch size unless `--dim` sets it,
-//! others from `--dim`, default 16). The same arguments run `1 + steps` times; the first
-//! run (which compiles) is reported apart from the median of the rest.
+//! others from `--dim`, default 16). Parameters and optimizer state are put into the
+//! executor as resident state, as in training, and updated by every step; the same batch
+//! and learning rate are given `1 + steps` times. The first run (which compiles) is
+//! reported apart from the median of the rest.
 
 use crate::inputs::{arg_shapes, random_tensor};
 use archc_compiler::sema::train_config::TrainConfig;
 use archc_compiler::tir::Program;
 use archc_runtime::interp::random::init_param;
+use archc_runtime::train::step_bindings;
 use archc_runtime::{Executor, Tensor};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -53,11 +56,26 @@ pub fn step_args(cfg: &TrainConfig, program: &Program, dims: &HashMap<String, i6
         .collect()
 }
 
-/// Runs the train step `1 + steps` times on the same arguments.
-pub fn time_steps(exec: &mut dyn Executor, args: &[Tensor], steps: usize) -> Result<StepTimes, String> {
+/// Runs `program`'s train step `1 + steps` times from `args` (see the module docs).
+pub fn time_steps(
+    exec: &mut dyn Executor,
+    program: &Program,
+    args: Vec<Tensor>,
+    steps: usize,
+) -> Result<StepTimes, String> {
+    let f = program.func("train_step").ok_or("the program has no train step")?;
+    let bindings = step_bindings(f);
+    let mut given = Vec::new();
+    for (t, name) in args.into_iter().zip(&bindings.args) {
+        match name {
+            Some(name) => exec.put_state(name, t).map_err(|e| e.to_string())?,
+            None => given.push(t),
+        }
+    }
     let mut run = || -> Result<f64, String> {
+        let batch = given.clone();
         let t = Instant::now();
-        exec.run_func("train_step", args, 0).map_err(|e| e.to_string())?;
+        exec.run_bound("train_step", &bindings, batch, 0).map_err(|e| e.to_string())?;
         Ok(t.elapsed().as_secs_f64() * 1e3)
     };
     let first_ms = run()?;

@@ -21,7 +21,7 @@ use archc_compiler::tir::Program;
 use archc_mlir::backend::MlirCpu;
 use archc_mlir::emit::{emit_module_for, Shape, Target};
 use archc_mlir::jit::{Compiled, Timings};
-use archc_runtime::{CompileTime, Executor, RunError, Tensor};
+use archc_runtime::{CompileTime, Executor, HostState, RunError, Tensor};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -130,6 +130,8 @@ pub struct Tiered<'p> {
     start: Instant,
     calls: u64,
     background: Vec<Background>,
+    /// Resident state, shared by both tiers (see `archc_runtime::resident`).
+    state: HostState,
 }
 
 impl<'p> Tiered<'p> {
@@ -144,6 +146,7 @@ impl<'p> Tiered<'p> {
             start: Instant::now(),
             calls: 0,
             background: Vec::new(),
+            state: HostState::default(),
         }
     }
 
@@ -256,6 +259,10 @@ impl Executor for Tiered<'_> {
             all.push(c);
         }
         all
+    }
+
+    fn host_state(&mut self) -> Option<&mut HostState> {
+        Some(&mut self.state)
     }
 }
 

@@ -58,12 +58,14 @@ fn archc_output(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
 }
 
 /// One runner's profile: its memory, and per run counts of the first run and of all later
-/// runs: (runs, launches, waits, driver allocations, graph replays).
+/// runs: (runs, launches, waits, driver allocations, graph replays), and the bytes all
+/// later runs uploaded and downloaded.
 #[derive(Debug, PartialEq)]
 struct Profile {
     memory: String,
     first: [u64; 4],
     later: [u64; 5],
+    moved: [u64; 2],
 }
 
 /// The profiles `ARCHC_GPU_PROFILE=1` printed, in order.
@@ -85,7 +87,8 @@ fn profiles(stderr: &str) -> Vec<Profile> {
         };
         let [l, w, a, g] = work(later);
         let runs = later.trim().split_whitespace().next().and_then(|n| n.parse().ok()).expect("runs");
-        out.push(Profile { memory: memory.to_string(), first: work(first), later: [runs, l, w, a, g] });
+        let moved = ["bytes uploaded", "bytes downloaded"].map(|what| count(later, &format!(" {what}")));
+        out.push(Profile { memory: memory.to_string(), first: work(first), later: [runs, l, w, a, g], moved });
     }
     out
 }
@@ -135,6 +138,66 @@ fn graphs_capture_the_step_once_and_replay_it() {
     let [runs, launches, waits, allocations, replays] = p.later;
     assert_eq!((runs, waits, allocations, replays), (STEPS, STEPS, 0, STEPS), "{p:?}");
     assert_eq!(launches, p.first[0], "the launches are captured once: {p:?}");
+}
+
+/// Parameters and optimizer state stay in device memory between steps: a step uploads its
+/// batch and learning rate and downloads its loss and metric, nothing else.
+#[test]
+fn a_step_moves_only_its_batch_and_its_loss() {
+    let p = train_step_profile(&[]);
+    // x f32[64, 64], y i64[64] and lr, each at a 256-byte aligned offset.
+    let batch = 64 * 64 * 4 + 64 * 8 + 256;
+    // The loss and the metric, likewise.
+    let loss = 256 + 4;
+    assert_eq!(p.moved, [STEPS * batch, STEPS * loss], "{p:?}");
+    // The parameters (and Adam's moments) alone are larger than that.
+    let params = (64 * 128 + 128 + 128 * 10 + 10) * 4;
+    assert!(params > batch, "{p:?}");
+}
+
+/// The device state's finiteness check, run in a child process of this test with the
+/// stand-in driver loaded (its cuBLAS products compute on the host): NaN and infinity
+/// are found wherever they are, in f32 and f64, beyond the first chunk too.
+#[test]
+fn device_state_finds_non_finite_values() {
+    if std::env::var_os("ARCHC_FAKE_CHILD").is_none() {
+        let out = Command::new(std::env::current_exe().expect("test binary"))
+            .args(["--exact", "device_state_finds_non_finite_values", "--nocapture", "--test-threads", "1"])
+            .env("LD_LIBRARY_PATH", fake_cuda())
+            .env("ARCHC_FAKE_CHILD", "1")
+            .output()
+            .expect("runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+        return;
+    }
+    use archc_mlir::gpu::state::{DeviceState, CHUNK};
+    use archc_runtime::Tensor;
+    let mut st = DeviceState::default();
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let mut long = vec![1.5f32; CHUNK + 7];
+    st.put("a", &Tensor::from_f32(&[3], vec![1.0, -2.0, 3.0])).unwrap();
+    st.put("long", &Tensor::from_f32(&[CHUNK + 7], long.clone())).unwrap();
+    st.put("i", &Tensor::from_i64(&[2], vec![1, 2])).unwrap();
+    st.put("d", &Tensor::from_f64(&[2], vec![0.5, f64::INFINITY])).unwrap();
+    assert_eq!(st.non_finite(&names(&["a", "long", "i"])).unwrap(), None);
+    assert_eq!(st.non_finite(&names(&["a", "d", "long"])).unwrap().as_deref(), Some("d"));
+    for at in [3, CHUNK + 5] {
+        long[at] = f32::NAN;
+        st.put("long", &Tensor::from_f32(&[CHUNK + 7], long.clone())).unwrap();
+        assert_eq!(st.non_finite(&names(&["a", "long"])).unwrap().as_deref(), Some("long"), "NaN at {at}");
+        long[at] = 1.5;
+    }
+    long[CHUNK + 6] = f32::NEG_INFINITY;
+    st.put("long", &Tensor::from_f32(&[CHUNK + 7], long.clone())).unwrap();
+    assert_eq!(st.non_finite(&names(&["long"])).unwrap().as_deref(), Some("long"));
+    // Values come back as they went in; the generation counts (re)allocations only.
+    let generation = st.generation();
+    st.put("a", &Tensor::from_f32(&[3], vec![4.0, 5.0, 6.0])).unwrap();
+    assert_eq!(st.generation(), generation);
+    assert_eq!(st.read("a").unwrap().to_f64_vec().unwrap(), vec![4.0, 5.0, 6.0]);
+    assert_eq!(st.read("long").unwrap().as_f32().unwrap(), long.as_slice());
+    assert!(st.non_finite(&names(&["nothing"])).unwrap_err().contains("no such state"));
 }
 
 /// `ARCHC_GPU_PROFILE=kernels` times every launch and product of a step on its own in

@@ -101,6 +101,6 @@ fn time_steps_build_arguments_from_the_signature() {
     let lr = f.arg_names.iter().position(|n| n == "lr").expect("lr");
     assert_eq!(args[lr].to_f64_vec().expect("real"), vec![cfg.lr as f32 as f64]);
     let mut interp = archc_runtime::Interpreter::new(&program);
-    let times = archc::steptime::time_steps(&mut interp, &args, 1).expect("steps run");
+    let times = archc::steptime::time_steps(&mut interp, &program, args, 1).expect("steps run");
     assert_eq!(times.sorted_ms.len(), 1);
 }

@@ -1,15 +1,18 @@
 //! The `archc` runtime: dense tensors ([`tensor`]), the reference TIR interpreter
 //! ([`interp`]), tensor file formats ([`io`]: `.npy`, `.npz`, `.safetensors`, CSV,
-//! PyTorch `.pt`), training data sets ([`data`]: loaders, seeded splits and batches) and the
-//! training loop ([`train`]: schedules, checkpoints, metrics, curves, anomaly detection).
+//! PyTorch `.pt`), training data sets ([`data`]: loaders, seeded splits and batches), the
+//! training loop ([`train`]: schedules, checkpoints, metrics, curves, anomaly detection) and
+//! the state executors keep between calls ([`resident`]).
 
 pub mod data;
 pub mod elem;
 pub mod interp;
 pub mod io;
+pub mod resident;
 pub mod special;
 pub mod tensor;
 pub mod train;
 
 pub use interp::{CompileTime, Executor, Interpreter, RunError};
+pub use resident::{Bindings, HostState};
 pub use tensor::{Data, Diff, Tensor, TensorError};

@@ -6,9 +6,9 @@ use archc_compiler::tir::testutil::{ty, FuncBuilder};
 use archc_compiler::tir::{BinaryOp, Init, Op, ParamDecl, Program, ReduceOp, UnaryOp, ValueId};
 use archc_runtime::data::Dataset;
 use archc_runtime::train::{
-    read_metrics, train, write_source, LoopSpec, Record, Schedule, TrainData, TrainError, TrainState, Value,
+    read_metrics, train, train_with, write_source, LoopSpec, Record, Schedule, TrainData, TrainError, TrainState, Value,
 };
-use archc_runtime::Tensor;
+use archc_runtime::{Bindings, Executor, HostState, Interpreter, RunError, Tensor};
 use std::path::{Path, PathBuf};
 
 const FEATURES: usize = 3;
@@ -402,4 +402,60 @@ fn programs_outside_the_abi_are_rejected() {
     let mut s = spec(1, cosine());
     s.batch = 0;
     assert!(matches!(train(&program(false), &s, &data(), &dir, false, false), Err(TrainError::Spec(_))));
+}
+
+/// The interpreter, recording what crosses the executor's boundary on each bound call:
+/// (function, given inputs, returned results).
+struct Watch<'p> {
+    program: &'p Program,
+    inner: Interpreter<'p>,
+    calls: Vec<(String, Vec<String>, usize)>,
+}
+
+impl Executor for Watch<'_> {
+    fn run_func(&mut self, func: &str, inputs: &[Tensor], seed: u64) -> Result<Vec<Tensor>, RunError> {
+        self.calls.push((func.to_string(), vec!["(all)".into(); inputs.len()], usize::MAX));
+        self.inner.run_func(func, inputs, seed)
+    }
+    fn set_param_value(&mut self, name: &str, value: Tensor) -> Result<(), RunError> {
+        self.inner.set_param_value(name, value)
+    }
+    fn host_state(&mut self) -> Option<&mut HostState> {
+        self.inner.host_state()
+    }
+    fn run_bound(&mut self, func: &str, b: &Bindings, given: Vec<Tensor>, seed: u64) -> Result<Vec<Tensor>, RunError> {
+        let f = self.program.func(func).unwrap();
+        let names = f.arg_names.iter().zip(&b.args).filter(|(_, s)| s.is_none()).map(|(n, _)| n.clone()).collect();
+        let out = self.inner.run_bound(func, b, given, seed)?;
+        self.calls.push((func.to_string(), names, out.len()));
+        Ok(out)
+    }
+}
+
+#[test]
+fn parameters_and_slots_stay_in_the_executor_between_steps() {
+    let program = program(false);
+    let dir = out_dir("resident");
+    let mut watch = Watch { program: &program, inner: Interpreter::new(&program), calls: Vec::new() };
+    let s = spec(2, cosine());
+    let watched = train_with(&program, &s, &data(), &dir, false, false, &mut watch).unwrap();
+    // Steps are given their batch and learning rate only, and return the loss and the
+    // metric; evaluation is given its batch. Nothing runs unbound.
+    let steps: Vec<_> = watch.calls.iter().filter(|c| c.0 == "train_step").collect();
+    assert_eq!(steps.len() as u64, watched.steps);
+    for (_, given, returned) in &steps {
+        assert_eq!(given, &["x", "y", "lr"]);
+        assert_eq!(*returned, 2);
+    }
+    let evals: Vec<_> = watch.calls.iter().filter(|c| c.0 == "eval_step").collect();
+    assert!(!evals.is_empty());
+    assert!(evals.iter().all(|(_, given, returned)| given == &["x", "target"] && *returned == 2), "{evals:?}");
+    assert_eq!(watch.calls.len(), steps.len() + evals.len());
+    // The state the executor holds is what the checkpoint saved.
+    for (name, t) in &watched.state.params {
+        assert_eq!(&watch.inner.read_state(&format!("param:{name}")).unwrap(), t);
+    }
+    // The same run through the plain interpreter ends in the same state.
+    let plain = train(&program, &s, &data(), &out_dir("resident-plain"), false, false).unwrap();
+    assert_same_state(&watched.state, &plain.state);
 }

@@ -6,7 +6,7 @@ use crate::module::{compile, Compiled};
 use archc_compiler::tir::Program;
 use archc_runtime::interp::bind::bind_shapes;
 use archc_runtime::interp::random::{init_param, param_shape};
-use archc_runtime::{CompileTime, Executor, RunError, Tensor};
+use archc_runtime::{CompileTime, Executor, HostState, RunError, Tensor};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -17,11 +17,14 @@ pub struct ClifCpu<'p> {
     params: Vec<Option<Tensor>>,
     /// The compile time of every function compiled so far, in order.
     pub timings: Vec<(String, Duration)>,
+    /// Resident state (see `archc_runtime::resident`).
+    state: HostState,
 }
 
 impl<'p> ClifCpu<'p> {
     pub fn new(program: &'p Program) -> Self {
-        ClifCpu { program, compiled: HashMap::new(), params: vec![None; program.params.len()], timings: Vec::new() }
+        let params = vec![None; program.params.len()];
+        ClifCpu { program, compiled: HashMap::new(), params, timings: Vec::new(), state: HostState::default() }
     }
 
     /// Materialises every declared parameter by its `Init` (the interpreter's values).
@@ -90,5 +93,9 @@ impl Executor for ClifCpu<'_> {
             detail: "every size".into(),
         };
         self.timings.iter().map(each).collect()
+    }
+
+    fn host_state(&mut self) -> Option<&mut HostState> {
+        Some(&mut self.state)
     }
 }

@@ -3,6 +3,11 @@
 //! into a compiled module's globals when they changed since that module last ran. The
 //! two differ only in how a module is compiled and run ([`Target`]).
 //!
+//! Resident state (`archc_runtime::resident`) lives where the target computes: in host
+//! memory for the CPU ([`HostState`]), in device memory for the GPU
+//! ([`crate::gpu::state::DeviceState`]); a bound call compiles (or finds) the module for
+//! the state's types and the given inputs' like any other call.
+//!
 //! Shapes: a function is first compiled for the concrete shapes it is called with. When
 //! it is called again with other values of some size symbols (a smaller last batch, an
 //! evaluation batch), a target that supports dynamic sizes compiles one more module with
@@ -12,11 +17,13 @@
 
 use crate::emit::{emit_module_dynamic, emit_module_for, Module, Shape, Target};
 use crate::gpu::jit::GpuCompiled;
+use crate::gpu::state::DeviceState;
 use crate::jit::{Compiled, Timings};
 use archc_compiler::tir::Program;
 use archc_runtime::interp::bind::{bind_shapes, DimEnv};
 use archc_runtime::interp::random::{init_param, param_shape};
-use archc_runtime::{CompileTime, Executor, RunError, Tensor};
+use archc_runtime::resident::Bindings;
+use archc_runtime::{CompileTime, Executor, HostState, RunError, Tensor};
 use std::collections::HashMap;
 
 /// A compiled module of one target.
@@ -29,12 +36,80 @@ pub trait Unit: Sized {
     fn timings(&self) -> &Timings;
     fn set_params(&self, values: &[&Tensor]) -> Result<(), String>;
     fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>, String>;
+    /// Where this target keeps resident state.
+    type Store: Store;
+    /// Runs with the arguments and results `bindings` places in `store` (see
+    /// [`Executor::run_bound`]).
+    fn run_bound(
+        &self,
+        func: &str,
+        store: &mut Self::Store,
+        bindings: &Bindings,
+        given: Vec<Tensor>,
+        seed: u64,
+    ) -> Result<Vec<Tensor>, RunError>;
+}
+
+/// Resident state of one target (see the module docs).
+pub trait Store: Default {
+    fn put(&mut self, name: &str, value: Tensor) -> Result<(), String>;
+    fn read(&mut self, name: &str) -> Result<Tensor, String>;
+    /// The dtype and shape of the state `name`.
+    fn shape(&self, name: &str) -> Option<Shape>;
+    fn non_finite(&mut self, names: &[String]) -> Result<Option<String>, String>;
+}
+
+impl Store for HostState {
+    fn put(&mut self, name: &str, value: Tensor) -> Result<(), String> {
+        HostState::put(self, name, value);
+        Ok(())
+    }
+    fn read(&mut self, name: &str) -> Result<Tensor, String> {
+        self.get(name).cloned().map_err(|e| e.to_string())
+    }
+    fn shape(&self, name: &str) -> Option<Shape> {
+        self.get(name).ok().map(|t| (t.dtype(), t.shape().to_vec()))
+    }
+    fn non_finite(&mut self, names: &[String]) -> Result<Option<String>, String> {
+        self.first_non_finite(names).map_err(|e| e.to_string())
+    }
+}
+
+impl Store for crate::gpu::state::DeviceState {
+    fn put(&mut self, name: &str, value: Tensor) -> Result<(), String> {
+        crate::gpu::state::DeviceState::put(self, name, &value)
+    }
+    fn read(&mut self, name: &str) -> Result<Tensor, String> {
+        crate::gpu::state::DeviceState::read(self, name)
+    }
+    fn shape(&self, name: &str) -> Option<Shape> {
+        self.get(name).map(|t| (t.dtype, t.shape.clone()))
+    }
+    fn non_finite(&mut self, names: &[String]) -> Result<Option<String>, String> {
+        crate::gpu::state::DeviceState::non_finite(self, names)
+    }
+}
+
+/// [`Unit::run_bound`] of a unit whose state is in host memory.
+fn run_bound_on_host<U: Unit>(
+    unit: &U,
+    func: &str,
+    store: &mut HostState,
+    bindings: &Bindings,
+    given: Vec<Tensor>,
+    seed: u64,
+) -> Result<Vec<Tensor>, RunError> {
+    store.call(bindings, given, |args| {
+        let refs: Vec<&Tensor> = args.iter().collect();
+        unit.run(&refs, seed).map_err(|message| RunError::Backend { func: func.to_string(), message })
+    })
 }
 
 /// `Unit` for a type whose module, timings, parameter setter and run are those of the
-/// compiled module `$inner` reached from `$s` (inherent methods of the same names).
+/// compiled module `$inner` reached from `$s` (inherent methods of the same names), with
+/// resident state in a `$store` and bound runs by `$bound`.
 macro_rules! unit {
-    ($ty:ty, $target:expr, $dynamic:expr, $compile:expr, |$s:ident| $inner:expr) => {
+    ($ty:ty, $target:expr, $dynamic:expr, $compile:expr, |$s:ident| $inner:expr, $store:ty, $bound:path) => {
         impl Unit for $ty {
             const TARGET: Target = $target;
             const DYNAMIC: bool = $dynamic;
@@ -57,16 +132,49 @@ macro_rules! unit {
                 let $s = self;
                 $inner.run(inputs, seed)
             }
+            type Store = $store;
+            fn run_bound(
+                &self,
+                func: &str,
+                store: &mut $store,
+                bindings: &Bindings,
+                given: Vec<Tensor>,
+                seed: u64,
+            ) -> Result<Vec<Tensor>, RunError> {
+                $bound(self, func, store, bindings, given, seed)
+            }
         }
     };
 }
 
-unit!(Compiled, Target::Cpu, true, Compiled::new, |s| s);
-unit!(GpuCompiled, Target::Gpu, false, compile_for_the_device, |s| s);
+unit!(Compiled, Target::Cpu, true, Compiled::new, |s| s, HostState, run_bound_on_host);
+unit!(GpuCompiled, Target::Gpu, false, compile_for_the_device, |s| s, DeviceState, run_bound_on_device);
 // Dynamic sizes pass the GPU path's staging (checked on the CPU by the tests; CUDA
 // artifacts use them), but the JIT GPU backend compiles static modules until they have
 // been run on a device.
-unit!(GpuStagingOnCpu, Target::Gpu, true, |sig| Compiled::gpu_staging_on_cpu(sig).map(GpuStagingOnCpu), |s| s.0);
+unit!(
+    GpuStagingOnCpu,
+    Target::Gpu,
+    true,
+    |sig| Compiled::gpu_staging_on_cpu(sig).map(GpuStagingOnCpu),
+    |s| s.0,
+    HostState,
+    run_bound_on_host
+);
+
+/// [`Unit::run_bound`] of the GPU: the state stays in device memory.
+fn run_bound_on_device(
+    unit: &GpuCompiled,
+    func: &str,
+    store: &mut DeviceState,
+    bindings: &Bindings,
+    given: Vec<Tensor>,
+    seed: u64,
+) -> Result<Vec<Tensor>, RunError> {
+    let refs: Vec<&Tensor> = given.iter().collect();
+    unit.run_bound(store, bindings, &refs, seed)
+        .map_err(|message| RunError::Backend { func: func.to_string(), message })
+}
 
 /// Compiles for the CUDA device's own architecture.
 fn compile_for_the_device(sig: Module) -> Result<GpuCompiled, String> {
@@ -92,7 +200,7 @@ struct Entry<U> {
     params_at: Option<u64>,
 }
 
-pub struct Mlir<'p, U> {
+pub struct Mlir<'p, U: Unit> {
     program: &'p Program,
     cache: HashMap<(String, Vec<Shape>), Entry<U>>,
     /// Per function: the module with dynamic sizes and its dynamic symbols.
@@ -103,6 +211,8 @@ pub struct Mlir<'p, U> {
     generation: u64,
     /// Compile times of every module compiled so far, in order.
     pub timings: Vec<(String, Timings)>,
+    /// Resident state (see the module docs).
+    store: U::Store,
 }
 
 impl<'p, U: Unit> Mlir<'p, U> {
@@ -116,6 +226,7 @@ impl<'p, U: Unit> Mlir<'p, U> {
             params: HashMap::new(),
             generation: 0,
             timings: Vec::new(),
+            store: U::Store::default(),
         }
     }
 
@@ -221,10 +332,11 @@ impl<'p, U: Unit> Mlir<'p, U> {
     }
 }
 
-impl<U: Unit> Executor for Mlir<'_, U> {
-    fn run_func(&mut self, func: &str, inputs: &[Tensor], seed: u64) -> Result<Vec<Tensor>, RunError> {
+impl<U: Unit> Mlir<'_, U> {
+    /// The module that runs `func` on inputs of these types, compiled if need be, with
+    /// the parameters set.
+    fn ready(&mut self, func: &str, shapes: &[Shape]) -> Result<Slot, RunError> {
         let err = |message: String| RunError::Backend { func: func.to_string(), message };
-        let shapes: Vec<Shape> = inputs.iter().map(|t| (t.dtype(), t.shape().to_vec())).collect();
         if let Some(f) = self.program.func(func) {
             // The interpreter's argument check gives the same message for bad inputs.
             let s: Vec<_> = shapes.iter().map(|(d, s)| (*d, s.as_slice())).collect();
@@ -233,7 +345,7 @@ impl<U: Unit> Executor for Mlir<'_, U> {
         } else {
             return Err(RunError::UnknownFunc(func.to_string()));
         }
-        let slot = self.slot(func, &shapes)?;
+        let slot = self.slot(func, shapes)?;
         let generation = self.generation;
         let entry = entry_at(&mut self.cache, &mut self.dynamic, &slot);
         if entry.params_at != Some(generation) && !entry.compiled.sig().params.is_empty() {
@@ -249,8 +361,17 @@ impl<U: Unit> Executor for Mlir<'_, U> {
             entry.compiled.set_params(&values).map_err(err)?;
         }
         entry.params_at = Some(generation);
+        Ok(slot)
+    }
+}
+
+impl<U: Unit> Executor for Mlir<'_, U> {
+    fn run_func(&mut self, func: &str, inputs: &[Tensor], seed: u64) -> Result<Vec<Tensor>, RunError> {
+        let shapes: Vec<Shape> = inputs.iter().map(|t| (t.dtype(), t.shape().to_vec())).collect();
+        let slot = self.ready(func, &shapes)?;
+        let entry = entry_at(&mut self.cache, &mut self.dynamic, &slot);
         let refs: Vec<&Tensor> = inputs.iter().collect();
-        entry.compiled.run(&refs, seed).map_err(err)
+        entry.compiled.run(&refs, seed).map_err(|message| RunError::Backend { func: func.to_string(), message })
     }
 
     fn compile_times(&self) -> Vec<CompileTime> {
@@ -272,6 +393,47 @@ impl<U: Unit> Executor for Mlir<'_, U> {
         self.generation += 1;
         Ok(())
     }
+
+    fn put_state(&mut self, name: &str, value: Tensor) -> Result<(), RunError> {
+        self.store.put(name, value).map_err(|message| state_error(name, message))
+    }
+
+    fn read_state(&mut self, name: &str) -> Result<Tensor, RunError> {
+        self.store.read(name).map_err(|message| state_error(name, message))
+    }
+
+    fn non_finite_state(&mut self, names: &[String]) -> Result<Option<String>, RunError> {
+        self.store.non_finite(names).map_err(|message| state_error("", message))
+    }
+
+    fn run_bound(
+        &mut self,
+        func: &str,
+        bindings: &Bindings,
+        given: Vec<Tensor>,
+        seed: u64,
+    ) -> Result<Vec<Tensor>, RunError> {
+        let input = |message: String| RunError::Input { func: func.to_string(), message };
+        if given.len() != bindings.given() {
+            return Err(input(format!("{} inputs given, the bindings take {}", given.len(), bindings.given())));
+        }
+        let mut shapes = Vec::with_capacity(bindings.args.len());
+        let mut given_shapes = given.iter().map(|t| (t.dtype(), t.shape().to_vec()));
+        for a in &bindings.args {
+            shapes.push(match a {
+                Some(name) => self.store.shape(name).ok_or_else(|| state_error(name, "no such state".into()))?,
+                None => given_shapes.next().expect("counted above"),
+            });
+        }
+        let slot = self.ready(func, &shapes)?;
+        let entry = entry_at(&mut self.cache, &mut self.dynamic, &slot);
+        entry.compiled.run_bound(func, &mut self.store, bindings, given, seed)
+    }
+}
+
+/// A resident-state error (the name may be empty).
+fn state_error(name: &str, message: String) -> RunError {
+    RunError::State { name: name.to_string(), message }
 }
 
 /// Where a compiled module is kept.

@@ -415,7 +415,26 @@ impl Cuda {
     ) -> Result<(), String> {
         // SAFETY: forwarded from this function's contract.
         let status = unsafe { (self.driver.cu_memcpy_htod_async)(dst as usize as u64, src.cast(), bytes, stream.0) };
+        stats::add(stats::Counter::Uploaded, bytes as u64);
         self.check(status, "cuMemcpyHtoDAsync")
+    }
+
+    /// Queues a copy of `bytes` between two device buffers.
+    ///
+    /// # Safety
+    /// `bytes` are readable at `src` and writable at `dst` (device or managed memory)
+    /// until the stream reaches the copy, and the ranges do not overlap.
+    pub unsafe fn copy_on_device(
+        &self,
+        dst: *mut u8,
+        src: *const u8,
+        bytes: usize,
+        stream: Stream,
+    ) -> Result<(), String> {
+        // SAFETY: forwarded from this function's contract.
+        let status =
+            unsafe { (self.driver.cu_memcpy_async)(dst as usize as u64, src as usize as u64, bytes, stream.0) };
+        self.check(status, "cuMemcpyAsync")
     }
 
     /// Queues a copy of `bytes` from the device at `src` to host memory at `dst`.
@@ -432,6 +451,7 @@ impl Cuda {
     ) -> Result<(), String> {
         // SAFETY: forwarded from this function's contract.
         let status = unsafe { (self.driver.cu_memcpy_dtoh_async)(dst.cast(), src as usize as u64, bytes, stream.0) };
+        stats::add(stats::Counter::Downloaded, bytes as u64);
         self.check(status, "cuMemcpyDtoHAsync")
     }
 

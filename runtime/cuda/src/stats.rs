@@ -1,5 +1,6 @@
 //! Counters of the GPU runtime's work, for `ARCHC_GPU_PROFILE=1` reports: how many
-//! launches, waits, driver allocations, products, copies and graph replays a run made.
+//! launches, waits, driver allocations, products, copies and graph replays a run made, and
+//! how many bytes it moved between host and device.
 //!
 //! Contract: counting is always on (relaxed atomic increments); [`snapshot`] reads all
 //! counters, and the difference of two snapshots is what happened between them.
@@ -21,14 +22,23 @@ pub enum Counter {
     Copy,
     /// CUDA graph replays.
     GraphLaunch,
+    /// Bytes copied from the host to the device by a run's upload (`Cuda::copy_to_device`).
+    Uploaded,
+    /// Bytes copied from the device to the host by a run's download (`Cuda::copy_to_host`).
+    Downloaded,
 }
 
-const COUNTERS: usize = 6;
+const COUNTERS: usize = 8;
 static VALUES: [AtomicU64; COUNTERS] = [const { AtomicU64::new(0) }; COUNTERS];
 
 /// Adds one to `counter`.
 pub fn bump(counter: Counter) {
-    VALUES[counter as usize].fetch_add(1, Ordering::Relaxed);
+    add(counter, 1);
+}
+
+/// Adds `n` to `counter`.
+pub fn add(counter: Counter, n: u64) {
+    VALUES[counter as usize].fetch_add(n, Ordering::Relaxed);
 }
 
 /// All counters at one moment.
@@ -59,11 +69,11 @@ impl Stats {
 
 impl std::fmt::Display for Stats {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        let [launch, wait, fresh, gemm, copy, graph] = self.0;
+        let [launch, wait, fresh, gemm, copy, graph, up, down] = self.0;
         write!(
             f,
             "{launch} launches, {wait} waits, {fresh} driver allocations, {gemm} cuBLAS calls, {copy} copies, \
-             {graph} graph replays"
+             {graph} graph replays, {up} bytes uploaded, {down} bytes downloaded"
         )
     }
 }

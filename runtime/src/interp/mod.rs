@@ -30,6 +30,7 @@ mod movement;
 pub mod random;
 mod reduce;
 
+use crate::resident::{Bindings, HostState};
 use crate::tensor::Tensor;
 
 use archc_compiler::tir::{DType, Func, Inst, Op, Program, ValueId};
@@ -57,6 +58,8 @@ pub enum RunError {
     Nested { func: String, inst: String, source: Box<RunError> },
     /// A compiled backend could not build or run `func`.
     Backend { func: String, message: String },
+    /// Resident state (see [`crate::resident`]) is missing, mismatched or unreadable.
+    State { name: String, message: String },
 }
 
 impl fmt::Display for RunError {
@@ -68,6 +71,8 @@ impl fmt::Display for RunError {
             RunError::Inst { func, inst, message } => write!(f, "in @{func}, {inst}: {message}"),
             RunError::Nested { func, inst, source } => write!(f, "in @{func}, {inst}: {source}"),
             RunError::Backend { func, message } => write!(f, "@{func}: {message}"),
+            RunError::State { name, message } if name.is_empty() => write!(f, "resident state: {message}"),
+            RunError::State { name, message } => write!(f, "resident state {name}: {message}"),
         }
     }
 }
@@ -86,6 +91,49 @@ pub trait Executor {
     fn compile_times(&self) -> Vec<CompileTime> {
         Vec::new()
     }
+
+    /// The host store of an executor whose resident state lives in host memory; `None`
+    /// where the executor overrides the state methods below.
+    fn host_state(&mut self) -> Option<&mut HostState> {
+        None
+    }
+
+    /// Sets (or replaces) the resident state `name` (see [`crate::resident`]).
+    fn put_state(&mut self, name: &str, value: Tensor) -> Result<(), RunError> {
+        self.host_state().ok_or_else(|| no_store(name))?.put(name, value);
+        Ok(())
+    }
+
+    /// A copy of the resident state `name`, read back from where it lives.
+    fn read_state(&mut self, name: &str) -> Result<Tensor, RunError> {
+        self.host_state().ok_or_else(|| no_store(name))?.get(name).cloned()
+    }
+
+    /// The first of `names` whose resident value holds a NaN or an infinity.
+    fn non_finite_state(&mut self, names: &[String]) -> Result<Option<String>, RunError> {
+        self.host_state().ok_or_else(|| no_store(""))?.first_non_finite(names)
+    }
+
+    /// Runs `func` with the arguments and results `bindings` places in the resident
+    /// state; `given` fills the other arguments in order, and the other results are
+    /// returned in order.
+    fn run_bound(
+        &mut self,
+        func: &str,
+        bindings: &Bindings,
+        given: Vec<Tensor>,
+        seed: u64,
+    ) -> Result<Vec<Tensor>, RunError> {
+        let mut store = std::mem::take(self.host_state().ok_or_else(|| no_store(""))?);
+        let out = store.call(bindings, given, |args| self.run_func(func, args, seed));
+        *self.host_state().expect("checked above") = store;
+        out
+    }
+}
+
+/// The error of an executor that keeps no resident state.
+fn no_store(name: &str) -> RunError {
+    RunError::State { name: name.to_string(), message: "this executor keeps no resident state".into() }
 }
 
 /// One compilation by an executor: the tier that compiled, the function, how long it
@@ -107,6 +155,10 @@ impl Executor for Interpreter<'_> {
     fn set_param_value(&mut self, name: &str, value: Tensor) -> Result<(), RunError> {
         self.set_param(name, value)
     }
+
+    fn host_state(&mut self) -> Option<&mut HostState> {
+        Some(&mut self.state)
+    }
 }
 
 /// The interpreter: a program, its parameter values and a random seed.
@@ -114,6 +166,8 @@ pub struct Interpreter<'p> {
     program: &'p Program,
     params: HashMap<String, Tensor>,
     seed: u64,
+    /// Resident state (see [`crate::resident`]).
+    state: HostState,
 }
 
 /// The declared result of the instruction being evaluated, made concrete.
@@ -149,7 +203,7 @@ pub(crate) type OpResults = Result<Vec<Tensor>, OpError>;
 impl<'p> Interpreter<'p> {
     /// No parameters set, seed 0.
     pub fn new(program: &'p Program) -> Self {
-        Interpreter { program, params: HashMap::new(), seed: 0 }
+        Interpreter { program, params: HashMap::new(), seed: 0, state: HostState::default() }
     }
 
     pub fn program(&self) -> &'p Program {

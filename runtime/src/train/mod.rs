@@ -32,8 +32,8 @@ pub use anomaly::{find_anomaly, Anomaly};
 pub use metrics::{read_metrics, MetricsWriter, Record, Value};
 pub use plot::{render_curves, write_curves};
 pub use run::{
-    existing_run, step_seed, train, train_with, write_source, LoopSpec, TrainData, TrainReport, CHECKPOINT_FILE,
-    CURVES_FILE, METRICS_FILE,
+    existing_run, step_bindings, step_seed, train, train_with, write_source, LoopSpec, TrainData, TrainReport,
+    CHECKPOINT_FILE, CURVES_FILE, METRICS_FILE,
 };
 pub use schedule::Schedule;
 pub use state::{EpochTotals, TrainState};

@@ -8,11 +8,16 @@
 //!   spec.drop_last)`. Step `t` (0-based, counted over the whole run) uses learning rate
 //!   `spec.schedule.lr(t, total)` with `total = epochs * batches per epoch`, and
 //!   interpreter seed [`step_seed`]`(spec.seed, t)`.
+//! - Parameters and optimizer slots live in the executor as resident state (see
+//!   [`crate::resident`]), named like the step's args (`param:NAME`, `state:NAME`): a
+//!   step is given its batch and learning rate and returns its loss and metrics; the
+//!   executor replaces the state with the updated values. Checkpoints and the final
+//!   report read the state back; `eval_step` reads the parameters where they live.
 //! - After each step the loss and every updated `param:`/`state:` result (in result
 //!   order, loss first) must be finite; otherwise the run stops with
-//!   `TrainError::NonFinite` before the update is applied, and nothing of that step is
-//!   saved. With `detect_anomaly`, the step is re-run by [`super::anomaly`] to name the
-//!   first instruction that made a non-finite value.
+//!   `TrainError::NonFinite` and nothing of that step is saved. With `detect_anomaly`,
+//!   the state is read back before each step, and a non-finite step is re-run by
+//!   [`super::anomaly`] on it to name the first instruction that made a non-finite value.
 //! - At the end of each epoch: evaluation on the test set (when there is one and the
 //!   program has `eval_step`) every `eval_every` epochs and after the last, in order,
 //!   in chunks of `spec.batch` rows; one line appended to `metrics.jsonl`; `curves.svg`
@@ -39,7 +44,8 @@ use super::schedule::Schedule;
 use super::state::{EpochTotals, TrainState};
 use super::{io_error, TrainError};
 use crate::data::Dataset;
-use crate::interp::{Executor, Interpreter};
+use crate::interp::{Executor, Interpreter, RunError};
+use crate::resident::Bindings;
 use crate::tensor::Tensor;
 use archc_compiler::tir::{Func, Program, TensorType};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -278,13 +284,21 @@ fn scalar(t: &Tensor) -> f64 {
     t.to_f64_vec().map_or(f64::NAN, |v| v.iter().sum())
 }
 
-/// The loop's mutable state: the step's args in place (params and slots live there
-/// between steps, so no copies are made per step) and the counters.
+/// The bindings of a step whose `param:`/`state:` args read the resident state of their
+/// own names, and whose updates (results of those names) replace it.
+pub fn step_bindings(f: &Func) -> Bindings {
+    let bound = |name: &String| (name.starts_with("param:") || name.starts_with("state:")).then(|| name.clone());
+    Bindings { args: f.arg_names.iter().map(bound).collect(), results: f.result_names.iter().map(bound).collect() }
+}
+
+/// The loop's mutable state: the step's given args (batch and learning rate; params and
+/// slots live in the executor, see the module docs) and the counters.
 struct Run<'a> {
     program: &'a Program,
     spec: &'a LoopSpec,
     data: &'a TrainData,
     abi: Abi,
+    bindings: Bindings,
     args: Vec<Tensor>,
     step: u64,
     epoch: u64,
@@ -293,22 +307,53 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn state(&self) -> TrainState {
-        let pick = |v: &[(usize, String)]| v.iter().map(|(a, n)| (n.clone(), self.args[*a].clone())).collect();
-        TrainState {
-            params: pick(&self.abi.params),
-            slots: pick(&self.abi.slots),
+    /// The state to save, read back from the executor.
+    fn state(&self, exec: &mut dyn Executor) -> Result<TrainState, TrainError> {
+        let read = |exec: &mut dyn Executor, v: &[(usize, String)], kind: &str| {
+            v.iter()
+                .map(|(_, n)| Ok((n.clone(), exec.read_state(&format!("{kind}:{n}"))?)))
+                .collect::<Result<BTreeMap<String, Tensor>, RunError>>()
+                .map_err(|source| TrainError::Run { step: self.step, source })
+        };
+        Ok(TrainState {
+            params: read(exec, &self.abi.params, "param")?,
+            slots: read(exec, &self.abi.slots, "state")?,
             step: self.step,
             epoch: self.epoch,
             batch_in_epoch: self.batch_in_epoch,
             seed: self.spec.seed,
             batch_size: self.spec.batch as u64,
             partial: self.totals.clone(),
-        }
+        })
     }
 
-    /// Puts a checkpoint's values into the args, checking names and types.
-    fn restore(&mut self, f: &Func, st: TrainState, path: &Path) -> Result<(), TrainError> {
+    /// The step's full argument list: the given args and the state read back (anomaly
+    /// reports).
+    fn full_args(&self, exec: &mut dyn Executor) -> Result<Vec<Tensor>, RunError> {
+        let mut args = self.args.clone();
+        for (a, bound) in self.bindings.args.iter().enumerate() {
+            if let Some(name) = bound {
+                args[a] = exec.read_state(name)?;
+            }
+        }
+        Ok(args)
+    }
+
+    /// The given args of a step, moved out (placeholders stay behind).
+    fn take_given(&mut self) -> Vec<Tensor> {
+        let bindings = &self.bindings;
+        let args = &mut self.args;
+        (0..args.len())
+            .filter(|a| bindings.args[*a].is_none())
+            .map(|a| {
+                let placeholder = Tensor::zeros(args[a].dtype(), &[]);
+                std::mem::replace(&mut args[a], placeholder)
+            })
+            .collect()
+    }
+
+    /// Puts a checkpoint's values into the executor's state, checking names and types.
+    fn restore(&mut self, exec: &mut dyn Executor, f: &Func, st: TrainState, path: &Path) -> Result<(), TrainError> {
         let bad = |m: String| TrainError::Format { path: path.to_path_buf(), message: m };
         if st.seed != self.spec.seed || st.batch_size != self.spec.batch as u64 {
             return Err(TrainError::Spec(format!(
@@ -331,7 +376,7 @@ impl Run<'_> {
                 if !fits {
                     return Err(bad(format!("{kind}/{name} is {}, the step takes {ty}", v.type_string())));
                 }
-                self.args[*a] = v;
+                exec.put_state(&f.arg_names[*a], v).map_err(|source| TrainError::Run { step: st.step, source })?;
             }
             if let Some(extra) = values.keys().next() {
                 return Err(bad(format!("checkpoint has {kind}/{extra}, which the step does not take")));
@@ -356,21 +401,23 @@ impl Run<'_> {
     fn evaluate(&self, exec: &mut dyn Executor, test: &Dataset) -> Result<(f64, BTreeMap<String, f64>), TrainError> {
         let f = self.program.func(EVAL_STEP).expect("checked");
         let abi = Abi::of(f, self.data, test, false)?;
-        let mut args: Vec<Tensor> = f.args.iter().map(|(_, t)| Tensor::zeros(t.dtype, &[])).collect();
-        for (a, name) in &abi.params {
-            let (ta, _) =
-                self.abi.params.iter().find(|(_, n)| n == name).ok_or_else(|| {
-                    abi_err(EVAL_STEP, format!("arg \"param:{name}\" is not a param of @{TRAIN_STEP}"))
-                })?;
-            args[*a] = self.args[*ta].clone();
+        for (_, name) in &abi.params {
+            if !self.abi.params.iter().any(|(_, n)| n == name) {
+                return Err(abi_err(EVAL_STEP, format!("arg \"param:{name}\" is not a param of @{TRAIN_STEP}")));
+            }
         }
+        let bindings = step_bindings(f);
+        let mut args: Vec<Tensor> = f.args.iter().map(|(_, t)| Tensor::zeros(t.dtype, &[])).collect();
         let seed = step_seed(self.spec.seed, self.step);
         let (mut loss_sum, mut sums, n) = (0.0, BTreeMap::new(), test.len());
         for start in (0..n).step_by(self.spec.batch) {
             let rows: Vec<usize> = (start..(start + self.spec.batch).min(n)).collect();
             Run::feed(&abi.data, &mut args, test.select(&rows));
-            let out =
-                exec.run_func(EVAL_STEP, &args, seed).map_err(|source| TrainError::Run { step: self.step, source })?;
+            let given =
+                abi.data.iter().map(|(a, _)| std::mem::replace(&mut args[*a], Tensor::zeros(f.args[*a].1.dtype, &[])));
+            let out = exec
+                .run_bound(EVAL_STEP, &bindings, given.collect(), seed)
+                .map_err(|source| TrainError::Run { step: self.step, source })?;
             loss_sum += scalar(&out[abi.loss]) * rows.len() as f64;
             for (r, name) in &abi.metrics {
                 *sums.entry(name.clone()).or_insert(0.0) += scalar(&out[*r]);
@@ -476,19 +523,35 @@ pub fn train_with(
     // Initial values: declared inits for params, zeros for slots, placeholders for the rest.
     let mut interp = Interpreter::new(program);
     interp.init_params(spec.seed).map_err(|source| TrainError::Run { step: 0, source })?;
-    let mut args: Vec<Tensor> = f.args.iter().map(|(_, t)| Tensor::zeros(t.dtype, &[])).collect();
-    for (a, name) in &abi.params {
+    let args: Vec<Tensor> = f.args.iter().map(|(_, t)| Tensor::zeros(t.dtype, &[])).collect();
+    let put = |exec: &mut dyn Executor, name: String, v: Tensor| {
+        exec.put_state(&name, v).map_err(|source| TrainError::Run { step: 0, source })
+    };
+    for (_, name) in &abi.params {
         let v = interp
             .param(name)
             .ok_or_else(|| abi_err(TRAIN_STEP, format!("arg \"param:{name}\": no parameter @{name} is declared")))?;
-        args[*a] = v.clone();
+        put(exec, format!("param:{name}"), v.clone())?;
     }
     for (a, name) in &abi.slots {
         let ty = &f.args[*a].1;
-        args[*a] = Tensor::zeros(ty.dtype, &concrete(TRAIN_STEP, &format!("state:{name}"), ty)?);
+        let name = format!("state:{name}");
+        let zeros = Tensor::zeros(ty.dtype, &concrete(TRAIN_STEP, &name, ty)?);
+        put(exec, name, zeros)?;
     }
-    let mut run =
-        Run { program, spec, data, abi, args, step: 0, epoch: 0, batch_in_epoch: 0, totals: EpochTotals::default() };
+    let bindings = step_bindings(f);
+    let mut run = Run {
+        program,
+        spec,
+        data,
+        abi,
+        bindings,
+        args,
+        step: 0,
+        epoch: 0,
+        batch_in_epoch: 0,
+        totals: EpochTotals::default(),
+    };
 
     std::fs::create_dir_all(out_dir).map_err(|e| io_error(out_dir, e))?;
     let metrics_path = out_dir.join(METRICS_FILE);
@@ -497,7 +560,7 @@ pub fn train_with(
     let resumed = resume && ckpt_path.exists();
     let mut history = if resumed {
         let st = TrainState::load(&ckpt_path)?;
-        run.restore(f, st, &ckpt_path)?;
+        run.restore(exec, f, st, &ckpt_path)?;
         truncate_metrics(&metrics_path, run.epoch)?
     } else {
         for stale in [&ckpt_path, &curves_path] {
@@ -509,10 +572,10 @@ pub fn train_with(
         Vec::new()
     };
     let already_complete = resumed && run.epoch >= spec.epochs;
-    let report = |run: &Run, history: &[Record], stopped_early: bool| {
+    let report = |run: &Run, exec: &mut dyn Executor, history: &[Record], stopped_early: bool| {
         let last = history.last();
         let get = |k: &str| last.and_then(|r| r.f64(k));
-        TrainReport {
+        Ok(TrainReport {
             epochs: run.epoch,
             steps: run.step,
             train_loss: get("train_loss"),
@@ -525,16 +588,20 @@ pub fn train_with(
             metrics: metrics_path.clone(),
             curves: curves_path.clone(),
             checkpoint: ckpt_path.clone(),
-            state: run.state(),
-        }
+            state: run.state(exec)?,
+        })
     };
 
     if already_complete {
-        return Ok(report(&run, &history, false));
+        return report(&run, exec, &history, false);
     }
     let mut metrics = MetricsWriter::open(&metrics_path, resumed)?;
     let lr_arg = run.abi.lr.expect("checked by Abi::of");
     let lr_dtype = f.args[lr_arg].1.dtype;
+    // Positions of the loss and metrics among the returned results.
+    let returned: Vec<usize> = run.bindings.returned().collect();
+    let at = |r: usize| returned.iter().position(|&x| x == r).expect("loss and metrics are returned");
+    let update_names: Vec<String> = run.abi.updates.iter().map(|(r, _)| f.result_names[*r].clone()).collect();
     while run.epoch < spec.epochs {
         let epoch_start = Instant::now();
         let seconds_before = run.totals.seconds;
@@ -547,32 +614,34 @@ pub fn train_with(
             let lr = spec.schedule.lr(run.step, total_steps);
             run.args[lr_arg] = Tensor::full(lr_dtype, &[], lr);
             let seed = step_seed(spec.seed, run.step);
-            let out = exec
-                .run_func(TRAIN_STEP, &run.args, seed)
-                .map_err(|source| TrainError::Run { step: run.step, source })?;
-            let checks = std::iter::once((run.abi.loss, "loss".to_string()))
-                .chain(run.abi.updates.iter().map(|(r, _)| (*r, f.result_names[*r].clone())));
-            for (r, what) in checks {
-                if !is_finite(&out[r]) {
-                    bar.abandon();
-                    let anomaly = match spec.detect_anomaly {
-                        true => find_anomaly(program, TRAIN_STEP, &run.args, interp.params(), seed)
-                            .map_err(|source| TrainError::Run { step: run.step, source })?
-                            .map(Box::new),
-                        false => None,
-                    };
-                    return Err(TrainError::NonFinite { step: run.step, what, anomaly });
-                }
+            let step = run.step;
+            let step_err = |source| TrainError::Run { step, source };
+            // Anomaly reports re-run the step on its inputs, so they are kept.
+            let before = match spec.detect_anomaly {
+                true => Some(run.full_args(exec).map_err(step_err)?),
+                false => None,
+            };
+            let given = run.take_given();
+            let out = exec.run_bound(TRAIN_STEP, &run.bindings, given, seed).map_err(step_err)?;
+            let bad = match is_finite(&out[at(run.abi.loss)]) {
+                false => Some("loss".to_string()),
+                true => exec.non_finite_state(&update_names).map_err(step_err)?,
+            };
+            if let Some(what) = bad {
+                bar.abandon();
+                let anomaly = match &before {
+                    Some(args) => {
+                        find_anomaly(program, TRAIN_STEP, args, interp.params(), seed).map_err(step_err)?.map(Box::new)
+                    }
+                    None => None,
+                };
+                return Err(TrainError::NonFinite { step, what, anomaly });
             }
-            let loss = scalar(&out[run.abi.loss]);
+            let loss = scalar(&out[at(run.abi.loss)]);
             run.totals.samples += rows;
             run.totals.loss_sum += loss * rows as f64;
             for (r, name) in &run.abi.metrics {
-                *run.totals.metric_sums.entry(name.clone()).or_insert(0.0) += scalar(&out[*r]);
-            }
-            let mut out: Vec<Option<Tensor>> = out.into_iter().map(Some).collect();
-            for (r, a) in &run.abi.updates {
-                run.args[*a] = out[*r].take().expect("each result moves once");
+                *run.totals.metric_sums.entry(name.clone()).or_insert(0.0) += scalar(&out[at(*r)]);
             }
             run.step += 1;
             run.batch_in_epoch += 1;
@@ -584,8 +653,8 @@ pub fn train_with(
             ));
             if spec.stop_after_steps == Some(run.step) {
                 bar.abandon();
-                run.state().save(&ckpt_path)?;
-                return Ok(report(&run, &history, true));
+                run.state(exec)?.save(&ckpt_path)?;
+                return report(&run, exec, &history, true);
             }
         }
         bar.finish_and_clear();
@@ -626,7 +695,7 @@ pub fn train_with(
         run.epoch = done;
         run.batch_in_epoch = 0;
         run.totals = EpochTotals::default();
-        run.state().save(&ckpt_path)?;
+        run.state(exec)?.save(&ckpt_path)?;
     }
-    Ok(report(&run, &history, false))
+    report(&run, exec, &history, false)
 }

@@ -47,7 +47,7 @@ pub use manifest::Member;
 
 use crate::abi::{output_tensors, param_descriptors, Descriptors};
 use crate::emit::Module;
-use archc_runtime::{Executor, RunError, Tensor};
+use archc_runtime::{Executor, HostState, RunError, Tensor};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -371,6 +371,8 @@ pub struct AotExecutor<'p> {
     funcs: HashMap<String, (Loaded, Option<u64>)>,
     params: HashMap<String, Tensor>,
     generation: u64,
+    /// Resident state, in host memory (see `archc_runtime::resident`).
+    state: HostState,
 }
 
 impl<'p> AotExecutor<'p> {
@@ -384,7 +386,7 @@ impl<'p> AotExecutor<'p> {
         for f in &art.funcs {
             funcs.insert(f.name.clone(), (Loaded::load(f, &art.target, &art.cpu)?, None));
         }
-        Ok(AotExecutor { program, funcs, params: HashMap::new(), generation: 0 })
+        Ok(AotExecutor { program, funcs, params: HashMap::new(), generation: 0, state: HostState::default() })
     }
 
     /// Every declared parameter at its initial value.
@@ -431,6 +433,10 @@ impl Executor for AotExecutor<'_> {
         self.params.insert(name.to_string(), value);
         self.generation += 1;
         Ok(())
+    }
+
+    fn host_state(&mut self) -> Option<&mut HostState> {
+        Some(&mut self.state)
     }
 }
 

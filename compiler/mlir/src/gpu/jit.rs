@@ -5,9 +5,11 @@
 //! Contract: [`GpuCompiled::new`] fails with one clear line when there is no CUDA device.
 
 use super::run::{gpu_symbols, needs_sync, take_error, GpuRunner, HostCode};
+use super::state::DeviceState;
 use super::{compile, Lowered};
 use crate::emit::Module as Emitted;
 use crate::jit::{opt_level, Timings};
+use archc_runtime::resident::Bindings;
 use archc_runtime::tensor::Tensor;
 use melior::ExecutionEngine;
 use std::time::Instant;
@@ -62,5 +64,17 @@ impl GpuCompiled {
     /// Runs the entry on `inputs` with random seed `seed`.
     pub fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>, String> {
         self.runner.run(&self.engine, inputs, seed)
+    }
+
+    /// Runs the entry with arguments and results in resident state (see
+    /// [`GpuRunner::run_bound`]).
+    pub fn run_bound(
+        &self,
+        state: &mut DeviceState,
+        bindings: &Bindings,
+        given: &[&Tensor],
+        seed: u64,
+    ) -> Result<Vec<Tensor>, String> {
+        self.runner.run_bound(&self.engine, state, bindings, given, seed)
     }
 }

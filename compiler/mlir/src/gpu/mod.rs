@@ -24,7 +24,8 @@
 //! - [`ptx`] extracts the PTX text of every kernel module (`archc build --emit ptx`).
 //! - `jit::GpuCompiled` (feature `llvm`) JIT-compiles the host code; [`run::GpuRunner`]
 //!   runs host code however compiled (also an artifact's), in managed memory or, with
-//!   [`resident`], in device memory with the step replayed as a CUDA graph.
+//!   [`resident`], in device memory with the step replayed as a CUDA graph; training
+//!   state stays in device memory between steps ([`state`]).
 
 pub mod accumulate;
 pub mod devmath;
@@ -36,6 +37,7 @@ pub mod hostwrap;
 pub mod jit;
 pub mod resident;
 pub mod run;
+pub mod state;
 
 /// Threads per block along the innermost mapped loop dimension.
 pub const BLOCK: usize = 256;

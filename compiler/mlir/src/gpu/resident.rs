@@ -10,6 +10,9 @@
 //!   host code that touches no buffer (see `run::needs_sync`). A runtime path that would
 //!   have the host touch device memory records an error containing
 //!   `archc_cuda::NEEDS_HOST_MEMORY` instead, and the caller reruns with managed memory.
+//! - Resident state (`super::state`): a bound argument or result is not in the slot; its
+//!   descriptor points at the state's device buffer ([`Slot::descriptors_with`]), and the
+//!   copies that move written results home are queued after the entry (captured with it).
 //! - Graphs (`capture`): the entry's work is captured once from the stream into a CUDA
 //!   graph, which is then replayed for every later run of the slot. The graph bakes in
 //!   the slot's buffers, the pool blocks the entry used (owned by the graph until it is
@@ -119,10 +122,24 @@ impl Slot {
 
     /// The entry's arguments over the device buffer: one descriptor per input and output.
     pub fn descriptors(&self) -> Descriptors {
+        self.descriptors_with(&vec![None; self.parts.len()])
+    }
+
+    /// The entry's arguments, inputs then outputs: `outside[i]` is the device buffer and
+    /// shape of the `i`-th where it lives outside the slot (resident state), `None` for
+    /// the slot's next part.
+    pub fn descriptors_with(&self, outside: &[Option<(*mut u8, &[usize])>]) -> Descriptors {
         let mut descs = Descriptors::default();
-        for (&(offset, _), shape) in self.parts.iter().zip(&self.shapes) {
-            // SAFETY (of later use): the device buffer holds the tensor at `offset`.
-            descs.push_raw(self.device.wrapping_add(offset), shape);
+        let mut parts = self.parts.iter().zip(&self.shapes);
+        for place in outside {
+            match place {
+                Some((ptr, shape)) => descs.push_raw(*ptr, shape),
+                None => {
+                    let (&(offset, _), shape) = parts.next().expect("a part per argument in the slot");
+                    // SAFETY (of later use): the device buffer holds the tensor at `offset`.
+                    descs.push_raw(self.device.wrapping_add(offset), shape);
+                }
+            }
         }
         descs
     }
@@ -159,8 +176,8 @@ pub(crate) unsafe fn invoke_on_device(code: &dyn HostCode, args: &mut [*mut ()])
     take_error()
 }
 
-/// Captures the entry's work on `stream` into a graph (see the module doc). Nothing runs:
-/// the caller replays the graph to compute.
+/// Captures the entry's work on `stream`, then what `after` queues, into a graph (see the
+/// module doc). Nothing runs: the caller replays the graph to compute.
 ///
 /// # Safety
 /// As [`invoke_on_device`].
@@ -169,6 +186,7 @@ pub(crate) unsafe fn capture(
     code: &dyn HostCode,
     args: &mut [*mut ()],
     stream: Stream,
+    after: &dyn Fn(Stream) -> Result<(), String>,
 ) -> Result<Captured, String> {
     take_error()?;
     archc_cuda::begin_capture()?;
@@ -177,7 +195,7 @@ pub(crate) unsafe fn capture(
         return Err(e);
     }
     // SAFETY: forwarded from this function's contract.
-    let ran = unsafe { invoke_on_device(code, args) };
+    let ran = unsafe { invoke_on_device(code, args) }.and_then(|()| after(stream));
     // The stream must leave capture mode whatever happened.
     let graph = cuda.end_capture(stream);
     let blocks = archc_cuda::end_capture();

@@ -12,6 +12,10 @@
 //!   needing host access to device memory is rerun with managed memory, which the runner
 //!   keeps from then on (said once on stderr).
 //!
+//! [`GpuRunner::run_bound`] runs with some arguments and results in resident state (see
+//! [`super::state`]): in device memory they never leave the device; in managed memory
+//! they are read back before the run and put again after it.
+//!
 //! Both report the first CUDA error the runtime recorded. Parameter globals (host memory)
 //! are registered with the driver so kernels can read them. `ARCHC_GPU_PROFILE=1` prints,
 //! when the runner is dropped, its runs' mean time and counted work
@@ -21,13 +25,15 @@ use crate::abi::{data_ptr, output_tensors, param_descriptors, Descriptors};
 use crate::emit::Module as Emitted;
 use archc_cuda::copy::UnrankedMemRef;
 use archc_cuda::stats::{snapshot, Stats};
-use archc_cuda::Cuda;
+use archc_cuda::{Cuda, Stream};
+use archc_runtime::resident::Bindings;
 use archc_runtime::tensor::Tensor;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::resident::{capture, invoke_on_device, Slot};
+use super::state::DeviceState;
 
 /// Compiled host code: its symbols' addresses and its packed entry points.
 pub trait HostCode {
@@ -64,9 +70,14 @@ pub enum Memory {
 /// the profile.
 struct State {
     memory: Memory,
-    slots: HashMap<Vec<Vec<usize>>, Slot>,
+    slots: HashMap<SlotKey, Slot>,
     profile: Option<Profile>,
 }
+
+/// What a device slot serves: the shapes of the inputs in the slot, which arguments and
+/// results are bound to resident state (none for a plain run), and the state's generation
+/// (its buffers' addresses are baked into the slot's graph).
+type SlotKey = (Vec<Vec<usize>>, Vec<bool>, u64);
 
 /// At most this many device slots (input shape sets) are kept; more empty the cache.
 const MAX_SLOTS: usize = 8;
@@ -178,15 +189,167 @@ impl GpuRunner {
             Memory::Device { graphs } => {
                 match self.run_on_device(&mut state.slots, graphs, code, inputs, &mut outputs, seed) {
                     Err(e) if e.contains(archc_cuda::NEEDS_HOST_MEMORY) => {
-                        eprintln!("archc: mlir-gpu: {e}; using managed memory for this function from now on");
-                        state.memory = Memory::Managed;
-                        state.slots.clear();
+                        to_managed(&mut state, &e);
                         self.run_managed(code, inputs, &mut outputs, seed)?;
                     }
                     other => other?,
                 }
             }
         }
+        self.finish(&mut state, start, before)?;
+        Ok(outputs)
+    }
+
+    /// Runs the entry with the arguments and results `bindings` places in `resident`;
+    /// `given` fills the other arguments in order, and the other results are returned.
+    pub fn run_bound(
+        &self,
+        code: &dyn HostCode,
+        resident: &mut DeviceState,
+        bindings: &Bindings,
+        given: &[&Tensor],
+        seed: u64,
+    ) -> Result<Vec<Tensor>, String> {
+        let shapes = bound_shapes(resident, bindings, given)?;
+        let all = self.sig.output_shapes(&shapes)?;
+        if all.len() != bindings.results.len() {
+            return Err(format!("{} results, the bindings place {}", all.len(), bindings.results.len()));
+        }
+        if self.memory() == Memory::Managed {
+            return self.run_bound_managed(code, resident, bindings, given, seed);
+        }
+        let (start, before) = (Instant::now(), snapshot());
+        let mut returned: Vec<Tensor> = all
+            .iter()
+            .zip(&bindings.results)
+            .filter(|(_, r)| r.is_none())
+            .map(|((d, s), _)| Tensor::zeros(*d, s))
+            .collect();
+        let _ = crate::rt::take_failure();
+        let mut state = self.state.borrow_mut();
+        let Memory::Device { graphs } = state.memory else { unreachable!("checked above") };
+        let run = Bound { resident, bindings, given };
+        match self.bound_on_device(&mut state.slots, graphs, code, &run, &mut returned, seed) {
+            Err(e) if e.contains(archc_cuda::NEEDS_HOST_MEMORY) => {
+                to_managed(&mut state, &e);
+                drop(state);
+                return self.run_bound_managed(code, run.resident, bindings, given, seed);
+            }
+            other => other?,
+        }
+        self.finish(&mut state, start, before)?;
+        Ok(returned)
+    }
+
+    /// A bound run in managed memory: the bound arguments read back, the bound results put.
+    fn run_bound_managed(
+        &self,
+        code: &dyn HostCode,
+        resident: &mut DeviceState,
+        bindings: &Bindings,
+        given: &[&Tensor],
+        seed: u64,
+    ) -> Result<Vec<Tensor>, String> {
+        let mut given = given.iter();
+        let read: Vec<Option<Tensor>> = bindings
+            .args
+            .iter()
+            .map(|a| a.as_deref().map(|name| resident.read(name)).transpose())
+            .collect::<Result<_, _>>()?;
+        let args: Vec<&Tensor> =
+            read.iter().map(|r| r.as_ref().unwrap_or_else(|| *given.next().expect("counted by the caller"))).collect();
+        let out = self.run(code, &args, seed)?;
+        let mut returned = Vec::new();
+        for (r, t) in bindings.results.iter().zip(out) {
+            match r {
+                Some(name) => resident.put(name, &t)?,
+                None => returned.push(t),
+            }
+        }
+        Ok(returned)
+    }
+
+    /// A bound run in device memory (see [`super::state`]).
+    fn bound_on_device(
+        &self,
+        slots: &mut HashMap<SlotKey, Slot>,
+        graphs: bool,
+        code: &dyn HostCode,
+        run: &Bound,
+        returned: &mut [Tensor],
+        seed: u64,
+    ) -> Result<(), String> {
+        let stream = archc_cuda::runtime_stream()?;
+        let (resident, bindings, given) = (&*run.resident, run.bindings, run.given);
+        let pattern = bindings.args.iter().chain(&bindings.results).map(Option::is_some).collect();
+        let key: SlotKey = (given.iter().map(|t| t.shape().to_vec()).collect(), pattern, resident.generation());
+        let slot = slot_for(slots, key, || Slot::new(self.cuda, given, returned))?;
+        slot.upload(given, stream)?;
+        let state_of =
+            |name: &String| resident.get(name).ok_or_else(|| format!("resident state {name}: no such state"));
+        let mut outside = Vec::with_capacity(bindings.args.len() + bindings.results.len());
+        for a in &bindings.args {
+            outside.push(a.as_ref().map(|n| state_of(n).map(|t| (t.home, t.shape.as_slice()))).transpose()?);
+        }
+        let mut copies = Vec::new();
+        for r in &bindings.results {
+            let place = r.as_ref().map(state_of).transpose()?;
+            if let Some(t) = place {
+                copies.push((t.home, t.staging as *const u8, t.bytes));
+            }
+            outside.push(place.map(|t| (t.staging, t.shape.as_slice())));
+        }
+        let move_home = |s: Stream| -> Result<(), String> {
+            for &(home, staging, bytes) in &copies {
+                // SAFETY: both are device buffers of `bytes` bytes of one state tensor.
+                unsafe { self.cuda.copy_on_device(home, staging, bytes, s)? };
+            }
+            Ok(())
+        };
+        let mut descs = slot.descriptors_with(&outside);
+        let mut seed = seed as i64;
+        let mut args = entry_args(&mut seed, &mut descs);
+        // SAFETY: `args` are the seed and one descriptor per memref, over the slot's
+        // device buffer or the state's, laid out for the entry's types.
+        unsafe { self.launch(slot, graphs, code, &mut args, stream, &move_home)? };
+        slot.download(returned, stream)?;
+        slot.runs += 1;
+        take_error()
+    }
+
+    /// Runs the slot's graph, capturing it on the slot's second run where graphs are on,
+    /// or the entry and then `after`.
+    ///
+    /// # Safety
+    /// `args` follow the entry's packed convention over live device buffers.
+    unsafe fn launch(
+        &self,
+        slot: &mut Slot,
+        graphs: bool,
+        code: &dyn HostCode,
+        args: &mut [*mut ()],
+        stream: Stream,
+        after: &dyn Fn(Stream) -> Result<(), String>,
+    ) -> Result<(), String> {
+        if graphs && slot.graph.is_none() && !slot.no_graph && slot.runs > 0 {
+            // SAFETY: forwarded from this function's contract.
+            match unsafe { capture(self.cuda, code, args, stream, after) } {
+                Ok(captured) => slot.graph = Some(captured),
+                Err(e) => {
+                    eprintln!("archc: mlir-gpu: CUDA graph capture failed ({e}); launching kernel by kernel");
+                    slot.no_graph = true;
+                }
+            }
+        }
+        match slot.replay(stream) {
+            Some(replayed) => replayed,
+            // SAFETY: forwarded from this function's contract.
+            None => unsafe { invoke_on_device(code, args) }.and_then(|()| after(stream)),
+        }
+    }
+
+    /// After a run: its profile entry, and a refusal the compiled code recorded.
+    fn finish(&self, state: &mut State, start: Instant, before: Stats) -> Result<(), String> {
         if let Some(profile) = &mut state.profile {
             let timed = match profile.pieces {
                 Some(_) => archc_cuda::timing::take(self.cuda).unwrap_or_else(|e| {
@@ -197,16 +360,16 @@ impl GpuRunner {
             };
             profile.add(start.elapsed(), snapshot().since(&before), timed);
         }
-        if let Some(refused) = crate::rt::take_failure() {
-            return Err(refused);
+        match crate::rt::take_failure() {
+            Some(refused) => Err(refused),
+            None => Ok(()),
         }
-        Ok(outputs)
     }
 
     /// The entry in device memory, replayed as a graph where enabled (see the module docs).
     fn run_on_device(
         &self,
-        slots: &mut HashMap<Vec<Vec<usize>>, Slot>,
+        slots: &mut HashMap<SlotKey, Slot>,
         graphs: bool,
         code: &dyn HostCode,
         inputs: &[&Tensor],
@@ -215,34 +378,15 @@ impl GpuRunner {
     ) -> Result<(), String> {
         let stream = archc_cuda::runtime_stream()?;
         let mut seed = seed as i64;
-        let key: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
-        if !slots.contains_key(&key) {
-            if slots.len() >= MAX_SLOTS {
-                slots.clear();
-            }
-            slots.insert(key.clone(), Slot::new(self.cuda, inputs, outputs)?);
-        }
-        let slot = slots.get_mut(&key).expect("inserted above");
+        let key: SlotKey = (inputs.iter().map(|t| t.shape().to_vec()).collect(), Vec::new(), 0);
+        let slot = slot_for(slots, key, || Slot::new(self.cuda, inputs, outputs))?;
         slot.upload(inputs, stream)?;
         // The seed, then one descriptor per memref over the slot's device buffer, laid
         // out for the entry's types (`Slot::new`).
         let mut descs = slot.descriptors();
         let mut args = entry_args(&mut seed, &mut descs);
-        if graphs && slot.graph.is_none() && !slot.no_graph && slot.runs > 0 {
-            // SAFETY: `args` as described above.
-            match unsafe { capture(self.cuda, code, &mut args, stream) } {
-                Ok(captured) => slot.graph = Some(captured),
-                Err(e) => {
-                    eprintln!("archc: mlir-gpu: CUDA graph capture failed ({e}); launching kernel by kernel");
-                    slot.no_graph = true;
-                }
-            }
-        }
-        match slot.replay(stream) {
-            Some(replayed) => replayed?,
-            // SAFETY: `args` as described above.
-            None => unsafe { invoke_on_device(code, &mut args)? },
-        }
+        // SAFETY: `args` as described above.
+        unsafe { self.launch(slot, graphs, code, &mut args, stream, &|_| Ok(()))? };
         slot.download(outputs, stream)?;
         slot.runs += 1;
         take_error()
@@ -281,6 +425,60 @@ impl GpuRunner {
         }
         Ok(())
     }
+}
+
+/// A bound run's state, bindings and given inputs.
+struct Bound<'a> {
+    resident: &'a mut DeviceState,
+    bindings: &'a Bindings,
+    given: &'a [&'a Tensor],
+}
+
+/// The slot for `key`, made by `new` if there is none (the cache is emptied when full).
+fn slot_for(
+    slots: &mut HashMap<SlotKey, Slot>,
+    key: SlotKey,
+    new: impl FnOnce() -> Result<Slot, String>,
+) -> Result<&mut Slot, String> {
+    if !slots.contains_key(&key) {
+        if slots.len() >= MAX_SLOTS {
+            slots.clear();
+        }
+        slots.insert(key.clone(), new()?);
+    }
+    Ok(slots.get_mut(&key).expect("inserted above"))
+}
+
+/// Switches a runner to managed memory after `why` (said once on stderr).
+fn to_managed(state: &mut State, why: &str) {
+    eprintln!("archc: mlir-gpu: {why}; using managed memory for this function from now on");
+    state.memory = Memory::Managed;
+    state.slots.clear();
+}
+
+/// The input types of a bound run: the state's for bound arguments, the given tensors'
+/// for the others.
+fn bound_shapes(
+    resident: &DeviceState,
+    bindings: &Bindings,
+    given: &[&Tensor],
+) -> Result<Vec<crate::emit::Shape>, String> {
+    if given.len() != bindings.given() {
+        return Err(format!("{} inputs given, the bindings take {}", given.len(), bindings.given()));
+    }
+    let mut given = given.iter();
+    let shape = |t: &Tensor| (t.dtype(), t.shape().to_vec());
+    bindings
+        .args
+        .iter()
+        .map(|a| match a {
+            Some(name) => resident
+                .get(name)
+                .map(|t| (t.dtype, t.shape.clone()))
+                .ok_or_else(|| format!("resident state {name}: no such state")),
+            None => Ok(shape(given.next().expect("counted above"))),
+        })
+        .collect()
 }
 
 /// The entry's packed arguments: the seed, then the descriptors.
