@@ -13,6 +13,7 @@ pub mod oom;
 pub mod render;
 pub mod search;
 pub mod steptime;
+pub mod supernet;
 #[cfg(feature = "mlir")]
 pub mod tiered;
 pub mod tirfile;

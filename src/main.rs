@@ -190,6 +190,9 @@ enum Cmd {
     /// Evaluate one trial of a search, given as JSON (what `search --workers` runs).
     #[command(hide = true)]
     SearchTrial { spec: String },
+    /// One-shot search: train one weight set shared by every subnet of a space.
+    #[command(subcommand)]
+    Supernet(archc::supernet::cli::SupernetCmd),
     /// Print the file in canonical format.
     Fmt {
         files: Vec<PathBuf>,
@@ -428,6 +431,7 @@ fn run_cmd(cmd: Cmd, device: Option<&str>, limits: &Limits, color: bool) -> Resu
         Cmd::Fmt { files, write, check } => fmt(&files, write, check),
         Cmd::Search(args) => archc::search::cli::search(&args, color).map_err(|e| Fail::User(format!("error: {e}"))),
         Cmd::SearchTrial { spec } => archc::search::cli::trial(&spec).map_err(|e| Fail::User(format!("error: {e}"))),
+        Cmd::Supernet(cmd) => archc::supernet::cli::run(&cmd, color).map_err(|e| Fail::User(format!("error: {e}"))),
         Cmd::Devices => {
             out!("{}", backend::devices_report());
             Ok(())
@@ -582,7 +586,16 @@ fn options(sel: &Selection, check_all: bool) -> Result<Options, Fail> {
         (None, None) => ChoiceMode::First,
     };
     let args = sel.args.as_deref().map(parse_pairs).transpose().map_err(user)?.unwrap_or_default();
-    Ok(Options { training: sel.train, choices, entry: sel.entry.clone(), args, check_all, validate_only: false })
+    Ok(Options {
+        training: sel.train,
+        choices,
+        entry: sel.entry.clone(),
+        args,
+        check_all,
+        validate_only: false,
+        elastic_symbols: false,
+        option_tags: false,
+    })
 }
 
 /// The options of a `train` block's build for the candidate `sel` selects (the block

@@ -30,12 +30,18 @@ pub fn train_program(cfg: &TrainConfig) -> Result<Program, String> {
 
 /// Loads and splits the data set, fitted to the train step's argument types.
 pub fn train_data(cfg: &TrainConfig, program: &Program) -> Result<TrainData, String> {
+    train_data_for(cfg, program, "train_step")
+}
+
+/// [`train_data`] fitted to the step `step` of `program`.
+pub fn train_data_for(cfg: &TrainConfig, program: &Program, step: &str) -> Result<TrainData, String> {
     let (train, test) = parts(&cfg.data)?;
-    let step = program.func("train_step").ok_or("internal: no train_step")?;
+    let step = program.func(step).ok_or_else(|| format!("internal: no {step}"))?;
     let arg = |name: &str| -> Option<TensorType> {
         step.arg_names.iter().position(|n| n == name).map(|i| step.args[i].1.clone())
     };
-    let model_input = program.main().arg_names.first().cloned().ok_or("the model has no input")?;
+    // The step's first argument is the model's first input.
+    let model_input = step.arg_names.first().cloned().ok_or("the model has no input")?;
     let fit = |ds: Dataset| -> Result<Dataset, String> {
         let mut inputs = Vec::new();
         for (i, (name, t)) in ds.inputs.into_iter().enumerate() {

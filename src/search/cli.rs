@@ -220,7 +220,7 @@ fn halve(
     Ok(best.map(|(t, _)| t))
 }
 
-fn read(path: &Path) -> Result<String, String> {
+pub(crate) fn read(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
@@ -230,7 +230,7 @@ fn default_out(file: &Path) -> PathBuf {
 }
 
 /// The file must check, be a space (have decisions) and have a `train` block.
-fn validate(file: &SpaceFile, color: bool) -> Result<(), String> {
+pub(crate) fn validate(file: &SpaceFile, color: bool) -> Result<(), String> {
     let shown = |ds: &[archc_compiler::diag::Diagnostic], msg: &str| {
         eprint!("{}", render(ds, file.sources(), color));
         msg.to_string()
@@ -439,21 +439,28 @@ fn best_weights(
     Ok(())
 }
 
+/// The candidate that made `decisions` as a plain program (see `export`): its text and,
+/// checked beside the space file, its program.
+pub(crate) fn plain_program(
+    file: &SpaceFile,
+    text: &str,
+    decisions: &[archc_compiler::sema::modules::ChoiceRecord],
+) -> Result<(String, Option<Program>), String> {
+    let plain = super::export::export(text, main_file(file), decisions)?;
+    let src = std::fs::canonicalize(&file.sources().files().next().map(|(_, f)| f.name.clone()).unwrap_or_default());
+    let modules = FsModules { dir: src.ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_default() };
+    let check = archc_compiler::sema::check_file("plain.arch", &plain, &modules, &Options::default());
+    match (check.diagnostics.first(), check.decisions.is_empty()) {
+        (None, true) => Ok((plain, check.program)),
+        (Some(d), _) => Err(format!("the exported program does not build ({})", d.message)),
+        (None, false) => Err("the exported program still has choices".into()),
+    }
+}
+
 /// best.arch, or a note of why the winner has no plain form; its program when written.
 fn export_best(file: &SpaceFile, text: &str, out: &Path, best: &Trial) -> Result<Option<Program>, String> {
     let b = file.build_assigned(&Options::default(), &best.assignment, None);
-    let exported = super::export::export(text, main_file(file), &b.decisions).and_then(|plain| {
-        let dir = out.canonicalize().unwrap_or_else(|_| out.to_path_buf());
-        let src =
-            std::fs::canonicalize(&file.sources().files().next().map(|(_, f)| f.name.clone()).unwrap_or_default());
-        let modules = FsModules { dir: src.ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or(dir) };
-        let check = archc_compiler::sema::check_file("best.arch", &plain, &modules, &Options::default());
-        match (check.diagnostics.first(), check.decisions.is_empty()) {
-            (None, true) => Ok((plain, check.program)),
-            (Some(d), _) => Err(format!("the exported program does not build ({})", d.message)),
-            (None, false) => Err("the exported program still has choices".into()),
-        }
-    });
+    let exported = plain_program(file, text, &b.decisions);
     match exported {
         Ok((plain, program)) => {
             let space = file.sources().files().next().map(|(_, f)| f.name.clone()).unwrap_or_default();

@@ -4,6 +4,9 @@
 //! - [`rules`]: one vector-Jacobian product per primitive op (the gradient table).
 //! - [`reverse`]: the reverse sweep over a straight-line function.
 //!
+//! - [`train_step`]: the train and eval steps; [`split`]: the step as a gradient step and
+//!   an update, for gradients accumulated over several models.
+//!
 //! Control ops are expanded before the sweep (calls and stacks are inlined); `scan` and
 //! `vmap` bodies are differentiated as functions of their own.
 
@@ -14,8 +17,10 @@ pub mod loss;
 pub mod optim;
 pub mod reverse;
 pub mod rules;
+pub mod split;
 pub mod train_step;
 
 pub use control::FuncTable;
 pub use reverse::gradient;
+pub use split::{build_apply_func, build_grad_program};
 pub use train_step::{build_train_program, TrainSpec};

@@ -64,7 +64,7 @@ pub fn build_train_program(program: &Program, training: Option<&Program>, spec: 
 
 /// Declares in `base` the parameters that only the training-mode build reads (a layer
 /// used under `if training { .. }`), so the train step can take and update them.
-fn add_training_only_params(base: &mut Program, training: &Program) {
+pub(super) fn add_training_only_params(base: &mut Program, training: &Program) {
     for p in &training.params {
         if base.param(&p.name).is_none() {
             base.params.push(p.clone());
@@ -73,17 +73,17 @@ fn add_training_only_params(base: &mut Program, training: &Program) {
 }
 
 /// The forward function with parameters as arguments, a target argument and the loss.
-struct Forward {
-    func: Func,
+pub(super) struct Forward {
+    pub func: Func,
     /// New values of buffers computed by the forward pass (training mode), by name.
-    buffers: Vec<(String, ValueId)>,
-    params: Vec<String>,
-    loss: ValueId,
-    metrics: Vec<(String, ValueId)>,
-    data_args: usize,
+    pub buffers: Vec<(String, ValueId)>,
+    pub params: Vec<String>,
+    pub loss: ValueId,
+    pub metrics: Vec<(String, ValueId)>,
+    pub data_args: usize,
 }
 
-fn forward(program: &Program, main: &str, spec: &TrainSpec, name: &str, table: &FuncTable) -> Res<Forward> {
+pub(super) fn forward(program: &Program, main: &str, spec: &TrainSpec, name: &str, table: &FuncTable) -> Res<Forward> {
     let main = program.func(main).ok_or_else(|| format!("internal: no function `{main}`"))?;
     let mut f = hoist_params(table, &inline_calls(program, main)?)?;
     f.name = name.to_string();
@@ -113,7 +113,7 @@ fn forward(program: &Program, main: &str, spec: &TrainSpec, name: &str, table: &
     Ok(Forward { func: e.func, buffers, params, loss, metrics, data_args })
 }
 
-fn build_eval(program: &Program, main: &str, spec: &TrainSpec, table: &FuncTable) -> Res<Func> {
+pub(super) fn build_eval(program: &Program, main: &str, spec: &TrainSpec, table: &FuncTable) -> Res<Func> {
     let fw = forward(program, main, spec, "eval_step", table)?;
     let mut f = fw.func;
     f.results.push(fw.loss);
@@ -183,7 +183,7 @@ fn build_train(program: &Program, main: &str, spec: &TrainSpec, table: &FuncTabl
 }
 
 /// The functions of `p` renamed with `prefix`, references included.
-fn prefixed(p: &Program, prefix: &str) -> Vec<Func> {
+pub fn prefixed(p: &Program, prefix: &str) -> Vec<Func> {
     let name = |n: &str| format!("{prefix}{n}");
     p.funcs
         .iter()
@@ -203,7 +203,7 @@ fn prefixed(p: &Program, prefix: &str) -> Vec<Func> {
         .collect()
 }
 
-fn add_arg(e: &mut Emitter, name: &str, ty: TensorType) -> V {
+pub(super) fn add_arg(e: &mut Emitter, name: &str, ty: TensorType) -> V {
     let v = ValueId(e.func.next_value().0.max(e.peek_next()));
     e.bump_past(v);
     e.func.args.push((v, ty));
@@ -212,7 +212,7 @@ fn add_arg(e: &mut Emitter, name: &str, ty: TensorType) -> V {
 }
 
 /// Moves the named arguments to the end, in the given order.
-fn move_args_last(f: &mut Func, names: &[&str]) {
+pub(super) fn move_args_last(f: &mut Func, names: &[&str]) {
     for n in names {
         if let Some(i) = f.arg_names.iter().position(|a| a == n) {
             let a = f.args.remove(i);

@@ -35,8 +35,9 @@ pub fn dead_code(f: &mut Func) {
     f.body.retain(|_| it.next().unwrap_or(false));
 }
 
-/// Functions that are called from outside the program: inference and the train-step ABI.
-pub const ENTRY_POINTS: &[&str] = &["main", "train_step", "eval_step"];
+/// Functions that are called from outside the program: inference, the train-step ABI
+/// and the split step of supernets.
+pub const ENTRY_POINTS: &[&str] = &["main", "train_step", "eval_step", "grad_step", "apply_step"];
 
 fn drop_unreferenced_funcs(p: &mut Program) {
     let mut reached: HashSet<String> = ENTRY_POINTS.iter().map(|s| s.to_string()).collect();

@@ -7,7 +7,7 @@ use super::scope::Scope;
 use super::value::{BlockRef, Env, FnRef, Instance, Layer, TVal, Value};
 use super::{join_path, Checker, R};
 use crate::diag::{did_you_mean, Diagnostic};
-use crate::tir::{Op, Program};
+use crate::tir::{DType, Dim, Op, Program, TensorType};
 use archc_grammar::ast::{BlockKind, FnDef, ParamDef, Stmt, TypeExpr};
 use archc_grammar::span::{FileId, Span};
 
@@ -117,13 +117,13 @@ impl Checker<'_> {
     /// `Block(args)`: a layer spec with its parameters bound (and checked) now.
     pub fn make_spec(&mut self, b: &BlockRef, args: CallArgs, span: Span) -> R<Layer> {
         let args = self.bind_params(&b.def.params, args, &b.def.name.node, span, b.module)?;
-        Ok(Layer::Spec { block: b.clone(), args, span })
+        Ok(Layer::Spec { block: b.clone(), args, span, tag: None })
     }
 
     pub fn apply_layer(&mut self, l: &Layer, inputs: Vec<(Value, Span)>, span: Span) -> R<Value> {
         match l {
-            Layer::Spec { block, args, span: s } => {
-                let path = self.anon_path(&block.def.name.node);
+            Layer::Spec { block, args, span: s, tag } => {
+                let path = self.anon_path(&tagged(&block.def.name.node, tag));
                 let inst = Instance { block: block.clone(), path, args: args.clone(), span: *s };
                 self.apply_instance(&inst, inputs, span)
             }
@@ -442,6 +442,10 @@ impl Checker<'_> {
         for (name, v) in std::mem::take(&mut self.buffer_updates) {
             outputs.push((format!("buffer:{name}"), v));
         }
+        for (name, sym) in std::mem::take(&mut self.elastic_args) {
+            let carrier = TensorType::new(DType::F32, vec![Dim::constant(0), Dim::sym(sym)]);
+            self.b.add_arg(&format!("choice:{name}"), carrier);
+        }
         self.b.end_func(&outputs);
         let b = std::mem::take(&mut self.b);
         let mut program = b.finish(&name);
@@ -500,10 +504,19 @@ impl Checker<'_> {
         let layer = self.as_layer(body, rep.body.span)?;
         match layer {
             // A spec in a repeat body is the iteration's own instance: `repeat_0.3.w`.
-            Layer::Spec { block, args, span: s } => {
+            Layer::Spec { block, args, span: s, tag: None } => {
                 let path = self.frame().path.clone();
                 let inst = Instance { block, path, args, span: s };
                 self.run_instance_here(&inst, vec![(h, span)], span)
+            }
+            // A supernet's option: its own weights below the iteration's path.
+            Layer::Spec { block, args, span: s, tag: Some(t) } => {
+                let path = join_path(&self.frame().path, &t);
+                self.push_frame(path.clone());
+                let inst = Instance { block, path, args, span: s };
+                let r = self.run_instance_here(&inst, vec![(h, span)], span);
+                self.pop_frame();
+                r
             }
             other => self.apply_layer(&other, vec![(h, span)], span),
         }
@@ -674,5 +687,13 @@ pub fn parse_cli_value(s: &str) -> Value {
         Value::Bool(b)
     } else {
         Value::Str(s.to_string())
+    }
+}
+
+/// `base`, or `base_TAG` for a spec tagged by a supernet build's choice.
+pub fn tagged(base: &str, tag: &Option<String>) -> String {
+    match tag {
+        Some(t) => format!("{base}_{t}"),
+        None => base.to_string(),
     }
 }

@@ -683,8 +683,8 @@ fn scan(c: &mut Checker, a: &mut ArgReader) -> R<Value> {
     let init = a.tensor("init")?;
     let axis = norm_axis(a.int_or("axis", 1)?, xs.ty.rank(), span)?;
     let cell = match cell {
-        Layer::Spec { block, args, span: s } => {
-            let path = c.anon_path(&block.def.name.node);
+        Layer::Spec { block, args, span: s, tag } => {
+            let path = c.anon_path(&super::apply::tagged(&block.def.name.node, &tag));
             Layer::Instance(std::rc::Rc::new(super::value::Instance { block, path, args, span: s }))
         }
         other => other,

@@ -119,8 +119,8 @@ impl Checker<'_> {
     /// `let` of a layer spec makes a named instance; other values bind as they are.
     pub fn bind_let(&mut self, name: &str, v: Value) -> Value {
         match v {
-            Value::Layer(Layer::Spec { block, args, span }) => {
-                let path = self.let_path(name);
+            Value::Layer(Layer::Spec { block, args, span, tag }) => {
+                let path = self.let_path(&super::apply::tagged(name, &tag));
                 Value::Layer(Layer::Instance(Rc::new(super::value::Instance { block, path, args, span })))
             }
             Value::Layer(Layer::Repeat { count, index, body, env, module, stack, name: None }) => {
@@ -239,7 +239,9 @@ impl Checker<'_> {
     fn unary(&mut self, op: UnOp, v: Value, span: Span) -> R<Value> {
         match (op, v) {
             (UnOp::Neg, Value::Int(d)) if d.as_const() != Some(i64::MIN) => Ok(Value::Int(d.neg())),
-            (UnOp::Neg, Value::Elastic { value, max }) => Ok(Value::Elastic { value: -value, max: -max }),
+            (UnOp::Neg, Value::Elastic { value, chosen, max }) if chosen != i64::MIN && max != i64::MIN => {
+                Ok(Value::Elastic { value: value.neg(), chosen: -chosen, max: -max })
+            }
             (UnOp::Neg, Value::Float(f)) => Ok(Value::Float(-f)),
             (UnOp::Not, Value::Bool(b)) => Ok(Value::Bool(!b)),
             (UnOp::Neg, Value::Tensor(t)) => self.unary_tensor(UnaryOp::Neg, &t, span),

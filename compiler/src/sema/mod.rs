@@ -84,6 +84,9 @@ pub struct Checker<'a> {
     pub shared_at_max: bool,
     /// Whether this build made a `shared` choice.
     pub made_shared: bool,
+    /// The shared choices given size symbols (`Options::elastic_symbols`), in order:
+    /// `(qualified name, symbol)`.
+    pub elastic_args: Vec<(String, String)>,
     /// New values of buffers (`update(buffer, value)` in `main`), by buffer name.
     pub buffer_updates: Vec<(String, TVal)>,
     /// Evaluation steps left before the build is abandoned (guards against programs like
@@ -121,6 +124,7 @@ impl<'a> Checker<'a> {
             elastic_buffers: HashMap::new(),
             shared_at_max: false,
             made_shared: false,
+            elastic_args: Vec::new(),
         }
     }
 

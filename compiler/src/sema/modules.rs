@@ -80,6 +80,15 @@ pub struct Options {
     /// program is returned as built, without cleanup, shared initialisers or the final
     /// verification.
     pub validate_only: bool,
+    /// Build a supernet's subnet: every `shared` choice gives its size symbol
+    /// (`elastic_NAME`, see `params::elastic_symbol_name`) instead of the chosen width,
+    /// bound at run time by an argument `choice:NAME` of `main` of type `f32[0, SYMBOL]`,
+    /// so one program serves every width of the choice.
+    pub elastic_symbols: bool,
+    /// Name the instances of a layer option of a `choose` among several layers after the
+    /// option (`conv1d_op1_0`), so that each option has weights of its own when the
+    /// subnets of a supernet share one weight set.
+    pub option_tags: bool,
 }
 
 pub struct ModuleInfo {

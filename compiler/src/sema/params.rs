@@ -97,7 +97,8 @@ impl Checker<'_> {
                 let _ = operator;
                 return Err(grid_error(p.name, &g, e.span, format!("this dim is `{dim}`")));
             }
-            if !dim.is_const() {
+            let elastic = matches!(v, Value::Elastic { .. }) && dmax.is_const();
+            if !dim.is_const() && !elastic {
                 return Err(Diagnostic::error(
                     format!(
                         "the shape of parameter `{}` must be known when the model is built; `{dim}` is symbolic",
@@ -183,14 +184,21 @@ impl Checker<'_> {
         self.made_shared |= shared;
         if !self.choices.iter().any(|(n, _)| n == &qualified) {
             self.choices.push((qualified.clone(), labels[i].clone()));
-            self.decisions.push(ChoiceRecord { name: qualified, options: labels, chosen: i, span });
+            self.decisions.push(ChoiceRecord { name: qualified.clone(), options: labels, chosen: i, span });
         }
         if !shared {
-            return Ok(vals[i].clone());
+            return Ok(self.tag_option(vals[i].clone(), name, i, &vals));
         }
         let ints: Option<Vec<i64>> = vals.iter().map(|v| v.as_const_int()).collect();
         match ints {
-            Some(ints) => Ok(Value::Elastic { value: ints[i], max: *ints.iter().max().expect("non-empty") }),
+            Some(ints) => {
+                let max = *ints.iter().max().expect("non-empty");
+                let value = match self.opts.elastic_symbols && !self.shared_at_max {
+                    true => self.elastic_symbol(&qualified),
+                    false => Dim::constant(ints[i]),
+                };
+                Ok(Value::Elastic { value, chosen: ints[i], max })
+            }
             None => Err(Diagnostic::error(format!("a `shared` choice must have int options; `{name}` does not"), span)
                 .with_help("`shared` makes one weight tensor serve every width, sliced to the chosen one")),
         }
@@ -255,6 +263,37 @@ fn tensor_option_names(v: &Value, option: &Expr) -> Option<String> {
         }
         _ => None,
     }
+}
+
+impl Checker<'_> {
+    /// In a supernet build, a layer option of a choice among several layers, tagged with
+    /// the choice's name and the option's index (see `Layer::Spec::tag`).
+    fn tag_option(&self, v: Value, name: &str, i: usize, vals: &[Value]) -> Value {
+        let layers = vals.iter().filter(|v| matches!(v, Value::Layer(Layer::Spec { .. }))).count();
+        match v {
+            Value::Layer(Layer::Spec { block, args, span, tag: None }) if self.opts.option_tags && layers > 1 => {
+                Value::Layer(Layer::Spec { block, args, span, tag: Some(format!("{name}{i}")) })
+            }
+            other => other,
+        }
+    }
+
+    /// The size symbol of the shared choice `qualified` in a supernet build, recorded so
+    /// that `main` gets the argument that binds it (see `Options::elastic_symbols`).
+    fn elastic_symbol(&mut self, qualified: &str) -> Dim {
+        let sym = elastic_symbol_name(qualified);
+        if !self.elastic_args.iter().any(|(q, _)| q == qualified) {
+            self.elastic_args.push((qualified.to_string(), sym.clone()));
+        }
+        Dim::sym(sym)
+    }
+}
+
+/// `elastic_` and the qualified choice name with every other character than a letter,
+/// digit or `_` replaced by `_`.
+pub fn elastic_symbol_name(qualified: &str) -> String {
+    let body: String = qualified.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    format!("elastic_{body}")
 }
 
 /// The index of the largest int option (the first when none is an int).

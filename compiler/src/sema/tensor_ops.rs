@@ -37,15 +37,28 @@ pub fn binary_const(op: BinOp, a: &Value, b: &Value) -> Option<Value> {
     }
 }
 
+/// `a op b` where either is elastic: the value, the chosen option and the largest option
+/// each computed. Where the value is a size symbol (a supernet build) and the op has no
+/// symbolic answer (`elastic_symbol % 3`, `elastic_symbol < 8`), the chosen option's
+/// answer is given: the build is then right for its own choices, and a supernet compares
+/// the builds of all of a structure's widths before it shares one program among them.
 fn elastic(op: BinOp, a: &Value, b: &Value) -> Option<Value> {
-    let (av, am) = (a.as_dim()?, a.max_dim()?);
-    let (bv, bm) = (b.as_dim()?, b.max_dim()?);
-    match (int_op(op, &av, &bv)?, int_op(op, &am, &bm)?) {
-        (Value::Int(v), Value::Int(m)) => match (v.as_const(), m.as_const()) {
-            (Some(value), Some(max)) => Some(Value::Elastic { value, max }),
+    let chosen = |v: &Value| match v {
+        Value::Elastic { chosen, .. } => Some(Dim::constant(*chosen)),
+        _ => v.as_dim(),
+    };
+    let (ac, bc) = (chosen(a)?, chosen(b)?);
+    let concrete = int_op(op, &ac, &bc)?;
+    let value = match int_op(op, &a.as_dim()?, &b.as_dim()?) {
+        Some(v) => v,
+        None => concrete.clone(),
+    };
+    match (value, concrete, int_op(op, &a.max_dim()?, &b.max_dim()?)?) {
+        (Value::Int(v), Value::Int(c), Value::Int(m)) => match (c.as_const(), m.as_const()) {
+            (Some(chosen), Some(max)) => Some(Value::Elastic { value: v, chosen, max }),
             _ => Some(Value::Int(v)),
         },
-        (v, _) => Some(v),
+        (v, _, _) => Some(v),
     }
 }
 
@@ -84,10 +97,15 @@ fn int_op_unchecked(op: BinOp, x: &Dim, y: &Dim) -> Option<Value> {
         Sub => Some(Value::Int(x.sub(y))),
         Mul => Some(Value::Int(x.mul(y))),
         Div => Some(Value::Int(x.floor_div(cy?)?)),
-        Rem => {
-            let (a, b) = (cx?, cy?);
-            (b > 0).then(|| Value::Int(Dim::constant(a.rem_euclid(b))))
-        }
+        Rem => match (cx, cy?) {
+            (Some(a), b) => (b > 0).then(|| Value::Int(Dim::constant(a.rem_euclid(b)))),
+            // x % b = x - b * floor(x / b), where that is a constant (`W % 1`, `(2 W) % 2`).
+            (None, b) if b > 0 => {
+                let r = x.sub(&x.floor_div(b)?.mul(&Dim::constant(b)));
+                r.is_const().then_some(Value::Int(r))
+            }
+            (None, _) => None,
+        },
         Pow => {
             let e = u32::try_from(cy?).ok()?;
             cx?.checked_pow(e).map(|v| Value::Int(v.into()))

@@ -53,6 +53,9 @@ pub enum Layer {
         block: BlockRef,
         args: Vec<(String, Value)>,
         span: Span,
+        /// In a supernet build, the option of a `choose` this spec is (`op1`): instances
+        /// made from it are named with it, so each option has weights of its own.
+        tag: Option<String>,
     },
     Instance(Rc<Instance>),
     /// `skip`
@@ -97,9 +100,11 @@ pub enum Callable {
 #[derive(Clone, Debug)]
 pub enum Value {
     Int(Dim),
-    /// A `shared` (elastic) choice: the chosen value and the largest option.
+    /// A `shared` (elastic) choice: its value (the chosen option, or in a supernet build
+    /// the choice's size symbol), the chosen option and the largest option.
     Elastic {
-        value: i64,
+        value: Dim,
+        chosen: i64,
         max: i64,
     },
     Float(f64),
@@ -152,7 +157,7 @@ impl Value {
     pub fn as_dim(&self) -> Option<Dim> {
         match self {
             Value::Int(d) => Some(d.clone()),
-            Value::Elastic { value, .. } => Some(Dim::constant(*value)),
+            Value::Elastic { value, .. } => Some(value.clone()),
             _ => None,
         }
     }
@@ -172,6 +177,9 @@ impl Value {
     pub fn as_float(&self) -> Option<f64> {
         match self {
             Value::Float(f) => Some(*f),
+            // A size symbol as a number: its chosen option, for this build only (see
+            // `tensor_ops::elastic`).
+            Value::Elastic { value, chosen, .. } if !value.is_const() => Some(*chosen as f64),
             _ => self.as_const_int().map(|i| i as f64),
         }
     }

@@ -1,0 +1,143 @@
+//! The train step split in two, for gradients accumulated over several models that share
+//! their parameters before one update (a supernet's subnets).
+//!
+//! ABI (matched by name, like `train_step`'s):
+//! - `grad_step(data..., param:NAME..., grad:NAME...)` returns `loss`, `metric:NAME...`,
+//!   `param:BUFFER...` (buffers' new values, as `train_step` returns them) and
+//!   `grad:NAME...`: each trainable parameter's accumulator plus this model's gradient.
+//! - `apply_step(param:NAME..., grad:NAME..., state:NAME.SLOT..., state:step, lr)` returns
+//!   `param:NAME...`, `state:NAME.SLOT...`, `state:step` and `grad:NAME...`: the update
+//!   `train_step` would make with the accumulated gradients (clipped and with noise as
+//!   the spec says), and the accumulators zeroed. It is built from a list of parameters,
+//!   so one update serves every subnet of a supernet.
+//!
+//! A `grad_step` followed by an `apply_step` with zeroed accumulators is the `train_step`
+//! of the same model (tested).
+
+use super::control::FuncTable;
+use super::emit::{Emitter, Res, V};
+use super::optim::{add_noise, clip_global_norm, update, UpdateCtx};
+use super::reverse::gradient;
+use super::train_step::{add_arg, add_training_only_params, build_eval, forward, move_args_last, prefixed, TrainSpec};
+use crate::tir::{DType, Func, Op, Program, TensorType};
+
+/// The program with `grad_step` and `eval_step` added (`training` as for
+/// [`super::build_train_program`]).
+pub fn build_grad_program(program: &Program, training: Option<&Program>, spec: &TrainSpec) -> Res<Program> {
+    let mut base = program.clone();
+    let train_main = match training {
+        Some(t) => {
+            base.funcs.extend(prefixed(t, "train."));
+            add_training_only_params(&mut base, t);
+            "train.main"
+        }
+        None => "main",
+    };
+    let mut out = base.clone();
+    let table = FuncTable::new(&base);
+    let eval = build_eval(&base, "main", spec, &table)?;
+    let grad = build_grad(&base, train_main, spec, &table)?;
+    out.funcs.push(grad);
+    out.funcs.push(eval);
+    out.funcs.extend(table.added.into_inner());
+    crate::passes::cleanup(&mut out);
+    verified(out, "grad step")
+}
+
+fn build_grad(program: &Program, main: &str, spec: &TrainSpec, table: &FuncTable) -> Res<Func> {
+    let fw = forward(program, main, spec, "grad_step", table)?;
+    let trainable = |n: &String| program.param(n).map(|p| p.trainable).unwrap_or(true);
+    let param_vals: Vec<V> = fw.func.args[fw.data_args..].iter().map(|(v, _)| *v).collect();
+    let wrt: Vec<V> = fw.params.iter().zip(&param_vals).filter(|(n, _)| trainable(n)).map(|(_, v)| *v).collect();
+    let g = gradient(&fw.func, table, fw.loss, &wrt)?;
+    let grads: Vec<V> = g.results[g.results.len() - wrt.len()..].to_vec();
+    let mut f = g;
+    f.results.clear();
+    f.result_names.clear();
+    let mut e = Emitter::new(f, table);
+    let mut results: Vec<(String, V)> = vec![("loss".into(), fw.loss)];
+    results.extend(fw.metrics.iter().map(|(n, v)| (format!("metric:{n}"), *v)));
+    let mut sums = Vec::new();
+    let mut gi = 0;
+    for (name, &p) in fw.params.iter().zip(&param_vals) {
+        if !trainable(name) {
+            let updated = fw.buffers.iter().find(|(b, _)| b == name).map_or(p, |(_, v)| *v);
+            results.push((format!("param:{name}"), updated));
+            continue;
+        }
+        let ty = e.ty(p);
+        let acc = add_arg(&mut e, &format!("grad:{name}"), ty);
+        sums.push((format!("grad:{name}"), e.add(acc, grads[gi])?));
+        gi += 1;
+    }
+    results.extend(sums);
+    let mut f = e.func;
+    for (n, v) in results {
+        f.results.push(v);
+        f.result_names.push(n);
+    }
+    Ok(f)
+}
+
+/// `apply_step` over the trainable parameters `params` (name and type, in order); see
+/// the module docs.
+pub fn build_apply_func(params: &[(String, TensorType)], spec: &TrainSpec) -> Res<Func> {
+    let empty = Program { name: "apply".into(), params: Vec::new(), funcs: Vec::new() };
+    let table = FuncTable::new(&empty);
+    let func = Func {
+        name: "apply_step".into(),
+        args: Vec::new(),
+        arg_names: Vec::new(),
+        body: Vec::new(),
+        results: Vec::new(),
+        result_names: Vec::new(),
+    };
+    let mut e = Emitter::new(func, &table);
+    let ps: Vec<V> = params.iter().map(|(n, t)| add_arg(&mut e, &format!("param:{n}"), t.clone())).collect();
+    let mut grads: Vec<V> = params.iter().map(|(n, t)| add_arg(&mut e, &format!("grad:{n}"), t.clone())).collect();
+    let step = add_arg(&mut e, "state:step", TensorType::scalar(DType::F32));
+    let lr = add_arg(&mut e, "lr", TensorType::scalar(DType::F32));
+    let one = e.op(Op::Const(1.0), &[], Some(TensorType::scalar(DType::F32)))?;
+    let t = e.add(step, one)?;
+    if let Some(max) = spec.clip {
+        grads = clip_global_norm(&mut e, &grads, max)?;
+    }
+    if let Some((eta, gamma)) = spec.noise {
+        grads = add_noise(&mut e, &grads, step, eta, gamma, 1 << 32)?;
+    }
+    let ctx = UpdateCtx { lr, t };
+    let (mut new_params, mut states, mut zeros) = (Vec::new(), Vec::new(), Vec::new());
+    for (((name, ty), &p), &g) in params.iter().zip(&ps).zip(&grads) {
+        let slots: Vec<V> =
+            spec.optimizer.slots().iter().map(|s| add_arg(&mut e, &format!("state:{name}.{s}"), ty.clone())).collect();
+        let (np, ns) = update(&mut e, &spec.optimizer, &ctx, p, g, &slots)?;
+        new_params.push((format!("param:{name}"), np));
+        for (s, v) in spec.optimizer.slots().iter().zip(ns) {
+            states.push((format!("state:{name}.{s}"), v));
+        }
+        zeros.push((format!("grad:{name}"), e.fill(0.0, ty)?));
+    }
+    let mut f = e.func;
+    move_args_last(&mut f, &["state:step", "lr"]);
+    let results = new_params.into_iter().chain(states).chain([("state:step".to_string(), t)]).chain(zeros);
+    for (n, v) in results {
+        f.results.push(v);
+        f.result_names.push(n);
+    }
+    // Verified as the entry of a program of its own (a program's entry is `main`).
+    f.name = "main".into();
+    let program = Program { name: "apply".into(), params: Vec::new(), funcs: vec![f] };
+    let mut f = verified(program, "apply step")?.funcs.remove(0);
+    f.name = "apply_step".into();
+    Ok(f)
+}
+
+fn verified(program: Program, what: &str) -> Res<Program> {
+    match crate::tir::verify::verify(&program) {
+        Ok(()) => Ok(program),
+        Err(errors) => {
+            let msgs: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            Err(format!("internal error: the {what} does not verify: {}", msgs.join("; ")))
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! `archc supernet train SPACE.arch` and `archc supernet extract DIR`: the command line
+//! of supernets (see the parent module).
+
+use super::build::{build, Built};
+use super::space::Subnets;
+use super::train::{train, EpochStats, Run, SampleRule};
+use crate::backend::Backend;
+use crate::driver::FsModules;
+use crate::search::cli::{read, validate};
+use archc_compiler::sema::modules::on_big_stack;
+use archc_compiler::sema::space::SpaceFile;
+use archc_compiler::sema::Options;
+use clap::{Args, Subcommand, ValueEnum};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Subcommand, Debug)]
+pub enum SupernetCmd {
+    /// Train one weight set for every subnet of a space (its `train` block gives data,
+    /// loss, optimizer, batch, epochs and seed), subnets sampled every step.
+    Train(TrainArgs),
+    /// Write one subnet of a trained supernet as a plain program (`NAME.arch`) with its
+    /// weights (`NAME.safetensors`), BatchNorm recalibrated, no retraining; prints its
+    /// test accuracy.
+    Extract(ExtractArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExtractArgs {
+    /// The folder `archc supernet train` wrote.
+    pub dir: PathBuf,
+    /// The subnet: `NAME=VALUE,...` (ints by value, other options by index), as for
+    /// `archc train --choices`; unnamed choices take their first option.
+    #[arg(long)]
+    pub choices: String,
+    /// The output name: writes NAME.arch and NAME.safetensors.
+    #[arg(short = 'o', long = "out")]
+    pub out: PathBuf,
+    /// What runs the recalibration and the evaluation (default mlir-cpu, or interp
+    /// without MLIR).
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// The space: a `.arch` file with `choose` decisions and a `train` block.
+    pub file: PathBuf,
+    /// The run folder (default runs/supernet/NAME).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// How each step picks its subnets.
+    #[arg(long, value_enum, default_value_t = RuleArg::Sandwich)]
+    pub rule: RuleArg,
+    /// Random subnets per step (`sandwich`: besides the largest and the smallest).
+    #[arg(long, default_value_t = 2)]
+    pub subnets: usize,
+    /// Epochs (default: the train block's).
+    #[arg(long)]
+    pub epochs: Option<u64>,
+    /// What runs the steps (default mlir-cpu, or interp without MLIR).
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
+}
+
+/// `--rule`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RuleArg {
+    /// The largest, the smallest and `--subnets` random subnets, gradients summed
+    /// (BigNAS, US-Nets).
+    Sandwich,
+    /// `--subnets` random subnets (Once-for-All's sampling per step).
+    Random,
+    /// One random subnet (single-path one-shot, SPOS).
+    Spos,
+    /// One subnet of the nested sequence from smallest to largest (SortedNet).
+    Sorted,
+}
+
+impl TrainArgs {
+    fn rule(&self) -> SampleRule {
+        match self.rule {
+            RuleArg::Sandwich => SampleRule::Sandwich { n: self.subnets },
+            RuleArg::Random => SampleRule::Random { n: self.subnets },
+            RuleArg::Spos => SampleRule::Uniform,
+            RuleArg::Sorted => SampleRule::Sorted,
+        }
+    }
+}
+
+/// Runs `archc supernet ...`.
+pub fn run(cmd: &SupernetCmd, color: bool) -> Result<(), String> {
+    match cmd {
+        SupernetCmd::Train(args) => on_big_stack(|| train_cmd(args, color)),
+        SupernetCmd::Extract(a) => {
+            on_big_stack(|| super::extract::extract(&a.dir, &a.choices, &a.out, a.backend, color))
+        }
+    }
+}
+
+fn train_cmd(args: &TrainArgs, color: bool) -> Result<(), String> {
+    let text = read(&args.file)?;
+    let modules = FsModules { dir: args.file.parent().map(Path::to_path_buf).unwrap_or_default() };
+    let file = SpaceFile::open(&args.file.display().to_string(), &text, &modules);
+    validate(&file, color)?;
+    let (space, structures) = Subnets::enumerate(&file, &Options::default())?;
+    let built = build(&file, &structures)?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        let stem = args.file.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        PathBuf::from("runs").join("supernet").join(stem)
+    });
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    eprintln!(
+        "archc: supernet of {} subnets in {} structures ({} parameters shared)",
+        space.leaves.len(),
+        structures.len(),
+        built.program.params.len()
+    );
+    let data = crate::training::train_data_for(&built.cfg, &built.program, "s0.grad_step")?;
+    let exec = crate::backend::executor(&built.program, args.backend, None)?;
+    let mut run = Run { exec, program: &built.program, space: &space, built: &built };
+    run.init(built.cfg.seed)?;
+    let epochs = args.epochs.unwrap_or(built.cfg.epochs);
+    let metrics = out.join("metrics.jsonl");
+    let mut log = std::fs::File::create(&metrics).map_err(|e| format!("cannot write {}: {e}", metrics.display()))?;
+    let steps = train(&mut run, &data, args.rule(), epochs, |epoch, s| {
+        let line = epoch_line(epoch, s);
+        eprintln!("{line}");
+        writeln!(log, "{line}").map_err(|e| format!("cannot write {}: {e}", metrics.display()))
+    })?;
+    let compiles = run.exec.compile_times().len();
+    save(&mut run, &out, args, &built, steps, compiles)?;
+    println!(
+        "supernet trained: {steps} steps, {} subnets in {} structures, {compiles} compiled functions; weights in {}",
+        space.leaves.len(),
+        structures.len(),
+        out.join(super::extract::WEIGHTS_FILE).display()
+    );
+    Ok(())
+}
+
+/// One `metrics.jsonl` line.
+fn epoch_line(epoch: u64, s: &EpochStats) -> String {
+    let mut rec = serde_json::Map::new();
+    rec.insert("epoch".into(), (epoch + 1).into());
+    rec.insert("train_loss".into(), s.train_loss.into());
+    for (name, v) in [("largest", s.largest), ("smallest", s.smallest)] {
+        if let Some((loss, acc)) = v {
+            rec.insert(format!("{name}_test_loss"), loss.into());
+            rec.insert(format!("{name}_test_acc"), acc.into());
+        }
+    }
+    serde_json::Value::Object(rec).to_string()
+}
+
+/// `supernet.safetensors` and `supernet.json`.
+fn save(run: &mut Run, out: &Path, args: &TrainArgs, built: &Built, steps: u64, compiles: usize) -> Result<(), String> {
+    let weights = run.weights()?;
+    let path = out.join(super::extract::WEIGHTS_FILE);
+    archc_runtime::io::write_safetensors(&path, weights.iter().map(|(k, v)| (k.as_str(), v)))
+        .map_err(|e| e.to_string())?;
+    let manifest = serde_json::json!({
+        // Absolute, so that `extract` finds it from any folder.
+        "space": std::fs::canonicalize(&args.file).unwrap_or_else(|_| args.file.clone()).display().to_string(),
+        "rule": format!("{:?}", args.rule()),
+        "steps": steps,
+        "parameters": built.program.params.len(),
+        "structures": run.space.leaves.iter().map(|l| l.structure).max().map_or(0, |m| m + 1),
+        "subnets": run.space.leaves.len(),
+        "compiled_functions": compiles,
+    });
+    let path = out.join(super::extract::MANIFEST_FILE);
+    std::fs::write(&path, format!("{manifest:#}\n")).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}

@@ -1,0 +1,286 @@
+//! Training a supernet: one weight set, subnets sampled every step.
+//!
+//! Contract:
+//! - The weights, the optimizer's slots, the gradient accumulators (`grad:NAME`) and the
+//!   step counter are the executor's resident state for the whole run. A step draws its
+//!   subnets ([`SampleRule`]), runs each one's `sN.grad_step` on the batch (the
+//!   gradients add up in the accumulators; BatchNorm statistics are updated by each
+//!   subnet in turn), then `apply_step` once: one update from the summed gradients, as
+//!   OFA, BigNAS and US-Nets accumulate them (zeroed, not unset: a parameter no subnet of
+//!   the step used still moves by its momentum, as with PyTorch 1.x's `zero_grad`).
+//! - Everything random is a function of the `train` block's seed: initial weights, batch
+//!   order, the subnets drawn (ChaCha8 seeded by it), dropout per step. The same
+//!   command gives the same weights, bit for bit, on the same backend.
+//! - Compiled steps: one `grad_step` and one `eval_step` per structure and one
+//!   `apply_step`; the count is reported and does not grow with the steps (widths are
+//!   run-time sizes).
+//! - After each epoch the largest and the smallest subnet are evaluated on the test part,
+//!   each with its buffers (BatchNorm's running statistics, which every subnet of a step
+//!   updates in turn) recalibrated first, as OFA does for each subnet it extracts: reset
+//!   to their initial values, then updated by the subnet's training-mode pass over up to
+//!   [`CALIBRATION_BATCHES`] training batches (gradients discarded); the supernet's own
+//!   buffers are put back afterwards. One line per epoch goes to `metrics.jsonl`.
+//! - At the end the weights are written to `supernet.safetensors` (by parameter name, as
+//!   a plain weights file), with `supernet.json` (the space file, the rule, steps,
+//!   structures, compile count).
+
+use super::build::{func_name, Built};
+use super::space::{Rule, Subnets};
+use archc_compiler::tir::{DType, Program};
+use archc_runtime::data::Dataset;
+use archc_runtime::train::{step_seed, TrainData};
+use archc_runtime::{Bindings, Executor, Interpreter, Tensor};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+
+/// Training batches that recalibrate a subnet's buffers before it is evaluated.
+pub const CALIBRATION_BATCHES: usize = 50;
+
+/// Which subnets a step trains.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SampleRule {
+    /// The largest, the smallest and `n` uniform subnets (BigNAS, US-Nets).
+    Sandwich { n: usize },
+    /// `n` uniform subnets (OFA's random subnets per step).
+    Random { n: usize },
+    /// One uniform subnet (single-path one-shot, SPOS).
+    Uniform,
+    /// One subnet of the nested sequence from smallest to largest, its level uniform
+    /// (SortedNet).
+    Sorted,
+}
+
+impl SampleRule {
+    /// The subnets (leaf indices) of one step.
+    pub fn draw(&self, space: &Subnets, rng: &mut ChaCha8Rng) -> Vec<usize> {
+        use rand::Rng;
+        match *self {
+            SampleRule::Sandwich { n } => {
+                let mut v = vec![space.sample(Rule::Largest, rng), space.sample(Rule::Smallest, rng)];
+                v.extend((0..n).map(|_| space.sample(Rule::Uniform, rng)));
+                v
+            }
+            SampleRule::Random { n } => (0..n.max(1)).map(|_| space.sample(Rule::Uniform, rng)).collect(),
+            SampleRule::Uniform => vec![space.sample(Rule::Uniform, rng)],
+            SampleRule::Sorted => {
+                let level: f64 = rng.random();
+                vec![space.sample(Rule::Level(level), rng)]
+            }
+        }
+    }
+}
+
+/// The run's executor, program and the bindings of its functions.
+pub struct Run<'a> {
+    pub exec: Box<dyn Executor + 'a>,
+    pub program: &'a Program,
+    pub space: &'a Subnets,
+    pub built: &'a Built,
+}
+
+/// What an epoch of supernet training measured.
+#[derive(Clone, Debug, Default)]
+pub struct EpochStats {
+    pub train_loss: f64,
+    pub largest: Option<(f64, f64)>,
+    pub smallest: Option<(f64, f64)>,
+}
+
+/// The bindings of a supernet function: parameters, slots and accumulators are state.
+pub fn bindings(program: &Program, func: &str) -> Bindings {
+    let f = program.func(func).expect("built");
+    let bound =
+        |n: &String| (n.starts_with("param:") || n.starts_with("state:") || n.starts_with("grad:")).then(|| n.clone());
+    Bindings { args: f.arg_names.iter().map(bound).collect(), results: f.result_names.iter().map(bound).collect() }
+}
+
+impl Run<'_> {
+    /// Puts the initial state: weights by their initialisers (`seed`), zero slots,
+    /// accumulators and step.
+    pub fn init(&mut self, seed: u64) -> Result<(), String> {
+        let mut interp = Interpreter::new(self.program);
+        interp.init_params(seed).map_err(|e| e.to_string())?;
+        let slots = self.built.cfg.spec.optimizer.slots();
+        for p in &self.program.params {
+            let v = interp.param(&p.name).ok_or("internal: parameter not initialised")?.clone();
+            let zeros = Tensor::zeros(v.dtype(), v.shape());
+            self.put(&format!("param:{}", p.name), v)?;
+            if p.trainable {
+                self.put(&format!("grad:{}", p.name), zeros.clone())?;
+                for s in slots {
+                    self.put(&format!("state:{}.{s}", p.name), zeros.clone())?;
+                }
+            }
+        }
+        self.put("state:step", Tensor::zeros(DType::F32, &[]))
+    }
+
+    fn put(&mut self, name: &str, t: Tensor) -> Result<(), String> {
+        self.exec.put_state(name, t).map_err(|e| e.to_string())
+    }
+
+    /// The given inputs of structure function `func` for subnet `leaf` on `batch`.
+    fn given(&self, func: &str, leaf: usize, batch: &Dataset) -> Result<Vec<Tensor>, String> {
+        let f = self.program.func(func).expect("built");
+        let widths = &self.space.leaves[leaf].widths;
+        let mut out = Vec::new();
+        for name in &f.arg_names {
+            if name.starts_with("param:") || name.starts_with("grad:") || name.starts_with("state:") {
+                continue;
+            }
+            let t = match widths.iter().find(|(n, _)| n == name) {
+                Some((_, w)) => Tensor::zeros(DType::F32, &[0, *w as usize]),
+                None => batch.get(name).ok_or_else(|| format!("the data set has no `{name}`"))?.clone(),
+            };
+            out.push(t);
+        }
+        Ok(out)
+    }
+
+    /// One step: the subnets `leaves` on `batch`, then the update with rate `lr`.
+    /// Returns the mean loss over the subnets.
+    pub fn step(&mut self, leaves: &[usize], batch: &Dataset, lr: f64, seed: u64) -> Result<f64, String> {
+        let mut loss = 0.0;
+        for &leaf in leaves {
+            let func = func_name(self.space.leaves[leaf].structure, "grad_step");
+            let given = self.given(&func, leaf, batch)?;
+            let b = bindings(self.program, &func);
+            let out = self.exec.run_bound(&func, &b, given, seed).map_err(|e| e.to_string())?;
+            let l = scalar(&out[0]);
+            if !l.is_finite() {
+                return Err(format!("subnet {leaf}: the loss is not finite ({l})"));
+            }
+            loss += l;
+        }
+        let b = bindings(self.program, "apply_step");
+        self.exec
+            .run_bound("apply_step", &b, vec![Tensor::full(DType::F32, &[], lr)], seed)
+            .map_err(|e| e.to_string())?;
+        Ok(loss / leaves.len().max(1) as f64)
+    }
+
+    /// The buffers' names (non-trainable parameters).
+    fn buffers(&self) -> Vec<String> {
+        self.program.params.iter().filter(|p| !p.trainable).map(|p| format!("param:{}", p.name)).collect()
+    }
+
+    /// Recalibrates subnet `leaf`'s buffers on `batches` (see the module docs); returns
+    /// the buffers' values before, to put back.
+    pub fn calibrate(&mut self, leaf: usize, batches: &[Dataset]) -> Result<Vec<(String, Tensor)>, String> {
+        let names = self.buffers();
+        let mut saved = Vec::new();
+        for n in &names {
+            saved.push((n.clone(), self.exec.read_state(n).map_err(|e| e.to_string())?));
+        }
+        if names.is_empty() {
+            return Ok(saved);
+        }
+        let mut interp = Interpreter::new(self.program);
+        interp.init_params(self.built.cfg.seed).map_err(|e| e.to_string())?;
+        for n in &names {
+            let init = interp.param(n.trim_start_matches("param:")).ok_or("internal: buffer not initialised")?;
+            self.put(n, init.clone())?;
+        }
+        let func = func_name(self.space.leaves[leaf].structure, "grad_step");
+        let mut b = bindings(self.program, &func);
+        // Gradients are returned (and dropped), not added to the accumulators.
+        for r in b.results.iter_mut() {
+            if r.as_deref().is_some_and(|n| n.starts_with("grad:")) {
+                *r = None;
+            }
+        }
+        for (i, batch) in batches.iter().enumerate() {
+            let given = self.given(&func, leaf, batch)?;
+            self.exec.run_bound(&func, &b, given, i as u64).map_err(|e| e.to_string())?;
+        }
+        Ok(saved)
+    }
+
+    /// Puts buffers back (from [`Self::calibrate`]).
+    pub fn restore(&mut self, saved: Vec<(String, Tensor)>) -> Result<(), String> {
+        for (n, t) in saved {
+            self.put(&n, t)?;
+        }
+        Ok(())
+    }
+
+    /// Test loss and accuracy (when the loss has one) of subnet `leaf`, in chunks of `batch`.
+    pub fn evaluate(&mut self, leaf: usize, test: &Dataset, batch: usize) -> Result<(f64, f64), String> {
+        let func = func_name(self.space.leaves[leaf].structure, "eval_step");
+        let b = bindings(self.program, &func);
+        let names = self.program.func(&func).expect("built").result_names.clone();
+        let (mut loss, mut correct, n) = (0.0, 0.0, test.len());
+        for start in (0..n).step_by(batch.max(1)) {
+            let rows: Vec<usize> = (start..(start + batch).min(n)).collect();
+            let given = self.given(&func, leaf, &test.select(&rows))?;
+            let out = self.exec.run_bound(&func, &b, given, 0).map_err(|e| e.to_string())?;
+            for (name, t) in names.iter().zip(&out) {
+                match name.as_str() {
+                    "loss" => loss += scalar(t) * rows.len() as f64,
+                    "metric:correct" => correct += scalar(t),
+                    _ => {}
+                }
+            }
+        }
+        let n = n.max(1) as f64;
+        Ok((loss / n, correct / n))
+    }
+
+    /// The weights by parameter name, read back.
+    pub fn weights(&mut self) -> Result<BTreeMap<String, Tensor>, String> {
+        let mut out = BTreeMap::new();
+        for p in &self.program.params {
+            let t = self.exec.read_state(&format!("param:{}", p.name)).map_err(|e| e.to_string())?;
+            out.insert(p.name.clone(), t);
+        }
+        Ok(out)
+    }
+}
+
+/// The sum of a float tensor's values (a scalar's value).
+fn scalar(t: &Tensor) -> f64 {
+    t.to_f64_vec().map_or(f64::NAN, |v| v.iter().sum())
+}
+
+/// Trains for `epochs` epochs; calls `report` after each.
+pub fn train(
+    run: &mut Run,
+    data: &TrainData,
+    rule: SampleRule,
+    epochs: u64,
+    mut report: impl FnMut(u64, &EpochStats) -> Result<(), String>,
+) -> Result<u64, String> {
+    let cfg = &run.built.cfg;
+    let spec = crate::training::loop_spec(cfg, data.train.len());
+    let batch = cfg.batch as usize;
+    let per_epoch = (data.train.len() as u64).div_ceil(batch.max(1) as u64);
+    let total = per_epoch * epochs;
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let largest = run.space.sample(Rule::Largest, &mut ChaCha8Rng::seed_from_u64(cfg.seed));
+    let smallest = run.space.sample(Rule::Smallest, &mut ChaCha8Rng::seed_from_u64(cfg.seed));
+    let mut step = 0u64;
+    for epoch in 0..epochs {
+        let (mut loss_sum, mut n) = (0.0, 0u64);
+        for b in data.train.batches(batch, cfg.seed, epoch, false) {
+            let leaves = rule.draw(run.space, &mut rng);
+            let lr = spec.schedule.lr(step, total);
+            loss_sum +=
+                run.step(&leaves, &b, lr, step_seed(cfg.seed, step)).map_err(|e| format!("step {step}: {e}"))?;
+            n += 1;
+            step += 1;
+        }
+        let mut stats = EpochStats { train_loss: loss_sum / n.max(1) as f64, ..EpochStats::default() };
+        if let Some(test) = &data.test {
+            let calibration: Vec<Dataset> =
+                data.train.batches(batch, cfg.seed, epoch, false).take(CALIBRATION_BATCHES).collect();
+            for (leaf, slot) in [(largest, &mut stats.largest), (smallest, &mut stats.smallest)] {
+                let saved = run.calibrate(leaf, &calibration)?;
+                *slot = Some(run.evaluate(leaf, test, batch)?);
+                run.restore(saved)?;
+            }
+        }
+        report(epoch, &stats)?;
+    }
+    Ok(step)
+}

@@ -1,0 +1,307 @@
+//! One-shot supernets (`archc supernet`): the split step against the train step, size
+//! symbols against concrete widths, gradients against finite differences, the subnets
+//! and structures of a space, and seeded runs through the CLI.
+
+mod common;
+
+use archc::supernet::build::{build, func_name};
+use archc::supernet::space::{Rule, Subnets};
+use archc::supernet::train::bindings;
+use archc_compiler::autodiff::{build_apply_func, build_grad_program, build_train_program};
+use archc_compiler::sema::modules::{on_big_stack, ChoiceMode};
+use archc_compiler::sema::space::SpaceFile;
+use archc_compiler::sema::Options;
+use archc_compiler::tir::{DType, Program};
+use archc_runtime::{Interpreter, Tensor};
+use rand::SeedableRng;
+
+const SPACE: &str = "tests/supernet/digits_space.arch";
+
+/// Runs `f` on the test space, opened (on a thread with a big stack, as builds need).
+fn with_space<T: Send>(f: impl Fn(&SpaceFile) -> T + Send + Sync) -> T {
+    on_big_stack(|| {
+        let path = common::repo().join(SPACE);
+        let text = std::fs::read_to_string(&path).expect("readable");
+        let modules = archc::driver::FsModules { dir: path.parent().expect("dir").to_path_buf() };
+        f(&SpaceFile::open(SPACE, &text, &modules))
+    })
+}
+
+/// Decisions by name: width (16, 32, 64), depth (1, 2), act (relu, tanh).
+fn assignment(width: usize, depth: usize, act: usize) -> Vec<(String, usize)> {
+    vec![("width".into(), width), ("depth".into(), depth), ("act".into(), act)]
+}
+
+fn opts(fixed: Vec<(String, usize)>, symbols: bool) -> Options {
+    Options {
+        elastic_symbols: symbols,
+        option_tags: true,
+        choices: ChoiceMode::Assign { fixed, seed: None },
+        ..Options::default()
+    }
+}
+
+/// Random arguments of `func` by name: data from a seeded normal draw (labels in 0..10),
+/// parameters from their initialisers, accumulators and slots zero.
+fn args_of(p: &Program, func: &str, widths: &[(&str, usize)]) -> Vec<Tensor> {
+    let f = p.func(func).expect("function");
+    let mut interp = Interpreter::new(p);
+    interp.init_params(3).expect("init");
+    f.arg_names
+        .iter()
+        .zip(&f.args)
+        .map(|(name, (_, ty))| {
+            let shape: Vec<usize> = ty.shape.iter().map(|d| d.as_const().map_or(8, |c| c as usize)).collect();
+            if let Some(p) = name.strip_prefix("param:") {
+                return interp.param(p).expect("param").clone();
+            }
+            if let Some(c) = name.strip_prefix("choice:") {
+                let w = widths.iter().find(|(n, _)| *n == c).expect("width").1;
+                return Tensor::zeros(DType::F32, &[0, w]);
+            }
+            match name.as_str() {
+                "lr" => Tensor::scalar_f32(0.01),
+                "label" => {
+                    Tensor::from_i64(&shape, (0..shape.iter().product::<usize>() as i64).map(|i| i % 10).collect())
+                }
+                n if n.starts_with("state:") || n.starts_with("grad:") => Tensor::zeros(ty.dtype, &shape),
+                _ => {
+                    let n = shape.iter().product::<usize>();
+                    Tensor::from_f32(&shape, (0..n).map(|i| ((i * 7919) % 13) as f32 / 6.0 - 1.0).collect())
+                }
+            }
+        })
+        .collect()
+}
+
+/// The value of result `name` of `func` run on `args`.
+fn result(p: &Program, func: &str, out: &[Tensor], name: &str) -> Tensor {
+    let f = p.func(func).expect("function");
+    let i = f.result_names.iter().position(|n| n == name).unwrap_or_else(|| panic!("no result {name}"));
+    out[i].clone()
+}
+
+/// A gradient step and an update with zeroed accumulators are the train step, bit for bit.
+#[test]
+fn the_split_step_is_the_train_step() {
+    with_space(|file| {
+        let cfg = file.train_config(&opts(assignment(1, 1, 0), false)).expect("config");
+        let train = build_train_program(&cfg.program, Some(&cfg.training), &cfg.spec).expect("train step");
+        let mut split = build_grad_program(&cfg.program, Some(&cfg.training), &cfg.spec).expect("grad step");
+        let trainable: Vec<_> =
+            split.params.iter().filter(|p| p.trainable).map(|p| (p.name.clone(), p.ty.clone())).collect();
+        split.funcs.push(build_apply_func(&trainable, &cfg.spec).expect("apply step"));
+
+        let args = args_of(&train, "train_step", &[]);
+        let want = Interpreter::new(&train).run("train_step", &args).expect("train step runs");
+
+        // The same values, by name, through the two halves.
+        let t = train.func("train_step").expect("train_step");
+        let by_name = |name: &str| args[t.arg_names.iter().position(|n| n == name).expect("arg")].clone();
+        let interp = Interpreter::new(&split);
+        let g = split.func("grad_step").expect("grad_step");
+        let grad_args: Vec<Tensor> = g
+            .arg_names
+            .iter()
+            .zip(&g.args)
+            .map(|(n, (_, ty))| match n.strip_prefix("grad:") {
+                Some(_) => Tensor::zeros(ty.dtype, &ty.const_shape().expect("concrete")),
+                None => by_name(n),
+            })
+            .collect();
+        let got = interp.run("grad_step", &grad_args).expect("grad step runs");
+        assert_eq!(result(&split, "grad_step", &got, "loss"), result(&train, "train_step", &want, "loss"));
+        let a = split.func("apply_step").expect("apply_step");
+        let apply_args: Vec<Tensor> = a
+            .arg_names
+            .iter()
+            .map(|n| match n.strip_prefix("grad:") {
+                Some(_) => result(&split, "grad_step", &got, n),
+                None => by_name(n),
+            })
+            .collect();
+        let applied = interp.run("apply_step", &apply_args).expect("apply step runs");
+        for (name, _) in &trainable {
+            for n in [format!("param:{name}"), format!("state:{name}.m"), format!("state:{name}.v")] {
+                assert_eq!(result(&split, "apply_step", &applied, &n), result(&train, "train_step", &want, &n), "{n}");
+            }
+            let zero = result(&split, "apply_step", &applied, &format!("grad:{name}"));
+            assert!(zero.to_f64_vec().expect("real").iter().all(|v| *v == 0.0), "grad:{name} is zeroed");
+        }
+    });
+}
+
+/// One program with the width as a size symbol gives, at each width, the loss and
+/// gradients of the subnet built for that width; gradients outside the chosen slice are
+/// zero.
+#[test]
+fn size_symbols_give_each_width_its_own_gradients() {
+    with_space(|file| {
+        let symbolic = file.train_config(&opts(assignment(0, 0, 1), true)).expect("config");
+        let sym = build_grad_program(&symbolic.program, Some(&symbolic.training), &symbolic.spec).expect("grad");
+        let g = sym.func("grad_step").expect("grad_step");
+        assert!(g.arg_names.iter().any(|n| n == "choice:width"), "{:?}", g.arg_names);
+        for (option, width) in [(0, 16), (1, 32), (2, 64)] {
+            let concrete = file.train_config(&opts(assignment(option, 0, 1), false)).expect("config");
+            let conc = build_grad_program(&concrete.program, Some(&concrete.training), &concrete.spec).expect("grad");
+            let want = Interpreter::new(&conc).run("grad_step", &args_of(&conc, "grad_step", &[])).expect("runs");
+            let sargs = args_of(&sym, "grad_step", &[("width", width)]);
+            let got = Interpreter::new(&sym).run("grad_step", &sargs).expect("runs");
+            let f = conc.func("grad_step").expect("grad_step");
+            for name in &f.result_names {
+                let (a, b) = (result(&sym, "grad_step", &got, name), result(&conc, "grad_step", &want, name));
+                assert!(common::scaled_error(&a, &b) <= 1e-6, "{name} at width {width}");
+            }
+            // The first layer's weight is [64, 64] allocated; a width-w subnet uses [64, w].
+            let w = result(&sym, "grad_step", &got, "grad:linear_0.w");
+            let values = w.as_f32().expect("f32");
+            let outside = values.iter().enumerate().filter(|(i, _)| i % 64 >= width);
+            assert!(outside.clone().all(|(_, v)| *v == 0.0), "width {width}: no gradient outside the slice");
+        }
+    });
+}
+
+/// The gradient step's gradient along a direction matches central differences of its
+/// loss (f32: to 2%).
+#[test]
+fn elastic_gradients_match_finite_differences() {
+    with_space(|file| {
+        let cfg = file.train_config(&opts(assignment(0, 1, 1), true)).expect("config");
+        let p = build_grad_program(&cfg.program, Some(&cfg.training), &cfg.spec).expect("grad");
+        let f = p.func("grad_step").expect("grad_step");
+        let args = args_of(&p, "grad_step", &[("width", 32)]);
+        let out = Interpreter::new(&p).run("grad_step", &args).expect("runs");
+        let at = f.arg_names.iter().position(|n| n == "param:repeat_0.0.linear_0.w").expect("param");
+        let grad = result(&p, "grad_step", &out, "grad:repeat_0.0.linear_0.w").to_f64_vec().expect("real");
+        let n = grad.len();
+        // Along the gradient (scaled to at most 1 per element), where the loss changes most.
+        let top = grad.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+        let dir: Vec<f64> = grad.iter().map(|g| g / top).collect();
+        assert_eq!(dir.len(), n);
+        let analytic: f64 = grad.iter().zip(&dir).map(|(g, d)| g * d).sum();
+        let loss = |h: f64| {
+            let mut a = args.clone();
+            let base = a[at].to_f64_vec().expect("real");
+            let moved: Vec<f32> = base.iter().zip(&dir).map(|(v, d)| (v + h * d) as f32).collect();
+            a[at] = Tensor::from_f32(a[at].shape(), moved);
+            let o = Interpreter::new(&p).run("grad_step", &a).expect("runs");
+            result(&p, "grad_step", &o, "loss").to_f64_vec().expect("real")[0]
+        };
+        let h = 1e-2;
+        let numeric = (loss(h) - loss(-h)) / (2.0 * h);
+        assert!(analytic.abs() > 1e-4, "a direction the loss depends on: {analytic}");
+        assert!((analytic - numeric).abs() <= 0.02 * analytic.abs().max(numeric.abs()), "{analytic} vs {numeric}");
+    });
+}
+
+/// The space's 12 subnets fall in 4 structures (depth x act): the width is a size symbol.
+/// Sampling rules pick the largest, the smallest and the nested levels by value.
+#[test]
+fn subnets_share_one_structure_per_width_set() {
+    with_space(|file| {
+        let (space, structures) = Subnets::enumerate(file, &Options::default()).expect("enumerates");
+        assert_eq!((space.leaves.len(), structures.len()), (12, 4));
+        assert!(structures.iter().all(|s| s.symbolic && s.key.iter().all(|(n, _)| n != "width")));
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let pick = |rule, rng: &mut rand_chacha::ChaCha8Rng| {
+            let l = &space.leaves[space.sample(rule, rng)];
+            let get = |n: &str| l.assignment.iter().find(|(d, _)| d == n).expect("decision").1;
+            (get("width"), get("depth"))
+        };
+        for _ in 0..5 {
+            assert_eq!(pick(Rule::Largest, &mut rng), (2, 1));
+            assert_eq!(pick(Rule::Smallest, &mut rng), (0, 0));
+            assert_eq!(pick(Rule::Level(0.5), &mut rng).0, 1);
+        }
+        let uniform: std::collections::BTreeSet<_> = (0..200).map(|_| pick(Rule::Uniform, &mut rng)).collect();
+        assert_eq!(uniform.len(), 6, "every width and depth is drawn");
+        let built = build(file, &structures).expect("builds");
+        for i in 0..structures.len() {
+            for func in ["grad_step", "eval_step"] {
+                assert!(built.program.func(&func_name(i, func)).is_some(), "{}", func_name(i, func));
+            }
+        }
+        let b = bindings(&built.program, "apply_step");
+        assert_eq!(b.given(), 1, "apply_step is given its learning rate only");
+    });
+}
+
+/// Weights and metrics of a seeded run are the same on a second run; the compiled
+/// functions do not grow with the steps.
+#[test]
+fn a_seeded_supernet_run_repeats_exactly() {
+    let dir = std::env::temp_dir().join(format!("archc-supernet-{}", std::process::id()));
+    let run = |name: &str, backend: &str, epochs: &str| {
+        let out = dir.join(name);
+        let o = common::archc(&[
+            "supernet",
+            "train",
+            SPACE,
+            "--out",
+            out.to_str().expect("utf-8"),
+            "--backend",
+            backend,
+            "--epochs",
+            epochs,
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let manifest: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("supernet.json")).expect("manifest")).expect("json");
+        let weights = std::fs::read(out.join("supernet.safetensors")).expect("weights");
+        let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).expect("metrics");
+        (manifest, weights, metrics)
+    };
+    let (m1, w1, log1) = run("a", "interp", "2");
+    let (_, w2, log2) = run("b", "interp", "2");
+    assert_eq!(w1, w2, "same weights");
+    assert_eq!(log1, log2, "same metrics");
+    assert_eq!(m1["subnets"], 12);
+    let last: serde_json::Value = serde_json::from_str(log1.lines().last().expect("a line")).expect("json");
+    assert!(last["largest_test_acc"].as_f64().expect("acc") > 0.5, "{last}");
+    let (short, _, _) = run("c", "cranelift", "1");
+    let (long, _, _) = run("d", "cranelift", "2");
+    assert_eq!(short["compiled_functions"], long["compiled_functions"], "compiles do not grow with steps");
+    assert!(short["compiled_functions"].as_u64().expect("count") <= 9, "{short}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The number after `word ` in `text`.
+fn number_after(text: &str, word: &str) -> f64 {
+    let at = text.find(word).unwrap_or_else(|| panic!("no `{word}` in {text}")) + word.len();
+    let digits: String = text[at..].trim_start().chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    digits.parse().unwrap_or_else(|_| panic!("a number after `{word}` in {text}"))
+}
+
+/// An extracted subnet is a plain program that checks, and its weights evaluate with
+/// `archc eval` to the accuracy the extraction measured on the shared weights.
+#[test]
+fn an_extracted_subnet_checks_and_evaluates_on_its_own() {
+    let dir = std::env::temp_dir().join(format!("archc-supernet-extract-{}", std::process::id()));
+    let out = dir.to_str().expect("utf-8");
+    let o = common::archc(&["supernet", "train", SPACE, "--out", out, "--backend", "interp", "--rule", "sorted"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let sub = dir.join("sub");
+    let sub_s = sub.to_str().expect("utf-8");
+    let o = common::archc(&["supernet", "extract", out, "--choices", "width=32,depth=2,act=1", "-o", sub_s]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout).into_owned();
+    let arch = dir.join("sub.arch");
+    let text = std::fs::read_to_string(&arch).expect("sub.arch");
+    assert!(!text.contains("choose"), "{text}");
+    let o = common::archc(&["check", arch.to_str().expect("utf-8")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let weights = dir.join("sub.safetensors");
+    let o = common::archc(&["eval", arch.to_str().expect("utf-8"), "--checkpoint", weights.to_str().expect("utf-8")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let evaluated = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert_eq!(number_after(&said, "test accuracy"), number_after(&evaluated, "accuracy:"), "{said}\n{evaluated}");
+    // A subnet that is not in the space is refused by name.
+    let o = common::archc(&["supernet", "extract", out, "--choices", "widht=32", "-o", sub_s]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("did you mean `width`"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
