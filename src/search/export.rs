@@ -15,10 +15,13 @@
 //! (`as i`, added when missing). A call's instances are those under its repeat's path
 //! (`repeat_K`, the K-th repeat of the block in source order). Other per-instance
 //! patterns are refused with the reason; the CLI then points at the
-//! `--choices` that select the candidate. The plain program is the candidate's network,
-//! not its parameter layout: a chosen layer bound by `let` is an instance named after the
-//! binding (`cell_0.op.w` where the space had `cell_0.conv1d_0.w`), and an elastic width
-//! becomes a plain one (its parameters sized to the width, not sliced from the largest).
+//! `--choices` that select the candidate. The plain program is the candidate's network:
+//! a chosen layer spec becomes a lambda that applies it (`let op = h_ => Conv1d(..)(h_)`),
+//! so every use makes its own instance as the spec did (a `let` of the spec would be one
+//! instance shared by every use); an option chosen per instance from a table is bound by
+//! `let` inside the layer, an instance named after the binding (`cell_0.op.w` where the
+//! space had `cell_0.conv1d_0.w`); and an elastic width becomes a plain one (its
+//! parameters sized to the width, not sliced from the largest).
 
 use archc_compiler::sema::ChoiceRecord;
 use archc_grammar::ast::{Expr, ExprKind, IndexItem, Item, Stmt};
@@ -74,7 +77,7 @@ pub fn export(text: &str, file: FileId, decisions: &[ChoiceRecord]) -> Result<St
         match agreed(&site.name, &here) {
             Ok(k) => {
                 let option = site.options.get(k).ok_or_else(|| format!("`{}` has no option {k}", site.name))?;
-                edits.push((site.span, format!("let {} = {}", site.name, &text[option.range()])));
+                edits.push((site.span, let_option(&site.name, &text[option.range()])));
             }
             Err(e) => {
                 if site.layer.is_none() {
@@ -89,6 +92,20 @@ pub fn export(text: &str, file: FileId, decisions: &[ChoiceRecord]) -> Result<St
         return Err(format!("{}; {reason}", agreed(&site.name, here).err().unwrap_or_default()));
     }
     apply(text, edits)
+}
+
+/// `let NAME = OPTION`; a layer spec option (`Conv1d(..)`) as a lambda that applies it,
+/// `let NAME = h_ => Conv1d(..)(h_)`, so that each use makes an instance of its own, as
+/// the space's spec did (`let NAME = Conv1d(..)` would be one instance, its weights
+/// shared by every use).
+fn let_option(name: &str, option: &str) -> String {
+    let head: String = option.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.').collect();
+    let spec = head.rsplit('.').next().is_some_and(|n| n.starts_with(|c: char| c.is_ascii_uppercase()))
+        && option[head.len()..].trim_start().starts_with('(');
+    match spec {
+        true => format!("let {name} = h_ => {option}(h_)"),
+        false => format!("let {name} = {option}"),
+    }
 }
 
 /// `text` with the edits made (spans of the original text; inserts are empty spans).
