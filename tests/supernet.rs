@@ -295,6 +295,20 @@ fn an_extracted_subnet_checks_and_evaluates_on_its_own() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let evaluated = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
     assert_eq!(number_after(&said, "test accuracy"), number_after(&evaluated, "accuracy:"), "{said}\n{evaluated}");
+    // A search over the subnets scores each with the shared weights, reproducibly.
+    let search = |strategy: &str| {
+        let o =
+            common::archc(&["supernet", "search", out, "--strategy", strategy, "--budget", "5", "--backend", "interp"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let said = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(said.contains("archc supernet extract"), "{said}");
+        std::fs::read_to_string(dir.join("search.jsonl")).expect("search.jsonl")
+    };
+    let log = search("evolution");
+    let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    assert_eq!(lines.len(), 5);
+    assert!(lines.iter().all(|l| l["accuracy"].as_f64().is_some_and(|a| (0.0..=1.0).contains(&a))), "{log}");
+    assert_eq!(search("evolution"), log, "the same seed searches the same subnets to the same scores");
     // A subnet that is not in the space is refused by name.
     let o = common::archc(&["supernet", "extract", out, "--choices", "widht=32", "-o", sub_s]);
     assert!(!o.status.success());

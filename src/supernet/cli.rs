@@ -23,6 +23,35 @@ pub enum SupernetCmd {
     /// weights (`NAME.safetensors`), BatchNorm recalibrated, no retraining; prints its
     /// test accuracy.
     Extract(ExtractArgs),
+    /// Search the subnets of a trained supernet, each scored with the shared weights
+    /// (no training); writes DIR/search.jsonl and prints the best with its `extract`
+    /// command.
+    Search(SearchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// The folder `archc supernet train` wrote.
+    pub dir: PathBuf,
+    /// random, evolution, mcts or grid (as for `archc search`).
+    #[arg(long, default_value = "evolution")]
+    pub strategy: String,
+    /// Subnets to evaluate.
+    #[arg(long, default_value_t = 30)]
+    pub budget: usize,
+    /// `accuracy`, or `accuracy,latency` to time every subnet too.
+    #[arg(long, default_value = "accuracy")]
+    pub objective: String,
+    /// A latency budget in ms per forward of the train block's batch: slower subnets
+    /// are recorded, not scored.
+    #[arg(long, value_name = "MS")]
+    pub max_latency: Option<f64>,
+    /// Seeds the strategy.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// What runs the subnets (default mlir-cpu, or interp without MLIR).
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
 }
 
 #[derive(Args, Debug)]
@@ -95,6 +124,7 @@ pub fn run(cmd: &SupernetCmd, color: bool) -> Result<(), String> {
         SupernetCmd::Extract(a) => {
             on_big_stack(|| super::extract::extract(&a.dir, &a.choices, &a.out, a.backend, color))
         }
+        SupernetCmd::Search(a) => on_big_stack(|| super::extract::search_cmd(a, color)),
     }
 }
 

@@ -9,10 +9,12 @@
 //!   width.
 //! - [`train`]: the loop over resident state (weights, slots, gradient accumulators).
 //! - [`extract`]: one subnet as a plain program with its weights.
-//! - [`cli`]: `archc supernet train`, `archc supernet extract`.
+//! - [`search`]: a search over the subnets, scored with the shared weights.
+//! - [`cli`]: `archc supernet train`, `extract`, `search`.
 
 pub mod build;
 pub mod cli;
 pub mod extract;
+pub mod search;
 pub mod space;
 pub mod train;
