@@ -319,3 +319,39 @@ fn an_extracted_subnet_checks_and_evaluates_on_its_own() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Progressive shrinking makes layer choices, then depths, then widths elastic, a
+/// quarter of the steps each after the largest subnet alone; delayed shrinking trains the
+/// largest alone until its fraction.
+#[test]
+fn shrinking_holds_the_dimensions_not_yet_elastic() {
+    use archc::supernet::space::Kind;
+    use archc::supernet::train::{SampleRule, Shrink};
+    with_space(|file| {
+        let (space, _) = Subnets::enumerate(file, &Options::default()).expect("enumerates");
+        assert_eq!(
+            (space.kind("width"), space.kind("depth"), space.kind("act")),
+            (Kind::Width, Kind::Depth, Kind::Layer)
+        );
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let values = |leaf: usize| -> Vec<usize> { space.leaves[leaf].assignment.iter().map(|(_, i)| *i).collect() };
+        let seen = |shrink: Shrink, step: u64, rng: &mut rand_chacha::ChaCha8Rng| {
+            let mut all = std::collections::BTreeSet::new();
+            for _ in 0..100 {
+                let drawn = SampleRule::Sandwich { n: 2 }.draw(&space, &shrink.elastic(step, 100), rng);
+                all.extend(drawn.into_iter().map(values));
+            }
+            all
+        };
+        // Decisions in build order: width (16, 32, 64), depth (1, 2), act (relu, tanh).
+        let largest_only = seen(Shrink::Progressive, 10, &mut rng);
+        assert_eq!(largest_only.len(), 1, "{largest_only:?}");
+        let acts = seen(Shrink::Progressive, 30, &mut rng);
+        assert!(acts.iter().all(|v| v[0] == 2 && v[1] == 1) && acts.len() == 2, "{acts:?}");
+        let depths = seen(Shrink::Progressive, 60, &mut rng);
+        assert!(depths.iter().all(|v| v[0] == 2) && depths.len() == 4, "{depths:?}");
+        assert_eq!(seen(Shrink::Progressive, 90, &mut rng).len(), 12);
+        assert_eq!(seen(Shrink::Delayed(0.5), 49, &mut rng).len(), 1);
+        assert_eq!(seen(Shrink::Delayed(0.5), 50, &mut rng).len(), 12);
+    });
+}

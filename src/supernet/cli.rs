@@ -3,7 +3,7 @@
 
 use super::build::{build, Built};
 use super::space::Subnets;
-use super::train::{train, EpochStats, Run, SampleRule};
+use super::train::{train, EpochStats, Run, SampleRule, Shrink};
 use crate::backend::Backend;
 use crate::driver::FsModules;
 use crate::search::cli::{read, validate};
@@ -84,12 +84,30 @@ pub struct TrainArgs {
     /// Random subnets per step (`sandwich`: besides the largest and the smallest).
     #[arg(long, default_value_t = 2)]
     pub subnets: usize,
+    /// When the dimensions become elastic: `none` (from the first step), `progressive`
+    /// (Once-for-All: the largest subnet for the first quarter of the steps, then layer
+    /// choices, then depths, then widths, a quarter each) or `delayed` (DεpS: the largest
+    /// subnet until `--delay` of the steps, then everything).
+    #[arg(long, value_enum, default_value_t = ShrinkArg::None)]
+    pub shrink: ShrinkArg,
+    /// With `--shrink delayed`: the fraction of the steps that trains the largest subnet
+    /// only.
+    #[arg(long, default_value_t = 0.5)]
+    pub delay: f64,
     /// Epochs (default: the train block's).
     #[arg(long)]
     pub epochs: Option<u64>,
     /// What runs the steps (default mlir-cpu, or interp without MLIR).
     #[arg(long, value_enum)]
     pub backend: Option<Backend>,
+}
+
+/// `--shrink`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ShrinkArg {
+    None,
+    Progressive,
+    Delayed,
 }
 
 /// `--rule`.
@@ -107,6 +125,17 @@ pub enum RuleArg {
 }
 
 impl TrainArgs {
+    fn shrink(&self) -> Result<Shrink, String> {
+        if !(0.0..=1.0).contains(&self.delay) {
+            return Err(format!("--delay {}: expected a fraction of the steps, from 0 to 1", self.delay));
+        }
+        Ok(match self.shrink {
+            ShrinkArg::None => Shrink::None,
+            ShrinkArg::Progressive => Shrink::Progressive,
+            ShrinkArg::Delayed => Shrink::Delayed(self.delay),
+        })
+    }
+
     fn rule(&self) -> SampleRule {
         match self.rule {
             RuleArg::Sandwich => SampleRule::Sandwich { n: self.subnets },
@@ -153,7 +182,7 @@ fn train_cmd(args: &TrainArgs, color: bool) -> Result<(), String> {
     let epochs = args.epochs.unwrap_or(built.cfg.epochs);
     let metrics = out.join("metrics.jsonl");
     let mut log = std::fs::File::create(&metrics).map_err(|e| format!("cannot write {}: {e}", metrics.display()))?;
-    let steps = train(&mut run, &data, args.rule(), epochs, |epoch, s| {
+    let steps = train(&mut run, &data, args.rule(), args.shrink()?, epochs, |epoch, s| {
         let line = epoch_line(epoch, s);
         eprintln!("{line}");
         writeln!(log, "{line}").map_err(|e| format!("cannot write {}: {e}", metrics.display()))
@@ -193,6 +222,7 @@ fn save(run: &mut Run, out: &Path, args: &TrainArgs, built: &Built, steps: u64, 
         // Absolute, so that `extract` finds it from any folder.
         "space": std::fs::canonicalize(&args.file).unwrap_or_else(|_| args.file.clone()).display().to_string(),
         "rule": format!("{:?}", args.rule()),
+        "shrink": format!("{:?}", args.shrink()?),
         "steps": steps,
         "parameters": built.program.params.len(),
         "structures": run.space.leaves.iter().map(|l| l.structure).max().map_or(0, |m| m + 1),

@@ -58,6 +58,18 @@ pub struct Structure {
     pub symbolic: bool,
 }
 
+/// The kind of dimension a decision chooses, in the order progressive shrinking makes
+/// them elastic (Once-for-All: kernel, then depth, then width).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// A choice among layers (an operation, a kernel size).
+    Layer,
+    /// A choice of ints that is not `shared` (a depth).
+    Depth,
+    /// A `shared` choice (an elastic width).
+    Width,
+}
+
 /// How a subnet is drawn (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Rule {
@@ -122,6 +134,25 @@ impl Subnets {
 
     /// Draws a subnet by `rule` (see the module docs); returns its leaf index.
     pub fn sample(&self, rule: Rule, rng: &mut impl Rng) -> usize {
+        self.sample_frozen(rule, &|_| false, rng)
+    }
+
+    /// What kind of dimension decision `name` is.
+    pub fn kind(&self, name: &str) -> Kind {
+        let carrier = format!("choice:{name}");
+        if self.leaves.iter().any(|l| l.widths.iter().any(|(n, _)| *n == carrier)) {
+            return Kind::Width;
+        }
+        match self.options[name].iter().all(|l| l.parse::<i64>().is_ok()) {
+            true => Kind::Depth,
+            false => Kind::Layer,
+        }
+    }
+
+    /// [`Self::sample`] with the decisions `frozen` names at their largest option (an
+    /// int decision) or their first (another), as progressive shrinking holds the
+    /// dimensions not yet elastic.
+    pub fn sample_frozen(&self, rule: Rule, frozen: &dyn Fn(&str) -> bool, rng: &mut impl Rng) -> usize {
         let mut alive: Vec<usize> = (0..self.leaves.len()).collect();
         let mut depth = 0;
         while alive.len() > 1 {
@@ -131,7 +162,10 @@ impl Subnets {
             let mut opts: Vec<usize> = alive.iter().map(|&l| self.leaves[l].assignment[depth].1).collect();
             opts.sort_unstable();
             opts.dedup();
-            let pick = self.pick(&name, &opts, rule, rng);
+            let pick = match frozen(&name) {
+                true => self.held(&name, &opts),
+                false => self.pick(&name, &opts, rule, rng),
+            };
             alive.retain(|&l| self.leaves[l].assignment[depth].1 == pick);
             depth += 1;
         }
@@ -152,6 +186,13 @@ impl Subnets {
             Rule::Smallest => ints[0].1,
             Rule::Level(at) => ints[((ints.len() - 1) as f64 * at.clamp(0.0, 1.0)).round() as usize].1,
         }
+    }
+
+    /// The option a frozen decision holds: its largest int, or its first.
+    fn held(&self, name: &str, available: &[usize]) -> usize {
+        let labels = &self.options[name];
+        let largest = available.iter().filter_map(|&i| labels[i].parse::<i64>().ok().map(|v| (v, i))).max();
+        largest.map_or(available[0], |(_, i)| i)
     }
 
     /// The leaf with exactly this assignment.

@@ -8,6 +8,9 @@
 //!   subnet in turn), then `apply_step` once: one update from the summed gradients, as
 //!   OFA, BigNAS and US-Nets accumulate them (zeroed, not unset: a parameter no subnet of
 //!   the step used still moves by its momentum, as with PyTorch 1.x's `zero_grad`).
+//! - `Shrink` delays when dimensions become elastic: with none elastic a step trains the
+//!   largest subnet alone; a decision not yet elastic holds its largest option (an int)
+//!   or its first (a choice among layers).
 //! - Everything random is a function of the `train` block's seed: initial weights, batch
 //!   order, the subnets drawn (ChaCha8 seeded by it), dropout per step. The same
 //!   command gives the same weights, bit for bit, on the same backend.
@@ -25,7 +28,7 @@
 //!   structures, compile count).
 
 use super::build::{func_name, Built};
-use super::space::{Rule, Subnets};
+use super::space::{Kind, Rule, Subnets};
 use archc_compiler::tir::{DType, Program};
 use archc_runtime::data::Dataset;
 use archc_runtime::train::{step_seed, TrainData};
@@ -52,21 +55,56 @@ pub enum SampleRule {
 }
 
 impl SampleRule {
-    /// The subnets (leaf indices) of one step.
-    pub fn draw(&self, space: &Subnets, rng: &mut ChaCha8Rng) -> Vec<usize> {
+    /// The subnets (leaf indices) of one step, with the decisions of the kinds not in
+    /// `elastic` held (see [`Subnets::sample_frozen`]); only the largest subnet when
+    /// nothing is elastic.
+    pub fn draw(&self, space: &Subnets, elastic: &[Kind], rng: &mut ChaCha8Rng) -> Vec<usize> {
         use rand::Rng;
+        let frozen = |name: &str| !elastic.contains(&space.kind(name));
+        let mut one = |rule| space.sample_frozen(rule, &frozen, rng);
+        if elastic.is_empty() {
+            return vec![one(Rule::Largest)];
+        }
         match *self {
             SampleRule::Sandwich { n } => {
-                let mut v = vec![space.sample(Rule::Largest, rng), space.sample(Rule::Smallest, rng)];
-                v.extend((0..n).map(|_| space.sample(Rule::Uniform, rng)));
+                let mut v = vec![one(Rule::Largest), one(Rule::Smallest)];
+                v.extend((0..n).map(|_| one(Rule::Uniform)));
                 v
             }
-            SampleRule::Random { n } => (0..n.max(1)).map(|_| space.sample(Rule::Uniform, rng)).collect(),
-            SampleRule::Uniform => vec![space.sample(Rule::Uniform, rng)],
+            SampleRule::Random { n } => (0..n.max(1)).map(|_| one(Rule::Uniform)).collect(),
+            SampleRule::Uniform => vec![one(Rule::Uniform)],
             SampleRule::Sorted => {
                 let level: f64 = rng.random();
-                vec![space.sample(Rule::Level(level), rng)]
+                vec![space.sample_frozen(Rule::Level(level), &frozen, rng)]
             }
+        }
+    }
+}
+
+/// When the dimensions become elastic.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Shrink {
+    /// Every dimension from the first step.
+    None,
+    /// Once-for-All's progressive shrinking: the training is cut in four equal parts:
+    /// the largest subnet only, then layer choices elastic, then depths too, then widths
+    /// too.
+    Progressive,
+    /// Delayed shrinking (DεpS): the largest subnet only for this fraction of the steps,
+    /// then every dimension.
+    Delayed(f64),
+}
+
+impl Shrink {
+    /// The kinds of decision that are elastic at `step` of `total`.
+    pub fn elastic(&self, step: u64, total: u64) -> Vec<Kind> {
+        let at = step as f64 / total.max(1) as f64;
+        let all = vec![Kind::Layer, Kind::Depth, Kind::Width];
+        match *self {
+            Shrink::None => all,
+            Shrink::Progressive => all.into_iter().take((at * 4.0).floor() as usize).collect(),
+            Shrink::Delayed(f) if at < f => Vec::new(),
+            Shrink::Delayed(_) => all,
         }
     }
 }
@@ -248,6 +286,7 @@ pub fn train(
     run: &mut Run,
     data: &TrainData,
     rule: SampleRule,
+    shrink: Shrink,
     epochs: u64,
     mut report: impl FnMut(u64, &EpochStats) -> Result<(), String>,
 ) -> Result<u64, String> {
@@ -263,7 +302,7 @@ pub fn train(
     for epoch in 0..epochs {
         let (mut loss_sum, mut n) = (0.0, 0u64);
         for b in data.train.batches(batch, cfg.seed, epoch, false) {
-            let leaves = rule.draw(run.space, &mut rng);
+            let leaves = rule.draw(run.space, &shrink.elastic(step, total), &mut rng);
             let lr = spec.schedule.lr(step, total);
             loss_sum +=
                 run.step(&leaves, &b, lr, step_seed(cfg.seed, step)).map_err(|e| format!("step {step}: {e}"))?;
