@@ -18,30 +18,13 @@ use super::control::FuncTable;
 use super::emit::{Emitter, Res, V};
 use super::optim::{add_noise, clip_global_norm, update, UpdateCtx};
 use super::reverse::gradient;
-use super::train_step::{add_arg, add_training_only_params, build_eval, forward, move_args_last, prefixed, TrainSpec};
+use super::train_step::{add_arg, forward, move_args_last, verified, with_step, TrainSpec};
 use crate::tir::{DType, Func, Op, Program, TensorType};
 
 /// The program with `grad_step` and `eval_step` added (`training` as for
 /// [`super::build_train_program`]).
 pub fn build_grad_program(program: &Program, training: Option<&Program>, spec: &TrainSpec) -> Res<Program> {
-    let mut base = program.clone();
-    let train_main = match training {
-        Some(t) => {
-            base.funcs.extend(prefixed(t, "train."));
-            add_training_only_params(&mut base, t);
-            "train.main"
-        }
-        None => "main",
-    };
-    let mut out = base.clone();
-    let table = FuncTable::new(&base);
-    let eval = build_eval(&base, "main", spec, &table)?;
-    let grad = build_grad(&base, train_main, spec, &table)?;
-    out.funcs.push(grad);
-    out.funcs.push(eval);
-    out.funcs.extend(table.added.into_inner());
-    crate::passes::cleanup(&mut out);
-    verified(out, "grad step")
+    with_step(program, training, spec, "grad step", build_grad)
 }
 
 fn build_grad(program: &Program, main: &str, spec: &TrainSpec, table: &FuncTable) -> Res<Func> {
@@ -130,14 +113,4 @@ pub fn build_apply_func(params: &[(String, TensorType)], spec: &TrainSpec) -> Re
     let mut f = verified(program, "apply step")?.funcs.remove(0);
     f.name = "apply_step".into();
     Ok(f)
-}
-
-fn verified(program: Program, what: &str) -> Res<Program> {
-    match crate::tir::verify::verify(&program) {
-        Ok(()) => Ok(program),
-        Err(errors) => {
-            let msgs: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-            Err(format!("internal error: the {what} does not verify: {}", msgs.join("; ")))
-        }
-    }
 }

@@ -38,6 +38,18 @@ pub struct TrainSpec {
 /// batch statistics): `train_step` differentiates its forward pass, `eval_step` uses
 /// `program`'s.
 pub fn build_train_program(program: &Program, training: Option<&Program>, spec: &TrainSpec) -> Res<Program> {
+    with_step(program, training, spec, "train step", build_train)
+}
+
+/// The program with `eval_step` and the step `build` makes from the training forward
+/// (`train.main`, or `main` without a training build) added, cleaned up and verified.
+pub(super) fn with_step(
+    program: &Program,
+    training: Option<&Program>,
+    spec: &TrainSpec,
+    what: &str,
+    build: fn(&Program, &str, &TrainSpec, &FuncTable) -> Res<Func>,
+) -> Res<Program> {
     let mut base = program.clone();
     let train_main = match training {
         Some(t) => {
@@ -50,21 +62,28 @@ pub fn build_train_program(program: &Program, training: Option<&Program>, spec: 
     let mut out = base.clone();
     let table = FuncTable::new(&base);
     let eval = build_eval(&base, "main", spec, &table)?;
-    let train = build_train(&base, train_main, spec, &table)?;
-    out.funcs.push(train);
+    let step = build(&base, train_main, spec, &table)?;
+    out.funcs.push(step);
     out.funcs.push(eval);
     out.funcs.extend(table.added.into_inner());
     crate::passes::cleanup(&mut out);
-    if let Err(errors) = crate::tir::verify::verify(&out) {
-        let msgs: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        return Err(format!("internal error: the train step does not verify: {}", msgs.join("; ")));
+    verified(out, what)
+}
+
+/// `program`, or the error of a program that does not verify (an internal error).
+pub(super) fn verified(program: Program, what: &str) -> Res<Program> {
+    match crate::tir::verify::verify(&program) {
+        Ok(()) => Ok(program),
+        Err(errors) => {
+            let msgs: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            Err(format!("internal error: the {what} does not verify: {}", msgs.join("; ")))
+        }
     }
-    Ok(out)
 }
 
 /// Declares in `base` the parameters that only the training-mode build reads (a layer
 /// used under `if training { .. }`), so the train step can take and update them.
-pub(super) fn add_training_only_params(base: &mut Program, training: &Program) {
+fn add_training_only_params(base: &mut Program, training: &Program) {
     for p in &training.params {
         if base.param(&p.name).is_none() {
             base.params.push(p.clone());
@@ -113,7 +132,7 @@ pub(super) fn forward(program: &Program, main: &str, spec: &TrainSpec, name: &st
     Ok(Forward { func: e.func, buffers, params, loss, metrics, data_args })
 }
 
-pub(super) fn build_eval(program: &Program, main: &str, spec: &TrainSpec, table: &FuncTable) -> Res<Func> {
+fn build_eval(program: &Program, main: &str, spec: &TrainSpec, table: &FuncTable) -> Res<Func> {
     let fw = forward(program, main, spec, "eval_step", table)?;
     let mut f = fw.func;
     f.results.push(fw.loss);
