@@ -153,8 +153,7 @@ pub fn search_cmd(args: &super::cli::SearchArgs, color: bool) -> Result<(), Stri
         let log_path = args.dir.join("search.jsonl");
         let mut log =
             std::fs::File::create(&log_path).map_err(|e| format!("cannot write {}: {e}", log_path.display()))?;
-        let latency: Option<&mut dyn FnMut(&crate::search::space::Candidate) -> Result<f64, String>> =
-            if with_latency { Some(&mut measure) } else { None };
+        let latency: Option<super::search::Measure> = if with_latency { Some(&mut measure) } else { None };
         let scored = super::search::search(&mut o.run, &o.data, &spec, latency, |s| {
             use std::io::Write;
             let line = serde_json::json!({

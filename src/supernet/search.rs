@@ -70,13 +70,16 @@ pub struct SearchSpec {
     pub max_latency: Option<f64>,
 }
 
+/// Times a subnet's forward (ms).
+pub type Measure<'a> = &'a mut dyn FnMut(&Candidate) -> Result<f64, String>;
+
 /// Runs the search; `latency` times a candidate (when asked for), `report` sees each
 /// scored subnet in order.
 pub fn search(
     run: &mut Run,
     data: &TrainData,
     spec: &SearchSpec,
-    mut latency: Option<&mut dyn FnMut(&Candidate) -> Result<f64, String>>,
+    mut latency: Option<Measure>,
     mut report: impl FnMut(&Scored) -> Result<(), String>,
 ) -> Result<Vec<Scored>, String> {
     let test = data.test.as_ref().ok_or("the train block's data has no test part to score subnets on")?;
