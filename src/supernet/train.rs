@@ -17,7 +17,9 @@
 //! - Compiled steps: one `grad_step` and one `eval_step` per structure and one
 //!   `apply_step`; the count is reported and does not grow with the steps (widths are
 //!   run-time sizes).
-//! - After each epoch the largest and the smallest subnet are evaluated on the test part,
+//! - After each epoch the largest and the smallest subnet (every int decision at its
+//!   largest or smallest option, choices among layers at their first) are evaluated on
+//!   the test part,
 //!   each with its buffers (BatchNorm's running statistics, which every subnet of a step
 //!   updates in turn) recalibrated first, as OFA does for each subnet it extracts: reset
 //!   to their initial values, then updated by the subnet's training-mode pass over up to
@@ -296,8 +298,11 @@ pub fn train(
     let per_epoch = (data.train.len() as u64).div_ceil(batch.max(1) as u64);
     let total = per_epoch * epochs;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let largest = run.space.sample(Rule::Largest, &mut ChaCha8Rng::seed_from_u64(cfg.seed));
-    let smallest = run.space.sample(Rule::Smallest, &mut ChaCha8Rng::seed_from_u64(cfg.seed));
+    // Every int decision at its largest (smallest) option, choices among layers at their
+    // first.
+    let layers = |name: &str| run.space.kind(name) == Kind::Layer;
+    let largest = run.space.sample_frozen(Rule::Largest, &layers, &mut ChaCha8Rng::seed_from_u64(cfg.seed));
+    let smallest = run.space.sample_frozen(Rule::Smallest, &layers, &mut ChaCha8Rng::seed_from_u64(cfg.seed));
     let mut step = 0u64;
     for epoch in 0..epochs {
         let (mut loss_sum, mut n) = (0.0, 0u64);
