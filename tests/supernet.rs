@@ -355,3 +355,69 @@ fn shrinking_holds_the_dimensions_not_yet_elastic() {
         assert_eq!(seen(Shrink::Delayed(0.5), 50, &mut rng).len(), 12);
     });
 }
+
+/// `nn.ElasticConv1d`: the 5-tap kernel is the centre of the 7-tap weight times (I + t5),
+/// the 3-tap kernel the centre of that times (I + t3), computed here by hand and read
+/// from the impulse response (`y[10 + k / 2 - j] = kernel[j]` for an impulse at 10).
+#[test]
+fn elastic_kernels_are_transformed_centres() {
+    let path = common::repo().join("tests/supernet/elastic_conv.arch");
+    let w: Vec<f64> = (1..=7).map(|v| v as f64).collect();
+    let t5: Vec<f64> = (0..25).map(|i| 0.1 * ((i / 5) as f64 - (i % 5) as f64)).collect();
+    let t3: Vec<f64> = (0..9).map(|i| if i % 4 == 0 { 0.5 } else { -0.25 }).collect();
+    // row @ (I + t): out[j] = row[j] + sum_i row[i] * t[i][j].
+    let transform = |row: &[f64], t: &[f64], n: usize| -> Vec<f64> {
+        (0..n).map(|j| row[j] + (0..n).map(|i| row[i] * t[i * n + j]).sum::<f64>()).collect()
+    };
+    let k5 = transform(&w[1..6], &t5, 5);
+    let k3 = transform(&k5[1..4], &t3, 3);
+    for (k, kernel) in [(7usize, w.clone()), (5, k5), (3, k3)] {
+        let opts = Options { args: vec![("k".into(), k.to_string())], ..Options::default() };
+        let out = common::check(&path, &opts);
+        let shown = common::rendered(&out);
+        let program = out.program.unwrap_or_else(|| panic!("k = {k} builds: {shown}"));
+        let mut interp = Interpreter::new(&program);
+        let f32s = |v: &[f64]| v.iter().map(|x| *x as f32).collect::<Vec<f32>>();
+        for (name, shape, values) in
+            [("w", vec![1, 1, 7], f32s(&w)), ("t5", vec![5, 5], f32s(&t5)), ("t3", vec![3, 3], f32s(&t3))]
+        {
+            let full = format!("elasticconv1d_0.{name}");
+            if program.param(&full).is_some() {
+                interp.set_param(&full, Tensor::from_f32(&shape, values)).expect("set");
+            }
+        }
+        let mut x = vec![0f32; 21];
+        x[10] = 1.0;
+        let y = interp.run("main", &[Tensor::from_f32(&[1, 1, 21], x)]).expect("runs");
+        let y = y[0].to_f64_vec().expect("real");
+        for (j, want) in kernel.iter().enumerate() {
+            let got = y[10 + k / 2 - j];
+            assert!((got - want).abs() <= 1e-5 * want.abs().max(1.0), "k = {k}, tap {j}: {got} vs {want}");
+        }
+    }
+}
+
+/// A `choose k in [3, 5, 7]` over `ElasticConv1d` is one weight set: three structures, one
+/// 7-tap weight and the two transformation matrices, shared.
+#[test]
+fn an_elastic_kernel_supernet_shares_one_weight() {
+    on_big_stack(|| {
+        let path = common::repo().join("tests/supernet/kernel_space.arch");
+        let text = std::fs::read_to_string(&path).expect("readable");
+        let modules = archc::driver::FsModules { dir: path.parent().expect("dir").to_path_buf() };
+        let file = SpaceFile::open("kernel_space.arch", &text, &modules);
+        let (space, structures) = Subnets::enumerate(&file, &Options::default()).expect("enumerates");
+        assert_eq!((space.leaves.len(), structures.len()), (3, 3));
+        let built = build(&file, &structures).expect("builds");
+        let names: Vec<(&str, String)> =
+            built.program.params.iter().map(|p| (p.name.as_str(), p.ty.to_string())).collect();
+        for (name, ty) in [
+            ("elasticconv1d_0.w", "f32[8, 1, 7]"),
+            ("elasticconv1d_0.t5", "f32[5, 5]"),
+            ("elasticconv1d_0.t3", "f32[3, 3]"),
+        ] {
+            assert!(names.iter().any(|(n, t)| *n == name && t == ty), "{name} {ty} in {names:?}");
+        }
+        assert_eq!(names.iter().filter(|(n, _)| n.starts_with("elasticconv1d_0.w")).count(), 1);
+    });
+}
