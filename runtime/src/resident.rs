@@ -30,6 +30,13 @@ pub struct Bindings {
 }
 
 impl Bindings {
+    /// The bindings of `f` where every argument and result whose name starts with one of
+    /// `prefixes` is the state of that name.
+    pub fn by_prefix(f: &archc_compiler::tir::Func, prefixes: &[&str]) -> Bindings {
+        let bound = |n: &String| prefixes.iter().any(|p| n.starts_with(p)).then(|| n.clone());
+        Bindings { args: f.arg_names.iter().map(bound).collect(), results: f.result_names.iter().map(bound).collect() }
+    }
+
     /// How many inputs a call must be given.
     pub fn given(&self) -> usize {
         self.args.iter().filter(|a| a.is_none()).count()

@@ -129,10 +129,7 @@ pub struct EpochStats {
 
 /// The bindings of a supernet function: parameters, slots and accumulators are state.
 pub fn bindings(program: &Program, func: &str) -> Bindings {
-    let f = program.func(func).expect("built");
-    let bound =
-        |n: &String| (n.starts_with("param:") || n.starts_with("state:") || n.starts_with("grad:")).then(|| n.clone());
-    Bindings { args: f.arg_names.iter().map(bound).collect(), results: f.result_names.iter().map(bound).collect() }
+    Bindings::by_prefix(program.func(func).expect("built"), &["param:", "state:", "grad:"])
 }
 
 impl Run<'_> {
@@ -165,8 +162,8 @@ impl Run<'_> {
         let f = self.program.func(func).expect("built");
         let widths = &self.space.leaves[leaf].widths;
         let mut out = Vec::new();
-        for name in &f.arg_names {
-            if name.starts_with("param:") || name.starts_with("grad:") || name.starts_with("state:") {
+        for (name, bound) in f.arg_names.iter().zip(bindings(self.program, func).args) {
+            if bound.is_some() {
                 continue;
             }
             let t = match widths.iter().find(|(n, _)| n == name) {

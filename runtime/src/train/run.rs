@@ -287,8 +287,7 @@ fn scalar(t: &Tensor) -> f64 {
 /// The bindings of a step whose `param:`/`state:` args read the resident state of their
 /// own names, and whose updates (results of those names) replace it.
 pub fn step_bindings(f: &Func) -> Bindings {
-    let bound = |name: &String| (name.starts_with("param:") || name.starts_with("state:")).then(|| name.clone());
-    Bindings { args: f.arg_names.iter().map(bound).collect(), results: f.result_names.iter().map(bound).collect() }
+    Bindings::by_prefix(f, &["param:", "state:"])
 }
 
 /// The loop's mutable state: the step's given args (batch and learning rate; params and
