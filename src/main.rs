@@ -595,6 +595,7 @@ fn options(sel: &Selection, check_all: bool) -> Result<Options, Fail> {
         validate_only: false,
         elastic_symbols: false,
         option_tags: false,
+        gated_choices: false,
     })
 }
 

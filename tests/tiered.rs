@@ -44,7 +44,7 @@ fn assert_close(got: &[Tensor], want: &[Tensor], when: &str) {
 #[test]
 fn a_hot_function_switches_to_mlir_and_keeps_the_interpreters_results() {
     let p = forward("examples/cnn_mnist1d.arch");
-    let (mut interp, mut tiered) = pair(&p);
+    let (interp, mut tiered) = pair(&p);
     let x = common::random_inputs(p.main());
     let want = interp.run("main", &x).expect("interpreter");
     assert_close(&tiered.run_func("main", &x, 0).expect("first call"), &want, "first call (Cranelift)");

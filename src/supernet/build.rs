@@ -71,3 +71,54 @@ pub fn shown(assignment: &[(String, usize)]) -> String {
     let parts: Vec<String> = assignment.iter().map(|(n, i)| format!("{n}={i}")).collect();
     format!("{{{}}}", parts.join(", "))
 }
+
+/// The gated step's name in the supernet's program.
+pub const GATED_STEP: &str = "gated.grad_step";
+
+/// Adds ProxylessNAS's gated step to `built` (as [`GATED_STEP`]): the space built with
+/// every choice among layers as the mixture of its options (`sema::gated`) and the other
+/// decisions at `fixed`, its gradient step taken with the gates as the only trainable
+/// parameters, so that it adds `∂L/∂g` to the accumulators `grad:arch_gate.NAME`. The
+/// gates join the program's parameters as buffers (no update touches them); every other
+/// parameter must be one the subnets declare, with the same type. Returns the gates
+/// (parameter name, option count) in declaration order.
+pub fn add_gated(
+    built: &mut Built,
+    file: &SpaceFile,
+    fixed: &[(String, usize)],
+) -> Result<Vec<(String, usize)>, String> {
+    let choices = ChoiceMode::Assign { fixed: fixed.to_vec(), seed: None };
+    let opts = Options { gated_choices: true, option_tags: true, choices, ..Options::default() };
+    let mut cfg = file
+        .train_config(&opts)
+        .map_err(|d| format!("the gated build: {}", d.first().map_or(String::new(), |d| d.message.clone())))?;
+    let is_gate = |n: &str| n.starts_with("arch_gate.");
+    for p in cfg.program.params.iter_mut().chain(cfg.training.params.iter_mut()) {
+        p.trainable = is_gate(&p.name);
+    }
+    let grad = build_grad_program(&cfg.program, Some(&cfg.training), &cfg.spec)
+        .map_err(|e| format!("the gated build: {e}"))?;
+    let mut gates = Vec::new();
+    for p in &grad.params {
+        match built.program.param(&p.name) {
+            _ if is_gate(&p.name) => {
+                gates.push((p.name.clone(), p.ty.numel().as_const().unwrap_or(0) as usize));
+                built.program.params.push(archc_compiler::tir::ParamDecl { trainable: false, ..p.clone() });
+            }
+            Some(q) if q.ty == p.ty => {}
+            Some(q) => {
+                return Err(format!(
+                    "parameter `{}` is {} in the gated build and {} in the subnets",
+                    p.name, p.ty, q.ty
+                ))
+            }
+            None => return Err(format!("the gated build declares `{}`, which no subnet has", p.name)),
+        }
+    }
+    if gates.is_empty() {
+        return Err("the space has no choice among layers: ProxylessNAS learns choices of operations".into());
+    }
+    let mut funcs = prefixed(&grad, "gated.");
+    built.program.funcs.append(&mut funcs);
+    Ok(gates)
+}

@@ -27,6 +27,49 @@ pub enum SupernetCmd {
     /// (no training); writes DIR/search.jsonl and prints the best with its `extract`
     /// command.
     Search(SearchArgs),
+    /// ProxylessNAS: learn each choice among layers (binary gates, architecture steps
+    /// alternating with weight steps) under a latency bound measured on the backend;
+    /// prints the derived subnet and the commands that train or extract it.
+    Proxyless(ProxylessArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ProxylessArgs {
+    /// The space: a `.arch` file with choices among layers and a `train` block.
+    pub file: PathBuf,
+    /// The latency bound in ms per forward of the train block's batch on --backend
+    /// (the table the command prints first shows what the subnets take).
+    #[arg(long, value_name = "MS")]
+    pub latency_bound: f64,
+    /// Pins: `NAME=VALUE,...` (ints by value, other options by index); every decision
+    /// that is not a choice among layers (a depth, a width) must be pinned.
+    #[arg(long)]
+    pub choices: Option<String>,
+    /// The run folder (default runs/proxyless/NAME).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Epochs (default: the train block's).
+    #[arg(long)]
+    pub epochs: Option<u64>,
+    /// The fraction of the epochs that trains the weights only (paths uniform).
+    #[arg(long, default_value_t = 0.25)]
+    pub warmup: f64,
+    /// The architecture logits' learning rate (Adam).
+    #[arg(long, default_value_t = 0.01)]
+    pub arch_lr: f64,
+    /// The starting weight λ of the latency term `λ · E[latency] / bound`.
+    #[arg(long, default_value_t = 0.1)]
+    pub latency_weight: f64,
+    /// How fast λ grows while the expected latency is over the bound (dual ascent).
+    #[arg(long, default_value_t = 0.01)]
+    pub dual_rate: f64,
+    /// Timed forward runs per entry of the latency table (the median is kept).
+    #[arg(long, default_value_t = 30)]
+    pub latency_runs: usize,
+    /// What runs the steps and the latency table (default mlir-cpu, or interp without
+    /// MLIR).
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
 }
 
 #[derive(Args, Debug)]
@@ -154,6 +197,15 @@ pub fn run(cmd: &SupernetCmd, color: bool) -> Result<(), String> {
             on_big_stack(|| super::extract::extract(&a.dir, &a.choices, &a.out, a.backend, color))
         }
         SupernetCmd::Search(a) => on_big_stack(|| super::extract::search_cmd(a, color)),
+        SupernetCmd::Proxyless(a) => on_big_stack(|| {
+            if !(0.0..=1.0).contains(&a.warmup) || !(a.latency_bound > 0.0) {
+                return Err(format!(
+                    "--warmup {} must be a fraction from 0 to 1 and --latency-bound {} a positive time",
+                    a.warmup, a.latency_bound
+                ));
+            }
+            super::proxyless_cmd::proxyless_cmd(a, color)
+        }),
     }
 }
 

@@ -60,6 +60,11 @@ pub fn with_supernet<T>(
     let file = SpaceFile::open(&space_path.display().to_string(), &text, &modules);
     validate(&file, color)?;
     let (space, structures) = Subnets::enumerate(&file, &Options::default())?;
+    // A run over part of the space (`proxyless --choices`) stored only that part.
+    let (space, structures) = match json["pins"].as_str() {
+        Some(pins) => space.pinned(structures, &crate::driver::parse_pairs(pins)?)?,
+        None => (space, structures),
+    };
     let built = build(&file, &structures)?;
     let exec = crate::backend::executor(&built.program, backend, None)?;
     let mut run = Run { exec, program: &built.program, space: &space, built: &built };
@@ -181,7 +186,7 @@ pub fn search_cmd(args: &super::cli::SearchArgs, color: bool) -> Result<(), Stri
 }
 
 /// `name=value,...` as `--choices` takes it (non-int options by index).
-fn choices_text(c: &crate::search::space::Candidate) -> String {
+pub(super) fn choices_text(c: &crate::search::space::Candidate) -> String {
     let parts: Vec<String> = c
         .labels()
         .into_iter()

@@ -15,6 +15,8 @@
 pub mod build;
 pub mod cli;
 pub mod extract;
+pub mod proxyless;
+pub mod proxyless_cmd;
 pub mod search;
 pub mod space;
 pub mod train;

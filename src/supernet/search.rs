@@ -21,7 +21,7 @@ use archc_runtime::train::TrainData;
 use std::hash::{Hash, Hasher};
 
 /// The subnets as a space the search strategies ask from.
-struct View<'a>(&'a Subnets);
+pub(super) struct View<'a>(pub &'a Subnets);
 
 impl Space for View<'_> {
     fn resolve(&mut self, fixed: &[(String, usize)], rest: Rest) -> Result<Candidate, String> {

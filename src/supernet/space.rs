@@ -153,6 +153,15 @@ impl Subnets {
     /// int decision) or their first (another), as progressive shrinking holds the
     /// dimensions not yet elastic.
     pub fn sample_frozen(&self, rule: Rule, frozen: &dyn Fn(&str) -> bool, rng: &mut impl Rng) -> usize {
+        self.sample_with(&mut |name, opts| match frozen(name) {
+            true => self.held(name, opts),
+            false => self.pick(name, opts, rule, rng),
+        })
+    }
+
+    /// Draws a subnet decision by decision, `pick` choosing each decision's option
+    /// among those still available (indices, ascending); returns its leaf index.
+    pub fn sample_with(&self, pick: &mut dyn FnMut(&str, &[usize]) -> usize) -> usize {
         let mut alive: Vec<usize> = (0..self.leaves.len()).collect();
         let mut depth = 0;
         while alive.len() > 1 {
@@ -162,10 +171,7 @@ impl Subnets {
             let mut opts: Vec<usize> = alive.iter().map(|&l| self.leaves[l].assignment[depth].1).collect();
             opts.sort_unstable();
             opts.dedup();
-            let pick = match frozen(&name) {
-                true => self.held(&name, &opts),
-                false => self.pick(&name, &opts, rule, rng),
-            };
+            let pick = pick(&name, &opts);
             alive.retain(|&l| self.leaves[l].assignment[depth].1 == pick);
             depth += 1;
         }
@@ -193,6 +199,57 @@ impl Subnets {
         let labels = &self.options[name];
         let largest = available.iter().filter_map(|&i| labels[i].parse::<i64>().ok().map(|v| (v, i))).max();
         largest.map_or(available[0], |(_, i)| i)
+    }
+
+    /// The subnets whose decisions agree with `pins` (`NAME=VALUE`, an int option by
+    /// value, another by index, as `--choices` takes them), with the structures they use
+    /// (renumbered). A name no decision has, a value no option has, or pins no subnet
+    /// meets is an error.
+    pub fn pinned(
+        self,
+        structures: Vec<Structure>,
+        pins: &[(String, String)],
+    ) -> Result<(Subnets, Vec<Structure>), String> {
+        let mut fixed = Vec::new();
+        for (name, value) in pins {
+            let (qualified, labels) =
+                self.options.iter().find(|(q, _)| *q == name || q.ends_with(&format!(".{name}"))).ok_or_else(|| {
+                    format!("the space has no choice `{name}` (choices: {})", self.names().join(", "))
+                })?;
+            let index = labels
+                .iter()
+                .position(|l| l == value)
+                .or_else(|| value.parse::<usize>().ok().filter(|&i| i < labels.len()))
+                .ok_or_else(|| format!("choice `{name}` has no option `{value}` (options: {})", labels.join(", ")))?;
+            fixed.push((qualified.clone(), index));
+        }
+        let agrees = |l: &Leaf| fixed.iter().all(|(n, i)| l.assignment.iter().all(|(m, j)| m != n || i == j));
+        let mut kept: Vec<Leaf> = self.leaves.into_iter().filter(|l| agrees(l)).collect();
+        if kept.is_empty() {
+            return Err("no subnet of the space makes these choices".into());
+        }
+        let mut used: Vec<usize> = kept.iter().map(|l| l.structure).collect();
+        used.sort_unstable();
+        used.dedup();
+        for l in &mut kept {
+            l.structure = used.binary_search(&l.structure).expect("a kept structure");
+        }
+        let structures = used.iter().map(|&s| structures[s].clone()).collect();
+        Ok((Subnets { leaves: kept, options: self.options }, structures))
+    }
+
+    /// The decisions' qualified names.
+    pub fn names(&self) -> Vec<String> {
+        self.options.keys().cloned().collect()
+    }
+
+    /// The options of decision `name` that some subnet takes (indices, ascending).
+    pub fn taken(&self, name: &str) -> Vec<usize> {
+        let mut out: Vec<usize> =
+            self.leaves.iter().flat_map(|l| l.assignment.iter().filter(|(n, _)| n == name).map(|(_, i)| *i)).collect();
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// The leaf with exactly this assignment.

@@ -156,6 +156,9 @@ impl Checker<'_> {
                 let args = CallArgs { positional: inputs, named: Vec::new() };
                 self.call_value(Value::Func(c.clone()), args, None, span, span)
             }
+            Layer::Gated { gate, options } => {
+                self.mix_gated(gate, options.len(), span, |c, j| c.apply_layer(&options[j], inputs.clone(), span))
+            }
         }
     }
 
@@ -502,6 +505,11 @@ impl Checker<'_> {
         }
         let body = self.eval(rep.body, &scope, rep.module)?;
         let layer = self.as_layer(body, rep.body.span)?;
+        self.iteration_layer(layer, h, span)
+    }
+
+    /// Applies the layer a repeat body gave to the iteration's input `h`.
+    fn iteration_layer(&mut self, layer: Layer, h: Value, span: Span) -> R<Value> {
         match layer {
             // A spec in a repeat body is the iteration's own instance: `repeat_0.3.w`.
             Layer::Spec { block, args, span: s, tag: None } => {
@@ -518,6 +526,8 @@ impl Checker<'_> {
                 self.pop_frame();
                 r
             }
+            Layer::Gated { gate, options } => self
+                .mix_gated(&gate, options.len(), span, |c, j| c.iteration_layer(options[j].clone(), h.clone(), span)),
             other => self.apply_layer(&other, vec![(h, span)], span),
         }
     }

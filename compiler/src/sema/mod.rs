@@ -20,6 +20,7 @@ pub mod builder;
 pub mod builtins;
 pub mod eval;
 pub mod experiment;
+pub mod gated;
 pub mod globals;
 pub mod hyper;
 pub mod index;

@@ -89,6 +89,9 @@ pub struct Options {
     /// option (`conv1d_op1_0`), so that each option has weights of its own when the
     /// subnets of a supernet share one weight set.
     pub option_tags: bool,
+    /// Build every choice among layers as the gated mixture of all its options (a
+    /// ProxylessNAS build, see `sema::gated`); implies `option_tags`.
+    pub gated_choices: bool,
 }
 
 pub struct ModuleInfo {

@@ -186,6 +186,9 @@ impl Checker<'_> {
             self.choices.push((qualified.clone(), labels[i].clone()));
             self.decisions.push(ChoiceRecord { name: qualified.clone(), options: labels, chosen: i, span });
         }
+        if !shared && self.opts.gated_choices && super::gated::all_layers(&vals) {
+            return self.gated_choice(name, &qualified, &vals, span);
+        }
         if !shared {
             return Ok(self.tag_option(vals[i].clone(), name, i, &vals));
         }
@@ -268,10 +271,12 @@ fn tensor_option_names(v: &Value, option: &Expr) -> Option<String> {
 impl Checker<'_> {
     /// In a supernet build, a layer option of a choice among several layers, tagged with
     /// the choice's name and the option's index (see `Layer::Spec::tag`).
-    fn tag_option(&self, v: Value, name: &str, i: usize, vals: &[Value]) -> Value {
+    pub(super) fn tag_option(&self, v: Value, name: &str, i: usize, vals: &[Value]) -> Value {
         let layers = vals.iter().filter(|v| matches!(v, Value::Layer(Layer::Spec { .. }))).count();
         match v {
-            Value::Layer(Layer::Spec { block, args, span, tag: None }) if self.opts.option_tags && layers > 1 => {
+            Value::Layer(Layer::Spec { block, args, span, tag: None })
+                if (self.opts.option_tags || self.opts.gated_choices) && layers > 1 =>
+            {
                 Value::Layer(Layer::Spec { block, args, span, tag: Some(format!("{name}{i}")) })
             }
             other => other,

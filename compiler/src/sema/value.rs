@@ -84,6 +84,12 @@ pub enum Layer {
         theta: TVal,
         span: Span,
     },
+    /// A ProxylessNAS build's choice among layers (see `sema::gated`): every option
+    /// applied, their results summed, each times its element of the gate parameter.
+    Gated {
+        gate: String,
+        options: Vec<Layer>,
+    },
     /// A function used as a layer: `x |> relu`.
     Func(Callable),
 }
@@ -231,6 +237,10 @@ pub fn layer_name(l: &Layer) -> String {
         Layer::Repeat { count, stack: true, .. } => format!("stack({count})"),
         Layer::WithParams { inst, .. } => format!("{}.with_params", spec_name(&inst.block.def, &inst.args)),
         Layer::Func(c) => Value::Func(c.clone()).to_string(),
+        Layer::Gated { options, .. } => {
+            let names: Vec<String> = options.iter().map(layer_name).collect();
+            format!("gated [{}]", names.join(", "))
+        }
     }
 }
 
