@@ -421,3 +421,137 @@ fn an_elastic_kernel_supernet_shares_one_weight() {
         assert_eq!(names.iter().filter(|(n, _)| n.starts_with("elasticconv1d_0.w")).count(), 1);
     });
 }
+
+/// A ProxylessNAS gated build with a one-hot gate is the subnet that takes the active
+/// option (the same loss), and the gradient it gives the gate matches finite differences
+/// of the loss in the gate.
+#[test]
+fn gated_steps_are_their_subnets_and_gate_gradients_match_finite_differences() {
+    use archc::supernet::build::{add_gated, GATED_STEP};
+    with_space(|file| {
+        let (space, structures) = Subnets::enumerate(file, &Options::default()).expect("enumerates");
+        let pins = [("width".to_string(), "32".to_string()), ("depth".to_string(), "1".to_string())];
+        let (space, structures) = space.pinned(structures, &pins).expect("pins");
+        assert_eq!(space.leaves.len(), 2, "relu or tanh");
+        let mut built = build(file, &structures).expect("builds");
+        let fixed = vec![("width".to_string(), 1), ("depth".to_string(), 0)];
+        let gates = add_gated(&mut built, file, &fixed).expect("gated build");
+        assert_eq!(gates, vec![("arch_gate.act".to_string(), 2)]);
+        let p = &built.program;
+        let f = p.func(GATED_STEP).expect("gated step");
+        let at = f.arg_names.iter().position(|n| n == "param:arch_gate.act").expect("gate arg");
+        let args = args_of(p, GATED_STEP, &[]);
+        let run = |gate: [f32; 2]| {
+            let mut a = args.clone();
+            a[at] = Tensor::from_f32(&[2], gate.to_vec());
+            let out = Interpreter::new(p).run(GATED_STEP, &a).expect("runs");
+            let loss = result(p, GATED_STEP, &out, "loss").to_f64_vec().expect("real")[0];
+            (loss, result(p, GATED_STEP, &out, "grad:arch_gate.act").to_f64_vec().expect("real"))
+        };
+        for (k, leaf) in space.leaves.iter().enumerate() {
+            let act = leaf.assignment.iter().find(|(n, _)| n == "act").expect("act").1;
+            let func = func_name(leaf.structure, "grad_step");
+            let out = Interpreter::new(p).run(&func, &args_of(p, &func, &[("width", 32)])).expect("subnet runs");
+            let subnet = result(p, &func, &out, "loss").to_f64_vec().expect("real")[0];
+            let gate = if act == 0 { [1.0, 0.0] } else { [0.0, 1.0] };
+            let (gated, grad) = run(gate);
+            assert!((gated - subnet).abs() <= 1e-6 * subnet.abs(), "leaf {k}: {gated} vs {subnet}");
+            for j in 0..2 {
+                let h = 1e-2;
+                let (mut up, mut down) = (gate, gate);
+                up[j] += h as f32;
+                down[j] -= h as f32;
+                let numeric = (run(up).0 - run(down).0) / (2.0 * h);
+                assert!(grad[j].abs() > 1e-4, "the loss depends on gate {j}: {grad:?}");
+                assert!((grad[j] - numeric).abs() <= 0.02 * grad[j].abs().max(numeric.abs()), "{grad:?} vs {numeric}");
+            }
+        }
+    });
+}
+
+/// `archc supernet proxyless`: decisions other than choices among layers must be pinned;
+/// a seeded run (latency term off, so the timings do not steer it) repeats exactly,
+/// moves the architecture's probabilities, and leaves a folder `extract` reads.
+#[test]
+fn a_seeded_proxyless_run_repeats_exactly_and_extracts() {
+    let dir = std::env::temp_dir().join(format!("archc-proxyless-{}", std::process::id()));
+    let o = common::archc(&["supernet", "proxyless", SPACE, "--latency-bound", "100", "--backend", "interp"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(err.contains("pin `depth` with --choices depth=1 (options: 1, 2)"), "{err}");
+    let run = |name: &str, bound: &str| {
+        let out = dir.join(name);
+        let args = [
+            "supernet",
+            "proxyless",
+            SPACE,
+            "--choices",
+            "width=32,depth=1",
+            "--latency-bound",
+            bound,
+            "--latency-weight",
+            "0",
+            "--dual-rate",
+            "0",
+            "--epochs",
+            "2",
+            "--warmup",
+            "0.5",
+            "--latency-runs",
+            "2",
+            "--arch-lr",
+            "0.1",
+            "--backend",
+            "interp",
+            "--out",
+            out.to_str().expect("utf-8"),
+        ];
+        let o = common::archc(&args);
+        let summary = std::fs::read_to_string(out.join("proxyless.json")).unwrap_or_default();
+        (o, summary)
+    };
+    let (o, first) = run("a", "100");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(said.contains("archc train") && said.contains("--choices width=32,depth=1,"), "{said}");
+    let json: serde_json::Value = serde_json::from_str(&first).expect("json");
+    let probs: Vec<f64> = json["choices"][0]["probabilities"]
+        .as_array()
+        .expect("probabilities")
+        .iter()
+        .map(|v| v.as_f64().expect("a number"))
+        .collect();
+    assert_eq!(probs.len(), 2);
+    assert!((probs[0] - 0.5).abs() > 1e-3, "the architecture steps moved the probabilities: {probs:?}");
+    let lines = std::fs::read_to_string(dir.join("a").join("metrics.jsonl")).expect("metrics");
+    assert_eq!(lines.lines().count(), 2);
+    let (_, second) = run("b", "100");
+    let strip = |s: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(s).expect("json");
+        for k in ["latency_table", "derived_table_latency_ms", "derived_measured_latency_ms"] {
+            v.as_object_mut().expect("object").remove(k);
+        }
+        v
+    };
+    assert_eq!(strip(&first), strip(&second), "a seeded run repeats");
+    let derived = json["derived"].as_str().expect("derived");
+    let sub = dir.join("derived");
+    let a = dir.join("a");
+    let choices = format!("width=32,depth=1,{derived}");
+    let o = common::archc(&[
+        "supernet",
+        "extract",
+        a.to_str().expect("utf-8"),
+        "--choices",
+        &choices,
+        "-o",
+        sub.to_str().expect("utf-8"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(dir.join("derived.arch").exists() && dir.join("derived.safetensors").exists());
+    // A bound no subnet meets is refused before training.
+    let (o, _) = run("c", "0.000001");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no subnet meets --latency-bound"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -9,7 +9,8 @@
 //! - Latency table ([`LatencyTable`]): measured before training on the run's backend:
 //!   the forward (the train block's batch, median of the runs) of the reference subnet
 //!   (every choice at its first option) and of each subnet that differs from it in one
-//!   choice; an option's entry is its subnet's time less the reference's. The expected
+//!   choice (the least of three medians, measured in interleaved rounds); an option's
+//!   entry is its subnet's time less the reference's. The expected
 //!   latency is `E[lat] = ref + Σ_c Σ_j p_cj · lat_cj`.
 //! - The training rows split: the last tenth is held out for the architecture steps.
 //!   Every step is a weight step: one path per choice drawn from `p` (the binary gate),

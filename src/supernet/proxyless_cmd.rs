@@ -24,6 +24,9 @@ use archc_compiler::sema::Options;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// Rounds of the latency table's measurements.
+const TABLE_ROUNDS: usize = 3;
+
 /// Runs `archc supernet proxyless` (see the module docs).
 pub fn proxyless_cmd(args: &super::cli::ProxylessArgs, color: bool) -> Result<(), String> {
     let text = read(&args.file)?;
@@ -148,17 +151,30 @@ fn latency_table(
     measure: &mut dyn FnMut(usize) -> Result<f64, String>,
 ) -> Result<LatencyTable, String> {
     let zeros = vec![0usize; choices.len()];
-    let reference = measure(leaf_of(space, choices, &zeros))?;
-    let mut delta = Vec::with_capacity(choices.len());
+    let mut leaves = vec![leaf_of(space, choices, &zeros)];
     for (ci, c) in choices.iter().enumerate() {
-        let mut row = vec![0.0];
         for k in 1..c.options.len() {
             let mut picks = zeros.clone();
             picks[ci] = k;
-            row.push(measure(leaf_of(space, choices, &picks))? - reference);
+            leaves.push(leaf_of(space, choices, &picks));
         }
-        delta.push(row);
     }
+    // Interleaved rounds, the least median kept: a burst of load on the machine slows
+    // one round of a subnet, not all of them.
+    let mut times = vec![f64::INFINITY; leaves.len()];
+    for _ in 0..TABLE_ROUNDS {
+        for (t, &leaf) in times.iter_mut().zip(&leaves) {
+            *t = t.min(measure(leaf)?);
+        }
+    }
+    let reference = times[0];
+    let mut rest = times[1..].iter();
+    let delta = choices
+        .iter()
+        .map(|c| {
+            std::iter::once(0.0).chain((1..c.options.len()).map(|_| rest.next().expect("timed") - reference)).collect()
+        })
+        .collect();
     Ok(LatencyTable { reference, delta })
 }
 
