@@ -55,8 +55,14 @@ pub struct ProxylessArgs {
     #[arg(long, default_value_t = 0.25)]
     pub warmup: f64,
     /// The architecture logits' learning rate (Adam).
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.05)]
     pub arch_lr: f64,
+    /// Adam's second-moment decay for the architecture logits. The reference's 0.999
+    /// remembers a gradient's scale for about a thousand steps: in a short run the
+    /// large gradients of the first architecture steps then keep the later steps small;
+    /// 0.9 follows the scale as the loss falls.
+    #[arg(long, default_value_t = 0.999)]
+    pub arch_beta2: f64,
     /// The starting weight λ of the latency term `λ · E[latency] / bound`.
     #[arg(long, default_value_t = 0.1)]
     pub latency_weight: f64,

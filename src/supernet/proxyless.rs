@@ -20,11 +20,13 @@
 //!   replacement, the active one drawn from their renormalised probabilities `q`; the
 //!   gated step ([`super::build::GATED_STEP`]) with the gates one-hot on the active paths
 //!   gives `∂L/∂g`; `∂L/∂α_i = Σ_j ∂L/∂g_j · q_j (δ_ij − q_i)` over the two, plus
-//!   `λ · ∂E[lat]/∂α / bound` over every option; Adam (β1 = 0, β2 = 0.999, as the
-//!   reference code); then the two logits are shifted together so that their share of
+//!   `λ · ∂E[lat]/∂α / bound` over every option; Adam (β1 = 0 as in the reference code;
+//!   β2 a setting, the reference's 0.999 by default); then the two logits are shifted together so that their share of
 //!   the probability is what it was before the update (the reference's rescaling).
 //! - The latency bound is a constraint: `λ` follows dual ascent,
-//!   `λ ← max(0, λ + ρ · (E[lat] / bound − 1))` after each architecture step.
+//!   `λ ← max(0, λ + ρ · (lat / bound − 1))` after each architecture step, `lat` the
+//!   larger of `E[lat]` and the table latency of the argmax subnet (the expectation
+//!   alone can meet the bound while the subnet that is derived does not).
 //! - The derived architecture is the most probable subnet (`Σ log p`) whose table
 //!   latency meets the bound: the argmax per choice when that one does.
 //! - Everything random is a function of the train block's seed.
@@ -39,8 +41,7 @@ use archc_runtime::Tensor;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// Adam's second-moment decay and epsilon for the architecture logits.
-const BETA2: f64 = 0.999;
+/// Adam's epsilon for the architecture logits.
 const EPS: f64 = 1e-8;
 
 /// One learned choice among layers.
@@ -134,8 +135,9 @@ pub struct Spec {
     pub epochs: u64,
     /// The fraction of the epochs with weight steps only.
     pub warmup: f64,
-    /// The architecture logits' learning rate.
+    /// The architecture logits' learning rate and Adam's β2 for them.
     pub arch_lr: f64,
+    pub arch_beta2: f64,
     /// The latency bound (ms) and the starting weight of its term.
     pub bound: f64,
     pub lambda: f64,
@@ -253,9 +255,11 @@ impl<'r, 'a> Search<'r, 'a> {
             let dg = g.to_f64_vec().ok_or("internal: a gate's gradient is not real")?;
             let c = &mut self.choices[ci];
             let grad = logit_gradient(c, &self.table.delta[ci], pair, q, &dg, self.lambda, spec.bound);
-            update(c, pair, &grad, spec.arch_lr, self.arch_steps);
+            update(c, pair, &grad, (spec.arch_lr, spec.arch_beta2), self.arch_steps);
         }
-        self.lambda = (self.lambda + spec.rho * (expected / spec.bound - 1.0)).max(0.0);
+        let argmax: Vec<usize> = self.choices.iter().map(|c| argmax(&c.probs())).collect();
+        let over = expected.max(self.table.of(&argmax));
+        self.lambda = (self.lambda + spec.rho * (over / spec.bound - 1.0)).max(0.0);
         Ok(loss)
     }
 }
@@ -287,13 +291,14 @@ pub fn logit_gradient(
     grad
 }
 
-/// Adam step `t` (from 1, β1 = 0) on `c`'s logits, then the drawn `pair` shifted so that
+/// Adam step `t` (from 1, β1 = 0; `adam` is the rate and β2) on `c`'s logits, then the drawn `pair` shifted so that
 /// `log Σ_pair exp(α)` is what it was before the step (the reference's rescaling).
-pub fn update(c: &mut ArchChoice, pair: &[usize], grad: &[f64], lr: f64, t: u64) {
+pub fn update(c: &mut ArchChoice, pair: &[usize], grad: &[f64], adam: (f64, f64), t: u64) {
+    let (lr, beta2) = adam;
     let before = logsumexp(&pair.iter().map(|&k| c.alpha[k]).collect::<Vec<_>>());
     for (k, g) in grad.iter().enumerate() {
-        c.v[k] = BETA2 * c.v[k] + (1.0 - BETA2) * g * g;
-        let v_hat = c.v[k] / (1.0 - BETA2.powi(t.min(i32::MAX as u64) as i32));
+        c.v[k] = beta2 * c.v[k] + (1.0 - beta2) * g * g;
+        let v_hat = c.v[k] / (1.0 - beta2.powi(t.min(i32::MAX as u64) as i32));
         c.alpha[k] -= lr * g / (v_hat.sqrt() + EPS);
     }
     let after = logsumexp(&pair.iter().map(|&k| c.alpha[k]).collect::<Vec<_>>());
@@ -329,6 +334,11 @@ pub fn fastest(table: &LatencyTable) -> (Vec<usize>, f64) {
         table.delta.iter().map(|d| (0..d.len()).fold(0, |b, k| if d[k] < d[b] { k } else { b })).collect();
     let lat = table.of(&picks);
     (picks, lat)
+}
+
+/// The index of the largest entry (the first of equals).
+fn argmax(x: &[f64]) -> usize {
+    (0..x.len()).fold(0, |b, k| if x[k] > x[b] { k } else { b })
 }
 
 /// `log Σ exp(x)` (−∞ for none).
@@ -505,7 +515,7 @@ mod tests {
         let q = softmax(&[c.alpha[0], c.alpha[1]]);
         let grad = logit_gradient(&c, &[0.0, 0.0, 0.0], &[0, 1], &q, &[1.0, -1.0, 0.0], 0.0, 1.0);
         assert_eq!(grad[2], 0.0);
-        update(&mut c, &[0, 1], &grad, 0.1, 1);
+        update(&mut c, &[0, 1], &grad, (0.1, 0.999), 1);
         assert!((share(&c) - before).abs() < 1e-12, "{} vs {before}", share(&c));
         assert!(c.probs()[0] / c.probs()[1] < ratio, "option 1 gained on option 0");
         assert_eq!(c.alpha[2], 0.5, "an option not drawn keeps its logit");

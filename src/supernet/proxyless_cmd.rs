@@ -86,6 +86,7 @@ pub fn proxyless_cmd(args: &super::cli::ProxylessArgs, color: bool) -> Result<()
         epochs: args.epochs.unwrap_or(built.cfg.epochs),
         warmup: args.warmup,
         arch_lr: args.arch_lr,
+        arch_beta2: args.arch_beta2,
         bound: args.latency_bound,
         lambda: args.latency_weight,
         rho: args.dual_rate,
