@@ -57,6 +57,9 @@ pub struct ProxylessArgs {
     /// The architecture logits' learning rate (Adam).
     #[arg(long, default_value_t = 0.05)]
     pub arch_lr: f64,
+    /// Weight steps per architecture step (the reference code's 5).
+    #[arg(long, default_value_t = 1)]
+    pub arch_every: u64,
     /// Adam's second-moment decay for the architecture logits. The reference's 0.999
     /// remembers a gradient's scale for about a thousand steps: in a short run the
     /// large gradients of the first architecture steps then keep the later steps small;

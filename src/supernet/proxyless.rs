@@ -15,8 +15,8 @@
 //! - The training rows split: the last tenth is held out for the architecture steps.
 //!   Every step is a weight step: one path per choice drawn from `p` (the binary gate),
 //!   that subnet's gradient step and the update. After the warm-up (a fraction of the
-//!   epochs with weight steps only, `p` uniform) an architecture step follows each weight
-//!   step, on the next held-out batch: per choice two paths drawn from `p` without
+//!   epochs with weight steps only, `p` uniform) an architecture step follows every
+//!   `arch_every`-th weight step of an epoch, on a held-out batch: per choice two paths drawn from `p` without
 //!   replacement, the active one drawn from their renormalised probabilities `q`; the
 //!   gated step ([`super::build::GATED_STEP`]) with the gates one-hot on the active paths
 //!   gives `∂L/∂g`; `∂L/∂α_i = Σ_j ∂L/∂g_j · q_j (δ_ij − q_i)` over the two, plus
@@ -138,6 +138,8 @@ pub struct Spec {
     /// The architecture logits' learning rate and Adam's β2 for them.
     pub arch_lr: f64,
     pub arch_beta2: f64,
+    /// Weight steps per architecture step.
+    pub arch_every: u64,
     /// The latency bound (ms) and the starting weight of its term.
     pub bound: f64,
     pub lambda: f64,
@@ -413,7 +415,7 @@ pub fn search(
             let leaf = s.sample_leaf(&mut rng);
             let lr = loop_spec.schedule.lr(step, total);
             loss += s.run.step(&[leaf], &b, lr, step_seed(seed, step)).map_err(|e| format!("step {step}: {e}"))?;
-            if epoch >= warm_epochs {
+            if epoch >= warm_epochs && (i as u64 + 1) % spec.arch_every.max(1) == 0 {
                 let hb = &held_batches[i % held_batches.len().max(1)];
                 arch_loss += s.arch_step(hb, spec, &mut rng, step_seed(seed, step))?;
             }

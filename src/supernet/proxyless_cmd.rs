@@ -87,6 +87,7 @@ pub fn proxyless_cmd(args: &super::cli::ProxylessArgs, color: bool) -> Result<()
         warmup: args.warmup,
         arch_lr: args.arch_lr,
         arch_beta2: args.arch_beta2,
+        arch_every: args.arch_every,
         bound: args.latency_bound,
         lambda: args.latency_weight,
         rho: args.dual_rate,
