@@ -195,23 +195,6 @@ impl<'r, 'a> Search<'r, 'a> {
         })
     }
 
-    /// The subnet that takes option `picks[c]` (a position in `options`) of each learned
-    /// choice.
-    pub fn leaf_of(&self, picks: &[usize]) -> usize {
-        let space: &Subnets = self.run.space;
-        space.sample_with(&mut |name, available| match self.choices.iter().position(|c| c.name == name) {
-            Some(c) => {
-                let want = self.choices[c].options[picks[c]];
-                if available.contains(&want) {
-                    want
-                } else {
-                    available[0]
-                }
-            }
-            None => available[0],
-        })
-    }
-
     /// Puts the gates' initial state: the fixed gates one-hot, accumulators zero.
     pub fn init_gates(&mut self) -> Result<(), String> {
         let mut all: Vec<(String, usize, Option<usize>)> =
@@ -343,6 +326,15 @@ fn argmax(x: &[f64]) -> usize {
     (0..x.len()).fold(0, |b, k| if x[k] > x[b] { k } else { b })
 }
 
+/// The subnet of `space` that takes option `picks[c]` (a position in the options) of
+/// each learned choice, the other decisions at their first available option.
+pub fn leaf_of(space: &Subnets, choices: &[ArchChoice], picks: &[usize]) -> usize {
+    space.sample_with(&mut |name, available| {
+        let want = choices.iter().zip(picks).find(|(c, _)| c.name == name).map(|(c, &p)| c.options[p]);
+        want.filter(|w| available.contains(w)).unwrap_or(available[0])
+    })
+}
+
 /// `log Σ exp(x)` (−∞ for none).
 fn logsumexp(x: &[f64]) -> f64 {
     if x.is_empty() {
@@ -432,7 +424,7 @@ pub fn search(
         };
         if let Some(test) = &data.test {
             let picks = derive(&s.choices, &s.table, spec.bound).map_or_else(|| fastest(&s.table).0, |d| d.0);
-            let leaf = s.leaf_of(&picks);
+            let leaf = leaf_of(s.run.space, &s.choices, &picks);
             let calibration: Vec<Dataset> =
                 weights.batches(batch, seed, epoch, false).take(CALIBRATION_BATCHES).collect();
             let saved = s.run.calibrate(leaf, &calibration)?;

@@ -10,7 +10,9 @@
 
 use super::build::{add_gated, build};
 use super::extract::{choices_text, MANIFEST_FILE, WEIGHTS_FILE};
-use super::proxyless::{arch_choices, derive, fastest, search, ArchChoice, EpochStats, LatencyTable, Search, Spec};
+use super::proxyless::{
+    arch_choices, derive, fastest, leaf_of, search, ArchChoice, EpochStats, LatencyTable, Search, Spec,
+};
 use super::search::View;
 use super::space::{Kind, Subnets};
 use super::train::Run;
@@ -130,15 +132,6 @@ pub fn proxyless_cmd(args: &super::cli::ProxylessArgs, color: bool) -> Result<()
         out.display()
     );
     Ok(())
-}
-
-/// The subnet taking option `picks[c]` (a position in the options) of each learned
-/// choice, the other decisions at their only option.
-fn leaf_of(space: &Subnets, choices: &[ArchChoice], picks: &[usize]) -> usize {
-    space.sample_with(&mut |name, available| {
-        let want = choices.iter().zip(picks).find(|(c, _)| c.name == name).map(|(c, &p)| c.options[p]);
-        want.filter(|w| available.contains(w)).unwrap_or(available[0])
-    })
 }
 
 /// Leaf `leaf` as a search candidate (its decisions and options).
