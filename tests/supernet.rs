@@ -537,7 +537,8 @@ fn a_seeded_proxyless_run_repeats_exactly_and_extracts() {
     let derived = json["derived"].as_str().expect("derived");
     let sub = dir.join("derived");
     let a = dir.join("a");
-    let choices = format!("width=32,depth=1,{derived}");
+    assert!(derived.starts_with("width=32,depth=1,act="), "the pins and the learned choice: {derived}");
+    let choices = derived.to_string();
     let o = common::archc(&[
         "supernet",
         "extract",

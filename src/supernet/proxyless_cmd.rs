@@ -21,6 +21,7 @@ use crate::search::cli::{read, validate};
 use crate::search::evaluate::{Evaluator, Settings};
 use crate::search::objective::Objective;
 use crate::search::space::{Candidate, Rest, Space};
+use archc_compiler::sema::params::elastic_symbol_name;
 use archc_compiler::sema::space::SpaceFile;
 use archc_compiler::sema::Options;
 use std::io::Write;
@@ -53,8 +54,9 @@ pub fn proxyless_cmd(args: &super::cli::ProxylessArgs, color: bool) -> Result<()
     });
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     eprintln!(
-        "archc: ProxylessNAS over {} choices among layers ({} subnets, {} structures); measuring the latency table",
+        "archc: ProxylessNAS over {} choice{} among layers ({} subnets, {} structures); measuring the latency table",
         choices.len(),
+        if choices.len() == 1 { "" } else { "s" },
         space.leaves.len(),
         structures.len()
     );
@@ -71,7 +73,7 @@ pub fn proxyless_cmd(args: &super::cli::ProxylessArgs, color: bool) -> Result<()
         Ok(evaluator.evaluate(&cand, &[Objective::Latency], &out)?[0].1)
     };
     let table = latency_table(&space, &choices, &mut measure)?;
-    print_table(&space, &choices, &table);
+    print_table(&space, &fixed, &choices, &table);
     let (fast, fast_lat) = fastest(&table);
     if fast_lat > args.latency_bound {
         return Err(format!(
@@ -117,16 +119,15 @@ pub fn proxyless_cmd(args: &super::cli::ProxylessArgs, color: bool) -> Result<()
         "steps": steps,
         "compiled_functions": compiles,
         "latency_table": table_json(&s.choices, &table),
-        "choices": s.choices.iter().map(|c| choice_json(&space, c)).collect::<Vec<_>>(),
+        "choices": s.choices.iter().map(|c| choice_json(&space, &fixed, c)).collect::<Vec<_>>(),
     });
     let path = out.join("proxyless.json");
     std::fs::write(&path, format!("{summary:#}\n")).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     save_supernet(s.run, &out, &args.file, args.choices.as_deref(), steps, compiles)?;
-    let pinned = args.choices.as_deref().map_or(String::new(), |p| format!("{p},"));
     println!(
         "derived: {choices_arg} ({table_lat:.3} ms by the table, {measured:.3} ms measured; bound {} ms); \
-         {steps} steps, {compiles} compiled functions\n  train it: archc train {} --choices {pinned}{choices_arg}\n  \
-         or take it from the shared weights: archc supernet extract {} --choices {pinned}{choices_arg} -o derived",
+         {steps} steps, {compiles} compiled functions\n  train it: archc train {} --choices {choices_arg}\n  \
+         or take it from the shared weights: archc supernet extract {} --choices {choices_arg} -o derived",
         spec.bound,
         args.file.display(),
         out.display()
@@ -173,11 +174,23 @@ fn latency_table(
     Ok(LatencyTable { reference, delta })
 }
 
-fn print_table(space: &Subnets, choices: &[ArchChoice], table: &LatencyTable) {
+/// Option `o` of choice `name` as shown: its label with the size symbol of every pinned
+/// width replaced by the width (`Conv1d(32, 32, 3)`, not `Conv1d(elastic_width, ...)`).
+fn label(space: &Subnets, fixed: &[(String, usize)], name: &str, o: usize) -> String {
+    let mut symbols: Vec<(String, &String)> = fixed
+        .iter()
+        .filter(|(n, _)| space.kind(n) == Kind::Width)
+        .map(|(n, i)| (elastic_symbol_name(n), &space.options[n][*i]))
+        .collect();
+    symbols.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
+    symbols.iter().fold(space.options[name][o].clone(), |l, (s, v)| l.replace(s.as_str(), v))
+}
+
+fn print_table(space: &Subnets, fixed: &[(String, usize)], choices: &[ArchChoice], table: &LatencyTable) {
     eprintln!("latency table (ms; every choice at its first option: {:.3} ms):", table.reference);
     for (c, row) in choices.iter().zip(&table.delta) {
         let cells: Vec<String> =
-            c.options.iter().zip(row).map(|(&o, d)| format!("{} {d:+.3}", space.options[&c.name][o])).collect();
+            c.options.iter().zip(row).map(|(&o, d)| format!("{} {d:+.3}", label(space, fixed, &c.name, o))).collect();
         eprintln!("  {}: {}", c.name, cells.join(" | "));
     }
 }
@@ -188,8 +201,8 @@ fn table_json(choices: &[ArchChoice], table: &LatencyTable) -> serde_json::Value
     serde_json::json!({ "reference_ms": table.reference, "delta_ms": rows })
 }
 
-fn choice_json(space: &Subnets, c: &ArchChoice) -> serde_json::Value {
-    let labels: Vec<&String> = c.options.iter().map(|&o| &space.options[&c.name][o]).collect();
+fn choice_json(space: &Subnets, fixed: &[(String, usize)], c: &ArchChoice) -> serde_json::Value {
+    let labels: Vec<String> = c.options.iter().map(|&o| label(space, fixed, &c.name, o)).collect();
     serde_json::json!({ "name": c.name, "options": labels, "probabilities": c.probs(), "logits": c.alpha })
 }
 
