@@ -119,9 +119,14 @@ enum Cmd {
         /// An artifact runs its own compiled code: only the backend of its target.
         #[arg(long, value_enum)]
         backend: Option<Backend>,
-        /// Weights to load (`.safetensors`, names as in `build --emit tir`).
+        /// Weights to load (`.safetensors`, names as in `build --emit tir`, or a training
+        /// checkpoint); every parameter of the program must be in the file.
         #[arg(long)]
         weights: Option<PathBuf>,
+        /// With --weights: parameters the file lacks keep their initial values (by
+        /// --seed) instead of being an error.
+        #[arg(long, requires = "weights")]
+        allow_missing: bool,
         /// An input from a file: `--input x=x.npy` (repeatable). Others are random.
         #[arg(long = "input", value_name = "NAME=PATH")]
         inputs: Vec<String>,
@@ -390,7 +395,21 @@ fn run_cmd(cmd: Cmd, device: Option<&str>, limits: &Limits, color: bool) -> Resu
             let mlir = MlirOpts { dim: dim.as_deref(), dynamic: &dynamic, timings, gpu_arch: &gpu_arch };
             build(&file, emit, &sel, output.as_deref(), &mlir, color)
         }
-        Cmd::Run { file, mut sel, backend, weights, inputs, dim, seed, out, repeat, train, chain, timings } => {
+        Cmd::Run {
+            file,
+            mut sel,
+            backend,
+            weights,
+            allow_missing,
+            inputs,
+            dim,
+            seed,
+            out,
+            repeat,
+            train,
+            chain,
+            timings,
+        } => {
             sel.train = train;
             let (file, sel, art) = resolve(&file, sel, backend, device)?;
             let mut program = compile(&file, &sel, color)?;
@@ -403,7 +422,17 @@ fn run_cmd(cmd: Cmd, device: Option<&str>, limits: &Limits, color: bool) -> Resu
                 program =
                     archc::adapt::split::with_chain_arg(&program, c).map_err(|e| Fail::User(format!("error: {e}")))?;
             }
-            let inputs = RunInputs { max_memory: limits.max_memory, weights, inputs, dim, seed, out, repeat, timings };
+            let inputs = RunInputs {
+                max_memory: limits.max_memory,
+                weights,
+                allow_missing,
+                inputs,
+                dim,
+                seed,
+                out,
+                repeat,
+                timings,
+            };
             run(&program, backend, &inputs, art.as_ref().map(|a| &a.artifact))
         }
         Cmd::Train { file, cand, run } => {
@@ -772,6 +801,7 @@ fn stdout(text: &str) -> Result<(), Fail> {
 struct RunInputs {
     max_memory: Option<u128>,
     weights: Option<PathBuf>,
+    allow_missing: bool,
     inputs: Vec<String>,
     dim: Option<String>,
     seed: u64,
@@ -790,7 +820,9 @@ fn run(program: &Program, backend: Option<Backend>, ri: &RunInputs, art: Option<
         exec.set_param_value(name, t.clone()).map_err(|e| user(e.to_string()))?;
     }
     if let Some(w) = &ri.weights {
-        let fitted = archc::weights::read(w).and_then(|ws| archc::weights::fit(&ws, program, w)).map_err(user)?;
+        let fitted = archc::weights::read(w)
+            .and_then(|ws| archc::weights::fit(&ws, program, w, ri.allow_missing))
+            .map_err(user)?;
         if !fitted.unused.is_empty() {
             eprintln!("note: not used by this program (training only): {}", fitted.unused.join(", "));
         }

@@ -5,9 +5,11 @@
 //! Contract: a checkpoint must supply every parameter the program declares (it was
 //! trained from this program, or the names would not match); the parameters it holds
 //! that the program does not declare (layers used only in training, `if training
-//! { .. }`) are reported, not loaded. A plain file may hold a subset (the rest keep their
-//! initial values), but every name in it must be a parameter of the program, so a
-//! misspelt name is an error rather than a silently ignored tensor.
+//! { .. }`) are reported, not loaded. A plain file must hold every parameter too, unless
+//! the caller allows missing ones (`run --allow-missing`: the rest keep their initial
+//! values); the error lists the missing names. Every name in a plain file must be a
+//! parameter of the program, so a misspelt name is an error rather than a silently
+//! ignored tensor.
 
 use archc_compiler::tir::Program;
 use archc_runtime::train::TrainState;
@@ -40,12 +42,24 @@ pub fn read(path: &Path) -> Result<Weights, String> {
 }
 
 /// The values of `w` for the parameters of `program` (see the module docs).
-pub fn fit(w: &Weights, program: &Program, path: &Path) -> Result<Fitted, String> {
+pub fn fit(w: &Weights, program: &Program, path: &Path, allow_missing: bool) -> Result<Fitted, String> {
     let declared = |n: &str| program.param(n).is_some();
     let unused: Vec<String> = w.params.keys().filter(|n| !declared(n)).cloned().collect();
+    let missing: Vec<&str> =
+        program.params.iter().filter(|p| !w.params.contains_key(&p.name)).map(|p| p.name.as_str()).collect();
     if w.epoch.is_none() {
         if let Some(n) = unused.first() {
             return Err(format!("{}: `{n}` is not a parameter of this program", path.display()));
+        }
+        if !missing.is_empty() && !allow_missing {
+            return Err(format!(
+                "{}: {} of the program's {} parameters are not in the file: {}; pass --allow-missing to keep their \
+                 initial values",
+                path.display(),
+                missing.len(),
+                program.params.len(),
+                listed(&missing)
+            ));
         }
     } else if let Some(p) = program.params.iter().find(|p| !w.params.contains_key(&p.name)) {
         return Err(format!(
@@ -56,6 +70,15 @@ pub fn fit(w: &Weights, program: &Program, path: &Path) -> Result<Fitted, String
     }
     let values = w.params.iter().filter(|(n, _)| declared(n)).map(|(n, t)| (n.clone(), t.clone())).collect();
     Ok(Fitted { values, unused })
+}
+
+/// Up to ten names, then how many more.
+fn listed(names: &[&str]) -> String {
+    let shown = names.iter().take(10).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+    match names.len() {
+        n if n > 10 => format!("{shown} and {} more", n - 10),
+        _ => shown,
+    }
 }
 
 #[cfg(test)]
@@ -82,17 +105,30 @@ mod tests {
 
     #[test]
     fn a_checkpoint_loads_what_the_program_declares_and_reports_the_rest() {
-        let f = fit(&weights(&["a", "extra"], Some(3)), &program(&["a"]), Path::new("c")).unwrap();
+        let f = fit(&weights(&["a", "extra"], Some(3)), &program(&["a"]), Path::new("c"), false).unwrap();
         assert_eq!(f.values.len(), 1);
         assert_eq!(f.unused, vec!["extra".to_string()]);
-        let e = fit(&weights(&["a"], Some(3)), &program(&["a", "b"]), Path::new("c")).err().unwrap();
+        let e = fit(&weights(&["a"], Some(3)), &program(&["a", "b"]), Path::new("c"), true).err().unwrap();
         assert!(e.contains("no parameter `b`"), "{e}");
     }
 
     #[test]
-    fn a_plain_file_may_hold_a_subset_but_no_unknown_name() {
-        assert!(fit(&weights(&["a"], None), &program(&["a", "b"]), Path::new("w")).is_ok());
-        let e = fit(&weights(&["a", "typo"], None), &program(&["a"]), Path::new("w")).err().unwrap();
+    fn a_plain_file_holds_every_parameter_unless_missing_ones_are_allowed() {
+        let e = fit(&weights(&["a"], None), &program(&["a", "b", "c"]), Path::new("w"), false).err().unwrap();
+        assert!(e.contains("2 of the program's 3 parameters are not in the file: `b`, `c`"), "{e}");
+        assert!(e.contains("--allow-missing"), "{e}");
+        let f = fit(&weights(&["a"], None), &program(&["a", "b"]), Path::new("w"), true).unwrap();
+        assert_eq!(f.values.len(), 1);
+        let e = fit(&weights(&["a", "typo"], None), &program(&["a"]), Path::new("w"), true).err().unwrap();
         assert!(e.contains("`typo` is not a parameter"), "{e}");
+    }
+
+    #[test]
+    fn long_lists_of_missing_names_are_cut() {
+        let names: Vec<String> = (0..13).map(|i| format!("p{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let e = fit(&weights(&[], None), &program(&refs), Path::new("w"), false).err().unwrap();
+        assert!(e.contains("`p9` and 3 more"), "{e}");
+        assert!(!e.contains("`p10`"), "{e}");
     }
 }

@@ -306,3 +306,27 @@ fn a_closed_pipe_is_not_a_panic() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(0), "{err}");
 }
+
+// A plain weights file must hold every parameter `run` needs: the missing ones are
+// listed, unless `--allow-missing` keeps their initial values.
+#[test]
+fn run_refuses_weights_that_miss_parameters_unless_allowed() {
+    let dir = fresh_dir("missing");
+    let path = common::repo().join("examples/mlp.arch");
+    let program = common::check(&path, &archc_compiler::sema::Options::default()).program.expect("builds");
+    let first = &program.params[0];
+    let shape: Vec<usize> = first.ty.shape.iter().map(|d| d.as_const().expect("a fixed size") as usize).collect();
+    let zeros = archc_runtime::Tensor::zeros(first.ty.dtype, &shape);
+    let file = dir.join("partial.safetensors");
+    archc_runtime::io::write_safetensors(&file, [(first.name.as_str(), &zeros)]).expect("written");
+    let err = user_error(&["run", "examples/mlp.arch", "--backend", "interp", "--weights", s(&file)]);
+    let missing = program.params.len() - 1;
+    assert!(
+        err.contains(&format!("{missing} of the program's {} parameters are not in the file", missing + 1)),
+        "{err}"
+    );
+    assert!(err.contains(&format!("`{}`", program.params[1].name)) && err.contains("--allow-missing"), "{err}");
+    let (out, _) = ok(&["run", "examples/mlp.arch", "--backend", "interp", "--weights", s(&file), "--allow-missing"]);
+    assert!(out.contains("f32["), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
