@@ -185,6 +185,11 @@ enum Cmd {
         /// Report every compilation at the end: tier, function, time.
         #[arg(long)]
         timings: bool,
+        /// Also write the network's outputs on every evaluated sample: `preds.npy` (a
+        /// network with one output) or a folder (NAME.npy per output), in the data's
+        /// order.
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
     },
     /// Show the CPU and the GPU (CUDA driver, device, cuBLAS) archc finds here.
     Devices,
@@ -443,12 +448,18 @@ fn run_cmd(cmd: Cmd, device: Option<&str>, limits: &Limits, color: bool) -> Resu
             show_candidate(&file, &opts, color)?;
             train(&file, (&opts, limits.max_memory), &run, art.as_ref().map(|a| &a.artifact), color)
         }
-        Cmd::Eval { file, cand, checkpoint, split, backend, timings } => {
+        Cmd::Eval { file, cand, checkpoint, split, backend, timings, out } => {
             refuse_candidate_of_artifact(&file, &cand)?;
             let (file, sel, art) = resolve(&file, cand.selection(), backend, device)?;
             let sel = Selection { train: false, ..sel };
             let ckpt = checkpoint.clone().unwrap_or_else(|| run_dir(&file, None).join("checkpoint.safetensors"));
-            let what = EvalWhat { max_memory: limits.max_memory, checkpoint, split, backend, timings };
+            if art.is_some() && out.is_some() {
+                return Err(Fail::User(
+                    "error: --out runs the network of a `.arch` file; an artifact holds its train and eval steps only"
+                        .into(),
+                ));
+            }
+            let what = EvalWhat { max_memory: limits.max_memory, checkpoint, split, backend, timings, out };
             let mut opts = options(&sel, false)?;
             if art.is_none() {
                 opts.choices = run_candidate(&ckpt, opts.choices).map_err(|e| Fail::User(format!("error: {e}")))?;
@@ -1082,6 +1093,8 @@ struct EvalWhat {
     split: Option<String>,
     backend: Option<Backend>,
     timings: bool,
+    /// Where the predictions go (`eval --out`).
+    out: Option<PathBuf>,
 }
 
 fn eval(file: &Path, opts: &Options, what: &EvalWhat, art: Option<&Artifact>, color: bool) -> Result<(), Fail> {
@@ -1117,6 +1130,55 @@ fn eval(file: &Path, opts: &Options, what: &EvalWhat, art: Option<&Artifact>, co
             other => other.trim_start_matches("metric:").to_string(),
         };
         out!("{shown}: {v:.4}");
+    }
+    if let Some(out) = &what.out {
+        let preds = predictions(&cfg.program, &weights, &ckpt, test, cfg.batch as usize, what.backend)?;
+        write_predictions(&preds, out)?;
+    }
+    Ok(())
+}
+
+/// The forward's outputs on `test` with the checkpoint's parameters (`eval --out`).
+fn predictions(
+    program: &Program,
+    weights: &archc::weights::Weights,
+    ckpt: &Path,
+    test: &archc_runtime::data::Dataset,
+    batch: usize,
+    backend: Option<Backend>,
+) -> Result<Vec<(String, Tensor)>, Fail> {
+    let user = |e: String| Fail::User(format!("error: {e}"));
+    let fitted = archc::weights::fit(weights, program, ckpt, false).map_err(user)?;
+    let mut exec = backend::executor(program, backend, None).map_err(user)?;
+    for (name, t) in fitted.values {
+        exec.set_param_value(&name, t).map_err(|e| user(e.to_string()))?;
+    }
+    training::predict(program, test, batch, exec.as_mut()).map_err(user)
+}
+
+/// `preds.npy` for a network with one output, else `out/NAME.npy` per output.
+fn write_predictions(preds: &[(String, Tensor)], out: &Path) -> Result<(), Fail> {
+    let user = |e: String| Fail::User(format!("error: {e}"));
+    let single = out.extension().is_some_and(|e| e == "npy");
+    if single && preds.len() != 1 {
+        let names: Vec<&str> = preds.iter().map(|(n, _)| n.as_str()).collect();
+        return Err(user(format!(
+            "--out {}: the network has {} outputs ({}); give a folder to write NAME.npy for each",
+            out.display(),
+            preds.len(),
+            names.join(", ")
+        )));
+    }
+    for (name, t) in preds {
+        let path = match single {
+            true => out.to_path_buf(),
+            false => {
+                std::fs::create_dir_all(out).map_err(|e| user(format!("cannot create {}: {e}", out.display())))?;
+                out.join(format!("{name}.npy"))
+            }
+        };
+        io::write_npy(&path, t).map_err(|e| user(e.to_string()))?;
+        out!("predictions: {} ({})", path.display(), t.type_string());
     }
     Ok(())
 }

@@ -179,6 +179,42 @@ pub fn evaluate(
     Ok(sums.into_iter().map(|(k, v)| (k, v / n.max(1) as f64)).collect())
 }
 
+/// The forward's outputs (`main`, the executor's parameters already set) on every row
+/// of `test`, in chunks of `batch` rows, joined along the batch axis: (name, tensor) per
+/// output. An output without a batch axis (a scalar) is an error naming it.
+pub fn predict(
+    program: &Program,
+    test: &Dataset,
+    batch: usize,
+    exec: &mut dyn archc_runtime::Executor,
+) -> Result<Vec<(String, Tensor)>, String> {
+    let main = program.main();
+    let mut parts: Vec<Vec<Tensor>> = vec![Vec::new(); main.result_names.len()];
+    for start in (0..test.len()).step_by(batch.max(1)) {
+        let rows: Vec<usize> = (start..(start + batch).min(test.len())).collect();
+        let chunk = test.select(&rows);
+        let inputs = main
+            .arg_names
+            .iter()
+            .map(|n| chunk.get(n).cloned().ok_or_else(|| format!("the data set has no `{n}` for the network's input")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = exec.run_func("main", &inputs, 0).map_err(|e| e.to_string())?;
+        for (part, t) in parts.iter_mut().zip(out) {
+            part.push(t);
+        }
+    }
+    let mut joined = Vec::with_capacity(parts.len());
+    for (name, part) in main.result_names.iter().zip(parts) {
+        if part.first().is_some_and(|t| t.rank() == 0) {
+            return Err(format!("output `{name}` has no batch axis: nothing to write per sample"));
+        }
+        let refs: Vec<&Tensor> = part.iter().collect();
+        let t = archc_runtime::interp::concat(&refs, 0).map_err(|e| format!("output `{name}`: {e}"))?;
+        joined.push((name.clone(), t));
+    }
+    Ok(joined)
+}
+
 /// The size symbols of step `func` when it runs on batches of `batch` rows of `data`
 /// (for `--max-memory`): each data field's shape, its first axis cut to the batch.
 pub fn step_env(program: &Program, func: &str, data: &Dataset, batch: u64) -> std::collections::HashMap<String, i64> {

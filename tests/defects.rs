@@ -330,3 +330,45 @@ fn run_refuses_weights_that_miss_parameters_unless_allowed() {
     assert!(out.contains("f32["), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// `eval --out`: the network's outputs on every test sample, in the data's order, as
+// `.npy`; their argmax gives the accuracy `eval` reports.
+#[test]
+fn eval_writes_predictions() {
+    if !have("digits.csv.gz") {
+        return;
+    }
+    let dir = fresh_dir("preds");
+    let file = "examples/train_digits.arch";
+    ok(&["train", file, "--epochs", "1", "--backend", "interp", "--quiet", "--out", s(&dir)]);
+    let ckpt = dir.join("checkpoint.safetensors");
+    let preds = dir.join("preds.npy");
+    let (said, _) = ok(&["eval", file, "--backend", "interp", "--checkpoint", s(&ckpt), "--out", s(&preds)]);
+    let logits = archc_runtime::io::read_npy(&preds).expect("preds.npy");
+    let rows: usize = said.split_whitespace().next().and_then(|n| n.parse().ok()).expect("the sample count");
+    assert_eq!(logits.shape(), &[rows, 10], "{said}");
+    let accuracy: f64 = said
+        .lines()
+        .find_map(|l| l.strip_prefix("accuracy: "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("an accuracy line");
+    let (read, _) = archc::training::read_config(&common::repo().join(file), &archc_compiler::sema::Options::default())
+        .expect("readable");
+    let cfg = read.config.expect("a train block");
+    let step = archc::training::train_program(&cfg).expect("the train step");
+    let test = archc::training::train_data(&cfg, &step).expect("the data").test.expect("a test part");
+    let labels = test.get("label").expect("labels").to_f64_vec().expect("ints");
+    let values = logits.to_f64_vec().expect("real");
+    let correct = (0..rows)
+        .filter(|&r| {
+            let row = &values[r * 10..(r + 1) * 10];
+            let best = (0..10).fold(0, |b, k| if row[k] > row[b] { k } else { b });
+            best as f64 == labels[r]
+        })
+        .count();
+    assert!((correct as f64 / rows as f64 - accuracy).abs() < 6e-5, "{correct}/{rows} vs {accuracy}");
+    // A folder gets NAME.npy per output.
+    let (said, _) = ok(&["eval", file, "--backend", "interp", "--checkpoint", s(&ckpt), "--out", s(&dir.join("out"))]);
+    assert!(dir.join("out").join("logits.npy").exists(), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
