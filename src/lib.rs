@@ -7,6 +7,7 @@ pub mod artifact;
 pub mod backend;
 pub mod choices;
 pub mod driver;
+pub mod grad;
 pub mod inputs;
 pub mod memory;
 pub mod oom;
