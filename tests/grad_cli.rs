@@ -457,3 +457,43 @@ fn the_output_is_never_written_through_a_symbolic_link() {
     assert!(err.contains("is a symbolic link"), "{err}");
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
 }
+
+#[test]
+fn weights_of_the_wrong_shape_and_runs_above_the_memory_limit_are_refused() {
+    let sp = split("mlp");
+    let mut w = io::read_safetensors(&sp.weights).unwrap();
+    w.insert("fc1.w".into(), Tensor::from_f32(&[10, 6], vec![0.5; 60]));
+    let bad = sp.dir.path().join("transposed.safetensors");
+    io::write_safetensors(&bad, w.iter().map(|(k, t)| (k.as_str(), t))).unwrap();
+    let mut base = mlp_args(&sp);
+    let at = base.iter().position(|a| a == "--weights").unwrap() + 1;
+    base[at] = bad.display().to_string();
+    let out = sp.dir.path().join("out");
+    let err = user_error(&strs(&with(&base, &["--cotangent", &sp.cotangent, "--out", s(&out)])));
+    assert!(err.contains("parameter `fc1.w` is f32[10, 6], but the network's is f32[6, 10]"), "{err}");
+
+    let good = with(&mlp_args(&sp), &["--cotangent", &sp.cotangent, "--out", s(&out)]);
+    let err = user_error(&strs(&with(&["--max-memory".to_string(), "1K".to_string()], &strs(&good))));
+    assert!(err.contains("running `vjp` at B=3 needs at least") && err.contains("--max-memory"), "{err}");
+    assert!(!out.exists(), "nothing is written on an error");
+}
+
+/// A program printed as TIR (`build --emit tir`) is differentiated like its source.
+#[test]
+fn a_printed_tir_program_gives_the_same_gradients() {
+    let sp = split("cnn");
+    let tir = sp.dir.path().join("cnn.tir");
+    ok(&["build", "tests/fixtures/grad/cnn.arch", "-o", s(&tir)]);
+    let from_source = grad_of("cnn", &sp, "interp");
+    let out = sp.dir.path().join("from-tir.safetensors");
+    let mut args = vec!["grad".to_string(), tir.display().to_string(), "--backend".into(), "interp".into()];
+    args.extend(["--weights".to_string(), sp.weights.display().to_string()]);
+    for i in &sp.inputs {
+        args.extend(["--input".to_string(), i.clone()]);
+    }
+    ok(&strs(&with(&args, &["--cotangent", &sp.cotangent, "--out", s(&out)])));
+    let from_tir = io::read_safetensors(&out).unwrap();
+    assert_eq!(from_source, from_tir);
+    let err = user_error(&strs(&with(&args, &["--sample", "1", "--cotangent", &sp.cotangent, "--out", s(&out)])));
+    assert!(err.contains("apply to .arch sources"), "{err}");
+}
