@@ -373,11 +373,8 @@ fn summary(named: &[(String, Tensor)]) -> Result<(), String> {
     let width = named.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
     let mut text = String::new();
     for (name, t) in named {
-        let max = match t.to_f64_vec() {
-            Some(v) => format!("max|g| {:.6e}", max_abs(&v)),
-            None => String::new(),
-        };
-        let max = if name.starts_with("output.") { max.replace("|g|", "|y|") } else { max };
+        let label = if name.starts_with("output.") { "max|y|" } else { "max|g|" };
+        let max = t.to_f64_vec().map(|v| format!("{label} {:.6e}", max_abs(&v))).unwrap_or_default();
         text.push_str(&format!("{name:<width$}  {:<16} {max}\n", t.type_string()));
     }
     match std::io::stdout().lock().write_all(text.as_bytes()) {

@@ -497,3 +497,41 @@ fn a_printed_tir_program_gives_the_same_gradients() {
     let err = user_error(&strs(&with(&args, &["--sample", "1", "--cotangent", &sp.cotangent, "--out", s(&out)])));
     assert!(err.contains("apply to .arch sources"), "{err}");
 }
+
+/// An `f32` and an `f64` output: the inner product is summed in `f64`, and the `f64`
+/// input's gradient is exact: `d sum(d * d * c) / d d = 2 d c`.
+#[test]
+fn outputs_of_mixed_float_types_are_differentiated_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("mix.arch");
+    let src = "use nn.Linear\n\nnetwork Mix {\n    input x: f32[B, 3]\n    input d: f64[B, 2]\n    \
+               let fc = Linear(3, 2)\n    output y = tanh(x |> fc)\n    output z = d * d\n}\n";
+    std::fs::write(&arch, src).unwrap();
+    let d: Vec<f64> = values(4, 7).iter().map(|v| f64::from(*v) * 3.0).collect();
+    let c: Vec<f64> = values(4, 8).iter().map(|v| f64::from(*v)).collect();
+    let files = [
+        ("x", Tensor::from_f32(&[2, 3], values(6, 5))),
+        ("d", Tensor::from_f64(&[2, 2], d.clone())),
+        ("cy", Tensor::from_f32(&[2, 2], values(4, 6))),
+        ("cz", Tensor::from_f64(&[2, 2], c.clone())),
+    ];
+    for (n, t) in &files {
+        io::write_npy(dir.path().join(format!("{n}.npy")), t).unwrap();
+    }
+    let p = |n: &str| dir.path().join(format!("{n}.npy")).display().to_string();
+    for backend in backends() {
+        let out = dir.path().join(format!("{backend}.safetensors"));
+        let (x, dd, cy, cz) =
+            (format!("x={}", p("x")), format!("d={}", p("d")), format!("y={}", p("cy")), format!("z={}", p("cz")));
+        let args = ["grad", s(&arch), "--backend", backend, "--input", &x, "--input", &dd];
+        ok(&[&args[..], &["--cotangent", &cy, "--cotangent", &cz, "--out", s(&out)]].concat());
+        let g = io::read_safetensors(&out).unwrap();
+        let gd = g["grad.input.d"].as_f64().expect("f64 gradient").to_vec();
+        for i in 0..4 {
+            let want = 2.0 * d[i] * c[i];
+            assert!((gd[i] - want).abs() <= 1e-12 * want.abs().max(1.0), "{backend}: d[{i}]: {} vs {want}", gd[i]);
+        }
+        assert_eq!(g["grad.input.x"].type_string(), "f32[2, 3]", "{backend}");
+        assert!(g.contains_key("grad.param.fc.w") && g.contains_key("grad.param.fc.b"), "{backend}: {:?}", g.keys());
+    }
+}
