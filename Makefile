@@ -76,6 +76,7 @@ PYTHON ?= python3
 fixtures:
 	$(PYTHON) scripts/gen_fixtures.py
 	$(PYTHON) scripts/gen_proxy_fixtures.py
+	$(PYTHON) scripts/gen_import_fixtures.py
 
 # Real data sets (digits, mnist_5k, mnist1d, darcy, burgers; ~6 MB, plus a 345 MB venv
 # in data/.venv for the MNIST-1D generator) from PyPI into $ARCHC_DATA or data/

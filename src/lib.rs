@@ -8,6 +8,7 @@ pub mod backend;
 pub mod choices;
 pub mod driver;
 pub mod grad;
+pub mod import;
 pub mod inputs;
 pub mod memory;
 pub mod oom;

@@ -158,6 +158,10 @@ enum Cmd {
     /// chain of its stack's blocks (skipped or repeated), searched as the file's `adapt`
     /// block says; writes chains.jsonl, summary.json and adapt.svg.
     Adapt(archc::adapt::cli::AdaptArgs),
+    /// Import a PyTorch state dict (`.pt` or `.safetensors`) as a weights file for
+    /// `run --weights`: tensors matched by a name map, then by structure and shapes, with
+    /// layouts converted; prints the mapping and refuses unmatched or ambiguous tensors.
+    Import(archc::import::ImportArgs),
     /// Gradients of the network's outputs: for given inputs and output cotangents, the
     /// vector-Jacobian product w.r.t. every float input and trainable parameter, written
     /// as one .safetensors file.
@@ -472,6 +476,7 @@ fn run_cmd(cmd: Cmd, device: Option<&str>, limits: &Limits, color: bool) -> Resu
             eval(&file, &opts, &what, art.as_ref().map(|a| &a.artifact), color)
         }
         Cmd::Adapt(args) => archc::adapt::cli::run(&args, color).map_err(Fail::User),
+        Cmd::Import(args) => archc::import::run(&args, color).map_err(Fail::User),
         Cmd::Grad(args) => archc::grad::run(&args, device, limits.max_memory, color).map_err(Fail::User),
         Cmd::Fmt { files, write, check } => fmt(&files, write, check),
         Cmd::Search(args) => archc::search::cli::search(&args, color).map_err(|e| Fail::User(format!("error: {e}"))),
