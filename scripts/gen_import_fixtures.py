@@ -9,7 +9,7 @@ Usage, from the repository root, with a Python that has torch, numpy and safeten
 Python nor torch: they read the committed files.
 
 For every case NAME this defines a PyTorch module written the way a PyTorch user would
-(nn.Linear, nn.Conv1d, nn.BatchNorm1d, nn.LSTM, nn.TransformerEncoder, an FNO spectral
+(nn.Linear, nn.Conv1d, nn.BatchNorm1d, nn.LSTM, nn.GRU, nn.TransformerEncoder, an FNO spectral
 layer), equivalent to the archc model the case names (an example, or a small variant
 under tests/fixtures/import/ with the same stdlib layers), and writes:
 
@@ -98,6 +98,32 @@ class LstmClassifier(nn.Module):
         return self.fc(h[:, -1])
 
 
+class GruClassifier(nn.Module):
+    """examples/gru_classifier.arch: nn.GRU(1, 32), the last step's h, Linear."""
+
+    def __init__(self, hidden=32, classes=10):
+        super().__init__()
+        self.gru = nn.GRU(1, hidden, batch_first=True)
+        self.fc = nn.Linear(hidden, classes)
+
+    def forward(self, x):
+        h, _ = self.gru(x)
+        return self.fc(h[:, -1])
+
+
+class Lstm2(nn.Module):
+    """tests/fixtures/import/lstm2.arch: one nn.LSTM with two layers, then Linear."""
+
+    def __init__(self, hidden=16, classes=5):
+        super().__init__()
+        self.rnn = nn.LSTM(3, hidden, num_layers=2, batch_first=True)
+        self.out = nn.Linear(hidden, classes)
+
+    def forward(self, x):
+        h, _ = self.rnn(x)
+        return self.out(h[:, -1])
+
+
 def sinusoidal_positions(t, d, dtype):
     """stdlib/attention.arch's: sin on even, cos on odd features, 10000^(-2i/d)."""
     pos = torch.arange(t, dtype=dtype).unsqueeze(1)
@@ -164,6 +190,8 @@ CASES = {
     "cnn_mnist1d": (CnnMnist1d, (2, 1, 40), 2),
     "cnn_bn": (CnnBn, (3, 1, 16), 3),
     "lstm_classifier": (LstmClassifier, (2, 40, 1), 4),
+    "gru_classifier": (GruClassifier, (2, 40, 1), 7),
+    "lstm2": (Lstm2, (2, 12, 3), 8),
     "transformer": (Transformer, (2, 5, 32), 5),
     "fno1d": (Fno1d, (2, 32, 2), 6),
 }

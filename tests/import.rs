@@ -168,6 +168,34 @@ fn lstm_weights_are_transposed_with_gates_and_biases_as_pytorch() {
 }
 
 #[test]
+fn gru_weights_are_transposed_with_gates_r_z_n_as_pytorch() {
+    let lines = [
+        ("gru_0.cell.w_ih", "gru.weight_ih_l0", "transposed from [96, 1]"),
+        ("gru_0.cell.w_hh", "gru.weight_hh_l0", "transposed from [96, 32]"),
+        ("gru_0.cell.b_hh", "gru.bias_hh_l0", "as is"),
+    ];
+    let case = Case {
+        model: "examples/gru_classifier.arch",
+        state: "gru_classifier.pt",
+        input: "x",
+        output: "logits",
+        lines: &lines,
+    };
+    check(case, "gru_classifier");
+}
+
+#[test]
+fn the_layers_of_a_two_layer_lstm_go_to_two_lstms() {
+    let lines = [
+        ("lstm_0.cell.w_ih", "rnn.weight_ih_l0", "transposed from [64, 3]"),
+        ("lstm_1.cell.w_ih", "rnn.weight_ih_l1", "transposed from [64, 16]"),
+        ("lstm_1.cell.b_hh", "rnn.bias_hh_l1", "as is"),
+    ];
+    let model = "tests/fixtures/import/lstm2.arch";
+    check(Case { model, state: "lstm2.pt", input: "x", output: "logits", lines: &lines }, "lstm2");
+}
+
+#[test]
 fn transformer_attention_is_unpacked_from_pt_and_safetensors() {
     let lines = [
         ("repeat_0.0.attn.wq", "encoder.layers.0.self_attn.in_proj_weight", "rows 0..32 of [96, 32], transposed"),

@@ -401,7 +401,7 @@ fn groups(n: usize, open: &dyn Fn(usize) -> Vec<usize>) -> Vec<(Vec<usize>, Vec<
 /// The candidate whose path is strictly most similar to `path`, if one is.
 fn best<'a>(path: &str, candidates: impl Iterator<Item = (usize, &'a str)>) -> Option<usize> {
     let mut scored: Vec<(usize, usize)> = candidates.map(|(i, p)| (similarity(path, p), i)).collect();
-    scored.sort_by(|x, y| y.0.cmp(&x.0));
+    scored.sort_by_key(|x| std::cmp::Reverse(x.0));
     match scored[..] {
         [(s, i)] if s > 0 => Some(i),
         [(s, i), (r, _), ..] if s > r => Some(i),
