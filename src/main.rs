@@ -646,6 +646,7 @@ fn options(sel: &Selection, check_all: bool) -> Result<Options, Fail> {
         elastic_symbols: false,
         option_tags: false,
         gated_choices: false,
+        data_fields: None,
     })
 }
 
@@ -988,6 +989,14 @@ fn train_config_with_sources(
     Ok((cfg, text, out.sources))
 }
 
+/// A data set that cannot be loaded or does not fit the network: a diagnostic at the
+/// `train` block's data source.
+fn data_failure(cfg: &TrainConfig, e: String, sources: &SourceMap, color: bool) -> Fail {
+    let d = archc_compiler::diag::Diagnostic::error(e, cfg.data.span);
+    eprint!("{}", render(&[d], sources, color));
+    Fail::User("error: the data set cannot be used (see above)".into())
+}
+
 fn run_dir(file: &Path, out: Option<&Path>) -> PathBuf {
     out.map(Path::to_path_buf).unwrap_or_else(|| {
         PathBuf::from("runs").join(file.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default())
@@ -1044,7 +1053,7 @@ fn train(
     if let Some(steps) = args.time_steps {
         return time_steps(&cfg, &program, args, steps, (art, mem));
     }
-    let data = training::train_data(&cfg, &program).map_err(user)?;
+    let data = training::train_data(&cfg, &program).map_err(|e| data_failure(&cfg, e, &sources, color))?;
     let env = training::step_env(&program, "train_step", &data.train, cfg.batch);
     archc::memory::check(&program, "train_step", &env, mem).map_err(user)?;
     let mut spec = training::loop_spec(&cfg, data.train.len());
@@ -1065,7 +1074,7 @@ fn train(
     eprintln!(
         "training {} on {} ({} train / {} test samples), {} epochs, batch {}, into {}",
         cfg.program.name,
-        cfg.data.name,
+        training::data_label(&cfg.data),
         data.train.len(),
         data.test.as_ref().map_or(0, |t| t.len()),
         cfg.epochs,
@@ -1109,13 +1118,13 @@ struct EvalWhat {
 
 fn eval(file: &Path, opts: &Options, what: &EvalWhat, art: Option<&Artifact>, color: bool) -> Result<(), Fail> {
     let user = |e: String| Fail::User(format!("error: {e}"));
-    let (mut cfg, _) = train_config(file, opts, color)?;
+    let (mut cfg, _, sources) = train_config_with_sources(file, opts, color)?;
     if let Some(part) = &what.split {
         cfg.data.test_part = Some(part.clone());
         cfg.data.split = None;
     }
     let program = training::train_program(&cfg).map_err(|e| user(format!("cannot build the eval step: {e}")))?;
-    let data = training::train_data(&cfg, &program).map_err(user)?;
+    let data = training::train_data(&cfg, &program).map_err(|e| data_failure(&cfg, e, &sources, color))?;
     let ckpt = what.checkpoint.clone().unwrap_or_else(|| run_dir(file, None).join("checkpoint.safetensors"));
     let weights = archc::weights::read(&ckpt).map_err(user)?;
     let test = match (&data.test, &what.split) {

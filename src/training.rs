@@ -1,30 +1,109 @@
 //! `archc train` and `archc eval`: a `train` block, its data set and the training loop.
 //!
-//! The data set's tensors are matched to the train step's arguments: the first data
-//! input feeds the model's first input, the first target feeds the loss target. A data
-//! tensor is reshaped to the model's input type when the element counts agree
-//! (`mnist1d` rows of 40 into `f32[B, 1, 40]`), and Darcy inputs get their grid
+//! The data set's tensors are matched to the train step's arguments. A built-in data
+//! set's first input feeds the model's first input and its first target the loss
+//! target (a loss written as an expression reads the targets by their own names); a
+//! `file(...)` source is read field by field under the step's argument names (paths
+//! relative to the `.arch` file). A data tensor is reshaped to the argument's type when
+//! the element counts agree (`mnist1d` rows of 40 into `f32[B, 1, 40]`), converted to
+//! its dtype where no value changes (integers and f64 to f32, integral floats to i64;
+//! anything else is an error naming the field), and Darcy inputs get their grid
 //! coordinates appended when the model asks for three channels.
+//!
+//! A loss or metric written as an expression may read data fields, whose types come from
+//! the data: [`read_config`] reads the block, loads the training part when the loss needs
+//! field types, and reads the block again with them.
 
 use crate::driver::FsModules;
 use archc_compiler::autodiff::build_train_program;
-use archc_compiler::sema::train_config::{DataSpec, ScheduleSpec, TrainConfig};
+use archc_compiler::autodiff::loss::Loss;
+use archc_compiler::diag::Diagnostic;
+use archc_compiler::sema::loss_expr::DataField;
+use archc_compiler::sema::train_config::{DataSpec, FieldSelect, FileData, ScheduleSpec, TrainConfig};
 use archc_compiler::sema::{train_file, Options, TrainOutput};
-use archc_compiler::tir::{Program, TensorType};
-use archc_runtime::data::{self, Dataset};
+use archc_compiler::tir::{DType, Program, TensorType};
+use archc_runtime::data::{self, files, Dataset};
 use archc_runtime::train::{LoopSpec, Schedule, TrainData};
 use archc_runtime::Tensor;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Reads the `train` block of `path`.
+/// Reads the `train` block of `path` (see the module docs): data paths resolved, and a
+/// loss that reads data fields typed from the data (an unreadable data set is then a
+/// diagnostic at the data source).
 pub fn read_config(path: &Path, opts: &Options) -> Result<(TrainOutput, String), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    Ok((train_file(&path.display().to_string(), &text, &FsModules { dir }, opts), text))
+    let modules = FsModules { dir: dir.clone() };
+    let name = path.display().to_string();
+    let mut out = train_file(&name, &text, &modules, opts);
+    resolve_paths(&mut out, &dir);
+    let Some(cfg) = out.config.as_ref().filter(|c| !c.pending.is_empty()) else { return Ok((out, text)) };
+    match field_types(cfg) {
+        Ok(fields) => {
+            out = train_file(&name, &text, &modules, &Options { data_fields: Some(fields), ..opts.clone() });
+            resolve_paths(&mut out, &dir);
+        }
+        Err(e) => {
+            let span = cfg.data.span;
+            out.diagnostics.push(Diagnostic::error(format!("cannot read the data the loss needs: {e}"), span));
+            out.config = None;
+        }
+    }
+    Ok((out, text))
+}
+
+/// `file(...)` paths joined to the `.arch` file's folder.
+fn resolve_paths(out: &mut TrainOutput, dir: &Path) {
+    let Some(file) = out.config.as_mut().and_then(|c| c.data.file.as_mut()) else { return };
+    let join = |p: &mut String| *p = dir.join(&*p).display().to_string();
+    file.path.as_mut().map(join);
+    file.test.as_mut().map(join);
+    if file.path.is_none() {
+        for f in &mut file.fields {
+            if let FieldSelect::Name(p) = &mut f.select {
+                join(p);
+            }
+        }
+    }
+}
+
+/// The dtype and row shape of every field of the training part a loss can read.
+fn field_types(cfg: &TrainConfig) -> Result<Vec<DataField>, String> {
+    let mut wanted: Vec<String> = cfg.program.main().arg_names.clone();
+    wanted.retain(|a| !a.starts_with("choice:"));
+    wanted.extend(cfg.pending.iter().cloned());
+    let (train, _) = parts(&cfg.data, &wanted)?;
+    let mut out: Vec<DataField> = train
+        .tensors()
+        .map(|(n, t)| DataField { name: n.to_string(), dtype: field_dtype(t.dtype()), row: row(t) })
+        .collect();
+    // A built-in set's first input feeds the model's first input, under its name.
+    if let (Some(first), Some((_, t))) = (cfg.program.main().arg_names.first(), train.inputs.first()) {
+        if !out.iter().any(|f| &f.name == first) {
+            out.push(DataField { name: first.clone(), dtype: field_dtype(t.dtype()), row: row(t) });
+        }
+    }
+    Ok(out)
+}
+
+fn row(t: &Tensor) -> Vec<u64> {
+    t.shape.iter().skip(1).map(|&d| d as u64).collect()
+}
+
+/// Data are f32 where they are stored as f64 (numpy's default).
+fn field_dtype(d: DType) -> DType {
+    if d == DType::F64 {
+        DType::F32
+    } else {
+        d
+    }
 }
 
 /// The train program (`train_step`, `eval_step`) of a configuration.
 pub fn train_program(cfg: &TrainConfig) -> Result<Program, String> {
+    if !cfg.pending.is_empty() {
+        return Err(format!("the loss reads data fields of unknown type: {}", cfg.pending.join(", ")));
+    }
     build_train_program(&cfg.program, Some(&cfg.training), &cfg.spec)
 }
 
@@ -35,8 +114,17 @@ pub fn train_data(cfg: &TrainConfig, program: &Program) -> Result<TrainData, Str
 
 /// [`train_data`] fitted to the step `step` of `program`.
 pub fn train_data_for(cfg: &TrainConfig, program: &Program, step: &str) -> Result<TrainData, String> {
-    let (train, test) = parts(&cfg.data)?;
     let step = program.func(step).ok_or_else(|| format!("internal: no {step}"))?;
+    let data_args: Vec<String> = step
+        .arg_names
+        .iter()
+        .take_while(|n| !n.starts_with("param:") && !n.starts_with("state:") && *n != "lr")
+        .filter(|n| !n.starts_with("choice:"))
+        .cloned()
+        .collect();
+    let (train, test) = parts(&cfg.data, &data_args)?;
+    // A loss written as an expression reads a built-in set's targets by their names.
+    let rename_target = !matches!(cfg.spec.loss, Loss::Func { .. }) && cfg.data.file.is_none();
     let arg = |name: &str| -> Option<TensorType> {
         step.arg_names.iter().position(|n| n == name).map(|i| step.args[i].1.clone())
     };
@@ -45,7 +133,7 @@ pub fn train_data_for(cfg: &TrainConfig, program: &Program, step: &str) -> Resul
     let fit = |ds: Dataset| -> Result<Dataset, String> {
         let mut inputs = Vec::new();
         for (i, (name, t)) in ds.inputs.into_iter().enumerate() {
-            let target = if i == 0 { model_input.clone() } else { name };
+            let target = if i == 0 && cfg.data.file.is_none() { model_input.clone() } else { name };
             let t = match arg(&target) {
                 Some(ty) => fit_tensor(t, &ty, &target)?,
                 None => t,
@@ -54,7 +142,7 @@ pub fn train_data_for(cfg: &TrainConfig, program: &Program, step: &str) -> Resul
         }
         let mut targets = Vec::new();
         for (i, (name, t)) in ds.targets.into_iter().enumerate() {
-            let target = if i == 0 { cfg.spec.target.clone() } else { name };
+            let target = if i == 0 && rename_target { cfg.spec.target.clone() } else { name };
             let t = match arg(&target) {
                 Some(ty) => fit_tensor(t, &ty, &target)?,
                 None => t,
@@ -66,7 +154,12 @@ pub fn train_data_for(cfg: &TrainConfig, program: &Program, step: &str) -> Resul
     Ok(TrainData::new(fit(train)?, test.map(fit).transpose()?))
 }
 
-fn parts(spec: &DataSpec) -> Result<(Dataset, Option<Dataset>), String> {
+/// The training part and the test part (if any) of a data set; of a `file(...)` source,
+/// the fields `fields`.
+fn parts(spec: &DataSpec, fields: &[String]) -> Result<(Dataset, Option<Dataset>), String> {
+    if let Some(file) = &spec.file {
+        return file_parts(spec, file, fields);
+    }
     let mut parts = data::load(&spec.name).map_err(|e| e.to_string())?;
     if let Some(fractions) = &spec.split {
         let whole = match (&spec.train_part, parts.len()) {
@@ -92,8 +185,61 @@ fn parts(spec: &DataSpec) -> Result<(Dataset, Option<Dataset>), String> {
     Ok((train, test))
 }
 
+fn file_parts(spec: &DataSpec, file: &FileData, fields: &[String]) -> Result<(Dataset, Option<Dataset>), String> {
+    let source = |path: &Option<String>| files::FileSource {
+        path: path.as_ref().map(PathBuf::from),
+        fields: fields
+            .iter()
+            .map(|f| {
+                let select = match file.select(f) {
+                    FieldSelect::Name(n) => files::Select::Name(n),
+                    FieldSelect::Columns(c) => files::Select::Columns(c),
+                };
+                (f.clone(), select)
+            })
+            .collect(),
+    };
+    let train = files::load(&source(&file.path)).map_err(|e| e.to_string())?;
+    if file.test.is_some() {
+        let test = files::load(&source(&file.test)).map_err(|e| format!("the test file: {e}"))?;
+        return Ok((train, Some(test)));
+    }
+    match &spec.split {
+        Some(fractions) => {
+            let mut split = train.split(fractions, spec.split_seed).map_err(|e| e.to_string())?;
+            let test = (split.len() > 1).then(|| split.remove(1));
+            Ok((split.remove(0), test))
+        }
+        None => Ok((train, None)),
+    }
+}
+
+/// Converts a data tensor to `dtype` where no value changes (see the module docs).
+fn conform_dtype(t: Tensor, dtype: DType, name: &str) -> Result<Tensor, String> {
+    let from = t.dtype();
+    match (from, dtype) {
+        _ if from == dtype => Ok(t),
+        (DType::F64 | DType::I64 | DType::Bool, DType::F32) | (DType::F32 | DType::I64 | DType::Bool, DType::F64) => {
+            Ok(t.cast(dtype))
+        }
+        (DType::F32 | DType::F64, DType::I64) => {
+            let v = t.to_f64_vec().unwrap_or_default();
+            match v.iter().position(|x| x.fract() != 0.0 || !x.is_finite() || x.abs() > 9.0e15) {
+                None => Ok(t.cast(DType::I64)),
+                Some(i) => Err(format!(
+                    "data for `{name}` holds {} (element {i}), but the network reads `{name}` as integers (i64)",
+                    v[i]
+                )),
+            }
+        }
+        (DType::Bool, DType::I64) => Ok(t.cast(DType::I64)),
+        _ => Err(format!("data for `{name}` is {}, which does not convert to the network's {}", from, dtype)),
+    }
+}
+
 /// Reshapes (or, for three-channel grids, extends) a data tensor to an argument type.
 fn fit_tensor(t: Tensor, ty: &TensorType, name: &str) -> Result<Tensor, String> {
+    let t = conform_dtype(t, ty.dtype, name)?;
     let rows = t.shape[0];
     let tail: Option<Vec<usize>> = ty.shape[1..].iter().map(|d| d.as_const().map(|c| c as usize)).collect();
     let Some(tail) = tail else {
@@ -231,6 +377,13 @@ pub fn step_env(program: &Program, func: &str, data: &Dataset, batch: u64) -> st
         })
         .collect();
     crate::memory::bind(f, &shapes)
+}
+
+/// The data set as the CLI names it: a built-in's name, or the data file's name.
+pub fn data_label(spec: &DataSpec) -> String {
+    let file = spec.file.as_ref().and_then(|f| f.path.as_deref());
+    let name = file.and_then(|p| Path::new(p).file_name()).map(|n| n.to_string_lossy().to_string());
+    name.unwrap_or_else(|| spec.name.clone())
 }
 
 /// `data has no part `x`; its parts: train, test_32`.

@@ -5,7 +5,7 @@
 //! directory at run time.
 
 /// The stdlib modules, by name.
-pub const MODULES: &[&str] = &["nn", "attention", "rnn", "spectral", "blocks"];
+pub const MODULES: &[&str] = &["nn", "attention", "rnn", "spectral", "blocks", "losses"];
 
 /// The source text of stdlib module `name`.
 pub fn source(name: &str) -> Option<&'static str> {
@@ -15,6 +15,7 @@ pub fn source(name: &str) -> Option<&'static str> {
         "rnn" => include_str!("../../stdlib/rnn.arch"),
         "spectral" => include_str!("../../stdlib/spectral.arch"),
         "blocks" => include_str!("../../stdlib/blocks.arch"),
+        "losses" => include_str!("../../stdlib/losses.arch"),
         _ => return None,
     })
 }

@@ -39,8 +39,10 @@ use std::io::{BufRead, BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 mod pickle;
+mod table;
 mod torch;
 
+pub use table::{read_table, Table};
 pub use torch::read_pt;
 
 /// A failed read or write.
@@ -372,7 +374,7 @@ pub fn read_csv_capped(path: &Path, options: &CsvOptions, max_line: usize) -> Re
 
 /// Reads the next line (without its `\n`) into `line`, keeping at most `max + 1` bytes
 /// of it (more means too long; the caller reports it). `false` at the end of the input.
-fn read_line_capped(r: &mut dyn BufRead, line: &mut Vec<u8>, max: usize) -> std::io::Result<bool> {
+pub(crate) fn read_line_capped(r: &mut dyn BufRead, line: &mut Vec<u8>, max: usize) -> std::io::Result<bool> {
     line.clear();
     let mut any = false;
     loop {

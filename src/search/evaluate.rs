@@ -136,6 +136,10 @@ impl<'a, 's> Evaluator<'a, 's> {
         // The shared settings without their programs (cloning those per candidate would
         // copy the first candidate's two builds for nothing).
         let s = self.shared.as_ref().expect("read");
+        let mut program = program;
+        // A loss written as an expression is a function of the shared program.
+        let loss_funcs = s.program.funcs.iter().filter(|f| f.name == "loss");
+        program.funcs.extend(loss_funcs.cloned());
         let training = program.clone();
         Ok(TrainConfig {
             program,
@@ -148,6 +152,7 @@ impl<'a, 's> Evaluator<'a, 's> {
             epochs: s.epochs,
             seed: s.seed,
             eval_every: s.eval_every,
+            pending: s.pending.clone(),
         })
     }
 

@@ -2,7 +2,7 @@
 //! batch (axis 0); metrics are batch sums, so the loop can average over an epoch.
 
 use super::emit::{Emitter, Res, V};
-use crate::tir::{BinaryOp, DType, Dim, Op, ReduceOp, TensorType, UnaryOp};
+use crate::tir::{BinaryOp, DType, Dim, Func, Op, Program, ReduceOp, TensorType, UnaryOp};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Loss {
@@ -14,6 +14,14 @@ pub enum Loss {
     RelL2,
     /// Binary cross-entropy with logits.
     Bce,
+    /// A loss written as an expression: the program's function `func` (in a training
+    /// program, `train.` + `func`) of the named model outputs and data fields `args`,
+    /// returning the loss and one batch mean per metric of `metrics`
+    /// (`sema::loss_expr`). [`objective`] calls it after the model.
+    Func { func: String, args: Vec<String>, metrics: Vec<String> },
+    /// An expression that reads these data fields, whose types are not known yet: a
+    /// step cannot be built (`TrainConfig::pending`).
+    Unresolved(Vec<String>),
 }
 
 impl Loss {
@@ -34,6 +42,8 @@ impl Loss {
 /// `(loss, metrics)`: the scalar loss and named batch-sum metrics.
 pub fn emit_loss(e: &mut Emitter, loss: &Loss, pred: V, target: V) -> Res<(V, Vec<(String, V)>)> {
     match loss {
+        Loss::Func { .. } => Err("internal: a loss function is called by `objective`, not emitted".into()),
+        Loss::Unresolved(fields) => Err(unresolved(fields)),
         Loss::CrossEntropy { smoothing } => cross_entropy(e, pred, target, *smoothing),
         Loss::Mse => {
             let d = e.bin(BinaryOp::Sub, pred, target)?;
@@ -126,4 +136,82 @@ fn bce(e: &mut Emitter, z: V, target: V) -> Res<(V, Vec<(String, V)>)> {
     let rank = e.ty(s).rank();
     let l = e.op(Op::Reduce { op: ReduceOp::Mean, axes: (0..rank).collect(), keepdim: false }, &[s], None)?;
     Ok((l, Vec::new()))
+}
+
+/// The model `main` followed by the loss function of `loss` (a [`Loss::Func`]), as one
+/// function: its arguments are `main`'s, then the data fields the loss reads that are
+/// not inputs of the model; its results are `loss`, `metric:NAME` (batch sums: the
+/// function's batch means times the batch size) and `main`'s `buffer:` results. The
+/// calls are left for the caller to inline.
+pub fn objective(program: &Program, main: &str, loss: &Loss, sigs: &dyn crate::tir::infer::FuncSigs) -> Res<Func> {
+    let (func, args, metrics) = match loss {
+        Loss::Func { func, args, metrics } => (func, args, metrics),
+        Loss::Unresolved(fields) => return Err(unresolved(fields)),
+        _ => return Err("internal: not a loss function".into()),
+    };
+    let prefix = main.strip_suffix("main").unwrap_or("");
+    let loss_name = format!("{prefix}{func}");
+    let m = program.func(main).ok_or_else(|| format!("internal: no function `{main}`"))?;
+    let lf = program.func(&loss_name).ok_or_else(|| format!("internal: no loss function `{loss_name}`"))?;
+    let mut w = Func {
+        name: format!("{main}+loss"),
+        args: Vec::new(),
+        arg_names: Vec::new(),
+        body: Vec::new(),
+        results: Vec::new(),
+        result_names: Vec::new(),
+    };
+    for ((_, t), n) in m.args.iter().zip(&m.arg_names) {
+        let v = w.next_value();
+        w.args.push((v, t.clone()));
+        w.arg_names.push(n.clone());
+    }
+    for ((_, t), n) in lf.args.iter().zip(args) {
+        if !m.arg_names.contains(n) && !m.result_names.contains(n) {
+            let v = w.next_value();
+            w.args.push((v, t.clone()));
+            w.arg_names.push(n.clone());
+        }
+    }
+    let model_args: Vec<V> = w.args[..m.args.len()].iter().map(|(v, _)| *v).collect();
+    let mut e = Emitter::new(w, sigs);
+    let outs = e.op_multi(Op::Call(main.to_string()), &model_args)?;
+    let mut loss_args = Vec::new();
+    for n in args {
+        let v = match m.result_names.iter().position(|r| r == n) {
+            Some(i) => outs[i],
+            None => {
+                let i = e.func.arg_names.iter().position(|a| a == n).ok_or_else(|| format!("internal: no `{n}`"))?;
+                e.func.args[i].0
+            }
+        };
+        loss_args.push(v);
+    }
+    let res = e.op_multi(Op::Call(loss_name), &loss_args)?;
+    let batch = batch_dim(&e.func);
+    let mut results: Vec<(String, V)> = vec![("loss".into(), res[0])];
+    for (name, &v) in metrics.iter().zip(&res[1..]) {
+        let n = e.dim_value(&batch, DType::F32)?;
+        results.push((format!("metric:{name}"), e.mul(v, n)?));
+    }
+    for (n, &v) in m.result_names.iter().zip(&outs) {
+        if n.starts_with("buffer:") {
+            results.push((n.clone(), v));
+        }
+    }
+    let mut w = e.func;
+    for (n, v) in results {
+        w.results.push(v);
+        w.result_names.push(n);
+    }
+    Ok(w)
+}
+
+/// The batch size: the first axis of the first argument with one (1 without).
+fn batch_dim(f: &Func) -> Dim {
+    f.args.iter().find_map(|(_, t)| t.shape.first().cloned()).unwrap_or(Dim::constant(1))
+}
+
+fn unresolved(fields: &[String]) -> String {
+    format!("the loss reads data fields whose types are not known yet: {}", fields.join(", "))
 }

@@ -14,7 +14,7 @@
 use super::control::FuncTable;
 use super::emit::{Emitter, Res, V};
 use super::expand::{hoist_params, inline_calls, params_to_args};
-use super::loss::{emit_loss, Loss};
+use super::loss::{emit_loss, objective, Loss};
 use super::optim::{add_noise, clip_global_norm, update, Optimizer, UpdateCtx};
 use super::reverse::gradient;
 use crate::tir::{DType, Func, Program, TensorType, ValueId};
@@ -103,6 +103,9 @@ pub(super) struct Forward {
 }
 
 pub(super) fn forward(program: &Program, main: &str, spec: &TrainSpec, name: &str, table: &FuncTable) -> Res<Forward> {
+    if let Loss::Func { .. } | Loss::Unresolved(_) = &spec.loss {
+        return forward_objective(program, main, spec, name, table);
+    }
     let main = program.func(main).ok_or_else(|| format!("internal: no function `{main}`"))?;
     let mut f = hoist_params(table, &inline_calls(program, main)?)?;
     f.name = name.to_string();
@@ -130,6 +133,28 @@ pub(super) fn forward(program: &Program, main: &str, spec: &TrainSpec, name: &st
     let mut e = Emitter::new(f, table);
     let (loss, metrics) = emit_loss(&mut e, &spec.loss, pred, target)?;
     Ok(Forward { func: e.func, buffers, params, loss, metrics, data_args })
+}
+
+/// [`forward`] of a loss written as an expression: the model and the loss function as
+/// one function ([`objective`]), inlined.
+fn forward_objective(program: &Program, main: &str, spec: &TrainSpec, name: &str, table: &FuncTable) -> Res<Forward> {
+    let w = objective(program, main, &spec.loss, table)?;
+    let mut f = hoist_params(table, &inline_calls(program, &w)?)?;
+    f.name = name.to_string();
+    let named = |prefix: &str| -> Vec<(String, ValueId)> {
+        f.result_names
+            .iter()
+            .zip(&f.results)
+            .filter_map(|(n, v)| n.strip_prefix(prefix).map(|b| (b.to_string(), *v)))
+            .collect()
+    };
+    let (buffers, metrics) = (named("buffer:"), named("metric:"));
+    let loss = f.results[0];
+    let data_args = f.args.len();
+    let params = params_to_args(program, &mut f);
+    f.results.clear();
+    f.result_names.clear();
+    Ok(Forward { func: f, buffers, params, loss, metrics, data_args })
 }
 
 fn build_eval(program: &Program, main: &str, spec: &TrainSpec, table: &FuncTable) -> Res<Func> {

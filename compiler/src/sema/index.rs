@@ -183,8 +183,39 @@ impl Checker<'_> {
                 }
                 d
             }),
+            Value::ParamPath(prefix) => self.param_path(&prefix, name, span),
             other => Err(Diagnostic::error(format!("{} has no field `{name}`", other.a_kind()), span)),
         }
+    }
+
+    /// `prefix.name` in a loss: the parameter of that path, or a longer prefix.
+    fn param_path(&mut self, prefix: &str, name: &str, span: Span) -> R<Value> {
+        let full = format!("{prefix}.{name}");
+        if let Some(p) = self.b.param(&full) {
+            let ty = p.ty.clone();
+            return self.emit(Op::Param(full), &[], Some(ty), span).map(Value::Tensor);
+        }
+        let below = format!("{full}.");
+        if self.b.params.iter().any(|p| p.name.starts_with(&below)) {
+            return Ok(Value::ParamPath(full));
+        }
+        let under = format!("{prefix}.");
+        let names: Vec<&str> = self
+            .b
+            .params
+            .iter()
+            .filter_map(|p| p.name.strip_prefix(&under))
+            .map(|n| n.split('.').next().unwrap_or(n))
+            .collect();
+        let mut d = Diagnostic::error(format!("the model has no parameter `{full}`"), span);
+        if let Some(s) = did_you_mean(name, names.iter().copied()) {
+            d = d.with_help(format!("did you mean `{prefix}.{s}`?"));
+        } else if !names.is_empty() {
+            let mut names = names;
+            names.dedup();
+            d = d.with_label(format!("under `{prefix}`: {}", names.join(", ")));
+        }
+        Err(d)
     }
 
     fn tensor_field(&mut self, t: &TVal, name: &str, span: Span) -> R<Value> {

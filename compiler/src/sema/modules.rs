@@ -92,6 +92,11 @@ pub struct Options {
     /// Build every choice among layers as the gated mixture of all its options (a
     /// ProxylessNAS build, see `sema::gated`); implies `option_tags`.
     pub gated_choices: bool,
+    /// The data fields a `train` block's loss and metrics expressions read, with their
+    /// dtypes and per-row shapes (the caller reads them from the data). `None`: not
+    /// known, so such a loss is checked by name only and `TrainConfig::pending` lists
+    /// the fields it needs.
+    pub data_fields: Option<Vec<super::loss_expr::DataField>>,
 }
 
 pub struct ModuleInfo {
@@ -247,6 +252,10 @@ pub(super) fn load_main<'s>(name: &str, text: &str, source: &'s dyn ModuleSource
     };
     let main = loader.add("main", name.to_string(), text.to_string());
     loader.load_uses(main);
+    if loader.modules[main].ast.items.iter().any(|i| matches!(i, Item::Train(_))) {
+        // A `train` block's loss and metrics see the stdlib's losses without a `use`.
+        loader.load("losses");
+    }
     (loader, main)
 }
 

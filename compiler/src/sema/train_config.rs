@@ -8,7 +8,9 @@
 //! and a model that fails to build still has its entries checked (all but the loss's
 //! output name, which needs the model's outputs).
 
+pub use super::data_source::{FieldMap, FieldSelect, FileData};
 use super::experiment::build_model;
+use super::loss_expr;
 use super::modules::{ModuleInfo, Options};
 use super::settings::{call_name, eval, float_value, int_value, Args, Range};
 use super::value::Value;
@@ -27,7 +29,7 @@ pub const TRAIN_KEYS: &[&str] =
 pub const LOSSES: &[&str] = &["cross_entropy", "mse", "rel_l2", "bce"];
 pub const OPTIMIZERS: &[&str] = &["sgd", "adam", "adamw", "rmsprop"];
 pub const SCHEDULES: &[&str] = &["constant", "step", "cosine", "onecycle"];
-pub const DATASETS: &[&str] = &["digits", "permuted_digits", "mnist_5k", "mnist1d", "darcy", "burgers"];
+pub const DATASETS: &[&str] = &["digits", "permuted_digits", "mnist_5k", "mnist1d", "darcy", "burgers", "file"];
 pub const METRICS: &[&str] = &["accuracy", "nll", "loss", "mse", "rel_l2"];
 
 /// A learning-rate schedule, by its parameters (the loop computes the rate per step).
@@ -61,6 +63,10 @@ pub struct DataSpec {
     /// Named parts for train and test when the data set ships them (mnist1d, darcy).
     pub train_part: Option<String>,
     pub test_part: Option<String>,
+    /// `file(...)`: the user's own files (`name` is `file`).
+    pub file: Option<FileData>,
+    /// The data expression, for diagnostics about the data.
+    pub span: Span,
 }
 
 #[derive(Clone, Debug)]
@@ -77,15 +83,29 @@ pub struct TrainConfig {
     pub epochs: u64,
     pub seed: u64,
     pub eval_every: u64,
+    /// The data fields a loss or metric expression reads whose types are not known yet
+    /// (`Options::data_fields` was `None`): the caller reads the data and reads the block
+    /// again with them. Empty when the configuration is complete.
+    pub pending: Vec<String>,
 }
 
 /// Reads the `train` block `t` of the main module; on failure, every error found.
 pub fn train_config(modules: &[ModuleInfo], opts: &Options, t: &TrainDef) -> Result<TrainConfig, Vec<Diagnostic>> {
-    let (program, cfg) = read_block(modules, opts, t)?;
+    let (mut program, cfg) = read_block(modules, opts, t)?;
     let train_opts = Options { training: true, ..opts.clone() };
-    let training = build_model(modules, &train_opts, &t.model)?;
-    let Settings { spec, lr, schedule, data, batch, epochs, seed, eval_every } = cfg;
-    Ok(TrainConfig { program, training, spec, lr, schedule, data, batch, epochs, seed, eval_every })
+    let mut training = build_model(modules, &train_opts, &t.model)?;
+    let Settings { spec, lr, schedule, data, batch, epochs, seed, eval_every, objective } = cfg;
+    let mut pending = Vec::new();
+    match objective {
+        Objective::Builtin | Objective::Failed => {}
+        Objective::Pending(names) => pending = names,
+        Objective::Built(funcs) => {
+            for p in [&mut program, &mut training] {
+                p.funcs.extend(funcs.iter().cloned());
+            }
+        }
+    }
+    Ok(TrainConfig { program, training, spec, lr, schedule, data, batch, epochs, seed, eval_every, pending })
 }
 
 /// Checks a `train` block: the model builds and every entry makes sense.
@@ -103,13 +123,27 @@ struct Settings {
     epochs: u64,
     seed: u64,
     eval_every: u64,
+    objective: Objective,
+}
+
+/// How the loss is computed.
+enum Objective {
+    /// One of the built-in losses, emitted by autodiff (`spec.loss`).
+    Builtin,
+    /// An expression whose data fields' types are not known yet.
+    Pending(Vec<String>),
+    /// An expression, built: the functions to add to the model's programs.
+    Built(Vec<crate::tir::Func>),
+    /// An expression with errors (reported).
+    Failed,
 }
 
 /// The model (inference mode) and the settings; every error of the block otherwise.
 fn read_block(modules: &[ModuleInfo], opts: &Options, t: &TrainDef) -> Result<(Program, Settings), Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let program = build_model(modules, opts, &t.model).map_err(|ds| errors.extend(ds)).ok();
-    let mut r = Reader { c: Checker::new(modules, opts), errors, outputs: None };
+    let mut r =
+        Reader { c: Checker::new(modules, opts), errors, outputs: None, loss_expr: None, metric_exprs: Vec::new() };
     r.outputs = program.as_ref().map(|p| p.main().result_names.clone());
     let mut cfg = Settings {
         spec: TrainSpec {
@@ -122,11 +156,20 @@ fn read_block(modules: &[ModuleInfo], opts: &Options, t: &TrainDef) -> Result<(P
         },
         lr: 1e-3,
         schedule: ScheduleSpec::Constant,
-        data: DataSpec { name: String::new(), split: None, split_seed: 0, train_part: None, test_part: None },
+        data: DataSpec {
+            name: String::new(),
+            split: None,
+            split_seed: 0,
+            train_part: None,
+            test_part: None,
+            file: None,
+            span: t.data.span,
+        },
         batch: 32,
         epochs: 10,
         seed: 0,
         eval_every: 1,
+        objective: Objective::Builtin,
     };
     if let Some(data) = r.data(&t.data) {
         cfg.data = data;
@@ -141,6 +184,18 @@ fn read_block(modules: &[ModuleInfo], opts: &Options, t: &TrainDef) -> Result<(P
             r.errors.push(Diagnostic::error(format!("this `train` block has no `{required}`"), t.span));
         }
     }
+    if let Some(p) = &program {
+        cfg.objective = r.objective(modules, opts, p, &mut cfg.spec, t);
+        if let (Some(file), false) = (&cfg.data.file, matches!(cfg.objective, Objective::Failed)) {
+            let mut wanted: Vec<String> =
+                p.main().arg_names.iter().filter(|a| !a.starts_with("choice:")).cloned().collect();
+            match &cfg.objective {
+                Objective::Builtin => wanted.push(cfg.spec.target.clone()),
+                _ => wanted.extend(r.data_names(modules, p)),
+            }
+            super::data_source::check_mapping(file, &wanted, &mut r.errors);
+        }
+    }
     match program {
         Some(p) if r.errors.is_empty() => Ok((p, cfg)),
         _ => Err(r.errors),
@@ -153,6 +208,10 @@ struct Reader<'a> {
     errors: Vec<Diagnostic>,
     /// The model's outputs, when it built.
     outputs: Option<Vec<String>>,
+    /// A loss that is not one of the built-in forms (`mse(u, y)`): an expression.
+    loss_expr: Option<Expr>,
+    /// Metrics written as expressions: `(name, expression)`.
+    metric_exprs: Vec<(String, Expr)>,
 }
 
 impl Reader<'_> {
@@ -214,8 +273,13 @@ impl Reader<'_> {
         self.keep1(args).map(|a| (name, a))
     }
 
-    /// `loss: cross_entropy(logits, label, smoothing = 0.1)`: output and target are names.
+    /// `loss: cross_entropy(logits, label, smoothing = 0.1)`: output and target are names;
+    /// any other form is an expression ([`super::loss_expr`]).
     fn loss(&mut self, e: &Expr, spec: &mut TrainSpec) {
+        if !builtin_form(e) {
+            self.loss_expr = Some(e.clone());
+            return;
+        }
         let Some(name) = self.keep1(call_name(e, LOSSES, "loss")).map(|(n, _)| n.to_string()) else { return };
         let args = match &e.kind {
             ExprKind::Call(_, args) => args.as_slice(),
@@ -314,7 +378,9 @@ impl Reader<'_> {
         Some((eta, gamma))
     }
 
-    /// `metrics: [accuracy, nll]`
+    /// `metrics: [accuracy, nll]`, or expressions: `accuracy(logits, label)` (a function
+    /// of the stdlib `losses` or the file, named after it) and `mae(mean(abs(u - y)))`
+    /// (a name and the expression that computes it).
     fn metrics(&mut self, e: &Expr) {
         let ExprKind::List(items) = &e.kind else {
             let d = Diagnostic::error("`metrics` must be a list like [accuracy]", e.span);
@@ -325,13 +391,111 @@ impl Reader<'_> {
                 ExprKind::Name(_) => {
                     self.keep1(call_name(item, METRICS, "metric"));
                 }
-                _ => self.errors.push(Diagnostic::error("expected a metric name, e.g. `accuracy`", item.span)),
+                ExprKind::Call(callee, args) => match &callee.kind {
+                    ExprKind::Name(f) => self.metric_expr(f, item, args),
+                    _ => self
+                        .errors
+                        .push(Diagnostic::error("expected a metric, e.g. `mae(mean(abs(u - y)))`", item.span)),
+                },
+                _ => self.errors.push(
+                    Diagnostic::error("expected a metric name or `NAME(expression)`", item.span)
+                        .with_help("e.g. `accuracy`, `accuracy(logits, label)` or `mae(mean(abs(u - y)))`"),
+                ),
             }
         }
     }
 
+    /// A metric `f(...)`: a known function's value, or `NAME(expression)`.
+    fn metric_expr(&mut self, f: &str, item: &Expr, args: &[archc_grammar::ast::Arg]) {
+        let known = self.c.globals[0].get(f).is_some()
+            || super::builtins::lookup(f).is_some()
+            || self.c.modules.iter().any(|m| m.name == "losses" && m.globals.get(f).is_some());
+        let (name, expr) = match args {
+            _ if known => (f, item.clone()),
+            [a] if a.name.is_none() => (f, a.value.clone()),
+            _ => {
+                let d = Diagnostic::error(format!("unknown metric function `{f}`"), item.span)
+                    .with_help(format!("to name a metric, give one expression: `{f}(mean(abs(u - y)))`"));
+                return self.errors.push(d);
+            }
+        };
+        // The loop reports the batch sum `correct` as accuracy.
+        let name = if name == "accuracy" { "correct" } else { name };
+        if self.metric_exprs.iter().any(|(n, _)| n == name) {
+            return self.errors.push(Diagnostic::error(format!("metric `{f}` is given twice"), item.span));
+        }
+        self.metric_exprs.push((name.to_string(), expr));
+    }
+
+    /// The loss and metrics as [`super::loss_expr`] builds them, when one is written as
+    /// an expression (a built-in loss then runs as its stdlib function).
+    fn objective(
+        &mut self,
+        modules: &[ModuleInfo],
+        opts: &Options,
+        p: &Program,
+        spec: &mut TrainSpec,
+        t: &TrainDef,
+    ) -> Objective {
+        let loss = match (&self.loss_expr, t.entries.iter().find(|e| e.key.node == "loss")) {
+            (None, _) if self.metric_exprs.is_empty() => return Objective::Builtin,
+            (Some(e), _) => e.clone(),
+            (None, Some(entry)) => entry.value.clone(),
+            (None, None) => return Objective::Builtin,
+        };
+        let metrics = self.metric_exprs.iter().map(|(n, e)| (n.clone(), e)).collect();
+        let obj = loss_expr::Objective { loss: &loss, metrics };
+        let unknown = loss_expr::unknown_callees(modules, p, &obj);
+        let failed = !unknown.is_empty();
+        self.errors.extend(unknown);
+        let fields: Vec<String> = loss_expr::data_names(modules, p, &obj).into_iter().map(|(n, _)| n).collect();
+        let given = match &opts.data_fields {
+            None if !fields.is_empty() && failed => return Objective::Failed,
+            None if !fields.is_empty() => {
+                spec.loss = Loss::Unresolved(fields.clone());
+                return Objective::Pending(fields);
+            }
+            given => given.as_deref().unwrap_or_default(),
+        };
+        match loss_expr::build(modules, opts, p, &obj, given) {
+            Ok(_) if failed => Objective::Failed,
+            Ok(built) => {
+                spec.loss = Loss::Func { func: "loss".into(), args: built.args, metrics: built.metrics };
+                Objective::Built(built.program.funcs)
+            }
+            Err(ds) => {
+                self.errors.extend(ds);
+                Objective::Failed
+            }
+        }
+    }
+
+    /// The data fields the loss and metric expressions read.
+    fn data_names(&self, modules: &[ModuleInfo], p: &Program) -> Vec<String> {
+        let Some(loss) = &self.loss_expr else { return Vec::new() };
+        let metrics = self.metric_exprs.iter().map(|(n, e)| (n.clone(), e)).collect();
+        let obj = loss_expr::Objective { loss, metrics };
+        loss_expr::data_names(modules, p, &obj).into_iter().map(|(n, _)| n).collect()
+    }
+
     /// `digits(split = [0.8, 0.2], seed = 0)`, `darcy(train = "..", test = "..")`.
     fn data(&mut self, e: &Expr) -> Option<DataSpec> {
+        if let ExprKind::Call(callee, args) = &e.kind {
+            if matches!(&callee.kind, ExprKind::Name(n) if n == "file") {
+                let f = super::data_source::file_source(&mut self.c, args, e.span, &mut self.errors)?;
+                let (split, split_seed, file) = (f.split, f.seed, Some(f.data));
+                let name = "file".to_string();
+                return Some(DataSpec {
+                    name,
+                    split,
+                    split_seed,
+                    train_part: None,
+                    test_part: None,
+                    file,
+                    span: e.span,
+                });
+            }
+        }
         let (name, mut a) = self.call(e, DATASETS, "dataset")?;
         let split = match a.opt("split") {
             Some((Value::List(items), s)) => a.keep(fractions(&items, s)),
@@ -348,8 +512,20 @@ impl Reader<'_> {
         let train_part = part(&mut a, "train", &name);
         let test_part = part(&mut a, "test", &name);
         self.keep(a.finish())?;
-        Some(DataSpec { name, split, split_seed, train_part, test_part })
+        Some(DataSpec { name, split, split_seed, train_part, test_part, file: None, span: e.span })
     }
+}
+
+/// `mse(u, y)`, `cross_entropy(logits, label, smoothing = 0.1)`: a built-in loss of the
+/// model output and the target, by name (other settings named).
+fn builtin_form(e: &Expr) -> bool {
+    let ExprKind::Call(callee, args) = &e.kind else { return false };
+    let ExprKind::Name(n) = &callee.kind else { return false };
+    let names = |a: &archc_grammar::ast::Arg| a.name.is_none() && matches!(a.value.kind, ExprKind::Name(_));
+    LOSSES.contains(&n.as_str())
+        && args.len() >= 2
+        && args[..2].iter().all(names)
+        && args[2..].iter().all(|a| a.name.is_some())
 }
 
 /// `split = [0.8, 0.2]`: each in (0, 1], together at most 1.

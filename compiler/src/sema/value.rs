@@ -127,6 +127,8 @@ pub enum Value {
     Init(Init),
     /// The `init` namespace.
     InitNamespace,
+    /// A prefix of parameter paths in a `train` block's loss (`fc1` of `fc1.w`).
+    ParamPath(String),
     /// What a name is bound to when computing its value failed (the error is reported
     /// once): using it stops evaluation silently, so no follow-on errors appear.
     Poison,
@@ -155,6 +157,7 @@ impl Value {
             Value::Module(_) => "module",
             Value::Init(_) => "initialiser",
             Value::InitNamespace => "namespace",
+            Value::ParamPath(_) => "parameter path",
             Value::Poison => "error",
         }
     }
@@ -221,6 +224,7 @@ impl fmt::Display for Value {
             Value::Module(_) => write!(f, "module"),
             Value::Init(i) => write!(f, "{i:?}"),
             Value::InitNamespace => write!(f, "init"),
+            Value::ParamPath(p) => write!(f, "{p}"),
             Value::Poison => write!(f, "<error>"),
         }
     }

@@ -15,6 +15,7 @@
 //!   batch is a `Dataset` whose tensors are the gathered rows.
 //! - The same seed gives the same splits and batches on every machine (see [`shuffle`]).
 
+pub mod files;
 pub mod sets;
 pub mod shuffle;
 

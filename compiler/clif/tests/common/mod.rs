@@ -66,6 +66,10 @@ pub fn train_step(path: &Path, sgd: bool) -> Option<Program> {
     let dir = Dir(path.parent().expect("dir").to_path_buf());
     let out = train_file(&path.display().to_string(), &text, &dir, &Options::default());
     let mut cfg = out.config?;
+    if !cfg.pending.is_empty() {
+        // The loss reads data fields typed from the data, which this test does not read.
+        return None;
+    }
     if !sgd {
         return Some(build_train_program(&cfg.program, Some(&cfg.training), &cfg.spec).expect("train step builds"));
     }
