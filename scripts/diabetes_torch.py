@@ -3,11 +3,14 @@
 batch size and epochs on the same files (`make data`), trained with PyTorch.
 
 Prints the test MSE and MAE per seed and their mean, to compare with
-`archc train examples/train_diabetes.arch` (README: "Your own data and loss").
+`archc train examples/train_diabetes.arch` (README: "Your own data and loss"); with
+`--json PATH` also writes them (tests/fixtures/diabetes_torch.json, which
+tests/user_data.rs compares archc's runs with).
 
-Usage: diabetes_torch.py [DATA_DIR] [--seeds N]
+Usage: diabetes_torch.py [DATA_DIR] [--seeds N] [--json PATH]
 """
 import argparse
+import json
 import os
 
 import numpy as np
@@ -40,12 +43,20 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("data", nargs="?", default=os.path.join(os.path.dirname(__file__), "..", "data"))
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--json")
     a = ap.parse_args()
     results = [run(a.data, s) for s in range(a.seeds)]
     for s, (mse, mae) in enumerate(results):
         print(f"seed {s}: test mse {mse:.4f} mae {mae:.4f}")
-    print(f"mean over {a.seeds} seeds: test mse {np.mean([r[0] for r in results]):.4f} "
-          f"mae {np.mean([r[1] for r in results]):.4f}")
+    mse, mae = float(np.mean([r[0] for r in results])), float(np.mean([r[1] for r in results]))
+    print(f"mean over {a.seeds} seeds: test mse {mse:.4f} mae {mae:.4f}")
+    if a.json:
+        with open(a.json, "w") as f:
+            record = {"torch": torch.__version__, "epochs": 200, "batch": 32, "lr": 1e-3, "l2": 1e-3,
+                      "test_mse": [round(r[0], 6) for r in results], "test_mae": [round(r[1], 6) for r in results],
+                      "test_mse_mean": round(mse, 6), "test_mae_mean": round(mae, 6)}
+            json.dump(record, f, indent=1)
+            f.write("\n")
 
 
 if __name__ == "__main__":

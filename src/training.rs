@@ -67,16 +67,22 @@ fn resolve_paths(out: &mut TrainOutput, dir: &Path) {
     }
 }
 
-/// The dtype and row shape of every field of the training part a loss can read.
+/// The dtype and row shape of every field of the training part a loss can read. A
+/// file's field the loss names but the file lacks is left out: the loss's diagnostic
+/// then points at the name.
 fn field_types(cfg: &TrainConfig) -> Result<Vec<DataField>, String> {
-    let mut wanted: Vec<String> = cfg.program.main().arg_names.clone();
-    wanted.retain(|a| !a.starts_with("choice:"));
-    wanted.extend(cfg.pending.iter().cloned());
-    let (train, _) = parts(&cfg.data, &wanted)?;
-    let mut out: Vec<DataField> = train
-        .tensors()
-        .map(|(n, t)| DataField { name: n.to_string(), dtype: field_dtype(t.dtype()), row: row(t) })
-        .collect();
+    let mut inputs: Vec<String> = cfg.program.main().arg_names.clone();
+    inputs.retain(|a| !a.starts_with("choice:"));
+    let (train, _) = parts(&cfg.data, &inputs)?;
+    let field = |(n, t): (&str, &Tensor)| DataField { name: n.to_string(), dtype: field_dtype(t.dtype()), row: row(t) };
+    let mut out: Vec<DataField> = train.tensors().map(field).collect();
+    if cfg.data.file.is_some() {
+        for name in &cfg.pending {
+            if let Ok((part, _)) = parts(&cfg.data, std::slice::from_ref(name)) {
+                out.extend(part.tensors().map(field));
+            }
+        }
+    }
     // A built-in set's first input feeds the model's first input, under its name.
     if let (Some(first), Some((_, t))) = (cfg.program.main().arg_names.first(), train.inputs.first()) {
         if !out.iter().any(|f| &f.name == first) {

@@ -42,6 +42,9 @@ pub struct FileSource {
 /// Reads the fields of `src` as one data set (every field an input; the caller decides
 /// which feed the loss).
 pub fn load(src: &FileSource) -> Result<Dataset, DataError> {
+    if let Some(p) = src.path.as_ref().filter(|p| !p.exists()) {
+        return Err(DataError::Invalid(format!("{} does not exist", p.display())));
+    }
     let tensors = match &src.path {
         None => {
             src.fields.iter().map(|(n, s)| Ok((n.clone(), npy_file(n, s)?))).collect::<Result<Vec<_>, DataError>>()?
