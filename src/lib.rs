@@ -5,6 +5,7 @@
 pub mod adapt;
 pub mod artifact;
 pub mod backend;
+pub mod batches;
 pub mod choices;
 pub mod driver;
 pub mod grad;

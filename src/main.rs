@@ -143,6 +143,11 @@ enum Cmd {
         /// run, which includes compilation, is reported separately).
         #[arg(long, value_name = "N", default_value_t = 0)]
         repeat: usize,
+        /// Run over whole input files N rows at a time: every `--input` is cut along axis 0
+        /// into chunks of at most N rows, the network runs once per chunk (`--max-memory` is
+        /// checked for one chunk) and each output's chunks are joined along axis 0.
+        #[arg(long, value_name = "N")]
+        batch: Option<usize>,
         /// Run the network in training mode (dropout active, batch statistics).
         #[arg(long)]
         train: bool,
@@ -419,6 +424,7 @@ fn run_cmd(cmd: Cmd, device: Option<&str>, limits: &Limits, color: bool) -> Resu
             seed,
             out,
             repeat,
+            batch,
             train,
             chain,
             timings,
@@ -444,6 +450,7 @@ fn run_cmd(cmd: Cmd, device: Option<&str>, limits: &Limits, color: bool) -> Resu
                 seed,
                 out,
                 repeat,
+                batch,
                 timings,
             };
             run(&program, backend, &inputs, art.as_ref().map(|a| &a.artifact))
@@ -829,12 +836,17 @@ struct RunInputs {
     seed: u64,
     out: Option<PathBuf>,
     repeat: usize,
+    batch: Option<usize>,
     timings: bool,
 }
 
 fn run(program: &Program, backend: Option<Backend>, ri: &RunInputs, art: Option<&Artifact>) -> Result<(), Fail> {
     let user = |e: String| Fail::User(format!("error: {e}"));
-    let tensors = main_inputs(program, ri)?;
+    let batches = match ri.batch {
+        Some(n) => Some(archc::batches::Batches::read(program, &ri.inputs, n, ri.repeat, ri.max_memory).map_err(user)?),
+        None => None,
+    };
+    let tensors = if batches.is_some() { Vec::new() } else { main_inputs(program, ri)? };
     let mut exec = backend::executor(program, backend, art).map_err(user)?;
     let mut init = Interpreter::new(program);
     init.init_params(ri.seed).map_err(|e| user(e.to_string()))?;
@@ -853,7 +865,10 @@ fn run(program: &Program, backend: Option<Backend>, ri: &RunInputs, art: Option<
         }
     }
     let t0 = std::time::Instant::now();
-    let outputs = exec.run_func("main", &tensors, 0).map_err(|e| user(e.to_string()))?;
+    let outputs = match &batches {
+        Some(b) => b.run(program, exec.as_mut()).map_err(user)?,
+        None => exec.run_func("main", &tensors, 0).map_err(|e| user(e.to_string()))?,
+    };
     let first = t0.elapsed();
     if ri.repeat > 0 {
         let mut times = Vec::with_capacity(ri.repeat);
