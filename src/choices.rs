@@ -9,12 +9,49 @@
 //!
 //! A training run records its candidate in the run folder ([`RECORD_FILE`]), so that
 //! `eval` of its checkpoint builds the same candidate when none is named.
+//! [`EntryFlags`] are the flags that select what a command builds from a file.
 
 use archc_compiler::diag::did_you_mean;
-use archc_compiler::sema::ChoiceMode;
+use archc_compiler::sema::{ChoiceMode, Options};
 use archc_grammar::lexer::{lex, Tok};
 use archc_grammar::span::SourceMap;
 use std::collections::BTreeSet;
+
+/// What to build from a file: the entry block, its arguments and the search-space
+/// choices (flattened into a command's arguments).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct EntryFlags {
+    /// The block to build (default: the last network or operator in the file).
+    #[arg(long)]
+    pub entry: Option<String>,
+    /// Values for the entry's parameters: `--args hidden=64,classes=10`.
+    #[arg(long, value_name = "NAME=VALUE,...")]
+    pub args: Option<String>,
+    /// Draw every search-space choice at random with this seed.
+    #[arg(long, conflicts_with = "choices")]
+    pub sample: Option<u64>,
+    /// Fix choices: `--choices depth=3,op=1` (ints by value, other options by index).
+    #[arg(long, value_name = "NAME=VALUE,...")]
+    pub choices: Option<String>,
+}
+
+impl EntryFlags {
+    /// Whether any flag is given.
+    pub fn any(&self) -> bool {
+        self.entry.is_some() || self.args.is_some() || self.sample.is_some() || self.choices.is_some()
+    }
+
+    /// The build options the flags give (inference mode).
+    pub fn options(&self) -> Result<Options, String> {
+        let choices = match (&self.sample, &self.choices) {
+            (Some(seed), _) => ChoiceMode::Sample(*seed),
+            (None, Some(c)) => ChoiceMode::Explicit(crate::driver::parse_pairs(c)?),
+            (None, None) => ChoiceMode::First,
+        };
+        let args = self.args.as_deref().map(crate::driver::parse_pairs).transpose()?.unwrap_or_default();
+        Ok(Options { choices, entry: self.entry.clone(), args, ..Options::default() })
+    }
+}
 
 /// The names of every `choose NAME` in the user's sources (the stdlib has none).
 pub fn declared(sources: &SourceMap) -> BTreeSet<String> {

@@ -20,10 +20,10 @@
 //! through a symbolic link.
 
 use crate::backend::{self, Backend};
-use crate::driver::{check_path, parse_pairs};
+use crate::driver::check_path;
 use crate::render::render;
 use archc_compiler::autodiff::vjp::{build_vjp_program, VJP};
-use archc_compiler::sema::{ChoiceMode, Options};
+use archc_compiler::sema::ChoiceMode;
 use archc_compiler::tir::{Func, Program, TensorType};
 use archc_runtime::{io, Interpreter, Tensor};
 use std::collections::{BTreeMap, HashMap};
@@ -34,18 +34,8 @@ use std::path::{Path, PathBuf};
 pub struct GradArgs {
     /// The `.arch` file (or printed `.tir`) whose entry network is differentiated.
     pub file: PathBuf,
-    /// The block to build (default: the last network or operator in the file).
-    #[arg(long)]
-    pub entry: Option<String>,
-    /// Values for the entry's parameters: `--args hidden=64,classes=10`.
-    #[arg(long, value_name = "NAME=VALUE,...")]
-    pub args: Option<String>,
-    /// Draw every search-space choice at random with this seed.
-    #[arg(long, conflicts_with = "choices")]
-    pub sample: Option<u64>,
-    /// Fix choices: `--choices depth=3,op=1` (ints by value, other options by index).
-    #[arg(long, value_name = "NAME=VALUE,...")]
-    pub choices: Option<String>,
+    #[command(flatten)]
+    pub sel: crate::choices::EntryFlags,
     /// What runs the forward and backward pass (default as for `run`).
     #[arg(long, value_enum)]
     pub backend: Option<Backend>,
@@ -117,7 +107,7 @@ fn grad(args: &GradArgs, device: Option<&str>, max_memory: Option<u128>, color: 
 /// selection flags (diagnostics rendered; `choice NAME = VALUE` shown as `run` does).
 fn load(args: &GradArgs, color: bool) -> Result<Program, String> {
     if crate::tirfile::is_tir(&args.file) {
-        if args.sample.is_some() || args.choices.is_some() || args.args.is_some() || args.entry.is_some() {
+        if args.sel.any() {
             return Err(format!(
                 "{}: a .tir file is one built program; --entry, --args, --choices and --sample apply to .arch sources",
                 args.file.display()
@@ -125,13 +115,7 @@ fn load(args: &GradArgs, color: bool) -> Result<Program, String> {
         }
         return crate::tirfile::read(&args.file);
     }
-    let choices = match (&args.sample, &args.choices) {
-        (Some(seed), _) => ChoiceMode::Sample(*seed),
-        (None, Some(c)) => ChoiceMode::Explicit(parse_pairs(c)?),
-        (None, None) => ChoiceMode::First,
-    };
-    let entry_args = args.args.as_deref().map(parse_pairs).transpose()?.unwrap_or_default();
-    let opts = Options { choices, entry: args.entry.clone(), args: entry_args, ..Options::default() };
+    let opts = args.sel.options()?;
     let out = check_path(&args.file, &opts)?;
     if !out.diagnostics.is_empty() {
         eprint!("{}", render(&out.diagnostics, &out.sources, color));

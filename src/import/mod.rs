@@ -24,9 +24,8 @@
 pub mod layout;
 pub mod order;
 
-use crate::driver::{check_path, parse_pairs};
+use crate::driver::check_path;
 use crate::render::render;
-use archc_compiler::sema::{ChoiceMode, Options};
 use archc_compiler::tir::Program;
 use archc_runtime::{io, Tensor};
 use layout::{ArchLeaves, Converted, TorchLeaves};
@@ -49,18 +48,8 @@ pub struct ImportArgs {
     /// A JSON object mapping PyTorch names to archc parameter names, applied first.
     #[arg(long, value_name = "MAP.json")]
     pub map: Option<PathBuf>,
-    /// The block to build (default: the last network or operator in the file).
-    #[arg(long)]
-    pub entry: Option<String>,
-    /// Values for the entry's parameters: `--args hidden=64,classes=10`.
-    #[arg(long, value_name = "NAME=VALUE,...")]
-    pub args: Option<String>,
-    /// Draw every search-space choice at random with this seed.
-    #[arg(long, conflicts_with = "choices")]
-    pub sample: Option<u64>,
-    /// Fix choices: `--choices depth=3,op=1` (ints by value, other options by index).
-    #[arg(long, value_name = "NAME=VALUE,...")]
-    pub choices: Option<String>,
+    #[command(flatten)]
+    pub sel: crate::choices::EntryFlags,
 }
 
 /// An archc layer: parameters sharing a path.
@@ -115,13 +104,7 @@ pub fn run(args: &ImportArgs, color: bool) -> Result<(), String> {
 /// The program of the model, built as `archc run` builds it.
 fn build(args: &ImportArgs, color: bool) -> Result<Program, String> {
     let user = |e: String| format!("error: {e}");
-    let choices = match (&args.sample, &args.choices) {
-        (Some(seed), _) => ChoiceMode::Sample(*seed),
-        (None, Some(c)) => ChoiceMode::Explicit(parse_pairs(c).map_err(user)?),
-        (None, None) => ChoiceMode::First,
-    };
-    let entry_args = args.args.as_deref().map(parse_pairs).transpose().map_err(user)?.unwrap_or_default();
-    let opts = Options { choices, entry: args.entry.clone(), args: entry_args, ..Options::default() };
+    let opts = args.sel.options().map_err(user)?;
     let out = check_path(&args.model, &opts).map_err(user)?;
     if !out.diagnostics.is_empty() {
         return Err(render(&out.diagnostics, &out.sources, color).trim_end().to_string());

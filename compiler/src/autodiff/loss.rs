@@ -42,7 +42,9 @@ impl Loss {
 /// `(loss, metrics)`: the scalar loss and named batch-sum metrics.
 pub fn emit_loss(e: &mut Emitter, loss: &Loss, pred: V, target: V) -> Res<(V, Vec<(String, V)>)> {
     match loss {
-        Loss::Func { .. } => Err("internal: a loss function is called by `objective`, not emitted".into()),
+        Loss::Func { .. } => Err("only a built-in loss (cross_entropy, mse, rel_l2, bce) works here; \
+                                  this loss is an expression"
+            .into()),
         Loss::Unresolved(fields) => Err(unresolved(fields)),
         Loss::CrossEntropy { smoothing } => cross_entropy(e, pred, target, *smoothing),
         Loss::Mse => {

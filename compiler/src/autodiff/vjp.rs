@@ -48,7 +48,7 @@ pub fn build_vjp_program(program: &Program) -> Res<Program> {
     if let Some(f) = out.funcs.iter_mut().find(|f| f.name == VJP) {
         crate::passes::dead_code(f);
     }
-    drop_unreachable_funcs(&mut out);
+    crate::passes::drop_unreached(&mut out, &["main", VJP]);
     verified(out, "vjp function")
 }
 
@@ -147,23 +147,6 @@ fn emit_inner_product(e: &mut Emitter, outputs: &[(String, ValueId)]) -> Res<V> 
         loss = e.add(loss, t)?;
     }
     Ok(loss)
-}
-
-/// Drops the functions neither `main` nor [`VJP`] reaches (bodies the differentiation
-/// made and did not use).
-fn drop_unreachable_funcs(p: &mut Program) {
-    let mut reached: HashSet<String> = ["main", VJP].iter().map(|s| s.to_string()).collect();
-    let mut work: Vec<String> = reached.iter().cloned().collect();
-    while let Some(name) = work.pop() {
-        let Some(f) = p.func(&name) else { continue };
-        let callees: Vec<String> = f.body.iter().flat_map(|i| i.op.callees()).map(str::to_string).collect();
-        for c in callees {
-            if reached.insert(c.clone()) {
-                work.push(c);
-            }
-        }
-    }
-    p.funcs.retain(|f| reached.contains(&f.name));
 }
 
 #[cfg(test)]

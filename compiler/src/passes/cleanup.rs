@@ -40,8 +40,13 @@ pub fn dead_code(f: &mut Func) {
 pub const ENTRY_POINTS: &[&str] = &["main", "train_step", "eval_step", "grad_step", "apply_step"];
 
 fn drop_unreferenced_funcs(p: &mut Program) {
-    let mut reached: HashSet<String> = ENTRY_POINTS.iter().map(|s| s.to_string()).collect();
-    let mut work: Vec<String> = ENTRY_POINTS.iter().map(|s| s.to_string()).collect();
+    drop_unreached(p, ENTRY_POINTS);
+}
+
+/// Drops the functions that none of `roots` calls, directly or not.
+pub fn drop_unreached(p: &mut Program, roots: &[&str]) {
+    let mut reached: HashSet<String> = roots.iter().map(|s| s.to_string()).collect();
+    let mut work: Vec<String> = roots.iter().map(|s| s.to_string()).collect();
     while let Some(name) = work.pop() {
         let Some(f) = p.func(&name) else { continue };
         let callees: Vec<String> = f.body.iter().flat_map(|i| i.op.callees()).map(str::to_string).collect();

@@ -3,4 +3,4 @@
 
 mod cleanup;
 
-pub use cleanup::{cleanup, dead_code};
+pub use cleanup::{cleanup, dead_code, drop_unreached};
