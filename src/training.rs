@@ -54,14 +54,23 @@ pub fn read_config(path: &Path, opts: &Options) -> Result<(TrainOutput, String),
 
 /// `file(...)` paths joined to the `.arch` file's folder.
 fn resolve_paths(out: &mut TrainOutput, dir: &Path) {
-    let Some(file) = out.config.as_mut().and_then(|c| c.data.file.as_mut()) else { return };
+    if let Some(file) = out.config.as_mut().and_then(|c| c.data.file.as_mut()) {
+        resolve_file(file, dir);
+    }
+}
+
+fn resolve_file(file: &mut FileData, dir: &Path) {
     let join = |p: &mut String| *p = dir.join(&*p).display().to_string();
-    file.path.as_mut().map(join);
-    file.test.as_mut().map(join);
-    if file.path.is_none() {
-        for f in &mut file.fields {
-            if let FieldSelect::Name(p) = &mut f.select {
-                join(p);
+    if let Some(test) = &mut file.test {
+        resolve_file(test, dir);
+    }
+    match &mut file.path {
+        Some(p) => join(p),
+        None => {
+            for f in &mut file.fields {
+                if let FieldSelect::Name(p) = &mut f.select {
+                    join(p);
+                }
             }
         }
     }
@@ -192,22 +201,9 @@ fn parts(spec: &DataSpec, fields: &[String]) -> Result<(Dataset, Option<Dataset>
 }
 
 fn file_parts(spec: &DataSpec, file: &FileData, fields: &[String]) -> Result<(Dataset, Option<Dataset>), String> {
-    let source = |path: &Option<String>| files::FileSource {
-        path: path.as_ref().map(PathBuf::from),
-        fields: fields
-            .iter()
-            .map(|f| {
-                let select = match file.select(f) {
-                    FieldSelect::Name(n) => files::Select::Name(n),
-                    FieldSelect::Columns(c) => files::Select::Columns(c),
-                };
-                (f.clone(), select)
-            })
-            .collect(),
-    };
-    let train = files::load(&source(&file.path)).map_err(|e| e.to_string())?;
-    if file.test.is_some() {
-        let test = files::load(&source(&file.test)).map_err(|e| format!("the test file: {e}"))?;
+    let train = files::load(&file_source(file, fields)).map_err(|e| e.to_string())?;
+    if let Some(test) = &file.test {
+        let test = files::load(&file_source(test, fields)).map_err(|e| format!("the test file: {e}"))?;
         return Ok((train, Some(test)));
     }
     match &spec.split {
@@ -217,6 +213,18 @@ fn file_parts(spec: &DataSpec, file: &FileData, fields: &[String]) -> Result<(Da
             Ok((split.remove(0), test))
         }
         None => Ok((train, None)),
+    }
+}
+
+/// The fields `fields` of a `file(...)` source, each by its mapping.
+fn file_source(file: &FileData, fields: &[String]) -> files::FileSource {
+    let select = |f: &String| match file.select(f) {
+        FieldSelect::Name(n) => files::Select::Name(n),
+        FieldSelect::Columns(c) => files::Select::Columns(c),
+    };
+    files::FileSource {
+        path: file.path.as_ref().map(PathBuf::from),
+        fields: fields.iter().map(|f| (f.clone(), select(f))).collect(),
     }
 }
 

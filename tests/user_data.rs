@@ -95,6 +95,28 @@ fn every_file_format_reads_the_same_fields() {
 }
 
 #[test]
+fn a_test_file_has_the_same_fields_or_its_own() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let (x, y, _) = rows();
+    let (xt, yt) = (archc_runtime::data::gather_rows(&x, &[5, 4]), archc_runtime::data::gather_rows(&y, &[5, 4]));
+    io::write_npz(d.path().join("both.npz"), [("x_train", &x), ("y_train", &y), ("x_test", &xt), ("y_test", &yt)])
+        .expect("npz");
+    io::write_npz(d.path().join("test.npz"), [("x_train", &xt), ("y_train", &yt)]).expect("npz");
+    let sources = [
+        "file(\"both.npz\", x = \"x_train\", y = \"y_train\", test = file(\"both.npz\", x = \"x_test\", y = \"y_test\"))",
+        "file(\"both.npz\", x = \"x_train\", y = \"y_train\", test = \"test.npz\")",
+    ];
+    for (i, source) in sources.iter().enumerate() {
+        let path = write(d.path(), &format!("t{i}.arch"), &train_block(source, "mse(pred, y)"));
+        let cfg = config(&path);
+        let data = train_data(&cfg, &train_program(&cfg).expect("step")).expect("data");
+        assert_eq!(data.train.get("x"), Some(&x), "{source}");
+        let test = data.test.expect("a test part");
+        assert_eq!((test.get("x"), test.get("y")), (Some(&xt), Some(&yt)), "{source}");
+    }
+}
+
+#[test]
 fn data_convert_where_no_value_changes() {
     let d = tempfile::tempdir().expect("tempdir");
     let (x, _, label) = rows();

@@ -4,7 +4,8 @@
 //! the one positional argument is the file or folder (a string, relative to the `.arch`
 //! file; without it every field names its own `.npy` file); `split` and `seed` split it
 //! as for the built-in data sets; `test = "test.npz"` names a test file read with the
-//! same fields instead. Every other named argument maps a field the training reads (an
+//! same fields instead, and `test = file("data.npz", x = "x_test", ...)` one with fields
+//! of its own. Every other named argument maps a field the training reads (an
 //! input of the network or a name the loss reads from the data) to what holds it: a
 //! string (an array, tensor, column or file name) or, for a CSV file, a list of column
 //! names stacked as `[N, k]`. A field that is not mapped is read under its own name.
@@ -18,7 +19,7 @@ use super::settings::{eval, float_value, int_value, Range};
 use super::value::Value;
 use super::Checker;
 use crate::diag::{did_you_mean, Diagnostic};
-use archc_grammar::ast::{Arg, Expr};
+use archc_grammar::ast::{Arg, Expr, ExprKind};
 use archc_grammar::span::Span;
 
 /// The arguments of `file(...)` that are not field mappings.
@@ -46,8 +47,8 @@ pub struct FieldMap {
 pub struct FileData {
     /// The file or folder as written (`None`: one `.npy` file per field).
     pub path: Option<String>,
-    /// A test file read with the same fields.
-    pub test: Option<String>,
+    /// The test file (`test = "path"`: the same fields; `test = file(...)`: its own).
+    pub test: Option<Box<FileData>>,
     pub fields: Vec<FieldMap>,
 }
 
@@ -73,6 +74,7 @@ pub fn file_source(c: &mut Checker, args: &[Arg], span: Span, errors: &mut Vec<D
     let mut out = FileArgs { data: FileData { path: None, test: None, fields: Vec::new() }, split: None, seed: 0 };
     let mut positional = 0;
     let mut seen: Vec<&str> = Vec::new();
+    let mut inherit = false;
     for a in args {
         let Some(name) = &a.name else {
             positional += 1;
@@ -96,7 +98,10 @@ pub fn file_source(c: &mut Checker, args: &[Arg], span: Span, errors: &mut Vec<D
                 let v = eval(c, &a.value).and_then(|v| int_value(&v, a.value.span, "`seed`", Range::NonNegative));
                 out.seed = keep(v, errors).map_or(0, |s| s as u64);
             }
-            "test" => out.data.test = string(c, &a.value, "`test`", errors),
+            "test" => {
+                inherit = !is_file_call(&a.value);
+                out.data.test = test_source(c, &a.value, errors);
+            }
             field => {
                 if let Some(select) = selector(c, &a.value, field, errors) {
                     out.data.fields.push(FieldMap { name: field.to_string(), select, span: name.span });
@@ -105,7 +110,10 @@ pub fn file_source(c: &mut Checker, args: &[Arg], span: Span, errors: &mut Vec<D
         }
     }
     if out.data.path.is_none() && positional == 0 {
-        errors.extend(npy_pairs_errors(&out.data, span));
+        errors.extend(npy_pairs_errors(&out.data, inherit, span));
+    }
+    if let (Some(test), true) = (&mut out.data.test, inherit) {
+        test.fields = out.data.fields.clone();
     }
     if out.split.is_some() && out.data.test.is_some() {
         errors.push(Diagnostic::error("give either `split` or `test`, not both", span));
@@ -115,13 +123,13 @@ pub fn file_source(c: &mut Checker, args: &[Arg], span: Span, errors: &mut Vec<D
 }
 
 /// Without a path, every field is a `.npy` file, and a test file cannot be named.
-fn npy_pairs_errors(data: &FileData, span: Span) -> Vec<Diagnostic> {
+fn npy_pairs_errors(data: &FileData, test_path: bool, span: Span) -> Vec<Diagnostic> {
     if data.fields.is_empty() {
         return vec![Diagnostic::error("`file` needs a data file or folder, or a `.npy` file per field", span)
             .with_help("e.g. `file(\"data.npz\")` or `file(x = \"x.npy\", y = \"y.npy\")`")];
     }
     let mut out = Vec::new();
-    if data.test.is_some() {
+    if data.test.is_some() && test_path {
         out.push(Diagnostic::error(
             "`test` needs a data file or folder; with one `.npy` file per field, use `split`",
             span,
@@ -140,6 +148,28 @@ fn npy_pairs_errors(data: &FileData, span: Span) -> Vec<Diagnostic> {
         }
     }));
     out
+}
+
+fn is_file_call(e: &Expr) -> bool {
+    matches!(&e.kind, ExprKind::Call(callee, _) if matches!(&callee.kind, ExprKind::Name(n) if n == "file"))
+}
+
+/// `test = "path"` (its fields are the training file's, filled in later) or
+/// `test = file(...)` (fields of its own; no split or test of its own).
+fn test_source(c: &mut Checker, e: &Expr, errors: &mut Vec<Diagnostic>) -> Option<Box<FileData>> {
+    let ExprKind::Call(_, args) = &e.kind else {
+        let path = string(c, e, "`test`", errors)?;
+        return Some(Box::new(FileData { path: Some(path), test: None, fields: Vec::new() }));
+    };
+    if !is_file_call(e) {
+        let path = string(c, e, "`test`", errors)?;
+        return Some(Box::new(FileData { path: Some(path), test: None, fields: Vec::new() }));
+    }
+    let inner = file_source(c, args, e.span, errors)?;
+    if inner.split.is_some() || inner.data.test.is_some() {
+        errors.push(Diagnostic::error("a test `file(...)` has no `split` or `test` of its own", e.span));
+    }
+    Some(Box::new(inner.data))
 }
 
 fn keep<T>(r: super::R<T>, errors: &mut Vec<Diagnostic>) -> Option<T> {
@@ -219,6 +249,9 @@ fn split(c: &mut Checker, e: &Expr, errors: &mut Vec<Diagnostic>) -> Option<Vec<
 /// Each mapped name must be a field the training reads (`wanted`: the network's inputs
 /// and the loss's data names).
 pub fn check_mapping(data: &FileData, wanted: &[String], errors: &mut Vec<Diagnostic>) {
+    if let Some(test) = &data.test {
+        check_mapping(test, wanted, errors);
+    }
     for f in &data.fields {
         if wanted.contains(&f.name) {
             continue;
