@@ -54,7 +54,14 @@ pub fn read_config(path: &Path, opts: &Options) -> Result<(TrainOutput, String),
 
 /// `file(...)` paths joined to the `.arch` file's folder.
 fn resolve_paths(out: &mut TrainOutput, dir: &Path) {
-    if let Some(file) = out.config.as_mut().and_then(|c| c.data.file.as_mut()) {
+    if let Some(cfg) = out.config.as_mut() {
+        resolve_data_paths(cfg, dir);
+    }
+}
+
+/// `cfg`'s `file(...)` paths joined to `dir`, the `.arch` file's folder.
+pub fn resolve_data_paths(cfg: &mut TrainConfig, dir: &Path) {
+    if let Some(file) = cfg.data.file.as_mut() {
         resolve_file(file, dir);
     }
 }
@@ -79,7 +86,7 @@ fn resolve_file(file: &mut FileData, dir: &Path) {
 /// The dtype and row shape of every field of the training part a loss can read. A
 /// file's field the loss names but the file lacks is left out: the loss's diagnostic
 /// then points at the name.
-fn field_types(cfg: &TrainConfig) -> Result<Vec<DataField>, String> {
+pub fn field_types(cfg: &TrainConfig) -> Result<Vec<DataField>, String> {
     let mut inputs: Vec<String> = cfg.program.main().arg_names.clone();
     inputs.retain(|a| !a.starts_with("choice:"));
     let (train, _) = parts(&cfg.data, &inputs)?;

@@ -246,3 +246,41 @@ fn the_diabetes_example_is_within_five_percent_of_pytorch() {
     eprintln!("diabetes test mse: archc {mean:.4} ({ours:?}), PyTorch {torch_mse:.4}: {:.1}% apart", 100.0 * rel);
     assert!(rel <= 0.05, "archc {mean} vs PyTorch {torch_mse}: {:.1}% apart", 100.0 * rel);
 }
+
+#[test]
+fn search_trains_candidates_on_a_file_with_an_expression_loss() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let x: Vec<f32> = (0..160).map(|i| (i as f32 * 0.731).sin()).collect();
+    let label: Vec<i64> = (0..40).map(|r| i64::from(x[4 * r] > 0.0)).collect();
+    let (x, label) = (Tensor::from_f32(&[40, 4], x), Tensor::from_i64(&[40], label));
+    io::write_npz(d.path().join("d.npz"), [("x", &x), ("label", &label)]).expect("npz");
+    let text = "use nn.Linear
+
+network Space {
+    input  x: f32[B, 4]
+    choose width in [4, 8]
+    let fc = Linear(4, width)
+    let out = Linear(width, 2)
+    output logits = x |> fc |> relu |> out
+}
+
+train Space on file(\"d.npz\", split = [0.75, 0.25]) {
+    loss: cross_entropy(logits, label) + 1e-4 * sum(fc.w * fc.w)
+    optimizer: adam(lr = 1e-2)
+    batch: 10
+    metrics: [accuracy(logits, label)]
+}
+";
+    write(d.path(), "space.arch", text);
+    let args = ["search", "space.arch", "--strategy", "grid", "--budget", "2", "--objective", "accuracy"];
+    let (ok, out) = archc(d.path(), &[&args[..], &["--train-epochs", "2", "--out", "s", "--quiet"]].concat());
+    assert!(ok, "{out}");
+    let trials = std::fs::read_to_string(d.path().join("s/trials.jsonl")).expect("trials");
+    assert_eq!(trials.lines().count(), 2, "{trials}");
+    for line in trials.lines() {
+        let t: serde_json::Value = serde_json::from_str(line).expect("json");
+        assert_eq!(t["status"], "ok", "{line}");
+        let acc = t["metrics"]["accuracy"].as_f64().expect("accuracy");
+        assert!((0.0..=1.0).contains(&acc), "{line}");
+    }
+}

@@ -53,21 +53,51 @@ pub struct Evaluator<'a, 's> {
     shared: Option<TrainConfig>,
     /// Programs the strategy's space built already.
     pub built: super::run::Built,
+    /// The types of the data fields the loss reads (a loss written as an expression).
+    data_fields: std::sync::OnceLock<Vec<archc_compiler::sema::loss_expr::DataField>>,
 }
 
 impl<'a, 's> Evaluator<'a, 's> {
     pub fn new(file: &'a SpaceFile<'s>, settings: Settings) -> Self {
-        Evaluator { file, settings, data: None, shared: None, built: Default::default() }
+        Evaluator {
+            file,
+            settings,
+            data: None,
+            shared: None,
+            built: Default::default(),
+            data_fields: Default::default(),
+        }
     }
 
     /// The candidate's train configuration (its model built in both modes).
     pub fn config(&self, cand: &Candidate) -> Result<TrainConfig, String> {
-        let opts =
-            Options { choices: ChoiceMode::Assign { fixed: cand.assignment(), seed: None }, ..Options::default() };
-        self.file.train_config(&opts).map_err(|ds| {
+        let choices = ChoiceMode::Assign { fixed: cand.assignment(), seed: None };
+        let mut opts = Options { choices, data_fields: self.data_fields.get().cloned(), ..Options::default() };
+        let cfg = self.read_config(&opts)?;
+        if cfg.pending.is_empty() {
+            return Ok(cfg);
+        }
+        // A loss written as an expression reads data fields: typed from the data, once.
+        let fields = match self.data_fields.get() {
+            Some(f) => f.clone(),
+            None => {
+                let f = training::field_types(&cfg)?;
+                self.data_fields.get_or_init(|| f).clone()
+            }
+        };
+        opts.data_fields = Some(fields);
+        self.read_config(&opts)
+    }
+
+    /// The `train` block read with `opts`, its data paths resolved.
+    fn read_config(&self, opts: &Options) -> Result<TrainConfig, String> {
+        let mut cfg = self.file.train_config(opts).map_err(|ds| {
             let first = ds.first().map(|d| d.message.clone()).unwrap_or_default();
             format!("the candidate does not build: {first}")
-        })
+        })?;
+        let dir = Path::new(&self.file.name).parent().unwrap_or(Path::new(""));
+        training::resolve_data_paths(&mut cfg, dir);
+        Ok(cfg)
     }
 
     /// Every objective of `objectives` for `cand`; training writes into `dir`. Only the
@@ -236,7 +266,7 @@ impl<'a, 's> Evaluator<'a, 's> {
         let report = archc_runtime::train::train_with(&program, &spec, data, dir, resume, false, exec.as_mut())
             .map_err(|e| e.to_string())?;
         report.test_acc.ok_or_else(|| {
-            "training reported no test accuracy (does the train block list `metrics: [accuracy]`?)".into()
+            "training reported no test accuracy (does the train block list `metrics: [accuracy]`, or `accuracy(logits, label)` with a loss written as an expression?)".into()
         })
     }
 }

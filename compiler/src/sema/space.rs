@@ -32,6 +32,8 @@ pub struct SpaceFile<'s> {
     modules: Vec<ModuleInfo>,
     /// Errors found before any build (syntax, names): with any, nothing is built.
     pub diagnostics: Vec<Diagnostic>,
+    /// The main file's name, as given to [`SpaceFile::open`].
+    pub name: String,
 }
 
 /// One candidate's build.
@@ -74,7 +76,7 @@ impl<'s> SpaceFile<'s> {
         let (loader, _) = load_main(name, text, source);
         let (modules, diagnostics) = prepare(&loader);
         let diagnostics = crate::diag::finish(diagnostics);
-        SpaceFile { loader, modules, diagnostics }
+        SpaceFile { loader, modules, diagnostics, name: name.to_string() }
     }
 
     pub fn sources(&self) -> &SourceMap {

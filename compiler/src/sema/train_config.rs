@@ -142,8 +142,14 @@ enum Objective {
 fn read_block(modules: &[ModuleInfo], opts: &Options, t: &TrainDef) -> Result<(Program, Settings), Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let program = build_model(modules, opts, &t.model).map_err(|ds| errors.extend(ds)).ok();
-    let mut r =
-        Reader { c: Checker::new(modules, opts), errors, outputs: None, loss_expr: None, metric_exprs: Vec::new() };
+    let mut r = Reader {
+        c: Checker::new(modules, opts),
+        errors,
+        outputs: None,
+        loss_expr: None,
+        metric_exprs: Vec::new(),
+        metric_names: Vec::new(),
+    };
     r.outputs = program.as_ref().map(|p| p.main().result_names.clone());
     let mut cfg = Settings {
         spec: TrainSpec {
@@ -212,6 +218,8 @@ struct Reader<'a> {
     loss_expr: Option<Expr>,
     /// Metrics written as expressions: `(name, expression)`.
     metric_exprs: Vec<(String, Expr)>,
+    /// Metrics given by a bare built-in name (`accuracy`), with their spans.
+    metric_names: Vec<(String, Span)>,
 }
 
 impl Reader<'_> {
@@ -388,8 +396,10 @@ impl Reader<'_> {
         };
         for item in items {
             match &item.kind {
-                ExprKind::Name(_) => {
-                    self.keep1(call_name(item, METRICS, "metric"));
+                ExprKind::Name(n) => {
+                    if self.keep1(call_name(item, METRICS, "metric")).is_some() {
+                        self.metric_names.push((n.clone(), item.span));
+                    }
                 }
                 ExprKind::Call(callee, args) => match &callee.kind {
                     ExprKind::Name(f) => self.metric_expr(f, item, args),
@@ -445,7 +455,13 @@ impl Reader<'_> {
         };
         let metrics = self.metric_exprs.iter().map(|(n, e)| (n.clone(), e)).collect();
         let obj = loss_expr::Objective { loss: &loss, metrics };
-        let unknown = loss_expr::unknown_callees(modules, p, &obj);
+        let mut unknown = loss_expr::unknown_callees(modules, p, &obj);
+        // A bare metric name reads the built-in loss's tensors, which an expression has not.
+        for (n, span) in self.metric_names.iter().filter(|(n, _)| n != "loss") {
+            let d = Diagnostic::error(format!("with a loss written as an expression, `{n}` needs its tensors"), *span)
+                .with_help(format!("call it on them, e.g. `{n}(output, target)`"));
+            unknown.push(d);
+        }
         let failed = !unknown.is_empty();
         self.errors.extend(unknown);
         let fields: Vec<String> = loss_expr::data_names(modules, p, &obj).into_iter().map(|(n, _)| n).collect();
