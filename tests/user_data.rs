@@ -283,4 +283,7 @@ train Space on file(\"d.npz\", split = [0.75, 0.25]) {
         let acc = t["metrics"]["accuracy"].as_f64().expect("accuracy");
         assert!((0.0..=1.0).contains(&acc), "{line}");
     }
+    // A supernet does not read data fields for such a loss yet: a clear refusal.
+    let (ok, out) = archc(d.path(), &["supernet", "train", "space.arch", "--epochs", "1", "--out", "sn"]);
+    assert!(!ok && out.contains("a supernet cannot yet train a loss written as an expression"), "{out}");
 }

@@ -41,6 +41,13 @@ pub fn build(file: &SpaceFile, structures: &[Structure]) -> Result<Built, String
             let first = d.first().map_or(String::new(), |d| d.message.clone());
             format!("structure {}: {first}", shown(&s.key))
         })?;
+        if !cfg.pending.is_empty() {
+            return Err(format!(
+                "a supernet cannot yet train a loss written as an expression that reads data fields ({}); \
+                 use a built-in form, e.g. `cross_entropy(logits, label)`",
+                cfg.pending.join(", ")
+            ));
+        }
         let grad = build_grad_program(&cfg.program, Some(&cfg.training), &cfg.spec)
             .map_err(|e| format!("structure {}: {e}", shown(&s.key)))?;
         for p in &grad.params {
