@@ -283,6 +283,11 @@ train Space on file(\"d.npz\", split = [0.75, 0.25]) {
         let acc = t["metrics"]["accuracy"].as_f64().expect("accuracy");
         assert!((0.0..=1.0).contains(&acc), "{line}");
     }
+    // best.arch, written into the run folder, reads the same data file.
+    let best = std::fs::read_to_string(d.path().join("s/best.arch")).expect("best.arch");
+    assert!(best.contains(&format!("{}", d.path().canonicalize().expect("dir").join("d.npz").display())), "{best}");
+    let (ok, out) = archc(d.path(), &["train", "s/best.arch", "--epochs", "1", "--out", "again", "--quiet"]);
+    assert!(ok, "{out}");
     // A supernet does not read data fields for such a loss yet: a clear refusal.
     let (ok, out) = archc(d.path(), &["supernet", "train", "space.arch", "--epochs", "1", "--out", "sn"]);
     assert!(!ok && out.contains("a supernet cannot yet train a loss written as an expression"), "{out}");

@@ -449,6 +449,7 @@ pub(crate) fn plain_program(
     let plain = super::export::export(text, main_file(file), decisions)?;
     let src = std::fs::canonicalize(&file.sources().files().next().map(|(_, f)| f.name.clone()).unwrap_or_default());
     let modules = FsModules { dir: src.ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_default() };
+    let plain = super::export::absolute_data_paths(&plain, &modules.dir);
     let check = archc_compiler::sema::check_file("plain.arch", &plain, &modules, &Options::default());
     match (check.diagnostics.first(), check.decisions.is_empty()) {
         (None, true) => Ok((plain, check.program)),

@@ -21,7 +21,9 @@
 //! instance shared by every use); an option chosen per instance from a table is bound by
 //! `let` inside the layer, an instance named after the binding (`cell_0.op.w` where the
 //! space had `cell_0.conv1d_0.w`); and an elastic width becomes a plain one (its
-//! parameters sized to the width, not sliced from the largest).
+//! parameters sized to the width, not sliced from the largest). Relative paths of the
+//! `train` block's `file(...)` data are joined to the space's folder
+//! ([`absolute_data_paths`]), so `best.arch` reads the same data from its run folder.
 
 use archc_compiler::sema::ChoiceRecord;
 use archc_grammar::ast::{Expr, ExprKind, IndexItem, Item, Stmt};
@@ -53,6 +55,46 @@ struct Repeat {
     index: Option<String>,
     stack: bool,
     ordinal: usize,
+}
+
+/// `text` with the relative paths of its `train` blocks' `file(...)` sources (the file,
+/// a `test` file, or the `.npy` file of each field without one) joined to `dir`, the
+/// space's folder, so that the program reads the same data from wherever it is written.
+/// A path holding a quote or a backslash is left as it is.
+pub fn absolute_data_paths(text: &str, dir: &std::path::Path) -> String {
+    let (module, _) = archc_grammar::parse(FileId(0), text);
+    let mut spans = Vec::new();
+    for item in &module.items {
+        if let Item::Train(t) = item {
+            data_path_literals(&t.data, &mut spans);
+        }
+    }
+    spans.sort_by_key(|(s, _)| std::cmp::Reverse(s.start));
+    let mut out = text.to_string();
+    for (span, path) in spans {
+        let joined = dir.join(&path).display().to_string();
+        if std::path::Path::new(&path).is_relative() && !joined.contains(['"', '\\']) {
+            out.replace_range(span.start as usize..span.end as usize, &format!("\"{joined}\""));
+        }
+    }
+    out
+}
+
+/// The string literals of `file(...)` that are paths, with their values.
+fn data_path_literals(e: &Expr, out: &mut Vec<(Span, String)>) {
+    let ExprKind::Call(callee, args) = &e.kind else { return };
+    if !matches!(&callee.kind, ExprKind::Name(n) if n == "file") {
+        return;
+    }
+    let has_path = args.iter().any(|a| a.name.is_none());
+    for a in args {
+        match (&a.name, &a.value.kind) {
+            (None, ExprKind::Str(p)) => out.push((a.value.span, p.clone())),
+            (Some(n), ExprKind::Str(p)) if n.node == "test" || !has_path => out.push((a.value.span, p.clone())),
+            (Some(n), ExprKind::Call(..)) if n.node == "test" => data_path_literals(&a.value, out),
+            _ => {}
+        }
+    }
 }
 
 /// The main file `text` (file id `file`) with every `choose` resolved as `decisions` say.
