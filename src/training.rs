@@ -89,14 +89,18 @@ fn resolve_file(file: &mut FileData, dir: &Path) {
 pub fn field_types(cfg: &TrainConfig) -> Result<Vec<DataField>, String> {
     let mut inputs: Vec<String> = cfg.program.main().arg_names.clone();
     inputs.retain(|a| !a.starts_with("choice:"));
-    let (train, _) = parts(&cfg.data, &inputs)?;
     let field = |(n, t): (&str, &Tensor)| DataField { name: n.to_string(), dtype: field_dtype(t.dtype()), row: row(t) };
+    let all: Vec<String> = inputs.iter().chain(&cfg.pending).cloned().collect();
+    // One read of every field; only when a file lacks one, field by field.
+    let (train, pending) = match (&cfg.data.file, parts(&cfg.data, &all)) {
+        (_, Ok((train, _))) => (train, Vec::new()),
+        (Some(_), Err(_)) => (parts(&cfg.data, &inputs)?.0, cfg.pending.clone()),
+        (None, Err(e)) => return Err(e),
+    };
     let mut out: Vec<DataField> = train.tensors().map(field).collect();
-    if cfg.data.file.is_some() {
-        for name in &cfg.pending {
-            if let Ok((part, _)) = parts(&cfg.data, std::slice::from_ref(name)) {
-                out.extend(part.tensors().map(field));
-            }
+    for name in &pending {
+        if let Ok((part, _)) = parts(&cfg.data, std::slice::from_ref(name)) {
+            out.extend(part.tensors().map(field));
         }
     }
     // A built-in set's first input feeds the model's first input, under its name.
@@ -189,9 +193,7 @@ fn parts(spec: &DataSpec, fields: &[String]) -> Result<(Dataset, Option<Dataset>
             (None, 1) => parts.into_values().next().expect("one part"),
             (None, _) => parts.remove("train").ok_or_else(|| format!("{}: which part to split?", spec.name))?,
         };
-        let mut split = whole.split(fractions, spec.split_seed).map_err(|e| e.to_string())?;
-        let test = (split.len() > 1).then(|| split.remove(1));
-        return Ok((split.remove(0), test));
+        return split_train_test(&whole, fractions, spec.split_seed);
     }
     let pick = |parts: &mut std::collections::BTreeMap<String, Dataset>, want: &Option<String>, prefix: &str| match want
     {
@@ -214,13 +216,16 @@ fn file_parts(spec: &DataSpec, file: &FileData, fields: &[String]) -> Result<(Da
         return Ok((train, Some(test)));
     }
     match &spec.split {
-        Some(fractions) => {
-            let mut split = train.split(fractions, spec.split_seed).map_err(|e| e.to_string())?;
-            let test = (split.len() > 1).then(|| split.remove(1));
-            Ok((split.remove(0), test))
-        }
+        Some(fractions) => split_train_test(&train, fractions, spec.split_seed),
         None => Ok((train, None)),
     }
+}
+
+/// The first two parts of a seeded split: training and (when there is one) test.
+fn split_train_test(whole: &Dataset, fractions: &[f64], seed: u64) -> Result<(Dataset, Option<Dataset>), String> {
+    let mut split = whole.split(fractions, seed).map_err(|e| e.to_string())?;
+    let test = (split.len() > 1).then(|| split.remove(1));
+    Ok((split.remove(0), test))
 }
 
 /// The fields `fields` of a `file(...)` source, each by its mapping.

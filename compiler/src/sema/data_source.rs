@@ -22,9 +22,6 @@ use crate::diag::{did_you_mean, Diagnostic};
 use archc_grammar::ast::{Arg, Expr, ExprKind};
 use archc_grammar::span::Span;
 
-/// The arguments of `file(...)` that are not field mappings.
-pub const FILE_KEYS: &[&str] = &["split", "seed", "test"];
-
 /// How a field is found in the data file.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FieldSelect {

@@ -149,6 +149,7 @@ fn read_block(modules: &[ModuleInfo], opts: &Options, t: &TrainDef) -> Result<(P
         loss_expr: None,
         metric_exprs: Vec::new(),
         metric_names: Vec::new(),
+        read_fields: Vec::new(),
     };
     r.outputs = program.as_ref().map(|p| p.main().result_names.clone());
     let mut cfg = Settings {
@@ -197,7 +198,7 @@ fn read_block(modules: &[ModuleInfo], opts: &Options, t: &TrainDef) -> Result<(P
                 p.main().arg_names.iter().filter(|a| !a.starts_with("choice:")).cloned().collect();
             match &cfg.objective {
                 Objective::Builtin => wanted.push(cfg.spec.target.clone()),
-                _ => wanted.extend(r.data_names(modules, p)),
+                _ => wanted.extend(r.read_fields.iter().cloned()),
             }
             super::data_source::check_mapping(file, &wanted, &mut r.errors);
         }
@@ -220,6 +221,8 @@ struct Reader<'a> {
     metric_exprs: Vec<(String, Expr)>,
     /// Metrics given by a bare built-in name (`accuracy`), with their spans.
     metric_names: Vec<(String, Span)>,
+    /// The data fields the loss and metric expressions read (set by `objective`).
+    read_fields: Vec<String>,
 }
 
 impl Reader<'_> {
@@ -465,6 +468,7 @@ impl Reader<'_> {
         let failed = !unknown.is_empty();
         self.errors.extend(unknown);
         let fields: Vec<String> = loss_expr::data_names(modules, p, &obj).into_iter().map(|(n, _)| n).collect();
+        self.read_fields = fields.clone();
         let given = match &opts.data_fields {
             None if !fields.is_empty() && failed => return Objective::Failed,
             None if !fields.is_empty() => {
@@ -484,14 +488,6 @@ impl Reader<'_> {
                 Objective::Failed
             }
         }
-    }
-
-    /// The data fields the loss and metric expressions read.
-    fn data_names(&self, modules: &[ModuleInfo], p: &Program) -> Vec<String> {
-        let Some(loss) = &self.loss_expr else { return Vec::new() };
-        let metrics = self.metric_exprs.iter().map(|(n, e)| (n.clone(), e)).collect();
-        let obj = loss_expr::Objective { loss, metrics };
-        loss_expr::data_names(modules, p, &obj).into_iter().map(|(n, _)| n).collect()
     }
 
     /// `digits(split = [0.8, 0.2], seed = 0)`, `darcy(train = "..", test = "..")`.
