@@ -1177,7 +1177,7 @@ fn predictions(
     program: &Program,
     weights: &archc::weights::Weights,
     ckpt: &Path,
-    test: &archc_runtime::data::Dataset,
+    test: &archc_runtime::data::Frame,
     batch: usize,
     backend: Option<Backend>,
 ) -> Result<Vec<(String, Tensor)>, Fail> {

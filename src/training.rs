@@ -22,7 +22,7 @@ use archc_compiler::sema::loss_expr::DataField;
 use archc_compiler::sema::train_config::{DataSpec, FieldSelect, FileData, ScheduleSpec, TrainConfig};
 use archc_compiler::sema::{train_file, Options, TrainOutput};
 use archc_compiler::tir::{DType, Program, TensorType};
-use archc_runtime::data::{self, files, Dataset};
+use archc_runtime::data::{self, files, Column, Frame};
 use archc_runtime::train::{LoopSpec, Schedule, TrainData};
 use archc_runtime::Tensor;
 use std::path::{Path, PathBuf};
@@ -89,7 +89,7 @@ fn resolve_file(file: &mut FileData, dir: &Path) {
 pub fn field_types(cfg: &TrainConfig) -> Result<Vec<DataField>, String> {
     let mut inputs: Vec<String> = cfg.program.main().arg_names.clone();
     inputs.retain(|a| !a.starts_with("choice:"));
-    let field = |(n, t): (&str, &Tensor)| DataField { name: n.to_string(), dtype: field_dtype(t.dtype()), row: row(t) };
+    let field = |(n, c): (&str, &Column)| DataField { name: n.to_string(), dtype: field_dtype(c.dtype()), row: row(c) };
     let all: Vec<String> = inputs.iter().chain(&cfg.pending).cloned().collect();
     // One read of every field; only when a file lacks one, field by field.
     let (train, pending) = match (&cfg.data.file, parts(&cfg.data, &all)) {
@@ -97,10 +97,10 @@ pub fn field_types(cfg: &TrainConfig) -> Result<Vec<DataField>, String> {
         (Some(_), Err(_)) => (parts(&cfg.data, &inputs)?.0, cfg.pending.clone()),
         (None, Err(e)) => return Err(e),
     };
-    let mut out: Vec<DataField> = train.tensors().map(field).collect();
+    let mut out: Vec<DataField> = train.columns().map(field).collect();
     for name in &pending {
         if let Ok((part, _)) = parts(&cfg.data, std::slice::from_ref(name)) {
-            out.extend(part.tensors().map(field));
+            out.extend(part.columns().map(field));
         }
     }
     // A built-in set's first input feeds the model's first input, under its name.
@@ -112,8 +112,8 @@ pub fn field_types(cfg: &TrainConfig) -> Result<Vec<DataField>, String> {
     Ok(out)
 }
 
-fn row(t: &Tensor) -> Vec<u64> {
-    t.shape.iter().skip(1).map(|&d| d as u64).collect()
+fn row(c: &Column) -> Vec<u64> {
+    c.shape().iter().skip(1).map(|&d| d as u64).collect()
 }
 
 /// Data are f32 where they are stored as f64 (numpy's default).
@@ -156,12 +156,12 @@ pub fn train_data_for(cfg: &TrainConfig, program: &Program, step: &str) -> Resul
     };
     // The step's first argument is the model's first input.
     let model_input = step.arg_names.first().cloned().ok_or("the model has no input")?;
-    let fit = |ds: Dataset| -> Result<Dataset, String> {
+    let fit = |ds: Frame| -> Result<Frame, String> {
         let mut inputs = Vec::new();
         for (i, (name, t)) in ds.inputs.into_iter().enumerate() {
             let target = if i == 0 && cfg.data.file.is_none() { model_input.clone() } else { name };
             let t = match arg(&target) {
-                Some(ty) => fit_tensor(t, &ty, &target)?,
+                Some(ty) => fit_column(t, &ty, &target)?,
                 None => t,
             };
             inputs.push((target, t));
@@ -170,19 +170,19 @@ pub fn train_data_for(cfg: &TrainConfig, program: &Program, step: &str) -> Resul
         for (i, (name, t)) in ds.targets.into_iter().enumerate() {
             let target = if i == 0 && rename_target { cfg.spec.target.clone() } else { name };
             let t = match arg(&target) {
-                Some(ty) => fit_tensor(t, &ty, &target)?,
+                Some(ty) => fit_column(t, &ty, &target)?,
                 None => t,
             };
             targets.push((target, t));
         }
-        Dataset::new(inputs, targets).map_err(|e| e.to_string())
+        Frame::new(inputs, targets).map_err(|e| e.to_string())
     };
     Ok(TrainData::new(fit(train)?, test.map(fit).transpose()?))
 }
 
 /// The training part and the test part (if any) of a data set; of a `file(...)` source,
 /// the fields `fields`.
-fn parts(spec: &DataSpec, fields: &[String]) -> Result<(Dataset, Option<Dataset>), String> {
+fn parts(spec: &DataSpec, fields: &[String]) -> Result<(Frame, Option<Frame>), String> {
     if let Some(file) = &spec.file {
         return file_parts(spec, file, fields);
     }
@@ -193,23 +193,24 @@ fn parts(spec: &DataSpec, fields: &[String]) -> Result<(Dataset, Option<Dataset>
             (None, 1) => parts.into_values().next().expect("one part"),
             (None, _) => parts.remove("train").ok_or_else(|| format!("{}: which part to split?", spec.name))?,
         };
-        return split_train_test(&whole, fractions, spec.split_seed);
+        return split_train_test(&Frame::from(whole), fractions, spec.split_seed);
     }
-    let pick = |parts: &mut std::collections::BTreeMap<String, Dataset>, want: &Option<String>, prefix: &str| match want
-    {
-        Some(p) => parts.remove(p),
-        None => {
-            let key = parts.keys().find(|k| k.starts_with(prefix)).cloned();
-            key.and_then(|k| parts.remove(&k))
-        }
-    };
+    let pick =
+        |parts: &mut std::collections::BTreeMap<String, data::Dataset>, want: &Option<String>, prefix: &str| match want
+        {
+            Some(p) => parts.remove(p),
+            None => {
+                let key = parts.keys().find(|k| k.starts_with(prefix)).cloned();
+                key.and_then(|k| parts.remove(&k))
+            }
+        };
     let train = pick(&mut parts, &spec.train_part, "train")
         .ok_or_else(|| format!("{} has no training part; give `split = [..]` or `train = \"part\"`", spec.name))?;
     let test = pick(&mut parts, &spec.test_part, "test");
-    Ok((train, test))
+    Ok((train.into(), test.map(Frame::from)))
 }
 
-fn file_parts(spec: &DataSpec, file: &FileData, fields: &[String]) -> Result<(Dataset, Option<Dataset>), String> {
+fn file_parts(spec: &DataSpec, file: &FileData, fields: &[String]) -> Result<(Frame, Option<Frame>), String> {
     let train = files::load(&file_source(file, fields)).map_err(|e| e.to_string())?;
     if let Some(test) = &file.test {
         let test = files::load(&file_source(test, fields)).map_err(|e| format!("the test file: {e}"))?;
@@ -222,7 +223,7 @@ fn file_parts(spec: &DataSpec, file: &FileData, fields: &[String]) -> Result<(Da
 }
 
 /// The first two parts of a seeded split: training and (when there is one) test.
-fn split_train_test(whole: &Dataset, fractions: &[f64], seed: u64) -> Result<(Dataset, Option<Dataset>), String> {
+fn split_train_test(whole: &Frame, fractions: &[f64], seed: u64) -> Result<(Frame, Option<Frame>), String> {
     let mut split = whole.split(fractions, seed).map_err(|e| e.to_string())?;
     let test = (split.len() > 1).then(|| split.remove(1));
     Ok((split.remove(0), test))
@@ -234,10 +235,10 @@ fn file_source(file: &FileData, fields: &[String]) -> files::FileSource {
         FieldSelect::Name(n) => files::Select::Name(n),
         FieldSelect::Columns(c) => files::Select::Columns(c),
     };
-    files::FileSource {
-        path: file.path.as_ref().map(PathBuf::from),
-        fields: fields.iter().map(|f| (f.clone(), select(f))).collect(),
-    }
+    files::FileSource::new(
+        file.path.as_ref().map(PathBuf::from),
+        fields.iter().map(|f| (f.clone(), select(f))).collect(),
+    )
 }
 
 /// Converts a data tensor to `dtype` where no value changes (see the module docs).
@@ -293,6 +294,47 @@ fn fit_tensor(t: Tensor, ty: &TensorType, name: &str) -> Result<Tensor, String> 
     Err(format!("data for `{name}` has shape {:?}, which does not fit {ty}", t.shape))
 }
 
+/// [`fit_tensor`] for a column: one in memory is fitted as a tensor; one left in its
+/// file gets its dtype and row shape changed without reading (integral floats as
+/// labels are checked by one pass over the file).
+fn fit_column(c: Column, ty: &TensorType, name: &str) -> Result<Column, String> {
+    let tail: Option<Vec<usize>> = ty.shape[1..].iter().map(|d| d.as_const().map(|c| c as usize)).collect();
+    let (true, Some(tail)) = (c.in_file(), tail) else {
+        return fit_tensor(c.tensor().map_err(|e| e.to_string())?, ty, name).map(Column::from);
+    };
+    let from = c.dtype();
+    if from.is_float() && ty.dtype == DType::I64 {
+        if let Some((i, v)) = first_fraction(&c)? {
+            return Err(format!(
+                "data for `{name}` holds {v} (element {i}), but the network reads `{name}` as integers (i64)"
+            ));
+        }
+    } else if from != ty.dtype {
+        // The same conversions as for a tensor, decided on an empty one.
+        conform_dtype(Tensor::zeros(from, &[0]), ty.dtype, name)?;
+    }
+    let mut want = vec![c.len()];
+    want.extend(&tail);
+    let shape = c.shape().to_vec();
+    c.with_dtype(ty.dtype)
+        .with_shape(&want)
+        .ok_or_else(|| format!("data for `{name}` has shape {shape:?}, which does not fit {ty}"))
+}
+
+/// The first element of a float column that is not an integer an i64 holds exactly.
+fn first_fraction(c: &Column) -> Result<Option<(usize, f64)>, String> {
+    let width: usize = c.shape()[1..].iter().product::<usize>().max(1);
+    let chunk = (1usize << 20).div_ceil(width).max(1);
+    for start in (0..c.len()).step_by(chunk) {
+        let rows: Vec<usize> = (start..(start + chunk).min(c.len())).collect();
+        let v = c.select(&rows).map_err(|e| e.to_string())?.to_f64_vec().unwrap_or_default();
+        if let Some(i) = v.iter().position(|x| x.fract() != 0.0 || !x.is_finite() || x.abs() > 9.0e15) {
+            return Ok(Some((start * width + i, v[i])));
+        }
+    }
+    Ok(None)
+}
+
 /// The loop settings of a configuration (steps per epoch sizes `step` schedules).
 pub fn loop_spec(cfg: &TrainConfig, train_rows: usize) -> LoopSpec {
     let per_epoch = (train_rows as u64).div_ceil(cfg.batch.max(1));
@@ -322,7 +364,7 @@ pub fn loop_spec(cfg: &TrainConfig, train_rows: usize) -> LoopSpec {
 pub fn evaluate(
     program: &Program,
     params: &std::collections::BTreeMap<String, Tensor>,
-    test: &Dataset,
+    test: &Frame,
     batch: usize,
     exec: &mut dyn archc_runtime::Executor,
 ) -> Result<Vec<(String, f64)>, String> {
@@ -332,7 +374,7 @@ pub fn evaluate(
     let mut start = 0;
     while start < n {
         let rows: Vec<usize> = (start..(start + batch).min(n)).collect();
-        let chunk = test.select(&rows);
+        let chunk = test.select(&rows).map_err(|e| e.to_string())?;
         let mut inputs = Vec::new();
         for name in &f.arg_names {
             let t = match name.strip_prefix("param:") {
@@ -356,7 +398,7 @@ pub fn evaluate(
 /// output. An output without a batch axis (a scalar) is an error naming it.
 pub fn predict(
     program: &Program,
-    test: &Dataset,
+    test: &Frame,
     batch: usize,
     exec: &mut dyn archc_runtime::Executor,
 ) -> Result<Vec<(String, Tensor)>, String> {
@@ -364,7 +406,7 @@ pub fn predict(
     let mut parts: Vec<Vec<Tensor>> = vec![Vec::new(); main.result_names.len()];
     for start in (0..test.len()).step_by(batch.max(1)) {
         let rows: Vec<usize> = (start..(start + batch).min(test.len())).collect();
-        let chunk = test.select(&rows);
+        let chunk = test.select(&rows).map_err(|e| e.to_string())?;
         let inputs = main
             .arg_names
             .iter()
@@ -389,13 +431,13 @@ pub fn predict(
 
 /// The size symbols of step `func` when it runs on batches of `batch` rows of `data`
 /// (for `--max-memory`): each data field's shape, its first axis cut to the batch.
-pub fn step_env(program: &Program, func: &str, data: &Dataset, batch: u64) -> std::collections::HashMap<String, i64> {
+pub fn step_env(program: &Program, func: &str, data: &Frame, batch: u64) -> std::collections::HashMap<String, i64> {
     let Some(f) = program.func(func) else { return Default::default() };
     let rows = (data.len() as u64).min(batch.max(1)) as usize;
     let shapes = data
-        .tensors()
-        .map(|(name, t)| {
-            let mut shape = t.shape.clone();
+        .columns()
+        .map(|(name, c)| {
+            let mut shape = c.shape().to_vec();
             if let Some(first) = shape.first_mut() {
                 *first = rows;
             }

@@ -357,7 +357,7 @@ fn eval_writes_predictions() {
     let cfg = read.config.expect("a train block");
     let step = archc::training::train_program(&cfg).expect("the train step");
     let test = archc::training::train_data(&cfg, &step).expect("the data").test.expect("a test part");
-    let labels = test.get("label").expect("labels").to_f64_vec().expect("ints");
+    let labels = test.get("label").expect("labels").tensor().expect("read").to_f64_vec().expect("ints");
     let values = logits.to_f64_vec().expect("real");
     let correct = (0..rows)
         .filter(|&r| {

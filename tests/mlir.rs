@@ -189,7 +189,7 @@ fn minus(a: &Tensor, b: &Tensor) -> Tensor {
 fn first_rows_args(cfg: &archc_compiler::sema::train_config::TrainConfig, program: &Program, n: usize) -> Vec<Tensor> {
     let data = archc::training::train_data(cfg, program).expect("data (run `make data`)");
     let rows: Vec<usize> = (0..n).collect();
-    let batch = data.train.select(&rows);
+    let batch = data.train.select(&rows).expect("rows read");
     let f = program.func("train_step").expect("train_step");
     f.arg_names
         .iter()

@@ -15,7 +15,7 @@ use archc::training;
 use archc_compiler::sema::train_config::TrainConfig;
 use archc_compiler::sema::Options;
 use archc_compiler::tir::Program;
-use archc_runtime::data::Dataset;
+use archc_runtime::data::Frame;
 use archc_runtime::train::{TrainData, TrainReport};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -63,7 +63,7 @@ fn train(example: &str) -> Trained {
         cfg.program.name,
         cfg.data.name,
         data.train.len(),
-        data.test.as_ref().map_or(0, Dataset::len),
+        data.test.as_ref().map_or(0, Frame::len),
         cfg.epochs,
         cfg.batch,
         cfg.lr,
@@ -81,7 +81,7 @@ fn train(example: &str) -> Trained {
 }
 
 /// Mean test metrics of the trained parameters on `test` (see `training::evaluate`).
-fn evaluate(t: &Trained, test: &Dataset, name: &str) -> f64 {
+fn evaluate(t: &Trained, test: &Frame, name: &str) -> f64 {
     let mut exec = executor(&t.program, Some(backend()), None).unwrap_or_else(|e| panic!("{e}"));
     let metrics = training::evaluate(&t.program, &t.report.state.params, test, t.cfg.batch as usize, exec.as_mut())
         .unwrap_or_else(|e| panic!("{e}"));
@@ -133,7 +133,7 @@ fn darcy_fno() {
     cfg32.data.test_part = Some("test_32".into());
     let data32 = training::train_data(&cfg32, &t.program).unwrap_or_else(|e| panic!("{e}"));
     let test32 = data32.test.as_ref().expect("test_32");
-    assert_eq!(test32.get("a").map(|x| x.shape.clone()), Some(vec![50, 32, 32, 1]));
+    assert_eq!(test32.get("a").map(|x| x.shape().to_vec()), Some(vec![50, 32, 32, 1]));
     let at32 = evaluate(&t, test32, "metric:rel_l2");
     let check16 = evaluate(&t, t.data.test.as_ref().expect("test_16"), "metric:rel_l2");
     println!(
@@ -154,13 +154,13 @@ fn darcy_fno() {
 fn hypernet_permuted_digits() {
     let t = train("train_hypernet_permuted.arch");
     let test = t.data.test.as_ref().expect("a test split");
-    let task = test.get("task").and_then(|x| x.as_i64()).expect("task ids").to_vec();
+    let task = test.get("task").and_then(|x| x.tensor().ok()?.as_i64().map(<[i64]>::to_vec)).expect("task ids");
     let tasks = archc_runtime::data::sets::PERMUTED_DIGITS_TASKS as i64;
     let mut accs = Vec::new();
     for k in 0..tasks {
         let rows: Vec<usize> = (0..task.len()).filter(|&i| task[i] == k).collect();
         assert!(!rows.is_empty(), "task {k} has no test rows");
-        let acc = evaluate(&t, &test.select(&rows), "metric:correct");
+        let acc = evaluate(&t, &test.view(&rows), "metric:correct");
         println!("  task {k}: {} test rows, accuracy {acc:.4}", rows.len());
         accs.push(acc);
     }

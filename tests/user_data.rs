@@ -55,7 +55,7 @@ fn loaded(path: &Path) -> HashMap<String, Tensor> {
     let cfg = config(path);
     let program = train_program(&cfg).expect("train step");
     let data = train_data(&cfg, &program).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    data.train.tensors().map(|(n, t)| (n.to_string(), t.clone())).collect()
+    data.train.load().expect("read").tensors().map(|(n, t)| (n.to_string(), t.clone())).collect()
 }
 
 #[test]
@@ -110,8 +110,8 @@ fn a_test_file_has_the_same_fields_or_its_own() {
         let path = write(d.path(), &format!("t{i}.arch"), &train_block(source, "mse(pred, y)"));
         let cfg = config(&path);
         let data = train_data(&cfg, &train_program(&cfg).expect("step")).expect("data");
-        assert_eq!(data.train.get("x"), Some(&x), "{source}");
-        let test = data.test.expect("a test part");
+        assert_eq!(data.train.load().expect("read").get("x"), Some(&x), "{source}");
+        let test = data.test.expect("a test part").load().expect("read");
         assert_eq!((test.get("x"), test.get("y")), (Some(&xt), Some(&yt)), "{source}");
     }
 }
@@ -155,7 +155,7 @@ fn stepped_weights(dir: &Path, name: &str, loss: &str) -> Tensor {
             Some(p) => interp.param(p).expect("param").clone(),
             None if n == "lr" => Tensor::scalar_f32(0.1),
             None if n.starts_with("state:") => Tensor::zeros(t.dtype, &[]),
-            None => data.train.get(n).unwrap_or_else(|| panic!("no field {n}")).clone(),
+            None => data.train.get(n).unwrap_or_else(|| panic!("no field {n}")).tensor().expect("read"),
         })
         .collect();
     let out = interp.run("train_step", &inputs).expect("step");

@@ -193,7 +193,7 @@ fn part(cfg: &TrainConfig, name: &str) -> Result<(Dataset, Vec<String>), String>
             p => training::no_part(&cfg.data.name, p),
         })?,
     };
-    Ok((ds, inputs))
+    Ok((ds.load().map_err(|e| e.to_string())?, inputs))
 }
 
 /// The class labels of the data, when its target is a vector of class indices.

@@ -202,7 +202,7 @@ impl<'a, 's> Evaluator<'a, 's> {
         let target = cfg.spec.target.clone();
         let data = self.data(cfg)?;
         let take: Vec<usize> = (0..rows.min(data.train.len())).collect();
-        let part = data.train.select(&take);
+        let part = data.train.select(&take).map_err(|e| e.to_string())?;
         let x = part.get(&input).ok_or_else(|| format!("the data set has no `{input}`"))?.clone();
         let y = part.get(&target).ok_or_else(|| format!("the data set has no `{target}`"))?.clone();
         Ok((x, y))
@@ -224,7 +224,13 @@ impl<'a, 's> Evaluator<'a, 's> {
         let input = cfg.program.main().arg_names.first().cloned().ok_or("the model has no input")?;
         let data = self.data(cfg)?;
         let take: Vec<usize> = (0..batch.min(data.train.len())).collect();
-        let x = data.train.select(&take).get(&input).ok_or_else(|| format!("the data set has no `{input}`"))?.clone();
+        let x = data
+            .train
+            .select(&take)
+            .map_err(|e| e.to_string())?
+            .get(&input)
+            .ok_or_else(|| format!("the data set has no `{input}`"))?
+            .clone();
         let mut exec = backend::executor(&cfg.program, self.settings.backend, None)?;
         for (name, t) in params {
             exec.set_param_value(name, t.clone()).map_err(|e| e.to_string())?;

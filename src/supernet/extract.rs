@@ -16,14 +16,13 @@
 
 use super::build::build;
 use super::space::Subnets;
-use super::train::{Run, CALIBRATION_BATCHES};
+use super::train::Run;
 use crate::backend::Backend;
 use crate::driver::FsModules;
 use crate::search::cli::{plain_program, read, validate};
 use archc_compiler::sema::modules::ChoiceMode;
 use archc_compiler::sema::space::SpaceFile;
 use archc_compiler::sema::Options;
-use archc_runtime::data::Dataset;
 use archc_runtime::train::TrainData;
 use archc_runtime::Tensor;
 use std::collections::BTreeMap;
@@ -96,8 +95,7 @@ pub fn extract(dir: &Path, choices: &str, out: &Path, backend: Option<Backend>, 
         let leaf = o.run.space.find(&assignment).ok_or("internal: the subnet is not among the supernet's")?;
         let cfg = &o.run.built.cfg;
         let batch = cfg.batch as usize;
-        let calibration: Vec<Dataset> =
-            o.data.train.batches(batch, cfg.seed, 0, false).take(CALIBRATION_BATCHES).collect();
+        let calibration = super::train::calibration_batches(&o.data.train, batch, cfg.seed, 0)?;
         o.run.calibrate(leaf, &calibration)?;
         let scores = o.data.test.as_ref().map(|test| o.run.evaluate(leaf, test, batch)).transpose()?;
         let weights = o.run.weights()?;

@@ -33,9 +33,9 @@
 
 use super::build::GATED_STEP;
 use super::space::{Kind, Subnets};
-use super::train::{bindings, Run, CALIBRATION_BATCHES};
+use super::train::{bindings, Run};
 use archc_compiler::tir::DType;
-use archc_runtime::data::Dataset;
+use archc_runtime::data::{Dataset, Frame};
 use archc_runtime::train::{step_seed, TrainData};
 use archc_runtime::Tensor;
 use rand::{Rng, SeedableRng};
@@ -375,12 +375,12 @@ fn gated_inputs(run: &Run, batch: &Dataset) -> Result<Vec<Tensor>, String> {
 }
 
 /// The training rows for the weights and the held-out rows for the architecture.
-pub fn split(train: &Dataset) -> (Dataset, Dataset) {
+pub fn split(train: &Frame) -> (Frame, Frame) {
     let n = train.len();
     let held = (n / 10).max(1).min(n.saturating_sub(1));
     let weights: Vec<usize> = (0..n - held).collect();
     let arch: Vec<usize> = (n - held..n).collect();
-    (train.select(&weights), train.select(&arch))
+    (train.view(&weights), train.view(&arch))
 }
 
 /// Runs the search (see the module docs); calls `report` after each epoch.
@@ -401,9 +401,11 @@ pub fn search(
     let mut step = 0u64;
     s.init_gates()?;
     for epoch in 0..spec.epochs {
-        let held_batches: Vec<Dataset> = held.batches(batch, seed, epoch, false).collect();
+        let held_batches: Vec<Dataset> =
+            held.batches(batch, seed, epoch, false).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
         let (mut loss, mut arch_loss, mut n) = (0.0, 0.0, 0u64);
         for (i, b) in weights.batches(batch, seed, epoch, false).enumerate() {
+            let b = b.map_err(|e| e.to_string())?;
             let leaf = s.sample_leaf(&mut rng);
             let lr = loop_spec.schedule.lr(step, total);
             loss += s.run.step(&[leaf], &b, lr, step_seed(seed, step)).map_err(|e| format!("step {step}: {e}"))?;
@@ -425,8 +427,7 @@ pub fn search(
         if let Some(test) = &data.test {
             let picks = derive(&s.choices, &s.table, spec.bound).map_or_else(|| fastest(&s.table).0, |d| d.0);
             let leaf = leaf_of(s.run.space, &s.choices, &picks);
-            let calibration: Vec<Dataset> =
-                weights.batches(batch, seed, epoch, false).take(CALIBRATION_BATCHES).collect();
+            let calibration = super::train::calibration_batches(&weights, batch, seed, epoch)?;
             let saved = s.run.calibrate(leaf, &calibration)?;
             stats.derived = Some(s.run.evaluate(leaf, test, batch)?);
             s.run.restore(saved)?;

@@ -13,10 +13,9 @@
 //!   latency); the best is printed with the `archc supernet extract` command that writes it.
 
 use super::space::Subnets;
-use super::train::{Run, CALIBRATION_BATCHES};
+use super::train::Run;
 use crate::search::space::{Candidate, Decision, Rest, Space};
 use crate::search::strategy::{self, Kind, Settings};
-use archc_runtime::data::Dataset;
 use archc_runtime::train::TrainData;
 use std::hash::{Hash, Hasher};
 
@@ -84,8 +83,7 @@ pub fn search(
 ) -> Result<Vec<Scored>, String> {
     let test = data.test.as_ref().ok_or("the train block's data has no test part to score subnets on")?;
     let batch = run.built.cfg.batch as usize;
-    let calibration: Vec<Dataset> =
-        data.train.batches(batch, run.built.cfg.seed, 0, false).take(CALIBRATION_BATCHES).collect();
+    let calibration = super::train::calibration_batches(&data.train, batch, run.built.cfg.seed, 0)?;
     let settings = Settings { seed: spec.seed, ..Settings::default() };
     let mut strategy = strategy::make(spec.kind, &settings);
     let mut space = View(run.space);

@@ -32,7 +32,7 @@
 use super::build::{func_name, Built};
 use super::space::{Kind, Rule, Subnets};
 use archc_compiler::tir::{DType, Program};
-use archc_runtime::data::Dataset;
+use archc_runtime::data::{Dataset, Frame};
 use archc_runtime::train::{step_seed, TrainData};
 use archc_runtime::{Bindings, Executor, Interpreter, Tensor};
 use rand::SeedableRng;
@@ -41,6 +41,12 @@ use std::collections::BTreeMap;
 
 /// Training batches that recalibrate a subnet's buffers before it is evaluated.
 pub const CALIBRATION_BATCHES: usize = 50;
+
+/// The first [`CALIBRATION_BATCHES`] batches of epoch `epoch` of `train`, read.
+pub fn calibration_batches(train: &Frame, batch: usize, seed: u64, epoch: u64) -> Result<Vec<Dataset>, String> {
+    let batches = train.batches(batch, seed, epoch, false).take(CALIBRATION_BATCHES);
+    batches.collect::<Result<_, _>>().map_err(|e| e.to_string())
+}
 
 /// Which subnets a step trains.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -243,14 +249,14 @@ impl Run<'_> {
     }
 
     /// Test loss and accuracy (when the loss has one) of subnet `leaf`, in chunks of `batch`.
-    pub fn evaluate(&mut self, leaf: usize, test: &Dataset, batch: usize) -> Result<(f64, f64), String> {
+    pub fn evaluate(&mut self, leaf: usize, test: &Frame, batch: usize) -> Result<(f64, f64), String> {
         let func = func_name(self.space.leaves[leaf].structure, "eval_step");
         let b = bindings(self.program, &func);
         let names = self.program.func(&func).expect("built").result_names.clone();
         let (mut loss, mut correct, n) = (0.0, 0.0, test.len());
         for start in (0..n).step_by(batch.max(1)) {
             let rows: Vec<usize> = (start..(start + batch).min(n)).collect();
-            let given = self.given(&func, leaf, &test.select(&rows))?;
+            let given = self.given(&func, leaf, &test.select(&rows).map_err(|e| e.to_string())?)?;
             let out = self.exec.run_bound(&func, &b, given, 0).map_err(|e| e.to_string())?;
             for (name, t) in names.iter().zip(&out) {
                 match name.as_str() {
@@ -304,6 +310,7 @@ pub fn train(
     for epoch in 0..epochs {
         let (mut loss_sum, mut n) = (0.0, 0u64);
         for b in data.train.batches(batch, cfg.seed, epoch, false) {
+            let b = b.map_err(|e| e.to_string())?;
             let leaves = rule.draw(run.space, &shrink.elastic(step, total), &mut rng);
             let lr = spec.schedule.lr(step, total);
             loss_sum +=
@@ -313,8 +320,7 @@ pub fn train(
         }
         let mut stats = EpochStats { train_loss: loss_sum / n.max(1) as f64, ..EpochStats::default() };
         if let Some(test) = &data.test {
-            let calibration: Vec<Dataset> =
-                data.train.batches(batch, cfg.seed, epoch, false).take(CALIBRATION_BATCHES).collect();
+            let calibration = calibration_batches(&data.train, batch, cfg.seed, epoch)?;
             for (leaf, slot) in [(largest, &mut stats.largest), (smallest, &mut stats.smallest)] {
                 let saved = run.calibrate(leaf, &calibration)?;
                 *slot = Some(run.evaluate(leaf, test, batch)?);

@@ -12,15 +12,25 @@
 //!
 //! An absent field, column or file is an error naming it and listing what the source
 //! has. Shards must agree in dtype and in every axis but the first. Rows of different
-//! fields are matched by position; [`Dataset::new`] checks that the counts agree.
-//! Values keep their stored dtype (the caller converts them to the network's types);
-//! every reader checks sizes before it allocates (see [`crate::io`]).
+//! fields are matched by position; [`Frame::new`] checks that the counts agree.
+//! Values keep their stored dtype (integers widen to i64; the caller converts them to
+//! the network's types); every reader checks sizes before it allocates (see
+//! [`crate::io`]).
+//!
+//! A field of more than [`FileSource::stream_above`] bytes stays in its file, each batch
+//! reading its rows (see [`super::column`]), when it is stored uncompressed: `.npy`
+//! files and shards, `.npz` entries written by `numpy.savez` (not `savez_compressed`),
+//! and `.safetensors`, little-endian and in C order. Other fields are read whole.
 
-use super::{DataError, Dataset};
+use super::column::Column;
+use super::{stored, DataError, Frame};
 use crate::io::{self, read_npy};
 use crate::tensor::Tensor;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// Fields larger than this many bytes stay in their files by default.
+pub const STREAM_ABOVE: u64 = 64 << 20;
 
 /// How a field is found in its source.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,26 +47,55 @@ pub struct FileSource {
     pub path: Option<PathBuf>,
     /// `(field name in the data set, how to find it)`.
     pub fields: Vec<(String, Select)>,
+    /// Fields of more bytes than this stay in their files where they can (see the
+    /// module docs; [`STREAM_ABOVE`] by default).
+    pub stream_above: u64,
+}
+
+impl FileSource {
+    /// `fields` of `path`, with the default [`STREAM_ABOVE`].
+    pub fn new(path: Option<PathBuf>, fields: Vec<(String, Select)>) -> FileSource {
+        FileSource { path, fields, stream_above: STREAM_ABOVE }
+    }
 }
 
 /// Reads the fields of `src` as one data set (every field an input; the caller decides
 /// which feed the loss).
-pub fn load(src: &FileSource) -> Result<Dataset, DataError> {
+pub fn load(src: &FileSource) -> Result<Frame, DataError> {
     if let Some(p) = src.path.as_ref().filter(|p| !p.exists()) {
         return Err(DataError::Invalid(format!("{} does not exist", p.display())));
     }
-    let tensors = match &src.path {
-        None => {
-            src.fields.iter().map(|(n, s)| Ok((n.clone(), npy_file(n, s)?))).collect::<Result<Vec<_>, DataError>>()?
-        }
-        Some(p) if p.is_dir() => folder(p, &src.fields)?,
+    let above = src.stream_above;
+    let columns = match &src.path {
+        None => src
+            .fields
+            .iter()
+            .map(|(n, s)| Ok((n.clone(), npy_file(n, s, above)?)))
+            .collect::<Result<Vec<_>, DataError>>()?,
+        Some(p) if p.is_dir() => folder(p, &src.fields, above)?,
         Some(p) => match kind(p) {
-            Kind::Table => table(p, &src.fields)?,
-            Kind::Named => named(p, &src.fields)?,
+            Kind::Table => in_memory(table(p, &src.fields)?),
+            Kind::Named => named(p, &src.fields, above)?,
             Kind::Unknown => return Err(DataError::Invalid(unknown_kind(p))),
         },
     };
-    Dataset::new(tensors, Vec::new())
+    Frame::new(columns, Vec::new())
+}
+
+fn in_memory(fields: Vec<(String, Tensor)>) -> Vec<(String, Column)> {
+    fields.into_iter().map(|(n, t)| (n, Column::from(t))).collect()
+}
+
+/// Located arrays as a column: left in the file when larger than `above` bytes, else
+/// read now.
+fn located(parts: Vec<stored::Located>, above: u64) -> Result<Column, DataError> {
+    let bytes = parts.iter().fold(0u64, |n, p| n.saturating_add(p.bytes()));
+    let column = stored::column(parts)?;
+    if bytes > above {
+        Ok(column)
+    } else {
+        column.tensor().map(Column::from)
+    }
 }
 
 enum Kind {
@@ -85,31 +124,52 @@ fn not_a_name(field: &str, what: &str) -> DataError {
     DataError::Invalid(format!("field `{field}`: a list of columns selects from a CSV file, not from {what}"))
 }
 
-fn npy_file(field: &str, s: &Select) -> Result<Tensor, DataError> {
+fn npy_file(field: &str, s: &Select, above: u64) -> Result<Column, DataError> {
     match s {
-        Select::Name(p) => Ok(read_npy(p)?),
+        Select::Name(p) => match stored::npy(Path::new(p))? {
+            Some(loc) => located(vec![loc], above),
+            None => Ok(Column::from(read_npy(p)?)),
+        },
         Select::Columns(_) => Err(not_a_name(field, "a .npy file")),
     }
 }
 
-/// `.npz`, `.safetensors`, `.pt`: named tensors.
-fn named(p: &Path, fields: &[(String, Select)]) -> Result<Vec<(String, Tensor)>, DataError> {
+/// `.npz`, `.safetensors`, `.pt`: named tensors; those stored in place as columns, the
+/// rest from one read of the whole file.
+fn named(p: &Path, fields: &[(String, Select)], above: u64) -> Result<Vec<(String, Column)>, DataError> {
     let name = p.to_string_lossy().to_lowercase();
-    let mut all: BTreeMap<String, Tensor> = if name.ends_with(".npz") {
+    let locate = |key: &str| match () {
+        _ if name.ends_with(".npz") => stored::npz_entry(p, key),
+        _ if name.ends_with(".safetensors") => stored::safetensors(p, key),
+        _ => Ok(None),
+    };
+    let mut all: Option<BTreeMap<String, Tensor>> = None;
+    let mut out = Vec::new();
+    for (field, s) in fields {
+        let Select::Name(key) = s else { return Err(not_a_name(field, &p.display().to_string())) };
+        if let Some(loc) = locate(key)? {
+            out.push((field.clone(), located(vec![loc], above)?));
+            continue;
+        }
+        if all.is_none() {
+            all = Some(read_named(p, &name)?);
+        }
+        let all = all.as_mut().expect("read");
+        let keys: Vec<String> = all.keys().cloned().collect();
+        let t = all.remove(key).ok_or_else(|| missing(p, field, key, "arrays", &keys))?;
+        out.push((field.clone(), Column::from(t)));
+    }
+    Ok(out)
+}
+
+fn read_named(p: &Path, name: &str) -> Result<BTreeMap<String, Tensor>, DataError> {
+    Ok(if name.ends_with(".npz") {
         io::read_npz(p)?
     } else if name.ends_with(".safetensors") {
         io::read_safetensors(p)?
     } else {
         io::read_pt(p)?
-    };
-    let keys: Vec<String> = all.keys().cloned().collect();
-    let mut out = Vec::new();
-    for (field, s) in fields {
-        let Select::Name(key) = s else { return Err(not_a_name(field, &p.display().to_string())) };
-        let t = all.remove(key).ok_or_else(|| missing(p, field, key, "arrays", &keys))?;
-        out.push((field.clone(), t));
-    }
-    Ok(out)
+    })
 }
 
 fn table(p: &Path, fields: &[(String, Select)]) -> Result<Vec<(String, Tensor)>, DataError> {
@@ -133,7 +193,7 @@ fn missing(p: &Path, field: &str, key: &str, what: &str, have: &[String]) -> Dat
 }
 
 /// A folder: `NAME.npy` or the shards `NAME.K.npy`.
-fn folder(dir: &Path, fields: &[(String, Select)]) -> Result<Vec<(String, Tensor)>, DataError> {
+fn folder(dir: &Path, fields: &[(String, Select)], above: u64) -> Result<Vec<(String, Column)>, DataError> {
     let mut entries: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| DataError::Invalid(format!("cannot read {}: {e}", dir.display())))?
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
@@ -148,9 +208,18 @@ fn folder(dir: &Path, fields: &[(String, Select)]) -> Result<Vec<(String, Tensor
             let stems: Vec<String> = entries.iter().map(|e| e.trim_end_matches(".npy").to_string()).collect();
             return Err(missing(dir, field, key, ".npy files", &stems));
         }
-        out.push((field.clone(), join_shards(&files)?));
+        out.push((field.clone(), shards(&files, above)?));
     }
     Ok(out)
+}
+
+/// Shards in place when every one can be, else read and joined.
+fn shards(files: &[PathBuf], above: u64) -> Result<Column, DataError> {
+    let found: Vec<Option<stored::Located>> = files.iter().map(|f| stored::npy(f)).collect::<Result<_, _>>()?;
+    match found.into_iter().collect::<Option<Vec<_>>>() {
+        Some(parts) => located(parts, above),
+        None => Ok(Column::from(join_shards(files)?)),
+    }
 }
 
 /// `KEY.npy` alone, else `KEY.<k>.npy` for every number `k`, in numeric order.
@@ -216,12 +285,11 @@ mod tests {
             io::write_npy(d.path().join(format!("x.{k}.npy")), &t(vec![1, 2], vec![v, v])).unwrap();
         }
         io::write_npy(d.path().join("y.npy"), &t(vec![3], vec![7.0, 8.0, 9.0])).unwrap();
-        let src =
-            FileSource { path: Some(d.path().into()), fields: vec![("x".into(), name("x")), ("t".into(), name("y"))] };
+        let src = FileSource::new(Some(d.path().into()), vec![("x".into(), name("x")), ("t".into(), name("y"))]);
         let ds = load(&src).unwrap();
-        assert_eq!(ds.get("x").unwrap().data, Data::F32(vec![1.0, 1.0, 2.0, 2.0, 3.0, 3.0]));
-        assert_eq!(ds.get("t").unwrap().shape, vec![3]);
-        let bad = FileSource { path: Some(d.path().into()), fields: vec![("z".into(), name("z"))] };
+        assert_eq!(ds.get("x").unwrap().tensor().unwrap().data, Data::F32(vec![1.0, 1.0, 2.0, 2.0, 3.0, 3.0]));
+        assert_eq!(ds.get("t").unwrap().shape(), [3]);
+        let bad = FileSource::new(Some(d.path().into()), vec![("z".into(), name("z"))]);
         let e = load(&bad).unwrap_err().to_string();
         assert!(e.contains("has no `z`") && e.contains("x.1, x.10, x.2, y"), "{e}");
     }
@@ -231,7 +299,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         io::write_npy(d.path().join("x.0.npy"), &t(vec![1, 2], vec![0.0, 0.0])).unwrap();
         io::write_npy(d.path().join("x.1.npy"), &t(vec![1, 3], vec![0.0; 3])).unwrap();
-        let src = FileSource { path: Some(d.path().into()), fields: vec![("x".into(), name("x"))] };
+        let src = FileSource::new(Some(d.path().into()), vec![("x".into(), name("x"))]);
         assert!(load(&src).unwrap_err().to_string().contains("shards must agree"));
     }
 
@@ -240,11 +308,11 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("d.npz");
         io::write_npz(&p, [("a", &t(vec![2, 1], vec![1.0, 2.0])), ("b", &t(vec![3], vec![0.0; 3]))]).unwrap();
-        let one = FileSource { path: Some(p.clone()), fields: vec![("x".into(), name("a"))] };
-        assert_eq!(load(&one).unwrap().get("x").unwrap().shape, vec![2, 1]);
-        let two = FileSource { path: Some(p.clone()), fields: vec![("x".into(), name("a")), ("y".into(), name("b"))] };
+        let one = FileSource::new(Some(p.clone()), vec![("x".into(), name("a"))]);
+        assert_eq!(load(&one).unwrap().get("x").unwrap().shape(), [2, 1]);
+        let two = FileSource::new(Some(p.clone()), vec![("x".into(), name("a")), ("y".into(), name("b"))]);
         assert!(load(&two).unwrap_err().to_string().contains("rows"));
-        let cols = FileSource { path: Some(p), fields: vec![("x".into(), Select::Columns(vec!["a".into()]))] };
+        let cols = FileSource::new(Some(p), vec![("x".into(), Select::Columns(vec!["a".into()]))]);
         assert!(load(&cols).unwrap_err().to_string().contains("selects from a CSV file"));
     }
 
@@ -253,19 +321,69 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("d.csv");
         std::fs::write(&p, "a,b,c\n1,2,3\n4,5,6\n").unwrap();
-        let src = FileSource {
-            path: Some(p.clone()),
-            fields: vec![("x".into(), Select::Columns(vec!["a".into(), "c".into()])), ("y".into(), name("b"))],
-        };
+        let fields = vec![("x".into(), Select::Columns(vec!["a".into(), "c".into()])), ("y".into(), name("b"))];
+        let src = FileSource::new(Some(p.clone()), fields);
         let ds = load(&src).unwrap();
-        assert_eq!(ds.get("x").unwrap().data, Data::F32(vec![1.0, 3.0, 4.0, 6.0]));
-        let e = load(&FileSource { path: Some(p), fields: vec![("y".into(), name("price"))] }).unwrap_err();
+        assert_eq!(ds.get("x").unwrap().tensor().unwrap().data, Data::F32(vec![1.0, 3.0, 4.0, 6.0]));
+        let e = load(&FileSource::new(Some(p), vec![("y".into(), name("price"))])).unwrap_err();
         assert!(e.to_string().contains("has no `price` (for field `y`); its columns: a, b, c"), "{e}");
         let x = d.path().join("x.npy");
         io::write_npy(&x, &t(vec![2], vec![1.0, 2.0])).unwrap();
-        let pairs = FileSource { path: None, fields: vec![("x".into(), Select::Name(x.to_string_lossy().into()))] };
+        let pairs = FileSource::new(None, vec![("x".into(), Select::Name(x.to_string_lossy().into()))]);
         assert_eq!(load(&pairs).unwrap().len(), 2);
-        let e = load(&FileSource { path: Some(d.path().join("d.txt")), fields: vec![] }).unwrap_err();
+        let e = load(&FileSource::new(Some(d.path().join("d.txt")), vec![])).unwrap_err();
         assert!(e.to_string().contains("does not exist"), "{e}");
+    }
+
+    /// Every in-place source read in place (threshold 0) gives what reading it whole
+    /// gives; a compressed `.npz` entry is read whole.
+    #[test]
+    fn fields_in_place_read_as_whole_files() {
+        let d = tempfile::tempdir().unwrap();
+        let x = t(vec![5, 2], (0..10).map(|v| v as f32 * 0.5).collect());
+        let y = Tensor::new(vec![5], Data::I64(vec![3, 1, 4, 1, 5])).unwrap();
+        let p = |n: &str| d.path().join(n);
+        io::write_npz(p("d.npz"), [("x", &x), ("y", &y)]).unwrap();
+        io::write_safetensors(p("d.safetensors"), [("x", &x), ("y", &y)]).unwrap();
+        std::fs::create_dir(p("shards")).unwrap();
+        io::write_npy(p("shards/x.0.npy"), &crate::data::gather_rows(&x, &[0, 1])).unwrap();
+        io::write_npy(p("shards/x.1.npy"), &crate::data::gather_rows(&x, &[2, 3, 4])).unwrap();
+        io::write_npy(p("shards/y.npy"), &y).unwrap();
+        for path in ["d.npz", "d.safetensors", "shards"] {
+            let mut src = FileSource::new(Some(p(path)), vec![("x".into(), name("x")), ("y".into(), name("y"))]);
+            let whole = load(&src).unwrap();
+            src.stream_above = 0;
+            let lazy = load(&src).unwrap();
+            assert!(lazy.columns().all(|(_, c)| c.in_file()) && !whole.get("x").unwrap().in_file(), "{path}");
+            assert_eq!(lazy.load().unwrap(), whole.load().unwrap(), "{path}");
+            assert_eq!(lazy.select(&[4, 0]).unwrap().get("x").unwrap(), &crate::data::gather_rows(&x, &[4, 0]));
+        }
+        let mut zipped = FileSource::new(Some(p("z.npz")), vec![("x".into(), name("x"))]);
+        zipped.stream_above = 0;
+        let mut npz = zip::ZipWriter::new(std::fs::File::create(p("z.npz")).unwrap());
+        let deflated = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        npz.start_file("x.npy", deflated).unwrap();
+        io::write_npy(p("x.npy"), &x).unwrap();
+        std::io::Write::write_all(&mut npz, &std::fs::read(p("x.npy")).unwrap()).unwrap();
+        npz.finish().unwrap();
+        let f = load(&zipped).unwrap();
+        assert!(!f.get("x").unwrap().in_file());
+        assert_eq!(f.get("x").unwrap().tensor().unwrap(), x);
+    }
+
+    /// A header whose shape needs more bytes than follow it is refused before any read.
+    #[test]
+    fn a_lying_header_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let x = d.path().join("x.npy");
+        io::write_npy(&x, &t(vec![4], vec![1.0; 4])).unwrap();
+        let mut bytes = std::fs::read(&x).unwrap();
+        let at = bytes.windows(2).position(|w| w == b"(4").unwrap();
+        bytes[at + 1] = b'9';
+        std::fs::write(&x, &bytes).unwrap();
+        let mut src = FileSource::new(None, vec![("x".into(), Select::Name(x.to_string_lossy().into()))]);
+        src.stream_above = 0;
+        let e = load(&src).unwrap_err().to_string();
+        assert!(e.contains("needs more data"), "{e}");
     }
 }

@@ -14,11 +14,18 @@
 //!   exactly once per epoch (the last, shorter chunk is dropped when `drop_last`). Each
 //!   batch is a `Dataset` whose tensors are the gathered rows.
 //! - The same seed gives the same splits and batches on every machine (see [`shuffle`]).
+//! - A [`Frame`] splits and batches the same way over [`Column`]s, which may stay in
+//!   their files until a batch reads its rows (see [`frame`], [`column`]).
 
+pub mod column;
 pub mod files;
+pub mod frame;
 pub mod sets;
 pub mod shuffle;
+pub mod stored;
 
+pub use column::Column;
+pub use frame::Frame;
 pub use sets::{append_grid, data_dir, load, load_from, NAMES};
 
 use crate::io::IoError;
@@ -138,13 +145,19 @@ impl Dataset {
 
     /// The mini-batches of one epoch (see the module docs). Panics if `batch_size` is 0.
     pub fn batches(&self, batch_size: usize, seed: u64, epoch: u64, drop_last: bool) -> Batches<'_> {
-        assert!(batch_size > 0, "batch size must be positive");
-        let mut order = shuffle::permutation(self.len(), seed, epoch);
-        if drop_last {
-            order.truncate(order.len() / batch_size * batch_size);
-        }
-        Batches { data: self, order, batch_size, next: 0 }
+        Batches { data: self, order: epoch_order(self.len(), batch_size, seed, epoch, drop_last), batch_size, next: 0 }
     }
+}
+
+/// The rows of one epoch in visiting order (see the module docs). Panics if
+/// `batch_size` is 0.
+fn epoch_order(n: usize, batch_size: usize, seed: u64, epoch: u64, drop_last: bool) -> Vec<usize> {
+    assert!(batch_size > 0, "batch size must be positive");
+    let mut order = shuffle::permutation(n, seed, epoch);
+    if drop_last {
+        order.truncate(order.len() / batch_size * batch_size);
+    }
+    order
 }
 
 /// The end of each part of `n` rows cut by `fractions` (see the module docs).

@@ -62,6 +62,8 @@ pub enum TrainError {
     /// With `detect_anomaly`, `anomaly` names the first instruction whose result was
     /// non-finite.
     NonFinite { step: u64, what: String, anomaly: Option<Box<Anomaly>> },
+    /// A batch could not be read from a data file.
+    Data(crate::data::DataError),
 }
 
 impl fmt::Display for TrainError {
@@ -71,6 +73,7 @@ impl fmt::Display for TrainError {
             TrainError::Spec(m) => f.write_str(m),
             TrainError::Run { step, source } => write!(f, "step {step}: {source}"),
             TrainError::Io(e) => e.fmt(f),
+            TrainError::Data(e) => write!(f, "reading a batch: {e}"),
             TrainError::Format { path, message } => write!(f, "{}: {message}", path.display()),
             TrainError::NonFinite { step, what, anomaly } => {
                 write!(f, "step {step}: {what} is not finite (NaN or infinity); stopped without saving this step")?;
@@ -88,6 +91,7 @@ impl std::error::Error for TrainError {
         match self {
             TrainError::Run { source, .. } => Some(source),
             TrainError::Io(e) => Some(e),
+            TrainError::Data(e) => Some(e),
             _ => None,
         }
     }

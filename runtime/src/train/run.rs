@@ -43,7 +43,7 @@ use super::plot::write_curves;
 use super::schedule::Schedule;
 use super::state::{EpochTotals, TrainState};
 use super::{io_error, TrainError};
-use crate::data::Dataset;
+use crate::data::{Dataset, Frame};
 use crate::interp::{Executor, Interpreter, RunError};
 use crate::resident::Bindings;
 use crate::tensor::Tensor;
@@ -102,16 +102,17 @@ impl LoopSpec {
 /// The data of a run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainData {
-    pub train: Dataset,
-    pub test: Option<Dataset>,
+    pub train: Frame,
+    pub test: Option<Frame>,
     /// Data set tensor name -> step arg name, for tensors whose names differ from the
     /// args they feed (every other data arg is fed by the tensor of its own name).
     pub input_names: BTreeMap<String, String>,
 }
 
 impl TrainData {
-    pub fn new(train: Dataset, test: Option<Dataset>) -> TrainData {
-        TrainData { train, test, input_names: BTreeMap::new() }
+    /// A run's data: in memory (a [`Dataset`]) or read batch by batch (a [`Frame`]).
+    pub fn new<D: Into<Frame>>(train: D, test: Option<D>) -> TrainData {
+        TrainData { train: train.into(), test: test.map(Into::into), input_names: BTreeMap::new() }
     }
 
     /// The data set tensor that feeds arg `arg`.
@@ -194,7 +195,7 @@ fn abi_err(func: &str, m: impl std::fmt::Display) -> TrainError {
 }
 
 impl Abi {
-    fn of(f: &Func, data: &TrainData, dataset: &Dataset, training: bool) -> Result<Abi, TrainError> {
+    fn of(f: &Func, data: &TrainData, dataset: &Frame, training: bool) -> Result<Abi, TrainError> {
         let err = |m: String| abi_err(&f.name, m);
         if f.arg_names.len() != f.args.len() || f.result_names.len() != f.results.len() {
             return Err(err("every arg and result needs a name".into()));
@@ -220,7 +221,7 @@ impl Abi {
             } else {
                 let src = data.source_of(name);
                 if dataset.get(src).is_none() {
-                    let have: Vec<&str> = dataset.tensors().map(|(n, _)| n).collect();
+                    let have: Vec<&str> = dataset.columns().map(|(n, _)| n).collect();
                     return Err(err(format!(
                         "data arg {name:?} has no data set tensor {src:?} (the data set has {})",
                         have.join(", ")
@@ -397,7 +398,7 @@ impl Run<'_> {
     }
 
     /// Test loss and per-sample metric means, by running `eval_step` in chunks.
-    fn evaluate(&self, exec: &mut dyn Executor, test: &Dataset) -> Result<(f64, BTreeMap<String, f64>), TrainError> {
+    fn evaluate(&self, exec: &mut dyn Executor, test: &Frame) -> Result<(f64, BTreeMap<String, f64>), TrainError> {
         let f = self.program.func(EVAL_STEP).expect("checked");
         let abi = Abi::of(f, self.data, test, false)?;
         for (_, name) in &abi.params {
@@ -411,7 +412,7 @@ impl Run<'_> {
         let (mut loss_sum, mut sums, n) = (0.0, BTreeMap::new(), test.len());
         for start in (0..n).step_by(self.spec.batch) {
             let rows: Vec<usize> = (start..(start + self.spec.batch).min(n)).collect();
-            Run::feed(&abi.data, &mut args, test.select(&rows));
+            Run::feed(&abi.data, &mut args, test.select(&rows).map_err(TrainError::Data)?);
             let given =
                 abi.data.iter().map(|(a, _)| std::mem::replace(&mut args[*a], Tensor::zeros(f.args[*a].1.dtype, &[])));
             let out = exec
@@ -608,6 +609,7 @@ pub fn train_with(
         let batches = data.train.batches(spec.batch, spec.seed, run.epoch, spec.drop_last);
         for batch in batches.skip(run.batch_in_epoch as usize) {
             let t0 = Instant::now();
+            let batch = batch.map_err(TrainError::Data)?;
             let rows = batch.len() as u64;
             Run::feed(&run.abi.data, &mut run.args, batch);
             let lr = spec.schedule.lr(run.step, total_steps);
