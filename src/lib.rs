@@ -7,6 +7,7 @@ pub mod artifact;
 pub mod backend;
 pub mod batches;
 pub mod choices;
+pub mod cli;
 pub mod driver;
 pub mod grad;
 pub mod import;

@@ -1,0 +1,125 @@
+//! The commands of `archc` that have no module elsewhere, one module per command
+//! (`check`, `build`, `run`, `train`, `eval`, `fmt`), and the steps they share.
+//!
+//! Contract: a command takes its parsed arguments and the [`Context`] of the global
+//! flags; it prints results to stdout through [`stdout`] (a closed pipe ends the output
+//! quietly), notes and diagnostics to stderr, and returns a [`Fail`]. [`on_worker`]
+//! runs a command and turns its result into the exit code: 0 success, 1 user error
+//! (the message printed), 2 internal error. No command reads the environment or exits
+//! the process.
+
+/// `println!` for results: a closed pipe (`archc train ... | head`) ends the output
+/// quietly instead of panicking; other write errors are user errors.
+macro_rules! out {
+    ($($t:tt)*) => {
+        $crate::cli::stdout(&format!("{}\n", format_args!($($t)*)))?
+    };
+}
+
+pub mod build;
+pub mod build_artifact;
+pub mod candidate;
+pub mod check;
+pub mod eval;
+pub mod fmt;
+pub mod program;
+pub mod run;
+pub mod select;
+pub mod train;
+pub mod train_block;
+
+use std::process::ExitCode;
+
+/// Stack of the thread that runs a command.
+const STACK_BYTES: usize = 256 << 20;
+
+/// A failure: user errors exit 1, internal ones 2.
+pub enum Fail {
+    /// The message to print (empty when diagnostics were printed already).
+    User(String),
+    Internal(String),
+}
+
+impl Fail {
+    /// A one-line user error: `error: {e}`.
+    pub fn user(e: impl std::fmt::Display) -> Fail {
+        Fail::User(format!("error: {e}"))
+    }
+}
+
+/// The global flags every command sees.
+pub struct Context {
+    /// Colour diagnostics.
+    pub color: bool,
+    /// `--device`, which an artifact must agree with.
+    pub device: Option<String>,
+    /// `--max-memory` in bytes (`None`: no limit).
+    pub max_memory: Option<u128>,
+}
+
+impl Context {
+    /// Selects `device` and reads `--max-memory`; `Err` is the message to print.
+    pub fn new(color: bool, device: Option<String>, max_memory: Option<&str>) -> Result<Context, String> {
+        crate::backend::select_device(device.as_deref())?;
+        let max_memory = crate::memory::limit(max_memory)?;
+        Ok(Context { color, device, max_memory })
+    }
+
+    pub fn device(&self) -> Option<&str> {
+        self.device.as_deref()
+    }
+}
+
+/// Runs `cmd` on a thread with a large stack (MLIR's and LLVM's recursive passes over
+/// large modules, a train step's GPU kernels, need more than a main thread's 8 MiB) and
+/// returns its exit code, printing its error.
+pub fn on_worker<F>(cmd: F) -> ExitCode
+where
+    F: FnOnce() -> Result<(), Fail> + Send + std::panic::UnwindSafe + 'static,
+{
+    let worker = std::thread::Builder::new()
+        .name("archc".into())
+        .stack_size(STACK_BYTES)
+        .spawn(move || std::panic::catch_unwind(cmd));
+    let r = match worker.map(|w| w.join()) {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => Err(Box::new("the worker thread died") as Box<dyn std::any::Any + Send>),
+        Err(e) => Ok(Err(Fail::Internal(format!("cannot start the worker thread: {e}")))),
+    };
+    match r {
+        Ok(r) => exit_code(r),
+        Err(_) => ExitCode::from(2),
+    }
+}
+
+/// The exit code of a command's result, its error printed.
+fn exit_code(r: Result<(), Fail>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Fail::User(msg)) => {
+            if !msg.is_empty() {
+                eprintln!("{msg}");
+            }
+            ExitCode::from(1)
+        }
+        Err(Fail::Internal(msg)) => {
+            eprintln!("internal error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Writes to stdout; a closed pipe (`archc build ... | head`) is not an error.
+pub fn stdout(text: &str) -> Result<(), Fail> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Fail::user(format!("cannot write to stdout: {e}"))),
+        _ => Ok(()),
+    }
+}
+
+/// `archc devices`: the CPU and the GPU archc finds here.
+pub fn devices() -> Result<(), Fail> {
+    out!("{}", crate::backend::devices_report());
+    Ok(())
+}
