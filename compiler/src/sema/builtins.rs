@@ -34,6 +34,13 @@ pub const BUILTINS: &[&str] = &[
     "max",
     "min",
     "argmax",
+    "argmin",
+    "argsort",
+    "sort",
+    "topk",
+    "argtopk",
+    "take_along",
+    "stop_gradient",
     "matmul",
     "einsum",
     "conv",
@@ -102,6 +109,7 @@ pub fn lookup(name: &str) -> Option<Value> {
     match name {
         "init" => Some(Value::InitNamespace),
         "pi" => Some(Value::Float(std::f64::consts::PI)),
+        "inf" => Some(Value::Float(f64::INFINITY)),
         _ => DType::from_name(name).map(Value::DType),
     }
 }
@@ -123,6 +131,9 @@ fn dispatch(c: &mut Checker, name: &'static str, a: &mut ArgReader) -> R<Value> 
     }
     if let Some(stripped) = name.strip_prefix("init.") {
         return init(stripped, a);
+    }
+    if super::sorting::NAMES.contains(&name) {
+        return super::sorting::call(c, name, a);
     }
     let span = a.span();
     let t = |v: TVal| Ok(Value::Tensor(v));
@@ -565,7 +576,7 @@ fn reshape(c: &mut Checker, a: &mut ArgReader) -> R<Value> {
     c.reshape(&x, shape, span).map(Value::Tensor)
 }
 
-fn permute(c: &mut Checker, x: &TVal, perm: Vec<usize>, span: Span) -> R<TVal> {
+pub(super) fn permute(c: &mut Checker, x: &TVal, perm: Vec<usize>, span: Span) -> R<TVal> {
     if perm.iter().enumerate().all(|(i, p)| i == *p) {
         return Ok(x.clone());
     }

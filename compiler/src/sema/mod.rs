@@ -33,6 +33,7 @@ pub mod resolve;
 pub mod scope;
 pub mod settings;
 pub mod shapes;
+pub mod sorting;
 pub mod space;
 pub mod tensor_ops;
 pub mod train_config;

@@ -10,7 +10,8 @@
 //!   1 for a one-operand sum);
 //! - elementwise ops (unary, binary, `select`) count one per output element; reductions
 //!   (`reduce.*`, `argmax`) one per *input* element (each element is added or compared
-//!   once); pooling `numel(out) * prod(window)`; `scatter_add` one per added element;
+//!   once); `argsort` `numel * ceil(log2 n)` comparisons for `n` along its axis; pooling
+//!   `numel(out) * prod(window)`; `scatter_add` one per added element;
 //!   `rfft`/`irfft` `5/2 * n * ceil(log2 n)` per real transform of length `n` (rough);
 //! - data movement, constants, casts and random draws count 0 (`param`, `const`, `iota`,
 //!   `cast`, `reshape`, `permute`, `broadcast`, `slice`, `concat`, `pad`, `gather`,
@@ -158,6 +159,11 @@ fn op_flops(op: &Op, operands: &[Shape], out: &Shape) -> Result<u128, String> {
         Op::Einsum(spec) => einsum_flops(spec, operands),
         Op::Unary(_) | Op::Binary(_) | Op::Select => numel(out),
         Op::Reduce { .. } | Op::ArgMax { .. } => numel(arg(0)?),
+        Op::ArgSort { axis, .. } => {
+            let x = arg(0)?;
+            let n = x.get(*axis).copied().unwrap_or(1).max(1);
+            mul(numel(x)?, u128::from(n.next_power_of_two().trailing_zeros().max(1)))
+        }
         Op::Pool { window, .. } => {
             let w = window.iter().try_fold(1u128, |acc, &k| mul(acc, k.max(0) as u128))?;
             mul(numel(out)?, w)

@@ -208,6 +208,8 @@ fn derive_one(op: &Op, a: &[&TensorType], declared: Option<&TensorType>, funcs: 
         Op::Select => select(a[0], a[1], a[2]),
         Op::Reduce { op, axes, keepdim } => reduce(*op, axes, *keepdim, a[0]),
         Op::ArgMax { axis, keepdim } => argmax(*axis, *keepdim, a[0]),
+        Op::ArgSort { axis, .. } => argsort(*axis, a[0]),
+        Op::StopGradient => Ok(a[0].clone()),
         Op::MatMul => matmul(a[0], a[1]),
         Op::Einsum(spec) => einsum(spec, a),
         Op::Conv { stride, padding, dilation, groups } => conv(a[0], a[1], stride, padding, dilation, *groups),
@@ -401,7 +403,7 @@ fn unary_dtypes(u: UnaryOp) -> &'static [DType] {
     match u {
         UnaryOp::Not => BOOL,
         UnaryOp::Neg => NUMERIC,
-        UnaryOp::Abs => REAL,
+        UnaryOp::Abs | UnaryOp::Sign | UnaryOp::Relu | UnaryOp::Floor => REAL,
         _ => FLOAT,
     }
 }
@@ -462,6 +464,14 @@ fn reduce(op: ReduceOp, axes: &[usize], keepdim: bool, x: &TensorType) -> Res {
     };
     dtype_in(x, allowed, "operand")?;
     Ok(TensorType::new(x.dtype, reduced_shape(x, axes, keepdim)?))
+}
+
+fn argsort(axis: usize, x: &TensorType) -> Res {
+    dtype_in(x, REAL, "operand")?;
+    if axis >= x.rank() {
+        return Err(format!("axis {axis} out of range for {x}"));
+    }
+    Ok(x.with_dtype(DType::I64))
 }
 
 fn argmax(axis: usize, keepdim: bool, x: &TensorType) -> Res {
@@ -1055,6 +1065,10 @@ mod tests {
         assert_eq!(ok(Op::ArgMax { axis: 1, keepdim: true }, &["f32[B, 10]"], None), "i64[B, 1]");
         assert!(err(Op::ArgMax { axis: 2, keepdim: false }, &["f32[B, 10]"], None).contains("out of range"));
         assert!(err(Op::ArgMax { axis: 0, keepdim: false }, &["bool[B]"], None).contains("must be"));
+        assert_eq!(ok(Op::ArgSort { axis: 1, descending: true }, &["f32[B, 10]"], None), "i64[B, 10]");
+        assert!(err(Op::ArgSort { axis: 2, descending: false }, &["i64[B, 10]"], None).contains("out of range"));
+        assert!(err(Op::ArgSort { axis: 0, descending: false }, &["c64[B]"], None).contains("must be"));
+        assert_eq!(ok(Op::StopGradient, &["c64[B, 3]"], None), "c64[B, 3]");
     }
 
     #[test]

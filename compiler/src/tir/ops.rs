@@ -108,6 +108,13 @@ pub enum Op {
     Reduce { op: ReduceOp, axes: Vec<usize>, keepdim: bool },
     /// Index of the maximum along `axis`. `%9 = argmax(%7) {axis=1, keepdim=false} : i64[B]`
     ArgMax { axis: usize, keepdim: bool },
+    /// The indices that sort `axis` (stable: equal values keep their order; NaN is the
+    /// largest value, `-0.0` equals `0.0`), descending when `descending`.
+    /// `%9 = argsort(%7) {axis=1, descending=false} : i64[B, 10]`
+    ArgSort { axis: usize, descending: bool },
+    /// The operand's value, through which no gradient flows.
+    /// `%9 = stop_gradient(%7) : f32[B, 10]`
+    StopGradient,
     /// `[..., m, k] x [..., k, n] -> [..., m, n]`, identical batch dims.
     /// `%10 = matmul(%a, %b) : f32[B, 10]`
     MatMul,
@@ -198,6 +205,8 @@ impl Op {
             Op::Binary(b) => binary_name(*b).into(),
             Op::Select => "select".into(),
             Op::Cast => "cast".into(),
+            Op::ArgSort { .. } => "argsort".into(),
+            Op::StopGradient => "stop_gradient".into(),
             Op::Reduce { op, .. } => format!("reduce.{}", reduce_name(*op)),
             Op::ArgMax { .. } => "argmax".into(),
             Op::MatMul => "matmul".into(),
@@ -304,7 +313,7 @@ pub fn reduce_name(op: ReduceOp) -> &'static str {
 pub fn fixed_result_dtype(op: &Op) -> Option<DType> {
     match op {
         Op::Binary(b) if b.is_predicate() => Some(DType::Bool),
-        Op::ArgMax { .. } => Some(DType::I64),
+        Op::ArgMax { .. } | Op::ArgSort { .. } => Some(DType::I64),
         Op::Rfft { .. } | Op::Complex => Some(DType::C64),
         _ => None,
     }

@@ -644,6 +644,8 @@ fn layout_op(name: &str, a: &mut Attrs) -> BResult<Option<Op>> {
         "const" => Op::Const(a.f64("value")?),
         "iota" => Op::Iota { axis: a.usize("axis")? },
         "argmax" => Op::ArgMax { axis: a.usize("axis")?, keepdim: a.bool("keepdim")? },
+        "argsort" => Op::ArgSort { axis: a.usize("axis")?, descending: a.bool("descending")? },
+        "stop_gradient" => Op::StopGradient,
         "einsum" => Op::Einsum(a.take("spec")?.string()?),
         "conv" => Op::Conv {
             stride: a.ints("stride")?,

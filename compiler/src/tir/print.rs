@@ -132,6 +132,7 @@ pub fn op_attrs(op: &Op) -> Vec<(&'static str, String)> {
         }
         Op::Reduce { axes, keepdim, .. } => vec![("axes", list(axes)), ("keepdim", keepdim.to_string())],
         Op::ArgMax { axis, keepdim } => vec![("axis", axis.to_string()), ("keepdim", keepdim.to_string())],
+        Op::ArgSort { axis, descending } => vec![("axis", axis.to_string()), ("descending", descending.to_string())],
         Op::Einsum(spec) => vec![("spec", quote(spec))],
         Op::Permute(perm) => vec![("perm", list(perm))],
         Op::Irfft { axis, n } => vec![("axis", axis.to_string()), ("n", n.to_string())],

@@ -225,6 +225,9 @@ fn reductions(b: &mut FuncBuilder, p: &Program, x: ValueId, h: ValueId) {
     b.op(p, reduce(ReduceOp::Max, &[0, 1], false), &[h]);
     b.op(p, reduce(ReduceOp::Min, &[], false), &[h]);
     b.op(p, Op::ArgMax { axis: 1, keepdim: false }, &[h]);
+    b.op(p, Op::ArgSort { axis: 1, descending: false }, &[h]);
+    b.op(p, Op::ArgSort { axis: 0, descending: true }, &[h]);
+    b.op(p, Op::StopGradient, &[h]);
     let w = b.op_as(p, Op::Param("fc.w".into()), &[], "f32[8, 16]");
     b.op(p, Op::Einsum("bi,io->bo".into()), &[x, w]);
     b.op(p, Op::Einsum("bi->ib".into()), &[h]);
@@ -324,9 +327,11 @@ mod tests {
             Op::Stack(_) => 29,
             Op::Vmap { .. } => 30,
             Op::Scan { .. } => 31,
+            Op::ArgSort { .. } => 32,
+            Op::StopGradient => 33,
         }
     }
-    const VARIANTS: usize = 32;
+    const VARIANTS: usize = 34;
 
     #[test]
     fn sample_uses_every_op_variant_and_name() {

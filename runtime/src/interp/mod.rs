@@ -29,6 +29,7 @@ mod index;
 mod movement;
 pub mod random;
 mod reduce;
+pub mod sort;
 
 use crate::resident::{Bindings, HostState};
 use crate::tensor::Tensor;
@@ -328,6 +329,8 @@ impl<'p> Interpreter<'p> {
             Op::Cast => a(1).map(|_| args[0].cast(out.dtype)),
             Op::Reduce { op, axes, keepdim } => a(1).and_then(|_| reduce::reduce(*op, args[0], axes, *keepdim)),
             Op::ArgMax { axis, keepdim } => a(1).and_then(|_| reduce::argmax(args[0], *axis, *keepdim)),
+            Op::ArgSort { axis, descending } => a(1).and_then(|_| sort::argsort(args[0], *axis, *descending)),
+            Op::StopGradient => a(1).map(|_| args[0].clone()),
             Op::MatMul => a(2).and_then(|_| contract::matmul(args[0], args[1])),
             Op::Einsum(spec) => contract::einsum(spec, args),
             Op::Conv { stride, padding, dilation, groups } => {

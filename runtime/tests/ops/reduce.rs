@@ -88,3 +88,33 @@ fn argmax_first_maximum() {
     let got = eval(Op::ArgMax { axis: 0, keepdim: false }, &[i64s(&[3], &[-1, 4, 4])], tt(DType::I64, &[]));
     assert_eq!(got.as_i64().unwrap(), &[1]);
 }
+
+#[test]
+fn argsort_is_stable_with_nan_largest() {
+    let sort = |x: Tensor, axis, descending, shape: &[usize]| {
+        eval(Op::ArgSort { axis, descending }, &[x], tt(DType::I64, shape)).as_i64().unwrap().to_vec()
+    };
+    // [3, 1, NaN, 1, -inf, -0.0, 0.0]: ties keep their order in both directions.
+    let (nan, inf) = (f32::NAN, f32::INFINITY);
+    let x = f32s(&[7], &[3.0, 1.0, nan, 1.0, -inf, -0.0, 0.0]);
+    assert_eq!(sort(x.clone(), 0, false, &[7]), [4, 5, 6, 1, 3, 0, 2]);
+    assert_eq!(sort(x, 0, true, &[7]), [2, 0, 1, 3, 5, 6, 4]);
+    // Along axis 0 of [[2, 0], [1, 0], [2, -1]]: columns sort independently.
+    let m = i64s(&[3, 2], &[2, 0, 1, 0, 2, -1]);
+    assert_eq!(sort(m.clone(), 0, false, &[3, 2]), [1, 2, 0, 0, 2, 1]);
+    assert_eq!(sort(m, 1, true, &[3, 2]), [0, 1, 0, 1, 0, 1]);
+    // Two NaNs are equal: they keep their order.
+    assert_eq!(sort(f32s(&[3], &[nan, 0.5, nan]), 0, true, &[3]), [0, 2, 1]);
+    let empty = Tensor::new(vec![2, 0], archc_runtime::tensor::Data::F64(vec![])).unwrap();
+    assert!(sort(empty, 1, false, &[2, 0]).is_empty());
+    let e = eval_err(Op::ArgSort { axis: 0, descending: false }, &[bools(&[2], &[true, false])], tt(DType::I64, &[2]));
+    assert!(e.contains("not defined"), "{e}");
+}
+
+#[test]
+fn stop_gradient_is_its_operand() {
+    let x = f32s(&[2], &[1.5, f32::NAN]);
+    let got = eval(Op::StopGradient, &[x.clone()], tt(DType::F32, &[2]));
+    assert_eq!(got.as_f32().unwrap()[0], 1.5);
+    assert!(got.as_f32().unwrap()[1].is_nan());
+}

@@ -128,6 +128,68 @@ pub(crate) unsafe fn argmax(x: &Buf, out: &Buf, axis: usize, dtype: DType) -> Re
     Ok(())
 }
 
+/// `argsort` along `axis` (the interpreter's order: stable, NaN largest).
+///
+/// # Safety
+/// Live buffers of the given shapes; `x` of `dtype`, `out` i64 of the same shape.
+pub(crate) unsafe fn argsort(x: &Buf, out: &Buf, axis: usize, descending: bool, dtype: DType) -> Result<(), String> {
+    let (outer, size, inner) = split(&x.shape, axis);
+    if out.numel() != x.numel() {
+        return Err(format!("result has {} elements, expected {}", out.numel(), x.numel()));
+    }
+    let os = unsafe { out.slice_mut::<i64>() };
+    unsafe {
+        match dtype {
+            DType::F32 => sorted_rows(x.slice::<f32>(), os, (outer, size, inner), descending, |v| v as f64),
+            DType::F64 => sorted_rows(x.slice::<f64>(), os, (outer, size, inner), descending, |v| v),
+            DType::I64 => sorted_rows(x.slice::<i64>(), os, (outer, size, inner), descending, |v| v),
+            _ => return Err(format!("argsort is not defined on {dtype}")),
+        }
+    }
+    Ok(())
+}
+
+/// Keys of a sort: floats in `argsort`'s order, integers as they are.
+trait SortKey: Copy {
+    fn order(a: Self, b: Self) -> std::cmp::Ordering;
+}
+
+impl SortKey for f64 {
+    fn order(a: f64, b: f64) -> std::cmp::Ordering {
+        archc_runtime::interp::sort::sort_order(a, b)
+    }
+}
+
+impl SortKey for i64 {
+    fn order(a: i64, b: i64) -> std::cmp::Ordering {
+        a.cmp(&b)
+    }
+}
+
+fn sorted_rows<T: Copy, K: SortKey>(
+    x: &[T],
+    out: &mut [i64],
+    (outer, size, inner): (usize, usize, usize),
+    descending: bool,
+    key: impl Fn(T) -> K,
+) {
+    let mut idx: Vec<usize> = Vec::with_capacity(size);
+    for o in 0..outer {
+        for j in 0..inner {
+            let at = |i: usize| (o * size + i) * inner + j;
+            idx.clear();
+            idx.extend(0..size);
+            idx.sort_by(|&a, &b| match descending {
+                false => K::order(key(x[at(a)]), key(x[at(b)])),
+                true => K::order(key(x[at(b)]), key(x[at(a)])),
+            });
+            for (k, &i) in idx.iter().enumerate() {
+                out[at(k)] = i as i64;
+            }
+        }
+    }
+}
+
 #[allow(clippy::eq_op)]
 fn first_max<T: Copy + PartialOrd>(x: &[T], out: &mut [i64], size: usize, inner: usize) {
     for (r, o) in out.iter_mut().enumerate() {

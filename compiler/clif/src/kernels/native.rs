@@ -2,7 +2,7 @@
 //! `gemm` crate, row-major and batched), the random fills (`rand.uniform`, `rand.normal`:
 //! the interpreter's ChaCha8 streams, drawn in row-major order), and the dispatch to
 //! [`super::window`] (`conv`, `pool`), [`super::index`] (`gather`, `scatter_add`,
-//! `argmax`), [`super::fft`] (`rfft`, `irfft`) and [`super::einsum`] (two-operand real
+//! `argmax`, `argsort`), [`super::fft`] (`rfft`, `irfft`) and [`super::einsum`] (two-operand real
 //! contractions); `real`, `imag` and `complex` are loops here.
 //!
 //! [`supports`] says at compile time which instructions have one; [`run`] runs it.
@@ -32,6 +32,7 @@ pub fn supports(inst: &Inst, args: &[TensorType]) -> bool {
             args.len() == 3 && d(1) == Some(DType::I64) && matches!(d(0), Some(DType::F32 | DType::F64 | DType::I64))
         }
         Op::ArgMax { .. } => args.len() == 1 && d(0) != Some(DType::C64),
+        Op::ArgSort { .. } => args.len() == 1 && matches!(d(0), Some(DType::F32 | DType::F64 | DType::I64)),
         Op::Rfft { .. } => args.len() == 1 && real(&args[0]) && inst.ty.dtype == DType::C64,
         Op::Irfft { .. } => args.len() == 1 && d(0) == Some(DType::C64) && real(&inst.ty),
         _ => false,
@@ -99,6 +100,9 @@ pub unsafe fn run(plan: &Plan, ins: &[Buf], outs: &[Buf], key: i64) -> Result<()
             index::scatter_add::<i64>(&ins[0], &ins[1], &ins[2], out, *axis)
         },
         (Op::ArgMax { axis, .. }, _) => unsafe { index::argmax(&ins[0], out, *axis, plan.args[0].dtype) },
+        (Op::ArgSort { axis, descending }, _) => unsafe {
+            index::argsort(&ins[0], out, *axis, *descending, plan.args[0].dtype)
+        },
         (Op::Rfft { axis }, _) => unsafe { fft::rfft(&ins[0], out, *axis, plan.args[0].dtype, plan.keep) },
         (Op::Irfft { axis, .. }, _) if ins.len() == 2 => unsafe { fft::irfft_parts(&ins[0], &ins[1], out, *axis) },
         (Op::Irfft { axis, .. }, dtype) => unsafe { fft::irfft(&ins[0], out, *axis, dtype, plan.keep) },

@@ -247,11 +247,15 @@ impl<'s, 'p, 'f> FnLower<'s, 'p, 'f> {
             }
             Op::Real | Op::Imag | Op::Complex => ew::lower(self, inst),
             Op::Reduce { .. } => reduce::lower(self, inst),
-            Op::Reshape | Op::Permute(_) | Op::Broadcast | Op::Slice { .. } | Op::Concat { .. } | Op::Pad { .. } => {
-                movement::lower(self, inst)
-            }
+            Op::Reshape
+            | Op::StopGradient
+            | Op::Permute(_)
+            | Op::Broadcast
+            | Op::Slice { .. }
+            | Op::Concat { .. }
+            | Op::Pad { .. } => movement::lower(self, inst),
             Op::Call(_) | Op::Stack(_) | Op::Vmap { .. } | Op::Scan { .. } => control::lower(self, inst),
-            Op::ArgMax { .. } | Op::MatMul | Op::Einsum(_) | Op::Conv { .. } | Op::Pool { .. } => {
+            Op::ArgMax { .. } | Op::ArgSort { .. } | Op::MatMul | Op::Einsum(_) | Op::Conv { .. } | Op::Pool { .. } => {
                 kernel::lower(self, inst)
             }
             Op::Gather { .. } | Op::ScatterAdd { .. } | Op::Rfft { .. } | Op::Irfft { .. } => kernel::lower(self, inst),

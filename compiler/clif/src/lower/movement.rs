@@ -20,7 +20,7 @@ use cranelift_codegen::ir::{InstBuilder, Value};
 
 pub(crate) fn lower(l: &mut FnLower, inst: &Inst) -> Result<(), ClifError> {
     match &inst.op {
-        Op::Reshape => {
+        Op::Reshape | Op::StopGradient => {
             let x = l.arg(inst, 0);
             if x.ty.numel() != inst.ty.numel() || x.ty.dtype != inst.ty.dtype {
                 return Err(ClifError::unsupported("reshape", format!("{} to {}", x.ty, inst.ty)));

@@ -39,6 +39,7 @@ mod fft;
 mod linalg;
 mod lower;
 mod scalar;
+mod sort;
 pub mod types;
 
 pub use builder::fixed as fixed_size;

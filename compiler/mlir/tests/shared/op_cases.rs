@@ -438,9 +438,10 @@ fn elementwise_on_every_dtype() {
             }
         }
     }
-    // Unary: 15 on each float, neg/abs on i64, not on bool, neg on c64. Binary: all but
-    // and/or on floats, all but pow/and/or on i64, eq/ne/and/or on bool, + - * / == != on c64.
-    assert_eq!(accepted.len(), (15 + 15 + 2 + 1 + 1) + (14 + 14 + 13 + 4 + 6), "{accepted:?}");
+    // Unary: 15 on each float, neg/abs/sign/relu/floor on i64, not on bool, neg on c64.
+    // Binary: all but and/or on floats, all but pow/and/or on i64, eq/ne/and/or on bool,
+    // + - * / == != on c64.
+    assert_eq!(accepted.len(), (15 + 15 + 5 + 1 + 1) + (14 + 14 + 13 + 4 + 6), "{accepted:?}");
     for &(dt, x, y) in &operands {
         let c = operands[3].1;
         m.emit(Op::Select, &[c, x, y], format!("select({dt})"));
@@ -606,6 +607,62 @@ fn reductions_and_argmax() {
         f32s(&[3, 4], &[1.0, nan, 3.0, nan, -inf, -inf, -inf, -inf, 2.0, inf, -1.0, inf]),
     ];
     check(&p, "main", &inputs, &[0]);
+}
+
+/// `argsort` along every axis, both directions, on random values, ties (stable order),
+/// NaN and infinities (NaN largest), signed zeros (equal) and every real dtype, with a
+/// row length known only at run time and an empty axis; `stop_gradient` is its operand.
+#[test]
+fn argsort_and_stop_gradient() {
+    let mut m = Main::new(vec![]);
+    let x = m.arg("f32[2, 3, 4]");
+    let i = m.arg("i64[2, 3, 4]");
+    let f = m.arg("f64[2, 3, 4]");
+    let ties = m.arg("f32[2, 3, 4]");
+    let nan = m.arg("f32[3, 4]");
+    let zeros = m.arg("f32[2, 4]");
+    let z = m.arg("c64[2, 3]");
+    for axis in 0..3 {
+        for descending in [false, true] {
+            let op = Op::ArgSort { axis, descending };
+            for (v, what) in [(x, "f32"), (i, "i64 ties"), (f, "f64"), (ties, "f32 ties")] {
+                m.emit(op.clone(), &[v], format!("argsort {axis} descending={descending} ({what})"));
+            }
+        }
+    }
+    for (axis, descending) in [(0, false), (1, false), (0, true), (1, true)] {
+        m.emit(Op::ArgSort { axis, descending }, &[nan], format!("argsort {axis} {descending} (NaN, inf)"));
+        m.emit(Op::ArgSort { axis, descending }, &[zeros], format!("argsort {axis} {descending} (signed zeros)"));
+    }
+    m.emit(Op::StopGradient, &[x], "stop_gradient (f32)");
+    m.emit(Op::StopGradient, &[z], "stop_gradient (c64)");
+    let p = m.verified("argsort");
+    let mut g = Gen(33);
+    let (inf, nan) = (f32::INFINITY, f32::NAN);
+    let ties: Vec<f32> = (0..24).map(|_| (g.next() * 3.0).floor() as f32 - 1.0).collect();
+    let inputs = vec![
+        g.f32s(&[2, 3, 4], -2.0, 2.0),
+        g.i64s(&[2, 3, 4], -2, 2),
+        g.f64s(&[2, 3, 4], -2.0, 2.0),
+        f32s(&[2, 3, 4], &ties),
+        f32s(&[3, 4], &[1.0, nan, 3.0, nan, -inf, -inf, nan, -inf, 2.0, inf, -1.0, inf]),
+        f32s(&[2, 4], &[0.0, -0.0, 0.0, -0.0, -0.0, 1.0, 0.0, -1.0]),
+        g.c64s(&[2, 3]),
+    ];
+    check(&p, "main", &inputs, &[0]);
+
+    // A row length known only at run time, and rows of no elements.
+    let mut m = Main::new(vec![]);
+    let x = m.arg("f32[2, N]");
+    m.emit(Op::ArgSort { axis: 1, descending: true }, &[x], "argsort of N");
+    m.emit(Op::ArgSort { axis: 0, descending: false }, &[x], "argsort along 2 rows");
+    let p = m.verified("argsort_dynamic");
+    let mut interp = Interpreter::new(&p);
+    let mut jit = backend(&p, 0);
+    for n in [5, 1, 0] {
+        let v: Vec<f32> = (0..2 * n).map(|k| ((k * 7) % 5) as f32).collect();
+        check_with(&p, "main", (&[f32s(&[2, n], &v)], Edges::Full), &[0], &mut interp, jit.as_mut());
+    }
 }
 
 /// Reductions of many elements into few results, which the GPU target folds in two

@@ -25,7 +25,7 @@ pub fn vjp(e: &mut Emitter, inst: &Inst, ct: V) -> Res<Vec<Option<V>>> {
     let y = inst.result;
     match &inst.op {
         Op::Param(_) | Op::Const(_) | Op::Iota { .. } | Op::RandUniform { .. } | Op::RandNormal { .. } => Ok(vec![]),
-        Op::ArgMax { .. } => Ok(vec![None]),
+        Op::ArgMax { .. } | Op::ArgSort { .. } | Op::StopGradient => Ok(vec![None]),
         Op::Unary(u) => Ok(vec![elementwise::unary(e, *u, a[0], y, ct)?]),
         Op::Binary(b) => elementwise::binary(e, *b, a[0], a[1], y, ct),
         Op::Select => movement::select(e, a[0], ct),
