@@ -521,6 +521,22 @@ def grad_hypernet(rng, xs):
     return {"x": x, "task": task}, leaves, y
 
 
+def grad_sorting(rng, xs):
+    x = normal(rng, (4, 8))
+    fc = torch.nn.Linear(8, 6).double()
+    set_params(fc, {"weight": uniform(rng, (6, 8), -0.5, 0.5), "bias": uniform(rng, (6,), -0.3, 0.3)})
+    xt = xs("x", x)
+    h = fc(xt)
+    top = torch.topk(h, 3, dim=1, largest=True, sorted=True).values
+    low = torch.topk(h, 2, dim=1, largest=False, sorted=True).values
+    down = torch.sort(h, dim=0, descending=True, stable=True).values
+    least = torch.gather(h, 1, h.argmin(dim=1, keepdim=True))
+    centred = h - h.mean(dim=1, keepdim=True).detach()
+    reordered = torch.gather(h, 1, torch.argsort(xt[:, 0:6].detach(), dim=1, stable=True))
+    y = torch.cat([top, low, down, least, centred, reordered], dim=1)
+    return {"x": x}, module_leaves(fc, linear_map("fc")), y
+
+
 # name -> (case function, seed)
 GRAD_CASES = {
     "mlp": (grad_mlp, 101),
@@ -529,6 +545,7 @@ GRAD_CASES = {
     "attention": (grad_attention, 104),
     "fno": (grad_fno, 105),
     "hypernet": (grad_hypernet, 106),
+    "sorting": (grad_sorting, 107),
 }
 
 GRAD_FIXTURES = os.path.join(FIXTURES, "grad")

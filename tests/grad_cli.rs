@@ -185,7 +185,7 @@ macro_rules! fixtures {
     };
 }
 
-fixtures!(mlp, cnn, lstm, attention, fno, hypernet);
+fixtures!(mlp, cnn, lstm, attention, fno, hypernet, sorting);
 
 /// Every gradient fixture program has a test above.
 #[test]

@@ -1,5 +1,6 @@
 //! Whole-model gradients against PyTorch: every `tests/fixtures/grad/NAME.arch` is a small
-//! model (MLP, CNN, LSTM, attention block, FNO layer, hypernetwork), and
+//! model (MLP, CNN, LSTM, attention block, FNO layer, hypernetwork, sorting and
+//! selection: topk, sort, argmin, argsort, take_along, stop_gradient), and
 //! `tests/fixtures/grad/NAME.safetensors` (written by `scripts/gen_fixtures.py`, see there;
 //! `make fixtures`) holds its inputs `input.<arg>`, every param under its TIR name (our
 //! layout), PyTorch's output `output.y`, the loss weights `r`, and PyTorch's gradients of
@@ -44,21 +45,40 @@ fn max_abs(v: &[f64]) -> f64 {
     v.iter().fold(0.0f64, |m, x| m.max(x.abs()))
 }
 
-fn run_fixture(name: &str) {
-    let dir = common::repo().join("tests/fixtures/grad");
-    let arch = dir.join(format!("{name}.arch"));
-    let data = dir.join(format!("{name}.safetensors"));
+/// A fixture's gradient program and the arguments that run it.
+struct Prepared {
+    /// `grad_loss`: y, the loss, then one gradient per label.
+    gp: Program,
+    /// `grad_loss`'s arguments, from the fixture.
+    inputs: Vec<Tensor>,
+    /// `input.<arg>` or `param.<name>` per gradient result, in order.
+    labels: Vec<String>,
+    /// The program's params.
+    declared: BTreeSet<String>,
+    /// The params that are arguments of the differentiated function.
+    params: Vec<String>,
+    fixture: BTreeMap<String, Tensor>,
+}
+
+/// Builds fixture `name`'s loss `sum(y * r)` and its gradient program.
+fn prepare(name: &str) -> Prepared {
+    prepare_from(name, &common::repo().join(format!("tests/fixtures/grad/{name}.arch")))
+}
+
+/// [`prepare`] for the program `arch` on fixture `name`'s data.
+fn prepare_from(name: &str, arch: &std::path::Path) -> Prepared {
+    let data = common::repo().join(format!("tests/fixtures/grad/{name}.safetensors"));
     let out = common::check(&arch, &Options::default());
     assert!(out.diagnostics.is_empty(), "{}:\n{}", arch.display(), common::rendered(&out));
     let program = out.program.expect("program built");
-    let mut fixture: BTreeMap<String, Tensor> =
+    let fixture: BTreeMap<String, Tensor> =
         io::read_safetensors(&data).unwrap_or_else(|e| panic!("{e} (run `make fixtures`)"));
 
     // Every param has a value and an expected gradient; every expected gradient is a param's
     // or a float input's.
-    let declared: BTreeSet<&str> = program.params.iter().map(|p| p.name.as_str()).collect();
+    let declared: BTreeSet<String> = program.params.iter().map(|p| p.name.clone()).collect();
     for p in &declared {
-        assert!(fixture.contains_key(*p), "{name}: param @{p} has no value in {}", data.display());
+        assert!(fixture.contains_key(p), "{name}: param @{p} has no value in {}", data.display());
         assert!(
             fixture.contains_key(&format!("grad.param.{p}")),
             "{name}: param @{p} has no grad.param.{p} in the fixture"
@@ -115,11 +135,6 @@ fn run_fixture(name: &str) {
         panic!("{name}: the gradient program does not verify: {errs:?}\n{gp}");
     }
 
-    // Run: params are set too (a body the gradient did not rewrite may still read them).
-    let mut interp = Interpreter::new(&gp);
-    for p in &declared {
-        interp.set_param(p, fixture[*p].clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
-    }
     let inputs: Vec<Tensor> = g
         .arg_names
         .iter()
@@ -132,7 +147,23 @@ fn run_fixture(name: &str) {
             fixture.get(&key).cloned().unwrap_or_else(|| panic!("{name}: no {key} in the fixture"))
         })
         .collect();
-    let results = interp.run("grad_loss", &inputs).unwrap_or_else(|e| panic!("{name}: {e}"));
+    Prepared { gp, inputs, labels, declared, params, fixture }
+}
+
+/// `grad_loss` of a prepared fixture on `inputs` (params set from the fixture: a body
+/// the gradient did not rewrite may still read them).
+fn run_grad_loss(p: &Prepared, inputs: &[Tensor]) -> Vec<Tensor> {
+    let mut interp = Interpreter::new(&p.gp);
+    for name in &p.declared {
+        interp.set_param(name, p.fixture[name].clone()).unwrap_or_else(|e| panic!("{e}"));
+    }
+    interp.run("grad_loss", inputs).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn run_fixture(name: &str) {
+    let prepared = prepare(name);
+    let results = run_grad_loss(&prepared, &prepared.inputs);
+    let Prepared { labels, declared, params, mut fixture, .. } = prepared;
 
     let mut failures: Vec<String> = Vec::new();
     let want_y = fixture.remove("output.y").expect("output.y in the fixture");
@@ -166,6 +197,62 @@ fn run_fixture(name: &str) {
             .push(format!("fixture gradients {unchecked:?} were not compared (an input that is not differentiated?)"));
     }
     assert!(failures.is_empty(), "{name}: gradients disagree with PyTorch:\n  {}", failures.join("\n  "));
+}
+
+/// Sorting and selection are piecewise linear: away from ties (the fixture's inputs are
+/// fixed and have none within the step), central differences of the interpreter's
+/// forward pass agree with the gradient program at every entry of every input and param.
+/// The loss `sum(y * r)` is summed in f64 from the f32 output `y`. Differences see
+/// through `stop_gradient`, so here the mean is taken out without it (the fixture's own
+/// test checks `stop_gradient` against PyTorch's `detach`).
+#[test]
+fn sorting_gradients_match_central_differences() {
+    let source = std::fs::read_to_string(common::repo().join("tests/fixtures/grad/sorting.arch")).expect("fixture");
+    let plain = source.replace("stop_gradient(mean(h, axis = 1, keepdim = true))", "mean(h, axis = 1, keepdim = true)");
+    assert_ne!(plain, source, "the fixture's stop_gradient line changed");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let arch = dir.path().join("sorting.arch");
+    std::fs::write(&arch, plain).expect("write");
+    let p = prepare_from("sorting", &arch);
+    let base = run_grad_loss(&p, &p.inputs);
+    let names = &p.gp.func("grad_loss").expect("grad_loss").arg_names;
+    let r = p.fixture["r"].to_f64_vec().expect("real");
+    let loss = |inputs: &[Tensor]| -> f64 {
+        let y = run_grad_loss(&p, inputs)[0].to_f64_vec().expect("real");
+        y.iter().zip(&r).map(|(a, b)| a * b).sum()
+    };
+    let mut worst = (0.0f64, String::new());
+    for (k, label) in p.labels.iter().enumerate() {
+        let arg = match label.strip_prefix("input.") {
+            Some(a) => a.to_string(),
+            None => format!("param:{}", label.trim_start_matches("param.")),
+        };
+        let at = names.iter().position(|n| *n == arg).unwrap_or_else(|| panic!("no argument {arg}"));
+        let got = base[2 + k].to_f64_vec().expect("real");
+        let v = p.inputs[at].as_f32().expect("f32").to_vec();
+        for i in 0..v.len() {
+            let (mut up, mut down) = (p.inputs.clone(), p.inputs.clone());
+            let step = 1e-3 * v[i].abs().max(1.0);
+            let (hi, lo) = (v[i] + step, v[i] - step);
+            up[at] = Tensor::from_f32(&p.inputs[at].shape, {
+                let mut w = v.clone();
+                w[i] = hi;
+                w
+            });
+            down[at] = Tensor::from_f32(&p.inputs[at].shape, {
+                let mut w = v.clone();
+                w[i] = lo;
+                w
+            });
+            let fd = (loss(&up) - loss(&down)) / (f64::from(hi) - f64::from(lo));
+            let err = (got[i] - fd).abs() / fd.abs().max(1.0);
+            if err > worst.0 {
+                worst = (err, format!("d loss / d {label}[{i}]: gradient {}, central difference {fd}", got[i]));
+            }
+        }
+    }
+    eprintln!("sorting: worst disagreement with central differences {:.2e} ({})", worst.0, worst.1);
+    assert!(worst.0 < 2e-3, "{}", worst.1);
 }
 
 /// Prints the errors of `got` against `want`; a failure message when they disagree.
@@ -232,6 +319,7 @@ fixtures!(
     attention,
     fno,
     hypernet,
+    sorting,
 );
 
 /// Every gradient fixture program has a test above and its data file beside it.
