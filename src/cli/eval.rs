@@ -13,10 +13,12 @@ use super::train_block::{self, data_failure, run_dir};
 use super::{Context, Fail};
 use crate::backend::{self, Backend};
 use crate::training;
+use archc_compiler::sema::train_config::TrainConfig;
 use archc_compiler::sema::Options;
 use archc_compiler::tir::Program;
 use archc_mlir::aot::Artifact;
 use archc_runtime::data::Frame;
+use archc_runtime::train::TrainData;
 use archc_runtime::{io, Tensor};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -88,11 +90,7 @@ fn eval(
     let program = training::train_program(&cfg).map_err(|e| Fail::user(format!("cannot build the eval step: {e}")))?;
     let data = training::train_data(&cfg, &program).map_err(|e| data_failure(&cfg, e, &block.sources, cx.color))?;
     let weights = crate::weights::read(ckpt).map_err(Fail::user)?;
-    let test = match (&data.test, &args.split) {
-        (Some(t), _) => t,
-        (None, Some(part)) => return Err(Fail::user(training::no_part(&cfg.data.name, part))),
-        (None, None) => return Err(Fail::user("this data set has no test part")),
-    };
+    let test = test_part(&data, &cfg, args)?;
     let env = training::step_env(&program, "eval_step", test, cfg.batch);
     crate::memory::check(&program, "eval_step", &env, cx.max_memory).map_err(Fail::user)?;
     let mut exec = backend::executor(&program, args.backend, art).map_err(Fail::user)?;
@@ -110,6 +108,15 @@ fn eval(
         write_predictions(&preds, out)?;
     }
     Ok(())
+}
+
+/// The part evaluated: the test part, or `--split`'s.
+fn test_part<'d>(data: &'d TrainData, cfg: &TrainConfig, args: &EvalArgs) -> Result<&'d Frame, Fail> {
+    match (&data.test, &args.split) {
+        (Some(t), _) => Ok(t),
+        (None, Some(part)) => Err(Fail::user(training::no_part(&cfg.data.name, part))),
+        (None, None) => Err(Fail::user("this data set has no test part")),
+    }
 }
 
 /// One `NAME: VALUE` line per metric (`metric:correct` shown as `accuracy`).

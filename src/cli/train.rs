@@ -21,7 +21,7 @@ use archc_compiler::sema::Options;
 use archc_compiler::tir::Program;
 use archc_grammar::span::SourceMap;
 use archc_mlir::aot::Artifact;
-use archc_runtime::train::{TrainError, TrainReport};
+use archc_runtime::train::{TrainData, TrainError, TrainReport};
 use clap::Args;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -106,16 +106,7 @@ fn train(
     spec.detect_anomaly = args.detect_anomaly;
     let mut exec = backend::executor(&program, args.backend, art).map_err(Fail::user)?;
     let dir = prepare_dir(file, args, opts, &text)?;
-    eprintln!(
-        "training {} on {} ({} train / {} test samples), {} epochs, batch {}, into {}",
-        cfg.program.name,
-        training::data_label(&cfg.data),
-        data.train.len(),
-        data.test.as_ref().map_or(0, |t| t.len()),
-        cfg.epochs,
-        cfg.batch,
-        dir.display()
-    );
+    announce(&cfg, &data, &dir);
     let progress = !args.quiet && std::io::stderr().is_terminal();
     let report = archc_runtime::train::train_with(&program, &spec, &data, &dir, args.resume, progress, exec.as_mut())
         .map_err(|e| train_failure(e, &sources, cx.color, &dir))?;
@@ -153,6 +144,20 @@ fn prepare_dir(file: &Path, args: &TrainArgs, opts: &Options, text: &str) -> Res
     archc_runtime::train::write_source(&dir, &name, text).map_err(Fail::user)?;
     candidate::record(&dir, opts).map_err(Fail::user)?;
     Ok(dir)
+}
+
+/// What is about to be trained, on stderr.
+fn announce(cfg: &TrainConfig, data: &TrainData, dir: &Path) {
+    eprintln!(
+        "training {} on {} ({} train / {} test samples), {} epochs, batch {}, into {}",
+        cfg.program.name,
+        training::data_label(&cfg.data),
+        data.train.len(),
+        data.test.as_ref().map_or(0, |t| t.len()),
+        cfg.epochs,
+        cfg.batch,
+        dir.display()
+    );
 }
 
 /// The end of a run: a note when there was nothing to train, then the final metrics
