@@ -537,6 +537,31 @@ def grad_sorting(rng, xs):
     return {"x": x}, module_leaves(fc, linear_map("fc")), y
 
 
+def grad_resample(rng, xs):
+    x = normal(rng, (2, 3, 7))
+    z = normal(rng, (2, 2, 5, 4))
+    up1 = torch.nn.ConvTranspose1d(3, 4, 3, stride=2, padding=1, output_padding=1).double()
+    up2 = torch.nn.ConvTranspose2d(2, 4, 3, stride=2, padding=2, dilation=2, groups=2).double()
+    set_params(up1, {"weight": uniform(rng, (3, 4, 3), -0.3, 0.3), "bias": uniform(rng, (4,), -0.3, 0.3)})
+    set_params(up2, {"weight": uniform(rng, (2, 2, 3, 3), -0.3, 0.3), "bias": uniform(rng, (4,), -0.3, 0.3)})
+    xt, zt = xs("x", x), xs("z", z)
+    parts = [
+        up1(xt),
+        up2(zt),
+        F.pad(xt, (2, 3), mode="reflect"),
+        F.pad(zt, (3, 1, 1, 2), mode="replicate"),
+        F.pad(xt, (4, 7), mode="circular"),
+        torch.flip(xt, [1])[:, :, [6, 4, 2]],
+        F.interpolate(xt, scale_factor=3, mode="linear", align_corners=False),
+        F.interpolate(zt, scale_factor=(2, 3), mode="bilinear", align_corners=False),
+        F.interpolate(zt, scale_factor=2, mode="nearest"),
+    ]
+    y = torch.cat([torch.flatten(p, 1) for p in parts], dim=1)
+    leaves = module_leaves(up1, {"up1.w": ("weight", same), "up1.b": ("bias", same)})
+    leaves.update(module_leaves(up2, {"up2.w": ("weight", same), "up2.b": ("bias", same)}))
+    return {"x": x, "z": z}, leaves, y
+
+
 # name -> (case function, seed)
 GRAD_CASES = {
     "mlp": (grad_mlp, 101),
@@ -546,6 +571,7 @@ GRAD_CASES = {
     "fno": (grad_fno, 105),
     "hypernet": (grad_hypernet, 106),
     "sorting": (grad_sorting, 107),
+    "resample": (grad_resample, 108),
 }
 
 GRAD_FIXTURES = os.path.join(FIXTURES, "grad")

@@ -1,6 +1,7 @@
 //! Whole-model gradients against PyTorch: every `tests/fixtures/grad/NAME.arch` is a small
 //! model (MLP, CNN, LSTM, attention block, FNO layer, hypernetwork, sorting and
-//! selection: topk, sort, argmin, argsort, take_along, stop_gradient), and
+//! selection: topk, sort, argmin, argsort, take_along, stop_gradient; resampling:
+//! transposed convolutions, padding modes, reversal, upsampling), and
 //! `tests/fixtures/grad/NAME.safetensors` (written by `scripts/gen_fixtures.py`, see there;
 //! `make fixtures`) holds its inputs `input.<arg>`, every param under its TIR name (our
 //! layout), PyTorch's output `output.y`, the loss weights `r`, and PyTorch's gradients of
@@ -199,21 +200,12 @@ fn run_fixture(name: &str) {
     assert!(failures.is_empty(), "{name}: gradients disagree with PyTorch:\n  {}", failures.join("\n  "));
 }
 
-/// Sorting and selection are piecewise linear: away from ties (the fixture's inputs are
-/// fixed and have none within the step), central differences of the interpreter's
-/// forward pass agree with the gradient program at every entry of every input and param.
-/// The loss `sum(y * r)` is summed in f64 from the f32 output `y`. Differences see
-/// through `stop_gradient`, so here the mean is taken out without it (the fixture's own
-/// test checks `stop_gradient` against PyTorch's `detach`).
-#[test]
-fn sorting_gradients_match_central_differences() {
-    let source = std::fs::read_to_string(common::repo().join("tests/fixtures/grad/sorting.arch")).expect("fixture");
-    let plain = source.replace("stop_gradient(mean(h, axis = 1, keepdim = true))", "mean(h, axis = 1, keepdim = true)");
-    assert_ne!(plain, source, "the fixture's stop_gradient line changed");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let arch = dir.path().join("sorting.arch");
-    std::fs::write(&arch, plain).expect("write");
-    let p = prepare_from("sorting", &arch);
+/// The worst disagreement, relative to `max(1, |difference|)`, between the gradient
+/// program of `arch` on fixture `name`'s data and central differences of its forward
+/// pass (the loss `sum(y * r)` summed in f64 from the f32 output `y`), over every entry
+/// of every input and param.
+fn central_differences(name: &str, arch: &std::path::Path) -> (f64, String) {
+    let p = prepare_from(name, arch);
     let base = run_grad_loss(&p, &p.inputs);
     let names = &p.gp.func("grad_loss").expect("grad_loss").arg_names;
     let r = p.fixture["r"].to_f64_vec().expect("real");
@@ -251,8 +243,33 @@ fn sorting_gradients_match_central_differences() {
             }
         }
     }
-    eprintln!("sorting: worst disagreement with central differences {:.2e} ({})", worst.0, worst.1);
-    assert!(worst.0 < 2e-3, "{}", worst.1);
+    worst
+}
+
+/// Sorting and selection are piecewise linear: away from ties (the fixture's inputs are
+/// fixed and have none within the step), central differences agree with the gradient
+/// program. Differences see through `stop_gradient`, so here the mean is taken out
+/// without it (the fixture's own test checks `stop_gradient` against PyTorch's `detach`).
+#[test]
+fn sorting_gradients_match_central_differences() {
+    let source = std::fs::read_to_string(common::repo().join("tests/fixtures/grad/sorting.arch")).expect("fixture");
+    let plain = source.replace("stop_gradient(mean(h, axis = 1, keepdim = true))", "mean(h, axis = 1, keepdim = true)");
+    assert_ne!(plain, source, "the fixture's stop_gradient line changed");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let arch = dir.path().join("sorting.arch");
+    std::fs::write(&arch, plain).expect("write");
+    let (err, what) = central_differences("sorting", &arch);
+    eprintln!("sorting: worst disagreement with central differences {err:.2e} ({what})");
+    assert!(err < 2e-3, "{what}");
+}
+
+/// Transposed convolutions, padding modes, reversal and upsampling are linear maps:
+/// central differences agree with the gradient program up to f32 rounding.
+#[test]
+fn resampling_gradients_match_central_differences() {
+    let (err, what) = central_differences("resample", &common::repo().join("tests/fixtures/grad/resample.arch"));
+    eprintln!("resample: worst disagreement with central differences {err:.2e} ({what})");
+    assert!(err < 2e-3, "{what}");
 }
 
 /// Prints the errors of `got` against `want`; a failure message when they disagree.
@@ -320,6 +337,7 @@ fixtures!(
     fno,
     hypernet,
     sorting,
+    resample,
 );
 
 /// Every gradient fixture program has a test above and its data file beside it.

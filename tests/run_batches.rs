@@ -269,3 +269,29 @@ fn max_memory_is_checked_per_chunk() {
     let o = archc(&["run", &file, "--backend", "interp", "--input", &xi, "--max-memory", "600K", "--batch", "2000"]);
     assert_refused(&o, "running `main` at B=2000 needs at least");
 }
+
+/// A complex output is written as numpy's complex64 (`<c8`): the spectrum `rfft(x)` of
+/// a file of rows, whole and in chunks, on each CPU backend, equal to the interpreter's
+/// transform of the same rows.
+#[test]
+fn complex_outputs_are_written_as_complex64() {
+    let tmp = tempfile::tempdir().unwrap();
+    let arch = tmp.path().join("spectrum.arch");
+    std::fs::write(&arch, "network Spectrum {\n    input x: f32[B, 8]\n    output z = rfft(x)\n}\n").unwrap();
+    let file = arch.display().to_string();
+    let x = Tensor::from_f32(&[5, 8], values(40, 7));
+    let xs = vec![input(&write(tmp.path(), "x.npy", &x), "x")];
+    let want = archc_runtime::interp::rfft(&x, 1).expect("the interpreter's transform");
+    let mut backends = vec!["interp", "cranelift"];
+    if cfg!(feature = "mlir") {
+        backends.push("mlir-cpu");
+    }
+    for backend in backends {
+        for (out, batch) in [(format!("{backend}-whole"), None), (format!("{backend}-chunks"), Some("2"))] {
+            let z = read(&run_to(tmp.path(), &out, &file, &xs, backend, batch), "z.npy");
+            assert_eq!(z.type_string(), "c64[5, 5]", "{out}");
+            let d = z.compare(&want).expect("same shape");
+            assert!(d.max_abs < 1e-5, "{out}: max |difference| {}", d.max_abs);
+        }
+    }
+}

@@ -2,9 +2,10 @@
 //! numeric CSV (optionally gzipped) and PyTorch zip checkpoints (`.pt`, read only).
 //!
 //! Contract:
-//! - `.npy` (via `npyz`): writes f32 `<f4`, f64 `<f8`, i64 `<i8`, bool `|b1`, C order.
-//!   Reads those (either byte order, C or Fortran order), and widens other integer types
-//!   (`i1 i2 i4 u1 u2 u4 u8`) to i64. c64 and every other dtype are `UnsupportedDType`.
+//! - `.npy` (via `npyz`): writes f32 `<f4`, f64 `<f8`, i64 `<i8`, bool `|b1`, c64 `<c8`
+//!   (numpy's complex64), C order. Reads those (either byte order, C or Fortran order),
+//!   and widens other integer types (`i1 i2 i4 u1 u2 u4 u8`) to i64. Every other dtype
+//!   (complex128 included) is `UnsupportedDType`.
 //!   The header's shape is checked against the file's length before any data is read, so
 //!   a malformed header is an error, never a huge allocation.
 //! - `.npz` (a zip of `.npy` entries, stored or deflated, as `numpy.savez[_compressed]`
@@ -112,6 +113,7 @@ fn npy_from_bytes(bytes: &[u8], path: &Path) -> Result<Tensor, IoError> {
         (TypeChar::Float, 4) => Data::F32(npy.into_vec().map_err(io_err(path))?),
         (TypeChar::Float, 8) => Data::F64(npy.into_vec().map_err(io_err(path))?),
         (TypeChar::Bool, 1) => Data::Bool(npy.into_vec().map_err(io_err(path))?),
+        (TypeChar::Complex, 8) => Data::C64(npy.into_vec().map_err(io_err(path))?),
         (TypeChar::Int | TypeChar::Uint, _) => Data::I64(read_ints(npy, ts.type_char(), size, path)?),
         _ => return Err(unsupported(path, ts)),
     };
@@ -223,7 +225,7 @@ fn npy_bytes(path: &Path, tensor: &Tensor) -> Result<Vec<u8>, IoError> {
         Data::F64(v) => npy_to_writer(&mut out, shape, v),
         Data::I64(v) => npy_to_writer(&mut out, shape, v),
         Data::Bool(v) => npy_to_writer(&mut out, shape, v),
-        Data::C64(_) => return Err(unsupported(path, "c64 (npy)")),
+        Data::C64(v) => npy_to_writer(&mut out, shape, v),
     };
     result.map_err(io_err(path))?;
     Ok(out)

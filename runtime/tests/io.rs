@@ -41,9 +41,15 @@ fn npy_round_trips() {
 #[test]
 fn npy_errors_name_the_path() {
     let dir = scratch("npy-errors");
+    // complex64 is numpy's `<c8`; complex128 is not read.
     let path = dir.join("z.npy");
-    let z = Tensor::from_c64(&[1], vec![Complex::new(1.0, 2.0)]);
-    let e = write_npy(&path, &z).unwrap_err();
+    let z = Tensor::from_c64(&[2, 1], vec![Complex::new(1.0, 2.0), Complex::new(-0.5, f32::INFINITY)]);
+    write_npy(&path, &z).unwrap();
+    assert!(std::fs::read(&path).unwrap().windows(5).any(|w| w == b"'<c8'"));
+    assert_eq!(read_npy(&path).unwrap(), z);
+    let data: Vec<u8> = [1f64, 2.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+    std::fs::write(&path, npy_bytes("<c16", false, "(1,)", &data)).unwrap();
+    let e = read_npy(&path).unwrap_err();
     assert!(matches!(e, IoError::UnsupportedDType { .. }) && e.to_string().contains("z.npy"), "{e}");
     let missing = dir.join("missing.npy");
     let e = read_npy(&missing).unwrap_err();

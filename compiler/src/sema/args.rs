@@ -129,6 +129,14 @@ impl ArgReader {
         }
     }
 
+    pub fn str_or(&mut self, name: &'static str, default: &str) -> R<String> {
+        match self.opt(name) {
+            Some((Value::Str(s), _)) => Ok(s),
+            Some((v, s)) => Err(self.wrong(name, "a string", &v, s)),
+            None => Ok(default.to_string()),
+        }
+    }
+
     /// An int or a list of ints (`stride = 2` or `stride = [2, 1]`).
     pub fn ints_or(&mut self, name: &'static str, default: Option<Vec<i64>>) -> R<Option<Vec<i64>>> {
         match self.opt(name) {

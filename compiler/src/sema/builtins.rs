@@ -44,6 +44,8 @@ pub const BUILTINS: &[&str] = &[
     "matmul",
     "einsum",
     "conv",
+    "conv_transpose",
+    "upsample",
     "max_pool",
     "avg_pool",
     "reshape",
@@ -134,6 +136,9 @@ fn dispatch(c: &mut Checker, name: &'static str, a: &mut ArgReader) -> R<Value> 
     }
     if super::sorting::NAMES.contains(&name) {
         return super::sorting::call(c, name, a);
+    }
+    if super::resample::NAMES.contains(&name) {
+        return super::resample::call(c, name, a);
     }
     let span = a.span();
     let t = |v: TVal| Ok(Value::Tensor(v));
@@ -507,7 +512,7 @@ fn einsum(c: &mut Checker, a: &mut ArgReader) -> R<Value> {
 }
 
 /// An int per spatial axis, from an int or a list.
-fn per_axis(v: Option<Vec<i64>>, n: usize, default: i64, what: &str, span: Span) -> R<Vec<i64>> {
+pub(super) fn per_axis(v: Option<Vec<i64>>, n: usize, default: i64, what: &str, span: Span) -> R<Vec<i64>> {
     match v {
         None => Ok(vec![default; n]),
         Some(v) if v.len() == 1 => Ok(vec![v[0]; n]),
@@ -640,10 +645,20 @@ fn pad(c: &mut Checker, a: &mut ArgReader) -> R<Value> {
             s,
         ));
     }
-    let value = a.float_or("value", 0.0)?;
     let mut padding = vec![(0, 0); x.ty.rank() - pairs.len()];
     padding.extend(pairs);
-    c.emit(Op::Pad { padding, value }, &[&x], None, span).map(Value::Tensor)
+    let mode = a.str_or("mode", "constant")?;
+    match mode.as_str() {
+        "constant" => {
+            let value = a.float_or("value", 0.0)?;
+            c.emit(Op::Pad { padding, value }, &[&x], None, span).map(Value::Tensor)
+        }
+        "reflect" | "replicate" | "circular" => {
+            super::resample::pad_mode(c, &x, &padding, &mode, span).map(Value::Tensor)
+        }
+        other => Err(Diagnostic::error(format!("unknown padding mode \"{other}\""), span)
+            .with_help("modes: \"constant\" (with `value`), \"reflect\", \"replicate\", \"circular\"")),
+    }
 }
 
 fn dtype_arg(a: &mut ArgReader, name: &'static str) -> R<DType> {

@@ -11,6 +11,8 @@ use archc_grammar::span::Span;
 /// One resolved index entry for a tensor axis.
 enum Pick {
     Range(Dim, Dim, i64),
+    /// `Range`, then read backwards (a negative step).
+    Reversed(Dim, Dim, i64),
     One(Dim),
     Gather(TVal),
 }
@@ -43,6 +45,7 @@ impl Checker<'_> {
         let (mut start, mut end, mut step) = (Vec::new(), Vec::new(), Vec::new());
         let mut keep_shape = Vec::new();
         let mut gather = None;
+        let mut reversed = Vec::new();
         for (axis, p) in picks.into_iter().enumerate() {
             let size = t.ty.shape[axis].clone();
             match p {
@@ -50,6 +53,13 @@ impl Checker<'_> {
                     start.push(s);
                     end.push(e);
                     step.push(st);
+                    keep_shape.push(axis);
+                }
+                Pick::Reversed(s, e, st) => {
+                    start.push(s);
+                    end.push(e);
+                    step.push(st);
+                    reversed.push(keep_shape.len());
                     keep_shape.push(axis);
                 }
                 Pick::One(i) => {
@@ -74,6 +84,9 @@ impl Checker<'_> {
         if keep_shape.len() != rank {
             let shape: Vec<Dim> = keep_shape.iter().map(|&a| y.ty.shape[a].clone()).collect();
             y = self.reshape(&y, shape, span)?;
+        }
+        for axis in reversed {
+            y = super::resample::reverse(self, &y, axis, span)?;
         }
         if let Some((axis, idx)) = gather {
             y = self.emit(Op::Gather { axis }, &[&y, &idx], None, span)?;
@@ -123,6 +136,12 @@ impl Checker<'_> {
                         }
                     }
                 }
+                IndexItem::Slice { start, end, step, .. } if self.negative_step(step, env, m)? => {
+                    let size = t.ty.shape[picks.len()].clone();
+                    let st = self.opt_dim(step, env, m)?.and_then(|d| d.as_const()).expect("checked");
+                    let (s, e) = (self.opt_dim(start, env, m)?, self.opt_dim(end, env, m)?);
+                    picks.push(backwards(s, e, st, &size, span)?);
+                }
                 IndexItem::Slice { start, end, step, .. } => {
                     let size = t.ty.shape[picks.len()].clone();
                     let s =
@@ -143,6 +162,11 @@ impl Checker<'_> {
             picks.push(Pick::Range(Dim::constant(0), t.ty.shape[a].clone(), 1));
         }
         Ok(picks)
+    }
+
+    /// Whether a slice step is a negative compile-time int.
+    fn negative_step(&mut self, step: &Option<archc_grammar::ast::Expr>, env: &Env, m: usize) -> R<bool> {
+        Ok(self.opt_dim(step, env, m)?.and_then(|d| d.as_const()).is_some_and(|c| c < 0))
     }
 
     fn opt_dim(&mut self, e: &Option<archc_grammar::ast::Expr>, env: &Env, m: usize) -> R<Option<Dim>> {
@@ -262,6 +286,33 @@ fn check_magnitude(i: &Dim, span: Span) -> R<()> {
         }
         _ => Ok(()),
     }
+}
+
+/// `start:end:step` with `step < 0`, as Python reads it (`start` from the last element,
+/// `end` past the first when absent; bounds counted from the end and clamped), as an
+/// ascending slice read backwards. A symbolic axis takes only `::-1`.
+fn backwards(start: Option<Dim>, end: Option<Dim>, step: i64, size: &Dim, span: Span) -> R<Pick> {
+    let k = -step;
+    let Some(n) = size.as_const() else {
+        if start.is_none() && end.is_none() && k == 1 {
+            return Ok(Pick::Reversed(Dim::constant(0), size.clone(), 1));
+        }
+        return Err(Diagnostic::error(
+            format!("a negative slice step on an axis of symbolic size {size} must be `::-1`"),
+            span,
+        ));
+    };
+    let clamp = |d: Option<Dim>, default: i64| -> R<i64> {
+        let Some(d) = d else { return Ok(default) };
+        let c =
+            d.as_const().ok_or_else(|| Diagnostic::error("slice bounds with a negative step must be ints", span))?;
+        Ok((if c < 0 { c + n } else { c }).clamp(-1, n - 1))
+    };
+    let (s, e) = (clamp(start, n - 1)?, clamp(end, -1)?);
+    let count = if s > e { (s - e + k - 1) / k } else { 0 };
+    let first = s - (count - 1).max(0) * k;
+    let (lo, hi) = if count == 0 { (0, 0) } else { (first, s + 1) };
+    Ok(Pick::Reversed(Dim::constant(lo), Dim::constant(hi), k))
 }
 
 /// A slice bound still negative after counting from the end is clamped to 0, as Python

@@ -29,6 +29,7 @@ pub mod loss_expr;
 pub mod modules;
 pub mod params;
 pub mod recover;
+pub mod resample;
 pub mod resolve;
 pub mod scope;
 pub mod settings;

@@ -36,7 +36,7 @@ use crate::tensor::Tensor;
 
 use archc_compiler::tir::{DType, Func, Inst, Op, Program, ValueId};
 use bind::DimEnv;
-pub use fft::RealFft;
+pub use fft::{rfft, RealFft};
 pub use movement::{concat, permute};
 use std::collections::HashMap;
 use std::fmt;
