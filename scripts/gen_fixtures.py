@@ -562,6 +562,22 @@ def grad_resample(rng, xs):
     return {"x": x, "z": z}, leaves, y
 
 
+def grad_spectral(rng, xs):
+    x = normal(rng, (2, 4, 6))
+    fc = torch.nn.Linear(6, 6).double()
+    set_params(fc, {"weight": uniform(rng, (6, 6), -0.5, 0.5), "bias": uniform(rng, (6,), -0.3, 0.3)})
+    h = fc(xs("x", x))
+    z = torch.fft.fft(h, dim=1)
+    w = torch.fft.ifft(z * torch.complex(h, h * 0.5), dim=2)
+    s = torch.fft.rfft2(h)
+    back = torch.fft.irfft2(s * s, s=(4, 6))
+    f2 = torch.fft.fft2(torch.complex(h, -h))
+    i2 = torch.fft.ifft2(f2 * f2)
+    parts = [z.real, w.imag, s.real, s.imag, back, f2.real, i2.imag]
+    y = torch.cat([torch.flatten(p, 1) for p in parts], dim=1)
+    return {"x": x}, module_leaves(fc, linear_map("fc")), y
+
+
 # name -> (case function, seed)
 GRAD_CASES = {
     "mlp": (grad_mlp, 101),
@@ -572,6 +588,7 @@ GRAD_CASES = {
     "hypernet": (grad_hypernet, 106),
     "sorting": (grad_sorting, 107),
     "resample": (grad_resample, 108),
+    "spectral": (grad_spectral, 109),
 }
 
 GRAD_FIXTURES = os.path.join(FIXTURES, "grad")

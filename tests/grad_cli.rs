@@ -185,7 +185,7 @@ macro_rules! fixtures {
     };
 }
 
-fixtures!(mlp, cnn, lstm, attention, fno, hypernet, sorting, resample);
+fixtures!(mlp, cnn, lstm, attention, fno, hypernet, sorting, resample, spectral);
 
 /// Every gradient fixture program has a test above.
 #[test]

@@ -61,6 +61,12 @@ pub const BUILTINS: &[&str] = &[
     "scatter_add",
     "rfft",
     "irfft",
+    "fft",
+    "ifft",
+    "fft2",
+    "ifft2",
+    "rfft2",
+    "irfft2",
     "real",
     "imag",
     "complex",
@@ -136,6 +142,9 @@ fn dispatch(c: &mut Checker, name: &'static str, a: &mut ArgReader) -> R<Value> 
     }
     if super::sorting::NAMES.contains(&name) {
         return super::sorting::call(c, name, a);
+    }
+    if super::spectral::NAMES.contains(&name) {
+        return super::spectral::call(c, name, a);
     }
     if super::resample::NAMES.contains(&name) {
         return super::resample::call(c, name, a);

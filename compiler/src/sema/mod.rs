@@ -36,6 +36,7 @@ pub mod settings;
 pub mod shapes;
 pub mod sorting;
 pub mod space;
+pub mod spectral;
 pub mod tensor_ops;
 pub mod train_config;
 pub mod value;
