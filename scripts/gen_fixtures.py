@@ -578,6 +578,22 @@ def grad_spectral(rng, xs):
     return {"x": x}, module_leaves(fc, linear_map("fc")), y
 
 
+def grad_pooling(rng, xs):
+    x = normal(rng, (2, 2, 7, 6))
+    mix = torch.nn.Conv2d(2, 2, 1).double()
+    set_params(mix, {"weight": uniform(rng, (2, 2, 1, 1), -0.8, 0.8), "bias": uniform(rng, (2,), -0.3, 0.3)})
+    h = mix(xs("x", x))
+    parts = [
+        F.max_pool2d(h, 3, stride=2, ceil_mode=True),
+        F.avg_pool2d(h, 3, stride=2, padding=1, count_include_pad=False),
+        F.avg_pool2d(h, (2, 3), stride=2, padding=1, ceil_mode=True),
+        F.avg_pool2d(h, 3, stride=2, ceil_mode=True, count_include_pad=False),
+        F.max_pool2d(h, (2, 2), stride=(3, 4), padding=1, ceil_mode=True),
+    ]
+    y = torch.cat([torch.flatten(p, 1) for p in parts], dim=1)
+    return {"x": x}, module_leaves(mix, {"mix.w": ("weight", same), "mix.b": ("bias", same)}), y
+
+
 # name -> (case function, seed)
 GRAD_CASES = {
     "mlp": (grad_mlp, 101),
@@ -589,6 +605,7 @@ GRAD_CASES = {
     "sorting": (grad_sorting, 107),
     "resample": (grad_resample, 108),
     "spectral": (grad_spectral, 109),
+    "pooling": (grad_pooling, 110),
 }
 
 GRAD_FIXTURES = os.path.join(FIXTURES, "grad")

@@ -1,7 +1,8 @@
 //! Whole-model gradients against PyTorch: every `tests/fixtures/grad/NAME.arch` is a small
 //! model (MLP, CNN, LSTM, attention block, FNO layer, hypernetwork, sorting and
 //! selection: topk, sort, argmin, argsort, take_along, stop_gradient; resampling:
-//! transposed convolutions, padding modes, reversal, upsampling; complex FFTs), and
+//! transposed convolutions, padding modes, reversal, upsampling; complex FFTs; pooling
+//! with `ceil_mode` and without counting the padding), and
 //! `tests/fixtures/grad/NAME.safetensors` (written by `scripts/gen_fixtures.py`, see there;
 //! `make fixtures`) holds its inputs `input.<arg>`, every param under its TIR name (our
 //! layout), PyTorch's output `output.y`, the loss weights `r`, and PyTorch's gradients of
@@ -349,6 +350,7 @@ fixtures!(
     sorting,
     resample,
     spectral,
+    pooling,
 );
 
 /// Every gradient fixture program has a test above and its data file beside it.

@@ -554,11 +554,27 @@ fn pool(c: &mut Checker, name: &str, a: &mut ArgReader) -> R<Value> {
     let n = if k.len() > 1 { k.len() } else { x.ty.rank().saturating_sub(2).max(1) };
     let window = per_axis(Some(k), n, 1, "k", span)?;
     let stride = per_axis(a.ints_or("stride", None)?, n, 0, "stride", span)?;
-    let stride = stride.iter().zip(&window).map(|(&s, &k)| if s == 0 { k } else { s }).collect();
+    let stride: Vec<i64> = stride.iter().zip(&window).map(|(&s, &k)| if s == 0 { k } else { s }).collect();
     let pad = per_axis(a.ints_or("padding", None)?, n, 0, "padding", span)?;
-    let op = if name == "max_pool" { PoolOp::Max } else { PoolOp::Avg };
-    let padding = pad.iter().map(|&p| (p, p)).collect();
-    c.emit(Op::Pool { op, window, stride, padding }, &[&x], None, span).map(Value::Tensor)
+    let ceil_mode = a.bool_or("ceil_mode", false)?;
+    let extra = match ceil_mode {
+        true => super::resample::ceil_extra(&x, &window, &stride, &pad, span)?,
+        false => vec![0; n],
+    };
+    let padding: Vec<(i64, i64)> = pad.iter().map(|&p| (p, p)).collect();
+    if name == "max_pool" {
+        let lowest = if x.ty.dtype == DType::I64 { i64::MIN as f64 } else { f64::NEG_INFINITY };
+        let x = super::resample::pad_end(c, &x, &extra, lowest, span)?;
+        let op = Op::Pool { op: PoolOp::Max, window, stride, padding };
+        return c.emit(op, &[&x], None, span).map(Value::Tensor);
+    }
+    let include_pad = a.bool_or("count_include_pad", true)?;
+    if include_pad && !ceil_mode {
+        let op = Op::Pool { op: PoolOp::Avg, window, stride, padding };
+        return c.emit(op, &[&x], None, span).map(Value::Tensor);
+    }
+    let pool = super::resample::Pool { window, stride, pad, extra };
+    super::resample::counted_avg_pool(c, &x, &pool, include_pad, span).map(Value::Tensor)
 }
 
 fn reshape(c: &mut Checker, a: &mut ArgReader) -> R<Value> {

@@ -14,6 +14,11 @@
 //! - `conv_transpose(x, w, stride =, padding =, output_padding =, dilation =, groups =)`:
 //!   PyTorch's `conv_transpose{1,2,3}d` (weights `[C_in, C_out / groups, *K]`), as a
 //!   convolution of the input spread by `stride` with the flipped kernel.
+//! - Pooling's `ceil_mode` (PyTorch's rule: the last window may run past the padded end
+//!   but must start inside the input or its left padding) is an explicit pad after the
+//!   input (the lowest value for max pooling); an average with `ceil_mode` or `count_include_pad =
+//!   false` divides the windows' sums by the count of what they cover (the padding only
+//!   when counted, the extra end never), as a ratio of two average pools.
 
 use super::args::ArgReader;
 use super::builtins::{per_axis, permute};
@@ -301,4 +306,79 @@ fn crop(c: &mut Checker, x: &TVal, axis: usize, start: Dim, end: Dim, span: Span
     ends[axis] = end;
     let op = Op::Slice { start: starts, end: ends, step: vec![1; r] };
     c.emit(op, &[x], Some(TensorType::new(x.ty.dtype, shape)), span)
+}
+
+/// Pooling windows per spatial axis: size, stride, padding and the `ceil_mode` extra.
+pub struct Pool {
+    pub window: Vec<i64>,
+    pub stride: Vec<i64>,
+    pub pad: Vec<i64>,
+    pub extra: Vec<i64>,
+}
+
+/// The padding `ceil_mode` adds at the end of each spatial axis (constant sizes only).
+pub fn ceil_extra(x: &TVal, window: &[i64], stride: &[i64], pad: &[i64], span: Span) -> R<Vec<i64>> {
+    let first = x.ty.rank() - window.len();
+    let mut out = Vec::with_capacity(window.len());
+    for (i, ((&k, &s), &p)) in window.iter().zip(stride).zip(pad).enumerate() {
+        let Some(n) = x.ty.shape[first + i].as_const() else {
+            return Err(Diagnostic::error(format!("ceil_mode needs constant spatial sizes, found {}", x.ty), span));
+        };
+        let span_len = n + 2 * p - k;
+        if span_len < 0 || s < 1 {
+            return Ok(vec![0; window.len()]); // the pool op reports the bad window
+        }
+        let mut windows = (span_len + s - 1) / s + 1;
+        if (windows - 1) * s >= n + p {
+            windows -= 1;
+        }
+        out.push(((windows - 1) * s + k - (n + 2 * p)).max(0));
+    }
+    Ok(out)
+}
+
+/// `x` with `extra[i]` elements of `value` after the end of the `i`-th of its last
+/// `extra.len()` axes (none added when all are 0).
+pub fn pad_end(c: &mut Checker, x: &TVal, extra: &[i64], value: f64, span: Span) -> R<TVal> {
+    if extra.iter().all(|&e| e == 0) {
+        return Ok(x.clone());
+    }
+    let r = x.ty.rank();
+    let mut padding = vec![(0, 0); r];
+    for (i, &e) in extra.iter().enumerate() {
+        padding[r - extra.len() + i] = (0, e);
+    }
+    c.emit(Op::Pad { padding, value }, &[x], None, span)
+}
+
+/// Average pooling whose divisor counts what each window covers (see the module docs):
+/// the `ceil_mode` extra is explicit zeros after the input, the padding the pool's own.
+pub fn counted_avg_pool(c: &mut Checker, x: &TVal, p: &Pool, include_pad: bool, span: Span) -> R<TVal> {
+    let n = p.window.len();
+    let r = x.ty.rank();
+    let pool = |padding: Vec<(i64, i64)>| Op::Pool {
+        op: crate::tir::PoolOp::Avg,
+        window: p.window.clone(),
+        stride: p.stride.clone(),
+        padding,
+    };
+    let around: Vec<(i64, i64)> = p.pad.iter().map(|&q| (q, q)).collect();
+    let extended = pad_end(c, x, &p.extra, 0.0, span)?;
+    let sums = c.emit(pool(around.clone()), &[&extended], None, span)?;
+    // Ones over the spatial axes only, [1, ..., 1, *spatial].
+    let mut shape = vec![Dim::constant(1); r - n];
+    shape.extend(x.ty.shape[r - n..].iter().cloned());
+    let ones = full(c, 1.0, x.ty.dtype, &shape, span)?;
+    let counts = if include_pad {
+        let mut both = vec![(0, 0); r];
+        both[r - n..].copy_from_slice(&around);
+        let padded = c.emit(Op::Pad { padding: both, value: 1.0 }, &[&ones], None, span)?;
+        let padded = pad_end(c, &padded, &p.extra, 0.0, span)?;
+        c.emit(pool(vec![(0, 0); n]), &[&padded], None, span)?
+    } else {
+        let ones = pad_end(c, &ones, &p.extra, 0.0, span)?;
+        c.emit(pool(around), &[&ones], None, span)?
+    };
+    let counts = c.broadcast_to(&counts, &sums.ty.shape, span)?;
+    bin(c, BinaryOp::Div, &sums, &counts, span)
 }
