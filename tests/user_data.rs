@@ -292,3 +292,41 @@ train Space on file(\"d.npz\", split = [0.75, 0.25]) {
     let (ok, out) = archc(d.path(), &["supernet", "train", "space.arch", "--epochs", "1", "--out", "sn"]);
     assert!(!ok && out.contains("a supernet cannot yet train a loss written as an expression"), "{out}");
 }
+
+/// Per-token cross-entropy (logits `[B, S, C]`, labels `[B, S]`, as a pointer network or
+/// a sequence tagger has them): the built-in form `cross_entropy(logits, label)` and the
+/// bare metric `accuracy` average over every position, and a model that can learn the
+/// labels (each token's class is its largest feature) does.
+#[test]
+fn cross_entropy_over_positions_trains() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let (rows, s, c) = (64, 5, 3);
+    let x: Vec<f32> = (0..rows * s * c).map(|i| ((i as f32) * 0.917).sin()).collect();
+    let label: Vec<i64> =
+        x.chunks(c).map(|t| (0..c).fold(0, |best, k| if t[k] > t[best] { k } else { best }) as i64).collect();
+    let (x, label) = (Tensor::from_f32(&[rows, s, c], x), Tensor::from_i64(&[rows, s], label));
+    io::write_npz(d.path().join("tokens.npz"), [("x", &x), ("label", &label)]).expect("npz");
+    let text = "use nn.Linear
+
+network Tagger {
+    input x: f32[B, 5, 3]
+    let fc = Linear(3, 3)
+    output logits = x |> fc
+}
+
+train Tagger on file(\"tokens.npz\", split = [0.75, 0.25]) {
+    loss: cross_entropy(logits, label)
+    optimizer: adam(lr = 5e-2)
+    batch: 16
+    epochs: 30
+    metrics: [accuracy]
+}
+";
+    write(d.path(), "tagger.arch", text);
+    let (ok, out) = archc(d.path(), &["train", "tagger.arch", "--backend", "interp", "--out", "run", "--quiet"]);
+    assert!(ok, "{out}");
+    let metrics = std::fs::read_to_string(d.path().join("run/metrics.jsonl")).expect("metrics");
+    let last: serde_json::Value = serde_json::from_str(metrics.lines().last().expect("a line")).expect("json");
+    let acc = last["test_accuracy"].as_f64().expect("a test accuracy");
+    assert!(acc > 0.9, "per-token accuracy {acc}: {last}");
+}

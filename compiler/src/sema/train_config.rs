@@ -450,8 +450,12 @@ impl Reader<'_> {
         spec: &mut TrainSpec,
         t: &TrainDef,
     ) -> Objective {
+        let per_token = per_token_cross_entropy(p, spec);
+        if per_token {
+            self.name_metric_tensors(spec);
+        }
         let loss = match (&self.loss_expr, t.entries.iter().find(|e| e.key.node == "loss")) {
-            (None, _) if self.metric_exprs.is_empty() => return Objective::Builtin,
+            (None, _) if self.metric_exprs.is_empty() && !per_token => return Objective::Builtin,
             (Some(e), _) => e.clone(),
             (None, Some(entry)) => entry.value.clone(),
             (None, None) => return Objective::Builtin,
@@ -487,6 +491,21 @@ impl Reader<'_> {
                 self.errors.extend(ds);
                 Objective::Failed
             }
+        }
+    }
+
+    /// Bare metric names as calls on the loss's tensors (`accuracy` becomes
+    /// `accuracy(output, target)`), for a built-in loss that runs as its stdlib function.
+    fn name_metric_tensors(&mut self, spec: &TrainSpec) {
+        let name = |n: &str, span| Expr { kind: ExprKind::Name(n.to_string()), span };
+        for (n, span) in std::mem::take(&mut self.metric_names) {
+            if n == "loss" {
+                self.metric_names.push((n, span));
+                continue;
+            }
+            let arg = |v: &str| archc_grammar::ast::Arg { name: None, value: name(v, span), span };
+            let call = ExprKind::Call(Box::new(name(&n, span)), vec![arg(&spec.output), arg(&spec.target)]);
+            self.metric_exprs.push((n, Expr { kind: call, span }));
         }
     }
 
@@ -585,4 +604,13 @@ pub fn unknown_key(key: &str, span: Span, known: &[&str], block: &str) -> Diagno
         d = d.with_help(format!("did you mean `{s}`?"));
     }
     d
+}
+
+/// Whether the loss is the built-in cross-entropy on logits with axes between the batch
+/// and the classes (`[B, S, C]`, per-token labels `[B, S]`): it then runs as the stdlib
+/// function, which averages over every position.
+fn per_token_cross_entropy(p: &Program, spec: &TrainSpec) -> bool {
+    let main = p.main();
+    let rank = main.result_names.iter().position(|n| *n == spec.output).and_then(|i| main.type_of(main.results[i]));
+    matches!(spec.loss, Loss::CrossEntropy { .. }) && rank.is_some_and(|t| t.rank() > 2)
 }
