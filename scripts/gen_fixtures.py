@@ -594,6 +594,22 @@ def grad_pooling(rng, xs):
     return {"x": x}, module_leaves(mix, {"mix.w": ("weight", same), "mix.b": ("bias", same)}), y
 
 
+def grad_einsum(rng, xs):
+    x = normal(rng, (2, 4, 4))
+    v = normal(rng, (2, 3, 4))
+    fc = torch.nn.Linear(4, 4).double()
+    set_params(fc, {"weight": uniform(rng, (4, 4), -0.5, 0.5), "bias": uniform(rng, (4,), -0.3, 0.3)})
+    h = fc(xs("x", x))
+    vt = xs("v", v)
+    diag = torch.einsum("bii->bi", h)
+    trace = torch.einsum("bii->b", h)
+    three = torch.einsum("bij,bjk,bk->bi", h, h, diag)
+    batched = torch.einsum("...ij,...kj->...ik", h, vt)
+    implicit = torch.einsum("...ij,...jk", h, h)
+    y = torch.cat([diag, trace[:, None], three, torch.flatten(batched, 1), torch.flatten(implicit, 1)], dim=1)
+    return {"x": x, "v": v}, module_leaves(fc, linear_map("fc")), y
+
+
 # name -> (case function, seed)
 GRAD_CASES = {
     "mlp": (grad_mlp, 101),
@@ -606,6 +622,7 @@ GRAD_CASES = {
     "resample": (grad_resample, 108),
     "spectral": (grad_spectral, 109),
     "pooling": (grad_pooling, 110),
+    "einsum": (grad_einsum, 111),
 }
 
 GRAD_FIXTURES = os.path.join(FIXTURES, "grad")

@@ -2,7 +2,7 @@
 //! model (MLP, CNN, LSTM, attention block, FNO layer, hypernetwork, sorting and
 //! selection: topk, sort, argmin, argsort, take_along, stop_gradient; resampling:
 //! transposed convolutions, padding modes, reversal, upsampling; complex FFTs; pooling
-//! with `ceil_mode` and without counting the padding), and
+//! with `ceil_mode` and without counting the padding; numpy's einsum), and
 //! `tests/fixtures/grad/NAME.safetensors` (written by `scripts/gen_fixtures.py`, see there;
 //! `make fixtures`) holds its inputs `input.<arg>`, every param under its TIR name (our
 //! layout), PyTorch's output `output.y`, the loss weights `r`, and PyTorch's gradients of
@@ -283,6 +283,15 @@ fn spectral_gradients_match_central_differences() {
     assert!(err < 2e-3, "{what}");
 }
 
+/// The einsum model is a polynomial of degree three in each entry: central differences
+/// agree with the gradient program up to the step's square.
+#[test]
+fn einsum_gradients_match_central_differences() {
+    let (err, what) = central_differences("einsum", &common::repo().join("tests/fixtures/grad/einsum.arch"), 1e-3);
+    eprintln!("einsum: worst disagreement with central differences {err:.2e} ({what})");
+    assert!(err < 2e-3, "{what}");
+}
+
 /// Prints the errors of `got` against `want`; a failure message when they disagree.
 /// `zero_scale`: when `max |want|` is at most `ZERO * zero_scale`, the gradient is zero in
 /// exact arithmetic (the float64 reference holds rounding noise only), and the error is
@@ -351,6 +360,7 @@ fixtures!(
     resample,
     spectral,
     pooling,
+    einsum,
 );
 
 /// Every gradient fixture program has a test above and its data file beside it.

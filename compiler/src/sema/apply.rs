@@ -182,6 +182,16 @@ impl Checker<'_> {
     /// poison (see `recover`). A block that did not parse, or whose names clash, fails
     /// with poison at once: its errors are reported elsewhere.
     pub fn run_block(&mut self, b: &BlockRef, args: &[(String, Value)], inputs: Inputs, span: Span) -> R<Value> {
+        let outer = self.grid.len();
+        if b.def.kind == BlockKind::Operator {
+            self.grid.extend(b.def.grid.iter().map(|g| g.node.clone()));
+        }
+        let r = self.run_block_body(b, args, inputs, span);
+        self.grid.truncate(outer);
+        r
+    }
+
+    fn run_block_body(&mut self, b: &BlockRef, args: &[(String, Value)], inputs: Inputs, span: Span) -> R<Value> {
         if self.modules[b.module].is_broken(b.def.span) {
             return Err(Diagnostic::poison());
         }

@@ -516,8 +516,7 @@ fn einsum(c: &mut Checker, a: &mut ArgReader) -> R<Value> {
         })
         .collect::<R<_>>()?;
     let spec: String = spec.chars().filter(|c| !c.is_whitespace()).collect();
-    let refs: Vec<&TVal> = xs.iter().collect();
-    c.emit(Op::Einsum(spec), &refs, None, span).map(Value::Tensor)
+    super::einsum::einsum(c, &spec, &xs, span).map(Value::Tensor)
 }
 
 /// An int per spatial axis, from an int or a list.
@@ -542,6 +541,8 @@ fn conv(c: &mut Checker, a: &mut ArgReader) -> R<Value> {
     let pad = per_axis(a.ints_or("padding", None)?, n, 0, "padding", span)?;
     let dilation = per_axis(a.ints_or("dilation", None)?, n, 1, "dilation", span)?;
     let groups = a.int_or("groups", 1)?;
+    let kernel: Vec<i64> = w.ty.shape.iter().skip(2).map(|d| d.as_const().unwrap_or(1)).collect();
+    c.check_grid_window("convolution", &x.ty.shape, &kernel, span)?;
     let padding = pad.iter().map(|&p| (p, p)).collect();
     c.emit(Op::Conv { stride, padding, dilation, groups }, &[&x, &w], None, span).map(Value::Tensor)
 }
@@ -556,6 +557,7 @@ fn pool(c: &mut Checker, name: &str, a: &mut ArgReader) -> R<Value> {
     let stride = per_axis(a.ints_or("stride", None)?, n, 0, "stride", span)?;
     let stride: Vec<i64> = stride.iter().zip(&window).map(|(&s, &k)| if s == 0 { k } else { s }).collect();
     let pad = per_axis(a.ints_or("padding", None)?, n, 0, "padding", span)?;
+    c.check_grid_window("pooling window", &x.ty.shape, &window, span)?;
     let ceil_mode = a.bool_or("ceil_mode", false)?;
     let extra = match ceil_mode {
         true => super::resample::ceil_extra(&x, &window, &stride, &pad, span)?,

@@ -48,6 +48,12 @@ impl Checker<'_> {
         let mut reversed = Vec::new();
         for (axis, p) in picks.into_iter().enumerate() {
             let size = t.ty.shape[axis].clone();
+            let whole = match &p {
+                Pick::Range(s, e, st) | Pick::Reversed(s, e, st) => s.as_const() == Some(0) && *e == size && *st == 1,
+                Pick::One(_) => false,
+                Pick::Gather(_) => true,
+            };
+            self.check_grid_slice(&size, whole, span)?;
             match p {
                 Pick::Range(s, e, st) => {
                     start.push(s);

@@ -19,12 +19,14 @@ pub mod budget;
 pub mod builder;
 pub mod builtins;
 pub mod data_source;
+pub mod einsum;
 pub mod eval;
 pub mod experiment;
 pub mod gated;
 pub mod globals;
 pub mod hyper;
 pub mod index;
+pub mod invariance;
 pub mod loss_expr;
 pub mod modules;
 pub mod params;
@@ -88,6 +90,9 @@ pub struct Checker<'a> {
     /// Build with every `shared` choice at its largest option (to read the initialisers
     /// that every candidate of the space shares).
     pub shared_at_max: bool,
+    /// The grid dims of the operators being built (`operator .. over grid N`), which
+    /// grid-local operations must not touch (see `invariance`).
+    pub grid: Vec<String>,
     /// Whether this build made a `shared` choice.
     pub made_shared: bool,
     /// The shared choices given size symbols (`Options::elastic_symbols`), in order:
@@ -129,6 +134,7 @@ impl<'a> Checker<'a> {
             errors: Vec::new(),
             elastic_buffers: HashMap::new(),
             shared_at_max: false,
+            grid: Vec::new(),
             made_shared: false,
             elastic_args: Vec::new(),
         }

@@ -49,7 +49,7 @@ fn full(c: &mut Checker, v: f64, dtype: DType, shape: &[Dim], span: Span) -> R<T
 }
 
 /// The size `n` as an i64 tensor of `shape` (a constant, or counted at run time).
-fn size_of(c: &mut Checker, n: &Dim, shape: &[Dim], span: Span) -> R<TVal> {
+pub(super) fn size_of(c: &mut Checker, n: &Dim, shape: &[Dim], span: Span) -> R<TVal> {
     if let Some(k) = n.as_const() {
         return full(c, k as f64, DType::I64, shape, span);
     }
@@ -218,6 +218,7 @@ fn conv_transpose(c: &mut Checker, a: &mut ArgReader) -> R<Value> {
     let (Some(kernel), Some(c_in), Some(c_out_g)) = (kernel, w.ty.shape[0].as_const(), w.ty.shape[1].as_const()) else {
         return Err(Diagnostic::error(format!("conv_transpose needs constant weight sizes, found {}", w.ty), span));
     };
+    c.check_grid_window("transposed convolution", &x.ty.shape, &kernel, span)?;
     let bad = |m: String| Err(Diagnostic::error(m, span));
     if groups < 1 || c_in % groups != 0 || x.ty.shape[1].as_const() != Some(c_in) {
         return bad(format!(
