@@ -544,6 +544,8 @@ def grad_resample(rng, xs):
     up2 = torch.nn.ConvTranspose2d(2, 4, 3, stride=2, padding=2, dilation=2, groups=2).double()
     set_params(up1, {"weight": uniform(rng, (3, 4, 3), -0.3, 0.3), "bias": uniform(rng, (4,), -0.3, 0.3)})
     set_params(up2, {"weight": uniform(rng, (2, 2, 3, 3), -0.3, 0.3), "bias": uniform(rng, (4,), -0.3, 0.3)})
+    rect = torch.nn.Conv2d(2, 3, (1, 3), stride=(1, 2), padding=(0, 1)).double()
+    set_params(rect, {"weight": uniform(rng, (3, 2, 1, 3), -0.4, 0.4), "bias": uniform(rng, (3,), -0.3, 0.3)})
     xt, zt = xs("x", x), xs("z", z)
     parts = [
         up1(xt),
@@ -555,10 +557,12 @@ def grad_resample(rng, xs):
         F.interpolate(xt, scale_factor=3, mode="linear", align_corners=False),
         F.interpolate(zt, scale_factor=(2, 3), mode="bilinear", align_corners=False),
         F.interpolate(zt, scale_factor=2, mode="nearest"),
+        rect(zt),
     ]
     y = torch.cat([torch.flatten(p, 1) for p in parts], dim=1)
     leaves = module_leaves(up1, {"up1.w": ("weight", same), "up1.b": ("bias", same)})
     leaves.update(module_leaves(up2, {"up2.w": ("weight", same), "up2.b": ("bias", same)}))
+    leaves.update(module_leaves(rect, {"rect.w": ("weight", same), "rect.b": ("bias", same)}))
     return {"x": x, "z": z}, leaves, y
 
 

@@ -79,6 +79,7 @@ pub const BUILTINS: &[&str] = &[
     "linspace",
     "scan",
     "len",
+    "per_axis",
     "int",
     "float",
     "assert",
@@ -305,6 +306,16 @@ fn dispatch(c: &mut Checker, name: &'static str, a: &mut ArgReader) -> R<Value> 
                 c.buffer_updates.push((name, stored));
             }
             Ok(Value::Tensor(value))
+        }
+        "per_axis" => {
+            let (v, s) = a.req("v")?;
+            let n = a.int("n")?;
+            let ints = ints_of(&v).ok_or_else(|| a.wrong("v", "an int or a list of ints", &v, s))?;
+            match (ints.len(), usize::try_from(n)) {
+                (1, Ok(n)) if !matches!(v, Value::List(_)) => Ok(Value::List(vec![Value::Int(ints[0].into()); n])),
+                (k, Ok(n)) if k == n => Ok(v),
+                _ => Err(Diagnostic::error(format!("`{v}` is not an int or a list of {n} ints"), s)),
+            }
         }
         "len" => match a.req("list")? {
             (Value::List(v), _) => Ok(Value::Int((v.len() as i64).into())),
