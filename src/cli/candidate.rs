@@ -9,6 +9,7 @@ use super::program::checked;
 use super::select::Selection;
 use super::Fail;
 use crate::choices;
+use crate::choices::EntryFlags;
 use archc_compiler::sema::{ChoiceMode, Options};
 use clap::Args;
 use std::path::Path;
@@ -26,7 +27,10 @@ pub struct Candidate {
 
 impl Candidate {
     pub fn selection(self) -> Selection {
-        Selection { sample: self.sample, choices: self.choices, ..Selection::default() }
+        Selection {
+            flags: EntryFlags { sample: self.sample, choices: self.choices, ..EntryFlags::default() },
+            ..Selection::default()
+        }
     }
 
     fn given(&self) -> bool {

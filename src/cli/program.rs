@@ -59,7 +59,7 @@ pub fn compile(file: &Path, sel: &Selection, color: bool) -> Result<Program, Fai
 /// A program from printed TIR (`archc build --emit tir`); selection flags that only
 /// apply to `.arch` sources are refused.
 pub fn tir_program(file: &Path, sel: &Selection) -> Result<Program, Fail> {
-    if sel.sample.is_some() || sel.choices.is_some() || sel.args.is_some() || sel.entry.is_some() || sel.train {
+    if sel.flags.any() || sel.train {
         return Err(Fail::user(format!(
             "{}: a .tir file is one built program; --entry, --args, --choices, --sample and --train apply to .arch sources",
             file.display()

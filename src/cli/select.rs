@@ -8,26 +8,17 @@
 
 use super::Fail;
 use crate::backend::{self, Backend};
-use crate::driver::parse_pairs;
-use archc_compiler::sema::{ChoiceMode, Options};
+use crate::choices::EntryFlags;
+
+use archc_compiler::sema::Options;
 use clap::Args;
 use std::path::{Path, PathBuf};
 
 /// Which concrete network to build.
 #[derive(Args, Clone, Default)]
 pub struct Selection {
-    /// The block to build (default: the last network or operator in the file).
-    #[arg(long)]
-    pub entry: Option<String>,
-    /// Values for the entry's parameters: `--args hidden=64,classes=10`.
-    #[arg(long, value_name = "NAME=VALUE,...")]
-    pub args: Option<String>,
-    /// Draw every search-space choice at random with this seed.
-    #[arg(long, conflicts_with = "choices")]
-    pub sample: Option<u64>,
-    /// Fix choices: `--choices depth=3,op=1` (ints by value, other options by index).
-    #[arg(long, value_name = "NAME=VALUE,...")]
-    pub choices: Option<String>,
+    #[command(flatten)]
+    pub flags: EntryFlags,
     /// Set by the commands that build for training (`build --train`, `run --train`).
     #[arg(skip)]
     pub train: bool,
@@ -35,24 +26,8 @@ pub struct Selection {
 
 /// The checker's options for `sel` (`check_all`: check every item, not only the entry).
 pub fn options(sel: &Selection, check_all: bool) -> Result<Options, Fail> {
-    let choices = match (&sel.sample, &sel.choices) {
-        (Some(seed), _) => ChoiceMode::Sample(*seed),
-        (None, Some(c)) => ChoiceMode::Explicit(parse_pairs(c).map_err(Fail::user)?),
-        (None, None) => ChoiceMode::First,
-    };
-    let args = sel.args.as_deref().map(parse_pairs).transpose().map_err(Fail::user)?.unwrap_or_default();
-    Ok(Options {
-        training: sel.train,
-        choices,
-        entry: sel.entry.clone(),
-        args,
-        check_all,
-        validate_only: false,
-        elastic_symbols: false,
-        option_tags: false,
-        gated_choices: false,
-        data_fields: None,
-    })
+    let opts = sel.flags.options().map_err(Fail::user)?;
+    Ok(Options { training: sel.train, check_all, ..opts })
 }
 
 /// The options of a `train` block's build for the candidate `sel` selects (the block
@@ -95,10 +70,10 @@ fn recorded(options: &[(String, String)]) -> Selection {
     let mut sel = Selection::default();
     for (k, v) in options {
         match k.as_str() {
-            "entry" => sel.entry = Some(v.clone()),
-            "args" => sel.args = Some(v.clone()),
-            "sample" => sel.sample = v.parse().ok(),
-            "choices" => sel.choices = Some(v.clone()),
+            "entry" => sel.flags.entry = Some(v.clone()),
+            "args" => sel.flags.args = Some(v.clone()),
+            "sample" => sel.flags.sample = v.parse().ok(),
+            "choices" => sel.flags.choices = Some(v.clone()),
             "train" => sel.train = v == "true",
             _ => {}
         }
@@ -109,13 +84,14 @@ fn recorded(options: &[(String, String)]) -> Selection {
 /// The options an artifact records for `sel`, read back by [`resolve`].
 pub fn record(sel: &Selection) -> Vec<(String, String)> {
     let mut options = Vec::new();
-    let fields = [("entry", sel.entry.clone()), ("args", sel.args.clone()), ("choices", sel.choices.clone())];
+    let fields =
+        [("entry", sel.flags.entry.clone()), ("args", sel.flags.args.clone()), ("choices", sel.flags.choices.clone())];
     for (k, v) in fields {
         if let Some(v) = v {
             options.push((k.to_string(), v));
         }
     }
-    if let Some(seed) = sel.sample {
+    if let Some(seed) = sel.flags.sample {
         options.push(("sample".into(), seed.to_string()));
     }
     options.push(("train".into(), sel.train.to_string()));

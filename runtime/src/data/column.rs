@@ -211,16 +211,19 @@ impl Column {
         self.shape[1..].iter().product()
     }
 
+    /// The store's rows behind this column's `rows`. Panics if a row is out of range.
+    fn stored_rows(&self, rows: &[usize]) -> Vec<usize> {
+        let n = self.len();
+        let at = |r: usize| {
+            assert!(r < n, "row {r} of {n}");
+            self.rows.as_ref().map_or(r, |v| v[r])
+        };
+        rows.iter().map(|&r| at(r)).collect()
+    }
+
     /// Rows `rows` of this column, without reading. Panics if a row is out of range.
     pub fn view(&self, rows: &[usize]) -> Column {
-        let n = self.len();
-        let mapped: Arc<[usize]> = rows
-            .iter()
-            .map(|&r| {
-                assert!(r < n, "row {r} of {n}");
-                self.rows.as_ref().map_or(r, |v| v[r])
-            })
-            .collect();
+        let mapped: Arc<[usize]> = self.stored_rows(rows).into();
         let mut shape = self.shape.clone();
         shape[0] = rows.len();
         Column { store: self.store.clone(), rows: Some(mapped), shape, dtype: self.dtype }
@@ -228,14 +231,7 @@ impl Column {
 
     /// The rows `rows`, read (see the module docs). Panics if a row is out of range.
     pub fn select(&self, rows: &[usize]) -> Result<Tensor, DataError> {
-        let n = self.len();
-        let stored: Vec<usize> = rows
-            .iter()
-            .map(|&r| {
-                assert!(r < n, "row {r} of {n}");
-                self.rows.as_ref().map_or(r, |v| v[r])
-            })
-            .collect();
+        let stored = self.stored_rows(rows);
         let mut shape = self.shape.clone();
         shape[0] = rows.len();
         let data = match &*self.store {

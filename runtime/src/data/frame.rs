@@ -7,7 +7,7 @@
 //! batch reads only its own rows. [`Frame::load`] reads every row into a `Dataset`.
 
 use super::column::Column;
-use super::{shuffle, split_bounds, DataError, Dataset, SPLIT_STREAM};
+use super::{DataError, Dataset};
 use crate::tensor::Tensor;
 
 /// Named input and target columns that share their row count.
@@ -85,17 +85,7 @@ impl Frame {
 
     /// Seeded parts of the rows, as [`Dataset::split`] cuts them, unread.
     pub fn split(&self, fractions: &[f64], seed: u64) -> Result<Vec<Frame>, DataError> {
-        let bounds = split_bounds(self.len(), fractions)?;
-        let order = shuffle::permutation(self.len(), seed, SPLIT_STREAM);
-        let mut start = 0;
-        Ok(bounds
-            .into_iter()
-            .map(|end| {
-                let part = self.view(&order[start..end]);
-                start = end;
-                part
-            })
-            .collect())
+        Ok(super::split_rows(self.len(), fractions, seed)?.iter().map(|rows| self.view(rows)).collect())
     }
 
     /// The mini-batches of one epoch, as [`Dataset::batches`] draws them, each read when

@@ -130,17 +130,7 @@ impl Dataset {
 
     /// Seeded parts of the rows (see the module docs).
     pub fn split(&self, fractions: &[f64], seed: u64) -> Result<Vec<Dataset>, DataError> {
-        let bounds = split_bounds(self.len(), fractions)?;
-        let order = shuffle::permutation(self.len(), seed, SPLIT_STREAM);
-        let mut start = 0;
-        Ok(bounds
-            .into_iter()
-            .map(|end| {
-                let part = self.select(&order[start..end]);
-                start = end;
-                part
-            })
-            .collect())
+        Ok(split_rows(self.len(), fractions, seed)?.iter().map(|rows| self.select(rows)).collect())
     }
 
     /// The mini-batches of one epoch (see the module docs). Panics if `batch_size` is 0.
@@ -158,6 +148,21 @@ fn epoch_order(n: usize, batch_size: usize, seed: u64, epoch: u64, drop_last: bo
         order.truncate(order.len() / batch_size * batch_size);
     }
     order
+}
+
+/// The rows of each seeded part of `n` rows cut by `fractions` (see the module docs).
+pub fn split_rows(n: usize, fractions: &[f64], seed: u64) -> Result<Vec<Vec<usize>>, DataError> {
+    let bounds = split_bounds(n, fractions)?;
+    let order = shuffle::permutation(n, seed, SPLIT_STREAM);
+    let mut start = 0;
+    Ok(bounds
+        .into_iter()
+        .map(|end| {
+            let part = order[start..end].to_vec();
+            start = end;
+            part
+        })
+        .collect())
 }
 
 /// The end of each part of `n` rows cut by `fractions` (see the module docs).
