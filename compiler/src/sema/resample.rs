@@ -241,8 +241,8 @@ fn conv_transpose(c: &mut Checker, a: &mut ArgReader) -> R<Value> {
     }
     // The input spread by the stride: `s - 1` zeros between neighbours.
     let mut y = x.clone();
-    for i in 0..n {
-        y = spread(c, &y, 2 + i, stride[i], span)?;
+    for (i, &s) in stride.iter().enumerate() {
+        y = spread(c, &y, 2 + i, s, span)?;
     }
     // Weights as a convolution's: groups split, in and out swapped, the kernel flipped.
     let cin_g = c_in / groups;

@@ -27,7 +27,7 @@ pub fn argsort(x: &Tensor, axis: usize, descending: bool) -> Result<Tensor, Stri
     let moved = permute_unchecked(x, &perm);
     let n = x.shape[axis];
     let rows = |cmp: &dyn Fn(usize, usize) -> Ordering| -> Vec<i64> {
-        let count = if n == 0 { 0 } else { moved.numel() / n };
+        let count = moved.numel().checked_div(n).unwrap_or(0);
         let mut out = Vec::with_capacity(moved.numel());
         for r in 0..count {
             let mut idx: Vec<usize> = (0..n).collect();
