@@ -197,6 +197,7 @@ fn take_rows(h: &Tensor, rows: &[usize], n: usize) -> Tensor {
 }
 
 /// The size symbols of the network's inputs' first axes (the batch).
+#[cfg(feature = "mlir")]
 fn batch_symbols(program: &archc_compiler::tir::Program) -> Vec<String> {
     let mut syms: Vec<String> = program
         .main()
