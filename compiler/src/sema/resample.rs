@@ -43,7 +43,7 @@ fn bin(c: &mut Checker, op: BinaryOp, a: &TVal, b: &TVal, span: Span) -> R<TVal>
 }
 
 /// A scalar of `dtype` broadcast to `shape`.
-fn full(c: &mut Checker, v: f64, dtype: DType, shape: &[Dim], span: Span) -> R<TVal> {
+pub(super) fn full(c: &mut Checker, v: f64, dtype: DType, shape: &[Dim], span: Span) -> R<TVal> {
     let s = c.emit(Op::Const(v), &[], Some(TensorType::scalar(dtype)), span)?;
     c.broadcast_to(&s, shape, span)
 }

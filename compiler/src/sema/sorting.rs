@@ -16,10 +16,11 @@
 
 use super::args::ArgReader;
 use super::builtins::{norm_axis, permute};
+use super::resample::full;
 use super::value::{TVal, Value};
 use super::{Checker, R};
 use crate::diag::Diagnostic;
-use crate::tir::{BinaryOp, DType, Dim, Op, ReduceOp, TensorType, UnaryOp};
+use crate::tir::{BinaryOp, DType, Dim, Op, TensorType, UnaryOp};
 use archc_grammar::span::Span;
 
 /// The builtins of this module.
@@ -68,17 +69,11 @@ fn flip(c: &mut Checker, x: &TVal, span: Span) -> R<TVal> {
     match x.ty.dtype {
         DType::F32 | DType::F64 => c.emit(Op::Unary(UnaryOp::Neg), &[x], None, span),
         DType::I64 => {
-            let minus_one = scalar(c, -1.0, DType::I64, &x.ty.shape, span)?;
+            let minus_one = full(c, -1.0, DType::I64, &x.ty.shape, span)?;
             c.emit(Op::Binary(BinaryOp::Sub), &[&minus_one, x], None, span)
         }
         other => Err(Diagnostic::error(format!("argmin needs f32, f64 or i64 values, found {other}"), span)),
     }
-}
-
-/// A constant broadcast to `shape`.
-fn scalar(c: &mut Checker, v: f64, dtype: DType, shape: &[Dim], span: Span) -> R<TVal> {
-    let s = c.emit(Op::Const(v), &[], Some(TensorType::scalar(dtype)), span)?;
-    c.broadcast_to(&s, shape, span)
 }
 
 /// The first `k` indices along `axis` of the sort (descending when `largest`).
@@ -142,11 +137,8 @@ pub fn take_along(c: &mut Checker, x: &TVal, idx: &TVal, axis: usize, span: Span
 /// Row `i`'s indices `idx[i, :]` into the flattened `[rows * n]`: `i * n + idx` (a
 /// negative index counting from the row's end), and `i64::MIN` where out of range.
 fn flat_index(c: &mut Checker, idx: &TVal, n: &Dim, grid: &[Dim], span: Span) -> R<TVal> {
-    let ones = scalar(c, 1.0, DType::I64, std::slice::from_ref(n), span)?;
-    let count = Op::Reduce { op: ReduceOp::Sum, axes: vec![0], keepdim: false };
-    let n_t = c.emit(count, &[&ones], None, span)?;
-    let n_b = c.broadcast_to(&n_t, grid, span)?;
-    let zero = scalar(c, 0.0, DType::I64, grid, span)?;
+    let n_b = super::resample::size_of(c, n, grid, span)?;
+    let zero = full(c, 0.0, DType::I64, grid, span)?;
     let bin = |c: &mut Checker, op, a: &TVal, b: &TVal| c.emit(Op::Binary(op), &[a, b], None, span);
     let negative = bin(c, BinaryOp::Lt, idx, &zero)?;
     let wrapped = bin(c, BinaryOp::Add, idx, &n_b)?;
@@ -157,6 +149,6 @@ fn flat_index(c: &mut Checker, idx: &TVal, n: &Dim, grid: &[Dim], span: Span) ->
     let row = c.emit(Op::Iota { axis: 0 }, &[], Some(TensorType::new(DType::I64, grid.to_vec())), span)?;
     let start = bin(c, BinaryOp::Mul, &row, &n_b)?;
     let flat = bin(c, BinaryOp::Add, &start, &norm)?;
-    let refused = scalar(c, i64::MIN as f64, DType::I64, grid, span)?;
+    let refused = full(c, i64::MIN as f64, DType::I64, grid, span)?;
     c.emit(Op::Select, &[&valid, &flat, &refused], None, span)
 }

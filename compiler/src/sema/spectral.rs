@@ -11,6 +11,7 @@
 
 use super::args::ArgReader;
 use super::builtins::norm_axis;
+use super::resample::full;
 use super::value::{TVal, Value};
 use super::{Checker, R};
 use crate::diag::Diagnostic;
@@ -68,7 +69,7 @@ fn as_complex(c: &mut Checker, x: &TVal, span: Span) -> R<TVal> {
         DType::F64 | DType::I64 => c.emit(Op::Cast, &[x], Some(x.ty.with_dtype(DType::F32)), span)?,
         other => return Err(Diagnostic::error(format!("an FFT takes numbers, found {other}"), span)),
     };
-    let zero = scalar(c, 0.0, DType::F32, &re.ty.shape, span)?;
+    let zero = full(c, 0.0, DType::F32, &re.ty.shape, span)?;
     c.emit(Op::Complex, &[&re, &zero], None, span)
 }
 
@@ -97,13 +98,13 @@ fn table(c: &mut Checker, n: i64, inverse: bool, span: Span) -> R<TVal> {
         |c: &mut Checker, axis| c.emit(Op::Iota { axis }, &[], Some(TensorType::new(DType::I64, sq.clone())), span);
     let (j, k) = (iota(c, 0)?, iota(c, 1)?);
     let jk = c.emit(Op::Binary(BinaryOp::Mul), &[&j, &k], None, span)?;
-    let n_t = scalar(c, n as f64, DType::I64, &sq, span)?;
+    let n_t = full(c, n as f64, DType::I64, &sq, span)?;
     let m = c.emit(Op::Binary(BinaryOp::Rem), &[&jk, &n_t], None, span)?;
     let m = c.emit(Op::Cast, &[&m], Some(TensorType::new(DType::F64, sq.clone())), span)?;
     let sign = if inverse { 1.0 } else { -1.0 };
-    let step = scalar(c, sign * std::f64::consts::TAU / n as f64, DType::F64, &sq, span)?;
+    let step = full(c, sign * std::f64::consts::TAU / n as f64, DType::F64, &sq, span)?;
     let theta = c.emit(Op::Binary(BinaryOp::Mul), &[&m, &step], None, span)?;
-    let scale = scalar(c, if inverse { 1.0 / n as f64 } else { 1.0 }, DType::F64, &sq, span)?;
+    let scale = full(c, if inverse { 1.0 / n as f64 } else { 1.0 }, DType::F64, &sq, span)?;
     let mut parts = Vec::new();
     for u in [UnaryOp::Cos, UnaryOp::Sin] {
         let v = c.emit(Op::Unary(u), &[&theta], None, span)?;
@@ -111,9 +112,4 @@ fn table(c: &mut Checker, n: i64, inverse: bool, span: Span) -> R<TVal> {
         parts.push(c.emit(Op::Cast, &[&v], Some(TensorType::new(DType::F32, sq.clone())), span)?);
     }
     c.emit(Op::Complex, &[&parts[0], &parts[1]], None, span)
-}
-
-fn scalar(c: &mut Checker, v: f64, dtype: DType, shape: &[Dim], span: Span) -> R<TVal> {
-    let s = c.emit(Op::Const(v), &[], Some(TensorType::scalar(dtype)), span)?;
-    c.broadcast_to(&s, shape, span)
 }

@@ -28,19 +28,7 @@ impl Frame {
     /// Checks what [`Dataset::new`] checks.
     pub fn new(inputs: Vec<(String, Column)>, targets: Vec<(String, Column)>) -> Result<Frame, DataError> {
         let f = Frame { inputs, targets };
-        let mut rows = None;
-        let mut names = std::collections::BTreeSet::new();
-        for (name, c) in f.columns() {
-            if !names.insert(name) {
-                return Err(DataError::Invalid(format!("tensor name {name} used twice")));
-            }
-            let Some(&n) = c.shape().first() else {
-                return Err(DataError::Invalid(format!("{name} is a scalar: a data set needs rows")));
-            };
-            if *rows.get_or_insert(n) != n {
-                return Err(DataError::Invalid(format!("{name} has {n} rows, expected {}", rows.unwrap())));
-            }
-        }
+        super::check_fields(f.columns().map(|(n, c)| (n, c.shape())))?;
         Ok(f)
     }
 
@@ -135,6 +123,7 @@ impl ExactSizeIterator for FrameBatches<'_> {}
 mod tests {
     use super::*;
     use crate::tensor::Data;
+    use archc_compiler::tir::DType;
 
     fn ds(n: usize) -> Dataset {
         let x = Tensor::new(vec![n, 2], Data::F32((0..2 * n).map(|v| v as f32).collect())).unwrap();
@@ -159,6 +148,4 @@ mod tests {
         )
         .is_err());
     }
-
-    use archc_compiler::tir::DType;
 }

@@ -87,19 +87,7 @@ impl Dataset {
     /// Checks that the tensors share their first dimension and have distinct names.
     pub fn new(inputs: Vec<(String, Tensor)>, targets: Vec<(String, Tensor)>) -> Result<Dataset, DataError> {
         let ds = Dataset { inputs, targets };
-        let mut rows = None;
-        let mut names = std::collections::BTreeSet::new();
-        for (name, t) in ds.tensors() {
-            if !names.insert(name) {
-                return Err(DataError::Invalid(format!("tensor name {name} used twice")));
-            }
-            let Some(&n) = t.shape.first() else {
-                return Err(DataError::Invalid(format!("{name} is a scalar: a data set needs rows")));
-            };
-            if *rows.get_or_insert(n) != n {
-                return Err(DataError::Invalid(format!("{name} has {n} rows, expected {}", rows.unwrap())));
-            }
-        }
+        check_fields(ds.tensors().map(|(n, t)| (n, t.shape.as_slice())))?;
         Ok(ds)
     }
 
@@ -148,6 +136,24 @@ fn epoch_order(n: usize, batch_size: usize, seed: u64, epoch: u64, drop_last: bo
         order.truncate(order.len() / batch_size * batch_size);
     }
     order
+}
+
+/// Checks that fields `(name, shape)` have distinct names and equal first dimensions.
+fn check_fields<'a>(fields: impl Iterator<Item = (&'a str, &'a [usize])>) -> Result<(), DataError> {
+    let mut rows = None;
+    let mut names = std::collections::BTreeSet::new();
+    for (name, shape) in fields {
+        if !names.insert(name) {
+            return Err(DataError::Invalid(format!("tensor name {name} used twice")));
+        }
+        let Some(&n) = shape.first() else {
+            return Err(DataError::Invalid(format!("{name} is a scalar: a data set needs rows")));
+        };
+        if *rows.get_or_insert(n) != n {
+            return Err(DataError::Invalid(format!("{name} has {n} rows, expected {}", rows.unwrap())));
+        }
+    }
+    Ok(())
 }
 
 /// The rows of each seeded part of `n` rows cut by `fractions` (see the module docs).
