@@ -29,5 +29,7 @@ if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-re
     echo "install_llvm: elsewhere add https://apt.llvm.org (llvm.sh 22), or build with --no-default-features (no MLIR backend)." >&2
     exit 1
 fi
+# The downloaded packages are not needed once installed: free their disk for the build.
+$SUDO apt-get clean || true
 have || { echo "install_llvm: packages installed but $PREFIX is incomplete" >&2; exit 1; }
 echo "install_llvm: done ($($PREFIX/bin/llvm-config --version))"
