@@ -215,7 +215,7 @@ fn subnets_share_one_structure_per_width_set() {
         }
         let uniform: std::collections::BTreeSet<_> = (0..200).map(|_| pick(Rule::Uniform, &mut rng)).collect();
         assert_eq!(uniform.len(), 6, "every width and depth is drawn");
-        let built = build(file, &structures).expect("builds");
+        let built = build(file, &structures, None).expect("builds");
         for i in 0..structures.len() {
             for func in ["grad_step", "eval_step"] {
                 assert!(built.program.func(&func_name(i, func)).is_some(), "{}", func_name(i, func));
@@ -408,7 +408,7 @@ fn an_elastic_kernel_supernet_shares_one_weight() {
         let file = SpaceFile::open("kernel_space.arch", &text, &modules);
         let (space, structures) = Subnets::enumerate(&file, &Options::default()).expect("enumerates");
         assert_eq!((space.leaves.len(), structures.len()), (3, 3));
-        let built = build(&file, &structures).expect("builds");
+        let built = build(&file, &structures, None).expect("builds");
         let names: Vec<(&str, String)> =
             built.program.params.iter().map(|p| (p.name.as_str(), p.ty.to_string())).collect();
         for (name, ty) in [
@@ -433,7 +433,7 @@ fn gated_steps_are_their_subnets_and_gate_gradients_match_finite_differences() {
         let pins = [("width".to_string(), "32".to_string()), ("depth".to_string(), "1".to_string())];
         let (space, structures) = space.pinned(structures, &pins).expect("pins");
         assert_eq!(space.leaves.len(), 2, "relu or tanh");
-        let mut built = build(file, &structures).expect("builds");
+        let mut built = build(file, &structures, None).expect("builds");
         let fixed = vec![("width".to_string(), 1), ("depth".to_string(), 0)];
         let gates = add_gated(&mut built, file, &fixed).expect("gated build");
         assert_eq!(gates, vec![("arch_gate.act".to_string(), 2)]);
@@ -554,5 +554,102 @@ fn a_seeded_proxyless_run_repeats_exactly_and_extracts() {
     let (o, _) = run("c", "0.000001");
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("no subnet meets --latency-bound"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The targets of distillation mix the labels with the teacher's predictions, by hand.
+#[test]
+fn teacher_targets_mix_labels_and_predictions() {
+    use archc::supernet::build::{Teacher, TeacherKind};
+    use archc::supernet::train::teacher_targets;
+    let logits = Tensor::from_f32(&[1, 2], vec![0.0, 3f32.ln()]); // softmax: 0.25, 0.75
+    let label = Tensor::from_i64(&[1], vec![0]);
+    let targets = |kind, weight, out: &Tensor, target: &Tensor| {
+        teacher_targets(&Teacher { weight, kind }, out, Some(target)).expect("targets").to_f64_vec().expect("real")
+    };
+    let close = |got: Vec<f64>, want: &[f64]| {
+        assert!(got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-6), "{got:?} vs {want:?}");
+    };
+    close(targets(TeacherKind::Softmax { smoothing: 0.0 }, 0.5, &logits, &label), &[0.625, 0.375]);
+    // Smoothed labels: 0.95, 0.05.
+    close(targets(TeacherKind::Softmax { smoothing: 0.1 }, 0.5, &logits, &label), &[0.6, 0.4]);
+    close(targets(TeacherKind::Softmax { smoothing: 0.0 }, 1.0, &logits, &label), &[0.25, 0.75]);
+    let (z, t) = (Tensor::from_f32(&[2], vec![0.0, 4.0]), Tensor::from_f32(&[2], vec![1.0, 2.0]));
+    close(targets(TeacherKind::Sigmoid, 0.25, &z, &t), &[0.875, 0.75 * 2.0 + 0.25 / (1.0 + (-4f64).exp())]);
+    close(targets(TeacherKind::Identity, 0.5, &z, &t), &[0.5, 3.0]);
+    let bad = Tensor::from_i64(&[1], vec![0]);
+    assert!(teacher_targets(&Teacher { weight: 1.0, kind: TeacherKind::Identity }, &z, Some(&bad)).is_err());
+}
+
+/// A distilled step given one-hot targets is the label step (loss and gradients); given
+/// soft targets its loss is their cross-entropy with the step's own output.
+#[test]
+fn a_distilled_step_reads_soft_targets() {
+    with_space(|file| {
+        let (_, structures) = Subnets::enumerate(file, &Options::default()).expect("enumerates");
+        let built = build(file, &structures, Some(1.0)).expect("builds");
+        assert!(built.teacher.is_some());
+        let p = &built.program;
+        let (hard, soft) = (func_name(0, "grad_step"), func_name(0, "distill.grad_step"));
+        let args = args_of(p, &hard, &[("width", 32)]);
+        let want = Interpreter::new(p).run(&hard, &args).expect("runs");
+        let labels =
+            args[p.func(&hard).expect("f").arg_names.iter().position(|n| n == "label").expect("label")].clone();
+        let b = labels.numel();
+        let with_targets = |t: &Tensor| -> Vec<Tensor> {
+            let f = p.func(&soft).expect("distill step");
+            let by_name =
+                |n: &str| args[p.func(&hard).expect("f").arg_names.iter().position(|m| m == n).expect(n)].clone();
+            f.arg_names.iter().map(|n| if n == "label" { t.clone() } else { by_name(n) }).collect()
+        };
+        let onehot: Vec<f32> =
+            labels.as_i64().expect("i64").iter().flat_map(|&l| (0..10).map(move |c| (c == l) as i32 as f32)).collect();
+        let got = Interpreter::new(p).run(&soft, &with_targets(&Tensor::from_f32(&[b, 10], onehot))).expect("runs");
+        let f = p.func(&hard).expect("f");
+        for name in f.result_names.iter().filter(|n| *n == "loss" || n.starts_with("grad:")) {
+            let (a, w) = (result(p, &soft, &got, name), result(p, &hard, &want, name));
+            a.check_close(&w, 1e-5, 1e-6).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        // Uniform targets: the loss is the mean of -Σ log softmax / 10.
+        let uniform = Tensor::full(DType::F32, &[b, 10], 0.1);
+        let got = Interpreter::new(p).run(&soft, &with_targets(&uniform)).expect("runs");
+        let out = result(p, &soft, &got, "output").to_f64_vec().expect("real");
+        let mut want_loss = 0.0;
+        for row in out.chunks(10) {
+            let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let lse = max + row.iter().map(|z| (z - max).exp()).sum::<f64>().ln();
+            want_loss -= row.iter().map(|z| 0.1 * (z - lse)).sum::<f64>() / b as f64;
+        }
+        let loss = result(p, &soft, &got, "loss").to_f64_vec().expect("real")[0];
+        assert!((loss - want_loss).abs() < 1e-4 * want_loss.abs(), "{loss} vs {want_loss}");
+    });
+}
+
+/// `--distill` trains (seeded, twice the same) and is refused without the sandwich rule.
+#[test]
+fn distillation_runs_with_the_sandwich_rule_only() {
+    let dir = std::env::temp_dir().join(format!("archc-distill-{}", std::process::id()));
+    let run = |name: &str, rule: &str| {
+        let out = dir.join(name);
+        let args =
+            ["supernet", "train", SPACE, "--out", out.to_str().expect("utf-8"), "--backend", "interp", "--epochs", "1"];
+        let o = common::archc(&[&args[..], &["--distill", "0.5", "--rule", rule]].concat());
+        (o, out)
+    };
+    let (o, out) = run("a", "sandwich");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (o2, out2) = run("b", "sandwich");
+    assert!(o2.status.success());
+    let read = |d: &std::path::Path| std::fs::read(d.join("supernet.safetensors")).expect("weights");
+    assert_eq!(read(&out), read(&out2), "a seeded distilled run repeats");
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).expect("metrics");
+    let last: serde_json::Value = serde_json::from_str(metrics.lines().last().expect("a line")).expect("json");
+    assert!(last["largest_test_acc"].as_f64().expect("acc") > 0.5, "{last}");
+    assert!(last["smallest_test_loss"].as_f64().expect("loss").is_finite(), "{last}");
+    let manifest = std::fs::read_to_string(out.join("supernet.json")).expect("manifest");
+    assert!(manifest.contains("\"distill\": 0.5"), "{manifest}");
+    let (o, _) = run("c", "spos");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--distill needs --rule sandwich"));
     let _ = std::fs::remove_dir_all(&dir);
 }

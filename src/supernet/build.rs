@@ -2,19 +2,25 @@
 //! `sN.grad_step`, `sN.eval_step`, every function of structure `N` prefixed `sN.`), one
 //! `apply_step` over every trainable parameter, and each parameter declared once.
 //!
+//! With distillation ([`Teacher`]) each structure also gets `sN.distill.grad_step`: its
+//! `grad_step` with the loss read against soft targets (`f32[B, C]` rows, in place of the
+//! labels) when the loss is a cross-entropy; for a loss that takes targets of the
+//! output's type (mse, bce) the `grad_step` itself serves.
+//!
 //! Contract: a parameter that two structures declare with different types is an error
 //! naming it (their weights could not be shared). Initial values are those of the first
 //! structure that declares a parameter (every structure takes its initialisers from its
 //! largest-width build, so widths do not change them).
 
 use super::space::Structure;
-use archc_compiler::autodiff::train_step::prefixed;
+use archc_compiler::autodiff::loss::Loss;
+use archc_compiler::autodiff::train_step::{prefixed, TrainSpec};
 use archc_compiler::autodiff::{build_apply_func, build_grad_program};
 use archc_compiler::sema::modules::ChoiceMode;
 use archc_compiler::sema::space::SpaceFile;
 use archc_compiler::sema::train_config::TrainConfig;
 use archc_compiler::sema::Options;
-use archc_compiler::tir::{Program, TensorType};
+use archc_compiler::tir::{Func, Program, TensorType};
 
 /// The supernet's program and what the loop needs to know of it.
 pub struct Built {
@@ -23,6 +29,8 @@ pub struct Built {
     pub cfg: TrainConfig,
     /// Trainable parameters, in declaration order.
     pub trainable: Vec<(String, TensorType)>,
+    /// In-place distillation, when asked for.
+    pub teacher: Option<Teacher>,
 }
 
 /// The name of structure `i`'s function `func`.
@@ -30,8 +38,56 @@ pub fn func_name(i: usize, func: &str) -> String {
     format!("s{i}.{func}")
 }
 
+/// How a subnet learns from the largest subnet of its step (in-place distillation, as
+/// BigNAS and Once-for-All do): its targets are `(1 - weight) · labels + weight ·
+/// teacher`, the teacher being the largest subnet's probabilities (cross-entropy),
+/// sigmoids (bce) or outputs (mse). The losses are linear in their targets, so this is
+/// the weighted sum of the label loss and the distillation loss (up to a constant).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Teacher {
+    pub weight: f64,
+    pub kind: TeacherKind,
+}
+
+/// What the teacher's output becomes as a target.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TeacherKind {
+    /// Softmax probabilities; the labels as one-hot rows, smoothed by `smoothing`.
+    Softmax { smoothing: f64 },
+    /// Sigmoids of the logits.
+    Sigmoid,
+    /// The outputs themselves.
+    Identity,
+}
+
+impl Teacher {
+    /// The teacher for `loss`, or why the loss cannot be distilled.
+    pub fn for_loss(loss: &Loss, weight: f64) -> Result<Teacher, String> {
+        let kind = match loss {
+            Loss::CrossEntropy { smoothing } => TeacherKind::Softmax { smoothing: *smoothing },
+            Loss::Bce => TeacherKind::Sigmoid,
+            Loss::Mse => TeacherKind::Identity,
+            _ => {
+                return Err(
+                    "distillation needs a built-in cross_entropy, bce or mse loss (linear in its targets)".into()
+                )
+            }
+        };
+        Ok(Teacher { weight, kind })
+    }
+
+    /// The function a distilled subnet of structure `i` runs.
+    pub fn step(&self, i: usize) -> String {
+        match self.kind {
+            TeacherKind::Softmax { .. } => func_name(i, "distill.grad_step"),
+            _ => func_name(i, "grad_step"),
+        }
+    }
+}
+
 /// Builds the program of `structures` (see the module docs).
-pub fn build(file: &SpaceFile, structures: &[Structure]) -> Result<Built, String> {
+/// `distill`: the weight of the teacher in the targets of distilled subnets.
+pub fn build(file: &SpaceFile, structures: &[Structure], distill: Option<f64>) -> Result<Built, String> {
     let mut program = Program { name: "supernet".into(), params: Vec::new(), funcs: Vec::new() };
     let mut first_cfg = None;
     for (i, s) in structures.iter().enumerate() {
@@ -64,13 +120,39 @@ pub fn build(file: &SpaceFile, structures: &[Structure]) -> Result<Built, String
             }
         }
         program.funcs.extend(prefixed(&grad, &format!("s{i}.")));
+        if distill.is_some() && matches!(cfg.spec.loss, Loss::CrossEntropy { .. }) {
+            let spec = TrainSpec { loss: Loss::SoftCrossEntropy, ..cfg.spec.clone() };
+            let soft = build_grad_program(&cfg.program, Some(&cfg.training), &spec)
+                .map_err(|e| format!("structure {}: {e}", shown(&s.key)))?;
+            program
+                .funcs
+                .extend(reachable(prefixed(&soft, &format!("s{i}.distill.")), &format!("s{i}.distill.grad_step")));
+        }
         first_cfg.get_or_insert(cfg);
     }
     let cfg = first_cfg.ok_or("the space has no subnet")?;
     let trainable: Vec<(String, TensorType)> =
         program.params.iter().filter(|p| p.trainable).map(|p| (p.name.clone(), p.ty.clone())).collect();
     program.funcs.push(build_apply_func(&trainable, &cfg.spec)?);
-    Ok(Built { program, cfg, trainable })
+    let teacher = distill.map(|w| Teacher::for_loss(&cfg.spec.loss, w)).transpose()?;
+    Ok(Built { program, cfg, trainable, teacher })
+}
+
+/// The functions of `funcs` that `root` calls, directly or not, and `root`.
+fn reachable(funcs: Vec<Func>, root: &str) -> Vec<Func> {
+    let mut keep = std::collections::BTreeSet::from([root.to_string()]);
+    let mut todo = vec![root.to_string()];
+    while let Some(name) = todo.pop() {
+        let Some(f) = funcs.iter().find(|f| f.name == name) else { continue };
+        for i in &f.body {
+            for c in i.op.callees() {
+                if keep.insert(c.to_string()) {
+                    todo.push(c.to_string());
+                }
+            }
+        }
+    }
+    funcs.into_iter().filter(|f| keep.contains(&f.name)).collect()
 }
 
 /// `{depth=1, op=0}`.

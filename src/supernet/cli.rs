@@ -146,6 +146,12 @@ pub struct TrainArgs {
     /// only.
     #[arg(long, default_value_t = 0.5)]
     pub delay: f64,
+    /// In-place distillation (BigNAS; Once-for-All distils too): the largest subnet of
+    /// each step learns from the labels, the others from `(1 - W) · labels + W · the
+    /// largest's predictions` (its probabilities for cross_entropy). 1 is BigNAS's
+    /// choice. Needs `--rule sandwich`.
+    #[arg(long, value_name = "W")]
+    pub distill: Option<f64>,
     /// Epochs (default: the train block's).
     #[arg(long)]
     pub epochs: Option<u64>,
@@ -188,6 +194,18 @@ impl TrainArgs {
         })
     }
 
+    /// `--distill`, checked.
+    fn distill(&self) -> Result<Option<f64>, String> {
+        let Some(w) = self.distill else { return Ok(None) };
+        if !(0.0..=1.0).contains(&w) {
+            return Err(format!("--distill {w}: expected the teacher's weight in the targets, from 0 to 1"));
+        }
+        if self.rule != RuleArg::Sandwich {
+            return Err("--distill needs --rule sandwich: the largest subnet of each step is the teacher".into());
+        }
+        Ok(Some(w))
+    }
+
     fn rule(&self) -> SampleRule {
         match self.rule {
             RuleArg::Sandwich => SampleRule::Sandwich { n: self.subnets },
@@ -223,8 +241,9 @@ fn train_cmd(args: &TrainArgs, color: bool) -> Result<(), String> {
     let modules = FsModules { dir: args.file.parent().map(Path::to_path_buf).unwrap_or_default() };
     let file = SpaceFile::open(&args.file.display().to_string(), &text, &modules);
     validate(&file, color)?;
+    let distill = args.distill()?;
     let (space, structures) = Subnets::enumerate(&file, &Options::default())?;
-    let built = build(&file, &structures)?;
+    let built = build(&file, &structures, distill)?;
     let out = args.out.clone().unwrap_or_else(|| {
         let stem = args.file.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
         PathBuf::from("runs").join("supernet").join(stem)
@@ -284,6 +303,7 @@ fn save(run: &mut Run, out: &Path, args: &TrainArgs, built: &Built, steps: u64, 
         "space": std::fs::canonicalize(&args.file).unwrap_or_else(|_| args.file.clone()).display().to_string(),
         "rule": format!("{:?}", args.rule()),
         "shrink": format!("{:?}", args.shrink()?),
+        "distill": args.distill,
         "steps": steps,
         "parameters": built.program.params.len(),
         "structures": run.space.leaves.iter().map(|l| l.structure).max().map_or(0, |m| m + 1),

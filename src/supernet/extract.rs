@@ -64,7 +64,7 @@ pub fn with_supernet<T>(
         Some(pins) => space.pinned(structures, &crate::driver::parse_pairs(pins)?)?,
         None => (space, structures),
     };
-    let built = build(&file, &structures)?;
+    let built = build(&file, &structures, None)?;
     let exec = crate::backend::executor(&built.program, backend, None)?;
     let mut run = Run { exec, program: &built.program, space: &space, built: &built };
     let stored = crate::weights::read(&dir.join(WEIGHTS_FILE))?.params;

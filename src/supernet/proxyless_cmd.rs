@@ -45,7 +45,7 @@ pub fn proxyless_cmd(args: &super::cli::ProxylessArgs, color: bool) -> Result<()
         .filter(|n| space.kind(n) != Kind::Layer)
         .filter_map(|n| space.taken(&n).first().map(|&i| (n, i)))
         .collect();
-    let mut built = build(&file, &structures)?;
+    let mut built = build(&file, &structures, None)?;
     let gates = add_gated(&mut built, &file, &fixed)?;
     let (choices, fixed_gates) = arch_choices(&space, &gates)?;
     let out = args.out.clone().unwrap_or_else(|| {

@@ -29,7 +29,7 @@
 //!   a plain weights file), with `supernet.json` (the space file, the rule, steps,
 //!   structures, compile count).
 
-use super::build::{func_name, Built};
+use super::build::{func_name, Built, Teacher, TeacherKind};
 use super::space::{Kind, Rule, Subnets};
 use archc_compiler::tir::{DType, Program};
 use archc_runtime::data::{Dataset, Frame};
@@ -165,16 +165,29 @@ impl Run<'_> {
 
     /// The given inputs of structure function `func` for subnet `leaf` on `batch`.
     fn given(&self, func: &str, leaf: usize, batch: &Dataset) -> Result<Vec<Tensor>, String> {
+        self.given_with(func, leaf, batch, None)
+    }
+
+    /// [`Self::given`], with `targets` in place of the batch's targets when given.
+    fn given_with(
+        &self,
+        func: &str,
+        leaf: usize,
+        batch: &Dataset,
+        targets: Option<&Tensor>,
+    ) -> Result<Vec<Tensor>, String> {
         let f = self.program.func(func).expect("built");
         let widths = &self.space.leaves[leaf].widths;
+        let target = &self.built.cfg.spec.target;
         let mut out = Vec::new();
         for (name, bound) in f.arg_names.iter().zip(bindings(self.program, func).args) {
             if bound.is_some() {
                 continue;
             }
-            let t = match widths.iter().find(|(n, _)| n == name) {
-                Some((_, w)) => Tensor::zeros(DType::F32, &[0, *w as usize]),
-                None => batch.get(name).ok_or_else(|| format!("the data set has no `{name}`"))?.clone(),
+            let t = match (widths.iter().find(|(n, _)| n == name), targets) {
+                (Some((_, w)), _) => Tensor::zeros(DType::F32, &[0, *w as usize]),
+                (None, Some(t)) if name == target => t.clone(),
+                (None, _) => batch.get(name).ok_or_else(|| format!("the data set has no `{name}`"))?.clone(),
             };
             out.push(t);
         }
@@ -182,12 +195,18 @@ impl Run<'_> {
     }
 
     /// One step: the subnets `leaves` on `batch`, then the update with rate `lr`.
-    /// Returns the mean loss over the subnets.
+    /// Returns the mean loss over the subnets. With a teacher (in-place distillation)
+    /// the first subnet learns from the labels and teaches the others.
     pub fn step(&mut self, leaves: &[usize], batch: &Dataset, lr: f64, seed: u64) -> Result<f64, String> {
         let mut loss = 0.0;
-        for &leaf in leaves {
-            let func = func_name(self.space.leaves[leaf].structure, "grad_step");
-            let given = self.given(&func, leaf, batch)?;
+        let mut soft: Option<Tensor> = None;
+        for (k, &leaf) in leaves.iter().enumerate() {
+            let structure = self.space.leaves[leaf].structure;
+            let func = match (&self.built.teacher, &soft) {
+                (Some(t), Some(_)) => t.step(structure),
+                _ => func_name(structure, "grad_step"),
+            };
+            let given = self.given_with(&func, leaf, batch, soft.as_ref())?;
             let b = bindings(self.program, &func);
             let out = self.exec.run_bound(&func, &b, given, seed).map_err(|e| e.to_string())?;
             let l = scalar(&out[0]);
@@ -195,6 +214,13 @@ impl Run<'_> {
                 return Err(format!("subnet {leaf}: the loss is not finite ({l})"));
             }
             loss += l;
+            if let (0, Some(teacher)) = (k, self.built.teacher) {
+                if leaves.len() > 1 {
+                    let output = returned(self.program, &func, &b, &out, "output")
+                        .ok_or("internal: the grad step returns no output")?;
+                    soft = Some(teacher_targets(&teacher, output, batch.get(&self.built.cfg.spec.target))?);
+                }
+            }
         }
         let b = bindings(self.program, "apply_step");
         self.exec
@@ -279,6 +305,48 @@ impl Run<'_> {
         }
         Ok(out)
     }
+}
+
+/// The returned result `name` of `func` among `out` (the results `b` does not bind).
+fn returned<'t>(program: &Program, func: &str, b: &Bindings, out: &'t [Tensor], name: &str) -> Option<&'t Tensor> {
+    let f = program.func(func)?;
+    let k = b.returned().position(|i| f.result_names[i] == name)?;
+    out.get(k)
+}
+
+/// The targets a distilled subnet learns from: `(1 - w) · labels + w · teacher`, the
+/// teacher's `output` turned into a target as its kind says (see [`Teacher`]); the labels
+/// are the batch's `target` (class indices become one-hot rows, smoothed).
+pub fn teacher_targets(teacher: &Teacher, output: &Tensor, target: Option<&Tensor>) -> Result<Tensor, String> {
+    let target = target.ok_or("the batch has no targets")?;
+    let out = output.to_f64_vec().ok_or("the teacher's output is not real")?;
+    let w = teacher.weight;
+    let shape = output.shape().to_vec();
+    let mixed: Vec<f64> = match teacher.kind {
+        TeacherKind::Softmax { smoothing } => {
+            let (b, c) = match shape[..] {
+                [b, c] => (b, c),
+                _ => return Err(format!("distillation needs [B, C] logits, found {}", output.type_string())),
+            };
+            let labels = target.as_i64().filter(|l| l.len() == b).ok_or("distillation needs i64[B] labels")?;
+            let mut v = Vec::with_capacity(b * c);
+            for (row, &label) in out.chunks(c.max(1)).zip(labels) {
+                let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let sum: f64 = row.iter().map(|z| (z - max).exp()).sum();
+                for (j, z) in row.iter().enumerate() {
+                    let hard = if j as i64 == label { 1.0 - smoothing } else { 0.0 } + smoothing / c as f64;
+                    v.push((1.0 - w) * hard + w * (z - max).exp() / sum);
+                }
+            }
+            v
+        }
+        TeacherKind::Sigmoid | TeacherKind::Identity => {
+            let t = target.to_f64_vec().filter(|t| t.len() == out.len()).ok_or("targets of the output's shape")?;
+            let f = |z: f64| if teacher.kind == TeacherKind::Sigmoid { 1.0 / (1.0 + (-z).exp()) } else { z };
+            t.iter().zip(&out).map(|(t, z)| (1.0 - w) * t + w * f(*z)).collect()
+        }
+    };
+    Ok(Tensor::from_f64(&shape, mixed).cast(output.dtype()))
 }
 
 /// The sum of a float tensor's values (a scalar's value).

@@ -14,6 +14,10 @@ pub enum Loss {
     RelL2,
     /// Binary cross-entropy with logits.
     Bce,
+    /// Softmax cross-entropy of logits `[B, C]` against a distribution per row
+    /// (`f32[B, C]`, rows summing to 1): a supernet's in-place distillation, whose
+    /// targets mix the labels with the largest subnet's probabilities. No metric.
+    SoftCrossEntropy,
     /// A loss written as an expression: the program's function `func` (in a training
     /// program, `train.` + `func`) of the named model outputs and data fields `args`,
     /// returning the loss and one batch mean per metric of `metrics`
@@ -47,6 +51,10 @@ pub fn emit_loss(e: &mut Emitter, loss: &Loss, pred: V, target: V) -> Res<(V, Ve
             .into()),
         Loss::Unresolved(fields) => Err(unresolved(fields)),
         Loss::CrossEntropy { smoothing } => cross_entropy(e, pred, target, *smoothing),
+        Loss::SoftCrossEntropy => {
+            let logp = log_softmax(e, pred)?;
+            Ok((mean_row_dot(e, target, logp)?, Vec::new()))
+        }
         Loss::Mse => {
             let d = e.bin(BinaryOp::Sub, pred, target)?;
             let d2 = e.mul(d, d)?;
@@ -64,18 +72,34 @@ fn batch_size(e: &mut Emitter, v: V, dtype: DType) -> Res<V> {
     e.dim_value(&b, dtype)
 }
 
-fn cross_entropy(e: &mut Emitter, logits: V, label: V, smoothing: f64) -> Res<(V, Vec<(String, V)>)> {
+/// `log(softmax(logits))` along axis 1 of `[B, C]` logits, the maximum subtracted first.
+fn log_softmax(e: &mut Emitter, logits: V) -> Res<V> {
     let t = e.ty(logits);
-    let (b, c) = (t.shape[0].clone(), t.shape[1].clone());
-    let keep = |axes: Vec<usize>| Op::Reduce { op: ReduceOp::Max, axes, keepdim: true };
-    let m = e.op(keep(vec![1]), &[logits], None)?;
+    let m = e.op(Op::Reduce { op: ReduceOp::Max, axes: vec![1], keepdim: true }, &[logits], None)?;
     let mb = e.broadcast(m, &t.shape)?;
     let z = e.bin(BinaryOp::Sub, logits, mb)?;
     let ez = e.un(UnaryOp::Exp, z)?;
     let s = e.op(Op::Reduce { op: ReduceOp::Sum, axes: vec![1], keepdim: true }, &[ez], None)?;
     let lse = e.un(UnaryOp::Log, s)?;
     let lseb = e.broadcast(lse, &t.shape)?;
-    let logp = e.bin(BinaryOp::Sub, z, lseb)?;
+    e.bin(BinaryOp::Sub, z, lseb)
+}
+
+/// `-Σ target · logp / B`: the cross-entropy of `[B, C]` log-probabilities against
+/// target rows, a mean over the batch.
+fn mean_row_dot(e: &mut Emitter, target: V, logp: V) -> Res<V> {
+    let dtype = e.ty(logp).dtype;
+    let prod = e.mul(target, logp)?;
+    let total = e.op(Op::Reduce { op: ReduceOp::Sum, axes: vec![0, 1], keepdim: false }, &[prod], None)?;
+    let n = batch_size(e, logp, dtype)?;
+    let mean = e.bin(BinaryOp::Div, total, n)?;
+    e.neg(mean)
+}
+
+fn cross_entropy(e: &mut Emitter, logits: V, label: V, smoothing: f64) -> Res<(V, Vec<(String, V)>)> {
+    let t = e.ty(logits);
+    let (b, c) = (t.shape[0].clone(), t.shape[1].clone());
+    let logp = log_softmax(e, logits)?;
     let onehot = one_hot(e, label, &b, &c, t.dtype)?;
     let target = if smoothing > 0.0 {
         let scaled = e.scale(onehot, 1.0 - smoothing)?;
@@ -87,11 +111,7 @@ fn cross_entropy(e: &mut Emitter, logits: V, label: V, smoothing: f64) -> Res<(V
     } else {
         onehot
     };
-    let prod = e.mul(target, logp)?;
-    let total = e.op(Op::Reduce { op: ReduceOp::Sum, axes: vec![0, 1], keepdim: false }, &[prod], None)?;
-    let n = batch_size(e, logits, t.dtype)?;
-    let mean = e.bin(BinaryOp::Div, total, n)?;
-    let loss = e.neg(mean)?;
+    let loss = mean_row_dot(e, target, logp)?;
     let pred = e.op(Op::ArgMax { axis: 1, keepdim: false }, &[logits], None)?;
     let hit = e.bin(BinaryOp::Eq, pred, label)?;
     let hitf = e.cast(hit, t.dtype)?;

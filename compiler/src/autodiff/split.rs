@@ -4,7 +4,9 @@
 //! ABI (matched by name, like `train_step`'s):
 //! - `grad_step(data..., param:NAME..., grad:NAME...)` returns `loss`, `metric:NAME...`,
 //!   `param:BUFFER...` (buffers' new values, as `train_step` returns them) and
-//!   `grad:NAME...`: each trainable parameter's accumulator plus this model's gradient.
+//!   `grad:NAME...`: each trainable parameter's accumulator plus this model's gradient,
+//!   then, for a built-in loss, `output`: the model output the loss reads (a supernet's
+//!   largest subnet teaches the others with it).
 //! - `apply_step(param:NAME..., grad:NAME..., state:NAME.SLOT..., state:step, lr)` returns
 //!   `param:NAME...`, `state:NAME.SLOT...`, `state:step` and `grad:NAME...`: the update
 //!   `train_step` would make with the accumulated gradients (clipped and with noise as
@@ -54,6 +56,7 @@ fn build_grad(program: &Program, main: &str, spec: &TrainSpec, table: &FuncTable
         gi += 1;
     }
     results.extend(sums);
+    results.extend(fw.pred.map(|v| ("output".to_string(), v)));
     let mut f = e.func;
     for (n, v) in results {
         f.results.push(v);

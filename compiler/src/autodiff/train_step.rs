@@ -100,6 +100,8 @@ pub(super) struct Forward {
     pub loss: ValueId,
     pub metrics: Vec<(String, ValueId)>,
     pub data_args: usize,
+    /// The model output the loss reads, for a built-in loss.
+    pub pred: Option<ValueId>,
 }
 
 pub(super) fn forward(program: &Program, main: &str, spec: &TrainSpec, name: &str, table: &FuncTable) -> Res<Forward> {
@@ -132,7 +134,7 @@ pub(super) fn forward(program: &Program, main: &str, spec: &TrainSpec, name: &st
     f.result_names.clear();
     let mut e = Emitter::new(f, table);
     let (loss, metrics) = emit_loss(&mut e, &spec.loss, pred, target)?;
-    Ok(Forward { func: e.func, buffers, params, loss, metrics, data_args })
+    Ok(Forward { func: e.func, buffers, params, loss, metrics, data_args, pred: Some(pred) })
 }
 
 /// [`forward`] of a loss written as an expression: the model and the loss function as
@@ -154,7 +156,7 @@ fn forward_objective(program: &Program, main: &str, spec: &TrainSpec, name: &str
     let params = params_to_args(program, &mut f);
     f.results.clear();
     f.result_names.clear();
-    Ok(Forward { func: f, buffers, params, loss, metrics, data_args })
+    Ok(Forward { func: f, buffers, params, loss, metrics, data_args, pred: None })
 }
 
 fn build_eval(program: &Program, main: &str, spec: &TrainSpec, table: &FuncTable) -> Res<Func> {
