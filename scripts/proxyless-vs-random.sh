@@ -5,12 +5,13 @@
 #   2. the derived subnet is trained from scratch with the train block's budget;
 #   3. `archc search --strategy random` trains 20 random candidates that meet the same
 #      bound (measured the same way) with the same budget.
-# Usage: scripts/proxyless-vs-random.sh [BOUND_MS] [BACKEND]   (default 2.5 cranelift)
+# Usage: scripts/proxyless-vs-random.sh [BOUND_MS] [BACKEND]   (default 2.0 cranelift)
+# SPACE and OUT (environment) replace the space file and the output folder.
 set -euo pipefail
-bound=${1:-2.5}
+bound=${1:-2.0}
 backend=${2:-cranelift}
-space=examples/proxyless_space.arch
-out=runs/proxyless-vs-random
+space=${SPACE:-examples/proxyless_space.arch}
+out=${OUT:-runs/proxyless-vs-random}
 archc=${ARCHC:-target/release/archc}
 mkdir -p "$out"
 epochs=$(sed -n 's/^ *epochs: *\([0-9]*\).*/\1/p' "$space" | head -1)

@@ -397,28 +397,104 @@ fn elastic_kernels_are_transformed_centres() {
     }
 }
 
-/// A `choose k in [3, 5, 7]` over `ElasticConv1d` is one weight set: three structures, one
-/// 7-tap weight and the two transformation matrices, shared.
+/// `nn.ElasticConv2d`: the 7x7 kernel as given, the 5x5 kernel its centre (flattened)
+/// times (I + t5), the 3x3 kernel the centre of that times (I + t3), computed here by
+/// hand and read from the impulse response (`y[7 + k / 2 - a][7 + k / 2 - b] =
+/// kernel[a][b]` for an impulse at (7, 7)).
+#[test]
+fn elastic_2d_kernels_are_transformed_centres() {
+    let path = common::repo().join("tests/supernet/elastic_conv2d.arch");
+    let w: Vec<f64> = (0..49).map(|i| ((i * 37) % 11) as f64 / 5.0 - 1.0).collect();
+    let t5: Vec<f64> = (0..625).map(|i| 0.02 * ((i / 25) as f64 - (i % 25) as f64).sin()).collect();
+    let t3: Vec<f64> = (0..81).map(|i| if i % 10 == 0 { 0.5 } else { -0.05 * (i % 7) as f64 }).collect();
+    // The centre `n` x `n` of a `m` x `m` kernel, row-major.
+    let centre = |k: &[f64], m: usize, n: usize| -> Vec<f64> {
+        let o = (m - n) / 2;
+        (0..n * n).map(|i| k[(i / n + o) * m + i % n + o]).collect()
+    };
+    // row @ (I + t): out[j] = row[j] + sum_i row[i] * t[i][j].
+    let transform = |row: &[f64], t: &[f64]| -> Vec<f64> {
+        let n = row.len();
+        (0..n).map(|j| row[j] + (0..n).map(|i| row[i] * t[i * n + j]).sum::<f64>()).collect()
+    };
+    let k5 = transform(&centre(&w, 7, 5), &t5);
+    let k3 = transform(&centre(&k5, 5, 3), &t3);
+    for (k, kernel) in [(7usize, w.clone()), (5, k5), (3, k3)] {
+        let opts = Options { args: vec![("k".into(), k.to_string())], ..Options::default() };
+        let out = common::check(&path, &opts);
+        let shown = common::rendered(&out);
+        let program = out.program.unwrap_or_else(|| panic!("k = {k} builds: {shown}"));
+        let mut interp = Interpreter::new(&program);
+        let f32s = |v: &[f64]| v.iter().map(|x| *x as f32).collect::<Vec<f32>>();
+        for (name, shape, values) in
+            [("w", vec![1, 1, 7, 7], f32s(&w)), ("t5", vec![25, 25], f32s(&t5)), ("t3", vec![9, 9], f32s(&t3))]
+        {
+            let full = format!("elasticconv2d_0.{name}");
+            // A matrix the kernel size does not use is not declared.
+            if program.param(&full).is_some() {
+                interp.set_param(&full, Tensor::from_f32(&shape, values)).expect("set");
+            }
+        }
+        let mut x = vec![0f32; 15 * 15];
+        x[7 * 15 + 7] = 1.0;
+        let y = interp.run("main", &[Tensor::from_f32(&[1, 1, 15, 15], x)]).expect("runs");
+        let y = y[0].to_f64_vec().expect("real");
+        for (i, want) in kernel.iter().enumerate() {
+            let (a, b) = (i / k, i % k);
+            let got = y[(7 + k / 2 - a) * 15 + 7 + k / 2 - b];
+            assert!((got - want).abs() <= 1e-5 * want.abs().max(1.0), "k = {k}, tap ({a}, {b}): {got} vs {want}");
+        }
+    }
+}
+
+/// A `choose k in [3, 5, 7]` over `ElasticConv1d` or `ElasticConv2d` is one weight set:
+/// three structures, one 7-tap (7x7) weight and the two transformation matrices, shared.
 #[test]
 fn an_elastic_kernel_supernet_shares_one_weight() {
     on_big_stack(|| {
-        let path = common::repo().join("tests/supernet/kernel_space.arch");
+        let cases = [
+            ("kernel_space.arch", "elasticconv1d_0", ["f32[8, 1, 7]", "f32[5, 5]", "f32[3, 3]"]),
+            ("kernel_space2d.arch", "elasticconv2d_0", ["f32[4, 1, 7, 7]", "f32[25, 25]", "f32[9, 9]"]),
+        ];
+        for (file_name, layer, types) in cases {
+            let path = common::repo().join("tests/supernet").join(file_name);
+            let text = std::fs::read_to_string(&path).expect("readable");
+            let modules = archc::driver::FsModules { dir: path.parent().expect("dir").to_path_buf() };
+            let file = SpaceFile::open(file_name, &text, &modules);
+            let (space, structures) = Subnets::enumerate(&file, &Options::default()).expect("enumerates");
+            assert_eq!((space.leaves.len(), structures.len()), (3, 3));
+            let built = build(&file, &structures, None).expect("builds");
+            let names: Vec<(&str, String)> =
+                built.program.params.iter().map(|p| (p.name.as_str(), p.ty.to_string())).collect();
+            for (name, ty) in ["w", "t5", "t3"].iter().zip(types) {
+                let name = format!("{layer}.{name}");
+                assert!(names.iter().any(|(n, t)| *n == name && t == ty), "{name} {ty} in {names:?}");
+            }
+            assert_eq!(names.iter().filter(|(n, _)| n.starts_with(&format!("{layer}.w"))).count(), 1);
+        }
+    });
+}
+
+/// A depth choice over a `stack` is elastic: the subnets of depth k run the first k
+/// blocks, whose weights every deeper subnet shares.
+#[test]
+fn a_stack_depth_uses_the_first_blocks() {
+    on_big_stack(|| {
+        let path = common::repo().join("tests/supernet/stack_space.arch");
         let text = std::fs::read_to_string(&path).expect("readable");
         let modules = archc::driver::FsModules { dir: path.parent().expect("dir").to_path_buf() };
-        let file = SpaceFile::open("kernel_space.arch", &text, &modules);
+        let file = SpaceFile::open("stack_space.arch", &text, &modules);
         let (space, structures) = Subnets::enumerate(&file, &Options::default()).expect("enumerates");
-        assert_eq!((space.leaves.len(), structures.len()), (3, 3));
+        assert_eq!((space.leaves.len(), structures.len()), (6, 3), "3 depths x 2 widths, widths symbolic");
         let built = build(&file, &structures, None).expect("builds");
-        let names: Vec<(&str, String)> =
-            built.program.params.iter().map(|p| (p.name.as_str(), p.ty.to_string())).collect();
-        for (name, ty) in [
-            ("elasticconv1d_0.w", "f32[8, 1, 7]"),
-            ("elasticconv1d_0.t5", "f32[5, 5]"),
-            ("elasticconv1d_0.t3", "f32[3, 3]"),
-        ] {
-            assert!(names.iter().any(|(n, t)| *n == name && t == ty), "{name} {ty} in {names:?}");
+        for (i, s) in structures.iter().enumerate() {
+            let depth = s.key.iter().find(|(n, _)| n == "depth").expect("depth").1 + 1;
+            let f = built.program.func(&func_name(i, "grad_step")).expect("grad step");
+            for block in 0..3 {
+                let used = f.arg_names.iter().any(|n| n == &format!("param:stack_0.{block}.linear_0.w"));
+                assert_eq!(used, block < depth, "depth {depth}, block {block}: {:?}", f.arg_names);
+            }
         }
-        assert_eq!(names.iter().filter(|(n, _)| n.starts_with("elasticconv1d_0.w")).count(), 1);
     });
 }
 
