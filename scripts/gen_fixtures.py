@@ -593,6 +593,10 @@ def grad_pooling(rng, xs):
         F.avg_pool2d(h, (2, 3), stride=2, padding=1, ceil_mode=True),
         F.avg_pool2d(h, 3, stride=2, ceil_mode=True, count_include_pad=False),
         F.max_pool2d(h, (2, 2), stride=(3, 4), padding=1, ceil_mode=True),
+        F.max_pool2d(h, (3, 2), stride=(1, 2), padding=1, dilation=(2, 3)),
+        F.max_pool2d(h, 2, stride=2, dilation=2, ceil_mode=True),
+        # PyTorch's average pools take no dilation: a depthwise convolution with 1/4.
+        F.conv2d(h, torch.full((2, 1, 2, 2), 0.25, dtype=h.dtype), stride=1, padding=1, dilation=2, groups=2),
     ]
     y = torch.cat([torch.flatten(p, 1) for p in parts], dim=1)
     return {"x": x}, module_leaves(mix, {"mix.w": ("weight", same), "mix.b": ("bias", same)}), y

@@ -292,6 +292,17 @@ fn einsum_gradients_match_central_differences() {
     assert!(err < 2e-3, "{what}");
 }
 
+/// Pooling (max over windows, dilated or not, and averages) is piecewise linear: away
+/// from ties within the step, central differences agree with the gradient program. The
+/// 1x1 convolution's weights move every pooled value at once, so the step is small
+/// (1e-3 moves one window's maximum across a near tie).
+#[test]
+fn pooling_gradients_match_central_differences() {
+    let (err, what) = central_differences("pooling", &common::repo().join("tests/fixtures/grad/pooling.arch"), 2e-4);
+    eprintln!("pooling: worst disagreement with central differences {err:.2e} ({what})");
+    assert!(err < 2e-3, "{what}");
+}
+
 /// Prints the errors of `got` against `want`; a failure message when they disagree.
 /// `zero_scale`: when `max |want|` is at most `ZERO * zero_scale`, the gradient is zero in
 /// exact arithmetic (the float64 reference holds rounding noise only), and the error is

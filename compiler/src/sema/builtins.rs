@@ -559,6 +559,7 @@ fn conv(c: &mut Checker, a: &mut ArgReader) -> R<Value> {
 }
 
 fn pool(c: &mut Checker, name: &str, a: &mut ArgReader) -> R<Value> {
+    use super::pooling::{reach, taps};
     let span = a.span();
     let x = a.tensor("x")?;
     let (kv, ks) = a.req("k")?;
@@ -568,25 +569,41 @@ fn pool(c: &mut Checker, name: &str, a: &mut ArgReader) -> R<Value> {
     let stride = per_axis(a.ints_or("stride", None)?, n, 0, "stride", span)?;
     let stride: Vec<i64> = stride.iter().zip(&window).map(|(&s, &k)| if s == 0 { k } else { s }).collect();
     let pad = per_axis(a.ints_or("padding", None)?, n, 0, "padding", span)?;
-    c.check_grid_window("pooling window", &x.ty.shape, &window, span)?;
+    let dilation = per_axis(a.ints_or("dilation", None)?, n, 1, "dilation", span)?;
+    if let Some(d) = dilation.iter().find(|&&d| d < 1) {
+        return Err(Diagnostic::error(format!("a pooling dilation must be at least 1, found {d}"), span));
+    }
+    let dilated = dilation.iter().any(|&d| d > 1);
+    // The pool op's own rule, for the dilated windows that do not go through it.
+    if let Some((i, (&w, &p))) = window.iter().zip(&pad).enumerate().find(|(_, (&w, &p))| dilated && p > w / 2) {
+        let msg =
+            format!("pooling padding ({p}, {p}) on pooled axis {i} exceeds half the window {w} (at most {})", w / 2);
+        return Err(Diagnostic::error(msg, span));
+    }
+    let spans: Vec<i64> = window.iter().zip(&dilation).map(|(&k, &d)| reach(k, d)).collect();
+    c.check_grid_window("pooling window", &x.ty.shape, &spans, span)?;
     let ceil_mode = a.bool_or("ceil_mode", false)?;
     let extra = match ceil_mode {
-        true => super::resample::ceil_extra(&x, &window, &stride, &pad, span)?,
+        true => super::resample::ceil_extra(&x, &spans, &stride, &pad, span)?,
         false => vec![0; n],
     };
     let padding: Vec<(i64, i64)> = pad.iter().map(|&p| (p, p)).collect();
     if name == "max_pool" {
         let lowest = if x.ty.dtype == DType::I64 { i64::MIN as f64 } else { f64::NEG_INFINITY };
         let x = super::resample::pad_end(c, &x, &extra, lowest, span)?;
+        if dilated {
+            let x = super::resample::pad_spatial(c, &x, &padding, lowest, span)?;
+            return taps(c, &x, &window, &stride, &dilation, BinaryOp::Max, span).map(Value::Tensor);
+        }
         let op = Op::Pool { op: PoolOp::Max, window, stride, padding };
         return c.emit(op, &[&x], None, span).map(Value::Tensor);
     }
     let include_pad = a.bool_or("count_include_pad", true)?;
-    if include_pad && !ceil_mode {
+    if include_pad && !ceil_mode && !dilated {
         let op = Op::Pool { op: PoolOp::Avg, window, stride, padding };
         return c.emit(op, &[&x], None, span).map(Value::Tensor);
     }
-    let pool = super::resample::Pool { window, stride, pad, extra };
+    let pool = super::resample::Pool { window, stride, pad, extra, dilation };
     super::resample::counted_avg_pool(c, &x, &pool, include_pad, span).map(Value::Tensor)
 }
 

@@ -30,6 +30,7 @@ pub mod invariance;
 pub mod loss_expr;
 pub mod modules;
 pub mod params;
+pub mod pooling;
 pub mod recover;
 pub mod resample;
 pub mod resolve;

@@ -309,12 +309,14 @@ fn crop(c: &mut Checker, x: &TVal, axis: usize, start: Dim, end: Dim, span: Span
     c.emit(op, &[x], Some(TensorType::new(x.ty.dtype, shape)), span)
 }
 
-/// Pooling windows per spatial axis: size, stride, padding and the `ceil_mode` extra.
+/// Pooling windows per spatial axis: size, stride, padding, the `ceil_mode` extra and
+/// the dilation.
 pub struct Pool {
     pub window: Vec<i64>,
     pub stride: Vec<i64>,
     pub pad: Vec<i64>,
     pub extra: Vec<i64>,
+    pub dilation: Vec<i64>,
 }
 
 /// The padding `ceil_mode` adds at the end of each spatial axis (constant sizes only).
@@ -352,33 +354,47 @@ pub fn pad_end(c: &mut Checker, x: &TVal, extra: &[i64], value: f64, span: Span)
     c.emit(Op::Pad { padding, value }, &[x], None, span)
 }
 
+/// `x` with `padding[i]` elements of `value` around the `i`-th of its last
+/// `padding.len()` axes.
+pub fn pad_spatial(c: &mut Checker, x: &TVal, padding: &[(i64, i64)], value: f64, span: Span) -> R<TVal> {
+    if padding.iter().all(|&(lo, hi)| lo == 0 && hi == 0) {
+        return Ok(x.clone());
+    }
+    let r = x.ty.rank();
+    let mut all = vec![(0, 0); r];
+    all[r - padding.len()..].copy_from_slice(padding);
+    c.emit(Op::Pad { padding: all, value }, &[x], None, span)
+}
+
 /// Average pooling whose divisor counts what each window covers (see the module docs):
 /// the `ceil_mode` extra is explicit zeros after the input, the padding the pool's own.
+/// A dilated window sums its taps (`sema::pooling`), the padding explicit zeros.
 pub fn counted_avg_pool(c: &mut Checker, x: &TVal, p: &Pool, include_pad: bool, span: Span) -> R<TVal> {
     let n = p.window.len();
     let r = x.ty.rank();
-    let pool = |padding: Vec<(i64, i64)>| Op::Pool {
-        op: crate::tir::PoolOp::Avg,
-        window: p.window.clone(),
-        stride: p.stride.clone(),
-        padding,
+    let dilated = p.dilation.iter().any(|&d| d > 1);
+    let pool = |c: &mut Checker, x: &TVal, padding: Vec<(i64, i64)>| -> R<TVal> {
+        if dilated {
+            let x = pad_spatial(c, x, &padding, 0.0, span)?;
+            return super::pooling::taps(c, &x, &p.window, &p.stride, &p.dilation, BinaryOp::Add, span);
+        }
+        let op = Op::Pool { op: crate::tir::PoolOp::Avg, window: p.window.clone(), stride: p.stride.clone(), padding };
+        c.emit(op, &[x], None, span)
     };
     let around: Vec<(i64, i64)> = p.pad.iter().map(|&q| (q, q)).collect();
     let extended = pad_end(c, x, &p.extra, 0.0, span)?;
-    let sums = c.emit(pool(around.clone()), &[&extended], None, span)?;
+    let sums = pool(c, &extended, around.clone())?;
     // Ones over the spatial axes only, [1, ..., 1, *spatial].
     let mut shape = vec![Dim::constant(1); r - n];
     shape.extend(x.ty.shape[r - n..].iter().cloned());
     let ones = full(c, 1.0, x.ty.dtype, &shape, span)?;
     let counts = if include_pad {
-        let mut both = vec![(0, 0); r];
-        both[r - n..].copy_from_slice(&around);
-        let padded = c.emit(Op::Pad { padding: both, value: 1.0 }, &[&ones], None, span)?;
+        let padded = pad_spatial(c, &ones, &around, 1.0, span)?;
         let padded = pad_end(c, &padded, &p.extra, 0.0, span)?;
-        c.emit(pool(vec![(0, 0); n]), &[&padded], None, span)?
+        pool(c, &padded, vec![(0, 0); n])?
     } else {
         let ones = pad_end(c, &ones, &p.extra, 0.0, span)?;
-        c.emit(pool(around), &[&ones], None, span)?
+        pool(c, &ones, around)?
     };
     let counts = c.broadcast_to(&counts, &sums.ty.shape, span)?;
     bin(c, BinaryOp::Div, &sums, &counts, span)
