@@ -61,6 +61,7 @@ fn args_of(p: &Program, func: &str, widths: &[(&str, usize)]) -> Vec<Tensor> {
             }
             match name.as_str() {
                 "lr" => Tensor::scalar_f32(0.01),
+                "loss_scale" => Tensor::scalar_f32(1.0),
                 "label" => {
                     Tensor::from_i64(&shape, (0..shape.iter().product::<usize>() as i64).map(|i| i % 10).collect())
                 }
@@ -106,6 +107,7 @@ fn the_split_step_is_the_train_step() {
             .zip(&g.args)
             .map(|(n, (_, ty))| match n.strip_prefix("grad:") {
                 Some(_) => Tensor::zeros(ty.dtype, &ty.const_shape().expect("concrete")),
+                None if n == "loss_scale" => Tensor::scalar_f32(1.0),
                 None => by_name(n),
             })
             .collect();
@@ -498,6 +500,27 @@ fn a_stack_depth_uses_the_first_blocks() {
     });
 }
 
+/// An expansion ratio is an elastic width: a `shared` int that multiplies a hidden
+/// width is a size symbol of one program, whose weights are held at the largest ratio.
+#[test]
+fn an_expansion_ratio_is_an_elastic_width() {
+    on_big_stack(|| {
+        let path = common::repo().join("tests/supernet/expand_space.arch");
+        let text = std::fs::read_to_string(&path).expect("readable");
+        let modules = archc::driver::FsModules { dir: path.parent().expect("dir").to_path_buf() };
+        let file = SpaceFile::open("expand_space.arch", &text, &modules);
+        let (space, structures) = Subnets::enumerate(&file, &Options::default()).expect("enumerates");
+        assert_eq!((space.leaves.len(), structures.len()), (6, 2), "3 ratios x 2 depths, ratios symbolic");
+        let ratios: std::collections::BTreeSet<i64> =
+            space.leaves.iter().flat_map(|l| l.widths.iter().map(|(_, w)| *w)).collect();
+        assert_eq!(ratios.into_iter().collect::<Vec<_>>(), vec![1, 2, 4]);
+        let built = build(&file, &structures, None).expect("builds");
+        let ty = |n: &str| built.program.param(n).map(|p| p.ty.to_string());
+        assert_eq!(ty("repeat_0.0.linear_0.w").as_deref(), Some("f32[32, 128]"));
+        assert_eq!(ty("repeat_0.1.linear_1.w").as_deref(), Some("f32[128, 32]"));
+    });
+}
+
 /// A ProxylessNAS gated build with a one-hot gate is the subnet that takes the active
 /// option (the same loss), and the gradient it gives the gate matches finite differences
 /// of the loss in the gate.
@@ -631,6 +654,40 @@ fn a_seeded_proxyless_run_repeats_exactly_and_extracts() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("no subnet meets --latency-bound"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `loss_scale` weighs a gradient step's gradients (not its loss): at 0.25 they are a
+/// quarter of those at 1, exactly (a power of two). ε-shrinking's weight rises from 0
+/// to 1 over its ramp once shrinking starts.
+#[test]
+fn the_loss_scale_weighs_the_gradients() {
+    use archc::supernet::train::Shrink;
+    with_space(|file| {
+        let cfg = file.train_config(&opts(assignment(1, 1, 0), false)).expect("config");
+        let p = build_grad_program(&cfg.program, Some(&cfg.training), &cfg.spec).expect("grad step");
+        let f = p.func("grad_step").expect("grad_step");
+        let at = f.arg_names.iter().position(|n| n == "loss_scale").expect("a loss_scale argument");
+        let args = args_of(&p, "grad_step", &[]);
+        let mut quarter = args.clone();
+        quarter[at] = Tensor::scalar_f32(0.25);
+        let (one, q) = (
+            Interpreter::new(&p).run("grad_step", &args).expect("runs"),
+            Interpreter::new(&p).run("grad_step", &quarter).expect("runs"),
+        );
+        assert_eq!(result(&p, "grad_step", &one, "loss"), result(&p, "grad_step", &q, "loss"));
+        let name = "grad:repeat_0.0.linear_0.w";
+        let (g1, gq) = (
+            result(&p, "grad_step", &one, name).to_f64_vec().expect("real"),
+            result(&p, "grad_step", &q, name).to_f64_vec().expect("real"),
+        );
+        assert!(g1.iter().any(|v| *v != 0.0));
+        assert!(g1.iter().zip(&gq).all(|(a, b)| a * 0.25 == *b), "a quarter of the gradient");
+    });
+    let d = Shrink::Delayed(0.5);
+    let eps = [d.epsilon(40, 100, 0.2), d.epsilon(50, 100, 0.2), d.epsilon(60, 100, 0.2), d.epsilon(80, 100, 0.2)];
+    assert!(eps.iter().zip([0.0, 0.0, 0.5, 1.0]).all(|(a, b)| (a - b).abs() < 1e-12), "{eps:?}");
+    assert_eq!(d.epsilon(10, 100, 0.0), 1.0, "no ramp: every subnet weighs 1");
+    assert!((Shrink::None.epsilon(5, 100, 0.1) - 0.5).abs() < 1e-12);
 }
 
 /// The targets of distillation mix the labels with the teacher's predictions, by hand.

@@ -146,6 +146,13 @@ pub struct TrainArgs {
     /// only.
     #[arg(long, default_value_t = 0.5)]
     pub delay: f64,
+    /// ε-shrinking (DεpS): the gradients of each step's subnets other than the largest
+    /// are weighed by ε, rising linearly from 0 when shrinking starts to 1 after this
+    /// fraction of the steps, so that the subnets' effective learning rate warms up
+    /// while the largest keeps its own. 0 (the default) weighs every subnet alike.
+    /// Needs `--rule sandwich`.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.0)]
+    pub ramp: f64,
     /// In-place distillation (BigNAS; Once-for-All distils too): the largest subnet of
     /// each step learns from the labels, the others from `(1 - W) · labels + W · the
     /// largest's predictions` (its probabilities for cross_entropy). 1 is BigNAS's
@@ -186,6 +193,12 @@ impl TrainArgs {
     fn shrink(&self) -> Result<Shrink, String> {
         if !(0.0..=1.0).contains(&self.delay) {
             return Err(format!("--delay {}: expected a fraction of the steps, from 0 to 1", self.delay));
+        }
+        if !(0.0..=1.0).contains(&self.ramp) {
+            return Err(format!("--ramp {}: expected a fraction of the steps, from 0 to 1", self.ramp));
+        }
+        if self.ramp > 0.0 && self.rule != RuleArg::Sandwich {
+            return Err("--ramp needs --rule sandwich: the largest subnet of each step keeps its weight".into());
         }
         Ok(match self.shrink {
             ShrinkArg::None => Shrink::None,
@@ -242,6 +255,7 @@ fn train_cmd(args: &TrainArgs, color: bool) -> Result<(), String> {
     let file = SpaceFile::open(&args.file.display().to_string(), &text, &modules);
     validate(&file, color)?;
     let distill = args.distill()?;
+    args.shrink()?;
     let (space, structures) = Subnets::enumerate(&file, &Options::default())?;
     let built = build(&file, &structures, distill)?;
     let out = args.out.clone().unwrap_or_else(|| {
@@ -262,7 +276,7 @@ fn train_cmd(args: &TrainArgs, color: bool) -> Result<(), String> {
     let epochs = args.epochs.unwrap_or(built.cfg.epochs);
     let metrics = out.join("metrics.jsonl");
     let mut log = std::fs::File::create(&metrics).map_err(|e| format!("cannot write {}: {e}", metrics.display()))?;
-    let steps = train(&mut run, &data, args.rule(), args.shrink()?, epochs, |epoch, s| {
+    let steps = train(&mut run, &data, args.rule(), args.shrink()?, args.ramp, epochs, |epoch, s| {
         let line = epoch_line(epoch, s);
         eprintln!("{line}");
         writeln!(log, "{line}").map_err(|e| format!("cannot write {}: {e}", metrics.display()))
@@ -304,6 +318,7 @@ fn save(run: &mut Run, out: &Path, args: &TrainArgs, built: &Built, steps: u64, 
         "rule": format!("{:?}", args.rule()),
         "shrink": format!("{:?}", args.shrink()?),
         "distill": args.distill,
+        "ramp": args.ramp,
         "steps": steps,
         "parameters": built.program.params.len(),
         "structures": run.space.leaves.iter().map(|l| l.structure).max().map_or(0, |m| m + 1),

@@ -370,7 +370,10 @@ fn gated_inputs(run: &Run, batch: &Dataset) -> Result<Vec<Tensor>, String> {
         .iter()
         .zip(b.args)
         .filter(|(_, bound)| bound.is_none())
-        .map(|(name, _)| batch.get(name).cloned().ok_or_else(|| format!("the data set has no `{name}`")))
+        .map(|(name, _)| match name.as_str() {
+            super::train::LOSS_SCALE => Ok(Tensor::scalar_f32(1.0)),
+            _ => batch.get(name).cloned().ok_or_else(|| format!("the data set has no `{name}`")),
+        })
         .collect()
 }
 
@@ -408,7 +411,7 @@ pub fn search(
             let b = b.map_err(|e| e.to_string())?;
             let leaf = s.sample_leaf(&mut rng);
             let lr = loop_spec.schedule.lr(step, total);
-            loss += s.run.step(&[leaf], &b, lr, step_seed(seed, step)).map_err(|e| format!("step {step}: {e}"))?;
+            loss += s.run.step(&[leaf], &b, lr, 1.0, step_seed(seed, step)).map_err(|e| format!("step {step}: {e}"))?;
             if epoch >= warm_epochs && (i as u64 + 1) % spec.arch_every.max(1) == 0 {
                 let hb = &held_batches[i % held_batches.len().max(1)];
                 arch_loss += s.arch_step(hb, spec, &mut rng, step_seed(seed, step))?;

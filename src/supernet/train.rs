@@ -10,7 +10,9 @@
 //!   the step used still moves by its momentum, as with PyTorch 1.x's `zero_grad`).
 //! - `Shrink` delays when dimensions become elastic: with none elastic a step trains the
 //!   largest subnet alone; a decision not yet elastic holds its largest option (an int)
-//!   or its first (a choice among layers).
+//!   or its first (a choice among layers). With a ramp ([`Shrink::epsilon`], DεpS's
+//!   ε-shrinking) the gradients of a step's subnets after the first (the sandwich rule's
+//!   largest) are weighed by ε, rising from 0 to 1 once shrinking starts.
 //! - Everything random is a function of the `train` block's seed: initial weights, batch
 //!   order, the subnets drawn (ChaCha8 seeded by it), dropout per step. The same
 //!   command gives the same weights, bit for bit, on the same backend.
@@ -38,6 +40,9 @@ use archc_runtime::{Bindings, Executor, Interpreter, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
+
+/// The given scalar that weighs a gradient step's gradients (`autodiff::split`).
+pub const LOSS_SCALE: &str = "loss_scale";
 
 /// Training batches that recalibrate a subnet's buffers before it is evaluated.
 pub const CALIBRATION_BATCHES: usize = 50;
@@ -115,6 +120,26 @@ impl Shrink {
             Shrink::Delayed(_) => all,
         }
     }
+
+    /// The fraction of the steps before any dimension is elastic.
+    fn start(&self) -> f64 {
+        match *self {
+            Shrink::None => 0.0,
+            Shrink::Progressive => 0.25,
+            Shrink::Delayed(f) => f,
+        }
+    }
+
+    /// DεpS's ε-shrinking: the weight of the subnets after the first (the largest) at
+    /// `step` of `total`, rising linearly from 0 when shrinking starts to 1 after `ramp`
+    /// of the steps; 1 throughout when `ramp` is 0.
+    pub fn epsilon(&self, step: u64, total: u64, ramp: f64) -> f64 {
+        if ramp <= 0.0 {
+            return 1.0;
+        }
+        let at = step as f64 / total.max(1) as f64;
+        ((at - self.start()) / ramp).clamp(0.0, 1.0)
+    }
 }
 
 /// The run's executor, program and the bindings of its functions.
@@ -165,7 +190,7 @@ impl Run<'_> {
 
     /// The given inputs of structure function `func` for subnet `leaf` on `batch`.
     fn given(&self, func: &str, leaf: usize, batch: &Dataset) -> Result<Vec<Tensor>, String> {
-        self.given_with(func, leaf, batch, None)
+        self.given_with(func, leaf, batch, None, 1.0)
     }
 
     /// [`Self::given`], with `targets` in place of the batch's targets when given.
@@ -175,6 +200,7 @@ impl Run<'_> {
         leaf: usize,
         batch: &Dataset,
         targets: Option<&Tensor>,
+        scale: f64,
     ) -> Result<Vec<Tensor>, String> {
         let f = self.program.func(func).expect("built");
         let widths = &self.space.leaves[leaf].widths;
@@ -187,6 +213,7 @@ impl Run<'_> {
             let t = match (widths.iter().find(|(n, _)| n == name), targets) {
                 (Some((_, w)), _) => Tensor::zeros(DType::F32, &[0, *w as usize]),
                 (None, Some(t)) if name == target => t.clone(),
+                (None, _) if name == LOSS_SCALE => Tensor::scalar_f32(scale as f32),
                 (None, _) => batch.get(name).ok_or_else(|| format!("the data set has no `{name}`"))?.clone(),
             };
             out.push(t);
@@ -196,8 +223,10 @@ impl Run<'_> {
 
     /// One step: the subnets `leaves` on `batch`, then the update with rate `lr`.
     /// Returns the mean loss over the subnets. With a teacher (in-place distillation)
-    /// the first subnet learns from the labels and teaches the others.
-    pub fn step(&mut self, leaves: &[usize], batch: &Dataset, lr: f64, seed: u64) -> Result<f64, String> {
+    /// the first subnet learns from the labels and teaches the others. The gradients of
+    /// every subnet after the first are weighed by `epsilon` (DεpS's ε-shrinking; 1 for
+    /// the plain sum).
+    pub fn step(&mut self, leaves: &[usize], batch: &Dataset, lr: f64, epsilon: f64, seed: u64) -> Result<f64, String> {
         let mut loss = 0.0;
         let mut soft: Option<Tensor> = None;
         for (k, &leaf) in leaves.iter().enumerate() {
@@ -206,7 +235,8 @@ impl Run<'_> {
                 (Some(t), Some(_)) => t.step(structure),
                 _ => func_name(structure, "grad_step"),
             };
-            let given = self.given_with(&func, leaf, batch, soft.as_ref())?;
+            let scale = if k == 0 { 1.0 } else { epsilon };
+            let given = self.given_with(&func, leaf, batch, soft.as_ref(), scale)?;
             let b = bindings(self.program, &func);
             let out = self.exec.run_bound(&func, &b, given, seed).map_err(|e| e.to_string())?;
             let l = scalar(&out[0]);
@@ -360,6 +390,7 @@ pub fn train(
     data: &TrainData,
     rule: SampleRule,
     shrink: Shrink,
+    ramp: f64,
     epochs: u64,
     mut report: impl FnMut(u64, &EpochStats) -> Result<(), String>,
 ) -> Result<u64, String> {
@@ -381,8 +412,9 @@ pub fn train(
             let b = b.map_err(|e| e.to_string())?;
             let leaves = rule.draw(run.space, &shrink.elastic(step, total), &mut rng);
             let lr = spec.schedule.lr(step, total);
+            let eps = shrink.epsilon(step, total, ramp);
             loss_sum +=
-                run.step(&leaves, &b, lr, step_seed(cfg.seed, step)).map_err(|e| format!("step {step}: {e}"))?;
+                run.step(&leaves, &b, lr, eps, step_seed(cfg.seed, step)).map_err(|e| format!("step {step}: {e}"))?;
             n += 1;
             step += 1;
         }

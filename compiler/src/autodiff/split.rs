@@ -2,9 +2,10 @@
 //! their parameters before one update (a supernet's subnets).
 //!
 //! ABI (matched by name, like `train_step`'s):
-//! - `grad_step(data..., param:NAME..., grad:NAME...)` returns `loss`, `metric:NAME...`,
+//! - `grad_step(data..., param:NAME..., loss_scale, grad:NAME...)` returns `loss`, `metric:NAME...`,
 //!   `param:BUFFER...` (buffers' new values, as `train_step` returns them) and
-//!   `grad:NAME...`: each trainable parameter's accumulator plus this model's gradient,
+//!   `grad:NAME...`: each trainable parameter's accumulator plus this model's gradient
+//!   times `loss_scale` (a scalar: 1 for the gradient itself; a supernet weighs subnets by it),
 //!   then, for a built-in loss, `output`: the model output the loss reads (a supernet's
 //!   largest subnet teaches the others with it).
 //! - `apply_step(param:NAME..., grad:NAME..., state:NAME.SLOT..., state:step, lr)` returns
@@ -30,11 +31,20 @@ pub fn build_grad_program(program: &Program, training: Option<&Program>, spec: &
 }
 
 fn build_grad(program: &Program, main: &str, spec: &TrainSpec, table: &FuncTable) -> Res<Func> {
-    let fw = forward(program, main, spec, "grad_step", table)?;
+    let mut fw = forward(program, main, spec, "grad_step", table)?;
     let trainable = |n: &String| program.param(n).map(|p| p.trainable).unwrap_or(true);
     let param_vals: Vec<V> = fw.func.args[fw.data_args..].iter().map(|(v, _)| *v).collect();
     let wrt: Vec<V> = fw.params.iter().zip(&param_vals).filter(|(n, _)| trainable(n)).map(|(_, v)| *v).collect();
-    let g = gradient(&fw.func, table, fw.loss, &wrt)?;
+    // The gradients are those of `loss_scale * loss` (1 for the plain gradient).
+    let mut e = Emitter::new(fw.func, table);
+    let scale = add_arg(&mut e, "loss_scale", TensorType::scalar(DType::F32));
+    let scale = match e.ty(fw.loss).dtype {
+        DType::F32 => scale,
+        d => e.op(Op::Cast, &[scale], Some(TensorType::scalar(d)))?,
+    };
+    let scaled = e.mul(fw.loss, scale)?;
+    fw.func = e.func;
+    let g = gradient(&fw.func, table, scaled, &wrt)?;
     let grads: Vec<V> = g.results[g.results.len() - wrt.len()..].to_vec();
     let mut f = g;
     f.results.clear();
