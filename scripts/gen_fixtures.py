@@ -302,6 +302,18 @@ def case_transformer_encoder_layer(rng):
     return {"x": x}, ours, {"y": out(y)}
 
 
+def grad_stacking(rng, xs):
+    x = normal(rng, (2, 3, 4))
+    fc = torch.nn.Linear(4, 4).double()
+    set_params(fc, {"weight": uniform(rng, (4, 4), -0.5, 0.5), "bias": uniform(rng, (4,), -0.3, 0.3)})
+    xt = xs("x", x)
+    h = fc(xt)
+    a = torch.stack([h, torch.tanh(h), xt], dim=1)
+    b = torch.stack([h[:, 0], h[:, 2]], dim=-1)
+    y = torch.cat([torch.flatten(a, 1), torch.flatten(b, 1)], dim=1)
+    return {"x": x}, module_leaves(fc, linear_map("fc")), y
+
+
 # name -> (case function, seed)
 CASES = {
     "linear": (case_linear, 1),
@@ -631,6 +643,7 @@ GRAD_CASES = {
     "spectral": (grad_spectral, 109),
     "pooling": (grad_pooling, 110),
     "einsum": (grad_einsum, 111),
+    "stacking": (grad_stacking, 112),
 }
 
 GRAD_FIXTURES = os.path.join(FIXTURES, "grad")

@@ -185,7 +185,7 @@ macro_rules! fixtures {
     };
 }
 
-fixtures!(mlp, cnn, lstm, attention, fno, hypernet, sorting, resample, spectral, pooling, einsum);
+fixtures!(mlp, cnn, lstm, attention, fno, hypernet, sorting, resample, spectral, pooling, einsum, stacking);
 
 /// Every gradient fixture program has a test above.
 #[test]

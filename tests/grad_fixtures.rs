@@ -372,6 +372,7 @@ fixtures!(
     spectral,
     pooling,
     einsum,
+    stacking,
 );
 
 /// Every gradient fixture program has a test above and its data file beside it.

@@ -55,6 +55,7 @@ pub const BUILTINS: &[&str] = &[
     "unsqueeze",
     "squeeze",
     "concat",
+    "stack",
     "pad",
     "broadcast",
     "gather",
@@ -212,6 +213,7 @@ fn dispatch(c: &mut Checker, name: &'static str, a: &mut ArgReader) -> R<Value> 
             t(c.reshape(&x, shape, span)?)
         }
         "concat" => concat(c, a),
+        "stack" => stack(c, a),
         "pad" => pad(c, a),
         "broadcast" => {
             let x = a.tensor("x")?;
@@ -658,20 +660,46 @@ fn flatten(c: &mut Checker, a: &mut ArgReader) -> R<Value> {
     c.reshape(&x, shape, span).map(Value::Tensor)
 }
 
-fn concat(c: &mut Checker, a: &mut ArgReader) -> R<Value> {
-    let span = a.span();
-    let (v, s) = a.req("xs")?;
-    let Value::List(items) = v else { return Err(a.wrong("xs", "a list of tensors", &v, s)) };
-    let xs: Vec<TVal> = items
+/// The tensors of list argument `name`.
+fn tensor_list(a: &mut ArgReader, name: &'static str) -> R<Vec<TVal>> {
+    let (v, s) = a.req(name)?;
+    let Value::List(items) = v else { return Err(a.wrong(name, "a list of tensors", &v, s)) };
+    items
         .into_iter()
         .map(|v| match v {
             Value::Tensor(t) => Ok(t),
-            v => Err(a.wrong("xs", "a list of tensors", &v, s)),
+            v => Err(a.wrong(name, "a list of tensors", &v, s)),
         })
-        .collect::<R<_>>()?;
+        .collect()
+}
+
+fn concat(c: &mut Checker, a: &mut ArgReader) -> R<Value> {
+    let span = a.span();
+    let xs = tensor_list(a, "xs")?;
     let first = xs.first().ok_or_else(|| Diagnostic::error("concat needs at least one tensor", span))?;
     let axis = norm_axis(a.int_or("axis", 0)?, first.ty.rank(), span)?;
     let refs: Vec<&TVal> = xs.iter().collect();
+    c.emit(Op::Concat { axis }, &refs, None, span).map(Value::Tensor)
+}
+
+/// `stack([xs], axis = 0)`: tensors of one type along a new axis (`0..=rank`, negative
+/// from the end of the result), as `torch.stack`: each reshaped with a 1 there, then
+/// concatenated.
+fn stack(c: &mut Checker, a: &mut ArgReader) -> R<Value> {
+    let span = a.span();
+    let xs = tensor_list(a, "xs")?;
+    let first = xs.first().ok_or_else(|| Diagnostic::error("stack needs at least one tensor", span))?.clone();
+    if let Some(x) = xs.iter().find(|x| x.ty != first.ty) {
+        return Err(Diagnostic::error(
+            format!("stack needs tensors of one type, found {} and {}", first.ty, x.ty),
+            span,
+        ));
+    }
+    let axis = norm_axis(a.int_or("axis", 0)?, first.ty.rank() + 1, span)?;
+    let mut shape = first.ty.shape.clone();
+    shape.insert(axis, Dim::constant(1));
+    let parts: Vec<TVal> = xs.iter().map(|x| c.reshape(x, shape.clone(), span)).collect::<R<_>>()?;
+    let refs: Vec<&TVal> = parts.iter().collect();
     c.emit(Op::Concat { axis }, &refs, None, span).map(Value::Tensor)
 }
 
