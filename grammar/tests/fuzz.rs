@@ -83,7 +83,7 @@ fn random_expr(rng: &mut Lcg, depth: u32) -> String {
         return LEAVES[rng.below(LEAVES.len())].to_string();
     }
     let sub = |rng: &mut Lcg| random_expr(rng, depth - 1);
-    let e = match rng.below(14) {
+    let e = match rng.below(15) {
         0..=4 => format!("{} {} {}", sub(rng), BINOPS[rng.below(BINOPS.len())], sub(rng)),
         5 => format!("{}{}", ["-", "!"][rng.below(2)], sub(rng)),
         6 => format!("{}({}, k = {})", sub(rng), sub(rng), sub(rng)),
@@ -91,7 +91,9 @@ fn random_expr(rng: &mut Lcg, depth: u32) -> String {
         8 => format!("{}.T", sub(rng)),
         9 => format!("h => {}", sub(rng)),
         10 => format!("if {} {{ {} }} else {{ {} }}", sub(rng), sub(rng), sub(rng)),
-        11 => format!("repeat n as i {{ {} }} |> stack({}) {{ {} }}", sub(rng), sub(rng), sub(rng)),
+        // A stack block's count does not start with a bracket or a sign.
+        11 => format!("repeat n as i {{ {} }} |> stack(n * {}) {{ {} }}", sub(rng), sub(rng), sub(rng)),
+        13 => format!("stack([{}, {}], axis = {})", sub(rng), sub(rng), sub(rng)),
         12 => format!("{{ let a = {}; {} }}", sub(rng), sub(rng)),
         _ => format!("[{}, {}]", sub(rng), sub(rng)),
     };
