@@ -19,11 +19,16 @@ const SPACE: &str = "tests/supernet/digits_space.arch";
 
 /// Runs `f` on the test space, opened (on a thread with a big stack, as builds need).
 fn with_space<T: Send>(f: impl Fn(&SpaceFile) -> T + Send + Sync) -> T {
+    with_space_at(SPACE, f)
+}
+
+/// Runs `f` on the space at `rel` (from the repository root), opened as [`with_space`].
+fn with_space_at<T: Send>(rel: &str, f: impl Fn(&SpaceFile) -> T + Send + Sync) -> T {
     on_big_stack(|| {
-        let path = common::repo().join(SPACE);
+        let path = common::repo().join(rel);
         let text = std::fs::read_to_string(&path).expect("readable");
         let modules = archc::driver::FsModules { dir: path.parent().expect("dir").to_path_buf() };
-        f(&SpaceFile::open(SPACE, &text, &modules))
+        f(&SpaceFile::open(rel, &text, &modules))
     })
 }
 
@@ -363,7 +368,6 @@ fn shrinking_holds_the_dimensions_not_yet_elastic() {
 /// from the impulse response (`y[10 + k / 2 - j] = kernel[j]` for an impulse at 10).
 #[test]
 fn elastic_kernels_are_transformed_centres() {
-    let path = common::repo().join("tests/supernet/elastic_conv.arch");
     let w: Vec<f64> = (1..=7).map(|v| v as f64).collect();
     let t5: Vec<f64> = (0..25).map(|i| 0.1 * ((i / 5) as f64 - (i % 5) as f64)).collect();
     let t3: Vec<f64> = (0..9).map(|i| if i % 4 == 0 { 0.5 } else { -0.25 }).collect();
@@ -374,29 +378,43 @@ fn elastic_kernels_are_transformed_centres() {
     let k5 = transform(&w[1..6], &t5, 5);
     let k3 = transform(&k5[1..4], &t3, 3);
     for (k, kernel) in [(7usize, w.clone()), (5, k5), (3, k3)] {
-        let opts = Options { args: vec![("k".into(), k.to_string())], ..Options::default() };
-        let out = common::check(&path, &opts);
-        let shown = common::rendered(&out);
-        let program = out.program.unwrap_or_else(|| panic!("k = {k} builds: {shown}"));
-        let mut interp = Interpreter::new(&program);
-        let f32s = |v: &[f64]| v.iter().map(|x| *x as f32).collect::<Vec<f32>>();
-        for (name, shape, values) in
-            [("w", vec![1, 1, 7], f32s(&w)), ("t5", vec![5, 5], f32s(&t5)), ("t3", vec![3, 3], f32s(&t3))]
-        {
-            let full = format!("elasticconv1d_0.{name}");
-            if program.param(&full).is_some() {
-                interp.set_param(&full, Tensor::from_f32(&shape, values)).expect("set");
-            }
-        }
-        let mut x = vec![0f32; 21];
-        x[10] = 1.0;
-        let y = interp.run("main", &[Tensor::from_f32(&[1, 1, 21], x)]).expect("runs");
-        let y = y[0].to_f64_vec().expect("real");
+        let params = [("w", vec![1, 1, 7], &w[..]), ("t5", vec![5, 5], &t5[..]), ("t3", vec![3, 3], &t3[..])];
+        let y = elastic_response("elastic_conv.arch", "elasticconv1d_0", k, &params, &[1, 1, 21], 10);
         for (j, want) in kernel.iter().enumerate() {
             let got = y[10 + k / 2 - j];
             assert!((got - want).abs() <= 1e-5 * want.abs().max(1.0), "k = {k}, tap {j}: {got} vs {want}");
         }
     }
+}
+
+/// The output of the elastic convolution `layer` of `tests/supernet/FILE` at kernel
+/// size `k` for a one at flat position `at` of an input of `shape`, its parameters set
+/// to `params` (name, shape, values; a matrix that `k` does not use is not declared).
+fn elastic_response(
+    file: &str,
+    layer: &str,
+    k: usize,
+    params: &[(&str, Vec<usize>, &[f64])],
+    shape: &[usize],
+    at: usize,
+) -> Vec<f64> {
+    let path = common::repo().join("tests/supernet").join(file);
+    let opts = Options { args: vec![("k".into(), k.to_string())], ..Options::default() };
+    let out = common::check(&path, &opts);
+    let shown = common::rendered(&out);
+    let program = out.program.unwrap_or_else(|| panic!("k = {k} builds: {shown}"));
+    let mut interp = Interpreter::new(&program);
+    for (name, shape, values) in params {
+        let full = format!("{layer}.{name}");
+        if program.param(&full).is_some() {
+            let v: Vec<f32> = values.iter().map(|x| *x as f32).collect();
+            interp.set_param(&full, Tensor::from_f32(shape, v)).expect("set");
+        }
+    }
+    let mut x = vec![0f32; shape.iter().product()];
+    x[at] = 1.0;
+    let y = interp.run("main", &[Tensor::from_f32(shape, x)]).expect("runs");
+    y[0].to_f64_vec().expect("real")
 }
 
 /// `nn.ElasticConv2d`: the 7x7 kernel as given, the 5x5 kernel its centre (flattened)
@@ -405,7 +423,6 @@ fn elastic_kernels_are_transformed_centres() {
 /// kernel[a][b]` for an impulse at (7, 7)).
 #[test]
 fn elastic_2d_kernels_are_transformed_centres() {
-    let path = common::repo().join("tests/supernet/elastic_conv2d.arch");
     let w: Vec<f64> = (0..49).map(|i| ((i * 37) % 11) as f64 / 5.0 - 1.0).collect();
     let t5: Vec<f64> = (0..625).map(|i| 0.02 * ((i / 25) as f64 - (i % 25) as f64).sin()).collect();
     let t3: Vec<f64> = (0..81).map(|i| if i % 10 == 0 { 0.5 } else { -0.05 * (i % 7) as f64 }).collect();
@@ -422,25 +439,8 @@ fn elastic_2d_kernels_are_transformed_centres() {
     let k5 = transform(&centre(&w, 7, 5), &t5);
     let k3 = transform(&centre(&k5, 5, 3), &t3);
     for (k, kernel) in [(7usize, w.clone()), (5, k5), (3, k3)] {
-        let opts = Options { args: vec![("k".into(), k.to_string())], ..Options::default() };
-        let out = common::check(&path, &opts);
-        let shown = common::rendered(&out);
-        let program = out.program.unwrap_or_else(|| panic!("k = {k} builds: {shown}"));
-        let mut interp = Interpreter::new(&program);
-        let f32s = |v: &[f64]| v.iter().map(|x| *x as f32).collect::<Vec<f32>>();
-        for (name, shape, values) in
-            [("w", vec![1, 1, 7, 7], f32s(&w)), ("t5", vec![25, 25], f32s(&t5)), ("t3", vec![9, 9], f32s(&t3))]
-        {
-            let full = format!("elasticconv2d_0.{name}");
-            // A matrix the kernel size does not use is not declared.
-            if program.param(&full).is_some() {
-                interp.set_param(&full, Tensor::from_f32(&shape, values)).expect("set");
-            }
-        }
-        let mut x = vec![0f32; 15 * 15];
-        x[7 * 15 + 7] = 1.0;
-        let y = interp.run("main", &[Tensor::from_f32(&[1, 1, 15, 15], x)]).expect("runs");
-        let y = y[0].to_f64_vec().expect("real");
+        let params = [("w", vec![1, 1, 7, 7], &w[..]), ("t5", vec![25, 25], &t5[..]), ("t3", vec![9, 9], &t3[..])];
+        let y = elastic_response("elastic_conv2d.arch", "elasticconv2d_0", k, &params, &[1, 1, 15, 15], 7 * 15 + 7);
         for (i, want) in kernel.iter().enumerate() {
             let (a, b) = (i / k, i % k);
             let got = y[(7 + k / 2 - a) * 15 + 7 + k / 2 - b];
@@ -453,19 +453,15 @@ fn elastic_2d_kernels_are_transformed_centres() {
 /// three structures, one 7-tap (7x7) weight and the two transformation matrices, shared.
 #[test]
 fn an_elastic_kernel_supernet_shares_one_weight() {
-    on_big_stack(|| {
-        let cases = [
-            ("kernel_space.arch", "elasticconv1d_0", ["f32[8, 1, 7]", "f32[5, 5]", "f32[3, 3]"]),
-            ("kernel_space2d.arch", "elasticconv2d_0", ["f32[4, 1, 7, 7]", "f32[25, 25]", "f32[9, 9]"]),
-        ];
-        for (file_name, layer, types) in cases {
-            let path = common::repo().join("tests/supernet").join(file_name);
-            let text = std::fs::read_to_string(&path).expect("readable");
-            let modules = archc::driver::FsModules { dir: path.parent().expect("dir").to_path_buf() };
-            let file = SpaceFile::open(file_name, &text, &modules);
-            let (space, structures) = Subnets::enumerate(&file, &Options::default()).expect("enumerates");
+    let cases = [
+        ("kernel_space.arch", "elasticconv1d_0", ["f32[8, 1, 7]", "f32[5, 5]", "f32[3, 3]"]),
+        ("kernel_space2d.arch", "elasticconv2d_0", ["f32[4, 1, 7, 7]", "f32[25, 25]", "f32[9, 9]"]),
+    ];
+    for (file_name, layer, types) in cases {
+        with_space_at(&format!("tests/supernet/{file_name}"), |file| {
+            let (space, structures) = Subnets::enumerate(file, &Options::default()).expect("enumerates");
             assert_eq!((space.leaves.len(), structures.len()), (3, 3));
-            let built = build(&file, &structures, None).expect("builds");
+            let built = build(file, &structures, None).expect("builds");
             let names: Vec<(&str, String)> =
                 built.program.params.iter().map(|p| (p.name.as_str(), p.ty.to_string())).collect();
             for (name, ty) in ["w", "t5", "t3"].iter().zip(types) {
@@ -473,22 +469,18 @@ fn an_elastic_kernel_supernet_shares_one_weight() {
                 assert!(names.iter().any(|(n, t)| *n == name && t == ty), "{name} {ty} in {names:?}");
             }
             assert_eq!(names.iter().filter(|(n, _)| n.starts_with(&format!("{layer}.w"))).count(), 1);
-        }
-    });
+        });
+    }
 }
 
 /// A depth choice over a `stack` is elastic: the subnets of depth k run the first k
 /// blocks, whose weights every deeper subnet shares.
 #[test]
 fn a_stack_depth_uses_the_first_blocks() {
-    on_big_stack(|| {
-        let path = common::repo().join("tests/supernet/stack_space.arch");
-        let text = std::fs::read_to_string(&path).expect("readable");
-        let modules = archc::driver::FsModules { dir: path.parent().expect("dir").to_path_buf() };
-        let file = SpaceFile::open("stack_space.arch", &text, &modules);
-        let (space, structures) = Subnets::enumerate(&file, &Options::default()).expect("enumerates");
+    with_space_at("tests/supernet/stack_space.arch", |file| {
+        let (space, structures) = Subnets::enumerate(file, &Options::default()).expect("enumerates");
         assert_eq!((space.leaves.len(), structures.len()), (6, 3), "3 depths x 2 widths, widths symbolic");
-        let built = build(&file, &structures, None).expect("builds");
+        let built = build(file, &structures, None).expect("builds");
         for (i, s) in structures.iter().enumerate() {
             let depth = s.key.iter().find(|(n, _)| n == "depth").expect("depth").1 + 1;
             let f = built.program.func(&func_name(i, "grad_step")).expect("grad step");
@@ -504,17 +496,13 @@ fn a_stack_depth_uses_the_first_blocks() {
 /// width is a size symbol of one program, whose weights are held at the largest ratio.
 #[test]
 fn an_expansion_ratio_is_an_elastic_width() {
-    on_big_stack(|| {
-        let path = common::repo().join("tests/supernet/expand_space.arch");
-        let text = std::fs::read_to_string(&path).expect("readable");
-        let modules = archc::driver::FsModules { dir: path.parent().expect("dir").to_path_buf() };
-        let file = SpaceFile::open("expand_space.arch", &text, &modules);
-        let (space, structures) = Subnets::enumerate(&file, &Options::default()).expect("enumerates");
+    with_space_at("tests/supernet/expand_space.arch", |file| {
+        let (space, structures) = Subnets::enumerate(file, &Options::default()).expect("enumerates");
         assert_eq!((space.leaves.len(), structures.len()), (6, 2), "3 ratios x 2 depths, ratios symbolic");
         let ratios: std::collections::BTreeSet<i64> =
             space.leaves.iter().flat_map(|l| l.widths.iter().map(|(_, w)| *w)).collect();
         assert_eq!(ratios.into_iter().collect::<Vec<_>>(), vec![1, 2, 4]);
-        let built = build(&file, &structures, None).expect("builds");
+        let built = build(file, &structures, None).expect("builds");
         let ty = |n: &str| built.program.param(n).map(|p| p.ty.to_string());
         assert_eq!(ty("repeat_0.0.linear_0.w").as_deref(), Some("f32[32, 128]"));
         assert_eq!(ty("repeat_0.1.linear_1.w").as_deref(), Some("f32[128, 32]"));
