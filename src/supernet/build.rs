@@ -16,11 +16,12 @@ use super::space::Structure;
 use archc_compiler::autodiff::loss::Loss;
 use archc_compiler::autodiff::train_step::{prefixed, TrainSpec};
 use archc_compiler::autodiff::{build_apply_func, build_grad_program};
+use archc_compiler::passes::drop_unreached;
 use archc_compiler::sema::modules::ChoiceMode;
 use archc_compiler::sema::space::SpaceFile;
 use archc_compiler::sema::train_config::TrainConfig;
 use archc_compiler::sema::Options;
-use archc_compiler::tir::{Func, Program, TensorType};
+use archc_compiler::tir::{Program, TensorType};
 
 /// The supernet's program and what the loop needs to know of it.
 pub struct Built {
@@ -120,13 +121,13 @@ pub fn build(file: &SpaceFile, structures: &[Structure], distill: Option<f64>) -
             }
         }
         program.funcs.extend(prefixed(&grad, &format!("s{i}.")));
-        if distill.is_some() && matches!(cfg.spec.loss, Loss::CrossEntropy { .. }) {
+        let teacher = distill.map(|w| Teacher::for_loss(&cfg.spec.loss, w)).transpose()?;
+        if teacher.is_some_and(|t| matches!(t.kind, TeacherKind::Softmax { .. })) {
             let spec = TrainSpec { loss: Loss::SoftCrossEntropy, ..cfg.spec.clone() };
-            let soft = build_grad_program(&cfg.program, Some(&cfg.training), &spec)
+            let mut soft = build_grad_program(&cfg.program, Some(&cfg.training), &spec)
                 .map_err(|e| format!("structure {}: {e}", shown(&s.key)))?;
-            program
-                .funcs
-                .extend(reachable(prefixed(&soft, &format!("s{i}.distill.")), &format!("s{i}.distill.grad_step")));
+            drop_unreached(&mut soft, &["grad_step"]);
+            program.funcs.extend(prefixed(&soft, &format!("s{i}.distill.")));
         }
         first_cfg.get_or_insert(cfg);
     }
@@ -136,23 +137,6 @@ pub fn build(file: &SpaceFile, structures: &[Structure], distill: Option<f64>) -
     program.funcs.push(build_apply_func(&trainable, &cfg.spec)?);
     let teacher = distill.map(|w| Teacher::for_loss(&cfg.spec.loss, w)).transpose()?;
     Ok(Built { program, cfg, trainable, teacher })
-}
-
-/// The functions of `funcs` that `root` calls, directly or not, and `root`.
-fn reachable(funcs: Vec<Func>, root: &str) -> Vec<Func> {
-    let mut keep = std::collections::BTreeSet::from([root.to_string()]);
-    let mut todo = vec![root.to_string()];
-    while let Some(name) = todo.pop() {
-        let Some(f) = funcs.iter().find(|f| f.name == name) else { continue };
-        for i in &f.body {
-            for c in i.op.callees() {
-                if keep.insert(c.to_string()) {
-                    todo.push(c.to_string());
-                }
-            }
-        }
-    }
-    funcs.into_iter().filter(|f| keep.contains(&f.name)).collect()
 }
 
 /// `{depth=1, op=0}`.

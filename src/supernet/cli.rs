@@ -254,8 +254,7 @@ fn train_cmd(args: &TrainArgs, color: bool) -> Result<(), String> {
     let modules = FsModules { dir: args.file.parent().map(Path::to_path_buf).unwrap_or_default() };
     let file = SpaceFile::open(&args.file.display().to_string(), &text, &modules);
     validate(&file, color)?;
-    let distill = args.distill()?;
-    args.shrink()?;
+    let (distill, shrink) = (args.distill()?, args.shrink()?);
     let (space, structures) = Subnets::enumerate(&file, &Options::default())?;
     let built = build(&file, &structures, distill)?;
     let out = args.out.clone().unwrap_or_else(|| {
@@ -276,7 +275,7 @@ fn train_cmd(args: &TrainArgs, color: bool) -> Result<(), String> {
     let epochs = args.epochs.unwrap_or(built.cfg.epochs);
     let metrics = out.join("metrics.jsonl");
     let mut log = std::fs::File::create(&metrics).map_err(|e| format!("cannot write {}: {e}", metrics.display()))?;
-    let steps = train(&mut run, &data, args.rule(), args.shrink()?, args.ramp, epochs, |epoch, s| {
+    let steps = train(&mut run, &data, args.rule(), shrink, args.ramp, epochs, |epoch, s| {
         let line = epoch_line(epoch, s);
         eprintln!("{line}");
         writeln!(log, "{line}").map_err(|e| format!("cannot write {}: {e}", metrics.display()))

@@ -576,11 +576,10 @@ fn pool(c: &mut Checker, name: &str, a: &mut ArgReader) -> R<Value> {
         return Err(Diagnostic::error(format!("a pooling dilation must be at least 1, found {d}"), span));
     }
     let dilated = dilation.iter().any(|&d| d > 1);
-    // The pool op's own rule, for the dilated windows that do not go through it.
-    if let Some((i, (&w, &p))) = window.iter().zip(&pad).enumerate().find(|(_, (&w, &p))| dilated && p > w / 2) {
-        let msg =
-            format!("pooling padding ({p}, {p}) on pooled axis {i} exceeds half the window {w} (at most {})", w / 2);
-        return Err(Diagnostic::error(msg, span));
+    let padding: Vec<(i64, i64)> = pad.iter().map(|&p| (p, p)).collect();
+    if dilated {
+        // The pool op's own rule, for the dilated windows that do not go through it.
+        crate::tir::infer::at_most_half_window(&window, &padding).map_err(|m| Diagnostic::error(m, span))?;
     }
     let spans: Vec<i64> = window.iter().zip(&dilation).map(|(&k, &d)| reach(k, d)).collect();
     c.check_grid_window("pooling window", &x.ty.shape, &spans, span)?;
@@ -589,14 +588,14 @@ fn pool(c: &mut Checker, name: &str, a: &mut ArgReader) -> R<Value> {
         true => super::resample::ceil_extra(&x, &spans, &stride, &pad, span)?,
         false => vec![0; n],
     };
-    let padding: Vec<(i64, i64)> = pad.iter().map(|&p| (p, p)).collect();
     if name == "max_pool" {
         let lowest = if x.ty.dtype == DType::I64 { i64::MIN as f64 } else { f64::NEG_INFINITY };
-        let x = super::resample::pad_end(c, &x, &extra, lowest, span)?;
         if dilated {
-            let x = super::resample::pad_spatial(c, &x, &padding, lowest, span)?;
+            let around: Vec<(i64, i64)> = pad.iter().zip(&extra).map(|(&p, &e)| (p, p + e)).collect();
+            let x = super::resample::pad_spatial(c, &x, &around, lowest, span)?;
             return taps(c, &x, &window, &stride, &dilation, BinaryOp::Max, span).map(Value::Tensor);
         }
+        let x = super::resample::pad_end(c, &x, &extra, lowest, span)?;
         let op = Op::Pool { op: PoolOp::Max, window, stride, padding };
         return c.emit(op, &[&x], None, span).map(Value::Tensor);
     }

@@ -343,15 +343,8 @@ pub fn ceil_extra(x: &TVal, window: &[i64], stride: &[i64], pad: &[i64], span: S
 /// `x` with `extra[i]` elements of `value` after the end of the `i`-th of its last
 /// `extra.len()` axes (none added when all are 0).
 pub fn pad_end(c: &mut Checker, x: &TVal, extra: &[i64], value: f64, span: Span) -> R<TVal> {
-    if extra.iter().all(|&e| e == 0) {
-        return Ok(x.clone());
-    }
-    let r = x.ty.rank();
-    let mut padding = vec![(0, 0); r];
-    for (i, &e) in extra.iter().enumerate() {
-        padding[r - extra.len() + i] = (0, e);
-    }
-    c.emit(Op::Pad { padding, value }, &[x], None, span)
+    let after: Vec<(i64, i64)> = extra.iter().map(|&e| (0, e)).collect();
+    pad_spatial(c, x, &after, value, span)
 }
 
 /// `x` with `padding[i]` elements of `value` around the `i`-th of its last

@@ -307,7 +307,7 @@ fn non_negative(padding: &[(i64, i64)]) -> Check {
 
 /// Pooling padding of at most half the window on each side (PyTorch's rule): more would
 /// make windows of nothing but padding.
-fn at_most_half_window(window: &[i64], padding: &[(i64, i64)]) -> Check {
+pub fn at_most_half_window(window: &[i64], padding: &[(i64, i64)]) -> Check {
     for (i, (&w, &(lo, hi))) in window.iter().zip(padding).enumerate() {
         if lo.max(hi) > w / 2 {
             return Err(format!(
