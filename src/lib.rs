@@ -18,6 +18,7 @@ pub mod render;
 pub mod search;
 pub mod steptime;
 pub mod supernet;
+pub mod tasks;
 #[cfg(feature = "mlir")]
 pub mod tiered;
 pub mod tirfile;

@@ -459,3 +459,28 @@ fn parameters_and_slots_stay_in_the_executor_between_steps() {
     let plain = train(&program, &s, &data(), &out_dir("resident-plain"), false, false).unwrap();
     assert_same_state(&watched.state, &plain.state);
 }
+
+#[test]
+fn a_run_starts_from_given_parameters() {
+    let program = program(false);
+    let first = train(&program, &spec(2, cosine()), &data(), &out_dir("init_first"), false, false).unwrap();
+    // At learning rate 0 a run ends with exactly the values it started from.
+    let mut s = spec(1, Schedule::Constant { lr: 0.0 });
+    s.init_params = Some(first.state.params.clone());
+    let r = train(&program, &s, &data(), &out_dir("init_given"), false, false).unwrap();
+    assert_eq!(r.state.params, first.state.params);
+    // Training on from them is a different run from training from the initialisers.
+    let mut s = spec(2, cosine());
+    s.init_params = Some(first.state.params.clone());
+    let on = train(&program, &s, &data(), &out_dir("init_on"), false, false).unwrap();
+    let fresh = train(&program, &spec(2, cosine()), &data(), &out_dir("init_fresh"), false, false).unwrap();
+    assert_ne!(on.state.params, fresh.state.params);
+    assert!(on.test_loss.unwrap() < fresh.test_loss.unwrap(), "four epochs in all should beat two");
+    // A value of another shape is refused before training.
+    let mut bad = first.state.params.clone();
+    let name = bad.keys().next().unwrap().clone();
+    bad.insert(name.clone(), Tensor::zeros(archc_compiler::tir::DType::F32, &[7]));
+    s.init_params = Some(bad);
+    let err = train(&program, &s, &data(), &out_dir("init_bad"), false, false).unwrap_err().to_string();
+    assert!(err.contains(&name) && err.contains("f32[7]"), "{err}");
+}

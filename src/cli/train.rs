@@ -108,12 +108,35 @@ fn train(
     let dir = prepare_dir(file, args, opts, &text)?;
     announce(&cfg, &data, &dir);
     let progress = !args.quiet && std::io::stderr().is_terminal();
+    if cfg.tasks.is_some() {
+        return train_tasks(&cfg, &program, &data, &dir, args, progress, exec.as_mut());
+    }
     let report = archc_runtime::train::train_with(&program, &spec, &data, &dir, args.resume, progress, exec.as_mut())
         .map_err(|e| train_failure(e, &sources, cx.color, &dir))?;
     if args.timings {
         eprint!("{}", backend::compile_report(&exec.compile_times()));
     }
     summary(&report, &cfg, &dir)
+}
+
+/// A class-incremental run (`tasks:`): one task after another, then the accuracy table.
+fn train_tasks(
+    cfg: &TrainConfig,
+    program: &Program,
+    data: &TrainData,
+    dir: &Path,
+    args: &TrainArgs,
+    progress: bool,
+    exec: &mut dyn archc_runtime::Executor,
+) -> Result<(), Fail> {
+    if args.resume {
+        return Err(Fail::user("--resume does not continue a task sequence (`tasks:`): start it again"));
+    }
+    let report = crate::tasks::train_tasks(cfg, program, data, dir, progress, exec).map_err(Fail::user)?;
+    out!("{}", report.table());
+    out!("tasks: {}", dir.join("tasks.json").display());
+    out!("checkpoint: {}", dir.join(archc_runtime::train::CHECKPOINT_FILE).display());
+    Ok(())
 }
 
 /// The block's settings with the flags that override them.

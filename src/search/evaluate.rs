@@ -182,6 +182,7 @@ impl<'a, 's> Evaluator<'a, 's> {
             epochs: s.epochs,
             seed: s.seed,
             eval_every: s.eval_every,
+            tasks: s.tasks.clone(),
             pending: s.pending.clone(),
         })
     }

@@ -25,7 +25,7 @@ use archc_grammar::span::Span;
 
 /// The keys of a `train` block.
 pub const TRAIN_KEYS: &[&str] =
-    &["loss", "optimizer", "schedule", "batch", "epochs", "seed", "metrics", "clip", "noise", "eval_every"];
+    &["loss", "optimizer", "schedule", "batch", "epochs", "seed", "metrics", "clip", "noise", "eval_every", "tasks"];
 pub const LOSSES: &[&str] = &["cross_entropy", "mse", "rel_l2", "bce"];
 pub const OPTIMIZERS: &[&str] = &["sgd", "adam", "adamw", "rmsprop"];
 pub const SCHEDULES: &[&str] = &["constant", "step", "cosine", "onecycle"];
@@ -83,6 +83,9 @@ pub struct TrainConfig {
     pub epochs: u64,
     pub seed: u64,
     pub eval_every: u64,
+    /// `tasks: [[0, 1], [2, 3]]`: class-incremental training, one task after another,
+    /// each on the rows whose `label` is in its classes (`epochs` epochs each).
+    pub tasks: Option<Vec<Vec<i64>>>,
     /// The data fields a loss or metric expression reads whose types are not known yet
     /// (`Options::data_fields` was `None`): the caller reads the data and reads the block
     /// again with them. Empty when the configuration is complete.
@@ -94,7 +97,7 @@ pub fn train_config(modules: &[ModuleInfo], opts: &Options, t: &TrainDef) -> Res
     let (mut program, cfg) = read_block(modules, opts, t)?;
     let train_opts = Options { training: true, ..opts.clone() };
     let mut training = build_model(modules, &train_opts, &t.model)?;
-    let Settings { spec, lr, schedule, data, batch, epochs, seed, eval_every, objective } = cfg;
+    let Settings { spec, lr, schedule, data, batch, epochs, seed, eval_every, tasks, objective } = cfg;
     let mut pending = Vec::new();
     match objective {
         Objective::Builtin | Objective::Failed => {}
@@ -105,7 +108,7 @@ pub fn train_config(modules: &[ModuleInfo], opts: &Options, t: &TrainDef) -> Res
             }
         }
     }
-    Ok(TrainConfig { program, training, spec, lr, schedule, data, batch, epochs, seed, eval_every, pending })
+    Ok(TrainConfig { program, training, spec, lr, schedule, data, batch, epochs, seed, eval_every, tasks, pending })
 }
 
 /// Checks a `train` block: the model builds and every entry makes sense.
@@ -123,6 +126,7 @@ struct Settings {
     epochs: u64,
     seed: u64,
     eval_every: u64,
+    tasks: Option<Vec<Vec<i64>>>,
     objective: Objective,
 }
 
@@ -176,6 +180,7 @@ fn read_block(modules: &[ModuleInfo], opts: &Options, t: &TrainDef) -> Result<(P
         epochs: 10,
         seed: 0,
         eval_every: 1,
+        tasks: None,
         objective: Objective::Builtin,
     };
     if let Some(data) = r.data(&t.data) {
@@ -266,6 +271,7 @@ impl Reader<'_> {
                 cfg.spec.clip = self.keep1(x);
             }
             "noise" => cfg.spec.noise = self.noise(v),
+            "tasks" => cfg.tasks = self.tasks(v),
             "metrics" => self.metrics(v),
             _ => self.errors.push(unknown_key(key, e.key.span, TRAIN_KEYS, "train")),
         }
@@ -275,6 +281,48 @@ impl Reader<'_> {
     fn int(&mut self, e: &Expr, what: &str, range: Range) -> u64 {
         let v = eval(&mut self.c, e).and_then(|v| int_value(&v, e.span, what, range));
         self.keep1(v).map_or(0, |i| i as u64)
+    }
+
+    /// `tasks: [[0, 1], [2, 3], ..]`: non-empty lists of distinct non-negative class
+    /// labels, no label in two tasks, at least two tasks.
+    fn tasks(&mut self, e: &Expr) -> Option<Vec<Vec<i64>>> {
+        let shape = "`tasks` is a list of tasks, each a list of class labels: `[[0, 1], [2, 3]]`";
+        let ExprKind::List(groups) = &e.kind else {
+            self.errors.push(Diagnostic::error(shape, e.span));
+            return None;
+        };
+        if groups.len() < 2 {
+            self.errors.push(Diagnostic::error(format!("{shape}, with at least two tasks"), e.span));
+            return None;
+        }
+        let mut seen: Vec<(i64, Span)> = Vec::new();
+        let mut tasks = Vec::new();
+        for g in groups {
+            let ExprKind::List(items) = &g.kind else {
+                self.errors.push(Diagnostic::error(shape, g.span));
+                return None;
+            };
+            if items.is_empty() {
+                self.errors.push(Diagnostic::error("a task needs at least one class", g.span));
+                return None;
+            }
+            let mut task = Vec::new();
+            for item in items {
+                let v =
+                    eval(&mut self.c, item).and_then(|v| int_value(&v, item.span, "a class label", Range::NonNegative));
+                let label = self.keep1(v)?;
+                if let Some((_, first)) = seen.iter().find(|(l, _)| *l == label) {
+                    let d = Diagnostic::error(format!("class {label} is in two tasks"), item.span)
+                        .with_related(*first, "first here");
+                    self.errors.push(d);
+                    return None;
+                }
+                seen.push((label, item.span));
+                task.push(label);
+            }
+            tasks.push(task);
+        }
+        Some(tasks)
     }
 
     /// A call's name (checked) and its arguments.

@@ -2,8 +2,9 @@
 //! evaluates with `eval_step`, and keeps the run directory up to date.
 //!
 //! Contract (see the parent module for the train-step ABI):
-//! - Initial parameters are `Interpreter::init_params(spec.seed)` of the program; state
-//!   slots are zeros of their arg types (which must be concrete).
+//! - Initial parameters are `Interpreter::init_params(spec.seed)` of the program, or
+//!   `spec.init_params` where it names them (same shape and dtype); state slots are
+//!   zeros of their arg types (which must be concrete).
 //! - Epoch `e` (0-based) visits `data.train.batches(spec.batch, spec.seed, e,
 //!   spec.drop_last)`. Step `t` (0-based, counted over the whole run) uses learning rate
 //!   `spec.schedule.lr(t, total)` with `total = epochs * batches per epoch`, and
@@ -81,6 +82,10 @@ pub struct LoopSpec {
     /// Stop (saving a checkpoint) when the run's step count reaches exactly this value
     /// (so a resumed run already past it does not stop); for tests and kill simulation.
     pub stop_after_steps: Option<u64>,
+    /// Start from these parameter values (by name, as in [`TrainState::params`]) instead
+    /// of the declared initialisers: a run that continues another's weights (the next
+    /// task of a class-incremental sequence). Each must have its parameter's shape.
+    pub init_params: Option<BTreeMap<String, Tensor>>,
 }
 
 impl LoopSpec {
@@ -95,6 +100,7 @@ impl LoopSpec {
             detect_anomaly: false,
             drop_last: false,
             stop_after_steps: None,
+            init_params: None,
         }
     }
 }
@@ -531,6 +537,17 @@ pub fn train_with(
         let v = interp
             .param(name)
             .ok_or_else(|| abi_err(TRAIN_STEP, format!("arg \"param:{name}\": no parameter @{name} is declared")))?;
+        let v = match spec.init_params.as_ref().and_then(|m| m.get(name)) {
+            Some(given) if given.shape != v.shape || given.dtype() != v.dtype() => {
+                return Err(TrainError::Spec(format!(
+                    "initial value of {name} is {}, the parameter is {}",
+                    given.type_string(),
+                    v.type_string()
+                )))
+            }
+            Some(given) => given,
+            None => v,
+        };
         put(exec, format!("param:{name}"), v.clone())?;
     }
     for (a, name) in &abi.slots {
