@@ -103,10 +103,9 @@ fn split(name: &str) -> Split {
 
 /// `archc grad` on a fixture's files with `backend`, extra flags appended; the tensors
 /// it wrote to `OUT/grad.safetensors`.
-fn grad_of(name: &str, sp: &Split, backend: &str) -> BTreeMap<String, Tensor> {
+fn grad_of(name: &str, arch: &Path, sp: &Split, backend: &str) -> BTreeMap<String, Tensor> {
     let out = sp.dir.path().join(format!("out-{backend}"));
-    let arch = format!("tests/fixtures/grad/{name}.arch");
-    let mut args: Vec<&str> = vec!["grad", &arch, "--backend", backend, "--weights", s(&sp.weights)];
+    let mut args: Vec<&str> = vec!["grad", s(arch), "--backend", backend, "--weights", s(&sp.weights)];
     for i in &sp.inputs {
         args.extend(["--input", i.as_str()]);
     }
@@ -134,7 +133,11 @@ fn compare(what: &str, got: Option<&Tensor>, want: &Tensor, zero_scale: f64) -> 
 }
 
 fn run_fixture(name: &str) {
-    let arch = common::repo().join(format!("tests/fixtures/grad/{name}.arch"));
+    run_fixture_with(name, &common::repo().join(format!("tests/fixtures/grad/{name}.arch")));
+}
+
+/// [`run_fixture`] with the program `arch` on fixture `name`'s data and references.
+fn run_fixture_with(name: &str, arch: &Path) {
     let checked = common::check(&arch, &Options::default());
     let program = checked.program.expect("the fixture builds");
     let sp = split(name);
@@ -146,7 +149,7 @@ fn run_fixture(name: &str) {
         .fold(0.0f64, f64::max);
     let mut failures = Vec::new();
     for backend in backends() {
-        let got = grad_of(name, &sp, backend);
+        let got = grad_of(name, arch, &sp, backend);
         let mut worst = 0.0f64;
         let mut checked: BTreeSet<&str> = BTreeSet::new();
         for (k, want) in sp.fixture.iter().filter(|(k, _)| k.starts_with("grad.") || k.starts_with("output.")) {
@@ -186,6 +189,19 @@ macro_rules! fixtures {
 }
 
 fixtures!(mlp, cnn, lstm, attention, fno, hypernet, sorting, resample, spectral, pooling, einsum, stacking);
+
+/// The spectral fixture with its transformed axis of length 4 symbolic (`N`): the DFT
+/// matrices are built when the program runs, and agree with PyTorch as the constant ones.
+#[test]
+fn spectral_of_symbolic_length() {
+    let source = std::fs::read_to_string(common::repo().join("tests/fixtures/grad/spectral.arch")).expect("fixture");
+    let symbolic = source.replace("input x: f32[B, 4, 6]", "input x: f32[B, N, 6]");
+    assert_ne!(symbolic, source, "the fixture's input line changed");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let arch = dir.path().join("spectral.arch");
+    std::fs::write(&arch, symbolic).expect("write");
+    run_fixture_with("spectral", &arch);
+}
 
 /// Every gradient fixture program has a test above.
 #[test]
@@ -484,7 +500,7 @@ fn a_printed_tir_program_gives_the_same_gradients() {
     let sp = split("cnn");
     let tir = sp.dir.path().join("cnn.tir");
     ok(&["build", "tests/fixtures/grad/cnn.arch", "-o", s(&tir)]);
-    let from_source = grad_of("cnn", &sp, "interp");
+    let from_source = grad_of("cnn", Path::new("tests/fixtures/grad/cnn.arch"), &sp, "interp");
     let out = sp.dir.path().join("from-tir.safetensors");
     let mut args = vec!["grad".to_string(), tir.display().to_string(), "--backend".into(), "interp".into()];
     args.extend(["--weights".to_string(), sp.weights.display().to_string()]);

@@ -3,15 +3,16 @@
 //! `irfft2(z, n)` (numpy's conventions: `ifft` divides by the length, `rfft2` is `fft`
 //! along axis -2 of `rfft` along -1, `irfft2` the inverse with `n` points along -1).
 //!
-//! A transform of length `n` (a constant) is a product with the DFT matrix
+//! A transform of length `n` is a product with the DFT matrix
 //! `W[j, k] = exp(∓2πi (jk mod n) / n)`, whose angles are computed in f64 from the exact
-//! integer `jk mod n` and rounded to c64 once; the product is an `einsum` every backend
+//! integer `jk mod n` and rounded to c64 once (a symbolic `n`, e.g. a grid axis, is
+//! counted when the program runs and the matrix built then); the product is an `einsum` every backend
 //! runs and differentiates. `O(n²)` per transformed row, which suits the short axes of
 //! spectral layers.
 
 use super::args::ArgReader;
 use super::builtins::norm_axis;
-use super::resample::full;
+use super::resample::{full, size_of};
 use super::value::{TVal, Value};
 use super::{Checker, R};
 use crate::diag::Diagnostic;
@@ -78,10 +79,8 @@ fn dft(c: &mut Checker, z: &TVal, axis: usize, inverse: bool, span: Span) -> R<T
     if z.ty.dtype != DType::C64 {
         return Err(Diagnostic::error(format!("a complex transform takes c64, found {}", z.ty), span));
     }
-    let Some(n) = z.ty.shape[axis].as_const() else {
-        return Err(Diagnostic::error(format!("an FFT along axis {axis} of {} needs a constant length", z.ty), span));
-    };
-    let w = table(c, n, inverse, span)?;
+    let n = z.ty.shape[axis].clone();
+    let w = table(c, &n, inverse, span)?;
     let letters: Vec<char> = ('a'..='z').filter(|&l| l != 'y' && l != 'x').take(z.ty.rank()).collect();
     let mut out = letters.clone();
     out[axis] = 'y';
@@ -92,19 +91,36 @@ fn dft(c: &mut Checker, z: &TVal, axis: usize, inverse: bool, span: Span) -> R<T
 }
 
 /// `W[j, k] = exp(∓2πi (jk mod n) / n)` (divided by `n` for the inverse), c64 `[n, n]`.
-fn table(c: &mut Checker, n: i64, inverse: bool, span: Span) -> R<TVal> {
-    let sq = vec![Dim::constant(n), Dim::constant(n)];
+/// A symbolic `n` is counted when the program runs, and the angle divided by it there.
+fn table(c: &mut Checker, n: &Dim, inverse: bool, span: Span) -> R<TVal> {
+    let sq = vec![n.clone(), n.clone()];
+    let f64_of =
+        |c: &mut Checker, t: &TVal| c.emit(Op::Cast, &[t], Some(TensorType::new(DType::F64, sq.clone())), span);
     let iota =
         |c: &mut Checker, axis| c.emit(Op::Iota { axis }, &[], Some(TensorType::new(DType::I64, sq.clone())), span);
     let (j, k) = (iota(c, 0)?, iota(c, 1)?);
     let jk = c.emit(Op::Binary(BinaryOp::Mul), &[&j, &k], None, span)?;
-    let n_t = full(c, n as f64, DType::I64, &sq, span)?;
+    let n_t = size_of(c, n, &sq, span)?;
     let m = c.emit(Op::Binary(BinaryOp::Rem), &[&jk, &n_t], None, span)?;
-    let m = c.emit(Op::Cast, &[&m], Some(TensorType::new(DType::F64, sq.clone())), span)?;
+    let m = f64_of(c, &m)?;
     let sign = if inverse { 1.0 } else { -1.0 };
-    let step = full(c, sign * std::f64::consts::TAU / n as f64, DType::F64, &sq, span)?;
-    let theta = c.emit(Op::Binary(BinaryOp::Mul), &[&m, &step], None, span)?;
-    let scale = full(c, if inverse { 1.0 / n as f64 } else { 1.0 }, DType::F64, &sq, span)?;
+    // theta = m * (sign * 2 pi / n); the scale of the inverse is 1 / n.
+    let (theta, scale) = match n.as_const() {
+        Some(k) => {
+            let step = full(c, sign * std::f64::consts::TAU / k as f64, DType::F64, &sq, span)?;
+            let theta = c.emit(Op::Binary(BinaryOp::Mul), &[&m, &step], None, span)?;
+            (theta, full(c, if inverse { 1.0 / k as f64 } else { 1.0 }, DType::F64, &sq, span)?)
+        }
+        None => {
+            let n_f = f64_of(c, &n_t)?;
+            let turn = full(c, sign * std::f64::consts::TAU, DType::F64, &sq, span)?;
+            let m_turn = c.emit(Op::Binary(BinaryOp::Mul), &[&m, &turn], None, span)?;
+            let theta = c.emit(Op::Binary(BinaryOp::Div), &[&m_turn, &n_f], None, span)?;
+            let one = full(c, 1.0, DType::F64, &sq, span)?;
+            let scale = if inverse { c.emit(Op::Binary(BinaryOp::Div), &[&one, &n_f], None, span)? } else { one };
+            (theta, scale)
+        }
+    };
     let mut parts = Vec::new();
     for u in [UnaryOp::Cos, UnaryOp::Sin] {
         let v = c.emit(Op::Unary(u), &[&theta], None, span)?;
