@@ -13,7 +13,7 @@
 use archc::backend::{executor, Backend};
 use archc::training;
 use archc_compiler::sema::train_config::TrainConfig;
-use archc_compiler::sema::Options;
+use archc_compiler::sema::{ChoiceMode, Options};
 use archc_compiler::tir::Program;
 use archc_runtime::data::Frame;
 use archc_runtime::train::{TrainData, TrainReport};
@@ -42,16 +42,23 @@ struct Trained {
     seconds: f64,
 }
 
-fn config(example: &str) -> TrainConfig {
+fn config(example: &str, choices: &[(&str, &str)]) -> TrainConfig {
     let path = repo().join("examples").join(example);
-    let (out, _) = training::read_config(&path, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
+    let pairs = choices.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let opts = Options { choices: ChoiceMode::Explicit(pairs), ..Options::default() };
+    let (out, _) = training::read_config(&path, &opts).unwrap_or_else(|e| panic!("{e}"));
     assert!(out.diagnostics.is_empty(), "{example}: {:?}", out.diagnostics);
     out.config.expect("a train block")
 }
 
 /// Trains `examples/{example}` as `archc train` would, into a fresh temporary directory.
 fn train(example: &str) -> Trained {
-    let cfg = config(example);
+    train_with(example, &[])
+}
+
+/// [`train`] with choices fixed as `--choices name=value` fixes them.
+fn train_with(example: &str, choices: &[(&str, &str)]) -> Trained {
+    let cfg = config(example, choices);
     let program = training::train_program(&cfg).unwrap_or_else(|e| panic!("{example}: {e}"));
     let data = training::train_data(&cfg, &program).unwrap_or_else(|e| panic!("{example}: {e}"));
     let spec = training::loop_spec(&cfg, data.train.len());
@@ -175,6 +182,68 @@ fn hypernet_permuted_digits() {
     assert!(mean >= 0.90, "mean test accuracy {mean:.4} < 0.90");
 }
 
+/// NoProp: T blocks trained without back-propagation between them, within 3 points of
+/// the 784-256-10 MLP of `train_mnist5k_mlp.arch` trained by back-propagation on the same
+/// split (one block's image path with a classifier head).
+#[test]
+#[ignore = "trains for minutes; run with `make reproduce`"]
+fn noprop_mnist5k() {
+    let noprop = train("train_noprop.arch");
+    let mlp = train("train_mnist5k_mlp.arch");
+    let (a, b) = (noprop.report.test_acc.expect("accuracy"), mlp.report.test_acc.expect("accuracy"));
+    println!(
+        "train_noprop.arch: NoProp test accuracy {a:.4} ({:.1} s), back-propagation (MLP) {b:.4} (goal: within 0.03)",
+        noprop.seconds
+    );
+    assert!(a >= b - 0.03, "NoProp {a:.4} is more than 3 points below back-propagation's {b:.4}");
+}
+
+/// One generator for an MLP and a CNN: each target at least 0.9 of its accuracy when
+/// trained alone (`mode = alone`).
+#[test]
+#[ignore = "trains for ~1 minute; run with `make reproduce`"]
+fn multi_target_hypernet_digits() {
+    let hyper = train("train_multi_hypernet.arch");
+    let alone = train_with("train_multi_hypernet.arch", &[("mode", "alone")]);
+    for target in ["mlp", "cnn"] {
+        let metric = format!("metric:{target}_accuracy");
+        let test = |t: &Trained| evaluate(t, t.data.test.as_ref().expect("a test split"), &metric);
+        let (h, a) = (test(&hyper), test(&alone));
+        println!("train_multi_hypernet.arch: {target} generated {h:.4}, alone {a:.4} (goal: >= 0.9 x alone)");
+        assert!(h >= 0.9 * a, "{target}: generated {h:.4} < 0.9 x {a:.4} alone");
+        assert!(a >= 0.9, "{target} alone: {a:.4} < 0.9");
+    }
+}
+
+/// Class-incremental digits (five tasks of two classes): the key-value bottleneck keeps
+/// what earlier tasks learned; a linear classifier on the same frozen features forgets.
+#[test]
+#[ignore = "trains for ~1 minute; run with `make reproduce`"]
+fn kv_bottleneck_class_incremental_digits() {
+    let run = |mode: &str| {
+        let cfg = config("train_kv_bottleneck.arch", &[("mode", mode)]);
+        let program = training::train_program(&cfg).unwrap_or_else(|e| panic!("{e}"));
+        let data = training::train_data(&cfg, &program).unwrap_or_else(|e| panic!("{e}"));
+        let dir = std::env::temp_dir().join(format!("archc-reproduce-kv-{mode}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut exec = executor(&program, Some(backend()), None).unwrap_or_else(|e| panic!("{e}"));
+        let report = archc::tasks::train_tasks(&cfg, &program, &data, &dir, false, exec.as_mut())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        println!("train_kv_bottleneck.arch, mode {mode}:\n{}", report.table());
+        report
+    };
+    let (kv, linear) = (run("kv"), run("linear"));
+    assert!(kv.mean_accuracy >= 0.85, "key-value bottleneck: mean accuracy {:.4} < 0.85", kv.mean_accuracy);
+    assert!(kv.forgetting <= 0.15, "key-value bottleneck: forgetting {:.4} > 0.15", kv.forgetting);
+    assert!(
+        kv.forgetting < linear.forgetting - 0.5,
+        "forgetting {:.4} is not far below fine-tuning's {:.4}",
+        kv.forgetting,
+        linear.forgetting
+    );
+}
+
 /// The data-set wiring of every example, without training (fast; not ignored): the
 /// configs read, the train programs build, and the data fit the step's arguments.
 #[test]
@@ -186,8 +255,11 @@ fn reproduce_examples_build_and_fit_their_data() {
         "train_mnist5k_mlp.arch",
         "train_darcy_fno.arch",
         "train_hypernet_permuted.arch",
+        "train_noprop.arch",
+        "train_multi_hypernet.arch",
+        "train_kv_bottleneck.arch",
     ] {
-        let cfg = config(example);
+        let cfg = config(example, &[]);
         let program = training::train_program(&cfg).unwrap_or_else(|e| panic!("{example}: {e}"));
         match training::train_data(&cfg, &program) {
             Ok(data) => assert!(data.test.is_some(), "{example}: no test data"),

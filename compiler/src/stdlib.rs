@@ -5,7 +5,7 @@
 //! directory at run time.
 
 /// The stdlib modules, by name.
-pub const MODULES: &[&str] = &["nn", "attention", "rnn", "spectral", "blocks", "losses"];
+pub const MODULES: &[&str] = &["nn", "attention", "rnn", "spectral", "blocks", "losses", "hyper"];
 
 /// The source text of stdlib module `name`.
 pub fn source(name: &str) -> Option<&'static str> {
@@ -16,6 +16,7 @@ pub fn source(name: &str) -> Option<&'static str> {
         "spectral" => include_str!("../../stdlib/spectral.arch"),
         "blocks" => include_str!("../../stdlib/blocks.arch"),
         "losses" => include_str!("../../stdlib/losses.arch"),
+        "hyper" => include_str!("../../stdlib/hyper.arch"),
         _ => return None,
     })
 }
