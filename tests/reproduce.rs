@@ -215,25 +215,27 @@ fn multi_target_hypernet_digits() {
     }
 }
 
+/// Trains the task sequence (`tasks:`) of `example` with choice `mode`; prints the table.
+fn tasks_run(example: &str, mode: &str) -> archc::tasks::TasksReport {
+    let cfg = config(example, &[("mode", mode)]);
+    let program = training::train_program(&cfg).unwrap_or_else(|e| panic!("{e}"));
+    let data = training::train_data(&cfg, &program).unwrap_or_else(|e| panic!("{e}"));
+    let dir = std::env::temp_dir().join(format!("archc-reproduce-tasks-{mode}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut exec = executor(&program, Some(backend()), None).unwrap_or_else(|e| panic!("{e}"));
+    let report =
+        archc::tasks::train_tasks(&cfg, &program, &data, &dir, false, exec.as_mut()).unwrap_or_else(|e| panic!("{e}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("{example}, mode {mode}:\n{}", report.table());
+    report
+}
+
 /// Class-incremental digits (five tasks of two classes): the key-value bottleneck keeps
 /// what earlier tasks learned; a linear classifier on the same frozen features forgets.
 #[test]
 #[ignore = "trains for ~1 minute; run with `make reproduce`"]
 fn kv_bottleneck_class_incremental_digits() {
-    let run = |mode: &str| {
-        let cfg = config("train_kv_bottleneck.arch", &[("mode", mode)]);
-        let program = training::train_program(&cfg).unwrap_or_else(|e| panic!("{e}"));
-        let data = training::train_data(&cfg, &program).unwrap_or_else(|e| panic!("{e}"));
-        let dir = std::env::temp_dir().join(format!("archc-reproduce-kv-{mode}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let mut exec = executor(&program, Some(backend()), None).unwrap_or_else(|e| panic!("{e}"));
-        let report = archc::tasks::train_tasks(&cfg, &program, &data, &dir, false, exec.as_mut())
-            .unwrap_or_else(|e| panic!("{e}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        println!("train_kv_bottleneck.arch, mode {mode}:\n{}", report.table());
-        report
-    };
-    let (kv, linear) = (run("kv"), run("linear"));
+    let (kv, linear) = (tasks_run("train_kv_bottleneck.arch", "kv"), tasks_run("train_kv_bottleneck.arch", "linear"));
     assert!(kv.mean_accuracy >= 0.85, "key-value bottleneck: mean accuracy {:.4} < 0.85", kv.mean_accuracy);
     assert!(kv.forgetting <= 0.15, "key-value bottleneck: forgetting {:.4} > 0.15", kv.forgetting);
     assert!(
@@ -241,6 +243,23 @@ fn kv_bottleneck_class_incremental_digits() {
         "forgetting {:.4} is not far below fine-tuning's {:.4}",
         kv.forgetting,
         linear.forgetting
+    );
+}
+
+/// Task-incremental digits with a recurrent hypernetwork: its output regulariser keeps
+/// the earlier tasks' weights, and forgets less than the same network fine-tuned.
+#[test]
+#[ignore = "trains for ~1 minute; run with `make reproduce`"]
+fn hypernet_continual_digits() {
+    let (kept, tuned) =
+        (tasks_run("train_hypernet_cl.arch", "regularised"), tasks_run("train_hypernet_cl.arch", "finetune"));
+    assert!(kept.mean_accuracy >= 0.95, "regularised: mean accuracy {:.4} < 0.95", kept.mean_accuracy);
+    assert!(kept.forgetting <= 0.02, "regularised: forgetting {:.4} > 0.02", kept.forgetting);
+    assert!(
+        kept.forgetting < tuned.forgetting,
+        "forgetting {:.4} not below fine-tuning's {:.4}",
+        kept.forgetting,
+        tuned.forgetting
     );
 }
 
@@ -258,6 +277,7 @@ fn reproduce_examples_build_and_fit_their_data() {
         "train_noprop.arch",
         "train_multi_hypernet.arch",
         "train_kv_bottleneck.arch",
+        "train_hypernet_cl.arch",
     ] {
         let cfg = config(example, &[]);
         let program = training::train_program(&cfg).unwrap_or_else(|e| panic!("{example}: {e}"));
