@@ -126,11 +126,12 @@ gpu-check: llvm $(DATA_STAMP)
 	bash scripts/gpu-check.sh
 
 # The training results of examples/train_*.arch (MNIST-1D MLP/CNN/GRU, mnist_5k MLP,
-# Darcy FNO-2d at 16x16 and zero-shot 32x32, a hypernetwork on permuted digits): each
-# trains in release mode and fails if its goal is missed (~30 min on two cores).
-# `make reproduce BACKEND=mlir-cpu` trains with the MLIR CPU backend.
+# Darcy FNO-2d at 16x16 and zero-shot 32x32, a hypernetwork on permuted digits, and the
+# research gallery): each trains in release mode and fails if its goal is missed, with
+# the MLIR CPU backend. `make reproduce BACKEND=interp` trains with the reference
+# interpreter (much slower), `BACKEND=cranelift` with the Cranelift tier.
 .PHONY: reproduce
-BACKEND ?= interp
+BACKEND ?= mlir-cpu
 reproduce: llvm $(DATA_STAMP)
 	ARCHC_BACKEND=$(BACKEND) $(CARGO) test --release --locked --test reproduce -- --ignored --test-threads=1 --nocapture
 

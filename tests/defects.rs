@@ -167,6 +167,18 @@ fn a_misspelt_choice_is_an_error() {
     assert!(err.contains("has no choices"), "{err}");
 }
 
+// A string option is picked by its text, with or without quotes, or by its index.
+#[test]
+fn a_string_option_is_picked_by_its_text() {
+    let file = "examples/train_multi_hypernet.arch";
+    for pick in ["mode=alone", "mode=\"alone\"", "mode=1"] {
+        let (_, err) = ok(&["build", file, "--choices", pick]);
+        assert!(err.contains("choice mode = \"alone\""), "{pick}: {err}");
+    }
+    let err = user_error(&["build", file, "--choices", "mode=together"]);
+    assert!(err.contains("is not an option of `mode`"), "{err}");
+}
+
 // 5: options that differ only in keyword arguments are told apart.
 #[test]
 fn chosen_layers_show_their_keyword_arguments() {

@@ -4,11 +4,11 @@
 //! measured and fails when a goal is missed. The goals sit a little below the PyTorch
 //! and published numbers quoted in each example.
 //!
-//! Slow (minutes each, ~30 minutes in all on two cores) and in need of the real data
-//! (`make data`), so every test is `#[ignore]`d: run them with `make reproduce`, i.e.
-//! `cargo test --release --test reproduce -- --ignored --test-threads=1 --nocapture`.
-//! `ARCHC_BACKEND=mlir-cpu` (`make reproduce BACKEND=mlir-cpu`) trains and evaluates
-//! with the MLIR CPU backend instead of the reference interpreter.
+//! Slow (minutes each) and in need of the real data (`make data`), so every test is
+//! `#[ignore]`d: run them with `make reproduce`, i.e. `ARCHC_BACKEND=mlir-cpu cargo test
+//! --release --test reproduce -- --ignored --test-threads=1 --nocapture`.
+//! `ARCHC_BACKEND` picks what trains and evaluates: `mlir-cpu` (what `make reproduce`
+//! uses), `cranelift`, or `interp`, the reference interpreter (the default when unset).
 
 use archc::backend::{executor, Backend};
 use archc::training;
@@ -24,8 +24,9 @@ use std::time::Instant;
 fn backend() -> Backend {
     match std::env::var("ARCHC_BACKEND").as_deref() {
         Ok("mlir-cpu") => Backend::MlirCpu,
+        Ok("cranelift") => Backend::Cranelift,
         Ok("interp") | Err(_) => Backend::Interp,
-        Ok(other) => panic!("ARCHC_BACKEND={other}: expected interp or mlir-cpu"),
+        Ok(other) => panic!("ARCHC_BACKEND={other}: expected interp, mlir-cpu or cranelift"),
     }
 }
 
@@ -182,6 +183,60 @@ fn hypernet_permuted_digits() {
     assert!(mean >= 0.90, "mean test accuracy {mean:.4} < 0.90");
 }
 
+#[test]
+#[ignore = "trains for ~1 minute; run with `make reproduce`"]
+fn activator_mnist1d() {
+    accuracy_at_least("train_activator.arch", 0.93);
+}
+
+#[test]
+#[ignore = "trains for ~1 minute; run with `make reproduce`"]
+fn softplus_attention_mnist1d() {
+    accuracy_at_least("train_softplus_attention.arch", 0.93);
+}
+
+#[test]
+#[ignore = "trains for minutes; run with `make reproduce`"]
+fn routing_attention_mnist1d() {
+    accuracy_at_least("train_routing_attention.arch", 0.93);
+}
+
+/// Maestro: the factorised MLP reaches the dense MLP's accuracy at a learned rank.
+#[test]
+#[ignore = "trains for ~1 minute; run with `make reproduce`"]
+fn maestro_mnist5k() {
+    let t = train("train_maestro.arch");
+    let test = t.data.test.as_ref().expect("a test split");
+    let (full, learned) = (evaluate(&t, test, "metric:accuracy"), evaluate(&t, test, "metric:accuracy_learned"));
+    let (r1, r2) = (evaluate(&t, test, "metric:rank_fc1"), evaluate(&t, test, "metric:rank_fc2"));
+    println!(
+        "train_maestro.arch: test accuracy {full:.4} at full rank, {learned:.4} at the learned ranks {r1} and {r2} \
+         (goal >= 0.92, rank of fc1 <= 80), {:.1} s",
+        t.seconds
+    );
+    assert!(full >= 0.92 && learned >= 0.92, "accuracy {full:.4} / {learned:.4} < 0.92");
+    assert!(r1 <= 80.0, "fc1 keeps rank {r1} > 80");
+}
+
+/// The Tucker-factorised FNO: the dense FNO's goals with 6.5x fewer parameters.
+#[test]
+#[ignore = "trains for minutes; run with `make reproduce`"]
+fn tfno_darcy() {
+    let t = train("train_tfno_darcy.arch");
+    let at16 = t.report.test_loss.expect("test loss");
+    let mut cfg32 = t.cfg.clone();
+    cfg32.data.test_part = Some("test_32".into());
+    let data32 = training::train_data(&cfg32, &t.program).unwrap_or_else(|e| panic!("{e}"));
+    let at32 = evaluate(&t, data32.test.as_ref().expect("test_32"), "metric:rel_l2");
+    println!(
+        "train_tfno_darcy.arch: test relative L2 {at16:.4} at 16x16 (goal <= 0.105), {at32:.4} zero-shot at \
+         32x32 (goal <= 0.135), {:.1} s",
+        t.seconds
+    );
+    assert!(at16 <= 0.105, "relative L2 {at16:.4} at 16x16 > 0.105");
+    assert!(at32 <= 0.135, "relative L2 {at32:.4} at 32x32 > 0.135");
+}
+
 /// NoProp: T blocks trained without back-propagation between them, within 3 points of
 /// the 784-256-10 MLP of `train_mnist5k_mlp.arch` trained by back-propagation on the same
 /// split (one block's image path with a classifier head).
@@ -278,6 +333,11 @@ fn reproduce_examples_build_and_fit_their_data() {
         "train_multi_hypernet.arch",
         "train_kv_bottleneck.arch",
         "train_hypernet_cl.arch",
+        "train_activator.arch",
+        "train_softplus_attention.arch",
+        "train_routing_attention.arch",
+        "train_maestro.arch",
+        "train_tfno_darcy.arch",
     ] {
         let cfg = config(example, &[]);
         let program = training::train_program(&cfg).unwrap_or_else(|e| panic!("{example}: {e}"));

@@ -10,7 +10,8 @@ use archc_grammar::ast::Expr;
 
 /// The option index for choice `qualified` (also addressable by its local `name`). An
 /// explicit option is named by its label (how builds show it: `x` for a tensor option),
-/// by its value, or (non-int options) by its index.
+/// by its value (a string option also without its quotes: `mode=kv`), or (non-int
+/// options) by its index.
 pub fn pick_option(
     mode: &ChoiceMode,
     qualified: &str,
@@ -34,7 +35,9 @@ pub fn pick_option(
                 return Ok(0);
             };
             let shown: Vec<String> = vals.iter().map(|v| v.to_string()).collect();
-            if let Some(i) = labels.iter().position(|s| s == want).or_else(|| shown.iter().position(|s| s == want)) {
+            let unquoted = |s: &String| s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) == Some(want.as_str());
+            let found = labels.iter().position(|s| s == want).or_else(|| shown.iter().position(|s| s == want));
+            if let Some(i) = found.or_else(|| labels.iter().position(unquoted)) {
                 return Ok(i);
             }
             let all_ints = vals.iter().all(|v| v.as_const_int().is_some());
