@@ -132,7 +132,7 @@ gpu-check: llvm $(DATA_STAMP)
 # interpreter (much slower), `BACKEND=cranelift` with the Cranelift tier.
 .PHONY: reproduce
 BACKEND ?= mlir-cpu
-reproduce: llvm $(DATA_STAMP)
+reproduce: llvm data
 	ARCHC_BACKEND=$(BACKEND) $(CARGO) test --release --locked --test reproduce -- --ignored --test-threads=1 --nocapture
 
 fmt:

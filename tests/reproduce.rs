@@ -201,6 +201,35 @@ fn routing_attention_mnist1d() {
     accuracy_at_least("train_routing_attention.arch", 0.93);
 }
 
+#[test]
+#[ignore = "trains for minutes; run with `make reproduce`"]
+fn tcnca_mnist1d() {
+    accuracy_at_least("train_tcnca.arch", 0.955);
+}
+
+#[test]
+#[ignore = "trains for ~1 minute; run with `make reproduce`"]
+fn batchformer_mnist1d() {
+    let t = train("train_batchformer.arch");
+    let acc = evaluate(&t, t.data.test.as_ref().expect("a test split"), "metric:accuracy");
+    println!("train_batchformer.arch: test accuracy {acc:.4} (goal >= 0.91), {:.1} s", t.seconds);
+    assert!(acc >= 0.91, "test accuracy {acc:.4} < 0.91");
+}
+
+/// The pointer network sorts 8 numbers: per-position accuracy and whole sequences right.
+#[test]
+#[ignore = "trains for minutes; run with `make reproduce`"]
+fn pointer_network_sorts() {
+    let t = train("train_pointer_sort.arch");
+    let token = t.report.test_acc.expect("per-token accuracy");
+    let exact = evaluate(&t, t.data.test.as_ref().expect("a test split"), "metric:exact");
+    println!(
+        "train_pointer_sort.arch: per-token accuracy {token:.4} (goal >= 0.94), exact {exact:.4} (goal >= 0.79), {:.1} s",
+        t.seconds
+    );
+    assert!(token >= 0.94 && exact >= 0.79, "per-token {token:.4} < 0.94 or exact {exact:.4} < 0.79");
+}
+
 /// Maestro: the factorised MLP reaches the dense MLP's accuracy at a learned rank.
 #[test]
 #[ignore = "trains for ~1 minute; run with `make reproduce`"]
@@ -338,6 +367,9 @@ fn reproduce_examples_build_and_fit_their_data() {
         "train_routing_attention.arch",
         "train_maestro.arch",
         "train_tfno_darcy.arch",
+        "train_tcnca.arch",
+        "train_batchformer.arch",
+        "train_pointer_sort.arch",
     ] {
         let cfg = config(example, &[]);
         let program = training::train_program(&cfg).unwrap_or_else(|e| panic!("{example}: {e}"));
