@@ -71,12 +71,21 @@ pub fn data_names(modules: &[ModuleInfo], model: &Program, obj: &Objective) -> V
     names.into_iter().filter(|(n, _)| !callees.contains(n) && kind(modules, model, n) == Kind::Field).collect()
 }
 
-/// A function called by a name that is not known: an error each, with a suggestion.
+/// A function called by a name that is not known: an error each, with a suggestion;
+/// and `training`, which has no value in a loss (one function for training and
+/// evaluation).
 pub fn unknown_callees(modules: &[ModuleInfo], model: &Program, obj: &Objective) -> Vec<Diagnostic> {
     let (names, callees) = free_names(obj);
     let mut known: Vec<String> = modules[0].globals.names();
     known.extend(losses_module(modules).map(|m| m.globals.names()).unwrap_or_default());
     known.extend(super::builtins::BUILTINS.iter().map(|s| s.to_string()));
+    let training = names.iter().filter(|(n, _)| n == "training").map(|(_, span)| {
+        Diagnostic::error("`training` has no value in a loss or metric", *span).with_help(
+            "the loss is one function for training and evaluation: compute a training-only term in the \
+             network, under `if training`, and give it as an output",
+        )
+    });
+    let training: Vec<Diagnostic> = training.collect();
     names
         .into_iter()
         .filter(|(n, _)| callees.contains(n) && kind(modules, model, n) == Kind::Field)
@@ -88,6 +97,7 @@ pub fn unknown_callees(modules: &[ModuleInfo], model: &Program, obj: &Objective)
             }
             d
         })
+        .chain(training)
         .collect()
 }
 
