@@ -4,7 +4,8 @@
 //! Contract:
 //! - Task `k` trains on the training rows whose `label` is in its classes, for the
 //!   block's `epochs`, with the block's optimizer, schedule and seed, starting from the
-//!   parameters task `k - 1` ended with (task 0 from the declared initialisers); the
+//!   parameters task `k - 1` ended with (task 0 from `init` where it names them, else
+//!   the declared initialisers); the
 //!   optimizer's state starts afresh each task. Its run goes to `DIR/task_K` (metrics,
 //!   curves, checkpoint), evaluated on that task's test rows.
 //! - After each task, every task's test rows are evaluated with the network as it is
@@ -47,15 +48,15 @@ impl TasksReport {
 
     /// The accuracy matrix as a table, one row per task trained.
     pub fn table(&self) -> String {
+        let heads: Vec<String> = self.tasks.iter().enumerate().map(|(j, t)| format!(" task {j} {t:?} ")).collect();
         let mut s = String::from("after task |");
-        for (j, t) in self.tasks.iter().enumerate() {
-            s += &format!(" task {j} {t:?} |");
+        for h in &heads {
+            s += &format!("{h}|");
         }
         for (k, row) in self.accuracy.iter().enumerate() {
             s += &format!("\n{k:>10} |");
-            for (j, a) in row.iter().enumerate() {
-                let width = format!(" task {j} {:?} ", self.tasks[j]).len();
-                s += &format!("{:>width$.4} |", a, width = width);
+            for (a, h) in row.iter().zip(&heads) {
+                s += &format!("{:>width$.4} |", a, width = h.len());
             }
         }
         s + &format!("\nmean accuracy {:.4}, forgetting {:.4}", self.mean_accuracy, self.forgetting)
@@ -74,15 +75,20 @@ pub fn forgetting(acc: &[Vec<f64>]) -> f64 {
     drops.iter().sum::<f64>() / drops.len().max(1) as f64
 }
 
-/// The rows of `frame` whose label is one of `classes`.
-fn rows_of(frame: &Frame, classes: &[i64]) -> Result<Vec<usize>, String> {
+/// The labels of every row of `frame`.
+fn labels_of(frame: &Frame) -> Result<Vec<i64>, String> {
     let column = frame.get(LABEL).ok_or_else(|| {
         format!("`tasks` splits the rows by their `{LABEL}`, and this data set has no `{LABEL}` field")
     })?;
     let all: Vec<usize> = (0..frame.len()).collect();
     let labels = column.select(&all).map_err(|e| e.to_string())?;
-    let labels = labels.as_i64().ok_or_else(|| format!("`{LABEL}` is {}, not i64 classes", labels.type_string()))?;
-    Ok(labels.iter().enumerate().filter(|(_, l)| classes.contains(l)).map(|(i, _)| i).collect())
+    let type_string = labels.type_string();
+    labels.as_i64().map(<[i64]>::to_vec).ok_or_else(|| format!("`{LABEL}` is {type_string}, not i64 classes"))
+}
+
+/// The positions of the `labels` that are one of `classes`.
+fn rows_of(labels: &[i64], classes: &[i64]) -> Vec<usize> {
+    labels.iter().enumerate().filter(|(_, l)| classes.contains(l)).map(|(i, _)| i).collect()
 }
 
 /// The accuracy among `eval_step`'s metrics: the built-in `accuracy`, or a metric
@@ -107,7 +113,7 @@ fn copy_fresh(from: &Path, to: &Path) -> Result<(), String> {
 /// Trains the tasks of `cfg` in order into `dir` (see the module docs).
 pub fn train_tasks(
     cfg: &TrainConfig,
-    program: &Program,
+    (program, init): (&Program, Option<BTreeMap<String, Tensor>>),
     data: &TrainData,
     dir: &Path,
     progress: bool,
@@ -115,15 +121,16 @@ pub fn train_tasks(
 ) -> Result<TasksReport, String> {
     let tasks = cfg.tasks.clone().ok_or("internal: a task sequence without tasks")?;
     let test = data.test.as_ref().ok_or("`tasks` needs a test part to measure forgetting")?;
+    let (train_labels, test_labels) = (labels_of(&data.train)?, labels_of(test)?);
     let mut parts = Vec::new();
     for (k, classes) in tasks.iter().enumerate() {
-        let (train, held) = (rows_of(&data.train, classes)?, rows_of(test, classes)?);
+        let (train, held) = (rows_of(&train_labels, classes), rows_of(&test_labels, classes));
         if train.is_empty() || held.is_empty() {
             return Err(format!("task {k} (classes {classes:?}) has no training or no test rows"));
         }
         parts.push((data.train.view(&train), test.view(&held)));
     }
-    let mut params: Option<BTreeMap<String, Tensor>> = None;
+    let mut params = init;
     let mut accuracy = Vec::new();
     for (k, (train, held)) in parts.iter().enumerate() {
         let mut spec = training::loop_spec(cfg, train.len());

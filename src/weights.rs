@@ -10,6 +10,11 @@
 //! values); the error lists the missing names. Every name in a plain file must be a
 //! parameter of the program, so a misspelt name is an error rather than a silently
 //! ignored tensor.
+//!
+//! `train --init` is looser: it starts training from whatever parameters of the file
+//! the program declares (a pretrained encoder inside a new network), so a file may lack
+//! some and hold others; but at least one must match, and the tensors not loaded are
+//! named to the caller.
 
 use archc_compiler::tir::Program;
 use archc_runtime::train::TrainState;
@@ -72,6 +77,26 @@ pub fn fit(w: &Weights, program: &Program, path: &Path, allow_missing: bool) -> 
     Ok(Fitted { values, unused })
 }
 
+/// The values of `w` that `program` declares, to start training from (`train --init`);
+/// `unused` names the file's other tensors. A file that matches no parameter is refused.
+pub fn fit_init(w: &Weights, program: &Program, path: &Path) -> Result<Fitted, String> {
+    let (values, unused): (Vec<_>, Vec<_>) = w.params.iter().partition(|(n, _)| program.param(n).is_some());
+    if values.is_empty() {
+        let theirs: Vec<&str> = w.params.keys().map(String::as_str).collect();
+        let ours: Vec<&str> = program.params.iter().map(|p| p.name.as_str()).collect();
+        return Err(format!(
+            "{}: none of its tensors is a parameter of this program (the file has {}; the program declares {})",
+            path.display(),
+            listed(&theirs),
+            listed(&ours)
+        ));
+    }
+    Ok(Fitted {
+        values: values.into_iter().map(|(n, t)| (n.clone(), t.clone())).collect(),
+        unused: unused.into_iter().map(|(n, _)| n.clone()).collect(),
+    })
+}
+
 /// Up to ten names, then how many more.
 fn listed(names: &[&str]) -> String {
     let shown = names.iter().take(10).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
@@ -110,6 +135,15 @@ mod tests {
         assert_eq!(f.unused, vec!["extra".to_string()]);
         let e = fit(&weights(&["a"], Some(3)), &program(&["a", "b"]), Path::new("c"), true).err().unwrap();
         assert!(e.contains("no parameter `b`"), "{e}");
+    }
+
+    #[test]
+    fn an_init_file_loads_the_parameters_it_shares_with_the_program() {
+        let f = fit_init(&weights(&["a", "head"], Some(3)), &program(&["a", "b"]), Path::new("p")).unwrap();
+        assert_eq!(f.values.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), vec!["a"]);
+        assert_eq!(f.unused, vec!["head".to_string()]);
+        let e = fit_init(&weights(&["x"], None), &program(&["a"]), Path::new("p")).err().unwrap();
+        assert!(e.contains("none of its tensors is a parameter of this program (the file has `x`"), "{e}");
     }
 
     #[test]

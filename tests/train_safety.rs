@@ -2,7 +2,8 @@
 //! run without `--overwrite`, refuses a learning rate that is not a positive finite
 //! number, resumes past a torn `metrics.jsonl` line, refuses checkpoint counters that do
 //! not fit the data, says when a resumed run is already complete, and mentions a kept
-//! checkpoint after a NaN only when there is one. The data set is a small `digits` file
+//! checkpoint after a NaN only when there is one, and starts from the parameters an
+//! `--init` file names (refusing a file that names none, or a wrong shape). The data set is a small `digits` file
 //! written by each test (`ARCHC_DATA` points at it).
 
 mod common;
@@ -145,4 +146,41 @@ fn the_nan_hint_mentions_a_kept_checkpoint_only_when_there_is_one() {
     ok(&dir, &["--epochs", "1", "--batch", "8", "--overwrite"]);
     let err = refused(&dir, &[&["--epochs", "2", "--resume"][..], &blow_up].concat());
     assert!(err.contains("first produced by") && err.contains("the last good checkpoint was kept"), "{err}");
+}
+
+/// Writes `tensors` (name, shape, every element `v`) to `DIR/NAME`.
+fn weights_file(dir: &Path, name: &str, tensors: &[(&str, Vec<usize>, f32)]) -> PathBuf {
+    use archc_runtime::tensor::{Data, Tensor};
+    let path = dir.join(name);
+    let values: Vec<(String, Tensor)> = tensors
+        .iter()
+        .map(|(n, shape, v)| {
+            (n.to_string(), Tensor::new(shape.clone(), Data::F32(vec![*v; shape.iter().product()])).unwrap())
+        })
+        .collect();
+    archc_runtime::io::write_safetensors(&path, values.iter().map(|(n, t)| (n, t))).unwrap();
+    path
+}
+
+#[test]
+fn init_starts_from_the_parameters_a_file_names_and_lists_the_rest() {
+    let dir = scratch("init");
+    let file = weights_file(&dir, "pre.safetensors", &[("linear_0.b", vec![128], 0.25), ("head.w", vec![3], 1.0)]);
+    let err = ok(&dir, &["--epochs", "1", "--batch", "8", "--lr", "1e-30", "--init", file.to_str().unwrap()]);
+    assert!(err.contains("starting from 1 of the program's 4 parameters in"), "{err}");
+    assert!(err.contains("not parameters of this program, not loaded: head.w"), "{err}");
+    let st = TrainState::load(&dir.join("run/checkpoint.safetensors")).unwrap();
+    let b = st.params["linear_0.b"].as_f32().unwrap().to_vec();
+    assert!(b.iter().all(|v| *v == 0.25), "linear_0.b did not start from the file: {b:?}");
+    let w = st.params["linear_1.b"].as_f32().unwrap().to_vec();
+    assert!(w.iter().any(|v| *v != 0.25), "the other parameters keep their initialisers");
+
+    let wrong = weights_file(&dir, "wrong.safetensors", &[("linear_0.b", vec![7], 0.0)]);
+    let err = refused(&dir, &["--epochs", "1", "--overwrite", "--init", wrong.to_str().unwrap()]);
+    assert!(err.contains("initial value of linear_0.b is f32[7], the parameter is f32[128]"), "{err}");
+    let none = weights_file(&dir, "none.safetensors", &[("encoder.w", vec![2], 0.0)]);
+    let err = refused(&dir, &["--epochs", "1", "--overwrite", "--init", none.to_str().unwrap()]);
+    assert!(err.contains("none of its tensors is a parameter of this program (the file has `encoder.w`"), "{err}");
+    let (code, err) = train(&dir, &["--epochs", "1", "--resume", "--init", none.to_str().unwrap()]);
+    assert_eq!(code, 2, "--init and --resume together are a usage error: {err}");
 }

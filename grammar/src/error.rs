@@ -68,8 +68,16 @@ pub(crate) fn from_lalrpop(file: FileId, src_len: usize, e: LalrpopError) -> Opt
         E::User { error } => match error {},
     };
     let (start, end) = (start.min(src_len), end.min(src_len));
-    Some(ParseError { span: Span::new(file, start, end), message, expected: friendly(expected) })
+    let expected = friendly(expected);
+    let message = if expected == ["`as`", "`{`"] { message + BODY_HINT } else { message };
+    Some(ParseError { span: Span::new(file, start, end), message, expected })
 }
+
+/// Where only a body can follow (`stack(n)`, `repeat n`): a bare `stack(xs)` of a list
+/// held by a name lands here.
+const BODY_HINT: &str =
+    " (`stack(n)` and `repeat n` take a body `{ .. }`; to stack the tensors of a list held by a name, write `stack(xs, \
+     axis = 0)`)";
 
 /// A lexical error as a [`ParseError`].
 pub(crate) fn from_lex(file: FileId, e: &LexError) -> ParseError {

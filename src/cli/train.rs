@@ -22,7 +22,9 @@ use archc_compiler::tir::Program;
 use archc_grammar::span::SourceMap;
 use archc_mlir::aot::Artifact;
 use archc_runtime::train::{TrainData, TrainError, TrainReport};
+use archc_runtime::Tensor;
 use clap::Args;
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -50,6 +52,11 @@ pub struct TrainArgs {
     /// Continue from the run directory's checkpoint.
     #[arg(long)]
     pub resume: bool,
+    /// Start from the weights in FILE (a checkpoint or a `.safetensors`, tensor names as
+    /// in `build --emit tir`): the parameters it names are loaded, the rest start from
+    /// their declared initialisers (a pretrained part inside a new network).
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    pub init: Option<PathBuf>,
     /// Start afresh in a run directory that already holds a run, replacing it.
     #[arg(long, conflicts_with = "resume")]
     pub overwrite: bool,
@@ -104,12 +111,16 @@ fn train(
     crate::memory::check(&program, "train_step", &env, cx.max_memory).map_err(Fail::user)?;
     let mut spec = training::loop_spec(&cfg, data.train.len());
     spec.detect_anomaly = args.detect_anomaly;
+    spec.init_params = args.init.as_deref().map(|p| initial_values(p, &program)).transpose()?;
+    if cfg.tasks.is_some() && args.resume {
+        return Err(Fail::user("--resume does not continue a task sequence (`tasks:`): start it again"));
+    }
     let mut exec = backend::executor(&program, args.backend, art).map_err(Fail::user)?;
     let dir = prepare_dir(file, args, opts, &text)?;
     announce(&cfg, &data, &dir);
     let progress = !args.quiet && std::io::stderr().is_terminal();
     if cfg.tasks.is_some() {
-        return train_tasks(&cfg, &program, &data, &dir, args, progress, exec.as_mut());
+        return train_tasks(&cfg, (&program, spec.init_params), &data, &dir, progress, exec.as_mut());
     }
     let report = archc_runtime::train::train_with(&program, &spec, &data, &dir, args.resume, progress, exec.as_mut())
         .map_err(|e| train_failure(e, &sources, cx.color, &dir))?;
@@ -122,21 +133,34 @@ fn train(
 /// A class-incremental run (`tasks:`): one task after another, then the accuracy table.
 fn train_tasks(
     cfg: &TrainConfig,
-    program: &Program,
+    (program, init): (&Program, Option<BTreeMap<String, Tensor>>),
     data: &TrainData,
     dir: &Path,
-    args: &TrainArgs,
     progress: bool,
     exec: &mut dyn archc_runtime::Executor,
 ) -> Result<(), Fail> {
-    if args.resume {
-        return Err(Fail::user("--resume does not continue a task sequence (`tasks:`): start it again"));
-    }
-    let report = crate::tasks::train_tasks(cfg, program, data, dir, progress, exec).map_err(Fail::user)?;
+    let report = crate::tasks::train_tasks(cfg, (program, init), data, dir, progress, exec).map_err(Fail::user)?;
     out!("{}", report.table());
     out!("tasks: {}", dir.join("tasks.json").display());
     out!("checkpoint: {}", dir.join(archc_runtime::train::CHECKPOINT_FILE).display());
     Ok(())
+}
+
+/// The parameters `--init` gives, read from `path` for `program`; the file's tensors
+/// that are not parameters of the program are named on stderr.
+fn initial_values(path: &Path, program: &Program) -> Result<BTreeMap<String, Tensor>, Fail> {
+    let w = crate::weights::read(path).map_err(|e| Fail::user(format!("--init: {e}")))?;
+    let fitted = crate::weights::fit_init(&w, program, path).map_err(|e| Fail::user(format!("--init: {e}")))?;
+    eprintln!(
+        "starting from {} of the program's {} parameters in {}",
+        fitted.values.len(),
+        program.params.len(),
+        path.display()
+    );
+    if !fitted.unused.is_empty() {
+        eprintln!("  not parameters of this program, not loaded: {}", fitted.unused.join(", "));
+    }
+    Ok(fitted.values.into_iter().collect())
 }
 
 /// The block's settings with the flags that override them.
