@@ -147,6 +147,10 @@ def parse_args():
     p.add_argument("--no-torch", action="store_true", help="archc only, even if torch imports")
     p.add_argument("--no-compile", action="store_true", help="PyTorch eager only (skip torch.compile)")
     p.add_argument("--torch-threads", default="2,1", help="PyTorch thread counts (default 2,1)")
+    p.add_argument("--blas-kernels", choices=["native", "avx2", "off"], default="native",
+                   help="archc's CPU matrix products: OpenBLAS with the kernels it picks for this CPU "
+                        "(native: OPENBLAS_CORETYPE unset), its AVX2 kernels (avx2: OPENBLAS_CORETYPE=Haswell), "
+                        "or the gemm crate (off: ARCHC_BLAS=off); default native")
     args = p.parse_args()
     args.backends = [b for b in args.backends.split(",") if b]
     for b in args.backends:
@@ -653,7 +657,11 @@ def main():
     tb = Torch(torch) if torch else None
     threads = [int(t) for t in args.torch_threads.split(",")] if tb else []
     modes = ("eager",) if args.no_compile else MODES
+    set_blas_kernels(args.blas_kernels)
     print(f"archc: {args.archc}, backends {', '.join(args.backends)}")
+    print(f"cpu: {cpu_model()}; {cpu_vector_flags()}")
+    for line in archc_devices(args.archc):
+        print(f"archc devices: {line}")
     if tb:
         what = "eager" if args.no_compile else "eager and torch.compile"
         print(f"PyTorch {torch.__version__} {what}, threads {threads} ({sys.executable})")
@@ -671,6 +679,45 @@ def main():
     print(f"\n{load_avg()}\n")
     table(args, cases, tb, threads, modes)
     return 0
+
+
+def set_blas_kernels(kind):
+    """The environment archc's runs inherit for `--blas-kernels`."""
+    os.environ.pop("OPENBLAS_CORETYPE", None)
+    os.environ.pop("ARCHC_BLAS", None)
+    if kind == "avx2":
+        os.environ["OPENBLAS_CORETYPE"] = "Haswell"
+    elif kind == "off":
+        os.environ["ARCHC_BLAS"] = "off"
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def cpu_vector_flags():
+    """The x86 vector extensions the CPU reports (what the kernels can use)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((l.split(":", 1)[1].split() for l in f if l.startswith("flags")), [])
+    except OSError:
+        return "flags unknown"
+    wanted = ["avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_bf16"]
+    have = [f for f in wanted if f in flags]
+    return "flags: " + (" ".join(have) if have else "no AVX2")
+
+
+def archc_devices(archc):
+    """`archc devices`' CPU and BLAS lines."""
+    r = subprocess.run([archc, "devices"], capture_output=True, text=True)
+    return [l for l in r.stdout.splitlines() if l.startswith(("cpu:", "blas:"))]
 
 
 if __name__ == "__main__":

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Installs LLVM/MLIR 22 (Debian/Ubuntu packages) when it is missing: the libraries the
-# MLIR backend links (melior / mlir-sys) and mlir-opt-22 for the verification test.
+# MLIR backend links (melior / mlir-sys) and mlir-opt-22 for the verification test; and
+# OpenBLAS, which archc opens at run time for CPU matrix products when it is present.
 # Idempotent and quiet when everything is present. Uses sudo when not root.
 set -euo pipefail
 
 PREFIX=/usr/lib/llvm-22
-PKGS="llvm-22-dev libmlir-22-dev mlir-22-tools libclang-22-dev libpolly-22-dev libzstd-dev zlib1g-dev build-essential"
+PKGS="llvm-22-dev libmlir-22-dev mlir-22-tools libclang-22-dev libpolly-22-dev libzstd-dev zlib1g-dev build-essential libopenblas0-pthread"
 
 have() {
     [ -f "$PREFIX/lib/libMLIRCAPIIR.a" ] && [ -x "$PREFIX/bin/mlir-opt" ] && [ -f "$PREFIX/lib/libPolly.a" ] \
         && [ -f "$PREFIX/lib/libclang-22.so" ]
 }
 
-if have && dpkg -s libzstd-dev zlib1g-dev >/dev/null 2>&1; then
+if have && dpkg -s libzstd-dev zlib1g-dev libopenblas0-pthread >/dev/null 2>&1; then
     exit 0
 fi
 

@@ -203,7 +203,8 @@ pub fn select_device(device: Option<&str>) -> Result<(), String> {
     Ok(())
 }
 
-/// `archc devices`: this machine's CPU (the x86-64 level artifacts need), and the GPU
+/// `archc devices`: this machine's CPU (the x86-64 level artifacts need), the BLAS CPU
+/// products run on, and the GPU
 /// and cuBLAS the `mlir-gpu` backend would use, or why there is none.
 pub fn devices_report() -> String {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -212,6 +213,10 @@ pub fn devices_report() -> String {
         None => String::new(),
     };
     let mut lines = vec![format!("cpu: {} {level}{cores} cores", std::env::consts::ARCH)];
+    lines.push(match archc_runtime::blas::describe() {
+        Some(blas) => format!("blas: {blas}"),
+        None => "blas: none (no libopenblas.so.0, or ARCHC_BLAS=off); CPU products run the gemm crate".into(),
+    });
     match archc_cuda::cuda() {
         Ok(cuda) => {
             let (major, minor) = cuda.compute_capability();

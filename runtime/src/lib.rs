@@ -4,6 +4,7 @@
 //! training loop ([`train`]: schedules, checkpoints, metrics, curves, anomaly detection) and
 //! the state executors keep between calls ([`resident`]).
 
+pub mod blas;
 pub mod data;
 pub mod elem;
 pub mod interp;

@@ -1,8 +1,10 @@
 //! Runtime functions called by compiled code, registered as JIT symbols.
 //!
 //! Matrix products (`archc_matmul_*`, batched `archc_bmm_*`, through MLIR's C interface
-//! `_mlir_ciface_*`: pointers to memref descriptors) run the `gemm` crate's kernels on
-//! strided views, split over the cores ([`crate::omp`]'s threads) when large.
+//! `_mlir_ciface_*`: pointers to memref descriptors) are split over the cores
+//! ([`crate::omp`]'s threads) when large, each part one single-threaded product by the
+//! host's OpenBLAS where there is one ([`archc_runtime::blas`]: AVX-512 kernels on CPUs
+//! that have them), else by the `gemm` crate's kernels on the strided views.
 //!
 //! Random values reproduce the interpreter's streams element by element: element `i` of a
 //! `rand.uniform` op with key `k` is the `i`-th draw of `ChaCha8Rng::seed_from_u64(k)`
@@ -19,6 +21,7 @@
 //! of a run is kept for the calling thread, and the caller of the entry must take it with
 //! [`take_failure`] after the run and fail the run with its message.
 
+use archc_runtime::blas::{self, Element};
 use archc_runtime::elem::C64;
 use archc_runtime::interp::RealFft;
 use std::cell::RefCell;
@@ -425,14 +428,20 @@ impl<T> Copy for Shared<T> {}
 unsafe impl<T> Sync for Shared<T> {}
 unsafe impl<T> Send for Shared<T> {}
 
-/// `c = a @ b` for strided row-major views (`c` is overwritten), by the `gemm` crate; large
-/// products are split by output rows or columns into a few parts per core, which the
-/// cores ([`crate::omp::parallel`]) take in turn, each part one single-threaded `gemm` call.
+/// `c = a @ b` for strided row-major views (`c` is overwritten); large products are split
+/// by output rows or columns into a few parts per core, which the cores
+/// ([`crate::omp::parallel`]) take in turn, each part one single-threaded product
+/// ([`matmul_part`]).
 ///
 /// # Safety
 /// The descriptors must describe live, non-overlapping views with `a: [m, k]`, `b: [k, n]`,
 /// `c: [m, n]`.
-unsafe fn matmul<T: Copy + 'static + Default + Sync>(a: &MemRef<T, 2>, b: &MemRef<T, 2>, c: &MemRef<T, 2>, one: T) {
+unsafe fn matmul<T: Copy + 'static + Default + Sync + Element>(
+    a: &MemRef<T, 2>,
+    b: &MemRef<T, 2>,
+    c: &MemRef<T, 2>,
+    one: T,
+) {
     let (m, n) = (a.sizes[0] as usize, b.sizes[1] as usize);
     let team = if m * n * a.sizes[1] as usize >= PARALLEL_MACS { crate::omp::max_team() } else { 1 };
     if team < 2 || m.max(n) < 2 * SPLIT_ALIGN {
@@ -461,11 +470,12 @@ unsafe fn matmul<T: Copy + 'static + Default + Sync>(a: &MemRef<T, 2>, b: &MemRe
     });
 }
 
-/// `c[rows, cols] = a[rows, :] @ b[:, cols]` by one single-threaded `gemm` call.
+/// `c[rows, cols] = a[rows, :] @ b[:, cols]` by one single-threaded call of the host's
+/// BLAS, or of the `gemm` crate where there is none or it cannot read these views.
 ///
 /// # Safety
 /// As [`matmul`], with the ranges inside the views.
-unsafe fn matmul_part<T: Copy + 'static + Default>(
+unsafe fn matmul_part<T: Copy + 'static + Default + Element>(
     a: &MemRef<T, 2>,
     b: &MemRef<T, 2>,
     c: &MemRef<T, 2>,
@@ -483,6 +493,11 @@ unsafe fn matmul_part<T: Copy + 'static + Default>(
             c.aligned.offset(c.offset as isize + r0 * c.strides[0] as isize + c0 * c.strides[1] as isize),
         )
     };
+    let strides = |m: &MemRef<T, 2>| (m.strides[0] as isize, m.strides[1] as isize);
+    // SAFETY: the caller's views, offset to the part.
+    if unsafe { blas::gemm((m, n, k), (pa as *const T, strides(a)), (pb as *const T, strides(b)), (pc, strides(c))) } {
+        return;
+    }
     if k == 0 {
         for i in 0..m {
             for j in 0..n {
@@ -491,6 +506,18 @@ unsafe fn matmul_part<T: Copy + 'static + Default>(
                 };
             }
         }
+        return;
+    }
+    let strides = |m: &MemRef<T, 2>| (m.strides[0] as isize, m.strides[1] as isize);
+    // SAFETY: the caller's views, offset to the part.
+    if unsafe {
+        archc_runtime::blas::gemm(
+            (m, n, k),
+            (pa as *const T, strides(a)),
+            (pb as *const T, strides(b)),
+            (pc, strides(c)),
+        )
+    } {
         return;
     }
     unsafe {
