@@ -79,6 +79,8 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    // SAFETY: the first thing the process does: no other thread yet.
+    unsafe { archc_runtime::blas::no_threads_of_its_own() };
     let args = Cli::parse();
     let color = match args.color {
         Color::Always => true,
