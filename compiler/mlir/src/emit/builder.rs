@@ -87,6 +87,11 @@ pub struct Builder {
     sizes: HashMap<Dim, String>,
     /// The first size that could not be computed (a symbol nobody bound).
     pub size_error: Option<String>,
+    /// [`Builder::map`] of 0-d tensors computes on scalars (`tensor.extract`, then
+    /// `tensor.from_elements`) instead of a `linalg.generic`: elementwise fusion would
+    /// copy a 0-d generic into every loop that reads its result, so Adam's `pow(beta, t)`
+    /// ran once per parameter. CPU only: on the GPU the host cannot read device tensors.
+    pub scalar_maps: bool,
 }
 
 impl Builder {
@@ -99,6 +104,7 @@ impl Builder {
             prologue: Vec::new(),
             sizes: HashMap::new(),
             size_error: None,
+            scalar_maps: false,
         }
     }
 
@@ -328,6 +334,14 @@ impl Builder {
     /// An elementwise `linalg.generic` over same-shape inputs producing `dtype`.
     pub fn map(&mut self, ins: &[&V], dtype: DType, body: impl FnOnce(&mut Builder, &[String]) -> String) -> V {
         let shape = ins[0].shape.clone();
+        if self.scalar_maps && ins.iter().all(|v| v.shape.is_empty()) {
+            let args: Vec<String> =
+                ins.iter().map(|v| self.assign(format!("tensor.extract {}[] : {}", v.name, v.ty()))).collect();
+            let s = body(self, &args);
+            let name =
+                self.assign(format!("tensor.from_elements {s} : {}", super::types::tensor(dtype, &[] as &[Dim])));
+            return V { name, dtype, shape };
+        }
         let init = self.empty(dtype, &shape);
         let operands: Vec<Operand> = ins.iter().map(|v| Operand::identity(v)).collect();
         let iters = vec![Iter::Par; shape.len()];

@@ -125,6 +125,7 @@ pub(crate) fn lower_func(em: &mut Emitter, job: &Job) -> Result<String, EmitErro
         swapped: HashMap::new(),
         tables: HashMap::new(),
     };
+    l.b.scalar_maps = l.em.target == super::Target::Cpu;
     let mut params = vec!["%seed: i64".to_string(), "%fkey: i64".to_string()];
     for (sym, i, axis) in &job.dynamic {
         let (dt, shape) = &job.inputs[*i];
