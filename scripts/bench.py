@@ -550,6 +550,10 @@ def measure_torch(args, tb, case, threads, modes):
     return parts
 
 
+# Seconds between a PyTorch measurement and the next archc run (see `measure`).
+SETTLE_S = 1.0
+
+
 def measure(args, cases, tb, threads, modes, tmpdir):
     for rnd in range(args.rounds):
         for case in cases:
@@ -557,6 +561,10 @@ def measure(args, cases, tb, threads, modes, tmpdir):
             parts = []
             for backend in args.backends:
                 r = case.archc.setdefault(backend, {"t": [], "wall": [], "first": []})
+                if tb:
+                    # PyTorch's OpenMP threads spin for a while after its last run; let
+                    # them go to sleep so they do not take archc's cores.
+                    time.sleep(SETTLE_S)
                 if w.kind == "train":
                     work = os.path.join(tmpdir, case.label.replace(" ", "_") + "_" + backend)
                     os.makedirs(work, exist_ok=True)
