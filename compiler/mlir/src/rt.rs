@@ -15,6 +15,8 @@
 //! [`RealFft`] row by row, so their memory is the data's (a DFT matrix would grow with the
 //! square of the length) and their values are the interpreter's.
 //!
+//! Long sorts (`archc_argsort_*`) sort each row stably in the interpreter's order.
+//!
 //! Run-time refusals: compiled code that finds an input it must refuse (an index out of
 //! range, a slice past the end of an axis, a reduction over no elements) calls
 //! [`archc_fail`] with a [`Failure`] code and goes on with safe values; the first failure
@@ -25,6 +27,7 @@ use archc_runtime::blas::{self, Element};
 use archc_runtime::elem::C64;
 use archc_runtime::interp::RealFft;
 use std::cell::RefCell;
+use std::cmp::Ordering;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -149,6 +152,12 @@ pub fn symbols() -> Vec<(&'static str, *mut ())> {
         ("_mlir_ciface_archc_rfft_f64", archc_rfft_f64 as *mut ()),
         ("_mlir_ciface_archc_irfft_f32", archc_irfft_f32 as *mut ()),
         ("_mlir_ciface_archc_irfft_f64", archc_irfft_f64 as *mut ()),
+        ("_mlir_ciface_archc_argsort_f32_asc", archc_argsort_f32_asc as *mut ()),
+        ("_mlir_ciface_archc_argsort_f32_desc", archc_argsort_f32_desc as *mut ()),
+        ("_mlir_ciface_archc_argsort_f64_asc", archc_argsort_f64_asc as *mut ()),
+        ("_mlir_ciface_archc_argsort_f64_desc", archc_argsort_f64_desc as *mut ()),
+        ("_mlir_ciface_archc_argsort_i64_asc", archc_argsort_i64_asc as *mut ()),
+        ("_mlir_ciface_archc_argsort_i64_desc", archc_argsort_i64_desc as *mut ()),
         ("archc_fail", archc_fail as *mut ()),
     ]);
     v
@@ -394,6 +403,59 @@ macro_rules! fft_fns {
 
 fft_fns!(f32, archc_rfft_f32, archc_irfft_f32);
 fft_fns!(f64, archc_rfft_f64, archc_irfft_f64);
+
+/// `y[r, :]` = the indices that sort row `r` of `x: [R, n]` (`y: [R, n]` i64), stably, in
+/// the interpreter's order (`archc_runtime::interp::sort`: NaN largest, `-0.0 == 0.0`);
+/// descending keeps equal values in their order too.
+///
+/// # Safety
+/// Live views of those shapes; `y` does not overlap `x`.
+unsafe fn argsort_rows<T: Copy>(x: &MemRef<T, 2>, y: &MemRef<i64, 2>, order: fn(T, T) -> Ordering, descending: bool) {
+    let (rows, n) = (x.sizes[0], x.sizes[1]);
+    let mut row: Vec<T> = Vec::with_capacity(n as usize);
+    let mut idx: Vec<usize> = Vec::with_capacity(n as usize);
+    for r in 0..rows {
+        row.clear();
+        row.extend((0..n).map(|j| unsafe { *at(x, r, j) }));
+        idx.clear();
+        idx.extend(0..n as usize);
+        match descending {
+            false => idx.sort_by(|&i, &j| order(row[i], row[j])),
+            true => idx.sort_by(|&i, &j| order(row[j], row[i])),
+        }
+        for (k, &i) in idx.iter().enumerate() {
+            unsafe { *at(y, r, k as i64) = i as i64 };
+        }
+    }
+}
+
+fn order_f32(a: f32, b: f32) -> Ordering {
+    archc_runtime::interp::sort::sort_order(f64::from(a), f64::from(b))
+}
+
+fn order_f64(a: f64, b: f64) -> Ordering {
+    archc_runtime::interp::sort::sort_order(a, b)
+}
+
+macro_rules! argsort_fns {
+    ($t:ty, $order:expr, $asc:ident, $desc:ident) => {
+        /// # Safety
+        /// See [`argsort_rows`].
+        pub unsafe extern "C" fn $asc(x: *const MemRef<$t, 2>, y: *const MemRef<i64, 2>) {
+            unsafe { argsort_rows(&*x, &*y, $order, false) }
+        }
+
+        /// # Safety
+        /// See [`argsort_rows`].
+        pub unsafe extern "C" fn $desc(x: *const MemRef<$t, 2>, y: *const MemRef<i64, 2>) {
+            unsafe { argsort_rows(&*x, &*y, $order, true) }
+        }
+    };
+}
+
+argsort_fns!(f32, order_f32, archc_argsort_f32_asc, archc_argsort_f32_desc);
+argsort_fns!(f64, order_f64, archc_argsort_f64_asc, archc_argsort_f64_desc);
+argsort_fns!(i64, |a: i64, b: i64| a.cmp(&b), archc_argsort_i64_asc, archc_argsort_i64_desc);
 
 /// A ranked memref descriptor as MLIR's C interface passes it.
 #[repr(C)]

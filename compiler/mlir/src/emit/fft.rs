@@ -92,7 +92,7 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// `x` with `axis` moved last and the other axes flattened: `([R, n], moved shape)`.
-    fn rows_along(&mut self, x: &V, axis: usize) -> Result<(V, Vec<Dim>), String> {
+    pub(super) fn rows_along(&mut self, x: &V, axis: usize) -> Result<(V, Vec<Dim>), String> {
         let r = x.rank();
         let perm: Vec<usize> = (0..r).filter(|&i| i != axis).chain([axis]).collect();
         let moved = self.permute(x, &perm);
@@ -102,10 +102,10 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// The inverse of [`Self::rows_along`] for a result with `len` points on the axis.
-    fn unrows(&mut self, y: &V, moved: &[Dim], axis: usize, len: usize) -> Result<V, String> {
+    pub(super) fn unrows(&mut self, y: &V, moved: &[Dim], axis: usize, len: Dim) -> Result<V, String> {
         let r = moved.len();
         let mut shape = moved.to_vec();
-        shape[r - 1] = Dim::constant(len as i64);
+        shape[r - 1] = len;
         let y = self.reshape(y, &shape)?;
         // Moving the last axis back to `axis`.
         let inv: Vec<usize> = (0..r)
@@ -130,8 +130,8 @@ impl FnLower<'_, '_, '_> {
         let dt = x.dtype;
         let (rows, moved) = self.rows_along(x, axis)?;
         if self.runtime_fft(n, k) {
-            let z = self.fft_call(&format!("archc_rfft_{}", elem(dt)), &[&rows], (DType::C64, k));
-            return self.unrows(&z, &moved, axis, k);
+            let z = self.rt_call(&format!("archc_rfft_{}", elem(dt)), &[&rows], (DType::C64, Dim::constant(k as i64)));
+            return self.unrows(&z, &moved, axis, Dim::constant(k as i64));
         }
         let table = self.forward_table(n, k, dt);
         let y = self.matmul(&rows, &table, &(dt, vec![rows.shape[0].clone(), Dim::constant(2 * k as i64)]));
@@ -139,7 +139,7 @@ impl FnLower<'_, '_, '_> {
         let im = self.columns(&y, k, k);
         let im = self.zero_edge_columns(&im, n);
         let z = self.complex(&re, &im);
-        self.unrows(&z, &moved, axis, k)
+        self.unrows(&z, &moved, axis, Dim::constant(k as i64))
     }
 
     /// Whether a transform of `n` points keeping `k` coefficients calls the runtime.
@@ -149,8 +149,8 @@ impl FnLower<'_, '_, '_> {
 
     /// `out = sym(ins...)` on `[R, _]` matrices: the runtime writes a fresh `[R, len]`
     /// buffer of `dtype` (its last argument).
-    fn fft_call(&mut self, sym: &str, ins: &[&V], (dtype, len): (DType, usize)) -> V {
-        let shape = vec![ins[0].shape[0].clone(), Dim::constant(len as i64)];
+    pub(super) fn rt_call(&mut self, sym: &str, ins: &[&V], (dtype, len): (DType, Dim)) -> V {
+        let shape = vec![ins[0].shape[0].clone(), len];
         let mut args = Vec::new();
         let mut tys = Vec::new();
         for v in ins {
@@ -226,14 +226,14 @@ impl FnLower<'_, '_, '_> {
         let rows = parts[0].0.shape[0].clone();
         if self.runtime_fft(n, k) {
             let sym = format!("archc_irfft_{}", elem(dt));
-            let y = self.fft_call(&sym, &[&parts[0].0, &parts[1].0], (dt, n));
-            return self.unrows(&y, &moved, axis, n);
+            let y = self.rt_call(&sym, &[&parts[0].0, &parts[1].0], (dt, Dim::constant(n as i64)));
+            return self.unrows(&y, &moved, axis, Dim::constant(n as i64));
         }
         let both_ty = (dt, vec![rows.clone(), Dim::constant(2 * k as i64)]);
         let both = self.concat(&[parts[0].0.clone(), parts[1].0.clone()], 1, &both_ty);
         let table = self.inverse_table(k, n, dt);
         let y = self.matmul(&both, &table, &(dt, vec![rows, Dim::constant(n as i64)]));
-        self.unrows(&y, &moved, axis, n)
+        self.unrows(&y, &moved, axis, Dim::constant(n as i64))
     }
 
     /// The first `k` entries of `x` along `axis`.

@@ -225,7 +225,7 @@ impl FnLower<'_, '_, '_> {
                 None => one(self.reduce(*op, axes, *keepdim, &a[0], out)?),
             },
             Op::ArgMax { axis, keepdim } => one(self.argmax(*axis, *keepdim, &a[0], out)?),
-            Op::ArgSort { axis, descending } => one(self.argsort(*axis, *descending, &a[0])),
+            Op::ArgSort { axis, descending } => one(self.argsort(*axis, *descending, &a[0])?),
             Op::StopGradient => one(a[0].clone()),
             Op::MatMul => one(self.matmul(&a[0], &a[1], out)),
             Op::Einsum(spec) => one(self.einsum(spec, a, out)?),

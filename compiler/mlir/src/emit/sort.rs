@@ -1,14 +1,20 @@
-//! `argsort` as two `linalg.generic`s over the sorted axis and a second copy of it, so
-//! every target (CPU and GPU) runs it without a library call: the rank of element `i` is
-//! the number of elements that sort before it (smaller, or equal and earlier: the sort
-//! is stable), and the result at position `k` is the index whose rank is `k`. That is
-//! `O(n²)` comparisons per row of `n` and no memory beyond the two results; the order is
-//! the interpreter's (`archc_runtime::interp` `sort`: NaN largest, `-0.0 == 0.0`).
+//! `argsort`. On the CPU, rows longer than [`SORT_IN_LOOPS`] (or of a length known only
+//! at run time) call the runtime (`archc_argsort_*`: a stable `O(n log n)` sort of each
+//! row). Otherwise, and on every GPU, it is two `linalg.generic`s over the sorted axis
+//! and a second copy of it, with no library call: the rank of element `i` is the number
+//! of elements that sort before it (smaller, or equal and earlier: the sort is stable),
+//! and the result at position `k` is the index whose rank is `k`. That is `O(n²)`
+//! comparisons per row of `n` and no memory beyond the two results. Either way the order
+//! is the interpreter's (`archc_runtime::interp` `sort`: NaN largest, `-0.0 == 0.0`).
 
 use super::builder::{Builder, Iter, Operand, V};
 use super::lower::FnLower;
 use super::types::elem;
 use archc_compiler::tir::DType;
+
+/// The longest rows the CPU target sorts by counting in loops (`O(n²)`, vectorised);
+/// longer ones call the runtime's sort.
+pub const SORT_IN_LOOPS: i64 = 32;
 
 /// Loop names `d0..d{rank}` with `axis` replaced by the extra loop `d{rank}`.
 fn along_extra(rank: usize, axis: usize) -> Vec<String> {
@@ -49,7 +55,20 @@ fn equal(b: &mut Builder, dtype: DType, x: &str, y: &str) -> String {
 
 impl FnLower<'_, '_, '_> {
     /// The indices (i64) that sort `x` along `axis` (see the module docs).
-    pub fn argsort(&mut self, axis: usize, descending: bool, x: &V) -> V {
+    pub fn argsort(&mut self, axis: usize, descending: bool, x: &V) -> Result<V, String> {
+        let long = x.shape[axis].as_const().is_none_or(|n| n > SORT_IN_LOOPS);
+        if self.em.target == super::Target::Cpu && long {
+            let (rows, moved) = self.rows_along(x, axis)?;
+            let order = if descending { "desc" } else { "asc" };
+            let sym = format!("archc_argsort_{}_{order}", elem(x.dtype));
+            let sorted = self.rt_call(&sym, &[&rows], (DType::I64, x.shape[axis].clone()));
+            return self.unrows(&sorted, &moved, axis, x.shape[axis].clone());
+        }
+        Ok(self.argsort_in_loops(axis, descending, x))
+    }
+
+    /// [`Self::argsort`] by counting (see the module docs).
+    fn argsort_in_loops(&mut self, axis: usize, descending: bool, x: &V) -> V {
         let r = x.rank();
         let mut iters = vec![Iter::Par; r];
         iters.push(Iter::Red);

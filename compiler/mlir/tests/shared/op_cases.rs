@@ -651,6 +651,24 @@ fn argsort_and_stop_gradient() {
     ];
     check(&p, "main", &inputs, &[0]);
 
+    // Rows longer than the CPU target sorts in loops (`SORT_IN_LOOPS`): the runtime's
+    // sort, with ties, NaNs, infinities and signed zeros.
+    let mut m = Main::new(vec![]);
+    let (x, i, f) = (m.arg("f32[3, 100]"), m.arg("i64[100, 2]"), m.arg("f64[2, 100]"));
+    for descending in [false, true] {
+        m.emit(Op::ArgSort { axis: 1, descending }, &[x], format!("argsort of 100 f32 ({descending})"));
+        m.emit(Op::ArgSort { axis: 0, descending }, &[i], format!("argsort of 100 i64 along axis 0 ({descending})"));
+        m.emit(Op::ArgSort { axis: 1, descending }, &[f], format!("argsort of 100 f64 ({descending})"));
+    }
+    let p = m.verified("argsort_long");
+    let mut g = Gen(34);
+    let mut xs: Vec<f32> = (0..300).map(|_| (g.next() * 7.0).floor() as f32 - 3.0).collect();
+    for (k, v) in [(5, nan), (17, nan), (40, inf), (41, -0.0), (42, 0.0), (250, -inf), (251, nan)] {
+        xs[k] = v;
+    }
+    let inputs = vec![f32s(&[3, 100], &xs), g.i64s(&[100, 2], -3, 3), g.f64s(&[2, 100], -2.0, 2.0)];
+    check(&p, "main", &inputs, &[0]);
+
     // A row length known only at run time, and rows of no elements.
     let mut m = Main::new(vec![]);
     let x = m.arg("f32[2, N]");
