@@ -313,9 +313,14 @@ fn dispatch(c: &mut Checker, name: &'static str, a: &mut ArgReader) -> R<Value> 
             let (v, s) = a.req("v")?;
             let n = a.int("n")?;
             let ints = ints_of(&v).ok_or_else(|| a.wrong("v", "an int or a list of ints", &v, s))?;
-            match (ints.len(), usize::try_from(n)) {
-                (1, Ok(n)) if !matches!(v, Value::List(_)) => Ok(Value::List(vec![Value::Int(ints[0].into()); n])),
-                (k, Ok(n)) if k == n => Ok(v),
+            // One entry per axis: no more than a tensor can have (and never a huge list).
+            let max = crate::tir::types::MAX_RANK;
+            let n = usize::try_from(n).ok().filter(|&n| n <= max).ok_or_else(|| {
+                Diagnostic::error(format!("per_axis: {n} is not a number of axes (0 to {max})"), a.span())
+            })?;
+            match ints.len() {
+                1 if !matches!(v, Value::List(_)) => Ok(Value::List(vec![Value::Int(ints[0].into()); n])),
+                k if k == n => Ok(v),
                 _ => Err(Diagnostic::error(format!("`{v}` is not an int or a list of {n} ints"), s)),
             }
         }
