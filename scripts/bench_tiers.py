@@ -30,6 +30,8 @@ import sys
 import tempfile
 import time
 
+from bench import cpu_vector_flags  # scripts/bench.py
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMPILE = ["examples/train_mnist1d_cnn.arch", "examples/bench_mnist5k.arch", "examples/train_digits.arch"]
 TRAIN = "examples/train_digits.arch"
@@ -76,22 +78,12 @@ def train_wall(archc, backend, epochs, out):
     return time.perf_counter() - t0
 
 
-def cpu_flags():
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return "unknown"
-    have = [x for x in ("avx2", "fma", "avx512f") if x in flags]
-    return ", ".join(have) or "no AVX2"
-
-
 def main():
     args = parse_args()
     archc = os.path.abspath(args.archc)
     if not os.access(archc, os.X_OK):
         sys.exit(f"bench_tiers: {archc} not found: run `make build` (or `make bench-tiers`)")
-    print(f"archc: {archc}; {os.cpu_count()} CPUs ({cpu_flags()}); {args.rounds} rounds\n")
+    print(f"archc: {archc}; {os.cpu_count()} CPUs ({cpu_vector_flags()}); {args.rounds} rounds\n")
     comp = {p: ([], []) for p in COMPILE}
     walls = {(b, e): [] for b in BACKENDS for e in (1, args.long_epochs)}
     with tempfile.TemporaryDirectory(prefix="archc-tiers-") as tmp:
