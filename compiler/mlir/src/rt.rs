@@ -570,18 +570,6 @@ unsafe fn matmul_part<T: Copy + 'static + Default + Element>(
         }
         return;
     }
-    let strides = |m: &MemRef<T, 2>| (m.strides[0] as isize, m.strides[1] as isize);
-    // SAFETY: the caller's views, offset to the part.
-    if unsafe {
-        archc_runtime::blas::gemm(
-            (m, n, k),
-            (pa as *const T, strides(a)),
-            (pb as *const T, strides(b)),
-            (pc, strides(c)),
-        )
-    } {
-        return;
-    }
     unsafe {
         gemm::gemm(
             m,
