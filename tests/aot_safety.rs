@@ -1,14 +1,15 @@
 //! Loading `.archx` artifacts safely: real artifacts built by the CLI, then tampered with
-//! (members added or swapped, manifest lines changed, sizes lied about, links planted at
-//! the paths older versions used), are refused with a clear error and exit code 1 (no
-//! panic, no signal), and nothing is written outside archc's private folders. The
-//! manifest parser returns on every text.
+//! (members added or swapped, manifest fields changed, sizes lied about, hostile JSON,
+//! links planted at the paths older versions used), are refused with a clear error and
+//! exit code 1 (no panic, no signal), and nothing is written outside archc's private
+//! folders. The manifest parser returns on every text.
 
 #![cfg(feature = "mlir")]
 
 mod common;
 
 use archc_mlir::aot::manifest::{self, ManifestError};
+use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -89,12 +90,43 @@ fn member<'a>(all: &'a mut [(String, Vec<u8>)], name: &str) -> &'a mut Vec<u8> {
     &mut all.iter_mut().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no member {name}")).1
 }
 
-/// Replaces `from` by `to` in the manifest, which must contain it.
-fn edit_manifest(all: &mut [(String, Vec<u8>)], from: &str, to: &str) {
-    let m = member(all, "manifest.txt");
+/// Replaces `from` by `to` in the manifest's text, which must contain it.
+fn edit_text(all: &mut [(String, Vec<u8>)], from: &str, to: &str) {
+    let m = member(all, "manifest.json");
     let text = String::from_utf8(m.clone()).expect("utf-8");
     assert!(text.contains(from), "no `{from}` in\n{text}");
     *m = text.replace(from, to).into_bytes();
+}
+
+/// Edits the manifest as JSON (fields keep their order).
+fn edit_manifest(all: &mut [(String, Vec<u8>)], edit: impl FnOnce(&mut Value)) {
+    let m = member(all, "manifest.json");
+    let mut json: Value = serde_json::from_slice(m).expect("JSON");
+    edit(&mut json);
+    *m = serde_json::to_vec_pretty(&json).expect("JSON");
+}
+
+/// Sets the declared size of member `main.so` to the number `n`, as written.
+fn edit_size(all: &mut [(String, Vec<u8>)], n: &str) {
+    edit_manifest(all, |m| {
+        let members = m["members"].as_array_mut().expect("members");
+        members.iter_mut().filter(|e| e["name"] == "main.so").for_each(|e| e["size"] = json!("SIZE"));
+    });
+    edit_text(all, "\"SIZE\"", n);
+}
+
+/// The parameter `name` of the manifest's `main`.
+fn param<'a>(m: &'a mut Value, name: &str) -> &'a mut Value {
+    let params = m["funcs"][0]["params"].as_array_mut().expect("params");
+    params.iter_mut().find(|p| p["name"] == name).unwrap_or_else(|| panic!("no parameter {name}"))
+}
+
+/// Makes `all` an artifact of an older format: its manifest `manifest.txt`, in the line
+/// format with first line `first`.
+fn old_manifest(all: &mut [(String, Vec<u8>)], first: &str) {
+    let entry = all.iter_mut().find(|(n, _)| n == "manifest.json").expect("manifest");
+    let text = format!("{first}\ntarget cpu\ncpu x86-64-v3\nprogram 0123456789abcdef\nmain mlp.arch\nfunc main\n");
+    *entry = ("manifest.txt".to_string(), text.into_bytes());
 }
 
 /// `../` enough times to climb from any temporary folder to the root, then `path`
@@ -126,14 +158,18 @@ fn names_that_leave_the_folder_are_refused_and_nothing_is_written() {
     let object = std::env::temp_dir().join(format!("archc-escape-{}", std::process::id()));
     let func = climbing_to(&object);
     let file = tampered(&art, "func.archx", |all| {
-        edit_manifest(all, "func main\n", &format!("func {func}\n"));
-        edit_manifest(all, "member main.so ", &format!("member {func}.so "));
+        edit_manifest(all, |m| {
+            m["funcs"][0]["name"] = json!(func);
+            let members = m["members"].as_array_mut().expect("members");
+            members.iter_mut().filter(|e| e["name"] == "main.so").for_each(|e| e["name"] = json!(format!("{func}.so")));
+        });
         all.iter_mut().filter(|(n, _)| n == "main.so").for_each(|(n, _)| *n = format!("{func}.so"));
     });
     let err = run_fails(&s.0, &file);
     assert!(err.contains("not a valid archc artifact") && err.contains("is refused"), "{err}");
     assert!(!object.with_extension("so").exists(), "{}.so was written", object.display());
-    let file = tampered(&art, "func-only.archx", |all| edit_manifest(all, "func main\n", "func ../../x\n"));
+    let file =
+        tampered(&art, "func-only.archx", |all| edit_manifest(all, |m| m["funcs"][0]["name"] = json!("../../x")));
     let err = run_fails(&s.0, &file);
     assert!(err.contains("function name `../../x` is refused: expected an identifier"), "{err}");
 }
@@ -240,36 +276,68 @@ fn manifest_signatures_must_be_the_rebuilt_programs() {
     let ok = archc(&s.0, &["run", "mlp.archx", "--dim", "B=3"]);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     let mismatch = "the artifact's manifest does not match its sources: @main";
-    let cases = [
-        ("output f32[B, 10]", "output f32[B, 1]", "output 0 is f32[B, 1] in the manifest, f32[B, 10] when rebuilt"),
-        ("input f32[B, 64]", "input f32[B, 640]", "cannot be rebuilt as the manifest states it (@main: input 0 is"),
-        ("input f32[B, 64]", "input i64[B, 64]", "cannot be rebuilt as the manifest states it (@main: input 0 is"),
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(Edit, &str)> = vec![
         (
-            "param linear_0.w param_0 f32[64, 128]",
-            "param linear_0.w param_0 f32[64, 12]",
+            Box::new(|m| m["funcs"][0]["outputs"][0] = json!("f32[B, 1]")),
+            "output 0 is f32[B, 1] in the manifest, f32[B, 10] when rebuilt",
+        ),
+        (
+            Box::new(|m| m["funcs"][0]["inputs"][0] = json!("f32[B, 640]")),
+            "cannot be rebuilt as the manifest states it (@main: input 0 is",
+        ),
+        (
+            Box::new(|m| m["funcs"][0]["inputs"][0] = json!("i64[B, 64]")),
+            "cannot be rebuilt as the manifest states it (@main: input 0 is",
+        ),
+        (
+            Box::new(|m| param(m, "linear_0.w")["type"] = json!("f32[64, 12]")),
             "parameter 1 is linear_0.w: f32[64, 12] in the manifest, linear_0.w: f32[64, 128] when rebuilt",
         ),
-        ("param linear_1.b param_3 f32[10]\n", "", "has 3 parameters in the manifest, 4 when rebuilt"),
-        ("param_0 f32", "param_2 f32", "sets its parameters through other globals than when rebuilt"),
-        ("output f32[B, 10]\n", "output f32[B, 10]\n  output f32[B, 10]\n", "has 2 outputs in the manifest, 1"),
+        (
+            Box::new(|m| m["funcs"][0]["params"].as_array_mut().unwrap().retain(|p| p["name"] != "linear_1.b")),
+            "has 3 parameters in the manifest, 4 when rebuilt",
+        ),
+        (
+            Box::new(|m| param(m, "linear_0.w")["global"] = json!("param_2")),
+            "sets its parameters through other globals than when rebuilt",
+        ),
+        (
+            Box::new(|m| m["funcs"][0]["outputs"].as_array_mut().unwrap().push(json!("f32[B, 10]"))),
+            "has 2 outputs in the manifest, 1",
+        ),
     ];
-    for (i, (from, to, want)) in cases.iter().enumerate() {
-        let file = tampered(&art, &format!("sig{i}.archx"), |all| edit_manifest(all, from, to));
+    for (i, (edit, want)) in cases.iter().enumerate() {
+        let file = tampered(&art, &format!("sig{i}.archx"), |all| edit_manifest(all, edit));
         let err = run_fails(&s.0, &file);
         assert!(err.contains(mismatch) && err.contains(want) && err.contains("rebuild the artifact"), "{err}");
     }
-    let inconsistent = [
-        ("dynamic B 0 0", "dynamic B 9 9", "@main: dynamic size B is read from input 9, but there is 1 input"),
-        ("dynamic B 0 0", "dynamic B 0 1", "@main: dynamic size B is read from axis 1 of input 0, which is not B"),
-        ("dynamic B 0 0", "dynamic B 0 99999999999999999999", "bad index `99999999999999999999`"),
-        ("output f32[B, 10]", "output f32[N, 10]", "@main: output 0 has size symbol N, which is not dynamic"),
-        ("output f32[B, 10]", "output f32[B, 4294967296]", "bad size `4294967296`"),
+    let dynamic =
+        |field: &'static str, n: u64| -> Edit { Box::new(move |m| m["funcs"][0]["dynamic"][0][field] = json!(n)) };
+    let inconsistent: Vec<(Edit, &str)> = vec![
+        (dynamic("input", 9), "@main: dynamic size B is read from input 9, but there is 1 input"),
+        (dynamic("axis", 1), "@main: dynamic size B is read from axis 1 of input 0, which is not B"),
+        (
+            Box::new(|m| m["funcs"][0]["outputs"][0] = json!("f32[N, 10]")),
+            "@main: output 0 has size symbol N, which is not dynamic",
+        ),
+        (Box::new(|m| m["funcs"][0]["outputs"][0] = json!("f32[B, 4294967296]")), "bad size `4294967296`"),
     ];
-    for (i, (from, to, want)) in inconsistent.iter().enumerate() {
-        let file = tampered(&art, &format!("bad{i}.archx"), |all| edit_manifest(all, from, to));
+    for (i, (edit, want)) in inconsistent.iter().enumerate() {
+        let file = tampered(&art, &format!("bad{i}.archx"), |all| edit_manifest(all, edit));
         let err = run_fails(&s.0, &file);
         assert!(err.contains("not a valid archc artifact") && err.contains(want), "{err}");
     }
+    // An index past every integer type: refused as JSON, before any check reads it.
+    let file = tampered(&art, "bad-index.archx", |all| {
+        edit_manifest(all, |m| m["funcs"][0]["dynamic"][0]["input"] = json!("INDEX"));
+        edit_text(all, "\"INDEX\"", "99999999999999999999");
+    });
+    let err = run_fails(&s.0, &file);
+    assert!(
+        err.contains("not a valid archc artifact") && err.contains("floating point `1e+20`, expected usize"),
+        "{err}"
+    );
 }
 
 /// A shared object whose constructor creates `marker` when it is loaded.
@@ -348,20 +416,150 @@ fn members_are_verified_before_anything_is_written_or_loaded() {
         all.extend((0..1100).map(|i| (format!("src/f{i}.arch"), Vec::new())));
     });
     assert!(run_fails(&s.0, &file).contains("it has 1102 members, more than 1024"));
-    let file = tampered(&art, "huge.archx", |all| {
-        let text = String::from_utf8(member(all, "manifest.txt").clone()).unwrap();
-        let line = text.lines().find(|l| l.starts_with("member main.so ")).unwrap().to_string();
-        let huge = line.replacen(&line.split(' ').nth(2).unwrap().to_string(), "99999999999", 1);
-        edit_manifest(all, &line, &huge);
-    });
+    let file = tampered(&art, "huge.archx", |all| edit_size(all, "99999999999"));
     assert!(run_fails(&s.0, &file).contains("member `main.so` declares 99999999999 bytes, more than 1073741824"));
     let file = tampered(&art, "unlisted.archx", |all| all.push(("src/extra.arch".into(), b"x".to_vec())));
     assert!(run_fails(&s.0, &file).contains("member `src/extra.arch` is not listed in the manifest"));
     let file = tampered(&art, "missing.archx", |all| all.retain(|(n, _)| n != "src/mlp.arch"));
     assert!(run_fails(&s.0, &file).contains("member `src/mlp.arch` listed in the manifest is missing"));
-    let file = tampered(&art, "old.archx", |all| edit_manifest(all, "archx 3\n", "archx 2\n"));
-    let err = run_fails(&s.0, &file);
-    assert!(err.contains("format `archx 2` is from an older archc") && err.contains("rebuild the artifact"), "{err}");
+    for old in ["archx 2", "archx 3"] {
+        let file = tampered(&art, "old.archx", |all| old_manifest(all, old));
+        let err = run_fails(&s.0, &file);
+        let want = format!("format `{old}` is from an older archc");
+        assert!(err.contains(&want) && err.contains("rebuild the artifact"), "{err}");
+    }
+}
+
+/// JSON-specific hostility, through the command line: unknown fields, wrong JSON types,
+/// repeated functions, members, options and keys, numbers past every bound, deep nesting,
+/// an oversized manifest, other formats. Each is refused with exit code 1 and the reason.
+#[test]
+fn hostile_json_manifests_are_refused() {
+    type Edit<'a> = &'a dyn Fn(&mut Vec<(String, Vec<u8>)>);
+    let s = Scratch::new("json");
+    let art = build_mlp(&s.0);
+    let refused = |name: &str, edit: Edit, want: &[&str]| {
+        let file = tampered(&art, &format!("{name}.archx"), |all| edit(all));
+        let err = run_fails(&s.0, &file);
+        assert!(want.iter().all(|w| err.contains(w)), "{name}: {want:?} not all in:\n{err}");
+    };
+    let invalid = "not a valid archc artifact: the manifest is not valid: ";
+    // Unknown fields, wherever they are.
+    refused("unknown", &|all| edit_manifest(all, |m| m["entry"] = json!("evil")), &[invalid, "unknown field `entry`"]);
+    refused(
+        "unknown-member",
+        &|all| edit_manifest(all, |m| m["members"][0]["mode"] = json!(0o4755)),
+        &[invalid, "unknown field `mode`"],
+    );
+    refused(
+        "unknown-func",
+        &|all| edit_manifest(all, |m| m["funcs"][0]["preload"] = json!(["/tmp/evil.so"])),
+        &[invalid, "unknown field `preload`"],
+    );
+    // Wrong JSON types.
+    refused(
+        "size-string",
+        &|all| edit_manifest(all, |m| m["members"][0]["size"] = json!("812")),
+        &[invalid, "invalid type: string \"812\", expected u64"],
+    );
+    refused(
+        "sync-string",
+        &|all| edit_manifest(all, |m| m["funcs"][0]["sync"] = json!("yes")),
+        &[invalid, "expected a boolean"],
+    );
+    refused(
+        "funcs-object",
+        &|all| edit_manifest(all, |m| m["funcs"] = json!({ "main": {} })),
+        &[invalid, "invalid type: map, expected a sequence"],
+    );
+    refused(
+        "member-array",
+        &|all| edit_manifest(all, |m| m["members"][0] = json!(["src/mlp.arch", 1, "00"])),
+        &[invalid, "invalid type: sequence, expected an object"],
+    );
+    refused(
+        "format-string",
+        &|all| edit_manifest(all, |m| m["format"] = json!("4")),
+        &[invalid, "invalid type: string"],
+    );
+    // Repeats: a function, a member, an option, a key.
+    let repeat = |list: &'static str| {
+        move |all: &mut Vec<(String, Vec<u8>)>| {
+            edit_manifest(all, |m| {
+                let first = m[list][0].clone();
+                m[list].as_array_mut().unwrap().push(first);
+            })
+        }
+    };
+    refused("func-twice", &repeat("funcs"), &["manifest `funcs[1]`: function `main` listed twice"]);
+    refused("member-twice", &repeat("members"), &["member `src/mlp.arch` listed twice"]);
+    refused(
+        "option-twice",
+        &|all| edit_text(all, "\"options\": {", "\"options\": {\n    \"train\": \"true\","),
+        &[invalid, "option `train` given twice"],
+    );
+    refused(
+        "key-twice",
+        &|all| edit_text(all, "\"format\": 4,", "\"format\": 4,\n  \"format\": 4,"),
+        &[invalid, "duplicate field `format`"],
+    );
+    refused(
+        "main-twice",
+        &|all| edit_text(all, "\"main\": \"mlp.arch\",", "\"main\": \"mlp.arch\",\n  \"main\": \"../../x\","),
+        &[invalid, "duplicate field `main`"],
+    );
+    // Numbers: fractions, negatives, past u64, past the bounds.
+    let size = |n: &'static str| move |all: &mut Vec<(String, Vec<u8>)>| edit_size(all, n);
+    refused("size-1e30", &size("1e30"), &[invalid, "invalid type: floating point `1e+30`, expected u64"]);
+    refused("size-negative", &size("-1"), &[invalid, "invalid value: integer `-1`, expected u64"]);
+    refused("size-2^64", &size("18446744073709551616"), &[invalid, "expected u64"]);
+    refused("size-fraction", &size("812.5"), &[invalid, "invalid type: floating point `812.5`, expected u64"]);
+    refused("size-1e400", &size("1e400"), &[invalid, "number out of range"]);
+    refused("size-max", &size("18446744073709551615"), &["declares 18446744073709551615 bytes, more than 1073741824"]);
+    // Deep nesting: where a field is unknown (skipped without recursion, then refused),
+    // where one is expected, before the format, and as the whole manifest.
+    let deep = format!("{}{}", "[".repeat(1 << 20), "]".repeat(1 << 20));
+    refused(
+        "deep-unknown",
+        &|all| edit_text(all, "\"format\": 4,", &format!("\"format\": 4,\n  \"x\": {deep},")),
+        &[invalid, "unknown field `x`"],
+    );
+    refused("deep-field", &|all| edit_text(all, "\"target\": \"cpu\"", &format!("\"target\": {deep}")), &[invalid]);
+    refused(
+        "deep-before-format",
+        &|all| edit_text(all, "{\n  \"format\": 4,", &format!("{{\"x\": {deep},\n  \"format\": 4,")),
+        &[invalid, "unknown field `x`"],
+    );
+    refused("deep-whole", &|all| *member(all, "manifest.json") = "[".repeat(1 << 20).into_bytes(), &[invalid]);
+    refused(
+        "deep-objects",
+        &|all| *member(all, "manifest.json") = "{\"format\":".repeat(1 << 18).into_bytes(),
+        &[invalid, "invalid type: map, expected u64"],
+    );
+    // Too large (whitespace is valid JSON): refused before it is parsed.
+    refused(
+        "large",
+        &|all| member(all, "manifest.json").extend(vec![b' '; 5 << 20]),
+        &["its manifest.json is larger than 4194304 bytes"],
+    );
+    // Other formats and names.
+    refused(
+        "newer",
+        &|all| edit_manifest(all, |m| m["format"] = json!(5)),
+        &["format 5 is from a newer archc", "rebuild the artifact"],
+    );
+    refused(
+        "format-3",
+        &|all| edit_manifest(all, |m| m["format"] = json!(3)),
+        &["format `archx 3` is from an older archc; rebuild the artifact with this archc"],
+    );
+    refused(
+        "old-text",
+        &|all| old_manifest(all, "archx 3"),
+        &["format `archx 3` is from an older archc; rebuild the artifact with this archc"],
+    );
+    refused("old-unknown", &|all| old_manifest(all, "archx 9"), &["not that of an archc artifact"]);
+    refused("no-manifest", &|all| all.retain(|(n, _)| n != "manifest.json"), &["it has no manifest.json"]);
 }
 
 /// SplitMix64: deterministic choices for the mutations.
@@ -398,9 +596,9 @@ fn mutate(text: &str, rng: &mut Rng) -> String {
         "B",
         "?",
         "*",
-        "func ",
-        "member ",
-        "dynamic ",
+        "\"funcs\": [],",
+        "\"members\": [{}],",
+        "{",
         "é",
         "18446744073709551616",
         "99999999999999999999",
@@ -408,7 +606,12 @@ fn mutate(text: &str, rng: &mut Rng) -> String {
         "src/",
         ".so",
         "\t",
-        "=",
+        ":",
+        "\"",
+        "}",
+        "null",
+        "1e30",
+        "\\u0000",
     ];
     let mut lines: Vec<String> = text.lines().map(String::from).collect();
     if lines.is_empty() {
@@ -436,7 +639,13 @@ fn mutate(text: &str, rng: &mut Rng) -> String {
             let extreme = PIECES[17 + rng.below(3)];
             let words: Vec<String> = lines[at]
                 .split(' ')
-                .map(|w| if w.parse::<u64>().is_ok() && rng.below(2) == 0 { extreme.to_string() } else { w.into() })
+                .map(|w| {
+                    let number = w.trim_end_matches(',');
+                    match number.parse::<u64>().is_ok() && rng.below(2) == 0 {
+                        true => format!("{extreme}{}", &w[number.len()..]),
+                        false => w.into(),
+                    }
+                })
                 .collect();
             lines[at] = words.join(" ");
         }
@@ -462,9 +671,13 @@ fn mutate(text: &str, rng: &mut Rng) -> String {
 fn no_manifest_text_makes_the_parser_panic() {
     let s = Scratch::new("fuzz");
     let art = build_mlp(&s.0);
-    let base = String::from_utf8(members(&art).remove(0).1).expect("manifest");
-    assert!(base.starts_with("archx 3\n"), "{base}");
-    let cuda = base.replace("target cpu", "target cuda sm_80").replace("  dynamic", "  sync\n  dynamic");
+    let (name, base) = members(&art).remove(0);
+    let base = String::from_utf8(base).expect("manifest");
+    assert!(name == "manifest.json" && base.starts_with("{\n  \"format\": 4,\n"), "{name}:\n{base}");
+    let cuda = base
+        .replace("\"target\": \"cpu\"", "\"target\": {\"cuda\": \"sm_80\"}")
+        .replace("\"sync\": false", "\"sync\": true");
+    assert!(manifest::parse(&cuda).is_ok(), "{cuda}");
     let mut rng = Rng(0x00c0_ffee);
     let (mut ok, mut refused) = (0, 0);
     for i in 0..20_000 {
@@ -485,5 +698,6 @@ fn no_manifest_text_makes_the_parser_panic() {
     }
     assert!(ok > 100 && refused > 10_000, "{ok} accepted, {refused} refused");
     assert_eq!(manifest::parse("archx 2\n"), Err(ManifestError::OldFormat("archx 2".into())));
-    assert_eq!(manifest::parse(""), Err(ManifestError::NotArchx));
+    assert_eq!(manifest::parse("archx 3\ntarget cpu\n"), Err(ManifestError::OldFormat("archx 3".into())));
+    assert!(matches!(manifest::parse(""), Err(ManifestError::Json(_))));
 }

@@ -1,5 +1,5 @@
-//! The `.archx` manifest target: a valid `manifest.txt` (format `archx 3`), mutated line by
-//! line, word by word and byte by byte, and given to `archc_mlir::aot::manifest::parse`.
+//! The `.archx` manifest target: a valid `manifest.json` (format 4), mutated line by line,
+//! word by word and byte by byte, and given to `archc_mlir::aot::manifest::parse`.
 //!
 //! Contract: [`SEED`] parses (a test says so); [`mutate`] keeps the text within a few KiB
 //! of it; [`parse`] returns whether the parser accepted the text, and a panic propagates.
@@ -8,44 +8,64 @@ use crate::mutate::{self, EDGE_NUMBERS};
 use crate::rng::Rng;
 
 /// A manifest of a CPU artifact with one dynamic-size function and two sources.
-pub const SEED: &str = "archx 3
-target cpu
-cpu x86-64-v3
-program 0123456789abcdef
-main model.arch
-option train=false
-option choices=
-member src/model.arch 812 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
-member src/blocks/aux.arch 17 0000000000000000000000000000000000000000000000000000000000000000
-member main.so 20816 ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff
-func main
-  dynamic B 0 0
-  input f32[B, 64]
-  output f32[B, 10]
-  param fc.w param_0 f32[64, 10]
-  param fc.b param_1 f32[10]
-";
+pub const SEED: &str = r#"{
+  "format": 4,
+  "target": "cpu",
+  "cpu": "x86-64-v3",
+  "program": "0123456789abcdef",
+  "main": "model.arch",
+  "options": {
+    "train": "false",
+    "choices": ""
+  },
+  "members": [
+    { "name": "src/model.arch", "size": 812, "sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" },
+    { "name": "src/blocks/aux.arch", "size": 17, "sha256": "0000000000000000000000000000000000000000000000000000000000000000" },
+    { "name": "main.so", "size": 20816, "sha256": "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff" }
+  ],
+  "funcs": [
+    {
+      "name": "main",
+      "sync": false,
+      "dynamic": [ { "symbol": "B", "input": 0, "axis": 0 } ],
+      "inputs": [ "f32[B, 64]" ],
+      "outputs": [ "f32[B, 10]" ],
+      "params": [
+        { "name": "fc.w", "global": "param_0", "type": "f32[64, 10]" },
+        { "name": "fc.b", "global": "param_1", "type": "f32[10]" }
+      ]
+    }
+  ]
+}
+"#;
 
 /// Words the manifest format uses, swapped in for other words.
 const WORDS: &[&str] = &[
-    "archx",
-    "target",
-    "cpu",
-    "cuda",
-    "sm_80",
-    "native",
-    "x86-64",
-    "x86-64-v4",
-    "program",
-    "main",
-    "option",
-    "member",
-    "func",
-    "dynamic",
-    "input",
-    "output",
-    "param",
-    "sync",
+    "\"format\":",
+    "\"target\":",
+    "\"cpu\"",
+    "{\"cuda\":",
+    "\"sm_80\"",
+    "\"native\"",
+    "\"x86-64\"",
+    "\"x86-64-v4\"",
+    "\"program\":",
+    "\"main\"",
+    "\"options\":",
+    "\"members\":",
+    "\"funcs\":",
+    "\"dynamic\":",
+    "\"input\":",
+    "\"outputs\":",
+    "\"params\":",
+    "\"sync\":",
+    "true",
+    "null",
+    "{}",
+    "[]",
+    "\"",
+    "1e30",
+    "-1",
     "src/../x",
     "/abs",
     "a\\b",

@@ -2,15 +2,19 @@
 //! memory with every bound and digest checked before any byte leaves this module.
 //!
 //! Contract of [`read`]: the archive holds at most [`MAX_MEMBERS`] members besides the
-//! manifest; the manifest is read first, at most [`MAX_MANIFEST_BYTES`], and parsed
-//! ([`manifest::parse`]: member and function names are plain); then every member name in
+//! manifest; the manifest (`manifest.json`) is read first, at most [`MAX_MANIFEST_BYTES`]
+//! (refused past that before it is parsed), and parsed ([`manifest::parse`]: member and
+//! function names are plain); an archive with the `manifest.txt` of formats 1 to 3
+//! instead is refused with a request to rebuild; then every member name in
 //! the archive must be a plain relative path listed by the manifest, and every listed
 //! member must be there, a regular file whose size in the archive's directory is the one
 //! the manifest declares. A member is inflated through a reader bounded to one byte more
 //! than its declared size, so one larger than declared is refused after at most that many
 //! bytes, and its SHA-256 digest must be the manifest's. Nothing is written to disk.
 
-use super::manifest::{self, Manifest, ManifestError, Member, MAX_MANIFEST_BYTES, MAX_MEMBERS};
+use super::manifest::{
+    self, Manifest, ManifestError, Member, MANIFEST_MEMBER, MAX_MANIFEST_BYTES, MAX_MEMBERS, OLD_MANIFEST_MEMBER,
+};
 use std::collections::HashMap;
 use std::io::{Read, Seek, Write};
 use std::path::Path;
@@ -24,9 +28,9 @@ pub enum ArchiveError {
     Zip(String),
     #[error("it has {0} members, more than {MAX_MEMBERS}")]
     TooManyMembers(usize),
-    #[error("it has no manifest.txt")]
+    #[error("it has no {MANIFEST_MEMBER}")]
     NoManifest,
-    #[error("its manifest.txt is larger than {MAX_MANIFEST_BYTES} bytes")]
+    #[error("its {MANIFEST_MEMBER} is larger than {MAX_MANIFEST_BYTES} bytes")]
     ManifestTooLarge,
     #[error("member `{0}` is not listed in the manifest")]
     Unlisted(String),
@@ -59,8 +63,11 @@ pub fn read(path: &Path) -> Result<Contents, ArchiveError> {
     if zip.len() > MAX_MEMBERS + 1 {
         return Err(ArchiveError::TooManyMembers(zip.len() - 1));
     }
-    let text = read_member(&mut zip, "manifest.txt", MAX_MANIFEST_BYTES, None)?;
-    let text = String::from_utf8(text).map_err(|_| zip_error("manifest.txt is not UTF-8"))?;
+    if zip.index_for_name(MANIFEST_MEMBER).is_none() && zip.index_for_name(OLD_MANIFEST_MEMBER).is_some() {
+        return Err(old_format(&mut zip));
+    }
+    let text = read_member(&mut zip, MANIFEST_MEMBER, MAX_MANIFEST_BYTES, None)?;
+    let text = String::from_utf8(text).map_err(|_| zip_error(format!("{MANIFEST_MEMBER} is not UTF-8")))?;
     let manifest = manifest::parse(&text)?;
     check_names(&zip, &manifest.members)?;
     let mut members = HashMap::new();
@@ -71,11 +78,23 @@ pub fn read(path: &Path) -> Result<Contents, ArchiveError> {
     Ok(Contents { manifest, members })
 }
 
+/// The refusal of an archive whose manifest is the `manifest.txt` of formats 1 to 3: a
+/// request to rebuild when its first line names one of them.
+fn old_format<R: Read + Seek>(zip: &mut zip::ZipArchive<R>) -> ArchiveError {
+    let Some(index) = zip.index_for_name(OLD_MANIFEST_MEMBER) else { return ArchiveError::NoManifest };
+    let mut first = Vec::new();
+    if let Ok(file) = zip.by_index(index) {
+        let _ = file.take(64).read_to_end(&mut first);
+    }
+    let text = String::from_utf8_lossy(&first);
+    ArchiveError::Manifest(manifest::old_text_format(&text).unwrap_or(ManifestError::NotArchx))
+}
+
 /// Every name in the archive is a plain path listed by the manifest (or the manifest).
 fn check_names<R: Read + Seek>(zip: &zip::ZipArchive<R>, listed: &[Member]) -> Result<(), ArchiveError> {
     for i in 0..zip.len() {
         let name = zip.name_for_index(i).ok_or_else(|| zip_error("unreadable member name"))?;
-        if name == "manifest.txt" {
+        if name == MANIFEST_MEMBER {
             continue;
         }
         manifest::check_member_path(name)?;
@@ -134,7 +153,7 @@ pub fn write(path: &Path, manifest: &str, members: &[(String, &[u8])]) -> Result
         zip.start_file(name, deflate).map_err(|e| err(&e))?;
         zip.write_all(bytes).map_err(|e| err(&e))
     };
-    put("manifest.txt", manifest.as_bytes())?;
+    put(MANIFEST_MEMBER, manifest.as_bytes())?;
     for (name, bytes) in members {
         put(name, bytes)?;
     }

@@ -1,7 +1,7 @@
 //! Ahead-of-time artifacts (`.archx`): compiled functions that an archc without LLVM runs.
 //!
 //! An artifact is a zip archive holding
-//! - `manifest.txt` ([`manifest`], format `archx 3`): the target, the CPU its host code is
+//! - `manifest.json` ([`manifest`], format 4): the target, the CPU its host code is
 //!   compiled for ([`HostCpu`]: an x86-64 level, or `native` with the build machine's
 //!   features), the hash of the program's TIR, every other member with its size and
 //!   SHA-256 digest, and per compiled function its entry's input and output types (sizes
@@ -24,7 +24,7 @@
 //! safe to run (its manifest could list the digests of hostile objects).
 //! - [`Artifact::read`] ([`archive`]) verifies the archive in memory before anything is
 //!   written: plain member and function names, bounded sizes and counts, every member
-//!   listed with its digest. Formats `archx 1` and `archx 2` are refused (rebuild).
+//!   listed with its digest. Formats 1 to 3 (`manifest.txt`) are refused (rebuild).
 //! - Files go to private fresh folders ([`scratch`]: random name, mode 0700, exclusive
 //!   creation, removed on drop): the sources ([`Artifact::extract_sources`]), each
 //!   object while it is loaded, a build's intermediate files.
@@ -113,9 +113,16 @@ impl Artifact {
         if !self.sources.iter().any(|(name, _)| *name == self.main_source) {
             return cannot(format!("its main source `{}` is not among its sources", self.main_source));
         }
-        let unfit = |(k, v): &&(String, String)| !manifest::is_identifier(k) || v.contains(char::is_control);
+        let unfit = |(k, v): &&(String, String)| !manifest::is_recordable_option(k, v);
         if let Some((k, v)) = self.options.iter().find(unfit) {
-            return cannot(format!("option `{k}={}` does not fit on a manifest line", v.escape_debug()));
+            return cannot(format!("option `{k}={}` cannot be recorded in a manifest", v.escape_debug()));
+        }
+        let mut keys = std::collections::HashSet::new();
+        if let Some((k, _)) = self.options.iter().find(|(k, _)| !keys.insert(k.as_str())) {
+            return cannot(format!("option `{k}` is given twice"));
+        }
+        if self.options.len() > manifest::MAX_OPTIONS {
+            return cannot(format!("{} options, more than {}", self.options.len(), manifest::MAX_OPTIONS));
         }
         let mut out = Vec::new();
         for (name, text) in &self.sources {
@@ -135,7 +142,7 @@ impl Artifact {
         Ok(out)
     }
 
-    /// The manifest's text (with every member's size and digest).
+    /// The manifest's JSON text (with every member's size and digest).
     pub fn manifest(&self) -> Result<String, String> {
         let members: Vec<Member> = self.members()?.iter().map(|(n, b)| Member::of(n, b)).collect();
         Ok(manifest::render(self, &members))
@@ -151,9 +158,9 @@ impl Artifact {
     /// Reads an artifact written by [`Artifact::write`], verified (see [`archive`]).
     pub fn read(path: &Path) -> Result<Artifact, String> {
         let contents = archive::read(path).map_err(|e| match e {
-            archive::ArchiveError::Manifest(old @ manifest::ManifestError::OldFormat(_)) => {
-                format!("{}: {old}", path.display())
-            }
+            archive::ArchiveError::Manifest(
+                old @ (manifest::ManifestError::OldFormat(_) | manifest::ManifestError::NewerFormat(_)),
+            ) => format!("{}: {old}", path.display()),
             e => format!("{}: not a valid archc artifact: {e}", path.display()),
         })?;
         let (mut art, mut members) = (contents.manifest.artifact, contents.members);
@@ -476,7 +483,10 @@ mod tests {
         for cpu in [HostCpu::X86Level(2), HostCpu::Native(vec!["avx2".into(), "avx512f".into()]), HostCpu::Generic] {
             let art = artifact(cpu);
             let text = art.manifest().expect("manifest");
-            assert!(text.starts_with("archx 3\ntarget cuda sm_90\ncpu "), "{text}");
+            assert!(
+                text.starts_with("{\n  \"format\": 4,\n  \"target\": {\n    \"cuda\": \"sm_90\"\n  },\n  \"cpu\": "),
+                "{text}"
+            );
             assert_eq!(parse(&text).expect("parses").artifact, without_contents(art));
         }
     }
@@ -484,13 +494,17 @@ mod tests {
     #[test]
     fn manifests_without_a_cpu_are_refused() {
         let text = artifact(HostCpu::X86Level(3)).manifest().expect("manifest");
-        let e = parse(&text.replace("cpu x86-64-v3\n", "")).expect_err("no cpu line").to_string();
-        assert!(e.contains("no `cpu` line"), "{e}");
-        for old in ["archx 1", "archx 2"] {
-            let e = parse(&text.replace("archx 3", old)).expect_err("old format");
-            assert_eq!(e, ManifestError::OldFormat(old.into()));
+        let e = parse(&text.replace("  \"cpu\": \"x86-64-v3\",\n", "")).expect_err("no cpu").to_string();
+        assert!(e.contains("missing field `cpu`"), "{e}");
+        for old in [1, 2, 3] {
+            let e = parse(&text.replace("\"format\": 4", &format!("\"format\": {old}"))).expect_err("old format");
+            assert_eq!(e, ManifestError::OldFormat(format!("archx {old}")));
             assert!(e.to_string().contains("rebuild the artifact with this archc"), "{e}");
+            let e = parse(&format!("archx {old}\ntarget cpu\n")).expect_err("old text format");
+            assert_eq!(e, ManifestError::OldFormat(format!("archx {old}")));
         }
+        let e = parse(&text.replace("\"format\": 4", "\"format\": 5")).expect_err("newer format");
+        assert_eq!(e, ManifestError::NewerFormat(5));
         let e = parse(&text.replace("x86-64-v3", "pentium4")).expect_err("unknown cpu").to_string();
         assert!(e.contains("unknown cpu `pentium4`"), "{e}");
     }
@@ -501,8 +515,9 @@ mod tests {
         let members = parse(&text).expect("parses").members;
         assert_eq!(members, vec![Member::of("src/m.arch", b"network N { }"), Member::of("main.so", b"object")]);
         // The digest of `printf object | sha256sum`.
-        let line = "member main.so 6 2958d416d08aa5a472d7b509036cb7eafd542add84527e66a145ea64cb4cdc75";
-        assert!(text.lines().any(|l| l == line), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        let digest = "2958d416d08aa5a472d7b509036cb7eafd542add84527e66a145ea64cb4cdc75";
+        assert_eq!(json["members"][1], serde_json::json!({ "name": "main.so", "size": 6, "sha256": digest }));
     }
 
     #[test]
@@ -516,7 +531,10 @@ mod tests {
         assert!(art.manifest().expect_err("refused").contains("function name `../../x` is refused"));
         let mut art = artifact(HostCpu::X86Level(3));
         art.options.push(("args".into(), "x\nfunc evil".into()));
-        assert!(art.manifest().expect_err("refused").contains("option `args=x\\nfunc evil` does not fit"));
+        assert!(art.manifest().expect_err("refused").contains("option `args=x\\nfunc evil` cannot be recorded"));
+        let mut art = artifact(HostCpu::X86Level(3));
+        art.options.push(("train".into(), "false".into()));
+        assert!(art.manifest().expect_err("refused").contains("option `train` is given twice"));
         let mut art = artifact(HostCpu::X86Level(3));
         art.main_source = "other.arch".into();
         assert!(art.manifest().expect_err("refused").contains("main source `other.arch` is not among its sources"));
