@@ -188,7 +188,7 @@ fn upstream_mlir_opt_verifies_each_pass() {
     assert!(tool.exists(), "{} is missing: run `bash scripts/install_llvm.sh`", tool.display());
     let dir = std::env::temp_dir().join(format!("archc-mlir-opt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let pipeline = format!("--pass-pipeline={}", archc_mlir::jit::PIPELINE);
+    let pipeline = format!("--pass-pipeline={}", archc_mlir::passes::pipelines::cpu(None).upstream_text());
     for (name, text) in modules().into_iter().chain(dynamic_modules()) {
         let file = dir.join(format!("{name}.mlir"));
         std::fs::write(&file, &text).expect("write module");

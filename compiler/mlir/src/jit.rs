@@ -2,7 +2,7 @@
 //!
 //! Contract: [`Compiled::new`] parses the module text, verifies it (a failure is an
 //! internal error naming MLIR's diagnostics), runs [`cpu_pipeline`] (bufferization,
-//! lowering to loops, [`crate::par`]'s choice of parallel loops, lowering to the LLVM
+//! lowering to loops, the choice of parallel loops, lowering to the LLVM
 //! dialect), and JIT-compiles it with the ExecutionEngine (LLVM -O2, [`opt_level`]),
 //! registering the runtime symbols of [`crate::rt`], [`crate::alloc`] and [`crate::omp`].
 //! [`Compiled::run`] passes tensors as memref descriptors (inputs read in place, outputs
@@ -11,15 +11,13 @@
 
 use crate::abi::{param_descriptors, Descriptors};
 use crate::emit::{Module as Emitted, Shape};
+use crate::passes::{pipelines, RunOptions};
 use archc_compiler::tir::DType;
 use archc_runtime::tensor::{Data, Tensor};
 use melior::dialect::DialectRegistry;
 use melior::ir::operation::OperationLike;
 use melior::ir::Module;
-use melior::pass::PassManager;
-use melior::utility::{
-    parse_pass_pipeline, register_all_dialects, register_all_llvm_translations, register_all_passes,
-};
+use melior::utility::{register_all_dialects, register_all_llvm_translations, register_all_passes};
 use melior::{Context, ExecutionEngine};
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
@@ -27,73 +25,25 @@ use std::rc::Rc;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-macro_rules! to_loops {
-    () => {
-        "builtin.module(inline,symbol-dce,canonicalize,\
-func.func(linalg-fuse-elementwise-ops),canonicalize,eliminate-empty-tensors,\
-one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map allow-return-allocs-from-loops},\
-canonicalize,cse,buffer-deallocation-pipeline,func.func(convert-linalg-to-parallel-loops),canonicalize"
-    };
-}
-
-/// Loops to the LLVM dialect; `parallel`: with the remaining `scf.parallel` loops as OpenMP
-/// regions, memrefs lowered before `scf` (`convert-scf-to-openmp` wraps loop bodies in
-/// `memref.alloca_scope`, which must be inlined before the loops inside become blocks).
-macro_rules! loops_to_llvm {
-    (sequential) => {
-        "convert-complex-to-standard,convert-scf-to-cf,\
-expand-strided-metadata,lower-affine,finalize-memref-to-llvm,convert-math-to-llvm,convert-math-to-libm,\
-convert-complex-to-llvm,convert-arith-to-llvm,convert-cf-to-llvm,convert-func-to-llvm,convert-index-to-llvm,\
-reconcile-unrealized-casts"
-    };
-    (parallel) => {
-        "convert-scf-to-openmp,convert-complex-to-standard,\
-expand-strided-metadata,lower-affine,finalize-memref-to-llvm,convert-scf-to-cf,convert-math-to-llvm,convert-math-to-libm,\
-convert-complex-to-llvm,convert-arith-to-llvm,convert-openmp-to-llvm,convert-cf-to-llvm,convert-func-to-llvm,\
-convert-index-to-llvm,reconcile-unrealized-casts"
-    };
-}
-
-/// The CPU pass pipeline as one upstream pipeline (what `mlir-opt-22` runs in the tests):
-/// [`TO_LOOPS`], then [`LOOPS_TO_LLVM_PARALLEL`]. [`Compiled::new`] runs the two with
-/// [`crate::par::select`] between them, which leaves only the large loops parallel.
-pub const PIPELINE: &str = concat!(to_loops!(), ",", loops_to_llvm!(parallel), ")");
-
-/// Tensors in, loops out. Elementwise producers are fused into their consumers before
-/// bufferization; every linalg op becomes one `scf.parallel` (reduction dimensions as
-/// `scf.for` inside), which [`crate::par::select`] then keeps parallel or makes sequential.
-/// Loops stay scalar here (LLVM's loop vectoriser does the rest).
-///
-/// No `cse` runs before bufferization: the runtime calls (matmul) read their operands
-/// through `bufferization.to_buffer`, which bufferization treats as the tensor's last
-/// read, and CSE would merge two such reads of one tensor into the first, letting an
-/// in-place write between them clobber the buffer the second call still reads. CSE
-/// also merges identical `tensor.empty` ops, after which `eliminate-empty-tensors`
-/// (which lets results be computed in place in the entry's output buffers) made several
-/// results share one output buffer.
-pub const TO_LOOPS: &str = concat!(to_loops!(), ")");
-
-/// Loops to the LLVM dialect, the remaining `scf.parallel` loops as OpenMP regions (run by
-/// [`crate::omp`]).
-pub const LOOPS_TO_LLVM_PARALLEL: &str = concat!("builtin.module(", loops_to_llvm!(parallel), ")");
-
-/// Loops to the LLVM dialect, every loop sequential.
-pub const LOOPS_TO_LLVM_SEQUENTIAL: &str = concat!("builtin.module(", loops_to_llvm!(sequential), ")");
-
-/// [`TO_LOOPS`], [`crate::par::select`] (unless `ARCHC_PAR_MIN=0`), and the lowering to
-/// the LLVM dialect.
-pub fn cpu_pipeline(context: &Context, module: &mut Module) -> Result<(), String> {
-    run_pipeline(context, module, TO_LOOPS)?;
-    let selected = crate::par::min_work().and_then(|min| crate::par::select(&module.as_operation().to_string(), min));
-    match selected {
-        Some((text, sel)) => {
-            let (parsed, diags) = with_diagnostics(context, || Module::parse(context, &text));
-            *module = parsed.ok_or_else(|| format!("MLIR after loop selection does not parse:\n{diags}"))?;
-            let rest = if sel.parallel > 0 { LOOPS_TO_LLVM_PARALLEL } else { LOOPS_TO_LLVM_SEQUENTIAL };
-            run_pipeline(context, module, rest)
-        }
-        None => run_pipeline(context, module, LOOPS_TO_LLVM_SEQUENTIAL),
+/// The work from which a CPU loop runs on several cores: `ARCHC_PAR_MIN` or
+/// [`crate::passes::parallel_loops::MIN_WORK`]; `None` (`ARCHC_PAR_MIN=0`) keeps every
+/// loop on one core.
+pub fn parallel_min_work() -> Option<u64> {
+    match std::env::var("ARCHC_PAR_MIN").ok().and_then(|v| v.parse::<u64>().ok()) {
+        Some(0) => None,
+        Some(n) => Some(n),
+        None => Some(crate::passes::parallel_loops::MIN_WORK),
     }
+}
+
+/// How pipelines run: IR dumps into `ARCHC_MLIR_DUMP` when it is set.
+pub fn run_options() -> RunOptions {
+    RunOptions { dump: std::env::var_os("ARCHC_MLIR_DUMP").map(Into::into) }
+}
+
+/// The CPU pipeline ([`pipelines::cpu`]) on `module`.
+pub fn cpu_pipeline(context: &Context, module: &mut Module) -> Result<(), String> {
+    pipelines::cpu(parallel_min_work()).run(context, module, &run_options())
 }
 
 /// Where compile time went.
@@ -157,28 +107,20 @@ pub(crate) fn with_diagnostics<T>(context: &Context, f: impl FnOnce() -> T) -> (
     (out, text)
 }
 
-/// The CPU pipeline's lowering of parallel loops (after the GPU path's
-/// `gpu::stage_loops` and host wrapping) to the LLVM dialect: `scf.parallel` runs as
-/// sequential loops.
-pub const LOOPS_TO_LLVM: &str = "builtin.module(canonicalize,convert-complex-to-standard,convert-scf-to-cf,\
-expand-strided-metadata,lower-affine,finalize-memref-to-llvm,convert-math-to-llvm,convert-math-to-libm,\
-convert-complex-to-llvm,convert-arith-to-llvm,convert-cf-to-llvm,convert-func-to-llvm,convert-index-to-llvm,\
-reconcile-unrealized-casts)";
-
 impl Compiled {
     pub fn new(sig: Emitted) -> Result<Compiled, String> {
         Self::staged(sig, &|context, module| cpu_pipeline(context, module))
     }
 
-    /// The GPU path's transformations (the GPU target's module, [`crate::gpu::stage_loops`]
+    /// The GPU path's transformations (the GPU target's module, [`pipelines::gpu_loops`]
     /// and [`crate::gpu::hostwrap`]) compiled for the CPU: tests check them against the
     /// interpreter on machines without a GPU.
     pub fn gpu_staging_on_cpu(sig: Emitted) -> Result<Compiled, String> {
         Self::staged(sig, &|context, module| {
-            run_pipeline(context, module, &crate::gpu::stage_loops())?;
+            pipelines::gpu_loops().run(context, module, &run_options())?;
             let staged = std::mem::replace(module, Module::new(melior::ir::Location::unknown(context)));
             *module = crate::gpu::fused(context, staged)?;
-            run_pipeline(context, module, LOOPS_TO_LLVM)
+            pipelines::staged_to_llvm().run(context, module, &run_options())
         })
     }
 
@@ -328,39 +270,10 @@ pub(crate) fn opt_level() -> usize {
     std::env::var("ARCHC_LLVM_OPT").ok().and_then(|v| v.parse().ok()).filter(|&l| l <= 3).unwrap_or(2)
 }
 
-/// Runs a textual pass pipeline, with IR dumps when `ARCHC_MLIR_DUMP` is set.
-pub fn run_pipeline(context: &Context, module: &mut Module, pipeline: &str) -> Result<(), String> {
-    let pm = PassManager::new(context);
-    pm.enable_verifier(true);
-    if let Ok(dir) = std::env::var("ARCHC_MLIR_DUMP") {
-        // MLIR refuses IR printing on a multi-threaded context.
-        context.enable_multi_threading(false);
-        dump_each_pass(&pm, &dir);
-    }
-    parse_pass_pipeline(pm.as_operation_pass_manager(), pipeline).map_err(|e| format!("bad pass pipeline: {e}"))?;
-    let (res, diags) = with_diagnostics(context, || pm.run(module));
-    res.map_err(|e| format!("MLIR pass pipeline failed ({e}):\n{diags}"))
-}
-
-fn dump_each_pass(pm: &PassManager, dir: &str) {
-    use melior::ir::operation::OperationPrintingFlags;
-    use melior::pass::PassIrPrintingOptions;
-    let _ = std::fs::create_dir_all(dir);
-    pm.enable_ir_printing(&PassIrPrintingOptions {
-        before_all: true,
-        after_all: true,
-        module_scope: true,
-        on_change: false,
-        on_failure: true,
-        flags: OperationPrintingFlags::new(),
-        tree_printing_path: dir.into(),
-    });
-}
-
 /// A stage of compilation that `archc build --emit` can print.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Stage {
-    /// After [`PIPELINE`]: the LLVM dialect.
+    /// After [`pipelines::cpu`]: the LLVM dialect.
     Optimized,
     /// LLVM IR, as translated from the LLVM dialect.
     LlvmIr,

@@ -5,8 +5,10 @@
 //! - [`abi`] is compiled code's calling convention; [`aot`] writes and runs artifacts.
 //! - [`rt`] holds the runtime functions compiled code calls (random streams); [`alloc`]
 //!   their buffer allocation; [`omp`] the OpenMP entry points that run the loops
-//!   [`par`] keeps parallel on every core.
-//! - `jit` (feature `llvm`) parses, verifies, runs the pass pipeline and executes.
+//!   `passes::parallel_loops` keeps parallel on every core.
+//! - `passes` (feature `llvm`): every pass pipeline as one list of named passes, and the
+//!   passes archc adds to MLIR's.
+//! - `jit` (feature `llvm`) parses, verifies, runs the CPU pipeline and executes.
 //! - [`gpu`] lowers the same modules to NVVM/PTX kernels and runs them through CUDA.
 
 pub mod abi;
@@ -19,5 +21,6 @@ pub mod gpu;
 #[cfg(feature = "llvm")]
 pub mod jit;
 pub mod omp;
-pub mod par;
+#[cfg(feature = "llvm")]
+pub mod passes;
 pub mod rt;

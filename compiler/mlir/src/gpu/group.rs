@@ -1,4 +1,4 @@
-//! A text pass of the GPU path before `scf-parallel-loop-fusion` ([`super::STAGE_FUSE`]),
+//! A text pass of the GPU path before `scf-parallel-loop-fusion` (`passes::pipelines::gpu_fuse`),
 //! which merges only *adjacent* parallel loops over equal bounds: independent loops over
 //! equal bounds are brought next to each other first. A spectral layer's gradient, for
 //! one, interleaves einsums over `[B, o, m]` with einsums over `[i, o, m]`, and an

@@ -1,5 +1,5 @@
-//! Text passes of the GPU path over printed MLIR, between `gpu::stage_loops` and
-//! `gpu::stage_outline`: host compute into one-thread kernels ([`wrap_host_compute`]),
+//! Text passes of the GPU path over printed MLIR, between `passes::pipelines::gpu_loops` and
+//! `passes::pipelines::gpu_outline`: host compute into one-thread kernels ([`wrap_host_compute`]),
 //! host copies through the runtime ([`route_copies`]), innermost parallel dimension
 //! first ([`innermost_first`]), and the count of buffer accesses left in host code
 //! ([`host_memory_ops`]).

@@ -15,10 +15,12 @@
 //!   loops (full reductions, 0-d arithmetic) into one-thread kernels where its values stay
 //!   on the device, route host `memref.copy` through the runtime, and put each parallel
 //!   loop's innermost dimension first (threads along contiguous elements); then adjacent
-//!   loops over equal bounds are merged ([`STAGE_FUSE`], with [`fuse`] telling it that
-//!   the function's buffers do not overlap), so one kernel does what several would, and
-//!   reductions keep their accumulators in registers ([`accumulate`]); loops whose
-//!   innermost dimension would leave threads idle become flat ([`flatten`]).
+//!   loops over equal bounds are merged (`passes::pipelines::gpu_fuse`, with [`fuse`]
+//!   telling it that the function's buffers do not overlap), so one kernel does what
+//!   several would, and reductions keep their accumulators in registers
+//!   (`passes::accumulators`);
+//!   loops whose innermost dimension would leave threads idle become flat
+//!   (`passes::flatten_loops`, the first pass of the outlining pipeline).
 //! - Math ops inside kernels are replaced by [`devmath`]'s pure-arith implementations, so
 //!   no libdevice (CUDA toolkit) is needed to produce PTX.
 //! - [`ptx`] extracts the PTX text of every kernel module (`archc build --emit ptx`).
@@ -27,9 +29,7 @@
 //!   [`resident`], in device memory with the step replayed as a CUDA graph; training
 //!   state stays in device memory between steps ([`state`]).
 
-pub mod accumulate;
 pub mod devmath;
-pub mod flatten;
 pub mod fuse;
 pub mod group;
 pub mod hostwrap;
@@ -42,19 +42,7 @@ pub mod state;
 /// Threads per block along the innermost mapped loop dimension.
 pub const BLOCK: usize = 256;
 
-/// Tensors to parallel loops: the CPU pipeline's fusion and bufferization, then every
-/// linalg op as loops (`scf.parallel` over its parallel dimensions). Named ops
-/// (transposes, fills) are generalized first, so that a transpose fuses into its
-/// consumer instead of being a copy kernel of its own.
-pub fn stage_loops() -> String {
-    "builtin.module(inline,symbol-dce,canonicalize,func.func(linalg-generalize-named-ops,linalg-fuse-elementwise-ops),canonicalize,\
-eliminate-empty-tensors,\
-one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map allow-return-allocs-from-loops},\
-canonicalize,cse,buffer-deallocation-pipeline,func.func(convert-linalg-to-parallel-loops))"
-        .to_string()
-}
-
-/// The text passes between [`stage_loops`] and [`STAGE_FUSE`]: host compute into
+/// The text passes between `pipelines::gpu_loops` and `pipelines::gpu_fuse`: host compute into
 /// one-thread kernels, host copies through the runtime, innermost dimension first
 /// ([`hostwrap`]), the function's buffers marked distinct for the fusion ([`fuse`]),
 /// independent loops over equal bounds brought together ([`group`]).
@@ -62,41 +50,6 @@ pub fn text_passes(printed: &str) -> String {
     let (wrapped, _) = hostwrap::wrap_host_compute(printed);
     let wrapped = hostwrap::innermost_first(&hostwrap::route_copies(&wrapped));
     group::group_loops(&fuse::mark_distinct(&wrapped))
-}
-
-/// Adjacent parallel loops over equal bounds merged where the second reads what the
-/// first wrote only at the same index (upstream `scf-parallel-loop-fusion`; `cse` first
-/// so that equal constant bounds are the same values, not `canonicalize`, which would
-/// inline [`hostwrap`]'s one-iteration loops back into host code): one kernel instead of
-/// several (a reduction's fill, fold and cast; an elementwise op with several users and
-/// its consumers; an optimizer's updates of a parameter and its moments). Then
-/// [`fuse::unmark_distinct`] on the printed result.
-pub const STAGE_FUSE: &str = "builtin.module(func.func(cse,scf-parallel-loop-fusion))";
-
-/// Parallel loops (after [`hostwrap`]) to outlined kernels: each parallel nest tiled by
-/// [`BLOCK`] threads, mapped to blocks and threads and outlined into a `gpu.module`, the
-/// constants its bounds and indices use moved inside (so that LLVM sees constant trip
-/// counts and strides in the kernel, not kernel parameters).
-/// Complex arithmetic is expanded here so that kernels see only real math ops.
-pub fn stage_outline() -> String {
-    format!(
-        "builtin.module(func.func(scf-parallel-loop-tiling{{parallel-loop-tile-sizes={BLOCK} no-min-max-bounds=true}},\
-gpu-map-parallel-loops,convert-parallel-loops-to-gpu),gpu-launch-sink-index-computations,gpu-kernel-outlining,lower-affine,convert-complex-to-standard,canonicalize)"
-    )
-}
-
-/// Outlined kernels to PTX (`gpu.binary`) and host code to the LLVM dialect. PTX ISA 8.1
-/// (CUDA 12.1 drivers and later): a fused kernel's memref descriptors can take more than
-/// the 4352 bytes of parameters that earlier versions allow (up to 32764).
-pub fn stage_lower(arch: &str) -> String {
-    format!(
-        "builtin.module(nvvm-attach-target{{chip={arch} features=+ptx81 O=3}},\
-gpu.module(convert-scf-to-cf,convert-gpu-to-nvvm,canonicalize,cse,reconcile-unrealized-casts),\
-gpu-module-to-binary{{format=isa}},\
-convert-scf-to-cf,expand-strided-metadata,lower-affine,finalize-memref-to-llvm{{use-generic-functions}},\
-convert-math-to-llvm,convert-math-to-libm,convert-complex-to-llvm,convert-arith-to-llvm,convert-cf-to-llvm,\
-gpu-to-llvm,convert-func-to-llvm,convert-index-to-llvm,reconcile-unrealized-casts)"
-    )
 }
 
 /// Checks an architecture name like `sm_90`.
@@ -112,11 +65,9 @@ pub use lowered::{compile, fused, ptx, Lowered};
 
 #[cfg(feature = "llvm")]
 mod lowered {
-    use super::{
-        accumulate, check_arch, devmath, flatten, fuse, hostwrap, stage_loops, stage_lower, stage_outline, text_passes,
-        STAGE_FUSE,
-    };
-    use crate::jit::{context, run_pipeline, with_diagnostics};
+    use super::{check_arch, devmath, hostwrap, text_passes};
+    use crate::jit::{context, run_options, with_diagnostics};
+    use crate::passes::pipelines;
     use melior::ir::attribute::{ArrayAttribute, AttributeLike};
     use melior::ir::operation::OperationLike;
     use melior::ir::{BlockLike, Module};
@@ -144,31 +95,28 @@ mod lowered {
         let t0 = Instant::now();
         let mut module = parse_verified(ctx, text)?;
         let t1 = Instant::now();
-        run_pipeline(ctx, &mut module, &stage_loops())?;
+        pipelines::gpu_loops().run(ctx, &mut module, &run_options())?;
         let mut module = fused(ctx, module)?;
-        run_pipeline(ctx, &mut module, &stage_outline())?;
+        pipelines::gpu_outline().run(ctx, &mut module, &run_options())?;
         let outlined = module.as_operation().to_string();
         let host_ops = hostwrap::host_memory_ops(&outlined);
         let outlined = devmath::lower_math_in_gpu_modules(&outlined)?;
         drop(module);
         let mut module = parse_verified(ctx, &outlined)?;
-        run_pipeline(ctx, &mut module, &stage_lower(arch))?;
+        pipelines::gpu_lower(arch).run(ctx, &mut module, &run_options())?;
         let passes = t1.elapsed();
         Ok(Lowered { module, context, host_ops, parse_verify: t1 - t0, passes })
     }
 
-    /// A module after [`stage_loops`] through [`text_passes`], [`STAGE_FUSE`],
-    /// [`accumulate::registerize`] and [`flatten::flatten`]: the parallel loops the
-    /// kernels will be made of.
+    /// A module after `pipelines::gpu_loops` through [`text_passes`] and
+    /// `pipelines::gpu_fuse`: the parallel loops the kernels will be made of (before
+    /// `passes::flatten_loops`, the first pass of `pipelines::gpu_outline`).
     pub fn fused<'c>(ctx: &'c Context, module: Module<'c>) -> Result<Module<'c>, String> {
         let text = text_passes(&module.as_operation().to_string());
         drop(module);
         let mut module = parse_verified(ctx, &text)?;
-        run_pipeline(ctx, &mut module, STAGE_FUSE)?;
-        let text = fuse::unmark_distinct(&module.as_operation().to_string());
-        let text = flatten::flatten(&accumulate::registerize(&text));
-        drop(module);
-        parse_verified(ctx, &text)
+        pipelines::gpu_fuse().run(ctx, &mut module, &run_options())?;
+        Ok(module)
     }
 
     fn parse_verified<'c>(ctx: &'c Context, text: &str) -> Result<Module<'c>, String> {
