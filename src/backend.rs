@@ -158,6 +158,9 @@ pub fn executor<'p>(
     artifact: Option<&archc_mlir::aot::Artifact>,
 ) -> Result<Box<dyn Executor + 'p>, String> {
     if let Some(art) = artifact {
+        if matches!(art.target, archc_mlir::aot::AotTarget::Cuda(_)) {
+            crate::options::gpu_ready()?;
+        }
         return Ok(Box::new(archc_mlir::aot::AotExecutor::new(program, art)?));
     }
     match backend.unwrap_or_default() {
@@ -166,6 +169,7 @@ pub fn executor<'p>(
         Backend::MlirCpu => Ok(Box::new(archc_mlir::backend::MlirCpu::new(program))),
         #[cfg(feature = "mlir")]
         Backend::MlirGpu => {
+            crate::options::gpu_ready()?;
             archc_cuda::cuda()?;
             Ok(Box::new(archc_mlir::backend::MlirGpu::new(program)))
         }
@@ -191,16 +195,16 @@ pub fn check_device(backend: Option<Backend>, device: Option<&str>) -> Result<()
     }
 }
 
-/// `--device cuda:N`: selects the GPU (through `ARCHC_CUDA_DEVICE`, read when CUDA starts).
-pub fn select_device(device: Option<&str>) -> Result<(), String> {
-    let Some(d) = device else { return Ok(()) };
+/// `--device cuda:N`: the GPU it selects (`cuda` is `cuda:0`), for the CUDA runtime's
+/// options ([`crate::options::configure`]); checked against the devices when CUDA starts.
+pub fn select_device(device: Option<&str>) -> Result<Option<archc_cuda::DeviceChoice>, String> {
+    let Some(d) = device else { return Ok(None) };
     let n = d
         .strip_prefix("cuda:")
         .or(if d == "cuda" { Some("0") } else { None })
         .and_then(|n| n.parse::<u32>().ok())
         .ok_or_else(|| format!("--device {d}: expected cuda:N, e.g. cuda:0"))?;
-    std::env::set_var("ARCHC_CUDA_DEVICE", n.to_string());
-    Ok(())
+    Ok(Some(archc_cuda::DeviceChoice::new(i32::try_from(n).ok(), format!("--device {d}"))))
 }
 
 /// `archc devices`: this machine's CPU (the x86-64 level artifacts need), the BLAS CPU

@@ -14,6 +14,7 @@ pub mod import;
 pub mod inputs;
 pub mod memory;
 pub mod oom;
+pub mod options;
 pub mod render;
 pub mod search;
 pub mod steptime;

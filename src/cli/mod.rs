@@ -58,9 +58,11 @@ pub struct Context {
 }
 
 impl Context {
-    /// Selects `device` and reads `--max-memory`; `Err` is the message to print.
+    /// Selects `device`, sets the GPU options from it and the environment
+    /// ([`crate::options::configure`]) and reads `--max-memory`; `Err` is the message to
+    /// print.
     pub fn new(color: bool, device: Option<String>, max_memory: Option<&str>) -> Result<Context, String> {
-        crate::backend::select_device(device.as_deref())?;
+        crate::options::configure(crate::backend::select_device(device.as_deref())?)?;
         let max_memory = crate::memory::limit(max_memory)?;
         Ok(Context { color, device, max_memory })
     }

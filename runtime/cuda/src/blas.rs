@@ -12,7 +12,8 @@
 //!   `m`, `n` or the batch 0: nothing; `k` 0: `c` is zeroed.
 //! - cuBLAS is opened at run time (see [`gemm_backend`]): `libcublas.so.13`, `.so.12`,
 //!   `.so` by the loader's search, then the newest `libcublas.so*` (after its
-//!   `libcublasLt.so*`) in `$ARCHC_CUBLAS_DIR`, `/usr/local/cuda/lib64` and the torch
+//!   `libcublasLt.so*`) in [`crate::CudaOptions::cublas_dir`] (the CLI's
+//!   `ARCHC_CUBLAS_DIR`), `/usr/local/cuda/lib64` and the torch
 //!   wheels' `nvidia/cublas/lib` and `nvidia/cu13/lib`; the first that loads and creates a
 //!   handle is used (a library too new for the driver fails `cublasCreate_v2`, and the next
 //!   is tried). One handle, created on first use, runs on the process's one stream
@@ -34,9 +35,10 @@
 //! - The stream is synchronised before returning, so the host code may read `c` at once,
 //!   unless `set_sync_launches(false)` says it reads no buffer. A path that needs the host
 //!   to touch an operand in device memory (staging, the host fallback) is not taken: the
-//!   error recorded contains [`crate::NEEDS_HOST_MEMORY`].
+//!   error recorded is a [`CudaError::NeedsHostMemory`].
 //! - Host fallback (an exact triple loop, after `cuCtxSynchronize`): when cuBLAS cannot be
-//!   loaded or set up (said once on stderr), when `ARCHC_GPU_HOST_GEMM=1`, when a dimension
+//!   loaded or set up (said once on stderr), when [`crate::CudaOptions::host_gemm`] is set
+//!   (the CLI's `ARCHC_GPU_HOST_GEMM=1`), when a dimension
 //!   exceeds `i32`, or when an operand's memory is unknown to the driver (plain host memory,
 //!   which kernels cannot read). Without a CUDA device (no driver, no device) the loop runs
 //!   directly on host memory and nothing is recorded. While an error is pending nothing is
@@ -53,7 +55,7 @@ use libloading::Library;
 
 use crate::driver::CUstream;
 use crate::mgpu::{failed, record, stream};
-use crate::{cuda, env_flag, pool, Cuda};
+use crate::{cuda, options, pool, Cuda, CudaError};
 
 /// A ranked memref descriptor as MLIR's C interface passes it (offset and strides in
 /// elements).
@@ -108,10 +110,11 @@ products!(f32, archc_matmul_f32, archc_bmm_f32);
 products!(f64, archc_matmul_f64, archc_bmm_f64);
 
 /// Which implementation the products use: `Ok("cuBLAS <version> (<library path>)")`, or
-/// `Err(why they run on the host)`: no device, `ARCHC_GPU_HOST_GEMM=1`, or no cuBLAS.
-pub fn gemm_backend() -> Result<String, String> {
-    if env_flag("ARCHC_GPU_HOST_GEMM") {
-        return Err("ARCHC_GPU_HOST_GEMM=1: matrix products run on the host".to_string());
+/// `Err(why they run on the host)`: no device, [`crate::CudaOptions::host_gemm`] (the CLI's
+/// `ARCHC_GPU_HOST_GEMM=1`), or no cuBLAS.
+pub fn gemm_backend() -> Result<String, CudaError> {
+    if options().host_gemm {
+        return Err(CudaError::NoBlas("ARCHC_GPU_HOST_GEMM=1: matrix products run on the host".into()));
     }
     let cuda = cuda()?;
     Blas::get(cuda).map(|blas| blas.description.clone())
@@ -277,21 +280,21 @@ pub(crate) struct Fill {
 /// What the products run on: cuBLAS on the stream, or a stand-in in the tests.
 pub(crate) trait Device<T: Element> {
     /// A temporary buffer of `len` elements, valid until the device is dropped.
-    fn temp(&mut self, len: usize) -> Result<*mut T, String>;
+    fn temp(&mut self, len: usize) -> Result<*mut T, CudaError>;
     /// Waits for all queued work, before the host touches operands.
-    fn wait(&mut self) -> Result<(), String>;
+    fn wait(&mut self) -> Result<(), CudaError>;
     /// Queues one call.
     ///
     /// # Safety
     /// The call's matrices are live and within their buffers.
-    unsafe fn gemm(&mut self, call: &Gemm<T>) -> Result<(), String>;
+    unsafe fn gemm(&mut self, call: &Gemm<T>) -> Result<(), CudaError>;
     /// Queues zeroing rows.
     ///
     /// # Safety
     /// The rows are live and writable.
-    unsafe fn fill(&mut self, fill: &Fill) -> Result<(), String>;
+    unsafe fn fill(&mut self, fill: &Fill) -> Result<(), CudaError>;
     /// Waits for the queued calls.
-    fn finish(&mut self) -> Result<(), String>;
+    fn finish(&mut self) -> Result<(), CudaError>;
 }
 
 /// `c = a @ b` with the shapes checked, on `device` (see the module doc). Operands of
@@ -304,7 +307,7 @@ pub(crate) unsafe fn run<T: Element>(
     a: View<T>,
     b: View<T>,
     c: View<T>,
-) -> Result<(), String> {
+) -> Result<(), CudaError> {
     let [batch, m, n] = c.sizes;
     let k = a.sizes[2];
     if batch == 0 || m == 0 || n == 0 {
@@ -327,7 +330,7 @@ pub(crate) unsafe fn run<T: Element>(
     // SAFETY: forwarded from this function's contract.
     let (a, b) = unsafe { (stage(device, &mut waited, a)?, stage(device, &mut waited, b)?) };
     let out = if c.layout() == Layout::Strided {
-        let len = usize::try_from(batch * m * n).map_err(|_| "output too large".to_string())?;
+        let len = usize::try_from(batch * m * n).map_err(|_| CudaError::Internal("output too large".into()))?;
         c.dense(device.temp(len)?, false)
     } else {
         c
@@ -349,12 +352,13 @@ pub(crate) unsafe fn run<T: Element>(
 ///
 /// # Safety
 /// `v` is live and covers its elements.
-unsafe fn stage<T: Element>(device: &mut impl Device<T>, waited: &mut bool, v: View<T>) -> Result<View<T>, String> {
+unsafe fn stage<T: Element>(device: &mut impl Device<T>, waited: &mut bool, v: View<T>) -> Result<View<T>, CudaError> {
     if v.layout() != Layout::Strided {
         return Ok(v);
     }
     let [_, rows, cols] = v.sizes;
-    let len = usize::try_from(v.distinct() * rows * cols).map_err(|_| "operand too large".to_string())?;
+    let len = usize::try_from(v.distinct() * rows * cols);
+    let len = len.map_err(|_| CudaError::Internal("operand too large".into()))?;
     let staged = v.dense(device.temp(len)?, true);
     if !*waited {
         device.wait()?;
@@ -500,14 +504,14 @@ unsafe fn copy_view<T>(from: View<T>, to: View<T>) {
 }
 
 /// Checks `a: [batch, m, k]`, `b: [batch, k, n]`, `c: [batch, m, n]`.
-fn check_shapes<T>(batched: bool, a: &View<T>, b: &View<T>, c: &View<T>) -> Result<(), String> {
+fn check_shapes<T>(batched: bool, a: &View<T>, b: &View<T>, c: &View<T>) -> Result<(), CudaError> {
     let ([ba, m, k], [bb, k2, n], [bc, m2, n2]) = (a.sizes, b.sizes, c.sizes);
     let ok = ba == bc && bb == bc && k == k2 && m == m2 && n == n2 && c.sizes.iter().chain(&[k]).all(|&d| d >= 0);
     if ok {
         return Ok(());
     }
     let shape = |v: &View<T>| if batched { format!("{:?}", v.sizes) } else { format!("{:?}", &v.sizes[1..]) };
-    Err(format!("shapes {} @ {} -> {} do not match", shape(a), shape(b), shape(c)))
+    Err(CudaError::Internal(format!("shapes {} @ {} -> {} do not match", shape(a), shape(b), shape(c))))
 }
 
 /// The entry points' common body (see the module doc).
@@ -519,7 +523,7 @@ unsafe fn product<T: Element>(name: &str, batched: bool, a: View<T>, b: View<T>,
         return;
     }
     if let Err(error) = check_shapes(batched, &a, &b, &c) {
-        return record(format!("{name}: {error}"));
+        return record(error.context(name));
     }
     let Ok(cuda) = cuda() else {
         // SAFETY: no device, so host memory (this function's contract).
@@ -527,7 +531,7 @@ unsafe fn product<T: Element>(name: &str, batched: bool, a: View<T>, b: View<T>,
     };
     // SAFETY: forwarded from this function's contract.
     if let Err(error) = unsafe { on_device(cuda, a, b, c) } {
-        record(format!("{name}: {error}"));
+        record(error.context(name));
     }
 }
 
@@ -535,12 +539,12 @@ unsafe fn product<T: Element>(name: &str, batched: bool, a: View<T>, b: View<T>,
 ///
 /// # Safety
 /// As for the entry points.
-unsafe fn on_device<T: Element>(cuda: &'static Cuda, a: View<T>, b: View<T>, c: View<T>) -> Result<(), String> {
+unsafe fn on_device<T: Element>(cuda: &'static Cuda, a: View<T>, b: View<T>, c: View<T>) -> Result<(), CudaError> {
     let [batch, m, n] = c.sizes;
     if batch == 0 || m == 0 || n == 0 {
         return Ok(());
     }
-    let blas = if env_flag("ARCHC_GPU_HOST_GEMM") { None } else { Blas::get_or_warn(cuda) };
+    let blas = if options().host_gemm { None } else { Blas::get_or_warn(cuda) };
     // Kernels read only what the driver knows; with k == 0 only `c` is touched.
     let addresses = [a.ptr as usize, b.ptr as usize, c.ptr as usize];
     let used = if a.sizes[2] == 0 { &addresses[2..] } else { &addresses[..] };
@@ -549,7 +553,7 @@ unsafe fn on_device<T: Element>(cuda: &'static Cuda, a: View<T>, b: View<T>, c: 
     let blas = blas.filter(|_| fits_cublas(&a, &c) && readable());
     let Some(blas) = blas else {
         if !host_ok {
-            return Err(format!("a product on the host {}", crate::NEEDS_HOST_MEMORY));
+            return Err(CudaError::needs_host_memory("a product on the host", ""));
         }
         crate::stats::bump(crate::stats::Counter::Wait);
         cuda.synchronize()?;
@@ -629,16 +633,16 @@ pub(crate) struct Api {
 }
 
 impl Api {
-    fn load(libraries: Vec<Library>) -> Result<Api, String> {
+    fn load(libraries: Vec<Library>) -> Result<Api, CudaError> {
         let library = libraries.last().expect("libcublas is opened");
         /// # Safety
         /// `F` is the prototype of `name` in `cublas_api.h`.
-        unsafe fn get<F: Copy>(library: &Library, name: &str) -> Result<F, String> {
+        unsafe fn get<F: Copy>(library: &Library, name: &str) -> Result<F, CudaError> {
             // SAFETY: the caller vouches for the type; the pointer copied out lives no
             // longer than the library, kept beside it.
             unsafe { library.get::<F>(name.as_bytes()) }
                 .map(|symbol| *symbol)
-                .map_err(|e| format!("cuBLAS: no {name} ({e})"))
+                .map_err(|e| CudaError::NoBlas(format!("cuBLAS: no {name} ({e})")))
         }
         // SAFETY: each type is the symbol's prototype (see `GemmFn` and `BatchedFn`).
         unsafe {
@@ -665,11 +669,11 @@ struct Blas {
     description: String,
 }
 
-static BLAS: OnceLock<Result<Blas, String>> = OnceLock::new();
+static BLAS: OnceLock<Result<Blas, CudaError>> = OnceLock::new();
 
 impl Blas {
-    fn get(cuda: &Cuda) -> Result<&'static Blas, String> {
-        BLAS.get_or_init(|| Blas::init(cuda)).as_ref().map_err(String::clone)
+    fn get(cuda: &Cuda) -> Result<&'static Blas, CudaError> {
+        BLAS.get_or_init(|| Blas::init(cuda)).as_ref().map_err(CudaError::clone)
     }
 
     /// cuBLAS, or `None` after saying once on stderr why not.
@@ -681,7 +685,7 @@ impl Blas {
     }
 
     /// Sets up the first candidate library that loads and creates a handle.
-    fn init(cuda: &Cuda) -> Result<Blas, String> {
+    fn init(cuda: &Cuda) -> Result<Blas, CudaError> {
         let dirs = search_dirs();
         let (mut not_found, mut failure) = (None, None);
         for candidate in candidates(&dirs) {
@@ -694,16 +698,16 @@ impl Blas {
             }
         }
         let searched: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-        Err(failure.unwrap_or_else(|| {
+        Err(CudaError::NoBlas(failure.unwrap_or_else(|| {
             format!(
                 "cuBLAS not found ({}; nor in {}; set ARCHC_CUBLAS_DIR)",
-                not_found.unwrap_or_default(),
+                not_found.map(|e: CudaError| e.to_string()).unwrap_or_default(),
                 searched.join(", ")
             )
-        }))
+        })))
     }
 
-    fn set_up(cuda: &Cuda, libraries: Vec<Library>, label: &str) -> Result<Blas, String> {
+    fn set_up(cuda: &Cuda, libraries: Vec<Library>, label: &str) -> Result<Blas, CudaError> {
         let api = Api::load(libraries)?;
         let mut handle = null_mut();
         // SAFETY: `handle` is a valid out-pointer; the context is current on this thread.
@@ -731,8 +735,8 @@ unsafe impl Send for Blas {}
 // SAFETY: as above.
 unsafe impl Sync for Blas {}
 
-/// `Ok(())` for `CUBLAS_STATUS_SUCCESS`, else `Err("cuBLAS error NAME (n) in {call}")`.
-fn check(status: Status, call: &str) -> Result<(), String> {
+/// `Ok(())` for `CUBLAS_STATUS_SUCCESS`, else the error `cuBLAS error NAME (n) in {call}`.
+fn check(status: Status, call: &'static str) -> Result<(), CudaError> {
     let name = match status {
         0 => return Ok(()),
         1 => "CUBLAS_STATUS_NOT_INITIALIZED",
@@ -746,7 +750,7 @@ fn check(status: Status, call: &str) -> Result<(), String> {
         16 => "CUBLAS_STATUS_LICENSE_ERROR",
         _ => "unknown status",
     };
-    Err(format!("cuBLAS error {name} ({status}) in {call}"))
+    Err(CudaError::Blas { call, status, name, detail: String::new() })
 }
 
 /// The python wheels' library directories (torch's virtual environment).
@@ -754,7 +758,7 @@ const TORCH_NVIDIA: &str = "/opt/torch/.venv/lib/python3.12/site-packages/nvidia
 
 /// Where to look for libcublas after the loader's own search (see the module doc).
 fn search_dirs() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("ARCHC_CUBLAS_DIR").map(PathBuf::from).into_iter().collect();
+    let mut dirs: Vec<PathBuf> = options().cublas_dir.iter().cloned().collect();
     dirs.push("/usr/local/cuda/lib64".into());
     dirs.push(Path::new(TORCH_NVIDIA).join("cublas/lib"));
     dirs.push(Path::new(TORCH_NVIDIA).join("cu13/lib"));
@@ -780,11 +784,12 @@ fn candidates(dirs: &[PathBuf]) -> Vec<Candidate> {
 
 impl Candidate {
     /// The libraries to keep open, libcublas last, and its name or path.
-    fn open(&self) -> Result<(Vec<Library>, String), String> {
+    fn open(&self) -> Result<(Vec<Library>, String), CudaError> {
+        let not_found = |e: libloading::Error| CudaError::NoBlas(e.to_string());
         match self {
             Candidate::Name(name) => {
                 // SAFETY: opening cuBLAS runs only its own initialisers.
-                let library = unsafe { Library::new(name) }.map_err(|e| e.to_string())?;
+                let library = unsafe { Library::new(name) }.map_err(not_found)?;
                 Ok((vec![library], name.to_string()))
             }
             Candidate::File { cublas, lt } => {
@@ -793,7 +798,7 @@ impl Candidate {
                 // SAFETY: as above.
                 let lt = lt.as_ref().and_then(|lt| unsafe { Library::new(lt) }.ok());
                 // SAFETY: as above.
-                let library = unsafe { Library::new(cublas) }.map_err(|e| e.to_string())?;
+                let library = unsafe { Library::new(cublas) }.map_err(not_found)?;
                 Ok((lt.into_iter().chain([library]).collect(), cublas.display().to_string()))
             }
         }
@@ -829,22 +834,23 @@ struct Gpu<'a> {
 }
 
 impl<T: Element> Device<T> for Gpu<'_> {
-    fn temp(&mut self, len: usize) -> Result<*mut T, String> {
-        let bytes = len.checked_mul(std::mem::size_of::<T>()).ok_or("temporary too large")?;
+    fn temp(&mut self, len: usize) -> Result<*mut T, CudaError> {
+        let bytes = len.checked_mul(std::mem::size_of::<T>());
+        let bytes = bytes.ok_or_else(|| CudaError::Internal("temporary too large".into()))?;
         let ptr = pool::alloc_managed(bytes)?;
         self.temps.push(ptr);
         Ok(ptr.cast())
     }
 
-    fn wait(&mut self) -> Result<(), String> {
+    fn wait(&mut self) -> Result<(), CudaError> {
         if !self.host_ok {
-            return Err(format!("staging a strided operand on the host {}", crate::NEEDS_HOST_MEMORY));
+            return Err(CudaError::needs_host_memory("staging a strided operand on the host", ""));
         }
         crate::stats::bump(crate::stats::Counter::Wait);
         self.cuda.synchronize()
     }
 
-    unsafe fn gemm(&mut self, g: &Gemm<T>) -> Result<(), String> {
+    unsafe fn gemm(&mut self, g: &Gemm<T>) -> Result<(), CudaError> {
         crate::stats::bump(crate::stats::Counter::Gemm);
         let (one, zero) = (T::ONE, T::default());
         let op = |t: bool| if t { CUBLAS_OP_T } else { CUBLAS_OP_N };
@@ -869,14 +875,15 @@ impl<T: Element> Device<T> for Gpu<'_> {
                 (status, T::BATCHED)
             }
         });
-        check(status, name).map_err(|e| format!("{e} (m={}, n={}, k={}, batch {})", g.m, g.n, g.k, g.batch))
+        check(status, name)
+            .map_err(|e| e.with_detail(format_args!("m={}, n={}, k={}, batch {}", g.m, g.n, g.k, g.batch)))
     }
 
-    unsafe fn fill(&mut self, f: &Fill) -> Result<(), String> {
+    unsafe fn fill(&mut self, f: &Fill) -> Result<(), CudaError> {
         self.cuda.memset2d32_async(f.ptr as u64, f.pitch, 0, f.width, f.height, self.stream)
     }
 
-    fn finish(&mut self) -> Result<(), String> {
+    fn finish(&mut self) -> Result<(), CudaError> {
         if !crate::mgpu::host_waits() {
             return Ok(());
         }
@@ -914,17 +921,17 @@ mod tests {
     }
 
     impl Device<f64> for Reference {
-        fn temp(&mut self, len: usize) -> Result<*mut f64, String> {
+        fn temp(&mut self, len: usize) -> Result<*mut f64, CudaError> {
             self.temps.push(vec![f64::NAN; len]);
             Ok(self.temps.last_mut().unwrap().as_mut_ptr())
         }
 
-        fn wait(&mut self) -> Result<(), String> {
+        fn wait(&mut self) -> Result<(), CudaError> {
             self.waits += 1;
             Ok(())
         }
 
-        unsafe fn gemm(&mut self, g: &Gemm<f64>) -> Result<(), String> {
+        unsafe fn gemm(&mut self, g: &Gemm<f64>) -> Result<(), CudaError> {
             let (rows_a, rows_b) = (if g.trans_a { g.k } else { g.m }, if g.trans_b { g.n } else { g.k });
             let valid = g.m >= 0
                 && g.n >= 0
@@ -935,7 +942,7 @@ mod tests {
                 && g.ldc >= g.m.max(1)
                 && (g.batch == 1 || g.stride_c != 0);
             if !valid {
-                return Err(format!("CUBLAS_STATUS_INVALID_VALUE: {g:?}"));
+                return Err(CudaError::Internal(format!("CUBLAS_STATUS_INVALID_VALUE: {g:?}")));
             }
             self.calls.push((g.batch, g.trans_a, g.trans_b));
             let (lda, ldb, ldc) = (g.lda as isize, g.ldb as isize, g.ldc as isize);
@@ -962,7 +969,7 @@ mod tests {
             Ok(())
         }
 
-        unsafe fn fill(&mut self, f: &Fill) -> Result<(), String> {
+        unsafe fn fill(&mut self, f: &Fill) -> Result<(), CudaError> {
             assert!(f.height <= 1 || f.pitch >= 4 * f.width, "{f:?}");
             self.fills += 1;
             for row in 0..f.height {
@@ -973,7 +980,7 @@ mod tests {
             Ok(())
         }
 
-        fn finish(&mut self) -> Result<(), String> {
+        fn finish(&mut self) -> Result<(), CudaError> {
             Ok(())
         }
     }

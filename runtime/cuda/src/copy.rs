@@ -19,20 +19,21 @@
 //!     dimensions, for up to [`MAX_2D_COPIES`] of them. Pitches must be positive, at least
 //!     a row and at most `i32::MAX` bytes;
 //!   - every other layout, a copy between two buffers the driver does not know (plain
-//!     host memory), and everything when `ARCHC_GPU_HOST_COPY=1`, is copied by an exact
+//!     host memory), and everything when [`crate::CudaOptions::host_copy`] is set (the CLI's
+//!     `ARCHC_GPU_HOST_COPY=1`), is copied by an exact
 //!     host loop after `cuCtxSynchronize` (whole rows with `memmove` where both sides are
 //!     unit-stride, else element by element). One side in plain host memory and the other
 //!     known to the driver goes through the driver.
 //! - Queued copies are waited for (`cuStreamSynchronize`) before returning, so the host
 //!   code may read `dst` at once, unless `set_sync_launches(false)` says it reads no buffer.
-//!   A host copy where either side is device memory is not done: the error recorded
-//!   contains [`crate::NEEDS_HOST_MEMORY`].
+//!   A host copy where either side is device memory is not done: the error recorded is a
+//!   [`CudaError::NeedsHostMemory`].
 //! - Without a CUDA device (no driver, no device) the host loop runs directly, on host
 //!   memory, and nothing is recorded. While an error is pending nothing is copied, like the
 //!   `mgpu` calls.
 
 use crate::mgpu::{failed, record, stream};
-use crate::{cuda, driver, env_flag, Cuda};
+use crate::{cuda, driver, options, Cuda, CudaError};
 
 /// At most this many 2-D copies are queued for one `memrefCopy`; more go to the host loop.
 pub const MAX_2D_COPIES: i64 = 256;
@@ -66,7 +67,7 @@ pub unsafe extern "C" fn memrefCopy(elem_size: i64, src: *const UnrankedMemRef, 
     let copy = match unsafe { Transfer::describe(elem_size, src, dst) } {
         Ok(Some(copy)) => copy,
         Ok(None) => return,
-        Err(error) => return record(format!("memrefCopy: {error}")),
+        Err(error) => return record(error.context("memrefCopy")),
     };
     let Ok(cuda) = cuda() else {
         // SAFETY: the descriptors cover the ranges (this function's contract).
@@ -74,7 +75,7 @@ pub unsafe extern "C" fn memrefCopy(elem_size: i64, src: *const UnrankedMemRef, 
     };
     // SAFETY: as above.
     if let Err(error) = unsafe { copy.on_device(cuda) } {
-        record(format!("memrefCopy: {error}"));
+        record(error.context("memrefCopy"));
     }
 }
 
@@ -118,16 +119,16 @@ impl Transfer {
         elem_size: i64,
         src: *const UnrankedMemRef,
         dst: *const UnrankedMemRef,
-    ) -> Result<Option<Transfer>, String> {
+    ) -> Result<Option<Transfer>, CudaError> {
         if src.is_null() || dst.is_null() {
-            return Err("null memref".to_string());
+            return Err(CudaError::Internal("null memref".into()));
         }
         // SAFETY: non-null, and readable by the caller's promise.
         let (src, dst) = unsafe { (*src, *dst) };
-        let elem_size =
-            usize::try_from(elem_size).ok().filter(|&e| e > 0).ok_or(format!("bad element size {elem_size}"))?;
+        let bad = || CudaError::Internal(format!("bad element size {elem_size}"));
+        let elem_size = usize::try_from(elem_size).ok().filter(|&e| e > 0).ok_or_else(bad)?;
         if src.rank != dst.rank || src.rank < 0 || src.desc.is_null() || dst.desc.is_null() {
-            return Err(format!("bad memrefs (ranks {} and {})", src.rank, dst.rank));
+            return Err(CudaError::Internal(format!("bad memrefs (ranks {} and {})", src.rank, dst.rank)));
         }
         let rank = src.rank as usize;
         // SAFETY: a descriptor of rank `rank` holds 3 + 2 * rank words.
@@ -136,7 +137,7 @@ impl Transfer {
         };
         let (sizes, dst_sizes) = (&s[3..3 + rank], &d[3..3 + rank]);
         if sizes != dst_sizes || sizes.iter().any(|&n| n < 0) {
-            return Err(format!("shapes {sizes:?} and {dst_sizes:?} differ"));
+            return Err(CudaError::Internal(format!("shapes {sizes:?} and {dst_sizes:?} differ")));
         }
         if sizes.contains(&0) {
             return Ok(None);
@@ -151,16 +152,16 @@ impl Transfer {
     ///
     /// # Safety
     /// The descriptors cover the ranges, as `memrefCopy` requires.
-    unsafe fn on_device(&self, cuda: &Cuda) -> Result<(), String> {
+    unsafe fn on_device(&self, cuda: &Cuda) -> Result<(), CudaError> {
         // Copies between two buffers the driver does not know (plain host memory) are the
         // host's business.
         let (src, dst) = (self.src as usize as u64, self.dst as usize as u64);
-        let host = env_flag("ARCHC_GPU_HOST_COPY") || !(cuda.knows_address(src) || cuda.knows_address(dst));
+        let host = options().host_copy || !(cuda.knows_address(src) || cuda.knows_address(dst));
         let route = if host { Route::Host } else { route(&self.dims, self.elem_size) };
         let stream = match route {
             Route::Host => {
                 if !(cuda.host_accessible(src) && cuda.host_accessible(dst)) {
-                    return Err(format!("this copy's layout {} (a copy on the host)", crate::NEEDS_HOST_MEMORY));
+                    return Err(CudaError::needs_host_memory("this copy's layout", " (a copy on the host)"));
                 }
                 crate::stats::bump(crate::stats::Counter::Wait);
                 cuda.synchronize()?;
@@ -187,7 +188,7 @@ impl Transfer {
     }
 
     /// Queues the copy on `stream` as `route` says (not `Route::Host`).
-    fn queue(&self, cuda: &Cuda, route: Route, stream: crate::CUstream) -> Result<(), String> {
+    fn queue(&self, cuda: &Cuda, route: Route, stream: crate::CUstream) -> Result<(), CudaError> {
         let (src, dst) = (self.src as usize as u64, self.dst as usize as u64);
         match route {
             Route::Linear(bytes) => cuda.memcpy_async(dst, src, bytes, stream)?,
@@ -293,7 +294,7 @@ pub(crate) fn route(dims: &[Dim], elem_size: usize) -> Route {
 
 /// Calls `f(src_offset, dst_offset)` (elements) for every index of `dims`, in row-major
 /// order (once for no dimensions); stops at the first error.
-fn for_each_index(dims: &[Dim], mut f: impl FnMut(i64, i64) -> Result<(), String>) -> Result<(), String> {
+fn for_each_index(dims: &[Dim], mut f: impl FnMut(i64, i64) -> Result<(), CudaError>) -> Result<(), CudaError> {
     let mut index = vec![0i64; dims.len()];
     loop {
         let src = dims.iter().zip(&index).map(|(d, i)| d.src * i).sum();

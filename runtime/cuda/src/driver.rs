@@ -6,11 +6,14 @@
 //! Nothing here links against CUDA: building needs no toolkit, and `Driver::load` fails
 //! with one readable line on a machine without the NVIDIA driver.
 //!
-//! `Driver::check` turns a `CUresult` into `Err("CUDA error NAME (text) in cuXxx")`.
+//! `Driver::check` turns a `CUresult` into a [`CudaError::Driver`] (or
+//! [`CudaError::OutOfMemory`]) reading `CUDA error NAME (text) in cuXxx`.
 
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 
 use libloading::Library;
+
+use crate::CudaError;
 
 /// `CUresult`: 0 is `CUDA_SUCCESS`.
 pub type CUresult = c_int;
@@ -35,6 +38,11 @@ pub type CUdeviceptr = u64;
 pub type CUjitOption = c_int;
 
 pub const CUDA_SUCCESS: CUresult = 0;
+pub const CUDA_ERROR_OUT_OF_MEMORY: CUresult = 2;
+/// `cuInit`'s result on a machine whose driver finds no device.
+pub const CUDA_ERROR_NO_DEVICE: CUresult = 100;
+/// A driver older than the CUDA runtime it is asked to serve.
+pub const CUDA_ERROR_INSUFFICIENT_DRIVER: CUresult = 35;
 pub const CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED: CUresult = 712;
 pub const CU_MEM_ATTACH_GLOBAL: c_uint = 1;
 pub const CU_MEMHOSTREGISTER_PORTABLE: c_uint = 1;
@@ -99,7 +107,7 @@ macro_rules! driver_api {
         }
 
         impl Driver {
-            fn from_library(library: Library) -> Result<Driver, String> {
+            fn from_library(library: Library) -> Result<Driver, CudaError> {
                 $(
                     // SAFETY: the type is the prototype of this symbol in cuda.h, and the
                     // pointer copied out lives no longer than `library`, stored beside it.
@@ -108,7 +116,7 @@ macro_rules! driver_api {
                             .get::<unsafe extern "C" fn($($arg),*) -> CUresult>(
                                 concat!($symbol, "\0").as_bytes(),
                             )
-                            .map_err(|e| format!("CUDA driver too old: no {} ({e})", $symbol))?
+                            .map_err(|e| CudaError::DriverTooOld { symbol: $symbol, reason: e.to_string() })?
                     };
                 )*
                 Ok(Driver { $($field,)* _library: library })
@@ -171,16 +179,21 @@ driver_api! {
 
 impl Driver {
     /// Opens the driver library; the error says that no NVIDIA driver is installed.
-    pub fn load() -> Result<Driver, String> {
+    pub fn load() -> Result<Driver, CudaError> {
         Driver::from_library(open_library()?)
     }
 
-    /// `Ok(())` for `CUDA_SUCCESS`, else `Err("CUDA error NAME (text) in {call}")`.
-    pub fn check(&self, result: CUresult, call: &str) -> Result<(), String> {
+    /// `Ok(())` for `CUDA_SUCCESS`, else the error `CUDA error NAME (text) in {call}`:
+    /// [`CudaError::OutOfMemory`] for `CUDA_ERROR_OUT_OF_MEMORY`, else [`CudaError::Driver`].
+    pub fn check(&self, result: CUresult, call: &'static str) -> Result<(), CudaError> {
         if result == CUDA_SUCCESS {
             return Ok(());
         }
-        Err(format!("CUDA error {} ({}) in {call}", self.error_name(result), self.error_text(result)))
+        let (name, text, detail) = (self.error_name(result), self.error_text(result), String::new());
+        Err(match result {
+            CUDA_ERROR_OUT_OF_MEMORY => CudaError::OutOfMemory { call, name, text, detail },
+            code => CudaError::Driver { call, code, name, text, detail },
+        })
     }
 
     /// `CUDA_ERROR_...` for a result code, or `CUresult N` if the driver does not know it.
@@ -210,7 +223,7 @@ impl Driver {
     }
 }
 
-fn open_library() -> Result<Library, String> {
+fn open_library() -> Result<Library, CudaError> {
     let mut first = None;
     for name in LIBRARY_NAMES {
         // SAFETY: opening libcuda runs only the driver's own initialisers.
@@ -221,5 +234,5 @@ fn open_library() -> Result<Library, String> {
     }
     // dlerror's text starts with the file name: "libcuda.so.1: cannot open shared object file".
     let why = first.unwrap_or_default();
-    Err(format!("no CUDA driver ({why}): mlir-gpu needs an NVIDIA GPU and its driver"))
+    Err(CudaError::NoDriver(why))
 }

@@ -2,11 +2,15 @@
 //!
 //! Contract:
 //! - Building and testing need no CUDA toolkit and no driver: `libcuda.so.1` is opened with
-//!   `dlopen` on the first call to [`cuda`]. Without it, [`cuda`] returns one readable line
-//!   (`no CUDA driver (...)`, `CUDA: no device (...)`, `CUDA error NAME (text) in cuXxx`),
-//!   and nothing panics.
-//! - [`cuda`] initialises the process-wide state once (driver, `cuInit`, the device numbered
-//!   by `ARCHC_CUDA_DEVICE` or 0, its primary context) and makes that context current on
+//!   `dlopen` on the first call to [`cuda`]. Without it, [`cuda`] returns a [`CudaError`]
+//!   that reads as one line (`no CUDA driver (...)`, `CUDA: no device (...)`,
+//!   `CUDA error NAME (text) in cuXxx`; [`CudaError::is_no_gpu`] tells), and nothing panics.
+//! - The crate reads no environment variable: its options ([`CudaOptions`]: the device,
+//!   where cuBLAS is, products and copies on the host) are set once by its user with
+//!   [`configure`] before CUDA starts (the `archc` CLI maps its environment variables to
+//!   them), else they are the defaults.
+//! - [`cuda`] initialises the process-wide state once (driver, `cuInit`, the device the
+//!   options choose, else device 0, its primary context) and makes that context current on
 //!   every thread that calls it.
 //! - [`mgpu`] implements MLIR's GPU runtime ABI (`mgpu*`, `_mlir_memref_to_llvm_alloc/free`)
 //!   for JIT-compiled host code; [`symbols`] lists them by name for the JIT. Those functions
@@ -16,12 +20,14 @@
 //!   (`_mlir_ciface_archc_matmul_*`, `_mlir_ciface_archc_bmm_*`, `memrefCopy`) with GPU
 //!   versions (cuBLAS, opened at run time, and driver copies) on the same stream, so that
 //!   the host never touches managed memory between kernels; [`symbols`] lists them too.
-//! - Every `CUresult` is checked; errors are `String`s naming the failing driver call.
+//! - Every `CUresult` is checked; errors are [`CudaError`]s naming the failing driver call.
 
 pub mod blas;
 pub mod copy;
 mod driver;
+mod error;
 pub mod mgpu;
+mod options;
 mod pool;
 pub mod stats;
 pub mod timing;
@@ -35,11 +41,9 @@ pub use blas::{gemm_backend, MemRef};
 pub use copy::UnrankedMemRef;
 use driver::{CUcontext, CUdevice, CUdeviceptr, CUjitOption, Driver};
 pub use driver::{CUfunction, CUmodule, CUstream};
+pub use error::CudaError;
 pub use mgpu::{set_sync_launches, take_error};
-
-/// Part of the error recorded when a runtime path that needs the host to read or write a
-/// buffer meets device memory; the caller can rerun with managed memory.
-pub const NEEDS_HOST_MEMORY: &str = "needs host-accessible memory";
+pub use options::{configure, options, CudaOptions, DeviceChoice};
 pub use pool::{begin_capture, end_capture, set_device_memory, trim_cache, Owned};
 
 /// Every runtime symbol of this crate with its address, for the JIT's symbol map: the
@@ -52,14 +56,9 @@ pub fn symbols() -> Vec<(&'static str, *mut ())> {
 }
 
 /// The runtime's one stream: the one generated code's launches, products and copies use.
-pub fn runtime_stream() -> Result<Stream, String> {
+pub fn runtime_stream() -> Result<Stream, CudaError> {
     let cuda = cuda()?;
     mgpu::stream(cuda).map(Stream)
-}
-
-/// Whether the environment variable `name` is set to `1`.
-pub(crate) fn env_flag(name: &str) -> bool {
-    std::env::var_os(name).is_some_and(|value| value == "1")
 }
 
 /// The process-wide CUDA state: the driver, one device and its primary context.
@@ -79,7 +78,7 @@ unsafe impl Send for Cuda {}
 // SAFETY: as above; all methods take `&self` and only pass the handles to the driver.
 unsafe impl Sync for Cuda {}
 
-static CUDA: OnceLock<Result<Cuda, String>> = OnceLock::new();
+static CUDA: OnceLock<Result<Cuda, CudaError>> = OnceLock::new();
 
 thread_local! {
     /// Whether this thread has made the primary context current.
@@ -87,18 +86,18 @@ thread_local! {
 }
 
 /// The CUDA state, initialised on first use, with its context current on this thread.
-pub fn cuda() -> Result<&'static Cuda, String> {
-    let cuda = CUDA.get_or_init(Cuda::init).as_ref().map_err(String::clone)?;
+pub fn cuda() -> Result<&'static Cuda, CudaError> {
+    let cuda = CUDA.get_or_init(Cuda::init).as_ref().map_err(CudaError::clone)?;
     cuda.make_current()?;
     Ok(cuda)
 }
 
 impl Cuda {
-    fn init() -> Result<Cuda, String> {
+    fn init() -> Result<Cuda, CudaError> {
         let driver = Driver::load()?;
         // SAFETY: cuInit takes flags, which must be 0.
         driver.check(unsafe { (driver.cu_init)(0) }, "cuInit")?;
-        let device = pick_device(&driver)?;
+        let device = pick_device(&driver, options().device.as_ref())?;
         let mut context = null_mut();
         // SAFETY: `context` is a valid out-pointer; `device` came from cuDeviceGet.
         let status = unsafe { (driver.cu_device_primary_ctx_retain)(&mut context, device) };
@@ -108,7 +107,7 @@ impl Cuda {
         Ok(Cuda { driver, device, context, name, capability, total_mem, driver_version })
     }
 
-    fn make_current(&self) -> Result<(), String> {
+    fn make_current(&self) -> Result<(), CudaError> {
         if CONTEXT_CURRENT.with(Cell::get) {
             return Ok(());
         }
@@ -118,7 +117,7 @@ impl Cuda {
         Ok(())
     }
 
-    pub(crate) fn check(&self, status: c_int, call: &str) -> Result<(), String> {
+    pub(crate) fn check(&self, status: c_int, call: &'static str) -> Result<(), CudaError> {
         self.driver.check(status, call)
     }
 
@@ -127,7 +126,7 @@ impl Cuda {
         &self.name
     }
 
-    /// The device's ordinal (0 unless `ARCHC_CUDA_DEVICE` says otherwise).
+    /// The device's ordinal (0 unless [`CudaOptions::device`] says otherwise).
     pub fn device_index(&self) -> i32 {
         self.device
     }
@@ -149,27 +148,27 @@ impl Cuda {
 
     /// Managed (unified) memory, usable by host code and kernels alike. A request for 0
     /// bytes allocates 1, so every successful result is a real, freeable allocation.
-    pub fn alloc_managed(&self, bytes: usize) -> Result<*mut u8, String> {
+    pub fn alloc_managed(&self, bytes: usize) -> Result<*mut u8, CudaError> {
         let mut address: CUdeviceptr = 0;
         let flags = driver::CU_MEM_ATTACH_GLOBAL;
         // SAFETY: `address` is a valid out-pointer.
         let status = unsafe { (self.driver.cu_mem_alloc_managed)(&mut address, bytes.max(1), flags) };
-        self.check(status, "cuMemAllocManaged").map_err(|e| format!("{e} ({bytes} bytes)"))?;
+        self.check(status, "cuMemAllocManaged").map_err(|e| e.with_detail(format_args!("{bytes} bytes")))?;
         Ok(address as usize as *mut u8)
     }
 
     /// Device memory, usable only by kernels and copies. 0 bytes allocates 1, as above.
-    pub fn alloc_device(&self, bytes: usize) -> Result<*mut u8, String> {
+    pub fn alloc_device(&self, bytes: usize) -> Result<*mut u8, CudaError> {
         let mut address: CUdeviceptr = 0;
         // SAFETY: `address` is a valid out-pointer.
         let status = unsafe { (self.driver.cu_mem_alloc)(&mut address, bytes.max(1)) };
-        self.check(status, "cuMemAlloc").map_err(|e| format!("{e} ({bytes} bytes)"))?;
+        self.check(status, "cuMemAlloc").map_err(|e| e.with_detail(format_args!("{bytes} bytes")))?;
         Ok(address as usize as *mut u8)
     }
 
     /// Frees memory from `alloc_managed` or `alloc_device`; null is ignored. The driver
     /// synchronises the device first.
-    pub fn free(&self, ptr: *mut u8) -> Result<(), String> {
+    pub fn free(&self, ptr: *mut u8) -> Result<(), CudaError> {
         if ptr.is_null() {
             return Ok(());
         }
@@ -178,14 +177,14 @@ impl Cuda {
     }
 
     /// Waits for all work on the device (`cuCtxSynchronize`); reports asynchronous errors.
-    pub fn synchronize(&self) -> Result<(), String> {
+    pub fn synchronize(&self) -> Result<(), CudaError> {
         // SAFETY: no arguments; the context is current on this thread.
         self.check(unsafe { (self.driver.cu_ctx_synchronize)() }, "cuCtxSynchronize")
     }
 
     /// Copies `bytes` between any two addresses the driver can see (host or device) and
     /// waits for the copy.
-    pub fn memcpy(&self, dst: *mut u8, src: *const u8, bytes: usize) -> Result<(), String> {
+    pub fn memcpy(&self, dst: *mut u8, src: *const u8, bytes: usize) -> Result<(), CudaError> {
         // SAFETY: with unified addressing the driver infers where each pointer lives; the
         // caller promises `bytes` readable at `src` and writable at `dst`.
         let status = unsafe { (self.driver.cu_memcpy)(dst as usize as u64, src as usize as u64, bytes) };
@@ -194,7 +193,7 @@ impl Cuda {
 
     /// Page-locks host memory and maps it for the device, so kernels can read it.
     /// Memory registered already counts as success.
-    pub fn register_host(&self, ptr: *mut u8, bytes: usize) -> Result<(), String> {
+    pub fn register_host(&self, ptr: *mut u8, bytes: usize) -> Result<(), CudaError> {
         let flags = driver::CU_MEMHOSTREGISTER_PORTABLE | driver::CU_MEMHOSTREGISTER_DEVICEMAP;
         // SAFETY: the driver checks that the range is mapped host memory.
         let status = unsafe { (self.driver.cu_mem_host_register)(ptr.cast(), bytes, flags) };
@@ -205,14 +204,14 @@ impl Cuda {
     }
 
     /// Undoes `register_host` for the range starting at `ptr`.
-    pub fn unregister_host(&self, ptr: *mut u8) -> Result<(), String> {
+    pub fn unregister_host(&self, ptr: *mut u8) -> Result<(), CudaError> {
         // SAFETY: the driver reports pointers it did not register as errors.
         self.check(unsafe { (self.driver.cu_mem_host_unregister)(ptr.cast()) }, "cuMemHostUnregister")
     }
 
     /// JIT-compiles PTX text into a module; a failure carries the JIT's error log.
-    pub fn load_ptx(&'static self, ptx: &str) -> Result<Module, String> {
-        let text = CString::new(ptx).map_err(|_| "PTX text contains a NUL byte".to_string())?;
+    pub fn load_ptx(&'static self, ptx: &str) -> Result<Module, CudaError> {
+        let text = CString::new(ptx).map_err(|_| CudaError::Internal("PTX text contains a NUL byte".into()))?;
         let raw = self.load_image(text.as_ptr().cast(), &[])?;
         Ok(Module { cuda: self, raw })
     }
@@ -231,7 +230,7 @@ impl Cuda {
         shared_bytes: u32,
         stream: Stream,
         params: &mut [*mut c_void],
-    ) -> Result<(), String> {
+    ) -> Result<(), CudaError> {
         let launch = Launch { function: function.0, grid, block, shared_bytes, stream: stream.0 };
         // SAFETY: forwarded from this function's contract.
         unsafe { self.launch_raw(&launch, params.as_mut_ptr(), null_mut()) }
@@ -246,7 +245,7 @@ impl Cuda {
         launch: &Launch,
         params: *mut *mut c_void,
         extra: *mut *mut c_void,
-    ) -> Result<(), String> {
+    ) -> Result<(), CudaError> {
         let ([gx, gy, gz], [bx, by, bz]) = (launch.grid, launch.block);
         let (function, shared, stream) = (launch.function, launch.shared_bytes, launch.stream);
         // SAFETY: the caller vouches for the function handle and the parameters.
@@ -261,7 +260,7 @@ impl Cuda {
         &self,
         image: *const c_void,
         options: &[(CUjitOption, *mut c_void)],
-    ) -> Result<CUmodule, String> {
+    ) -> Result<CUmodule, CudaError> {
         let mut log = vec![0u8; 16 * 1024];
         let mut keys = vec![driver::CU_JIT_ERROR_LOG_BUFFER, driver::CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES];
         let mut values: Vec<*mut c_void> = vec![log.as_mut_ptr().cast(), log.len() as *mut c_void];
@@ -283,31 +282,32 @@ impl Cuda {
         Ok(module)
     }
 
-    pub(crate) fn unload(&self, module: CUmodule) -> Result<(), String> {
+    pub(crate) fn unload(&self, module: CUmodule) -> Result<(), CudaError> {
         // SAFETY: the driver rejects handles it does not know.
         self.check(unsafe { (self.driver.cu_module_unload)(module) }, "cuModuleUnload")
     }
 
-    pub(crate) fn get_function(&self, module: CUmodule, name: &CStr) -> Result<CUfunction, String> {
+    pub(crate) fn get_function(&self, module: CUmodule, name: &CStr) -> Result<CUfunction, CudaError> {
         let mut function = null_mut();
         // SAFETY: `function` is a valid out-pointer and `name` is NUL-terminated.
         let status = unsafe { (self.driver.cu_module_get_function)(&mut function, module, name.as_ptr()) };
-        self.check(status, "cuModuleGetFunction").map_err(|e| format!("{e} (kernel {})", name.to_string_lossy()))?;
+        self.check(status, "cuModuleGetFunction")
+            .map_err(|e| e.with_detail(format_args!("kernel {}", name.to_string_lossy())))?;
         Ok(function)
     }
 
     /// A new stream (flags 0: it synchronises with the legacy default stream).
-    pub fn create_stream(&self) -> Result<Stream, String> {
+    pub fn create_stream(&self) -> Result<Stream, CudaError> {
         self.create_stream_raw().map(Stream)
     }
 
     /// Waits for the work queued on `stream`; reports its asynchronous errors.
-    pub fn stream_synchronize(&self, stream: Stream) -> Result<(), String> {
+    pub fn stream_synchronize(&self, stream: Stream) -> Result<(), CudaError> {
         self.stream_synchronize_raw(stream.0)
     }
 
     /// Destroys a stream from `create_stream` once its queued work is done.
-    pub fn destroy_stream(&self, stream: Stream) -> Result<(), String> {
+    pub fn destroy_stream(&self, stream: Stream) -> Result<(), CudaError> {
         if stream.0.is_null() {
             return Ok(());
         }
@@ -315,26 +315,26 @@ impl Cuda {
         self.check(unsafe { (self.driver.cu_stream_destroy)(stream.0) }, "cuStreamDestroy")
     }
 
-    pub(crate) fn create_stream_raw(&self) -> Result<CUstream, String> {
+    pub(crate) fn create_stream_raw(&self) -> Result<CUstream, CudaError> {
         let mut stream = null_mut();
         // SAFETY: `stream` is a valid out-pointer; flags 0 is CU_STREAM_DEFAULT.
         self.check(unsafe { (self.driver.cu_stream_create)(&mut stream, 0) }, "cuStreamCreate")?;
         Ok(stream)
     }
 
-    pub(crate) fn stream_synchronize_raw(&self, stream: CUstream) -> Result<(), String> {
+    pub(crate) fn stream_synchronize_raw(&self, stream: CUstream) -> Result<(), CudaError> {
         // SAFETY: `stream` is null or a handle from cuStreamCreate (the callers' promise).
         self.check(unsafe { (self.driver.cu_stream_synchronize)(stream) }, "cuStreamSynchronize")
     }
 
     /// Queues a copy of `bytes` on `stream` (host or device addresses alike).
-    pub(crate) fn memcpy_async(&self, dst: u64, src: u64, bytes: usize, stream: CUstream) -> Result<(), String> {
+    pub(crate) fn memcpy_async(&self, dst: u64, src: u64, bytes: usize, stream: CUstream) -> Result<(), CudaError> {
         // SAFETY: the caller (generated code) vouches for both ranges.
         self.check(unsafe { (self.driver.cu_memcpy_async)(dst, src, bytes, stream) }, "cuMemcpyAsync")
     }
 
     /// Queues a 2-D copy described by `copy` on `stream`.
-    pub(crate) fn memcpy_2d_async(&self, copy: &driver::CudaMemcpy2D, stream: CUstream) -> Result<(), String> {
+    pub(crate) fn memcpy_2d_async(&self, copy: &driver::CudaMemcpy2D, stream: CUstream) -> Result<(), CudaError> {
         // SAFETY: `copy` is a complete CUDA_MEMCPY2D; the caller vouches for its ranges.
         self.check(unsafe { (self.driver.cu_memcpy_2d_async)(copy, stream) }, "cuMemcpy2DAsync")
     }
@@ -349,7 +349,7 @@ impl Cuda {
         width: usize,
         height: usize,
         stream: CUstream,
-    ) -> Result<(), String> {
+    ) -> Result<(), CudaError> {
         // SAFETY: the caller vouches for the rows.
         let status = unsafe { (self.driver.cu_memset_d2d32_async)(dst, pitch, value, width, height, stream) };
         self.check(status, "cuMemsetD2D32Async")
@@ -384,16 +384,16 @@ impl Cuda {
     }
 
     /// Page-locked host memory of `bytes` (at least 1), for fast asynchronous copies.
-    pub fn alloc_pinned(&self, bytes: usize) -> Result<*mut u8, String> {
+    pub fn alloc_pinned(&self, bytes: usize) -> Result<*mut u8, CudaError> {
         let mut ptr = null_mut();
         // SAFETY: `ptr` is a valid out-pointer.
         let status = unsafe { (self.driver.cu_mem_alloc_host)(&mut ptr, bytes.max(1)) };
-        self.check(status, "cuMemAllocHost").map_err(|e| format!("{e} ({bytes} bytes)"))?;
+        self.check(status, "cuMemAllocHost").map_err(|e| e.with_detail(format_args!("{bytes} bytes")))?;
         Ok(ptr.cast())
     }
 
     /// Frees memory from `alloc_pinned`; null is ignored.
-    pub fn free_pinned(&self, ptr: *mut u8) -> Result<(), String> {
+    pub fn free_pinned(&self, ptr: *mut u8) -> Result<(), CudaError> {
         if ptr.is_null() {
             return Ok(());
         }
@@ -412,7 +412,7 @@ impl Cuda {
         src: *const u8,
         bytes: usize,
         stream: Stream,
-    ) -> Result<(), String> {
+    ) -> Result<(), CudaError> {
         // SAFETY: forwarded from this function's contract.
         let status = unsafe { (self.driver.cu_memcpy_htod_async)(dst as usize as u64, src.cast(), bytes, stream.0) };
         stats::add(stats::Counter::Uploaded, bytes as u64);
@@ -430,7 +430,7 @@ impl Cuda {
         src: *const u8,
         bytes: usize,
         stream: Stream,
-    ) -> Result<(), String> {
+    ) -> Result<(), CudaError> {
         // SAFETY: forwarded from this function's contract.
         let status =
             unsafe { (self.driver.cu_memcpy_async)(dst as usize as u64, src as usize as u64, bytes, stream.0) };
@@ -448,7 +448,7 @@ impl Cuda {
         src: *const u8,
         bytes: usize,
         stream: Stream,
-    ) -> Result<(), String> {
+    ) -> Result<(), CudaError> {
         // SAFETY: forwarded from this function's contract.
         let status = unsafe { (self.driver.cu_memcpy_dtoh_async)(dst.cast(), src as usize as u64, bytes, stream.0) };
         stats::add(stats::Counter::Downloaded, bytes as u64);
@@ -457,7 +457,7 @@ impl Cuda {
 
     /// Starts capturing `stream`: work queued on it is recorded, not run, until
     /// [`Cuda::end_capture`]. Relaxed mode: other CUDA calls stay allowed.
-    pub fn begin_capture(&self, stream: Stream) -> Result<(), String> {
+    pub fn begin_capture(&self, stream: Stream) -> Result<(), CudaError> {
         let mode = driver::CU_STREAM_CAPTURE_MODE_RELAXED;
         // SAFETY: the driver validates the stream handle.
         self.check(unsafe { (self.driver.cu_stream_begin_capture)(stream.0, mode) }, "cuStreamBeginCapture")?;
@@ -466,7 +466,7 @@ impl Cuda {
     }
 
     /// Ends the capture of `stream` and instantiates what it recorded.
-    pub fn end_capture(&'static self, stream: Stream) -> Result<Graph, String> {
+    pub fn end_capture(&'static self, stream: Stream) -> Result<Graph, CudaError> {
         let mut graph = null_mut();
         timing::set_capturing(false);
         // SAFETY: `graph` is a valid out-pointer; the driver validates the stream.
@@ -482,21 +482,21 @@ impl Cuda {
     }
 
     /// Queues filling `count` 32-bit words at `dst` with `value` on `stream`.
-    pub(crate) fn memset32_async(&self, dst: u64, value: u32, count: usize, stream: CUstream) -> Result<(), String> {
+    pub(crate) fn memset32_async(&self, dst: u64, value: u32, count: usize, stream: CUstream) -> Result<(), CudaError> {
         // SAFETY: the caller (generated code) vouches for the range.
         self.check(unsafe { (self.driver.cu_memset_d32_async)(dst, value, count, stream) }, "cuMemsetD32Async")
     }
 }
 
 /// Appends the JIT's error log, if it wrote one, to `error`, on one line.
-fn with_log(error: String, log: &[u8]) -> String {
+fn with_log(error: CudaError, log: &[u8]) -> CudaError {
     let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
     let text = String::from_utf8_lossy(&log[..end]);
     let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     if lines.is_empty() {
         return error;
     }
-    format!("{error}; JIT log: {}", lines.join(" | "))
+    error.append(&format!("; JIT log: {}", lines.join(" | ")))
 }
 
 /// One kernel launch's configuration.
@@ -521,8 +521,8 @@ unsafe impl Sync for Module {}
 
 impl Module {
     /// The kernel called `name` (its PTX `.entry` name).
-    pub fn function(&self, name: &str) -> Result<Function, String> {
-        let name = CString::new(name).map_err(|_| "kernel name contains a NUL byte".to_string())?;
+    pub fn function(&self, name: &str) -> Result<Function, CudaError> {
+        let name = CString::new(name).map_err(|_| CudaError::Internal("kernel name contains a NUL byte".into()))?;
         self.cuda.get_function(self.raw, &name).map(Function)
     }
 
@@ -587,7 +587,7 @@ unsafe impl Sync for Graph {}
 
 impl Graph {
     /// Queues one replay of the graph on `stream`.
-    pub fn launch(&self, stream: Stream) -> Result<(), String> {
+    pub fn launch(&self, stream: Stream) -> Result<(), CudaError> {
         timing::timed(
             self.cuda,
             stream.0,
@@ -608,22 +608,20 @@ impl Drop for Graph {
     }
 }
 
-/// Device 0, or the one `ARCHC_CUDA_DEVICE` numbers.
-fn pick_device(driver: &Driver) -> Result<CUdevice, String> {
+/// Device 0, or the one `choice` numbers.
+fn pick_device(driver: &Driver, choice: Option<&DeviceChoice>) -> Result<CUdevice, CudaError> {
     let mut count = 0;
     // SAFETY: `count` is a valid out-pointer.
     driver.check(unsafe { (driver.cu_device_get_count)(&mut count) }, "cuDeviceGetCount")?;
     if count == 0 {
-        return Err("CUDA: no device (cuDeviceGetCount = 0)".to_string());
+        return Err(CudaError::NoDevice);
     }
-    let index = match std::env::var("ARCHC_CUDA_DEVICE") {
-        Ok(text) => text
-            .trim()
-            .parse::<c_int>()
-            .ok()
+    let index = match choice {
+        Some(choice) => choice
+            .index
             .filter(|i| (0..count).contains(i))
-            .ok_or_else(|| format!("CUDA: ARCHC_CUDA_DEVICE={text} is not a device index (0..{count})"))?,
-        Err(_) => 0,
+            .ok_or_else(|| CudaError::NoSuchDevice { setting: choice.setting.clone(), count })?,
+        None => 0,
     };
     let mut device = 0;
     // SAFETY: `device` is a valid out-pointer and `index` is below the device count.
@@ -631,7 +629,7 @@ fn pick_device(driver: &Driver) -> Result<CUdevice, String> {
     Ok(device)
 }
 
-fn device_name(driver: &Driver, device: CUdevice) -> Result<String, String> {
+fn device_name(driver: &Driver, device: CUdevice) -> Result<String, CudaError> {
     let mut name = [0 as c_char; 256];
     // SAFETY: the buffer holds `name.len()` bytes; the driver NUL-terminates within it.
     let status = unsafe { (driver.cu_device_get_name)(name.as_mut_ptr(), name.len() as c_int, device) };
@@ -640,13 +638,13 @@ fn device_name(driver: &Driver, device: CUdevice) -> Result<String, String> {
     Ok(unsafe { CStr::from_ptr(name.as_ptr()) }.to_string_lossy().into_owned())
 }
 
-fn compute_capability(driver: &Driver, device: CUdevice) -> Result<(i32, i32), String> {
+fn compute_capability(driver: &Driver, device: CUdevice) -> Result<(i32, i32), CudaError> {
     let major = attribute(driver, device, driver::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
     let minor = attribute(driver, device, driver::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
     Ok((major, minor))
 }
 
-fn attribute(driver: &Driver, device: CUdevice, attribute: c_int) -> Result<i32, String> {
+fn attribute(driver: &Driver, device: CUdevice, attribute: c_int) -> Result<i32, CudaError> {
     let mut value = 0;
     // SAFETY: `value` is a valid out-pointer.
     let status = unsafe { (driver.cu_device_get_attribute)(&mut value, attribute, device) };
@@ -654,14 +652,14 @@ fn attribute(driver: &Driver, device: CUdevice, attribute: c_int) -> Result<i32,
     Ok(value)
 }
 
-fn total_mem(driver: &Driver, device: CUdevice) -> Result<usize, String> {
+fn total_mem(driver: &Driver, device: CUdevice) -> Result<usize, CudaError> {
     let mut bytes = 0;
     // SAFETY: `bytes` is a valid out-pointer.
     driver.check(unsafe { (driver.cu_device_total_mem)(&mut bytes, device) }, "cuDeviceTotalMem")?;
     Ok(bytes)
 }
 
-fn driver_version(driver: &Driver) -> Result<i32, String> {
+fn driver_version(driver: &Driver) -> Result<i32, CudaError> {
     let mut version = 0;
     // SAFETY: `version` is a valid out-pointer.
     driver.check(unsafe { (driver.cu_driver_get_version)(&mut version) }, "cuDriverGetVersion")?;

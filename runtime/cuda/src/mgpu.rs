@@ -30,15 +30,15 @@ use std::ptr::null_mut;
 use std::sync::{LazyLock, Mutex, MutexGuard, OnceLock};
 
 use crate::driver::{CUfunction, CUmodule, CUstream, CU_JIT_OPTIMIZATION_LEVEL};
-use crate::{cuda, pool, Cuda, Launch};
+use crate::{cuda, pool, Cuda, CudaError, Launch};
 
-static ERROR: Mutex<Option<String>> = Mutex::new(None);
+static ERROR: Mutex<Option<CudaError>> = Mutex::new(None);
 /// Kernel names by function handle, for error messages.
 static KERNEL_NAMES: LazyLock<Mutex<HashMap<usize, String>>> = LazyLock::new(Mutex::default);
 /// The last launch, described for errors reported when its stream is synchronised.
 static LAST_LAUNCH: Mutex<String> = Mutex::new(String::new());
 /// The one stream (as an address), or why it could not be created.
-static STREAM: OnceLock<Result<usize, String>> = OnceLock::new();
+static STREAM: OnceLock<Result<usize, CudaError>> = OnceLock::new();
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every value guarded here is valid between statements, so a poisoned lock is usable.
@@ -46,12 +46,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The first error since the last call, if any; clears it so the next run can use the GPU.
-pub fn take_error() -> Option<String> {
+pub fn take_error() -> Option<CudaError> {
     lock(&ERROR).take()
 }
 
 /// Keeps `error` unless an earlier one is pending.
-pub(crate) fn record(error: String) {
+pub(crate) fn record(error: CudaError) {
     lock(&ERROR).get_or_insert(error);
 }
 
@@ -61,13 +61,13 @@ pub(crate) fn failed() -> bool {
 }
 
 /// The process's one stream (see the module doc), created on first use.
-pub(crate) fn stream(cuda: &Cuda) -> Result<CUstream, String> {
+pub(crate) fn stream(cuda: &Cuda) -> Result<CUstream, CudaError> {
     let stream = STREAM.get_or_init(|| cuda.create_stream_raw().map(|stream| stream as usize));
     stream.clone().map(|address| address as CUstream)
 }
 
 /// Runs `call` unless an error is pending; records its error and returns `fallback` then.
-fn guarded<T>(fallback: T, call: impl FnOnce(&'static Cuda) -> Result<T, String>) -> T {
+fn guarded<T>(fallback: T, call: impl FnOnce(&'static Cuda) -> Result<T, CudaError>) -> T {
     if failed() {
         return fallback;
     }
@@ -110,7 +110,7 @@ pub fn symbols() -> Vec<(&'static str, *mut ())> {
 pub unsafe extern "C" fn mgpuModuleLoadJIT(data: *const c_void, optLevel: i32) -> CUmodule {
     guarded(null_mut(), |cuda| {
         if data.is_null() {
-            return Err("mgpuModuleLoadJIT: null PTX".to_string());
+            return Err(CudaError::Internal("mgpuModuleLoadJIT: null PTX".into()));
         }
         let level = optLevel as isize as *mut c_void;
         cuda.load_image(data, &[(CU_JIT_OPTIMIZATION_LEVEL, level)])
@@ -126,7 +126,8 @@ pub unsafe extern "C" fn mgpuModuleLoadJIT(data: *const c_void, optLevel: i32) -
 pub unsafe extern "C" fn mgpuModuleLoad(data: *const c_void, size: i64) -> CUmodule {
     guarded(null_mut(), |cuda| {
         let size = usize::try_from(size).ok().filter(|_| !data.is_null());
-        let size = size.ok_or_else(|| format!("mgpuModuleLoad: bad image ({data:?}, {size:?} bytes)"))?;
+        let bad = || CudaError::Internal(format!("mgpuModuleLoad: bad image ({data:?}, {size:?} bytes)"));
+        let size = size.ok_or_else(bad)?;
         // SAFETY: the caller promises `size` readable bytes at `data`.
         let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size) };
         let image = terminated_image(bytes);
@@ -168,7 +169,7 @@ pub unsafe extern "C" fn mgpuModuleUnload(module: CUmodule) {
 pub unsafe extern "C" fn mgpuModuleGetFunction(module: CUmodule, name: *const c_char) -> CUfunction {
     guarded(null_mut(), |cuda| {
         if name.is_null() {
-            return Err("mgpuModuleGetFunction: null kernel name".to_string());
+            return Err(CudaError::Internal("mgpuModuleGetFunction: null kernel name".into()));
         }
         // SAFETY: non-null and NUL-terminated, by the caller's promise.
         let name = unsafe { CStr::from_ptr(name) };
@@ -196,7 +197,8 @@ pub unsafe extern "C" fn mgpuStreamSynchronize(stream: CUstream) {
     }
     crate::stats::bump(crate::stats::Counter::Wait);
     guarded((), |cuda| {
-        cuda.stream_synchronize_raw(stream).map_err(|e| format!("{e} (after the launch of {})", lock(&LAST_LAUNCH)))
+        let after = |e: CudaError| e.with_detail(format_args!("after the launch of {}", lock(&LAST_LAUNCH)));
+        cuda.stream_synchronize_raw(stream).map_err(after)
     })
 }
 
@@ -255,18 +257,19 @@ pub unsafe extern "C" fn mgpuLaunchKernel(
             return Ok(());
         }
         let what = describe_launch(function, [gridX, gridY, gridZ], [blockX, blockY, blockZ]);
+        let bad = CudaError::Internal;
         let launch = Launch {
             function,
-            grid: dims([gridX, gridY, gridZ]).ok_or_else(|| format!("bad grid in the launch of {what}"))?,
-            block: dims([blockX, blockY, blockZ]).ok_or_else(|| format!("bad block in the launch of {what}"))?,
-            shared_bytes: u32::try_from(smem).map_err(|_| format!("bad shared memory size {smem} for {what}"))?,
+            grid: dims([gridX, gridY, gridZ]).ok_or_else(|| bad(format!("bad grid in the launch of {what}")))?,
+            block: dims([blockX, blockY, blockZ]).ok_or_else(|| bad(format!("bad block in the launch of {what}")))?,
+            shared_bytes: u32::try_from(smem).map_err(|_| bad(format!("bad shared memory size {smem} for {what}")))?,
             stream,
         };
         let label = || kernel_label([gridX, gridY, gridZ], [blockX, blockY, blockZ]);
         // SAFETY: forwarded from this function's contract.
         let result = crate::timing::timed(cuda, stream, label, || unsafe { cuda.launch_raw(&launch, params, extra) });
         crate::stats::bump(crate::stats::Counter::Launch);
-        result.map_err(|e| format!("{e} ({what})"))?;
+        result.map_err(|e| e.with_detail(&what))?;
         *lock(&LAST_LAUNCH) = what;
         Ok(())
     })
@@ -316,7 +319,7 @@ pub unsafe extern "C" fn mgpuMemFree(p: *mut c_void, _stream: CUstream) {
 #[allow(non_snake_case)]
 pub unsafe extern "C" fn mgpuMemcpy(dst: *mut c_void, src: *const c_void, bytes: i64, stream: CUstream) {
     guarded((), |cuda| {
-        let bytes = usize::try_from(bytes).map_err(|_| format!("mgpuMemcpy: bad size {bytes}"))?;
+        let bytes = usize::try_from(bytes).map_err(|_| CudaError::Internal(format!("mgpuMemcpy: bad size {bytes}")))?;
         if bytes == 0 {
             return Ok(());
         }
@@ -332,7 +335,8 @@ pub unsafe extern "C" fn mgpuMemcpy(dst: *mut c_void, src: *const c_void, bytes:
 #[allow(non_snake_case)]
 pub unsafe extern "C" fn mgpuMemset32(dst: *mut c_void, value: i32, count: i64, stream: CUstream) {
     guarded((), |cuda| {
-        let count = usize::try_from(count).map_err(|_| format!("mgpuMemset32: bad count {count}"))?;
+        let count =
+            usize::try_from(count).map_err(|_| CudaError::Internal(format!("mgpuMemset32: bad count {count}")))?;
         if count == 0 {
             return Ok(());
         }
@@ -358,7 +362,7 @@ pub unsafe extern "C" fn _mlir_memref_to_llvm_free(p: *mut c_void) {
 
 fn allocate(bytes: i64) -> *mut c_void {
     let bytes = usize::try_from(bytes).unwrap_or_else(|_| {
-        record(format!("allocation of {bytes} bytes"));
+        record(CudaError::Internal(format!("allocation of {bytes} bytes")));
         0
     });
     let gpu = guarded(None, |_| pool::alloc(bytes).map(Some));

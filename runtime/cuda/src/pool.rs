@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
-use crate::cuda;
+use crate::{cuda, CudaError};
 
 const MIN_BLOCK: usize = 256;
 const HOST_ALIGN: usize = 256;
@@ -78,22 +78,23 @@ pub fn set_device_memory(on: bool) {
 }
 
 /// The block size serving a request of `bytes`.
-fn size_class(bytes: usize) -> Result<usize, String> {
-    bytes.max(MIN_BLOCK).checked_next_power_of_two().ok_or_else(|| format!("allocation of {bytes} bytes is too large"))
+fn size_class(bytes: usize) -> Result<usize, CudaError> {
+    let class = bytes.max(MIN_BLOCK).checked_next_power_of_two();
+    class.ok_or_else(|| CudaError::Internal(format!("allocation of {bytes} bytes is too large")))
 }
 
 /// Memory for generated code: device or managed (see [`set_device_memory`]).
-pub(crate) fn alloc(bytes: usize) -> Result<*mut u8, String> {
+pub(crate) fn alloc(bytes: usize) -> Result<*mut u8, CudaError> {
     let kind = if DEVICE_MEMORY.load(Ordering::Relaxed) { Kind::Device } else { Kind::Managed };
     alloc_kind(bytes, kind)
 }
 
 /// Managed memory for `bytes`, from the cache or the driver.
-pub(crate) fn alloc_managed(bytes: usize) -> Result<*mut u8, String> {
+pub(crate) fn alloc_managed(bytes: usize) -> Result<*mut u8, CudaError> {
     alloc_kind(bytes, Kind::Managed)
 }
 
-fn alloc_kind(bytes: usize, kind: Kind) -> Result<*mut u8, String> {
+fn alloc_kind(bytes: usize, kind: Kind) -> Result<*mut u8, CudaError> {
     let block = Block { class: size_class(bytes)?, kind };
     let mut guard = pool();
     let pool = &mut *guard;
@@ -117,7 +118,7 @@ fn alloc_kind(bytes: usize, kind: Kind) -> Result<*mut u8, String> {
 
 /// A new block from the driver; when the device is out of memory (and no capture runs),
 /// empties the cache and retries.
-fn fresh(pool: &mut Pool, block: Block) -> Result<usize, String> {
+fn fresh(pool: &mut Pool, block: Block) -> Result<usize, CudaError> {
     let cuda = cuda()?;
     crate::stats::bump(crate::stats::Counter::FreshAlloc);
     let get = || match block.kind {
@@ -126,7 +127,7 @@ fn fresh(pool: &mut Pool, block: Block) -> Result<usize, String> {
     };
     match get() {
         Ok(ptr) => Ok(ptr as usize),
-        Err(e) if e.contains("CUDA_ERROR_OUT_OF_MEMORY") && pool.capture.is_none() && !pool.free.is_empty() => {
+        Err(CudaError::OutOfMemory { .. }) if pool.capture.is_none() && !pool.free.is_empty() => {
             release(pool)?;
             get().map(|ptr| ptr as usize)
         }
@@ -148,14 +149,16 @@ pub(crate) fn alloc_host(bytes: usize) -> *mut u8 {
 }
 
 /// Returns a block from any `alloc*`; null is ignored.
-pub(crate) fn free(ptr: *mut u8) -> Result<(), String> {
+pub(crate) fn free(ptr: *mut u8) -> Result<(), CudaError> {
     if ptr.is_null() {
         return Ok(());
     }
     let mut guard = pool();
     let pool = &mut *guard;
-    let block =
-        pool.live.remove(&(ptr as usize)).ok_or_else(|| format!("free of {ptr:?}, which was not allocated here"))?;
+    let block = pool
+        .live
+        .remove(&(ptr as usize))
+        .ok_or_else(|| CudaError::Internal(format!("free of {ptr:?}, which was not allocated here")))?;
     let key = (block.kind, block.class);
     match (block.kind, &mut pool.capture) {
         // SAFETY: allocated by `alloc_host` with exactly this layout, and freed only once
@@ -175,10 +178,10 @@ pub(crate) fn free(ptr: *mut u8) -> Result<(), String> {
 }
 
 /// Starts a capture (see the module doc); an error if one runs already.
-pub fn begin_capture() -> Result<(), String> {
+pub fn begin_capture() -> Result<(), CudaError> {
     let mut pool = pool();
     if pool.capture.is_some() {
-        return Err("a CUDA graph capture is already running".into());
+        return Err(CudaError::Internal("a CUDA graph capture is already running".into()));
     }
     pool.capture = Some(Capture::default());
     Ok(())
@@ -215,11 +218,11 @@ impl Drop for Owned {
 }
 
 /// Returns every cached block to the driver (after synchronising the device).
-pub fn trim_cache() -> Result<(), String> {
+pub fn trim_cache() -> Result<(), CudaError> {
     release(&mut pool())
 }
 
-fn release(pool: &mut Pool) -> Result<(), String> {
+fn release(pool: &mut Pool) -> Result<(), CudaError> {
     if pool.free.values().all(Vec::is_empty) || pool.capture.is_some() {
         return Ok(());
     }

@@ -1,6 +1,6 @@
-//! Counters of the GPU runtime's work, for `ARCHC_GPU_PROFILE=1` reports: how many
-//! launches, waits, driver allocations, products, copies and graph replays a run made, and
-//! how many bytes it moved between host and device.
+//! Counters of the GPU runtime's work, for GPU profiles (the CLI's `ARCHC_GPU_PROFILE=1`):
+//! how many launches, waits, driver allocations, products, copies and graph replays a run
+//! made, and how many bytes it moved between host and device.
 //!
 //! Contract: counting is always on (relaxed atomic increments); [`snapshot`] reads all
 //! counters, and the difference of two snapshots is what happened between them.

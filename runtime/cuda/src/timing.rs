@@ -1,6 +1,6 @@
 //! GPU time of each piece of work on the stream (kernel launches, cuBLAS products,
-//! copies), measured with CUDA events, for `ARCHC_GPU_PROFILE=kernels` reports: where a
-//! step's device time goes.
+//! copies), measured with CUDA events, for kernel profiles (the CLI's
+//! `ARCHC_GPU_PROFILE=kernels`): where a step's device time goes.
 //!
 //! Contract: off unless [`set_enabled`]`(true)`. While on and no capture is in progress,
 //! [`timed`] brackets one piece of queued work with two events recorded on its stream
@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::driver::{CUevent, CUstream};
-use crate::Cuda;
+use crate::{Cuda, CudaError};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static CAPTURING: AtomicBool = AtomicBool::new(false);
@@ -29,7 +29,7 @@ struct Record {
 }
 
 static RECORDS: Mutex<Vec<Record>> = Mutex::new(Vec::new());
-static ERROR: Mutex<Option<String>> = Mutex::new(None);
+static ERROR: Mutex<Option<CudaError>> = Mutex::new(None);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -76,7 +76,7 @@ pub(crate) fn timed<T>(cuda: &Cuda, stream: CUstream, label: impl FnOnce() -> St
 }
 
 /// A new event recorded on `stream` (its address).
-fn record(cuda: &Cuda, stream: CUstream) -> Result<usize, String> {
+fn record(cuda: &Cuda, stream: CUstream) -> Result<usize, CudaError> {
     let mut event: CUevent = null_mut();
     // SAFETY: `event` is a valid out-pointer.
     cuda.check(unsafe { (cuda.driver.cu_event_create)(&mut event, 0) }, "cuEventCreate")?;
@@ -87,7 +87,7 @@ fn record(cuda: &Cuda, stream: CUstream) -> Result<usize, String> {
 
 /// Every labelled time since the last call (milliseconds, in queue order), after waiting
 /// for the last event; the events are destroyed.
-pub fn take(cuda: &Cuda) -> Result<Vec<(String, f64)>, String> {
+pub fn take(cuda: &Cuda) -> Result<Vec<(String, f64)>, CudaError> {
     let records = std::mem::take(&mut *lock(&RECORDS));
     LAUNCHES.store(0, Ordering::Relaxed);
     if let Some(e) = lock(&ERROR).take() {

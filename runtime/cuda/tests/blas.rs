@@ -10,20 +10,38 @@
 //! `tol * sum_p |a[i,p] b[p,j]|` (f32: 1e-5, f64: 1e-12); copies exactly; elements of
 //! `c`'s and `dst`'s buffers outside the views must be untouched.
 //!
-//! `ARCHC_GPU_HOST_GEMM=1` / `ARCHC_GPU_HOST_COPY=1` force the host paths on a device too.
-//! Without them, a device run requires cuBLAS (`gemm_backend` must be `Ok`). The runtime's
-//! error state is process-wide, so the tests take `SERIAL` in turn.
+//! `ARCHC_GPU_HOST_GEMM=1` / `ARCHC_GPU_HOST_COPY=1` force the host paths on a device too,
+//! and `ARCHC_CUBLAS_DIR` says where cuBLAS is: this test reads them into the runtime's
+//! options (as the CLI does) before anything starts CUDA. Without the first, a device run
+//! requires cuBLAS (`gemm_backend` must be `Ok`). The runtime's error state is
+//! process-wide, so the tests take `SERIAL` in turn.
 
 use std::fmt::Debug;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, Once};
 
 use archc_cuda::blas::{archc_bmm_f32, archc_bmm_f64, archc_matmul_f32, archc_matmul_f64};
 use archc_cuda::copy::memrefCopy;
-use archc_cuda::{cuda, gemm_backend, take_error, MemRef, UnrankedMemRef};
+use archc_cuda::{cuda, gemm_backend, take_error, CudaOptions, MemRef, UnrankedMemRef};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// Sets the runtime's options from the environment (see the module doc), once.
+fn configure() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let flag = |name: &str| std::env::var_os(name).is_some_and(|v| v == "1");
+        let options = CudaOptions {
+            device: None,
+            cublas_dir: std::env::var_os("ARCHC_CUBLAS_DIR").map(Into::into),
+            host_gemm: flag("ARCHC_GPU_HOST_GEMM"),
+            host_copy: flag("ARCHC_GPU_HOST_COPY"),
+        };
+        archc_cuda::configure(options).expect("the options are set before CUDA starts");
+    });
+}
+
 fn serial() -> MutexGuard<'static, ()> {
+    configure();
     let guard = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     take_error();
     guard
@@ -31,6 +49,7 @@ fn serial() -> MutexGuard<'static, ()> {
 
 /// Whether buffers are managed memory (a device exists); says once why not.
 fn managed() -> bool {
+    configure();
     match cuda() {
         Ok(_) => true,
         Err(reason) => {
@@ -369,7 +388,8 @@ fn mismatched_shapes_are_reported_and_nothing_is_written() {
     // SAFETY: live descriptors; the shapes are rejected before anything is read.
     unsafe { archc_matmul_f32(&a.desc2(), &b.desc2(), &c.desc2()) };
     let error = take_error().expect("the mismatch is recorded");
-    assert!(error.starts_with("archc_matmul_f32: shapes [3, 4] @ [5, 2] -> [3, 2]"), "{error}");
+    assert!(error.to_string().starts_with("archc_matmul_f32: shapes [3, 4] @ [5, 2] -> [3, 2]"), "{error}");
+    assert!(matches!(error.root(), archc_cuda::CudaError::Internal(_)), "{error:?}");
     assert!(c.buffer.data().iter().all(|&x| x == f32::SENTINEL));
     let a = Matrix::<f64>::new([2, 3, 4], "rows", managed, &mut rng);
     let b = Matrix::<f64>::new([3, 4, 2], "rows", managed, &mut rng);
@@ -377,7 +397,7 @@ fn mismatched_shapes_are_reported_and_nothing_is_written() {
     // SAFETY: as above.
     unsafe { archc_bmm_f64(&a.desc3(), &b.desc3(), &c.desc3()) };
     let error = take_error().expect("the mismatch is recorded");
-    assert!(error.starts_with("archc_bmm_f64: shapes [2, 3, 4] @ [3, 4, 2]"), "{error}");
+    assert!(error.to_string().starts_with("archc_bmm_f64: shapes [2, 3, 4] @ [3, 4, 2]"), "{error}");
 }
 
 #[test]
@@ -387,7 +407,7 @@ fn the_gemm_backend_is_cublas_on_a_device() {
     eprintln!("gemm backend: {backend:?}");
     match cuda() {
         Err(reason) => assert_eq!(backend, Err(reason)),
-        Ok(_) if std::env::var_os("ARCHC_GPU_HOST_GEMM").is_some_and(|v| v == "1") => assert!(backend.is_err()),
+        Ok(_) if archc_cuda::options().host_gemm => assert!(backend.is_err()),
         Ok(_) => {
             let backend = backend.expect("cuBLAS loads on a device (set ARCHC_CUBLAS_DIR if it is elsewhere)");
             assert!(backend.starts_with("cuBLAS "), "{backend}");
@@ -570,13 +590,13 @@ fn memref_copy_rejects_mismatched_memrefs() {
     // SAFETY: valid descriptors; the shapes are rejected before anything is copied.
     unsafe { memrefCopy(4, &s, &d) };
     let error = take_error().expect("the mismatch is recorded");
-    assert!(error.starts_with("memrefCopy: shapes [2, 3] and [3, 2] differ"), "{error}");
+    assert!(error.to_string().starts_with("memrefCopy: shapes [2, 3] and [3, 2] differ"), "{error}");
     assert_eq!(b, [0.0; 6]);
     let d = UnrankedMemRef { rank: 1, desc: dst.as_ptr() };
     // SAFETY: as above.
     unsafe { memrefCopy(4, &s, &d) };
-    assert!(take_error().expect("the rank mismatch is recorded").contains("ranks 2 and 1"));
+    assert!(take_error().expect("the rank mismatch is recorded").to_string().contains("ranks 2 and 1"));
     // SAFETY: as above.
     unsafe { memrefCopy(0, &s, &s) };
-    assert!(take_error().expect("a zero element size is recorded").contains("bad element size 0"));
+    assert!(take_error().expect("a zero element size is recorded").to_string().contains("bad element size 0"));
 }

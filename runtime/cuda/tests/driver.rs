@@ -80,6 +80,8 @@ fn no_device_is_an_error() {
     let second = cuda().err();
     assert_eq!(first, second, "the outcome of initialisation is cached");
     if let Some(error) = first {
+        assert!(error.is_no_gpu(), "{error:?}");
+        let error = error.to_string();
         assert!(error.contains("CUDA"), "{error}");
         assert!(!error.contains('\n'), "one line: {error}");
     }
@@ -100,7 +102,7 @@ fn allocation_falls_back_to_host_memory_after_an_error() {
         assert_eq!(*p.add(99), 7);
         _mlir_memref_to_llvm_free(p.cast());
     }
-    let error = take_error().expect("an error was recorded");
+    let error = take_error().expect("an error was recorded").to_string();
     assert!(error.contains("CUDA") || error.contains("mgpuMemcpy: bad size -1"), "{error}");
     assert_eq!(take_error(), None, "take_error clears the error");
 }
@@ -266,6 +268,8 @@ fn a_missing_kernel_is_reported_by_take_error() {
     // SAFETY: after an error every mgpu call is a no-op, whatever its arguments.
     unsafe { mgpuLaunchKernel(function, 1, 1, 1, 1, 1, 1, 0, null_mut(), null_mut(), null_mut(), 0) };
     let error = take_error().expect("the missing kernel is recorded");
+    assert!(matches!(error, archc_cuda::CudaError::Driver { call: "cuModuleGetFunction", .. }), "{error:?}");
+    let error = error.to_string();
     assert!(error.contains("cuModuleGetFunction") && error.contains("no_such_kernel"), "{error}");
     assert!(error.contains("CUDA_ERROR_NOT_FOUND"), "{error}");
 }
@@ -275,7 +279,7 @@ fn bad_ptx_reports_the_jit_log() {
     let _guard = serial();
     let Some(cuda) = device() else { return };
     let broken = VADD_PTX.replace("add.rn.f32", "add.rn.f99");
-    let error = cuda.load_ptx(&broken).err().expect("broken PTX fails");
+    let error = cuda.load_ptx(&broken).err().expect("broken PTX fails").to_string();
     eprintln!("{error}");
     assert!(error.contains("cuModuleLoadDataEx") && error.contains("JIT log"), "{error}");
 }
@@ -340,7 +344,7 @@ fn kernel_fault_is_reported_at_synchronize() {
         mgpuLaunchKernel(function, 4, 1, 1, 256, 1, 1, 0, stream, params.as_mut_ptr(), null_mut(), 4);
         mgpuStreamSynchronize(stream);
     }
-    let error = take_error().expect("the fault is recorded");
+    let error = take_error().expect("the fault is recorded").to_string();
     eprintln!("{error}");
     assert!(error.contains("cuStreamSynchronize") && error.contains("kernel vadd"), "{error}");
 }

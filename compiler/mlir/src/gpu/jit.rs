@@ -3,8 +3,10 @@
 //! when the module initialises. Buffers, parameters and errors are [`GpuRunner`]'s.
 //!
 //! Contract: [`GpuCompiled::new`] fails with one clear line when there is no CUDA device.
+//! It runs with the process's GPU options ([`super::run::options`]);
+//! [`GpuCompiled::with_options`] takes them explicitly.
 
-use super::run::{gpu_symbols, needs_sync, take_error, GpuRunner, HostCode};
+use super::run::{gpu_symbols, needs_sync, options, take_error, GpuOptions, GpuRunner, HostCode};
 use super::state::DeviceState;
 use super::{compile, Lowered};
 use crate::emit::Module as Emitted;
@@ -38,6 +40,12 @@ impl HostCode for ExecutionEngine {
 
 impl GpuCompiled {
     pub fn new(sig: Emitted, arch: &str) -> Result<GpuCompiled, String> {
+        GpuCompiled::with_options(sig, arch, options())
+    }
+
+    /// [`GpuCompiled::new`] with these options (see [`GpuRunner::with_options`]).
+    pub fn with_options(sig: Emitted, arch: &str, options: &GpuOptions) -> Result<GpuCompiled, String> {
+        archc_cuda::configure(options.cuda.clone())?;
         archc_cuda::cuda()?;
         let lowered = compile(&sig.text, arch)?;
         let t = Instant::now();
@@ -52,7 +60,7 @@ impl GpuCompiled {
         }
         take_error()?;
         let timings = Timings { parse_verify: lowered.parse_verify, passes: lowered.passes, jit: t.elapsed() };
-        let runner = GpuRunner::new(sig.clone(), needs_sync(lowered.host_ops, &sig.text), &engine)?;
+        let runner = GpuRunner::with_options(sig.clone(), needs_sync(lowered.host_ops, &sig.text), &engine, options)?;
         Ok(GpuCompiled { runner, engine, _lowered: lowered, sig, timings })
     }
 

@@ -8,8 +8,8 @@
 //!   copy of the outputs, waits once, and copies the outputs out.
 //! - The entry runs with the pool's device memory on and the runtime's waits off: only for
 //!   host code that touches no buffer (see `run::needs_sync`). A runtime path that would
-//!   have the host touch device memory records an error containing
-//!   `archc_cuda::NEEDS_HOST_MEMORY` instead, and the caller reruns with managed memory.
+//!   have the host touch device memory records an `archc_cuda::CudaError::NeedsHostMemory`
+//!   instead, and the caller reruns with managed memory.
 //! - Resident state (`super::state`): a bound argument or result is not in the slot; its
 //!   descriptor points at the state's device buffer ([`Slot::descriptors_with`]), and the
 //!   copies that move written results home are queued after the entry (captured with it).
@@ -21,10 +21,10 @@
 //!   the caller runs the entry directly.
 
 use crate::abi::{data_ptr, Descriptors};
-use archc_cuda::{Cuda, Graph, Owned, Stream};
+use archc_cuda::{Cuda, CudaError, Graph, Owned, Stream};
 use archc_runtime::tensor::Tensor;
 
-use super::run::{take_error, HostCode};
+use super::run::{take_error, Failure, HostCode};
 
 /// Alignment of each tensor in a slot's buffers.
 const ALIGN: usize = 256;
@@ -65,7 +65,7 @@ pub(crate) struct Captured {
 
 impl Slot {
     /// Buffers for `inputs` and `outputs` (shapes and byte sizes as given).
-    pub fn new(cuda: &'static Cuda, inputs: &[&Tensor], outputs: &[Tensor]) -> Result<Slot, String> {
+    pub fn new(cuda: &'static Cuda, inputs: &[&Tensor], outputs: &[Tensor]) -> Result<Slot, CudaError> {
         let tensors = inputs.iter().copied().chain(outputs.iter());
         let (bytes, shapes): (Vec<usize>, Vec<Vec<usize>>) =
             tensors.map(|t| (super::run::tensor_bytes(t), t.shape().to_vec())).unzip();
@@ -79,7 +79,7 @@ impl Slot {
     }
 
     /// Queues the inputs' upload: through the page-locked buffer, in one copy.
-    pub fn upload(&self, inputs: &[&Tensor], stream: Stream) -> Result<(), String> {
+    pub fn upload(&self, inputs: &[&Tensor], stream: Stream) -> Result<(), CudaError> {
         for (t, &(offset, bytes)) in inputs.iter().zip(&self.parts) {
             // SAFETY: the host buffer has `bytes` bytes at `offset` (the layout), and the
             // tensor's storage holds `bytes` bytes (same shape and dtype as at creation).
@@ -95,7 +95,7 @@ impl Slot {
     }
 
     /// Queues the outputs' download, waits for the stream and copies them into `outputs`.
-    pub fn download(&self, outputs: &mut [Tensor], stream: Stream) -> Result<(), String> {
+    pub fn download(&self, outputs: &mut [Tensor], stream: Stream) -> Result<(), CudaError> {
         let start = self.input_end();
         let end = self.parts.last().map_or(start, |&(offset, bytes)| offset + bytes);
         if end > start {
@@ -145,7 +145,7 @@ impl Slot {
     }
 
     /// Replays the slot's graph on `stream`, if it has one.
-    pub fn replay(&self, stream: Stream) -> Option<Result<(), String>> {
+    pub fn replay(&self, stream: Stream) -> Option<Result<(), CudaError>> {
         let captured = self.graph.as_ref()?;
         archc_cuda::stats::bump(archc_cuda::stats::Counter::GraphLaunch);
         Some(captured.graph.launch(stream))
@@ -165,7 +165,7 @@ impl Drop for Slot {
 ///
 /// # Safety
 /// `args` follow the entry's packed convention, over buffers of its declared types.
-pub(crate) unsafe fn invoke_on_device(code: &dyn HostCode, args: &mut [*mut ()]) -> Result<(), String> {
+pub(crate) unsafe fn invoke_on_device(code: &dyn HostCode, args: &mut [*mut ()]) -> Result<(), Failure> {
     archc_cuda::set_device_memory(true);
     archc_cuda::set_sync_launches(false);
     // SAFETY: forwarded from this function's contract.
@@ -173,7 +173,7 @@ pub(crate) unsafe fn invoke_on_device(code: &dyn HostCode, args: &mut [*mut ()])
     archc_cuda::set_sync_launches(true);
     archc_cuda::set_device_memory(false);
     ran?;
-    take_error()
+    Ok(take_error()?)
 }
 
 /// Captures the entry's work on `stream`, then what `after` queues, into a graph (see the
@@ -186,16 +186,16 @@ pub(crate) unsafe fn capture(
     code: &dyn HostCode,
     args: &mut [*mut ()],
     stream: Stream,
-    after: &dyn Fn(Stream) -> Result<(), String>,
-) -> Result<Captured, String> {
+    after: &dyn Fn(Stream) -> Result<(), CudaError>,
+) -> Result<Captured, Failure> {
     take_error()?;
     archc_cuda::begin_capture()?;
     if let Err(e) = cuda.begin_capture(stream) {
         drop(archc_cuda::end_capture());
-        return Err(e);
+        return Err(e.into());
     }
     // SAFETY: forwarded from this function's contract.
-    let ran = unsafe { invoke_on_device(code, args) }.and_then(|()| after(stream));
+    let ran = unsafe { invoke_on_device(code, args) }.and_then(|()| Ok(after(stream)?));
     // The stream must leave capture mode whatever happened.
     let graph = cuda.end_capture(stream);
     let blocks = archc_cuda::end_capture();

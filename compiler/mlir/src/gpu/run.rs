@@ -4,32 +4,40 @@
 //!   numbers): inputs and outputs in one device buffer per input shape, uploaded and
 //!   downloaded in one copy each, temporaries in device memory, no waits but the last
 //!   (see [`super::resident`]); the entry is captured into a CUDA graph on its second run
-//!   and replayed from then on (`ARCHC_GPU_GRAPH=0`: launched every time);
-//! - managed (`ARCHC_GPU_MEMORY=managed`, and always when host code touches buffers or
-//!   draws random numbers): inputs copied into managed buffers, the entry run with a wait
-//!   after every launch (unless `ARCHC_GPU_ASYNC=1` and no host code touches buffers),
-//!   outputs copied back. A device-memory run that meets a runtime path
-//!   needing host access to device memory is rerun with managed memory, which the runner
-//!   keeps from then on (said once on stderr).
+//!   and replayed from then on (`Memory::Device { graphs: false }`: launched every time);
+//! - managed ([`Memory::Managed`], and always when host code touches buffers or draws
+//!   random numbers): inputs copied into managed buffers, the entry run with a wait after
+//!   every launch (unless [`GpuOptions::async_launches`] and no host code touches
+//!   buffers), outputs copied back. A device-memory run that meets a runtime path needing
+//!   host access to device memory ([`CudaError::NeedsHostMemory`]) is rerun with managed
+//!   memory, which the runner keeps from then on (said once on stderr).
 //!
 //! [`GpuRunner::run_bound`] runs with some arguments and results in resident state (see
 //! [`super::state`]): in device memory they never leave the device; in managed memory
 //! they are read back before the run and put again after it.
 //!
 //! Both report the first CUDA error the runtime recorded. Parameter globals (host memory)
-//! are registered with the driver so kernels can read them. `ARCHC_GPU_PROFILE=1` prints,
-//! when the runner is dropped, its runs' mean time and counted work
-//! (`archc_cuda::stats`). No LLVM needed.
+//! are registered with the driver so kernels can read them. With [`ProfileMode::Runs`] a
+//! runner prints, when dropped, its runs' mean time and counted work
+//! (`archc_cuda::stats`); with [`ProfileMode::Kernels`] also each piece of work's GPU
+//! time. No LLVM needed.
+//!
+//! Options ([`GpuOptions`]): this crate reads no environment variable. A runner takes its
+//! options from [`GpuRunner::with_options`], or ([`GpuRunner::new`]) the process's, set
+//! once with [`configure`] (the `archc` CLI maps `ARCHC_GPU_MEMORY`, `ARCHC_GPU_GRAPH`,
+//! `ARCHC_GPU_ASYNC`, `ARCHC_GPU_PROFILE` and the CUDA runtime's variables to them at
+//! start-up), else the defaults.
 
 use crate::abi::{data_ptr, output_tensors, param_descriptors, Descriptors};
 use crate::emit::Module as Emitted;
 use archc_cuda::copy::UnrankedMemRef;
 use archc_cuda::stats::{snapshot, Stats};
-use archc_cuda::{Cuda, Stream};
+use archc_cuda::{Cuda, CudaError, CudaOptions, Stream};
 use archc_runtime::resident::Bindings;
 use archc_runtime::tensor::Tensor;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::resident::{capture, invoke_on_device, Slot};
@@ -46,6 +54,102 @@ pub trait HostCode {
     unsafe fn invoke(&self, func: &str, args: &mut [*mut ()]) -> Result<(), String>;
 }
 
+/// The GPU backend's options (see the module docs); `Default` is the CUDA runtime's
+/// defaults, device memory with graphs, waits after launches in managed memory, and no
+/// profile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GpuOptions {
+    /// The CUDA runtime's (the device, where cuBLAS is, host products and copies).
+    pub cuda: CudaOptions,
+    /// Where runners keep the entry's buffers; managed memory wherever host code touches
+    /// buffers or draws random numbers, whatever this says.
+    pub memory: Memory,
+    /// With managed memory, launches do not wait where no host code touches buffers. Off
+    /// by default: a GPU run found an inline host `memcpy` this missed (now routed through
+    /// the runtime), and the fix has not run on a GPU yet.
+    pub async_launches: bool,
+    /// What runners report on stderr when dropped.
+    pub profile: ProfileMode,
+}
+
+impl Default for GpuOptions {
+    fn default() -> GpuOptions {
+        GpuOptions {
+            cuda: CudaOptions::default(),
+            memory: Memory::Device { graphs: true },
+            async_launches: false,
+            profile: ProfileMode::Off,
+        }
+    }
+}
+
+/// What a runner reports when dropped (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProfileMode {
+    /// Nothing.
+    #[default]
+    Off,
+    /// Its runs' mean time and counted work.
+    Runs,
+    /// That, and the GPU time of each launch, cuBLAS call and copy (CUDA events).
+    Kernels,
+}
+
+static OPTIONS: OnceLock<GpuOptions> = OnceLock::new();
+
+/// Sets the process's GPU options (and the CUDA runtime's, [`archc_cuda::configure`]),
+/// once, before anything starts CUDA; setting the same options again is fine, others are
+/// an error.
+pub fn configure(options: GpuOptions) -> Result<(), String> {
+    archc_cuda::configure(options.cuda.clone())?;
+    let set = OPTIONS.get_or_init(|| options.clone());
+    if *set != options {
+        return Err(format!("the GPU options are set already ({set:?}); they are set once, at start-up"));
+    }
+    Ok(())
+}
+
+/// The process's GPU options: those [`configure`] set, else the defaults with the CUDA
+/// runtime's options in force (fixed from then on).
+pub fn options() -> &'static GpuOptions {
+    OPTIONS.get_or_init(|| GpuOptions { cuda: archc_cuda::options().clone(), ..GpuOptions::default() })
+}
+
+/// Why a run in device memory failed: the runtime's error, kept typed (a
+/// [`CudaError::NeedsHostMemory`] reruns the entry with managed memory), or another.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    Cuda(CudaError),
+    Other(String),
+}
+
+impl From<CudaError> for Failure {
+    fn from(e: CudaError) -> Failure {
+        Failure::Cuda(e)
+    }
+}
+
+impl From<String> for Failure {
+    fn from(e: String) -> Failure {
+        Failure::Other(e)
+    }
+}
+
+impl From<Failure> for String {
+    fn from(e: Failure) -> String {
+        e.to_string()
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Failure::Cuda(e) => e.fmt(f),
+            Failure::Other(e) => f.write_str(e),
+        }
+    }
+}
+
 /// The run-time state of one GPU module (see the module docs). Drop it before the code:
 /// dropping unregisters the globals' pages, which the code's unloading frees.
 pub struct GpuRunner {
@@ -53,7 +157,7 @@ pub struct GpuRunner {
     /// The start of the host range registered for the parameter globals.
     registered: Option<*mut u8>,
     /// Whether launches must synchronise: some compute, or a random fill, stays on the
-    /// host and reads or writes buffers the GPU uses (or `ARCHC_GPU_ASYNC` is not set).
+    /// host and reads or writes buffers the GPU uses (or asynchronous launches are off).
     sync_launches: bool,
     state: RefCell<State>,
     pub sig: Emitted,
@@ -82,8 +186,8 @@ type SlotKey = (Vec<Vec<usize>>, Vec<bool>, u64);
 /// At most this many device slots (input shape sets) are kept; more empty the cache.
 const MAX_SLOTS: usize = 8;
 
-/// Runs, their time and counted work, for `ARCHC_GPU_PROFILE=1`; with
-/// `ARCHC_GPU_PROFILE=kernels` also the GPU time of each kernel, product and copy
+/// Runs, their time and counted work, for [`ProfileMode::Runs`]; with
+/// [`ProfileMode::Kernels`] also the GPU time of each kernel, product and copy
 /// (`archc_cuda::timing`), summed by label over the later runs.
 #[derive(Default)]
 struct Profile {
@@ -120,19 +224,32 @@ fn elem_bytes(dtype: archc_compiler::tir::DType) -> usize {
 }
 
 impl GpuRunner {
-    /// Registers `code`'s parameter globals; `needs_sync` as [`needs_sync`] gave it.
+    /// Registers `code`'s parameter globals; `needs_sync` as [`needs_sync`] gave it. The
+    /// options are the process's ([`options`]).
     pub fn new(sig: Emitted, needs_sync: bool, code: &dyn HostCode) -> Result<GpuRunner, String> {
+        GpuRunner::with_options(sig, needs_sync, code, options())
+    }
+
+    /// [`GpuRunner::new`] with these options. Their CUDA part must be the process's (CUDA
+    /// starts once, on one device): [`archc_cuda::configure`] refuses others.
+    pub fn with_options(
+        sig: Emitted,
+        needs_sync: bool,
+        code: &dyn HostCode,
+        options: &GpuOptions,
+    ) -> Result<GpuRunner, String> {
+        archc_cuda::configure(options.cuda.clone())?;
         let cuda = archc_cuda::cuda()?;
         take_error()?;
-        let sync_launches = needs_sync || !async_enabled();
-        let memory = memory_from_env(needs_sync)?;
-        let profile = match std::env::var("ARCHC_GPU_PROFILE").as_deref() {
-            Ok("1") => Some(Profile::default()),
-            Ok("kernels") => {
+        let sync_launches = needs_sync || !options.async_launches;
+        let memory = memory_for(options.memory, needs_sync);
+        let profile = match options.profile {
+            ProfileMode::Runs => Some(Profile::default()),
+            ProfileMode::Kernels => {
                 archc_cuda::timing::set_enabled(true);
                 Some(Profile { pieces: Some(Vec::new()), ..Profile::default() })
             }
-            _ => None,
+            ProfileMode::Off => None,
         };
         let state = RefCell::new(State { memory, slots: HashMap::new(), profile });
         let mut runner = GpuRunner { cuda, registered: None, sync_launches, state, sig };
@@ -175,7 +292,7 @@ impl GpuRunner {
         // SAFETY: one descriptor per memref argument of archc_set_params, each over a live
         // tensor of the declared type; the setter only runs host code.
         unsafe { code.invoke("archc_set_params", &mut args) }?;
-        take_error()
+        Ok(take_error()?)
     }
 
     /// Runs the entry on `inputs` with random seed `seed`.
@@ -188,8 +305,8 @@ impl GpuRunner {
             Memory::Managed => self.run_managed(code, inputs, &mut outputs, seed)?,
             Memory::Device { graphs } => {
                 match self.run_on_device(&mut state.slots, graphs, code, inputs, &mut outputs, seed) {
-                    Err(e) if e.contains(archc_cuda::NEEDS_HOST_MEMORY) => {
-                        to_managed(&mut state, &e);
+                    Err(Failure::Cuda(CudaError::NeedsHostMemory(why))) => {
+                        to_managed(&mut state, &why);
                         self.run_managed(code, inputs, &mut outputs, seed)?;
                     }
                     other => other?,
@@ -230,8 +347,8 @@ impl GpuRunner {
         let Memory::Device { graphs } = state.memory else { unreachable!("checked above") };
         let run = Bound { resident, bindings, given };
         match self.bound_on_device(&mut state.slots, graphs, code, &run, &mut returned, seed) {
-            Err(e) if e.contains(archc_cuda::NEEDS_HOST_MEMORY) => {
-                to_managed(&mut state, &e);
+            Err(Failure::Cuda(CudaError::NeedsHostMemory(why))) => {
+                to_managed(&mut state, &why);
                 drop(state);
                 return self.run_bound_managed(code, run.resident, bindings, given, seed);
             }
@@ -278,7 +395,7 @@ impl GpuRunner {
         run: &Bound,
         returned: &mut [Tensor],
         seed: u64,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failure> {
         let stream = archc_cuda::runtime_stream()?;
         let (resident, bindings, given) = (&*run.resident, run.bindings, run.given);
         let pattern = bindings.args.iter().chain(&bindings.results).map(Option::is_some).collect();
@@ -299,7 +416,7 @@ impl GpuRunner {
             }
             outside.push(place.map(|t| (t.staging, t.shape.as_slice())));
         }
-        let move_home = |s: Stream| -> Result<(), String> {
+        let move_home = |s: Stream| -> Result<(), CudaError> {
             for &(home, staging, bytes) in &copies {
                 // SAFETY: both are device buffers of `bytes` bytes of one state tensor.
                 unsafe { self.cuda.copy_on_device(home, staging, bytes, s)? };
@@ -314,7 +431,7 @@ impl GpuRunner {
         unsafe { self.launch(slot, graphs, code, &mut args, stream, &move_home)? };
         slot.download(returned, stream)?;
         slot.runs += 1;
-        take_error()
+        Ok(take_error()?)
     }
 
     /// Runs the slot's graph, capturing it on the slot's second run where graphs are on,
@@ -329,8 +446,8 @@ impl GpuRunner {
         code: &dyn HostCode,
         args: &mut [*mut ()],
         stream: Stream,
-        after: &dyn Fn(Stream) -> Result<(), String>,
-    ) -> Result<(), String> {
+        after: &dyn Fn(Stream) -> Result<(), CudaError>,
+    ) -> Result<(), Failure> {
         if graphs && slot.graph.is_none() && !slot.no_graph && slot.runs > 0 {
             // SAFETY: forwarded from this function's contract.
             match unsafe { capture(self.cuda, code, args, stream, after) } {
@@ -342,9 +459,9 @@ impl GpuRunner {
             }
         }
         match slot.replay(stream) {
-            Some(replayed) => replayed,
+            Some(replayed) => Ok(replayed?),
             // SAFETY: forwarded from this function's contract.
-            None => unsafe { invoke_on_device(code, args) }.and_then(|()| after(stream)),
+            None => unsafe { invoke_on_device(code, args) }.and_then(|()| Ok(after(stream)?)),
         }
     }
 
@@ -375,7 +492,7 @@ impl GpuRunner {
         inputs: &[&Tensor],
         outputs: &mut [Tensor],
         seed: u64,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failure> {
         let stream = archc_cuda::runtime_stream()?;
         let mut seed = seed as i64;
         let key: SlotKey = (inputs.iter().map(|t| t.shape().to_vec()).collect(), Vec::new(), 0);
@@ -389,7 +506,7 @@ impl GpuRunner {
         unsafe { self.launch(slot, graphs, code, &mut args, stream, &|_| Ok(()))? };
         slot.download(outputs, stream)?;
         slot.runs += 1;
-        take_error()
+        Ok(take_error()?)
     }
 
     /// The entry over managed copies of inputs and outputs.
@@ -435,11 +552,11 @@ struct Bound<'a> {
 }
 
 /// The slot for `key`, made by `new` if there is none (the cache is emptied when full).
-fn slot_for(
+fn slot_for<E>(
     slots: &mut HashMap<SlotKey, Slot>,
     key: SlotKey,
-    new: impl FnOnce() -> Result<Slot, String>,
-) -> Result<&mut Slot, String> {
+    new: impl FnOnce() -> Result<Slot, E>,
+) -> Result<&mut Slot, E> {
     if !slots.contains_key(&key) {
         if slots.len() >= MAX_SLOTS {
             slots.clear();
@@ -488,33 +605,24 @@ fn entry_args(seed: &mut i64, descs: &mut Descriptors) -> Vec<*mut ()> {
     args
 }
 
-/// The memory new runners use, overriding the environment (tests).
+/// The memory new runners use, overriding their options (tests).
 static MEMORY_OVERRIDE: std::sync::Mutex<Option<Memory>> = std::sync::Mutex::new(None);
 
-/// Makes runners created from now on use `memory` (`None`: as the environment says),
-/// still managed memory wherever host code touches buffers.
+/// Makes runners created from now on use `memory` (`None`: as their options say), still
+/// managed memory wherever host code touches buffers.
 pub fn override_memory(memory: Option<Memory>) {
     *MEMORY_OVERRIDE.lock().unwrap_or_else(|p| p.into_inner()) = memory;
 }
 
-/// The memory a new runner uses: the override, else `ARCHC_GPU_MEMORY` (`device`, the
-/// default, or `managed`) and, for device memory, `ARCHC_GPU_GRAPH` (`1`, the default, or
-/// `0`); managed whenever `needs_sync`.
-fn memory_from_env(needs_sync: bool) -> Result<Memory, String> {
-    if let Some(memory) = *MEMORY_OVERRIDE.lock().unwrap_or_else(|p| p.into_inner()) {
-        return Ok(if needs_sync { Memory::Managed } else { memory });
+/// The memory a new runner uses: the override, else `memory` (its options'); managed
+/// whenever `needs_sync`.
+fn memory_for(memory: Memory, needs_sync: bool) -> Memory {
+    let memory = MEMORY_OVERRIDE.lock().unwrap_or_else(|p| p.into_inner()).unwrap_or(memory);
+    if needs_sync {
+        Memory::Managed
+    } else {
+        memory
     }
-    let graphs = match std::env::var("ARCHC_GPU_GRAPH").as_deref() {
-        Ok("1") | Ok("") | Err(_) => true,
-        Ok("0") => false,
-        Ok(other) => return Err(format!("ARCHC_GPU_GRAPH={other}: expected `1` or `0`")),
-    };
-    let device = match std::env::var("ARCHC_GPU_MEMORY").as_deref() {
-        Ok("device") | Ok("") | Err(_) => true,
-        Ok("managed") => false,
-        Ok(other) => return Err(format!("ARCHC_GPU_MEMORY={other}: expected `device` or `managed`")),
-    };
-    Ok(if device && !needs_sync { Memory::Device { graphs } } else { Memory::Managed })
 }
 
 impl Profile {
@@ -626,15 +734,8 @@ pub fn gpu_symbols() -> Vec<(&'static str, *mut ())> {
     symbols
 }
 
-/// `ARCHC_GPU_ASYNC=1`: with managed memory, launches do not synchronise when no host
-/// code touches buffers. Off by default: a GPU run found an inline host `memcpy` this
-/// missed (now routed through the runtime), and the fix has not run on a GPU yet.
-fn async_enabled() -> bool {
-    std::env::var("ARCHC_GPU_ASYNC").is_ok_and(|v| v == "1")
-}
-
 /// The first CUDA error the runtime recorded, as an error.
-pub fn take_error() -> Result<(), String> {
+pub fn take_error() -> Result<(), CudaError> {
     match archc_cuda::take_error() {
         Some(e) => Err(e),
         None => Ok(()),
@@ -645,7 +746,7 @@ pub fn take_error() -> Result<(), String> {
 struct Buffers(Vec<(*mut u8, usize)>, &'static Cuda);
 
 impl Buffers {
-    fn new<'t>(cuda: &'static Cuda, tensors: impl Iterator<Item = &'t Tensor>) -> Result<Buffers, String> {
+    fn new<'t>(cuda: &'static Cuda, tensors: impl Iterator<Item = &'t Tensor>) -> Result<Buffers, CudaError> {
         let mut b = Buffers(Vec::new(), cuda);
         for t in tensors {
             let bytes = tensor_bytes(t);

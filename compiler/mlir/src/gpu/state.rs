@@ -19,7 +19,7 @@
 //!   scanned on the host.
 
 use archc_compiler::tir::DType;
-use archc_cuda::{Cuda, MemRef};
+use archc_cuda::{Cuda, CudaError, MemRef};
 use archc_runtime::tensor::Tensor;
 use std::collections::HashMap;
 
@@ -55,7 +55,7 @@ struct Check {
 }
 
 impl DeviceState {
-    fn cuda(&mut self) -> Result<&'static Cuda, String> {
+    fn cuda(&mut self) -> Result<&'static Cuda, CudaError> {
         match self.cuda {
             Some(c) => Ok(c),
             None => {
@@ -122,8 +122,8 @@ impl DeviceState {
         }
         let flags = match self.products(names) {
             Ok(flags) => flags,
-            Err(e) if e.contains(archc_cuda::NEEDS_HOST_MEMORY) => return self.scan_on_host(names),
-            Err(e) => return Err(e),
+            Err(CudaError::NeedsHostMemory(_)) => return self.scan_on_host(names),
+            Err(e) => return Err(e.into()),
         };
         Ok(names.iter().zip(flags).find(|(_, bad)| *bad).map(|(n, _)| n.clone()))
     }
@@ -139,7 +139,7 @@ impl DeviceState {
     }
 
     /// Per name, whether its tensor holds a NaN or an infinity, by products on the device.
-    fn products(&mut self, names: &[String]) -> Result<Vec<bool>, String> {
+    fn products(&mut self, names: &[String]) -> Result<Vec<bool>, CudaError> {
         let cuda = self.cuda()?;
         // Each float tensor's rows: (name index, dtype, address, rows, columns, result offset).
         let mut plan = Vec::new();
@@ -196,7 +196,7 @@ impl DeviceState {
     }
 
     /// The zeros (uploaded once) and a results buffer of at least `bytes`.
-    fn check_buffers(&mut self, cuda: &'static Cuda, bytes: usize) -> Result<(*mut u8, *mut u8), String> {
+    fn check_buffers(&mut self, cuda: &'static Cuda, bytes: usize) -> Result<(*mut u8, *mut u8), CudaError> {
         if self.check.as_ref().is_none_or(|c| c.results_bytes < bytes) {
             if let Some(old) = self.check.take() {
                 let _ = cuda.free(old.zeros);

@@ -1,0 +1,161 @@
+//! The GPU's environment variables, read here and nowhere else: the libraries (`archc-cuda`,
+//! `archc-mlir`) read no environment variable; the CLI maps these to their options once, at
+//! start-up ([`configure`], called by `cli::Context::new`).
+//!
+//! | variable | option |
+//! |---|---|
+//! | `ARCHC_CUDA_DEVICE=N` (`--device cuda:N` wins) | [`CudaOptions::device`] |
+//! | `ARCHC_CUBLAS_DIR=DIR` | [`CudaOptions::cublas_dir`] |
+//! | `ARCHC_GPU_HOST_GEMM=1`, `ARCHC_GPU_HOST_COPY=1` | [`CudaOptions::host_gemm`], [`CudaOptions::host_copy`] |
+//! | `ARCHC_GPU_MEMORY=device\|managed`, `ARCHC_GPU_GRAPH=1\|0` | [`GpuOptions::memory`] |
+//! | `ARCHC_GPU_ASYNC=1` | [`GpuOptions::async_launches`] |
+//! | `ARCHC_GPU_PROFILE=1\|kernels` | [`GpuOptions::profile`] |
+//!
+//! Contract: the values mean what they meant when the libraries read them. A flag is on
+//! when set to `1` only; an unset or empty `ARCHC_GPU_MEMORY` or `ARCHC_GPU_GRAPH` is the
+//! default, and another value than those listed is an error, reported when a GPU backend
+//! is set up ([`gpu_ready`]), not at start-up, so that commands which do not use the GPU
+//! ignore it as before. An `ARCHC_CUDA_DEVICE` (or `--device`) that names no device is
+//! refused when CUDA starts, naming the setting. Other unknown values (of
+//! `ARCHC_GPU_PROFILE`, say) are ignored.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use archc_cuda::{CudaOptions, DeviceChoice};
+use archc_mlir::gpu::run::{GpuOptions, Memory, ProfileMode};
+
+/// The CUDA runtime's options from the variables `var` gives (the environment), the
+/// device `--device` chose winning over `ARCHC_CUDA_DEVICE`.
+pub fn cuda_options(var: &dyn Fn(&str) -> Option<OsString>, device: Option<DeviceChoice>) -> CudaOptions {
+    let flag = |name: &str| var(name).is_some_and(|value| value == "1");
+    let from_env = || {
+        let text = var("ARCHC_CUDA_DEVICE")?.into_string().ok()?;
+        Some(DeviceChoice::new(text.trim().parse().ok(), format!("ARCHC_CUDA_DEVICE={text}")))
+    };
+    CudaOptions {
+        device: device.or_else(from_env),
+        cublas_dir: var("ARCHC_CUBLAS_DIR").map(PathBuf::from),
+        host_gemm: flag("ARCHC_GPU_HOST_GEMM"),
+        host_copy: flag("ARCHC_GPU_HOST_COPY"),
+    }
+}
+
+/// The GPU backend's options from the variables `var` gives, with the CUDA runtime's
+/// `cuda`; an error names a variable with a value it does not take.
+pub fn gpu_options(var: &dyn Fn(&str) -> Option<OsString>, cuda: CudaOptions) -> Result<GpuOptions, String> {
+    let text = |name: &str| var(name).and_then(|value| value.into_string().ok());
+    let graphs = match text("ARCHC_GPU_GRAPH").as_deref() {
+        Some("1") | Some("") | None => true,
+        Some("0") => false,
+        Some(other) => return Err(format!("ARCHC_GPU_GRAPH={other}: expected `1` or `0`")),
+    };
+    let memory = match text("ARCHC_GPU_MEMORY").as_deref() {
+        Some("device") | Some("") | None => Memory::Device { graphs },
+        Some("managed") => Memory::Managed,
+        Some(other) => return Err(format!("ARCHC_GPU_MEMORY={other}: expected `device` or `managed`")),
+    };
+    let profile = match text("ARCHC_GPU_PROFILE").as_deref() {
+        Some("1") => ProfileMode::Runs,
+        Some("kernels") => ProfileMode::Kernels,
+        _ => ProfileMode::Off,
+    };
+    let async_launches = text("ARCHC_GPU_ASYNC").as_deref() == Some("1");
+    Ok(GpuOptions { cuda, memory, async_launches, profile })
+}
+
+/// Why the GPU backend cannot be set up (a bad variable), kept from [`configure`].
+static GPU_ERROR: OnceLock<String> = OnceLock::new();
+
+/// Reads the environment and sets the libraries' options (see the module doc); `device`
+/// is what `--device` chose. Call it once, at start-up, before anything starts CUDA.
+pub fn configure(device: Option<DeviceChoice>) -> Result<(), String> {
+    let env = |name: &str| std::env::var_os(name);
+    let cuda = cuda_options(&env, device);
+    archc_cuda::configure(cuda.clone())?;
+    match gpu_options(&env, cuda) {
+        Ok(options) => archc_mlir::gpu::run::configure(options),
+        Err(e) => {
+            let _ = GPU_ERROR.set(e);
+            Ok(())
+        }
+    }
+}
+
+/// `Ok` unless [`configure`] found a GPU variable with a bad value: then its error, for
+/// the construction of a GPU backend.
+pub fn gpu_ready() -> Result<(), String> {
+    GPU_ERROR.get().map_or(Ok(()), |e| Err(e.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| OsString::from(v))
+    }
+
+    #[test]
+    fn unset_variables_give_the_defaults() {
+        let none = vars(&[]);
+        let cuda = cuda_options(&none, None);
+        assert_eq!(cuda, CudaOptions::default());
+        assert_eq!(gpu_options(&none, cuda), Ok(GpuOptions::default()));
+        let empty = vars(&[("ARCHC_GPU_MEMORY", ""), ("ARCHC_GPU_GRAPH", "")]);
+        assert_eq!(gpu_options(&empty, CudaOptions::default()), Ok(GpuOptions::default()));
+    }
+
+    #[test]
+    fn every_variable_sets_its_option() {
+        let all = vars(&[
+            ("ARCHC_CUDA_DEVICE", " 1 "),
+            ("ARCHC_CUBLAS_DIR", "/opt/cublas"),
+            ("ARCHC_GPU_HOST_GEMM", "1"),
+            ("ARCHC_GPU_HOST_COPY", "1"),
+            ("ARCHC_GPU_MEMORY", "managed"),
+            ("ARCHC_GPU_ASYNC", "1"),
+            ("ARCHC_GPU_PROFILE", "kernels"),
+        ]);
+        let cuda = cuda_options(&all, None);
+        let device = DeviceChoice::new(Some(1), "ARCHC_CUDA_DEVICE= 1 ");
+        let want = CudaOptions {
+            device: Some(device),
+            cublas_dir: Some("/opt/cublas".into()),
+            host_gemm: true,
+            host_copy: true,
+        };
+        assert_eq!(cuda, want);
+        let gpu = gpu_options(&all, cuda).unwrap();
+        assert_eq!((gpu.memory, gpu.async_launches, gpu.profile), (Memory::Managed, true, ProfileMode::Kernels));
+        let device = gpu_options(&vars(&[("ARCHC_GPU_GRAPH", "0"), ("ARCHC_GPU_PROFILE", "1")]), want).unwrap();
+        assert_eq!((device.memory, device.profile), (Memory::Device { graphs: false }, ProfileMode::Runs));
+        let off = vars(&[("ARCHC_GPU_HOST_GEMM", "yes"), ("ARCHC_GPU_ASYNC", "true"), ("ARCHC_GPU_PROFILE", "2")]);
+        let gpu = gpu_options(&off, cuda_options(&off, None)).unwrap();
+        assert_eq!(gpu, GpuOptions::default(), "flags are on at `1` only");
+    }
+
+    #[test]
+    fn the_device_flag_wins_and_bad_devices_are_kept_for_cuda() {
+        let env = vars(&[("ARCHC_CUDA_DEVICE", "abc")]);
+        assert_eq!(cuda_options(&env, None).device, Some(DeviceChoice::new(None, "ARCHC_CUDA_DEVICE=abc")));
+        let flag = DeviceChoice::new(Some(2), "--device cuda:2");
+        assert_eq!(cuda_options(&env, Some(flag.clone())).device, Some(flag));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let graph = vars(&[("ARCHC_GPU_GRAPH", "yes")]);
+        assert_eq!(
+            gpu_options(&graph, CudaOptions::default()).unwrap_err(),
+            "ARCHC_GPU_GRAPH=yes: expected `1` or `0`"
+        );
+        let memory = vars(&[("ARCHC_GPU_MEMORY", "host")]);
+        assert_eq!(
+            gpu_options(&memory, CudaOptions::default()).unwrap_err(),
+            "ARCHC_GPU_MEMORY=host: expected `device` or `managed`"
+        );
+    }
+}
