@@ -38,6 +38,8 @@ pub mod archive;
 #[cfg(feature = "llvm")]
 pub mod build;
 pub mod cpu;
+#[cfg(feature = "llvm")]
+pub mod loadable;
 pub mod manifest;
 pub mod scratch;
 pub mod signature;
@@ -289,7 +291,7 @@ impl Loaded {
             (*e.map_err(|e| e.to_string())?, *s.map_err(|e| e.to_string())?)
         };
         // The object's constructors, which would have run when it was loaded, before its
-        // slots were filled (see `build::loadable`).
+        // slots were filled (see `loadable`).
         // SAFETY: generated with this signature, taking no arguments.
         let (init, fini) = unsafe {
             let init = lib.get::<unsafe extern "C" fn()>(b"archc_init").map(|f| *f);
