@@ -80,7 +80,7 @@ enum Cmd {
 
 fn main() -> ExitCode {
     // SAFETY: the first thing the process does: no other thread yet.
-    unsafe { archc_runtime::blas::no_threads_of_its_own() };
+    unsafe { archc::options::openblas_one_thread() };
     let args = Cli::parse();
     let color = match args.color {
         Color::Always => true,

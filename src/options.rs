@@ -1,9 +1,13 @@
-//! The GPU's environment variables, read here and nowhere else: the libraries (`archc-cuda`,
-//! `archc-mlir`) read no environment variable; the CLI maps these to their options once, at
-//! start-up ([`configure`], called by `cli::Context::new`).
+//! The environment variables archc's libraries are configured by, read here and nowhere
+//! else: the libraries (`archc-runtime`, `archc-cuda`, `archc-mlir`) read no environment
+//! variable; the CLI maps these to their options once, at start-up ([`configure`], called
+//! by `cli::Context::new`).
 //!
 //! | variable | option |
 //! |---|---|
+//! | `ARCHC_PAR_MIN=N`, `ARCHC_LLVM_OPT=0..3`, `ARCHC_MLIR_DUMP=DIR`, `CC` | `archc_mlir::jit::CpuOptions` ([`cpu_options`]) |
+//! | `ARCHC_BLAS=off` | `archc_runtime::blas::disable` |
+//! | `ARCHC_DATA=DIR` | `archc_runtime::data::sets::set_data_dir` |
 //! | `ARCHC_CUDA_DEVICE=N` (`--device cuda:N` wins) | [`CudaOptions::device`] |
 //! | `ARCHC_CUBLAS_DIR=DIR` | [`CudaOptions::cublas_dir`] |
 //! | `ARCHC_GPU_HOST_GEMM=1`, `ARCHC_GPU_HOST_COPY=1` | [`CudaOptions::host_gemm`], [`CudaOptions::host_copy`] |
@@ -68,10 +72,61 @@ pub fn gpu_options(var: &dyn Fn(&str) -> Option<OsString>, cuda: CudaOptions) ->
 /// Why the GPU backend cannot be set up (a bad variable), kept from [`configure`].
 static GPU_ERROR: OnceLock<String> = OnceLock::new();
 
+/// The CPU backend's options from the variables `var` gives: `ARCHC_PAR_MIN=N` (loops of
+/// at least N operations on every core; 0: one core), `ARCHC_LLVM_OPT=0..3`,
+/// `ARCHC_MLIR_DUMP=DIR`, `CC` (the C compiler that links artifacts). Values that are not
+/// numbers in range leave the default.
+#[cfg(feature = "mlir")]
+pub fn cpu_options(var: &dyn Fn(&str) -> Option<OsString>) -> archc_mlir::jit::CpuOptions {
+    let text = |name: &str| var(name).and_then(|value| value.into_string().ok());
+    let mut options = archc_mlir::jit::CpuOptions::default();
+    match text("ARCHC_PAR_MIN").and_then(|v| v.trim().parse::<u64>().ok()) {
+        Some(0) => options.parallel_min_work = None,
+        Some(n) => options.parallel_min_work = Some(n),
+        None => {}
+    }
+    if let Some(level) = text("ARCHC_LLVM_OPT").and_then(|v| v.trim().parse::<usize>().ok()).filter(|&l| l <= 3) {
+        options.llvm_opt = level;
+    }
+    options.dump = var("ARCHC_MLIR_DUMP").filter(|d| !d.is_empty()).map(PathBuf::from);
+    if let Some(cc) = text("CC").filter(|c| !c.trim().is_empty()) {
+        options.cc = cc;
+    }
+    options
+}
+
+/// The host-side settings: `ARCHC_BLAS=off` (products by archc's own kernels) and
+/// `ARCHC_DATA=DIR` (where data sets are read from).
+fn configure_host(var: &dyn Fn(&str) -> Option<OsString>) {
+    if var("ARCHC_BLAS").is_some_and(|v| v == "off") {
+        archc_runtime::blas::disable();
+    }
+    if let Some(dir) = var("ARCHC_DATA").filter(|d| !d.is_empty()) {
+        archc_runtime::data::sets::set_data_dir(PathBuf::from(dir));
+    }
+    #[cfg(feature = "mlir")]
+    archc_mlir::jit::configure(cpu_options(var));
+}
+
+/// Sets `OPENBLAS_NUM_THREADS=1` unless it is set: OpenBLAS then starts no threads of its
+/// own when it loads (archc splits products over its own threads and calls OpenBLAS on
+/// one; its idle workers delayed archc's helpers).
+///
+/// # Safety
+/// Changes the environment: call it before any other thread starts (at the top of
+/// `main`).
+pub unsafe fn openblas_one_thread() {
+    if std::env::var_os("OPENBLAS_NUM_THREADS").is_none() {
+        // SAFETY: the caller's promise: no other thread reads the environment yet.
+        unsafe { std::env::set_var("OPENBLAS_NUM_THREADS", "1") };
+    }
+}
+
 /// Reads the environment and sets the libraries' options (see the module doc); `device`
 /// is what `--device` chose. Call it once, at start-up, before anything starts CUDA.
 pub fn configure(device: Option<DeviceChoice>) -> Result<(), String> {
     let env = |name: &str| std::env::var_os(name);
+    configure_host(&env);
     let cuda = cuda_options(&env, device);
     archc_cuda::configure(cuda.clone())?;
     match gpu_options(&env, cuda) {
@@ -106,6 +161,21 @@ mod tests {
         assert_eq!(gpu_options(&none, cuda), Ok(GpuOptions::default()));
         let empty = vars(&[("ARCHC_GPU_MEMORY", ""), ("ARCHC_GPU_GRAPH", "")]);
         assert_eq!(gpu_options(&empty, CudaOptions::default()), Ok(GpuOptions::default()));
+    }
+
+    #[cfg(feature = "mlir")]
+    #[test]
+    fn the_cpu_variables_set_the_cpu_options() {
+        use archc_mlir::jit::CpuOptions;
+        assert_eq!(cpu_options(&vars(&[])), CpuOptions::default());
+        let all =
+            vars(&[("ARCHC_PAR_MIN", "4096"), ("ARCHC_LLVM_OPT", "0"), ("ARCHC_MLIR_DUMP", "/tmp/d"), ("CC", "clang")]);
+        let want =
+            CpuOptions { parallel_min_work: Some(4096), llvm_opt: 0, dump: Some("/tmp/d".into()), cc: "clang".into() };
+        assert_eq!(cpu_options(&all), want);
+        assert_eq!(cpu_options(&vars(&[("ARCHC_PAR_MIN", "0")])).parallel_min_work, None, "0: one core");
+        let bad = vars(&[("ARCHC_PAR_MIN", "many"), ("ARCHC_LLVM_OPT", "7"), ("ARCHC_MLIR_DUMP", "")]);
+        assert_eq!(cpu_options(&bad), CpuOptions::default(), "values out of range leave the defaults");
     }
 
     #[test]

@@ -73,7 +73,7 @@ fn artifacts_round_trip_and_match_the_interpreter() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// With every loop parallel (`ARCHC_PAR_MIN=1`), an artifact calls the OpenMP entry
+/// With every loop parallel (`CpuOptions::parallel_min_work` 1, `ARCHC_PAR_MIN=1`), an artifact calls the OpenMP entry
 /// points (the variadic fork call through its slot) and still matches the interpreter.
 #[test]
 fn artifacts_run_parallel_loops() {
@@ -82,11 +82,13 @@ fn artifacts_run_parallel_loops() {
     let dims = HashMap::from([("B".to_string(), 5)]);
     let shapes = arg_shapes(f, &dims).expect("shapes");
     let inputs: Vec<_> = f.args.iter().zip(shapes).map(|((_, t), s)| (t.dtype, s)).collect();
-    // Static sizes: the selection of parallel loops needs constant trip counts.
-    // SAFETY: tests that read the variable compare results, which it does not change.
-    unsafe { std::env::set_var("ARCHC_PAR_MIN", "1") };
+    // Static sizes: the selection of parallel loops needs constant trip counts. Other
+    // tests of this process compiling meanwhile compare results, which the choice of
+    // parallel loops does not change.
+    let every_loop = archc_mlir::jit::CpuOptions { parallel_min_work: Some(1), ..Default::default() };
+    archc_mlir::jit::configure(every_loop);
     let entry = compile_function(&program, "main", &inputs, &[], &AotTarget::Cpu, &HostCpu::host_default());
-    unsafe { std::env::remove_var("ARCHC_PAR_MIN") };
+    archc_mlir::jit::configure(archc_mlir::jit::CpuOptions::default());
     let mut art = artifact(&program, "main");
     art.funcs = vec![entry.expect("compiles")];
     let object = &art.funcs[0].object;

@@ -5,7 +5,8 @@
 //!
 //! Contract:
 //! - [`gemm`] computes `c = a @ b` on strided row-major views and returns `true`, or does
-//!   nothing and returns `false`: when no OpenBLAS was found, when `ARCHC_BLAS=off`, or
+//!   nothing and returns `false`: when no OpenBLAS was found, after [`disable`] (the
+//!   CLI's `ARCHC_BLAS=off`), or
 //!   when a view has no unit stride along either axis (a broadcast, a strided slice) or a
 //!   size beyond BLAS's 32-bit integers. The caller then runs its own kernel: a BLAS is
 //!   an accelerator, never a requirement.
@@ -13,12 +14,15 @@
 //!   `libopenblas.so`) with its own threads set to one: every call runs on the calling
 //!   thread, and callers split large products over their threads (OpenBLAS's threads,
 //!   spinning after each product, would compete with theirs; measured slower).
-//! - [`no_threads_of_its_own`], called at the top of `main`, keeps OpenBLAS from starting
-//!   the worker threads it would never use.
+//! - The CLI sets `OPENBLAS_NUM_THREADS=1` at the top of `main` (unless set), which keeps
+//!   OpenBLAS from starting the worker threads it would never use (set to one thread
+//!   afterwards, its idle worker still delayed archc's helpers: measured, 1024³ products
+//!   took 5 or 10 ms at random).
 //! - [`describe`] names what was loaded, for `archc devices` and benchmark reports.
 
 use libloading::Library;
 use std::ffi::{c_char, c_int, CStr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 const ROW_MAJOR: c_int = 101;
@@ -55,13 +59,21 @@ struct Blas {
 
 fn blas() -> Option<&'static Blas> {
     static BLAS: OnceLock<Option<Blas>> = OnceLock::new();
+    if DISABLED.load(Ordering::Relaxed) {
+        return None;
+    }
     BLAS.get_or_init(open).as_ref()
 }
 
+static DISABLED: AtomicBool = AtomicBool::new(false);
+
+/// Products run archc's own kernels from now on, even where OpenBLAS is installed (the
+/// CLI's `ARCHC_BLAS=off`).
+pub fn disable() {
+    DISABLED.store(true, Ordering::Relaxed);
+}
+
 fn open() -> Option<Blas> {
-    if std::env::var("ARCHC_BLAS").is_ok_and(|v| v == "off") {
-        return None;
-    }
     // SAFETY: OpenBLAS's initialisers only read the CPU's features and the environment.
     let lib = ["libopenblas.so.0", "libopenblas.so"].iter().find_map(|n| unsafe { Library::new(n) }.ok())?;
     // SAFETY: the symbols' types are OpenBLAS's C API (cblas.h, 32-bit `blasint`).
@@ -80,20 +92,6 @@ fn open() -> Option<Blas> {
         let config = text(b"openblas_get_config\0").unwrap_or_else(|| "OpenBLAS".into());
         let name = format!("{config}, {core} kernels");
         Some(Blas { sgemm, dgemm, name, _lib: lib })
-    }
-}
-
-/// Sets `OPENBLAS_NUM_THREADS=1` unless it is set: OpenBLAS then starts no threads of
-/// its own when it loads (set to one thread afterwards, its idle worker still delayed
-/// archc's helpers: measured, 1024³ products took 5 or 10 ms at random).
-///
-/// # Safety
-/// Changes the environment: call it before any other thread starts (at the top of
-/// `main`).
-pub unsafe fn no_threads_of_its_own() {
-    if std::env::var_os("OPENBLAS_NUM_THREADS").is_none() {
-        // SAFETY: the caller's promise: no other thread reads the environment yet.
-        unsafe { std::env::set_var("OPENBLAS_NUM_THREADS", "1") };
     }
 }
 

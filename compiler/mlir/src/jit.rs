@@ -6,8 +6,8 @@
 //! dialect), and JIT-compiles it with the ExecutionEngine (LLVM -O2, [`opt_level`]),
 //! registering the runtime symbols of [`crate::rt`], [`crate::alloc`] and [`crate::omp`].
 //! [`Compiled::run`] passes tensors as memref descriptors (inputs read in place, outputs
-//! written into fresh tensors). `ARCHC_MLIR_DUMP=DIR` writes the module before and after every pass into
-//! `DIR` (MLIR's IR printing).
+//! written into fresh tensors). [`CpuOptions`] (set by the CLI) choose the parallel-loop
+//! threshold, LLVM's level and IR dumps.
 
 use crate::abi::{param_descriptors, Descriptors};
 use crate::emit::{Module as Emitted, Shape};
@@ -21,24 +21,58 @@ use melior::utility::{register_all_dialects, register_all_llvm_translations, reg
 use melior::{Context, ExecutionEngine};
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
+use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::Once;
+use std::sync::{Once, RwLock};
 use std::time::{Duration, Instant};
 
-/// The work from which a CPU loop runs on several cores: `ARCHC_PAR_MIN` or
-/// [`crate::passes::parallel_loops::MIN_WORK`]; `None` (`ARCHC_PAR_MIN=0`) keeps every
-/// loop on one core.
-pub fn parallel_min_work() -> Option<u64> {
-    match std::env::var("ARCHC_PAR_MIN").ok().and_then(|v| v.parse::<u64>().ok()) {
-        Some(0) => None,
-        Some(n) => Some(n),
-        None => Some(crate::passes::parallel_loops::MIN_WORK),
+/// The CPU backend's options. The library reads no environment variable: the CLI sets
+/// these once at start-up ([`configure`]) from `ARCHC_PAR_MIN`, `ARCHC_LLVM_OPT`,
+/// `ARCHC_MLIR_DUMP` and `CC`; unset, they are the defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpuOptions {
+    /// The work from which a loop runs on several cores (`None`: every loop on one core).
+    pub parallel_min_work: Option<u64>,
+    /// LLVM's optimisation level for the JIT (0-3).
+    pub llvm_opt: usize,
+    /// Writes the module before and after every MLIR pass into this folder (also for the
+    /// GPU path's pipelines).
+    pub dump: Option<PathBuf>,
+    /// The C compiler that links artifacts' objects (`CC`, default `cc`).
+    pub cc: String,
+}
+
+impl Default for CpuOptions {
+    fn default() -> CpuOptions {
+        CpuOptions {
+            parallel_min_work: Some(crate::passes::parallel_loops::MIN_WORK),
+            llvm_opt: 2,
+            dump: None,
+            cc: "cc".to_string(),
+        }
     }
 }
 
-/// How pipelines run: IR dumps into `ARCHC_MLIR_DUMP` when it is set.
+static CPU_OPTIONS: RwLock<Option<CpuOptions>> = RwLock::new(None);
+
+/// Sets the process's CPU options (the CLI, at start-up; a test may set them again).
+pub fn configure(options: CpuOptions) {
+    *CPU_OPTIONS.write().unwrap_or_else(|e| e.into_inner()) = Some(options);
+}
+
+/// The process's CPU options: those [`configure`] set, else the defaults.
+pub fn cpu_options() -> CpuOptions {
+    CPU_OPTIONS.read().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default()
+}
+
+/// The work from which a CPU loop runs on several cores ([`CpuOptions::parallel_min_work`]).
+pub fn parallel_min_work() -> Option<u64> {
+    cpu_options().parallel_min_work
+}
+
+/// How pipelines run: IR dumps into [`CpuOptions::dump`].
 pub fn run_options() -> RunOptions {
-    RunOptions { dump: std::env::var_os("ARCHC_MLIR_DUMP").map(Into::into) }
+    RunOptions { dump: cpu_options().dump }
 }
 
 /// The CPU pipeline ([`pipelines::cpu`]) on `module`.
@@ -265,9 +299,9 @@ impl Fresh {
     }
 }
 
-/// LLVM's optimisation level for the JIT: `ARCHC_LLVM_OPT` (0-3), default 2.
+/// LLVM's optimisation level for the JIT ([`CpuOptions::llvm_opt`]).
 pub(crate) fn opt_level() -> usize {
-    std::env::var("ARCHC_LLVM_OPT").ok().and_then(|v| v.parse().ok()).filter(|&l| l <= 3).unwrap_or(2)
+    cpu_options().llvm_opt.min(3)
 }
 
 /// A stage of compilation that `archc build --emit` can print.

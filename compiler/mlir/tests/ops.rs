@@ -48,9 +48,27 @@ fn tol() -> f64 {
     }
 }
 
+/// The GPU options `scripts/gpu-check.sh` asks for through the environment
+/// (`ARCHC_GPU_MEMORY=managed`, `ARCHC_GPU_ASYNC=1`), set once for the process (the
+/// library reads no environment variable; the CLI maps these the same way).
+fn gpu_options_from_env() {
+    use archc_mlir::gpu::run::{configure, GpuOptions, Memory};
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let var = |name: &str| std::env::var(name).ok();
+        let memory = match var("ARCHC_GPU_MEMORY").as_deref() {
+            Some("managed") => Memory::Managed,
+            _ => Memory::Device { graphs: var("ARCHC_GPU_GRAPH").as_deref() != Some("0") },
+        };
+        let async_launches = var("ARCHC_GPU_ASYNC").as_deref() == Some("1");
+        configure(GpuOptions { memory, async_launches, ..GpuOptions::default() }).expect("GPU options");
+    });
+}
+
 /// A fresh executor of the backend under test, parameters initialised from `seed`.
 fn backend(p: &Program, seed: u64) -> Box<dyn Executor + '_> {
     if on_gpu() {
+        gpu_options_from_env();
         let mut jit = MlirGpu::new(p);
         jit.init_params(seed).expect("backend parameters");
         Box::new(jit)

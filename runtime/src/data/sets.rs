@@ -2,8 +2,9 @@
 //! directory, loaded by name into [`Dataset`] parts.
 //!
 //! Contract:
-//! - [`data_dir`] is `$ARCHC_DATA` when set and non-empty, else `data/` in the repository
-//!   root (found from this crate's build-time location).
+//! - [`data_dir`] is what [`set_data_dir`] set (the CLI passes `$ARCHC_DATA` when set and
+//!   non-empty), else `data/` in the repository root (found from this crate's build-time
+//!   location).
 //! - [`load_from`]`(name, dir)` returns the data set's parts by name. A missing file is
 //!   [`DataError::Missing`] ("digits not found in data/: run `make data`"); a file with
 //!   unexpected contents is an IO or [`DataError::Invalid`] error. Layouts (rows first,
@@ -38,6 +39,7 @@ use crate::tensor::{Data, Tensor};
 use archc_compiler::tir::DType;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 /// The data sets [`load_from`] knows.
 pub const NAMES: [&str; 6] = ["digits", "permuted_digits", "mnist_5k", "mnist1d", "darcy", "burgers"];
@@ -51,11 +53,18 @@ pub const PERMUTED_DIGITS_SEED: u64 = 2017;
 /// Named parts of one data set.
 pub type Parts = BTreeMap<String, Dataset>;
 
+static DATA_DIR: RwLock<Option<PathBuf>> = RwLock::new(None);
+
+/// Sets the data directory (the CLI, from `ARCHC_DATA`; tests may set it too).
+pub fn set_data_dir(dir: PathBuf) {
+    *DATA_DIR.write().unwrap_or_else(|e| e.into_inner()) = Some(dir);
+}
+
 /// The data directory (see the module docs).
 pub fn data_dir() -> PathBuf {
-    match std::env::var_os("ARCHC_DATA") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".")).join("data"),
+    match DATA_DIR.read().unwrap_or_else(|e| e.into_inner()).clone() {
+        Some(d) => d,
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".")).join("data"),
     }
 }
 

@@ -80,7 +80,7 @@ pub fn shared_object(sig: &Module, target: &AotTarget, cpu: &HostCpu) -> Result<
         .args(["-O2", "-relocation-model=pic", "-filetype=obj", &triple, &mcpu, "-o"])
         .arg(&obj)
         .arg(&ll))?;
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let cc = crate::jit::cpu_options().cc;
     // -Bsymbolic: the object's calls reach its own trampolines, also for names the C
     // library defines too (the allocator's).
     run(Command::new(&cc).args(["-shared", "-Wl,-Bsymbolic", "-o"]).arg(&so).arg(&obj).arg("-lm"))?;
@@ -88,10 +88,11 @@ pub fn shared_object(sig: &Module, target: &AotTarget, cpu: &HostCpu) -> Result<
     Ok((bytes, sync))
 }
 
-/// An LLVM 22 tool (`llc`, `opt`): next to the MLIR libraries archc links, else
+/// An LLVM 22 tool (`llc`, `opt`): next to the MLIR libraries archc was built against
+/// (`MLIR_SYS_220_PREFIX` at build time, else Debian's `/usr/lib/llvm-22`), else
 /// `NAME-22` on the PATH.
 fn llvm_tool(name: &str) -> PathBuf {
-    let prefix = std::env::var("MLIR_SYS_220_PREFIX").unwrap_or_else(|_| "/usr/lib/llvm-22".into());
+    let prefix = option_env!("MLIR_SYS_220_PREFIX").unwrap_or("/usr/lib/llvm-22");
     let path = Path::new(&prefix).join("bin").join(name);
     if path.exists() {
         path
