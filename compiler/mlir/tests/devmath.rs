@@ -1,5 +1,6 @@
 //! The device math library (src/gpu/devmath.rs): every helper JIT-compiled for the CPU
-//! and compared with glibc, and the kernel rewrite checked through MLIR's NVVM pipeline.
+//! and compared with glibc, and the kernel rewrite (the pass `archc-device-math`,
+//! src/passes/device_math.rs) checked through MLIR's NVVM pipeline.
 //!
 //! Agreement: f64 helpers have a relative error |got - want| / max(|want|, 2^-1022) of
 //! at most 1e-14 (0 for the exact ops: rounding, absf, copysign); f32 helpers are within
@@ -14,7 +15,8 @@
 
 use archc_mlir::gpu::devmath;
 use archc_mlir::jit::context;
-use melior::ir::operation::OperationLike;
+use archc_mlir::passes::{run_on_text, ArchcPass, Pipeline, RunOptions, Step};
+use melior::ir::operation::{OperationLike, OperationPrintingFlags};
 use melior::ir::Module;
 use melior::pass::PassManager;
 use melior::utility::parse_pass_pipeline;
@@ -711,23 +713,37 @@ fn mlir_opt_to_ptx(text: &str, tag: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// `text` after the pass `archc-device-math`, as MLIR prints it.
+fn lower(text: &str) -> Result<String, String> {
+    run_on_text(&ArchcPass::DeviceMath, text)
+}
+
+/// `text` parsed and printed unchanged (the form [`lower`]'s output is compared with).
+fn printed(text: &str) -> String {
+    let context = context();
+    let module = Module::parse(&context, text).expect("input parses");
+    module.as_operation().to_string()
+}
+
 #[test]
 fn rewrites_kernel_math_and_leaves_host_alone() {
-    let lowered = devmath::lower_math_in_gpu_modules(OUTLINED).expect("lowering");
-    assert_eq!(host_lines(&lowered), host_lines(OUTLINED), "host code changed");
+    let lowered = lower(OUTLINED).expect("lowering");
+    assert_eq!(host_lines(&lowered), host_lines(&printed(OUTLINED)), "host code changed");
     assert!(lowered.contains("    %1 = math.exp %cst : f64\n"), "host math rewritten");
     let kernel = lowered.split("gpu.module @f_kernel").nth(1).unwrap();
     let kernel_ops: Vec<&str> =
         kernel.lines().filter(|l| l.contains(" = math.") || l.contains(" = arith.remf")).collect();
     assert!(kernel_ops.is_empty(), "math left in the kernel: {kernel_ops:?}");
-    assert!(kernel.contains("%5 = func.call @archc_dm_exp_f32(%1) : (f32) -> f32\n"), "{kernel}");
-    assert!(kernel.contains("%6 = func.call @archc_dm_powf_f64(%2, %2) : (f64, f64) -> f64\n"), "{kernel}");
-    assert!(kernel.contains("%8 = func.call @archc_dm_ipowi_i64(%3, %3) : (i64, i64) -> i64\n"), "{kernel}");
-    assert!(kernel.contains("%20 = func.call @archc_dm_fmod_f64(%16, %2) : (f64, f64) -> f64\n"), "{kernel}");
-    assert!(
-        kernel.contains("%21 = func.call @archc_dm_fmod_f32(%19, %1) : (f32, f32) -> f32 loc(\"k.py\":3:7)\n"),
-        "{kernel}"
-    );
+    for call in [
+        " = func.call @archc_dm_exp_f32(%1) : (f32) -> f32\n",
+        " = func.call @archc_dm_powf_f64(%2, %2) : (f64, f64) -> f64\n",
+        " = func.call @archc_dm_ipowi_i64(%3, %3) : (i64, i64) -> i64\n",
+        " = func.call @archc_dm_fmod_f64(",
+        " = func.call @archc_dm_fmod_f32(",
+        " = func.call @archc_dm_tanh_f32(%1) : (f32) -> f32\n",
+    ] {
+        assert!(kernel.contains(call), "no `{call}` in {kernel}");
+    }
     // Helpers (and what they call) are defined once, inside the module, before its end.
     for name in
         ["exp_f32", "exp_f64", "tanh_f32", "tanh_f64", "expm1_f64", "ipowi_i64", "powf_f64", "fmod_f32", "fmod_f64"]
@@ -741,11 +757,26 @@ fn rewrites_kernel_math_and_leaves_host_alone() {
         Module::parse(&context, &lowered).is_some_and(|m| m.as_operation().verify()),
         "rewritten module is invalid"
     );
-    assert_eq!(devmath::lower_math_in_gpu_modules(&lowered).as_deref(), Ok(lowered.as_str()), "not idempotent");
+    assert_eq!(lower(&lowered).as_deref(), Ok(lowered.as_str()), "not idempotent");
     if let Some(ptx) = mlir_opt_to_ptx(&lowered, "outlined") {
         assert!(ptx.contains("gpu.binary @f_kernel"), "no binary:\n{ptx}");
         assert!(!ptx.contains("__nv_"), "libdevice call left:\n{ptx}");
     }
+}
+
+/// A call keeps the location of the op it replaces.
+#[test]
+fn calls_keep_the_op_location() {
+    let context = context();
+    let mut module = Module::parse(&context, OUTLINED).expect("input parses");
+    let pipeline = Pipeline::new("device-math", [Step::Archc(ArchcPass::DeviceMath)]);
+    pipeline.run(&context, &mut module, &RunOptions::default()).expect("lowering");
+    let flags = OperationPrintingFlags::new().enable_debug_info(true, false);
+    let text = module.as_operation().to_string_with_flags(flags).expect("printing");
+    let line = text.lines().find(|l| l.contains("@archc_dm_fmod_f32(") && l.contains("func.call")).expect("call");
+    // The printer writes locations as aliases (`loc(#loc38)`, defined at the end).
+    let alias = line.rsplit("loc(").next().unwrap_or_default().trim_end_matches(')');
+    assert!(text.contains(&format!("{alias} = loc(\"k.py\":3:7)")), "{line}");
 }
 
 /// The control for the checks above: without the rewrite, `arith.remf` in a kernel does
@@ -765,9 +796,10 @@ memref.store %0, %p[%c2] : memref<4xf32>\n      memref.store %1, %q[%c2] : memre
 memref.store %2, %p[%c3] : memref<4xf32>\n      memref.store %3, %q[%c3] : memref<4xf64>\n      \
 memref.store %4, %q[%c1] : memref<4xf64>\n      memref.store %5, %p[%c1] : memref<4xf32>\n      \
 gpu.return\n    }\n  }\n}\n";
-    let lowered = devmath::lower_math_in_gpu_modules(module).expect("lowering");
+    let lowered = lower(module).expect("lowering");
     assert!(!lowered.contains("arith.remf"), "{lowered}");
-    assert!(lowered.contains("%1 = func.call @archc_dm_fmod_f64(%x, %y) : (f64, f64) -> f64\n"), "{lowered}");
+    assert!(lowered.contains(" = func.call @archc_dm_fmod_f64(%"), "{lowered}");
+    assert!(lowered.contains(") : (f64, f64) -> f64\n"), "{lowered}");
     assert_eq!(lowered.matches("arith.maximumf").count(), 2, "maximumf is left alone");
     let Some(plain) = mlir_opt_to_ptx(module, "rem-plain") else { return };
     assert!(plain.contains("__nv_fmodf,") && plain.contains("__nv_fmod,"), "remf did not need libdevice:\n{plain}");
@@ -803,7 +835,7 @@ fn every_helper_compiles_to_ptx_without_libdevice() {
         "module attributes {{gpu.container_module}} {{\n  gpu.module @all {{\n    gpu.func @k(%f32: f32, %f64: f64, %i32: i32, %i64: i64) kernel {{\n{body}      gpu.return\n    }}\n  }}\n}}\n"
     );
     assert!(module.contains("arith.remf %f32, %f32 : f32") && module.contains("arith.remf %f64, %f64 : f64"));
-    let lowered = devmath::lower_math_in_gpu_modules(&module).expect("lowering");
+    let lowered = lower(&module).expect("lowering");
     assert!(!lowered.contains(" = math.") && !lowered.contains(" = arith.remf"), "math left");
     if let Some(ptx) = mlir_opt_to_ptx(&lowered, "all") {
         assert!(!ptx.contains("__nv_"), "libdevice call left");
@@ -814,30 +846,30 @@ fn every_helper_compiles_to_ptx_without_libdevice() {
 #[test]
 fn unsupported_ops_are_errors_naming_the_op() {
     let module = |op: &str| {
-        format!("module {{\n  gpu.module @g {{\n    func.func @f(%x: f32) {{\n      %0 = {op}\n      return\n    }}\n  }}\n}}\n")
+        format!(
+            "module {{\n  gpu.module @g {{\n    func.func @f(%x: f32, %v: vector<4xf32>, %h: f16) {{\n      %0 = {op}\n      return\n    }}\n  }}\n}}\n"
+        )
     };
     let (name, args, result) = devmath::helper_for("fpowi", &["f32", "i64"]).unwrap();
     assert_eq!(
         (name.as_str(), args, result.as_str()),
         ("archc_dm_fpowi_f32_i64", vec!["f32".into(), "i64".into()], "f32")
     );
-    let err = devmath::lower_math_in_gpu_modules(&module("math.sinh %x : f32")).unwrap_err();
-    assert!(err.contains("math.sinh"), "{err}");
-    let err = devmath::lower_math_in_gpu_modules(&module("math.exp %v : vector<4xf32>")).unwrap_err();
-    assert!(err.contains("math.exp") && err.contains("vector<4xf32>"), "{err}");
-    let err = devmath::lower_math_in_gpu_modules(&module("math.exp %h : f16")).unwrap_err();
-    assert!(err.contains("f16"), "{err}");
+    let err = lower(&module("math.sinh %x : f32")).unwrap_err();
+    assert!(err.contains("`math.sinh` on f32: no device implementation"), "{err}");
+    let err = lower(&module("math.exp %v : vector<4xf32>")).unwrap_err();
+    assert!(err.contains("`math.exp` on vector<4xf32>: unsupported type"), "{err}");
+    let err = lower(&module("math.exp %h : f16")).unwrap_err();
+    assert!(err.contains("`math.exp` on f16: unsupported type"), "{err}");
     let (name, args, result) = devmath::helper_for("arith.remf", &["f64"]).unwrap();
     assert_eq!((name.as_str(), args, result.as_str()), ("archc_dm_fmod_f64", vec!["f64".into(), "f64".into()], "f64"));
     assert_eq!(devmath::helper_op("archc_dm_fmod_f32").as_deref(), Some("arith.remf"));
     assert_eq!(devmath::helper_op("archc_dm_exp_f32").as_deref(), Some("math.exp"));
-    let err = devmath::lower_math_in_gpu_modules(&module("arith.remf %v, %v : vector<4xf32>")).unwrap_err();
-    assert!(err.contains("arith.remf") && err.contains("vector<4xf32>"), "{err}");
-    let err = devmath::lower_math_in_gpu_modules(&module("arith.remf %h, %h : f16")).unwrap_err();
-    assert!(err.contains("arith.remf") && err.contains("f16"), "{err}");
-    let err = devmath::lower_math_in_gpu_modules("module {\n  gpu.module @g {\n").unwrap_err();
-    assert!(err.contains("gpu.module @g"), "{err}");
+    let err = lower(&module("arith.remf %v, %v : vector<4xf32>")).unwrap_err();
+    assert!(err.contains("`arith.remf` on vector<4xf32>"), "{err}");
+    let err = lower(&module("arith.remf %h, %h : f16")).unwrap_err();
+    assert!(err.contains("`arith.remf` on f16"), "{err}");
     // Outside gpu.modules nothing is checked or changed.
-    let host = "func.func @h(%x: f32) -> f32 {\n  %0 = math.sinh %x : f32\n  %1 = arith.remf %0, %x : f32\n  return %1 : f32\n}\n";
-    assert_eq!(devmath::lower_math_in_gpu_modules(host).as_deref(), Ok(host));
+    let host = "module {\n  func.func @h(%x: f32) -> f32 {\n    %0 = math.sinh %x : f32\n    %1 = arith.remf %0, %x : f32\n    return %1 : f32\n  }\n}\n";
+    assert_eq!(lower(host).as_deref(), Ok(printed(host).as_str()));
 }

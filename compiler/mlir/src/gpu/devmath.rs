@@ -1,17 +1,16 @@
 //! Device math without libdevice: scalar `math` ops inside `gpu.module`s become calls of
 //! helper functions written in plain `arith`.
 //!
-//! Contract: [`lower_math_in_gpu_modules`] takes a printed MLIR module (custom assembly
-//! format, as MLIR prints it after `gpu-kernel-outlining`) and returns it with every
-//! scalar `math.*` op and every scalar `arith.remf` inside a `gpu.module @name { ... }`
-//! region replaced by `func.call @archc_dm_<op>_<type>(...)` (`arith.remf` by
-//! `@archc_dm_fmod_<type>`), and the definitions of the helpers that module uses (and of
-//! the helpers those call) appended as `func.func private` just before the module's
-//! closing brace. Lines outside gpu.modules are returned byte for byte (host code keeps
-//! the `math` dialect and `arith.remf`). A `math` op in a gpu.module that this library
-//! does not implement, or one (or an `arith.remf`) on a vector or other unsupported
-//! type, is an `Err` naming the op. [`helper_defs`] gives the definitions by helper name,
-//! [`helper_names`] lists them all, [`helper_op`] names the op a helper replaces.
+//! Contract: this module is the helper library; the pass `archc-device-math`
+//! (`passes::device_math`, at the end of `passes::pipelines::gpu_outline`) replaces every
+//! scalar `math.*` op and every scalar `arith.remf` inside a `gpu.module` by
+//! `func.call @archc_dm_<op>_<type>(...)` (`arith.remf` by `@archc_dm_fmod_<type>`) and
+//! defines the helpers that module uses (and the helpers those call) in it as
+//! `func.func private`; host code keeps the `math` dialect and `arith.remf`. A `math` op
+//! this library does not implement, or one (or an `arith.remf`) on a vector or other
+//! unsupported type, is an error naming the op. [`helper_defs`] gives the definitions by
+//! helper name, [`helper_names`] lists them all, [`helper_for`] finds the helper for an op
+//! on given types, [`helper_op`] names the op a helper replaces.
 //!
 //! Why: `convert-gpu-to-nvvm` (MLIR 22) turns every float `math` op, f32 `sqrt`, `absf`,
 //! `floor`, `fma` and `copysign` included, and `arith.remf`, `arith.maxnumf` and
@@ -56,39 +55,6 @@ use std::fmt::Write;
 /// The prefix of every helper symbol.
 pub const PREFIX: &str = "archc_dm_";
 
-/// Rewrites the `math` ops of every `gpu.module` in `text` into helper calls and appends
-/// the helpers to that module (see the module doc).
-pub fn lower_math_in_gpu_modules(text: &str) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len() + 1024);
-    let mut depth = 0isize;
-    let mut module: Option<GpuModule> = None;
-    for (n, line) in text.split_inclusive('\n').enumerate() {
-        let after = depth + brace_delta(line);
-        match module.as_mut() {
-            None => {
-                if line.trim_start().starts_with("gpu.module @") && after > depth {
-                    module = Some(GpuModule::new(line, depth));
-                }
-                out.push_str(line);
-            }
-            Some(m) if after <= m.depth => {
-                out.push_str(&m.definitions());
-                out.push_str(line);
-                module = None;
-            }
-            Some(m) => {
-                let rewritten = m.rewrite(line).map_err(|e| format!("line {}: {e}", n + 1))?;
-                out.push_str(&rewritten);
-            }
-        }
-        depth = after;
-    }
-    match module {
-        Some(m) => Err(format!("gpu.module `{}` is not closed", m.header)),
-        None => Ok(out),
-    }
-}
-
 /// The `func.func private` definitions of the named helpers (e.g. `archc_dm_exp_f32`)
 /// and of every helper they call, each exactly once.
 pub fn helper_defs(names: &[&str]) -> Result<String, String> {
@@ -121,125 +87,11 @@ pub fn helper_op(name: &str) -> Option<String> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Rewriting the text
-
-/// The ops replaced by helpers are `math.*` and these, as printed after ` = `.
-const ARITH_OPS: [&str; 1] = ["arith.remf "];
-
-/// The gpu.module being rewritten: where it ends and which helpers it needs.
-struct GpuModule {
-    /// Brace depth outside the module; the line that returns to it closes the module.
-    depth: isize,
-    header: String,
-    indent: String,
-    used: BTreeSet<Helper>,
-    /// Helpers the module already defines (the text went through this pass before).
-    defined: BTreeSet<String>,
-}
-
-impl GpuModule {
-    fn new(header: &str, depth: isize) -> GpuModule {
-        let indent = header[..header.len() - header.trim_start().len()].to_string() + "  ";
-        let header = header.trim().to_string();
-        GpuModule { depth, header, indent, used: BTreeSet::new(), defined: BTreeSet::new() }
-    }
-
-    fn rewrite(&mut self, line: &str) -> Result<String, String> {
-        if let Some(name) = line.trim_start().strip_prefix("func.func private @") {
-            self.defined.insert(name.split('(').next().unwrap_or("").to_string());
-        }
-        let body = line.trim_end_matches(['\n', '\r']);
-        let eq = body.find(" = math.").or_else(|| ARITH_OPS.iter().find_map(|op| body.find(&format!(" = {op}"))));
-        let Some(eq) = eq else {
-            if body.contains("\"math.") || ARITH_OPS.iter().any(|op| body.contains(&format!("\"{}\"", op.trim()))) {
-                return Err(format!("generic-form math op not supported: `{}`", body.trim()));
-            }
-            return Ok(line.to_string());
-        };
-        let call = MathOp::parse(&body[eq + 3..])?;
-        let helper = Helper::lookup(call.name, &call.types)?;
-        if call.operands.len() != helper.args().len() {
-            return Err(format!("`{}` with {} operands", call.name, call.operands.len()));
-        }
-        self.used.insert(helper);
-        Ok(format!("{} = {}{}", &body[..eq], call.to_call(&helper), &line[body.len()..]))
-    }
-
-    /// The definitions to insert before the closing brace, indented like the module body.
-    fn definitions(&self) -> String {
-        let mut out = String::new();
-        for h in closure(&self.used) {
-            if self.defined.contains(&h.name()) {
-                continue;
-            }
-            for l in h.define().lines() {
-                let _ = writeln!(out, "{}{l}", if l.is_empty() { "" } else { &self.indent });
-            }
-        }
-        out
-    }
-}
-
-/// `{` minus `}` on a line, outside string literals.
-fn brace_delta(line: &str) -> isize {
-    let (mut delta, mut in_str, mut escaped) = (0, false, false);
-    for c in line.chars() {
-        match (in_str, escaped, c) {
-            (true, true, _) => escaped = false,
-            (true, false, '\\') => escaped = true,
-            (_, false, '"') => in_str = !in_str,
-            (false, _, '{') => delta += 1,
-            (false, _, '}') => delta -= 1,
-            _ => {}
-        }
-    }
-    delta
-}
-
-/// One printed math op: `math.powf %1, %2 fastmath<contract> : f64 loc(#loc3)` (or an
-/// `arith.remf` printed the same way).
-struct MathOp<'a> {
-    /// The full op name, `math.powf`.
-    name: &'a str,
-    operands: Vec<&'a str>,
-    types: Vec<&'a str>,
-    /// ` loc(...)` or empty.
-    loc: &'a str,
-}
-
-impl<'a> MathOp<'a> {
-    fn parse(rhs: &'a str) -> Result<MathOp<'a>, String> {
-        let (op, loc) = rhs.find(" loc(").map_or((rhs, ""), |i| rhs.split_at(i));
-        let (name, rest) = op.split_once(' ').ok_or_else(|| format!("cannot parse `{op}`"))?;
-        let (operands, types) = rest.rsplit_once(" : ").ok_or_else(|| format!("cannot parse `{op}`"))?;
-        let operands = operands.split(" fastmath<").next().unwrap_or("");
-        Ok(MathOp {
-            name,
-            operands: operands.split(", ").map(str::trim).collect(),
-            types: types.split(", ").map(str::trim).collect(),
-            loc,
-        })
-    }
-
-    fn to_call(&self, h: &Helper) -> String {
-        let args: Vec<String> = h.args().iter().map(|t| t.to_string()).collect();
-        format!(
-            "func.call @{}({}) : ({}) -> {}{}",
-            h.name(),
-            self.operands.join(", "),
-            args.join(", "),
-            h.result(),
-            self.loc
-        )
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // The helper catalogue
 
 /// A scalar type a helper works on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Ty {
+pub(crate) enum Ty {
     F32,
     F64,
     I32,
@@ -429,7 +281,7 @@ impl Op {
 
 /// One helper function: an op at one type (`exp` = its exponent's type for `fpowi`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Helper {
+pub(crate) struct Helper {
     op: Op,
     ty: Ty,
     exp: Option<Ty>,
@@ -451,7 +303,7 @@ impl Helper {
     }
 
     /// The helper for the op named `name` (`math.exp`, `arith.remf`) on `types`.
-    fn lookup(name: &str, types: &[&str]) -> Result<Helper, String> {
+    pub(crate) fn lookup(name: &str, types: &[&str]) -> Result<Helper, String> {
         let what = || format!("`{name}` on {}", types.join(", "));
         let op = Op::ALL.into_iter().find(|o| o.source() == name);
         let op = op.ok_or_else(|| format!("{}: no device implementation of this op", what()))?;
@@ -466,14 +318,14 @@ impl Helper {
         Ok(helper)
     }
 
-    fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         match self.exp {
             Some(e) => format!("{PREFIX}{}_{}_{e}", self.op.mnemonic(), self.ty),
             None => format!("{PREFIX}{}_{}", self.op.mnemonic(), self.ty),
         }
     }
 
-    fn args(&self) -> Vec<Ty> {
+    pub(crate) fn args(&self) -> Vec<Ty> {
         match self.op.shape() {
             Shape::Float(n) | Shape::Int(n) => vec![self.ty; n],
             Shape::Predicate => vec![self.ty],
@@ -504,7 +356,7 @@ impl Helper {
     }
 
     /// The `func.func private` text.
-    fn define(&self) -> String {
+    pub(crate) fn define(&self) -> String {
         let mut b = Body::default();
         let args: Vec<V> = self.args().iter().enumerate().map(|(i, _)| format!("%a{i}")).collect();
         let result = match (self.op.shape(), self.ty) {
@@ -527,7 +379,7 @@ impl Helper {
 }
 
 /// `helpers` and everything they call.
-fn closure(helpers: &BTreeSet<Helper>) -> BTreeSet<Helper> {
+pub(crate) fn closure(helpers: &BTreeSet<Helper>) -> BTreeSet<Helper> {
     let mut all = helpers.clone();
     let mut todo: Vec<Helper> = helpers.iter().copied().collect();
     while let Some(h) = todo.pop() {

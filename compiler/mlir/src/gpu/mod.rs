@@ -65,7 +65,7 @@ pub use lowered::{compile, fused, ptx, Lowered};
 
 #[cfg(feature = "llvm")]
 mod lowered {
-    use super::{check_arch, devmath, hostwrap, text_passes};
+    use super::{check_arch, hostwrap, text_passes};
     use crate::jit::{context, run_options, with_diagnostics};
     use crate::passes::pipelines;
     use melior::ir::attribute::{ArrayAttribute, AttributeLike};
@@ -100,9 +100,6 @@ mod lowered {
         pipelines::gpu_outline().run(ctx, &mut module, &run_options())?;
         let outlined = module.as_operation().to_string();
         let host_ops = hostwrap::host_memory_ops(&outlined);
-        let outlined = devmath::lower_math_in_gpu_modules(&outlined)?;
-        drop(module);
-        let mut module = parse_verified(ctx, &outlined)?;
         pipelines::gpu_lower(arch).run(ctx, &mut module, &run_options())?;
         let passes = t1.elapsed();
         Ok(Lowered { module, context, host_ops, parse_verify: t1 - t0, passes })

@@ -11,6 +11,7 @@
 //! Every pipeline of the backend is defined in [`pipelines`].
 
 pub mod accumulators;
+pub mod device_math;
 pub mod distinct;
 pub mod flatten_loops;
 mod ir;
@@ -39,6 +40,9 @@ pub enum ArchcPass {
     UnmarkDistinct,
     /// [`accumulators`]: reductions' accumulators carried through their loop nests.
     CarryAccumulators,
+    /// [`device_math`]: kernels' `math` ops and `arith.remf` through `gpu::devmath`'s
+    /// helpers, defined in their gpu.module.
+    DeviceMath,
 }
 
 impl ArchcPass {
@@ -49,6 +53,7 @@ impl ArchcPass {
             ArchcPass::FlattenLoops => "archc-flatten-parallel-loops",
             ArchcPass::UnmarkDistinct => "archc-unmark-distinct",
             ArchcPass::CarryAccumulators => "archc-carry-accumulators",
+            ArchcPass::DeviceMath => "archc-device-math",
         }
     }
 
@@ -68,6 +73,7 @@ impl ArchcPass {
             "archc-flatten-parallel-loops" => Ok(ArchcPass::FlattenLoops),
             "archc-unmark-distinct" => Ok(ArchcPass::UnmarkDistinct),
             "archc-carry-accumulators" => Ok(ArchcPass::CarryAccumulators),
+            "archc-device-math" => Ok(ArchcPass::DeviceMath),
             _ => Err(format!("no archc pass is named `{name}`")),
         }
     }
@@ -79,6 +85,7 @@ impl ArchcPass {
             ArchcPass::FlattenLoops => "GPU loops whose first dimension leaves threads idle made one-dimensional",
             ArchcPass::UnmarkDistinct => "memref.distinct_objects removed after loop fusion",
             ArchcPass::CarryAccumulators => "reduction accumulators carried through their scf.for nests",
+            ArchcPass::DeviceMath => "gpu.module math ops and arith.remf as calls of arith-only helpers",
         }
     }
 
@@ -90,29 +97,33 @@ impl ArchcPass {
             ArchcPass::FlattenLoops,
             ArchcPass::UnmarkDistinct,
             ArchcPass::CarryAccumulators,
+            ArchcPass::DeviceMath,
         ]
     }
 
-    /// Runs the pass on `root` (a module).
-    fn apply(&self, context: &Context, root: OperationRef) {
+    /// Runs the pass on `root` (a module); `Err` fails the pass with that message.
+    fn apply(&self, context: &Context, root: OperationRef) -> Result<(), String> {
         match self {
             ArchcPass::ParallelLoops { min_work } => parallel_loops::run(context, root, *min_work),
             ArchcPass::FlattenLoops => flatten_loops::run(context, root),
             ArchcPass::UnmarkDistinct => distinct::unmark(root),
             ArchcPass::CarryAccumulators => accumulators::run(context, root),
+            ArchcPass::DeviceMath => return device_math::run(context, root),
         }
+        Ok(())
     }
 
     /// The pass as an MLIR pass on `builtin.module`.
     fn create(&self) -> Pass {
         // One type id per pass: the address of its own word (words, not zero-sized
         // values, so that no two share an address).
-        static IDS: [u64; 4] = [0; 4];
+        static IDS: [u64; 5] = [0; 5];
         let index = match self {
             ArchcPass::ParallelLoops { .. } => 0,
             ArchcPass::FlattenLoops => 1,
             ArchcPass::UnmarkDistinct => 2,
             ArchcPass::CarryAccumulators => 3,
+            ArchcPass::DeviceMath => 4,
         };
         create_external(
             External(self.clone()),
@@ -133,13 +144,19 @@ struct External(ArchcPass);
 impl<'c> RunExternalPass<'c> for External {
     fn initialize(&mut self, _context: ContextRef<'c>) {}
 
-    fn run(&mut self, operation: OperationRef<'c, '_>, _pass: ExternalPass<'_>) {
+    fn run(&mut self, operation: OperationRef<'c, '_>, pass: ExternalPass<'_>) {
         // `to_ref` borrows the `ContextRef` itself (it is the `Context`'s one field), so
         // the `ContextRef` must outlive the borrow.
         let context_ref = operation.context();
         // SAFETY: the pass runs inside the pass manager of a live context.
         let context = unsafe { context_ref.to_ref() };
-        self.0.apply(context, operation);
+        if let Err(message) = self.0.apply(context, operation) {
+            // An MLIR error (which the pipeline's diagnostics collect), then the failure.
+            let message = std::ffi::CString::new(message.replace('\0', " ")).unwrap_or_default();
+            // SAFETY: the location is live; MLIR copies the message.
+            unsafe { mlir_sys::mlirEmitError(operation.location().to_raw(), message.as_ptr()) };
+            pass.signal_failure();
+        }
     }
 }
 

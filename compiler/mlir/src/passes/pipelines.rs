@@ -113,7 +113,8 @@ pub fn gpu_fuse() -> Pipeline {
 /// threads, mapped to blocks and threads and outlined into a `gpu.module`, the constants
 /// its bounds and indices use moved inside (so that LLVM sees constant trip counts and
 /// strides in the kernel, not kernel parameters). Complex arithmetic is expanded here so
-/// that kernels see only real math ops.
+/// that kernels see only real math ops; then the kernels' math ops become calls of
+/// `gpu::devmath`'s helpers ([`ArchcPass::DeviceMath`]), so no libdevice is needed.
 pub fn gpu_outline() -> Pipeline {
     Pipeline::new(
         "gpu-outline",
@@ -128,6 +129,7 @@ gpu-map-parallel-loops,convert-parallel-loops-to-gpu)"
             up("lower-affine"),
             up("convert-complex-to-standard"),
             up("canonicalize"),
+            Step::Archc(ArchcPass::DeviceMath),
         ],
     )
 }
