@@ -212,6 +212,7 @@ fn minus(a: &Tensor, b: &Tensor) -> Tensor {
 /// The train step's arguments for a batch of the first `n` rows of the training set:
 /// initial parameters, zero optimizer state, step 0, the configured learning rate.
 fn first_rows_args(cfg: &archc_compiler::sema::train_config::TrainConfig, program: &Program, n: usize) -> Vec<Tensor> {
+    options_from_env();
     let data = archc::training::train_data(cfg, program).expect("data (run `make data`)");
     let rows: Vec<usize> = (0..n).collect();
     let batch = data.train.select(&rows).expect("rows read");
@@ -243,7 +244,19 @@ fn mlir_cpu<'p>(program: &'p Program, seed: u64) -> Box<dyn Executor + 'p> {
     Box::new(jit)
 }
 
+/// The options the environment asks for (`scripts/gpu-check.sh` runs these tests with
+/// `ARCHC_GPU_MEMORY=managed` and `ARCHC_DATA`), set once for the process as the CLI sets
+/// them.
+fn options_from_env() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        archc::options::configure(None).expect("GPU options");
+        archc::options::gpu_ready().expect("GPU options");
+    });
+}
+
 fn mlir_gpu<'p>(program: &'p Program, seed: u64) -> Box<dyn Executor + 'p> {
+    options_from_env();
     let mut jit = MlirGpu::new(program);
     jit.init_params(seed).expect("params");
     Box::new(jit)

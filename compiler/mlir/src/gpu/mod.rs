@@ -7,20 +7,21 @@
 //!   architecture (`sm_80`, `sm_90`, ...) and returns the lowered module: every linalg op
 //!   with parallel loops becomes a kernel (its parallel loops tiled by [`BLOCK`] threads
 //!   and mapped to blocks and threads); runtime calls (matrix products, copies, random
-//!   fills) and the host compute [`hostwrap`] cannot move stay on the host, on the same
-//!   buffers, which are CUDA managed memory (`_mlir_memref_to_llvm_alloc`). Every launch
-//!   synchronises before the host goes on (unless `ARCHC_GPU_ASYNC=1` and no host code
-//!   touches buffers; see `jit`).
-//! - Between the stages, [`hostwrap`]'s text passes wrap host compute without parallel
-//!   loops (full reductions, 0-d arithmetic) into one-thread kernels where its values stay
-//!   on the device, route host `memref.copy` through the runtime, and put each parallel
-//!   loop's innermost dimension first (threads along contiguous elements); then adjacent
-//!   loops over equal bounds are merged (`passes::pipelines::gpu_fuse`, with [`fuse`]
-//!   telling it that the function's buffers do not overlap), so one kernel does what
-//!   several would, and reductions keep their accumulators in registers
-//!   (`passes::accumulators`);
-//!   loops whose innermost dimension would leave threads idle become flat
-//!   (`passes::flatten_loops`, the first pass of the outlining pipeline).
+//!   fills) and the host compute `passes::wrap_host_compute` cannot move stay on the
+//!   host, on the same buffers, which are CUDA managed memory
+//!   (`_mlir_memref_to_llvm_alloc`). Every launch synchronises before the host goes on
+//!   (unless `ARCHC_GPU_ASYNC=1` and no host code touches buffers; see `jit`).
+//! - At the end of `passes::pipelines::gpu_loops`, archc's passes wrap host compute without
+//!   parallel loops (full reductions, 0-d arithmetic) into one-thread kernels where its
+//!   values stay on the device (`passes::wrap_host_compute`), route host `memref.copy`
+//!   through the runtime (`passes::route_copies`), and put each parallel loop's innermost
+//!   dimension first, threads along contiguous elements (`passes::innermost_first`); then
+//!   `passes::pipelines::gpu_fuse` brings independent loops over equal bounds together
+//!   and merges adjacent ones (`passes::distinct` telling it that the function's buffers
+//!   do not overlap), so one kernel does what several would, and reductions keep their
+//!   accumulators in registers (`passes::accumulators`); loops whose innermost dimension
+//!   would leave threads idle become flat (`passes::flatten_loops`, the first pass of the
+//!   outlining pipeline).
 //! - Math ops inside kernels are replaced by [`devmath`]'s pure-arith implementations, so
 //!   no libdevice (CUDA toolkit) is needed to produce PTX.
 //! - [`ptx`] extracts the PTX text of every kernel module (`archc build --emit ptx`).
@@ -30,9 +31,6 @@
 //!   state stays in device memory between steps ([`state`]).
 
 pub mod devmath;
-pub mod fuse;
-pub mod group;
-pub mod hostwrap;
 #[cfg(feature = "llvm")]
 pub mod jit;
 pub mod resident;
@@ -41,16 +39,6 @@ pub mod state;
 
 /// Threads per block along the innermost mapped loop dimension.
 pub const BLOCK: usize = 256;
-
-/// The text passes between `pipelines::gpu_loops` and `pipelines::gpu_fuse`: host compute into
-/// one-thread kernels, host copies through the runtime, innermost dimension first
-/// ([`hostwrap`]), the function's buffers marked distinct for the fusion ([`fuse`]),
-/// independent loops over equal bounds brought together ([`group`]).
-pub fn text_passes(printed: &str) -> String {
-    let (wrapped, _) = hostwrap::wrap_host_compute(printed);
-    let wrapped = hostwrap::innermost_first(&hostwrap::route_copies(&wrapped));
-    group::group_loops(&fuse::mark_distinct(&wrapped))
-}
 
 /// Checks an architecture name like `sm_90`.
 pub fn check_arch(arch: &str) -> Result<(), String> {
@@ -65,9 +53,9 @@ pub use lowered::{compile, fused, ptx, Lowered};
 
 #[cfg(feature = "llvm")]
 mod lowered {
-    use super::{check_arch, hostwrap, text_passes};
+    use super::check_arch;
     use crate::jit::{context, run_options, with_diagnostics};
-    use crate::passes::pipelines;
+    use crate::passes::{pipelines, wrap_host_compute};
     use melior::ir::attribute::{ArrayAttribute, AttributeLike};
     use melior::ir::operation::OperationLike;
     use melior::ir::{BlockLike, Module};
@@ -79,7 +67,7 @@ mod lowered {
         // Field order: the module must drop before its context.
         pub module: Module<'static>,
         pub context: Box<Context>,
-        /// Loads and stores left in host code (see [`hostwrap::host_memory_ops`]).
+        /// Loads and stores left in host code (see [`wrap_host_compute::host_memory_ops`]).
         pub host_ops: usize,
         pub parse_verify: Duration,
         pub passes: Duration,
@@ -98,20 +86,16 @@ mod lowered {
         pipelines::gpu_loops().run(ctx, &mut module, &run_options())?;
         let mut module = fused(ctx, module)?;
         pipelines::gpu_outline().run(ctx, &mut module, &run_options())?;
-        let outlined = module.as_operation().to_string();
-        let host_ops = hostwrap::host_memory_ops(&outlined);
+        let host_ops = wrap_host_compute::host_memory_ops(&module.as_operation());
         pipelines::gpu_lower(arch).run(ctx, &mut module, &run_options())?;
         let passes = t1.elapsed();
         Ok(Lowered { module, context, host_ops, parse_verify: t1 - t0, passes })
     }
 
-    /// A module after `pipelines::gpu_loops` through [`text_passes`] and
-    /// `pipelines::gpu_fuse`: the parallel loops the kernels will be made of (before
-    /// `passes::flatten_loops`, the first pass of `pipelines::gpu_outline`).
-    pub fn fused<'c>(ctx: &'c Context, module: Module<'c>) -> Result<Module<'c>, String> {
-        let text = text_passes(&module.as_operation().to_string());
-        drop(module);
-        let mut module = parse_verified(ctx, &text)?;
+    /// A module after `pipelines::gpu_loops` through `pipelines::gpu_fuse`: the parallel
+    /// loops the kernels will be made of (before `passes::flatten_loops`, the first pass of
+    /// `pipelines::gpu_outline`).
+    pub fn fused<'c>(ctx: &'c Context, mut module: Module<'c>) -> Result<Module<'c>, String> {
         pipelines::gpu_fuse().run(ctx, &mut module, &run_options())?;
         Ok(module)
     }

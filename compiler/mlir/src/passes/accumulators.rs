@@ -20,10 +20,10 @@
 //! else in the body touches the buffer, and the element loaded and stored is the same one
 //! every iteration).
 
-use super::ir::is;
+use super::ir::{is, ops_named};
 use melior::dialect::{memref, scf};
 use melior::ir::block::BlockLike;
-use melior::ir::operation::{OperationBuilder, OperationLike, OperationResult, WalkOrder, WalkResult};
+use melior::ir::operation::{OperationBuilder, OperationLike, OperationResult};
 use melior::ir::ValueLike;
 use melior::ir::{Block, BlockRef, Location, Operation, OperationRef, Region, RegionLike, Type, Value};
 use melior::Context;
@@ -32,13 +32,7 @@ use mlir_sys::MlirOperation;
 
 /// Carries the accumulators of every qualifying nest under `root`.
 pub fn run(context: &Context, root: OperationRef) {
-    let mut found = Vec::new();
-    root.walk(WalkOrder::PreOrder, |op| {
-        if is(&op, "scf.for") {
-            found.push(op.to_raw());
-        }
-        WalkResult::Advance
-    });
+    let found = ops_named(root, "scf.for");
     let mut erased: Vec<MlirOperation> = Vec::new();
     for raw in found {
         if erased.iter().any(|e| e.ptr == raw.ptr) {

@@ -15,25 +15,18 @@
 //! `arith.remui`/`arith.divui`, first dimension fastest, then runs the old body. Other
 //! loops are left as they are. The iterations run are the same, so results are too.
 
-use super::ir::{constant_index, index_constant, is, parallel_1d};
+use super::ir::{constant_index, index_constant, ops_named, parallel_1d};
 use crate::gpu::BLOCK;
 use melior::dialect::arith;
 use melior::ir::block::BlockLike;
-use melior::ir::operation::{OperationLike, WalkOrder, WalkResult};
+use melior::ir::operation::OperationLike;
 use melior::ir::{OperationRef, RegionLike, Value};
 use melior::Context;
 use melior::IrRewriter;
 
 /// Flattens every qualifying loop under `root`.
 pub fn run(context: &Context, root: OperationRef) {
-    let mut found = Vec::new();
-    root.walk(WalkOrder::PreOrder, |op| {
-        if is(&op, "scf.parallel") {
-            found.push(op.to_raw());
-        }
-        WalkResult::Advance
-    });
-    for raw in found {
+    for raw in ops_named(root, "scf.parallel") {
         // SAFETY: collected from the live IR under `root`; flattening a loop moves its
         // body (and the loops in it) into the new loop, erasing only the old loop op.
         let op = unsafe { OperationRef::from_raw(raw) };

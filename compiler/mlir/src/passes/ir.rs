@@ -3,9 +3,10 @@
 
 use melior::dialect::arith;
 use melior::ir::attribute::{DenseI32ArrayAttribute, IntegerAttribute};
-use melior::ir::operation::{OperationBuilder, OperationLike, OperationResult};
+use melior::ir::operation::{OperationBuilder, OperationLike, OperationResult, WalkOrder, WalkResult};
 use melior::ir::{Block, Identifier, Location, Operation, OperationRef, Region, RegionLike, Type, Value};
 use melior::Context;
+use mlir_sys::MlirOperation;
 
 /// Whether `op` is the operation named `name` (`scf.parallel`).
 pub fn is(op: &OperationRef, name: &str) -> bool {
@@ -50,4 +51,18 @@ pub fn body_region<'c>(context: &'c Context, location: Location<'c>) -> Region<'
     let region = Region::new();
     region.append_block(Block::new(&[(Type::index(context), location)]));
     region
+}
+
+/// Every operation named `name` under `root` (itself included), outer before inner, as
+/// raw handles: a pass collects them first and rewrites after, which a walk in progress
+/// would not allow.
+pub fn ops_named(root: OperationRef, name: &str) -> Vec<MlirOperation> {
+    let mut found = Vec::new();
+    root.walk(WalkOrder::PreOrder, |op| {
+        if is(&op, name) {
+            found.push(op.to_raw());
+        }
+        WalkResult::Advance
+    });
+    found
 }

@@ -14,9 +14,13 @@ pub mod accumulators;
 pub mod device_math;
 pub mod distinct;
 pub mod flatten_loops;
+pub mod group_loops;
+pub mod innermost_first;
 mod ir;
 pub mod parallel_loops;
 pub mod pipelines;
+pub mod route_copies;
+pub mod wrap_host_compute;
 
 use crate::jit::with_diagnostics;
 use melior::ir::operation::OperationLike;
@@ -40,6 +44,17 @@ pub enum ArchcPass {
     UnmarkDistinct,
     /// [`accumulators`]: reductions' accumulators carried through their loop nests.
     CarryAccumulators,
+    /// [`distinct::mark`]: a function's buffers declared distinct for loop fusion.
+    MarkDistinct,
+    /// [`group_loops`]: independent loops over equal bounds brought together.
+    GroupLoops,
+    /// [`wrap_host_compute`]: host compute without parallel loops into one-iteration
+    /// parallel loops (one-thread kernels).
+    WrapHostCompute,
+    /// [`route_copies`]: `memref.copy` through the runtime's copy functions.
+    RouteCopies,
+    /// [`innermost_first`]: parallel loops' dimensions reversed, innermost first.
+    InnermostFirst,
     /// [`device_math`]: kernels' `math` ops and `arith.remf` through `gpu::devmath`'s
     /// helpers, defined in their gpu.module.
     DeviceMath,
@@ -53,6 +68,11 @@ impl ArchcPass {
             ArchcPass::FlattenLoops => "archc-flatten-parallel-loops",
             ArchcPass::UnmarkDistinct => "archc-unmark-distinct",
             ArchcPass::CarryAccumulators => "archc-carry-accumulators",
+            ArchcPass::MarkDistinct => "archc-mark-distinct",
+            ArchcPass::GroupLoops => "archc-group-loops",
+            ArchcPass::WrapHostCompute => "archc-wrap-host-compute",
+            ArchcPass::RouteCopies => "archc-route-copies",
+            ArchcPass::InnermostFirst => "archc-innermost-first",
             ArchcPass::DeviceMath => "archc-device-math",
         }
     }
@@ -73,6 +93,11 @@ impl ArchcPass {
             "archc-flatten-parallel-loops" => Ok(ArchcPass::FlattenLoops),
             "archc-unmark-distinct" => Ok(ArchcPass::UnmarkDistinct),
             "archc-carry-accumulators" => Ok(ArchcPass::CarryAccumulators),
+            "archc-mark-distinct" => Ok(ArchcPass::MarkDistinct),
+            "archc-group-loops" => Ok(ArchcPass::GroupLoops),
+            "archc-wrap-host-compute" => Ok(ArchcPass::WrapHostCompute),
+            "archc-route-copies" => Ok(ArchcPass::RouteCopies),
+            "archc-innermost-first" => Ok(ArchcPass::InnermostFirst),
             "archc-device-math" => Ok(ArchcPass::DeviceMath),
             _ => Err(format!("no archc pass is named `{name}`")),
         }
@@ -85,6 +110,11 @@ impl ArchcPass {
             ArchcPass::FlattenLoops => "GPU loops whose first dimension leaves threads idle made one-dimensional",
             ArchcPass::UnmarkDistinct => "memref.distinct_objects removed after loop fusion",
             ArchcPass::CarryAccumulators => "reduction accumulators carried through their scf.for nests",
+            ArchcPass::MarkDistinct => "a function's buffers routed through one memref.distinct_objects",
+            ArchcPass::GroupLoops => "independent parallel loops over equal bounds moved next to each other",
+            ArchcPass::WrapHostCompute => "host compute without parallel loops wrapped in one-iteration scf.parallel",
+            ArchcPass::RouteCopies => "memref.copy routed through the runtime's archc_copy_<elem> functions",
+            ArchcPass::InnermostFirst => "scf.parallel dimensions reversed, innermost first",
             ArchcPass::DeviceMath => "gpu.module math ops and arith.remf as calls of arith-only helpers",
         }
     }
@@ -97,6 +127,11 @@ impl ArchcPass {
             ArchcPass::FlattenLoops,
             ArchcPass::UnmarkDistinct,
             ArchcPass::CarryAccumulators,
+            ArchcPass::MarkDistinct,
+            ArchcPass::GroupLoops,
+            ArchcPass::WrapHostCompute,
+            ArchcPass::RouteCopies,
+            ArchcPass::InnermostFirst,
             ArchcPass::DeviceMath,
         ]
     }
@@ -108,6 +143,11 @@ impl ArchcPass {
             ArchcPass::FlattenLoops => flatten_loops::run(context, root),
             ArchcPass::UnmarkDistinct => distinct::unmark(root),
             ArchcPass::CarryAccumulators => accumulators::run(context, root),
+            ArchcPass::MarkDistinct => distinct::mark(root),
+            ArchcPass::GroupLoops => group_loops::run(root),
+            ArchcPass::WrapHostCompute => wrap_host_compute::run(context, root),
+            ArchcPass::RouteCopies => route_copies::run(context, root),
+            ArchcPass::InnermostFirst => innermost_first::run(root),
             ArchcPass::DeviceMath => return device_math::run(context, root),
         }
         Ok(())
@@ -117,13 +157,18 @@ impl ArchcPass {
     fn create(&self) -> Pass {
         // One type id per pass: the address of its own word (words, not zero-sized
         // values, so that no two share an address).
-        static IDS: [u64; 5] = [0; 5];
+        static IDS: [u64; 10] = [0; 10];
         let index = match self {
             ArchcPass::ParallelLoops { .. } => 0,
             ArchcPass::FlattenLoops => 1,
             ArchcPass::UnmarkDistinct => 2,
             ArchcPass::CarryAccumulators => 3,
-            ArchcPass::DeviceMath => 4,
+            ArchcPass::MarkDistinct => 4,
+            ArchcPass::GroupLoops => 5,
+            ArchcPass::WrapHostCompute => 6,
+            ArchcPass::RouteCopies => 7,
+            ArchcPass::InnermostFirst => 8,
+            ArchcPass::DeviceMath => 9,
         };
         create_external(
             External(self.clone()),

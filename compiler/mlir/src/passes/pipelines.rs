@@ -85,12 +85,24 @@ pub fn cpu(min_work: Option<u64>) -> Pipeline {
     Pipeline::new("cpu", steps)
 }
 
-/// GPU stage 1: tensors to parallel loops ([`to_loops`] with named ops generalized).
+/// GPU stage 1: tensors to parallel loops ([`to_loops`] with named ops generalized); then
+/// host compute without parallel loops becomes one-iteration loops, that is one-thread
+/// kernels ([`super::wrap_host_compute`]), host copies go through the runtime
+/// ([`super::route_copies`]), and each parallel loop's innermost dimension comes first, for
+/// coalesced accesses ([`super::innermost_first`]).
 pub fn gpu_loops() -> Pipeline {
-    Pipeline::new("gpu-loops", to_loops(true))
+    let mut steps = to_loops(true);
+    steps.extend([
+        Step::Archc(ArchcPass::WrapHostCompute),
+        Step::Archc(ArchcPass::RouteCopies),
+        Step::Archc(ArchcPass::InnermostFirst),
+    ]);
+    Pipeline::new("gpu-loops", steps)
 }
 
-/// GPU stage 2: adjacent parallel loops over equal bounds merged where the second reads
+/// GPU stage 2: the function's buffers declared distinct ([`super::distinct`]) and
+/// independent loops over equal bounds brought together ([`super::group_loops`]), then
+/// adjacent parallel loops over equal bounds merged where the second reads
 /// what the first wrote only at the same index (upstream `scf-parallel-loop-fusion`;
 /// `cse` first so that equal constant bounds are the same values, not `canonicalize`,
 /// which would inline the host wrapping's one-iteration loops back into host code): one
@@ -102,6 +114,8 @@ pub fn gpu_fuse() -> Pipeline {
     Pipeline::new(
         "gpu-fuse",
         [
+            Step::Archc(ArchcPass::MarkDistinct),
+            Step::Archc(ArchcPass::GroupLoops),
             up("func.func(cse,scf-parallel-loop-fusion)"),
             Step::Archc(ArchcPass::UnmarkDistinct),
             Step::Archc(ArchcPass::CarryAccumulators),
