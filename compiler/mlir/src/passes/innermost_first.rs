@@ -11,22 +11,15 @@
 //! reductions and attributes are the old loop's. Parallel dimensions commute, so the loop
 //! means the same.
 
-use super::ir::is;
+use super::ir::ops_named;
 use melior::ir::block::BlockLike;
-use melior::ir::operation::{OperationBuilder, OperationLike, WalkOrder, WalkResult};
+use melior::ir::operation::{OperationBuilder, OperationLike};
 use melior::ir::{Block, OperationRef, Region, RegionLike, Type, Value, ValueLike};
 use melior::IrRewriter;
 
 /// Reverses the dimensions of every multi-dimensional `scf.parallel` under `root`.
 pub fn run(root: OperationRef) {
-    let mut found = Vec::new();
-    root.walk(WalkOrder::PreOrder, |op| {
-        if is(&op, "scf.parallel") {
-            found.push(op.to_raw());
-        }
-        WalkResult::Advance
-    });
-    for raw in found {
+    for raw in ops_named(root, "scf.parallel") {
         // SAFETY: collected from the live IR under `root`; reversing a loop moves its body
         // (and the loops in it) into the new loop, erasing only the old loop op.
         let op = unsafe { OperationRef::from_raw(raw) };

@@ -13,11 +13,11 @@
 //! in the order of the element types' names (a symbol the module already defines is not
 //! declared again). The copies copy the same elements.
 
-use super::ir::is;
+use super::ir::ops_named;
 use melior::dialect::func;
 use melior::ir::attribute::{Attribute, FlatSymbolRefAttribute, StringAttribute, TypeAttribute};
 use melior::ir::block::BlockLike;
-use melior::ir::operation::{OperationBuilder, OperationLike, WalkOrder, WalkResult};
+use melior::ir::operation::{OperationBuilder, OperationLike};
 use melior::ir::r#type::{FunctionType, TypeLike};
 use melior::ir::{Identifier, Location, OperationRef, Region, RegionLike, Type, Value, ValueLike};
 use melior::Context;
@@ -36,13 +36,7 @@ pub fn copy_symbol(elem: &str) -> String {
 
 /// Routes every `memref.copy` under `root` (a module) through the runtime.
 pub fn run(context: &Context, root: OperationRef) {
-    let mut found = Vec::new();
-    root.walk(WalkOrder::PreOrder, |op| {
-        if is(&op, "memref.copy") {
-            found.push(op.to_raw());
-        }
-        WalkResult::Advance
-    });
+    let found = ops_named(root, "memref.copy");
     let rewriter = IrRewriter::new(context);
     let base = rewriter.as_rewriter_base();
     // Element types copied, by name.
