@@ -146,8 +146,13 @@ fn mlir_digest(text: &str) -> String {
 /// in review when the kernels change; the MLP's full PTX is snapshotted as text.
 #[test]
 fn examples_ptx_snapshotted() {
+    let mut random = 0;
     for (name, text) in modules_for(Target::Gpu) {
         let lowered = archc_mlir::gpu::compile(&text, "sm_80").unwrap_or_else(|e| panic!("{name}: {e}"));
+        // Launches synchronise around host random fills: found on the IR, as the emitted
+        // text shows them.
+        assert_eq!(lowered.random_fills, text.contains("call @archc_rand_fill"), "{name}: random fills");
+        random += usize::from(lowered.random_fills);
         let kernels = archc_mlir::gpu::ptx(&lowered).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(!kernels.is_empty(), "{name}: no kernels");
         let mut digest = String::new();
@@ -164,6 +169,7 @@ fn examples_ptx_snapshotted() {
             }
         });
     }
+    assert!(random > 0, "no example draws random numbers on the GPU path");
 }
 
 /// `N params; opcode xCOUNT ...` of one PTX kernel module (opcodes sorted).

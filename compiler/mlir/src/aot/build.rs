@@ -57,7 +57,7 @@ pub fn shared_object(sig: &Module, target: &AotTarget, cpu: &HostCpu) -> Result<
         AotTarget::Cpu => (lower_to(&sig.text, Stage::LlvmIr)?, false),
         AotTarget::Cuda(arch) => {
             let lowered = crate::gpu::compile(&sig.text, arch)?;
-            let sync = crate::gpu::run::needs_sync(lowered.host_ops, &sig.text);
+            let sync = crate::gpu::run::needs_sync(lowered.host_ops, lowered.random_fills);
             (crate::jit::llvm_ir(&lowered.module)?, sync)
         }
     };

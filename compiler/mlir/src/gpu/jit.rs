@@ -60,7 +60,8 @@ impl GpuCompiled {
         }
         take_error()?;
         let timings = Timings { parse_verify: lowered.parse_verify, passes: lowered.passes, jit: t.elapsed() };
-        let runner = GpuRunner::with_options(sig.clone(), needs_sync(lowered.host_ops, &sig.text), &engine, options)?;
+        let runner =
+            GpuRunner::with_options(sig.clone(), needs_sync(lowered.host_ops, lowered.random_fills), &engine, options)?;
         Ok(GpuCompiled { runner, engine, _lowered: lowered, sig, timings })
     }
 

@@ -56,8 +56,9 @@ mod lowered {
     use super::check_arch;
     use crate::jit::{context, run_options, with_diagnostics};
     use crate::passes::{pipelines, wrap_host_compute};
+    use melior::ir::attribute::FlatSymbolRefAttribute;
     use melior::ir::attribute::{ArrayAttribute, AttributeLike};
-    use melior::ir::operation::OperationLike;
+    use melior::ir::operation::{OperationLike, WalkOrder, WalkResult};
     use melior::ir::{BlockLike, Module};
     use melior::Context;
     use std::time::{Duration, Instant};
@@ -69,6 +70,8 @@ mod lowered {
         pub context: Box<Context>,
         /// Loads and stores left in host code (see [`wrap_host_compute::host_memory_ops`]).
         pub host_ops: usize,
+        /// Whether host code calls the runtime's random fills (`archc_rand_fill_*`).
+        pub random_fills: bool,
         pub parse_verify: Duration,
         pub passes: Duration,
     }
@@ -87,9 +90,28 @@ mod lowered {
         let mut module = fused(ctx, module)?;
         pipelines::gpu_outline().run(ctx, &mut module, &run_options())?;
         let host_ops = wrap_host_compute::host_memory_ops(&module.as_operation());
+        let random_fills = calls_random_fills(&module);
         pipelines::gpu_lower(arch).run(ctx, &mut module, &run_options())?;
         let passes = t1.elapsed();
-        Ok(Lowered { module, context, host_ops, parse_verify: t1 - t0, passes })
+        Ok(Lowered { module, context, host_ops, random_fills, parse_verify: t1 - t0, passes })
+    }
+
+    /// Whether the module calls one of the runtime's random fills (`@archc_rand_fill_*`).
+    fn calls_random_fills(module: &Module) -> bool {
+        let mut found = false;
+        module.as_operation().walk(WalkOrder::PreOrder, |op| {
+            let callee = (op.name().as_string_ref().as_str() == Ok("func.call"))
+                .then(|| op.attribute("callee").ok())
+                .flatten()
+                .and_then(|a| FlatSymbolRefAttribute::try_from(a).ok());
+            found |= callee.is_some_and(|c| c.value().starts_with("archc_rand_fill"));
+            if found {
+                WalkResult::Interrupt
+            } else {
+                WalkResult::Advance
+            }
+        });
+        found
     }
 
     /// A module after `pipelines::gpu_loops` through `pipelines::gpu_fuse`: the parallel

@@ -204,8 +204,8 @@ const LONGEST: usize = 20;
 
 /// Whether a module's launches must synchronise (see [`GpuRunner`]): host loads or
 /// stores left after outlining, or random fills on the host.
-pub fn needs_sync(host_ops: usize, module_text: &str) -> bool {
-    host_ops > 0 || module_text.contains("archc_rand_fill")
+pub fn needs_sync(host_ops: usize, random_fills: bool) -> bool {
+    host_ops > 0 || random_fills
 }
 
 /// Bytes of a tensor's data as compiled code stores it.
