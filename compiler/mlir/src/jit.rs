@@ -147,8 +147,8 @@ impl Compiled {
     }
 
     /// The GPU path's transformations (the GPU target's module, [`pipelines::gpu_loops`]
-    /// and [`crate::gpu::hostwrap`]) compiled for the CPU: tests check them against the
-    /// interpreter on machines without a GPU.
+    /// and [`pipelines::gpu_fuse`], then [`pipelines::staged_to_llvm`]) compiled for the
+    /// CPU: tests check them against the interpreter on machines without a GPU.
     pub fn gpu_staging_on_cpu(sig: Emitted) -> Result<Compiled, String> {
         Self::staged(sig, &|context, module| {
             pipelines::gpu_loops().run(context, module, &run_options())?;

@@ -100,7 +100,7 @@ rand_fill!(archc_rand_fill_normal_f64, f64, archc_rand_normal_f64);
 macro_rules! typed_copy {
     ($name:ident, $bytes:expr) => {
         /// `memref.copy` of one element type, routed through the runtime (see
-        /// `gpu::hostwrap::route_copies`).
+        /// the pass `passes::route_copies`).
         ///
         /// # Safety
         /// As [`memrefCopy`].
