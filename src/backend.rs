@@ -84,6 +84,8 @@ const NO_MLIR: &str = "this archc was built without the MLIR backend (cargo feat
 /// Compiles `module` through the JIT and reports each phase's time.
 #[cfg(feature = "mlir")]
 pub fn timings(module: &archc_mlir::emit::Module, front: std::time::Duration) -> Result<String, String> {
+    use archc_mlir::jit::{configure, cpu_options, CpuOptions};
+    configure(CpuOptions { pass_timing: true, ..cpu_options() });
     let c = archc_mlir::jit::Compiled::new(module.clone())?;
     let t = &c.timings;
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;

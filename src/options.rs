@@ -170,8 +170,13 @@ mod tests {
         assert_eq!(cpu_options(&vars(&[])), CpuOptions::default());
         let all =
             vars(&[("ARCHC_PAR_MIN", "4096"), ("ARCHC_LLVM_OPT", "0"), ("ARCHC_MLIR_DUMP", "/tmp/d"), ("CC", "clang")]);
-        let want =
-            CpuOptions { parallel_min_work: Some(4096), llvm_opt: 0, dump: Some("/tmp/d".into()), cc: "clang".into() };
+        let want = CpuOptions {
+            parallel_min_work: Some(4096),
+            llvm_opt: 0,
+            dump: Some("/tmp/d".into()),
+            cc: "clang".into(),
+            pass_timing: false,
+        };
         assert_eq!(cpu_options(&all), want);
         assert_eq!(cpu_options(&vars(&[("ARCHC_PAR_MIN", "0")])).parallel_min_work, None, "0: one core");
         let bad = vars(&[("ARCHC_PAR_MIN", "many"), ("ARCHC_LLVM_OPT", "7"), ("ARCHC_MLIR_DUMP", "")]);

@@ -108,4 +108,6 @@ fn cli_reports_compiles_per_tier() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(err.contains(", Cranelift ") && err.contains(", LLVM JIT "), "{err}");
+    // MLIR's time report lists every pass of the CPU pipeline, archc's own too.
+    assert!(err.contains("Execution time report") && err.contains("archc-parallel-loops"), "{err}");
 }

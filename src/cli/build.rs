@@ -50,7 +50,8 @@ pub struct BuildArgs {
     #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
     pub dynamic: Vec<String>,
     /// Compile the entry with each tier and report where the time went: Cranelift
-    /// (whole compile) and MLIR (parse + verify, passes, LLVM JIT).
+    /// (whole compile) and MLIR (parse + verify, passes, LLVM JIT), with MLIR's time
+    /// report of every pass.
     #[arg(long)]
     pub timings: bool,
     /// The GPU architecture of `--emit ptx` and `--target cuda`: sm_80, sm_90, ...

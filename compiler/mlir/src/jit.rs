@@ -40,6 +40,8 @@ pub struct CpuOptions {
     pub dump: Option<PathBuf>,
     /// The C compiler that links artifacts' objects (`CC`, default `cc`).
     pub cc: String,
+    /// Prints MLIR's per-pass time report of every pipeline run (`build --timings`).
+    pub pass_timing: bool,
 }
 
 impl Default for CpuOptions {
@@ -49,6 +51,7 @@ impl Default for CpuOptions {
             llvm_opt: 2,
             dump: None,
             cc: "cc".to_string(),
+            pass_timing: false,
         }
     }
 }
@@ -72,7 +75,8 @@ pub fn parallel_min_work() -> Option<u64> {
 
 /// How pipelines run: IR dumps into [`CpuOptions::dump`].
 pub fn run_options() -> RunOptions {
-    RunOptions { dump: cpu_options().dump }
+    let options = cpu_options();
+    RunOptions { dump: options.dump, pass_timing: options.pass_timing }
 }
 
 /// The CPU pipeline ([`pipelines::cpu`]) on `module`.

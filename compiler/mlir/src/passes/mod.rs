@@ -230,6 +230,9 @@ impl Step {
 pub struct RunOptions {
     /// Writes the module before and after every pass into this folder (MLIR's IR printing).
     pub dump: Option<PathBuf>,
+    /// Prints MLIR's time report of every pass (archc's included) to stderr when the
+    /// pipeline ends.
+    pub pass_timing: bool,
 }
 
 /// A named, ordered list of passes.
@@ -253,6 +256,10 @@ impl Pipeline {
             // MLIR refuses IR printing on a multi-threaded context.
             context.enable_multi_threading(false);
             dump_each_pass(&pm, dir);
+        }
+        if options.pass_timing {
+            // SAFETY: the pass manager is live; MLIR prints the report when it is dropped.
+            unsafe { mlir_sys::mlirPassManagerEnableTiming(pm.to_raw()) };
         }
         for step in &self.steps {
             match step {
