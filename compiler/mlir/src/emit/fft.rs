@@ -155,13 +155,13 @@ impl FnLower<'_, '_, '_> {
         let mut tys = Vec::new();
         for v in ins {
             let (buf, m) = self.read_buffer(v);
-            let ty = super::linalg::dyn_view(2, v.dtype);
+            let ty = super::contract::dyn_view(2, v.dtype);
             args.push(self.b.assign(format!("memref.cast {buf} : {m} to {ty}")));
             tys.push(ty);
         }
         let out_ty = super::types::memref(dtype, &shape);
         let out = self.b.alloc(dtype, &shape);
-        let dyn_out = super::linalg::dyn_view(2, dtype);
+        let dyn_out = super::contract::dyn_view(2, dtype);
         args.push(self.b.assign(format!("memref.cast {out} : {out_ty} to {dyn_out}")));
         tys.push(dyn_out);
         let decl = format!("func.func private @{sym}({}) attributes {{llvm.emit_c_interface}}", tys.join(", "));

@@ -230,7 +230,7 @@ impl FnLower<'_, '_, '_> {
             Op::MatMul => one(self.matmul(&a[0], &a[1], out)),
             Op::Einsum(spec) => one(self.einsum(spec, a, out)?),
             Op::Conv { stride, padding, dilation, groups } => {
-                let spec = super::linalg::ConvSpec { stride, padding, dilation, groups: *groups };
+                let spec = super::conv::ConvSpec { stride, padding, dilation, groups: *groups };
                 one(self.conv(&a[0], &a[1], &spec, out)?)
             }
             Op::Pool { op, window, stride, padding } => one(self.pool(*op, &a[0], window, stride, padding, out)?),

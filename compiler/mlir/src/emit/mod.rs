@@ -33,11 +33,15 @@
 
 mod builder;
 mod check;
+mod contract;
 mod control;
+mod conv;
 mod data;
+mod elementwise;
 mod fft;
-mod linalg;
 mod lower;
+mod reduce;
+mod reshape;
 mod scalar;
 mod sort;
 pub mod types;
