@@ -34,7 +34,7 @@ use archc_compiler::tir::{
     ValueId,
 };
 use archc_runtime::elem::C64;
-use archc_runtime::{Executor, Interpreter, Tensor};
+use archc_runtime::{Executor, Interpreter, RunError, Tensor};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::OnceLock;
@@ -918,17 +918,27 @@ fn the_fuzz_vocabulary_has_every_op() {
 // ---------------------------------------------------------------------------------------
 // The interpreter
 
-/// The reference interpreter runs every instance; the row's file has the kernel.
-#[test]
-fn the_interpreter_runs_every_op() {
+/// Runs every instance on the executor `make` builds (parameters from seed 1); the
+/// failures, by instance.
+fn run_every_instance(make: impl for<'p> Fn(&'p Program) -> Result<Box<dyn Executor + 'p>, RunError>) -> Vec<String> {
     let mut failures = Vec::new();
     for inst in instances() {
-        let mut interp = Interpreter::new(&inst.program);
-        let run = interp.init_params(1).and_then(|_| interp.run_func("main", &inst.inputs, 7));
+        let run = make(&inst.program).and_then(|mut exec| exec.run_func("main", &inst.inputs, 7));
         if let Err(e) = run {
             failures.push(format!("{}: {e}", inst.label));
         }
     }
+    failures
+}
+
+/// The reference interpreter runs every instance; the row's file has the kernel.
+#[test]
+fn the_interpreter_runs_every_op() {
+    let mut failures = run_every_instance(|p| {
+        let mut interp = Interpreter::new(p);
+        interp.init_params(1)?;
+        Ok(Box::new(interp))
+    });
     for inst in first_instances() {
         let file = format!("runtime/src/interp/{}.rs", row(inst.key).interp);
         check_family("the interpreter", &file, &inst.op, &mut failures);
@@ -1096,14 +1106,11 @@ fn math_ops(text: &str) -> BTreeSet<String> {
 /// The Cranelift tier compiles and runs every instance.
 #[test]
 fn cranelift_runs_every_op() {
-    let mut failures = Vec::new();
-    for inst in instances() {
-        let mut jit = archc_clif::ClifCpu::new(&inst.program);
-        let run = jit.init_params(1).and_then(|_| jit.run_func("main", &inst.inputs, 7));
-        if let Err(e) = run {
-            failures.push(format!("{}: {e}", inst.label));
-        }
-    }
+    let mut failures = run_every_instance(|p| {
+        let mut jit = archc_clif::ClifCpu::new(p);
+        jit.init_params(1)?;
+        Ok(Box::new(jit))
+    });
     for inst in first_instances() {
         let file = format!("compiler/clif/src/{}.rs", row(inst.key).clif);
         check_family("the Cranelift tier", &file, &inst.op, &mut failures);
