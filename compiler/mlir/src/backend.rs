@@ -217,7 +217,7 @@ pub struct Mlir<'p, U: Unit> {
 
 impl<'p, U: Unit> Mlir<'p, U> {
     pub fn new(program: &'p Program) -> Self {
-        crate::rt::tune_allocator();
+        crate::runtime::rt::tune_allocator();
         Mlir {
             program,
             cache: HashMap::new(),

@@ -4,7 +4,7 @@
 //! internal error naming MLIR's diagnostics), runs [`cpu_pipeline`] (bufferization,
 //! lowering to loops, the choice of parallel loops, lowering to the LLVM
 //! dialect), and JIT-compiles it with the ExecutionEngine (LLVM -O2, [`opt_level`]),
-//! registering the runtime symbols of [`crate::rt`], [`crate::alloc`] and [`crate::omp`].
+//! registering the runtime symbols of [`crate::runtime::rt`], [`crate::runtime::alloc`] and [`crate::runtime::omp`].
 //! [`Compiled::run`] passes tensors as memref descriptors (inputs read in place, outputs
 //! written into fresh tensors). [`CpuOptions`] (set by the CLI) choose the parallel-loop
 //! threshold, LLVM's level and IR dumps.
@@ -179,7 +179,10 @@ impl Compiled {
         lower(&context, &mut module)?;
         let t2 = Instant::now();
         let engine = ExecutionEngine::new(&module, opt_level(), &[], false, false);
-        for (name, ptr) in crate::rt::symbols().into_iter().chain(crate::alloc::symbols()).chain(crate::omp::symbols())
+        for (name, ptr) in crate::runtime::rt::symbols()
+            .into_iter()
+            .chain(crate::runtime::alloc::symbols())
+            .chain(crate::runtime::omp::symbols())
         {
             // SAFETY: each pointer is an `extern "C"` function with the signature the
             // emitted declarations give it.
@@ -218,12 +221,12 @@ impl Compiled {
         let mut args = vec![&mut seed as *mut i64 as *mut ()];
         args.extend(descs.packed());
         // A refusal of an earlier run is not this one's.
-        let _ = crate::rt::take_failure();
+        let _ = crate::runtime::rt::take_failure();
         // SAFETY: the arguments follow archc_entry's C interface: the seed, then one
         // descriptor per memref, each over a live buffer of the declared shape; outputs
         // are distinct fresh tensors.
         unsafe { self.engine.invoke_packed("archc_entry", &mut args) }.map_err(|e| e.to_string())?;
-        if let Some(refused) = crate::rt::take_failure() {
+        if let Some(refused) = crate::runtime::rt::take_failure() {
             return Err(refused);
         }
         // SAFETY: the entry writes every element of its outputs.

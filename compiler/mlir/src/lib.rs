@@ -3,16 +3,16 @@
 //!
 //! - [`emit`] turns a TIR function into MLIR text, sizes constant or dynamic (no LLVM).
 //! - [`abi`] is compiled code's calling convention; [`aot`] writes and runs artifacts.
-//! - [`rt`] holds the runtime functions compiled code calls (random streams); [`alloc`]
-//!   their buffer allocation; [`omp`] the OpenMP entry points that run the loops
-//!   `passes::parallel_loops` keeps parallel on every core.
+//! - [`runtime`] is what compiled CPU code calls at run time: `rt` (products, long FFTs
+//!   and sorts, random streams, failures), `alloc` (its buffer allocation) and `omp` (the
+//!   OpenMP entry points that run the loops `passes::parallel_loops` keeps parallel on
+//!   every core).
 //! - `passes` (feature `llvm`): every pass pipeline as one list of named passes, and the
 //!   passes archc adds to MLIR's.
 //! - `jit` (feature `llvm`) parses, verifies, runs the CPU pipeline and executes.
 //! - [`gpu`] lowers the same modules to NVVM/PTX kernels and runs them through CUDA.
 
 pub mod abi;
-pub mod alloc;
 pub mod aot;
 #[cfg(feature = "llvm")]
 pub mod backend;
@@ -20,7 +20,6 @@ pub mod emit;
 pub mod gpu;
 #[cfg(feature = "llvm")]
 pub mod jit;
-pub mod omp;
 #[cfg(feature = "llvm")]
 pub mod passes;
-pub mod rt;
+pub mod runtime;

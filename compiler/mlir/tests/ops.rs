@@ -90,11 +90,11 @@ fn backend(p: &Program, seed: u64) -> Box<dyn Executor + '_> {
 const BACKEND: &str = "MLIR backend";
 
 /// A run of the backend under test that fails when compiled code recorded a failure
-/// (`archc_mlir::rt::take_failure`), whether or not the executor reports it itself.
+/// (`archc_mlir::runtime::rt::take_failure`), whether or not the executor reports it itself.
 fn run_checked(jit: &mut dyn Executor, func: &str, inputs: &[Tensor], seed: u64) -> Result<Vec<Tensor>, String> {
-    archc_mlir::rt::take_failure();
+    archc_mlir::runtime::rt::take_failure();
     let out = jit.run_func(func, inputs, seed).map_err(|e| e.to_string())?;
-    match archc_mlir::rt::take_failure() {
+    match archc_mlir::runtime::rt::take_failure() {
         Some(e) => Err(e),
         None => Ok(out),
     }

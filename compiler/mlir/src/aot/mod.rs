@@ -211,9 +211,11 @@ impl Extracted {
 /// Every runtime function compiled code for `target` may call, by symbol.
 pub fn runtime_symbols(target: &AotTarget) -> HashMap<&'static str, *mut ()> {
     match target {
-        AotTarget::Cpu => {
-            crate::rt::symbols().into_iter().chain(crate::alloc::symbols()).chain(crate::omp::symbols()).collect()
-        }
+        AotTarget::Cpu => crate::runtime::rt::symbols()
+            .into_iter()
+            .chain(crate::runtime::alloc::symbols())
+            .chain(crate::runtime::omp::symbols())
+            .collect(),
         AotTarget::Cuda(_) => crate::gpu::run::gpu_symbols().into_iter().collect(),
     }
 }
@@ -335,11 +337,11 @@ impl Loaded {
         let mut args = vec![&mut seed as *mut i64 as *mut ()];
         args.extend(descs.packed());
         // A refusal of an earlier run is not this one's.
-        let _ = crate::rt::take_failure();
+        let _ = crate::runtime::rt::take_failure();
         // SAFETY: the seed, then one descriptor per memref, over live buffers of the
         // entry's types (checked by `output_tensors`); outputs are fresh tensors.
         unsafe { (self.code.entry)(args.as_mut_ptr()) };
-        match crate::rt::take_failure() {
+        match crate::runtime::rt::take_failure() {
             Some(refused) => Err(refused),
             None => Ok(outputs),
         }

@@ -1,13 +1,13 @@
 //! Run-time refusals in compiled code: a condition computed at the function's top level
 //! that, when true, calls the runtime's `archc_fail` with a [`Failure`] code and its
-//! payload (see `crate::rt`). The code after it runs on with safe values (clamped
+//! payload (see `crate::runtime::rt`). The code after it runs on with safe values (clamped
 //! indices), so a refused run never reads out of bounds; the caller of the entry takes
 //! the failure and fails the run. Conditions that sizes alone decide are checked on
 //! every target; conditions on tensor values are checked on the CPU target only (on the
 //! GPU target the values live in device memory).
 
 use super::lower::FnLower;
-use crate::rt::Failure;
+use crate::runtime::rt::Failure;
 
 const DECL: &str = "func.func private @archc_fail(i64, i64, i64, i64)";
 

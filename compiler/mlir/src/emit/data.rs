@@ -6,7 +6,7 @@ use super::lower::FnLower;
 use super::scalar;
 use super::types::{elem, tensor};
 use super::Ty;
-use crate::rt::Failure;
+use crate::runtime::rt::Failure;
 use archc_compiler::tir::{BinaryOp, DType, Dim};
 
 fn list<T: ToString>(xs: &[T]) -> String {

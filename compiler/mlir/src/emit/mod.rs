@@ -26,7 +26,7 @@
 //! refuses is refused here too: when the sizes decide it (a slice past the end of an
 //! axis, `max`/`min`/`argmax` over no elements) with an [`EmitError`] worded like the
 //! interpreter's error, and where only the run knows (dynamic sizes, index values) by a
-//! run-time failure (`check`, `crate::rt::take_failure`). Deviations: integer division
+//! run-time failure (`check`, `crate::runtime::rt::take_failure`). Deviations: integer division
 //! by zero yields a value instead of an error, and on the GPU target out-of-range
 //! `gather` / `scatter_add` indices are clamped (negative ones count from the end, as
 //! everywhere).

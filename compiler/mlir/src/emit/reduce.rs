@@ -81,14 +81,14 @@ impl FnLower<'_, '_, '_> {
     /// failure otherwise.
     pub(super) fn refuse_empty(&mut self, count: &Dim, op: i64) -> Result<(), String> {
         match count.as_const() {
-            Some(0) => Err(crate::rt::Failure::message(3, op, 0, 0)),
+            Some(0) => Err(crate::runtime::rt::Failure::message(3, op, 0, 0)),
             Some(_) => Ok(()),
             None => {
                 let (n, zero) = (self.b.size(count), self.b.index(0));
                 let bad = self.b.assign(format!("arith.cmpi eq, {n}, {zero} : index"));
                 let code = self.b.i64c(op);
                 let z = self.b.i64c(0);
-                self.fail_if(&bad, crate::rt::Failure::EmptyReduction, [&code, &z, &z]);
+                self.fail_if(&bad, crate::runtime::rt::Failure::EmptyReduction, [&code, &z, &z]);
                 Ok(())
             }
         }

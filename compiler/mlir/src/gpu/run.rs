@@ -300,7 +300,7 @@ impl GpuRunner {
         let (start, before) = (Instant::now(), snapshot());
         let mut state = self.state.borrow_mut();
         let mut outputs = output_tensors(&self.sig, inputs)?;
-        let _ = crate::rt::take_failure();
+        let _ = crate::runtime::rt::take_failure();
         match state.memory {
             Memory::Managed => self.run_managed(code, inputs, &mut outputs, seed)?,
             Memory::Device { graphs } => {
@@ -342,7 +342,7 @@ impl GpuRunner {
             .filter(|(_, r)| r.is_none())
             .map(|((d, s), _)| Tensor::zeros(*d, s))
             .collect();
-        let _ = crate::rt::take_failure();
+        let _ = crate::runtime::rt::take_failure();
         let mut state = self.state.borrow_mut();
         let Memory::Device { graphs } = state.memory else { unreachable!("checked above") };
         let run = Bound { resident, bindings, given };
@@ -477,7 +477,7 @@ impl GpuRunner {
             };
             profile.add(start.elapsed(), snapshot().since(&before), timed);
         }
-        match crate::rt::take_failure() {
+        match crate::runtime::rt::take_failure() {
             Some(refused) => Err(refused),
             None => Ok(()),
         }
@@ -729,7 +729,8 @@ pub fn gpu_symbols() -> Vec<(&'static str, *mut ())> {
         ("_mlir_ciface_archc_copy_i1", gpu_copy_1 as *mut ()),
     ];
     symbols.extend(archc_cuda::symbols());
-    let cpu: Vec<_> = crate::rt::symbols().into_iter().filter(|(n, _)| symbols.iter().all(|(m, _)| m != n)).collect();
+    let cpu: Vec<_> =
+        crate::runtime::rt::symbols().into_iter().filter(|(n, _)| symbols.iter().all(|(m, _)| m != n)).collect();
     symbols.extend(cpu);
     symbols
 }

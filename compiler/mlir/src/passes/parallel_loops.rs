@@ -9,7 +9,7 @@
 //!   a one-dimensional `scf.parallel` over its outermost dimension with `scf.for` loops
 //!   inside for the others (each core then runs whole rows, which LLVM's vectoriser sees
 //!   as before); `convert-scf-to-openmp` later makes it an OpenMP region run by
-//!   [`crate::omp`];
+//!   [`crate::runtime::omp`];
 //! - otherwise it becomes nested `scf.for` loops, as `convert-linalg-to-loops` would have
 //!   made it: small steps never pay for a fork.
 //!

@@ -141,7 +141,7 @@ fn helper(pool: &'static Pool, tid: i32) {
         seen = job.generation;
         if tid < job.size {
             take_share(pool, &job, tid);
-            if let Some(m) = crate::rt::take_failure() {
+            if let Some(m) = crate::runtime::rt::take_failure() {
                 pool.failure.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(m);
             }
         }
@@ -221,7 +221,7 @@ pub unsafe extern "C" fn __kmpc_fork_call(
         std::hint::spin_loop();
     }
     if let Some(m) = pool.failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
-        crate::rt::record_failure(m);
+        crate::runtime::rt::record_failure(m);
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Matrix products (`archc_matmul_*`, batched `archc_bmm_*`, through MLIR's C interface
 //! `_mlir_ciface_*`: pointers to memref descriptors) are split over the cores
-//! ([`crate::omp`]'s threads) when large, each part one single-threaded product by the
+//! ([`crate::runtime::omp`]'s threads) when large, each part one single-threaded product by the
 //! host's OpenBLAS where there is one ([`archc_runtime::blas`]: AVX-512 kernels on CPUs
 //! that have them), else by the `gemm` crate's kernels on the strided views.
 //!
@@ -492,7 +492,7 @@ unsafe impl<T> Send for Shared<T> {}
 
 /// `c = a @ b` for strided row-major views (`c` is overwritten); large products are split
 /// by output rows or columns into a few parts per core, which the cores
-/// ([`crate::omp::parallel`]) take in turn, each part one single-threaded product
+/// ([`crate::runtime::omp::parallel`]) take in turn, each part one single-threaded product
 /// ([`matmul_part`]).
 ///
 /// # Safety
@@ -505,7 +505,7 @@ unsafe fn matmul<T: Copy + 'static + Default + Sync + Element>(
     one: T,
 ) {
     let (m, n) = (a.sizes[0] as usize, b.sizes[1] as usize);
-    let team = if m * n * a.sizes[1] as usize >= PARALLEL_MACS { crate::omp::max_team() } else { 1 };
+    let team = if m * n * a.sizes[1] as usize >= PARALLEL_MACS { crate::runtime::omp::max_team() } else { 1 };
     if team < 2 || m.max(n) < 2 * SPLIT_ALIGN {
         // SAFETY: the caller's views.
         unsafe { matmul_part(a, b, c, one, 0..m, 0..n) };
@@ -519,7 +519,7 @@ unsafe fn matmul<T: Copy + 'static + Default + Sync + Element>(
     let chunk = len.div_ceil(SPLIT_PARTS * team).next_multiple_of(SPLIT_ALIGN);
     let parts = len.div_ceil(chunk);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    crate::omp::parallel(&|_, _| loop {
+    crate::runtime::omp::parallel(&|_, _| loop {
         let p = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if p >= parts {
             return;
@@ -620,14 +620,14 @@ macro_rules! matmul_fns {
             let (a, b, c) = unsafe { (&*a, &*b, &*c) };
             let batch = a.sizes[0] as usize;
             let macs = batch * (a.sizes[1] * a.sizes[2] * b.sizes[2]) as usize;
-            if batch >= 2 && macs >= PARALLEL_MACS && crate::omp::max_team() > 1 {
+            if batch >= 2 && macs >= PARALLEL_MACS && crate::runtime::omp::max_team() > 1 {
                 // Whole products per core.
                 let (a, b, c) = (
                     Shared(a as *const _ as *mut MemRef<$t, 3>),
                     Shared(b as *const _ as *mut _),
                     Shared(c as *const _ as *mut _),
                 );
-                crate::omp::parallel(&|tid, size| {
+                crate::runtime::omp::parallel(&|tid, size| {
                     let (a, b, c) = (a, b, c);
                     let (a, b, c) = unsafe { (&*a.0, &*b.0, &*c.0) };
                     let chunk = batch.div_ceil(size);
