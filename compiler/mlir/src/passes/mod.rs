@@ -31,6 +31,9 @@ use melior::{Context, ContextRef, StringRef};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+/// How many passes [`ArchcPass::all`] lists.
+const PASSES: usize = 10;
+
 /// A pass of archc's own, with its options.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ArchcPass {
@@ -80,9 +83,10 @@ impl ArchcPass {
     /// The pass named `name` with `options` (`key=value` words), as a filetest's header
     /// writes it: `archc-parallel-loops min-work=4096` (`min-work=none`: sequential).
     pub fn parse(name: &str, options: &[&str]) -> Result<ArchcPass, String> {
-        let option = |key: &str| options.iter().find_map(|o| o.strip_prefix(key)?.strip_prefix('='));
-        match name {
-            "archc-parallel-loops" => {
+        let pass = ArchcPass::all().into_iter().find(|p| p.name() == name);
+        match pass.ok_or_else(|| format!("no archc pass is named `{name}`"))? {
+            ArchcPass::ParallelLoops { .. } => {
+                let option = |key: &str| options.iter().find_map(|o| o.strip_prefix(key)?.strip_prefix('='));
                 let min_work = match option("min-work") {
                     None => Some(parallel_loops::MIN_WORK),
                     Some("none") => None,
@@ -90,16 +94,7 @@ impl ArchcPass {
                 };
                 Ok(ArchcPass::ParallelLoops { min_work })
             }
-            "archc-flatten-parallel-loops" => Ok(ArchcPass::FlattenLoops),
-            "archc-unmark-distinct" => Ok(ArchcPass::UnmarkDistinct),
-            "archc-carry-accumulators" => Ok(ArchcPass::CarryAccumulators),
-            "archc-mark-distinct" => Ok(ArchcPass::MarkDistinct),
-            "archc-group-loops" => Ok(ArchcPass::GroupLoops),
-            "archc-wrap-host-compute" => Ok(ArchcPass::WrapHostCompute),
-            "archc-route-copies" => Ok(ArchcPass::RouteCopies),
-            "archc-innermost-first" => Ok(ArchcPass::InnermostFirst),
-            "archc-device-math" => Ok(ArchcPass::DeviceMath),
-            _ => Err(format!("no archc pass is named `{name}`")),
+            other => Ok(other),
         }
     }
 
@@ -119,8 +114,8 @@ impl ArchcPass {
         }
     }
 
-    /// Every archc pass, with default options (for listings and the filetests' check that
-    /// each has tests).
+    /// Every archc pass, with default options ([`PASSES`] of them; for parsing, listings
+    /// and the filetests' check that each has tests).
     pub fn all() -> Vec<ArchcPass> {
         vec![
             ArchcPass::ParallelLoops { min_work: Some(parallel_loops::MIN_WORK) },
@@ -156,20 +151,10 @@ impl ArchcPass {
     /// The pass as an MLIR pass on `builtin.module`.
     fn create(&self) -> Pass {
         // One type id per pass: the address of its own word (words, not zero-sized
-        // values, so that no two share an address).
-        static IDS: [u64; 10] = [0; 10];
-        let index = match self {
-            ArchcPass::ParallelLoops { .. } => 0,
-            ArchcPass::FlattenLoops => 1,
-            ArchcPass::UnmarkDistinct => 2,
-            ArchcPass::CarryAccumulators => 3,
-            ArchcPass::MarkDistinct => 4,
-            ArchcPass::GroupLoops => 5,
-            ArchcPass::WrapHostCompute => 6,
-            ArchcPass::RouteCopies => 7,
-            ArchcPass::InnermostFirst => 8,
-            ArchcPass::DeviceMath => 9,
-        };
+        // values, so that no two share an address), by the pass's place in `all()`.
+        static IDS: [u64; PASSES] = [0; PASSES];
+        let same = |p: &ArchcPass| std::mem::discriminant(p) == std::mem::discriminant(self);
+        let index = ArchcPass::all().iter().position(same).expect("every pass is in ArchcPass::all()");
         create_external(
             External(self.clone()),
             TypeId::create(&IDS[index]),
@@ -345,4 +330,23 @@ pub fn run_on_text(pass: &ArchcPass, text: &str) -> Result<String, String> {
     let mut module = module.ok_or_else(|| format!("input does not parse:\n{diags}"))?;
     Pipeline::new("filetest", [Step::Archc(pass.clone())]).run(&context, &mut module, &RunOptions::default())?;
     Ok(format!("{}", module.as_operation()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_pass_is_listed_once_and_parses_by_its_name() {
+        let all = ArchcPass::all();
+        assert_eq!(all.len(), PASSES, "PASSES counts ArchcPass::all()");
+        for pass in &all {
+            assert_eq!(&ArchcPass::parse(pass.name(), &[]).expect("parses"), pass);
+            assert_eq!(all.iter().filter(|p| p.name() == pass.name()).count(), 1, "{}", pass.name());
+        }
+        let none = ArchcPass::parse("archc-parallel-loops", &["min-work=none"]).expect("parses");
+        assert_eq!(none, ArchcPass::ParallelLoops { min_work: None });
+        assert!(ArchcPass::parse("archc-bogus", &[]).is_err());
+        assert!(ArchcPass::parse("archc-parallel-loops", &["min-work=many"]).is_err());
+    }
 }
