@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use archc_cuda::{CudaOptions, DeviceChoice};
-use archc_mlir::gpu::run::{GpuOptions, Memory, ProfileMode};
+use archc_mlir::gpu::run::GpuOptions;
 
 /// The CUDA runtime's options from the variables `var` gives (the environment), the
 /// device `--device` chose winning over `ARCHC_CUDA_DEVICE`.
@@ -49,24 +49,7 @@ pub fn cuda_options(var: &dyn Fn(&str) -> Option<OsString>, device: Option<Devic
 /// The GPU backend's options from the variables `var` gives, with the CUDA runtime's
 /// `cuda`; an error names a variable with a value it does not take.
 pub fn gpu_options(var: &dyn Fn(&str) -> Option<OsString>, cuda: CudaOptions) -> Result<GpuOptions, String> {
-    let text = |name: &str| var(name).and_then(|value| value.into_string().ok());
-    let graphs = match text("ARCHC_GPU_GRAPH").as_deref() {
-        Some("1") | Some("") | None => true,
-        Some("0") => false,
-        Some(other) => return Err(format!("ARCHC_GPU_GRAPH={other}: expected `1` or `0`")),
-    };
-    let memory = match text("ARCHC_GPU_MEMORY").as_deref() {
-        Some("device") | Some("") | None => Memory::Device { graphs },
-        Some("managed") => Memory::Managed,
-        Some(other) => return Err(format!("ARCHC_GPU_MEMORY={other}: expected `device` or `managed`")),
-    };
-    let profile = match text("ARCHC_GPU_PROFILE").as_deref() {
-        Some("1") => ProfileMode::Runs,
-        Some("kernels") => ProfileMode::Kernels,
-        _ => ProfileMode::Off,
-    };
-    let async_launches = text("ARCHC_GPU_ASYNC").as_deref() == Some("1");
-    Ok(GpuOptions { cuda, memory, async_launches, profile })
+    GpuOptions::from_vars(var, cuda)
 }
 
 /// Why the GPU backend cannot be set up (a bad variable), kept from [`configure`].
@@ -147,6 +130,7 @@ pub fn gpu_ready() -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use archc_mlir::gpu::run::{Memory, ProfileMode};
 
     fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
         let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

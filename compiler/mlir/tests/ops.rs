@@ -52,16 +52,11 @@ fn tol() -> f64 {
 /// (`ARCHC_GPU_MEMORY=managed`, `ARCHC_GPU_ASYNC=1`), set once for the process (the
 /// library reads no environment variable; the CLI maps these the same way).
 fn gpu_options_from_env() {
-    use archc_mlir::gpu::run::{configure, GpuOptions, Memory};
+    use archc_mlir::gpu::run::{configure, GpuOptions};
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let var = |name: &str| std::env::var(name).ok();
-        let memory = match var("ARCHC_GPU_MEMORY").as_deref() {
-            Some("managed") => Memory::Managed,
-            _ => Memory::Device { graphs: var("ARCHC_GPU_GRAPH").as_deref() != Some("0") },
-        };
-        let async_launches = var("ARCHC_GPU_ASYNC").as_deref() == Some("1");
-        configure(GpuOptions { memory, async_launches, ..GpuOptions::default() }).expect("GPU options");
+        let options = GpuOptions::from_vars(&|name| std::env::var_os(name), Default::default());
+        configure(options.expect("GPU variables")).expect("GPU options");
     });
 }
 

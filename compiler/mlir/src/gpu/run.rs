@@ -37,6 +37,7 @@ use archc_runtime::resident::Bindings;
 use archc_runtime::tensor::Tensor;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -70,6 +71,33 @@ pub struct GpuOptions {
     pub async_launches: bool,
     /// What runners report on stderr when dropped.
     pub profile: ProfileMode,
+}
+
+impl GpuOptions {
+    /// The options the variables `var` gives (`ARCHC_GPU_MEMORY`, `ARCHC_GPU_GRAPH`,
+    /// `ARCHC_GPU_ASYNC`, `ARCHC_GPU_PROFILE`; the library reads no environment itself: the
+    /// CLI and tests pass their lookup), with the CUDA runtime's `cuda`. An error names a
+    /// variable with a value it does not take.
+    pub fn from_vars(var: &dyn Fn(&str) -> Option<OsString>, cuda: CudaOptions) -> Result<GpuOptions, String> {
+        let text = |name: &str| var(name).and_then(|value| value.into_string().ok());
+        let graphs = match text("ARCHC_GPU_GRAPH").as_deref() {
+            Some("1") | Some("") | None => true,
+            Some("0") => false,
+            Some(other) => return Err(format!("ARCHC_GPU_GRAPH={other}: expected `1` or `0`")),
+        };
+        let memory = match text("ARCHC_GPU_MEMORY").as_deref() {
+            Some("device") | Some("") | None => Memory::Device { graphs },
+            Some("managed") => Memory::Managed,
+            Some(other) => return Err(format!("ARCHC_GPU_MEMORY={other}: expected `device` or `managed`")),
+        };
+        let profile = match text("ARCHC_GPU_PROFILE").as_deref() {
+            Some("1") => ProfileMode::Runs,
+            Some("kernels") => ProfileMode::Kernels,
+            _ => ProfileMode::Off,
+        };
+        let async_launches = text("ARCHC_GPU_ASYNC").as_deref() == Some("1");
+        Ok(GpuOptions { cuda, memory, async_launches, profile })
+    }
 }
 
 impl Default for GpuOptions {
