@@ -73,7 +73,7 @@ impl HostState {
     /// The first of `names` (in order) holding a NaN or an infinity.
     pub fn first_non_finite(&self, names: &[String]) -> Result<Option<String>, RunError> {
         for name in names {
-            if !crate::train::anomaly::is_finite(self.get(name)?) {
+            if !crate::finite::is_finite(self.get(name)?) {
                 return Ok(Some(name.clone()));
             }
         }

@@ -38,13 +38,14 @@
 //!   checkpoint and plot are removed (callers refuse that unless asked to, see
 //!   [`existing_run`]).
 
-use super::anomaly::{find_anomaly, is_finite};
+use super::anomaly::find_anomaly;
 use super::metrics::{truncate_metrics, MetricsWriter, Record, Value};
 use super::plot::write_curves;
 use super::schedule::Schedule;
 use super::state::{EpochTotals, TrainState};
 use super::{io_error, TrainError};
 use crate::data::{Dataset, Frame};
+use crate::finite::is_finite;
 use crate::interp::{Executor, Interpreter, RunError};
 use crate::resident::Bindings;
 use crate::tensor::Tensor;

@@ -131,7 +131,7 @@ impl DeviceState {
     /// Downloads each of `names` and scans it.
     fn scan_on_host(&mut self, names: &[String]) -> Result<Option<String>, String> {
         for name in names {
-            if !archc_runtime::train::anomaly::is_finite(&self.read(name)?) {
+            if !archc_runtime::finite::is_finite(&self.read(name)?) {
                 return Ok(Some(name.clone()));
             }
         }
