@@ -54,7 +54,7 @@ fn mlir_location(sources: &SourceMap, span: Span) -> String {
 #[cfg(feature = "mlir")]
 pub fn lower_mlir(text: &str, llvm_ir: bool) -> Result<String, String> {
     use archc_mlir::jit::{lower_to, Stage};
-    lower_to(text, if llvm_ir { Stage::LlvmIr } else { Stage::Optimized })
+    lower_to(text, if llvm_ir { Stage::LlvmIr } else { Stage::Optimized }).map_err(|e| e.to_string())
 }
 
 #[cfg(not(feature = "mlir"))]

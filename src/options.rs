@@ -49,7 +49,7 @@ pub fn cuda_options(var: &dyn Fn(&str) -> Option<OsString>, device: Option<Devic
 /// The GPU backend's options from the variables `var` gives, with the CUDA runtime's
 /// `cuda`; an error names a variable with a value it does not take.
 pub fn gpu_options(var: &dyn Fn(&str) -> Option<OsString>, cuda: CudaOptions) -> Result<GpuOptions, String> {
-    GpuOptions::from_vars(var, cuda)
+    GpuOptions::from_vars(var, cuda).map_err(|e| e.to_string())
 }
 
 /// Why the GPU backend cannot be set up (a bad variable), kept from [`configure`].
@@ -113,7 +113,7 @@ pub fn configure(device: Option<DeviceChoice>) -> Result<(), String> {
     let cuda = cuda_options(&env, device);
     archc_cuda::configure(cuda.clone())?;
     match gpu_options(&env, cuda) {
-        Ok(options) => archc_mlir::gpu::run::configure(options),
+        Ok(options) => archc_mlir::gpu::run::configure(options).map_err(|e| e.to_string()),
         Err(e) => {
             let _ = GPU_ERROR.set(e);
             Ok(())

@@ -59,7 +59,7 @@ unsafe impl Send for Moved {}
 /// A finished background compile.
 struct Done {
     key: Key,
-    result: Result<Moved, String>,
+    result: Result<Moved, archc_mlir::Error>,
 }
 
 /// The background compile thread.
@@ -95,8 +95,8 @@ impl Worker {
 }
 
 /// Emits and compiles the MLIR module of `func` for `inputs`.
-fn compile(program: &Program, func: &str, inputs: &[Shape]) -> Result<Moved, String> {
-    let sig = emit_module_for(program, func, inputs, None, Target::Cpu).map_err(|e| e.0)?;
+fn compile(program: &Program, func: &str, inputs: &[Shape]) -> Result<Moved, archc_mlir::Error> {
+    let sig = emit_module_for(program, func, inputs, None, Target::Cpu)?;
     Compiled::new(sig).map(Moved)
 }
 

@@ -689,7 +689,7 @@ fn no_manifest_text_makes_the_parser_panic() {
             Ok(Ok(m)) => {
                 ok += 1;
                 for f in &m.artifact.funcs {
-                    assert_eq!(manifest::check_signature(&f.sig), Ok(()), "accepted:\n{text}");
+                    assert_eq!(manifest::check_signature(&f.name, &f.sig), Ok(()), "accepted:\n{text}");
                 }
             }
             Ok(Err(_)) => refused += 1,

@@ -197,7 +197,9 @@ fn device_state_finds_non_finite_values() {
     assert_eq!(st.generation(), generation);
     assert_eq!(st.read("a").unwrap().to_f64_vec().unwrap(), vec![4.0, 5.0, 6.0]);
     assert_eq!(st.read("long").unwrap().as_f32().unwrap(), long.as_slice());
-    assert!(st.non_finite(&names(&["nothing"])).unwrap_err().contains("no such state"));
+    let e = st.non_finite(&names(&["nothing"])).unwrap_err();
+    assert_eq!(e, archc_mlir::Error::State("resident state nothing: no such state".into()));
+    assert!(!e.is_internal(), "{e}");
 }
 
 /// `ARCHC_GPU_PROFILE=kernels` times every launch and product of a step on its own in

@@ -1,35 +1,43 @@
 //! The calling convention of compiled modules, shared by the JIT backends and
 //! ahead-of-time artifacts: ranked memref descriptors over tensors' buffers, the packed
 //! argument array (`args[i]` points at argument `i`; a memref argument is a pointer to
-//! its descriptor), and output allocation from a module's signature.
+//! its descriptor), and output allocation from a module's signature. Values that do not
+//! fit the signature are [`Error::Input`].
 
 use crate::emit::{Module as Emitted, Shape};
+use crate::error::{Error, Result};
 use archc_runtime::tensor::{Data, Tensor};
 
 /// Checks `inputs` against the entry's types and allocates its outputs (zeros).
-pub fn output_tensors(sig: &Emitted, inputs: &[&Tensor]) -> Result<Vec<Tensor>, String> {
+pub fn output_tensors(sig: &Emitted, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
     let shapes: Vec<Shape> = inputs.iter().map(|t| (t.dtype(), t.shape().to_vec())).collect();
-    Ok(sig.output_shapes(&shapes)?.iter().map(|(d, s)| Tensor::zeros(*d, s)).collect())
+    Ok(output_shapes(sig, &shapes)?.iter().map(|(d, s)| Tensor::zeros(*d, s)).collect())
+}
+
+/// The output types of the entry on inputs of these types, which must fit its inputs.
+pub fn output_shapes(sig: &Emitted, inputs: &[Shape]) -> Result<Vec<Shape>> {
+    sig.output_shapes(inputs).map_err(Error::Input)
 }
 
 /// Descriptors of a module's parameter values, checked against its parameters (count,
 /// dtype and shape, in `sig.params` order): the arguments of `archc_set_params`.
-pub fn param_descriptors(sig: &Emitted, values: &[&Tensor]) -> Result<Descriptors, String> {
+pub fn param_descriptors(sig: &Emitted, values: &[&Tensor]) -> Result<Descriptors> {
     if values.len() != sig.params.len() {
-        return Err(format!("{} parameter values for {} parameters", values.len(), sig.params.len()));
+        return Err(Error::Input(format!("{} parameter values for {} parameters", values.len(), sig.params.len())));
     }
     let mut descs = Descriptors::default();
     for ((name, shape), t) in sig.params.iter().zip(values) {
-        check(t, shape).map_err(|m| format!("parameter @{name}: {m}"))?;
+        check(t, shape).map_err(|e| Error::Input(format!("parameter @{name}: {e}")))?;
         descs.push(t);
     }
     Ok(descs)
 }
 
-/// Checks a tensor against a concrete type.
-pub fn check(t: &Tensor, (dtype, shape): &Shape) -> Result<(), String> {
+/// Checks a tensor against a concrete type (`is f32[2], expected f32[3]`).
+pub fn check(t: &Tensor, (dtype, shape): &Shape) -> Result<()> {
     if t.dtype() != *dtype || t.shape() != shape.as_slice() {
-        return Err(format!("is {}, expected {}", t.type_string(), archc_runtime::tensor::type_string(*dtype, shape)));
+        let expected = archc_runtime::tensor::type_string(*dtype, shape);
+        return Err(Error::Input(format!("is {}, expected {expected}", t.type_string())));
     }
     Ok(())
 }

@@ -14,8 +14,13 @@
 //! those symbols dynamic, which then serves every value of them (the static module keeps
 //! serving its own shapes, at full speed); where a function cannot be lowered with
 //! dynamic sizes, the new shapes get a static module of their own.
+//!
+//! Errors: units and stores return this crate's [`Error`]; the executor turns them into
+//! `RunError`s with their messages (`RunError::Backend` for compiling and running,
+//! `RunError::State` for resident state), as before errors were typed.
 
 use crate::emit::{emit_module_dynamic, emit_module_for, Module, Shape, Target};
+use crate::error::{Error, Result};
 use crate::gpu::jit::GpuCompiled;
 use crate::gpu::state::DeviceState;
 use crate::jit::{Compiled, Timings};
@@ -31,11 +36,11 @@ pub trait Unit: Sized {
     const TARGET: Target;
     /// Whether modules with dynamic sizes may be compiled for this target.
     const DYNAMIC: bool = false;
-    fn compile(sig: Module) -> Result<Self, String>;
+    fn compile(sig: Module) -> Result<Self>;
     fn sig(&self) -> &Module;
     fn timings(&self) -> &Timings;
-    fn set_params(&self, values: &[&Tensor]) -> Result<(), String>;
-    fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>, String>;
+    fn set_params(&self, values: &[&Tensor]) -> Result<()>;
+    fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>>;
     /// Where this target keeps resident state.
     type Store: Store;
     /// Runs with the arguments and results `bindings` places in `store` (see
@@ -52,40 +57,40 @@ pub trait Unit: Sized {
 
 /// Resident state of one target (see the module docs).
 pub trait Store: Default {
-    fn put(&mut self, name: &str, value: Tensor) -> Result<(), String>;
-    fn read(&mut self, name: &str) -> Result<Tensor, String>;
+    fn put(&mut self, name: &str, value: Tensor) -> Result<()>;
+    fn read(&mut self, name: &str) -> Result<Tensor>;
     /// The dtype and shape of the state `name`.
     fn shape(&self, name: &str) -> Option<Shape>;
-    fn non_finite(&mut self, names: &[String]) -> Result<Option<String>, String>;
+    fn non_finite(&mut self, names: &[String]) -> Result<Option<String>>;
 }
 
 impl Store for HostState {
-    fn put(&mut self, name: &str, value: Tensor) -> Result<(), String> {
+    fn put(&mut self, name: &str, value: Tensor) -> Result<()> {
         HostState::put(self, name, value);
         Ok(())
     }
-    fn read(&mut self, name: &str) -> Result<Tensor, String> {
-        self.get(name).cloned().map_err(|e| e.to_string())
+    fn read(&mut self, name: &str) -> Result<Tensor> {
+        self.get(name).cloned().map_err(|e| Error::State(e.to_string()))
     }
     fn shape(&self, name: &str) -> Option<Shape> {
         self.get(name).ok().map(|t| (t.dtype(), t.shape().to_vec()))
     }
-    fn non_finite(&mut self, names: &[String]) -> Result<Option<String>, String> {
-        self.first_non_finite(names).map_err(|e| e.to_string())
+    fn non_finite(&mut self, names: &[String]) -> Result<Option<String>> {
+        self.first_non_finite(names).map_err(|e| Error::State(e.to_string()))
     }
 }
 
 impl Store for crate::gpu::state::DeviceState {
-    fn put(&mut self, name: &str, value: Tensor) -> Result<(), String> {
+    fn put(&mut self, name: &str, value: Tensor) -> Result<()> {
         crate::gpu::state::DeviceState::put(self, name, &value)
     }
-    fn read(&mut self, name: &str) -> Result<Tensor, String> {
+    fn read(&mut self, name: &str) -> Result<Tensor> {
         crate::gpu::state::DeviceState::read(self, name)
     }
     fn shape(&self, name: &str) -> Option<Shape> {
         self.get(name).map(|t| (t.dtype, t.shape.clone()))
     }
-    fn non_finite(&mut self, names: &[String]) -> Result<Option<String>, String> {
+    fn non_finite(&mut self, names: &[String]) -> Result<Option<String>> {
         crate::gpu::state::DeviceState::non_finite(self, names)
     }
 }
@@ -101,8 +106,13 @@ fn run_bound_on_host<U: Unit>(
 ) -> Result<Vec<Tensor>, RunError> {
     store.call(bindings, given, |args| {
         let refs: Vec<&Tensor> = args.iter().collect();
-        unit.run(&refs, seed).map_err(|message| RunError::Backend { func: func.to_string(), message })
+        unit.run(&refs, seed).map_err(|e| backend_error(func, e))
     })
+}
+
+/// A unit's error as the executor reports it.
+fn backend_error(func: &str, e: Error) -> RunError {
+    RunError::Backend { func: func.to_string(), message: e.to_string() }
 }
 
 /// `Unit` for a type whose module, timings, parameter setter and run are those of the
@@ -113,7 +123,7 @@ macro_rules! unit {
         impl Unit for $ty {
             const TARGET: Target = $target;
             const DYNAMIC: bool = $dynamic;
-            fn compile(sig: Module) -> Result<Self, String> {
+            fn compile(sig: Module) -> Result<Self> {
                 $compile(sig)
             }
             fn sig(&self) -> &Module {
@@ -124,11 +134,11 @@ macro_rules! unit {
                 let $s = self;
                 &$inner.timings
             }
-            fn set_params(&self, values: &[&Tensor]) -> Result<(), String> {
+            fn set_params(&self, values: &[&Tensor]) -> Result<()> {
                 let $s = self;
                 $inner.set_params(values)
             }
-            fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>, String> {
+            fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>> {
                 let $s = self;
                 $inner.run(inputs, seed)
             }
@@ -172,12 +182,11 @@ fn run_bound_on_device(
     seed: u64,
 ) -> Result<Vec<Tensor>, RunError> {
     let refs: Vec<&Tensor> = given.iter().collect();
-    unit.run_bound(store, bindings, &refs, seed)
-        .map_err(|message| RunError::Backend { func: func.to_string(), message })
+    unit.run_bound(store, bindings, &refs, seed).map_err(|e| backend_error(func, e))
 }
 
 /// Compiles for the CUDA device's own architecture.
-fn compile_for_the_device(sig: Module) -> Result<GpuCompiled, String> {
+fn compile_for_the_device(sig: Module) -> Result<GpuCompiled> {
     let (major, minor) = archc_cuda::cuda()?.compute_capability();
     GpuCompiled::new(sig, &format!("sm_{major}{minor}"))
 }
@@ -295,7 +304,7 @@ impl<'p, U: Unit> Mlir<'p, U> {
     }
 
     fn compile(&mut self, func: &str, sig: Module) -> Result<U, RunError> {
-        let compiled = U::compile(sig).map_err(|message| RunError::Backend { func: func.to_string(), message })?;
+        let compiled = U::compile(sig).map_err(|e| backend_error(func, e))?;
         self.timings.push((func.to_string(), compiled.timings().clone()));
         Ok(compiled)
     }
@@ -336,7 +345,6 @@ impl<U: Unit> Mlir<'_, U> {
     /// The module that runs `func` on inputs of these types, compiled if need be, with
     /// the parameters set.
     fn ready(&mut self, func: &str, shapes: &[Shape]) -> Result<Slot, RunError> {
-        let err = |message: String| RunError::Backend { func: func.to_string(), message };
         if let Some(f) = self.program.func(func) {
             // The interpreter's argument check gives the same message for bad inputs.
             let s: Vec<_> = shapes.iter().map(|(d, s)| (*d, s.as_slice())).collect();
@@ -358,7 +366,7 @@ impl<U: Unit> Mlir<'_, U> {
                     self.params.get(n).ok_or_else(|| RunError::Param { name: n.clone(), message: "not set".into() })
                 })
                 .collect::<Result<_, _>>()?;
-            entry.compiled.set_params(&values).map_err(err)?;
+            entry.compiled.set_params(&values).map_err(|e| backend_error(func, e))?;
         }
         entry.params_at = Some(generation);
         Ok(slot)
@@ -371,7 +379,7 @@ impl<U: Unit> Executor for Mlir<'_, U> {
         let slot = self.ready(func, &shapes)?;
         let entry = entry_at(&mut self.cache, &mut self.dynamic, &slot);
         let refs: Vec<&Tensor> = inputs.iter().collect();
-        entry.compiled.run(&refs, seed).map_err(|message| RunError::Backend { func: func.to_string(), message })
+        entry.compiled.run(&refs, seed).map_err(|e| backend_error(func, e))
     }
 
     fn compile_times(&self) -> Vec<CompileTime> {
@@ -395,15 +403,15 @@ impl<U: Unit> Executor for Mlir<'_, U> {
     }
 
     fn put_state(&mut self, name: &str, value: Tensor) -> Result<(), RunError> {
-        self.store.put(name, value).map_err(|message| state_error(name, message))
+        self.store.put(name, value).map_err(|e| state_error(name, e.to_string()))
     }
 
     fn read_state(&mut self, name: &str) -> Result<Tensor, RunError> {
-        self.store.read(name).map_err(|message| state_error(name, message))
+        self.store.read(name).map_err(|e| state_error(name, e.to_string()))
     }
 
     fn non_finite_state(&mut self, names: &[String]) -> Result<Option<String>, RunError> {
-        self.store.non_finite(names).map_err(|message| state_error("", message))
+        self.store.non_finite(names).map_err(|e| state_error("", e.to_string()))
     }
 
     fn run_bound(

@@ -1,9 +1,9 @@
 //! Compiling emitted MLIR with melior (LLVM/MLIR 22) and running it.
 //!
 //! Contract: [`Compiled::new`] parses the module text, verifies it (a failure is an
-//! internal error naming MLIR's diagnostics), runs [`cpu_pipeline`] (bufferization,
-//! lowering to loops, the choice of parallel loops, lowering to the LLVM
-//! dialect), and JIT-compiles it with the ExecutionEngine (LLVM -O2, [`opt_level`]),
+//! internal error naming MLIR's diagnostics: [`Error::Parse`], [`Error::Verify`]), runs
+//! [`cpu_pipeline`] (bufferization, lowering to loops, the choice of parallel loops,
+//! lowering to the LLVM dialect), and JIT-compiles it with the ExecutionEngine (LLVM -O2, [`opt_level`]),
 //! registering the runtime symbols of [`crate::runtime::rt`], [`crate::runtime::alloc`] and [`crate::runtime::omp`].
 //! [`Compiled::run`] passes tensors as memref descriptors (inputs read in place, outputs
 //! written into fresh tensors). [`CpuOptions`] (set by the CLI) choose the parallel-loop
@@ -11,6 +11,7 @@
 
 use crate::abi::{param_descriptors, Descriptors};
 use crate::emit::{Module as Emitted, Shape};
+use crate::error::{Error, Result};
 use crate::passes::{pipelines, RunOptions};
 use archc_compiler::tir::DType;
 use archc_runtime::tensor::{Data, Tensor};
@@ -80,7 +81,7 @@ pub fn run_options() -> RunOptions {
 }
 
 /// The CPU pipeline ([`pipelines::cpu`]) on `module`.
-pub fn cpu_pipeline(context: &Context, module: &mut Module) -> Result<(), String> {
+pub fn cpu_pipeline(context: &Context, module: &mut Module) -> Result<()> {
     pipelines::cpu(parallel_min_work()).run(context, module, &run_options())
 }
 
@@ -146,14 +147,14 @@ pub(crate) fn with_diagnostics<T>(context: &Context, f: impl FnOnce() -> T) -> (
 }
 
 impl Compiled {
-    pub fn new(sig: Emitted) -> Result<Compiled, String> {
+    pub fn new(sig: Emitted) -> Result<Compiled> {
         Self::staged(sig, &|context, module| cpu_pipeline(context, module))
     }
 
     /// The GPU path's transformations (the GPU target's module, [`pipelines::gpu_loops`]
     /// and [`pipelines::gpu_fuse`], then [`pipelines::staged_to_llvm`]) compiled for the
     /// CPU: tests check them against the interpreter on machines without a GPU.
-    pub fn gpu_staging_on_cpu(sig: Emitted) -> Result<Compiled, String> {
+    pub fn gpu_staging_on_cpu(sig: Emitted) -> Result<Compiled> {
         Self::staged(sig, &|context, module| {
             pipelines::gpu_loops().run(context, module, &run_options())?;
             let staged = std::mem::replace(module, Module::new(melior::ir::Location::unknown(context)));
@@ -163,18 +164,10 @@ impl Compiled {
     }
 
     /// Parses and verifies `sig`, lowers it to the LLVM dialect with `lower`, and JITs it.
-    fn staged(
-        sig: Emitted,
-        lower: &dyn for<'c> Fn(&'c Context, &mut Module<'c>) -> Result<(), String>,
-    ) -> Result<Compiled, String> {
+    fn staged(sig: Emitted, lower: &dyn for<'c> Fn(&'c Context, &mut Module<'c>) -> Result<()>) -> Result<Compiled> {
         let context = context();
         let t0 = Instant::now();
-        let (module, diags) = with_diagnostics(&context, || Module::parse(&context, &sig.text));
-        let mut module = module.ok_or_else(|| format!("emitted MLIR does not parse:\n{diags}"))?;
-        let (ok, diags) = with_diagnostics(&context, || module.as_operation().verify());
-        if !ok {
-            return Err(format!("emitted MLIR does not verify:\n{diags}"));
-        }
+        let mut module = parse_verified(&context, &sig.text, "emitted MLIR")?;
         let t1 = Instant::now();
         lower(&context, &mut module)?;
         let t2 = Instant::now();
@@ -189,7 +182,7 @@ impl Compiled {
             unsafe { engine.register_symbol(name, ptr) };
         }
         if engine.lookup("archc_entry").is_null() {
-            return Err("the JIT could not compile the module (no archc_entry symbol)".into());
+            return Err(Error::Jit("the JIT could not compile the module (no archc_entry symbol)".into()));
         }
         let timings = Timings { parse_verify: t1 - t0, passes: t2 - t1, jit: t2.elapsed() };
         drop(module);
@@ -197,18 +190,18 @@ impl Compiled {
     }
 
     /// Copies parameter values into the module's globals (in `sig.params` order).
-    pub fn set_params(&self, values: &[&Tensor]) -> Result<(), String> {
+    pub fn set_params(&self, values: &[&Tensor]) -> Result<()> {
         let mut descs = param_descriptors(&self.sig, values)?;
         let mut args = descs.packed();
         // SAFETY: one descriptor per memref argument of archc_set_params, each pointing
         // at a live tensor of the declared type.
-        unsafe { self.engine.invoke_packed("archc_set_params", &mut args) }.map_err(|e| e.to_string())
+        unsafe { self.engine.invoke_packed("archc_set_params", &mut args) }.map_err(jit_error)
     }
 
     /// Runs the entry on `inputs` with random seed `seed`.
-    pub fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>, String> {
+    pub fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>> {
         let shapes: Vec<Shape> = inputs.iter().map(|t| (t.dtype(), t.shape().to_vec())).collect();
-        let out_shapes = self.sig.output_shapes(&shapes)?;
+        let out_shapes = crate::abi::output_shapes(&self.sig, &shapes)?;
         let mut descs = Descriptors::default();
         for t in inputs {
             descs.push(t);
@@ -225,13 +218,36 @@ impl Compiled {
         // SAFETY: the arguments follow archc_entry's C interface: the seed, then one
         // descriptor per memref, each over a live buffer of the declared shape; outputs
         // are distinct fresh tensors.
-        unsafe { self.engine.invoke_packed("archc_entry", &mut args) }.map_err(|e| e.to_string())?;
+        unsafe { self.engine.invoke_packed("archc_entry", &mut args) }.map_err(jit_error)?;
         if let Some(refused) = crate::runtime::rt::take_failure() {
-            return Err(refused);
+            return Err(Error::Refused(refused));
         }
         // SAFETY: the entry writes every element of its outputs.
         Ok(outputs.into_iter().map(|t| unsafe { t.assume_init() }).collect())
     }
+}
+
+/// A failed call of a JIT-compiled entry point.
+pub(crate) fn jit_error(e: melior::Error) -> Error {
+    Error::Jit(e.to_string())
+}
+
+/// MLIR text parsed and verified in `context`; `what` names the text in errors
+/// (`emitted MLIR`, `MLIR`).
+pub(crate) fn parse_verified<'c>(context: &'c Context, text: &str, what: &'static str) -> Result<Module<'c>> {
+    let (module, diagnostics) = with_diagnostics(context, || Module::parse(context, text));
+    let module = module.ok_or(Error::Parse { what, diagnostics })?;
+    let (ok, diagnostics) = with_diagnostics(context, || module.as_operation().verify());
+    if !ok {
+        return Err(Error::Verify { what, diagnostics });
+    }
+    Ok(module)
+}
+
+/// MLIR text parsed (not verified) in `context`, as [`parse_verified`] names it.
+pub(crate) fn parsed<'c>(context: &'c Context, text: &str, what: &'static str) -> Result<Module<'c>> {
+    let (module, diagnostics) = with_diagnostics(context, || Module::parse(context, text));
+    module.ok_or(Error::Parse { what, diagnostics })
 }
 
 /// An output buffer for compiled code, left uninitialised (the entry writes every
@@ -321,10 +337,9 @@ pub enum Stage {
 }
 
 /// The text of `module` at `stage`.
-pub fn lower_to(module_text: &str, stage: Stage) -> Result<String, String> {
+pub fn lower_to(module_text: &str, stage: Stage) -> Result<String> {
     let context = context();
-    let (module, diags) = with_diagnostics(&context, || Module::parse(&context, module_text));
-    let mut module = module.ok_or_else(|| format!("emitted MLIR does not parse:\n{diags}"))?;
+    let mut module = parsed(&context, module_text, "emitted MLIR")?;
     cpu_pipeline(&context, &mut module)?;
     match stage {
         Stage::Optimized => Ok(format!("{}\n", module.as_operation())),
@@ -333,13 +348,13 @@ pub fn lower_to(module_text: &str, stage: Stage) -> Result<String, String> {
 }
 
 /// The LLVM IR of a module in the LLVM dialect.
-pub fn llvm_ir(module: &Module) -> Result<String, String> {
+pub fn llvm_ir(module: &Module) -> Result<String> {
     // SAFETY: the module is a verified LLVM-dialect module; the returned C string is
     // malloc'd by MLIR and freed here after copying.
     unsafe {
         let raw = mlir_sys::mlirTranslateModuleToLLVMIRToString(module.as_operation().to_raw());
         if raw.is_null() {
-            return Err("translation to LLVM IR failed".into());
+            return Err(Error::Translate("translation to LLVM IR failed".into()));
         }
         let text = std::ffi::CStr::from_ptr(raw).to_string_lossy().into_owned();
         libc_free(raw as *mut std::ffi::c_void);
@@ -353,14 +368,6 @@ extern "C" {
 }
 
 /// Parses and verifies MLIR text; the error carries MLIR's diagnostics.
-pub fn verify(module_text: &str) -> Result<(), String> {
-    let context = context();
-    let (module, diags) = with_diagnostics(&context, || Module::parse(&context, module_text));
-    let module = module.ok_or_else(|| format!("MLIR does not parse:\n{diags}"))?;
-    let (ok, diags) = with_diagnostics(&context, || module.as_operation().verify());
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("MLIR does not verify:\n{diags}"))
-    }
+pub fn verify(module_text: &str) -> Result<()> {
+    parse_verified(&context(), module_text, "MLIR").map(drop)
 }

@@ -11,15 +11,20 @@
 //!   passes archc adds to MLIR's.
 //! - `jit` (feature `llvm`) parses, verifies, runs the CPU pipeline and executes.
 //! - [`gpu`] lowers the same modules to NVVM/PTX kernels and runs them through CUDA.
+//! - [`error`]: every fallible function outside `emit` and `runtime` returns an [`Error`],
+//!   whose [`Error::kind`] says whether the user or archc is at fault.
 
 pub mod abi;
 pub mod aot;
 #[cfg(feature = "llvm")]
 pub mod backend;
 pub mod emit;
+pub mod error;
 pub mod gpu;
 #[cfg(feature = "llvm")]
 pub mod jit;
 #[cfg(feature = "llvm")]
 pub mod passes;
 pub mod runtime;
+
+pub use error::{ArtifactError, Error, ErrorKind};

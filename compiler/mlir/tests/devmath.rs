@@ -715,7 +715,7 @@ fn mlir_opt_to_ptx(text: &str, tag: &str) -> Option<String> {
 
 /// `text` after the pass `archc-device-math`, as MLIR prints it.
 fn lower(text: &str) -> Result<String, String> {
-    run_on_text(&ArchcPass::DeviceMath, text)
+    Ok(run_on_text(&ArchcPass::DeviceMath, text)?)
 }
 
 /// `text` parsed and printed unchanged (the form [`lower`]'s output is compared with).

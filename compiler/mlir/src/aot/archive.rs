@@ -15,12 +15,13 @@
 use super::manifest::{
     self, Manifest, ManifestError, Member, MANIFEST_MEMBER, MAX_MANIFEST_BYTES, MAX_MEMBERS, OLD_MANIFEST_MEMBER,
 };
+use crate::error::Error;
 use std::collections::HashMap;
 use std::io::{Read, Seek, Write};
 use std::path::Path;
 
 /// Why an archive is refused.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, PartialEq, thiserror::Error)]
 pub enum ArchiveError {
     #[error("{0}")]
     Manifest(#[from] ManifestError),
@@ -143,13 +144,14 @@ fn read_member<R: Read + Seek>(
     }
 }
 
-/// Writes a zip archive at `path`: the manifest first, then `members` in order.
-pub fn write(path: &Path, manifest: &str, members: &[(String, &[u8])]) -> Result<(), String> {
-    let err = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", path.display());
+/// Writes a zip archive at `path`: the manifest first, then `members` in order; a failure
+/// is an [`Error::Io`].
+pub fn write(path: &Path, manifest: &str, members: &[(String, &[u8])]) -> Result<(), Error> {
+    let err = |e: &dyn std::fmt::Display| Error::io(format!("cannot write {}", path.display()), e);
     let file = std::fs::File::create(path).map_err(|e| err(&e))?;
     let mut zip = zip::ZipWriter::new(file);
     let deflate = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-    let mut put = |name: &str, bytes: &[u8]| -> Result<(), String> {
+    let mut put = |name: &str, bytes: &[u8]| -> Result<(), Error> {
         zip.start_file(name, deflate).map_err(|e| err(&e))?;
         zip.write_all(bytes).map_err(|e| err(&e))
     };

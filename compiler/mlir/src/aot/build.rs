@@ -7,12 +7,14 @@
 //! both for the host's triple and `-mcpu=` the artifact's [`HostCpu`]) and linked into a
 //! shared object by the system C compiler. The files passed between these tools live in a
 //! private fresh folder ([`super::scratch`]), removed when the object is built or the
-//! build fails.
+//! build fails. A tool that cannot be started is [`Error::NoTool`] (the user's: LLVM 22's
+//! tools or the C compiler are missing); one that fails is [`Error::ToolFailed`].
 
 use super::loadable::{make_loadable, LlvmModule};
 use super::scratch::{private_dir, write_new};
 use super::{AotTarget, FuncEntry, HostCpu};
 use crate::emit::{emit_module_dynamic, Module, Shape, Target};
+use crate::error::{Error, Result};
 use crate::jit::{lower_to, Stage};
 use archc_compiler::tir::Program;
 use std::path::{Path, PathBuf};
@@ -29,14 +31,14 @@ pub fn compile_function(
     dynamic: &[String],
     target: &AotTarget,
     cpu: &HostCpu,
-) -> Result<FuncEntry, String> {
+) -> Result<FuncEntry> {
     let batch = vec!["B".to_string()];
     let tries: Vec<&[String]> = vec![dynamic, if dynamic.contains(&batch[0]) { &batch } else { &[] }, &[]];
     let emit_target = match target {
         AotTarget::Cpu => Target::Cpu,
         AotTarget::Cuda(_) => Target::Gpu,
     };
-    let mut last = String::new();
+    let mut last = Error::Emit(String::new());
     for syms in tries {
         match emit_module_dynamic(program, func, inputs, syms, None, emit_target) {
             Ok(sig) => {
@@ -44,7 +46,7 @@ pub fn compile_function(
                 let sig = Module { text: String::new(), ..sig };
                 return Ok(FuncEntry { name: func.to_string(), sig, object, sync });
             }
-            Err(e) => last = e.0,
+            Err(e) => last = e.into(),
         }
     }
     Err(last)
@@ -52,7 +54,7 @@ pub fn compile_function(
 
 /// The shared object of an emitted module, its host code for `cpu`, and (for CUDA)
 /// whether its launches must synchronise (see [`crate::gpu::run::needs_sync`]).
-pub fn shared_object(sig: &Module, target: &AotTarget, cpu: &HostCpu) -> Result<(Vec<u8>, bool), String> {
+pub fn shared_object(sig: &Module, target: &AotTarget, cpu: &HostCpu) -> Result<(Vec<u8>, bool)> {
     let (ir, sync) = match target {
         AotTarget::Cpu => (lower_to(&sig.text, Stage::LlvmIr)?, false),
         AotTarget::Cuda(arch) => {
@@ -72,7 +74,7 @@ pub fn shared_object(sig: &Module, target: &AotTarget, cpu: &HostCpu) -> Result<
     // and entry points, on the optimised module; then code generation.
     let optimized = dir.join("opt.ll");
     run(Command::new(llvm_tool("opt")).args(["-S", "-O2", &triple, &mcpu, "-o"]).arg(&optimized).arg(&raw))?;
-    let ir = std::fs::read(&optimized).map_err(|e| format!("cannot read {}: {e}", optimized.display()))?;
+    let ir = read(&optimized)?;
     let mut module = LlvmModule::parse(&ir)?;
     make_loadable(&mut module, target)?;
     write_new(dir, "m.ll", module.print().as_bytes())?;
@@ -84,8 +86,12 @@ pub fn shared_object(sig: &Module, target: &AotTarget, cpu: &HostCpu) -> Result<
     // -Bsymbolic: the object's calls reach its own trampolines, also for names the C
     // library defines too (the allocator's).
     run(Command::new(&cc).args(["-shared", "-Wl,-Bsymbolic", "-o"]).arg(&so).arg(&obj).arg("-lm"))?;
-    let bytes = std::fs::read(&so).map_err(|e| format!("cannot read {}: {e}", so.display()))?;
-    Ok((bytes, sync))
+    Ok((read(&so)?, sync))
+}
+
+/// The bytes of a file a tool wrote.
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))
 }
 
 /// An LLVM 22 tool (`llc`, `opt`): next to the MLIR libraries archc was built against
@@ -106,11 +112,14 @@ fn host_triple() -> String {
     format!("{}-unknown-linux-gnu", std::env::consts::ARCH)
 }
 
-fn run(cmd: &mut Command) -> Result<(), String> {
-    let name = cmd.get_program().to_string_lossy().into_owned();
-    let out = cmd.output().map_err(|e| format!("cannot run {name}: {e}"))?;
+fn run(cmd: &mut Command) -> Result<()> {
+    let tool = cmd.get_program().to_string_lossy().into_owned();
+    let out = match cmd.output() {
+        Ok(out) => out,
+        Err(e) => return Err(Error::NoTool { tool, message: e.to_string() }),
+    };
     if !out.status.success() {
-        return Err(format!("{name} failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+        return Err(Error::ToolFailed { tool, stderr: String::from_utf8_lossy(&out.stderr).into_owned() });
     }
     Ok(())
 }

@@ -11,7 +11,10 @@
 //! what is missing instead of an illegal instruction. `generic` and featureless `native`
 //! record nothing to check.
 //!
-//! No LLVM: the loader uses this module.
+//! Errors: a name `--cpu` does not take is an [`Error::Config`]; code this CPU cannot run
+//! is an [`ArtifactError::Cpu`]. No LLVM: the loader uses this module.
+
+use crate::error::{ArtifactError, Error, Result};
 
 /// The CPU an artifact's host code is compiled for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -154,13 +157,13 @@ impl HostCpu {
 
     /// The CPU `--cpu NAME` asks for on this host; `native` records this machine's
     /// features.
-    pub fn named(name: &str) -> Result<HostCpu, String> {
+    pub fn named(name: &str) -> Result<HostCpu> {
         let x86 = cfg!(target_arch = "x86_64");
         match (name, level_of(name)) {
             ("native", _) => Ok(HostCpu::Native(host_features().into_iter().map(String::from).collect())),
             (_, Some(level)) if x86 => Ok(HostCpu::X86Level(level)),
             ("generic", _) if !x86 => Ok(HostCpu::Generic),
-            _ => Err(format!("unknown CPU `{name}` for --cpu: expected {NAMES}")),
+            _ => Err(Error::Config(format!("unknown CPU `{name}` for --cpu: expected {NAMES}"))),
         }
     }
 
@@ -182,16 +185,17 @@ impl HostCpu {
     }
 
     /// Reads [`HostCpu::manifest_text`]; features are kept as recorded, also ones this
-    /// archc does not know (which then cannot be present).
-    pub fn from_manifest(text: &str) -> Result<HostCpu, String> {
+    /// archc does not know (which then cannot be present); `None` for a text that names no
+    /// CPU.
+    pub fn from_manifest(text: &str) -> Option<HostCpu> {
         let (name, features) = text.split_once(' ').unwrap_or((text, ""));
         match (name, level_of(name)) {
             ("native", _) => {
-                Ok(HostCpu::Native(features.split(',').filter(|f| !f.is_empty()).map(String::from).collect()))
+                Some(HostCpu::Native(features.split(',').filter(|f| !f.is_empty()).map(String::from).collect()))
             }
-            (_, Some(level)) if features.is_empty() => Ok(HostCpu::X86Level(level)),
-            ("generic", _) if features.is_empty() => Ok(HostCpu::Generic),
-            _ => Err(format!("unknown cpu `{text}`")),
+            (_, Some(level)) if features.is_empty() => Some(HostCpu::X86Level(level)),
+            ("generic", _) if features.is_empty() => Some(HostCpu::Generic),
+            _ => None,
         }
     }
 
@@ -206,28 +210,32 @@ impl HostCpu {
 
     /// Whether a CPU with the features `detected` can run code for this CPU; the error
     /// names what it lacks and the highest level it supports.
-    pub fn check(&self, detected: &[&str]) -> Result<(), String> {
+    pub fn check(&self, detected: &[&str]) -> Result<()> {
         let missing: Vec<&str> = self.required().into_iter().filter(|f| !detected.contains(f)).collect();
         if missing.is_empty() {
             return Ok(());
         }
         let best = (1..=4u8).rev().find(|&l| level_features(l).iter().all(|f| detected.contains(f))).unwrap_or(1);
-        Err(format!(
+        Err(wrong_cpu(format!(
             "this artifact was built for {self}; this CPU lacks {} (it supports {}: rebuild with `--cpu {}`)",
             missing.join(", "),
             HostCpu::X86Level(best),
             level_name(best)
-        ))
+        )))
     }
 
     /// [`HostCpu::check`] against the running CPU.
-    pub fn check_host(&self) -> Result<(), String> {
+    pub fn check_host(&self) -> Result<()> {
         let x86_code = !self.required().is_empty();
         if x86_code && !cfg!(target_arch = "x86_64") {
-            return Err(format!("this artifact was built for {self}; this machine is not x86-64"));
+            return Err(wrong_cpu(format!("this artifact was built for {self}; this machine is not x86-64")));
         }
         self.check(&host_features())
     }
+}
+
+fn wrong_cpu(message: String) -> Error {
+    Error::Artifact(ArtifactError::Cpu(message))
 }
 
 impl std::fmt::Display for HostCpu {
@@ -266,10 +274,10 @@ mod tests {
             HostCpu::Generic,
         ];
         for cpu in cpus {
-            assert_eq!(HostCpu::from_manifest(&cpu.manifest_text()), Ok(cpu.clone()), "{}", cpu.manifest_text());
+            assert_eq!(HostCpu::from_manifest(&cpu.manifest_text()), Some(cpu.clone()), "{}", cpu.manifest_text());
         }
-        assert!(HostCpu::from_manifest("x86-64-v5").is_err());
-        assert!(HostCpu::from_manifest("x86-64-v3 avx").is_err());
+        assert!(HostCpu::from_manifest("x86-64-v5").is_none());
+        assert!(HostCpu::from_manifest("x86-64-v3 avx").is_none());
     }
 
     #[test]
@@ -277,11 +285,11 @@ mod tests {
         let v3 = level_features(3);
         assert_eq!(HostCpu::X86Level(3).check(&v3), Ok(()));
         assert_eq!(HostCpu::X86Level(2).check(&v3), Ok(()));
-        let e = HostCpu::X86Level(4).check(&v3).expect_err("v4 on a v3 CPU");
+        let e = HostCpu::X86Level(4).check(&v3).expect_err("v4 on a v3 CPU").to_string();
         assert!(e.starts_with("this artifact was built for x86-64-v4 (AVX-512); this CPU lacks avx512f, "), "{e}");
         assert!(e.contains("rebuild with `--cpu x86-64-v3`"), "{e}");
         let no_fma: Vec<&str> = v3.iter().copied().filter(|f| *f != "fma").collect();
-        let e = HostCpu::X86Level(3).check(&no_fma).expect_err("v3 without FMA");
+        let e = HostCpu::X86Level(3).check(&no_fma).expect_err("v3 without FMA").to_string();
         assert!(e.contains("this CPU lacks fma (it supports x86-64-v2 (SSE4.2)"), "{e}");
         assert_eq!(HostCpu::X86Level(1).check(&[]), Ok(()));
         assert_eq!(HostCpu::Generic.check(&[]), Ok(()));
@@ -291,14 +299,14 @@ mod tests {
     fn check_refuses_native_features_that_are_missing() {
         let native = HostCpu::Native(vec!["avx2".into(), "avx512f".into()]);
         assert_eq!(native.check(&["avx2", "avx512f", "fma"]), Ok(()));
-        let e = native.check(&["avx2"]).expect_err("no avx512f");
+        let e = native.check(&["avx2"]).expect_err("no avx512f").to_string();
         assert!(e.contains("built for native (the build machine's CPU); this CPU lacks avx512f"), "{e}");
     }
 
     #[test]
     fn names_are_checked_up_front() {
         assert_eq!(HostCpu::named("native").map(|c| c.llc_name()), Ok("native".to_string()));
-        let e = HostCpu::named("skylake-avx512").expect_err("not a level");
+        let e = HostCpu::named("skylake-avx512").expect_err("not a level").to_string();
         assert!(e.contains("unknown CPU `skylake-avx512`"), "{e}");
         if cfg!(target_arch = "x86_64") {
             assert_eq!(HostCpu::named("x86-64-v2"), Ok(HostCpu::X86Level(2)));

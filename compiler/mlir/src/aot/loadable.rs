@@ -20,8 +20,11 @@
 //! `calloc`); and it sees the runtime functions as declarations, as the JIT's does (it
 //! knows `malloc`'s result aliases nothing, and would inline trampolines into indirect
 //! calls). The module is read with LLVM's own parser and changed through its API only.
+//! LLVM IR that does not parse or verify is an [`Error::Translate`]; a module without
+//! what the edit expects (a C interface, free names) is an [`Error::Abi`].
 
 use super::{runtime_symbols, AotTarget};
+use crate::error::{Error, Result};
 use mlir_sys::{
     LLVMAddFunction, LLVMAddGlobal, LLVMAppendBasicBlockInContext, LLVMBool, LLVMBuildCall2, LLVMBuildInBoundsGEP2,
     LLVMBuildLoad2, LLVMBuildRet, LLVMBuildRetVoid, LLVMBuilderRef, LLVMConstArray2, LLVMConstInt,
@@ -74,7 +77,7 @@ impl Drop for LlvmModule {
 
 impl LlvmModule {
     /// Parses LLVM IR (as `opt` writes it) with LLVM's parser, in a fresh context.
-    pub fn parse(ir: &[u8]) -> Result<LlvmModule, String> {
+    pub fn parse(ir: &[u8]) -> Result<LlvmModule> {
         // SAFETY: the buffer is a copy of `ir`, handed to the parser, which owns it; the
         // module is only used while the context lives (both are owned by the result).
         unsafe {
@@ -84,7 +87,7 @@ impl LlvmModule {
             if LLVMParseIRInContext(context, buffer, &mut module, &mut message) != 0 {
                 let why = take_message(message);
                 LLVMContextDispose(context);
-                return Err(format!("LLVM IR does not parse: {why}"));
+                return Err(Error::Translate(format!("LLVM IR does not parse: {why}")));
             }
             Ok(LlvmModule { context, module })
         }
@@ -97,14 +100,14 @@ impl LlvmModule {
     }
 
     /// Runs LLVM's verifier.
-    pub fn verify(&self) -> Result<(), String> {
+    pub fn verify(&self) -> Result<()> {
         let mut message = null_mut();
         // SAFETY: the module is live; the message is LLVM's, freed by `take_message`.
         let failed = unsafe { LLVMVerifyModule(self.module, RETURN_STATUS, &mut message) } != 0;
         // SAFETY: null or the verifier's message.
         let why = unsafe { take_message(message) };
         if failed {
-            Err(format!("LLVM IR does not verify: {why}"))
+            Err(Error::Translate(format!("LLVM IR does not verify: {why}")))
         } else {
             Ok(())
         }
@@ -128,7 +131,7 @@ unsafe fn take_message(message: *mut c_char) -> String {
 }
 
 /// Makes `module` loadable for `target` (see the module docs), and verifies it.
-pub fn make_loadable(module: &mut LlvmModule, target: &AotTarget) -> Result<(), String> {
+pub fn make_loadable(module: &mut LlvmModule, target: &AotTarget) -> Result<()> {
     let runtime = runtime_symbols(target);
     // SAFETY: every reference used below belongs to `module` (or its context), which is
     // borrowed mutably for the whole edit; a function is deleted only after its uses were
@@ -172,8 +175,8 @@ unsafe fn value_name(value: LLVMValueRef) -> String {
     }
 }
 
-fn c_name(name: &str) -> Result<CString, String> {
-    CString::new(name).map_err(|_| format!("symbol name `{}` holds a NUL", name.escape_debug()))
+fn c_name(name: &str) -> Result<CString> {
+    CString::new(name).map_err(|_| Error::Abi(format!("symbol name `{}` holds a NUL", name.escape_debug())))
 }
 
 /// An edit of a module: its context, a builder and the types it uses.
@@ -227,12 +230,12 @@ impl<'m> Edit<'m> {
     ///
     /// # Safety
     /// `ty` is a function type of this context.
-    unsafe fn define(&mut self, name: &str, ty: LLVMTypeRef) -> Result<LLVMValueRef, String> {
+    unsafe fn define(&mut self, name: &str, ty: LLVMTypeRef) -> Result<LLVMValueRef> {
         let c = c_name(name)?;
         // SAFETY: as the caller guarantees; the name is copied by LLVM.
         unsafe {
             if !LLVMGetNamedFunction(self.module.module, c.as_ptr()).is_null() {
-                return Err(format!("the module already has a function `{name}`"));
+                return Err(Error::Abi(format!("the module already has a function `{name}`")));
             }
             let f = LLVMAddFunction(self.module.module, c.as_ptr(), ty);
             let entry = LLVMAppendBasicBlockInContext(self.module.context, f, c"".as_ptr());
@@ -245,12 +248,12 @@ impl<'m> Edit<'m> {
     ///
     /// # Safety
     /// `init` is a constant of this context.
-    unsafe fn global(&mut self, name: &str, init: LLVMValueRef) -> Result<LLVMValueRef, String> {
+    unsafe fn global(&mut self, name: &str, init: LLVMValueRef) -> Result<LLVMValueRef> {
         let c = c_name(name)?;
         // SAFETY: as the caller guarantees; the name is copied by LLVM.
         unsafe {
             if !LLVMGetNamedGlobal(self.module.module, c.as_ptr()).is_null() {
-                return Err(format!("the module already has a global `{name}`"));
+                return Err(Error::Abi(format!("the module already has a global `{name}`")));
             }
             let g = LLVMAddGlobal(self.module.module, LLVMTypeOf(init), c.as_ptr());
             LLVMSetInitializer(g, init);
@@ -263,7 +266,7 @@ impl<'m> Edit<'m> {
     ///
     /// # Safety
     /// The module is live.
-    unsafe fn take_structors(&mut self, list: &CStr) -> Result<Vec<LLVMValueRef>, String> {
+    unsafe fn take_structors(&mut self, list: &CStr) -> Result<Vec<LLVMValueRef>> {
         // SAFETY: the global, its initialiser and their elements belong to the module.
         unsafe {
             let global = LLVMGetNamedGlobal(self.module.module, list.as_ptr());
@@ -281,7 +284,10 @@ impl<'m> Edit<'m> {
                     continue;
                 }
                 if LLVMIsAConstantInt(priority).is_null() || LLVMIsAFunction(function).is_null() {
-                    return Err(format!("entry {i} of {} is not a priority and a function", list.to_string_lossy()));
+                    return Err(Error::Abi(format!(
+                        "entry {i} of {} is not a priority and a function",
+                        list.to_string_lossy()
+                    )));
                 }
                 entries.push((LLVMConstIntGetSExtValue(priority), function));
             }
@@ -295,7 +301,7 @@ impl<'m> Edit<'m> {
     ///
     /// # Safety
     /// `declaration` is a function declaration of the module, not used afterwards.
-    unsafe fn trampoline(&mut self, declaration: LLVMValueRef, name: &str) -> Result<(), String> {
+    unsafe fn trampoline(&mut self, declaration: LLVMValueRef, name: &str) -> Result<()> {
         // SAFETY: as the caller guarantees; the declaration's uses move to the definition
         // (of the same type) before it is deleted.
         unsafe {
@@ -338,7 +344,7 @@ impl<'m> Edit<'m> {
     ///
     /// # Safety
     /// The module is live.
-    unsafe fn slot_table(&mut self, slots: &[String]) -> Result<(), String> {
+    unsafe fn slot_table(&mut self, slots: &[String]) -> Result<()> {
         // SAFETY: the constants are built in the module's context.
         unsafe {
             let mut refs = Vec::new();
@@ -360,7 +366,7 @@ impl<'m> Edit<'m> {
     ///
     /// # Safety
     /// `functions` are functions of the module taking no arguments.
-    unsafe fn calls_in_order(&mut self, name: &str, functions: &[LLVMValueRef]) -> Result<(), String> {
+    unsafe fn calls_in_order(&mut self, name: &str, functions: &[LLVMValueRef]) -> Result<()> {
         // SAFETY: as the caller guarantees.
         unsafe {
             let ty = LLVMFunctionType(self.void, null_mut(), 0, 0);
@@ -378,17 +384,17 @@ impl<'m> Edit<'m> {
     ///
     /// # Safety
     /// The module is live.
-    unsafe fn packed(&mut self, name: &str) -> Result<(), String> {
+    unsafe fn packed(&mut self, name: &str) -> Result<()> {
         let ciface = c_name(&format!("_mlir_ciface_{name}"))?;
         // SAFETY: the C interface and the types read from it belong to the module.
         unsafe {
             let target = LLVMGetNamedFunction(self.module.module, ciface.as_ptr());
             if target.is_null() || LLVMIsDeclaration(target) != 0 {
-                return Err(format!("no C interface of {name}"));
+                return Err(Error::Abi(format!("no C interface of {name}")));
             }
             let ty = LLVMGlobalGetValueType(target);
             if LLVMGetTypeKind(LLVMGetReturnType(ty)) != LLVMTypeKind_LLVMVoidTypeKind {
-                return Err(format!("the C interface of {name} returns a value"));
+                return Err(Error::Abi(format!("the C interface of {name} returns a value")));
             }
             let mut types = vec![null_mut(); LLVMCountParamTypes(ty) as usize];
             LLVMGetParamTypes(ty, types.as_mut_ptr());
@@ -563,9 +569,10 @@ mod tests {
         let module = from_mlir("module { llvm.func @_mlir_ciface_archc_entry() { llvm.return } }");
         let mut module = module;
         let e = make_loadable(&mut module, &AotTarget::Cpu).expect_err("no set_params");
-        assert_eq!(e, "no C interface of archc_set_params");
+        assert_eq!(e, Error::Abi("no C interface of archc_set_params".into()));
         let bad = LlvmModule::parse(b"define void @f( {").err().expect("refused");
-        assert!(bad.starts_with("LLVM IR does not parse:"), "{bad}");
+        assert!(matches!(&bad, Error::Translate(m) if m.starts_with("LLVM IR does not parse:")), "{bad}");
+        assert!(bad.is_internal());
     }
 
     #[test]

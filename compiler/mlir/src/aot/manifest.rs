@@ -470,11 +470,11 @@ impl File {
             TargetField::Cuda(arch) => return Err(field("target", format!("unknown target `cuda {}`", shown(&arch)))),
         };
         let cpu = match self.cpu.len() <= MAX_TYPE_BYTES {
-            true => HostCpu::from_manifest(&self.cpu).ok(),
+            true => HostCpu::from_manifest(&self.cpu),
             false => None,
         };
         let cpu = cpu.ok_or_else(|| field("cpu", format!("unknown cpu `{}`", shown(&self.cpu))))?;
-        let program_hash = program_hash(&self.program).map_err(|m| field("program", m))?;
+        let program_hash = program_hash(&self.program)?;
         if let Some((k, v)) = self.options.iter().find(|(k, v)| !is_recordable_option(k, v)) {
             let message = format!(
                 "option `{}` = `{}`: expected an identifier and a value without control characters",
@@ -496,7 +496,7 @@ impl File {
         };
         check_members(&artifact, &members)?;
         for f in &artifact.funcs {
-            check_signature(&f.sig).map_err(|message| ManifestError::Signature { func: f.name.clone(), message })?;
+            check_signature(&f.name, &f.sig)?;
         }
         Ok(Manifest { artifact, members })
     }
@@ -522,7 +522,7 @@ fn members(listed: Vec<MemberField>) -> Result<Vec<Member>, ManifestError> {
         if !seen.insert(m.name.clone()) {
             return Err(field(at(), format!("member `{}` listed twice", m.name)));
         }
-        let sha256 = parse_digest(&m.sha256).map_err(|message| field(at(), message))?;
+        let sha256 = parse_digest(&m.sha256, &at())?;
         out.push(Member { name: m.name, size: m.size, sha256 });
     }
     Ok(out)
@@ -550,13 +550,13 @@ fn funcs(listed: Vec<FuncField>) -> Result<Vec<FuncEntry>, ManifestError> {
             sig.dynamic.push((d.symbol, d.input, d.axis));
         }
         for (j, t) in f.inputs.iter().enumerate() {
-            sig.inputs.push(parse_ty(t).map_err(|m| field(format!("funcs[{i}].inputs[{j}]"), m))?);
+            sig.inputs.push(parse_ty(t, &format!("funcs[{i}].inputs[{j}]"))?);
         }
         for (j, t) in f.outputs.iter().enumerate() {
-            sig.outputs.push(parse_ty(t).map_err(|m| field(format!("funcs[{i}].outputs[{j}]"), m))?);
+            sig.outputs.push(parse_ty(t, &format!("funcs[{i}].outputs[{j}]"))?);
         }
         for (j, p) in f.params.into_iter().enumerate() {
-            let ty = param(&p).map_err(|m| field(format!("funcs[{i}].params[{j}]"), m))?;
+            let ty = param(&p, &format!("funcs[{i}].params[{j}]"))?;
             sig.params.push((p.name, ty));
             sig.param_globals.push(p.global);
         }
@@ -572,14 +572,15 @@ fn is_gpu_arch(arch: &str) -> bool {
     (1..=4).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) && rest.len() - digits.len() <= 1
 }
 
-fn program_hash(text: &str) -> Result<u64, String> {
+fn program_hash(text: &str) -> Result<u64, ManifestError> {
     let ok = text.len() == 16 && text.chars().all(|c| c.is_ascii_hexdigit());
     let hash = ok.then(|| u64::from_str_radix(text, 16).ok()).flatten();
-    hash.ok_or_else(|| format!("bad program hash `{}`", shown(text)))
+    hash.ok_or_else(|| field("program", format!("bad program hash `{}`", shown(text))))
 }
 
-fn parse_digest(text: &str) -> Result<[u8; 32], String> {
-    let bad = || format!("bad SHA-256 digest `{}`", shown(text));
+/// The digest `text` of the field at `at`.
+fn parse_digest(text: &str, at: &str) -> Result<[u8; 32], ManifestError> {
+    let bad = || field(at, format!("bad SHA-256 digest `{}`", shown(text)));
     if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
         return Err(bad());
     }
@@ -590,27 +591,28 @@ fn parse_digest(text: &str) -> Result<[u8; 32], String> {
     Ok(out)
 }
 
-/// A parameter's type, its name and global checked to be plain.
-fn param(p: &ParamField) -> Result<Shape, String> {
+/// A parameter's type, its name and global checked to be plain (the field at `at`).
+fn param(p: &ParamField, at: &str) -> Result<Shape, ManifestError> {
     let plain = |s: &str| !s.is_empty() && s.len() <= MAX_NAME_BYTES && !s.chars().any(char::is_control);
     if !plain(&p.name) || !plain(&p.global) {
-        return Err(format!("bad parameter name or global `{}` `{}`", shown(&p.name), shown(&p.global)));
+        return Err(field(at, format!("bad parameter name or global `{}` `{}`", shown(&p.name), shown(&p.global))));
     }
-    let (dt, dims) = parse_ty(&p.ty)?;
-    let sizes = dims.iter().map(crate::emit::fixed_size).collect::<Result<_, _>>()?;
+    let (dt, dims) = parse_ty(&p.ty, at)?;
+    let sizes = dims.iter().map(crate::emit::fixed_size).collect::<Result<_, _>>().map_err(|m| field(at, m))?;
     Ok((dt, sizes))
 }
 
-fn parse_ty(text: &str) -> Result<Ty, String> {
+/// The type `text` of the field at `at`.
+fn parse_ty(text: &str, at: &str) -> Result<Ty, ManifestError> {
     if text.len() > MAX_TYPE_BYTES {
-        return Err("type longer than 4096 bytes".into());
+        return Err(field(at, "type longer than 4096 bytes".into()));
     }
-    let t = parse_type(text).map_err(|e| format!("bad type `{}`: {}", shown(text), e.message))?;
+    let t = parse_type(text).map_err(|e| field(at, format!("bad type `{}`: {}", shown(text), e.message)))?;
     for d in &t.shape {
         let symbols_ok = d.symbols().iter().all(|s| is_identifier(s));
         let constant_ok = d.as_const().is_none_or(|c| (0..=MAX_DIM).contains(&c));
         if !symbols_ok || !constant_ok {
-            return Err(format!("bad size `{d}` in `{}`", shown(text)));
+            return Err(field(at, format!("bad size `{d}` in `{}`", shown(text))));
         }
     }
     Ok((t.dtype, t.shape))
@@ -644,35 +646,41 @@ fn check_members(art: &Artifact, members: &[Member]) -> Result<(), ManifestError
 }
 
 /// A signature is consistent: dynamic symbols are distinct and read from input axes that
-/// exist and are those symbols; no other symbol appears in input or output sizes.
-pub fn check_signature(sig: &Module) -> Result<(), String> {
+/// exist and are those symbols; no other symbol appears in input or output sizes. The
+/// error ([`ManifestError::Signature`]) names the function `func`.
+pub fn check_signature(func: &str, sig: &Module) -> Result<(), ManifestError> {
+    signature_problem(sig).map_or(Ok(()), |message| Err(ManifestError::Signature { func: func.to_string(), message }))
+}
+
+/// What is inconsistent in a signature (see [`check_signature`]).
+fn signature_problem(sig: &Module) -> Option<String> {
     if sig.params.len() != sig.param_globals.len() {
-        return Err("parameters and globals differ in number".into());
+        return Some("parameters and globals differ in number".into());
     }
     let mut seen = HashSet::new();
     for (sym, input, axis) in &sig.dynamic {
         if !seen.insert(sym.as_str()) {
-            return Err(format!("dynamic size {sym} given twice"));
+            return Some(format!("dynamic size {sym} given twice"));
         }
         let Some((_, dims)) = sig.inputs.get(*input) else {
             let there = match sig.inputs.len() {
                 1 => "is 1 input".to_string(),
                 n => format!("are {n} inputs"),
             };
-            return Err(format!("dynamic size {sym} is read from input {input}, but there {there}"));
+            return Some(format!("dynamic size {sym} is read from input {input}, but there {there}"));
         };
         if dims.get(*axis) != Some(&Dim::sym(sym.clone())) {
-            return Err(format!("dynamic size {sym} is read from axis {axis} of input {input}, which is not {sym}"));
+            return Some(format!("dynamic size {sym} is read from axis {axis} of input {input}, which is not {sym}"));
         }
     }
     for (what, tys) in [("input", &sig.inputs), ("output", &sig.outputs)] {
         for (i, (_, dims)) in tys.iter().enumerate() {
             if let Some(s) = dims.iter().flat_map(Dim::symbols).find(|s| !seen.contains(s.as_str())) {
-                return Err(format!("{what} {i} has size symbol {s}, which is not dynamic"));
+                return Some(format!("{what} {i} has size symbol {s}, which is not dynamic"));
             }
         }
     }
-    Ok(())
+    None
 }
 
 #[cfg(test)]

@@ -33,6 +33,9 @@
 //!   ([`signature`]); [`Loaded::load`] checks that the running CPU has the features the
 //!   artifact's CPU implies before it loads any code (an error naming the missing
 //!   features, never an illegal instruction).
+//!
+//! An artifact that cannot be read, checked or loaded is an [`ArtifactError`] (the
+//! user's, like a refused manifest, [`crate::Error::Manifest`]).
 
 pub mod archive;
 #[cfg(feature = "llvm")]
@@ -49,6 +52,7 @@ pub use manifest::Member;
 
 use crate::abi::{output_tensors, param_descriptors, Descriptors};
 use crate::emit::Module;
+use crate::error::{ArtifactError, Error, Result};
 use archc_runtime::{Executor, HostState, RunError, Tensor};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -110,8 +114,8 @@ impl Artifact {
     /// The archive members: each source as `src/<name>`, each function's object as
     /// `<func>.so`; names, options and sizes are checked as the reader checks them, so
     /// that what is written can be read back.
-    fn members(&self) -> Result<Vec<(String, &[u8])>, String> {
-        let cannot = |why: String| Err(format!("cannot write this artifact: {why}"));
+    fn members(&self) -> Result<Vec<(String, &[u8])>> {
+        let cannot = |why: String| Err(Error::Artifact(ArtifactError::Unwritable(why)));
         if !self.sources.iter().any(|(name, _)| *name == self.main_source) {
             return cannot(format!("its main source `{}` is not among its sources", self.main_source));
         }
@@ -131,11 +135,11 @@ impl Artifact {
             out.push((manifest::source_member(name), text.as_bytes()));
         }
         for f in &self.funcs {
-            manifest::check_func_name(&f.name).map_err(|e| e.to_string())?;
+            manifest::check_func_name(&f.name)?;
             out.push((manifest::object_member(&f.name), f.object.as_slice()));
         }
-        for (name, _) in &out {
-            manifest::check_member_path(name).map_err(|e| format!("cannot write this artifact: {e}"))?;
+        if let Some(e) = out.iter().find_map(|(name, _)| manifest::check_member_path(name).err()) {
+            return cannot(e.to_string());
         }
         let total: u64 = out.iter().map(|(_, bytes)| bytes.len() as u64).sum();
         if out.len() > manifest::MAX_MEMBERS || total > manifest::MAX_TOTAL_BYTES {
@@ -145,34 +149,30 @@ impl Artifact {
     }
 
     /// The manifest's JSON text (with every member's size and digest).
-    pub fn manifest(&self) -> Result<String, String> {
+    pub fn manifest(&self) -> Result<String> {
         let members: Vec<Member> = self.members()?.iter().map(|(n, b)| Member::of(n, b)).collect();
         Ok(manifest::render(self, &members))
     }
 
     /// Writes the artifact as a zip archive.
-    pub fn write(&self, path: &Path) -> Result<(), String> {
+    pub fn write(&self, path: &Path) -> Result<()> {
         let members = self.members()?;
         let listed: Vec<Member> = members.iter().map(|(n, b)| Member::of(n, b)).collect();
         archive::write(path, &manifest::render(self, &listed), &members)
     }
 
     /// Reads an artifact written by [`Artifact::write`], verified (see [`archive`]).
-    pub fn read(path: &Path) -> Result<Artifact, String> {
-        let contents = archive::read(path).map_err(|e| match e {
-            archive::ArchiveError::Manifest(
-                old @ (manifest::ManifestError::OldFormat(_) | manifest::ManifestError::NewerFormat(_)),
-            ) => format!("{}: {old}", path.display()),
-            e => format!("{}: not a valid archc artifact: {e}", path.display()),
-        })?;
+    pub fn read(path: &Path) -> Result<Artifact> {
+        let contents = archive::read(path).map_err(|e| refused(path, e))?;
         let (mut art, mut members) = (contents.manifest.artifact, contents.members);
         for f in &mut art.funcs {
             f.object = members.remove(&manifest::object_member(&f.name)).unwrap_or_default();
         }
         for (name, bytes) in members {
             let src = name.strip_prefix("src/").unwrap_or(&name).to_string();
-            let text = String::from_utf8(bytes)
-                .map_err(|_| format!("{}: not a valid archc artifact: source `{src}` is not UTF-8", path.display()))?;
+            let Ok(text) = String::from_utf8(bytes) else {
+                return Err(ArtifactError::NotUtf8 { path: path.to_path_buf(), name: src }.into());
+            };
             art.sources.push((src, text));
         }
         art.sources.sort();
@@ -181,9 +181,9 @@ impl Artifact {
 
     /// Writes the sources into a private fresh folder (see [`scratch`]), removed when the
     /// result is dropped.
-    pub fn extract_sources(&self) -> Result<Extracted, String> {
+    pub fn extract_sources(&self) -> Result<Extracted> {
         if !self.sources.iter().any(|(name, _)| *name == self.main_source) {
-            return Err(format!("the artifact has no source `{}`", self.main_source));
+            return Err(ArtifactError::NoSource(self.main_source.clone()).into());
         }
         let dir = scratch::private_dir("archc-archx-")?;
         for (name, text) in &self.sources {
@@ -191,6 +191,18 @@ impl Artifact {
         }
         let main = dir.path().join(manifest::source_member(&self.main_source));
         Ok(Extracted { dir, main })
+    }
+}
+
+/// The refusal of the archive at `path`: another archc's format, or an invalid archive.
+fn refused(path: &Path, e: archive::ArchiveError) -> Error {
+    use manifest::ManifestError::{NewerFormat, OldFormat};
+    let path = path.to_path_buf();
+    match e {
+        archive::ArchiveError::Manifest(error @ (OldFormat(_) | NewerFormat(_))) => {
+            ArtifactError::OtherVersion { path, error }.into()
+        }
+        error => ArtifactError::Invalid { path, error }.into(),
     }
 }
 
@@ -253,11 +265,11 @@ impl crate::gpu::run::HostCode for Code {
         unsafe { self.lib.get::<*mut u8>(symbol.as_bytes()).map(|s| *s as usize).unwrap_or(0) }
     }
 
-    unsafe fn invoke(&self, func: &str, args: &mut [*mut ()]) -> Result<(), String> {
+    unsafe fn invoke(&self, func: &str, args: &mut [*mut ()]) -> Result<()> {
         let f = match func {
             "archc_entry" => self.entry,
             "archc_set_params" => self.set_params,
-            other => return Err(format!("no packed entry point {other}")),
+            other => return Err(Error::Abi(format!("no packed entry point {other}"))),
         };
         // SAFETY: as the caller guarantees.
         unsafe { f(args.as_mut_ptr()) };
@@ -269,19 +281,20 @@ impl Loaded {
     /// Loads `f`'s shared object (through a temporary file) and fills its runtime slots,
     /// after checking that this CPU runs code for `cpu`; for CUDA, also sets up the
     /// device (a clear error without one).
-    pub fn load(f: &FuncEntry, target: &AotTarget, cpu: &HostCpu) -> Result<Loaded, String> {
+    pub fn load(f: &FuncEntry, target: &AotTarget, cpu: &HostCpu) -> Result<Loaded> {
         cpu.check_host()?;
         if let AotTarget::Cuda(_) = target {
             archc_cuda::cuda()?;
         }
-        manifest::check_func_name(&f.name).map_err(|e| e.to_string())?;
-        manifest::check_signature(&f.sig).map_err(|e| format!("@{}: {e}", f.name))?;
+        manifest::check_func_name(&f.name)?;
+        manifest::check_signature(&f.name, &f.sig)?;
         let dir = scratch::private_dir("archc-aot-")?;
         let path = scratch::write_new(dir.path(), &manifest::object_member(&f.name), &f.object)?;
         // SAFETY: the object was built by `build` for this target: its initialisers do
         // nothing but set up its own globals (and, for CUDA, load its kernels). An
         // artifact is native code; `Artifact::read` verified its digests, not its origin.
-        let lib = unsafe { libloading::Library::new(&path) }.map_err(|e| format!("cannot load {}: {e}", f.name));
+        let lib =
+            unsafe { libloading::Library::new(&path) }.map_err(|e| load_error(format!("cannot load {}: {e}", f.name)));
         // The mapping outlives the file.
         drop(dir);
         let lib = lib?;
@@ -290,7 +303,7 @@ impl Loaded {
         let (entry, set_params) = unsafe {
             let e = lib.get::<unsafe extern "C" fn(*mut *mut ())>(b"archc_packed_archc_entry");
             let s = lib.get::<unsafe extern "C" fn(*mut *mut ())>(b"archc_packed_archc_set_params");
-            (*e.map_err(|e| e.to_string())?, *s.map_err(|e| e.to_string())?)
+            (*e.map_err(|e| load_error(e.to_string()))?, *s.map_err(|e| load_error(e.to_string()))?)
         };
         // The object's constructors, which would have run when it was loaded, before its
         // slots were filled (see `loadable`).
@@ -298,7 +311,7 @@ impl Loaded {
         let (init, fini) = unsafe {
             let init = lib.get::<unsafe extern "C" fn()>(b"archc_init").map(|f| *f);
             let fini = lib.get::<unsafe extern "C" fn()>(b"archc_fini").map(|f| *f);
-            (init.map_err(|e| format!("{}: no archc_init ({e})", f.name))?, fini.ok())
+            (init.map_err(|e| load_error(format!("{}: no archc_init ({e})", f.name)))?, fini.ok())
         };
         // SAFETY: the slots are filled, so the constructors' runtime calls are served.
         unsafe { init() };
@@ -311,7 +324,7 @@ impl Loaded {
     }
 
     /// Copies parameter values into the module's globals (in `sig.params` order).
-    pub fn set_params(&self, values: &[&Tensor]) -> Result<(), String> {
+    pub fn set_params(&self, values: &[&Tensor]) -> Result<()> {
         if let Some(gpu) = &self.gpu {
             return gpu.set_params(&self.code, values);
         }
@@ -324,7 +337,7 @@ impl Loaded {
     }
 
     /// Runs the entry on `inputs` with random seed `seed`.
-    pub fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>, String> {
+    pub fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>> {
         if let Some(gpu) = &self.gpu {
             return gpu.run(&self.code, inputs, seed);
         }
@@ -342,19 +355,24 @@ impl Loaded {
         // entry's types (checked by `output_tensors`); outputs are fresh tensors.
         unsafe { (self.code.entry)(args.as_mut_ptr()) };
         match crate::runtime::rt::take_failure() {
-            Some(refused) => Err(refused),
+            Some(refused) => Err(Error::Refused(refused)),
             None => Ok(outputs),
         }
     }
 }
 
+/// A function's object that cannot be loaded as an artifact's.
+fn load_error(message: String) -> Error {
+    Error::Artifact(ArtifactError::Load(message))
+}
+
 /// Points every `archc_slot.<symbol>` of `lib` at archc's runtime function `<symbol>`.
-fn fill_slots(lib: &libloading::Library, name: &str, target: &AotTarget) -> Result<(), String> {
+fn fill_slots(lib: &libloading::Library, name: &str, target: &AotTarget) -> Result<()> {
     // SAFETY: `archc_slots` is generated as a null-terminated array of C strings.
     let names: Vec<String> = unsafe {
         let table = lib
             .get::<*const *const std::ffi::c_char>(b"archc_slot_names")
-            .map_err(|e| format!("{name}: no slot table: {e}"))?;
+            .map_err(|e| load_error(format!("{name}: no slot table: {e}")))?;
         let mut v = Vec::new();
         let mut p = *table;
         while !(*p).is_null() {
@@ -365,11 +383,12 @@ fn fill_slots(lib: &libloading::Library, name: &str, target: &AotTarget) -> Resu
     };
     let symbols = runtime_symbols(target);
     for sym in names {
-        let f = symbols.get(sym.as_str()).ok_or_else(|| format!("{name}: unknown runtime function {sym}"))?;
+        let f =
+            symbols.get(sym.as_str()).ok_or_else(|| load_error(format!("{name}: unknown runtime function {sym}")))?;
         let slot = format!("archc_slot.{sym}");
         // SAFETY: each slot is a pointer-sized global the generated trampolines call.
         unsafe {
-            let s = lib.get::<*mut *mut ()>(slot.as_bytes()).map_err(|e| format!("{name}: {e}"))?;
+            let s = lib.get::<*mut *mut ()>(slot.as_bytes()).map_err(|e| load_error(format!("{name}: {e}")))?;
             **s = *f;
         }
     }
@@ -388,9 +407,9 @@ pub struct AotExecutor<'p> {
 
 impl<'p> AotExecutor<'p> {
     /// Loads every function of `art`, which must have been built from `program`.
-    pub fn new(program: &'p archc_compiler::tir::Program, art: &Artifact) -> Result<Self, String> {
+    pub fn new(program: &'p archc_compiler::tir::Program, art: &Artifact) -> Result<Self> {
         if program_hash(program) != art.program_hash {
-            return Err("the artifact's sources build a different program with this archc (built by another version?); rebuild it".into());
+            return Err(ArtifactError::OtherProgram.into());
         }
         signature::check(program, art)?;
         let mut funcs = HashMap::new();
@@ -427,7 +446,7 @@ impl Executor for AotExecutor<'_> {
                     self.params.get(n).ok_or_else(|| RunError::Param { name: n.clone(), message: "not set".into() })
                 })
                 .collect::<Result<_, _>>()?;
-            loaded.set_params(&values).map_err(err)?;
+            loaded.set_params(&values).map_err(|e| err(e.to_string()))?;
         }
         *params_at = Some(self.generation);
         let refs: Vec<&Tensor> = inputs.iter().collect();
@@ -526,21 +545,22 @@ mod tests {
 
     #[test]
     fn artifacts_with_unsafe_names_are_not_written() {
-        let mut art = artifact(HostCpu::X86Level(3));
-        art.sources.push(("../x.arch".into(), String::new()));
-        let e = art.manifest().expect_err("refused");
+        let refused = |edit: &dyn Fn(&mut Artifact)| {
+            let mut art = artifact(HostCpu::X86Level(3));
+            edit(&mut art);
+            let e = art.manifest().expect_err("refused");
+            assert_eq!(e.kind(), crate::ErrorKind::User, "{e}");
+            e.to_string()
+        };
+        let e = refused(&|art| art.sources.push(("../x.arch".into(), String::new())));
         assert!(e.contains("member name `src/../x.arch` is refused"), "{e}");
-        let mut art = artifact(HostCpu::X86Level(3));
-        art.funcs[0].name = "../../x".into();
-        assert!(art.manifest().expect_err("refused").contains("function name `../../x` is refused"));
-        let mut art = artifact(HostCpu::X86Level(3));
-        art.options.push(("args".into(), "x\nfunc evil".into()));
-        assert!(art.manifest().expect_err("refused").contains("option `args=x\\nfunc evil` cannot be recorded"));
-        let mut art = artifact(HostCpu::X86Level(3));
-        art.options.push(("train".into(), "false".into()));
-        assert!(art.manifest().expect_err("refused").contains("option `train` is given twice"));
-        let mut art = artifact(HostCpu::X86Level(3));
-        art.main_source = "other.arch".into();
-        assert!(art.manifest().expect_err("refused").contains("main source `other.arch` is not among its sources"));
+        let e = refused(&|art| art.funcs[0].name = "../../x".into());
+        assert!(e.contains("function name `../../x` is refused"), "{e}");
+        let e = refused(&|art| art.options.push(("args".into(), "x\nfunc evil".into())));
+        assert!(e.contains("option `args=x\\nfunc evil` cannot be recorded"), "{e}");
+        let e = refused(&|art| art.options.push(("train".into(), "false".into())));
+        assert!(e.contains("option `train` is given twice"), "{e}");
+        let e = refused(&|art| art.main_source = "other.arch".into());
+        assert!(e.contains("main source `other.arch` is not among its sources"), "{e}");
     }
 }

@@ -7,9 +7,11 @@
 //! [`write_new`] writes a file below such a folder under a plain relative name (checked
 //! as member names are), creating it exclusively (`O_CREAT | O_EXCL`: never through an
 //! existing file or link), mode 0600. So no other user can read, replace or redirect
-//! what is written, and nothing lands outside the folder.
+//! what is written, and nothing lands outside the folder. Failures are [`Error::Io`]
+//! (a refused name, [`Error::Manifest`]).
 
 use super::manifest::check_member_path;
+use crate::error::{Error, Result};
 use std::fs::{DirBuilder, OpenOptions, Permissions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -17,19 +19,19 @@ use std::path::{Path, PathBuf};
 pub use tempfile::TempDir;
 
 /// A fresh private folder named `<prefix><random>`.
-pub fn private_dir(prefix: &str) -> Result<TempDir, String> {
+pub fn private_dir(prefix: &str) -> Result<TempDir> {
     tempfile::Builder::new()
         .prefix(prefix)
         .permissions(Permissions::from_mode(0o700))
         .tempdir()
-        .map_err(|e| format!("cannot create a private temporary folder: {e}"))
+        .map_err(|e| Error::io("cannot create a private temporary folder", e))
 }
 
 /// Writes `bytes` to `dir/rel`, a new file (see the module docs); returns its path.
-pub fn write_new(dir: &Path, rel: &str, bytes: &[u8]) -> Result<PathBuf, String> {
-    check_member_path(rel).map_err(|e| e.to_string())?;
+pub fn write_new(dir: &Path, rel: &str, bytes: &[u8]) -> Result<PathBuf> {
+    check_member_path(rel)?;
     let path = dir.join(rel);
-    let cannot = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    let cannot = |e: std::io::Error| Error::io(format!("cannot write {}", path.display()), e);
     if let Some(parent) = path.parent().filter(|p| *p != dir) {
         DirBuilder::new().recursive(true).mode(0o700).create(parent).map_err(cannot)?;
     }
@@ -59,7 +61,7 @@ mod tests {
         let dir = private_dir("archc-test-").expect("dir");
         let p = write_new(dir.path(), "src/lib/m.arch", b"x").expect("writes");
         assert_eq!(std::fs::read(&p).expect("reads"), b"x");
-        let e = write_new(dir.path(), "src/lib/m.arch", b"y").expect_err("exists");
+        let e = write_new(dir.path(), "src/lib/m.arch", b"y").expect_err("exists").to_string();
         assert!(e.contains("exists"), "{e}");
         let outside = dir.path().join("victim");
         std::os::unix::fs::symlink(&outside, dir.path().join("link")).expect("symlink");

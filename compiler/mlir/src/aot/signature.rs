@@ -6,83 +6,81 @@
 //! program (the front end and the MLIR emitter only, no LLVM), with the manifest's
 //! dynamic symbols dynamic and its other sizes as stated, and refuses the artifact unless
 //! inputs, outputs, dynamic symbols (and the axes they are read from), parameters (names,
-//! types, order) and parameter globals are all equal. The error names the function and
-//! the first difference.
+//! types, order) and parameter globals are all equal. The error
+//! ([`ArtifactError::Mismatch`]) names the function and the first difference.
 
 use super::{AotTarget, Artifact, FuncEntry};
 use crate::emit::{emit_module_dynamic, Module, Shape, Target, Ty};
+use crate::error::{ArtifactError, Error, Result};
 use archc_compiler::tir::{Program, TensorType};
 use archc_runtime::interp::bind::{eval_shape, DimEnv};
 
 /// Refuses `art` unless every function's signature is the one `program` gives.
-pub fn check(program: &Program, art: &Artifact) -> Result<(), String> {
+pub fn check(program: &Program, art: &Artifact) -> Result<()> {
     for f in &art.funcs {
         let rebuilt = rebuild(program, f, &art.target)
-            .map_err(|e| mismatch(&f.name, &format!("cannot be rebuilt as the manifest states it ({e})")))?;
-        compare(&f.sig, &rebuilt).map_err(|what| mismatch(&f.name, &what))?;
+            .map_err(|e| mismatch(&f.name, format!("cannot be rebuilt as the manifest states it ({e})")))?;
+        if let Some(what) = difference(&f.sig, &rebuilt) {
+            return Err(mismatch(&f.name, what));
+        }
     }
     Ok(())
 }
 
-fn mismatch(func: &str, what: &str) -> String {
-    format!("the artifact's manifest does not match its sources: @{func} {what}; rebuild the artifact")
+fn mismatch(func: &str, what: String) -> Error {
+    Error::Artifact(ArtifactError::Mismatch { func: func.to_string(), what })
 }
 
 /// `f` emitted from `program` for inputs like the manifest's, its dynamic symbols
 /// dynamic (each given a distinct size to bind the rest).
-fn rebuild(program: &Program, f: &FuncEntry, target: &AotTarget) -> Result<Module, String> {
+fn rebuild(program: &Program, f: &FuncEntry, target: &AotTarget) -> Result<Module> {
     let syms: Vec<String> = f.sig.dynamic.iter().map(|(s, ..)| s.clone()).collect();
     let env: DimEnv = syms.iter().enumerate().map(|(k, s)| (s.clone(), 3 + 2 * k as i64)).collect();
-    let inputs: Vec<Shape> =
-        f.sig.inputs.iter().map(|(dt, dims)| Ok((*dt, eval_shape(dims, &env)?))).collect::<Result<_, String>>()?;
+    let input = |(dt, dims): &Ty| Ok((*dt, eval_shape(dims, &env).map_err(Error::Input)?));
+    let inputs: Vec<Shape> = f.sig.inputs.iter().map(input).collect::<Result<_>>()?;
     let target = match target {
         AotTarget::Cpu => Target::Cpu,
         AotTarget::Cuda(_) => Target::Gpu,
     };
-    emit_module_dynamic(program, &f.name, &inputs, &syms, None, target).map_err(|e| e.0)
+    Ok(emit_module_dynamic(program, &f.name, &inputs, &syms, None, target)?)
 }
 
-/// The first difference between the manifest's signature and the rebuilt one.
-fn compare(manifest: &Module, rebuilt: &Module) -> Result<(), String> {
-    types("input", &manifest.inputs, &rebuilt.inputs)?;
-    types("output", &manifest.outputs, &rebuilt.outputs)?;
-    if manifest.dynamic != rebuilt.dynamic {
-        return Err(format!(
-            "reads dynamic sizes {} in the manifest, {} when rebuilt",
-            dynamic_text(&manifest.dynamic),
-            dynamic_text(&rebuilt.dynamic)
-        ));
-    }
-    params(&manifest.params, &rebuilt.params)?;
-    if manifest.param_globals != rebuilt.param_globals {
-        return Err("sets its parameters through other globals than when rebuilt".into());
-    }
-    Ok(())
+/// The first difference between the manifest's signature and the rebuilt one, if any.
+fn difference(manifest: &Module, rebuilt: &Module) -> Option<String> {
+    let dynamic = || {
+        (manifest.dynamic != rebuilt.dynamic).then(|| {
+            let (m, r) = (dynamic_text(&manifest.dynamic), dynamic_text(&rebuilt.dynamic));
+            format!("reads dynamic sizes {m} in the manifest, {r} when rebuilt")
+        })
+    };
+    let globals = || {
+        (manifest.param_globals != rebuilt.param_globals)
+            .then(|| "sets its parameters through other globals than when rebuilt".to_string())
+    };
+    types("input", &manifest.inputs, &rebuilt.inputs)
+        .or_else(|| types("output", &manifest.outputs, &rebuilt.outputs))
+        .or_else(dynamic)
+        .or_else(|| params(&manifest.params, &rebuilt.params))
+        .or_else(globals)
 }
 
-fn types(what: &str, manifest: &[Ty], rebuilt: &[Ty]) -> Result<(), String> {
+/// The first difference between the `what`s (`input`, `output`) of the two signatures.
+fn types(what: &str, manifest: &[Ty], rebuilt: &[Ty]) -> Option<String> {
     if manifest.len() != rebuilt.len() {
-        return Err(format!("has {} {what}s in the manifest, {} when rebuilt", manifest.len(), rebuilt.len()));
+        return Some(format!("has {} {what}s in the manifest, {} when rebuilt", manifest.len(), rebuilt.len()));
     }
-    for (i, (m, r)) in manifest.iter().zip(rebuilt).enumerate() {
-        if m != r {
-            return Err(format!("{what} {i} is {} in the manifest, {} when rebuilt", ty_text(m), ty_text(r)));
-        }
-    }
-    Ok(())
+    let (i, (m, r)) = manifest.iter().zip(rebuilt).enumerate().find(|(_, (m, r))| m != r)?;
+    Some(format!("{what} {i} is {} in the manifest, {} when rebuilt", ty_text(m), ty_text(r)))
 }
 
-fn params(manifest: &[(String, Shape)], rebuilt: &[(String, Shape)]) -> Result<(), String> {
+/// The first difference between the parameters of the two signatures.
+fn params(manifest: &[(String, Shape)], rebuilt: &[(String, Shape)]) -> Option<String> {
     if manifest.len() != rebuilt.len() {
-        return Err(format!("has {} parameters in the manifest, {} when rebuilt", manifest.len(), rebuilt.len()));
+        return Some(format!("has {} parameters in the manifest, {} when rebuilt", manifest.len(), rebuilt.len()));
     }
-    for (i, ((mn, ms), (rn, rs))) in manifest.iter().zip(rebuilt).enumerate() {
-        if mn != rn || ms != rs {
-            let (m, r) = (shape_text(ms), shape_text(rs));
-            return Err(format!("parameter {i} is {mn}: {m} in the manifest, {rn}: {r} when rebuilt"));
-        }
-    }
-    Ok(())
+    let (i, ((mn, ms), (rn, rs))) = manifest.iter().zip(rebuilt).enumerate().find(|(_, (m, r))| m != r)?;
+    let (m, r) = (shape_text(ms), shape_text(rs));
+    Some(format!("parameter {i} is {mn}: {m} in the manifest, {rn}: {r} when rebuilt"))
 }
 
 fn ty_text((dt, dims): &Ty) -> String {

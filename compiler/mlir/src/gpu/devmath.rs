@@ -48,6 +48,7 @@
 //! on overflow like `arith.muli`; for a negative exponent it gives 1 for base 1, +-1 for
 //! base -1, and 0 otherwise (also for base 0, where C-like code would divide by zero).
 
+use crate::error::{Error, Result};
 use std::collections::BTreeSet;
 use std::f64::consts::{FRAC_2_SQRT_PI, PI};
 use std::fmt::Write;
@@ -57,11 +58,11 @@ pub const PREFIX: &str = "archc_dm_";
 
 /// The `func.func private` definitions of the named helpers (e.g. `archc_dm_exp_f32`)
 /// and of every helper they call, each exactly once.
-pub fn helper_defs(names: &[&str]) -> Result<String, String> {
+pub fn helper_defs(names: &[&str]) -> Result<String> {
     let mut wanted = BTreeSet::new();
     for name in names {
         let h = Helper::all().into_iter().find(|h| h.name() == *name);
-        wanted.insert(h.ok_or_else(|| format!("no device math helper named `{name}`"))?);
+        wanted.insert(h.ok_or_else(|| Error::Unsupported(format!("no device math helper named `{name}`")))?);
     }
     Ok(closure(&wanted).iter().map(|h| h.define()).collect())
 }
@@ -73,8 +74,9 @@ pub fn helper_names() -> Vec<String> {
 
 /// The helper implementing `math.<mnemonic>` (`op` is the mnemonic or the full op name,
 /// `math.exp` or `arith.remf`) on the printed operand types (`["f32"]`, `["f64", "i32"]`
-/// for `fpowi`), with its signature: `(name, argument types, result type)`.
-pub fn helper_for(op: &str, types: &[&str]) -> Result<(String, Vec<String>, String), String> {
+/// for `fpowi`), with its signature: `(name, argument types, result type)`; none is an
+/// [`Error::Unsupported`].
+pub fn helper_for(op: &str, types: &[&str]) -> Result<(String, Vec<String>, String)> {
     let full = if op.contains('.') { op.to_string() } else { format!("math.{op}") };
     let h = Helper::lookup(&full, types)?;
     let args = h.args().iter().map(|t| t.to_string()).collect();
@@ -303,17 +305,17 @@ impl Helper {
     }
 
     /// The helper for the op named `name` (`math.exp`, `arith.remf`) on `types`.
-    pub(crate) fn lookup(name: &str, types: &[&str]) -> Result<Helper, String> {
-        let what = || format!("`{name}` on {}", types.join(", "));
+    pub(crate) fn lookup(name: &str, types: &[&str]) -> Result<Helper> {
+        let refused = |why: &str| Error::Unsupported(format!("`{name}` on {}: {why}", types.join(", ")));
         let op = Op::ALL.into_iter().find(|o| o.source() == name);
-        let op = op.ok_or_else(|| format!("{}: no device implementation of this op", what()))?;
+        let op = op.ok_or_else(|| refused("no device implementation of this op"))?;
         let tys: Option<Vec<Ty>> = types.iter().map(|t| Ty::parse(t)).collect();
-        let tys = tys.ok_or_else(|| format!("{}: unsupported type (scalar f32, f64, i32, i64 only)", what()))?;
+        let tys = tys.ok_or_else(|| refused("unsupported type (scalar f32, f64, i32, i64 only)"))?;
         let helper = match (op.shape(), tys.as_slice()) {
             (Shape::FPowI, &[ty, e]) if ty.is_float() && !e.is_float() => Helper { op, ty, exp: Some(e) },
             (Shape::Int(_), &[ty]) if !ty.is_float() => Helper { op, ty, exp: None },
             (Shape::Float(_) | Shape::Predicate, &[ty]) if ty.is_float() => Helper { op, ty, exp: None },
-            _ => return Err(format!("{}: unsupported type", what())),
+            _ => return Err(refused("unsupported type")),
         };
         Ok(helper)
     }

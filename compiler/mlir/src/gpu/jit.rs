@@ -10,7 +10,8 @@ use super::run::{gpu_symbols, needs_sync, options, take_error, GpuOptions, GpuRu
 use super::state::DeviceState;
 use super::{compile, Lowered};
 use crate::emit::Module as Emitted;
-use crate::jit::{opt_level, Timings};
+use crate::error::{Error, Result};
+use crate::jit::{jit_error, opt_level, Timings};
 use archc_runtime::resident::Bindings;
 use archc_runtime::tensor::Tensor;
 use melior::ExecutionEngine;
@@ -31,20 +32,20 @@ impl HostCode for ExecutionEngine {
         ExecutionEngine::lookup(self, symbol) as usize
     }
 
-    unsafe fn invoke(&self, func: &str, args: &mut [*mut ()]) -> Result<(), String> {
+    unsafe fn invoke(&self, func: &str, args: &mut [*mut ()]) -> Result<()> {
         let mut args = args.to_vec();
         // SAFETY: as the caller guarantees.
-        unsafe { self.invoke_packed(func, &mut args) }.map_err(|e| e.to_string())
+        unsafe { self.invoke_packed(func, &mut args) }.map_err(jit_error)
     }
 }
 
 impl GpuCompiled {
-    pub fn new(sig: Emitted, arch: &str) -> Result<GpuCompiled, String> {
+    pub fn new(sig: Emitted, arch: &str) -> Result<GpuCompiled> {
         GpuCompiled::with_options(sig, arch, options())
     }
 
     /// [`GpuCompiled::new`] with these options (see [`GpuRunner::with_options`]).
-    pub fn with_options(sig: Emitted, arch: &str, options: &GpuOptions) -> Result<GpuCompiled, String> {
+    pub fn with_options(sig: Emitted, arch: &str, options: &GpuOptions) -> Result<GpuCompiled> {
         archc_cuda::configure(options.cuda.clone())?;
         archc_cuda::cuda()?;
         let lowered = compile(&sig.text, arch)?;
@@ -56,7 +57,7 @@ impl GpuCompiled {
             unsafe { engine.register_symbol(name, ptr) };
         }
         if engine.lookup("archc_entry").is_null() {
-            return Err("the JIT could not compile the module (no archc_entry symbol)".into());
+            return Err(Error::Jit("the JIT could not compile the module (no archc_entry symbol)".into()));
         }
         take_error()?;
         let timings = Timings { parse_verify: lowered.parse_verify, passes: lowered.passes, jit: t.elapsed() };
@@ -66,12 +67,12 @@ impl GpuCompiled {
     }
 
     /// Copies parameter values into the module's globals (in `sig.params` order).
-    pub fn set_params(&self, values: &[&Tensor]) -> Result<(), String> {
+    pub fn set_params(&self, values: &[&Tensor]) -> Result<()> {
         self.runner.set_params(&self.engine, values)
     }
 
     /// Runs the entry on `inputs` with random seed `seed`.
-    pub fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>, String> {
+    pub fn run(&self, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>> {
         self.runner.run(&self.engine, inputs, seed)
     }
 
@@ -83,7 +84,7 @@ impl GpuCompiled {
         bindings: &Bindings,
         given: &[&Tensor],
         seed: u64,
-    ) -> Result<Vec<Tensor>, String> {
+    ) -> Result<Vec<Tensor>> {
         self.runner.run_bound(&self.engine, state, bindings, given, seed)
     }
 }

@@ -40,11 +40,11 @@ pub mod state;
 /// Threads per block along the innermost mapped loop dimension.
 pub const BLOCK: usize = 256;
 
-/// Checks an architecture name like `sm_90`.
-pub fn check_arch(arch: &str) -> Result<(), String> {
+/// Checks an architecture name like `sm_90` ([`crate::Error::Config`]).
+pub fn check_arch(arch: &str) -> crate::error::Result<()> {
     match arch.strip_prefix("sm_").map(|n| n.trim_end_matches('a').parse::<u32>()) {
         Some(Ok(n)) if n >= 50 => Ok(()),
-        _ => Err(format!("unknown GPU architecture `{arch}` (expected e.g. sm_80 or sm_90)")),
+        _ => Err(crate::Error::Config(format!("unknown GPU architecture `{arch}` (expected e.g. sm_80 or sm_90)"))),
     }
 }
 
@@ -54,7 +54,8 @@ pub use lowered::{compile, fused, ptx, Lowered};
 #[cfg(feature = "llvm")]
 mod lowered {
     use super::check_arch;
-    use crate::jit::{context, run_options, with_diagnostics};
+    use crate::error::{Error, Result};
+    use crate::jit::{context, parse_verified, run_options};
     use crate::passes::{pipelines, wrap_host_compute};
     use melior::ir::attribute::FlatSymbolRefAttribute;
     use melior::ir::attribute::{ArrayAttribute, AttributeLike};
@@ -77,14 +78,14 @@ mod lowered {
     }
 
     /// Parses, verifies and lowers emitted MLIR for `arch`.
-    pub fn compile(text: &str, arch: &str) -> Result<Lowered, String> {
+    pub fn compile(text: &str, arch: &str) -> Result<Lowered> {
         check_arch(arch)?;
         let context = Box::new(context());
         // SAFETY: the context is boxed (stable address) and outlives the module: it is
         // dropped after it (field order of `Lowered`).
         let ctx: &'static Context = unsafe { &*(context.as_ref() as *const Context) };
         let t0 = Instant::now();
-        let mut module = parse_verified(ctx, text)?;
+        let mut module = parse_verified(ctx, text, "MLIR")?;
         let t1 = Instant::now();
         pipelines::gpu_loops().run(ctx, &mut module, &run_options())?;
         let mut module = fused(ctx, module)?;
@@ -117,23 +118,14 @@ mod lowered {
     /// A module after `pipelines::gpu_loops` through `pipelines::gpu_fuse`: the parallel
     /// loops the kernels will be made of (before `passes::flatten_loops`, the first pass of
     /// `pipelines::gpu_outline`).
-    pub fn fused<'c>(ctx: &'c Context, mut module: Module<'c>) -> Result<Module<'c>, String> {
+    pub fn fused<'c>(ctx: &'c Context, mut module: Module<'c>) -> Result<Module<'c>> {
         pipelines::gpu_fuse().run(ctx, &mut module, &run_options())?;
         Ok(module)
     }
 
-    fn parse_verified<'c>(ctx: &'c Context, text: &str) -> Result<Module<'c>, String> {
-        let (module, diags) = with_diagnostics(ctx, || Module::parse(ctx, text));
-        let module = module.ok_or_else(|| format!("MLIR does not parse:\n{diags}"))?;
-        let (ok, diags) = with_diagnostics(ctx, || module.as_operation().verify());
-        if !ok {
-            return Err(format!("MLIR does not verify:\n{diags}"));
-        }
-        Ok(module)
-    }
-
     /// The PTX of every kernel module, as `(module name, text)` in module order.
-    pub fn ptx(lowered: &Lowered) -> Result<Vec<(String, String)>, String> {
+    pub fn ptx(lowered: &Lowered) -> Result<Vec<(String, String)>> {
+        let broken = |e: &dyn std::fmt::Display| Error::Internal(e.to_string());
         let mut out = Vec::new();
         let mut op = lowered.module.body().first_operation();
         while let Some(o) = op {
@@ -144,10 +136,11 @@ mod lowered {
                     .and_then(|a| melior::ir::attribute::StringAttribute::try_from(a).ok())
                     .map(|s| s.value().to_string())
                     .unwrap_or_default();
-                let objects = o.attribute("objects").map_err(|e| format!("gpu.binary without objects: {e}"))?;
-                let objects = ArrayAttribute::try_from(objects).map_err(|e| e.to_string())?;
+                let objects =
+                    o.attribute("objects").map_err(|e| Error::Internal(format!("gpu.binary without objects: {e}")))?;
+                let objects = ArrayAttribute::try_from(objects).map_err(|e| broken(&e))?;
                 for i in 0..objects.len() {
-                    let obj = objects.element(i).map_err(|e| e.to_string())?;
+                    let obj = objects.element(i).map_err(|e| broken(&e))?;
                     // SAFETY: `obj` is a `#gpu.object` attribute of a live context; the
                     // returned string reference points into it and is copied at once.
                     let text = unsafe {

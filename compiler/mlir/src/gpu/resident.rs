@@ -24,7 +24,8 @@ use crate::abi::{data_ptr, Descriptors};
 use archc_cuda::{Cuda, CudaError, Graph, Owned, Stream};
 use archc_runtime::tensor::Tensor;
 
-use super::run::{take_error, Failure, HostCode};
+use super::run::{take_error, HostCode};
+use crate::error::Result;
 
 /// Alignment of each tensor in a slot's buffers.
 const ALIGN: usize = 256;
@@ -165,7 +166,7 @@ impl Drop for Slot {
 ///
 /// # Safety
 /// `args` follow the entry's packed convention, over buffers of its declared types.
-pub(crate) unsafe fn invoke_on_device(code: &dyn HostCode, args: &mut [*mut ()]) -> Result<(), Failure> {
+pub(crate) unsafe fn invoke_on_device(code: &dyn HostCode, args: &mut [*mut ()]) -> Result<()> {
     archc_cuda::set_device_memory(true);
     archc_cuda::set_sync_launches(false);
     // SAFETY: forwarded from this function's contract.
@@ -187,7 +188,7 @@ pub(crate) unsafe fn capture(
     args: &mut [*mut ()],
     stream: Stream,
     after: &dyn Fn(Stream) -> Result<(), CudaError>,
-) -> Result<Captured, Failure> {
+) -> Result<Captured> {
     take_error()?;
     archc_cuda::begin_capture()?;
     if let Err(e) = cuda.begin_capture(stream) {

@@ -16,7 +16,8 @@
 //! [`super::state`]): in device memory they never leave the device; in managed memory
 //! they are read back before the run and put again after it.
 //!
-//! Both report the first CUDA error the runtime recorded. Parameter globals (host memory)
+//! Both report the first CUDA error the runtime recorded ([`Error::Gpu`]; a refusal of
+//! compiled code is [`Error::Refused`]). Parameter globals (host memory)
 //! are registered with the driver so kernels can read them. With [`ProfileMode::Runs`] a
 //! runner prints, when dropped, its runs' mean time and counted work
 //! (`archc_cuda::stats`); with [`ProfileMode::Kernels`] also each piece of work's GPU
@@ -30,6 +31,7 @@
 
 use crate::abi::{data_ptr, output_tensors, param_descriptors, Descriptors};
 use crate::emit::Module as Emitted;
+use crate::error::{Error, Result};
 use archc_cuda::copy::UnrankedMemRef;
 use archc_cuda::stats::{snapshot, Stats};
 use archc_cuda::{Cuda, CudaError, CudaOptions, Stream};
@@ -52,7 +54,7 @@ pub trait HostCode {
     ///
     /// # Safety
     /// `args` must follow `func`'s packed convention (see [`crate::abi`]).
-    unsafe fn invoke(&self, func: &str, args: &mut [*mut ()]) -> Result<(), String>;
+    unsafe fn invoke(&self, func: &str, args: &mut [*mut ()]) -> Result<()>;
 }
 
 /// The GPU backend's options (see the module docs); `Default` is the CUDA runtime's
@@ -77,18 +79,19 @@ impl GpuOptions {
     /// The options the variables `var` gives (`ARCHC_GPU_MEMORY`, `ARCHC_GPU_GRAPH`,
     /// `ARCHC_GPU_ASYNC`, `ARCHC_GPU_PROFILE`; the library reads no environment itself: the
     /// CLI and tests pass their lookup), with the CUDA runtime's `cuda`. An error names a
-    /// variable with a value it does not take.
-    pub fn from_vars(var: &dyn Fn(&str) -> Option<OsString>, cuda: CudaOptions) -> Result<GpuOptions, String> {
+    /// variable with a value it does not take ([`Error::Config`]).
+    pub fn from_vars(var: &dyn Fn(&str) -> Option<OsString>, cuda: CudaOptions) -> Result<GpuOptions> {
+        let bad = |setting: String, expected: &str| Err(Error::Config(format!("{setting}: expected {expected}")));
         let text = |name: &str| var(name).and_then(|value| value.into_string().ok());
         let graphs = match text("ARCHC_GPU_GRAPH").as_deref() {
             Some("1") | Some("") | None => true,
             Some("0") => false,
-            Some(other) => return Err(format!("ARCHC_GPU_GRAPH={other}: expected `1` or `0`")),
+            Some(other) => return bad(format!("ARCHC_GPU_GRAPH={other}"), "`1` or `0`"),
         };
         let memory = match text("ARCHC_GPU_MEMORY").as_deref() {
             Some("device") | Some("") | None => Memory::Device { graphs },
             Some("managed") => Memory::Managed,
-            Some(other) => return Err(format!("ARCHC_GPU_MEMORY={other}: expected `device` or `managed`")),
+            Some(other) => return bad(format!("ARCHC_GPU_MEMORY={other}"), "`device` or `managed`"),
         };
         let profile = match text("ARCHC_GPU_PROFILE").as_deref() {
             Some("1") => ProfileMode::Runs,
@@ -128,11 +131,13 @@ static OPTIONS: OnceLock<GpuOptions> = OnceLock::new();
 /// Sets the process's GPU options (and the CUDA runtime's, [`archc_cuda::configure`]),
 /// once, before anything starts CUDA; setting the same options again is fine, others are
 /// an error.
-pub fn configure(options: GpuOptions) -> Result<(), String> {
+pub fn configure(options: GpuOptions) -> Result<()> {
     archc_cuda::configure(options.cuda.clone())?;
     let set = OPTIONS.get_or_init(|| options.clone());
     if *set != options {
-        return Err(format!("the GPU options are set already ({set:?}); they are set once, at start-up"));
+        return Err(Error::Config(format!(
+            "the GPU options are set already ({set:?}); they are set once, at start-up"
+        )));
     }
     Ok(())
 }
@@ -141,41 +146,6 @@ pub fn configure(options: GpuOptions) -> Result<(), String> {
 /// runtime's options in force (fixed from then on).
 pub fn options() -> &'static GpuOptions {
     OPTIONS.get_or_init(|| GpuOptions { cuda: archc_cuda::options().clone(), ..GpuOptions::default() })
-}
-
-/// Why a run in device memory failed: the runtime's error, kept typed (a
-/// [`CudaError::NeedsHostMemory`] reruns the entry with managed memory), or another.
-#[derive(Debug)]
-pub(crate) enum Failure {
-    Cuda(CudaError),
-    Other(String),
-}
-
-impl From<CudaError> for Failure {
-    fn from(e: CudaError) -> Failure {
-        Failure::Cuda(e)
-    }
-}
-
-impl From<String> for Failure {
-    fn from(e: String) -> Failure {
-        Failure::Other(e)
-    }
-}
-
-impl From<Failure> for String {
-    fn from(e: Failure) -> String {
-        e.to_string()
-    }
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        match self {
-            Failure::Cuda(e) => e.fmt(f),
-            Failure::Other(e) => f.write_str(e),
-        }
-    }
 }
 
 /// The run-time state of one GPU module (see the module docs). Drop it before the code:
@@ -254,7 +224,7 @@ fn elem_bytes(dtype: archc_compiler::tir::DType) -> usize {
 impl GpuRunner {
     /// Registers `code`'s parameter globals; `needs_sync` as [`needs_sync`] gave it. The
     /// options are the process's ([`options`]).
-    pub fn new(sig: Emitted, needs_sync: bool, code: &dyn HostCode) -> Result<GpuRunner, String> {
+    pub fn new(sig: Emitted, needs_sync: bool, code: &dyn HostCode) -> Result<GpuRunner> {
         GpuRunner::with_options(sig, needs_sync, code, options())
     }
 
@@ -265,7 +235,7 @@ impl GpuRunner {
         needs_sync: bool,
         code: &dyn HostCode,
         options: &GpuOptions,
-    ) -> Result<GpuRunner, String> {
+    ) -> Result<GpuRunner> {
         archc_cuda::configure(options.cuda.clone())?;
         let cuda = archc_cuda::cuda()?;
         take_error()?;
@@ -293,13 +263,13 @@ impl GpuRunner {
     /// Makes the parameter globals (data in host memory) readable by kernels: the pages
     /// spanning all of them are registered with the driver at once (globals share pages,
     /// and a page can be registered only once).
-    fn register_globals(&self, code: &dyn HostCode) -> Result<Option<*mut u8>, String> {
+    fn register_globals(&self, code: &dyn HostCode) -> Result<Option<*mut u8>> {
         const PAGE: usize = 4096;
         let (mut lo, mut hi) = (usize::MAX, 0usize);
         for ((name, (dt, shape)), global) in self.sig.params.iter().zip(&self.sig.param_globals) {
             let addr = code.lookup(global);
             if addr == 0 {
-                return Err(format!("parameter @{name}: its global is missing from the compiled module"));
+                return Err(Error::Abi(format!("parameter @{name}: its global is missing from the compiled module")));
             }
             let bytes = shape.iter().product::<usize>().max(1) * elem_bytes(*dt);
             lo = lo.min(addr);
@@ -309,12 +279,12 @@ impl GpuRunner {
             return Ok(None);
         }
         let (lo, hi) = (lo / PAGE * PAGE, hi.div_ceil(PAGE) * PAGE);
-        self.cuda.register_host(lo as *mut u8, hi - lo).map_err(|e| format!("parameters: {e}"))?;
+        self.cuda.register_host(lo as *mut u8, hi - lo).map_err(|e| e.context("parameters"))?;
         Ok(Some(lo as *mut u8))
     }
 
     /// Copies parameter values into the module's globals (in `sig.params` order).
-    pub fn set_params(&self, code: &dyn HostCode, values: &[&Tensor]) -> Result<(), String> {
+    pub fn set_params(&self, code: &dyn HostCode, values: &[&Tensor]) -> Result<()> {
         let mut descs = param_descriptors(&self.sig, values)?;
         let mut args = descs.packed();
         // SAFETY: one descriptor per memref argument of archc_set_params, each over a live
@@ -324,7 +294,7 @@ impl GpuRunner {
     }
 
     /// Runs the entry on `inputs` with random seed `seed`.
-    pub fn run(&self, code: &dyn HostCode, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>, String> {
+    pub fn run(&self, code: &dyn HostCode, inputs: &[&Tensor], seed: u64) -> Result<Vec<Tensor>> {
         let (start, before) = (Instant::now(), snapshot());
         let mut state = self.state.borrow_mut();
         let mut outputs = output_tensors(&self.sig, inputs)?;
@@ -333,7 +303,7 @@ impl GpuRunner {
             Memory::Managed => self.run_managed(code, inputs, &mut outputs, seed)?,
             Memory::Device { graphs } => {
                 match self.run_on_device(&mut state.slots, graphs, code, inputs, &mut outputs, seed) {
-                    Err(Failure::Cuda(CudaError::NeedsHostMemory(why))) => {
+                    Err(Error::Gpu(CudaError::NeedsHostMemory(why))) => {
                         to_managed(&mut state, &why);
                         self.run_managed(code, inputs, &mut outputs, seed)?;
                     }
@@ -354,11 +324,11 @@ impl GpuRunner {
         bindings: &Bindings,
         given: &[&Tensor],
         seed: u64,
-    ) -> Result<Vec<Tensor>, String> {
+    ) -> Result<Vec<Tensor>> {
         let shapes = bound_shapes(resident, bindings, given)?;
-        let all = self.sig.output_shapes(&shapes)?;
+        let all = crate::abi::output_shapes(&self.sig, &shapes)?;
         if all.len() != bindings.results.len() {
-            return Err(format!("{} results, the bindings place {}", all.len(), bindings.results.len()));
+            return Err(Error::Input(format!("{} results, the bindings place {}", all.len(), bindings.results.len())));
         }
         if self.memory() == Memory::Managed {
             return self.run_bound_managed(code, resident, bindings, given, seed);
@@ -375,7 +345,7 @@ impl GpuRunner {
         let Memory::Device { graphs } = state.memory else { unreachable!("checked above") };
         let run = Bound { resident, bindings, given };
         match self.bound_on_device(&mut state.slots, graphs, code, &run, &mut returned, seed) {
-            Err(Failure::Cuda(CudaError::NeedsHostMemory(why))) => {
+            Err(Error::Gpu(CudaError::NeedsHostMemory(why))) => {
                 to_managed(&mut state, &why);
                 drop(state);
                 return self.run_bound_managed(code, run.resident, bindings, given, seed);
@@ -394,7 +364,7 @@ impl GpuRunner {
         bindings: &Bindings,
         given: &[&Tensor],
         seed: u64,
-    ) -> Result<Vec<Tensor>, String> {
+    ) -> Result<Vec<Tensor>> {
         let mut given = given.iter();
         let read: Vec<Option<Tensor>> = bindings
             .args
@@ -423,15 +393,14 @@ impl GpuRunner {
         run: &Bound,
         returned: &mut [Tensor],
         seed: u64,
-    ) -> Result<(), Failure> {
+    ) -> Result<()> {
         let stream = archc_cuda::runtime_stream()?;
         let (resident, bindings, given) = (&*run.resident, run.bindings, run.given);
         let pattern = bindings.args.iter().chain(&bindings.results).map(Option::is_some).collect();
         let key: SlotKey = (given.iter().map(|t| t.shape().to_vec()).collect(), pattern, resident.generation());
         let slot = slot_for(slots, key, || Slot::new(self.cuda, given, returned))?;
         slot.upload(given, stream)?;
-        let state_of =
-            |name: &String| resident.get(name).ok_or_else(|| format!("resident state {name}: no such state"));
+        let state_of = |name: &String| resident.get(name).ok_or_else(|| no_such_state(name));
         let mut outside = Vec::with_capacity(bindings.args.len() + bindings.results.len());
         for a in &bindings.args {
             outside.push(a.as_ref().map(|n| state_of(n).map(|t| (t.home, t.shape.as_slice()))).transpose()?);
@@ -475,7 +444,7 @@ impl GpuRunner {
         args: &mut [*mut ()],
         stream: Stream,
         after: &dyn Fn(Stream) -> Result<(), CudaError>,
-    ) -> Result<(), Failure> {
+    ) -> Result<()> {
         if graphs && slot.graph.is_none() && !slot.no_graph && slot.runs > 0 {
             // SAFETY: forwarded from this function's contract.
             match unsafe { capture(self.cuda, code, args, stream, after) } {
@@ -494,7 +463,7 @@ impl GpuRunner {
     }
 
     /// After a run: its profile entry, and a refusal the compiled code recorded.
-    fn finish(&self, state: &mut State, start: Instant, before: Stats) -> Result<(), String> {
+    fn finish(&self, state: &mut State, start: Instant, before: Stats) -> Result<()> {
         if let Some(profile) = &mut state.profile {
             let timed = match profile.pieces {
                 Some(_) => archc_cuda::timing::take(self.cuda).unwrap_or_else(|e| {
@@ -506,7 +475,7 @@ impl GpuRunner {
             profile.add(start.elapsed(), snapshot().since(&before), timed);
         }
         match crate::runtime::rt::take_failure() {
-            Some(refused) => Err(refused),
+            Some(refused) => Err(Error::Refused(refused)),
             None => Ok(()),
         }
     }
@@ -520,7 +489,7 @@ impl GpuRunner {
         inputs: &[&Tensor],
         outputs: &mut [Tensor],
         seed: u64,
-    ) -> Result<(), Failure> {
+    ) -> Result<()> {
         let stream = archc_cuda::runtime_stream()?;
         let mut seed = seed as i64;
         let key: SlotKey = (inputs.iter().map(|t| t.shape().to_vec()).collect(), Vec::new(), 0);
@@ -538,13 +507,7 @@ impl GpuRunner {
     }
 
     /// The entry over managed copies of inputs and outputs.
-    fn run_managed(
-        &self,
-        code: &dyn HostCode,
-        inputs: &[&Tensor],
-        outputs: &mut [Tensor],
-        seed: u64,
-    ) -> Result<(), String> {
+    fn run_managed(&self, code: &dyn HostCode, inputs: &[&Tensor], outputs: &mut [Tensor], seed: u64) -> Result<()> {
         let buffers = Buffers::new(self.cuda, inputs.iter().copied().chain(outputs.iter()))?;
         let mut descs = Descriptors::default();
         for (t, &(ptr, _)) in inputs.iter().copied().chain(outputs.iter()).zip(&buffers.0) {
@@ -603,13 +566,9 @@ fn to_managed(state: &mut State, why: &str) {
 
 /// The input types of a bound run: the state's for bound arguments, the given tensors'
 /// for the others.
-fn bound_shapes(
-    resident: &DeviceState,
-    bindings: &Bindings,
-    given: &[&Tensor],
-) -> Result<Vec<crate::emit::Shape>, String> {
+fn bound_shapes(resident: &DeviceState, bindings: &Bindings, given: &[&Tensor]) -> Result<Vec<crate::emit::Shape>> {
     if given.len() != bindings.given() {
-        return Err(format!("{} inputs given, the bindings take {}", given.len(), bindings.given()));
+        return Err(Error::Input(format!("{} inputs given, the bindings take {}", given.len(), bindings.given())));
     }
     let mut given = given.iter();
     let shape = |t: &Tensor| (t.dtype(), t.shape().to_vec());
@@ -617,13 +576,15 @@ fn bound_shapes(
         .args
         .iter()
         .map(|a| match a {
-            Some(name) => resident
-                .get(name)
-                .map(|t| (t.dtype, t.shape.clone()))
-                .ok_or_else(|| format!("resident state {name}: no such state")),
+            Some(name) => resident.get(name).map(|t| (t.dtype, t.shape.clone())).ok_or_else(|| no_such_state(name)),
             None => Ok(shape(given.next().expect("counted above"))),
         })
         .collect()
+}
+
+/// A binding to state that `resident` does not hold.
+pub(crate) fn no_such_state(name: &str) -> Error {
+    Error::State(format!("resident state {name}: no such state"))
 }
 
 /// The entry's packed arguments: the seed, then the descriptors.

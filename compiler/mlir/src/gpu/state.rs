@@ -23,8 +23,9 @@ use archc_cuda::{Cuda, CudaError, MemRef};
 use archc_runtime::tensor::Tensor;
 use std::collections::HashMap;
 
-use super::run::{take_error, tensor_bytes};
+use super::run::{no_such_state, take_error, tensor_bytes};
 use crate::abi::data_ptr;
+use crate::error::{Error, Result};
 
 /// Elements per row of the finiteness products.
 pub const CHUNK: usize = 1 << 16;
@@ -77,7 +78,7 @@ impl DeviceState {
     }
 
     /// Sets the state `name` to `value` (see the module docs).
-    pub fn put(&mut self, name: &str, value: &Tensor) -> Result<(), String> {
+    pub fn put(&mut self, name: &str, value: &Tensor) -> Result<()> {
         let cuda = self.cuda()?;
         let bytes = tensor_bytes(value);
         let fits = self.tensors.get(name).is_some_and(|t| t.bytes == bytes);
@@ -102,9 +103,9 @@ impl DeviceState {
     }
 
     /// The value of the state `name`, downloaded.
-    pub fn read(&mut self, name: &str) -> Result<Tensor, String> {
+    pub fn read(&mut self, name: &str) -> Result<Tensor> {
         let cuda = self.cuda()?;
-        let t = self.tensors.get(name).ok_or("no such state")?;
+        let t = self.tensors.get(name).ok_or_else(|| Error::State("no such state".into()))?;
         let out = Tensor::zeros(t.dtype, &t.shape);
         cuda.stream_synchronize(archc_cuda::runtime_stream()?)?;
         if t.bytes > 0 {
@@ -114,11 +115,9 @@ impl DeviceState {
     }
 
     /// The first of `names` (in order) holding a NaN or an infinity (see the module docs).
-    pub fn non_finite(&mut self, names: &[String]) -> Result<Option<String>, String> {
-        for name in names {
-            if !self.tensors.contains_key(name) {
-                return Err(format!("resident state {name}: no such state"));
-            }
+    pub fn non_finite(&mut self, names: &[String]) -> Result<Option<String>> {
+        if let Some(name) = names.iter().find(|n| !self.tensors.contains_key(*n)) {
+            return Err(no_such_state(name));
         }
         let flags = match self.products(names) {
             Ok(flags) => flags,
@@ -129,7 +128,7 @@ impl DeviceState {
     }
 
     /// Downloads each of `names` and scans it.
-    fn scan_on_host(&mut self, names: &[String]) -> Result<Option<String>, String> {
+    fn scan_on_host(&mut self, names: &[String]) -> Result<Option<String>> {
         for name in names {
             if !archc_runtime::finite::is_finite(&self.read(name)?) {
                 return Ok(Some(name.clone()));

@@ -14,9 +14,10 @@
 //! pass twice changes nothing. Code outside gpu.modules keeps its `math` ops and `remf`.
 //! A `math` op the library does not implement, or one (or an `arith.remf`) on a vector or
 //! any type but scalar f32, f64, i32 and i64, fails the pass with an error naming the op
-//! and its types; nothing is rewritten then.
+//! and its types ([`Error::Unsupported`]); nothing is rewritten then.
 
 use super::ir::is;
+use crate::error::{Error, Result};
 use crate::gpu::devmath::{closure, Helper};
 use melior::dialect::func;
 use melior::ir::attribute::{FlatSymbolRefAttribute, StringAttribute};
@@ -28,7 +29,7 @@ use std::collections::BTreeSet;
 
 /// Replaces the math ops of every gpu.module under `root` (a module) by helper calls and
 /// defines the helpers there.
-pub fn run(context: &Context, root: OperationRef) -> Result<(), String> {
+pub fn run(context: &Context, root: OperationRef) -> Result<()> {
     let mut modules = Vec::new();
     root.walk(WalkOrder::PreOrder, |op| {
         if is(&op, "gpu.module") {
@@ -82,7 +83,7 @@ pub fn run(context: &Context, root: OperationRef) -> Result<(), String> {
 }
 
 /// The helper replacing `op` (named `name`), from its operand types.
-fn helper(op: &OperationRef, name: &str) -> Result<Helper, String> {
+fn helper(op: &OperationRef, name: &str) -> Result<Helper> {
     // Operand types as the op's assembly prints them: each distinct type once, in order
     // (`f32` for `math.fma`, `f64, i32` for `math.fpowi`).
     let mut types: Vec<String> = Vec::new();
@@ -95,7 +96,8 @@ fn helper(op: &OperationRef, name: &str) -> Result<Helper, String> {
     let refs: Vec<&str> = types.iter().map(String::as_str).collect();
     let helper = Helper::lookup(name, &refs)?;
     if op.operand_count() != helper.args().len() || op.result_count() != 1 {
-        return Err(format!("`{name}` with {} operands and {} results", op.operand_count(), op.result_count()));
+        let (operands, results) = (op.operand_count(), op.result_count());
+        return Err(Error::Pass(format!("`{name}` with {operands} operands and {results} results")));
     }
     Ok(helper)
 }
@@ -107,7 +109,7 @@ fn define_helpers(
     base: &melior::RewriterBase,
     module: OperationRef,
     used: &BTreeSet<Helper>,
-) -> Result<(), String> {
+) -> Result<()> {
     let Some(block) = module.region(0).ok().and_then(|r| r.first_block()) else { return Ok(()) };
     let defined: BTreeSet<String> = std::iter::successors(block.first_operation(), |o| o.next_in_block())
         .filter_map(|o| o.attribute("sym_name").ok().and_then(|a| StringAttribute::try_from(a).ok()))
@@ -121,7 +123,7 @@ fn define_helpers(
     // definitions the gpu.module lacks are copied into it.
     let text: String = helpers.iter().map(|h| h.define()).collect();
     let parsed = Module::parse(context, &format!("module {{\n{text}}}\n"))
-        .ok_or_else(|| "device math helpers do not parse".to_string())?;
+        .ok_or_else(|| Error::Pass("device math helpers do not parse".into()))?;
     base.set_insertion_point_to_end(block);
     for def in std::iter::successors(parsed.body().first_operation(), |o| o.next_in_block()) {
         let name = def.attribute("sym_name").ok().and_then(|a| StringAttribute::try_from(a).ok());

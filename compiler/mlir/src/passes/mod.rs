@@ -8,7 +8,8 @@
 //! `mlir-opt --pass-pipeline='builtin.module(...)'` takes between the parentheses);
 //! archc's passes ([`ArchcPass`]) are Rust passes over the IR (melior's external-pass
 //! interface), each in a module of its own with filetests (`tests/filetests/<pass>/`).
-//! Every pipeline of the backend is defined in [`pipelines`].
+//! Every pipeline of the backend is defined in [`pipelines`]. A failed pipeline is an
+//! [`Error::Pipeline`] carrying the error of the archc pass that failed it, if one did.
 
 pub mod accumulators;
 pub mod device_math;
@@ -22,7 +23,8 @@ pub mod pipelines;
 pub mod route_copies;
 pub mod wrap_host_compute;
 
-use crate::jit::with_diagnostics;
+use crate::error::{Error, Result};
+use crate::jit::{parsed, with_diagnostics};
 use melior::ir::operation::OperationLike;
 use melior::ir::r#type::TypeId;
 use melior::ir::{Module, OperationRef};
@@ -30,6 +32,7 @@ use melior::pass::{create_external, ExternalPass, Pass, PassManager, RunExternal
 use melior::{Context, ContextRef, StringRef};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// How many passes [`ArchcPass::all`] lists.
 const PASSES: usize = 10;
@@ -82,15 +85,15 @@ impl ArchcPass {
 
     /// The pass named `name` with `options` (`key=value` words), as a filetest's header
     /// writes it: `archc-parallel-loops min-work=4096` (`min-work=none`: sequential).
-    pub fn parse(name: &str, options: &[&str]) -> Result<ArchcPass, String> {
+    pub fn parse(name: &str, options: &[&str]) -> Result<ArchcPass> {
         let pass = ArchcPass::all().into_iter().find(|p| p.name() == name);
-        match pass.ok_or_else(|| format!("no archc pass is named `{name}`"))? {
+        match pass.ok_or_else(|| Error::Config(format!("no archc pass is named `{name}`")))? {
             ArchcPass::ParallelLoops { .. } => {
                 let option = |key: &str| options.iter().find_map(|o| o.strip_prefix(key)?.strip_prefix('='));
                 let min_work = match option("min-work") {
                     None => Some(parallel_loops::MIN_WORK),
                     Some("none") => None,
-                    Some(v) => Some(v.parse().map_err(|_| format!("min-work={v}: not a number"))?),
+                    Some(v) => Some(v.parse().map_err(|_| Error::Config(format!("min-work={v}: not a number")))?),
                 };
                 Ok(ArchcPass::ParallelLoops { min_work })
             }
@@ -132,7 +135,7 @@ impl ArchcPass {
     }
 
     /// Runs the pass on `root` (a module); `Err` fails the pass with that message.
-    fn apply(&self, context: &Context, root: OperationRef) -> Result<(), String> {
+    fn apply(&self, context: &Context, root: OperationRef) -> Result<()> {
         match self {
             ArchcPass::ParallelLoops { min_work } => parallel_loops::run(context, root, *min_work),
             ArchcPass::FlattenLoops => flatten_loops::run(context, root),
@@ -148,15 +151,16 @@ impl ArchcPass {
         Ok(())
     }
 
-    /// The pass as an MLIR pass on `builtin.module`.
-    fn create(&self) -> Pass {
+    /// The pass as an MLIR pass on `builtin.module`; its error, if it fails, goes to
+    /// `failed`.
+    fn create(&self, failed: &Failed) -> Pass {
         // One type id per pass: the address of its own word (words, not zero-sized
         // values, so that no two share an address), by the pass's place in `all()`.
         static IDS: [u64; PASSES] = [0; PASSES];
         let same = |p: &ArchcPass| std::mem::discriminant(p) == std::mem::discriminant(self);
         let index = ArchcPass::all().iter().position(same).expect("every pass is in ArchcPass::all()");
         create_external(
-            External(self.clone()),
+            External { pass: self.clone(), failed: failed.clone() },
             TypeId::create(&IDS[index]),
             self.name(),
             self.name(),
@@ -167,9 +171,15 @@ impl ArchcPass {
     }
 }
 
+/// Where an archc pass of a pipeline run leaves its error (the first one).
+type Failed = Arc<Mutex<Option<Error>>>;
+
 /// An archc pass behind melior's external-pass interface.
 #[derive(Clone)]
-struct External(ArchcPass);
+struct External {
+    pass: ArchcPass,
+    failed: Failed,
+}
 
 impl<'c> RunExternalPass<'c> for External {
     fn initialize(&mut self, _context: ContextRef<'c>) {}
@@ -180,9 +190,10 @@ impl<'c> RunExternalPass<'c> for External {
         let context_ref = operation.context();
         // SAFETY: the pass runs inside the pass manager of a live context.
         let context = unsafe { context_ref.to_ref() };
-        if let Err(message) = self.0.apply(context, operation) {
+        if let Err(error) = self.pass.apply(context, operation) {
             // An MLIR error (which the pipeline's diagnostics collect), then the failure.
-            let message = std::ffi::CString::new(message.replace('\0', " ")).unwrap_or_default();
+            let message = std::ffi::CString::new(error.to_string().replace('\0', " ")).unwrap_or_default();
+            self.failed.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(error);
             // SAFETY: the location is live; MLIR copies the message.
             unsafe { mlir_sys::mlirEmitError(operation.location().to_raw(), message.as_ptr()) };
             pass.signal_failure();
@@ -234,7 +245,7 @@ impl Pipeline {
     }
 
     /// Runs every step on `module` with one pass manager, verifying after each pass.
-    pub fn run(&self, context: &Context, module: &mut Module, options: &RunOptions) -> Result<(), String> {
+    pub fn run(&self, context: &Context, module: &mut Module, options: &RunOptions) -> Result<()> {
         let pm = PassManager::new(context);
         pm.enable_verifier(true);
         if let Some(dir) = &options.dump {
@@ -246,16 +257,20 @@ impl Pipeline {
             // SAFETY: the pass manager is live; MLIR prints the report when it is dropped.
             unsafe { mlir_sys::mlirPassManagerEnableTiming(pm.to_raw()) };
         }
+        let failed = Failed::default();
         for step in &self.steps {
             match step {
-                Step::Upstream(text) => {
-                    add_upstream(&pm, text).map_err(|e| format!("pipeline `{}`: {e}", self.name))?
-                }
-                Step::Archc(pass) => pm.add_pass(pass.create()),
+                Step::Upstream(text) => add_upstream(&pm, self.name, text)?,
+                Step::Archc(pass) => pm.add_pass(pass.create(&failed)),
             }
         }
-        let (res, diags) = with_diagnostics(context, || pm.run(module));
-        res.map_err(|e| format!("MLIR pass pipeline `{}` failed ({e}):\n{diags}", self.name))
+        let (res, diagnostics) = with_diagnostics(context, || pm.run(module));
+        res.map_err(|e| Error::Pipeline {
+            pipeline: self.name.to_string(),
+            error: e.to_string(),
+            diagnostics,
+            pass: failed.lock().unwrap_or_else(|e| e.into_inner()).take().map(Box::new),
+        })
     }
 
     /// The upstream steps as one textual pipeline (`builtin.module(...)`), archc's passes
@@ -283,8 +298,9 @@ impl Pipeline {
 }
 
 /// Appends upstream pipeline elements to the pass manager (MLIR's `addPipeline`, which,
-/// unlike parsing a whole pipeline, keeps the passes already added).
-fn add_upstream(pm: &PassManager, elements: &str) -> Result<(), String> {
+/// unlike parsing a whole pipeline, keeps the passes already added); `pipeline` names the
+/// pipeline in errors.
+fn add_upstream(pm: &PassManager, pipeline: &str, elements: &str) -> Result<()> {
     unsafe extern "C" fn on_error(message: mlir_sys::MlirStringRef, data: *mut std::ffi::c_void) {
         // SAFETY: `data` is the `String` below; MLIR passes a valid string reference.
         let out = unsafe { &mut *(data as *mut String) };
@@ -302,7 +318,8 @@ fn add_upstream(pm: &PassManager, elements: &str) -> Result<(), String> {
         )
     };
     if ok.value == 0 {
-        return Err(format!("bad pass pipeline element `{elements}`: {error}"));
+        let (pipeline, element) = (pipeline.to_string(), elements.to_string());
+        return Err(Error::PipelineElement { pipeline, element, message: error });
     }
     Ok(())
 }
@@ -324,10 +341,9 @@ fn dump_each_pass(pm: &PassManager, dir: &Path) {
 
 /// Runs one archc pass on a module given as text and prints the result: how the filetests
 /// exercise a pass alone. The module is verified before and after.
-pub fn run_on_text(pass: &ArchcPass, text: &str) -> Result<String, String> {
+pub fn run_on_text(pass: &ArchcPass, text: &str) -> Result<String> {
     let context = crate::jit::context();
-    let (module, diags) = with_diagnostics(&context, || Module::parse(&context, text));
-    let mut module = module.ok_or_else(|| format!("input does not parse:\n{diags}"))?;
+    let mut module = parsed(&context, text, "input")?;
     Pipeline::new("filetest", [Step::Archc(pass.clone())]).run(&context, &mut module, &RunOptions::default())?;
     Ok(format!("{}", module.as_operation()))
 }
