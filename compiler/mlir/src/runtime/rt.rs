@@ -475,8 +475,10 @@ pub const PARALLEL_MACS: usize = 1 << 21;
 /// line of f32).
 const SPLIT_ALIGN: usize = 16;
 
-/// Parts per core of a split product.
-const SPLIT_PARTS: usize = 4;
+/// Parts per core of a split product. One: every part packs the operand all parts share
+/// (OpenBLAS copies it into its panel layout per call), so more parts repeat that copy;
+/// a part its core has not started when the caller finishes is taken by the caller.
+const SPLIT_PARTS: usize = 1;
 
 /// A raw pointer shared by the members of a team that write disjoint parts of it.
 struct Shared<T>(*mut T);
@@ -491,7 +493,7 @@ unsafe impl<T> Sync for Shared<T> {}
 unsafe impl<T> Send for Shared<T> {}
 
 /// `c = a @ b` for strided row-major views (`c` is overwritten); large products are split
-/// by output rows or columns into a few parts per core, which the cores
+/// by output rows or columns into one part per core, which the cores
 /// ([`crate::runtime::omp::parallel`]) take in turn, each part one single-threaded product
 /// ([`matmul_part`]).
 ///
@@ -515,7 +517,7 @@ unsafe fn matmul<T: Copy + 'static + Default + Sync + Element>(
         (Shared(a as *const _ as *mut MemRef<T, 2>), Shared(b as *const _ as *mut _), Shared(c as *const _ as *mut _));
     let by_cols = n >= m;
     let len = if by_cols { n } else { m };
-    // A few parts per core, taken in turn: a member the machine slows down takes fewer.
+    // Parts taken in turn: a member that comes late (asleep, descheduled) takes none.
     let chunk = len.div_ceil(SPLIT_PARTS * team).next_multiple_of(SPLIT_ALIGN);
     let parts = len.div_ceil(chunk);
     let next = std::sync::atomic::AtomicUsize::new(0);
