@@ -1,5 +1,8 @@
 //! Reductions as `linalg` ops: sums, products, extrema and `argmax`. Reductions of f32
-//! accumulate in f64 like the interpreter; on the GPU, reductions of many elements into few
+//! accumulate in f64 like the interpreter; on the CPU those f64 sums may be reassociated
+//! (`fastmath<reassoc>`), so LLVM vectorises them with several partial sums (a strict
+//! order cannot be vectorised; any order of f64 sums of f32 terms rounds to the same f32
+//! within the interpreter's bounds); on the GPU, reductions of many elements into few
 //! results run in stages (see [`stages_for_threads`]).
 
 use super::builder::{product, Iter, Operand, V};
@@ -121,8 +124,13 @@ impl FnLower<'_, '_, '_> {
             }
         };
         let (xd, acc, combine) = (x.dtype, fold.acc, fold.combine);
+        let reassoc = self.em.target == super::Target::Cpu && combine == BinaryOp::Add && acc == DType::F64;
         let mut r = self.b.generic(&[input], &[Operand::new(&init, output)], &iters, |b, a| {
             let v = scalar::cast(b, xd, acc, &a[0]);
+            if reassoc {
+                // Any order of the f64 partial sums is as good as the interpreter's.
+                return vec![b.assign(format!("arith.addf {}, {v} fastmath<reassoc> : f64", a[1]))];
+            }
             vec![scalar::binary(b, combine, acc, &a[1], &v).expect("sum/max/min of a checked dtype")]
         });
         r.remove(0)
