@@ -163,7 +163,7 @@ pub fn executor<'p>(
         if matches!(art.target, archc_mlir::aot::AotTarget::Cuda(_)) {
             crate::options::gpu_ready()?;
         }
-        return Ok(Box::new(archc_mlir::aot::AotExecutor::new(program, art)?));
+        return Ok(Box::new(archc_mlir::exec::artifact::AotExecutor::new(program, art)?));
     }
     match backend.unwrap_or_default() {
         Backend::Interp => Ok(Box::new(Interpreter::new(program))),

@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use archc_cuda::{CudaOptions, DeviceChoice};
-use archc_mlir::gpu::run::GpuOptions;
+use archc_mlir::exec::gpu::GpuOptions;
 
 /// The CUDA runtime's options from the variables `var` gives (the environment), the
 /// device `--device` chose winning over `ARCHC_CUDA_DEVICE`.
@@ -113,7 +113,7 @@ pub fn configure(device: Option<DeviceChoice>) -> Result<(), String> {
     let cuda = cuda_options(&env, device);
     archc_cuda::configure(cuda.clone())?;
     match gpu_options(&env, cuda) {
-        Ok(options) => archc_mlir::gpu::run::configure(options).map_err(|e| e.to_string()),
+        Ok(options) => archc_mlir::exec::gpu::configure(options).map_err(|e| e.to_string()),
         Err(e) => {
             let _ = GPU_ERROR.set(e);
             Ok(())
@@ -130,7 +130,7 @@ pub fn gpu_ready() -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use archc_mlir::gpu::run::{Memory, ProfileMode};
+    use archc_mlir::exec::gpu::{Memory, ProfileMode};
 
     fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
         let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

@@ -10,7 +10,8 @@ use archc::inputs::arg_shapes;
 use archc_compiler::sema::Options;
 use archc_compiler::tir::Program;
 use archc_mlir::aot::build::compile_function;
-use archc_mlir::aot::{program_hash, AotExecutor, AotTarget, Artifact, HostCpu};
+use archc_mlir::aot::{program_hash, AotTarget, Artifact, HostCpu};
+use archc_mlir::exec::artifact::AotExecutor;
 use archc_runtime::{Executor, Interpreter, Tensor};
 use std::collections::HashMap;
 

@@ -223,7 +223,7 @@ fn files_are_written_to_private_fresh_folders_only() {
     assert!(!planted.contains(&dir), "extracted into the planted {}", dir.display());
     assert_eq!(std::fs::metadata(&dir).expect("dir").permissions().mode() & 0o777, 0o700);
     assert_eq!(std::fs::read_to_string(&opened.main).expect("main source"), art.sources[0].1);
-    archc_mlir::aot::AotExecutor::new(&program, &opened.artifact).expect("loads");
+    archc_mlir::exec::artifact::AotExecutor::new(&program, &opened.artifact).expect("loads");
     drop(opened);
     assert!(!dir.exists(), "{} left behind", dir.display());
     let written: Vec<PathBuf> = ["src", "so", "build"].map(victim).into_iter().filter(|v| v.exists()).collect();

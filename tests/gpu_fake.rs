@@ -171,7 +171,7 @@ fn device_state_finds_non_finite_values() {
         assert!(out.status.success() && text.contains("1 passed"), "{text}");
         return;
     }
-    use archc_mlir::gpu::state::{DeviceState, CHUNK};
+    use archc_mlir::exec::gpu::state::{DeviceState, CHUNK};
     use archc_runtime::Tensor;
     let mut st = DeviceState::default();
     let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();

@@ -544,7 +544,7 @@ fn gpu_train_step_gradients_match_the_interpreter() {
 #[test]
 fn gpu_graph_train_steps_match_the_interpreter() {
     use archc_cuda::stats::{snapshot, Counter};
-    use archc_mlir::gpu::run::{override_memory, Memory};
+    use archc_mlir::exec::gpu::{override_memory, Memory};
     if !have_cuda() {
         return;
     }

@@ -5,7 +5,7 @@
 //!
 //! Resident state (`archc_runtime::resident`) lives where the target computes: in host
 //! memory for the CPU ([`HostState`]), in device memory for the GPU
-//! ([`crate::gpu::state::DeviceState`]); a bound call compiles (or finds) the module for
+//! ([`crate::exec::gpu::state::DeviceState`]); a bound call compiles (or finds) the module for
 //! the state's types and the given inputs' like any other call.
 //!
 //! Shapes: a function is first compiled for the concrete shapes it is called with. When
@@ -21,8 +21,8 @@
 
 use crate::emit::{emit_module_dynamic, emit_module_for, Module, Shape, Target};
 use crate::error::{Error, Result};
+use crate::exec::gpu::state::DeviceState;
 use crate::gpu::jit::GpuCompiled;
-use crate::gpu::state::DeviceState;
 use crate::jit::{Compiled, Timings};
 use archc_compiler::tir::Program;
 use archc_runtime::interp::bind::{bind_shapes, DimEnv};
@@ -80,18 +80,18 @@ impl Store for HostState {
     }
 }
 
-impl Store for crate::gpu::state::DeviceState {
+impl Store for DeviceState {
     fn put(&mut self, name: &str, value: Tensor) -> Result<()> {
-        crate::gpu::state::DeviceState::put(self, name, &value)
+        DeviceState::put(self, name, &value)
     }
     fn read(&mut self, name: &str) -> Result<Tensor> {
-        crate::gpu::state::DeviceState::read(self, name)
+        DeviceState::read(self, name)
     }
     fn shape(&self, name: &str) -> Option<Shape> {
         self.get(name).map(|t| (t.dtype, t.shape.clone()))
     }
     fn non_finite(&mut self, names: &[String]) -> Result<Option<String>> {
-        crate::gpu::state::DeviceState::non_finite(self, names)
+        DeviceState::non_finite(self, names)
     }
 }
 

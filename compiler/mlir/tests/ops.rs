@@ -52,7 +52,7 @@ fn tol() -> f64 {
 /// (`ARCHC_GPU_MEMORY=managed`, `ARCHC_GPU_ASYNC=1`), set once for the process (the
 /// library reads no environment variable; the CLI maps these the same way).
 fn gpu_options_from_env() {
-    use archc_mlir::gpu::run::{configure, GpuOptions};
+    use archc_mlir::exec::gpu::{configure, GpuOptions};
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let options = GpuOptions::from_vars(&|name| std::env::var_os(name), Default::default());

@@ -53,13 +53,13 @@ pub fn compile_function(
 }
 
 /// The shared object of an emitted module, its host code for `cpu`, and (for CUDA)
-/// whether its launches must synchronise (see [`crate::gpu::run::needs_sync`]).
+/// whether its launches must synchronise (see [`crate::exec::gpu::needs_sync`]).
 pub fn shared_object(sig: &Module, target: &AotTarget, cpu: &HostCpu) -> Result<(Vec<u8>, bool)> {
     let (ir, sync) = match target {
         AotTarget::Cpu => (lower_to(&sig.text, Stage::LlvmIr)?, false),
         AotTarget::Cuda(arch) => {
             let lowered = crate::gpu::compile(&sig.text, arch)?;
-            let sync = crate::gpu::run::needs_sync(lowered.host_ops, lowered.random_fills);
+            let sync = crate::exec::gpu::needs_sync(lowered.host_ops, lowered.random_fills);
             (crate::jit::llvm_ir(&lowered.module)?, sync)
         }
     };

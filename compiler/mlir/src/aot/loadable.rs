@@ -23,8 +23,9 @@
 //! LLVM IR that does not parse or verify is an [`Error::Translate`]; a module without
 //! what the edit expects (a C interface, free names) is an [`Error::Abi`].
 
-use super::{runtime_symbols, AotTarget};
+use super::AotTarget;
 use crate::error::{Error, Result};
+use crate::exec::artifact::runtime_symbols;
 use mlir_sys::{
     LLVMAddFunction, LLVMAddGlobal, LLVMAppendBasicBlockInContext, LLVMBool, LLVMBuildCall2, LLVMBuildInBoundsGEP2,
     LLVMBuildLoad2, LLVMBuildRet, LLVMBuildRetVoid, LLVMBuilderRef, LLVMConstArray2, LLVMConstInt,

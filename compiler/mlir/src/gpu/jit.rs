@@ -3,14 +3,14 @@
 //! when the module initialises. Buffers, parameters and errors are [`GpuRunner`]'s.
 //!
 //! Contract: [`GpuCompiled::new`] fails with one clear line when there is no CUDA device.
-//! It runs with the process's GPU options ([`super::run::options`]);
+//! It runs with the process's GPU options ([`crate::exec::gpu::options`]);
 //! [`GpuCompiled::with_options`] takes them explicitly.
 
-use super::run::{gpu_symbols, needs_sync, options, take_error, GpuOptions, GpuRunner, HostCode};
-use super::state::DeviceState;
 use super::{compile, Lowered};
 use crate::emit::Module as Emitted;
 use crate::error::{Error, Result};
+use crate::exec::gpu::state::DeviceState;
+use crate::exec::gpu::{gpu_symbols, needs_sync, options, take_error, GpuOptions, GpuRunner, HostCode};
 use crate::jit::{jit_error, opt_level, Timings};
 use archc_runtime::resident::Bindings;
 use archc_runtime::tensor::Tensor;

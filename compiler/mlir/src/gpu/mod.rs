@@ -25,17 +25,15 @@
 //! - Math ops inside kernels are replaced by [`devmath`]'s pure-arith implementations, so
 //!   no libdevice (CUDA toolkit) is needed to produce PTX.
 //! - [`ptx`] extracts the PTX text of every kernel module (`archc build --emit ptx`).
-//! - `jit::GpuCompiled` (feature `llvm`) JIT-compiles the host code; [`run::GpuRunner`]
-//!   runs host code however compiled (also an artifact's), in managed memory or, with
-//!   [`resident`], in device memory with the step replayed as a CUDA graph; training
-//!   state stays in device memory between steps ([`state`]).
+//! - `jit::GpuCompiled` (feature `llvm`) JIT-compiles the host code and runs it with
+//!   [`crate::exec::gpu::GpuRunner`], which runs host code however compiled (also an
+//!   artifact's), in managed memory or, with [`crate::exec::gpu::resident`], in device
+//!   memory with the step replayed as a CUDA graph; training state stays in device memory
+//!   between steps ([`crate::exec::gpu::state`]).
 
 pub mod devmath;
 #[cfg(feature = "llvm")]
 pub mod jit;
-pub mod resident;
-pub mod run;
-pub mod state;
 
 /// Threads per block along the innermost mapped loop dimension.
 pub const BLOCK: usize = 256;

@@ -1,9 +1,9 @@
-//! Running GPU host code however it was compiled (JIT-compiled by `jit`, or a shared
-//! object of an ahead-of-time artifact), the entry's buffers in one of two memories:
+//! Running GPU host code however it was compiled (JIT-compiled by `gpu::jit`, or a
+//! shared object of an ahead-of-time artifact), the entry's buffers in one of two memories:
 //! - device (the default, for host code that touches no buffer and draws no random
 //!   numbers): inputs and outputs in one device buffer per input shape, uploaded and
 //!   downloaded in one copy each, temporaries in device memory, no waits but the last
-//!   (see [`super::resident`]); the entry is captured into a CUDA graph on its second run
+//!   (see [`resident`]); the entry is captured into a CUDA graph on its second run
 //!   and replayed from then on (`Memory::Device { graphs: false }`: launched every time);
 //! - managed ([`Memory::Managed`], and always when host code touches buffers or draws
 //!   random numbers): inputs copied into managed buffers, the entry run with a wait after
@@ -13,7 +13,7 @@
 //!   memory, which the runner keeps from then on (said once on stderr).
 //!
 //! [`GpuRunner::run_bound`] runs with some arguments and results in resident state (see
-//! [`super::state`]): in device memory they never leave the device; in managed memory
+//! [`state`]): in device memory they never leave the device; in managed memory
 //! they are read back before the run and put again after it.
 //!
 //! Both report the first CUDA error the runtime recorded ([`Error::Gpu`]; a refusal of
@@ -43,8 +43,11 @@ use std::ffi::OsString;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::resident::{capture, invoke_on_device, Slot};
-use super::state::DeviceState;
+pub mod resident;
+pub mod state;
+
+use resident::{capture, invoke_on_device, Slot};
+use state::DeviceState;
 
 /// Compiled host code: its symbols' addresses and its packed entry points.
 pub trait HostCode {
@@ -384,7 +387,7 @@ impl GpuRunner {
         Ok(returned)
     }
 
-    /// A bound run in device memory (see [`super::state`]).
+    /// A bound run in device memory (see [`state`]).
     fn bound_on_device(
         &self,
         slots: &mut HashMap<SlotKey, Slot>,

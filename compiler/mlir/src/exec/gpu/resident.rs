@@ -7,7 +7,7 @@
 //!   host-to-device copy, runs the entry (or replays its graph), queues one device-to-host
 //!   copy of the outputs, waits once, and copies the outputs out.
 //! - The entry runs with the pool's device memory on and the runtime's waits off: only for
-//!   host code that touches no buffer (see `run::needs_sync`). A runtime path that would
+//!   host code that touches no buffer (see `super::needs_sync`). A runtime path that would
 //!   have the host touch device memory records an `archc_cuda::CudaError::NeedsHostMemory`
 //!   instead, and the caller reruns with managed memory.
 //! - Resident state (`super::state`): a bound argument or result is not in the slot; its
@@ -24,7 +24,7 @@ use crate::abi::{data_ptr, Descriptors};
 use archc_cuda::{Cuda, CudaError, Graph, Owned, Stream};
 use archc_runtime::tensor::Tensor;
 
-use super::run::{take_error, HostCode};
+use super::{take_error, HostCode};
 use crate::error::Result;
 
 /// Alignment of each tensor in a slot's buffers.
@@ -69,7 +69,7 @@ impl Slot {
     pub fn new(cuda: &'static Cuda, inputs: &[&Tensor], outputs: &[Tensor]) -> Result<Slot, CudaError> {
         let tensors = inputs.iter().copied().chain(outputs.iter());
         let (bytes, shapes): (Vec<usize>, Vec<Vec<usize>>) =
-            tensors.map(|t| (super::run::tensor_bytes(t), t.shape().to_vec())).unzip();
+            tensors.map(|t| (super::tensor_bytes(t), t.shape().to_vec())).unzip();
         let (offsets, total) = layout(&bytes);
         let device = cuda.alloc_device(total)?;
         let host = cuda.alloc_pinned(total).inspect_err(|_| {

@@ -23,7 +23,7 @@ use archc_cuda::{Cuda, CudaError, MemRef};
 use archc_runtime::tensor::Tensor;
 use std::collections::HashMap;
 
-use super::run::{no_such_state, take_error, tensor_bytes};
+use super::{no_such_state, take_error, tensor_bytes};
 use crate::abi::data_ptr;
 use crate::error::{Error, Result};
 
