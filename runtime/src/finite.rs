@@ -5,8 +5,26 @@
 //! The scan tests that pattern on blocks of lanes with independent accumulators, which
 //! vectorises; the build targets baseline x86-64 (SSE2), so on x86-64 the same loop is
 //! also compiled for AVX2 and AVX-512 and picked at run time by the CPU's features.
+//! Long scans are split over a team of threads when a backend lends one ([`use_team`]:
+//! the MLIR CPU backend lends the threads its compiled loops run on).
 
 use crate::tensor::{Data, Tensor};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+/// Runs `f(member, team size)` once for every member of a team of threads and returns when
+/// all have finished.
+pub type Team = fn(&(dyn Fn(usize, usize) + Sync));
+
+static TEAM: OnceLock<Team> = OnceLock::new();
+
+/// Scans of at least this many floats are split over the team.
+const SPLIT_MIN: usize = 1 << 16;
+
+/// Lends the scans a team of threads (the first team lent stays).
+pub fn use_team(team: Team) {
+    let _ = TEAM.set(team);
+}
 
 const EXP32: u32 = 0x7f80_0000;
 const EXP64: u64 = 0x7ff0_0000_0000_0000;
@@ -27,8 +45,25 @@ fn complex_parts(v: &[crate::elem::C64]) -> &[f32] {
     unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<f32>(), v.len() * 2) }
 }
 
-/// Whether no element of `v` has an all-ones exponent, on the widest vectors the CPU has.
+/// Whether no element of `v` has an all-ones exponent: on the lent team's threads when
+/// `v` is long, each part on the widest vectors the CPU has.
 pub fn all_finite_f32(v: &[f32]) -> bool {
+    let Some(team) = TEAM.get().filter(|_| v.len() >= SPLIT_MIN) else {
+        return all_finite_here(v);
+    };
+    let bad = AtomicBool::new(false);
+    team(&|member, size| {
+        let chunk = v.len().div_ceil(size);
+        let part = v.get(member * chunk..v.len().min((member + 1) * chunk)).unwrap_or(&[]);
+        if !all_finite_here(part) {
+            bad.store(true, Ordering::Relaxed);
+        }
+    });
+    !bad.load(Ordering::Relaxed)
+}
+
+/// [`all_finite_f32`] on the calling thread.
+fn all_finite_here(v: &[f32]) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
@@ -99,6 +134,21 @@ mod tests {
         let c = |re: f32, im: f32| Tensor::new(vec![2], Data::C64(vec![C64::new(1.0, 2.0), C64::new(re, im)])).unwrap();
         assert!(is_finite(&c(3.0, -4.0)));
         assert!(!is_finite(&c(3.0, f32::NAN)) && !is_finite(&c(f32::INFINITY, 0.0)));
+    }
+
+    /// A long scan split over a team (here one that runs its members in turn) finds a bad
+    /// value in any member's part, and passes a finite tensor.
+    #[test]
+    fn a_scan_split_over_a_team_finds_a_bad_value_in_any_part() {
+        super::use_team(|f| (0..3).for_each(|m| f(m, 3)));
+        let n = super::SPLIT_MIN * 2 + 5;
+        let good: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        assert!(is_finite(&f32s(good.clone())));
+        for at in [0, n / 3, n / 2, n - 1] {
+            let mut v = good.clone();
+            v[at] = f32::NAN;
+            assert!(!is_finite(&f32s(v)), "NaN at {at} of {n}");
+        }
     }
 
     /// A NaN or infinity at every position of lengths around the block size is found, by

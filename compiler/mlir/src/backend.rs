@@ -226,7 +226,7 @@ pub struct Mlir<'p, U: Unit> {
 
 impl<'p, U: Unit> Mlir<'p, U> {
     pub fn new(program: &'p Program) -> Self {
-        crate::runtime::rt::tune_allocator();
+        crate::runtime::rt::prepare_host();
         Mlir {
             program,
             cache: HashMap::new(),

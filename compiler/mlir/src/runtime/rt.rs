@@ -652,10 +652,18 @@ macro_rules! matmul_fns {
 matmul_fns!(f32, archc_matmul_f32, archc_bmm_f32);
 matmul_fns!(f64, archc_matmul_f64, archc_bmm_f64);
 
+/// Readies the process for compiled code, once per backend: lends the runtime's
+/// finiteness scans (run after every train step) the threads compiled loops run on, and
+/// tunes the allocator ([`tune_allocator`]).
+pub fn prepare_host() {
+    archc_runtime::finite::use_team(crate::runtime::omp::parallel);
+    tune_allocator();
+}
+
 /// Keeps freed tensor buffers in the process heap: compiled code allocates and frees
 /// every intermediate each run, and with glibc's defaults buffers above 128 KiB are
 /// mapped and unmapped each time, so every run pays page faults to re-zero them (a
-/// quarter of an FNO forward pass). Called once by the backend; glibc only.
+/// quarter of an FNO forward pass). glibc only.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
