@@ -1075,7 +1075,7 @@ fn mlir_emits_every_op_for_the_cpu_and_the_gpu() {
                     }
                 }
                 Ok(_) => {}
-                Err(e) => failures.push(format!("{}: {target:?}: {}", inst.label, e.0)),
+                Err(e) => failures.push(format!("{}: {target:?}: {e}", inst.label)),
             }
         }
     }

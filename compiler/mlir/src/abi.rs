@@ -16,7 +16,7 @@ pub fn output_tensors(sig: &Emitted, inputs: &[&Tensor]) -> Result<Vec<Tensor>> 
 
 /// The output types of the entry on inputs of these types, which must fit its inputs.
 pub fn output_shapes(sig: &Emitted, inputs: &[Shape]) -> Result<Vec<Shape>> {
-    sig.output_shapes(inputs).map_err(Error::Input)
+    sig.output_shapes(inputs).map_err(|e| Error::Input(e.to_string()))
 }
 
 /// Descriptors of a module's parameter values, checked against its parameters (count,

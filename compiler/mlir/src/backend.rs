@@ -297,7 +297,7 @@ impl<'p, U: Unit> Mlir<'p, U> {
             }
         }
         let sig = emit_module_for(self.program, func, inputs, None, U::TARGET)
-            .map_err(|e| RunError::Backend { func: func.to_string(), message: e.0 })?;
+            .map_err(|e| RunError::Backend { func: func.to_string(), message: e.to_string() })?;
         let compiled = self.compile(func, sig)?;
         self.cache.insert(key.clone(), Entry { compiled, params_at: None });
         Ok(Slot::Static(key))

@@ -10,17 +10,20 @@
 //!   option, file or artifact the user gave is wrong (inputs of the wrong shape, an op or
 //!   a size this target cannot lower, a refusal of compiled code at run time, an artifact
 //!   built for another CPU or by another archc, a missing file or tool, no usable GPU).
-//!   [`ErrorKind::Internal`]: archc's own bug (emitted MLIR that does not parse or
-//!   verify, a failed pass pipeline, LLVM translation, the JIT, or an ABI mismatch between
+//!   [`ErrorKind::Internal`]: archc's own bug (TIR the emitter finds malformed or lowers
+//!   to values of other types than declared, emitted MLIR that does not parse or verify,
+//!   a failed pass pipeline, LLVM translation, the JIT, or an ABI mismatch between
 //!   what the emitter wrote and what the runner calls).
-//! - The emitter's messages stay strings: where this crate calls it, they become
-//!   [`Error::Emit`] (or [`Error::Input`] for its checks of input shapes).
+//! - The emitter's errors are [`EmitError`]s: where this crate calls it, they become
+//!   [`Error::Emit`], whose kind is the emitter's ([`EmitError::is_internal`]), or
+//!   [`Error::Input`] for its checks of input shapes.
 //! - A failed archc pass keeps its own error inside [`Error::Pipeline`] (`pass`), which
 //!   decides the pipeline error's kind: a kernel math op without a device implementation
 //!   is the user's, though it fails a pipeline.
 
 use crate::aot::archive::ArchiveError;
 use crate::aot::manifest::ManifestError;
+use crate::emit::EmitError;
 use archc_cuda::CudaError;
 use std::path::PathBuf;
 
@@ -47,10 +50,11 @@ pub enum Error {
     /// Resident state that is missing or does not fit.
     #[error("{0}")]
     State(String),
-    /// The emitter cannot lower the function for this target (its message: the function
-    /// and instruction, e.g. an op or a size only known at run time it cannot lower).
-    #[error("{0}")]
-    Emit(String),
+    /// The emitter cannot lower the function for this target (the function and
+    /// instruction, e.g. an op or a size only known at run time it cannot lower): the
+    /// user's, or archc's where [`EmitError::is_internal`] says so.
+    #[error(transparent)]
+    Emit(#[from] EmitError),
     /// An op or type the target has no implementation of (a kernel's math op without a
     /// device helper).
     #[error("{0}")]
@@ -155,6 +159,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         use Error::*;
         match self {
+            Emit(e) if e.is_internal() => ErrorKind::Internal,
             Input(_) | State(_) | Emit(_) | Unsupported(_) | Refused(_) | Config(_) | Io { .. } | NoTool { .. } => {
                 ErrorKind::User
             }
@@ -176,12 +181,6 @@ impl Error {
     /// An [`Error::Io`]: `what` failed (`cannot write m.archx`) because of `e`.
     pub(crate) fn io(what: impl Into<String>, e: impl std::fmt::Display) -> Error {
         Error::Io { what: what.into(), message: e.to_string() }
-    }
-}
-
-impl From<crate::emit::EmitError> for Error {
-    fn from(e: crate::emit::EmitError) -> Error {
-        Error::Emit(e.0)
     }
 }
 
@@ -217,6 +216,21 @@ mod tests {
                 .expect_err("one input too many");
         assert!(matches!(e, Error::Input(_)) && !e.is_internal(), "{e:?}");
         assert_eq!(e.to_string(), "expects 0 inputs, got 1");
+    }
+
+    #[test]
+    fn emitter_errors_keep_their_kind_and_text() {
+        use archc_compiler::tir::{parse::parse_program, DType};
+        let text = "program P\nparam @w : f32[2] = zeros()\nfunc @main(%0: f32[B] \"x\") -> (f32[B] \"y\") {\n  \
+                    %1 = param() {name=\"v\"} : f32[2]\n  return %0\n}\n";
+        let p = parse_program(text).expect("parses");
+        let emit = |shape: Vec<usize>| crate::emit::emit_module(&p, "main", &[(DType::F32, shape)], None);
+        let e: Error = emit(vec![3]).expect_err("reads an undeclared parameter").into();
+        assert!(matches!(e, Error::Emit(_)) && e.is_internal(), "{e:?}");
+        assert_eq!(e.to_string(), "in @main, %1 = param: no parameter @v");
+        let e: Error = emit(vec![2, 3]).expect_err("an input of rank 2").into();
+        assert_eq!(e.kind(), ErrorKind::User);
+        assert_eq!(e.to_string(), "@main: input 0 is f32[2, 3], expected f32[B]");
     }
 
     #[test]

@@ -33,23 +33,22 @@ pub fn compile_function(
     cpu: &HostCpu,
 ) -> Result<FuncEntry> {
     let batch = vec!["B".to_string()];
-    let tries: Vec<&[String]> = vec![dynamic, if dynamic.contains(&batch[0]) { &batch } else { &[] }, &[]];
+    let tries: Vec<&[String]> = vec![dynamic, if dynamic.contains(&batch[0]) { &batch } else { &[] }];
     let emit_target = match target {
         AotTarget::Cpu => Target::Cpu,
         AotTarget::Cuda(_) => Target::Gpu,
     };
-    let mut last = Error::Emit(String::new());
+    let entry = |sig: Module| -> Result<FuncEntry> {
+        let (object, sync) = shared_object(&sig, target, cpu)?;
+        let sig = Module { text: String::new(), ..sig };
+        Ok(FuncEntry { name: func.to_string(), sig, object, sync })
+    };
     for syms in tries {
-        match emit_module_dynamic(program, func, inputs, syms, None, emit_target) {
-            Ok(sig) => {
-                let (object, sync) = shared_object(&sig, target, cpu)?;
-                let sig = Module { text: String::new(), ..sig };
-                return Ok(FuncEntry { name: func.to_string(), sig, object, sync });
-            }
-            Err(e) => last = e.into(),
+        if let Ok(sig) = emit_module_dynamic(program, func, inputs, syms, None, emit_target) {
+            return entry(sig);
         }
     }
-    Err(last)
+    entry(emit_module_dynamic(program, func, inputs, &[], None, emit_target)?)
 }
 
 /// The shared object of an emitted module, its host code for `cpu`, and (for CUDA)

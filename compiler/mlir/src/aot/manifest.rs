@@ -598,7 +598,8 @@ fn param(p: &ParamField, at: &str) -> Result<Shape, ManifestError> {
         return Err(field(at, format!("bad parameter name or global `{}` `{}`", shown(&p.name), shown(&p.global))));
     }
     let (dt, dims) = parse_ty(&p.ty, at)?;
-    let sizes = dims.iter().map(crate::emit::fixed_size).collect::<Result<_, _>>().map_err(|m| field(at, m))?;
+    let sizes =
+        dims.iter().map(crate::emit::fixed_size).collect::<Result<_, _>>().map_err(|e| field(at, e.to_string()))?;
     Ok((dt, sizes))
 }
 

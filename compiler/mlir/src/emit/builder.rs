@@ -9,6 +9,7 @@
 //! regions), and caches it.
 
 use super::types::{affine_map, elem, float_lit, tensor};
+use super::{EmitError, EmitResult};
 use archc_compiler::tir::dim::Atom;
 use archc_compiler::tir::{DType, Dim};
 use std::collections::HashMap;
@@ -29,7 +30,7 @@ impl V {
         self.shape.len()
     }
     /// Size `i` when it is a compile-time constant (see [`fixed`]).
-    pub fn fixed(&self, i: usize) -> Result<usize, String> {
+    pub fn fixed(&self, i: usize) -> EmitResult<usize> {
         fixed(&self.shape[i])
     }
 }
@@ -40,10 +41,10 @@ pub fn ds(sizes: &[usize]) -> Vec<Dim> {
 }
 
 /// A size that must be known at compile time; an error when it is dynamic.
-pub fn fixed(d: &Dim) -> Result<usize, String> {
+pub fn fixed(d: &Dim) -> EmitResult<usize> {
     match d.as_const() {
         Some(c) if c >= 0 => Ok(c as usize),
-        _ => Err(format!("size `{d}` is only known at run time here")),
+        _ => Err(EmitError::Dynamic(format!("size `{d}` is only known at run time here"))),
     }
 }
 
@@ -85,8 +86,9 @@ pub struct Builder {
     prologue: Vec<String>,
     /// SSA `index` values of run-time sizes (symbols and polynomials in them).
     sizes: HashMap<Dim, String>,
-    /// The first size that could not be computed (a symbol nobody bound).
-    pub size_error: Option<String>,
+    /// The first size that could not be computed (a symbol nobody bound) or that a
+    /// lowering cannot leave dynamic.
+    pub size_error: Option<EmitError>,
     /// [`Builder::map`] of 0-d tensors computes on scalars (`tensor.extract`, then
     /// `tensor.from_elements`) instead of a `linalg.generic`: elementwise fusion would
     /// copy a 0-d generic into every loop that reads its result, so Adam's `pow(beta, t)`
@@ -168,7 +170,9 @@ impl Builder {
                     Atom::Sym(s) => match self.sizes.get(&Dim::sym(s.clone())) {
                         Some(v) => v.clone(),
                         None => {
-                            self.size_error.get_or_insert_with(|| format!("no run-time value of size `{s}`"));
+                            self.size_error.get_or_insert_with(|| {
+                                EmitError::Malformed(format!("no run-time value of size `{s}`"))
+                            });
                             self.pro("arith.constant 0 : index".into())
                         }
                     },

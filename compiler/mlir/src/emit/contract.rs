@@ -8,7 +8,7 @@ use super::lower::FnLower;
 use super::reshape::dims;
 use super::scalar;
 use super::types::tensor;
-use super::Ty;
+use super::{EmitError, EmitResult, Ty};
 use archc_compiler::tir::{BinaryOp, DType, Dim, ReduceOp};
 use std::collections::HashMap;
 
@@ -109,7 +109,7 @@ impl FnLower<'_, '_, '_> {
     /// `sum_i (a[i] @ b[i])` for `a: [B, M, K]`, `b: [B, K, N]`: one batched product, then
     /// a sum over the batch. f32 products whose sums have at least [`LONG_GEMM`] terms in
     /// all (`B * K`) run and are summed in f64, the result rounded once.
-    pub fn summed_matmul(&mut self, a: &V, b: &V, out: &Ty) -> Result<V, String> {
+    pub fn summed_matmul(&mut self, a: &V, b: &V, out: &Ty) -> EmitResult<V> {
         let terms = a.shape[0].mul(&a.shape[2]);
         let wide = out.0 == DType::F32 && at_least(&terms, LONG_GEMM);
         let dt = if wide { DType::F64 } else { out.0 };
@@ -263,11 +263,13 @@ impl FnLower<'_, '_, '_> {
         }
     }
 
-    pub fn einsum(&mut self, spec: &str, xs: &[V], out: &Ty) -> Result<V, String> {
-        let (lhs, rhs) = spec.split_once("->").ok_or_else(|| format!("bad einsum spec {spec:?}"))?;
+    pub fn einsum(&mut self, spec: &str, xs: &[V], out: &Ty) -> EmitResult<V> {
+        let (lhs, rhs) =
+            spec.split_once("->").ok_or_else(|| EmitError::Malformed(format!("bad einsum spec {spec:?}")))?;
         let inputs: Vec<&str> = lhs.split(',').collect();
         if inputs.len() != xs.len() {
-            return Err(format!("einsum spec {spec:?} has {} operands, got {}", inputs.len(), xs.len()));
+            let (n, got) = (inputs.len(), xs.len());
+            return Err(EmitError::Malformed(format!("einsum spec {spec:?} has {n} operands, got {got}")));
         }
         let direct = self.em.target == super::Target::Gpu && small_contraction(&inputs, xs);
         if let [a, b] = xs {
@@ -313,7 +315,7 @@ impl FnLower<'_, '_, '_> {
         a: &V,
         b: &V,
         out: &Ty,
-    ) -> Result<Option<V>, String> {
+    ) -> EmitResult<Option<V>> {
         let distinct = |s: &str| s.chars().enumerate().all(|(i, c)| !s[..i].contains(c));
         if !distinct(l) || !distinct(r) || !distinct(o) {
             return Ok(None);

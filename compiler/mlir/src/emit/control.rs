@@ -7,7 +7,7 @@
 use super::builder::{ds, Iter, Operand, V};
 use super::lower::FnLower;
 use super::types::{elem, tensor};
-use super::Ty;
+use super::{EmitError, EmitResult, Ty};
 use archc_compiler::tir::{Dim, ValueId};
 
 /// SplitMix64's constants (see `archc_runtime::interp::random`).
@@ -16,7 +16,7 @@ const MUL1: u64 = 0xbf58_476d_1ce4_e5b9;
 const MUL2: u64 = 0x94d0_49bb_1331_11eb;
 
 impl FnLower<'_, '_, '_> {
-    pub fn param(&mut self, name: &str) -> Result<V, String> {
+    pub fn param(&mut self, name: &str) -> EmitResult<V> {
         let (g, (dt, shape)) = self.em.param_global(name)?;
         let mty = super::types::memref(dt, &shape);
         let m = self.b.assign(format!("memref.get_global @{g} : {mty}"));
@@ -57,10 +57,10 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// Uniform or normal values from the runtime's ChaCha8 streams, element by element.
-    pub fn rand(&mut self, seed: u64, normal: bool, out: &Ty) -> Result<V, String> {
+    pub fn rand(&mut self, seed: u64, normal: bool, out: &Ty) -> EmitResult<V> {
         let (dt, shape) = out;
         if !dt.is_float() {
-            return Err(format!("random values of dtype {dt}"));
+            return Err(EmitError::Unsupported(format!("random values of dtype {dt}")));
         }
         let kind = if normal { "normal" } else { "uniform" };
         let s = self.b.i64c(seed as i64);
@@ -110,11 +110,14 @@ impl FnLower<'_, '_, '_> {
     /// `func.call` of a specialised callee with frame key `key`; its results, typed as
     /// the caller expects them (`expect`, in the caller's sizes; a `tensor.cast` where
     /// the callee has a size dynamic that is constant here, or the reverse).
-    fn call_spec(&mut self, func: &str, args: &[V], key: &str, expect: &[Ty]) -> Result<Vec<V>, String> {
+    fn call_spec(&mut self, func: &str, args: &[V], key: &str, expect: &[Ty]) -> EmitResult<Vec<V>> {
         let shapes: Vec<Ty> = args.iter().map(|a| (a.dtype, a.shape.clone())).collect();
-        let (sym, outs) = self.em.request(func, &shapes).map_err(|e| e.0)?;
+        let (sym, outs) = self.em.request(func, &shapes)?;
         if outs.len() != expect.len() || outs.iter().zip(expect).any(|(o, e)| o.0 != e.0 || o.1.len() != e.1.len()) {
-            return Err(format!("@{func} returns {} values of other types than its caller expects", outs.len()));
+            let n = outs.len();
+            return Err(EmitError::Mismatch(format!(
+                "@{func} returns {n} values of other types than its caller expects"
+            )));
         }
         let names: Vec<&str> = args.iter().map(|a| a.name.as_str()).collect();
         let in_tys: Vec<String> = args.iter().map(|a| a.ty()).collect();
@@ -137,14 +140,14 @@ impl FnLower<'_, '_, '_> {
         Ok(results)
     }
 
-    pub fn call(&mut self, func: &str, args: &[V], site: ValueId, outs: &[Ty]) -> Result<Vec<V>, String> {
+    pub fn call(&mut self, func: &str, args: &[V], site: ValueId, outs: &[Ty]) -> EmitResult<Vec<V>> {
         let key = self.const_child_key(site, 0);
         self.call_spec(func, args, &key, outs)
     }
 
     /// Blocks applied in turn; each returns the type of its input, the last the result's.
-    pub fn stack(&mut self, funcs: &[String], args: &[V], site: ValueId, out: &Ty) -> Result<V, String> {
-        let (first, rest) = args.split_first().ok_or("stack of no operands")?;
+    pub fn stack(&mut self, funcs: &[String], args: &[V], site: ValueId, out: &Ty) -> EmitResult<V> {
+        let (first, rest) = args.split_first().ok_or_else(|| EmitError::Malformed("stack of no operands".into()))?;
         let mut x = first.clone();
         for (j, f) in funcs.iter().enumerate() {
             let key = self.const_child_key(site, j as i64);
@@ -161,8 +164,8 @@ impl FnLower<'_, '_, '_> {
         &mut self,
         n: &Dim,
         inits: &[V],
-        body: impl FnOnce(&mut Self, &str, &[V]) -> Result<Vec<V>, String>,
-    ) -> Result<Vec<V>, String> {
+        body: impl FnOnce(&mut Self, &str, &[V]) -> EmitResult<Vec<V>>,
+    ) -> EmitResult<Vec<V>> {
         let zero = self.b.index(0);
         let one = self.b.index(1);
         let hi = self.b.size(n);
@@ -255,11 +258,12 @@ impl FnLower<'_, '_, '_> {
         args: &[V],
         outs: &[Ty],
         site: ValueId,
-    ) -> Result<Vec<V>, String> {
+    ) -> EmitResult<Vec<V>> {
         if keep.len() != args.len() || out_keep.len() != outs.len() || args.is_empty() {
-            return Err("vmap flags do not match its operands and results".into());
+            return Err(EmitError::Malformed("vmap flags do not match its operands and results".into()));
         }
-        let batch = args[0].shape.first().cloned().ok_or("vmap of a rank-0 operand")?;
+        let batch =
+            args[0].shape.first().cloned().ok_or_else(|| EmitError::Malformed("vmap of a rank-0 operand".into()))?;
         let inits: Vec<V> = outs.iter().map(|(d, s)| self.b.empty(*d, s)).collect();
         let per_sample: Vec<Ty> = outs.iter().zip(out_keep).map(|(t, &k)| unit_axis(t, 0, k)).collect();
         let func = func.to_string();
@@ -284,9 +288,9 @@ impl FnLower<'_, '_, '_> {
         args: &[V],
         outs: &[Ty],
         site: ValueId,
-    ) -> Result<Vec<V>, String> {
+    ) -> EmitResult<Vec<V>> {
         if n_xs == 0 || args.len() < carries + n_xs || outs.len() < carries {
-            return Err("scan operands do not match its attributes".into());
+            return Err(EmitError::Malformed("scan operands do not match its attributes".into()));
         }
         let steps = args[carries].shape[axis].clone();
         let ys: Vec<V> = outs[carries..].iter().map(|(d, s)| self.b.empty(*d, s)).collect();
@@ -305,7 +309,8 @@ impl FnLower<'_, '_, '_> {
             let key = l.child_key(site, &ti);
             let rs = l.call_spec(&func, &inputs, &key, &per_step)?;
             if rs.len() != state.len() {
-                return Err(format!("@{func} returns {} values, the scan carries {}", rs.len(), state.len()));
+                let (n, carried) = (rs.len(), state.len());
+                return Err(EmitError::Mismatch(format!("@{func} returns {n} values, the scan carries {carried}")));
             }
             let mut next: Vec<V> = rs[..carries].to_vec();
             for (y, acc) in rs[carries..].iter().zip(&state[carries..]) {

@@ -7,7 +7,7 @@ use super::lower::FnLower;
 use super::reshape::dims;
 use super::scalar;
 use super::types::tensor;
-use super::Ty;
+use super::{EmitResult, Ty};
 use archc_compiler::tir::{pattern, BinaryOp, DType, Dim, PoolOp};
 
 /// The attributes of a `conv` op.
@@ -29,7 +29,7 @@ pub(super) fn pointwise(x: &V, w: &V, spec: &ConvSpec) -> bool {
 impl FnLower<'_, '_, '_> {
     /// Cross-correlation with groups. Floats go through im2col and the runtime's batched
     /// matmul ([`Self::conv_gemm`]); other dtypes through one `linalg.generic`.
-    pub fn conv(&mut self, x: &V, w: &V, spec: &ConvSpec, out: &Ty) -> Result<V, String> {
+    pub fn conv(&mut self, x: &V, w: &V, spec: &ConvSpec, out: &Ty) -> EmitResult<V> {
         if pointwise(x, w, spec) {
             return Ok(self.conv_pointwise(x, w, out));
         }
@@ -64,7 +64,7 @@ impl FnLower<'_, '_, '_> {
     /// im2col: the padded input gathered into `col[G, C/G * K, B * S]` (`K` the window,
     /// `S` the output positions), then `y[G, O/G, B * S] = w[G, O/G, C/G * K] @ col` as
     /// one batched matmul, then moved to `[B, O, S]`.
-    pub(super) fn conv_gemm(&mut self, x: &V, w: &V, spec: &ConvSpec, out: &Ty) -> Result<V, String> {
+    pub(super) fn conv_gemm(&mut self, x: &V, w: &V, spec: &ConvSpec, out: &Ty) -> EmitResult<V> {
         let ConvSpec { stride, dilation, .. } = *spec;
         let nd = stride.len();
         let dt = x.dtype;
@@ -140,7 +140,7 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// `x` padded and with its channels split `[B, G, C/G, S...]`.
-    pub(super) fn padded_groups(&mut self, x: &V, spec: &ConvSpec) -> Result<V, String> {
+    pub(super) fn padded_groups(&mut self, x: &V, spec: &ConvSpec) -> EmitResult<V> {
         let g = spec.groups as usize;
         let full_pad: Vec<(i64, i64)> = [vec![(0, 0); 2], spec.padding.to_vec()].concat();
         let xp = self.pad_value(x, &full_pad, 0.0);
@@ -153,7 +153,7 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// The whole convolution as one `linalg.generic` (non-float dtypes).
-    pub(super) fn conv_generic(&mut self, x: &V, w: &V, spec: &ConvSpec, out: &Ty) -> Result<V, String> {
+    pub(super) fn conv_generic(&mut self, x: &V, w: &V, spec: &ConvSpec, out: &Ty) -> EmitResult<V> {
         let ConvSpec { stride, dilation, .. } = *spec;
         let nd = stride.len();
         let g = spec.groups as usize;
@@ -189,7 +189,7 @@ impl FnLower<'_, '_, '_> {
         stride: &[i64],
         padding: &[(i64, i64)],
         out: &Ty,
-    ) -> Result<V, String> {
+    ) -> EmitResult<V> {
         let nd = window.len();
         let lead = x.rank() - nd;
         let fill = match (op, x.dtype) {
@@ -226,7 +226,7 @@ impl FnLower<'_, '_, '_> {
 
 /// The input and output channels per group of a convolution: any sizes with one group,
 /// constants with several.
-pub(super) fn group_sizes(x: &V, w: &V, g: usize) -> Result<(Dim, Dim), String> {
+pub(super) fn group_sizes(x: &V, w: &V, g: usize) -> EmitResult<(Dim, Dim)> {
     if g == 1 {
         return Ok((x.shape[1].clone(), w.shape[0].clone()));
     }

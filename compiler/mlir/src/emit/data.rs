@@ -5,7 +5,7 @@ use super::builder::{ds, product, Builder, Iter, Operand, V};
 use super::lower::FnLower;
 use super::scalar;
 use super::types::{elem, tensor};
-use super::Ty;
+use super::{EmitError, EmitResult, Ty};
 use crate::runtime::rt::Failure;
 use archc_compiler::tir::{BinaryOp, DType, Dim};
 
@@ -15,7 +15,7 @@ fn list<T: ToString>(xs: &[T]) -> String {
 
 impl FnLower<'_, '_, '_> {
     /// Row-major reshape: collapse to one axis, expand to the target.
-    pub fn reshape(&mut self, x: &V, shape: &[Dim]) -> Result<V, String> {
+    pub fn reshape(&mut self, x: &V, shape: &[Dim]) -> EmitResult<V> {
         if x.shape == shape {
             return Ok(x.clone());
         }
@@ -99,7 +99,7 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// Numpy broadcasting: leading axes added, size-1 axes stretched.
-    pub fn broadcast(&mut self, x: &V, shape: &[Dim]) -> Result<V, String> {
+    pub fn broadcast(&mut self, x: &V, shape: &[Dim]) -> EmitResult<V> {
         if x.shape == shape {
             return Ok(x.clone());
         }
@@ -111,7 +111,7 @@ impl FnLower<'_, '_, '_> {
                 (Some(1), t) if t != Some(1) => "0".to_string(),
                 _ if d == to => format!("d{}", lead + i),
                 (Some(a), Some(b)) if a == b => format!("d{}", lead + i),
-                _ => return Err(format!("broadcast of size `{d}` to `{to}` decided at run time")),
+                _ => return Err(EmitError::Dynamic(format!("broadcast of size `{d}` to `{to}` decided at run time"))),
             });
         }
         let init = self.b.empty(x.dtype, shape);
@@ -126,7 +126,7 @@ impl FnLower<'_, '_, '_> {
     /// checked: an error here when the sizes are constant, a run-time failure otherwise,
     /// after which the slice is not read (an empty tensor stands in for it), so a refused
     /// run never reads past the axis.
-    pub fn slice(&mut self, x: &V, start: &[Dim], end: &[Dim], step: &[i64], out: &Ty) -> Result<V, String> {
+    pub fn slice(&mut self, x: &V, start: &[Dim], end: &[Dim], step: &[i64], out: &Ty) -> EmitResult<V> {
         let known = super::consts(&self.env);
         let mut offsets = Vec::new();
         let mut bad: Option<String> = None;
@@ -186,7 +186,7 @@ impl FnLower<'_, '_, '_> {
         axis: usize,
         (s, e, step): (&Dim, &Dim, i64),
         out: &Ty,
-    ) -> Result<Option<String>, String> {
+    ) -> EmitResult<Option<String>> {
         let (n, len) = (&x.shape[axis], &out.1[axis]);
         if let (Some(sc), Some(ec), Some(nc), Some(lc)) = (s.as_const(), e.as_const(), n.as_const(), len.as_const()) {
             let (lo, hi) = (sc.clamp(0, nc), ec.clamp(0, nc));
@@ -195,7 +195,7 @@ impl FnLower<'_, '_, '_> {
                 let mut shape = out.1.clone();
                 shape[axis] = Dim::constant(got);
                 let ty = |dims: &[Dim]| format!("{}[{}]", out.0, list(dims));
-                return Err(format!("result is {}, declared {}", ty(&shape), ty(&out.1)));
+                return Err(EmitError::Refused(format!("result is {}, declared {}", ty(&shape), ty(&out.1))));
             }
             return Ok(None);
         }
@@ -357,7 +357,7 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// `x` plus `src` added at `idx` along `axis`: a loop nest over `src`.
-    pub fn scatter_add(&mut self, x: &V, idx: &V, src: &V, axis: usize) -> Result<V, String> {
+    pub fn scatter_add(&mut self, x: &V, idx: &V, src: &V, axis: usize) -> EmitResult<V> {
         self.check_indices(idx, &x.shape[axis], axis);
         let k = idx.rank();
         let r = src.rank();

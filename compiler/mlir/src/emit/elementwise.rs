@@ -4,7 +4,7 @@
 use super::builder::{Iter, Operand, V};
 use super::lower::FnLower;
 use super::scalar;
-use super::Ty;
+use super::{EmitResult, Ty};
 use archc_compiler::tir::{BinaryOp, DType, UnaryOp};
 
 impl FnLower<'_, '_, '_> {
@@ -24,7 +24,7 @@ impl FnLower<'_, '_, '_> {
         r.remove(0)
     }
 
-    pub fn unary(&mut self, op: UnaryOp, x: &V, out: &Ty) -> Result<V, String> {
+    pub fn unary(&mut self, op: UnaryOp, x: &V, out: &Ty) -> EmitResult<V> {
         let mut res = Ok(());
         let dt = x.dtype;
         let v = self.b.map(&[x], out.0, |b, a| match scalar::unary(b, op, dt, &a[0]) {
@@ -37,7 +37,7 @@ impl FnLower<'_, '_, '_> {
         res.map(|_| v)
     }
 
-    pub fn binary(&mut self, op: BinaryOp, x: &V, y: &V, out: &Ty) -> Result<V, String> {
+    pub fn binary(&mut self, op: BinaryOp, x: &V, y: &V, out: &Ty) -> EmitResult<V> {
         let mut res = Ok(());
         let dt = x.dtype;
         let v = self.b.map(&[x, y], out.0, |b, a| match scalar::binary(b, op, dt, &a[0], &a[1]) {

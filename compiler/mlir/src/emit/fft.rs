@@ -20,7 +20,7 @@ use super::builder::{ds, fixed, product, Builder, Iter, Operand, V};
 use super::lower::FnLower;
 use super::scalar;
 use super::types::elem;
-use super::Ty;
+use super::{EmitResult, Ty};
 use archc_compiler::tir::{DType, Dim};
 
 /// The most entries of a DFT table (`n x 2k`); longer transforms call the runtime's FFT.
@@ -92,7 +92,7 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// `x` with `axis` moved last and the other axes flattened: `([R, n], moved shape)`.
-    pub(super) fn rows_along(&mut self, x: &V, axis: usize) -> Result<(V, Vec<Dim>), String> {
+    pub(super) fn rows_along(&mut self, x: &V, axis: usize) -> EmitResult<(V, Vec<Dim>)> {
         let r = x.rank();
         let perm: Vec<usize> = (0..r).filter(|&i| i != axis).chain([axis]).collect();
         let moved = self.permute(x, &perm);
@@ -102,7 +102,7 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// The inverse of [`Self::rows_along`] for a result with `len` points on the axis.
-    pub(super) fn unrows(&mut self, y: &V, moved: &[Dim], axis: usize, len: Dim) -> Result<V, String> {
+    pub(super) fn unrows(&mut self, y: &V, moved: &[Dim], axis: usize, len: Dim) -> EmitResult<V> {
         let r = moved.len();
         let mut shape = moved.to_vec();
         shape[r - 1] = len;
@@ -123,7 +123,7 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// The first `keep` (at most `n / 2 + 1`) coefficients of the real FFT along `axis`.
-    pub fn rfft(&mut self, x: &V, axis: usize, out: &Ty, keep: Option<usize>) -> Result<V, String> {
+    pub fn rfft(&mut self, x: &V, axis: usize, out: &Ty, keep: Option<usize>) -> EmitResult<V> {
         let n = x.fixed(axis)?;
         let full = fixed(&out.1[axis])?;
         let k = keep.unwrap_or(full).min(full);
@@ -203,7 +203,7 @@ impl FnLower<'_, '_, '_> {
         V { name, dtype: y.dtype, shape }
     }
 
-    pub fn irfft(&mut self, z: &V, axis: usize, out: &Ty) -> Result<V, String> {
+    pub fn irfft(&mut self, z: &V, axis: usize, out: &Ty) -> EmitResult<V> {
         let re = self.part(z, false);
         let im = self.part(z, true);
         self.irfft_parts(&re, &im, axis, out)
@@ -211,7 +211,7 @@ impl FnLower<'_, '_, '_> {
 
     /// `irfft(complex(re, im))` along `axis` with `out.1[axis]` points; coefficients past
     /// `n / 2 + 1` are ignored, missing ones are zeros.
-    pub fn irfft_parts(&mut self, re: &V, im: &V, axis: usize, out: &Ty) -> Result<V, String> {
+    pub fn irfft_parts(&mut self, re: &V, im: &V, axis: usize, out: &Ty) -> EmitResult<V> {
         let n = fixed(&out.1[axis])?;
         let k = re.fixed(axis)?.min(n / 2 + 1);
         let dt = out.0;

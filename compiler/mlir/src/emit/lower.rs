@@ -4,7 +4,7 @@
 
 use super::builder::{Builder, V};
 use super::types::tensor;
-use super::{concrete, EmitError, Emitter, Job, Ty};
+use super::{concrete, EmitError, EmitResult, Emitter, Job, Ty};
 use archc_compiler::tir::{pattern, DType, Func, Inst, Op, ReduceOp, ValueId};
 use archc_runtime::interp::bind::DimEnv;
 use std::collections::{HashMap, HashSet};
@@ -111,7 +111,7 @@ fn summed_products(
     (summed, deferred)
 }
 
-pub(crate) fn lower_func(em: &mut Emitter, job: &Job) -> Result<String, EmitError> {
+pub(crate) fn lower_func(em: &mut Emitter, job: &Job) -> EmitResult<String> {
     let func: &Func = em.program.func(&job.func).expect("requested functions exist");
     let func = func.clone();
     let plan = Plan::of(&func, &job.env);
@@ -137,7 +137,7 @@ pub(crate) fn lower_func(em: &mut Emitter, job: &Job) -> Result<String, EmitErro
         params.push(format!("{name}: {param_ty}"));
         // The argument's sizes in this function's symbols; where the caller's type has a
         // dynamic size that is constant here (or the reverse), a cast.
-        let (_, dims) = concrete(decl, &l.env, &l.dynamic).map_err(|m| EmitError(format!("@{}: {m}", func.name)))?;
+        let (_, dims) = concrete(decl, &l.env, &l.dynamic).map_err(|e| e.at(format!("@{}", func.name)))?;
         let v = V { name: name.clone(), dtype: *dt, shape: dims };
         let v = match v.ty() == param_ty {
             true => v,
@@ -147,13 +147,13 @@ pub(crate) fn lower_func(em: &mut Emitter, job: &Job) -> Result<String, EmitErro
     }
     for inst in &func.body {
         l.b.loc = inst.span.and_then(|s| l.em.locator.and_then(|f| f(s)));
-        l.inst(inst).map_err(|m| EmitError(format!("in @{}, {} = {}: {m}", func.name, inst.result, inst.op.name())))?;
+        l.inst(inst).map_err(|e| e.at(format!("in @{}, {} = {}", func.name, inst.result, inst.op.name())))?;
     }
     l.b.loc = None;
-    if let Some(m) = l.b.size_error.take() {
-        return Err(EmitError(format!("in @{}: {m}", func.name)));
+    if let Some(e) = l.b.size_error.take() {
+        return Err(e.at(format!("in @{}", func.name)));
     }
-    let results: Vec<V> = func.results.iter().map(|r| l.get(*r)).collect::<Result<_, _>>().map_err(EmitError)?;
+    let results: Vec<V> = func.results.iter().map(|r| l.get(*r)).collect::<EmitResult<_>>()?;
     let names: Vec<&str> = results.iter().map(|v| v.name.as_str()).collect();
     let tys: Vec<String> = job.outputs.iter().map(|(d, s)| tensor(*d, s)).collect();
     if results.is_empty() {
@@ -171,11 +171,11 @@ pub(crate) fn lower_func(em: &mut Emitter, job: &Job) -> Result<String, EmitErro
 }
 
 impl FnLower<'_, '_, '_> {
-    pub fn get(&self, v: ValueId) -> Result<V, String> {
-        self.vals.get(&v).cloned().ok_or_else(|| format!("{v} is not defined"))
+    pub fn get(&self, v: ValueId) -> EmitResult<V> {
+        self.vals.get(&v).cloned().ok_or_else(|| EmitError::Malformed(format!("{v} is not defined")))
     }
 
-    fn inst(&mut self, inst: &Inst) -> Result<(), String> {
+    fn inst(&mut self, inst: &Inst) -> EmitResult<()> {
         if let Some(operands) = self.plan.summed.get(&inst.result).copied() {
             return self.summed_inst(inst, operands);
         }
@@ -187,12 +187,12 @@ impl FnLower<'_, '_, '_> {
             inst.results().map(|(_, t)| concrete(t, &self.env, &self.dynamic)).collect::<Result<_, _>>()?;
         let values = self.op(inst, &args, &outs)?;
         if values.len() != outs.len() {
-            return Err(format!("lowered to {} results, declared {}", values.len(), outs.len()));
+            return Err(EmitError::Mismatch(format!("lowered to {} results, declared {}", values.len(), outs.len())));
         }
         let truncated = self.plan.rfft_keep.contains_key(&inst.result);
         for ((r, v), (dt, shape)) in inst.result_ids().zip(values).zip(&outs) {
             if (v.dtype != *dt || &v.shape != shape) && !truncated {
-                return Err(format!("lowered to {}, declared {}", v.ty(), tensor(*dt, shape)));
+                return Err(EmitError::Mismatch(format!("lowered to {}, declared {}", v.ty(), tensor(*dt, shape))));
             }
             self.vals.insert(r, v);
         }
@@ -200,7 +200,7 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// `inst`, the sum over the batch of the product of `operands` (see [`Plan::summed`]).
-    fn summed_inst(&mut self, inst: &Inst, operands: (ValueId, ValueId)) -> Result<(), String> {
+    fn summed_inst(&mut self, inst: &Inst, operands: (ValueId, ValueId)) -> EmitResult<()> {
         let a = self.get(operands.0)?;
         let b = self.get(operands.1)?;
         let out = concrete(&inst.ty, &self.env, &self.dynamic)?;
@@ -209,7 +209,7 @@ impl FnLower<'_, '_, '_> {
         Ok(())
     }
 
-    fn op(&mut self, inst: &Inst, a: &[V], outs: &[Ty]) -> Result<Vec<V>, String> {
+    fn op(&mut self, inst: &Inst, a: &[V], outs: &[Ty]) -> EmitResult<Vec<V>> {
         let out = &outs[0];
         let one = |v: V| Ok(vec![v]);
         match &inst.op {

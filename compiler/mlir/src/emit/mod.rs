@@ -21,6 +21,10 @@
 //!   with `llvm.emit_c_interface`: inputs are read, outputs written in place
 //!   ([`Module::output_shapes`] gives their shapes for given inputs).
 //! - Source spans become `loc("file":line:col)` when a locator is given.
+//! - Every error is an [`EmitError`], which says whose fault it is (the user's: inputs,
+//!   refusals, unsupported dtypes, sizes only known at run time; archc's: malformed TIR,
+//!   lowered values that are not what was declared) and, in its text, the function and
+//!   instruction (see `error`).
 //!
 //! Semantics follow `archc_compiler::tir::ops` and the interpreter; what the interpreter
 //! refuses is refused here too: when the sizes decide it (a slice past the end of an
@@ -38,6 +42,7 @@ mod control;
 mod conv;
 mod data;
 mod elementwise;
+mod error;
 mod fft;
 mod lower;
 mod reduce;
@@ -47,12 +52,12 @@ mod sort;
 pub mod types;
 
 pub use builder::fixed as fixed_size;
+pub use error::{EmitError, EmitResult};
 
 use archc_compiler::tir::{DType, Dim, Func, Program, TensorType};
 use archc_grammar::span::Span;
 use archc_runtime::interp::bind::{bare_symbol, bind_shapes, solve_one, DimEnv};
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 
 /// A concrete tensor type.
 pub type Shape = (DType, Vec<usize>);
@@ -67,18 +72,6 @@ type Pattern = (DType, Vec<Option<usize>>);
 fn pattern((dt, dims): &Ty) -> Pattern {
     (*dt, dims.iter().map(types::Ext::lit).collect())
 }
-
-/// Why a module could not be emitted (names the function and instruction).
-#[derive(Clone, Debug, PartialEq)]
-pub struct EmitError(pub String);
-
-impl fmt::Display for EmitError {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for EmitError {}
 
 /// Maps a source span to an MLIR location, e.g. `loc("model.arch":3:9)`.
 pub type Locator<'a> = &'a dyn Fn(Span) -> Option<String>;
@@ -112,9 +105,9 @@ pub enum Target {
 
 impl Module {
     /// The symbol values of `inputs`' shapes, checked against the input types.
-    fn bind(&self, inputs: &[Shape]) -> Result<DimEnv, String> {
+    fn bind(&self, inputs: &[Shape]) -> EmitResult<DimEnv> {
         if inputs.len() != self.inputs.len() {
-            return Err(format!("expects {} inputs, got {}", self.inputs.len(), inputs.len()));
+            return Err(EmitError::Input(format!("expects {} inputs, got {}", self.inputs.len(), inputs.len())));
         }
         let mut env = DimEnv::new();
         for (sym, i, axis) in &self.dynamic {
@@ -126,27 +119,30 @@ impl Module {
                 && sizes.is_some_and(|s| s.len() == shape.len() && s.iter().zip(shape).all(|(a, &b)| *a == b as i64));
             if !ok {
                 let got = archc_runtime::tensor::type_string(*dt, shape);
-                return Err(format!("input {i} is {got}, expected {}", types::tensor(*want_dt, want)));
+                return Err(EmitError::Input(format!(
+                    "input {i} is {got}, expected {}",
+                    types::tensor(*want_dt, want)
+                )));
             }
         }
         Ok(env)
     }
 
     /// Checks `inputs` against the entry's input types and gives the output shapes.
-    pub fn output_shapes(&self, inputs: &[Shape]) -> Result<Vec<Shape>, String> {
+    pub fn output_shapes(&self, inputs: &[Shape]) -> EmitResult<Vec<Shape>> {
         let env = self.bind(inputs)?;
         self.outputs
             .iter()
             .map(|(dt, dims)| {
-                let sizes = archc_runtime::interp::bind::eval_shape(dims, &env)?;
+                let sizes = archc_runtime::interp::bind::eval_shape(dims, &env).map_err(EmitError::Input)?;
                 Ok((*dt, sizes))
             })
             .collect()
     }
 
     /// The input and output types when no size is dynamic.
-    pub fn static_types(&self) -> Result<(Vec<Shape>, Vec<Shape>), String> {
-        let conc = |tys: &[Ty]| -> Result<Vec<Shape>, String> {
+    pub fn static_types(&self) -> EmitResult<(Vec<Shape>, Vec<Shape>)> {
+        let conc = |tys: &[Ty]| -> EmitResult<Vec<Shape>> {
             tys.iter().map(|(dt, dims)| Ok((*dt, dims.iter().map(builder::fixed).collect::<Result<_, _>>()?))).collect()
         };
         Ok((conc(&self.inputs)?, conc(&self.outputs)?))
@@ -184,8 +180,8 @@ pub fn emit_module_dynamic(
     locator: Option<Locator>,
     target: Target,
 ) -> Result<Module, EmitError> {
-    let f = program.func(entry).ok_or_else(|| EmitError(format!("no function @{entry}")))?;
-    let (tys, sources) = entry_types(f, inputs, dynamic).map_err(|m| EmitError(format!("@{entry}: {m}")))?;
+    let f = program.func(entry).ok_or_else(|| EmitError::NoEntry(entry.to_string()))?;
+    let (tys, sources) = entry_types(f, inputs, dynamic).map_err(|e| e.at(format!("@{entry}")))?;
     let mut em = Emitter {
         target,
         program,
@@ -209,19 +205,16 @@ pub fn emit_module_dynamic(
 }
 
 /// The entry's input types with `dynamic` symbols left symbolic, and where each is read.
-fn entry_types(
-    f: &Func,
-    inputs: &[Shape],
-    dynamic: &[String],
-) -> Result<(Vec<Ty>, Vec<(String, usize, usize)>), String> {
+fn entry_types(f: &Func, inputs: &[Shape], dynamic: &[String]) -> EmitResult<(Vec<Ty>, Vec<(String, usize, usize)>)> {
     let shapes: Vec<(DType, &[usize])> = inputs.iter().map(|(d, s)| (*d, s.as_slice())).collect();
-    let mut env = bind_shapes(f, &shapes)?;
+    let mut env = bind_shapes(f, &shapes).map_err(EmitError::Input)?;
     let mut sources = Vec::new();
     for sym in dynamic {
         let at = f.args.iter().enumerate().find_map(|(i, (_, ty))| {
             ty.shape.iter().position(|d| bare_symbol(d).as_deref() == Some(sym)).map(|axis| (i, axis))
         });
-        let (i, axis) = at.ok_or_else(|| format!("size `{sym}` is not the size of an input axis"))?;
+        let (i, axis) =
+            at.ok_or_else(|| EmitError::Dynamic(format!("size `{sym}` is not the size of an input axis")))?;
         env.remove(sym);
         sources.push((sym.clone(), i, axis));
     }
@@ -263,15 +256,15 @@ pub(crate) struct Emitter<'p, 'l> {
 
 /// A declared type with the constant symbols of `env` substituted; any other symbol must
 /// be one of the `dynamic` ones.
-pub(crate) fn concrete(ty: &TensorType, env: &DimEnv, dynamic: &[(String, usize, usize)]) -> Result<Ty, String> {
+pub(crate) fn concrete(ty: &TensorType, env: &DimEnv, dynamic: &[(String, usize, usize)]) -> EmitResult<Ty> {
     let known = consts(env);
     let dims: Vec<Dim> = ty.shape.iter().map(|d| d.subst(&known)).collect();
     for d in &dims {
         if let Some(s) = d.symbols().into_iter().find(|s| !dynamic.iter().any(|(x, ..)| x == s)) {
-            return Err(format!("dim `{d}` has unbound symbol {s}"));
+            return Err(EmitError::Malformed(format!("dim `{d}` has unbound symbol {s}")));
         }
         if d.as_const().is_some_and(|c| c < 0) {
-            return Err(format!("dim `{d}` is negative"));
+            return Err(EmitError::Refused(format!("dim `{d}` is negative")));
         }
     }
     Ok((ty.dtype, dims))
@@ -280,21 +273,25 @@ pub(crate) fn concrete(ty: &TensorType, env: &DimEnv, dynamic: &[(String, usize,
 /// Binds `f`'s size symbols from argument types with constant and dynamic sizes: bare
 /// symbols first (constant sizes win), then linear dims with constant sizes solved;
 /// every argument dim must then agree with its type. A dynamic size must be a bare
-/// symbol of `f`'s argument type.
-fn bind_partial(f: &Func, inputs: &[Ty]) -> Result<(DimEnv, Vec<(String, usize, usize)>), String> {
+/// symbol of `f`'s argument type. Argument types that do not fit are archc's error: the
+/// entry's inputs are checked before ([`entry_types`]), a callee's operands by the
+/// verifier.
+fn bind_partial(f: &Func, inputs: &[Ty]) -> EmitResult<(DimEnv, Vec<(String, usize, usize)>)> {
     if inputs.len() != f.args.len() {
-        return Err(format!("expects {} inputs, got {}", f.args.len(), inputs.len()));
+        return Err(EmitError::Malformed(format!("expects {} inputs, got {}", f.args.len(), inputs.len())));
     }
     let mut env = DimEnv::new();
     let mut dynamic: Vec<(String, usize, usize)> = Vec::new();
     for (i, ((_, ty), (dt, dims))) in f.args.iter().zip(inputs).enumerate() {
         if ty.dtype != *dt || ty.rank() != dims.len() {
-            return Err(format!("input {i} is {}, expected {ty}", types::tensor(*dt, dims)));
+            return Err(unfit(i, *dt, dims, ty));
         }
         for (d, size) in ty.shape.iter().zip(dims) {
             if let (Some(s), Some(c)) = (bare_symbol(d), size.as_const()) {
                 match env.get(&s) {
-                    Some(&v) if v != c => return Err(format!("input {i}: {s} is {v} elsewhere but {c} here")),
+                    Some(&v) if v != c => {
+                        return Err(EmitError::Malformed(format!("input {i}: {s} is {v} elsewhere but {c} here")))
+                    }
                     _ => env.insert(s, c),
                 };
             }
@@ -305,8 +302,9 @@ fn bind_partial(f: &Func, inputs: &[Ty]) -> Result<(DimEnv, Vec<(String, usize, 
             if size.as_const().is_some() {
                 continue;
             }
-            let s = bare_symbol(d)
-                .ok_or_else(|| format!("input {i}: dynamic size for `{d}`, which is not a plain symbol"))?;
+            let s = bare_symbol(d).ok_or_else(|| {
+                EmitError::Dynamic(format!("input {i}: dynamic size for `{d}`, which is not a plain symbol"))
+            })?;
             if !env.contains_key(&s) && !dynamic.iter().any(|(x, ..)| *x == s) {
                 dynamic.push((s, i, axis));
             }
@@ -328,18 +326,23 @@ fn bind_partial(f: &Func, inputs: &[Ty]) -> Result<(DimEnv, Vec<(String, usize, 
         }
     }
     for (i, ((_, ty), (_, dims))) in f.args.iter().zip(inputs).enumerate() {
-        let (_, want) = concrete(ty, &env, &dynamic).map_err(|m| format!("input {i}: {m}"))?;
+        let (_, want) = concrete(ty, &env, &dynamic).map_err(|e| e.at(format!("input {i}")))?;
         for (w, got) in want.iter().zip(dims) {
             let agree = match (w.as_const(), got.as_const()) {
                 (Some(a), Some(b)) => a == b,
                 _ => true,
             };
             if !agree {
-                return Err(format!("input {i} is {}, expected {ty}", types::tensor(ty.dtype, dims)));
+                return Err(unfit(i, ty.dtype, dims, ty));
             }
         }
     }
     Ok((env, dynamic))
+}
+
+/// Argument `i` of sizes `dims` (and dtype `dt`) does not fit its type `ty`.
+fn unfit(i: usize, dt: DType, dims: &[Dim], ty: &TensorType) -> EmitError {
+    EmitError::Malformed(format!("input {i} is {}, expected {ty}", types::tensor(dt, dims)))
 }
 
 impl<'p, 'l> Emitter<'p, 'l> {
@@ -351,14 +354,14 @@ impl<'p, 'l> Emitter<'p, 'l> {
         if let Some(done) = self.done.get(&key) {
             return Ok(done.clone());
         }
-        let f = self.program.func(func).ok_or_else(|| EmitError(format!("no function @{func}")))?;
-        let (env, dynamic) = bind_partial(f, inputs).map_err(|m| EmitError(format!("@{func}: {m}")))?;
+        let f = self.program.func(func).ok_or_else(|| EmitError::Malformed(format!("no function @{func}")))?;
+        let (env, dynamic) = bind_partial(f, inputs).map_err(|e| e.at(format!("@{func}")))?;
         let outputs = f
             .result_types()
             .iter()
             .map(|t| concrete(t, &env, &dynamic))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|m| EmitError(format!("@{func} result: {m}")))?;
+            .map_err(|e| e.at(format!("@{func} result")))?;
         let safe: String = func.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
         let mangled = format!("f{}_{safe}", self.done.len());
         self.done.insert(key, (mangled.clone(), outputs.clone()));
@@ -374,13 +377,15 @@ impl<'p, 'l> Emitter<'p, 'l> {
     }
 
     /// The global holding parameter `name`, declared on first use.
-    pub fn param_global(&mut self, name: &str) -> Result<(String, Shape), String> {
+    pub fn param_global(&mut self, name: &str) -> EmitResult<(String, Shape)> {
         if let Some(g) = self.params.get(name) {
             return Ok(g.clone());
         }
-        let decl = self.program.param(name).ok_or_else(|| format!("no parameter @{name}"))?;
-        let shape =
-            decl.ty.const_shape().ok_or_else(|| format!("parameter @{name} has a symbolic type {}", decl.ty))?;
+        let decl = self.program.param(name).ok_or_else(|| EmitError::Malformed(format!("no parameter @{name}")))?;
+        let shape = decl
+            .ty
+            .const_shape()
+            .ok_or_else(|| EmitError::Unsupported(format!("parameter @{name} has a symbolic type {}", decl.ty)))?;
         let g = (format!("param_{}", self.params.len()), (decl.ty.dtype, shape));
         self.params.insert(name.to_string(), g.clone());
         Ok(g)

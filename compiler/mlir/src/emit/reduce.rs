@@ -9,7 +9,7 @@ use super::builder::{product, Iter, Operand, V};
 use super::lower::FnLower;
 use super::reshape::dims;
 use super::scalar;
-use super::Ty;
+use super::{EmitError, EmitResult, Ty};
 use archc_compiler::tir::{BinaryOp, DType, Dim, ReduceOp};
 
 /// What a reduction folds with: the combining op, the accumulator dtype, its start value.
@@ -21,7 +21,7 @@ pub(super) struct Fold {
 
 impl FnLower<'_, '_, '_> {
     /// `reduce.*` over `axes`; the result before `keepdim` drops the reduced axes.
-    pub fn reduce(&mut self, op: ReduceOp, axes: &[usize], keepdim: bool, x: &V, out: &Ty) -> Result<V, String> {
+    pub fn reduce(&mut self, op: ReduceOp, axes: &[usize], keepdim: bool, x: &V, out: &Ty) -> EmitResult<V> {
         if axes.is_empty() {
             // Reducing no axis is the identity (and a generic without a reduction loop
             // must not read its init: see `contract`).
@@ -42,7 +42,7 @@ impl FnLower<'_, '_, '_> {
             (ReduceOp::Min, _) => f64::INFINITY,
         };
         if x.dtype == DType::C64 && matches!(op, ReduceOp::Max | ReduceOp::Min) {
-            return Err("max/min reductions are not defined on c64".into());
+            return Err(EmitError::Unsupported("max/min reductions are not defined on c64".into()));
         }
         if matches!(op, ReduceOp::Max | ReduceOp::Min) {
             self.refuse_empty(&count, if op == ReduceOp::Max { 0 } else { 1 })?;
@@ -82,9 +82,9 @@ impl FnLower<'_, '_, '_> {
     /// Refuses a `max` (`op` 0), `min` (1) or `argmax` (2) over `count` elements when
     /// `count` is 0 (as the interpreter does): an error when it is constant, a run-time
     /// failure otherwise.
-    pub(super) fn refuse_empty(&mut self, count: &Dim, op: i64) -> Result<(), String> {
+    pub(super) fn refuse_empty(&mut self, count: &Dim, op: i64) -> EmitResult<()> {
         match count.as_const() {
-            Some(0) => Err(crate::runtime::rt::Failure::message(3, op, 0, 0)),
+            Some(0) => Err(EmitError::Refused(crate::runtime::rt::Failure::message(3, op, 0, 0))),
             Some(_) => Ok(()),
             None => {
                 let (n, zero) = (self.b.size(count), self.b.index(0));
@@ -141,7 +141,7 @@ impl FnLower<'_, '_, '_> {
     /// [`stages_for_threads`] says so. A bias gradient's sum over the batch and length axes
     /// of `[B, C, N]` is a sum over `N` into `[B, C]`, then over `B`: many threads in
     /// both, where one fold over both axes gives one thread per channel.
-    pub(super) fn reduce_on_gpu(&mut self, fold: &Fold, x: &V, axes: &[usize]) -> Result<V, String> {
+    pub(super) fn reduce_on_gpu(&mut self, fold: &Fold, x: &V, axes: &[usize]) -> EmitResult<V> {
         let mut v = x.clone();
         for run in adjacent_runs(axes).iter().rev() {
             let kept: Vec<Dim> = (0..v.rank()).filter(|i| !run.contains(i)).map(|i| v.shape[i].clone()).collect();
@@ -156,7 +156,7 @@ impl FnLower<'_, '_, '_> {
     /// A reduction in stages (see [`stages_for_threads`]): `x` as `[outer, reduced,
     /// inner]`, its reduced axis folded a chunk at a time (the innermost part of the
     /// index first), then shaped as `shape`.
-    pub(super) fn reduce_in_stages(&mut self, fold: &Fold, x: &V, stages: &Stages, shape: &[Dim]) -> Result<V, String> {
+    pub(super) fn reduce_in_stages(&mut self, fold: &Fold, x: &V, stages: &Stages, shape: &[Dim]) -> EmitResult<V> {
         let dim = |n: usize| Dim::from(n as i64);
         let mut rest: usize = stages.chunks.iter().product();
         let mut v = x.clone();
@@ -170,7 +170,7 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// Index of the first maximum along `axis` (a NaN counts as the maximum).
-    pub fn argmax(&mut self, axis: usize, keepdim: bool, x: &V, out: &Ty) -> Result<V, String> {
+    pub fn argmax(&mut self, axis: usize, keepdim: bool, x: &V, out: &Ty) -> EmitResult<V> {
         self.refuse_empty(&x.shape[axis].clone(), 2)?;
         let kept: Vec<usize> = (0..x.rank()).filter(|&i| i != axis).collect();
         let shape: Vec<Dim> = kept.iter().map(|&i| x.shape[i].clone()).collect();

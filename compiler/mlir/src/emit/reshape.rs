@@ -4,6 +4,7 @@
 use super::builder::V;
 use super::lower::FnLower;
 use super::types::tensor;
+use super::EmitError;
 use archc_compiler::tir::Dim;
 
 pub(super) fn dims(idx: impl IntoIterator<Item = usize>) -> Vec<String> {
@@ -34,7 +35,8 @@ impl FnLower<'_, '_, '_> {
     /// back to concrete shapes).
     pub(super) fn one_dynamic_size<'d>(&mut self, group: impl Iterator<Item = &'d Dim>) {
         if group.filter(|d| d.as_const().is_none()).count() > 1 {
-            self.b.size_error.get_or_insert_with(|| "an expand_shape group with several dynamic sizes".into());
+            let e = || EmitError::Dynamic("an expand_shape group with several dynamic sizes".into());
+            self.b.size_error.get_or_insert_with(e);
         }
     }
 

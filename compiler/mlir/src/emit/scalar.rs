@@ -5,13 +5,14 @@
 
 use super::builder::Builder;
 use super::types::elem;
+use super::{EmitError, EmitResult};
 use archc_compiler::tir::{BinaryOp, DType, UnaryOp};
 
-fn err(what: &str, dtype: DType) -> String {
-    format!("{what} is not defined on {dtype}")
+fn err(what: &str, dtype: DType) -> EmitError {
+    EmitError::Unsupported(format!("{what} is not defined on {dtype}"))
 }
 
-pub fn unary(b: &mut Builder, op: UnaryOp, dtype: DType, x: &str) -> Result<String, String> {
+pub fn unary(b: &mut Builder, op: UnaryOp, dtype: DType, x: &str) -> EmitResult<String> {
     match dtype {
         DType::F32 | DType::F64 => Ok(float_unary(b, op, elem(dtype), x, dtype)),
         DType::I64 => int_unary(b, op, x),
@@ -90,7 +91,7 @@ fn log1p(b: &mut Builder, x: &str, dtype: DType) -> String {
     b.assign(format!("arith.select {is_one}, {x}, {big} : {t}"))
 }
 
-fn int_unary(b: &mut Builder, op: UnaryOp, x: &str) -> Result<String, String> {
+fn int_unary(b: &mut Builder, op: UnaryOp, x: &str) -> EmitResult<String> {
     use UnaryOp::*;
     let zero = b.i64c(0);
     Ok(match op {
@@ -110,7 +111,7 @@ fn int_unary(b: &mut Builder, op: UnaryOp, x: &str) -> Result<String, String> {
     })
 }
 
-fn complex_unary(b: &mut Builder, op: UnaryOp, x: &str) -> Result<String, String> {
+fn complex_unary(b: &mut Builder, op: UnaryOp, x: &str) -> EmitResult<String> {
     use UnaryOp::*;
     let t = "complex<f32>";
     let name = match op {
@@ -129,7 +130,7 @@ fn complex_unary(b: &mut Builder, op: UnaryOp, x: &str) -> Result<String, String
 }
 
 /// `op(x, y)` on scalars of `dtype` (the operands' dtype; predicates give `i1`).
-pub fn binary(b: &mut Builder, op: BinaryOp, dtype: DType, x: &str, y: &str) -> Result<String, String> {
+pub fn binary(b: &mut Builder, op: BinaryOp, dtype: DType, x: &str, y: &str) -> EmitResult<String> {
     match dtype {
         DType::F32 | DType::F64 => Ok(float_binary(b, op, dtype, x, y)),
         DType::I64 => int_binary(b, op, x, y),
@@ -180,7 +181,7 @@ fn float_binary(b: &mut Builder, op: BinaryOp, dtype: DType, x: &str, y: &str) -
     }
 }
 
-fn int_binary(b: &mut Builder, op: BinaryOp, x: &str, y: &str) -> Result<String, String> {
+fn int_binary(b: &mut Builder, op: BinaryOp, x: &str, y: &str) -> EmitResult<String> {
     use BinaryOp::*;
     let two = |name: &str| format!("{name} {x}, {y} : i64");
     let cmp = |pred: &str| format!("arith.cmpi {pred}, {x}, {y} : i64");
@@ -221,7 +222,7 @@ fn int_binary(b: &mut Builder, op: BinaryOp, x: &str, y: &str) -> Result<String,
     })
 }
 
-fn bool_binary(b: &mut Builder, op: BinaryOp, x: &str, y: &str) -> Result<String, String> {
+fn bool_binary(b: &mut Builder, op: BinaryOp, x: &str, y: &str) -> EmitResult<String> {
     use BinaryOp::*;
     let name = match op {
         And | Min => "arith.andi",
@@ -233,7 +234,7 @@ fn bool_binary(b: &mut Builder, op: BinaryOp, x: &str, y: &str) -> Result<String
     Ok(b.assign(format!("{name} {x}, {y} : i1")))
 }
 
-fn complex_binary(b: &mut Builder, op: BinaryOp, x: &str, y: &str) -> Result<String, String> {
+fn complex_binary(b: &mut Builder, op: BinaryOp, x: &str, y: &str) -> EmitResult<String> {
     use BinaryOp::*;
     let t = "complex<f32>";
     let name = match op {

@@ -10,6 +10,7 @@
 use super::builder::{Builder, Iter, Operand, V};
 use super::lower::FnLower;
 use super::types::elem;
+use super::EmitResult;
 use archc_compiler::tir::DType;
 
 /// The longest rows the CPU target sorts by counting in loops (`O(n²)`, vectorised);
@@ -55,7 +56,7 @@ fn equal(b: &mut Builder, dtype: DType, x: &str, y: &str) -> String {
 
 impl FnLower<'_, '_, '_> {
     /// The indices (i64) that sort `x` along `axis` (see the module docs).
-    pub fn argsort(&mut self, axis: usize, descending: bool, x: &V) -> Result<V, String> {
+    pub fn argsort(&mut self, axis: usize, descending: bool, x: &V) -> EmitResult<V> {
         let long = x.shape[axis].as_const().is_none_or(|n| n > SORT_IN_LOOPS);
         if self.em.target == super::Target::Cpu && long {
             let (rows, moved) = self.rows_along(x, axis)?;
