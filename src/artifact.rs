@@ -8,6 +8,7 @@
 //! its sources to a private folder only, but only artifacts one trusts should be run.
 
 use crate::backend::Backend;
+use crate::cli::Fail;
 use archc_compiler::tir::Program;
 use archc_grammar::span::SourceMap;
 use archc_mlir::aot::{AotTarget, Artifact, Extracted, HostCpu};
@@ -46,7 +47,8 @@ pub struct Recorded {
 }
 
 /// Compiles `funcs` of `program` (those it has) into an artifact for `target`, its host
-/// code for `cpu`. `dims` sizes the symbols the lowering cannot leave dynamic.
+/// code for `cpu`. `dims` sizes the symbols the lowering cannot leave dynamic. A
+/// backend's error says whose fault it is ([`Fail::backend`]).
 #[cfg(feature = "mlir")]
 pub fn build(
     target: AotTarget,
@@ -55,24 +57,24 @@ pub fn build(
     funcs: &[&str],
     dims: &HashMap<String, i64>,
     recorded: Recorded,
-) -> Result<Artifact, String> {
+) -> Result<Artifact, Fail> {
     use crate::inputs::arg_shapes;
     use archc_mlir::aot::{program_hash, FuncEntry};
     let mut entries: Vec<FuncEntry> = Vec::new();
     for name in funcs {
         let Some(f) = program.func(name) else { continue };
-        let shapes = arg_shapes(f, dims)?;
+        let shapes = arg_shapes(f, dims).map_err(Fail::user)?;
         let inputs: Vec<_> = f.args.iter().zip(shapes).map(|((_, t), s)| (t.dtype, s)).collect();
         let mut syms: Vec<String> = f.args.iter().flat_map(|(_, t)| t.shape.iter().flat_map(|d| d.symbols())).collect();
         syms.sort();
         syms.dedup();
         syms.retain(|s| !dims.contains_key(s));
         let entry = archc_mlir::aot::build::compile_function(program, name, &inputs, &syms, &target, &cpu)
-            .map_err(|e| format!("cannot compile @{name}: {e}"))?;
+            .map_err(|e| Fail::backend_in(&format!("cannot compile @{name}"), e))?;
         entries.push(entry);
     }
     if entries.is_empty() {
-        return Err(format!("the program has none of the functions {}", funcs.join(", ")));
+        return Err(Fail::user(format!("the program has none of the functions {}", funcs.join(", "))));
     }
     Ok(Artifact {
         target,
@@ -93,8 +95,8 @@ pub fn build(
     _: &[&str],
     _: &HashMap<String, i64>,
     _: Recorded,
-) -> Result<Artifact, String> {
-    Err("this archc was built without the MLIR backend (cargo feature `mlir`), which compiles artifacts".into())
+) -> Result<Artifact, Fail> {
+    Err(Fail::user("this archc was built without the MLIR backend (cargo feature `mlir`), which compiles artifacts"))
 }
 
 /// An artifact opened for running: verified, its sources written into a private fresh

@@ -2,6 +2,7 @@
 //! backend, the Cranelift tier, or an artifact's compiled code ([`executor`]), and the
 //! MLIR and Cranelift text stages of `archc build --emit`.
 
+use crate::cli::Fail;
 use crate::driver::parse_pairs;
 use crate::inputs::arg_shapes;
 use archc_compiler::tir::Program;
@@ -22,7 +23,7 @@ pub fn parse_dims(dim: Option<&str>) -> Result<HashMap<String, i64>, String> {
 
 /// The MLIR module of `entry`, specialised for the shapes `--dim` gives its arguments
 /// except for the `dynamic` size symbols, with `loc("file":line:col)` locations from
-/// `sources`.
+/// `sources`. The emitter's errors say whose fault they are ([`Fail::backend`]).
 pub fn emit_mlir(
     program: &Program,
     entry: &str,
@@ -30,14 +31,14 @@ pub fn emit_mlir(
     dynamic: &[String],
     sources: &SourceMap,
     gpu: bool,
-) -> Result<archc_mlir::emit::Module, String> {
-    let f = program.func(entry).ok_or_else(|| format!("the program has no function @{entry}"))?;
-    let shapes = arg_shapes(f, &parse_dims(dim)?)?;
+) -> Result<archc_mlir::emit::Module, Fail> {
+    let f = program.func(entry).ok_or_else(|| Fail::user(format!("the program has no function @{entry}")))?;
+    let shapes = arg_shapes(f, &parse_dims(dim).map_err(Fail::user)?).map_err(Fail::user)?;
     let inputs: Vec<_> = f.args.iter().zip(shapes).map(|((_, t), s)| (t.dtype, s)).collect();
     let locate = |span: Span| Some(mlir_location(sources, span));
     let target = if gpu { Target::Gpu } else { Target::Cpu };
     archc_mlir::emit::emit_module_dynamic(program, entry, &inputs, dynamic, Some(&locate), target)
-        .map_err(|e| e.to_string())
+        .map_err(Fail::backend)
 }
 
 /// `loc("path":line:col)` of a span's start (1-based, columns in characters).
@@ -52,30 +53,30 @@ fn mlir_location(sources: &SourceMap, span: Span) -> String {
 
 /// The module after the CPU pipeline (`llvm_ir`: translated to LLVM IR).
 #[cfg(feature = "mlir")]
-pub fn lower_mlir(text: &str, llvm_ir: bool) -> Result<String, String> {
+pub fn lower_mlir(text: &str, llvm_ir: bool) -> Result<String, Fail> {
     use archc_mlir::jit::{lower_to, Stage};
-    lower_to(text, if llvm_ir { Stage::LlvmIr } else { Stage::Optimized }).map_err(|e| e.to_string())
+    lower_to(text, if llvm_ir { Stage::LlvmIr } else { Stage::Optimized }).map_err(Fail::backend)
 }
 
 #[cfg(not(feature = "mlir"))]
-pub fn lower_mlir(_: &str, _: bool) -> Result<String, String> {
-    Err(NO_MLIR.into())
+pub fn lower_mlir(_: &str, _: bool) -> Result<String, Fail> {
+    Err(Fail::user(NO_MLIR))
 }
 
 /// The PTX of every kernel of an emitted (GPU-target) module, each under a header line.
 #[cfg(feature = "mlir")]
-pub fn ptx(text: &str, arch: &str) -> Result<String, String> {
-    let lowered = archc_mlir::gpu::compile(text, arch)?;
+pub fn ptx(text: &str, arch: &str) -> Result<String, Fail> {
+    let lowered = archc_mlir::gpu::compile(text, arch).map_err(Fail::backend)?;
     let mut out = format!("// {} loads/stores of buffers left in host code\n", lowered.host_ops);
-    for (name, ptx) in archc_mlir::gpu::ptx(&lowered)? {
+    for (name, ptx) in archc_mlir::gpu::ptx(&lowered).map_err(Fail::backend)? {
         out.push_str(&format!("// ---- kernel module @{name}\n{ptx}\n"));
     }
     Ok(out)
 }
 
 #[cfg(not(feature = "mlir"))]
-pub fn ptx(_: &str, _: &str) -> Result<String, String> {
-    Err(NO_MLIR.into())
+pub fn ptx(_: &str, _: &str) -> Result<String, Fail> {
+    Err(Fail::user(NO_MLIR))
 }
 
 #[cfg(not(feature = "mlir"))]
@@ -83,10 +84,10 @@ const NO_MLIR: &str = "this archc was built without the MLIR backend (cargo feat
 
 /// Compiles `module` through the JIT and reports each phase's time.
 #[cfg(feature = "mlir")]
-pub fn timings(module: &archc_mlir::emit::Module, front: std::time::Duration) -> Result<String, String> {
+pub fn timings(module: &archc_mlir::emit::Module, front: std::time::Duration) -> Result<String, Fail> {
     use archc_mlir::jit::{configure, cpu_options, CpuOptions};
     configure(CpuOptions { pass_timing: true, ..cpu_options() });
-    let c = archc_mlir::jit::Compiled::new(module.clone())?;
+    let c = archc_mlir::jit::Compiled::new(module.clone()).map_err(Fail::backend)?;
     let t = &c.timings;
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     let total = front + t.parse_verify + t.passes + t.jit;
@@ -101,8 +102,8 @@ pub fn timings(module: &archc_mlir::emit::Module, front: std::time::Duration) ->
 }
 
 #[cfg(not(feature = "mlir"))]
-pub fn timings(_: &archc_mlir::emit::Module, _: std::time::Duration) -> Result<String, String> {
-    Err(NO_MLIR.into())
+pub fn timings(_: &archc_mlir::emit::Module, _: std::time::Duration) -> Result<String, Fail> {
+    Err(Fail::user(NO_MLIR))
 }
 
 /// Compiles `entry` with the Cranelift tier and reports the time (`build --timings`).

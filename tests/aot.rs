@@ -255,6 +255,30 @@ fn cli_builds_for_the_cpu_asked_for() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Backend errors keep whose fault they are up to the exit code: a size the emitter
+/// cannot leave dynamic is the user's (exit 1, `error: ...`); a tool that fails on what
+/// archc built (here the C compiler, `CC=false`) is archc's own by the backend's
+/// classification (exit 2, `internal error: ...`), and no artifact is written.
+#[test]
+fn cli_exit_codes_follow_the_backend_error_kind() {
+    let dir = std::env::temp_dir().join(format!("archc-aot-exit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mlp = common::repo().join("examples/mlp.arch").display().to_string();
+    let e = archc_fails(&dir, &["build", &mlp, "--emit", "mlir", "--dynamic", "Q"]);
+    assert!(e.contains("error: @main: size `Q` is not the size of an input axis"), "{e}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_archc"))
+        .args(["build", &mlp, "--target", "cpu", "-o", "m.archx"])
+        .current_dir(&dir)
+        .env("CC", "false")
+        .output()
+        .expect("archc runs");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{:?}\n{err}", out.status);
+    assert!(err.starts_with("internal error: cannot compile @main: false failed:"), "{err}");
+    assert!(!dir.join("m.archx").exists(), "an artifact was written");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// An artifact fixes what runs it: `--backend` or `--device` contradicting its target
 /// is refused with the target named; the matching backend is accepted.
 #[test]

@@ -129,17 +129,16 @@ fn lowered(args: &BuildArgs, color: bool) -> Result<String, Fail> {
         return backend::emit_clif(&program, entry).map_err(Fail::user);
     }
     let gpu = matches!(args.emit, Emit::Ptx);
-    let module =
-        backend::emit_mlir(&program, entry, args.dim.as_deref(), &args.dynamic, &sources, gpu).map_err(Fail::user)?;
+    let module = backend::emit_mlir(&program, entry, args.dim.as_deref(), &args.dynamic, &sources, gpu)?;
     if gpu {
-        return backend::ptx(&module.text, &args.gpu_arch).map_err(Fail::user);
+        return backend::ptx(&module.text, &args.gpu_arch);
     }
     if args.timings {
-        eprint!("{}", backend::timings(&module, front).map_err(Fail::user)?);
+        eprint!("{}", backend::timings(&module, front)?);
     }
     match args.emit {
-        Emit::MlirOpt => backend::lower_mlir(&module.text, false).map_err(Fail::user),
-        Emit::Llvm => backend::lower_mlir(&module.text, true).map_err(Fail::user),
+        Emit::MlirOpt => backend::lower_mlir(&module.text, false),
+        Emit::Llvm => backend::lower_mlir(&module.text, true),
         _ => Ok(module.text),
     }
 }

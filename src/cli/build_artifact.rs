@@ -32,7 +32,7 @@ pub fn run(target: ArtifactTarget, args: &BuildArgs, color: bool) -> Result<(), 
         ArtifactTarget::Cuda => AotTarget::Cuda(args.gpu_arch.clone()),
     };
     let cpu = match &args.cpu {
-        Some(name) => HostCpu::named(name).map_err(Fail::user)?,
+        Some(name) => HostCpu::named(name).map_err(Fail::backend)?,
         None => HostCpu::host_default(),
     };
     build((target, cpu), args, out, color)
@@ -48,8 +48,8 @@ fn build((target, cpu): (AotTarget, HostCpu), args: &BuildArgs, out: &Path, colo
     let main = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let t0 = std::time::Instant::now();
     let recorded = crate::artifact::Recorded { main_source: main, sources, options: record(&args.sel) };
-    let art = crate::artifact::build(target, cpu, &built.program, funcs, &dims, recorded).map_err(Fail::user)?;
-    art.write(out).map_err(Fail::user)?;
+    let art = crate::artifact::build(target, cpu, &built.program, funcs, &dims, recorded)?;
+    art.write(out).map_err(Fail::backend)?;
     let size = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
     eprintln!("wrote {} ({} KiB, {:.1} s):", out.display(), size / 1024, t0.elapsed().as_secs_f64());
     eprintln!("{}", crate::artifact::describe(&art));

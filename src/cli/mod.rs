@@ -5,8 +5,8 @@
 //! flags; it prints results to stdout through [`stdout`] (a closed pipe ends the output
 //! quietly), notes and diagnostics to stderr, and returns a [`Fail`]. [`on_worker`]
 //! runs a command and turns its result into the exit code: 0 success, 1 user error
-//! (the message printed), 2 internal error. No command reads the environment or exits
-//! the process.
+//! (the message printed), 2 internal error; an MLIR backend's error takes the code of
+//! its kind ([`Fail::backend`]). No command reads the environment or exits the process.
 
 /// `println!` for results: a closed pipe (`archc train ... | head`) ends the output
 /// quietly instead of panicking; other write errors are user errors.
@@ -44,6 +44,23 @@ impl Fail {
     /// A one-line user error: `error: {e}`.
     pub fn user(e: impl std::fmt::Display) -> Fail {
         Fail::User(format!("error: {e}"))
+    }
+
+    /// An error of the MLIR backend: archc's own bug where its kind says so (exit 2,
+    /// `internal error: {e}`), else the user's (exit 1, `error: {e}`).
+    pub fn backend(e: impl Into<archc_mlir::Error>) -> Fail {
+        Fail::backend_in("", e)
+    }
+
+    /// [`Fail::backend`] of `e` met while doing `what` (`cannot compile @main`): the
+    /// message is `{what}: {e}`.
+    pub fn backend_in(what: &str, e: impl Into<archc_mlir::Error>) -> Fail {
+        let e = e.into();
+        let message = if what.is_empty() { e.to_string() } else { format!("{what}: {e}") };
+        match e.is_internal() {
+            true => Fail::Internal(message),
+            false => Fail::user(message),
+        }
     }
 }
 
@@ -124,4 +141,27 @@ pub fn stdout(text: &str) -> Result<(), Fail> {
 pub fn devices() -> Result<(), Fail> {
     out!("{}", crate::backend::devices_report());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{exit_code, Fail};
+    use archc_mlir::emit::EmitError;
+    use std::process::ExitCode;
+
+    #[test]
+    fn backend_errors_exit_by_whose_fault_they_are() {
+        let parse = archc_mlir::Error::Parse { what: "emitted MLIR", diagnostics: "expected ')'".into() };
+        let fail = Fail::backend(parse);
+        assert!(matches!(&fail, Fail::Internal(m) if m == "emitted MLIR does not parse:\nexpected ')'"));
+        assert_eq!(exit_code(Err(fail)), ExitCode::from(2));
+        let malformed = EmitError::Malformed("vmap flags do not match its operands and results".into());
+        let fail = Fail::backend_in("cannot compile @main", malformed.at("in @main, %3 = vmap"));
+        let want = "cannot compile @main: in @main, %3 = vmap: vmap flags do not match its operands and results";
+        assert!(matches!(&fail, Fail::Internal(m) if m == want));
+        let dynamic = EmitError::Dynamic("size `Q` is not the size of an input axis".into()).at("@main");
+        let fail = Fail::backend(dynamic);
+        assert!(matches!(&fail, Fail::User(m) if m == "error: @main: size `Q` is not the size of an input axis"));
+        assert_eq!(exit_code(Err(fail)), ExitCode::from(1));
+    }
 }
