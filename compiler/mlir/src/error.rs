@@ -231,6 +231,14 @@ mod tests {
         let e: Error = emit(vec![2, 3]).expect_err("an input of rank 2").into();
         assert_eq!(e.kind(), ErrorKind::User);
         assert_eq!(e.to_string(), "@main: input 0 is f32[2, 3], expected f32[B]");
+        // The verifier lets a function without arguments name a size nothing binds.
+        let text = "program P\nfunc @main() -> (f32[N] \"y\") {\n  %0 = const() {value=0.0} : f32[]\n  \
+                    %1 = broadcast(%0) : f32[N]\n  return %1\n}\n";
+        let p = parse_program(text).expect("parses");
+        archc_compiler::tir::verify::verify(&p).expect("verifies");
+        let e: Error = crate::emit::emit_module(&p, "main", &[], None).expect_err("N is unbound").into();
+        assert_eq!(e.kind(), ErrorKind::User);
+        assert_eq!(e.to_string(), "@main result: dim `N` has unbound symbol N");
     }
 
     #[test]

@@ -24,7 +24,8 @@ pub type EmitResult<T> = Result<T, EmitError>;
 pub enum EmitError {
     // The user's.
     /// Inputs that do not fit the entry's argument types (count, dtype, shape), or sizes
-    /// that do not bind its size symbols.
+    /// that do not bind the size symbols of a type (as in the interpreter: the verifier
+    /// allows such programs).
     #[error("{0}")]
     Input(String),
     /// The entry asked for is not a function of the program.
@@ -47,8 +48,8 @@ pub enum EmitError {
     // archc's own.
     /// TIR the verifier rules out: an undefined value, a missing callee or parameter,
     /// operands that do not fit a callee's signature, attributes that do not match the
-    /// operands (`vmap` flags, `scan` counts, an `einsum` spec), a size symbol nothing
-    /// binds.
+    /// operands (`vmap` flags, `scan` counts, an `einsum` spec), a run-time size nothing
+    /// computes.
     #[error("{0}")]
     Malformed(String),
     /// A lowering whose values are not what was declared: an instruction's results, a

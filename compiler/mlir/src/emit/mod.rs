@@ -255,13 +255,15 @@ pub(crate) struct Emitter<'p, 'l> {
 }
 
 /// A declared type with the constant symbols of `env` substituted; any other symbol must
-/// be one of the `dynamic` ones.
+/// be one of the `dynamic` ones. Another symbol is the user's error, as in the
+/// interpreter: the verifier lets a function without arguments name sizes nothing binds,
+/// and does not ask that argument sizes be solvable (`N * M`).
 pub(crate) fn concrete(ty: &TensorType, env: &DimEnv, dynamic: &[(String, usize, usize)]) -> EmitResult<Ty> {
     let known = consts(env);
     let dims: Vec<Dim> = ty.shape.iter().map(|d| d.subst(&known)).collect();
     for d in &dims {
         if let Some(s) = d.symbols().into_iter().find(|s| !dynamic.iter().any(|(x, ..)| x == s)) {
-            return Err(EmitError::Malformed(format!("dim `{d}` has unbound symbol {s}")));
+            return Err(EmitError::Input(format!("dim `{d}` has unbound symbol {s}")));
         }
         if d.as_const().is_some_and(|c| c < 0) {
             return Err(EmitError::Refused(format!("dim `{d}` is negative")));
