@@ -221,8 +221,10 @@ pub unsafe extern "C" fn memrefCopy(elem_size: i64, src: *const UnrankedMemRef, 
         None => (1, None),
     };
     let row = |sp: *const u8, dp: *mut u8| match inner {
-        // SAFETY: both descriptors cover the row from these addresses (same shape).
-        None => unsafe { std::ptr::copy_nonoverlapping(sp, dp, es * row_elems) },
+        // SAFETY: both descriptors cover the row from these addresses (same shape). The
+        // views may overlap (compiled code that refused a slice goes on with clamped
+        // views of one buffer), so this is a `memmove`, as fast as `memcpy` here.
+        None => unsafe { std::ptr::copy(sp, dp, es * row_elems) },
         Some((n, ss, ds)) => unsafe { strided_row(es, n, sp, ss, dp, ds) },
     };
     let outer = axes.len();
@@ -257,7 +259,7 @@ pub unsafe extern "C" fn memrefCopy(elem_size: i64, src: *const UnrankedMemRef, 
 /// `n` elements of `es` bytes from `sp` (byte stride `ss`) to `dp` (byte stride `ds`).
 ///
 /// # Safety
-/// Both ranges must be live and not overlap.
+/// Both ranges must be live (they may overlap; elements move in index order).
 unsafe fn strided_row(es: usize, n: usize, sp: *const u8, ss: isize, dp: *mut u8, ds: isize) {
     macro_rules! typed {
         ($t:ty) => {
@@ -279,8 +281,8 @@ unsafe fn strided_row(es: usize, n: usize, sp: *const u8, ss: isize, dp: *mut u8
         16 => typed!(u128),
         _ => {
             for i in 0..n as isize {
-                // SAFETY: as above.
-                unsafe { std::ptr::copy_nonoverlapping(sp.offset(i * ss), dp.offset(i * ds), es) };
+                // SAFETY: as above (`copy`: the rows may overlap).
+                unsafe { std::ptr::copy(sp.offset(i * ss), dp.offset(i * ds), es) };
             }
         }
     }
@@ -731,6 +733,25 @@ mod tests {
             };
             assert_eq!(got, want, "sizes {sizes:?} src {so} {ss:?} dst {dof} {ds:?}");
         }
+    }
+
+    /// Views of one buffer that overlap (what compiled code copies after refusing a slice,
+    /// with clamped offsets) are copied as by `memmove`, without undefined behaviour.
+    #[test]
+    fn memref_copy_of_overlapping_rows_is_a_move() {
+        let mut buf: Vec<u32> = (0..16).collect();
+        let p = buf.as_mut_ptr() as i64;
+        let (src, dst) = ([p, p, 0, 2, 6, 6, 1], [p, p, 2, 2, 6, 6, 1]);
+        // SAFETY: both views lie inside the 16-element buffer.
+        unsafe {
+            memrefCopy(
+                4,
+                &UnrankedMemRef { rank: 2, desc: src.as_ptr() },
+                &UnrankedMemRef { rank: 2, desc: dst.as_ptr() },
+            )
+        };
+        let want: Vec<u32> = [vec![0, 1], (0..12).collect(), vec![14, 15]].concat();
+        assert_eq!(buf, want);
     }
 
     /// The fill functions give the per-element streams, in row-major order.
