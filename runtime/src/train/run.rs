@@ -22,7 +22,11 @@
 //! - At the end of each epoch: evaluation on the test set (when there is one and the
 //!   program has `eval_step`) every `eval_every` epochs and after the last, in order,
 //!   in chunks of `spec.batch` rows; one line appended to `metrics.jsonl`; `curves.svg`
-//!   redrawn; `checkpoint.safetensors` saved, in that order.
+//!   redrawn (after the first and the last epoch, and otherwise at most every
+//!   [`PLOT_EVERY`]: each drawing plots every epoch so far, so drawing after every short
+//!   epoch made long runs quadratic); `checkpoint.safetensors` saved, in that order. A
+//!   run that stops early or on a non-finite value redraws the curves first if they
+//!   lag behind `metrics.jsonl`.
 //! - `stop_after_steps: Some(n)`: once `n` steps are done, the checkpoint is saved
 //!   (mid-epoch if need be) and the run returns with `stopped_early`.
 //! - `resume` with a checkpoint in `out_dir`: the run continues from it (same seed and
@@ -60,6 +64,33 @@ use std::time::Instant;
 pub const METRICS_FILE: &str = "metrics.jsonl";
 pub const CURVES_FILE: &str = "curves.svg";
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+/// The least time between two drawings of `curves.svg` during a run.
+pub const PLOT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// When `curves.svg` is redrawn (see the module docs).
+#[derive(Default)]
+struct PlotClock {
+    last: Option<Instant>,
+    /// Epochs recorded since the last drawing.
+    behind: bool,
+}
+
+impl PlotClock {
+    /// Records an epoch; whether to draw now (`last`: the run's last epoch).
+    fn epoch_done(&mut self, last: bool) -> bool {
+        self.behind = true;
+        last || self.last.is_none_or(|t| t.elapsed() >= PLOT_EVERY)
+    }
+
+    /// Draws the curves of `history` if `force` or any epoch is not drawn yet.
+    fn draw(&mut self, path: &Path, history: &[Record], force: bool) -> Result<(), TrainError> {
+        if force || self.behind {
+            write_curves(path, history)?;
+            (self.last, self.behind) = (Some(Instant::now()), false);
+        }
+        Ok(())
+    }
+}
 
 /// The names of the train-step ABI.
 pub const TRAIN_STEP: &str = "train_step";
@@ -620,6 +651,7 @@ pub fn train_with(
     let returned: Vec<usize> = run.bindings.returned().collect();
     let at = |r: usize| returned.iter().position(|&x| x == r).expect("loss and metrics are returned");
     let update_names: Vec<String> = run.abi.updates.iter().map(|(r, _)| f.result_names[*r].clone()).collect();
+    let mut plot = PlotClock::default();
     while run.epoch < spec.epochs {
         let epoch_start = Instant::now();
         let seconds_before = run.totals.seconds;
@@ -654,6 +686,7 @@ pub fn train_with(
                     }
                     None => None,
                 };
+                plot.draw(&curves_path, &history, false)?;
                 return Err(TrainError::NonFinite { step, what, anomaly });
             }
             let loss = scalar(&out[at(run.abi.loss)]);
@@ -672,6 +705,7 @@ pub fn train_with(
             ));
             if spec.stop_after_steps == Some(run.step) {
                 bar.abandon();
+                plot.draw(&curves_path, &history, false)?;
                 run.state(exec)?.save(&ckpt_path)?;
                 return report(&run, exec, &history, true);
             }
@@ -710,11 +744,34 @@ pub fn train_with(
             eprintln!("{}", rec.to_json());
         }
         history.push(rec);
-        write_curves(&curves_path, &history)?;
+        if plot.epoch_done(done == spec.epochs) {
+            plot.draw(&curves_path, &history, true)?;
+        }
         run.epoch = done;
         run.batch_in_epoch = 0;
         run.totals = EpochTotals::default();
         run.state(exec)?.save(&ckpt_path)?;
     }
     report(&run, exec, &history, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PlotClock;
+
+    /// The first and the last epoch are drawn, epochs in between only once
+    /// [`super::PLOT_EVERY`] has passed, and a forced drawing catches up.
+    #[test]
+    fn curves_are_drawn_first_last_and_at_most_every_plot_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("curves.svg");
+        let mut clock = PlotClock::default();
+        assert!(clock.epoch_done(false), "the first epoch is drawn");
+        clock.draw(&path, &[], true).unwrap();
+        assert!(!clock.epoch_done(false), "an epoch right after a drawing waits");
+        clock.draw(&path, &[], false).unwrap();
+        assert!(!clock.behind, "a lagging plot is caught up");
+        clock.draw(&path, &[], false).unwrap();
+        assert!(clock.epoch_done(true), "the last epoch is drawn");
+    }
 }
