@@ -46,6 +46,15 @@ impl Fail {
         Fail::User(format!("error: {e}"))
     }
 
+    /// An error of a run: archc's own bug where it says so (exit 2, `internal error: {e}`),
+    /// else the user's (exit 1, `error: {e}`).
+    pub fn run(e: archc_runtime::RunError) -> Fail {
+        match e.is_internal() {
+            true => Fail::Internal(e.to_string()),
+            false => Fail::user(e),
+        }
+    }
+
     /// An error of the MLIR backend: archc's own bug where its kind says so (exit 2,
     /// `internal error: {e}`), else the user's (exit 1, `error: {e}`).
     pub fn backend(e: impl Into<archc_mlir::Error>) -> Fail {
@@ -163,5 +172,16 @@ mod tests {
         let fail = Fail::backend(dynamic);
         assert!(matches!(&fail, Fail::User(m) if m == "error: @main: size `Q` is not the size of an input axis"));
         assert_eq!(exit_code(Err(fail)), ExitCode::from(1));
+    }
+
+    /// A run's error is archc's where the backend said so, also from inside a call.
+    #[test]
+    fn run_errors_exit_by_whose_fault_they_are() {
+        use archc_runtime::RunError;
+        let bug = RunError::Internal { func: "main".into(), message: "ABI mismatch".into() };
+        let nested = RunError::Nested { func: "main".into(), inst: "%2 = call".into(), source: Box::new(bug) };
+        assert!(matches!(Fail::run(nested), Fail::Internal(m) if m == "in @main, %2 = call: @main: ABI mismatch"));
+        let refused = RunError::Backend { func: "main".into(), message: "index 7 out of range".into() };
+        assert!(matches!(Fail::run(refused), Fail::User(m) if m == "error: @main: index 7 out of range"));
     }
 }

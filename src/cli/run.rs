@@ -99,7 +99,7 @@ fn execute(program: &Program, args: &RunArgs, cx: &Context, art: Option<&Artifac
     let t0 = std::time::Instant::now();
     let outputs = match &batches {
         Some(b) => b.run(program, exec.as_mut()).map_err(Fail::user)?,
-        None => exec.run_func("main", &tensors, 0).map_err(Fail::user)?,
+        None => exec.run_func("main", &tensors, 0).map_err(Fail::run)?,
     };
     let first = t0.elapsed();
     if args.repeat > 0 {
@@ -136,7 +136,7 @@ fn repeat(exec: &mut dyn Executor, tensors: &[Tensor], n: usize, first: std::tim
     let mut times = Vec::with_capacity(n);
     for _ in 0..n {
         let t = std::time::Instant::now();
-        exec.run_func("main", tensors, 0).map_err(Fail::user)?;
+        exec.run_func("main", tensors, 0).map_err(Fail::run)?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     times.sort_by(f64::total_cmp);

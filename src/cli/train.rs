@@ -276,5 +276,8 @@ fn train_failure(e: TrainError, sources: &SourceMap, color: bool, dir: &Path) ->
             return Fail::User(String::new());
         }
     }
-    Fail::user(e)
+    match e.is_internal() {
+        true => Fail::Internal(e.to_string()),
+        false => Fail::user(e),
+    }
 }

@@ -17,7 +17,8 @@
 //!
 //! Errors: units and stores return this crate's [`Error`]; the executor turns them into
 //! `RunError`s with their messages (`RunError::Backend` for compiling and running,
-//! `RunError::State` for resident state), as before errors were typed.
+//! `RunError::Internal` where the error's kind says it is archc's own bug,
+//! `RunError::State` for resident state).
 
 use crate::emit::{emit_module_dynamic, emit_module_for, Module, Shape, Target};
 use crate::error::{Error, Result};
@@ -110,9 +111,15 @@ fn run_bound_on_host<U: Unit>(
     })
 }
 
-/// A unit's error as the executor reports it.
-fn backend_error(func: &str, e: Error) -> RunError {
-    RunError::Backend { func: func.to_string(), message: e.to_string() }
+/// A unit's error as the executor reports it: `RunError::Internal` where it is archc's
+/// own bug, else `RunError::Backend`.
+fn backend_error(func: &str, e: impl Into<Error>) -> RunError {
+    let e = e.into();
+    let (func, message) = (func.to_string(), e.to_string());
+    match e.is_internal() {
+        true => RunError::Internal { func, message },
+        false => RunError::Backend { func, message },
+    }
 }
 
 /// `Unit` for a type whose module, timings, parameter setter and run are those of the
@@ -296,8 +303,7 @@ impl<'p, U: Unit> Mlir<'p, U> {
                 return Ok(Slot::Dynamic(func.to_string()));
             }
         }
-        let sig = emit_module_for(self.program, func, inputs, None, U::TARGET)
-            .map_err(|e| RunError::Backend { func: func.to_string(), message: e.to_string() })?;
+        let sig = emit_module_for(self.program, func, inputs, None, U::TARGET).map_err(|e| backend_error(func, e))?;
         let compiled = self.compile(func, sig)?;
         self.cache.insert(key.clone(), Entry { compiled, params_at: None });
         Ok(Slot::Static(key))

@@ -57,10 +57,26 @@ pub enum RunError {
     Inst { func: String, inst: String, message: String },
     /// An error inside a function called by instruction `inst` of `func`.
     Nested { func: String, inst: String, source: Box<RunError> },
-    /// A compiled backend could not build or run `func`.
+    /// A compiled backend could not build or run `func` (the program or its inputs are at
+    /// fault, as far as the backend can tell).
     Backend { func: String, message: String },
+    /// A compiled backend met its own bug building or running `func` (a module it emitted
+    /// that does not verify, a failed pass pipeline, an ABI mismatch).
+    Internal { func: String, message: String },
     /// Resident state (see [`crate::resident`]) is missing, mismatched or unreadable.
     State { name: String, message: String },
+}
+
+impl RunError {
+    /// Whether archc, not the program or its inputs, is at fault (a backend's own bug,
+    /// also inside a called function).
+    pub fn is_internal(&self) -> bool {
+        match self {
+            RunError::Internal { .. } => true,
+            RunError::Nested { source, .. } => source.is_internal(),
+            _ => false,
+        }
+    }
 }
 
 impl fmt::Display for RunError {
@@ -71,7 +87,9 @@ impl fmt::Display for RunError {
             RunError::Input { func, message } => write!(f, "@{func}: {message}"),
             RunError::Inst { func, inst, message } => write!(f, "in @{func}, {inst}: {message}"),
             RunError::Nested { func, inst, source } => write!(f, "in @{func}, {inst}: {source}"),
-            RunError::Backend { func, message } => write!(f, "@{func}: {message}"),
+            RunError::Backend { func, message } | RunError::Internal { func, message } => {
+                write!(f, "@{func}: {message}")
+            }
             RunError::State { name, message } if name.is_empty() => write!(f, "resident state: {message}"),
             RunError::State { name, message } => write!(f, "resident state {name}: {message}"),
         }

@@ -86,6 +86,13 @@ impl fmt::Display for TrainError {
     }
 }
 
+impl TrainError {
+    /// Whether archc, not the program, its data or the files it was given, is at fault.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, TrainError::Run { source, .. } if source.is_internal())
+    }
+}
+
 impl std::error::Error for TrainError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
