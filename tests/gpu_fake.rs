@@ -314,14 +314,15 @@ fn devices_lists_the_gpu_and_cublas() {
 }
 
 /// PTX the driver rejects (the stand-in rejects every module while
-/// `ARCHC_FAKE_CUDA_REJECT_PTX` is set) is a one-line error naming the JIT log and a
-/// non-zero exit, in either memory, never a crash.
+/// `ARCHC_FAKE_CUDA_REJECT_PTX` is set) is a one-line internal error naming the JIT log
+/// (archc emitted that PTX: exit 2), in either memory, never a crash.
 #[test]
 fn rejected_ptx_is_a_clear_error_in_either_memory() {
     for memory in ["device", "managed"] {
         let env = [("ARCHC_FAKE_CUDA_REJECT_PTX", "1"), ("ARCHC_GPU_MEMORY", memory)];
         let (code, stderr) = archc(&["run", "examples/mlp.arch", "--backend", "mlir-gpu"], &env);
-        assert_eq!(code, Some(1), "{memory}: {stderr}");
+        assert_eq!(code, Some(2), "{memory}: {stderr}");
+        assert!(stderr.contains("internal error: @main: CUDA error"), "{memory}: {stderr}");
         assert!(stderr.contains("cuModuleLoadDataEx; JIT log: ptxas fatal"), "{memory}: {stderr}");
     }
 }
