@@ -49,7 +49,12 @@ impl Fail {
     /// An error of a run: archc's own bug where it says so (exit 2, `internal error: {e}`),
     /// else the user's (exit 1, `error: {e}`).
     pub fn run(e: archc_runtime::RunError) -> Fail {
-        match e.is_internal() {
+        Fail::of_kind(e.is_internal(), e)
+    }
+
+    /// `e` as archc's own bug (`internal`: exit 2) or the user's error (exit 1).
+    pub fn of_kind(internal: bool, e: impl std::fmt::Display) -> Fail {
+        match internal {
             true => Fail::Internal(e.to_string()),
             false => Fail::user(e),
         }
@@ -66,10 +71,7 @@ impl Fail {
     pub fn backend_in(what: &str, e: impl Into<archc_mlir::Error>) -> Fail {
         let e = e.into();
         let message = if what.is_empty() { e.to_string() } else { format!("{what}: {e}") };
-        match e.is_internal() {
-            true => Fail::Internal(message),
-            false => Fail::user(message),
-        }
+        Fail::of_kind(e.is_internal(), message)
     }
 }
 

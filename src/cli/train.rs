@@ -276,8 +276,5 @@ fn train_failure(e: TrainError, sources: &SourceMap, color: bool, dir: &Path) ->
             return Fail::User(String::new());
         }
     }
-    match e.is_internal() {
-        true => Fail::Internal(e.to_string()),
-        false => Fail::user(e),
-    }
+    Fail::of_kind(e.is_internal(), e)
 }

@@ -82,9 +82,9 @@ impl PlotClock {
         last || self.last.is_none_or(|t| t.elapsed() >= PLOT_EVERY)
     }
 
-    /// Draws the curves of `history` if `force` or any epoch is not drawn yet.
-    fn draw(&mut self, path: &Path, history: &[Record], force: bool) -> Result<(), TrainError> {
-        if force || self.behind {
+    /// Draws the curves of `history` if any epoch is not drawn yet.
+    fn draw(&mut self, path: &Path, history: &[Record]) -> Result<(), TrainError> {
+        if self.behind {
             write_curves(path, history)?;
             (self.last, self.behind) = (Some(Instant::now()), false);
         }
@@ -686,7 +686,7 @@ pub fn train_with(
                     }
                     None => None,
                 };
-                plot.draw(&curves_path, &history, false)?;
+                plot.draw(&curves_path, &history)?;
                 return Err(TrainError::NonFinite { step, what, anomaly });
             }
             let loss = scalar(&out[at(run.abi.loss)]);
@@ -705,7 +705,7 @@ pub fn train_with(
             ));
             if spec.stop_after_steps == Some(run.step) {
                 bar.abandon();
-                plot.draw(&curves_path, &history, false)?;
+                plot.draw(&curves_path, &history)?;
                 run.state(exec)?.save(&ckpt_path)?;
                 return report(&run, exec, &history, true);
             }
@@ -745,7 +745,7 @@ pub fn train_with(
         }
         history.push(rec);
         if plot.epoch_done(done == spec.epochs) {
-            plot.draw(&curves_path, &history, true)?;
+            plot.draw(&curves_path, &history)?;
         }
         run.epoch = done;
         run.batch_in_epoch = 0;
@@ -760,18 +760,18 @@ mod tests {
     use super::PlotClock;
 
     /// The first and the last epoch are drawn, epochs in between only once
-    /// [`super::PLOT_EVERY`] has passed, and a forced drawing catches up.
+    /// [`super::PLOT_EVERY`] has passed, and a drawing catches up only when behind.
     #[test]
     fn curves_are_drawn_first_last_and_at_most_every_plot_interval() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("curves.svg");
         let mut clock = PlotClock::default();
         assert!(clock.epoch_done(false), "the first epoch is drawn");
-        clock.draw(&path, &[], true).unwrap();
+        clock.draw(&path, &[]).unwrap();
         assert!(!clock.epoch_done(false), "an epoch right after a drawing waits");
-        clock.draw(&path, &[], false).unwrap();
+        clock.draw(&path, &[]).unwrap();
         assert!(!clock.behind, "a lagging plot is caught up");
-        clock.draw(&path, &[], false).unwrap();
+        clock.draw(&path, &[]).unwrap();
         assert!(clock.epoch_done(true), "the last epoch is drawn");
     }
 }
