@@ -20,6 +20,10 @@
 //! after the caller has taken its share of a split product too. A millisecond spans the
 //! gaps between the regions of a train step (libomp's default `KMP_BLOCKTIME` spins for
 //! 200 ms).
+//!
+//! A helper that finds itself on the core of the thread it helps moves off it ([`step_off`]):
+//! waking a helper places it on the waker's core, and two threads on one core ran a
+//! whole step at one core's speed, for whole epochs.
 
 use std::cell::Cell;
 use std::ffi::c_void;
@@ -66,6 +70,8 @@ struct Pool {
     /// Set while the caller sleeps on `done` for helpers' shares.
     waiting: AtomicBool,
     done: Condvar,
+    /// The CPU the caller of the current region started it on (see [`step_off`]).
+    caller_cpu: AtomicI32,
     /// Helpers asleep on `wake`.
     asleep: AtomicI32,
     sleep: Mutex<()>,
@@ -89,6 +95,7 @@ fn pool() -> &'static Pool {
             busy: AtomicUsize::new(0),
             waiting: AtomicBool::new(false),
             done: Condvar::new(),
+            caller_cpu: AtomicI32::new(-1),
             asleep: AtomicI32::new(0),
             sleep: Mutex::new(()),
             wake: Condvar::new(),
@@ -142,6 +149,7 @@ fn helper(pool: &'static Pool, tid: i32) {
         pool.busy.fetch_add(1, Ordering::SeqCst);
         let job = *pool.job.lock().unwrap_or_else(|e| e.into_inner());
         seen = job.generation;
+        step_off(pool.caller_cpu.load(Ordering::Relaxed));
         if tid < job.size {
             take_share(pool, &job, tid);
             if let Some(m) = crate::runtime::rt::take_failure() {
@@ -151,6 +159,39 @@ fn helper(pool: &'static Pool, tid: i32) {
         if pool.busy.fetch_sub(1, Ordering::SeqCst) == 1 && pool.waiting.load(Ordering::SeqCst) {
             let _lock = pool.sleep.lock().unwrap_or_else(|e| e.into_inner());
             pool.done.notify_all();
+        }
+    }
+}
+
+/// The CPU the calling thread runs on (-1 where unknown).
+fn current_cpu() -> i32 {
+    // SAFETY: no arguments; reads the CPU number (vDSO).
+    unsafe { libc::sched_getcpu() }
+}
+
+/// Moves the calling thread off `cpu` if it runs there: for a moment it may run anywhere
+/// else it was allowed, then its allowed set is restored (the scheduler leaves it where it
+/// now is). A helper woken by its caller is placed on the caller's core by the kernel's
+/// wake-up affinity, where it only takes time from the caller; the load balancer may leave
+/// the pair there for whole epochs.
+fn step_off(cpu: i32) {
+    if cpu < 0 || current_cpu() != cpu {
+        return;
+    }
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: plain syscalls on zeroed cpu_set_t values of this thread.
+    unsafe {
+        let mut allowed: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, size, &mut allowed) != 0 {
+            return;
+        }
+        let mut others = allowed;
+        libc::CPU_CLR(cpu as usize, &mut others);
+        if libc::CPU_COUNT(&others) == 0 {
+            return;
+        }
+        if libc::sched_setaffinity(0, size, &others) == 0 {
+            libc::sched_setaffinity(0, size, &allowed);
         }
     }
 }
@@ -198,6 +239,7 @@ pub unsafe extern "C" fn __kmpc_fork_call(
     let generation = pool.generation.load(Ordering::Relaxed) + 1;
     let job = Job { task: Some(microtask), args, size, generation };
     *pool.job.lock().unwrap_or_else(|e| e.into_inner()) = job;
+    pool.caller_cpu.store(current_cpu(), Ordering::Relaxed);
     pool.generation.store(generation, Ordering::SeqCst);
     if pool.asleep.load(Ordering::SeqCst) > 0 {
         let _lock = pool.sleep.lock().unwrap_or_else(|e| e.into_inner());
