@@ -40,7 +40,9 @@ comparable with PyTorch's timed loop (zero_grad, forward, loss, backward, optimi
 step, loss and accuracy sums); "wall" (printed under the table) is the record's
 `seconds`, which adds the per-epoch test evaluation, batch gathers, metrics and the
 checkpoint. The first `--warmup` epochs of a set are dropped (archc's first epoch
-includes JIT compilation). With `--sgd`, each training workload is also run with its
+includes JIT compilation). Workloads whose epochs are short time more of them, on both
+sides: `--epochs` and `--warmup` are multiplied by the workload's `epochs_x` (digits: 10,
+so 40 timed epochs of about a millisecond, not 4). With `--sgd`, each training workload is also run with its
 optimizer replaced by `sgd(lr = 0.1)` (archc: a copy of the `.arch` file in a temporary
 directory). Forward workloads: `archc run FILE --backend B --repeat R`, whose median over
 R runs after the first (which compiles) is the set's time.
@@ -95,6 +97,11 @@ class Workload:
         self.params = kw.get("params", {})  # forward: `--args` of archc run / the PyTorch model
         self.dims = kw.get("dims", {})  # forward: `--dim` of archc run
         self.flops = kw.get("flops")  # forward: floating-point operations per run (GFLOP/s)
+        self.epochs_x = kw.get("epochs_x", 1)  # train: --epochs and --warmup are multiplied by this
+
+    def epochs(self, args):
+        """(timed, warm-up) epochs of one set of this workload."""
+        return args.epochs * self.epochs_x, args.warmup * self.epochs_x
 
 
 N_MM = 1024
@@ -102,11 +109,11 @@ WORKLOADS = [
     Workload("matmul", "forward", "scripts/bench/matmul.arch", f"f32 matmul {N_MM}x{N_MM}x{N_MM}", 0.9,
              model="matmul", dims={"M": N_MM, "K": N_MM, "N": N_MM}, flops=2 * N_MM ** 3),
     Workload("digits", "train", "examples/train_digits.arch", "digits MLP 64-128-10 epoch", 5.0,
-             train_args=(64, 128, 10), model="mlp", data=("csv", "digits.csv.gz", 16.0, 0.8)),
+             train_args=(64, 128, 10), model="mlp", data=("csv", "digits.csv.gz", 16.0, 0.8), epochs_x=10),
     Workload("mnist_5k", "train", "examples/bench_mnist5k.arch", "mnist_5k MLP 784-256-10 epoch", 2.5,
-             train_args=(784, 256, 10), model="mlp", data=("csv", "mnist_5k.csv.gz", 255.0, 0.8)),
+             train_args=(784, 256, 10), model="mlp", data=("csv", "mnist_5k.csv.gz", 255.0, 0.8), epochs_x=2),
     Workload("mnist1d_cnn", "train", "examples/train_mnist1d_cnn.arch", "MNIST-1D CNN 3xConv1d(25) epoch", 5.0,
-             train_args=(25, 10), model="cnn1d", data=("npz", "mnist1d.npz")),
+             train_args=(25, 10), model="cnn1d", data=("npz", "mnist1d.npz"), epochs_x=2),
     Workload("fno1d", "forward", "examples/fno1d.arch", "FNO-1d forward B=32 N=1024 width 64 modes 16 depth 4", 3.0,
              model="fno1d", params={"width": 64, "modes": 16, "depth": 4}, dims={"B": 32, "N": 1024}),
 ]
@@ -136,7 +143,7 @@ def parse_args():
                    + " (default mlir-cpu)")
     p.add_argument("--only", help="comma-separated workloads (default all): " + ", ".join(NAMES))
     p.add_argument("--rounds", type=int, default=2, help="archc/PyTorch alternations (default 2)")
-    p.add_argument("--epochs", type=int, default=4, help="training: timed epochs per set (default 4)")
+    p.add_argument("--epochs", type=int, default=4, help="training: timed epochs per set, times the workload's epochs_x (default 4)")
     p.add_argument("--warmup", type=int, default=1,
                    help="training: epochs dropped per set; forward: PyTorch calls before timing (default 1; "
                    "torch.compile sets always get at least 1)")
@@ -527,14 +534,15 @@ def measure_torch(args, tb, case, threads, modes):
         for mode in modes:
             if mode == "compile" and w.name in tb.compile_failed:
                 continue
-            warmup = max(args.warmup, 1) if mode == "compile" else args.warmup
+            epochs, warmup = w.epochs(args)
+            warmup = max(warmup, 1) if mode == "compile" else warmup
             try:
                 if w.kind == "train":
                     batches = tb.batches(w, batch_size(read_arch(w.arch)))
                     n = sum(len(y) for _, y in batches)
                     if case.n is not None and n != case.n:
                         print(f"warning: PyTorch trains on {n} samples, archc on {case.n}")
-                    times = tb.train(w, batches, case.entry, args.epochs, warmup, t, mode)
+                    times = tb.train(w, batches, case.entry, epochs, warmup, t, mode)
                     case.torch.setdefault((mode, t), []).extend(times)
                 else:
                     times = tb.forward(w, args.repeat, max(warmup, 1), t, mode)
@@ -568,8 +576,9 @@ def measure(args, cases, tb, threads, modes, tmpdir):
                 if w.kind == "train":
                     work = os.path.join(tmpdir, case.label.replace(" ", "_") + "_" + backend)
                     os.makedirs(work, exist_ok=True)
-                    case.n, epochs = run_archc_train(args.archc, backend, case.path, args.warmup + args.epochs, work)
-                    kept = epochs[args.warmup:]
+                    timed, warm = w.epochs(args)
+                    case.n, epochs = run_archc_train(args.archc, backend, case.path, warm + timed, work)
+                    kept = epochs[warm:]
                     r["t"] += [s for s, _ in kept]
                     r["wall"] += [wall for _, wall in kept]
                     r["first"].append(epochs[0][1])
@@ -635,7 +644,7 @@ def table(args, cases, tb, threads, modes):
     print("|" + "|".join("-" * (wd + 2) for wd in widths) + "|")
     for row in rows:
         print(line(row))
-    print(f"\ntraining: medians of {args.rounds * args.epochs} epochs (train-step time); forward: medians of "
+    print(f"\ntraining: medians of {args.rounds * args.epochs} epochs times the workload's epochs_x (train-step time); forward: medians of "
           f"{args.rounds} per-set medians of {args.repeat} runs."
           + (" PyTorch cells: the fastest thread count first. Goal: archc's speed-up over the fastest "
              "PyTorch variant." if tb else ""))
@@ -678,7 +687,7 @@ def main():
     else:
         print(f"PyTorch not found ({sys.executable} cannot import torch): archc only. "
               "For the comparison: make bench PYTHON=/tmp/torchenv/bin/python")
-    print(f"{args.rounds} rounds; training: {args.epochs} timed epochs (+{args.warmup} warm-up) per set; "
+    print(f"{args.rounds} rounds; training: {args.epochs} timed epochs (+{args.warmup} warm-up) per set, times each workload's epochs_x; "
           f"forward: {args.repeat} timed runs per set; archc and PyTorch interleaved; "
           f"{os.cpu_count()} CPUs, {load_avg()}\n")
     with tempfile.TemporaryDirectory(prefix="archc-bench-") as tmpdir:
