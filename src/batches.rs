@@ -27,6 +27,7 @@
 //! the smaller batch (row-wise networks; a network that mixes rows, e.g. BatchNorm in
 //! training mode, gives per-chunk answers).
 
+use crate::error::Error;
 use archc_compiler::tir::{Dim, Program};
 use archc_runtime::{io, Data, Executor, Tensor};
 use std::collections::HashMap;
@@ -186,7 +187,7 @@ impl Batches {
 
     /// Runs the entry once per chunk on `exec` and joins each output's chunks along
     /// axis 0, in the entry's result order.
-    pub fn run(&self, program: &Program, exec: &mut dyn Executor) -> Result<Vec<Tensor>, String> {
+    pub fn run(&self, program: &Program, exec: &mut dyn Executor) -> Result<Vec<Tensor>, Error> {
         let main = program.main();
         let bar = progress(self.chunks());
         let mut parts: Vec<Vec<Tensor>> = vec![Vec::with_capacity(self.chunks()); main.result_names.len()];
@@ -194,17 +195,17 @@ impl Batches {
             let chunk: Vec<Tensor> = self.inputs.iter().map(|t| rows(t, range.clone())).collect();
             let out = exec
                 .run_func("main", &chunk, 0)
-                .map_err(|e| format!("rows {}..{} of the inputs: {e}", range.start, range.end))?;
+                .map_err(|e| Error::from(e).at(format!("rows {}..{} of the inputs", range.start, range.end)))?;
             for ((part, t), name) in parts.iter_mut().zip(out).zip(&main.result_names) {
                 match t.shape.first() {
-                    None => return Err(no_batch_axis(name, &t.type_string())),
+                    None => return Err(no_batch_axis(name, &t.type_string()).into()),
                     Some(&n) if n != range.len() => {
-                        return Err(format!(
+                        return Err(Error::User(format!(
                             "output `{name}` is {} for a chunk of {} rows: its axis 0 is not the batch, so its chunks \
                              cannot be joined (run without --batch)",
                             t.type_string(),
                             range.len()
-                        ))
+                        )))
                     }
                     Some(_) => part.push(t),
                 }
@@ -287,6 +288,37 @@ mod tests {
         let r = rows(&t, 3..5);
         assert_eq!(r.shape, vec![2, 2]);
         assert_eq!(r.as_f32().unwrap(), &[6.0, 7.0, 8.0, 9.0]);
+    }
+
+    /// Fails every run with the error it was made with.
+    struct Failing(fn() -> archc_runtime::RunError);
+
+    impl Executor for Failing {
+        fn run_func(&mut self, _: &str, _: &[Tensor], _: u64) -> Result<Vec<Tensor>, archc_runtime::RunError> {
+            Err((self.0)())
+        }
+        fn set_param_value(&mut self, _: &str, _: Tensor) -> Result<(), archc_runtime::RunError> {
+            Ok(())
+        }
+    }
+
+    /// A backend's own bug met by a chunk stays archc's (exit 2 in the CLI); a refused
+    /// input stays the user's; both name the chunk's rows.
+    #[test]
+    fn a_chunk_keeps_its_run_error_kind() {
+        let program = crate::tirfile::parse(
+            "program Tiny\n\nfunc @main(%0: f32[B, 2] \"x\") -> (f32[B, 2] \"y\") {\n  return %0\n}\n",
+        )
+        .expect("TIR parses");
+        let batches = Batches { inputs: vec![Tensor::from_f32(&[4, 2], vec![0.0; 8])], rows: 4, batch: 2 };
+        let internal = || archc_runtime::RunError::Internal { func: "main".into(), message: "ABI mismatch".into() };
+        let e = batches.run(&program, &mut Failing(internal)).unwrap_err();
+        assert!(e.is_internal(), "{e}");
+        assert!(e.to_string().starts_with("rows 0..2 of the inputs: "), "{e}");
+        let user = || archc_runtime::RunError::Backend { func: "main".into(), message: "slice past the end".into() };
+        let e = batches.run(&program, &mut Failing(user)).unwrap_err();
+        assert!(!e.is_internal(), "{e}");
+        assert!(e.to_string().contains("slice past the end"), "{e}");
     }
 
     #[test]

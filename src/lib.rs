@@ -9,6 +9,7 @@ pub mod batches;
 pub mod choices;
 pub mod cli;
 pub mod driver;
+pub mod error;
 pub mod grad;
 pub mod import;
 pub mod inputs;

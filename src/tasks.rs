@@ -16,6 +16,7 @@
 //!   written to `DIR/tasks.json`; the last task's checkpoint is copied to
 //!   `DIR/checkpoint.safetensors`, so `archc eval` reads the final network.
 
+use crate::error::Error;
 use crate::training;
 use archc_compiler::sema::train_config::TrainConfig;
 use archc_compiler::tir::Program;
@@ -118,7 +119,7 @@ pub fn train_tasks(
     dir: &Path,
     progress: bool,
     exec: &mut dyn Executor,
-) -> Result<TasksReport, String> {
+) -> Result<TasksReport, Error> {
     let tasks = cfg.tasks.clone().ok_or("internal: a task sequence without tasks")?;
     let test = data.test.as_ref().ok_or("`tasks` needs a test part to measure forgetting")?;
     let (train_labels, test_labels) = (labels_of(&data.train)?, labels_of(test)?);
@@ -126,7 +127,7 @@ pub fn train_tasks(
     for (k, classes) in tasks.iter().enumerate() {
         let (train, held) = (rows_of(&train_labels, classes), rows_of(&test_labels, classes));
         if train.is_empty() || held.is_empty() {
-            return Err(format!("task {k} (classes {classes:?}) has no training or no test rows"));
+            return Err(format!("task {k} (classes {classes:?}) has no training or no test rows").into());
         }
         parts.push((data.train.view(&train), test.view(&held)));
     }
@@ -139,15 +140,15 @@ pub fn train_tasks(
             TrainData { train: train.clone(), test: Some(held.clone()), input_names: data.input_names.clone() };
         let task_dir = dir.join(format!("task_{k}"));
         eprintln!("task {k}: classes {:?}, {} train / {} test rows", tasks[k], train.len(), held.len());
-        let report =
-            train_with(program, &spec, &task_data, &task_dir, false, progress, exec).map_err(|e| e.to_string())?;
+        let report = train_with(program, &spec, &task_data, &task_dir, false, progress, exec)?;
         let now = report.state.params;
         let row = parts
             .iter()
             .map(|(_, held)| {
-                training::evaluate(program, &now, held, cfg.batch as usize, exec).and_then(|m| accuracy_of(&m))
+                training::evaluate(program, &now, held, cfg.batch as usize, exec)
+                    .and_then(|m| accuracy_of(&m).map_err(Error::from))
             })
-            .collect::<Result<Vec<f64>, String>>()?;
+            .collect::<Result<Vec<f64>, Error>>()?;
         accuracy.push(row);
         params = Some(now);
         if k + 1 == parts.len() {

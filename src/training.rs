@@ -15,6 +15,7 @@
 //! field types, and reads the block again with them.
 
 use crate::driver::FsModules;
+use crate::error::Error;
 use archc_compiler::autodiff::build_train_program;
 use archc_compiler::autodiff::loss::Loss;
 use archc_compiler::diag::Diagnostic;
@@ -24,7 +25,7 @@ use archc_compiler::sema::{train_file, Options, TrainOutput};
 use archc_compiler::tir::{DType, Program, TensorType};
 use archc_runtime::data::{self, files, Column, Frame};
 use archc_runtime::train::{LoopSpec, Schedule, TrainData};
-use archc_runtime::Tensor;
+use archc_runtime::{RunError, Tensor};
 use std::path::{Path, PathBuf};
 
 /// Reads the `train` block of `path` (see the module docs): data paths resolved, and a
@@ -367,8 +368,13 @@ pub fn evaluate(
     test: &Frame,
     batch: usize,
     exec: &mut dyn archc_runtime::Executor,
-) -> Result<Vec<(String, f64)>, String> {
-    let f = program.func("eval_step").ok_or("internal: no eval_step")?;
+) -> Result<Vec<(String, f64)>, Error> {
+    let f = program.func("eval_step").ok_or_else(|| {
+        Error::Run(RunError::Internal {
+            func: "eval_step".into(),
+            message: "the train program has no eval_step".into(),
+        })
+    })?;
     let n = test.len();
     let mut sums: Vec<(String, f64)> = f.result_names.iter().map(|r| (r.clone(), 0.0)).collect();
     let mut start = 0;
@@ -383,7 +389,7 @@ pub fn evaluate(
             };
             inputs.push(t);
         }
-        let out = exec.run_func("eval_step", &inputs, 0).map_err(|e| e.to_string())?;
+        let out = exec.run_func("eval_step", &inputs, 0)?;
         for ((name, acc), t) in sums.iter_mut().zip(out) {
             let v = t.to_f64_vec().and_then(|v| v.first().copied()).unwrap_or(f64::NAN);
             *acc += if name == "loss" { v * rows.len() as f64 } else { v };
@@ -401,7 +407,7 @@ pub fn predict(
     test: &Frame,
     batch: usize,
     exec: &mut dyn archc_runtime::Executor,
-) -> Result<Vec<(String, Tensor)>, String> {
+) -> Result<Vec<(String, Tensor)>, Error> {
     let main = program.main();
     let mut parts: Vec<Vec<Tensor>> = vec![Vec::new(); main.result_names.len()];
     for start in (0..test.len()).step_by(batch.max(1)) {
@@ -412,7 +418,7 @@ pub fn predict(
             .iter()
             .map(|n| chunk.get(n).cloned().ok_or_else(|| format!("the data set has no `{n}` for the network's input")))
             .collect::<Result<Vec<_>, _>>()?;
-        let out = exec.run_func("main", &inputs, 0).map_err(|e| e.to_string())?;
+        let out = exec.run_func("main", &inputs, 0)?;
         for (part, t) in parts.iter_mut().zip(out) {
             part.push(t);
         }
@@ -420,7 +426,7 @@ pub fn predict(
     let mut joined = Vec::with_capacity(parts.len());
     for (name, part) in main.result_names.iter().zip(parts) {
         if part.first().is_some_and(|t| t.rank() == 0) {
-            return Err(format!("output `{name}` has no batch axis: nothing to write per sample"));
+            return Err(format!("output `{name}` has no batch axis: nothing to write per sample").into());
         }
         let refs: Vec<&Tensor> = part.iter().collect();
         let t = archc_runtime::interp::concat(&refs, 0).map_err(|e| format!("output `{name}`: {e}"))?;

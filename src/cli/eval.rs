@@ -95,7 +95,7 @@ fn eval(
     crate::memory::check(&program, "eval_step", &env, cx.max_memory).map_err(Fail::user)?;
     let mut exec = backend::executor(&program, args.backend, art).map_err(Fail::user)?;
     let metrics =
-        training::evaluate(&program, &weights.params, test, cfg.batch as usize, exec.as_mut()).map_err(Fail::user)?;
+        training::evaluate(&program, &weights.params, test, cfg.batch as usize, exec.as_mut()).map_err(Fail::driver)?;
     if args.timings {
         eprint!("{}", backend::compile_report(&exec.compile_times()));
     }
@@ -145,7 +145,7 @@ fn predictions(
     for (name, t) in fitted.values {
         exec.set_param_value(&name, t).map_err(Fail::user)?;
     }
-    training::predict(program, test, batch, exec.as_mut()).map_err(Fail::user)
+    training::predict(program, test, batch, exec.as_mut()).map_err(Fail::driver)
 }
 
 /// `preds.npy` for a network with one output, else `out/NAME.npy` per output.

@@ -52,6 +52,12 @@ impl Fail {
         Fail::of_kind(e.is_internal(), e)
     }
 
+    /// An error of a driver helper that ran a program (`crate::error::Error`): archc's own
+    /// bug where its kind says so (exit 2), else the user's (exit 1).
+    pub fn driver(e: crate::error::Error) -> Fail {
+        Fail::of_kind(e.is_internal(), e)
+    }
+
     /// `e` as archc's own bug (`internal`: exit 2) or the user's error (exit 1).
     pub fn of_kind(internal: bool, e: impl std::fmt::Display) -> Fail {
         match internal {
@@ -185,5 +191,27 @@ mod tests {
         assert!(matches!(Fail::run(nested), Fail::Internal(m) if m == "in @main, %2 = call: @main: ABI mismatch"));
         let refused = RunError::Backend { func: "main".into(), message: "index 7 out of range".into() };
         assert!(matches!(Fail::run(refused), Fail::User(m) if m == "error: @main: index 7 out of range"));
+    }
+
+    /// A driver helper's error (eval, batched runs, tasks) keeps the kind of the run or
+    /// training error inside it, through added context.
+    #[test]
+    fn driver_errors_exit_by_whose_fault_they_are() {
+        use crate::error::Error;
+        use archc_runtime::train::TrainError;
+        use archc_runtime::RunError;
+        let bug = RunError::Internal { func: "eval_step".into(), message: "ABI mismatch".into() };
+        let fail = Fail::driver(Error::from(bug).at("rows 0..2 of the inputs"));
+        assert!(matches!(&fail, Fail::Internal(m) if m == "rows 0..2 of the inputs: @eval_step: ABI mismatch"));
+        let step = TrainError::Run {
+            step: 3,
+            source: RunError::Internal { func: "train_step".into(), message: "bad descriptor".into() },
+        };
+        assert!(matches!(Fail::driver(step.into()), Fail::Internal(_)));
+        let user = Error::from("`tasks` needs a test part to measure forgetting");
+        assert!(
+            matches!(Fail::driver(user), Fail::User(m) if m == "error: `tasks` needs a test part to measure forgetting")
+        );
+        assert!(matches!(Fail::driver(TrainError::Spec("batch 0".into()).into()), Fail::User(_)));
     }
 }

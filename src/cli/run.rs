@@ -98,7 +98,7 @@ fn execute(program: &Program, args: &RunArgs, cx: &Context, art: Option<&Artifac
     set_params(program, args, exec.as_mut())?;
     let t0 = std::time::Instant::now();
     let outputs = match &batches {
-        Some(b) => b.run(program, exec.as_mut()).map_err(Fail::user)?,
+        Some(b) => b.run(program, exec.as_mut()).map_err(Fail::driver)?,
         None => exec.run_func("main", &tensors, 0).map_err(Fail::run)?,
     };
     let first = t0.elapsed();

@@ -139,7 +139,7 @@ fn train_tasks(
     progress: bool,
     exec: &mut dyn archc_runtime::Executor,
 ) -> Result<(), Fail> {
-    let report = crate::tasks::train_tasks(cfg, (program, init), data, dir, progress, exec).map_err(Fail::user)?;
+    let report = crate::tasks::train_tasks(cfg, (program, init), data, dir, progress, exec).map_err(Fail::driver)?;
     out!("{}", report.table());
     out!("tasks: {}", dir.join("tasks.json").display());
     out!("checkpoint: {}", dir.join(archc_runtime::train::CHECKPOINT_FILE).display());
