@@ -13,6 +13,7 @@ pub mod interp;
 pub mod io;
 pub mod resident;
 pub mod special;
+pub mod strided;
 pub mod tensor;
 pub mod train;
 

@@ -6,6 +6,8 @@
 //! transpose (another axis contiguous in the source) is copied in tiles, and another
 //! strided innermost axis moves elements one by one.
 
+use archc_runtime::strided::{for_each_outer, merged_axes};
+
 /// Copies `sizes` elements of `es` bytes from `src` (strides `sst`) to `dst` (`dst_st`).
 ///
 /// # Safety
@@ -31,20 +33,7 @@ pub unsafe extern "C" fn archc_clif_copy_view(
     if sizes.contains(&0) {
         return;
     }
-    // (size, source stride, destination stride) per axis, outermost first.
-    let mut axes: Vec<(i64, i64, i64)> = Vec::with_capacity(rank);
-    for i in 0..rank {
-        let axis = (sizes[i], sst[i], dst_st[i]);
-        if axis.0 == 1 {
-            continue;
-        }
-        match axes.last_mut() {
-            Some(outer) if outer.1 == axis.0 * axis.1 && outer.2 == axis.0 * axis.2 => {
-                *outer = (outer.0 * axis.0, axis.1, axis.2);
-            }
-            _ => axes.push(axis),
-        }
-    }
+    let mut axes = merged_axes(sizes, sst, dst_st);
     let es = es as usize;
     let inner = axes.pop().unwrap_or((1, 1, 1));
     // A transpose: rows contiguous in the destination, another axis in the source.
@@ -52,33 +41,14 @@ pub unsafe extern "C" fn archc_clif_copy_view(
         Some(j) if inner.1 != 1 && inner.2 == 1 => Some(axes.remove(j)),
         _ => None,
     };
-    let mut idx = vec![0i64; axes.len()];
-    let (mut so, mut d) = (0isize, 0isize);
-    loop {
+    for_each_outer(&axes, |so, d| {
         let (s, t) = (src.wrapping_offset(so * es as isize), dst.wrapping_offset(d * es as isize));
         // SAFETY: the caller's views.
         match across {
             Some(a) => unsafe { tiles(es, inner, a, s, t) },
             None => unsafe { row(es, inner, s, t) },
         }
-        let mut i = axes.len();
-        loop {
-            if i == 0 {
-                return;
-            }
-            i -= 1;
-            let (n, ss, ds) = axes[i];
-            idx[i] += 1;
-            so += ss as isize;
-            d += ds as isize;
-            if idx[i] < n {
-                break;
-            }
-            idx[i] = 0;
-            so -= (n * ss) as isize;
-            d -= (n * ds) as isize;
-        }
-    }
+    });
 }
 
 /// Rows `(n, ss, 1)` for each step of `(m, 1, td)`, in square tiles so that both sides

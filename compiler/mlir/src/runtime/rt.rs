@@ -26,6 +26,7 @@
 use archc_runtime::blas::{self, Element};
 use archc_runtime::elem::C64;
 use archc_runtime::interp::RealFft;
+use archc_runtime::strided::{for_each_outer, merged_axes};
 use std::cell::RefCell;
 use std::cmp::Ordering;
 
@@ -190,21 +191,7 @@ pub unsafe extern "C" fn memrefCopy(elem_size: i64, src: *const UnrankedMemRef, 
     if s[3..3 + rank].contains(&0) {
         return;
     }
-    // (size, source stride, destination stride) per axis, outermost first.
-    let mut axes: Vec<(i64, i64, i64)> = Vec::with_capacity(rank);
-    for i in 0..rank {
-        let axis = (s[3 + i], s[3 + rank + i], d[3 + rank + i]);
-        if axis.0 == 1 {
-            continue;
-        }
-        match axes.last_mut() {
-            // The previous (outer) axis steps over exactly this one on both sides.
-            Some(outer) if outer.1 == axis.0 * axis.1 && outer.2 == axis.0 * axis.2 => {
-                *outer = (outer.0 * axis.0, axis.1, axis.2);
-            }
-            _ => axes.push(axis),
-        }
-    }
+    let mut axes = merged_axes(&s[3..3 + rank], &s[3 + rank..3 + 2 * rank], &d[3 + rank..3 + 2 * rank]);
     let es = elem_size as usize;
     let sp = (s[1] as *const u8).wrapping_add(s[2] as usize * es);
     let dp = (d[1] as *mut u8).wrapping_add(d[2] as usize * es);
@@ -227,33 +214,7 @@ pub unsafe extern "C" fn memrefCopy(elem_size: i64, src: *const UnrankedMemRef, 
         None => unsafe { std::ptr::copy(sp, dp, es * row_elems) },
         Some((n, ss, ds)) => unsafe { strided_row(es, n, sp, ss, dp, ds) },
     };
-    let outer = axes.len();
-    if outer == 0 {
-        row(sp, dp);
-        return;
-    }
-    let mut idx = vec![0i64; outer];
-    let (mut so, mut dof) = (0isize, 0isize);
-    loop {
-        row(sp.wrapping_offset(so * es as isize), dp.wrapping_offset(dof * es as isize));
-        let mut i = outer;
-        loop {
-            if i == 0 {
-                return;
-            }
-            i -= 1;
-            let (n, ss, ds) = axes[i];
-            idx[i] += 1;
-            so += ss as isize;
-            dof += ds as isize;
-            if idx[i] < n {
-                break;
-            }
-            idx[i] = 0;
-            so -= (n * ss) as isize;
-            dof -= (n * ds) as isize;
-        }
-    }
+    for_each_outer(&axes, |so, dof| row(sp.wrapping_offset(so * es as isize), dp.wrapping_offset(dof * es as isize)));
 }
 
 /// `n` elements of `es` bytes from `sp` (byte stride `ss`) to `dp` (byte stride `ds`).
