@@ -630,6 +630,31 @@ def grad_einsum(rng, xs):
     return {"x": x, "v": v}, module_leaves(fc, linear_map("fc")), y
 
 
+def grad_elementwise(rng, xs):
+    x = normal(rng, (4, 8))
+    idx = np.array([0, 3, 3, 5, 1, 0, 3, 4], dtype=np.int64)   # 3 and 0 repeat; 2 gets nothing
+    fc = torch.nn.Linear(8, 6).double()
+    set_params(fc, {"weight": uniform(rng, (6, 8), -0.5, 0.5), "bias": uniform(rng, (6,), -0.3, 0.3)})
+    xt = xs("x", x)
+    h = fc(xt)
+    k = torch.floor(h)
+    parts = [
+        torch.log(h.abs() + 0.5),
+        torch.log1p(h.abs()),
+        torch.sqrt(h * h + 1.0),
+        torch.sign(h) * torch.exp(h),
+        h.min(dim=1, keepdim=True).values,
+        h.index_add(1, torch.from_numpy(idx), torch.tanh(xt)),
+        torch.where(k == 0.0, h * h, h),
+        torch.where(k != -1.0, 2.0 * h, h * xt[:, 0:6]),
+        torch.where(h <= 0.25, h, 3.0 * h),
+        torch.where(h > xt[:, 2:8], h * xt[:, 2:8], h),
+        torch.where(~(h > -0.5) | (h > 0.5), h * h, -h),
+    ]
+    y = torch.cat(parts, dim=1)
+    return {"x": x, "idx": idx}, module_leaves(fc, linear_map("fc")), y
+
+
 # name -> (case function, seed)
 GRAD_CASES = {
     "mlp": (grad_mlp, 101),
@@ -644,6 +669,7 @@ GRAD_CASES = {
     "pooling": (grad_pooling, 110),
     "einsum": (grad_einsum, 111),
     "stacking": (grad_stacking, 112),
+    "elementwise": (grad_elementwise, 113),
 }
 
 GRAD_FIXTURES = os.path.join(FIXTURES, "grad")

@@ -188,7 +188,21 @@ macro_rules! fixtures {
     };
 }
 
-fixtures!(mlp, cnn, lstm, attention, fno, hypernet, sorting, resample, spectral, pooling, einsum, stacking);
+fixtures!(
+    mlp,
+    cnn,
+    lstm,
+    attention,
+    fno,
+    hypernet,
+    sorting,
+    resample,
+    spectral,
+    pooling,
+    einsum,
+    stacking,
+    elementwise
+);
 
 /// The spectral fixture with its transformed axis of length 4 symbolic (`N`): the DFT
 /// matrices are built when the program runs, and agree with PyTorch as the constant ones.

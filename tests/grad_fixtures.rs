@@ -2,7 +2,9 @@
 //! model (MLP, CNN, LSTM, attention block, FNO layer, hypernetwork, sorting and
 //! selection: topk, sort, argmin, argsort, take_along, stop_gradient; resampling:
 //! transposed convolutions, padding modes, reversal, upsampling; complex FFTs; pooling
-//! with `ceil_mode` and without counting the padding; numpy's einsum), and
+//! with `ceil_mode` and without counting the padding; numpy's einsum; elementwise
+//! functions and predicates: log, log1p, sqrt, sign, the comparisons `== != <= >`, `!` and
+//! `||` under `where`, a row minimum and scatter_add), and
 //! `tests/fixtures/grad/NAME.safetensors` (written by `scripts/gen_fixtures.py`, see there;
 //! `make fixtures`) holds its inputs `input.<arg>`, every param under its TIR name (our
 //! layout), PyTorch's output `output.y`, the loss weights `r`, and PyTorch's gradients of
@@ -373,6 +375,7 @@ fixtures!(
     pooling,
     einsum,
     stacking,
+    elementwise,
 );
 
 /// Every gradient fixture program has a test above and its data file beside it.
