@@ -333,8 +333,9 @@ impl GpuRunner {
         if all.len() != bindings.results.len() {
             return Err(Error::Input(format!("{} results, the bindings place {}", all.len(), bindings.results.len())));
         }
+        let run = Bound { resident, bindings, given };
         if self.memory() == Memory::Managed {
-            return self.run_bound_managed(code, resident, bindings, given, seed);
+            return self.run_bound_managed(code, run, seed);
         }
         let (start, before) = (Instant::now(), snapshot());
         let mut returned: Vec<Tensor> = all
@@ -346,12 +347,11 @@ impl GpuRunner {
         let _ = crate::runtime::rt::take_failure();
         let mut state = self.state.borrow_mut();
         let Memory::Device { graphs } = state.memory else { unreachable!("checked above") };
-        let run = Bound { resident, bindings, given };
         match self.bound_on_device(&mut state.slots, graphs, code, &run, &mut returned, seed) {
             Err(Error::Gpu(CudaError::NeedsHostMemory(why))) => {
                 to_managed(&mut state, &why);
                 drop(state);
-                return self.run_bound_managed(code, run.resident, bindings, given, seed);
+                return self.run_bound_managed(code, run, seed);
             }
             other => other?,
         }
@@ -360,14 +360,8 @@ impl GpuRunner {
     }
 
     /// A bound run in managed memory: the bound arguments read back, the bound results put.
-    fn run_bound_managed(
-        &self,
-        code: &dyn HostCode,
-        resident: &mut DeviceState,
-        bindings: &Bindings,
-        given: &[&Tensor],
-        seed: u64,
-    ) -> Result<Vec<Tensor>> {
+    fn run_bound_managed(&self, code: &dyn HostCode, run: Bound, seed: u64) -> Result<Vec<Tensor>> {
+        let Bound { resident, bindings, given } = run;
         let mut given = given.iter();
         let read: Vec<Option<Tensor>> = bindings
             .args
