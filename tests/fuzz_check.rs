@@ -102,6 +102,7 @@ const BUILTINS: &[&str] = &[
     "max_pool", "avg_pool", "reshape", "transpose", "permute", "flatten", "unsqueeze", "squeeze", "concat", "pad",
     "broadcast", "gather", "scatter_add", "rfft", "irfft", "real", "imag", "complex", "scan", "rand_like",
     "randn_like", "zeros", "ones", "full", "arange", "linspace", "len", "int", "float", "training", "pi", "init",
+    "argsort", "sort", "topk", "argmin", "take_along", "stop_gradient",
 ];
 
 #[rustfmt::skip]
@@ -1269,7 +1270,7 @@ const EXPR_FNS: &[&str] = &[
     "zeros", "ones", "full", "arange", "linspace", "cast", "where", "maximum", "einsum", "conv", "max_pool",
     "avg_pool", "matmul", "len", "int", "float", "sqrt", "min", "pow", "scan", "rand_like", "softmax", "glu", "Linear",
     "Conv1d", "LayerNorm", "Embedding", "ResidualMlp", "MultiheadAttention", "Lstm", "GruCell", "SpectralConv1d",
-    "Dropout", "Flatten", "init.normal", "init.zeros",
+    "Dropout", "Flatten", "init.normal", "init.zeros", "argsort", "sort", "topk", "take_along", "stop_gradient",
 ];
 
 /// A random well-formed expression over `names`.
