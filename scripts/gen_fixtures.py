@@ -36,8 +36,8 @@ Gradient fixtures (`GRAD_CASES`, for tests/grad_fixtures.rs) live in `tests/fixt
 a small whole model `NAME.arch` and `NAME.safetensors` with, besides the above, the loss
 weights `r` and PyTorch's gradients of `sum(y * r)`, `grad.param.<name>` and
 `grad.input.<arg>`; see "gradient cases" below. Adding one: write the `.arch`, a
-`grad_NAME(rng, xs)` function, list it in GRAD_CASES and in the `fixtures!` lists of
-tests/grad_fixtures.rs and tests/grad_cli.rs.
+`grad_NAME(rng, xs)` function, list it in GRAD_CASES and in `with_grad_fixtures!` of
+tests/common/mod.rs.
 """
 
 import os

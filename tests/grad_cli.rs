@@ -188,21 +188,7 @@ macro_rules! fixtures {
     };
 }
 
-fixtures!(
-    mlp,
-    cnn,
-    lstm,
-    attention,
-    fno,
-    hypernet,
-    sorting,
-    resample,
-    spectral,
-    pooling,
-    einsum,
-    stacking,
-    elementwise
-);
+common::with_grad_fixtures!(fixtures);
 
 /// The spectral fixture with its transformed axis of length 4 symbolic (`N`): the DFT
 /// matrices are built when the program runs, and agree with PyTorch as the constant ones.

@@ -348,11 +348,10 @@ fn compare(name: &str, what: &str, got: &Tensor, want: &Tensor, zero_scale: f64)
 }
 
 macro_rules! fixtures {
-    ($($(#[$attr:meta])* $name:ident),* $(,)?) => {
+    ($($name:ident),* $(,)?) => {
         const FIXTURES: &[&str] = &[$(stringify!($name)),*];
         $(
             #[test]
-            $(#[$attr])*
             fn $name() {
                 run_fixture(stringify!($name));
             }
@@ -360,23 +359,9 @@ macro_rules! fixtures {
     };
 }
 
-fixtures!(
-    mlp,
-    cnn,
-    /// The cell params are read inside the `scan` body; `expand::hoist_params` passes
-    /// them to the scan as invariants, as the train step does.
-    lstm,
-    attention,
-    fno,
-    hypernet,
-    sorting,
-    resample,
-    spectral,
-    pooling,
-    einsum,
-    stacking,
-    elementwise,
-);
+// `lstm`: the cell params are read inside the `scan` body; `expand::hoist_params` passes
+// them to the scan as invariants, as the train step does.
+common::with_grad_fixtures!(fixtures);
 
 /// Every gradient fixture program has a test above and its data file beside it.
 #[test]

@@ -86,6 +86,32 @@ pub fn assert_no_orphan_snapshots(snap_dir: &str, input_dir: &str) {
     }
 }
 
+/// Calls macro `$m` with the name of every gradient fixture of `tests/fixtures/grad`
+/// (`tests/grad_fixtures.rs` and `tests/grad_cli.rs` make one test of each; both check the
+/// list against the directory).
+#[allow(unused_macros)]
+macro_rules! with_grad_fixtures {
+    ($m:ident) => {
+        $m!(
+            mlp,
+            cnn,
+            lstm,
+            attention,
+            fno,
+            hypernet,
+            sorting,
+            resample,
+            spectral,
+            pooling,
+            einsum,
+            stacking,
+            elementwise
+        );
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use with_grad_fixtures;
+
 /// Fails unless the `.arch` programs in fixture directory `dir` are exactly `listed`,
 /// each with its `.safetensors` data beside it.
 pub fn assert_fixture_list(dir: &str, listed: &[&str], list_file: &str) {
