@@ -122,6 +122,9 @@ fn training_only_layers_train_and_checkpoints_load_for_inference() {
     assert!(err.contains("not used by this program (training only): extra.b, extra.w"), "{err}");
     let (evaluated, _) = ok(&["eval", file, "--backend", "interp", "--checkpoint", s(&ckpt)]);
     assert!(evaluated.contains("(epoch 1)") && evaluated.contains("accuracy"), "{evaluated}");
+    // `eval` names the file as `run` does, too.
+    let (same, _) = ok(&["eval", file, "--backend", "interp", "--weights", s(&ckpt)]);
+    assert_eq!(same, evaluated);
     // An artifact of the program takes the checkpoint as well.
     let art = dir.join("net.archx");
     ok(&["build", file, "--target", "cpu", "-o", s(&art)]);

@@ -40,7 +40,7 @@ pub struct AdaptArgs {
     /// The `.arch` file with a `train` and an `adapt` block.
     pub file: PathBuf,
     /// The trained weights (default: runs/NAME/checkpoint.safetensors).
-    #[arg(long)]
+    #[arg(long, visible_alias = "weights")]
     pub checkpoint: Option<PathBuf>,
     /// The part of the data set: `test` (the `train` block's test part), `train`, or a
     /// named part of the data set.

@@ -31,7 +31,7 @@ pub struct EvalArgs {
     pub cand: Candidate,
     /// The checkpoint (default: runs/NAME/checkpoint.safetensors), or a weights file
     /// (`.safetensors` with names as in `build --emit tir`).
-    #[arg(long)]
+    #[arg(long, visible_alias = "weights")]
     pub checkpoint: Option<PathBuf>,
     /// The part of the data set to evaluate on instead of the `train` block's test
     /// part, e.g. `--split test_32` for zero-shot evaluation at another resolution.
