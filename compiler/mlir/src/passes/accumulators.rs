@@ -1,4 +1,4 @@
-//! `archc-carry-accumulators` (GPU path, after loop fusion, before outlining): a
+//! `archc-carry-accumulators` (CPU and GPU pipelines, after loop fusion): a
 //! reduction's accumulators in registers instead of memory.
 //!
 //! `convert-linalg-to-parallel-loops` turns a reduction into a parallel loop over the

@@ -1,4 +1,4 @@
-//! `archc-mark-distinct` and `archc-unmark-distinct` (GPU path, around
+//! `archc-mark-distinct` and `archc-unmark-distinct` (CPU and GPU pipelines, around
 //! `scf-parallel-loop-fusion`): they tell the fusion what the runtime guarantees and its
 //! alias analysis cannot see, that a function's buffers do not overlap, and take the
 //! claim away again after it.
@@ -18,8 +18,10 @@
 //! it, then one `memref.distinct_objects` op takes the function's memref arguments, the
 //! globals it reads once (a symbol read twice would be two names for one buffer) and those
 //! allocations, and its results replace them in every op below it. Functions with fewer
-//! than two such buffers are left alone. The runtime gives every input and output a
-//! buffer of its own, globals are distinct from them, and buffers are freed only at the
+//! than two such buffers are left alone. The runtimes give every output a buffer of its
+//! own, distinct from the inputs (the GPU runners give inputs their own too; the CPU
+//! backends may pass one tensor for two inputs, which compiled code only reads, so no
+//! fusion decision depends on their being distinct), globals are distinct from them, and buffers are freed only at the
 //! end of the function (ownership-based deallocation frees at the end of the block), so
 //! the claim holds and the earlier allocations lengthen no lifetime.
 //!

@@ -1,4 +1,4 @@
-//! `archc-group-loops` (GPU path, before `scf-parallel-loop-fusion`, which merges only
+//! `archc-group-loops` (CPU and GPU pipelines, before `scf-parallel-loop-fusion`, which merges only
 //! *adjacent* parallel loops over equal bounds): independent loops over equal bounds are
 //! brought next to each other first. A spectral layer's gradient, for one, interleaves
 //! einsums over `[B, o, m]` with einsums over `[i, o, m]`, and an optimizer updates
