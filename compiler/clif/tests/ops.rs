@@ -51,11 +51,6 @@ fn run_checked(jit: &mut dyn Executor, func: &str, inputs: &[Tensor], seed: u64)
     jit.run_func(func, inputs, seed).map_err(|e| e.to_string())
 }
 
-/// The tier refuses out-of-range indices.
-fn clamps_indices() -> bool {
-    false
-}
-
 /// How a slice past a shorter input's end is refused.
 const SHORT_SLICE: &str = "declared f32[2, 16]";
 

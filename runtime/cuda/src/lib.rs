@@ -20,9 +20,12 @@
 //!   (`_mlir_ciface_archc_matmul_*`, `_mlir_ciface_archc_bmm_*`, `memrefCopy`) with GPU
 //!   versions (cuBLAS, opened at run time, and driver copies) on the same stream, so that
 //!   the host never touches managed memory between kernels; [`symbols`] lists them too.
+//! - [`checks`]: the records of refusals GPU code computes (an index out of range), copied
+//!   to page-locked memory on the stream and read by the runner after the run.
 //! - Every `CUresult` is checked; errors are [`CudaError`]s naming the failing driver call.
 
 pub mod blas;
+pub mod checks;
 pub mod copy;
 mod driver;
 mod error;
@@ -52,6 +55,7 @@ pub fn symbols() -> Vec<(&'static str, *mut ())> {
     let mut symbols = mgpu::symbols();
     symbols.extend(blas::symbols());
     symbols.extend(copy::symbols());
+    symbols.extend(checks::symbols());
     symbols
 }
 

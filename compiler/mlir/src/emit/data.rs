@@ -302,12 +302,12 @@ impl FnLower<'_, '_, '_> {
         wrap_index(&mut self.b, i, n)
     }
 
-    /// On the CPU target, a run-time failure when an index of `idx` is outside `[-n, n)`
-    /// (`n` the size of `axis`): the smallest and largest index are found by one pass.
+    /// A run-time failure when an index of `idx` is outside `[-n, n)` (`n` the size of
+    /// `axis`): the smallest and largest index are found by one pass. On the CPU target
+    /// the host compares them and calls `archc_fail`; on the GPU target, where they lie in
+    /// device memory, a kernel writes the check's record and the host hands it to
+    /// `archc_check_record` ([`Self::check_on_device`]).
     fn check_indices(&mut self, idx: &V, n: &Dim, axis: usize) {
-        if self.em.target != super::Target::Cpu {
-            return;
-        }
         let lo = self.b.filled(i64::MAX as f64, DType::I64, &[]);
         let hi = self.b.filled(i64::MIN as f64, DType::I64, &[]);
         let iters = vec![Iter::Red; idx.rank()];
@@ -317,17 +317,25 @@ impl FnLower<'_, '_, '_> {
             let hi = b.assign(format!("arith.maxsi {}, {} : i64", a[0], a[2]));
             vec![lo, hi]
         });
-        let lo = self.b.assign(format!("tensor.extract {}[] : tensor<i64>", r[0].name));
-        let hi = self.b.assign(format!("tensor.extract {}[] : tensor<i64>", r[1].name));
         let nv = self.b.size(n);
         let nv = self.as_i64(&nv);
-        let zero = self.b.i64c(0);
-        let neg = self.b.assign(format!("arith.subi {zero}, {nv} : i64"));
-        let below = self.b.assign(format!("arith.cmpi slt, {lo}, {neg} : i64"));
-        let above = self.b.assign(format!("arith.cmpi sge, {hi}, {nv} : i64"));
-        let bad = self.b.assign(format!("arith.ori {below}, {above} : i1"));
-        let which = self.b.assign(format!("arith.select {above}, {hi}, {lo} : i64"));
         let ax = self.b.i64c(axis as i64);
+        if self.em.target != super::Target::Cpu {
+            let (lo, hi) = (r[0].name.clone(), r[1].name.clone());
+            let rec = self.record(|b| {
+                let lo = b.assign(format!("tensor.extract {lo}[] : tensor<i64>"));
+                let hi = b.assign(format!("tensor.extract {hi}[] : tensor<i64>"));
+                let (bad, which) = out_of_range(b, &lo, &hi, &nv);
+                let (k, zero) = (b.i64c(Failure::Index as i64), b.i64c(0));
+                let kind = b.assign(format!("arith.select {bad}, {k}, {zero} : i64"));
+                [kind, which, nv.clone(), ax.clone()]
+            });
+            self.check_on_device(&rec);
+            return;
+        }
+        let lo = self.b.assign(format!("tensor.extract {}[] : tensor<i64>", r[0].name));
+        let hi = self.b.assign(format!("tensor.extract {}[] : tensor<i64>", r[1].name));
+        let (bad, which) = out_of_range(&mut self.b, &lo, &hi, &nv);
         self.fail_if(&bad, Failure::Index, [&which, &nv, &ax]);
     }
 
@@ -399,6 +407,18 @@ impl FnLower<'_, '_, '_> {
         }
         Ok(V { name: yielded, ..x.clone() })
     }
+}
+
+/// Whether indices from `lo` to `hi` (i64) leave `[-n, n)`, and the first offender's
+/// value (`hi` when it is too large, else `lo`).
+fn out_of_range(b: &mut Builder, lo: &str, hi: &str, n: &str) -> (String, String) {
+    let zero = b.i64c(0);
+    let neg = b.assign(format!("arith.subi {zero}, {n} : i64"));
+    let below = b.assign(format!("arith.cmpi slt, {lo}, {neg} : i64"));
+    let above = b.assign(format!("arith.cmpi sge, {hi}, {n} : i64"));
+    let bad = b.assign(format!("arith.ori {below}, {above} : i1"));
+    let which = b.assign(format!("arith.select {above}, {hi}, {lo} : i64"));
+    (bad, which)
 }
 
 /// The index `i` (i64) as an `index` into an axis of size `n`: a negative `i` counts from

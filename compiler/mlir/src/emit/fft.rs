@@ -14,7 +14,8 @@
 //! A transform whose table would hold more than [`MAX_TABLE`] entries (a few MB; the
 //! table grows with the square of the length) is instead a call of the runtime's FFT
 //! (`archc_rfft_*` / `archc_irfft_*`, the interpreter's transform row by row) on the CPU
-//! target, so memory stays proportional to the data.
+//! target, and on the GPU target one reduction that computes each table entry where it
+//! is used ([`FnLower::times_table`]): either way memory stays proportional to the data.
 
 use super::builder::{ds, fixed, product, Builder, Iter, Operand, V};
 use super::lower::FnLower;
@@ -56,9 +57,41 @@ impl FnLower<'_, '_, '_> {
         t
     }
 
-    /// `[n, 2k]`: column `j < k` is `cos(2 pi j t / n)`, column `k + j` is `-sin(...)`.
-    fn forward_table(&mut self, n: usize, k: usize, dtype: DType) -> V {
-        self.table(false, (n, 2 * k), dtype, |b, t, j| {
+    /// `rows @ T` for a `[inner, cols]` table `T` whose entry is `entry(builder, i, c)`
+    /// (f64): the table ([`Self::table`]) and a product where the table has at most
+    /// [`MAX_TABLE`] entries; otherwise (the GPU target, which has no runtime FFT) one
+    /// reduction that computes each entry where it is used and sums in f64, so memory stays
+    /// proportional to the data.
+    fn times_table(
+        &mut self,
+        rows: &V,
+        inverse: bool,
+        (inner, cols): (usize, usize),
+        entry: impl Fn(&mut Builder, &str, &str) -> String,
+    ) -> V {
+        let dt = rows.dtype;
+        let out = (dt, vec![rows.shape[0].clone(), Dim::constant(cols as i64)]);
+        if inner * cols <= MAX_TABLE {
+            let table = self.table(inverse, (inner, cols), dt, entry);
+            return self.matmul(rows, &table, &out);
+        }
+        let acc = self.b.filled(0.0, DType::F64, &out.1);
+        let ins = [Operand::new(rows, vec!["d0".into(), "d2".into()])];
+        let outs = [Operand::new(&acc, vec!["d0".into(), "d1".into()])];
+        let sums = self.b.generic(&ins, &outs, &[Iter::Par, Iter::Par, Iter::Red], |b, a| {
+            let (i, c) = (b.loop_index(2), b.loop_index(1));
+            let t = entry(b, &i, &c);
+            let x = scalar::cast(b, dt, DType::F64, &a[0]);
+            let xt = b.assign(format!("arith.mulf {x}, {t} : f64"));
+            vec![b.assign(format!("arith.addf {}, {xt} : f64", a[1]))]
+        });
+        self.cast(&sums[0], dt)
+    }
+
+    /// `rows: [R, n]` times the `[n, 2k]` forward table (column `j < k` is
+    /// `cos(2 pi j t / n)`, column `k + j` is `-sin(...)`).
+    fn times_forward_table(&mut self, rows: &V, n: usize, k: usize) -> V {
+        self.times_table(rows, false, (n, 2 * k), move |b, t, j| {
             let (freq, is_sin) = split_column(b, j, k);
             let (cos, sin) = angle(b, &freq, t, n);
             let nsin = b.assign(format!("arith.negf {sin} : f64"));
@@ -66,16 +99,17 @@ impl FnLower<'_, '_, '_> {
         })
     }
 
-    /// `[2k, n]`: row `j < k` is `c_j cos(2 pi j t / n) / n`, row `k + j` is
-    /// `-s_j sin(...) / n`, with `c_j = 1` at DC and (even `n`) Nyquist, else 2, and
-    /// `s_j` the same but 0 at DC and Nyquist (their imaginary parts are ignored).
-    fn inverse_table(&mut self, k: usize, n: usize, dtype: DType) -> V {
-        self.table(true, (2 * k, n), dtype, |b, j, t| {
+    /// `both: [R, 2k]` times the `[2k, n]` inverse table: row `j < k` is
+    /// `c_j cos(2 pi j t / n) / n`, row `k + j` is `-s_j sin(...) / n`, with `c_j = 1` at
+    /// DC and (even `n`) Nyquist, else 2, and `s_j` the same but 0 at DC and Nyquist
+    /// (their imaginary parts are ignored).
+    fn times_inverse_table(&mut self, both: &V, k: usize, n: usize) -> V {
+        self.times_table(both, true, (2 * k, n), move |b, j, t| {
             let (freq, is_sin) = split_column(b, j, k);
             let (cos, sin) = angle(b, &freq, t, n);
             let f64v = b.assign(format!("arith.index_cast {freq} : index to i64"));
             let zero = b.i64c(0);
-            let nyq = b.i64c(if n % 2 == 0 { (n / 2) as i64 } else { -1 });
+            let nyq = b.i64c(if n.is_multiple_of(2) { (n / 2) as i64 } else { -1 });
             let dc = b.assign(format!("arith.cmpi eq, {f64v}, {zero} : i64"));
             let ny = b.assign(format!("arith.cmpi eq, {f64v}, {nyq} : i64"));
             let edge = b.assign(format!("arith.ori {dc}, {ny} : i1"));
@@ -133,8 +167,7 @@ impl FnLower<'_, '_, '_> {
             let z = self.rt_call(&format!("archc_rfft_{}", elem(dt)), &[&rows], (DType::C64, Dim::constant(k as i64)));
             return self.unrows(&z, &moved, axis, Dim::constant(k as i64));
         }
-        let table = self.forward_table(n, k, dt);
-        let y = self.matmul(&rows, &table, &(dt, vec![rows.shape[0].clone(), Dim::constant(2 * k as i64)]));
+        let y = self.times_forward_table(&rows, n, k);
         let re = self.columns(&y, 0, k);
         let im = self.columns(&y, k, k);
         let im = self.zero_edge_columns(&im, n);
@@ -181,7 +214,7 @@ impl FnLower<'_, '_, '_> {
         self.b.map(&[m], dt, |b, a| {
             let j = b.loop_index(1);
             let j = b.assign(format!("arith.index_cast {j} : index to i64"));
-            let (zero, nyq) = (b.i64c(0), b.i64c(if n % 2 == 0 { (n / 2) as i64 } else { -1 }));
+            let (zero, nyq) = (b.i64c(0), b.i64c(if n.is_multiple_of(2) { (n / 2) as i64 } else { -1 }));
             let dc = b.assign(format!("arith.cmpi eq, {j}, {zero} : i64"));
             let ny = b.assign(format!("arith.cmpi eq, {j}, {nyq} : i64"));
             let edge = b.assign(format!("arith.ori {dc}, {ny} : i1"));
@@ -231,8 +264,7 @@ impl FnLower<'_, '_, '_> {
         }
         let both_ty = (dt, vec![rows.clone(), Dim::constant(2 * k as i64)]);
         let both = self.concat(&[parts[0].0.clone(), parts[1].0.clone()], 1, &both_ty);
-        let table = self.inverse_table(k, n, dt);
-        let y = self.matmul(&both, &table, &(dt, vec![rows, Dim::constant(n as i64)]));
+        let y = self.times_inverse_table(&both, k, n);
         self.unrows(&y, &moved, axis, Dim::constant(n as i64))
     }
 

@@ -160,6 +160,8 @@ pub fn symbols() -> Vec<(&'static str, *mut ())> {
         ("_mlir_ciface_archc_argsort_i64_asc", archc_argsort_i64_asc as *mut ()),
         ("_mlir_ciface_archc_argsort_i64_desc", archc_argsort_i64_desc as *mut ()),
         ("archc_fail", archc_fail as *mut ()),
+        ("_mlir_ciface_archc_check_begin", archc_check_begin as *mut ()),
+        ("_mlir_ciface_archc_check_record", archc_check_record as *mut ()),
     ]);
     v
 }
@@ -288,6 +290,31 @@ pub extern "C" fn archc_fail(kind: i64, a: i64, b: i64, c: i64) {
     FAILED.with(|f| {
         f.borrow_mut().get_or_insert_with(|| Failure::message(kind, a, b, c));
     });
+}
+
+/// `archc_check_begin(memref<4xi64>)`: zeroes a fresh check record (see
+/// [`archc_check_record`]; the GPU runners queue the fill on their stream instead).
+///
+/// # Safety
+/// `rec` must describe a live, contiguous buffer of 4 `i64` in host memory.
+pub unsafe extern "C" fn archc_check_begin(rec: *const UnrankedMemRef) {
+    unsafe { contiguous::<i64>(rec) }.fill(0);
+}
+
+/// `archc_check_record(memref<4xi64>)`: a check whose condition compiled code computed
+/// into a record `[kind or 0, a, b, c]` (the GPU target's index checks, see `emit::check`),
+/// read where it lies: a kind other than 0 is recorded as [`archc_fail`] would. The GPU
+/// runners register their own, which copies the record out of device memory.
+///
+/// # Safety
+/// `rec` must describe a live, contiguous buffer of 4 `i64` in host memory.
+pub unsafe extern "C" fn archc_check_record(rec: *const UnrankedMemRef) {
+    let r = unsafe { contiguous::<i64>(rec) };
+    if let [kind, a, b, c] = *r {
+        if kind != 0 {
+            archc_fail(kind, a, b, c);
+        }
+    }
 }
 
 /// Records a failure on this thread unless one is recorded already (the first wins):

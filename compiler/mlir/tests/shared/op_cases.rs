@@ -2,10 +2,9 @@
 // `compiler/mlir/tests/ops.rs` and `compiler/clif/tests/ops.rs`. The including file
 // defines what differs between backends: `BACKEND` (its name in messages), `tol()`,
 // `backend()` (a fresh executor), `run_checked()` (a run whose refusals are errors),
-// `clamps_indices()` (out-of-range indices are clamped, not refused), `SHORT_SLICE` (the
-// words of a slice past a shorter input's end), `long_ffts()` (whether the 65,536-point
-// transform is run), `check_long_reductions()` and `check_long_ffts()` (how the backend
-// lowers those cases).
+// `SHORT_SLICE` (the words of a slice past a shorter input's end), `long_ffts()` (whether
+// the 65,536-point transform is run), `check_long_reductions()` and `check_long_ffts()`
+// (how the backend lowers those cases).
 
 /// `max |a - b| / max(max |b|, 1e-6)`, the scale taken over `want`'s finite elements.
 fn scaled_error(got: &Tensor, want: &Tensor) -> f64 {
@@ -1080,9 +1079,6 @@ fn gather_and_scatter_add_indices_at_the_edges() {
     let idx = |v: &[i64]| Tensor::from_i64(&[2], v.to_vec());
     check(&p, "main", &[xv.clone(), idx(&[-1, -3]), sv.clone()], &[0]);
     check(&p, "main", &[xv.clone(), idx(&[2, -2]), sv.clone()], &[0]);
-    if clamps_indices() {
-        return;
-    }
     // -3 is in range for axis 1 (size 3) and axis 0; 5 and -6 are not.
     assert_refused(&p, "main", &[xv.clone(), idx(&[-1, 5]), sv.clone()], "index 5 out of range [-5, 5) on axis 0");
     assert_refused(&p, "main", &[xv.clone(), idx(&[-6, 0]), sv.clone()], "index -6 out of range [-5, 5) on axis 0");

@@ -32,6 +32,7 @@
 use crate::abi::{data_ptr, output_tensors, param_descriptors, Descriptors};
 use crate::emit::Module as Emitted;
 use crate::error::{Error, Result};
+use archc_cuda::checks::Records;
 use archc_cuda::copy::UnrankedMemRef;
 use archc_cuda::stats::{snapshot, Stats};
 use archc_cuda::{Cuda, CudaError, CudaOptions, Stream};
@@ -424,6 +425,7 @@ impl GpuRunner {
         // device buffer or the state's, laid out for the entry's types.
         unsafe { self.launch(slot, graphs, code, &mut args, stream, &move_home)? };
         slot.download(returned, stream)?;
+        slot.refusal();
         slot.runs += 1;
         Ok(take_error()?)
     }
@@ -444,7 +446,7 @@ impl GpuRunner {
     ) -> Result<()> {
         if graphs && slot.graph.is_none() && !slot.no_graph && slot.runs > 0 {
             // SAFETY: forwarded from this function's contract.
-            match unsafe { capture(self.cuda, code, args, stream, after) } {
+            match slot.checks.collect(|| unsafe { capture(self.cuda, code, args, stream, after) }) {
                 Ok(captured) => slot.graph = Some(captured),
                 Err(e) => {
                     eprintln!("archc: mlir-gpu: CUDA graph capture failed ({e}); launching kernel by kernel");
@@ -455,7 +457,7 @@ impl GpuRunner {
         match slot.replay(stream) {
             Some(replayed) => Ok(replayed?),
             // SAFETY: forwarded from this function's contract.
-            None => unsafe { invoke_on_device(code, args) }.and_then(|()| Ok(after(stream)?)),
+            None => slot.checks.collect(|| unsafe { invoke_on_device(code, args) }).and_then(|()| Ok(after(stream)?)),
         }
     }
 
@@ -499,6 +501,7 @@ impl GpuRunner {
         // SAFETY: `args` as described above.
         unsafe { self.launch(slot, graphs, code, &mut args, stream, &|_| Ok(()))? };
         slot.download(outputs, stream)?;
+        slot.refusal();
         slot.runs += 1;
         Ok(take_error()?)
     }
@@ -512,16 +515,18 @@ impl GpuRunner {
         }
         let mut seed = seed as i64;
         let mut args = entry_args(&mut seed, &mut descs);
+        let mut records = Records::new(self.cuda)?;
         archc_cuda::set_sync_launches(self.sync_launches);
         // SAFETY: the arguments follow archc_entry's C interface: the seed, then one
         // descriptor per memref over a managed buffer of the declared shape.
-        let ran = unsafe { code.invoke("archc_entry", &mut args) };
+        let ran = records.collect(|| unsafe { code.invoke("archc_entry", &mut args) });
         archc_cuda::set_sync_launches(true);
         ran?;
         // The runtime's first error names the launch or call that failed; a fault the
         // launches did not report shows at the final synchronisation.
         take_error()?;
         self.cuda.synchronize()?;
+        resident::refuse(&records);
         let n_in = inputs.len();
         for (t, &(ptr, bytes)) in outputs.iter_mut().zip(&buffers.0[n_in..]) {
             // SAFETY: the buffer holds `bytes` bytes written by the entry; the tensor was

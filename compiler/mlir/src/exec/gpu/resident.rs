@@ -13,6 +13,9 @@
 //! - Resident state (`super::state`): a bound argument or result is not in the slot; its
 //!   descriptor points at the state's device buffer ([`Slot::descriptors_with`]), and the
 //!   copies that move written results home are queued after the entry (captured with it).
+//! - Check records (`archc_cuda::checks`): the entry's copies of them land in the slot's
+//!   page-locked [`Records`], from direct runs and captures alike; after the final wait the
+//!   runner reads them ([`Slot::refusal`]).
 //! - Graphs (`capture`): the entry's work is captured once from the stream into a CUDA
 //!   graph, which is then replayed for every later run of the slot. The graph bakes in
 //!   the slot's buffers, the pool blocks the entry used (owned by the graph until it is
@@ -21,6 +24,7 @@
 //!   the caller runs the entry directly.
 
 use crate::abi::{data_ptr, Descriptors};
+use archc_cuda::checks::Records;
 use archc_cuda::{Cuda, CudaError, Graph, Owned, Stream};
 use archc_runtime::tensor::Tensor;
 
@@ -52,6 +56,8 @@ pub(crate) struct Slot {
     inputs: usize,
     shapes: Vec<Vec<usize>>,
     pub runs: u64,
+    /// Where the entry's check records land (a captured graph copies into them too).
+    pub checks: Records,
     pub graph: Option<Captured>,
     /// Set when a capture failed: this slot runs the entry directly from then on.
     pub no_graph: bool,
@@ -75,8 +81,13 @@ impl Slot {
         let host = cuda.alloc_pinned(total).inspect_err(|_| {
             let _ = cuda.free(device);
         })?;
+        let checks = Records::new(cuda).inspect_err(|_| {
+            let _ = cuda.free(device);
+            let _ = cuda.free_pinned(host);
+        })?;
         let parts = offsets.into_iter().zip(bytes).collect();
-        Ok(Slot { cuda, device, host, parts, inputs: inputs.len(), shapes, runs: 0, graph: None, no_graph: false })
+        let inputs = inputs.len();
+        Ok(Slot { cuda, device, host, parts, inputs, shapes, runs: 0, checks, graph: None, no_graph: false })
     }
 
     /// Queues the inputs' upload: through the page-locked buffer, in one copy.
@@ -111,6 +122,12 @@ impl Slot {
             unsafe { std::ptr::copy_nonoverlapping(self.host.add(offset), data_ptr(t), bytes) };
         }
         Ok(())
+    }
+
+    /// After the final wait of a run: the first refusal its check records hold, recorded
+    /// on this thread as compiled code's refusals are (`runtime::rt::archc_fail`).
+    pub fn refusal(&self) {
+        refuse(&self.checks);
     }
 
     /// Where the inputs end in the buffers (the outputs start at the next offset).
@@ -159,6 +176,14 @@ impl Drop for Slot {
         self.graph = None;
         let _ = self.cuda.free(self.device);
         let _ = self.cuda.free_pinned(self.host);
+    }
+}
+
+/// Records the first refusal among `records` (read after the run's final wait) as the
+/// run's failure.
+pub(crate) fn refuse(records: &Records) {
+    if let Some([kind, a, b, c]) = records.first_refusal() {
+        crate::runtime::rt::archc_fail(kind, a, b, c);
     }
 }
 
