@@ -42,7 +42,13 @@ impl FnLower<'_, '_, '_> {
             }
         }
         if (r == 2 || r == 3) && matches!(out.0, DType::F32 | DType::F64) {
-            if out.0 == DType::F32 && at_least(&a.shape[r - 1], LONG_GEMM) {
+            let long = out.0 == DType::F32 && at_least(&a.shape[r - 1], LONG_GEMM);
+            if r == 2 && !long && self.em.target == super::Target::Cpu {
+                if let Some(y) = self.product_of_swapped_rows(a, b, out) {
+                    return y;
+                }
+            }
+            if long {
                 // Long f32 sums (weight gradients over batch x positions) run in f64.
                 let (a64, b64) = (self.cast_operand(a, DType::F64), self.cast_operand(b, DType::F64));
                 let y = self.library_matmul(&a64, &b64, &(DType::F64, out.1.clone()));
@@ -75,6 +81,23 @@ impl FnLower<'_, '_, '_> {
         let mut iters = vec![Iter::Par; nb + 2];
         iters.push(Iter::Red);
         self.contract(&[Operand::new(a, am), Operand::new(b, bm)], out.0, &out.1, om, &iters, &red)
+    }
+
+    /// `a @ b` where `a: [B * N, K]` is a reshape of `x: [B, K, N]` with its last two axes
+    /// swapped (a channels-first activation read by a `Linear`, as in an FNO's
+    /// projection): one batched product of `x`'s strided view with `b` broadcast over the
+    /// batch (stride 0), whose `[B, N, O]` result is the `[B * N, O]` rows in place. No
+    /// transposed copy of `x` is made (the CPU target; the GPU's copies are cheap). `None`
+    /// when `a` is no such reshape.
+    fn product_of_swapped_rows(&mut self, a: &V, b: &V, out: &Ty) -> Option<V> {
+        let (source, swapped) = self.swapped_rows.get(&a.name).cloned()?;
+        let batch = swapped[0].clone();
+        let shape3 = vec![batch.clone(), swapped[1].clone(), out.1[1].clone()];
+        let dyn_ty = dyn_view(3, out.0);
+        let ca = self.swapped_view(&source, &dyn_ty);
+        let cb = self.batch_broadcast_view(b, &batch, &dyn_ty);
+        let y = self.library_call(&ca, &cb, &(out.0, shape3));
+        Some(self.regroup(&y, &out.1, &[vec![0, 1], vec![2]], false))
     }
 
     /// A product with several batch axes (attention's `[B, H, T, D]` operands) as one

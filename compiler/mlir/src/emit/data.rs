@@ -19,6 +19,16 @@ impl FnLower<'_, '_, '_> {
         if x.shape == shape {
             return Ok(x.clone());
         }
+        let rows_of_swapped = x.rank() == 3 && shape.len() == 2 && shape[1] == x.shape[2];
+        let swapped = self.swapped.get(&x.name).filter(|_| rows_of_swapped).cloned();
+        let y = self.reshape_row_major(x, shape)?;
+        if let Some(source) = swapped {
+            self.swapped_rows.insert(y.name.clone(), (source, x.shape.clone()));
+        }
+        Ok(y)
+    }
+
+    fn reshape_row_major(&mut self, x: &V, shape: &[Dim]) -> EmitResult<V> {
         let n = product(&x.shape);
         let flat = match x.rank() {
             1 => x.clone(),

@@ -43,6 +43,14 @@ impl FnLower<'_, '_, '_> {
         if let Some(t) = self.tables.get(&key).filter(|_| shared) {
             return t.clone();
         }
+        if self.em.target == super::Target::Cpu {
+            let (n, k) = if inverse { (cols, rows / 2) } else { (rows, cols / 2) };
+            let t = self.runtime_table(inverse, (n, k), (rows, cols), dtype);
+            if shared {
+                self.tables.insert(key, t.clone());
+            }
+            return t;
+        }
         let init = self.b.empty(dtype, &ds(&[rows, cols]));
         let mut r = self.b.generic(&[], &[Operand::identity(&init)], &[Iter::Par, Iter::Par], |b, _| {
             let i = b.loop_index(0);
@@ -86,6 +94,33 @@ impl FnLower<'_, '_, '_> {
             vec![b.assign(format!("arith.addf {}, {xt} : f64", a[1]))]
         });
         self.cast(&sums[0], dt)
+    }
+
+    /// The table of a transform of `n` points keeping `k` coefficients, copied by the
+    /// runtime from the one it computed on first use (`runtime::dft`, the same entries as
+    /// [`Self::times_forward_table`]'s and [`Self::times_inverse_table`]'s): on the CPU
+    /// a forward pass no longer computes `sincos` per entry on every run.
+    fn runtime_table(
+        &mut self,
+        inverse: bool,
+        (n, k): (usize, usize),
+        (rows, cols): (usize, usize),
+        dtype: DType,
+    ) -> V {
+        let t = elem(dtype);
+        let sym = format!("archc_dft_table_{t}");
+        let any = format!("memref<*x{t}>");
+        let decl = format!("func.func private @{sym}(i64, i64, i64, {any}) attributes {{llvm.emit_c_interface}}");
+        self.em.externs.insert(sym.clone(), decl);
+        let shape = ds(&[rows, cols]);
+        let m = self.b.alloc(dtype, &shape);
+        let mty = super::types::memref(dtype, &shape);
+        let u = self.b.assign(format!("memref.cast {m} : {mty} to {any}"));
+        let (inv, nv, kv) = (self.b.i64c(inverse as i64), self.b.i64c(n as i64), self.b.i64c(k as i64));
+        self.b.op(format!("func.call @{sym}({inv}, {nv}, {kv}, {u}) : (i64, i64, i64, {any}) -> ()"));
+        let ty = super::types::tensor(dtype, &shape);
+        let name = self.b.assign(format!("bufferization.to_tensor {m} restrict : {mty} to {ty}"));
+        V { name, dtype, shape }
     }
 
     /// `rows: [R, n]` times the `[n, 2k]` forward table (column `j < k` is

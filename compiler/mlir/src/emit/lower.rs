@@ -22,6 +22,10 @@ pub(crate) struct FnLower<'e, 'p, 'l> {
     /// Results of transposes that swap the last two axes, by SSA name: their source, so
     /// that a matrix product reads it as a strided view instead (see `library_matmul`).
     pub swapped: HashMap<String, V>,
+    /// `[B * N, K]` reshapes of swapped `[B, N, K]` values ([`Self::swapped`]): the
+    /// source `[B, K, N]` and the swapped shape. A product reads the rows as a batched
+    /// product over the source's strided view (`FnLower::product_of_swapped_rows`).
+    pub swapped_rows: HashMap<String, (V, Vec<archc_compiler::tir::Dim>)>,
     /// DFT twiddle tables computed so far, by (inverse, rows, cols, dtype).
     pub tables: HashMap<(bool, usize, usize, DType), V>,
 }
@@ -123,6 +127,7 @@ pub(crate) fn lower_func(em: &mut Emitter, job: &Job) -> EmitResult<String> {
         vals: HashMap::new(),
         plan,
         swapped: HashMap::new(),
+        swapped_rows: HashMap::new(),
         tables: HashMap::new(),
     };
     l.b.scalar_maps = l.em.target == super::Target::Cpu;

@@ -71,7 +71,7 @@ pub extern "C" fn archc_rand_normal_f64(key: i64, i: i64) -> f64 {
 ///
 /// # Safety
 /// `m` must describe a live, contiguous row-major buffer of `T`.
-unsafe fn contiguous<'a, T>(m: *const UnrankedMemRef) -> &'a mut [T] {
+pub(crate) unsafe fn contiguous<'a, T>(m: *const UnrankedMemRef) -> &'a mut [T] {
     let m = unsafe { &*m };
     let rank = m.rank as usize;
     let w = unsafe { std::slice::from_raw_parts(m.desc, 3 + 2 * rank) };
@@ -135,6 +135,7 @@ pub fn copy_symbols() -> Vec<(&'static str, *mut ())> {
 /// Every runtime symbol with its address.
 pub fn symbols() -> Vec<(&'static str, *mut ())> {
     let mut v = copy_symbols();
+    v.extend(super::dft::symbols());
     v.extend([
         ("archc_rand_uniform_f32", archc_rand_uniform_f32 as *mut ()),
         ("archc_rand_uniform_f64", archc_rand_uniform_f64 as *mut ()),

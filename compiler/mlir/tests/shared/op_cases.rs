@@ -759,6 +759,11 @@ fn matmul_and_einsum() {
     let kt = m.op(Op::Permute(vec![0, 2, 3, 1]), &[kk]);
     m.emit(Op::MatMul, &[qh, kt], "matmul rank 4 of permuted operands");
     m.emit(Op::MatMul, &[fa, fb], "matmul f64 rank 2");
+    // A channels-first activation read by a `Linear` (an FNO's projection): the rows of
+    // `[B, C, N]` transposed to `[B * N, C]`, a batched product over the strided view.
+    let rows = m.op(Op::Permute(vec![0, 2, 1]), &[la]);
+    let rows = m.op_as(Op::Reshape, &[rows], "f32[4800, 3]");
+    m.emit(Op::MatMul, &[rows, a2], "matmul of the rows of a transposed [8, 3, 600]");
     // Products summed over their batch (lowered as one: see `FnLower::summed_matmul`):
     // short f32 sums, long ones (8 x 600 terms, one operand a transposed view), and a
     // product also read on its own.
