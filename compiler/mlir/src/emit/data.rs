@@ -349,8 +349,12 @@ impl FnLower<'_, '_, '_> {
         self.fail_if(&bad, Failure::Index, [&which, &nv, &ax]);
     }
 
-    pub fn gather(&mut self, x: &V, idx: &V, axis: usize, out: &Ty) -> V {
-        self.check_indices(idx, &x.shape[axis], axis);
+    /// `x[idx]` along `axis`; `check`: refuse indices outside `[-n, n)` at run time (off
+    /// where they provably lie inside).
+    pub fn gather(&mut self, x: &V, idx: &V, axis: usize, out: &Ty, check: bool) -> V {
+        if check {
+            self.check_indices(idx, &x.shape[axis], axis);
+        }
         let init = self.b.empty(out.0, &out.1);
         let k = idx.rank();
         let imap: Vec<String> = (axis..axis + k).map(|i| format!("d{i}")).collect();
@@ -375,8 +379,10 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// `x` plus `src` added at `idx` along `axis`: a loop nest over `src`.
-    pub fn scatter_add(&mut self, x: &V, idx: &V, src: &V, axis: usize) -> EmitResult<V> {
-        self.check_indices(idx, &x.shape[axis], axis);
+    pub fn scatter_add(&mut self, x: &V, idx: &V, src: &V, axis: usize, check: bool) -> EmitResult<V> {
+        if check {
+            self.check_indices(idx, &x.shape[axis], axis);
+        }
         let k = idx.rank();
         let r = src.rank();
         let zero = self.b.index(0);

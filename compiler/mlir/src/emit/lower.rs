@@ -47,6 +47,9 @@ struct Plan {
     /// Float `reduce.sum`s of a broadcast scalar constant (how gradients spell a symbolic
     /// size: a sum of ones), by result: the constant ([`FnLower::constant_sum`]).
     const_sums: HashMap<ValueId, f64>,
+    /// `gather`/`scatter_add` results whose indices provably lie in `[-n, n)`
+    /// (`pattern::int_range`): no run-time check.
+    in_range: HashSet<ValueId>,
 }
 
 impl Plan {
@@ -74,6 +77,24 @@ impl Plan {
                 Op::Reduce { op: ReduceOp::Sum, .. } if matches!(inst.ty.dtype, DType::F32 | DType::F64) => {
                     if let Some(c) = pattern::broadcast_constant(|v| def.get(&v).copied(), inst.args[0]) {
                         plan.const_sums.insert(inst.result, c);
+                    }
+                }
+                Op::Gather { axis } | Op::ScatterAdd { axis } => {
+                    let size = |i: &Inst, a: usize| i.ty.shape.get(a).and_then(|d| d.eval(env));
+                    let range = pattern::int_range(|x| def.get(&x).copied(), size, inst.args[1]);
+                    let n = def.get(&inst.args[0]).map_or_else(
+                        || {
+                            func.args
+                                .iter()
+                                .find(|(v, _)| *v == inst.args[0])
+                                .and_then(|(_, t)| t.shape[*axis].eval(env))
+                        },
+                        |x| x.ty.shape[*axis].eval(env),
+                    );
+                    if let (Some((lo, hi)), Some(n)) = (range, n) {
+                        if lo >= -n && hi < n {
+                            plan.in_range.insert(inst.result);
+                        }
                     }
                 }
                 Op::Irfft { axis, .. } => {
@@ -245,8 +266,14 @@ impl FnLower<'_, '_, '_> {
             Op::Slice { start, end, step } => one(self.slice(&a[0], start, end, step, out)?),
             Op::Concat { axis } => one(self.concat(a, *axis, out)),
             Op::Pad { padding, value } => one(self.pad(&a[0], padding, *value, out)),
-            Op::Gather { axis } => one(self.gather(&a[0], &a[1], *axis, out)),
-            Op::ScatterAdd { axis } => one(self.scatter_add(&a[0], &a[1], &a[2], *axis)?),
+            Op::Gather { axis } => {
+                let check = !self.plan.in_range.contains(&inst.result);
+                one(self.gather(&a[0], &a[1], *axis, out, check))
+            }
+            Op::ScatterAdd { axis } => {
+                let check = !self.plan.in_range.contains(&inst.result);
+                one(self.scatter_add(&a[0], &a[1], &a[2], *axis, check)?)
+            }
             Op::Rfft { axis } => {
                 let keep = self.plan.rfft_keep.get(&inst.result).copied();
                 one(self.rfft(&a[0], *axis, out, keep)?)
