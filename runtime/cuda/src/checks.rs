@@ -10,17 +10,19 @@
 //!   slot of the [`Records`] collecting on this thread ([`Records::collect`]): no wait, so a
 //!   CUDA graph captures the copy with the kernels, and a replay writes the same slots.
 //! - After the stream was waited for, [`Records::first_refusal`] is the first record
-//!   whose kind is not 0. A run that hands over more than [`CAPACITY`] records, or one
-//!   while no `Records` collect, records an error for [`crate::take_error`] instead.
-//! - The slots are page-locked host memory owned by the `Records`; whoever replays a graph
-//!   that copies into them keeps them alive as long as the graph.
+//!   whose kind is not 0. A record handed over while no `Records` collect records an error
+//!   for [`crate::take_error`] instead.
+//! - The slots are page-locked host memory owned by the `Records`, in blocks of
+//!   [`CAPACITY`] (a run that hands over more, a gather in a long host loop, gets another
+//!   block; blocks never move, since a captured graph copies into them); whoever replays
+//!   a graph that copies into them keeps them alive as long as the graph.
 
 use std::cell::Cell;
 use std::ptr::null_mut;
 
 use crate::{cuda, mgpu, Cuda, CudaError, UnrankedMemRef};
 
-/// How many records one run can hand over.
+/// Records per block of slots.
 pub const CAPACITY: usize = 256;
 
 /// One record: `[kind, a, b, c]`.
@@ -31,21 +33,36 @@ thread_local! {
     static ACTIVE: Cell<*mut Records> = const { Cell::new(null_mut()) };
 }
 
-/// [`CAPACITY`] slots of page-locked memory and how many the last run used.
+/// Blocks of [`CAPACITY`] slots of page-locked memory and how many slots the last run
+/// used.
 pub struct Records {
     cuda: &'static Cuda,
-    slots: *mut Record,
+    blocks: Vec<*mut Record>,
     used: usize,
 }
 
 impl Records {
-    /// Zeroed slots.
+    /// One block of zeroed slots.
     pub fn new(cuda: &'static Cuda) -> Result<Records, CudaError> {
+        let mut records = Records { cuda, blocks: Vec::new(), used: 0 };
+        records.grow()?;
+        Ok(records)
+    }
+
+    /// Another block of zeroed slots.
+    fn grow(&mut self) -> Result<(), CudaError> {
         let bytes = CAPACITY * std::mem::size_of::<Record>();
-        let slots = cuda.alloc_pinned(bytes)?.cast::<Record>();
+        let block = self.cuda.alloc_pinned(bytes)?.cast::<Record>();
         // SAFETY: `alloc_pinned` returned `bytes` writable bytes.
-        unsafe { std::ptr::write_bytes(slots, 0, CAPACITY) };
-        Ok(Records { cuda, slots, used: 0 })
+        unsafe { std::ptr::write_bytes(block, 0, CAPACITY) };
+        self.blocks.push(block);
+        Ok(())
+    }
+
+    /// Slot `i` (inside the blocks).
+    fn slot(&self, i: usize) -> *mut Record {
+        // SAFETY (of later use): block `i / CAPACITY` exists and holds `CAPACITY` slots.
+        self.blocks[i / CAPACITY].wrapping_add(i % CAPACITY)
     }
 
     /// Runs `f` (which runs or captures compiled code) with these slots receiving the
@@ -67,22 +84,21 @@ impl Records {
     /// The first record of the last run whose kind is not 0. Only after the stream that
     /// runs the copies was waited for.
     pub fn first_refusal(&self) -> Option<Record> {
-        // SAFETY: the first `used` slots lie in the allocation, and no copy into them is
+        // SAFETY: the first `used` slots lie in the blocks, and no copy into them is
         // pending (the caller waited for the stream).
-        let slots = unsafe { std::slice::from_raw_parts(self.slots, self.used) };
-        slots.iter().find(|r| r[0] != 0).copied()
+        (0..self.used).map(|i| unsafe { *self.slot(i) }).find(|r| r[0] != 0)
     }
 
     /// Queues the copy of the record at `src` (device or managed memory) into the next slot.
     fn queue(&mut self, src: *const u8) -> Result<(), CudaError> {
-        if self.used == CAPACITY {
-            return Err(CudaError::Internal(format!("more than {CAPACITY} check records in one run")));
+        if self.used == self.blocks.len() * CAPACITY {
+            self.grow()?;
         }
         let stream = crate::runtime_stream()?;
         let bytes = std::mem::size_of::<Record>();
         // SAFETY: the slot holds one record; the source is the compiled code's live
         // record buffer, which the stream reads before any later kernel reuses it.
-        unsafe { self.cuda.copy_to_host(self.slots.add(self.used).cast(), src, bytes, stream)? };
+        unsafe { self.cuda.copy_to_host(self.slot(self.used).cast(), src, bytes, stream)? };
         self.used += 1;
         Ok(())
     }
@@ -90,7 +106,9 @@ impl Records {
 
 impl Drop for Records {
     fn drop(&mut self) {
-        let _ = self.cuda.free_pinned(self.slots.cast());
+        for &block in &self.blocks {
+            let _ = self.cuda.free_pinned(block.cast());
+        }
     }
 }
 
