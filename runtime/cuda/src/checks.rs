@@ -20,7 +20,7 @@
 use std::cell::Cell;
 use std::ptr::null_mut;
 
-use crate::{cuda, mgpu, Cuda, CudaError, UnrankedMemRef};
+use crate::{mgpu, Cuda, CudaError, UnrankedMemRef};
 
 /// Records per block of slots.
 pub const CAPACITY: usize = 256;
@@ -119,7 +119,7 @@ impl Drop for Records {
 /// `rec` must describe a live, contiguous buffer of four `i64`.
 pub unsafe extern "C" fn archc_check_begin(rec: *const UnrankedMemRef) {
     // SAFETY: forwarded from this function's contract.
-    let dst = unsafe { data_of(rec) }.cast_mut();
+    let dst = unsafe { (*rec).element_zero(8) };
     let zeroed = crate::runtime_stream().map(|stream| {
         let words = (std::mem::size_of::<Record>() / 4) as i64;
         // SAFETY: the buffer holds one record, 8-byte aligned.
@@ -139,29 +139,18 @@ pub unsafe extern "C" fn archc_check_record(rec: *const UnrankedMemRef) {
         return;
     }
     // SAFETY: forwarded from this function's contract.
-    let src = unsafe { data_of(rec) };
+    let src = unsafe { (*rec).element_zero(8) };
     let active = ACTIVE.with(Cell::get);
-    let queued = match cuda() {
+    let queued = if active.is_null() {
+        Err(CudaError::Internal("a check record outside a collecting run".into()))
+    } else {
         // SAFETY: `collect` set the pointer from a live `&mut Records` for the duration of
         // the run this call belongs to, on this thread.
-        Ok(_) if !active.is_null() => unsafe { (*active).queue(src) },
-        Ok(_) => Err(CudaError::Internal("a check record outside a collecting run".into())),
-        Err(e) => Err(e),
+        unsafe { (*active).queue(src) }
     };
     if let Err(e) = queued {
         mgpu::record(e.context("archc_check_record"));
     }
-}
-
-/// The data pointer of a memref behind an unranked descriptor
-/// (`{allocated, aligned, offset, ...}`).
-///
-/// # Safety
-/// `m` must describe a live memref of 8-byte elements.
-unsafe fn data_of(m: *const UnrankedMemRef) -> *const u8 {
-    // SAFETY: a ranked descriptor starts with these three words.
-    let w = unsafe { std::slice::from_raw_parts((*m).desc, 3) };
-    (w[1] as *const u8).wrapping_add(w[2] as usize * 8)
 }
 
 /// This module's symbols, for the JIT's symbol map.

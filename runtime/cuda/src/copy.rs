@@ -47,6 +47,18 @@ pub struct UnrankedMemRef {
     pub desc: *const i64,
 }
 
+impl UnrankedMemRef {
+    /// The address of element 0 (the descriptor's aligned pointer plus its offset).
+    ///
+    /// # Safety
+    /// `desc` points to a readable descriptor; `elem_size` is the element's size in bytes.
+    pub unsafe fn element_zero(&self, elem_size: usize) -> *mut u8 {
+        // SAFETY: a ranked descriptor starts with `allocated, aligned, offset`.
+        let w = unsafe { std::slice::from_raw_parts(self.desc, 3) };
+        (w[1] as usize as *mut u8).wrapping_offset(w[2] as isize * elem_size as isize)
+    }
+}
+
 /// The symbols of this module, for the JIT's symbol map.
 pub fn symbols() -> Vec<(&'static str, *mut ())> {
     vec![("memrefCopy", memrefCopy as *mut ())]
@@ -144,8 +156,9 @@ impl Transfer {
         }
         let dims: Vec<Dim> =
             (0..rank).map(|i| Dim { size: sizes[i], src: s[3 + rank + i], dst: d[3 + rank + i] }).collect();
-        let at = |words: &[i64]| (words[1] as usize as *mut u8).wrapping_offset(words[2] as isize * elem_size as isize);
-        Ok(Some(Transfer { src: at(s), dst: at(d), elem_size, dims: collapse(&dims) }))
+        // SAFETY: both descriptors were read above.
+        let (src, dst) = unsafe { (src.element_zero(elem_size), dst.element_zero(elem_size)) };
+        Ok(Some(Transfer { src, dst, elem_size, dims: collapse(&dims) }))
     }
 
     /// The copy on the device, or by the host after synchronising (see the module doc).

@@ -57,15 +57,7 @@ impl FnLower<'_, '_, '_> {
     /// A fresh record buffer that the runtime's `archc_check_begin` zeroes (a fill on the
     /// GPU's stream), so a record is "nothing to report" until a kernel writes it.
     fn zeroed_record(&mut self) -> V {
-        let shape = [Dim::constant(4)];
-        let (m, any) = ("memref<4xi64>", "memref<*xi64>");
-        let decl = format!("func.func private @archc_check_begin({any}) attributes {{llvm.emit_c_interface}}");
-        self.em.externs.insert("archc_check_begin".into(), decl);
-        let buf = self.b.alloc(DType::I64, &shape);
-        let u = self.b.assign(format!("memref.cast {buf} : {m} to {any}"));
-        self.b.op(format!("func.call @archc_check_begin({u}) : ({any}) -> ()"));
-        let name = self.b.assign(format!("bufferization.to_tensor {buf} restrict : {m} to tensor<4xi64>"));
-        V { name, dtype: DType::I64, shape: shape.to_vec() }
+        self.runtime_fill("archc_check_begin", &[], (DType::I64, vec![Dim::constant(4)]))
     }
 
     /// Hands the check record `rec` ([`Self::record`]) to the runtime's

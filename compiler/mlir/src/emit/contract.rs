@@ -90,9 +90,9 @@ impl FnLower<'_, '_, '_> {
     /// transposed copy of `x` is made (the CPU target; the GPU's copies are cheap). `None`
     /// when `a` is no such reshape.
     fn product_of_swapped_rows(&mut self, a: &V, b: &V, out: &Ty) -> Option<V> {
-        let (source, swapped) = self.swapped_rows.get(&a.name).cloned()?;
-        let batch = swapped[0].clone();
-        let shape3 = vec![batch.clone(), swapped[1].clone(), out.1[1].clone()];
+        let source = self.swapped_rows.get(&a.name).cloned()?;
+        let batch = source.shape[0].clone();
+        let shape3 = vec![batch.clone(), source.shape[2].clone(), out.1[1].clone()];
         let dyn_ty = dyn_view(3, out.0);
         let ca = self.swapped_view(&source, &dyn_ty);
         let cb = self.batch_broadcast_view(b, &batch, &dyn_ty);

@@ -93,18 +93,8 @@ impl FnLower<'_, '_, '_> {
     /// the per-element functions) into a fresh buffer: kernels cannot call the runtime,
     /// and the host call reaches the GPU's managed buffers directly.
     fn rand_fill(&mut self, kind: &str, key: &str, (dt, shape): &Ty) -> V {
-        let t = elem(*dt);
-        let sym = format!("archc_rand_fill_{kind}_{t}");
-        let any = format!("memref<*x{t}>");
-        self.em
-            .externs
-            .insert(sym.clone(), format!("func.func private @{sym}(i64, {any}) attributes {{llvm.emit_c_interface}}"));
-        let mty = super::types::memref(*dt, shape);
-        let m = self.b.alloc(*dt, shape);
-        let u = self.b.assign(format!("memref.cast {m} : {mty} to {any}"));
-        self.b.op(format!("func.call @{sym}({key}, {u}) : (i64, {any}) -> ()"));
-        let name = self.b.assign(format!("bufferization.to_tensor {m} restrict : {mty} to {}", tensor(*dt, shape)));
-        V { name, dtype: *dt, shape: shape.clone() }
+        let sym = format!("archc_rand_fill_{kind}_{}", elem(*dt));
+        self.runtime_fill(&sym, &[key.to_string()], (*dt, shape.clone()))
     }
 
     /// `func.call` of a specialised callee with frame key `key`; its results, typed as

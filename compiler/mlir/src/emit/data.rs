@@ -23,7 +23,7 @@ impl FnLower<'_, '_, '_> {
         let swapped = self.swapped.get(&x.name).filter(|_| rows_of_swapped).cloned();
         let y = self.reshape_row_major(x, shape)?;
         if let Some(source) = swapped {
-            self.swapped_rows.insert(y.name.clone(), (source, x.shape.clone()));
+            self.swapped_rows.insert(y.name.clone(), source);
         }
         Ok(y)
     }

@@ -107,20 +107,9 @@ impl FnLower<'_, '_, '_> {
         (rows, cols): (usize, usize),
         dtype: DType,
     ) -> V {
-        let t = elem(dtype);
-        let sym = format!("archc_dft_table_{t}");
-        let any = format!("memref<*x{t}>");
-        let decl = format!("func.func private @{sym}(i64, i64, i64, {any}) attributes {{llvm.emit_c_interface}}");
-        self.em.externs.insert(sym.clone(), decl);
-        let shape = ds(&[rows, cols]);
-        let m = self.b.alloc(dtype, &shape);
-        let mty = super::types::memref(dtype, &shape);
-        let u = self.b.assign(format!("memref.cast {m} : {mty} to {any}"));
-        let (inv, nv, kv) = (self.b.i64c(inverse as i64), self.b.i64c(n as i64), self.b.i64c(k as i64));
-        self.b.op(format!("func.call @{sym}({inv}, {nv}, {kv}, {u}) : (i64, i64, i64, {any}) -> ()"));
-        let ty = super::types::tensor(dtype, &shape);
-        let name = self.b.assign(format!("bufferization.to_tensor {m} restrict : {mty} to {ty}"));
-        V { name, dtype, shape }
+        let sym = format!("archc_dft_table_{}", elem(dtype));
+        let scalars = [inverse as i64, n as i64, k as i64].map(|v| self.b.i64c(v));
+        self.runtime_fill(&sym, &scalars, (dtype, ds(&[rows, cols])))
     }
 
     /// `rows: [R, n]` times the `[n, 2k]` forward table (column `j < k` is
@@ -213,6 +202,23 @@ impl FnLower<'_, '_, '_> {
     /// Whether a transform of `n` points keeping `k` coefficients calls the runtime.
     fn runtime_fft(&self, n: usize, k: usize) -> bool {
         self.em.target == super::Target::Cpu && n * 2 * k > MAX_TABLE
+    }
+
+    /// A fresh buffer of `ty` written by one host call `sym(scalars..., buffer)` (`i64`
+    /// scalars, the buffer as `memref<*xT>` through the C interface), as a tensor.
+    pub(super) fn runtime_fill(&mut self, sym: &str, scalars: &[String], (dtype, shape): Ty) -> V {
+        let any = format!("memref<*x{}>", elem(dtype));
+        let tys: Vec<&str> = scalars.iter().map(|_| "i64").chain([any.as_str()]).collect();
+        let decl = format!("func.func private @{sym}({}) attributes {{llvm.emit_c_interface}}", tys.join(", "));
+        self.em.externs.insert(sym.to_string(), decl);
+        let mty = super::types::memref(dtype, &shape);
+        let m = self.b.alloc(dtype, &shape);
+        let u = self.b.assign(format!("memref.cast {m} : {mty} to {any}"));
+        let args: Vec<&str> = scalars.iter().map(String::as_str).chain([u.as_str()]).collect();
+        self.b.op(format!("func.call @{sym}({}) : ({}) -> ()", args.join(", "), tys.join(", ")));
+        let ty = super::types::tensor(dtype, &shape);
+        let name = self.b.assign(format!("bufferization.to_tensor {m} restrict : {mty} to {ty}"));
+        V { name, dtype, shape }
     }
 
     /// `out = sym(ins...)` on `[R, _]` matrices: the runtime writes a fresh `[R, len]`

@@ -23,9 +23,9 @@ pub(crate) struct FnLower<'e, 'p, 'l> {
     /// that a matrix product reads it as a strided view instead (see `library_matmul`).
     pub swapped: HashMap<String, V>,
     /// `[B * N, K]` reshapes of swapped `[B, N, K]` values ([`Self::swapped`]): the
-    /// source `[B, K, N]` and the swapped shape. A product reads the rows as a batched
-    /// product over the source's strided view (`FnLower::product_of_swapped_rows`).
-    pub swapped_rows: HashMap<String, (V, Vec<archc_compiler::tir::Dim>)>,
+    /// source `[B, K, N]`. A product reads the rows as a batched product over the
+    /// source's strided view (`FnLower::product_of_swapped_rows`).
+    pub swapped_rows: HashMap<String, V>,
     /// DFT twiddle tables computed so far, by (inverse, rows, cols, dtype).
     pub tables: HashMap<(bool, usize, usize, DType), V>,
 }
@@ -82,15 +82,7 @@ impl Plan {
                 Op::Gather { axis } | Op::ScatterAdd { axis } => {
                     let size = |i: &Inst, a: usize| i.ty.shape.get(a).and_then(|d| d.eval(env));
                     let range = pattern::int_range(|x| def.get(&x).copied(), size, inst.args[1]);
-                    let n = def.get(&inst.args[0]).map_or_else(
-                        || {
-                            func.args
-                                .iter()
-                                .find(|(v, _)| *v == inst.args[0])
-                                .and_then(|(_, t)| t.shape[*axis].eval(env))
-                        },
-                        |x| x.ty.shape[*axis].eval(env),
-                    );
+                    let n = func.type_of(inst.args[0]).and_then(|t| t.shape[*axis].eval(env));
                     if let (Some((lo, hi)), Some(n)) = (range, n) {
                         if lo >= -n && hi < n {
                             plan.in_range.insert(inst.result);

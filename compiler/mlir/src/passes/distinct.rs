@@ -21,9 +21,10 @@
 //! than two such buffers are left alone. The runtimes give every output a buffer of its
 //! own, distinct from the inputs (the GPU runners give inputs their own too; the CPU
 //! backends may pass one tensor for two inputs, which compiled code only reads, so no
-//! fusion decision depends on their being distinct), globals are distinct from them, and buffers are freed only at the
-//! end of the function (ownership-based deallocation frees at the end of the block), so
-//! the claim holds and the earlier allocations lengthen no lifetime.
+//! fusion decision depends on their being distinct), globals are distinct from them,
+//! and buffers are freed only at the end of the function (ownership-based deallocation
+//! frees at the end of the block), so the claim holds and the earlier allocations
+//! lengthen no lifetime.
 //!
 //! Contract of [`unmark`]: no `memref.distinct_objects` op is left; every use of one of
 //! its results reads the operand it stood for (lowered, each op would be one

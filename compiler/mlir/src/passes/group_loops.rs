@@ -1,8 +1,8 @@
-//! `archc-group-loops` (CPU and GPU pipelines, before `scf-parallel-loop-fusion`, which merges only
-//! *adjacent* parallel loops over equal bounds): independent loops over equal bounds are
-//! brought next to each other first. A spectral layer's gradient, for one, interleaves
-//! einsums over `[B, o, m]` with einsums over `[i, o, m]`, and an optimizer updates
-//! parameters of a few shapes in turn; each such loop was a kernel.
+//! `archc-group-loops` (CPU and GPU pipelines, before `scf-parallel-loop-fusion`, which
+//! merges only *adjacent* parallel loops over equal bounds): independent loops over
+//! equal bounds are brought next to each other first. A spectral layer's gradient, for
+//! one, interleaves einsums over `[B, o, m]` with einsums over `[i, o, m]`, and an
+//! optimizer updates parameters of a few shapes in turn; each such loop was a kernel.
 //!
 //! Contract: in each function body (after `archc-mark-distinct`), a top-level
 //! `scf.parallel` without results whose bounds and steps are index constants moves up to

@@ -21,7 +21,13 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 type Key = (bool, usize, usize);
 
-static TABLES: LazyLock<Mutex<HashMap<Key, Arc<Vec<f64>>>>> = LazyLock::new(Mutex::default);
+/// A table's entries in both element types, so a run only copies them.
+struct Table {
+    f64: Vec<f64>,
+    f32: Vec<f32>,
+}
+
+static TABLES: LazyLock<Mutex<HashMap<Key, Arc<Table>>>> = LazyLock::new(Mutex::default);
 
 /// At most this many distinct tables are kept; past it the cache starts afresh.
 const KEPT: usize = 64;
@@ -59,13 +65,14 @@ fn inverse(k: usize, n: usize) -> Vec<f64> {
 }
 
 /// The table for `key`, computed on first use.
-fn table(key: Key) -> Arc<Vec<f64>> {
+fn table(key: Key) -> Arc<Table> {
     let mut tables = TABLES.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(t) = tables.get(&key) {
         return t.clone();
     }
     let (inv, n, k) = key;
-    let t = Arc::new(if inv { inverse(k, n) } else { forward(n, k) });
+    let f64 = if inv { inverse(k, n) } else { forward(n, k) };
+    let t = Arc::new(Table { f32: f64.iter().map(|&v| v as f32).collect(), f64 });
     if tables.len() >= KEPT {
         tables.clear();
     }
@@ -73,12 +80,12 @@ fn table(key: Key) -> Arc<Vec<f64>> {
     t
 }
 
-/// Fills `out` with the table (see the module doc); a size that does not match leaves it
-/// as it is (compiled code never passes one).
+/// Fills `out` with the table (see the module doc) in the element type `pick` takes; a
+/// size that does not match leaves it as it is (compiled code never passes one).
 ///
 /// # Safety
 /// `out` must describe a live, contiguous buffer of `T`.
-unsafe fn fill<T>(inverse: i64, n: i64, k: i64, out: *const UnrankedMemRef, cast: impl Fn(f64) -> T) {
+unsafe fn fill<T: Copy>(inverse: i64, n: i64, k: i64, out: *const UnrankedMemRef, pick: impl Fn(&Table) -> &[T]) {
     let (Ok(n), Ok(k)) = (usize::try_from(n), usize::try_from(k)) else { return };
     if n == 0 || k == 0 {
         return;
@@ -86,10 +93,9 @@ unsafe fn fill<T>(inverse: i64, n: i64, k: i64, out: *const UnrankedMemRef, cast
     // SAFETY: forwarded from this function's contract.
     let out = unsafe { super::rt::contiguous::<T>(out) };
     let t = table((inverse != 0, n, k));
-    if out.len() == t.len() {
-        for (o, &v) in out.iter_mut().zip(t.iter()) {
-            *o = cast(v);
-        }
+    let entries = pick(&t);
+    if out.len() == entries.len() {
+        out.copy_from_slice(entries);
     }
 }
 
@@ -98,7 +104,7 @@ unsafe fn fill<T>(inverse: i64, n: i64, k: i64, out: *const UnrankedMemRef, cast
 /// # Safety
 /// As [`fill`].
 pub unsafe extern "C" fn archc_dft_table_f32(inverse: i64, n: i64, k: i64, out: *const UnrankedMemRef) {
-    unsafe { fill(inverse, n, k, out, |v| v as f32) }
+    unsafe { fill(inverse, n, k, out, |t| &t.f32) }
 }
 
 /// `archc_dft_table_f64(inverse, n, k, memref<*xf64>)` (C interface).
@@ -106,7 +112,7 @@ pub unsafe extern "C" fn archc_dft_table_f32(inverse: i64, n: i64, k: i64, out: 
 /// # Safety
 /// As [`fill`].
 pub unsafe extern "C" fn archc_dft_table_f64(inverse: i64, n: i64, k: i64, out: *const UnrankedMemRef) {
-    unsafe { fill(inverse, n, k, out, |v| v) }
+    unsafe { fill(inverse, n, k, out, |t| &t.f64) }
 }
 
 /// This module's symbols.
